@@ -1,0 +1,239 @@
+/* tensor/core.h - tensors, the autograd tape, errors and the runtime.
+ *
+ * A tn_tensor is both an n-d array (up to 4-D, element strides) and a node
+ * of the reverse-mode tape. Two kinds of tensors exist:
+ *
+ *   - heap tensors (tn_tensor_new, tn_tensor_from, ...): owned by the
+ *     caller, freed with tn_tensor_free. Parameters are heap tensors with
+ *     requires_grad set; their gradient buffer lives as long as they do and
+ *     accumulates across backward passes until tn_tensor_zero_grad.
+ *   - tape tensors: every op result. They live in the tape's arena and are
+ *     valid until tn_tape_reset or tn_tape_free; never free them.
+ *
+ * Errors: no library function exits or aborts on a user mistake. A failing
+ * call returns NULL (or a non-zero tn_status) and records a message that
+ * names the function and what was wrong, readable with tn_last_error().
+ * Ops additionally make the tape's error sticky: once an op failed, later
+ * ops on that tape return NULL without doing anything and tn_backward
+ * refuses, so a training loop may check tn_tape_error() once per step.
+ */
+#ifndef TENSOR_CORE_H
+#define TENSOR_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TN_VERSION_MAJOR 0
+#define TN_VERSION_MINOR 1
+#define TN_VERSION_PATCH 0
+#define TN_VERSION_STRING "0.1.0"
+
+#define TN_MAX_DIMS 4
+#define TN_MAX_SRC 3
+
+typedef enum tn_dtype {
+    TN_F32 = 0, /* float, training */
+    TN_F64 = 1, /* double, gradient checks */
+    TN_I32 = 2, /* int32_t, indices and targets only (never differentiable) */
+} tn_dtype;
+
+typedef enum tn_status {
+    TN_OK = 0,
+    TN_ERR_SHAPE,   /* shapes do not fit the op */
+    TN_ERR_DTYPE,   /* wrong or mixed dtypes */
+    TN_ERR_INDEX,   /* index out of range */
+    TN_ERR_ARG,     /* invalid argument (NULL, negative size, bad option) */
+    TN_ERR_MEMORY,  /* allocation failed */
+    TN_ERR_IO,      /* file could not be read or written */
+    TN_ERR_FORMAT,  /* file content is corrupt or does not match */
+    TN_ERR_NUMERIC, /* NaN/Inf seen in watch mode */
+    TN_ERR_STATE,   /* call not valid now (e.g. backward on a failed tape) */
+} tn_status;
+
+typedef struct tn_tensor tn_tensor;
+typedef struct tn_tape tn_tape;
+
+/* The op that produced a tensor. The list and the op table live in
+ * tensor/ops.h and src/ops; core only needs the integer. */
+typedef int tn_op_id;
+
+struct tn_tensor {
+    tn_dtype dtype;
+    int ndim;
+    int64_t shape[TN_MAX_DIMS];  /* unused trailing dims are 1 */
+    int64_t stride[TN_MAX_DIMS]; /* in elements; unused trailing dims 1 */
+    void *data;                  /* first element (views point inside a base) */
+    void *grad;                  /* same layout as data; NULL until needed */
+    bool requires_grad;          /* gradient wanted (parameter or derived) */
+    bool is_view;                /* data and grad alias src[0] at view_offset */
+    bool on_heap;                /* heap tensor (caller owns) vs tape tensor */
+    tn_op_id op;                 /* 0 (TN_OP_NONE) for leaves */
+    tn_tensor *src[TN_MAX_SRC];  /* inputs of op */
+    int64_t view_offset;         /* element offset of data in src[0] (views) */
+    int64_t iparam[4];           /* op parameters (dims, flags, indices) */
+    double fparam[2];            /* op parameters (scalars) */
+    void *aux;                   /* op scratch kept for backward (arena) */
+    tn_tape *tape;               /* tape that owns this tensor, or NULL */
+    const char *name;            /* optional, not owned (e.g. "weight_ih_l0") */
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Message of the most recent failure in this thread ("" if none). The
+ * string stays valid until the next failing call in this thread. */
+const char *tn_last_error(void);
+/* Status code of the most recent failure in this thread (TN_OK if none). */
+tn_status tn_last_status(void);
+/* Forget the last error of this thread. */
+void tn_clear_error(void);
+/* Record a failure (used by the library's own modules; printf-style). */
+tn_status tn_set_error(tn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Name of a status code, e.g. "shape error". */
+const char *tn_status_name(tn_status st);
+
+/* ---- allocator hooks -------------------------------------------------- */
+
+/* Replace the allocator used for every heap allocation of the library
+ * (tensors, arenas, scratch). Pass NULL for all three to restore malloc.
+ * Must be called while no library object is alive. */
+void tn_set_allocator(void *(*alloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                      void (*free_fn)(void *));
+/* Allocate/free with the current hooks (64-byte aligned for alloc). */
+void *tn_alloc(size_t nbytes);
+void tn_free(void *p);
+
+/* ---- dtype and shape helpers ------------------------------------------- */
+
+size_t tn_dtype_size(tn_dtype dt);
+const char *tn_dtype_name(tn_dtype dt);
+/* Number of elements. */
+int64_t tn_numel(const tn_tensor *t);
+/* True when the elements are laid out row-major without gaps. */
+bool tn_is_contiguous(const tn_tensor *t);
+/* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
+char *tn_shape_str(const tn_tensor *t, char *buf, size_t n);
+
+/* ---- heap tensors ------------------------------------------------------- */
+
+/* New zero-filled contiguous tensor of the given shape (ndim 1..4, every
+ * size >= 1). Caller owns it; NULL on error. */
+tn_tensor *tn_tensor_new(tn_dtype dt, int ndim, const int64_t *shape);
+/* Same, copying n = numel elements from data (of type dt). */
+tn_tensor *tn_tensor_from(tn_dtype dt, int ndim, const int64_t *shape, const void *data);
+/* Same, filled with value. */
+tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double value);
+/* Free a heap tensor and its gradient. NULL is a no-op; tape tensors are
+ * ignored (the tape owns them). */
+void tn_tensor_free(tn_tensor *t);
+/* Mark a heap tensor as a parameter: allocates its zeroed gradient.
+ * Returns TN_OK, or an error for tape/I32 tensors. */
+tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
+/* Zero the gradient (no-op when there is none). */
+void tn_tensor_zero_grad(tn_tensor *t);
+/* Element i (row-major logical index over the shape) as double. */
+double tn_tensor_get(const tn_tensor *t, int64_t i);
+/* Set element i (row-major logical index). */
+void tn_tensor_set(tn_tensor *t, int64_t i, double v);
+/* Gradient element i (row-major logical index); 0 when there is no grad. */
+double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
+/* Copy values from src to dst (same shape; dtypes may differ, converting).
+ * Works for heap and tape tensors; does not touch gradients or the tape. */
+tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src);
+/* Copy all elements into out (row-major, converted to double). */
+void tn_tensor_to_double(const tn_tensor *t, double *out);
+/* Fill every element with value. */
+void tn_tensor_fill(tn_tensor *t, double value);
+
+/* ---- random numbers ----------------------------------------------------- */
+
+/* A small portable generator (xoshiro256**, seeded through splitmix64):
+ * the same seed gives the same numbers on every machine and build. */
+typedef struct tn_rng {
+    uint64_t s[4];
+} tn_rng;
+
+void tn_rng_seed(tn_rng *r, uint64_t seed);
+uint64_t tn_rng_next(tn_rng *r);
+/* Uniform double in [0, 1) with 53 random bits. */
+double tn_rng_uniform(tn_rng *r);
+/* Standard normal (Box-Muller, no cached second value, so the state alone
+ * determines the stream). */
+double tn_rng_normal(tn_rng *r);
+/* Fill t with uniform values in [lo, hi). */
+void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
+/* Fill t with normal values of the given mean and standard deviation. */
+void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
+
+/* ---- the tape ------------------------------------------------------------ */
+
+/* New empty tape. Intermediates are carved from its arena, which grows in
+ * chunks as needed and is reused after tn_tape_reset, so a steady-state
+ * training step allocates nothing. Free with tn_tape_free. */
+tn_tape *tn_tape_new(void);
+/* Free the tape and every tensor it owns. NULL is a no-op. */
+void tn_tape_free(tn_tape *tp);
+/* Forget every recorded op and tape tensor (they become invalid), clear the
+ * sticky error, keep the arena memory for reuse. Heap tensors (parameters)
+ * and their gradients are untouched. */
+void tn_tape_reset(tn_tape *tp);
+/* Sticky error of the tape: the message of the first failed op since the
+ * last reset, or NULL when all is well. */
+const char *tn_tape_error(const tn_tape *tp);
+/* Record an error on the tape (used by op builders). */
+tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Gradient recording on (default) or off. With it off, ops compute results
+ * but record no inputs (no-grad mode for inference and sampling). Returns
+ * the previous setting. */
+bool tn_tape_set_grad(tn_tape *tp, bool enabled);
+bool tn_tape_grad_enabled(const tn_tape *tp);
+/* Training mode (default true): dropout is the identity when false. */
+void tn_tape_set_training(tn_tape *tp, bool training);
+bool tn_tape_training(const tn_tape *tp);
+/* NaN/Inf watch: when on, every op checks its output and the first op that
+ * produced a non-finite value fails the tape naming itself. */
+void tn_tape_set_watch(tn_tape *tp, bool on);
+/* Random generator used by stochastic ops (dropout) on this tape. */
+tn_rng *tn_tape_rng(tn_tape *tp);
+/* Bytes currently held by the arena (capacity), and high-water mark used. */
+size_t tn_tape_arena_capacity(const tn_tape *tp);
+/* Number of ops recorded since the last reset. */
+size_t tn_tape_size(const tn_tape *tp);
+
+/* Scratch memory from the arena, valid until reset; 64-byte aligned,
+ * uninitialised. NULL (and a sticky error) when out of memory. */
+void *tn_tape_alloc(tn_tape *tp, size_t nbytes);
+/* New contiguous tape tensor (zero-filled), not recorded as an op.
+ * Use for inputs built per step. */
+tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *shape);
+
+/* Backward: see tn_backward in tensor/ops.h (the engine dispatches over
+ * the op table, which lives above core). */
+
+/* ---- runtime: threads and BLIS ------------------------------------------ */
+
+/* Initialise the runtime (idempotent; done lazily by any op that needs it):
+ * picks the BLIS sub-configuration (see tn_blis_config), sets the thread
+ * count to the number of cores, turns on flush-to-zero. Call it (or
+ * tn_set_num_threads) before any other code of the process calls BLIS. */
+void tn_runtime_init(void);
+/* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
+void tn_set_num_threads(int n);
+int tn_num_threads(void);
+/* Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
+ * chosen ("auto", "forced: cpu has AVX-512", "user BLIS_ARCH_TYPE=3"). */
+const char *tn_blis_config(void);
+const char *tn_blis_config_reason(void);
+/* Turn flush-to-zero / denormals-are-zero on in the calling thread. */
+void tn_flush_denormals(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,189 @@
+/* tensor/ops.h - differentiable ops and the backward engine.
+ *
+ * Every builder takes the tape first, checks its arguments, computes the
+ * result eagerly and records itself on the tape when a gradient is wanted.
+ * Results are tape tensors (valid until tn_tape_reset). On a bad argument a
+ * builder returns NULL, names itself and the shapes in the message and makes
+ * the tape's error sticky; builders given a NULL input (the result of an
+ * earlier failure) return NULL quietly. Inputs are never modified.
+ *
+ * Inputs may be strided views (transpose, narrow); results are contiguous
+ * unless the op is a view (reshape, transpose, narrow), whose result shares
+ * the input's memory and gradient.
+ *
+ * Broadcasting (add, sub, mul, div, mask) follows numpy: shapes are aligned
+ * on the right and a dimension of size 1 stretches to the other's size.
+ */
+#ifndef TENSOR_OPS_H
+#define TENSOR_OPS_H
+
+#include "tensor/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The op table: one entry per op, name and backward in src/ops/table.c. */
+typedef enum tn_op {
+    TN_OP_NONE = 0, /* leaf */
+    /* shape.c: views and copies */
+    TN_OP_RESHAPE,
+    TN_OP_TRANSPOSE,
+    TN_OP_NARROW,
+    TN_OP_CONTIGUOUS,
+    TN_OP_CONCAT,
+    TN_OP_STACK,
+    /* binary.c: broadcasting arithmetic */
+    TN_OP_ADD,
+    TN_OP_SUB,
+    TN_OP_MUL,
+    TN_OP_DIV,
+    /* unary.c: element-wise */
+    TN_OP_SCALE,
+    TN_OP_NEG,
+    TN_OP_EXP,
+    TN_OP_LOG,
+    TN_OP_SIGMOID,
+    TN_OP_TANH,
+    TN_OP_RELU,
+    TN_OP_LEAKY_RELU,
+    TN_OP_GELU,
+    TN_OP_SILU,
+    TN_OP_MASK,
+    TN_OP_DROPOUT,
+    /* matmul.c: BLIS products */
+    TN_OP_MATMUL,
+    TN_OP_BMM,
+    TN_OP_ADDMM,
+    /* reduce.c */
+    TN_OP_SUM,
+    TN_OP_MEAN,
+    /* softmax.c */
+    TN_OP_SOFTMAX,
+    TN_OP_LOG_SOFTMAX,
+    /* index.c */
+    TN_OP_GATHER_ROWS,
+    /* loss.c */
+    TN_OP_CROSS_ENTROPY,
+    TN_OP_NLL,
+    TN_OP_MSE,
+    TN_OP_COUNT
+} tn_op;
+
+/* Name of an op ("add"), or "?" for an id outside the table. */
+const char *tn_op_name(int op);
+
+/* Loss reductions (PyTorch's 'none', 'mean', 'sum'). */
+typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NONE = 2 } tn_reduction;
+
+/* ---- backward engine (src/ops/backward.c) ---- */
+
+/* Back-propagate from a scalar (numel 1) loss: seeds d loss = 1 and walks
+ * the tape in reverse, accumulating (+=) into the gradients of every tensor
+ * that requires grad, parameters included. Tape gradients are zeroed at the
+ * start of every call; parameter gradients are not (zero them yourself).
+ * Fails (without touching any gradient) if the tape has a sticky error. */
+tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
+/* Same, seeding the gradient of y with dy (same shape as y, any dtype). */
+tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
+
+/* Detach: a tensor sharing x's data that carries no gradient and no history
+ * (the cut of truncated BPTT). Not an op: the result is a leaf. */
+tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);
+
+/* ---- shape.c ---- */
+
+/* View with a new shape (same numel). x must be contiguous; otherwise a
+ * contiguous copy is made first. One size may be -1 (inferred). */
+tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape);
+/* View with dims d0 and d1 swapped (negative dims count from the end). */
+tn_tensor *tn_transpose(tn_tape *tp, tn_tensor *x, int d0, int d1);
+/* View of x[..., start:start+len, ...] along dim. */
+tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t len);
+/* Contiguous copy of x (a view when x already is contiguous). */
+tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x);
+/* Concatenate n >= 1 tensors along dim (other dims equal). */
+tn_tensor *tn_concat(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+/* Stack n >= 1 equal-shaped tensors along a new dim (0..ndim). */
+tn_tensor *tn_stack(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+
+/* ---- binary.c ---- */
+
+tn_tensor *tn_add(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a + b */
+tn_tensor *tn_sub(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a - b */
+tn_tensor *tn_mul(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a * b */
+tn_tensor *tn_div(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a / b */
+
+/* ---- unary.c ---- */
+
+tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha); /* alpha * x */
+tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x);
+tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x);
+tn_tensor *tn_log(tn_tape *tp, tn_tensor *x);
+tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x); /* stable for large |x| */
+tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x);
+tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x);
+tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope);
+tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x); /* exact (erf) form */
+tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x); /* x * sigmoid(x) */
+/* x where mask != 0, else 0. mask broadcasts to x, any float dtype or I32,
+ * receives no gradient. For variable-length sequences. */
+tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask);
+/* Inverted dropout with probability p in [0, 1): in training mode zeroes
+ * each element with probability p (tape RNG) and scales the rest by
+ * 1/(1-p); in eval mode (tn_tape_set_training false) or p == 0, returns x. */
+tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
+
+/* ---- matmul.c (BLIS) ---- */
+
+/* a [M, K] @ b [K, N] -> [M, N]. Transposed operands are views
+ * (tn_transpose), passed to BLIS as strides without a copy. */
+tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/* Batched: a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N]. */
+tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/* bias + a @ b: a [M, K], b [K, N], bias [N] (broadcast over rows) or
+ * [M, N]. */
+tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
+
+/* ---- reduce.c ---- */
+
+/* Sum of all elements -> shape [1]. */
+tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x);
+/* Mean of all elements -> shape [1]. */
+tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x);
+/* Sum / mean along dim; keepdim keeps it with size 1, else it is removed
+ * (a 1-D input then gives shape [1]). */
+tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+
+/* ---- softmax.c ---- */
+
+/* Softmax / log-softmax along dim (log-sum-exp with max subtraction). */
+tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
+tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
+
+/* ---- index.c ---- */
+
+/* Embedding lookup: table [V, E], ids (I32, any shape S, each in [0, V))
+ * -> S x [E] (ndim of ids + 1 <= 4). Backward scatter-adds into table.
+ * Rows whose id equals padding_idx get no gradient (-1: none). */
+tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
+
+/* ---- loss.c ---- */
+
+/* Cross-entropy over logits [N, C] with class targets (I32 [N]); targets
+ * equal to ignore_index are skipped (mean divides by the rest). Fused
+ * log-softmax + NLL. Result [1] (mean/sum) or [N] (none). */
+tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                            int64_t ignore_index, tn_reduction red);
+/* Negative log-likelihood of log-probabilities logp [N, C]; as above. */
+tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
+                  tn_reduction red);
+/* Mean squared error of a and b (same shape). Result [1], or a's shape for
+ * TN_REDUCE_NONE. */
+tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,9 @@
+/* tensor/tensor.h - umbrella header of libtensor. */
+#ifndef TENSOR_TENSOR_H
+#define TENSOR_TENSOR_H
+
+#include "tensor/core.h"
+#include "tensor/ops.h"
+#include "tensor/gradcheck.h"
+
+#endif

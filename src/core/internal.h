@@ -1,0 +1,65 @@
+/* src/core/internal.h - library-internal helpers shared by core and ops.
+ * Not installed; never included by users. */
+#ifndef TN_CORE_INTERNAL_H
+#define TN_CORE_INTERNAL_H
+
+#include "tensor/core.h"
+
+#include <string.h>
+
+/* Run a statement block with T typedef'd to the element type of a float
+ * dtype (float for TN_F32, double otherwise). With <tgmath.h>, math calls on
+ * T values pick the float or double function. */
+#define TN_FOR_DTYPE(dt, T, ...)      \
+    do {                              \
+        if ((dt) == TN_F32) {         \
+            typedef float T;          \
+            __VA_ARGS__               \
+        } else {                      \
+            typedef double T;         \
+            __VA_ARGS__               \
+        }                             \
+    } while (0)
+
+/* An OpenMP parallel-for that runs only when cond holds; usable inside
+ * TN_FOR_DTYPE bodies (a #pragma line is not allowed in a macro argument). */
+#define TN_PRAGMA(x) _Pragma(#x)
+#define TN_OMP_FOR(cond) TN_PRAGMA(omp parallel for if (cond))
+
+/* OpenMP loops only pay off above this many elements. */
+#define TN_PAR_MIN 32768
+
+/* The tape. Tape tensors and scratch come from a chunked bump arena; the
+ * list of recorded nodes is a heap array whose capacity survives resets. */
+typedef struct tn_chunk {
+    struct tn_chunk *next;
+    size_t cap, used;
+    unsigned char *mem;
+} tn_chunk;
+
+struct tn_tape {
+    tn_chunk *chunks;  /* first chunk */
+    tn_chunk *cur;     /* chunk being filled */
+    size_t high_water; /* bytes used in the largest step so far */
+    tn_tensor **nodes; /* recorded ops in creation order */
+    size_t n_nodes, cap_nodes;
+    tn_status err;
+    char errmsg[512];
+    bool grad_enabled;
+    bool training;
+    bool watch;
+    tn_rng rng;
+};
+
+/* Fill shape/stride of a contiguous tensor; returns numel or -1 when the
+ * shape is invalid (ndim outside 1..4 or a size < 1). */
+int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape);
+
+/* Offset (in elements) of the row-major logical index i. */
+int64_t tn__offset_of(const tn_tensor *t, int64_t i);
+
+/* Append a tensor to the tape's node list. Returns false (sticky error) when
+ * out of memory. */
+bool tn__tape_record(tn_tape *tp, tn_tensor *t);
+
+#endif

@@ -1,0 +1,126 @@
+/* src/core/runtime.c - BLIS sub-configuration choice, threads, denormals.
+ *
+ * BLIS 0.9.0 picks its kernels once, at initialisation, from cpuid; on CPUs
+ * it does not know (e.g. AMD family 0x1A) it falls back to slow generic
+ * kernels, and on some AVX-512 Intel parts it picks the AVX2 haswell
+ * kernels. BLIS_ARCH_TYPE overrides the choice, but only as a number (the
+ * arch_t enum) and only if set before BLIS initialises. So before our first
+ * BLIS call we decide: a value the user set is respected; otherwise a CPU
+ * with AVX-512 F/DQ/BW/VL gets skx, an AMD Zen 1-3 is left to BLIS (it knows
+ * them), any other CPU with AVX2+FMA gets haswell, and the rest is left to
+ * BLIS's own detection.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <blis.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+
+static int runtime_ready = 0;
+static int n_threads = 1;
+static char config_name[32] = "uninitialised";
+static char config_reason[128] = "";
+
+static void cpu_vendor_family(char vendor[13], unsigned *family)
+{
+    unsigned a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    vendor[12] = '\0';
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    *family = ((a >> 8) & 0xf) + (((a >> 8) & 0xf) == 0xf ? ((a >> 20) & 0xff) : 0);
+}
+
+/* Sets BLIS_ARCH_TYPE unless the user did; records why. */
+static void choose_blis_arch(void)
+{
+    const char *user = getenv("BLIS_ARCH_TYPE");
+    if (user && *user) {
+        snprintf(config_reason, sizeof config_reason, "user BLIS_ARCH_TYPE=%s", user);
+        return;
+    }
+    __builtin_cpu_init();
+    char vendor[13];
+    unsigned family;
+    cpu_vendor_family(vendor, &family);
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool known_zen = strcmp(vendor, "AuthenticAMD") == 0 && (family == 0x17 || family == 0x19);
+    char num[8];
+    if (avx512) {
+        snprintf(num, sizeof num, "%d", (int)BLIS_ARCH_SKX);
+        setenv("BLIS_ARCH_TYPE", num, 0);
+        snprintf(config_reason, sizeof config_reason,
+                 "chosen: cpu has AVX-512 (%s family 0x%x), BLIS_ARCH_TYPE=%s", vendor, family, num);
+    } else if (avx2 && !known_zen) {
+        snprintf(num, sizeof num, "%d", (int)BLIS_ARCH_HASWELL);
+        setenv("BLIS_ARCH_TYPE", num, 0);
+        snprintf(config_reason, sizeof config_reason,
+                 "chosen: cpu has AVX2+FMA (%s family 0x%x), BLIS_ARCH_TYPE=%s", vendor, family,
+                 num);
+    } else {
+        snprintf(config_reason, sizeof config_reason, "auto: BLIS's own cpuid detection");
+    }
+}
+
+void tn_flush_denormals(void)
+{
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+}
+
+static void apply_threads(int n)
+{
+    n_threads = n;
+    omp_set_num_threads(n);
+    bli_thread_set_num_threads(n);
+    /* Flush denormals in every OpenMP worker (MXCSR is per thread). */
+#pragma omp parallel num_threads(n)
+    tn_flush_denormals();
+}
+
+void tn_runtime_init(void)
+{
+    if (runtime_ready)
+        return;
+    runtime_ready = 1;
+    choose_blis_arch();
+    bli_init();
+    snprintf(config_name, sizeof config_name, "%s", bli_arch_string(bli_arch_query_id()));
+    int n = omp_get_num_procs();
+    const char *env = getenv("TN_NUM_THREADS");
+    if (env && atoi(env) > 0)
+        n = atoi(env);
+    apply_threads(n > 0 ? n : 1);
+}
+
+void tn_set_num_threads(int n)
+{
+    tn_runtime_init();
+    apply_threads(n > 0 ? n : 1);
+}
+
+int tn_num_threads(void)
+{
+    tn_runtime_init();
+    return n_threads;
+}
+
+const char *tn_blis_config(void)
+{
+    tn_runtime_init();
+    return config_name;
+}
+
+const char *tn_blis_config_reason(void)
+{
+    tn_runtime_init();
+    return config_reason;
+}

@@ -1,0 +1,200 @@
+/* src/core/tape.c - the tape: arena, node list, sticky error, modes. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#define TN_CHUNK_MIN ((size_t)1 << 20)
+
+static tn_chunk *chunk_new(size_t cap)
+{
+    tn_chunk *c = tn_alloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->mem = tn_alloc(cap);
+    if (!c->mem) {
+        tn_free(c);
+        return NULL;
+    }
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+static void chunks_free(tn_chunk *c)
+{
+    while (c) {
+        tn_chunk *n = c->next;
+        tn_free(c->mem);
+        tn_free(c);
+        c = n;
+    }
+}
+
+tn_tape *tn_tape_new(void)
+{
+    tn_tape *tp = tn_alloc(sizeof *tp);
+    if (!tp)
+        return NULL;
+    memset(tp, 0, sizeof *tp);
+    tp->grad_enabled = true;
+    tp->training = true;
+    tn_rng_seed(&tp->rng, 0);
+    return tp;
+}
+
+void tn_tape_free(tn_tape *tp)
+{
+    if (!tp)
+        return;
+    chunks_free(tp->chunks);
+    tn_free(tp->nodes);
+    tn_free(tp);
+}
+
+void tn_tape_reset(tn_tape *tp)
+{
+    if (!tp)
+        return;
+    size_t used = 0, nchunks = 0;
+    for (tn_chunk *c = tp->chunks; c; c = c->next) {
+        used += c->used;
+        nchunks++;
+    }
+    if (used > tp->high_water)
+        tp->high_water = used;
+    /* More than one chunk: the step did not fit. Replace them all by one
+     * chunk large enough for the largest step seen, so that from the next
+     * step on the arena never grows. */
+    if (nchunks > 1) {
+        size_t cap = tp->high_water + tp->high_water / 4 + TN_CHUNK_MIN;
+        tn_chunk *big = chunk_new(cap);
+        if (big) {
+            chunks_free(tp->chunks);
+            tp->chunks = big;
+        }
+    }
+    for (tn_chunk *c = tp->chunks; c; c = c->next)
+        c->used = 0;
+    tp->cur = tp->chunks;
+    tp->n_nodes = 0;
+    tp->err = TN_OK;
+    tp->errmsg[0] = '\0';
+}
+
+const char *tn_tape_error(const tn_tape *tp)
+{
+    if (!tp)
+        return "tape is NULL";
+    return tp->err == TN_OK ? NULL : tp->errmsg;
+}
+
+tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tn_set_error(st, "%s", msg);
+    if (tp && tp->err == TN_OK) { /* keep the first error: it is the cause */
+        tp->err = st;
+        memcpy(tp->errmsg, msg, sizeof msg);
+    }
+    return st;
+}
+
+bool tn_tape_set_grad(tn_tape *tp, bool enabled)
+{
+    bool old = tp->grad_enabled;
+    tp->grad_enabled = enabled;
+    return old;
+}
+
+bool tn_tape_grad_enabled(const tn_tape *tp) { return tp->grad_enabled; }
+void tn_tape_set_training(tn_tape *tp, bool training) { tp->training = training; }
+bool tn_tape_training(const tn_tape *tp) { return tp->training; }
+void tn_tape_set_watch(tn_tape *tp, bool on) { tp->watch = on; }
+tn_rng *tn_tape_rng(tn_tape *tp) { return &tp->rng; }
+size_t tn_tape_size(const tn_tape *tp) { return tp->n_nodes; }
+
+size_t tn_tape_arena_capacity(const tn_tape *tp)
+{
+    size_t cap = 0;
+    for (tn_chunk *c = tp->chunks; c; c = c->next)
+        cap += c->cap;
+    return cap;
+}
+
+void *tn_tape_alloc(tn_tape *tp, size_t nbytes)
+{
+    nbytes = (nbytes + 63) & ~(size_t)63;
+    while (tp->cur && tp->cur->used + nbytes > tp->cur->cap)
+        tp->cur = tp->cur->next;
+    if (!tp->cur) {
+        size_t cap = nbytes > TN_CHUNK_MIN ? 2 * nbytes : TN_CHUNK_MIN;
+        tn_chunk *c = chunk_new(cap);
+        if (!c) {
+            tn_tape_fail(tp, TN_ERR_MEMORY, "tape arena: out of memory allocating %zu bytes",
+                         nbytes);
+            return NULL;
+        }
+        if (!tp->chunks) {
+            tp->chunks = c;
+        } else {
+            tn_chunk *last = tp->chunks;
+            while (last->next)
+                last = last->next;
+            last->next = c;
+        }
+        tp->cur = c;
+    }
+    void *p = tp->cur->mem + tp->cur->used;
+    tp->cur->used += nbytes;
+    return p;
+}
+
+tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *shape)
+{
+    if (!tp) {
+        tn_set_error(TN_ERR_ARG, "tn_tape_tensor: tape is NULL");
+        return NULL;
+    }
+    tn_tensor tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp, ndim, shape);
+    if (n < 0) {
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "tn_tape_tensor: invalid shape (ndim %d; need 1..4 dims of size >= 1)", ndim);
+        return NULL;
+    }
+    tn_tensor *t = tn_tape_alloc(tp, sizeof *t);
+    void *data = t ? tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt)) : NULL;
+    if (!data)
+        return NULL;
+    *t = tmp;
+    t->dtype = dt;
+    t->tape = tp;
+    t->data = data;
+    memset(data, 0, (size_t)n * tn_dtype_size(dt));
+    return t;
+}
+
+bool tn__tape_record(tn_tape *tp, tn_tensor *t)
+{
+    if (tp->n_nodes == tp->cap_nodes) {
+        size_t cap = tp->cap_nodes ? 2 * tp->cap_nodes : 256;
+        tn_tensor **nodes = tn_alloc(cap * sizeof *nodes);
+        if (!nodes) {
+            tn_tape_fail(tp, TN_ERR_MEMORY, "tape: out of memory recording op");
+            return false;
+        }
+        if (tp->n_nodes)
+            memcpy(nodes, tp->nodes, tp->n_nodes * sizeof *nodes);
+        tn_free(tp->nodes);
+        tp->nodes = nodes;
+        tp->cap_nodes = cap;
+    }
+    tp->nodes[tp->n_nodes++] = t;
+    return true;
+}

@@ -1,0 +1,177 @@
+/* src/ops/builder.c - helpers shared by all op builders, and detach. */
+#include "ops_internal.h"
+
+bool tn__check(tn_tape *tp, const char *name, int n, tn_tensor *const *xs)
+{
+    if (!tp) {
+        tn_set_error(TN_ERR_ARG, "%s: tape is NULL", name);
+        return false;
+    }
+    if (tp->err != TN_OK)
+        return false;
+    tn_dtype dt = TN_I32;
+    for (int i = 0; i < n; i++) {
+        if (!xs[i]) {
+            tn_tape_fail(tp, TN_ERR_ARG, "%s: input %d is NULL", name, i);
+            return false;
+        }
+        if (xs[i]->dtype == TN_I32) {
+            tn_tape_fail(tp, TN_ERR_DTYPE, "%s: input %d is int32; a float tensor is needed", name,
+                         i);
+            return false;
+        }
+        if (dt != TN_I32 && xs[i]->dtype != dt) {
+            tn_tape_fail(tp, TN_ERR_DTYPE, "%s: mixed dtypes %s and %s (input %d)", name,
+                         tn_dtype_name(dt), tn_dtype_name(xs[i]->dtype), i);
+            return false;
+        }
+        dt = xs[i]->dtype;
+    }
+    tn_runtime_init();
+    return true;
+}
+
+static bool src_wants(const tn_tensor *x)
+{
+    return x && x->dtype != TN_I32 && x->requires_grad;
+}
+
+static tn_tensor *node_new(tn_tape *tp, int op, tn_tensor *a, tn_tensor *b, tn_tensor *c)
+{
+    tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
+    if (!y)
+        return NULL;
+    memset(y, 0, sizeof *y);
+    y->tape = tp;
+    y->op = op;
+    y->src[0] = a;
+    y->src[1] = b;
+    y->src[2] = c;
+    y->requires_grad = tp->grad_enabled && (src_wants(a) || src_wants(b) || src_wants(c));
+    if (y->requires_grad && !tn__tape_record(tp, y))
+        return NULL;
+    return y;
+}
+
+tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
+                      tn_tensor *a, tn_tensor *b, tn_tensor *c)
+{
+    tn_tensor tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp, ndim, shape);
+    if (n < 0) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: invalid result shape", tn_op_name(op));
+        return NULL;
+    }
+    void *data = tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt));
+    if (!data)
+        return NULL;
+    if (zero)
+        memset(data, 0, (size_t)n * tn_dtype_size(dt));
+    tn_tensor *y = node_new(tp, op, a, b, c);
+    if (!y)
+        return NULL;
+    memcpy(y->shape, tmp.shape, sizeof y->shape);
+    memcpy(y->stride, tmp.stride, sizeof y->stride);
+    y->ndim = ndim;
+    y->dtype = dt;
+    y->data = data;
+    return y;
+}
+
+tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
+                    const int64_t *stride, int64_t offset)
+{
+    tn_tensor *y = node_new(tp, op, base, NULL, NULL);
+    if (!y)
+        return NULL;
+    y->ndim = ndim;
+    y->dtype = base->dtype;
+    for (int d = 0; d < TN_MAX_DIMS; d++) {
+        y->shape[d] = d < ndim ? shape[d] : 1;
+        y->stride[d] = d < ndim ? stride[d] : 1;
+    }
+    y->is_view = true;
+    y->view_offset = offset;
+    y->data = (char *)base->data + offset * (int64_t)tn_dtype_size(base->dtype);
+    return y;
+}
+
+tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y)
+{
+    if (!y || !tp->watch)
+        return y;
+    int64_t n = tn_numel(y);
+    for (int64_t i = 0; i < n; i++) {
+        double v = tn_tensor_get(y, i);
+        if (!isfinite(v)) {
+            tn_tape_fail(tp, TN_ERR_NUMERIC,
+                         "%s: produced a non-finite value (%g) at element %lld of its %s output",
+                         tn_op_name(y->op), v, (long long)i, TN_SHP(y));
+            return NULL;
+        }
+    }
+    return y;
+}
+
+int tn__dim(int dim, int ndim)
+{
+    if (dim < 0)
+        dim += ndim;
+    return dim >= 0 && dim < ndim ? dim : -1;
+}
+
+bool tn__broadcast_shape(const tn_tensor *a, const tn_tensor *b, int *nd, int64_t shape[4])
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int k = 0; k < n; k++) { /* k counts from the right */
+        int64_t sa = k < a->ndim ? a->shape[a->ndim - 1 - k] : 1;
+        int64_t sb = k < b->ndim ? b->shape[b->ndim - 1 - k] : 1;
+        if (sa != sb && sa != 1 && sb != 1)
+            return false;
+        shape[n - 1 - k] = sa > sb ? sa : sb;
+    }
+    *nd = n;
+    return true;
+}
+
+void tn__frame(int nd, const int64_t *shape, int64_t s[4])
+{
+    for (int k = 0; k < 4; k++)
+        s[3 - k] = k < nd ? shape[nd - 1 - k] : 1;
+}
+
+void tn__bstrides(const tn_tensor *t, int nd, const int64_t *shape, int64_t st[4])
+{
+    for (int k = 0; k < 4; k++) {
+        int64_t size = k < nd ? shape[nd - 1 - k] : 1;
+        bool has = k < t->ndim;
+        int64_t ts = has ? t->shape[t->ndim - 1 - k] : 1;
+        st[3 - k] = (has && ts == size && ts != 1) ? t->stride[t->ndim - 1 - k] : 0;
+    }
+}
+
+bool tn__is_broadcast(const int64_t st[4], const int64_t s[4])
+{
+    for (int d = 0; d < 4; d++)
+        if (st[d] == 0 && s[d] > 1)
+            return true;
+    return false;
+}
+
+tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
+{
+    if (!tn__check(tp, "detach", 1, &x))
+        return NULL;
+    tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
+    if (!y)
+        return NULL;
+    *y = *x;
+    y->on_heap = false;
+    y->tape = tp;
+    y->op = TN_OP_NONE;
+    y->src[0] = y->src[1] = y->src[2] = NULL;
+    y->is_view = false;
+    y->requires_grad = false;
+    y->grad = NULL;
+    return y;
+}

@@ -1,0 +1,74 @@
+/* src/ops/ops_internal.h - what every op family file uses: the op table
+ * entry type, builder helpers, and strided/broadcast iteration. */
+#ifndef TN_OPS_INTERNAL_H
+#define TN_OPS_INTERNAL_H
+
+#include "../core/internal.h"
+#include "tensor/ops.h"
+
+#include <tgmath.h>
+
+/* Backward of an op: y->grad holds dL/dy; add (+=) dL/dsrc into the grad of
+ * every src that has requires_grad set (its grad is allocated). */
+typedef void (*tn_backward_fn)(tn_tensor *y);
+
+typedef struct tn_op_def {
+    const char *name;
+    tn_backward_fn backward; /* NULL for views: their grad aliases the base's */
+} tn_op_def;
+
+extern const tn_op_def tn__op_table[TN_OP_COUNT];
+
+/* Validate the tape and n inputs of op `name`: false (quietly) if the tape
+ * already failed or an input is NULL after a failure; false with an error if
+ * an input is NULL otherwise, or the float inputs' dtypes differ or are not
+ * float. Inputs given as NULL in xs positions >= n are not checked. */
+bool tn__check(tn_tape *tp, const char *name, int n, tn_tensor *const *xs);
+
+/* New contiguous result of op with the given shape (uninitialised data;
+ * zeroed when zero is true). requires_grad is set and the node recorded
+ * when gradients are enabled and a float src requires grad. NULL on OOM. */
+tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
+                      tn_tensor *a, tn_tensor *b, tn_tensor *c);
+
+/* New view of base (shares data; grad aliases base's at backward). */
+tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
+                    const int64_t *stride, int64_t offset);
+
+/* Watch mode: fail the tape if y has a non-finite value. Returns y or NULL. */
+tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y);
+
+/* Normalise dim (negative counts from the end) against ndim; -1 if out of
+ * range. */
+int tn__dim(int dim, int ndim);
+
+/* Broadcast a and b (numpy rules); false when they do not broadcast. */
+bool tn__broadcast_shape(const tn_tensor *a, const tn_tensor *b, int *nd, int64_t shape[4]);
+
+/* Right-align shape (nd dims) into a 4-D frame s (leading 1s). */
+void tn__frame(int nd, const int64_t *shape, int64_t s[4]);
+/* Strides of t in the 4-D frame of an output of nd dims and shape (right
+ * aligned); 0 where t is broadcast (its size is 1 or it lacks the dim). */
+void tn__bstrides(const tn_tensor *t, int nd, const int64_t *shape, int64_t st[4]);
+/* True when st broadcasts along some dim of frame s with size > 1. */
+bool tn__is_broadcast(const int64_t st[4], const int64_t s[4]);
+
+/* Element offset of row r (over dims 0..2 of frame s) for strides st. */
+static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t st[4])
+{
+    int64_t i2 = r % s[2], q = r / s[2];
+    int64_t i1 = q % s[1], i0 = q / s[1];
+    return i0 * st[0] + i1 * st[1] + i2 * st[2];
+}
+
+/* Convert the tensor's element type to T (for index tensors: use ids). */
+#define TN_DATA(T, t) ((T *)(t)->data)
+#define TN_GRAD(T, t) ((T *)(t)->grad)
+
+/* Whether a src wants a gradient (grad buffer allocated by the engine). */
+static inline bool tn__wants(const tn_tensor *x) { return x && x->requires_grad && x->grad; }
+
+/* Format a shape for messages: SHP(t) expands to a temporary buffer. */
+#define TN_SHP(t) tn_shape_str((t), (char[64]){0}, 64)
+
+#endif
