@@ -5,5 +5,8 @@
 #include "tensor/core.h"
 #include "tensor/ops.h"
 #include "tensor/gradcheck.h"
+#include "tensor/nn.h"
+#include "tensor/optim.h"
+#include "tensor/io.h"
 
 #endif

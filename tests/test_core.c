@@ -1,0 +1,292 @@
+/* tests/test_core.c - tensors, views, tape, backward engine, modes, errors,
+ * RNG, and the no-allocation property of a steady-state training step. */
+#include "check.h"
+
+#include "tensor/tensor.h"
+
+#include <stdlib.h>
+
+static void test_create(void)
+{
+    tn_tensor *t = tn_tensor_from(TN_F32, 2, (int64_t[]){2, 3}, (float[]){1, 2, 3, 4, 5, 6});
+    CHECK(t && t->ndim == 2 && tn_numel(t) == 6 && tn_is_contiguous(t));
+    CHECK_NEAR(tn_tensor_get(t, 4), 5.0, 0);
+    tn_tensor *f = tn_tensor_full(TN_F64, 3, (int64_t[]){2, 1, 2}, 2.5);
+    CHECK_NEAR(tn_tensor_get(f, 3), 2.5, 0);
+    tn_tensor *z = tn_tensor_new(TN_F64, 1, (int64_t[]){3});
+    CHECK_NEAR(tn_tensor_get(z, 2), 0.0, 0);
+    /* bad shapes: NULL with a message naming the function */
+    CHECK(tn_tensor_new(TN_F32, 5, (int64_t[]){1, 1, 1, 1, 1}) == NULL);
+    CHECK_MSG(tn_last_error(), "tn_tensor_new");
+    CHECK(tn_last_status() == TN_ERR_SHAPE);
+    CHECK(tn_tensor_new(TN_F32, 2, (int64_t[]){2, 0}) == NULL);
+    tn_tensor *ids = tn_tensor_new(TN_I32, 1, (int64_t[]){1});
+    CHECK(tn_tensor_set_requires_grad(ids, true) == TN_ERR_DTYPE);
+    tn_tensor_free(ids);
+    tn_tensor_free(t);
+    tn_tensor_free(f);
+    tn_tensor_free(z);
+    tn_tensor_free(NULL); /* no-op */
+}
+
+static void test_rng(void)
+{
+    /* Expected values computed by tests/rng_reference.py, an independent
+     * Python implementation of splitmix64 + xoshiro256**. */
+    static const uint64_t want[4] = {0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL,
+                                     0xae17533239e499a1ULL, 0xecb8ad4703b360a1ULL};
+    tn_rng r;
+    tn_rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++)
+        CHECK(tn_rng_next(&r) == want[i]);
+    tn_rng_seed(&r, 42);
+    CHECK_NEAR(tn_rng_uniform(&r), 0.08386297105988216, 0);
+    /* normal: mean ~0, var ~1 over 20000 draws (5 sigma bounds: 0.035, 0.05) */
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 20000; i++) {
+        double v = tn_rng_normal(&r);
+        s += v;
+        s2 += v * v;
+    }
+    CHECK_NEAR(s / 20000, 0.0, 0.035);
+    CHECK_NEAR(s2 / 20000, 1.0, 0.05);
+}
+
+/* Views share memory: writing through the base is seen by the view. */
+static void test_views(void)
+{
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *x = tn_tape_tensor(tp, TN_F64, 2, (int64_t[]){3, 4});
+    for (int i = 0; i < 12; i++)
+        tn_tensor_set(x, i, i);
+    tn_tensor *g = tn_narrow(tp, x, 1, 2, 2); /* columns 2, 3 */
+    CHECK(g && g->shape[0] == 3 && g->shape[1] == 2 && g->stride[0] == 4);
+    CHECK_NEAR(tn_tensor_get(g, 3), 7.0, 0); /* row 1, col 3 */
+    tn_tensor *t = tn_transpose(tp, x, 0, 1);
+    CHECK(t && t->shape[0] == 4 && !tn_is_contiguous(t));
+    CHECK_NEAR(tn_tensor_get(t, 1), 4.0, 0); /* x[1][0] */
+    tn_tensor *r = tn_reshape(tp, t, 1, (int64_t[]){12});
+    CHECK(r && tn_is_contiguous(r));
+    CHECK_NEAR(tn_tensor_get(r, 2), 8.0, 0);
+    tn_tensor *c = tn_concat(tp, 2, (tn_tensor *[]){g, g}, 0);
+    CHECK(c && c->shape[0] == 6 && c->shape[1] == 2);
+    CHECK_NEAR(tn_tensor_get(c, 7), 7.0, 0);
+    tn_tensor *st = tn_stack(tp, 2, (tn_tensor *[]){g, g}, 2);
+    CHECK(st && st->ndim == 3 && st->shape[2] == 2);
+    CHECK_NEAR(tn_tensor_get(st, 2 * 1 * 2 + 2 + 1), 7.0, 0); /* [1][1][1] = x[1][3] */
+    tn_tape_set_grad(tp, false);
+    tn_tape_free(tp);
+}
+
+/* Parameters accumulate over backward calls; tape grads restart. */
+static void test_backward(void)
+{
+    tn_tensor *w = tn_tensor_from(TN_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+    tn_tensor_set_requires_grad(w, true);
+    tn_tensor *x = tn_tensor_from(TN_F64, 1, (int64_t[]){3}, (double[]){4, 5, 6});
+    tn_tensor *ones = tn_tensor_full(TN_F64, 1, (int64_t[]){3}, 1.0);
+    tn_tape *tp = tn_tape_new();
+    for (int step = 0; step < 2; step++) {
+        tn_tape_reset(tp);
+        tn_tensor *y = tn_mul(tp, w, x); /* dy/dw = x */
+        tn_tensor *z = tn_mul(tp, y, w); /* z = w^2 x, dz/dw = 2 w x */
+        CHECK(tn_backward_from(tp, z, ones) == TN_OK);
+    }
+    /* two accumulated backward passes: 2 * (2 w x) */
+    CHECK_NEAR(tn_tensor_grad_get(w, 0), 2 * 2 * 1 * 4, 1e-12);
+    CHECK_NEAR(tn_tensor_grad_get(w, 2), 2 * 2 * 3 * 6, 1e-12);
+    tn_tensor_zero_grad(w);
+    CHECK_NEAR(tn_tensor_grad_get(w, 2), 0, 0);
+
+    /* gradient flowing through a narrow view into a concat */
+    tn_tape_reset(tp);
+    tn_tensor *v = tn_narrow(tp, w, 0, 1, 2);
+    tn_tensor *c = tn_concat(tp, 2, (tn_tensor *[]){v, v}, 0);
+    tn_tensor *d = tn_tensor_full(TN_F64, 1, (int64_t[]){4}, 1.0);
+    CHECK(tn_backward_from(tp, c, d) == TN_OK);
+    CHECK_NEAR(tn_tensor_grad_get(w, 0), 0, 0);
+    CHECK_NEAR(tn_tensor_grad_get(w, 1), 2, 0);
+    CHECK_NEAR(tn_tensor_grad_get(w, 2), 2, 0);
+    tn_tensor_zero_grad(w);
+
+    /* no-grad mode records nothing; backward refuses */
+    tn_tape_reset(tp);
+    tn_tape_set_grad(tp, false);
+    tn_tensor *ng = tn_mul(tp, w, x);
+    CHECK(ng && !ng->requires_grad && tn_tape_size(tp) == 0);
+    CHECK(tn_backward_from(tp, ng, x) == TN_ERR_STATE);
+    CHECK_MSG(tn_last_error(), "does not depend");
+    tn_tape_set_grad(tp, true);
+
+    /* detach cuts the history: only the direct path gets a gradient */
+    tn_tape_reset(tp);
+    tn_tensor *h = tn_mul(tp, w, x);
+    tn_tensor *hd = tn_detach(tp, h);
+    CHECK(hd && !hd->requires_grad && hd->data == h->data);
+    tn_tensor *out = tn_mul(tp, hd, w); /* d/dw = hd = w x (constant) */
+    CHECK(tn_backward_from(tp, out, ones) == TN_OK);
+    CHECK_NEAR(tn_tensor_grad_get(w, 1), 2 * 5, 1e-12);
+    tn_tensor_free(d);
+    tn_tensor_free(ones);
+    tn_tensor_free(w);
+    tn_tensor_free(x);
+    tn_tape_free(tp);
+}
+
+/* One mechanism for errors: NULL + message naming op and shapes, sticky on
+ * the tape, later ops return NULL quietly, backward refuses. */
+static void test_errors(void)
+{
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *a = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){2, 3});
+    tn_tensor *b = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){4, 5});
+    tn_tensor *d = tn_tape_tensor(tp, TN_F64, 2, (int64_t[]){2, 3});
+    CHECK(tn_add(tp, a, b) == NULL);
+    CHECK_MSG(tn_tape_error(tp), "add");
+    CHECK_MSG(tn_tape_error(tp), "[2, 3]");
+    CHECK_MSG(tn_tape_error(tp), "[4, 5]");
+    CHECK(tn_last_status() == TN_ERR_SHAPE);
+    /* sticky: a valid op after the failure returns NULL, message unchanged */
+    CHECK(tn_add(tp, a, a) == NULL);
+    CHECK_MSG(tn_tape_error(tp), "[4, 5]");
+    CHECK(tn_backward(tp, a) != TN_OK);
+    CHECK_MSG(tn_last_error(), "earlier op");
+    tn_tape_reset(tp);
+    CHECK(tn_tape_error(tp) == NULL);
+    a = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){2, 3});
+    d = tn_tape_tensor(tp, TN_F64, 2, (int64_t[]){2, 3});
+    CHECK(tn_mul(tp, a, d) == NULL); /* wrong dtype */
+    CHECK_MSG(tn_tape_error(tp), "mul: mixed dtypes float32 and float64");
+    tn_tape_reset(tp);
+    a = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){2, 3});
+    CHECK(tn_narrow(tp, a, 1, 2, 5) == NULL); /* out of range */
+    CHECK_MSG(tn_tape_error(tp), "narrow");
+    CHECK(tn_last_status() == TN_ERR_INDEX);
+    tn_tape_reset(tp);
+    a = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){2, 3});
+    CHECK(tn_transpose(tp, a, 0, 7) == NULL); /* invalid argument */
+    CHECK_MSG(tn_tape_error(tp), "transpose: dims 0, 7 out of range for [2, 3]");
+    tn_tape_reset(tp);
+    CHECK(tn_add(tp, NULL, NULL) == NULL); /* NULL input, not after a failure */
+    CHECK_MSG(tn_tape_error(tp), "add: input 0 is NULL");
+    tn_tape_reset(tp);
+    a = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){2, 3});
+    CHECK(tn_reshape(tp, a, 2, (int64_t[]){4, -1}) == NULL);
+    CHECK_MSG(tn_tape_error(tp), "reshape: cannot view [2, 3]");
+    CHECK(tn_add(NULL, a, a) == NULL);
+    CHECK_MSG(tn_last_error(), "tape is NULL");
+    tn_tape_free(tp);
+}
+
+/* Watch mode names the first op that produced a NaN/Inf. */
+static void test_watch(void)
+{
+    tn_tape *tp = tn_tape_new();
+    tn_tape_set_watch(tp, true);
+    tn_tensor *a = tn_tape_tensor(tp, TN_F64, 1, (int64_t[]){2}); /* zeros */
+    tn_tensor *q = tn_div(tp, a, a);                               /* 0/0 */
+    CHECK(q == NULL);
+    CHECK_MSG(tn_tape_error(tp), "div: produced a non-finite value");
+    CHECK(tn_last_status() == TN_ERR_NUMERIC);
+    tn_tape_free(tp);
+}
+
+/* ---- no heap allocation in a steady-state step ---- */
+
+static long n_allocs = 0;
+static void *count_alloc(size_t n)
+{
+    n_allocs++;
+    return malloc(n);
+}
+
+/* A small recurrent training step in ops: embedding, 8 tanh-RNN steps with
+ * narrow views of a gate-like buffer, concat, cross-entropy, backward. */
+static double rnn_step(tn_tape *tp, tn_tensor *emb, tn_tensor *wx, tn_tensor *wh, tn_tensor *b,
+                       tn_tensor *ids, tn_tensor *tgt)
+{
+    const int T = 8;
+    tn_tensor *x = tn_gather_rows(tp, emb, ids, -1); /* [T*B, E] */
+    tn_tensor *xp = tn_addmm(tp, b, x, wx);          /* [T*B, 2H] */
+    tn_tensor *h = NULL, *hs[8];
+    for (int t = 0; t < T; t++) {
+        tn_tensor *g = tn_narrow(tp, xp, 0, t * 4, 4); /* [B=4, 2H] */
+        tn_tensor *pre = tn_narrow(tp, g, 1, 0, 6);    /* first half */
+        if (h)
+            pre = tn_add(tp, pre, tn_matmul(tp, h, wh));
+        h = tn_tanh(tp, pre);
+        hs[t] = h;
+    }
+    tn_tensor *all = tn_concat(tp, T, hs, 0); /* [T*B, H] */
+    tn_tensor *loss = tn_cross_entropy(tp, all, tgt, -1, TN_REDUCE_MEAN);
+    CHECK(tn_backward(tp, loss) == TN_OK);
+    return tn_tensor_get(loss, 0);
+}
+
+static void test_no_alloc(void)
+{
+    tn_runtime_init();
+    tn_set_allocator(count_alloc, NULL, NULL);
+    tn_rng r;
+    tn_rng_seed(&r, 3);
+    tn_tensor *emb = tn_tensor_new(TN_F32, 2, (int64_t[]){10, 5});
+    tn_tensor *wx = tn_tensor_new(TN_F32, 2, (int64_t[]){5, 12});
+    tn_tensor *wh = tn_tensor_new(TN_F32, 2, (int64_t[]){6, 6});
+    tn_tensor *b = tn_tensor_new(TN_F32, 1, (int64_t[]){12});
+    tn_tensor *ps[4] = {emb, wx, wh, b};
+    for (int i = 0; i < 4; i++) {
+        tn_tensor_uniform(ps[i], &r, -0.5, 0.5);
+        tn_tensor_set_requires_grad(ps[i], true);
+    }
+    tn_tensor *ids = tn_tensor_new(TN_I32, 1, (int64_t[]){32});
+    tn_tensor *tgt = tn_tensor_new(TN_I32, 1, (int64_t[]){32});
+    for (int i = 0; i < 32; i++) {
+        tn_tensor_set(ids, i, i % 10);
+        tn_tensor_set(tgt, i, (i * 7) % 6);
+    }
+    tn_tape *tp = tn_tape_new();
+    double first = 0, last = 0;
+    long before = 0;
+    for (int step = 0; step < 5; step++) {
+        if (step == 2)
+            before = n_allocs; /* steps 0-1 warm the arena up */
+        tn_tape_reset(tp);
+        for (int i = 0; i < 4; i++)
+            tn_tensor_zero_grad(ps[i]);
+        last = rnn_step(tp, emb, wx, wh, b, ids, tgt);
+        if (step == 0)
+            first = last;
+    }
+    CHECK(n_allocs - before == 0);
+    if (n_allocs != before)
+        fprintf(stderr, "steady-state steps made %ld allocations\n", n_allocs - before);
+    CHECK(n_allocs > 0); /* the hook was really in use */
+    CHECK(first == last); /* same inputs, same parameters: same loss */
+    tn_tape_free(tp);
+    for (int i = 0; i < 4; i++)
+        tn_tensor_free(ps[i]);
+    tn_tensor_free(ids);
+    tn_tensor_free(tgt);
+    tn_set_allocator(NULL, NULL, NULL);
+}
+
+static void test_runtime(void)
+{
+    tn_set_num_threads(2);
+    CHECK(tn_num_threads() == 2);
+    CHECK(strcmp(tn_blis_config(), "uninitialised") != 0);
+    CHECK(strlen(tn_blis_config_reason()) > 0);
+}
+
+int main(void)
+{
+    test_create();
+    test_rng();
+    test_views();
+    test_backward();
+    test_errors();
+    test_watch();
+    test_no_alloc();
+    test_runtime();
+    return check_report("test_core");
+}
