@@ -1,0 +1,69 @@
+/* src/nn/layers.c - Linear and Embedding, from the public ops. */
+#include "tensor/nn.h"
+
+#include <math.h>
+
+tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
+                         int64_t out, bool bias, tn_dtype dt, tn_rng *r)
+{
+    if (!l || !ps || !r || in < 1 || out < 1)
+        return tn_set_error(TN_ERR_ARG, "tn_linear_init: bad arguments (in %lld, out %lld)",
+                            (long long)in, (long long)out);
+    l->in = in;
+    l->out = out;
+    l->weight = tn_params_new(ps, prefix, "weight", dt, 2, (int64_t[]){out, in});
+    l->bias = bias ? tn_params_new(ps, prefix, "bias", dt, 1, (int64_t[]){out}) : NULL;
+    if (!l->weight || (bias && !l->bias))
+        return tn_last_status();
+    /* PyTorch: kaiming_uniform(a=sqrt(5)) on the weight = U(+-1/sqrt(in)),
+     * bias U(+-1/sqrt(in)). */
+    double k = 1.0 / sqrt((double)in);
+    tn_tensor_uniform(l->weight, r, -k, k);
+    if (l->bias)
+        tn_tensor_uniform(l->bias, r, -k, k);
+    return TN_OK;
+}
+
+tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x)
+{
+    if (!x || !tp || tn_tape_error(tp))
+        return NULL;
+    if (x->shape[x->ndim - 1] != l->in || x->ndim > 3) {
+        char buf[64];
+        tn_tape_fail(tp, TN_ERR_SHAPE, "linear: input %s, expected [N, %lld] or [B, T, %lld]",
+                     tn_shape_str(x, buf, sizeof buf), (long long)l->in, (long long)l->in);
+        return NULL;
+    }
+    tn_tensor *x2 = x->ndim == 2 ? x : tn_reshape(tp, x, 2, (int64_t[]){-1, l->in});
+    tn_tensor *wt = tn_transpose(tp, l->weight, 0, 1);
+    tn_tensor *y = l->bias ? tn_addmm(tp, l->bias, x2, wt) : tn_matmul(tp, x2, wt);
+    if (x->ndim == 2 || !y)
+        return y;
+    return tn_reshape(tp, y, x->ndim, (int64_t[]){x->shape[0], x->shape[1], l->out});
+}
+
+tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
+                            int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r)
+{
+    if (!e || !ps || !r || num < 1 || dim < 1 || padding_idx < -1 || padding_idx >= num)
+        return tn_set_error(TN_ERR_ARG,
+                            "tn_embedding_init: bad arguments (num %lld, dim %lld, padding_idx "
+                            "%lld)",
+                            (long long)num, (long long)dim, (long long)padding_idx);
+    e->num = num;
+    e->dim = dim;
+    e->padding_idx = padding_idx;
+    e->weight = tn_params_new(ps, prefix, "weight", dt, 2, (int64_t[]){num, dim});
+    if (!e->weight)
+        return tn_last_status();
+    tn_tensor_normal(e->weight, r, 0.0, 1.0);
+    if (padding_idx >= 0)
+        for (int64_t j = 0; j < dim; j++)
+            tn_tensor_set(e->weight, padding_idx * dim + j, 0.0);
+    return TN_OK;
+}
+
+tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *ids)
+{
+    return tn_gather_rows(tp, e->weight, ids, e->padding_idx);
+}
