@@ -22,7 +22,7 @@ typedef tn_tensor *(*tn_gradcheck_fn)(tn_tape *tp, tn_tensor *const *inputs, voi
 
 typedef struct tn_gradcheck_result {
     double max_abs_err;  /* max |analytic - numeric| */
-    double max_rel_err;  /* max |analytic - numeric| / max(|analytic|, |numeric|, floor) */
+    double max_rel_err;  /* max |analytic - numeric| / max(|analytic|, |numeric|, 1e-2) */
     int worst_input;     /* input holding the worst (relative) element */
     int64_t worst_index; /* its row-major index */
     double worst_analytic, worst_numeric;
@@ -31,7 +31,10 @@ typedef struct tn_gradcheck_result {
 
 /* Check f at inputs. Inputs are heap tensors; those with requires_grad set
  * are checked (others, e.g. int32 ids, are constants). The relative error
- * uses floor = 1e-6 in its denominator so that exact zeros do not divide.
+ * uses floor = 1e-2 in its denominator: central differences carry an
+ * absolute rounding noise of ~1e-16 * |L| / eps ~ 1e-10, so for gradients
+ * below 1e-2 the error is judged against 1e-2 (a wrong gradient still shows
+ * as an error of order its own size / 1e-2), not against the gradient.
  * Input values are restored exactly afterwards; parameter gradients are left
  * zeroed. Returns TN_OK, or an error if f fails or an argument is bad. */
 tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define GC_SEED 0x5eedULL
-#define GC_FLOOR 1e-6
+#define GC_FLOOR 1e-2
 
 /* Weight i of the fixed projection w (1 for a scalar output). */
 static double weight(tn_rng *wr, int64_t n)

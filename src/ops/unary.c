@@ -1,0 +1,338 @@
+/* src/ops/unary.c - element-wise ops: scale, neg, exp, log, sigmoid, tanh,
+ * relu, leaky_relu, gelu, silu, mask, dropout.
+ *
+ * x may be a strided view (a gate narrowed out of a [B, 4H] buffer, a
+ * transpose); the result is contiguous with x's shape. Kernels walk x in the
+ * 4-D frame of its shape: rows (dims 0..2) in parallel, the last dim inner
+ * at x's own stride. The gradient of x has x's layout, so backward writes
+ * dx at the same offsets it reads x from. Derivatives use the output y where
+ * that is cheaper than recomputing from x: exp' = y, sigmoid' = y (1 - y),
+ * tanh' = 1 - y^2, relu' = [y > 0].
+ */
+#include "ops_internal.h"
+
+#define INV_SQRT2 0.70710678118654752440   /* 1 / sqrt(2) */
+#define INV_SQRT2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+
+/* The 4-D frame of x: sizes s, strides sx, rows = s0 s1 s2, n = s3. */
+typedef struct frame {
+    int64_t s[4], sx[4], rows, n;
+} frame;
+
+static frame frame_of(const tn_tensor *x)
+{
+    frame f;
+    tn__frame(x->ndim, x->shape, f.s);
+    tn__bstrides(x, x->ndim, x->shape, f.sx);
+    f.rows = f.s[0] * f.s[1] * f.s[2];
+    f.n = f.s[3];
+    return f;
+}
+
+/* Forward of the one-input ops.
+ * x [rows, n] strided (frame of x), y [rows, n] contiguous;
+ * a: alpha (scale), negative_slope (leaky_relu) or 1/(1-p) (dropout);
+ * keep [rows * n] contiguous (dropout only): 1 where the element survives. */
+static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
+                          const uint8_t *keep)
+{
+    frame f = frame_of(x);
+    int64_t rows = f.rows, n = f.n, ix = f.sx[3];
+    TN_FOR_DTYPE(y->dtype, T, {
+        const T *X = TN_DATA(T, x);
+        T *Y = TN_DATA(T, y);
+        const T al = (T)a;
+        TN_OMP_FOR(rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const T *px = X + tn__row_off(r, f.s, f.sx);
+            T *py = Y + r * n;
+            switch (op) {
+            case TN_OP_SCALE:
+                for (int64_t j = 0; j < n; j++) py[j] = al * px[j * ix];
+                break;
+            case TN_OP_NEG:
+                for (int64_t j = 0; j < n; j++) py[j] = -px[j * ix];
+                break;
+            case TN_OP_EXP:
+                for (int64_t j = 0; j < n; j++) py[j] = exp(px[j * ix]);
+                break;
+            case TN_OP_LOG:
+                for (int64_t j = 0; j < n; j++) py[j] = log(px[j * ix]);
+                break;
+            case TN_OP_SIGMOID: /* z = e^-|v| <= 1: 1/(1+z) for v >= 0, z/(1+z) below */
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix], z = exp(-fabs(v));
+                    py[j] = (v >= 0 ? (T)1 : z) / (1 + z);
+                }
+                break;
+            case TN_OP_TANH:
+                for (int64_t j = 0; j < n; j++) py[j] = tanh(px[j * ix]);
+                break;
+            case TN_OP_RELU: /* NaN passes through */
+                for (int64_t j = 0; j < n; j++) py[j] = px[j * ix] < 0 ? (T)0 : px[j * ix];
+                break;
+            case TN_OP_LEAKY_RELU:
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix];
+                    py[j] = v > 0 ? v : al * v;
+                }
+                break;
+            case TN_OP_GELU: /* x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix];
+                    py[j] = (T)0.5 * v * (1 + erf(v * (T)INV_SQRT2));
+                }
+                break;
+            case TN_OP_SILU: /* x sigmoid(x), sigmoid as above */
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix], z = exp(-fabs(v));
+                    py[j] = v * (v >= 0 ? (T)1 : z) / (1 + z);
+                }
+                break;
+            default: { /* TN_OP_DROPOUT */
+                const uint8_t *pk = keep + r * n;
+                for (int64_t j = 0; j < n; j++) py[j] = pk[j] ? al * px[j * ix] : (T)0;
+                break;
+            }
+            }
+        }
+    });
+}
+
+/* Backward of the one-input ops: dx += dy * dy/dx.
+ * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. */
+static void unary_backward(tn_tensor *y)
+{
+    tn_tensor *x = y->src[0];
+    if (!tn__wants(x))
+        return;
+    int op = y->op;
+    double a = op == TN_OP_DROPOUT ? y->fparam[1] : y->fparam[0];
+    const uint8_t *keep = y->aux;
+    frame f = frame_of(x);
+    int64_t rows = f.rows, n = f.n, ix = f.sx[3];
+    TN_FOR_DTYPE(y->dtype, T, {
+        const T *X = TN_DATA(T, x), *Y = TN_DATA(T, y), *DY = TN_GRAD(T, y);
+        T *DX = TN_GRAD(T, x);
+        const T al = (T)a;
+        TN_OMP_FOR(rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t o = tn__row_off(r, f.s, f.sx);
+            const T *px = X + o, *py = Y + r * n, *dy = DY + r * n;
+            T *dx = DX + o;
+            switch (op) {
+            case TN_OP_SCALE:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] += al * dy[j];
+                break;
+            case TN_OP_NEG:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] -= dy[j];
+                break;
+            case TN_OP_EXP:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * py[j];
+                break;
+            case TN_OP_LOG:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] / px[j * ix];
+                break;
+            case TN_OP_SIGMOID:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * py[j] * (1 - py[j]);
+                break;
+            case TN_OP_TANH:
+                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * (1 - py[j] * py[j]);
+                break;
+            case TN_OP_RELU:
+                for (int64_t j = 0; j < n; j++)
+                    if (py[j] > 0)
+                        dx[j * ix] += dy[j];
+                break;
+            case TN_OP_LEAKY_RELU:
+                for (int64_t j = 0; j < n; j++)
+                    dx[j * ix] += px[j * ix] > 0 ? dy[j] : al * dy[j];
+                break;
+            case TN_OP_GELU: /* Phi(x) + x phi(x) */
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix];
+                    T cdf = (T)0.5 * (1 + erf(v * (T)INV_SQRT2));
+                    T pdf = (T)INV_SQRT2PI * exp((T)-0.5 * v * v);
+                    dx[j * ix] += dy[j] * (cdf + v * pdf);
+                }
+                break;
+            case TN_OP_SILU: /* s (1 + x (1 - s)), s = sigmoid(x) */
+                for (int64_t j = 0; j < n; j++) {
+                    T v = px[j * ix], z = exp(-fabs(v));
+                    T s = (v >= 0 ? (T)1 : z) / (1 + z);
+                    dx[j * ix] += dy[j] * s * (1 + v * (1 - s));
+                }
+                break;
+            default: { /* TN_OP_DROPOUT: a = 1/(1-p) */
+                const uint8_t *pk = keep + r * n;
+                for (int64_t j = 0; j < n; j++)
+                    if (pk[j])
+                        dx[j * ix] += al * dy[j];
+                break;
+            }
+            }
+        }
+    });
+}
+
+/* Builder of the one-input ops; when pname is given, the parameter a must
+ * be finite. */
+static tn_tensor *unary(tn_tape *tp, int op, tn_tensor *x, double a, const char *pname)
+{
+    if (!tn__check(tp, tn_op_name(op), 1, &x))
+        return NULL;
+    if (pname && !isfinite(a)) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: %s must be finite, got %g (input %s)", tn_op_name(op),
+                     pname, a, TN_SHP(x));
+        return NULL;
+    }
+    tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
+    if (!y)
+        return NULL;
+    y->fparam[0] = a;
+    unary_forward(op, y, x, a, NULL);
+    return tn__finish(tp, y);
+}
+
+tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha)
+{
+    return unary(tp, TN_OP_SCALE, x, alpha, "alpha");
+}
+tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_NEG, x, 0, NULL); }
+tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_EXP, x, 0, NULL); }
+tn_tensor *tn_log(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_LOG, x, 0, NULL); }
+tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_SIGMOID, x, 0, NULL); }
+tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_TANH, x, 0, NULL); }
+tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_RELU, x, 0, NULL); }
+tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope)
+{
+    return unary(tp, TN_OP_LEAKY_RELU, x, negative_slope, "negative_slope");
+}
+tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_GELU, x, 0, NULL); }
+tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x) { return unary(tp, TN_OP_SILU, x, 0, NULL); }
+
+/* Inverted dropout: keep[i] = (u_i >= p) with u_i drawn from the tape RNG in
+ * row-major order (so the mask does not depend on x's strides, dtype or the
+ * thread count); y = keep * x / (1 - p). The mask stays in the arena
+ * (y->aux) for backward; fparam = {p, 1/(1-p)}. */
+tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p)
+{
+    if (!tn__check(tp, "dropout", 1, &x))
+        return NULL;
+    if (!(p >= 0 && p < 1)) {
+        tn_tape_fail(tp, TN_ERR_ARG, "dropout: p must be in [0, 1), got %g (input %s)", p,
+                     TN_SHP(x));
+        return NULL;
+    }
+    if (p == 0 || !tn_tape_training(tp))
+        return x;
+    tn_tensor *y = tn__result(tp, TN_OP_DROPOUT, x->dtype, x->ndim, x->shape, false, x, NULL,
+                              NULL);
+    if (!y)
+        return NULL;
+    int64_t n = tn_numel(x);
+    uint8_t *keep = tn_tape_alloc(tp, (size_t)n);
+    if (!keep)
+        return NULL;
+    tn_rng *rng = tn_tape_rng(tp);
+    for (int64_t i = 0; i < n; i++)
+        keep[i] = tn_rng_uniform(rng) >= p;
+    y->aux = keep;
+    y->fparam[0] = p;
+    y->fparam[1] = 1.0 / (1.0 - p);
+    unary_forward(TN_OP_DROPOUT, y, x, y->fparam[1], keep);
+    return tn__finish(tp, y);
+}
+
+/* Mask element at offset o (any dtype) as a flag. */
+static inline bool mask_on(const tn_tensor *m, int64_t o)
+{
+    switch (m->dtype) {
+    case TN_F32:
+        return ((const float *)m->data)[o] != 0;
+    case TN_F64:
+        return ((const double *)m->data)[o] != 0;
+    default:
+        return ((const int32_t *)m->data)[o] != 0;
+    }
+}
+
+/* Forward (backward = 0) y = x where m != 0, else 0; backward (backward = 1)
+ * dx += dy where m != 0.
+ * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous;
+ * m broadcast into the frame of x (stride 0 along its size-1 dims). */
+static void mask_kernel(tn_tensor *y, const tn_tensor *x, const tn_tensor *m, bool backward)
+{
+    frame f = frame_of(x);
+    int64_t sm[4];
+    tn__bstrides(m, x->ndim, x->shape, sm);
+    int64_t rows = f.rows, n = f.n, ix = f.sx[3], im = sm[3];
+    TN_FOR_DTYPE(y->dtype, T, {
+        T *X = backward ? TN_GRAD(T, x) : TN_DATA(T, x);
+        T *Y = backward ? TN_GRAD(T, y) : TN_DATA(T, y);
+        TN_OMP_FOR(rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            T *px = X + tn__row_off(r, f.s, f.sx), *py = Y + r * n;
+            int64_t om = tn__row_off(r, f.s, sm);
+            if (backward) {
+                for (int64_t j = 0; j < n; j++)
+                    if (mask_on(m, om + j * im))
+                        px[j * ix] += py[j];
+            } else {
+                for (int64_t j = 0; j < n; j++)
+                    py[j] = mask_on(m, om + j * im) ? px[j * ix] : (T)0;
+            }
+        }
+    });
+}
+
+/* The mask is kept in src[1] for backward but passed to tn__result as no
+ * input, so a float mask that happens to require grad neither makes y
+ * require grad nor receives a gradient. */
+tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask)
+{
+    if (!tn__check(tp, "mask", 1, &x))
+        return NULL;
+    if (!mask) {
+        tn_tape_fail(tp, TN_ERR_ARG, "mask: mask is NULL (x %s)", TN_SHP(x));
+        return NULL;
+    }
+    if (mask->dtype != TN_F32 && mask->dtype != TN_F64 && mask->dtype != TN_I32) {
+        tn_tape_fail(tp, TN_ERR_DTYPE, "mask: mask has unknown dtype %d", (int)mask->dtype);
+        return NULL;
+    }
+    bool fits = mask->ndim <= x->ndim;
+    for (int k = 0; fits && k < mask->ndim; k++) {
+        int64_t ms = mask->shape[mask->ndim - 1 - k], xs = x->shape[x->ndim - 1 - k];
+        fits = ms == 1 || ms == xs;
+    }
+    if (!fits) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "mask: mask %s does not broadcast to x %s", TN_SHP(mask),
+                     TN_SHP(x));
+        return NULL;
+    }
+    tn_tensor *y = tn__result(tp, TN_OP_MASK, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
+    if (!y)
+        return NULL;
+    y->src[1] = mask;
+    mask_kernel(y, x, mask, false);
+    return tn__finish(tp, y);
+}
+
+void tn__bw_scale(tn_tensor *y) { unary_backward(y); }
+void tn__bw_neg(tn_tensor *y) { unary_backward(y); }
+void tn__bw_exp(tn_tensor *y) { unary_backward(y); }
+void tn__bw_log(tn_tensor *y) { unary_backward(y); }
+void tn__bw_sigmoid(tn_tensor *y) { unary_backward(y); }
+void tn__bw_tanh(tn_tensor *y) { unary_backward(y); }
+void tn__bw_relu(tn_tensor *y) { unary_backward(y); }
+void tn__bw_leaky_relu(tn_tensor *y) { unary_backward(y); }
+void tn__bw_gelu(tn_tensor *y) { unary_backward(y); }
+void tn__bw_silu(tn_tensor *y) { unary_backward(y); }
+void tn__bw_dropout(tn_tensor *y) { unary_backward(y); }
+
+void tn__bw_mask(tn_tensor *y)
+{
+    if (tn__wants(y->src[0]))
+        mask_kernel(y, y->src[0], y->src[1], true);
+}
