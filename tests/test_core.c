@@ -70,7 +70,7 @@ static void test_views(void)
     CHECK_NEAR(tn_tensor_get(r, 2), 8.0, 0);
     tn_tensor *c = tn_concat(tp, 2, (tn_tensor *[]){g, g}, 0);
     CHECK(c && c->shape[0] == 6 && c->shape[1] == 2);
-    CHECK_NEAR(tn_tensor_get(c, 7), 7.0, 0);
+    CHECK_NEAR(tn_tensor_get(c, 7), 3.0, 0); /* row 3 = g row 0, col 1 = x[0][3] */
     tn_tensor *st = tn_stack(tp, 2, (tn_tensor *[]){g, g}, 2);
     CHECK(st && st->ndim == 3 && st->shape[2] == 2);
     CHECK_NEAR(tn_tensor_get(st, 2 * 1 * 2 + 2 + 1), 7.0, 0); /* [1][1][1] = x[1][3] */

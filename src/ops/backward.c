@@ -41,6 +41,11 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             "%s: the output does not depend on any tensor that requires grad "
                             "on this tape (no-grad mode, a detached value, or another tape)",
                             fn);
+    if (!dy && tn_numel(y) != 1)
+        return tn_set_error(TN_ERR_SHAPE,
+                            "%s: loss must have one element, got shape %s; use "
+                            "tn_backward_from with an output gradient",
+                            fn, TN_SHP(y));
     if (!grads_prepare(tp))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
     int64_t n = tn_numel(y);
@@ -63,11 +68,6 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
 
 tn_status tn_backward(tn_tape *tp, tn_tensor *loss)
 {
-    if (loss && tn_numel(loss) != 1)
-        return tn_set_error(TN_ERR_SHAPE,
-                            "tn_backward: loss must have one element, got shape %s; use "
-                            "tn_backward_from with an output gradient",
-                            TN_SHP(loss));
     return run(tp, loss, NULL, "tn_backward");
 }
 

@@ -1,0 +1,879 @@
+/* char_rnn - character-level language model (the project's main demo).
+ *
+ *   char_rnn train  [--data FILE] [--cell lstm|gru|rnn] [--hidden H] [--layers L]
+ *                   [--embed E] [--batch B] [--seq T] [--steps N] [--lr X] [--clip X]
+ *                   [--dropout X] [--seed S] [--threads N] [--checkpoint PATH]
+ *                   [--save-every N] [--resume] [--eval-every N] [--eval-chars N]
+ *                   [--log CSV]
+ *   char_rnn sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X]
+ *                   [--top-k K] [--seed S]
+ *   char_rnn eval   --checkpoint PATH --data FILE
+ *
+ * Model (PyTorch names): embed = Embedding(V, E), rnn = LSTM/GRU/RNN(E, H, L,
+ * batch_first), head = Linear(H, V). Text is UTF-8; the vocabulary is the
+ * sorted distinct code points of the training file; the first 90% is the
+ * training split, the rest validation. Batches: B streams at evenly spaced
+ * offsets of the training split, each read in consecutive windows of T with
+ * the hidden state carried and detached between windows (truncated BPTT).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tensor/tensor.h>
+
+/* ---- text ---- */
+
+typedef struct text {
+    int32_t *ids; /* token ids */
+    int64_t n;
+    uint32_t vocab[4096]; /* id -> code point, sorted */
+    int V;
+} text;
+
+/* Decode UTF-8; invalid bytes become U+FFFD. Returns code point count. */
+static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < n;) {
+        unsigned c = s[i];
+        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        bool ok = len > 0 && i + len <= n;
+        for (int j = 1; ok && j < len; j++) {
+            ok = (s[i + j] & 0xc0) == 0x80;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        out[k++] = ok ? cp : 0xfffd;
+        i += ok ? len : 1;
+    }
+    return k;
+}
+
+static int utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+static int read_file(const char *path, unsigned char **buf, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "char_rnn: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc(sz > 0 ? (size_t)sz : 1);
+    *n = sz > 0 ? (int64_t)fread(*buf, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    return 0;
+}
+
+/* A text that needs no download: English prose generated from a small
+ * grammar with a fixed seed (about 200 KB), so the demo runs anywhere. */
+static unsigned char *generated_text(int64_t *n)
+{
+    static const char *subj[] = {"the old man", "a young queen", "my brother", "the king",
+                                 "a quiet child", "the sailor", "her mother", "the poet"};
+    static const char *verb[] = {"loves", "remembers", "watches", "follows", "forgets",
+                                 "answers", "carries", "finds"};
+    static const char *obj[] = {"the sea", "a golden ring", "the long road", "his own shadow",
+                                "the winter light", "an empty house", "the last letter",
+                                "the river"};
+    static const char *tail[] = {" at night", " in the morning", "", " without a word",
+                                 " again and again", " with great care"};
+    size_t cap = 220000, k = 0;
+    unsigned char *s = malloc(cap + 256);
+    tn_rng r;
+    tn_rng_seed(&r, 2024);
+    while (k < cap) {
+        const char *parts[4] = {subj[tn_rng_next(&r) % 8], verb[tn_rng_next(&r) % 8],
+                                obj[tn_rng_next(&r) % 8], tail[tn_rng_next(&r) % 6]};
+        char line[200];
+        int len = snprintf(line, sizeof line, "%s %s %s%s.%s", parts[0], parts[1], parts[2],
+                           parts[3], tn_rng_next(&r) % 4 == 0 ? "\n" : " ");
+        line[0] = (char)(line[0] - 32 * (line[0] >= 'a' && line[0] <= 'z'));
+        memcpy(s + k, line, (size_t)len);
+        k += (size_t)len;
+    }
+    *n = (int64_t)k;
+    return s;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int vocab_index(const text *t, uint32_t cp)
+{
+    int lo = 0, hi = t->V - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (t->vocab[mid] == cp)
+            return mid;
+        if (t->vocab[mid] < cp)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Decode bytes into code points; build the vocabulary when build_vocab,
+ * else map with t's vocabulary (unknown characters fail). */
+static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
+                     const char *what)
+{
+    uint32_t *cps = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *cps);
+    int64_t n = utf8_decode(bytes, nbytes, cps);
+    if (build_vocab) {
+        uint32_t *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof *sorted);
+        memcpy(sorted, cps, (size_t)n * sizeof *sorted);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_u32);
+        t->V = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (t->V && t->vocab[t->V - 1] == sorted[i])
+                continue;
+            if (t->V == 4096) {
+                fprintf(stderr, "char_rnn: %s has more than 4096 distinct characters\n", what);
+                free(sorted);
+                free(cps);
+                return -1;
+            }
+            t->vocab[t->V++] = sorted[i];
+        }
+        free(sorted);
+    }
+    t->ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *t->ids);
+    t->n = n;
+    for (int64_t i = 0; i < n; i++) {
+        int id = vocab_index(t, cps[i]);
+        if (id < 0) {
+            char enc[5] = {0};
+            utf8_encode(cps[i], enc);
+            fprintf(stderr,
+                    "char_rnn: %s: character '%s' (U+%04X) at position %" PRId64
+                    " is not in the model's vocabulary\n",
+                    what, enc, (unsigned)cps[i], i);
+            free(cps);
+            free(t->ids);
+            t->ids = NULL;
+            return -1;
+        }
+        t->ids[i] = id;
+    }
+    free(cps);
+    return 0;
+}
+
+/* ---- options ---- */
+
+typedef struct opts {
+    const char *cmd, *data, *checkpoint, *log, *prime;
+    char cell[16];
+    int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
+    int64_t length, top_k, threads;
+    double lr, clip, dropout, temperature;
+    uint64_t seed;
+    bool resume;
+} opts;
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage:\n"
+            "  char_rnn train  [--data FILE] [--cell lstm|gru|rnn] [--hidden H] [--layers L]\n"
+            "                  [--embed E] [--batch B] [--seq T] [--steps N] [--lr X] [--clip X]\n"
+            "                  [--dropout X] [--seed S] [--threads N] [--checkpoint PATH]\n"
+            "                  [--save-every N] [--resume] [--eval-every N] [--eval-chars N]\n"
+            "                  [--log CSV]\n"
+            "  char_rnn sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X]\n"
+            "                  [--top-k K] [--seed S]\n"
+            "  char_rnn eval   --checkpoint PATH --data FILE\n");
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    *o = (opts){.cmd = argc > 1 ? argv[1] : "", .hidden = 256, .layers = 2, .embed = 64,
+                .batch = 32, .seq = 64, .steps = 1000, .eval_every = 200, .eval_chars = 20000,
+                .save_every = 0, .length = 500, .top_k = 0, .threads = 0, .lr = 2e-3,
+                .clip = 1.0, .dropout = 0.0, .temperature = 0.8, .seed = 1337, .prime = ""};
+    snprintf(o->cell, sizeof o->cell, "lstm");
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT_STR(name, field) \
+    if (strcmp(a, name) == 0 && v) { field = v; i++; continue; }
+#define OPT_INT(name, field) \
+    if (strcmp(a, name) == 0 && v) { field = strtoll(v, NULL, 10); i++; continue; }
+#define OPT_DBL(name, field) \
+    if (strcmp(a, name) == 0 && v) { field = strtod(v, NULL); i++; continue; }
+        OPT_STR("--data", o->data)
+        OPT_STR("--checkpoint", o->checkpoint)
+        OPT_STR("--log", o->log)
+        OPT_STR("--prime", o->prime)
+        OPT_INT("--hidden", o->hidden)
+        OPT_INT("--layers", o->layers)
+        OPT_INT("--embed", o->embed)
+        OPT_INT("--batch", o->batch)
+        OPT_INT("--seq", o->seq)
+        OPT_INT("--steps", o->steps)
+        OPT_INT("--save-every", o->save_every)
+        OPT_INT("--eval-every", o->eval_every)
+        OPT_INT("--eval-chars", o->eval_chars)
+        OPT_INT("--length", o->length)
+        OPT_INT("--top-k", o->top_k)
+        OPT_INT("--threads", o->threads)
+        OPT_DBL("--lr", o->lr)
+        OPT_DBL("--clip", o->clip)
+        OPT_DBL("--dropout", o->dropout)
+        OPT_DBL("--temperature", o->temperature)
+        if (strcmp(a, "--seed") == 0 && v) {
+            o->seed = strtoull(v, NULL, 10);
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--cell") == 0 && v) {
+            snprintf(o->cell, sizeof o->cell, "%s", v);
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--resume") == 0) {
+            o->resume = true;
+            continue;
+        }
+        fprintf(stderr, "char_rnn: unknown or incomplete option '%s'\n", a);
+        return -1;
+    }
+    if (tn_cell_from_name(o->cell) < 0) {
+        fprintf(stderr, "char_rnn: --cell must be lstm, gru or rnn (got '%s')\n", o->cell);
+        return -1;
+    }
+    if (o->hidden < 1 || o->layers < 1 || o->layers > TN_RNN_MAX_LAYERS || o->embed < 1 ||
+        o->batch < 1 || o->seq < 1 || o->steps < 0 || !(o->lr > 0) || o->clip < 0 ||
+        !(o->dropout >= 0 && o->dropout < 1) || o->length < 0 || !(o->temperature > 0) ||
+        o->top_k < 0 || o->eval_every < 0 || o->save_every < 0) {
+        fprintf(stderr, "char_rnn: an option is out of range\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the model ---- */
+
+typedef struct model {
+    tn_cell cell;
+    int64_t V, E, H, L;
+    tn_params ps;
+    tn_embedding embed;
+    tn_rnn rnn;
+    tn_linear head;
+    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad) */
+} model;
+
+static int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+                      double dropout, tn_rng *r)
+{
+    memset(m, 0, sizeof *m);
+    m->cell = cell;
+    m->V = V, m->E = E, m->H = H, m->L = L;
+    tn_params_init(&m->ps);
+    if (tn_embedding_init(&m->embed, &m->ps, "embed", V, E, -1, TN_F32, r) ||
+        tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
+        tn_linear_init(&m->head, &m->ps, "head", H, V, true, TN_F32, r)) {
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* (Re)allocate the carried state for batch B, zeroed. */
+static void model_reset_state(model *m, int64_t B)
+{
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    int64_t shape[3] = {m->L, B, m->H};
+    m->h = tn_tensor_new(TN_F32, 3, shape);
+    m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
+}
+
+static void model_free(model *m)
+{
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    tn_params_free(&m->ps);
+}
+
+/* Logits [B*T, V] for ids [B, T], starting from the carried state. The
+ * final state goes to *fin; model_keep_state copies it into the carried
+ * state once the tape no longer needs the old one (after backward): the
+ * next window then starts from it with no history (truncated BPTT). */
+static tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin)
+{
+    tn_tensor *x = tn_embedding_forward(tp, &m->embed, ids); /* [B, T, E] */
+    if (tn_rnn_forward(tp, &m->rnn, x, m->h, m->c, NULL, fin) != TN_OK)
+        return NULL;
+    tn_tensor *logits = tn_linear_forward(tp, &m->head, fin->output); /* [B, T, V] */
+    return tn_reshape(tp, logits, 2, (int64_t[]){-1, m->V});
+}
+
+static void model_keep_state(model *m, const tn_rnn_out *fin)
+{
+    tn_tensor_copy(m->h, fin->h_n);
+    if (m->c)
+        tn_tensor_copy(m->c, fin->c_n);
+}
+
+/* Mean negative log-likelihood (nats/char) of ids[1..n) given the previous
+ * characters, reading ids as one stream from a zero state in chunks and
+ * carrying the state across chunks. Leaves the carried training state as
+ * it was. Returns NAN on error. */
+static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
+{
+    if (n < 2)
+        return NAN;
+    tn_tensor *keep_h = m->h, *keep_c = m->c;
+    m->h = m->c = NULL;
+    model_reset_state(m, 1);
+    bool was_grad = tn_tape_set_grad(tp, false), was_training = tn_tape_training(tp);
+    tn_tape_set_training(tp, false);
+    const int64_t chunk = 256;
+    double total = 0;
+    int64_t count = 0;
+    for (int64_t s = 0; s + 1 < n; s += chunk) {
+        int64_t len = n - 1 - s < chunk ? n - 1 - s : chunk;
+        tn_tape_reset(tp);
+        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, len});
+        tn_tensor *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){len});
+        memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
+        memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
+        tn_rnn_out fin;
+        tn_tensor *logits = model_forward(tp, m, x, &fin);
+        tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_SUM);
+        if (!loss || tn_tape_error(tp)) {
+            fprintf(stderr, "char_rnn: eval: %s\n", tn_last_error());
+            total = NAN;
+            break;
+        }
+        model_keep_state(m, &fin);
+        total += tn_tensor_get(loss, 0);
+        count += len;
+    }
+    tn_tape_reset(tp);
+    tn_tape_set_grad(tp, was_grad);
+    tn_tape_set_training(tp, was_training);
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    m->h = keep_h, m->c = keep_c;
+    return total / (double)count;
+}
+
+/* Sample the next id from logits [V] with temperature and top-k. */
+static int sample_next(const tn_tensor *logits, int64_t V, double temp, int64_t top_k, tn_rng *r)
+{
+    double *p = malloc((size_t)V * sizeof *p), mx = -INFINITY;
+    for (int64_t v = 0; v < V; v++) {
+        p[v] = tn_tensor_get(logits, v) / temp;
+        mx = fmax(mx, p[v]);
+    }
+    if (top_k > 0 && top_k < V) { /* drop everything below the k-th largest */
+        double *sorted = malloc((size_t)V * sizeof *sorted);
+        memcpy(sorted, p, (size_t)V * sizeof *sorted);
+        for (int64_t i = 0; i < top_k; i++) /* partial selection sort */
+            for (int64_t j = i + 1; j < V; j++)
+                if (sorted[j] > sorted[i]) {
+                    double t = sorted[i];
+                    sorted[i] = sorted[j];
+                    sorted[j] = t;
+                }
+        double kth = sorted[top_k - 1];
+        for (int64_t v = 0; v < V; v++)
+            if (p[v] < kth)
+                p[v] = -INFINITY;
+        free(sorted);
+    }
+    double sum = 0;
+    for (int64_t v = 0; v < V; v++)
+        sum += p[v] = exp(p[v] - mx);
+    double u = tn_rng_uniform(r) * sum;
+    int id = (int)V - 1;
+    for (int64_t v = 0; v < V; v++) {
+        u -= p[v];
+        if (u < 0) {
+            id = (int)v;
+            break;
+        }
+    }
+    free(p);
+    return id;
+}
+
+static void print_cp(uint32_t cp)
+{
+    char enc[4];
+    int k = utf8_encode(cp, enc);
+    fwrite(enc, 1, (size_t)k, stdout);
+}
+
+/* Print prime, then `length` sampled characters. */
+static int model_sample(model *m, const text *vocab, const char *prime, int64_t length,
+                        double temp, int64_t top_k, uint64_t seed)
+{
+    tn_rng r;
+    tn_rng_seed(&r, seed);
+    text pt = *vocab;
+    pt.ids = NULL;
+    if (text_load(&pt, (const unsigned char *)prime, (int64_t)strlen(prime), false, "--prime"))
+        return -1;
+    if (pt.n == 0) { /* no prime: start from a newline if known, else id 0 */
+        int nl = vocab_index(vocab, '\n');
+        pt.ids[0] = nl >= 0 ? nl : 0;
+        pt.n = 1;
+    } else {
+        for (int64_t i = 0; i < pt.n; i++)
+            print_cp(vocab->vocab[pt.ids[i]]);
+    }
+    model_reset_state(m, 1);
+    tn_tape *tp = tn_tape_new();
+    tn_tape_set_grad(tp, false);
+    tn_tape_set_training(tp, false);
+    int32_t next = pt.ids[0];
+    int rc = 0;
+    for (int64_t i = 0; i < pt.n - 1 + length; i++) {
+        int32_t cur = i < pt.n ? pt.ids[i] : next;
+        tn_tape_reset(tp);
+        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
+        ((int32_t *)x->data)[0] = cur;
+        tn_rnn_out fin;
+        tn_tensor *logits = model_forward(tp, m, x, &fin);
+        if (!logits || tn_tape_error(tp)) {
+            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            rc = -1;
+            break;
+        }
+        model_keep_state(m, &fin);
+        if (i + 1 < pt.n)
+            continue; /* still reading the prime */
+        next = sample_next(logits, m->V, temp, top_k, &r);
+        print_cp(vocab->vocab[next]);
+    }
+    printf("\n");
+    tn_tape_free(tp);
+    free(pt.ids);
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+/* Carried state as a parameter set ("state.h", "state.c") so it is saved
+ * and loaded with the rest; its tensors are the model's h and c. */
+static void state_set(model *m, tn_params *st)
+{
+    tn_params_init(st);
+    st->cap = st->n = m->c ? 2 : 1;
+    st->items = calloc(2, sizeof *st->items);
+    snprintf(st->items[0].name, TN_NAME_MAX, "state.h");
+    st->items[0].t = m->h;
+    if (m->c) {
+        snprintf(st->items[1].name, TN_NAME_MAX, "state.c");
+        st->items[1].t = m->c;
+    }
+}
+
+static void vocab_string(const text *t, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (int v = 0; v < t->V && k + 5 < cap; v++)
+        k += (size_t)utf8_encode(t->vocab[v], out + k);
+    out[k] = '\0';
+}
+
+static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *opt,
+                           tn_tape *tp, int64_t step, int64_t pos, const opts *o)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    char *vs = malloc((size_t)t->V * 4 + 8);
+    vocab_string(t, vs, (size_t)t->V * 4 + 8);
+    tn_meta_set(&meta, "format", "char_rnn 1");
+    tn_meta_set(&meta, "cell", tn_cell_name(m->cell)[0] == 'r' ? "rnn" : tn_cell_name(m->cell));
+    tn_meta_set_int(&meta, "hidden", m->H);
+    tn_meta_set_int(&meta, "layers", m->L);
+    tn_meta_set_int(&meta, "embed", m->E);
+    tn_meta_set(&meta, "vocab", vs);
+    tn_meta_set_int(&meta, "step", step);
+    tn_meta_set_int(&meta, "data_pos", pos);
+    tn_meta_set_int(&meta, "batch", o->batch);
+    tn_meta_set_int(&meta, "seq", o->seq);
+    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp));
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.17g", o->lr);
+    tn_meta_set(&meta, "lr", buf);
+    snprintf(buf, sizeof buf, "%.17g", o->dropout);
+    tn_meta_set(&meta, "dropout", buf);
+    tn_params st;
+    state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
+    tn_status s = tn_save(path, sets, 3, &meta);
+    if (s != TN_OK)
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+    free(st.items);
+    free(vs);
+    tn_meta_free(&meta);
+    return s == TN_OK ? 0 : -1;
+}
+
+/* Build the model (and its vocabulary) from a checkpoint's metadata and load
+ * its parameters. A checkpoint written by PyTorch has only the model's
+ * tensors; one written by `train` also has optimizer state and the carried
+ * state: when opt_out is non-NULL those are loaded too (resume). */
+static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double dropout,
+                           tn_optim **opt_out, double lr)
+{
+    tn_rng r;
+    tn_rng_seed(&r, 0);
+    int64_t H, L, E;
+    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
+        tn_meta_get_int(meta, "layers", &L) || tn_meta_get_int(meta, "embed", &E)) {
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        return -1;
+    }
+    const char *cell = tn_meta_get(meta, "cell"), *vocab = tn_meta_get(meta, "vocab");
+    int c = tn_cell_from_name(cell);
+    if (c < 0 || !vocab || H < 1 || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1) {
+        fprintf(stderr, "char_rnn: %s: bad metadata (cell, vocab, hidden, layers, embed)\n",
+                path);
+        return -1;
+    }
+    t->V = (int)utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab);
+    for (int v = 1; v < t->V; v++)
+        if (t->vocab[v] <= t->vocab[v - 1]) {
+            fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
+            return -1;
+        }
+    if (model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
+        return -1;
+    model_reset_state(m, 1);
+    tn_ckpt_entry *ents = NULL;
+    int n = 0;
+    bool full = false;
+    if (tn_load_list(path, &ents, &n) == TN_OK)
+        for (int i = 0; i < n; i++)
+            full = full || strcmp(ents[i].name, "state.h") == 0;
+    int64_t B = 1;
+    if (full) { /* the carried state's batch comes from the file */
+        for (int i = 0; i < n; i++)
+            if (strcmp(ents[i].name, "state.h") == 0)
+                B = ents[i].shape[1];
+        model_reset_state(m, B);
+    }
+    tn_ckpt_entries_free(ents, n);
+    tn_adam_opts ao = tn_adam_defaults();
+    ao.lr = lr;
+    tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
+    tn_params st;
+    state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
+    tn_status s = full ? tn_load(path, sets, 3, meta) : tn_load(path, sets, 1, meta);
+    free(st.items);
+    if (s != TN_OK) {
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        tn_optim_free(opt);
+        return -1;
+    }
+    if (opt_out)
+        *opt_out = opt;
+    else
+        tn_optim_free(opt);
+    if (!full || !opt_out)
+        model_reset_state(m, 1);
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int load_training_text(const opts *o, text *t)
+{
+    unsigned char *bytes;
+    int64_t nbytes;
+    if (o->data) {
+        if (read_file(o->data, &bytes, &nbytes))
+            return -1;
+    } else {
+        bytes = generated_text(&nbytes);
+        fprintf(stderr, "char_rnn: no --data given: training on %" PRId64
+                        " bytes of generated English-like text\n", nbytes);
+    }
+    int rc = text_load(t, bytes, nbytes, true, o->data ? o->data : "generated text");
+    free(bytes);
+    return rc;
+}
+
+static int cmd_train(const opts *o)
+{
+    text t = {0};
+    if (load_training_text(o, &t))
+        return 1;
+    int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq;
+    int64_t stream = n_train / B; /* characters per batch stream */
+    if (stream < T + 1) {
+        fprintf(stderr, "char_rnn: training split (%" PRId64 " chars) too short for %" PRId64
+                        " streams of %" PRId64 "+1 characters\n", n_train, B, T);
+        free(t.ids);
+        return 1;
+    }
+    model m;
+    tn_optim *opt = NULL;
+    tn_tape *tp = tn_tape_new();
+    int64_t step = 0, pos = 0;
+    bool resumed = false;
+    if (o->resume && o->checkpoint && access(o->checkpoint, F_OK) == 0) {
+        text ck = {0};
+        tn_meta meta;
+        tn_meta_init(&meta);
+        int rc = load_checkpoint(o->checkpoint, &m, &ck, &meta, o->dropout, &opt, o->lr);
+        if (rc == 0 && (ck.V != t.V || memcmp(ck.vocab, t.vocab, (size_t)t.V * 4) != 0)) {
+            fprintf(stderr, "char_rnn: %s was trained on another vocabulary\n", o->checkpoint);
+            rc = -1;
+        }
+        if (rc == 0 && (!opt || tn_meta_get_int(&meta, "step", &step) ||
+                        tn_meta_get_int(&meta, "data_pos", &pos) ||
+                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.h->shape[1] != B)) {
+            fprintf(stderr, "char_rnn: %s cannot resume this run (no training state, or "
+                            "another --batch)\n", o->checkpoint);
+            rc = -1;
+        }
+        tn_meta_free(&meta);
+        if (rc) {
+            free(t.ids);
+            tn_tape_free(tp);
+            return 1;
+        }
+        tn_optim_set_step(opt, step);
+        resumed = true;
+        fprintf(stderr, "char_rnn: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
+    } else {
+        tn_rng r;
+        tn_rng_seed(&r, o->seed);
+        if (model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
+                       o->layers, o->dropout, &r)) {
+            free(t.ids);
+            tn_tape_free(tp);
+            return 1;
+        }
+        model_reset_state(&m, B);
+        tn_adam_opts ao = tn_adam_defaults();
+        ao.lr = o->lr;
+        opt = tn_optim_adam(&m.ps, &ao);
+        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
+    }
+    fprintf(stderr,
+            "char_rnn: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
+            " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64
+            " train / %" PRId64 " val chars; %d threads, BLIS %s\n",
+            tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
+            t.n - n_train, tn_num_threads(), tn_blis_config());
+    FILE *log = NULL;
+    if (o->log) {
+        bool fresh = !(resumed && access(o->log, F_OK) == 0);
+        log = fopen(o->log, fresh ? "w" : "a");
+        if (!log)
+            fprintf(stderr, "char_rnn: cannot write %s: %s\n", o->log, strerror(errno));
+        else if (fresh)
+            fprintf(log, "step,train_loss,val_loss,val_ppl,elapsed_s\n");
+    }
+    tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    int32_t *xd = x->data, *yd = y->data;
+    const int32_t *val = t.ids + n_train;
+    int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
+    bool tty = isatty(STDERR_FILENO);
+    int64_t save_every = o->save_every ? o->save_every : o->eval_every;
+    double t0 = now(), last_loss = NAN, smooth = NAN;
+    int64_t start_step = step, rc = 0;
+    while (step < o->steps) {
+        if (pos + T + 1 > stream) { /* end of the streams: start over from zero state */
+            pos = 0;
+            tn_tensor_fill(m.h, 0);
+            if (m.c)
+                tn_tensor_fill(m.c, 0);
+        }
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0; s < T; s++) {
+                xd[b * T + s] = t.ids[b * stream + pos + s];
+                yd[b * T + s] = t.ids[b * stream + pos + s + 1];
+            }
+        tn_tape_reset(tp);
+        tn_params_zero_grad(&m.ps);
+        tn_rnn_out fin;
+        tn_tensor *logits = model_forward(tp, &m, x, &fin);
+        tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_MEAN);
+        if (!loss || tn_backward(tp, loss) != TN_OK) {
+            fprintf(stderr, "\nchar_rnn: step %" PRId64 ": %s\n", step, tn_last_error());
+            rc = 1;
+            break;
+        }
+        model_keep_state(&m, &fin);
+        if (o->clip > 0)
+            tn_clip_grad_norm(&m.ps, o->clip);
+        tn_optim_step(opt);
+        pos += T;
+        step++;
+        last_loss = tn_tensor_get(loss, 0);
+        smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
+        double el = now() - t0, tps = (double)(step - start_step) * B * T / el;
+        double eta = (double)(o->steps - step) * el / (double)(step - start_step);
+        if (tty) {
+            int w = 30, fill = (int)(w * step / (o->steps ? o->steps : 1));
+            fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f tok/s  ETA %.0fs ",
+                    fill, "##############################", w - fill, "", step, o->steps,
+                    smooth, tps, eta);
+        } else if (step % 50 == 0 || step == o->steps) {
+            fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f tok/s ETA %.0fs\n", step,
+                    o->steps, smooth, tps, eta);
+        }
+        bool eval_now = o->eval_every && (step % o->eval_every == 0 || step == o->steps);
+        if (eval_now && n_val > 1) {
+            double vl = model_eval(&m, tp, val, n_val);
+            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
+                    tty ? "\n" : "", step, smooth, vl, exp(vl));
+            if (log) {
+                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, smooth, vl, exp(vl),
+                        now() - t0);
+                fflush(log);
+            }
+        }
+        if (o->checkpoint && save_every && step % save_every == 0 && step < o->steps &&
+            save_checkpoint(o->checkpoint, &m, &t, opt, tp, step, pos, o)) {
+            rc = 1;
+            break;
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    if (rc == 0 && o->checkpoint && save_checkpoint(o->checkpoint, &m, &t, opt, tp, step, pos, o))
+        rc = 1;
+    if (rc == 0)
+        printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
+               smooth, last_loss, now() - t0);
+    if (log)
+        fclose(log);
+    tn_tensor_free(x);
+    tn_tensor_free(y);
+    tn_optim_free(opt);
+    model_free(&m);
+    tn_tape_free(tp);
+    free(t.ids);
+    return (int)rc;
+}
+
+static int cmd_sample(const opts *o)
+{
+    if (!o->checkpoint) {
+        fprintf(stderr, "char_rnn sample: --checkpoint PATH is required\n");
+        return 2;
+    }
+    model m;
+    text t = {0};
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3);
+    tn_meta_free(&meta);
+    if (rc)
+        return 1;
+    rc = model_sample(&m, &t, o->prime, o->length, o->temperature, o->top_k, o->seed);
+    model_free(&m);
+    return rc ? 1 : 0;
+}
+
+static int cmd_eval(const opts *o)
+{
+    if (!o->checkpoint || !o->data) {
+        fprintf(stderr, "char_rnn eval: --checkpoint PATH and --data FILE are required\n");
+        return 2;
+    }
+    model m;
+    text t = {0};
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3);
+    tn_meta_free(&meta);
+    if (rc)
+        return 1;
+    unsigned char *bytes;
+    int64_t nbytes;
+    if (read_file(o->data, &bytes, &nbytes) || text_load(&t, bytes, nbytes, false, o->data)) {
+        model_free(&m);
+        return 1;
+    }
+    free(bytes);
+    tn_tape *tp = tn_tape_new();
+    double loss = model_eval(&m, tp, t.ids, t.n);
+    if (isnan(loss)) {
+        fprintf(stderr, "char_rnn eval: %s has fewer than 2 characters\n", o->data);
+        rc = 1;
+    } else {
+        printf("loss %.6f ppl %.6f\n", loss, exp(loss));
+    }
+    tn_tape_free(tp);
+    free(t.ids);
+    model_free(&m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    if (argc < 2 || parse_opts(argc, argv, &o)) {
+        usage();
+        return 2;
+    }
+    if (o.threads > 0)
+        tn_set_num_threads((int)o.threads);
+    else
+        tn_runtime_init();
+    if (strcmp(o.cmd, "train") == 0)
+        return cmd_train(&o);
+    if (strcmp(o.cmd, "sample") == 0)
+        return cmd_sample(&o);
+    if (strcmp(o.cmd, "eval") == 0)
+        return cmd_eval(&o);
+    usage();
+    return 2;
+}

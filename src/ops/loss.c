@@ -1,0 +1,358 @@
+/* src/ops/loss.c - cross-entropy (fused log-softmax + NLL), NLL and MSE.
+ *
+ * Semantics follow torch.nn.functional: a target equal to ignore_index
+ * contributes 0 (and 0 gradient); 'mean' divides by the number of targets
+ * that are not ignored, so when every target is ignored the mean is 0/0 =
+ * NaN, as in PyTorch (the gradient is then zero everywhere, as in PyTorch);
+ * 'sum' is then 0 and 'none' all zeros.
+ *
+ * Per-row losses are summed in double, in row order, so reduced losses do
+ * not depend on the thread count.
+ * Node parameters (cross_entropy, nll): iparam[0] = ignore_index,
+ * iparam[1] = reduction, iparam[2] = number of counted targets; cross
+ * entropy keeps the log-sum-exp of each row in y->aux, in double for both
+ * dtypes (a float lse near 1000 would be off by 3e-5, and so would every
+ * probability exp(x - lse) of the backward). mse:
+ * iparam[1] = reduction.
+ */
+#include "ops_internal.h"
+
+static bool red_ok(tn_reduction red)
+{
+    return red == TN_REDUCE_MEAN || red == TN_REDUCE_SUM || red == TN_REDUCE_NONE;
+}
+
+/* Validate x [N, C] and targets (I32 [N], each in [0, C) or ignore_index)
+ * for op `name`; *count gets the number of targets not ignored. */
+static bool check_class_loss(tn_tape *tp, const char *name, const char *xname, tn_tensor *x,
+                             tn_tensor *targets, int64_t ignore_index, tn_reduction red,
+                             int64_t *count)
+{
+    if (!tn__check(tp, name, 1, &x))
+        return false;
+    if (!targets) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: targets is NULL", name);
+        return false;
+    }
+    if (targets->dtype != TN_I32) {
+        tn_tape_fail(tp, TN_ERR_DTYPE, "%s: targets %s must be int32, got %s", name,
+                     TN_SHP(targets), tn_dtype_name(targets->dtype));
+        return false;
+    }
+    if (x->ndim != 2) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: %s must be 2-D [N, C], got %s", name, xname,
+                     TN_SHP(x));
+        return false;
+    }
+    if (targets->ndim != 1 || targets->shape[0] != x->shape[0]) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: targets %s do not match %s %s (want [%lld])", name,
+                     TN_SHP(targets), xname, TN_SHP(x), (long long)x->shape[0]);
+        return false;
+    }
+    if (!red_ok(red)) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: unknown reduction %d", name, (int)red);
+        return false;
+    }
+    int64_t n = x->shape[0], c = x->shape[1], ts = targets->stride[0], cnt = 0;
+    const int32_t *tg = TN_DATA(int32_t, targets);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = tg[i * ts];
+        if (t == ignore_index)
+            continue;
+        if (t < 0 || t >= c) {
+            tn_tape_fail(tp, TN_ERR_INDEX,
+                         "%s: target %lld at position %lld is out of range [0, %lld) for %s %s "
+                         "(ignore_index %lld)",
+                         name, (long long)t, (long long)i, (long long)c, xname, TN_SHP(x),
+                         (long long)ignore_index);
+            return false;
+        }
+        cnt++;
+    }
+    *count = cnt;
+    return true;
+}
+
+/* Result of a loss with per-row (or per-element) values: [1] or shape. */
+static tn_tensor *loss_result(tn_tape *tp, int op, tn_tensor *x, tn_tensor *other,
+                              tn_reduction red, int ndim, const int64_t *shape)
+{
+    int64_t one = 1;
+    if (red == TN_REDUCE_NONE)
+        return tn__result(tp, op, x->dtype, ndim, shape, false, x, other, NULL);
+    return tn__result(tp, op, x->dtype, 1, &one, false, x, other, NULL);
+}
+
+/* y [1] = sum of li [n] (in order), divided by count for mean (NaN when
+ * count is 0, as PyTorch). */
+static void reduce_rows(tn_tensor *y, const double *li, int64_t n, tn_reduction red, int64_t count)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += li[i];
+    if (red == TN_REDUCE_MEAN)
+        s = count > 0 ? s / (double)count : NAN;
+    TN_FOR_DTYPE(y->dtype, T, { TN_DATA(T, y)[0] = (T)s; });
+}
+
+/* Gradient scale of row i: dy[i] for none; dy[0] (/ count for mean). */
+static double row_grad(const tn_tensor *y, int64_t i)
+{
+    tn_reduction red = (tn_reduction)y->iparam[1];
+    int64_t count = y->iparam[2];
+    double g = 0;
+    TN_FOR_DTYPE(y->dtype, T, { g = TN_GRAD(T, y)[red == TN_REDUCE_NONE ? i : 0]; });
+    if (red == TN_REDUCE_MEAN)
+        g = count > 0 ? g / (double)count : 0.0;
+    return g;
+}
+
+/* ---- cross_entropy ---- */
+
+/* x [N, C] strided, targets [N] (stride ts); lse [N] and li [N] out: li =
+ * lse - x[t] for counted rows, 0 for ignored ones (their lse is 0). */
+static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_t ignore,
+                       double *lse, double *li)
+{
+    int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
+    TN_FOR_DTYPE(x->dtype, T, {
+        const T *X = TN_DATA(T, x);
+        TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = tg[i * ts];
+            if (t == ignore) {
+                lse[i] = 0;
+                li[i] = 0;
+                continue;
+            }
+            const T *px = X + i * s0;
+            T m = px[0];
+            for (int64_t k = 1; k < c; k++)
+                if (px[k * s1] > m)
+                    m = px[k * s1];
+            double z = 0;
+            for (int64_t k = 0; k < c; k++)
+                z += exp(px[k * s1] - m);
+            double l = (double)m + log(z);
+            lse[i] = l;
+            li[i] = l - (double)px[t * s1];
+        }
+    });
+}
+
+tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                            int64_t ignore_index, tn_reduction red)
+{
+    int64_t count;
+    if (!check_class_loss(tp, "cross_entropy", "logits", logits, targets, ignore_index, red,
+                          &count))
+        return NULL;
+    int64_t n = logits->shape[0];
+    double *lse = tn_tape_alloc(tp, (size_t)n * sizeof(double));
+    double *li = tn_tape_alloc(tp, (size_t)n * sizeof(double));
+    if (!lse || !li)
+        return NULL;
+    tn_tensor *y = loss_result(tp, TN_OP_CROSS_ENTROPY, logits, targets, red, 1, &n);
+    if (!y)
+        return NULL;
+    y->iparam[0] = ignore_index;
+    y->iparam[1] = red;
+    y->iparam[2] = count;
+    y->aux = lse;
+    ce_forward(logits, TN_DATA(int32_t, targets), targets->stride[0], ignore_index, lse, li);
+    if (red == TN_REDUCE_NONE) {
+        TN_FOR_DTYPE(y->dtype, T, {
+            for (int64_t i = 0; i < n; i++)
+                TN_DATA(T, y)[i] = (T)li[i];
+        });
+    } else {
+        reduce_rows(y, li, n, red, count);
+    }
+    return tn__finish(tp, y);
+}
+
+/* dx [N, C] (logits' strides) += g_i * (softmax(x_i) - onehot(t_i)) for
+ * counted rows; softmax = exp(x - lse) from the forward's aux. */
+void tn__bw_cross_entropy(tn_tensor *y)
+{
+    tn_tensor *x = y->src[0], *targets = y->src[1];
+    if (!tn__wants(x))
+        return;
+    int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
+    const int32_t *tg = TN_DATA(int32_t, targets);
+    int64_t ts = targets->stride[0], ignore = y->iparam[0];
+    TN_FOR_DTYPE(x->dtype, T, {
+        const T *X = TN_DATA(T, x);
+        const double *lse = y->aux;
+        T *DX = TN_GRAD(T, x);
+        TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = tg[i * ts];
+            if (t == ignore)
+                continue;
+            T g = (T)row_grad(y, i);
+            double l = lse[i];
+            const T *px = X + i * s0;
+            T *dx = DX + i * s0;
+            for (int64_t k = 0; k < c; k++)
+                dx[k * s1] += g * exp((T)(px[k * s1] - l));
+            dx[t * s1] -= g;
+        }
+    });
+}
+
+/* ---- nll ---- */
+
+tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
+                  tn_reduction red)
+{
+    int64_t count;
+    if (!check_class_loss(tp, "nll", "logp", logp, targets, ignore_index, red, &count))
+        return NULL;
+    int64_t n = logp->shape[0], s0 = logp->stride[0], s1 = logp->stride[1];
+    double *li = tn_tape_alloc(tp, (size_t)n * sizeof(double));
+    if (!li)
+        return NULL;
+    tn_tensor *y = loss_result(tp, TN_OP_NLL, logp, targets, red, 1, &n);
+    if (!y)
+        return NULL;
+    y->iparam[0] = ignore_index;
+    y->iparam[1] = red;
+    y->iparam[2] = count;
+    /* logp [N, C] strided -> li [N] */
+    const int32_t *tg = TN_DATA(int32_t, targets);
+    int64_t ts = targets->stride[0];
+    TN_FOR_DTYPE(logp->dtype, T, {
+        const T *X = TN_DATA(T, logp);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = tg[i * ts];
+            li[i] = t == ignore_index ? 0.0 : -(double)X[i * s0 + t * s1];
+        }
+        if (red == TN_REDUCE_NONE)
+            for (int64_t i = 0; i < n; i++)
+                TN_DATA(T, y)[i] = (T)li[i];
+    });
+    if (red != TN_REDUCE_NONE)
+        reduce_rows(y, li, n, red, count);
+    return tn__finish(tp, y);
+}
+
+/* dlogp [N, C] (logp's strides): dlogp[i, t_i] -= g_i for counted rows. */
+void tn__bw_nll(tn_tensor *y)
+{
+    tn_tensor *x = y->src[0], *targets = y->src[1];
+    if (!tn__wants(x))
+        return;
+    int64_t n = x->shape[0], s0 = x->stride[0], s1 = x->stride[1];
+    const int32_t *tg = TN_DATA(int32_t, targets);
+    int64_t ts = targets->stride[0], ignore = y->iparam[0];
+    TN_FOR_DTYPE(x->dtype, T, {
+        T *DX = TN_GRAD(T, x);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = tg[i * ts];
+            if (t != ignore)
+                DX[i * s0 + t * s1] -= (T)row_grad(y, i);
+        }
+    });
+}
+
+/* ---- mse ---- */
+
+tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
+{
+    tn_tensor *in[2] = {a, b};
+    if (!tn__check(tp, "mse", 2, in))
+        return NULL;
+    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) != 0) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "mse: shapes %s and %s differ", TN_SHP(a), TN_SHP(b));
+        return NULL;
+    }
+    if (!red_ok(red)) {
+        tn_tape_fail(tp, TN_ERR_ARG, "mse: unknown reduction %d", (int)red);
+        return NULL;
+    }
+    /* a, b any shape (frame s, strides sa, sb); y contiguous or [1] */
+    int64_t s[4], sa[4], sb[4];
+    tn__frame(a->ndim, a->shape, s);
+    tn__bstrides(a, a->ndim, a->shape, sa);
+    tn__bstrides(b, a->ndim, a->shape, sb);
+    int64_t rows = s[0] * s[1] * s[2], n = s[3];
+    double *part = NULL;
+    if (red != TN_REDUCE_NONE && !(part = tn_tape_alloc(tp, (size_t)rows * sizeof(double))))
+        return NULL;
+    tn_tensor *y = loss_result(tp, TN_OP_MSE, a, b, red, a->ndim, a->shape);
+    if (!y)
+        return NULL;
+    y->iparam[1] = red;
+    TN_FOR_DTYPE(a->dtype, T, {
+        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b);
+        T *Y = TN_DATA(T, y);
+        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
+            if (part) {
+                double acc = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    double d = (double)pa[j * sa[3]] - (double)pb[j * sb[3]];
+                    acc += d * d;
+                }
+                part[r] = acc;
+            } else {
+                T *py = Y + r * n;
+                for (int64_t j = 0; j < n; j++) {
+                    T d = pa[j * sa[3]] - pb[j * sb[3]];
+                    py[j] = d * d;
+                }
+            }
+        }
+    });
+    if (part) {
+        double tot = 0;
+        for (int64_t r = 0; r < rows; r++)
+            tot += part[r];
+        if (red == TN_REDUCE_MEAN)
+            tot /= (double)tn_numel(a);
+        TN_FOR_DTYPE(a->dtype, T, { TN_DATA(T, y)[0] = (T)tot; });
+    }
+    return tn__finish(tp, y);
+}
+
+/* Backward into operand `which` (0 = a, 1 = b) of y = mse(a, b):
+ * da += g * 2 (a - b), db -= g * 2 (a - b), g = dy (none), dy[0] (sum) or
+ * dy[0] / numel (mean). One operand per pass, so two views of one base never
+ * race on the same gradient element. */
+static void mse_backward(tn_tensor *y, int which)
+{
+    tn_tensor *a = y->src[0], *b = y->src[1], *x = y->src[which];
+    if (!tn__wants(x))
+        return;
+    tn_reduction red = (tn_reduction)y->iparam[1];
+    int64_t s[4], sa[4], sb[4], sx[4];
+    tn__frame(a->ndim, a->shape, s);
+    tn__bstrides(a, a->ndim, a->shape, sa);
+    tn__bstrides(b, a->ndim, a->shape, sb);
+    tn__bstrides(x, a->ndim, a->shape, sx);
+    int64_t rows = s[0] * s[1] * s[2], n = s[3];
+    double scale = (which == 0 ? 2.0 : -2.0) / (red == TN_REDUCE_MEAN ? (double)tn_numel(a) : 1.0);
+    TN_FOR_DTYPE(a->dtype, T, {
+        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b), *DY = TN_GRAD(T, y);
+        T *DX = TN_GRAD(T, x);
+        T g0 = (T)(red == TN_REDUCE_NONE ? scale : scale * DY[0]);
+        TN_OMP_FOR(rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
+            T *dx = DX + tn__row_off(r, s, sx);
+            const T *dy = DY + r * n;
+            for (int64_t j = 0; j < n; j++) {
+                T g = red == TN_REDUCE_NONE ? g0 * dy[j] : g0;
+                dx[j * sx[3]] += g * (pa[j * sa[3]] - pb[j * sb[3]]);
+            }
+        }
+    });
+}
+
+void tn__bw_mse(tn_tensor *y)
+{
+    mse_backward(y, 0);
+    mse_backward(y, 1);
+}

@@ -1,0 +1,267 @@
+/* src/ops/matmul.c - matmul, bmm, addmm through BLIS's typed GEMM.
+ *
+ * Every product is one call (per batch) of bli_sgemm / bli_dgemm,
+ *   C := beta*C + alpha*A*B,
+ * with general row and column strides for each operand, so transposed views
+ * (a stride swap) and narrowed views (a row stride larger than the row) go
+ * to BLIS without copies. Backward accumulates straight into the gradients
+ * with beta = 1:
+ *   dA += dC @ B^T,   dB += A^T @ dC
+ * where B^T and A^T are the same memory with m/n and rs/cs swapped.
+ *
+ * BLIS is only ever called from serial code (never inside an OpenMP
+ * region): it runs its own threads, set by the runtime (src/core/runtime.c).
+ */
+#include "ops_internal.h"
+
+#include <blis.h>
+
+/* A GEMM operand: an m x n matrix at p with element strides rs, cs. */
+typedef struct gemm_mat {
+    void *p;
+    int64_t m, n, rs, cs;
+} gemm_mat;
+
+/* Dims d, d+1 of t's data (or grad, when grad is true) at element offset
+ * off, as an m x n matrix. */
+static gemm_mat mat_of(const tn_tensor *t, int d, int64_t off, bool grad)
+{
+    char *base = grad ? t->grad : t->data;
+    gemm_mat x = {base + off * (int64_t)tn_dtype_size(t->dtype), t->shape[d], t->shape[d + 1],
+                  t->stride[d], t->stride[d + 1]};
+    return x;
+}
+
+/* The transpose of x: the same memory with dims and strides swapped. */
+static gemm_mat mat_t(gemm_mat x)
+{
+    gemm_mat y = {x.p, x.n, x.m, x.cs, x.rs};
+    return y;
+}
+
+/* The stride of a size-1 dim is arbitrary in a tensor (it is never used to
+ * step), but BLIS checks it: replace it with one that passes. */
+static void mat_canon(gemm_mat *x)
+{
+    if (x->m == 1 && x->n == 1) {
+        x->rs = x->cs = 1;
+    } else if (x->m == 1) {
+        x->rs = x->n * x->cs;
+    } else if (x->n == 1) {
+        x->cs = x->m * x->rs;
+    }
+}
+
+/* BLIS's stride rule (bli_check_matrix_strides): no zero strides, and one
+ * stride must step over the whole extent of the other dim. Views made by
+ * transpose and narrow of contiguous tensors always satisfy it. */
+static bool mat_ok(gemm_mat x)
+{
+    mat_canon(&x);
+    if (x.rs <= 0 || x.cs <= 0)
+        return false;
+    if (x.m == 1 || x.n == 1)
+        return true;
+    return x.rs >= x.n * x.cs || x.cs >= x.m * x.rs;
+}
+
+/* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
+static void gemm(tn_dtype dt, gemm_mat A, gemm_mat B, double beta, gemm_mat C)
+{
+    mat_canon(&A);
+    mat_canon(&B);
+    mat_canon(&C);
+    if (dt == TN_F32) {
+        float one = 1.0f, be = (float)beta;
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
+                  A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
+                  (inc_t)C.rs, (inc_t)C.cs);
+    } else {
+        double one = 1.0, be = beta;
+        bli_dgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
+                  A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
+                  (inc_t)C.rs, (inc_t)C.cs);
+    }
+}
+
+/* ---- checks shared by the builders ---- */
+
+/* Both operands' matrices (dims d, d+1) must be passable to BLIS. Gradients
+ * share the data layout, so this also covers backward. */
+static bool layout_ok(tn_tape *tp, const char *op, const char *which, const tn_tensor *t, int d)
+{
+    if (mat_ok(mat_of(t, d, 0, false)))
+        return true;
+    tn_tape_fail(tp, TN_ERR_ARG,
+                 "%s: %s %s has strides (%lld, %lld) that BLIS cannot take; make it contiguous "
+                 "first (tn_contiguous)",
+                 op, which, TN_SHP(t), (long long)t->stride[d], (long long)t->stride[d + 1]);
+    return false;
+}
+
+/* a [M, K] @ b [K, N] shape check for op (matmul, addmm). */
+static bool check_2d(tn_tape *tp, const char *op, const tn_tensor *a, const tn_tensor *b)
+{
+    if (a->ndim != 2 || b->ndim != 2) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: operands must be 2-D, got a %s @ b %s", op, TN_SHP(a),
+                     TN_SHP(b));
+        return false;
+    }
+    if (a->shape[1] != b->shape[0]) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: inner dims differ: a %s @ b %s", op, TN_SHP(a),
+                     TN_SHP(b));
+        return false;
+    }
+    return layout_ok(tp, op, "a", a, 0) && layout_ok(tp, op, "b", b, 0);
+}
+
+/* ---- matmul ---- */
+
+tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
+{
+    tn_tensor *in[2] = {a, b};
+    if (!tn__check(tp, "matmul", 2, in) || !check_2d(tp, "matmul", a, b))
+        return NULL;
+    int64_t shape[2] = {a->shape[0], b->shape[1]};
+    tn_tensor *y = tn__result(tp, TN_OP_MATMUL, a->dtype, 2, shape, false, a, b, NULL);
+    if (!y)
+        return NULL;
+    /* y [M, N] := a [M, K] @ b [K, N]; beta = 0 never reads y's memory */
+    gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 0.0, mat_of(y, 0, 0, false));
+    return tn__finish(tp, y);
+}
+
+/* Backward of y = a @ b over the matrices at dims d, d+1 and element
+ * offsets (oa, ob, oy) of one batch:
+ *   da [M, K] += dy [M, N] @ b^T [N, K],   db [K, N] += a^T [K, M] @ dy [M, N]. */
+static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, int64_t oa,
+                             int64_t ob, int64_t oy)
+{
+    gemm_mat dy = mat_of(y, d, oy, true);
+    if (tn__wants(a))
+        gemm(y->dtype, dy, mat_t(mat_of(b, d, ob, false)), 1.0, mat_of(a, d, oa, true));
+    if (tn__wants(b))
+        gemm(y->dtype, mat_t(mat_of(a, d, oa, false)), dy, 1.0, mat_of(b, d, ob, true));
+}
+
+void tn__bw_matmul(tn_tensor *y) { product_backward(y, y->src[0], y->src[1], 0, 0, 0, 0); }
+
+/* ---- bmm ---- */
+
+tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b)
+{
+    tn_tensor *in[2] = {a, b};
+    if (!tn__check(tp, "bmm", 2, in))
+        return NULL;
+    if (a->ndim != 3 || b->ndim != 3) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "bmm: operands must be 3-D, got a %s @ b %s", TN_SHP(a),
+                     TN_SHP(b));
+        return NULL;
+    }
+    if (a->shape[0] != b->shape[0]) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "bmm: batch sizes differ: a %s @ b %s", TN_SHP(a),
+                     TN_SHP(b));
+        return NULL;
+    }
+    if (a->shape[2] != b->shape[1]) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "bmm: inner dims differ: a %s @ b %s", TN_SHP(a),
+                     TN_SHP(b));
+        return NULL;
+    }
+    if (!layout_ok(tp, "bmm", "a", a, 1) || !layout_ok(tp, "bmm", "b", b, 1))
+        return NULL;
+    int64_t shape[3] = {a->shape[0], a->shape[1], b->shape[2]};
+    tn_tensor *y = tn__result(tp, TN_OP_BMM, a->dtype, 3, shape, false, a, b, NULL);
+    if (!y)
+        return NULL;
+    /* y[i] [M, N] := a[i] [M, K] @ b[i] [K, N] for each batch i */
+    for (int64_t i = 0; i < shape[0]; i++)
+        gemm(y->dtype, mat_of(a, 1, i * a->stride[0], false), mat_of(b, 1, i * b->stride[0], false),
+             0.0, mat_of(y, 1, i * y->stride[0], false));
+    return tn__finish(tp, y);
+}
+
+void tn__bw_bmm(tn_tensor *y)
+{
+    tn_tensor *a = y->src[0], *b = y->src[1];
+    for (int64_t i = 0; i < y->shape[0]; i++)
+        product_backward(y, a, b, 1, i * a->stride[0], i * b->stride[0], i * y->stride[0]);
+}
+
+/* ---- addmm ---- */
+
+/* Row and column strides of bias as seen from the [M, N] output: a bias of
+ * shape [N] or [1, N] repeats over rows (row stride 0). */
+static void bias_strides(const tn_tensor *bias, int64_t *rs, int64_t *cs)
+{
+    if (bias->ndim == 1) {
+        *rs = 0;
+        *cs = bias->stride[0];
+    } else {
+        *rs = bias->shape[0] == 1 ? 0 : bias->stride[0];
+        *cs = bias->stride[1];
+    }
+}
+
+tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
+{
+    tn_tensor *in[3] = {bias, a, b};
+    if (!tn__check(tp, "addmm", 3, in) || !check_2d(tp, "addmm", a, b))
+        return NULL;
+    int64_t M = a->shape[0], N = b->shape[1];
+    bool fits = (bias->ndim == 1 && bias->shape[0] == N) ||
+                (bias->ndim == 2 && (bias->shape[0] == M || bias->shape[0] == 1) &&
+                 bias->shape[1] == N);
+    if (!fits) {
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "addmm: bias %s does not fit a %s @ b %s -> [%lld, %lld] (need [%lld] or "
+                     "[%lld, %lld])",
+                     TN_SHP(bias), TN_SHP(a), TN_SHP(b), (long long)M, (long long)N, (long long)N,
+                     (long long)M, (long long)N);
+        return NULL;
+    }
+    int64_t shape[2] = {M, N};
+    tn_tensor *y = tn__result(tp, TN_OP_ADDMM, a->dtype, 2, shape, false, bias, a, b);
+    if (!y)
+        return NULL;
+    /* y [M, N] := bias (broadcast, strided), then y += a @ b (beta = 1) */
+    int64_t rs, cs;
+    bias_strides(bias, &rs, &cs);
+    TN_FOR_DTYPE(y->dtype, T, {
+        const T *B = TN_DATA(T, bias);
+        T *Y = TN_DATA(T, y);
+        TN_OMP_FOR(M * N > TN_PAR_MIN)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) Y[i * N + j] = B[i * rs + j * cs];
+    });
+    gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 1.0, mat_of(y, 0, 0, false));
+    return tn__finish(tp, y);
+}
+
+/* dbias += dy [M, N] summed over rows when bias repeats over them (row
+ * stride 0), else element-wise. Columns are split into blocks so threads
+ * never add into the same element. */
+static void bias_backward(tn_tensor *y, tn_tensor *bias)
+{
+    int64_t M = y->shape[0], N = y->shape[1], rs, cs;
+    bias_strides(bias, &rs, &cs);
+    const int64_t blk = 64;
+    TN_FOR_DTYPE(y->dtype, T, {
+        const T *DY = TN_GRAD(T, y);
+        T *DB = TN_GRAD(T, bias);
+        TN_OMP_FOR(M * N > TN_PAR_MIN)
+        for (int64_t j0 = 0; j0 < N; j0 += blk) {
+            int64_t j1 = j0 + blk < N ? j0 + blk : N;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = j0; j < j1; j++) DB[i * rs + j * cs] += DY[i * N + j];
+        }
+    });
+}
+
+void tn__bw_addmm(tn_tensor *y)
+{
+    tn_tensor *bias = y->src[0];
+    if (tn__wants(bias))
+        bias_backward(y, bias);
+    product_backward(y, y->src[1], y->src[2], 0, 0, 0, 0);
+}

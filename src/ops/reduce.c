@@ -1,0 +1,213 @@
+/* src/ops/reduce.c - sum and mean, over all elements or along one dim.
+ *
+ * Sums accumulate in double for both dtypes (at least as accurate as
+ * PyTorch's pairwise float sums). The sum of all elements is split into at
+ * most SUM_PARTS parts by a rule that depends only on the element count, the
+ * parts run in parallel and are added in order, so the result is the same
+ * for every thread count. Sums along a dim run in parallel over outputs.
+ *
+ * Node parameters: iparam[0] = reduced dim (-1: all elements), iparam[1] =
+ * keepdim. Backward spreads dy over the reduced elements (divided by their
+ * count for mean); every input element receives exactly one term.
+ */
+#include "ops_internal.h"
+
+#define SUM_PARTS 64       /* at most this many partial sums */
+#define SUM_PART_MIN 16384 /* elements per part below which parts merge */
+
+/* Split x at dim d: the other dims right-aligned into a 3-D frame s[0..2]
+ * (leading 1s) with x's strides st[0..2]; s[3] = 1, st[3] = 0; *n and *sn
+ * get the size and stride of dim d. Row r of the frame (row-major over the
+ * kept dims, which is also the contiguous result's order) starts at
+ * tn__row_off(r, s, st). */
+static void split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
+                      int64_t *sn)
+{
+    for (int k = 0; k < 4; k++) {
+        s[k] = 1;
+        st[k] = 0;
+    }
+    int k = 2;
+    for (int i = x->ndim - 1; i >= 0; i--) {
+        if (i == d)
+            continue;
+        s[k] = x->shape[i];
+        st[k] = x->stride[i];
+        k--;
+    }
+    *n = x->shape[d];
+    *sn = x->stride[d];
+}
+
+/* y [1] = (sum of every element of x) / div; x any shape, strided. */
+static void sum_all_forward(tn_tensor *y, const tn_tensor *x, double div)
+{
+    int64_t s[4], st[4], numel = tn_numel(x);
+    tn__frame(x->ndim, x->shape, s);
+    tn__bstrides(x, x->ndim, x->shape, st);
+    bool contig = tn_is_contiguous(x);
+    int64_t parts = (numel + SUM_PART_MIN - 1) / SUM_PART_MIN;
+    if (parts > SUM_PARTS)
+        parts = SUM_PARTS;
+    double part[SUM_PARTS];
+    TN_FOR_DTYPE(x->dtype, T, {
+        const T *X = TN_DATA(T, x);
+        TN_OMP_FOR(parts > 1)
+        for (int64_t p = 0; p < parts; p++) {
+            int64_t i0 = numel * p / parts, i1 = numel * (p + 1) / parts;
+            double acc = 0;
+            if (contig) {
+                for (int64_t i = i0; i < i1; i++)
+                    acc += X[i];
+            } else {
+                /* walk the logical index i0..i1 with a 4-D odometer */
+                int64_t idx[4], off = 0, q = i0;
+                for (int d = 3; d >= 0; d--) {
+                    idx[d] = q % s[d];
+                    q /= s[d];
+                    off += idx[d] * st[d];
+                }
+                for (int64_t i = i0; i < i1; i++) {
+                    acc += X[off];
+                    for (int d = 3; d >= 0; d--) {
+                        off += st[d];
+                        if (++idx[d] < s[d])
+                            break;
+                        off -= st[d] * s[d];
+                        idx[d] = 0;
+                    }
+                }
+            }
+            part[p] = acc;
+        }
+        double total = 0;
+        for (int64_t p = 0; p < parts; p++)
+            total += part[p];
+        TN_DATA(T, y)[0] = (T)(total / div);
+    });
+}
+
+/* y [kept dims] contiguous = (sum of x along dim d) / div; x strided. */
+static void sum_dim_forward(tn_tensor *y, const tn_tensor *x, int d, double div)
+{
+    int64_t s[4], st[4], n, sn;
+    split_dim(x, d, s, st, &n, &sn);
+    int64_t rows = tn_numel(y);
+    TN_FOR_DTYPE(x->dtype, T, {
+        const T *X = TN_DATA(T, x);
+        T *Y = TN_DATA(T, y);
+        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const T *px = X + tn__row_off(r, s, st);
+            double acc = 0;
+            for (int64_t k = 0; k < n; k++)
+                acc += px[k * sn];
+            Y[r] = (T)(acc / div);
+        }
+    });
+}
+
+/* Backward of y = sum(x) / div (all elements, or along iparam[0]):
+ * dx += dy / div broadcast over the reduced elements. dx has x's strides. */
+static void reduce_backward(tn_tensor *y, bool mean)
+{
+    tn_tensor *x = y->src[0];
+    if (!tn__wants(x))
+        return;
+    int d = (int)y->iparam[0];
+    if (d < 0) {
+        /* x any shape (frame s, strides st), dy [1] */
+        int64_t s[4], st[4];
+        tn__frame(x->ndim, x->shape, s);
+        tn__bstrides(x, x->ndim, x->shape, st);
+        int64_t rows = s[0] * s[1] * s[2], n = s[3];
+        double div = mean ? (double)tn_numel(x) : 1.0;
+        TN_FOR_DTYPE(x->dtype, T, {
+            T g = (T)(TN_GRAD(T, y)[0] / div);
+            T *DX = TN_GRAD(T, x);
+            TN_OMP_FOR(rows * n > TN_PAR_MIN)
+            for (int64_t r = 0; r < rows; r++) {
+                T *dx = DX + tn__row_off(r, s, st);
+                for (int64_t j = 0; j < n; j++)
+                    dx[j * st[3]] += g;
+            }
+        });
+        return;
+    }
+    /* dy [kept dims] contiguous, dx strided with dim d of size n */
+    int64_t s[4], st[4], n, sn;
+    split_dim(x, d, s, st, &n, &sn);
+    int64_t rows = tn_numel(y);
+    double div = mean ? (double)n : 1.0;
+    TN_FOR_DTYPE(x->dtype, T, {
+        const T *DY = TN_GRAD(T, y);
+        T *DX = TN_GRAD(T, x);
+        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            T *dx = DX + tn__row_off(r, s, st);
+            T g = (T)(DY[r] / div);
+            for (int64_t k = 0; k < n; k++)
+                dx[k * sn] += g;
+        }
+    });
+}
+
+static tn_tensor *reduce_all(tn_tape *tp, int op, tn_tensor *x)
+{
+    if (!tn__check(tp, tn_op_name(op), 1, &x))
+        return NULL;
+    int64_t one = 1;
+    tn_tensor *y = tn__result(tp, op, x->dtype, 1, &one, false, x, NULL, NULL);
+    if (!y)
+        return NULL;
+    y->iparam[0] = -1;
+    y->iparam[1] = 0;
+    sum_all_forward(y, x, op == TN_OP_MEAN ? (double)tn_numel(x) : 1.0);
+    return tn__finish(tp, y);
+}
+
+static tn_tensor *reduce_dim(tn_tape *tp, int op, const char *name, tn_tensor *x, int dim,
+                             bool keepdim)
+{
+    if (!tn__check(tp, name, 1, &x))
+        return NULL;
+    int d = tn__dim(dim, x->ndim);
+    if (d < 0) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d is out of range for a %d-D input %s", name, dim,
+                     x->ndim, TN_SHP(x));
+        return NULL;
+    }
+    int64_t shape[TN_MAX_DIMS];
+    int nd = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (i != d)
+            shape[nd++] = x->shape[i];
+        else if (keepdim)
+            shape[nd++] = 1;
+    }
+    if (nd == 0)
+        shape[nd++] = 1; /* a 1-D input reduces to [1] */
+    tn_tensor *y = tn__result(tp, op, x->dtype, nd, shape, false, x, NULL, NULL);
+    if (!y)
+        return NULL;
+    y->iparam[0] = d;
+    y->iparam[1] = keepdim;
+    sum_dim_forward(y, x, d, op == TN_OP_MEAN ? (double)x->shape[d] : 1.0);
+    return tn__finish(tp, y);
+}
+
+tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x) { return reduce_all(tp, TN_OP_SUM, x); }
+tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x) { return reduce_all(tp, TN_OP_MEAN, x); }
+
+tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim)
+{
+    return reduce_dim(tp, TN_OP_SUM, "sum_dim", x, dim, keepdim);
+}
+
+tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim)
+{
+    return reduce_dim(tp, TN_OP_MEAN, "mean_dim", x, dim, keepdim);
+}
+
+void tn__bw_sum(tn_tensor *y) { reduce_backward(y, false); }
+void tn__bw_mean(tn_tensor *y) { reduce_backward(y, true); }

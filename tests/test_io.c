@@ -1,0 +1,629 @@
+/* tests/test_io.c - safetensors checkpoints: round trips, strict loading,
+ * corrupt files, atomic saves, and a file written by Python
+ * (tests/gen_io_fixture.py -> tests/fixtures/io_python.safetensors).
+ *
+ * Values are compared exactly: a checkpoint stores the bits, so a round trip
+ * in the same dtype, F32 -> F64 widening and F64 -> F32 rounding (compared
+ * with the C cast) have no tolerance. */
+#include "check.h"
+#include "tensor/tensor.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static const char *in_dir(char *buf, const char *name)
+{
+    snprintf(buf, 512, "%s/%s", dir, name);
+    return buf;
+}
+
+static unsigned char *slurp(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *p, const void *b, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+/* A safetensors file with the given header text (unpadded) and ndata bytes
+ * of data (value 0x3f). */
+static void write_raw(const char *p, const char *json, size_t ndata)
+{
+    size_t n = strlen(json);
+    unsigned char *b = malloc(8 + n + ndata + 1);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memcpy(b + 8, json, n);
+    memset(b + 8 + n, 0x3f, ndata);
+    spit(p, b, 8 + n + ndata);
+    free(b);
+}
+
+static bool same_file(const unsigned char *want, size_t n, const char *p)
+{
+    size_t m;
+    unsigned char *got = slurp(p, &m);
+    bool same = got && m == n && memcmp(got, want, n) == 0;
+    free(got);
+    return same;
+}
+
+static int count_tmp_files(void)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* ---- the parameter sets used throughout ------------------------------------ */
+
+enum { SET_A = 1, SET_B = 2, BAD_SHAPE = 4 };
+
+/* Set A "model": embed.weight F32 [5, 3], head.bias F64 [4].
+ * Set B "optimizer": state.m F32 [2, 3, 2], state.v F64 [2, 1, 3, 2],
+ * state.step F64 [1]. dt >= 0 forces one dtype; seed 0 fills with 7,
+ * otherwise normal values. BAD_SHAPE makes embed.weight [3, 5]. */
+static void build(tn_params *a, tn_params *b, int flags, int dt, uint64_t seed)
+{
+    static const int64_t s53[] = {5, 3}, s35[] = {3, 5}, s4[] = {4}, s232[] = {2, 3, 2},
+                         s2132[] = {2, 1, 3, 2}, s1[] = {1};
+    tn_dtype f = dt >= 0 ? (tn_dtype)dt : TN_F32, d = dt >= 0 ? (tn_dtype)dt : TN_F64;
+    tn_rng r;
+    tn_rng_seed(&r, seed);
+    tn_params_init(a);
+    tn_params_init(b);
+    if (flags & SET_A) {
+        tn_params_new(a, "embed", "weight", f, 2, flags & BAD_SHAPE ? s35 : s53);
+        tn_params_new(a, "head", "bias", d, 1, s4);
+    }
+    if (flags & SET_B) {
+        tn_params_new(b, "state", "m", f, 3, s232);
+        tn_params_new(b, "state", "v", d, 4, s2132);
+        tn_params_new(b, "state", "step", d, 1, s1);
+    }
+    tn_params *sets[] = {a, b};
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < sets[s]->n; i++) {
+            if (seed)
+                tn_tensor_normal(sets[s]->items[i].t, &r, 0.0, 1.0);
+            else
+                tn_tensor_fill(sets[s]->items[i].t, 7.0);
+        }
+}
+
+static void free2(tn_params *a, tn_params *b)
+{
+    tn_params_free(a);
+    tn_params_free(b);
+}
+
+/* Every parameter of dst equals the one of the same name in src after
+ * conversion to dst's dtype (exactly). */
+static bool sets_equal(tn_params *dst, tn_params *src)
+{
+    bool ok = dst->n == src->n;
+    for (int i = 0; ok && i < dst->n; i++) {
+        tn_tensor *d = dst->items[i].t, *s = tn_params_get(src, dst->items[i].name);
+        ok = s && tn_numel(s) == tn_numel(d);
+        for (int64_t k = 0; ok && k < tn_numel(d); k++) {
+            double want = tn_tensor_get(s, k);
+            if (d->dtype == TN_F32)
+                want = (float)want;
+            ok = tn_tensor_get(d, k) == want;
+        }
+    }
+    return ok;
+}
+
+static bool all_seven(tn_params *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        for (int64_t k = 0; k < tn_numel(ps->items[i].t); k++)
+            if (tn_tensor_get(ps->items[i].t, k) != 7.0)
+                return false;
+    return true;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+static void test_meta(void)
+{
+    tn_meta m = {0};
+    CHECK(tn_meta_set(&m, "a", "1") == TN_OK);
+    CHECK(tn_meta_set(&m, "b", "two") == TN_OK);
+    CHECK(tn_meta_set(&m, "a", "one") == TN_OK); /* replaced in place */
+    CHECK(m.n == 2 && strcmp(m.keys[0], "a") == 0 && strcmp(tn_meta_get(&m, "a"), "one") == 0);
+    CHECK(tn_meta_get(&m, "zzz") == NULL);
+    for (int i = 0; i < 20; i++) { /* growth */
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK(tn_meta_set_int(&m, k, -1234567890123LL * i) == TN_OK);
+    }
+    int64_t v = 5;
+    CHECK(tn_meta_get_int(&m, "k19", &v) == TN_OK && v == -1234567890123LL * 19);
+    const char *bad[] = {"", "12x", " 5", "+5", "1e3", "99999999999999999999", "-"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tn_meta_set(&m, "bad", bad[i]);
+        v = 5;
+        CHECK(tn_meta_get_int(&m, "bad", &v) == TN_ERR_FORMAT && v == 5);
+        CHECK_MSG(tn_last_error(), "'bad'");
+    }
+    CHECK(tn_meta_get_int(&m, "absent", &v) == TN_ERR_FORMAT);
+    CHECK_MSG(tn_last_error(), "absent");
+
+    tn_rng r, r2;
+    tn_rng_seed(&r, 42);
+    tn_rng_next(&r);
+    CHECK(tn_meta_set_rng(&m, "rng", &r) == TN_OK);
+    CHECK(strlen(tn_meta_get(&m, "rng")) == 67);
+    CHECK(tn_meta_get_rng(&m, "rng", &r2) == TN_OK);
+    CHECK(tn_rng_next(&r) == tn_rng_next(&r2) && tn_rng_next(&r) == tn_rng_next(&r2));
+    tn_meta_set(&m, "rng", "0123456789abcdef 0123456789abcdef 0123456789abcdef 0123456789abcdeX");
+    CHECK(tn_meta_get_rng(&m, "rng", &r2) == TN_ERR_FORMAT);
+    CHECK(tn_meta_set(&m, NULL, "x") == TN_ERR_ARG);
+    tn_meta_free(&m);
+    CHECK(m.n == 0 && tn_meta_get(&m, "a") == NULL);
+    tn_meta_free(&m);
+    tn_meta_free(NULL);
+}
+
+/* UTF-8 and characters JSON must escape. */
+static const char *VOCAB = "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe4\xb8\xad\xe6\x96\x87 "
+                           "q\"b\\s\nt\t/\x01";
+
+static void test_round_trip(void)
+{
+    char p[512];
+    in_dir(p, "rt.safetensors");
+    tn_params a, b, a2, b2;
+    build(&a, &b, SET_A | SET_B, -1, 11);
+    tn_meta meta = {0}, got = {0};
+    tn_meta_set(&meta, "cell", "lstm");
+    tn_meta_set(&meta, "vocab", VOCAB);
+    tn_meta_set_int(&meta, "step", 123456789012LL);
+    CHECK(tn_save(p, (tn_params *[]){&a, &b}, 2, &meta) == TN_OK);
+    CHECK(count_tmp_files() == 0);
+
+    /* layout: length, '{', 8-byte aligned data, size = header + 4*(15+12) + 8*(4+12+1) */
+    size_t n;
+    unsigned char *f = slurp(p, &n);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | f[i];
+    CHECK(f[8] == '{' && (8 + hlen) % 8 == 0);
+    CHECK(n == 8 + hlen + 4 * (15 + 12) + 8 * (4 + 12 + 1));
+    free(f);
+
+    /* same dtypes: bitwise; metadata replaced (old keys gone) */
+    build(&a2, &b2, SET_A | SET_B, -1, 0);
+    tn_meta_set(&got, "stale", "x");
+    CHECK(tn_load(p, (tn_params *[]){&a2, &b2}, 2, &got) == TN_OK);
+    CHECK(sets_equal(&a2, &a) && sets_equal(&b2, &b));
+    CHECK(got.n == 3 && tn_meta_get(&got, "stale") == NULL);
+    CHECK(tn_meta_get(&got, "vocab") && strcmp(tn_meta_get(&got, "vocab"), VOCAB) == 0);
+    int64_t step = 0;
+    CHECK(tn_meta_get_int(&got, "step", &step) == TN_OK && step == 123456789012LL);
+    free2(&a2, &b2);
+
+    /* one set per call works too, and the grouping into sets is free */
+    build(&a2, &b2, SET_A | SET_B, -1, 0);
+    CHECK(tn_load(p, (tn_params *[]){&b2, &a2}, 2, NULL) == TN_OK);
+    CHECK(sets_equal(&a2, &a) && sets_equal(&b2, &b));
+    free2(&a2, &b2);
+
+    /* dtype conversion: everything F64 (exact widening), everything F32 (rounding) */
+    for (int dt = TN_F32; dt <= TN_F64; dt++) {
+        build(&a2, &b2, SET_A | SET_B, dt, 0);
+        CHECK(tn_load(p, (tn_params *[]){&a2, &b2}, 2, NULL) == TN_OK);
+        CHECK(sets_equal(&a2, &a) && sets_equal(&b2, &b));
+        free2(&a2, &b2);
+    }
+
+    /* metadata only, and the list of tensors (F64 first, in set order) */
+    tn_meta_set(&got, "stale", "x");
+    CHECK(tn_load_meta(p, &got) == TN_OK && got.n == 3 && !tn_meta_get(&got, "stale"));
+    CHECK(strcmp(tn_meta_get(&got, "cell"), "lstm") == 0);
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 5);
+    const char *order[] = {"head.bias", "state.v", "state.step", "embed.weight", "state.m"};
+    for (int i = 0; e && i < ne && i < 5; i++)
+        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == (i < 3 ? TN_F64 : TN_F32));
+    CHECK(e && e[1].ndim == 4 && e[1].shape[0] == 2 && e[1].shape[1] == 1 && e[1].shape[3] == 2);
+    tn_ckpt_entries_free(e, ne);
+
+    /* no metadata, and an empty checkpoint */
+    CHECK(tn_save(p, (tn_params *[]){&a}, 1, NULL) == TN_OK);
+    CHECK(tn_load_meta(p, &got) == TN_OK && got.n == 0);
+    CHECK(tn_save(p, NULL, 0, &meta) == TN_OK);
+    CHECK(tn_load(p, NULL, 0, &got) == TN_OK && got.n == 3);
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 0 && e == NULL);
+    tn_meta_free(&got);
+    tn_meta_free(&meta);
+    free2(&a, &b);
+}
+
+/* A strided parameter (a transposed view of a heap buffer) saves and loads
+ * in logical row-major order. */
+static void test_strided(void)
+{
+    char p[512];
+    in_dir(p, "strided.safetensors");
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = i + 0.25;
+    tn_tensor *t = tn_tensor_from(TN_F64, 2, (int64_t[]){3, 4}, v);
+    t->shape[0] = 4, t->shape[1] = 3, t->stride[0] = 1, t->stride[1] = 4; /* t := t^T */
+    CHECK(!tn_is_contiguous(t));
+    tn_param item = {.name = "w", .t = t};
+    tn_params ps = {.items = &item, .n = 1, .cap = 1};
+    CHECK(tn_save(p, (tn_params *[]){&ps}, 1, NULL) == TN_OK);
+    tn_params dst;
+    tn_params_init(&dst);
+    tn_tensor *d = tn_params_new(&dst, NULL, "w", TN_F32, 2, (int64_t[]){4, 3});
+    CHECK(tn_load(p, (tn_params *[]){&dst}, 1, NULL) == TN_OK);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            CHECK(tn_tensor_get(d, i * 3 + j) == (float)v[j * 4 + i]);
+    tn_tensor_fill(t, 0.0);
+    CHECK(tn_load(p, (tn_params *[]){&ps}, 1, NULL) == TN_OK); /* into the strided one */
+    for (int k = 0; k < 12; k++)
+        CHECK(((double *)t->data)[k] == v[k]);
+    tn_params_free(&dst);
+    tn_tensor_free(t);
+}
+
+/* Load file into fresh sets (flags) filled with 7 and a meta holding
+ * keep=me; the load must fail with want, name the file and sub, and leave
+ * parameters and metadata untouched. tn_load_meta must agree unless the
+ * file is fine and only the parameters mismatch (meta_ok). */
+static void expect_fail(const char *what, const char *file, int flags, tn_status want,
+                        const char *sub, bool meta_ok)
+{
+    int before = check_failures;
+    tn_params a, b;
+    build(&a, &b, flags, -1, 0);
+    tn_meta m = {0};
+    tn_meta_set(&m, "keep", "me");
+    tn_params *sets[] = {&a, &b};
+    tn_status st = tn_load(file, sets, 2, &m);
+    CHECK(st == want);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", tn_last_error());
+    CHECK_MSG(tn_last_error(), file);
+    CHECK_MSG(tn_last_error(), sub);
+    CHECK(all_seven(&a) && all_seven(&b));
+    CHECK(m.n == 1 && strcmp(tn_meta_get(&m, "keep"), "me") == 0);
+    st = tn_load_meta(file, &m);
+    CHECK(meta_ok ? st == TN_OK : st == want);
+    if (!meta_ok)
+        CHECK(m.n == 1 && strcmp(tn_meta_get(&m, "keep"), "me") == 0);
+    tn_meta_free(&m);
+    free2(&a, &b);
+    if (getenv("TN_IO_VERBOSE"))
+        printf("%-24.24s -> %s\n", what, msg);
+    if (check_failures != before)
+        fprintf(stderr, "  in case: %s (message: %s)\n", what,
+                msg);
+}
+
+static void test_strict(void)
+{
+    char good[512], onlya[512], p[512];
+    in_dir(good, "good.safetensors");
+    in_dir(onlya, "onlya.safetensors");
+    in_dir(p, "bad.safetensors");
+    tn_params a, b;
+    build(&a, &b, SET_A | SET_B, -1, 3);
+    tn_meta meta = {0};
+    tn_meta_set(&meta, "vocab", VOCAB);
+    CHECK(tn_save(good, (tn_params *[]){&a, &b}, 2, &meta) == TN_OK);
+    CHECK(tn_save(onlya, (tn_params *[]){&a}, 1, &meta) == TN_OK);
+    tn_meta_free(&meta);
+
+    /* the file does not match the parameters */
+    expect_fail("missing", onlya, SET_A | SET_B, TN_ERR_FORMAT, "missing tensor 'state.", true);
+    expect_fail("unexpected", good, SET_A, TN_ERR_FORMAT, "unexpected tensor 'state.", true);
+    expect_fail("mis-shaped", good, SET_A | SET_B | BAD_SHAPE, TN_ERR_FORMAT,
+                "'embed.weight' has shape [5, 3] in the file but the parameter is [3, 5]", true);
+    in_dir(p, "no-such-file");
+    expect_fail("cannot open", p, SET_A, TN_ERR_IO, "cannot open", false);
+    in_dir(p, "bad.safetensors");
+
+    /* duplicate names across the sets */
+    tn_params a2, b2;
+    build(&a2, &b2, SET_A, -1, 0);
+    CHECK(tn_load(good, (tn_params *[]){&a2, &a2}, 2, NULL) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "'embed.weight' appears twice");
+    CHECK(all_seven(&a2));
+    free2(&a2, &b2);
+
+    /* truncated at several lengths: in the length field, in the header, in
+     * the data */
+    size_t n;
+    unsigned char *f = slurp(good, &n);
+    size_t hlen = f[0] | (size_t)f[1] << 8;
+    size_t cuts[] = {0, 3, 7, 8, 9, 8 + hlen / 2, 8 + hlen - 1, 8 + hlen, 8 + hlen + 1, n - 9, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "truncated to %zu of %zu bytes", cuts[i], n);
+        spit(p, f, cuts[i]);
+        expect_fail(what, p, SET_A | SET_B, TN_ERR_FORMAT, "truncated", false);
+    }
+    /* one byte too many */
+    unsigned char *g = malloc(n + 1);
+    memcpy(g, f, n);
+    g[n] = 0;
+    spit(p, g, n + 1);
+    expect_fail("trailing byte", p, SET_A | SET_B, TN_ERR_FORMAT, "trailing bytes", false);
+
+    /* corrupt header bytes */
+    struct {
+        size_t at;
+        unsigned char byte;
+        const char *sub;
+    } flips[] = {
+        {8, 'x', "not valid JSON"},              /* '{' */
+        {8 + hlen / 2, 0xff, "not valid JSON"},  /* invalid UTF-8 or syntax */
+        {8 + hlen / 3, '"', "not valid JSON"},
+        {8 + 14, 0, "not valid JSON"},           /* a NUL inside the header */
+        {7, 0x40, "header length"},              /* huge header length */
+        {4, 0x01, "header length"},
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "byte %zu set to 0x%02x", flips[i].at, flips[i].byte);
+        memcpy(g, f, n);
+        g[flips[i].at] = flips[i].byte;
+        spit(p, g, n);
+        expect_fail(what, p, SET_A | SET_B, TN_ERR_FORMAT, flips[i].sub, false);
+    }
+    /* header length one short: the data buffer seems to start one byte early */
+    memcpy(g, f, n);
+    for (int i = 0; i < 8; i++)
+        g[i] = (unsigned char)((uint64_t)(hlen - 1) >> (8 * i));
+    spit(p, g, n);
+    expect_fail("header length - 1", p, SET_A | SET_B, TN_ERR_FORMAT, "", false);
+    free(g);
+    free(f);
+
+    /* hand-made headers: each is checked before any name matching */
+    struct {
+        const char *json;
+        size_t ndata;
+        tn_status st;
+        const char *sub;
+    } hdrs[] = {
+        {"not json at all", 0, TN_ERR_FORMAT, "not valid JSON"},
+        {"", 0, TN_ERR_FORMAT, "not valid JSON"},
+        {"[1, 2, 3]", 0, TN_ERR_FORMAT, "not a JSON object"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+         8, TN_ERR_FORMAT, "duplicate"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", 8, TN_ERR_FORMAT,
+         "beyond the data buffer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", 12, TN_ERR_FORMAT,
+         "hold 12 bytes but shape [2] of F32 needs 8"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, TN_ERR_FORMAT, "overlap"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}",
+         20, TN_ERR_FORMAT, "gap of 4 unused bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12, TN_ERR_FORMAT,
+         "trailing bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, TN_ERR_FORMAT,
+         "data_offsets must be"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.0,8.0]}}", 8,
+         TN_ERR_FORMAT, "data_offsets must be"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, TN_ERR_FORMAT,
+         "data_offsets must be"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, TN_ERR_FORMAT,
+         "shape entry 0"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,2,1],\"data_offsets\":[0,8]}}", 8,
+         TN_ERR_FORMAT, "at most 4"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,16],\"data_offsets\":[0,8]}}",
+         8, TN_ERR_FORMAT, "shape too large"},
+        {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, TN_ERR_DTYPE,
+         "dtype \"I64\""},
+        {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
+         "dtype is not a string"},
+        {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
+         "must have exactly"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+         TN_ERR_FORMAT, "must have exactly"},
+        {"{\"a\":[1]}", 0, TN_ERR_FORMAT, "must have exactly"},
+        {"{\"__metadata__\":{\"k\":1}}", 0, TN_ERR_FORMAT, "metadata value of 'k'"},
+        {"{\"__metadata__\":\"v\"}", 0, TN_ERR_FORMAT, "\"__metadata__\" is not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof hdrs / sizeof *hdrs; i++) {
+        write_raw(p, hdrs[i].json, hdrs[i].ndata);
+        expect_fail(hdrs[i].json, p, SET_A, hdrs[i].st, hdrs[i].sub, false);
+        tn_ckpt_entry *e = NULL;
+        int ne = -1;
+        CHECK(tn_load_list(p, &e, &ne) == hdrs[i].st && e == NULL && ne == -1);
+    }
+    /* a valid hand-made file (scalar shape [] and metadata) lists and loads */
+    write_raw(p, "{\"__metadata__\":{\"k\":\"v\"},\"s\":{\"dtype\":\"F64\",\"shape\":[],"
+                 "\"data_offsets\":[0,8]}}",
+              8);
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 1 && e[0].ndim == 0);
+    tn_ckpt_entries_free(e, ne);
+    expect_fail("scalar vs [1]", p, SET_B, TN_ERR_FORMAT, "unexpected tensor 's'", true);
+    free2(&a, &b);
+}
+
+static void test_atomic(void)
+{
+    char p[512], q[256];
+    in_dir(p, "ckpt.safetensors");
+    tn_params a, b;
+    build(&a, &b, SET_A | SET_B, -1, 5);
+    CHECK(tn_save(p, (tn_params *[]){&b}, 1, NULL) == TN_OK);
+    size_t n;
+    unsigned char *old = slurp(p, &n);
+
+    /* failures before any writing */
+    CHECK(tn_save(p, (tn_params *[]){&a, &a}, 2, NULL) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "appears twice");
+    tn_meta m = {0};
+    tn_meta_set(&m, "bad", "\xff\xfe");
+    CHECK(tn_save(p, (tn_params *[]){&a}, 1, &m) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "not valid UTF-8");
+    tn_meta_free(&m);
+    tn_params r;
+    tn_params_init(&r);
+    tn_params_new(&r, NULL, "__metadata__", TN_F32, 1, (int64_t[]){1});
+    CHECK(tn_save(p, (tn_params *[]){&r}, 1, NULL) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "reserved");
+    tn_params_free(&r);
+    tn_params_new(&r, NULL, "bad\xc3", TN_F32, 1, (int64_t[]){1});
+    CHECK(tn_save(p, (tn_params *[]){&r}, 1, NULL) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "not valid UTF-8");
+    tn_params_free(&r);
+    CHECK(same_file(old, n, p));
+
+    /* no such directory */
+    CHECK(tn_save("/nonexistent-dir-tn/x.safetensors", (tn_params *[]){&a}, 1, NULL) ==
+          TN_ERR_IO);
+    CHECK_MSG(tn_last_error(), "/nonexistent-dir-tn/x.safetensors");
+    CHECK_MSG(tn_last_error(), "cannot create temporary file");
+
+    /* the destination is a directory: the rename fails after a full write */
+    in_dir(q, "adir");
+    mkdir(q, 0755);
+    CHECK(tn_save(q, (tn_params *[]){&a}, 1, NULL) == TN_ERR_IO);
+    CHECK_MSG(tn_last_error(), "renaming");
+    CHECK(count_tmp_files() == 0);
+    rmdir(q);
+
+    /* disk full in the middle of the data: a 4 KiB file-size limit (works as
+     * root too), with SIGXFSZ ignored so write() reports EFBIG */
+    tn_params big;
+    tn_params_init(&big);
+    tn_tensor *w = tn_params_new(&big, NULL, "big", TN_F64, 2, (int64_t[]){64, 64});
+    tn_tensor_fill(w, 1.5);
+    struct rlimit lim, small;
+    getrlimit(RLIMIT_FSIZE, &lim);
+    small = lim;
+    small.rlim_cur = 4096;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    tn_status st = tn_save(p, (tn_params *[]){&big}, 1, NULL);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    signal(SIGXFSZ, old_handler);
+    CHECK(st == TN_ERR_IO);
+    CHECK_MSG(tn_last_error(), "writing temporary file");
+    CHECK_MSG(tn_last_error(), p);
+    CHECK(same_file(old, n, p));
+    CHECK(count_tmp_files() == 0);
+
+    /* a good save replaces the file */
+    CHECK(tn_save(p, (tn_params *[]){&big}, 1, NULL) == TN_OK);
+    tn_tensor_fill(w, 0.0);
+    CHECK(tn_load(p, (tn_params *[]){&big}, 1, NULL) == TN_OK && tn_tensor_get(w, 4095) == 1.5);
+    CHECK(count_tmp_files() == 0);
+    free(old);
+    tn_params_free(&big);
+    free2(&a, &b);
+}
+
+/* The file tests/gen_io_fixture.py writes with struct + json + numpy:
+ * lin.weight F32 [2, 3] = arange(6) * 0.5 - 1, lin.bias F64 [3] = arange(3) / 3,
+ * metadata format=pt, source=gen_io_fixture.py, vocab="héllo wörld ✓ 中文". */
+static int test_python_fixture(void)
+{
+    const char *fx = getenv("TN_FIXTURES");
+    struct stat sb;
+    if (!fx || stat(fx, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        printf("test_io: TN_FIXTURES not set or missing: skipping the Python fixture\n");
+        return 77;
+    }
+    char p[512];
+    snprintf(p, sizeof p, "%s/io_python.safetensors", fx);
+    for (int dt = -1; dt <= TN_F64; dt++) { /* as written, then all F32, then all F64 */
+        tn_params ps;
+        tn_params_init(&ps);
+        tn_tensor *w = tn_params_new(&ps, "lin", "weight", dt < 0 ? TN_F32 : (tn_dtype)dt, 2,
+                                     (int64_t[]){2, 3});
+        tn_tensor *bias = tn_params_new(&ps, "lin", "bias", dt < 0 ? TN_F64 : (tn_dtype)dt, 1,
+                                        (int64_t[]){3});
+        tn_meta m = {0};
+        CHECK(tn_load(p, (tn_params *[]){&ps}, 1, &m) == TN_OK);
+        for (int i = 0; i < 6; i++)
+            CHECK(tn_tensor_get(w, i) == i * 0.5 - 1.0);
+        for (int i = 0; i < 3; i++) {
+            double want = i / 3.0;
+            CHECK(tn_tensor_get(bias, i) == (bias->dtype == TN_F32 ? (float)want : want));
+        }
+        CHECK(m.n == 3 && strcmp(tn_meta_get(&m, "format"), "pt") == 0);
+        CHECK(strcmp(tn_meta_get(&m, "source"), "gen_io_fixture.py") == 0);
+        CHECK(strcmp(tn_meta_get(&m, "vocab"),
+                     "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe4\xb8\xad\xe6\x96\x87") == 0);
+        tn_meta_free(&m);
+        tn_params_free(&ps);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    strcpy(dir, "/tmp/tn_test_io.XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    tn_params none = {0};
+    char p[512];
+    if (tn_save(in_dir(p, "probe"), (tn_params *[]){&none}, 1, NULL) != TN_OK &&
+        strstr(tn_last_error(), "built without jansson")) {
+        printf("test_io: %s: skipping\n", tn_last_error());
+        rmdir(dir);
+        return 77;
+    }
+    unlink(p);
+    test_meta();
+    test_round_trip();
+    test_strided();
+    test_strict();
+    test_atomic();
+    int fixture = test_python_fixture();
+
+    /* remove the scratch directory */
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] != '.')
+            unlink(in_dir(p, e->d_name));
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+    int rc = check_report("test_io");
+    return rc ? rc : fixture;
+}
