@@ -3,36 +3,36 @@
  * and kernels in its family file, and a gradient-check case in tests/. */
 #include "ops_internal.h"
 
-void tn__bw_contiguous(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_concat(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_stack(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_add(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_sub(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_mul(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_div(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_scale(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_neg(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_exp(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_log(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_sigmoid(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_tanh(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_relu(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_leaky_relu(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_gelu(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_silu(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_mask(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_dropout(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_matmul(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_bmm(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_addmm(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_sum(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_mean(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_softmax(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_log_softmax(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_gather_rows(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_cross_entropy(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_nll(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
-void tn__bw_mse(tn_tensor *y) __attribute__((weak)); /* DEV-WEAK */
+void tn__bw_contiguous(tn_tensor *y);
+void tn__bw_concat(tn_tensor *y);
+void tn__bw_stack(tn_tensor *y);
+void tn__bw_add(tn_tensor *y);
+void tn__bw_sub(tn_tensor *y);
+void tn__bw_mul(tn_tensor *y);
+void tn__bw_div(tn_tensor *y);
+void tn__bw_scale(tn_tensor *y);
+void tn__bw_neg(tn_tensor *y);
+void tn__bw_exp(tn_tensor *y);
+void tn__bw_log(tn_tensor *y);
+void tn__bw_sigmoid(tn_tensor *y);
+void tn__bw_tanh(tn_tensor *y);
+void tn__bw_relu(tn_tensor *y);
+void tn__bw_leaky_relu(tn_tensor *y);
+void tn__bw_gelu(tn_tensor *y);
+void tn__bw_silu(tn_tensor *y);
+void tn__bw_mask(tn_tensor *y);
+void tn__bw_dropout(tn_tensor *y);
+void tn__bw_matmul(tn_tensor *y);
+void tn__bw_bmm(tn_tensor *y);
+void tn__bw_addmm(tn_tensor *y);
+void tn__bw_sum(tn_tensor *y);
+void tn__bw_mean(tn_tensor *y);
+void tn__bw_softmax(tn_tensor *y);
+void tn__bw_log_softmax(tn_tensor *y);
+void tn__bw_gather_rows(tn_tensor *y);
+void tn__bw_cross_entropy(tn_tensor *y);
+void tn__bw_nll(tn_tensor *y);
+void tn__bw_mse(tn_tensor *y);
 
 const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_NONE] = {"leaf", NULL},
