@@ -1,13 +1,13 @@
-# Fails when the README's API example differs from examples/readme_example.c
-# (the README shows the file between the markers <!-- api-example --> and
-# <!-- /api-example -->, inside a ```c fence).
+# Fails when a README code example differs from its file: the README shows
+# examples/NAME.c verbatim between <!-- example: NAME --> and
+# <!-- /example -->, inside a ```c fence.
 file(READ ${README} readme)
 file(READ ${EXAMPLE} example)
-string(REGEX MATCH "<!-- api-example -->\n```c\n(.*)```\n<!-- /api-example -->" _ "${readme}")
+string(REGEX MATCH "<!-- example: ${NAME} -->\n```c\n([^`]*)```\n<!-- /example -->" _ "${readme}")
 if(NOT CMAKE_MATCH_1)
-  message(FATAL_ERROR "README.md has no api-example block")
+  message(FATAL_ERROR "README.md has no block <!-- example: ${NAME} -->")
 endif()
 if(NOT CMAKE_MATCH_1 STREQUAL example)
-  message(FATAL_ERROR "README.md's API example differs from examples/readme_example.c")
+  message(FATAL_ERROR "README.md's example ${NAME} differs from ${EXAMPLE}")
 endif()
-message(STATUS "README API example matches examples/readme_example.c")
+message(STATUS "README example ${NAME} matches ${EXAMPLE}")

@@ -141,8 +141,9 @@ tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
 tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
 /* Batched: a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N]. */
 tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
-/* bias + a @ b: a [M, K], b [K, N], bias [N] (broadcast over rows) or
- * [M, N]. */
+/* bias + a @ b: a [M, K], b [K, N], bias [N] or [1, N] (broadcast over
+ * rows) or [M, N] (may be a strided view, e.g. one timestep of an input
+ * projection). */
 tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
 
 /* ---- reduce.c ---- */

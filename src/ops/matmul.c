@@ -65,22 +65,31 @@ static bool mat_ok(gemm_mat x)
     return x.rs >= x.n * x.cs || x.cs >= x.m * x.rs;
 }
 
+/* Products below this many multiply-adds run on one thread: BLIS's
+ * per-call thread start-up costs more than it saves on them (and stalls
+ * badly when the machine is loaded), and an RNN makes many such calls. */
+#define TN_GEMM_PAR_MIN ((int64_t)1 << 21)
+
 /* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
 static void gemm(tn_dtype dt, gemm_mat A, gemm_mat B, double beta, gemm_mat C)
 {
     mat_canon(&A);
     mat_canon(&B);
     mat_canon(&C);
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bool small = C.m * C.n * A.n < TN_GEMM_PAR_MIN;
+    bli_rntm_set_num_threads(small ? 1 : tn_num_threads(), &rntm);
     if (dt == TN_F32) {
         float one = 1.0f, be = (float)beta;
-        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
-                  A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
-                  (inc_t)C.rs, (inc_t)C.cs);
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n,
+                     &one, A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be,
+                     C.p, (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
     } else {
         double one = 1.0, be = beta;
-        bli_dgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
-                  A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
-                  (inc_t)C.rs, (inc_t)C.cs);
+        bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n,
+                     &one, A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be,
+                     C.p, (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
     }
 }
 
