@@ -158,6 +158,25 @@ bool tn__is_broadcast(const int64_t st[4], const int64_t s[4])
     return false;
 }
 
+void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
+                      int64_t *sn)
+{
+    for (int k = 0; k < 4; k++) {
+        s[k] = 1;
+        st[k] = 0;
+    }
+    int k = 2;
+    for (int i = x->ndim - 1; i >= 0; i--) {
+        if (i == d)
+            continue;
+        s[k] = x->shape[i];
+        st[k] = x->stride[i];
+        k--;
+    }
+    *n = x->shape[d];
+    *sn = x->stride[d];
+}
+
 tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
 {
     if (!tn__check(tp, "detach", 1, &x))

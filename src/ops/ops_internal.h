@@ -53,6 +53,14 @@ void tn__bstrides(const tn_tensor *t, int nd, const int64_t *shape, int64_t st[4
 /* True when st broadcasts along some dim of frame s with size > 1. */
 bool tn__is_broadcast(const int64_t st[4], const int64_t s[4]);
 
+/* Split x at dim d: the other dims right-aligned into a 3-D frame s[0..2]
+ * (leading 1s) with x's strides st[0..2]; s[3] = 1, st[3] = 0; *n and *sn
+ * get the size and stride of dim d. Row r of the frame (row-major over the
+ * kept dims, which is also a contiguous result's order) starts at
+ * tn__row_off(r, s, st). Used by reductions and softmax along a dim. */
+void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
+                   int64_t *sn);
+
 /* Element offset of row r (over dims 0..2 of frame s) for strides st. */
 static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t st[4])
 {

@@ -15,30 +15,6 @@
 #define SUM_PARTS 64       /* at most this many partial sums */
 #define SUM_PART_MIN 16384 /* elements per part below which parts merge */
 
-/* Split x at dim d: the other dims right-aligned into a 3-D frame s[0..2]
- * (leading 1s) with x's strides st[0..2]; s[3] = 1, st[3] = 0; *n and *sn
- * get the size and stride of dim d. Row r of the frame (row-major over the
- * kept dims, which is also the contiguous result's order) starts at
- * tn__row_off(r, s, st). */
-static void split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
-                      int64_t *sn)
-{
-    for (int k = 0; k < 4; k++) {
-        s[k] = 1;
-        st[k] = 0;
-    }
-    int k = 2;
-    for (int i = x->ndim - 1; i >= 0; i--) {
-        if (i == d)
-            continue;
-        s[k] = x->shape[i];
-        st[k] = x->stride[i];
-        k--;
-    }
-    *n = x->shape[d];
-    *sn = x->stride[d];
-}
-
 /* y [1] = (sum of every element of x) / div; x any shape, strided. */
 static void sum_all_forward(tn_tensor *y, const tn_tensor *x, double div)
 {
@@ -91,7 +67,7 @@ static void sum_all_forward(tn_tensor *y, const tn_tensor *x, double div)
 static void sum_dim_forward(tn_tensor *y, const tn_tensor *x, int d, double div)
 {
     int64_t s[4], st[4], n, sn;
-    split_dim(x, d, s, st, &n, &sn);
+    tn__split_dim(x, d, s, st, &n, &sn);
     int64_t rows = tn_numel(y);
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
@@ -136,7 +112,7 @@ static void reduce_backward(tn_tensor *y, bool mean)
     }
     /* dy [kept dims] contiguous, dx strided with dim d of size n */
     int64_t s[4], st[4], n, sn;
-    split_dim(x, d, s, st, &n, &sn);
+    tn__split_dim(x, d, s, st, &n, &sn);
     int64_t rows = tn_numel(y);
     double div = mean ? (double)n : 1.0;
     TN_FOR_DTYPE(x->dtype, T, {

@@ -10,36 +10,13 @@
  */
 #include "ops_internal.h"
 
-/* Split x at dim d: the other dims right-aligned into a 3-D frame s[0..2]
- * (leading 1s) with x's strides st[0..2]; s[3] = 1, st[3] = 0; *n and *sn
- * get the size and stride of dim d. Row r of the frame starts at
- * tn__row_off(r, s, st). */
-static void split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
-                      int64_t *sn)
-{
-    for (int k = 0; k < 4; k++) {
-        s[k] = 1;
-        st[k] = 0;
-    }
-    int k = 2;
-    for (int i = x->ndim - 1; i >= 0; i--) {
-        if (i == d)
-            continue;
-        s[k] = x->shape[i];
-        st[k] = x->stride[i];
-        k--;
-    }
-    *n = x->shape[d];
-    *sn = x->stride[d];
-}
-
 /* y (x's shape, contiguous) = softmax or log_softmax of x (strided) along
  * dim d. */
 static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_out)
 {
     int64_t s[4], sx[4], sy[4], n, snx, sny;
-    split_dim(x, d, s, sx, &n, &snx);
-    split_dim(y, d, s, sy, &n, &sny);
+    tn__split_dim(x, d, s, sx, &n, &snx);
+    tn__split_dim(y, d, s, sy, &n, &sny);
     int64_t rows = tn_numel(x) / n;
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
@@ -82,8 +59,8 @@ static void softmax_backward(tn_tensor *y, bool log_out)
         return;
     int d = (int)y->iparam[0];
     int64_t s[4], sx[4], sy[4], n, snx, sny;
-    split_dim(x, d, s, sx, &n, &snx);
-    split_dim(y, d, s, sy, &n, &sny);
+    tn__split_dim(x, d, s, sx, &n, &snx);
+    tn__split_dim(y, d, s, sy, &n, &sny);
     int64_t rows = tn_numel(x) / n;
     TN_FOR_DTYPE(x->dtype, T, {
         const T *Y = TN_DATA(T, y), *DY = TN_GRAD(T, y);
