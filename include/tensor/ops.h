@@ -67,6 +67,9 @@ typedef enum tn_op {
     TN_OP_CROSS_ENTROPY,
     TN_OP_NLL,
     TN_OP_MSE,
+    /* fused.c: point-wise recurrent cells */
+    TN_OP_LSTM_CELL,
+    TN_OP_GRU_CELL,
     TN_OP_COUNT
 } tn_op;
 
@@ -183,6 +186,22 @@ tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t igno
 /* Mean squared error of a and b (same shape). Result [1], or a's shape for
  * TN_REDUCE_NONE. */
 tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
+
+/* ---- fused.c: point-wise recurrent cells ---- */
+
+/* LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of
+ * the gates i, f, g, o (PyTorch's order; e.g. x W_ih^T + h W_hh^T + biases,
+ * may be a strided view); c [B, H] previous cell state or NULL (zeros).
+ * Returns [B, 2H] = [h' | c'] with c' = s(f) c + s(i) tanh(g) and
+ * h' = s(o) tanh(c'); take each half with tn_narrow (dim 1). */
+tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
+/* GRU cell point-wise math in one pass. xg [B, 3H]: input parts of the
+ * gates r, z, n (x W_ih^T + b_ih); hg [B, 3H]: recurrent parts
+ * (h W_hh^T + b_hh), or [3H] (just b_hh) when h is zeros; h [B, H] or NULL
+ * (zeros). Returns h' = (1 - z) n + z h with r = s(xr + hr),
+ * z = s(xz + hz), n = tanh(xn + r hn) (b_hn inside the reset product, as
+ * PyTorch). */
+tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
 
 #ifdef __cplusplus
 }

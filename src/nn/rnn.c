@@ -136,32 +136,16 @@ static tn_tensor *cell_step(tn_tape *tp, tn_cell cell, int64_t H, tn_tensor *xg,
                             tn_tensor *c, tn_tensor *w_hh, tn_tensor *b_hh, tn_tensor **c_out)
 {
     tn_tensor *whT = tn_transpose(tp, w_hh, 0, 1);
-    if (cell == TN_CELL_GRU) {
-        /* gh = h W_hh^T + b_hh; with h = 0 it is b_hh itself (broadcast) */
-        tn_tensor *gh = h ? tn_addmm(tp, b_hh, h, whT) : b_hh;
-        int gd = h ? 1 : 0;
-        tn_tensor *r = tn_sigmoid(tp, tn_add(tp, tn_narrow(tp, xg, 1, 0, H),
-                                             tn_narrow(tp, gh, gd, 0, H)));
-        tn_tensor *z = tn_sigmoid(tp, tn_add(tp, tn_narrow(tp, xg, 1, H, H),
-                                             tn_narrow(tp, gh, gd, H, H)));
-        tn_tensor *n = tn_tanh(tp, tn_add(tp, tn_narrow(tp, xg, 1, 2 * H, H),
-                                          tn_mul(tp, r, tn_narrow(tp, gh, gd, 2 * H, H))));
-        /* h' = (1 - z) n + z h = n + z (h - n) */
-        return h ? tn_add(tp, n, tn_mul(tp, z, tn_sub(tp, h, n))) : tn_sub(tp, n, tn_mul(tp, z, n));
-    }
+    if (cell == TN_CELL_GRU) /* gh = h W_hh^T + b_hh; with h = 0 it is b_hh */
+        return tn_gru_cell(tp, xg, h ? tn_addmm(tp, b_hh, h, whT) : b_hh, h);
     tn_tensor *pre = h ? tn_addmm(tp, xg, h, whT) : xg;
     if (cell == TN_CELL_RNN_TANH)
         return tn_tanh(tp, pre);
     if (cell == TN_CELL_RNN_RELU)
         return tn_relu(tp, pre);
-    tn_tensor *i = tn_sigmoid(tp, tn_narrow(tp, pre, 1, 0, H));
-    tn_tensor *f = tn_sigmoid(tp, tn_narrow(tp, pre, 1, H, H));
-    tn_tensor *g = tn_tanh(tp, tn_narrow(tp, pre, 1, 2 * H, H));
-    tn_tensor *o = tn_sigmoid(tp, tn_narrow(tp, pre, 1, 3 * H, H));
-    tn_tensor *ig = tn_mul(tp, i, g);
-    tn_tensor *c2 = c ? tn_add(tp, tn_mul(tp, f, c), ig) : ig;
-    *c_out = c2;
-    return tn_mul(tp, o, tn_tanh(tp, c2));
+    tn_tensor *hc = tn_lstm_cell(tp, pre, c); /* [B, 2H] = [h' | c'] */
+    *c_out = tn_narrow(tp, hc, 1, H, H);
+    return tn_narrow(tp, hc, 1, 0, H);
 }
 
 /* Bias of the input projection: b_ih + b_hh (RNN, LSTM) or b_ih (GRU). */

@@ -33,6 +33,8 @@ void tn__bw_gather_rows(tn_tensor *y);
 void tn__bw_cross_entropy(tn_tensor *y);
 void tn__bw_nll(tn_tensor *y);
 void tn__bw_mse(tn_tensor *y);
+void tn__bw_lstm_cell(tn_tensor *y);
+void tn__bw_gru_cell(tn_tensor *y);
 
 const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_NONE] = {"leaf", NULL},
@@ -69,6 +71,8 @@ const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_CROSS_ENTROPY] = {"cross_entropy", tn__bw_cross_entropy},
     [TN_OP_NLL] = {"nll", tn__bw_nll},
     [TN_OP_MSE] = {"mse", tn__bw_mse},
+    [TN_OP_LSTM_CELL] = {"lstm_cell", tn__bw_lstm_cell},
+    [TN_OP_GRU_CELL] = {"gru_cell", tn__bw_gru_cell},
 };
 
 const char *tn_op_name(int op)
