@@ -7,6 +7,7 @@
  * contiguous. Activated gates are kept in tape memory (y->aux) for backward.
  */
 #include "ops_internal.h"
+#include "fastmath.h"
 
 /* 2-D strided access: element (b, j) of t at b*rs + j*cs. */
 typedef struct mat2 {
@@ -18,22 +19,52 @@ static mat2 mat2_of(const tn_tensor *t)
     return (mat2){t->ndim == 2 ? t->stride[0] : 0, t->stride[t->ndim - 1]};
 }
 
-/* Sigmoid in the argument's precision, stable for large |v|. */
-static inline float sigm_f(float v)
-{
-    float z = expf(-fabsf(v));
-    return (v >= 0 ? 1.0f : z) / (1.0f + z);
-}
-static inline double sigm_d(double v)
-{
-    double z = exp(-fabs(v));
-    return (v >= 0 ? 1.0 : z) / (1.0 + z);
-}
-#define SIGM(v) _Generic((v), float: sigm_f, default: sigm_d)(v)
 
 static bool is_mat(const tn_tensor *t, int64_t B, int64_t n)
 {
     return t->ndim == 2 && t->shape[0] == B && t->shape[1] == n;
+}
+
+/* Hot rows in float with unit column strides get their own loops, which
+ * the compiler vectorises (and clones for AVX2 / AVX-512 with runtime
+ * dispatch, so the default build still runs on any x86-64). */
+#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* One row. g [4H] gate pre-activations, cp [H] previous c (NULL: zeros) ->
+ * a [4H] activated gates, tc [H] tanh(c'), h [H], cn [H] = c'. */
+TN_CLONES static void lstm_row_f32(int64_t H, const float *restrict g, const float *restrict cp,
+                                   float *restrict a, float *restrict tc, float *restrict h,
+                                   float *restrict cn)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float i = tn__sigmoidf(g[j]), f = tn__sigmoidf(g[H + j]);
+        float gg = tn__tanhf(g[2 * H + j]), o = tn__sigmoidf(g[3 * H + j]);
+        float cv = i * gg + (cp ? f * cp[j] : 0.0f);
+        float t = tn__tanhf(cv);
+        a[j] = i, a[H + j] = f, a[2 * H + j] = gg, a[3 * H + j] = o;
+        tc[j] = t, cn[j] = cv, h[j] = o * t;
+    }
+}
+
+/* Backward of one row: a [4H], tc [H], dh [H], dcn [H], cp [H] (NULL:
+ * zeros) -> dg [4H] (+=, may be NULL), dc [H] (+=, may be NULL). */
+TN_CLONES static void lstm_row_bw_f32(int64_t H, const float *restrict a, const float *restrict tc,
+                                      const float *restrict dh, const float *restrict dcn,
+                                      const float *restrict cp, float *restrict dg,
+                                      float *restrict dc)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], t = tc[j];
+        float dct = dcn[j] + dh[j] * o * (1 - t * t);
+        if (dg) {
+            dg[j] += dct * g * i * (1 - i);
+            dg[H + j] += dct * (cp ? cp[j] : 0.0f) * f * (1 - f);
+            dg[2 * H + j] += dct * i * (1 - g * g);
+            dg[3 * H + j] += dh[j] * t * o * (1 - o);
+        }
+        if (dc)
+            dc[j] += dct * f;
+    }
 }
 
 /* ---- LSTM ---- */
@@ -45,6 +76,15 @@ static void lstm_forward(tn_tensor *y, const tn_tensor *gates, const tn_tensor *
 {
     int64_t B = y->shape[0], H = y->shape[1] / 2;
     mat2 mg = mat2_of(gates), mc = c ? mat2_of(c) : (mat2){0, 0};
+    if (y->dtype == TN_F32 && mg.cs == 1 && (!c || mc.cs == 1)) {
+        const float *G = gates->data, *C = c ? c->data : NULL;
+        float *Y = y->data, *A = aux, *TC = A + B * 4 * H;
+#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
+        for (int64_t b = 0; b < B; b++)
+            lstm_row_f32(H, G + b * mg.rs, C ? C + b * mc.rs : NULL, A + b * 4 * H, TC + b * H,
+                         Y + b * 2 * H, Y + b * 2 * H + H);
+        return;
+    }
     TN_FOR_DTYPE(y->dtype, T, {
         const T *G = TN_DATA(T, gates), *C = c ? TN_DATA(T, c) : NULL;
         T *Y = TN_DATA(T, y), *A = aux, *TC = A + B * 4 * H;
@@ -53,13 +93,13 @@ static void lstm_forward(tn_tensor *y, const tn_tensor *gates, const tn_tensor *
             const T *g = G + b * mg.rs;
             T *a = A + b * 4 * H, *tc = TC + b * H, *h = Y + b * 2 * H, *cn = h + H;
             for (int64_t j = 0; j < H; j++) {
-                T i = SIGM(g[j * mg.cs]);
-                T f = SIGM(g[(H + j) * mg.cs]);
-                T gg = tanh(g[(2 * H + j) * mg.cs]);
-                T o = SIGM(g[(3 * H + j) * mg.cs]);
+                T i = TN_SIGMOID(g[j * mg.cs]);
+                T f = TN_SIGMOID(g[(H + j) * mg.cs]);
+                T gg = TN_TANH(g[(2 * H + j) * mg.cs]);
+                T o = TN_SIGMOID(g[(3 * H + j) * mg.cs]);
                 T cp = C ? C[b * mc.rs + j * mc.cs] : (T)0;
                 T cv = f * cp + i * gg;
-                T t = tanh(cv);
+                T t = TN_TANH(cv);
                 a[j] = i, a[H + j] = f, a[2 * H + j] = gg, a[3 * H + j] = o;
                 tc[j] = t;
                 cn[j] = cv;
@@ -104,6 +144,17 @@ void tn__bw_lstm_cell(tn_tensor *y)
         return;
     int64_t B = y->shape[0], H = y->shape[1] / 2;
     mat2 mg = mat2_of(gates), mc = c ? mat2_of(c) : (mat2){0, 0};
+    if (y->dtype == TN_F32 && mg.cs == 1 && (!c || mc.cs == 1)) {
+        const float *A = y->aux, *TC = A + B * 4 * H, *DY = y->grad;
+        const float *C = c ? c->data : NULL;
+        float *DG = wg ? gates->grad : NULL, *DC = wc ? c->grad : NULL;
+#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
+        for (int64_t b = 0; b < B; b++)
+            lstm_row_bw_f32(H, A + b * 4 * H, TC + b * H, DY + b * 2 * H, DY + b * 2 * H + H,
+                            C ? C + b * mc.rs : NULL, DG ? DG + b * mg.rs : NULL,
+                            DC ? DC + b * mc.rs : NULL);
+        return;
+    }
     TN_FOR_DTYPE(y->dtype, T, {
         const T *A = y->aux, *TC = A + B * 4 * H, *DY = TN_GRAD(T, y);
         const T *C = c ? TN_DATA(T, c) : NULL;
@@ -148,9 +199,9 @@ static void gru_forward(tn_tensor *y, const tn_tensor *xg, const tn_tensor *hg,
             const T *x = X + b * mx.rs, *hh = HG + b * mh.rs;
             T *a = A + b * 3 * H, *yo = Y + b * H;
             for (int64_t j = 0; j < H; j++) {
-                T r = SIGM((x[j * mx.cs] + hh[j * mh.cs]));
-                T z = SIGM((x[(H + j) * mx.cs] + hh[(H + j) * mh.cs]));
-                T n = tanh(x[(2 * H + j) * mx.cs] + r * hh[(2 * H + j) * mh.cs]);
+                T r = TN_SIGMOID((x[j * mx.cs] + hh[j * mh.cs]));
+                T z = TN_SIGMOID((x[(H + j) * mx.cs] + hh[(H + j) * mh.cs]));
+                T n = TN_TANH(x[(2 * H + j) * mx.cs] + r * hh[(2 * H + j) * mh.cs]);
                 T hp = HP ? HP[b * mp.rs + j * mp.cs] : (T)0;
                 a[j] = r, a[H + j] = z, a[2 * H + j] = n;
                 yo[j] = n + z * (hp - n);

@@ -10,6 +10,7 @@
  * tanh' = 1 - y^2, relu' = [y > 0].
  */
 #include "ops_internal.h"
+#include "fastmath.h"
 
 #define INV_SQRT2 0.70710678118654752440   /* 1 / sqrt(2) */
 #define INV_SQRT2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
@@ -54,19 +55,16 @@ static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
                 for (int64_t j = 0; j < n; j++) py[j] = -px[j * ix];
                 break;
             case TN_OP_EXP:
-                for (int64_t j = 0; j < n; j++) py[j] = exp(px[j * ix]);
+                for (int64_t j = 0; j < n; j++) py[j] = TN_EXP(px[j * ix]);
                 break;
             case TN_OP_LOG:
                 for (int64_t j = 0; j < n; j++) py[j] = log(px[j * ix]);
                 break;
             case TN_OP_SIGMOID: /* z = e^-|v| <= 1: 1/(1+z) for v >= 0, z/(1+z) below */
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix], z = exp(-fabs(v));
-                    py[j] = (v >= 0 ? (T)1 : z) / (1 + z);
-                }
+                for (int64_t j = 0; j < n; j++) py[j] = TN_SIGMOID(px[j * ix]);
                 break;
             case TN_OP_TANH:
-                for (int64_t j = 0; j < n; j++) py[j] = tanh(px[j * ix]);
+                for (int64_t j = 0; j < n; j++) py[j] = TN_TANH(px[j * ix]);
                 break;
             case TN_OP_RELU: /* NaN passes through */
                 for (int64_t j = 0; j < n; j++) py[j] = px[j * ix] < 0 ? (T)0 : px[j * ix];
