@@ -255,6 +255,10 @@ tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on)
 static void fill_region(void *base, const tn_tensor *t, double v)
 {
     int64_t n = tn_numel(t);
+    if (v == 0.0 && tn_is_contiguous(t)) { /* all-zero bits in every dtype */
+        memset(base, 0, (size_t)n * tn_dtype_size(t->dtype));
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t o = tn__offset_of(t, i);
         switch (t->dtype) {

@@ -67,6 +67,20 @@ TN_CLONES static void lstm_row_bw_f32(int64_t H, const float *restrict a, const 
     }
 }
 
+/* One GRU row. x [3H], hh [3H] input and recurrent parts, hp [H] previous
+ * h (NULL: zeros) -> a [3H] = r, z, n, y [H] = h'. */
+TN_CLONES static void gru_row_f32(int64_t H, const float *restrict x, const float *restrict hh,
+                                  const float *restrict hp, float *restrict a, float *restrict y)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float r = tn__sigmoidf(x[j] + hh[j]);
+        float z = tn__sigmoidf(x[H + j] + hh[H + j]);
+        float n = tn__tanhf(x[2 * H + j] + r * hh[2 * H + j]);
+        a[j] = r, a[H + j] = z, a[2 * H + j] = n;
+        y[j] = n + z * ((hp ? hp[j] : 0.0f) - n);
+    }
+}
+
 /* ---- LSTM ---- */
 
 /* gates [B, 4H] (i, f, g, o pre-activations), c [B, H] or NULL (zeros) ->
@@ -191,6 +205,14 @@ static void gru_forward(tn_tensor *y, const tn_tensor *xg, const tn_tensor *hg,
 {
     int64_t B = y->shape[0], H = y->shape[1];
     mat2 mx = mat2_of(xg), mh = mat2_of(hg), mp = h ? mat2_of(h) : (mat2){0, 0};
+    if (y->dtype == TN_F32 && mx.cs == 1 && mh.cs == 1 && (!h || mp.cs == 1)) {
+        const float *X = xg->data, *HG = hg->data, *HP = h ? h->data : NULL;
+#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
+        for (int64_t b = 0; b < B; b++)
+            gru_row_f32(H, X + b * mx.rs, HG + b * mh.rs, HP ? HP + b * mp.rs : NULL,
+                        (float *)aux + b * 3 * H, (float *)y->data + b * H);
+        return;
+    }
     TN_FOR_DTYPE(y->dtype, T, {
         const T *X = TN_DATA(T, xg), *HG = TN_DATA(T, hg), *HP = h ? TN_DATA(T, h) : NULL;
         T *Y = TN_DATA(T, y), *A = aux;
