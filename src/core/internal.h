@@ -37,12 +37,24 @@ typedef struct tn_chunk {
     unsigned char *mem;
 } tn_chunk;
 
+/* A deferred accumulating product C [m, n] += L [m, k] @ R [k, n] (strided
+ * element pointers), collected during backward and run in groups by the
+ * op family that made it (see src/ops/matmul.c). */
+typedef struct tn_defer {
+    void *c, *l, *r;
+    int64_t m, n, k;
+    int64_t crs, ccs, lrs, lcs, rrs, rcs;
+    tn_dtype dtype;
+} tn_defer;
+
 struct tn_tape {
     tn_chunk *chunks;  /* first chunk */
     tn_chunk *cur;     /* chunk being filled */
     size_t high_water; /* bytes used in the largest step so far */
     tn_tensor **nodes; /* recorded ops in creation order */
     size_t n_nodes, cap_nodes;
+    tn_defer *defer; /* deferred weight-gradient products of one backward */
+    size_t n_defer, cap_defer;
     tn_status err;
     char errmsg[512];
     bool grad_enabled;

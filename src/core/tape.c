@@ -50,6 +50,7 @@ void tn_tape_free(tn_tape *tp)
         return;
     chunks_free(tp->chunks);
     tn_free(tp->nodes);
+    tn_free(tp->defer);
     tn_free(tp);
 }
 
@@ -79,6 +80,7 @@ void tn_tape_reset(tn_tape *tp)
         c->used = 0;
     tp->cur = tp->chunks;
     tp->n_nodes = 0;
+    tp->n_defer = 0;
     tp->err = TN_OK;
     tp->errmsg[0] = '\0';
 }

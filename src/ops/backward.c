@@ -46,6 +46,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             "%s: loss must have one element, got shape %s; use "
                             "tn_backward_from with an output gradient",
                             fn, TN_SHP(y));
+    tp->n_defer = 0;
     if (!grads_prepare(tp))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
     int64_t n = tn_numel(y);
@@ -63,6 +64,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
         if (bw)
             bw(t);
     }
+    tn__matmul_flush(tp);
     return TN_OK;
 }
 

@@ -140,6 +140,47 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
     return tn__finish(tp, y);
 }
 
+/* The tensor whose memory t's data lives in (t itself unless a view). */
+static const tn_tensor *root_of(const tn_tensor *t)
+{
+    while (t->is_view)
+        t = t->src[0];
+    return t;
+}
+
+/* Weight gradients are deferred: a recurrent layer multiplies by the same
+ * weight at every timestep, so backward would make T small products
+ * dW += h_t^T dpre_t of inner size B. Contributions into a heap tensor's
+ * gradient (a parameter: nothing reads it during backward) are collected
+ * instead and run as one product of inner size T*B after the backward
+ * sweep (oneDNN's merged weight GEMM), at near-peak speed. */
+static bool defer_push(tn_tape *tp, tn_dtype dt, gemm_mat l, gemm_mat r, gemm_mat c)
+{
+    if (tp->n_defer == tp->cap_defer) {
+        size_t cap = tp->cap_defer ? 2 * tp->cap_defer : 64;
+        tn_defer *d = tn_alloc(cap * sizeof *d);
+        if (!d)
+            return false;
+        if (tp->n_defer)
+            memcpy(d, tp->defer, tp->n_defer * sizeof *d);
+        tn_free(tp->defer);
+        tp->defer = d;
+        tp->cap_defer = cap;
+    }
+    tp->defer[tp->n_defer++] = (tn_defer){c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
+                                          l.rs, l.cs, r.rs, r.cs, dt};
+    return true;
+}
+
+/* C += L @ R into the gradient of `into`: deferred when into's memory is a
+ * heap tensor (see defer_push), else now. */
+static void grad_gemm(const tn_tensor *y, const tn_tensor *into, gemm_mat l, gemm_mat r,
+                      gemm_mat c)
+{
+    if (!(root_of(into)->on_heap && defer_push(y->tape, y->dtype, l, r, c)))
+        gemm(y->dtype, l, r, 1.0, c);
+}
+
 /* Backward of y = a @ b over the matrices at dims d, d+1 and element
  * offsets (oa, ob, oy) of one batch:
  *   da [M, K] += dy [M, N] @ b^T [N, K],   db [K, N] += a^T [K, M] @ dy [M, N]. */
@@ -148,9 +189,70 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
 {
     gemm_mat dy = mat_of(y, d, oy, true);
     if (tn__wants(a))
-        gemm(y->dtype, dy, mat_t(mat_of(b, d, ob, false)), 1.0, mat_of(a, d, oa, true));
+        grad_gemm(y, a, dy, mat_t(mat_of(b, d, ob, false)), mat_of(a, d, oa, true));
     if (tn__wants(b))
-        gemm(y->dtype, mat_t(mat_of(a, d, oa, false)), dy, 1.0, mat_of(b, d, ob, true));
+        grad_gemm(y, b, mat_t(mat_of(a, d, oa, false)), dy, mat_of(b, d, ob, true));
+}
+
+static bool same_target(const tn_defer *x, const tn_defer *y)
+{
+    return x->c == y->c && x->m == y->m && x->n == y->n && x->crs == y->crs &&
+           x->ccs == y->ccs && x->dtype == y->dtype;
+}
+
+/* Run the deferred products, one per gradient target: the L's are stacked
+ * into Lt [K, m] (L^T, contiguous) and the R's into R [K, n], then
+ * C += L_all [m, K] @ R [K, n] with K the sum of the inner sizes. */
+void tn__matmul_flush(tn_tape *tp)
+{
+    size_t n = tp->n_defer;
+    for (size_t i = 0; i < n; i++) {
+        tn_defer *e = &tp->defer[i];
+        if (!e->c)
+            continue; /* done with an earlier group */
+        int64_t K = 0, cnt = 0;
+        for (size_t j = i; j < n; j++)
+            if (tp->defer[j].c && same_target(e, &tp->defer[j]))
+                K += tp->defer[j].k, cnt++;
+        gemm_mat C = {e->c, e->m, e->n, e->crs, e->ccs};
+        size_t es = tn_dtype_size(e->dtype);
+        void *lt = cnt > 1 ? tn_tape_alloc(tp, (size_t)(K * e->m) * es) : NULL;
+        void *rb = lt ? tn_tape_alloc(tp, (size_t)(K * e->n) * es) : NULL;
+        if (!rb) { /* a single product, or no memory to stack: one by one */
+            for (size_t j = i; j < n; j++) {
+                tn_defer *f = &tp->defer[j];
+                if (!f->c || !same_target(e, f))
+                    continue;
+                gemm(f->dtype, (gemm_mat){f->l, f->m, f->k, f->lrs, f->lcs},
+                     (gemm_mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
+                if (j > i)
+                    f->c = NULL;
+            }
+            e->c = NULL;
+            continue;
+        }
+        int64_t k0 = 0, m = e->m, nn = e->n;
+        tn_defer first = *e;
+        for (size_t j = i; j < n; j++) {
+            tn_defer *f = &tp->defer[j];
+            if (!f->c || !same_target(&first, f))
+                continue;
+            /* Lt[k0 + q][p] = L[p][q]; R_all[k0 + q][c] = R[q][c] */
+            TN_FOR_DTYPE(f->dtype, T, {
+                const T *L = f->l, *R = f->r;
+                T *LT = (T *)lt + k0 * m, *RB = (T *)rb + k0 * nn;
+                TN_OMP_FOR(f->k * (m + nn) > TN_PAR_MIN)
+                for (int64_t q = 0; q < f->k; q++) {
+                    for (int64_t p = 0; p < m; p++) LT[q * m + p] = L[p * f->lrs + q * f->lcs];
+                    for (int64_t c = 0; c < nn; c++) RB[q * nn + c] = R[q * f->rrs + c * f->rcs];
+                }
+            });
+            k0 += f->k;
+            f->c = NULL;
+        }
+        gemm(first.dtype, (gemm_mat){lt, m, K, 1, m}, (gemm_mat){rb, K, nn, nn, 1}, 1.0, C);
+    }
+    tp->n_defer = 0;
 }
 
 void tn__bw_matmul(tn_tensor *y) { product_backward(y, y->src[0], y->src[1], 0, 0, 0, 0); }
