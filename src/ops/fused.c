@@ -37,34 +37,48 @@ TN_CLONES static void lstm_row_f32(int64_t H, const float *restrict g, const flo
                                    float *restrict cn)
 {
     for (int64_t j = 0; j < H; j++) {
-        float i = tn__sigmoidf(g[j]), f = tn__sigmoidf(g[H + j]);
-        float gg = tn__tanhf(g[2 * H + j]), o = tn__sigmoidf(g[3 * H + j]);
-        float cv = i * gg + (cp ? f * cp[j] : 0.0f);
-        float t = tn__tanhf(cv);
-        a[j] = i, a[H + j] = f, a[2 * H + j] = gg, a[3 * H + j] = o;
-        tc[j] = t, cn[j] = cv, h[j] = o * t;
+        float i = tn__sigmoidf(g[j]), gg = tn__tanhf(g[2 * H + j]);
+        a[j] = i, a[H + j] = tn__sigmoidf(g[H + j]), a[2 * H + j] = gg;
+        a[3 * H + j] = tn__sigmoidf(g[3 * H + j]);
+        cn[j] = i * gg;
+    }
+    if (cp) /* kept out of the loop above so that every build vectorises it */
+        for (int64_t j = 0; j < H; j++)
+            cn[j] += a[H + j] * cp[j];
+    for (int64_t j = 0; j < H; j++) {
+        float t = tn__tanhf(cn[j]);
+        tc[j] = t, h[j] = a[3 * H + j] * t;
     }
 }
 
 /* Backward of one row: a [4H], tc [H], dh [H], dcn [H], cp [H] (NULL:
- * zeros) -> dg [4H] (+=, may be NULL), dc [H] (+=, may be NULL). */
+ * zeros) -> dg [4H] (+=, may be NULL), dc [H] (+=, may be NULL). dct [H] is
+ * scratch for the total gradient of c'. */
 TN_CLONES static void lstm_row_bw_f32(int64_t H, const float *restrict a, const float *restrict tc,
                                       const float *restrict dh, const float *restrict dcn,
                                       const float *restrict cp, float *restrict dg,
-                                      float *restrict dc)
+                                      float *restrict dc, float *restrict dct)
 {
     for (int64_t j = 0; j < H; j++) {
-        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], t = tc[j];
-        float dct = dcn[j] + dh[j] * o * (1 - t * t);
-        if (dg) {
-            dg[j] += dct * g * i * (1 - i);
-            dg[H + j] += dct * (cp ? cp[j] : 0.0f) * f * (1 - f);
-            dg[2 * H + j] += dct * i * (1 - g * g);
-            dg[3 * H + j] += dh[j] * t * o * (1 - o);
-        }
-        if (dc)
-            dc[j] += dct * f;
+        float t = tc[j];
+        dct[j] = dcn[j] + dh[j] * a[3 * H + j] * (1 - t * t);
     }
+    if (dg) {
+        for (int64_t j = 0; j < H; j++) {
+            float i = a[j], g = a[2 * H + j], o = a[3 * H + j];
+            dg[j] += dct[j] * g * i * (1 - i);
+            dg[2 * H + j] += dct[j] * i * (1 - g * g);
+            dg[3 * H + j] += dh[j] * tc[j] * o * (1 - o);
+        }
+        if (cp)
+            for (int64_t j = 0; j < H; j++) {
+                float f = a[H + j];
+                dg[H + j] += dct[j] * cp[j] * f * (1 - f);
+            }
+    }
+    if (dc)
+        for (int64_t j = 0; j < H; j++)
+            dc[j] += dct[j] * a[H + j];
 }
 
 /* One GRU row. x [3H], hh [3H] input and recurrent parts, hp [H] previous
@@ -77,8 +91,11 @@ TN_CLONES static void gru_row_f32(int64_t H, const float *restrict x, const floa
         float z = tn__sigmoidf(x[H + j] + hh[H + j]);
         float n = tn__tanhf(x[2 * H + j] + r * hh[2 * H + j]);
         a[j] = r, a[H + j] = z, a[2 * H + j] = n;
-        y[j] = n + z * ((hp ? hp[j] : 0.0f) - n);
+        y[j] = n - z * n;
     }
+    if (hp)
+        for (int64_t j = 0; j < H; j++)
+            y[j] += a[H + j] * hp[j];
 }
 
 /* ---- LSTM ---- */
@@ -162,11 +179,14 @@ void tn__bw_lstm_cell(tn_tensor *y)
         const float *A = y->aux, *TC = A + B * 4 * H, *DY = y->grad;
         const float *C = c ? c->data : NULL;
         float *DG = wg ? gates->grad : NULL, *DC = wc ? c->grad : NULL;
+        float *scratch = tn_tape_alloc(y->tape, (size_t)(B * H) * sizeof(float));
+        if (!scratch)
+            return; /* out of memory: the tape has the error */
 #pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
         for (int64_t b = 0; b < B; b++)
             lstm_row_bw_f32(H, A + b * 4 * H, TC + b * H, DY + b * 2 * H, DY + b * 2 * H + H,
                             C ? C + b * mc.rs : NULL, DG ? DG + b * mg.rs : NULL,
-                            DC ? DC + b * mc.rs : NULL);
+                            DC ? DC + b * mc.rs : NULL, scratch + b * H);
         return;
     }
     TN_FOR_DTYPE(y->dtype, T, {

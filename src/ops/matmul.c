@@ -68,7 +68,7 @@ static bool mat_ok(gemm_mat x)
 /* Products below this many multiply-adds run on one thread: BLIS's
  * per-call thread start-up costs more than it saves on them (and stalls
  * badly when the machine is loaded), and an RNN makes many such calls. */
-#define TN_GEMM_PAR_MIN ((int64_t)1 << 21)
+#define TN_GEMM_PAR_MIN ((int64_t)1 << 22)
 
 /* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
 static void gemm(tn_dtype dt, gemm_mat A, gemm_mat B, double beta, gemm_mat C)
@@ -172,12 +172,18 @@ static bool defer_push(tn_tape *tp, tn_dtype dt, gemm_mat l, gemm_mat r, gemm_ma
     return true;
 }
 
+/* Below this many gradient elements stacking the operands costs more than
+ * the separate small products (measured: lstm-s, a 128 x 512 W_hh, got
+ * slower; lstm-m, 512 x 2048, faster). */
+#define TN_DEFER_MIN ((int64_t)1 << 18)
+
 /* C += L @ R into the gradient of `into`: deferred when into's memory is a
- * heap tensor (see defer_push), else now. */
+ * heap tensor (see defer_push) and C is large, else now. */
 static void grad_gemm(const tn_tensor *y, const tn_tensor *into, gemm_mat l, gemm_mat r,
                       gemm_mat c)
 {
-    if (!(root_of(into)->on_heap && defer_push(y->tape, y->dtype, l, r, c)))
+    if (!(c.m * c.n >= TN_DEFER_MIN && root_of(into)->on_heap &&
+          defer_push(y->tape, y->dtype, l, r, c)))
         gemm(y->dtype, l, r, 1.0, c);
 }
 
