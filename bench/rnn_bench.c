@@ -1,0 +1,406 @@
+/* bench/rnn_bench.c - the training step of the benchmark contract
+ * (DESIGN.md section 6), timed.
+ *
+ *   ids [B, T] over V = 65 -> Embedding(65, 64) -> RNN/LSTM/GRU (hidden H,
+ *   L layers, unidirectional, batch first) -> Linear(H, 65) ->
+ *   cross-entropy (mean over B*T) -> backward -> clip global grad norm 1.0
+ *   -> Adam (lr 1e-3)
+ *
+ * float32. The token ids and targets are drawn once from a fixed seed and
+ * reused every step (the cost of a step does not depend on the values).
+ * Warm-up steps first, then as many steps as fit in --seconds. The SGEMM
+ * peak (1024^3 bli_sgemm, best of a few) is measured in the same process
+ * with the same thread count, after the training loop, so its buffers do
+ * not count in the peak RSS.
+ *
+ * Heap allocations in the timed steps are counted two ways: the library's
+ * own (tn_set_allocator hooks: steady_allocs, the target is 0) and every
+ * malloc/calloc/realloc of the process including BLIS and libgomp
+ * (steady_mallocs, informational; interposed below).
+ *
+ * The last line of stdout is one line of key=value pairs:
+ *   config=... threads=... ms_per_step=... tokens_per_s=... gflops=...
+ *   sgemm_peak_gflops=... peak_pct=... rss_mb=... steady_allocs=... ...
+ */
+#define _GNU_SOURCE
+#include <tensor/tensor.h>
+
+#include <blis.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* ---- counting every heap allocation of the process ---- */
+
+/* Under AddressSanitizer (which owns malloc) the interposition is left
+ * out and steady_mallocs prints -1. */
+#if defined(__SANITIZE_ADDRESS__)
+#define COUNT_MALLOCS 0
+#else
+#define COUNT_MALLOCS 1
+#endif
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+static atomic_int counting;          /* set during the timed steps */
+static atomic_long n_mallocs;        /* every malloc/calloc/realloc meanwhile */
+static atomic_long n_tn_allocs;      /* the library's allocations (hooks) */
+
+#if COUNT_MALLOCS
+void *malloc(size_t n)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&n_mallocs, 1, memory_order_relaxed);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t sz)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&n_mallocs, 1, memory_order_relaxed);
+    return __libc_calloc(n, sz);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&n_mallocs, 1, memory_order_relaxed);
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    __libc_free(p);
+}
+#endif
+
+static void *hook_alloc(size_t n)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&n_tn_allocs, 1, memory_order_relaxed);
+    return malloc(n);
+}
+
+static void *hook_realloc(void *p, size_t n)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&n_tn_allocs, 1, memory_order_relaxed);
+    return realloc(p, n);
+}
+
+static void hook_free(void *p)
+{
+    free(p);
+}
+
+/* ---- options ---- */
+
+typedef struct config {
+    const char *name;
+    const char *cell;
+    long hidden, batch, seq, layers;
+} config;
+
+static const config named[] = {
+    {"lstm-s", "lstm", 128, 32, 64, 1},
+    {"lstm-m", "lstm", 512, 64, 128, 2},
+    {"gru-s", "gru", 256, 32, 64, 1},
+    {"rnn-s", "rnn", 128, 32, 64, 1},
+};
+#define N_NAMED (int)(sizeof named / sizeof named[0])
+
+enum { V = 65, E = 64 };
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: rnn_bench [--config lstm-s|lstm-m|gru-s|rnn-s]\n"
+            "                 [--cell lstm|gru|rnn] [--hidden H] [--batch B] [--seq T]\n"
+            "                 [--layers L] [--threads N] [--seconds S] [--warmup W]\n"
+            "The training step of DESIGN.md section 6 (Embedding(65, 64) -> cell ->\n"
+            "Linear(H, 65) -> cross-entropy -> backward -> clip 1.0 -> Adam 1e-3),\n"
+            "float32, fixed random ids. Explicit options override the named config\n"
+            "(default lstm-s). Defaults: --threads 2 --seconds 5 --warmup 3.\n"
+            "The last stdout line is key=value pairs (config=... tokens_per_s=...).\n");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_long(const char *s, long lo, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- SGEMM peak ---- */
+
+/* Best of `reps` 1024^3 single-precision GEMMs, GFLOP/s, with BLIS's
+ * global thread setting (tn_set_num_threads set it). */
+static double sgemm_peak(int reps)
+{
+    const dim_t n = 1024;
+    float *a = malloc((size_t)(n * n) * sizeof(float));
+    float *b = malloc((size_t)(n * n) * sizeof(float));
+    float *c = malloc((size_t)(n * n) * sizeof(float));
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0;
+    }
+    for (dim_t i = 0; i < n * n; i++) {
+        a[i] = (float)((i * 7) % 13) * 0.01f;
+        b[i] = (float)((i * 5) % 11) * 0.01f;
+        c[i] = 0;
+    }
+    float one = 1.0f, zero = 0.0f;
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) { /* first call is a warm-up */
+        double t0 = now();
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero,
+                  c, n, 1);
+        double dt = now() - t0;
+        if (r > 0 && dt < best)
+            best = dt;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * (double)n * n * n / best / 1e9;
+}
+
+/* ---- the model and one training step ---- */
+
+typedef struct model {
+    tn_params ps;
+    tn_embedding emb;
+    tn_rnn rnn;
+    tn_linear head;
+    tn_optim *opt;
+} model;
+
+/* Seconds spent in each phase of the timed steps (printed on stderr). */
+enum { PH_RESET, PH_FORWARD, PH_BACKWARD, PH_CLIP, PH_ADAM, PH_N };
+static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward", "clip",
+                                       "adam"};
+static double phase_s[PH_N];
+
+static double now(void);
+
+/* One full training step; returns the loss, or NAN (message printed). */
+static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targets)
+{
+    double t[PH_N + 1];
+    t[0] = now();
+    tn_tape_reset(tp);
+    tn_optim_zero_grad(m->opt);
+    t[1] = now();
+    tn_tensor *x = tn_embedding_forward(tp, &m->emb, ids); /* [B, T, E] */
+    tn_rnn_out out;
+    if (tn_rnn_forward(tp, &m->rnn, x, NULL, NULL, NULL, &out) != TN_OK) {
+        fprintf(stderr, "rnn_bench: rnn: %s\n", tn_last_error());
+        return NAN;
+    }
+    tn_tensor *logits = tn_linear_forward(tp, &m->head, out.output); /* [B, T, V] */
+    logits = tn_reshape(tp, logits, 2, (int64_t[]){-1, V});           /* [B*T, V] */
+    tn_tensor *loss = tn_cross_entropy(tp, logits, targets, -1, TN_REDUCE_MEAN);
+    t[2] = now();
+    if (!loss || tn_backward(tp, loss) != TN_OK) {
+        fprintf(stderr, "rnn_bench: %s\n", tn_last_error());
+        return NAN;
+    }
+    t[3] = now();
+    tn_clip_grad_norm(&m->ps, 1.0);
+    t[4] = now();
+    if (tn_optim_step(m->opt) != TN_OK) {
+        fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());
+        return NAN;
+    }
+    t[5] = now();
+    for (int k = 0; k < PH_N; k++)
+        phase_s[k] += t[k + 1] - t[k];
+    return tn_tensor_get(loss, 0);
+}
+
+int main(int argc, char **argv)
+{
+    config cfg = named[0];
+    const char *cell_opt = NULL;
+    long hidden = 0, batch = 0, seq = 0, layers = 0, threads = 2, warmup = 3;
+    double seconds = 5.0;
+    bool custom = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage();
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "rnn_bench: %s needs a value\n", a);
+            usage();
+            return 2;
+        }
+        const char *v = argv[++i];
+        int bad = 0;
+        if (strcmp(a, "--config") == 0) {
+            int k = 0;
+            while (k < N_NAMED && strcmp(named[k].name, v) != 0)
+                k++;
+            if (k == N_NAMED) {
+                fprintf(stderr, "rnn_bench: unknown config '%s' (lstm-s, lstm-m, gru-s, rnn-s)\n",
+                        v);
+                return 2;
+            }
+            cfg = named[k];
+        } else if (strcmp(a, "--cell") == 0) {
+            cell_opt = v;
+            bad = strcmp(v, "lstm") && strcmp(v, "gru") && strcmp(v, "rnn");
+        } else if (strcmp(a, "--hidden") == 0) {
+            bad = parse_long(v, 1, &hidden);
+        } else if (strcmp(a, "--batch") == 0) {
+            bad = parse_long(v, 1, &batch);
+        } else if (strcmp(a, "--seq") == 0) {
+            bad = parse_long(v, 1, &seq);
+        } else if (strcmp(a, "--layers") == 0) {
+            bad = parse_long(v, 1, &layers) || layers > TN_RNN_MAX_LAYERS;
+        } else if (strcmp(a, "--threads") == 0) {
+            bad = parse_long(v, 1, &threads);
+        } else if (strcmp(a, "--warmup") == 0) {
+            bad = parse_long(v, 0, &warmup);
+        } else if (strcmp(a, "--seconds") == 0) {
+            char *end;
+            seconds = strtod(v, &end);
+            bad = *v == '\0' || *end != '\0' || !(seconds >= 0);
+        } else {
+            fprintf(stderr, "rnn_bench: unknown option %s\n", a);
+            usage();
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "rnn_bench: bad value for %s: '%s'\n", a, v);
+            return 2;
+        }
+    }
+    /* explicit sizes override the named configuration */
+    if (cell_opt && strcmp(cell_opt, cfg.cell) != 0)
+        cfg.cell = cell_opt, custom = true;
+    long *fields[4] = {&cfg.hidden, &cfg.batch, &cfg.seq, &cfg.layers};
+    long given[4] = {hidden, batch, seq, layers};
+    for (int k = 0; k < 4; k++)
+        if (given[k] && given[k] != *fields[k])
+            *fields[k] = given[k], custom = true;
+    char name[96];
+    if (custom)
+        snprintf(name, sizeof name, "%s-h%ld-b%ld-t%ld-l%ld", cfg.cell, cfg.hidden, cfg.batch,
+                 cfg.seq, cfg.layers);
+    else
+        snprintf(name, sizeof name, "%s", cfg.name);
+    const long B = cfg.batch, T = cfg.seq, H = cfg.hidden, L = cfg.layers;
+    tn_cell cell = (tn_cell)tn_cell_from_name(cfg.cell);
+
+    /* Hooks before any library object exists; then the runtime (BLIS
+     * sub-configuration, threads, flush-to-zero) before any BLIS call. */
+    tn_set_allocator(hook_alloc, hook_realloc, hook_free);
+    tn_set_num_threads((int)threads);
+
+    model m;
+    memset(&m, 0, sizeof m);
+    tn_params_init(&m.ps);
+    tn_rng rng;
+    tn_rng_seed(&rng, 1234);
+    if (tn_embedding_init(&m.emb, &m.ps, "embed", V, E, -1, TN_F32, &rng) != TN_OK ||
+        tn_rnn_init(&m.rnn, &m.ps, "rnn", cell, E, H, (int)L, false, 0.0, TN_F32, &rng) !=
+            TN_OK ||
+        tn_linear_init(&m.head, &m.ps, "head", H, V, true, TN_F32, &rng) != TN_OK) {
+        fprintf(stderr, "rnn_bench: model: %s\n", tn_last_error());
+        return 1;
+    }
+    tn_adam_opts ao = tn_adam_defaults();
+    ao.lr = 1e-3;
+    m.opt = tn_optim_adam(&m.ps, &ao);
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *ids = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    tn_tensor *targets = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    if (!m.opt || !tp || !ids || !targets) {
+        fprintf(stderr, "rnn_bench: setup: %s\n", tn_last_error());
+        return 1;
+    }
+    int32_t *xd = ids->data, *yd = targets->data;
+    for (long i = 0; i < B * T; i++) {
+        xd[i] = (int32_t)(tn_rng_next(&rng) % V);
+        yd[i] = (int32_t)(tn_rng_next(&rng) % V);
+    }
+    fprintf(stderr,
+            "rnn_bench: %s: %s H=%ld B=%ld T=%ld L=%ld E=%d V=%d params=%lld; %ld threads, "
+            "BLIS %s (%s)\n",
+            name, tn_cell_name(cell), H, B, T, L, (int)E, (int)V,
+            (long long)tn_params_numel(&m.ps), threads, tn_blis_config(),
+            tn_blis_config_reason());
+
+    double first = NAN, loss = NAN;
+    for (long w = 0; w < warmup; w++) {
+        loss = train_step(&m, tp, ids, targets);
+        if (w == 0)
+            first = loss;
+        if (loss != loss)
+            return 1;
+    }
+
+    long steps = 0;
+    memset(phase_s, 0, sizeof phase_s);
+    atomic_store(&counting, 1);
+    double t0 = now(), el = 0;
+    do {
+        loss = train_step(&m, tp, ids, targets);
+        steps++;
+        el = now() - t0;
+    } while (loss == loss && (el < seconds || steps < 2));
+    atomic_store(&counting, 0);
+    if (loss != loss)
+        return 1;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
+    fprintf(stderr, "rnn_bench: loss %.4f (first warm-up step) -> %.4f after %ld steps; arena %.1f MB\n",
+            first, loss, warmup + steps, (double)tn_tape_arena_capacity(tp) / 1048576.0);
+
+    double ms = 1e3 * el / (double)steps;
+    fprintf(stderr, "rnn_bench: ms/step by phase:");
+    for (int k = 0; k < PH_N; k++)
+        fprintf(stderr, " %s %.3f", phase_name[k], 1e3 * phase_s[k] / (double)steps);
+    fprintf(stderr, "\n");
+    double tok = (double)(B * T) / (el / (double)steps);
+    double per = cell == TN_CELL_LSTM ? 24 : cell == TN_CELL_GRU ? 18 : 6;
+    double flops = 0; /* per step: forward + backward, all timesteps */
+    for (long l = 0; l < L; l++)
+        flops += per * (double)B * H * ((l == 0 ? E : H) + H) * T;
+    flops += 6.0 * B * H * V * T;
+    double gflops = flops / (el / (double)steps) / 1e9;
+    double peak = sgemm_peak(5);
+
+    printf("config=%s threads=%ld ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
+           "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steady_allocs=%ld "
+           "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s\n",
+           name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
+           atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps, cfg.cell, H, B, T, L,
+           tn_blis_config());
+
+    tn_tensor_free(ids);
+    tn_tensor_free(targets);
+    tn_tape_free(tp);
+    tn_optim_free(m.opt);
+    tn_params_free(&m.ps);
+    return 0;
+}
