@@ -41,6 +41,7 @@ typedef struct tn_chunk {
  * element pointers), collected during backward and run in groups by the
  * op family that made it (see src/ops/matmul.c). */
 typedef struct tn_defer {
+    tn_tensor *owner; /* whose gradient C is in (its root tensor) */
     void *c, *l, *r;
     int64_t m, n, k;
     int64_t crs, ccs, lrs, lcs, rrs, rcs;

@@ -130,12 +130,11 @@ tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn
  *                  includes b_ih, and b_hh too except for GRU
  *   h    [B, H]    previous state, or NULL for zeros (skips the GEMM)
  *   c    [B, H]    previous LSTM cell state, or NULL for zeros
- *   w_hh [G*H, H], b_hh [G*H] (GRU only)
+ *   whT  [H, G*H] W_hh^T, b_hh [G*H] (GRU only)
  * Returns h' [B, H]; *c_out = c' for LSTM. */
 static tn_tensor *cell_step(tn_tape *tp, tn_cell cell, int64_t H, tn_tensor *xg, tn_tensor *h,
-                            tn_tensor *c, tn_tensor *w_hh, tn_tensor *b_hh, tn_tensor **c_out)
+                            tn_tensor *c, tn_tensor *whT, tn_tensor *b_hh, tn_tensor **c_out)
 {
-    tn_tensor *whT = tn_transpose(tp, w_hh, 0, 1);
     if (cell == TN_CELL_GRU) /* gh = h W_hh^T + b_hh; with h = 0 it is b_hh */
         return tn_gru_cell(tp, xg, h ? tn_addmm(tp, b_hh, h, whT) : b_hh, h);
     tn_tensor *pre = h ? tn_addmm(tp, xg, h, whT) : xg;
@@ -174,7 +173,8 @@ tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, 
     tn_tensor *xg = tn_addmm(tp, input_bias(tp, c->cell, c->b_ih, c->b_hh), x,
                              tn_transpose(tp, c->w_ih, 0, 1));
     tn_tensor *c2 = NULL;
-    tn_tensor *h2 = cell_step(tp, c->cell, H, xg, h, cs, c->w_hh, c->b_hh, &c2);
+    tn_tensor *h2 = cell_step(tp, c->cell, H, xg, h, cs, tn_transpose(tp, c->w_hh, 0, 1),
+                              c->b_hh, &c2);
     if (c_out)
         *c_out = c2;
     return h2;
@@ -228,11 +228,14 @@ static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool revers
     tn_tensor *xp = tn_addmm(tp, input_bias(tp, m->cell, m->b_ih[k], m->b_hh[k]), x2,
                              tn_transpose(tp, m->w_ih[k], 0, 1)); /* [B*T, G] */
     tn_tensor *xrow = tn_reshape(tp, xp, 2, (int64_t[]){B, T * G}); /* view */
+    /* W_hh^T made contiguous once per sequence: BLIS packs a row-major
+     * operand much faster than a transposed view, at every step. */
+    tn_tensor *whT = tn_contiguous(tp, tn_transpose(tp, m->w_hh[k], 0, 1));
     for (int64_t s = 0; s < T && !tn_tape_error(tp); s++) {
         int64_t t = reverse ? T - 1 - s : s;
         tn_tensor *xg = tn_narrow(tp, xrow, 1, t * G, G); /* [B, G], row stride T*G */
         tn_tensor *c2 = NULL;
-        tn_tensor *h2 = cell_step(tp, m->cell, H, xg, h, c, m->w_hh[k], m->b_hh[k], &c2);
+        tn_tensor *h2 = cell_step(tp, m->cell, H, xg, h, c, whT, m->b_hh[k], &c2);
         if (keep) {
             hs[t] = tn_mask(tp, h2, keep[t]);
             h2 = blend(tp, h2, h, keep[t], drop[t]);

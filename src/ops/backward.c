@@ -61,10 +61,12 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     for (size_t i = tp->n_nodes; i-- > 0;) {
         tn_tensor *t = tp->nodes[i];
         tn_backward_fn bw = tn__op_table[t->op].backward;
+        if (t->has_deferred) /* t's gradient must be complete before use */
+            tn__matmul_flush(tp, t);
         if (bw)
             bw(t);
     }
-    tn__matmul_flush(tp);
+    tn__matmul_flush(tp, NULL);
     return TN_OK;
 }
 

@@ -140,21 +140,15 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
     return tn__finish(tp, y);
 }
 
-/* The tensor whose memory t's data lives in (t itself unless a view). */
-static const tn_tensor *root_of(const tn_tensor *t)
-{
-    while (t->is_view)
-        t = t->src[0];
-    return t;
-}
-
 /* Weight gradients are deferred: a recurrent layer multiplies by the same
  * weight at every timestep, so backward would make T small products
- * dW += h_t^T dpre_t of inner size B. Contributions into a heap tensor's
- * gradient (a parameter: nothing reads it during backward) are collected
- * instead and run as one product of inner size T*B after the backward
- * sweep (oneDNN's merged weight GEMM), at near-peak speed. */
-static bool defer_push(tn_tape *tp, tn_dtype dt, gemm_mat l, gemm_mat r, gemm_mat c)
+ * dW += h_t^T dpre_t of inner size B. Large contributions are collected
+ * instead and run as one product of inner size T*B (oneDNN's merged weight
+ * GEMM), near peak speed. This is safe because a tensor's gradient is only
+ * read by its own backward: the engine flushes a tensor's pending products
+ * right before that runs (and a parameter's at the end). */
+static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, gemm_mat l, gemm_mat r,
+                       gemm_mat c)
 {
     if (tp->n_defer == tp->cap_defer) {
         size_t cap = tp->cap_defer ? 2 * tp->cap_defer : 64;
@@ -167,8 +161,9 @@ static bool defer_push(tn_tape *tp, tn_dtype dt, gemm_mat l, gemm_mat r, gemm_ma
         tp->defer = d;
         tp->cap_defer = cap;
     }
-    tp->defer[tp->n_defer++] = (tn_defer){c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
+    tp->defer[tp->n_defer++] = (tn_defer){owner, c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
                                           l.rs, l.cs, r.rs, r.cs, dt};
+    owner->has_deferred = true;
     return true;
 }
 
@@ -177,13 +172,14 @@ static bool defer_push(tn_tape *tp, tn_dtype dt, gemm_mat l, gemm_mat r, gemm_ma
  * slower; lstm-m, 512 x 2048, faster). */
 #define TN_DEFER_MIN ((int64_t)1 << 18)
 
-/* C += L @ R into the gradient of `into`: deferred when into's memory is a
- * heap tensor (see defer_push) and C is large, else now. */
-static void grad_gemm(const tn_tensor *y, const tn_tensor *into, gemm_mat l, gemm_mat r,
-                      gemm_mat c)
+/* C += L @ R into the gradient of `into`: deferred when C is large (see
+ * defer_push), else now. */
+static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat r, gemm_mat c)
 {
-    if (!(c.m * c.n >= TN_DEFER_MIN && root_of(into)->on_heap &&
-          defer_push(y->tape, y->dtype, l, r, c)))
+    tn_tensor *root = into; /* the tensor whose memory the gradient is */
+    while (root->is_view)
+        root = root->src[0];
+    if (!(c.m * c.n >= TN_DEFER_MIN && defer_push(y->tape, root, y->dtype, l, r, c)))
         gemm(y->dtype, l, r, 1.0, c);
 }
 
@@ -202,20 +198,22 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
 
 static bool same_target(const tn_defer *x, const tn_defer *y)
 {
-    return x->c == y->c && x->m == y->m && x->n == y->n && x->crs == y->crs &&
+    return x->owner == y->owner && x->c == y->c && x->m == y->m && x->n == y->n && x->crs == y->crs &&
            x->ccs == y->ccs && x->dtype == y->dtype;
 }
 
-/* Run the deferred products, one per gradient target: the L's are stacked
- * into Lt [K, m] (L^T, contiguous) and the R's into R [K, n], then
- * C += L_all [m, K] @ R [K, n] with K the sum of the inner sizes. */
-void tn__matmul_flush(tn_tape *tp)
+/* Run the deferred products into owner's gradient (all when owner is
+ * NULL), one product per target: the L's are stacked into Lt [K, m] (L^T,
+ * contiguous) and the R's into R [K, n], then C += L_all [m, K] @ R [K, n]
+ * with K the sum of the inner sizes. */
+void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
 {
     size_t n = tp->n_defer;
     for (size_t i = 0; i < n; i++) {
         tn_defer *e = &tp->defer[i];
-        if (!e->c)
-            continue; /* done with an earlier group */
+        if (!e->c || (owner && e->owner != owner))
+            continue; /* done with an earlier group, or another tensor's */
+        e->owner->has_deferred = false;
         int64_t K = 0, cnt = 0;
         for (size_t j = i; j < n; j++)
             if (tp->defer[j].c && same_target(e, &tp->defer[j]))
@@ -258,7 +256,8 @@ void tn__matmul_flush(tn_tape *tp)
         }
         gemm(first.dtype, (gemm_mat){lt, m, K, 1, m}, (gemm_mat){rb, K, nn, nn, 1}, 1.0, C);
     }
-    tp->n_defer = 0;
+    if (!owner)
+        tp->n_defer = 0;
 }
 
 void tn__bw_matmul(tn_tensor *y) { product_backward(y, y->src[0], y->src[1], 0, 0, 0, 0); }

@@ -35,9 +35,10 @@ tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t 
 tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
                     const int64_t *stride, int64_t offset);
 
-/* Run the weight-gradient products that matmul's backward deferred
- * (src/ops/matmul.c); called by the engine after the backward sweep. */
-void tn__matmul_flush(tn_tape *tp);
+/* Run the weight-gradient products that matmul's backward deferred into
+ * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.
+ * The engine calls it before owner's backward and after the sweep. */
+void tn__matmul_flush(tn_tape *tp, tn_tensor *owner);
 
 /* Watch mode: fail the tape if y has a non-finite value. Returns y or NULL. */
 tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y);
