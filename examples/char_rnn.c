@@ -672,11 +672,14 @@ static int cmd_train(const opts *o)
             fprintf(stderr, "char_rnn: %s was trained on another vocabulary\n", o->checkpoint);
             rc = -1;
         }
+        int64_t seq = -1;
         if (rc == 0 && (!opt || tn_meta_get_int(&meta, "step", &step) ||
                         tn_meta_get_int(&meta, "data_pos", &pos) ||
-                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.h->shape[1] != B)) {
+                        tn_meta_get_int(&meta, "seq", &seq) ||
+                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.h->shape[1] != B ||
+                        seq != T)) {
             fprintf(stderr, "char_rnn: %s cannot resume this run (no training state, or "
-                            "another --batch)\n", o->checkpoint);
+                            "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
         tn_meta_free(&meta);
