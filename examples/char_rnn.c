@@ -806,6 +806,16 @@ static int cmd_train(const opts *o)
     return (int)rc;
 }
 
+/* The model and vocabulary of a checkpoint, for sample and eval. */
+static int load_model(const char *path, model *m, text *t)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = load_checkpoint(path, m, t, &meta, 0.0, NULL, 1e-3);
+    tn_meta_free(&meta);
+    return rc;
+}
+
 static int cmd_sample(const opts *o)
 {
     if (!o->checkpoint) {
@@ -814,13 +824,9 @@ static int cmd_sample(const opts *o)
     }
     model m;
     text t = {0};
-    tn_meta meta;
-    tn_meta_init(&meta);
-    int rc = load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3);
-    tn_meta_free(&meta);
-    if (rc)
+    if (load_model(o->checkpoint, &m, &t))
         return 1;
-    rc = model_sample(&m, &t, o->prime, o->length, o->temperature, o->top_k, o->seed);
+    int rc = model_sample(&m, &t, o->prime, o->length, o->temperature, o->top_k, o->seed);
     model_free(&m);
     return rc ? 1 : 0;
 }
@@ -833,19 +839,16 @@ static int cmd_eval(const opts *o)
     }
     model m;
     text t = {0};
-    tn_meta meta;
-    tn_meta_init(&meta);
-    int rc = load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3);
-    tn_meta_free(&meta);
-    if (rc)
+    if (load_model(o->checkpoint, &m, &t))
         return 1;
-    unsigned char *bytes;
+    unsigned char *bytes = NULL;
     int64_t nbytes;
-    if (read_file(o->data, &bytes, &nbytes) || text_load(&t, bytes, nbytes, false, o->data)) {
+    int rc = read_file(o->data, &bytes, &nbytes) || text_load(&t, bytes, nbytes, false, o->data);
+    free(bytes);
+    if (rc) {
         model_free(&m);
         return 1;
     }
-    free(bytes);
     tn_tape *tp = tn_tape_new();
     double loss = model_eval(&m, tp, t.ids, t.n);
     if (isnan(loss)) {
