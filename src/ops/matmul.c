@@ -15,6 +15,7 @@
 #include "ops_internal.h"
 
 #include <blis.h>
+#include <stdlib.h>
 
 /* A GEMM operand: an m x n matrix at p with element strides rs, cs. */
 typedef struct gemm_mat {
@@ -172,6 +173,21 @@ static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, gemm_mat l, g
  * slower; lstm-m, 512 x 2048, faster). */
 #define TN_DEFER_MIN ((int64_t)1 << 18)
 
+/* Bytes of staging for the stacked operands of one merged product; larger
+ * stacks are multiplied in pieces of this size (inner size ~2.5k rows for a
+ * 512 x 2048 weight: still near-peak GEMMs, at a fifth of the memory). */
+#define TN_DEFER_STAGE ((int64_t)24 << 20)
+
+/* The two limits above, unless the environment overrides them: the tests
+ * run the layer checks again with TN_DEFER_MIN=1 and a tiny
+ * TN_DEFER_STAGE, so that small layers take the merged and the piecewise
+ * paths too. */
+static int64_t defer_limit(const char *env, int64_t dflt)
+{
+    const char *v = getenv(env);
+    return v && *v ? strtoll(v, NULL, 10) : dflt;
+}
+
 /* C += L @ R into the gradient of `into`: deferred when C is large (see
  * defer_push), else now. */
 static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat r, gemm_mat c)
@@ -179,7 +195,10 @@ static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat 
     tn_tensor *root = into; /* the tensor whose memory the gradient is */
     while (root->is_view)
         root = root->src[0];
-    if (!(c.m * c.n >= TN_DEFER_MIN && defer_push(y->tape, root, y->dtype, l, r, c)))
+    static int64_t min = -1;
+    if (min < 0)
+        min = defer_limit("TN_DEFER_MIN", TN_DEFER_MIN);
+    if (!(c.m * c.n >= min && defer_push(y->tape, root, y->dtype, l, r, c)))
         gemm(y->dtype, l, r, 1.0, c);
 }
 
@@ -203,9 +222,9 @@ static bool same_target(const tn_defer *x, const tn_defer *y)
 }
 
 /* Run the deferred products into owner's gradient (all when owner is
- * NULL), one product per target: the L's are stacked into Lt [K, m] (L^T,
- * contiguous) and the R's into R [K, n], then C += L_all [m, K] @ R [K, n]
- * with K the sum of the inner sizes. */
+ * NULL), grouped by target: the L's are stacked into Lt [K, m] (L^T,
+ * contiguous) and the R's into R [K, n], then C += L_all [m, K] @ R [K, n],
+ * K up to the staging size at a time. */
 void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
 {
     size_t n = tp->n_defer;
@@ -214,33 +233,40 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
         if (!e->c || (owner && e->owner != owner))
             continue; /* done with an earlier group, or another tensor's */
         e->owner->has_deferred = false;
-        int64_t K = 0, cnt = 0;
+        int64_t K = 0, kmax = 0, cnt = 0;
         for (size_t j = i; j < n; j++)
-            if (tp->defer[j].c && same_target(e, &tp->defer[j]))
+            if (tp->defer[j].c && same_target(e, &tp->defer[j])) {
                 K += tp->defer[j].k, cnt++;
-        gemm_mat C = {e->c, e->m, e->n, e->crs, e->ccs};
-        size_t es = tn_dtype_size(e->dtype);
-        void *lt = cnt > 1 ? tn_tape_alloc(tp, (size_t)(K * e->m) * es) : NULL;
-        void *rb = lt ? tn_tape_alloc(tp, (size_t)(K * e->n) * es) : NULL;
-        if (!rb) { /* a single product, or no memory to stack: one by one */
-            for (size_t j = i; j < n; j++) {
-                tn_defer *f = &tp->defer[j];
-                if (!f->c || !same_target(e, f))
-                    continue;
-                gemm(f->dtype, (gemm_mat){f->l, f->m, f->k, f->lrs, f->lcs},
-                     (gemm_mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
-                if (j > i)
-                    f->c = NULL;
+                kmax = tp->defer[j].k > kmax ? tp->defer[j].k : kmax;
             }
-            e->c = NULL;
-            continue;
-        }
-        int64_t k0 = 0, m = e->m, nn = e->n;
+        gemm_mat C = {e->c, e->m, e->n, e->crs, e->ccs};
+        int64_t m = e->m, nn = e->n;
+        size_t es = tn_dtype_size(e->dtype);
+        /* stack at most TN_DEFER_STAGE bytes at a time (staging reused) */
+        static int64_t stage = -1;
+        if (stage < 0)
+            stage = defer_limit("TN_DEFER_STAGE", TN_DEFER_STAGE);
+        int64_t kc = stage / ((m + nn) * (int64_t)es);
+        kc = kc < kmax ? kmax : kc > K ? K : kc;
+        void *lt = cnt > 1 ? tn_tape_alloc(tp, (size_t)(kc * m) * es) : NULL;
+        void *rb = lt ? tn_tape_alloc(tp, (size_t)(kc * nn) * es) : NULL;
         tn_defer first = *e;
+        int64_t k0 = 0;
         for (size_t j = i; j < n; j++) {
             tn_defer *f = &tp->defer[j];
             if (!f->c || !same_target(&first, f))
                 continue;
+            f->c = NULL;
+            if (!rb) { /* a single product, or no memory to stack */
+                gemm(f->dtype, (gemm_mat){f->l, f->m, f->k, f->lrs, f->lcs},
+                     (gemm_mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
+                continue;
+            }
+            if (k0 + f->k > kc) { /* staging full: multiply what it holds */
+                gemm(first.dtype, (gemm_mat){lt, m, k0, 1, m}, (gemm_mat){rb, k0, nn, nn, 1},
+                     1.0, C);
+                k0 = 0;
+            }
             /* Lt[k0 + q][p] = L[p][q]; R_all[k0 + q][c] = R[q][c] */
             TN_FOR_DTYPE(f->dtype, T, {
                 const T *L = f->l, *R = f->r;
@@ -252,9 +278,9 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
                 }
             });
             k0 += f->k;
-            f->c = NULL;
         }
-        gemm(first.dtype, (gemm_mat){lt, m, K, 1, m}, (gemm_mat){rb, K, nn, nn, 1}, 1.0, C);
+        if (rb && k0 > 0)
+            gemm(first.dtype, (gemm_mat){lt, m, k0, 1, m}, (gemm_mat){rb, k0, nn, nn, 1}, 1.0, C);
     }
     if (!owner)
         tp->n_defer = 0;
