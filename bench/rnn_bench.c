@@ -88,13 +88,6 @@ static void *hook_alloc(size_t n)
     return malloc(n);
 }
 
-static void *hook_realloc(void *p, size_t n)
-{
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
-        atomic_fetch_add_explicit(&n_tn_allocs, 1, memory_order_relaxed);
-    return realloc(p, n);
-}
-
 static void hook_free(void *p)
 {
     free(p);
@@ -312,7 +305,7 @@ int main(int argc, char **argv)
 
     /* Hooks before any library object exists; then the runtime (BLIS
      * sub-configuration, threads, flush-to-zero) before any BLIS call. */
-    tn_set_allocator(hook_alloc, hook_realloc, hook_free);
+    tn_set_allocator(hook_alloc, hook_free);
     tn_set_num_threads((int)threads);
 
     model m;

@@ -226,7 +226,7 @@ static double rnn_step(tn_tape *tp, tn_tensor *emb, tn_tensor *wx, tn_tensor *wh
 static void test_no_alloc(void)
 {
     tn_runtime_init();
-    tn_set_allocator(count_alloc, NULL, NULL);
+    tn_set_allocator(count_alloc, NULL);
     tn_rng r;
     tn_rng_seed(&r, 3);
     tn_tensor *emb = tn_tensor_new(TN_F32, 2, (int64_t[]){10, 5});
@@ -267,7 +267,7 @@ static void test_no_alloc(void)
         tn_tensor_free(ps[i]);
     tn_tensor_free(ids);
     tn_tensor_free(tgt);
-    tn_set_allocator(NULL, NULL, NULL);
+    tn_set_allocator(NULL, NULL);
 }
 
 static void test_runtime(void)

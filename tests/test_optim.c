@@ -590,7 +590,7 @@ static void test_init(void)
 
 int main(void)
 {
-    tn_set_allocator(count_alloc, NULL, free); /* before any library object */
+    tn_set_allocator(count_alloc, free); /* before any library object */
     test_api();
     test_init();
 

@@ -101,10 +101,9 @@ const char *tn_status_name(tn_status st);
 /* ---- allocator hooks -------------------------------------------------- */
 
 /* Replace the allocator used for every heap allocation of the library
- * (tensors, arenas, scratch). Pass NULL for all three to restore malloc.
+ * (tensors, arenas, scratch). Pass NULL for both to restore malloc.
  * Must be called while no library object is alive. */
-void tn_set_allocator(void *(*alloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                      void (*free_fn)(void *));
+void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
 /* Allocate/free with the current hooks (64-byte aligned for alloc). */
 void *tn_alloc(size_t nbytes);
 void tn_free(void *p);

@@ -52,10 +52,8 @@ const char *tn_status_name(tn_status st)
 static void *(*hook_alloc)(size_t) = NULL;
 static void (*hook_free)(void *) = NULL;
 
-void tn_set_allocator(void *(*alloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                      void (*free_fn)(void *))
+void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
 {
-    (void)realloc_fn; /* the library never reallocs: kept for API symmetry */
     hook_alloc = alloc_fn;
     hook_free = free_fn;
 }

@@ -120,6 +120,15 @@ int tn__dim(int dim, int ndim)
     return dim >= 0 && dim < ndim ? dim : -1;
 }
 
+int tn__dim_of(tn_tape *tp, const char *name, int dim, const tn_tensor *x)
+{
+    int d = tn__dim(dim, x->ndim);
+    if (d < 0)
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d is out of range for a %d-D input %s", name, dim,
+                     x->ndim, TN_SHP(x));
+    return d;
+}
+
 bool tn__broadcast_shape(const tn_tensor *a, const tn_tensor *b, int *nd, int64_t shape[4])
 {
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;

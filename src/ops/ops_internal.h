@@ -46,6 +46,9 @@ tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y);
 /* Normalise dim (negative counts from the end) against ndim; -1 if out of
  * range. */
 int tn__dim(int dim, int ndim);
+/* Same for a dim of x in op `name`; out of range fails the tape with a
+ * message naming the op, the dim and x's shape, and returns -1. */
+int tn__dim_of(tn_tape *tp, const char *name, int dim, const tn_tensor *x);
 
 /* Broadcast a and b (numpy rules); false when they do not broadcast. */
 bool tn__broadcast_shape(const tn_tensor *a, const tn_tensor *b, int *nd, int64_t shape[4]);
@@ -74,7 +77,7 @@ static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t s
     return i0 * st[0] + i1 * st[1] + i2 * st[2];
 }
 
-/* Convert the tensor's element type to T (for index tensors: use ids). */
+/* A float tensor's data or gradient as T * (T from TN_FOR_DTYPE). */
 #define TN_DATA(T, t) ((T *)(t)->data)
 #define TN_GRAD(T, t) ((T *)(t)->grad)
 

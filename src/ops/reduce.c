@@ -147,12 +147,9 @@ static tn_tensor *reduce_dim(tn_tape *tp, int op, const char *name, tn_tensor *x
 {
     if (!tn__check(tp, name, 1, &x))
         return NULL;
-    int d = tn__dim(dim, x->ndim);
-    if (d < 0) {
-        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d is out of range for a %d-D input %s", name, dim,
-                     x->ndim, TN_SHP(x));
+    int d = tn__dim_of(tp, name, dim, x);
+    if (d < 0)
         return NULL;
-    }
     int64_t shape[TN_MAX_DIMS];
     int nd = 0;
     for (int i = 0; i < x->ndim; i++) {

@@ -112,11 +112,9 @@ tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t 
 {
     if (!tn__check(tp, "narrow", 1, &x))
         return NULL;
-    int d = tn__dim(dim, x->ndim);
-    if (d < 0) {
-        tn_tape_fail(tp, TN_ERR_ARG, "narrow: dim %d out of range for %s", dim, TN_SHP(x));
+    int d = tn__dim_of(tp, "narrow", dim, x);
+    if (d < 0)
         return NULL;
-    }
     if (start < 0 || len < 1 || start + len > x->shape[d]) {
         tn_tape_fail(tp, TN_ERR_INDEX, "narrow: [%lld, %lld) out of range for dim %d of %s",
                      (long long)start, (long long)(start + len), d, TN_SHP(x));

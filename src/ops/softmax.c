@@ -93,12 +93,9 @@ static tn_tensor *softmax_op(tn_tape *tp, int op, tn_tensor *x, int dim)
     const char *name = tn_op_name(op);
     if (!tn__check(tp, name, 1, &x))
         return NULL;
-    int d = tn__dim(dim, x->ndim);
-    if (d < 0) {
-        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d is out of range for a %d-D input %s", name, dim,
-                     x->ndim, TN_SHP(x));
+    int d = tn__dim_of(tp, name, dim, x);
+    if (d < 0)
         return NULL;
-    }
     tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
