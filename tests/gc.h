@@ -24,7 +24,7 @@ typedef struct gc_case {
     const char *name; /* what is special about it */
     tn_gradcheck_fn fn;
     int n_inputs;
-    gc_input in[4];
+    gc_input in[7];
     double tol;   /* max relative error of the float64 gradient check */
     double tol32; /* float32 vs float64 forward, relative */
 } gc_case;
@@ -41,5 +41,6 @@ GC_FAMILY(softmax) __attribute__((weak));
 GC_FAMILY(index) __attribute__((weak));
 GC_FAMILY(loss) __attribute__((weak));
 GC_FAMILY(fused) __attribute__((weak));
+GC_FAMILY(recurrent) __attribute__((weak));
 
 #endif

@@ -25,7 +25,7 @@ static int covered[TN_OP_COUNT];
 
 static void run_case(const gc_case *c)
 {
-    tn_tensor *x64[4] = {0}, *x32[4] = {0};
+    tn_tensor *x64[7] = {0}, *x32[7] = {0};
     for (int k = 0; k < c->n_inputs; k++) {
         x64[k] = make_input(&c->in[k], TN_F64, 1000 + k);
         x32[k] = make_input(&c->in[k], TN_F32, 1000 + k);
@@ -80,7 +80,8 @@ int main(void)
     typedef const gc_case *(*family_fn)(int *n);
     family_fn families[] = {gc_family_binary, gc_family_unary,   gc_family_shape,
                                 gc_family_matmul, gc_family_reduce,  gc_family_softmax,
-                                gc_family_index,  gc_family_loss,    gc_family_fused};
+                                gc_family_index,  gc_family_loss,    gc_family_fused,
+                                gc_family_recurrent};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         if (!families[f])
             continue;

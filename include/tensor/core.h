@@ -34,7 +34,7 @@ extern "C" {
 #define TN_VERSION_STRING "0.1.0"
 
 #define TN_MAX_DIMS 4
-#define TN_MAX_SRC 3
+#define TN_MAX_SRC 7
 
 typedef enum tn_dtype {
     TN_F32 = 0, /* float, training */

@@ -88,18 +88,8 @@ tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *i
 
 /* ---- recurrent layers ---- */
 
-typedef enum tn_cell {
-    TN_CELL_RNN_TANH = 0,
-    TN_CELL_RNN_RELU = 1,
-    TN_CELL_LSTM = 2,
-    TN_CELL_GRU = 3,
-} tn_cell;
-
-/* "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown). */
-const char *tn_cell_name(tn_cell c);
-int tn_cell_from_name(const char *name);
-/* Gates per cell: 1, 1, 4, 3. */
-int tn_cell_gates(tn_cell c);
+/* tn_cell (the cell kinds) and tn_cell_name / tn_cell_from_name /
+ * tn_cell_gates are declared in tensor/ops.h, with the recurrent op. */
 
 #define TN_RNN_MAX_LAYERS 8
 

@@ -70,6 +70,8 @@ typedef enum tn_op {
     /* fused.c: point-wise recurrent cells */
     TN_OP_LSTM_CELL,
     TN_OP_GRU_CELL,
+    /* recurrent.c: a whole recurrent layer direction */
+    TN_OP_RECURRENT,
     TN_OP_COUNT
 } tn_op;
 
@@ -202,6 +204,52 @@ tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
  * z = s(xz + hz), n = tanh(xn + r hn) (b_hn inside the reset product, as
  * PyTorch). */
 tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
+
+/* ---- recurrent.c: one direction of a recurrent layer as one op ---- */
+
+typedef enum tn_cell {
+    TN_CELL_RNN_TANH = 0,
+    TN_CELL_RNN_RELU = 1,
+    TN_CELL_LSTM = 2,
+    TN_CELL_GRU = 3,
+} tn_cell;
+
+/* "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown; "rnn"
+ * is rnn_tanh). */
+const char *tn_cell_name(tn_cell c);
+int tn_cell_from_name(const char *name);
+/* Gates per cell: 1, 1, 4, 3; 0 for an unknown cell. */
+int tn_cell_gates(tn_cell c);
+
+/* The weights of one layer direction, PyTorch's names and layouts, G gates
+ * (1 for RNN, 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)):
+ * w_ih [G*H, I], w_hh [G*H, H], b_ih and b_hh [G*H] or NULL (no bias). */
+typedef struct tn_rnn_weights {
+    tn_tensor *w_ih, *w_hh, *b_ih, *b_hh;
+} tn_rnn_weights;
+
+/* Run a cell over a whole sequence, as PyTorch's single-layer,
+ * single-direction RNN/LSTM/GRU with batch_first = True:
+ *   x [B, T, I]; h0, c0 [B, H] or NULL (zeros; c0 for LSTM only);
+ *   lengths: B values in 1..T or NULL (all T), copied; step t of sequence b
+ *   runs only when t < lengths[b] (a packed sequence): later outputs are
+ *   zero and the state carries over unchanged;
+ *   reverse: process t = T-1 .. 0 (the backward direction of a
+ *   bidirectional layer; with lengths each sequence starts at its own end).
+ * Returns [S, B, T, H]: S = 1 for RNN and GRU (the h of every step), S = 2
+ * for LSTM ([0] h, [1] c of every step). The final state is the one at
+ * t = lengths[b] - 1 (forward) or t = 0 (reverse).
+ *
+ * x may be a view whose [B*T, I] rows have one stride (e.g. the h part of
+ * an earlier layer's result); other layouts fail (use tn_contiguous).
+ * Internally one GEMM makes the input projection of all steps, each step
+ * adds h W_hh^T into its rows and applies the gates in one pass, and
+ * backward makes each weight gradient with one GEMM over all B*T rows.
+ * Only the activations are kept (in the op's tape memory), and backward
+ * overwrites them with their gradients: like PyTorch without retain_graph,
+ * a second backward through the same result fails the tape. */
+tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+                        tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse);
 
 #ifdef __cplusplus
 }

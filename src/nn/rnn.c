@@ -2,13 +2,10 @@
  * built from the public ops only: backpropagation through time is the
  * tape's.
  *
- * Structure (DESIGN.md section 5): the input projection of all timesteps is
- * one GEMM, xp = x [B*T, I] @ W_ih^T + bias -> [B*T, G*H]; step t reads the
- * row-strided view xp[:, t, :] ([B, G*H], row stride T*G*H) without a copy,
- * adds h @ W_hh^T into it with one addmm, and takes the gates as column
- * views of that [B, G*H] buffer. For RNN and LSTM b_hh is folded into the
- * input projection's bias; for GRU it cannot be (b_hn sits inside the reset
- * product), so it goes with the per-step recurrent product.
+ * A sequence layer is, per layer and direction, one recurrent op
+ * (tn_recurrent: the whole time loop, structured as DESIGN.md section 5
+ * describes), then concat of the directions and dropout between layers.
+ * The single-step cell API composes addmm and the fused cell ops.
  */
 #include "tensor/nn.h"
 
@@ -16,41 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *tn_cell_name(tn_cell c)
-{
-    switch (c) {
-    case TN_CELL_RNN_TANH: return "rnn_tanh";
-    case TN_CELL_RNN_RELU: return "rnn_relu";
-    case TN_CELL_LSTM: return "lstm";
-    case TN_CELL_GRU: return "gru";
-    }
-    return "?";
-}
-
-int tn_cell_from_name(const char *name)
-{
-    if (!name)
-        return -1;
-    if (strcmp(name, "rnn") == 0 || strcmp(name, "rnn_tanh") == 0)
-        return TN_CELL_RNN_TANH;
-    if (strcmp(name, "rnn_relu") == 0)
-        return TN_CELL_RNN_RELU;
-    if (strcmp(name, "lstm") == 0)
-        return TN_CELL_LSTM;
-    if (strcmp(name, "gru") == 0)
-        return TN_CELL_GRU;
-    return -1;
-}
-
-int tn_cell_gates(tn_cell c)
-{
-    return c == TN_CELL_LSTM ? 4 : c == TN_CELL_GRU ? 3 : 1;
-}
-
-static bool cell_valid(tn_cell c)
-{
-    return c == TN_CELL_RNN_TANH || c == TN_CELL_RNN_RELU || c == TN_CELL_LSTM || c == TN_CELL_GRU;
-}
+static bool cell_valid(tn_cell c) { return tn_cell_gates(c) > 0; }
 
 /* Create w_ih, w_hh, b_ih, b_hh named weight_ih<sfx> etc., U(+-1/sqrt(H)). */
 static tn_status make_weights(tn_params *ps, const char *prefix, const char *sfx, int64_t gh,
@@ -188,68 +151,45 @@ static tn_tensor *state_of(tn_tape *tp, tn_tensor *s, int k, int64_t B, int64_t 
     return tn_reshape(tp, tn_narrow(tp, s, 0, k, 1), 2, (int64_t[]){B, H});
 }
 
-/* Per-step masks for variable lengths: keep[t] [B, 1] = 1 where t < len
- * (else 0), drop[t] = 1 - keep[t]. Tape tensors, no gradient. */
-static bool make_masks(tn_tape *tp, tn_dtype dt, const int32_t *len, int64_t B, int64_t T,
-                       tn_tensor **keep, tn_tensor **drop)
+/* Final state k of one direction from its result o [S, B, T, H]: the
+ * state after the last step each sequence ran, t = lengths[b] - 1 forward
+ * (or T - 1), t = 0 in reverse. fin[k] = h [B, H], fin[LD + k] = c. */
+static void final_state(tn_tape *tp, tn_tensor *o, const int32_t *len, bool reverse,
+                        tn_tensor **fin, int k, int64_t LD)
 {
-    for (int64_t t = 0; t < T; t++) {
-        keep[t] = tn_tape_tensor(tp, dt, 2, (int64_t[]){B, 1});
-        drop[t] = tn_tape_tensor(tp, dt, 2, (int64_t[]){B, 1});
-        if (!keep[t] || !drop[t])
-            return false;
-        for (int64_t b = 0; b < B; b++) {
-            tn_tensor_set(keep[t], b, t < len[b] ? 1.0 : 0.0);
-            tn_tensor_set(drop[t], b, t < len[b] ? 0.0 : 1.0);
-        }
+    int64_t S = o->shape[0], B = o->shape[1], T = o->shape[2], H = o->shape[3];
+    tn_tensor *last; /* [S*B, H] */
+    if (len && !reverse) {
+        tn_tensor *ids = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){S * B});
+        if (!ids)
+            return;
+        int32_t *id = ids->data;
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t b = 0; b < B; b++)
+                id[s * B + b] = (int32_t)((s * B + b) * T + len[b] - 1);
+        last = tn_gather_rows(tp, tn_reshape(tp, o, 2, (int64_t[]){S * B * T, H}), ids, -1);
+    } else {
+        last = tn_reshape(tp, tn_narrow(tp, o, 2, reverse ? 0 : T - 1, 1), 2,
+                          (int64_t[]){S * B, H});
     }
-    return true;
+    fin[k] = tn_narrow(tp, last, 0, 0, B);
+    if (S == 2)
+        fin[LD + k] = tn_narrow(tp, last, 0, B, B);
 }
 
-/* Where keep: new, else old (old may be NULL = zeros). */
-static tn_tensor *blend(tn_tape *tp, tn_tensor *nw, tn_tensor *old, tn_tensor *keep,
-                        tn_tensor *drop)
-{
-    tn_tensor *k = tn_mask(tp, nw, keep);
-    return old ? tn_add(tp, k, tn_mask(tp, old, drop)) : k;
-}
-
-/* One direction of one layer over the whole sequence.
- *   xin [B, T, I] -> returns output [B, T, H]; *hT, *cT final states [B, H].
- * keep/drop: per-step masks or NULL (all sequences full length). */
+/* One direction of one layer over the whole sequence (one recurrent op):
+ *   xin [B, T, I] -> output [B, T, H]; final states into fin (see above). */
 static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool reverse,
-                                tn_tensor *xin, tn_tensor *h, tn_tensor *c, tn_tensor **keep,
-                                tn_tensor **drop, tn_tensor **hs, tn_tensor **hT,
-                                tn_tensor **cT)
+                                tn_tensor *xin, tn_tensor *h0, tn_tensor *c0,
+                                const int32_t *len, tn_tensor **fin, int64_t LD)
 {
-    int64_t B = xin->shape[0], T = xin->shape[1], I = xin->shape[2], H = m->hidden;
-    int64_t G = tn_cell_gates(m->cell) * H;
-    tn_tensor *x2 = tn_reshape(tp, xin, 2, (int64_t[]){B * T, I});
-    tn_tensor *xp = tn_addmm(tp, input_bias(tp, m->cell, m->b_ih[k], m->b_hh[k]), x2,
-                             tn_transpose(tp, m->w_ih[k], 0, 1)); /* [B*T, G] */
-    tn_tensor *xrow = tn_reshape(tp, xp, 2, (int64_t[]){B, T * G}); /* view */
-    /* W_hh^T made contiguous once per sequence: BLIS packs a row-major
-     * operand much faster than a transposed view, at every step. */
-    tn_tensor *whT = tn_contiguous(tp, tn_transpose(tp, m->w_hh[k], 0, 1));
-    for (int64_t s = 0; s < T && !tn_tape_error(tp); s++) {
-        int64_t t = reverse ? T - 1 - s : s;
-        tn_tensor *xg = tn_narrow(tp, xrow, 1, t * G, G); /* [B, G], row stride T*G */
-        tn_tensor *c2 = NULL;
-        tn_tensor *h2 = cell_step(tp, m->cell, H, xg, h, c, whT, m->b_hh[k], &c2);
-        if (keep) {
-            hs[t] = tn_mask(tp, h2, keep[t]);
-            h2 = blend(tp, h2, h, keep[t], drop[t]);
-            if (m->cell == TN_CELL_LSTM)
-                c2 = blend(tp, c2, c, keep[t], drop[t]);
-        } else {
-            hs[t] = h2;
-        }
-        h = h2;
-        c = c2;
-    }
-    *hT = h;
-    *cT = c;
-    return tn_stack(tp, (int)T, hs, 1);
+    int64_t B = xin->shape[0], T = xin->shape[1], H = m->hidden;
+    tn_rnn_weights w = {m->w_ih[k], m->w_hh[k], m->b_ih[k], m->b_hh[k]};
+    tn_tensor *o = tn_recurrent(tp, m->cell, &w, xin, h0, c0, len, reverse);
+    if (!o)
+        return NULL;
+    final_state(tp, o, len, reverse, fin, k, LD);
+    return tn_reshape(tp, tn_narrow(tp, o, 0, 0, 1), 3, (int64_t[]){B, T, H});
 }
 
 tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
@@ -284,26 +224,16 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
                 return tn_tape_fail(tp, TN_ERR_INDEX, "%s: lengths[%lld] = %d outside 1..T=%lld",
                                     name, (long long)i, (int)lengths[i], (long long)T);
 
-    /* Scratch arrays from the arena: per-step outputs and masks. */
-    tn_tensor **hs = tn_tape_alloc(tp, (size_t)T * sizeof *hs);
     tn_tensor **fin = tn_tape_alloc(tp, (size_t)(2 * LD) * sizeof *fin);
-    tn_tensor **keep = NULL, **drop = NULL;
-    if (!hs || !fin)
+    if (!fin)
         return TN_ERR_MEMORY;
-    if (lengths) {
-        keep = tn_tape_alloc(tp, (size_t)T * sizeof *keep);
-        drop = tn_tape_alloc(tp, (size_t)T * sizeof *drop);
-        if (!keep || !drop || !make_masks(tp, x->dtype, lengths, B, T, keep, drop))
-            return TN_ERR_MEMORY;
-    }
     tn_tensor *in = x;
     for (int l = 0; l < m->layers; l++) {
         tn_tensor *dir_out[2];
         for (int d = 0; d < D; d++) {
             int k = l * D + d;
             dir_out[d] = run_direction(tp, m, k, d == 1, in, state_of(tp, h0, k, B, H),
-                                       state_of(tp, c0, k, B, H), keep, drop, hs, &fin[k],
-                                       &fin[LD + k]);
+                                       state_of(tp, c0, k, B, H), lengths, fin, LD);
         }
         in = D == 2 ? tn_concat(tp, 2, dir_out, 2) : dir_out[0];
         if (l + 1 < m->layers && m->dropout > 0)

@@ -67,6 +67,8 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
             bw(t);
     }
     tn__matmul_flush(tp, NULL);
+    if (tp->err != TN_OK) /* a backward kernel failed (e.g. out of memory) */
+        return tn_set_error(tp->err, "%s: %s", fn, tp->errmsg);
     return TN_OK;
 }
 

@@ -36,7 +36,7 @@ static bool src_wants(const tn_tensor *x)
     return x && x->dtype != TN_I32 && x->requires_grad;
 }
 
-static tn_tensor *node_new(tn_tape *tp, int op, tn_tensor *a, tn_tensor *b, tn_tensor *c)
+static tn_tensor *node_new(tn_tape *tp, int op, int n, tn_tensor *const *srcs)
 {
     tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
     if (!y)
@@ -44,30 +44,32 @@ static tn_tensor *node_new(tn_tape *tp, int op, tn_tensor *a, tn_tensor *b, tn_t
     memset(y, 0, sizeof *y);
     y->tape = tp;
     y->op = op;
-    y->src[0] = a;
-    y->src[1] = b;
-    y->src[2] = c;
-    y->requires_grad = tp->grad_enabled && (src_wants(a) || src_wants(b) || src_wants(c));
+    bool wants = false;
+    for (int i = 0; i < n; i++) {
+        y->src[i] = srcs[i];
+        wants = wants || src_wants(srcs[i]);
+    }
+    y->requires_grad = tp->grad_enabled && wants;
     if (y->requires_grad && !tn__tape_record(tp, y))
         return NULL;
     return y;
 }
 
-tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
-                      tn_tensor *a, tn_tensor *b, tn_tensor *c)
+tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape,
+                        bool zero, int n, tn_tensor *const *srcs)
 {
     tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape);
-    if (n < 0) {
+    int64_t numel = tn__set_contiguous(&tmp, ndim, shape);
+    if (numel < 0) {
         tn_tape_fail(tp, TN_ERR_SHAPE, "%s: invalid result shape", tn_op_name(op));
         return NULL;
     }
-    void *data = tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt));
+    void *data = tn_tape_alloc(tp, (size_t)numel * tn_dtype_size(dt));
     if (!data)
         return NULL;
     if (zero)
-        memset(data, 0, (size_t)n * tn_dtype_size(dt));
-    tn_tensor *y = node_new(tp, op, a, b, c);
+        memset(data, 0, (size_t)numel * tn_dtype_size(dt));
+    tn_tensor *y = node_new(tp, op, n, srcs);
     if (!y)
         return NULL;
     memcpy(y->shape, tmp.shape, sizeof y->shape);
@@ -78,10 +80,16 @@ tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t 
     return y;
 }
 
+tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
+                      tn_tensor *a, tn_tensor *b, tn_tensor *c)
+{
+    return tn__result_n(tp, op, dt, ndim, shape, zero, 3, (tn_tensor *[3]){a, b, c});
+}
+
 tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
                     const int64_t *stride, int64_t offset)
 {
-    tn_tensor *y = node_new(tp, op, base, NULL, NULL);
+    tn_tensor *y = node_new(tp, op, 1, &base);
     if (!y)
         return NULL;
     y->ndim = ndim;
@@ -197,7 +205,7 @@ tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
     y->on_heap = false;
     y->tape = tp;
     y->op = TN_OP_NONE;
-    y->src[0] = y->src[1] = y->src[2] = NULL;
+    memset(y->src, 0, sizeof y->src);
     y->is_view = false;
     y->requires_grad = false;
     y->grad = NULL;

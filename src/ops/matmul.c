@@ -17,32 +17,19 @@
 #include <blis.h>
 #include <stdlib.h>
 
-/* A GEMM operand: an m x n matrix at p with element strides rs, cs. */
-typedef struct gemm_mat {
-    void *p;
-    int64_t m, n, rs, cs;
-} gemm_mat;
-
 /* Dims d, d+1 of t's data (or grad, when grad is true) at element offset
  * off, as an m x n matrix. */
-static gemm_mat mat_of(const tn_tensor *t, int d, int64_t off, bool grad)
+static tn__mat mat_of(const tn_tensor *t, int d, int64_t off, bool grad)
 {
     char *base = grad ? t->grad : t->data;
-    gemm_mat x = {base + off * (int64_t)tn_dtype_size(t->dtype), t->shape[d], t->shape[d + 1],
+    tn__mat x = {base + off * (int64_t)tn_dtype_size(t->dtype), t->shape[d], t->shape[d + 1],
                   t->stride[d], t->stride[d + 1]};
     return x;
 }
 
-/* The transpose of x: the same memory with dims and strides swapped. */
-static gemm_mat mat_t(gemm_mat x)
-{
-    gemm_mat y = {x.p, x.n, x.m, x.cs, x.rs};
-    return y;
-}
-
 /* The stride of a size-1 dim is arbitrary in a tensor (it is never used to
  * step), but BLIS checks it: replace it with one that passes. */
-static void mat_canon(gemm_mat *x)
+static void mat_canon(tn__mat *x)
 {
     if (x->m == 1 && x->n == 1) {
         x->rs = x->cs = 1;
@@ -56,7 +43,7 @@ static void mat_canon(gemm_mat *x)
 /* BLIS's stride rule (bli_check_matrix_strides): no zero strides, and one
  * stride must step over the whole extent of the other dim. Views made by
  * transpose and narrow of contiguous tensors always satisfy it. */
-static bool mat_ok(gemm_mat x)
+static bool mat_ok(tn__mat x)
 {
     mat_canon(&x);
     if (x.rs <= 0 || x.cs <= 0)
@@ -72,7 +59,7 @@ static bool mat_ok(gemm_mat x)
 #define TN_GEMM_PAR_MIN ((int64_t)1 << 22)
 
 /* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
-static void gemm(tn_dtype dt, gemm_mat A, gemm_mat B, double beta, gemm_mat C)
+void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
 {
     mat_canon(&A);
     mat_canon(&B);
@@ -137,7 +124,7 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
     if (!y)
         return NULL;
     /* y [M, N] := a [M, K] @ b [K, N]; beta = 0 never reads y's memory */
-    gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 0.0, mat_of(y, 0, 0, false));
+    tn__gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 0.0, mat_of(y, 0, 0, false));
     return tn__finish(tp, y);
 }
 
@@ -148,8 +135,8 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
  * GEMM), near peak speed. This is safe because a tensor's gradient is only
  * read by its own backward: the engine flushes a tensor's pending products
  * right before that runs (and a parameter's at the end). */
-static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, gemm_mat l, gemm_mat r,
-                       gemm_mat c)
+static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, tn__mat l, tn__mat r,
+                       tn__mat c)
 {
     if (tp->n_defer == tp->cap_defer) {
         size_t cap = tp->cap_defer ? 2 * tp->cap_defer : 64;
@@ -190,7 +177,7 @@ static int64_t defer_limit(const char *env, int64_t dflt)
 
 /* C += L @ R into the gradient of `into`: deferred when C is large (see
  * defer_push), else now. */
-static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat r, gemm_mat c)
+static void grad_gemm(const tn_tensor *y, tn_tensor *into, tn__mat l, tn__mat r, tn__mat c)
 {
     tn_tensor *root = into; /* the tensor whose memory the gradient is */
     while (root->is_view)
@@ -199,7 +186,7 @@ static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat 
     if (min < 0)
         min = defer_limit("TN_DEFER_MIN", TN_DEFER_MIN);
     if (!(c.m * c.n >= min && defer_push(y->tape, root, y->dtype, l, r, c)))
-        gemm(y->dtype, l, r, 1.0, c);
+        tn__gemm(y->dtype, l, r, 1.0, c);
 }
 
 /* Backward of y = a @ b over the matrices at dims d, d+1 and element
@@ -208,11 +195,11 @@ static void grad_gemm(const tn_tensor *y, tn_tensor *into, gemm_mat l, gemm_mat 
 static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, int64_t oa,
                              int64_t ob, int64_t oy)
 {
-    gemm_mat dy = mat_of(y, d, oy, true);
+    tn__mat dy = mat_of(y, d, oy, true);
     if (tn__wants(a))
-        grad_gemm(y, a, dy, mat_t(mat_of(b, d, ob, false)), mat_of(a, d, oa, true));
+        grad_gemm(y, a, dy, tn__mat_t(mat_of(b, d, ob, false)), mat_of(a, d, oa, true));
     if (tn__wants(b))
-        grad_gemm(y, b, mat_t(mat_of(a, d, oa, false)), dy, mat_of(b, d, ob, true));
+        grad_gemm(y, b, tn__mat_t(mat_of(a, d, oa, false)), dy, mat_of(b, d, ob, true));
 }
 
 static bool same_target(const tn_defer *x, const tn_defer *y)
@@ -239,7 +226,7 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
                 K += tp->defer[j].k, cnt++;
                 kmax = tp->defer[j].k > kmax ? tp->defer[j].k : kmax;
             }
-        gemm_mat C = {e->c, e->m, e->n, e->crs, e->ccs};
+        tn__mat C = {e->c, e->m, e->n, e->crs, e->ccs};
         int64_t m = e->m, nn = e->n;
         size_t es = tn_dtype_size(e->dtype);
         /* stack at most TN_DEFER_STAGE bytes at a time (staging reused) */
@@ -258,12 +245,12 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
                 continue;
             f->c = NULL;
             if (!rb) { /* a single product, or no memory to stack */
-                gemm(f->dtype, (gemm_mat){f->l, f->m, f->k, f->lrs, f->lcs},
-                     (gemm_mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
+                tn__gemm(f->dtype, (tn__mat){f->l, f->m, f->k, f->lrs, f->lcs},
+                     (tn__mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
                 continue;
             }
             if (k0 + f->k > kc) { /* staging full: multiply what it holds */
-                gemm(first.dtype, (gemm_mat){lt, m, k0, 1, m}, (gemm_mat){rb, k0, nn, nn, 1},
+                tn__gemm(first.dtype, (tn__mat){lt, m, k0, 1, m}, (tn__mat){rb, k0, nn, nn, 1},
                      1.0, C);
                 k0 = 0;
             }
@@ -280,7 +267,7 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
             k0 += f->k;
         }
         if (rb && k0 > 0)
-            gemm(first.dtype, (gemm_mat){lt, m, k0, 1, m}, (gemm_mat){rb, k0, nn, nn, 1}, 1.0, C);
+            tn__gemm(first.dtype, (tn__mat){lt, m, k0, 1, m}, (tn__mat){rb, k0, nn, nn, 1}, 1.0, C);
     }
     if (!owner)
         tp->n_defer = 0;
@@ -318,7 +305,7 @@ tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b)
         return NULL;
     /* y[i] [M, N] := a[i] [M, K] @ b[i] [K, N] for each batch i */
     for (int64_t i = 0; i < shape[0]; i++)
-        gemm(y->dtype, mat_of(a, 1, i * a->stride[0], false), mat_of(b, 1, i * b->stride[0], false),
+        tn__gemm(y->dtype, mat_of(a, 1, i * a->stride[0], false), mat_of(b, 1, i * b->stride[0], false),
              0.0, mat_of(y, 1, i * y->stride[0], false));
     return tn__finish(tp, y);
 }
@@ -376,7 +363,7 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) Y[i * N + j] = B[i * rs + j * cs];
     });
-    gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 1.0, mat_of(y, 0, 0, false));
+    tn__gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 1.0, mat_of(y, 0, 0, false));
     return tn__finish(tp, y);
 }
 

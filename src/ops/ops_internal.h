@@ -31,9 +31,26 @@ bool tn__check(tn_tape *tp, const char *name, int n, tn_tensor *const *xs);
 tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
                       tn_tensor *a, tn_tensor *b, tn_tensor *c);
 
+/* The same with n (<= TN_MAX_SRC) inputs srcs[0..n-1], some maybe NULL. */
+tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape,
+                        bool zero, int n, tn_tensor *const *srcs);
+
 /* New view of base (shares data; grad aliases base's at backward). */
 tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
                     const int64_t *stride, int64_t offset);
+
+/* A GEMM operand: an m x n matrix at p with element strides rs, cs. */
+typedef struct tn__mat {
+    void *p;
+    int64_t m, n, rs, cs;
+} tn__mat;
+
+/* The transpose of x: the same memory with dims and strides swapped. */
+static inline tn__mat tn__mat_t(tn__mat x) { return (tn__mat){x.p, x.n, x.m, x.cs, x.rs}; }
+
+/* C [m, n] := beta*C + A [m, k] @ B [k, n] through BLIS, all strided, dtype
+ * dt; on one thread when small (src/ops/matmul.c). Serial code only. */
+void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C);
 
 /* Run the weight-gradient products that matmul's backward deferred into
  * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.

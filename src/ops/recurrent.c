@@ -1,0 +1,412 @@
+/* src/ops/recurrent.c - one direction of a recurrent layer (RNN, LSTM, GRU)
+ * over a whole sequence as one op, structured as the fastest RNN
+ * implementations are (DESIGN.md section 5):
+ *
+ *   forward   A [B*T, G] = X [B*T, I] @ W_ih^T       one GEMM for all steps
+ *             per step t:  A_t [B, G] += h_prev @ W_hh^T   (GRU: into P)
+ *                          gates of every row in one pass, activations
+ *                          kept in A_t (GRU also q = p_n + b_hn in Q)
+ *   backward  per step, in reverse: gate gradients replace A_t, and the
+ *             carried state gradient gets dA_t @ W_hh
+ *             then one GEMM each: dX += dA @ W_ih, dW_ih += dA^T @ X,
+ *             dW_hh += dA^T @ Hprev, and column sums for the biases.
+ *
+ * A row of the [B*T, ...] buffers is (b, t), batch-major like x. Step t's
+ * rows are a row-strided matrix (stride T*G), which BLIS takes as is.
+ * The biases are added inside the gate kernels, not by a separate pass.
+ * Memory kept for backward: A (G*H per row), the result (S*H per row) and
+ * for GRU Q (H per row): about half of what the same layer built from
+ * per-step ops keeps, and no per-step tensors or gradients.
+ */
+#include "ops_internal.h"
+#include "fastmath.h"
+
+/* The op's state, in tape memory (y->aux). */
+typedef struct rec {
+    tn_cell cell;
+    bool reverse;
+    bool used; /* backward ran: A holds gradients, not activations */
+    tn_dtype dt;
+    int64_t B, T, In, H, G;
+    const int32_t *len; /* [B], or NULL: every sequence has T steps */
+    void *A;            /* [B*T, G] gates, then their gradients */
+    void *Q;            /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
+    void *P;            /* GRU: [B, G] one step's h W_hh^T, then its gradient */
+    void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
+    void *whT;          /* [H, G] W_hh^T, contiguous */
+    tn__mat whh;        /* W_hh [G, H] as it is (backward) */
+    void *zero;         /* [H] zeros: a missing initial state */
+    void *hgat;         /* [B, H] previous states gathered (see step_gemm) */
+    const void *h0, *c0; /* [B, H] contiguous initial states, or NULL */
+} rec;
+
+static size_t rec_es(const rec *r) { return tn_dtype_size(r->dt); }
+
+/* Whether step t of sequence b runs. */
+static inline bool rec_active(const rec *r, int64_t b, int64_t t)
+{
+    return !r->len || t < r->len[b];
+}
+
+/* The state row [H] before step t of sequence b, in seq ([B, T, H]: h or c
+ * of every step): the one after the previously processed step (t - 1, or
+ * t + 1 in reverse) when that step ran, else the initial state init (NULL:
+ * zeros). */
+static inline const void *prev_row(const rec *r, const void *seq, const void *init, int64_t b,
+                                   int64_t t)
+{
+    int64_t L = r->len ? r->len[b] : r->T, tp = r->reverse ? t + 1 : t - 1;
+    size_t es = rec_es(r);
+    if (r->reverse ? tp < L : tp >= 0)
+        return (const char *)seq + (size_t)((b * r->T + tp) * r->H) * es;
+    return init ? (const char *)init + (size_t)(b * r->H) * es : r->zero;
+}
+
+/* Forward recurrent product of processing step s (time t):
+ *   A_t [B, G] (rows stride T*G) += h_prev [B, H] @ W_hh^T [H, G]
+ * (GRU: P [B, G] = h_prev @ W_hh^T). h_prev is h0 at the first step
+ * (nothing to add when h0 is NULL), else the previous step's h rows of O,
+ * which are the state for every sequence that runs at t, except in reverse
+ * with lengths and h0, where sequences that start at t need h0: then the
+ * rows are gathered first. */
+static void step_gemm(rec *r, void *O, int64_t s, int64_t t)
+{
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G;
+    size_t es = rec_es(r);
+    bool gru = r->cell == TN_CELL_GRU;
+    tn__mat hp;
+    if (s == 0) {
+        if (!r->h0) {
+            if (gru)
+                memset(r->P, 0, (size_t)(B * G) * es);
+            return;
+        }
+        hp = (tn__mat){(void *)r->h0, B, H, H, 1};
+    } else if (r->reverse && r->len && r->h0) {
+        for (int64_t b = 0; b < B; b++)
+            memcpy((char *)r->hgat + (size_t)(b * H) * es, prev_row(r, O, r->h0, b, t),
+                   (size_t)H * es);
+        hp = (tn__mat){r->hgat, B, H, H, 1};
+    } else {
+        int64_t tp = r->reverse ? t + 1 : t - 1;
+        hp = (tn__mat){(char *)O + (size_t)(tp * H) * es, B, H, T * H, 1};
+    }
+    tn__mat w = {r->whT, H, G, G, 1};
+    if (gru)
+        tn__gemm(r->dt, hp, w, 0.0, (tn__mat){r->P, B, G, G, 1});
+    else
+        tn__gemm(r->dt, hp, w, 1.0, (tn__mat){(char *)r->A + (size_t)(t * G) * es, B, G, T * G, 1});
+}
+
+/* Backward recurrent product of step t: gh [B, H] += dA_t [B, G] @ W_hh
+ * (GRU: dP @ W_hh). */
+static void step_gemm_bw(rec *r, void *gh, int64_t t)
+{
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G;
+    size_t es = rec_es(r);
+    tn__mat d = r->cell == TN_CELL_GRU
+                    ? (tn__mat){r->P, B, G, G, 1}
+                    : (tn__mat){(char *)r->A + (size_t)(t * G) * es, B, G, T * G, 1};
+    tn__gemm(r->dt, d, r->whh, 1.0, (tn__mat){gh, B, H, H, 1});
+}
+
+#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+#define RT float
+#define RS f32
+#define RATTR TN_CLONES
+#include "recurrent_rows.h"
+#undef RT
+#undef RS
+#undef RATTR
+
+#define RT double
+#define RS f64
+#define RATTR
+#include "recurrent_rows.h"
+#undef RT
+#undef RS
+#undef RATTR
+
+const char *tn_cell_name(tn_cell c)
+{
+    switch (c) {
+    case TN_CELL_RNN_TANH: return "rnn_tanh";
+    case TN_CELL_RNN_RELU: return "rnn_relu";
+    case TN_CELL_LSTM: return "lstm";
+    case TN_CELL_GRU: return "gru";
+    }
+    return "?";
+}
+
+int tn_cell_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    if (strcmp(name, "rnn") == 0 || strcmp(name, "rnn_tanh") == 0)
+        return TN_CELL_RNN_TANH;
+    if (strcmp(name, "rnn_relu") == 0)
+        return TN_CELL_RNN_RELU;
+    if (strcmp(name, "lstm") == 0)
+        return TN_CELL_LSTM;
+    if (strcmp(name, "gru") == 0)
+        return TN_CELL_GRU;
+    return -1;
+}
+
+int tn_cell_gates(tn_cell c)
+{
+    switch (c) {
+    case TN_CELL_RNN_TANH:
+    case TN_CELL_RNN_RELU: return 1;
+    case TN_CELL_LSTM: return 4;
+    case TN_CELL_GRU: return 3;
+    }
+    return 0;
+}
+
+/* x [B, T, I] as the matrix [B*T, I], when its rows have one stride. */
+static bool x_rows(const tn_tensor *x, tn__mat *m)
+{
+    int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2];
+    int64_t rs = T == 1 ? x->stride[0] : x->stride[1];
+    if (x->stride[2] != 1 || (B > 1 && T > 1 && x->stride[0] != T * x->stride[1]) || rs < In)
+        return false;
+    *m = (tn__mat){x->data, B * T, In, rs, 1};
+    return true;
+}
+
+static bool is_bh(const tn_tensor *t, int64_t B, int64_t H)
+{
+    return t->ndim == 2 && t->shape[0] == B && t->shape[1] == H;
+}
+
+static void *arena(tn_tape *tp, int64_t n, size_t es)
+{
+    return tn_tape_alloc(tp, (size_t)n * es);
+}
+
+tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+                        tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse)
+{
+    if (!tp) {
+        tn_set_error(TN_ERR_ARG, "recurrent: tape is NULL");
+        return NULL;
+    }
+    if (tp->err != TN_OK)
+        return NULL;
+    if (!w) {
+        tn_tape_fail(tp, TN_ERR_ARG, "recurrent: weights are NULL");
+        return NULL;
+    }
+    tn_tensor *in[7] = {x, w->w_ih, w->w_hh, w->b_ih, w->b_hh, h0, c0}, *chk[7];
+    int n = 0;
+    for (int i = 0; i < 7; i++)
+        if (i < 3 || in[i])
+            chk[n++] = in[i];
+    if (!tn__check(tp, "recurrent", n, chk))
+        return NULL;
+    if (tn_cell_gates(cell) == 0) {
+        tn_tape_fail(tp, TN_ERR_ARG, "recurrent: unknown cell %d", (int)cell);
+        return NULL;
+    }
+    const char *name = tn_cell_name(cell);
+    int gates = tn_cell_gates(cell);
+    tn_tensor *w_ih = w->w_ih, *w_hh = w->w_hh, *b_ih = w->b_ih, *b_hh = w->b_hh;
+    if (x->ndim != 3 || w_ih->ndim != 2 || w_hh->ndim != 2) {
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "recurrent (%s): x %s, w_ih %s, w_hh %s; expected x [B, T, I], w_ih "
+                     "[%d*H, I], w_hh [%d*H, H]",
+                     name, TN_SHP(x), TN_SHP(w_ih), TN_SHP(w_hh), gates, gates);
+        return NULL;
+    }
+    int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2], H = w_hh->shape[1];
+    int64_t G = gates * H;
+    if (w_hh->shape[0] != G || w_ih->shape[0] != G || w_ih->shape[1] != In) {
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "recurrent (%s): w_ih %s, w_hh %s for x %s; expected w_ih [%lld, %lld] and "
+                     "w_hh [%lld, %lld] (%d gates of H = w_hh's columns)",
+                     name, TN_SHP(w_ih), TN_SHP(w_hh), TN_SHP(x), (long long)G, (long long)In,
+                     (long long)G, (long long)H, gates);
+        return NULL;
+    }
+    tn_tensor *bs[2] = {b_ih, b_hh};
+    for (int i = 0; i < 2; i++)
+        if (bs[i] && (bs[i]->ndim != 1 || bs[i]->shape[0] != G)) {
+            tn_tape_fail(tp, TN_ERR_SHAPE, "recurrent (%s): %s %s, expected [%lld]", name,
+                         i ? "b_hh" : "b_ih", TN_SHP(bs[i]), (long long)G);
+            return NULL;
+        }
+    if (c0 && cell != TN_CELL_LSTM) {
+        tn_tape_fail(tp, TN_ERR_ARG, "recurrent (%s): c0 given, but only LSTM has a cell state",
+                     name);
+        return NULL;
+    }
+    tn_tensor *st[2] = {h0, c0};
+    for (int i = 0; i < 2; i++)
+        if (st[i] && !is_bh(st[i], B, H)) {
+            tn_tape_fail(tp, TN_ERR_SHAPE, "recurrent (%s): %s %s, expected [%lld, %lld]", name,
+                         i ? "c0" : "h0", TN_SHP(st[i]), (long long)B, (long long)H);
+            return NULL;
+        }
+    if (lengths)
+        for (int64_t b = 0; b < B; b++)
+            if (lengths[b] < 1 || lengths[b] > T) {
+                tn_tape_fail(tp, TN_ERR_INDEX,
+                             "recurrent (%s): lengths[%lld] = %d outside 1..T = %lld", name,
+                             (long long)b, (int)lengths[b], (long long)T);
+                return NULL;
+            }
+
+    /* Layouts the kernels take: contiguous states and weights, x rows with
+     * one stride. Copies (recorded ops) only where an input is otherwise. */
+    tn__mat xm;
+    if (!x_rows(x, &xm)) {
+        x = tn_contiguous(tp, x);
+        if (!x || !x_rows(x, &xm))
+            return NULL;
+    }
+    if (h0 && !(h0 = tn_contiguous(tp, h0)))
+        return NULL;
+    if (c0 && !(c0 = tn_contiguous(tp, c0)))
+        return NULL;
+    if (!(w_ih = tn_contiguous(tp, w_ih)))
+        return NULL;
+
+    tn_dtype dt = x->dtype;
+    size_t es = tn_dtype_size(dt);
+    bool gru = cell == TN_CELL_GRU;
+    rec *r = tn_tape_alloc(tp, sizeof *r);
+    if (!r)
+        return NULL;
+    *r = (rec){.cell = cell, .reverse = reverse, .dt = dt, .B = B, .T = T, .In = In, .H = H, .G = G};
+    int32_t *len = lengths ? tn_tape_alloc(tp, (size_t)B * sizeof *len) : NULL;
+    r->A = arena(tp, B * T * G, es);
+    r->bias = arena(tp, G, es);
+    r->whT = arena(tp, H * G, es);
+    r->zero = arena(tp, H, es);
+    if ((lengths && !len) || !r->A || !r->bias || !r->whT || !r->zero)
+        return NULL;
+    if (gru && (!(r->Q = arena(tp, B * T * H, es)) || !(r->P = arena(tp, B * G, es)) ||
+                !(r->bhn = arena(tp, H, es))))
+        return NULL;
+    if (reverse && lengths && h0 && !(r->hgat = arena(tp, B * H, es)))
+        return NULL;
+    if (lengths)
+        memcpy(len, lengths, (size_t)B * sizeof *len);
+    r->len = len;
+    memset(r->zero, 0, (size_t)H * es);
+    r->h0 = h0 ? h0->data : NULL;
+    r->c0 = c0 ? c0->data : NULL;
+
+    int S = cell == TN_CELL_LSTM ? 2 : 1;
+    tn_tensor *src[7] = {x, w_ih, w_hh, b_ih, b_hh, h0, c0};
+    tn_tensor *y = tn__result_n(tp, TN_OP_RECURRENT, dt, 4, (int64_t[]){S, B, T, H}, false, 7,
+                                src);
+    if (!y)
+        return NULL;
+    y->aux = r;
+
+    if (dt == TN_F32)
+        prepare_f32(r, b_ih, b_hh, w_hh);
+    else
+        prepare_f64(r, b_ih, b_hh, w_hh);
+    tn__gemm(dt, xm, tn__mat_t((tn__mat){w_ih->data, G, In, In, 1}), 0.0,
+             (tn__mat){r->A, B * T, G, G, 1});
+    if (dt == TN_F32)
+        forward_steps_f32(r, y->data);
+    else
+        forward_steps_f64(r, y->data);
+    return tn__finish(tp, y);
+}
+
+void tn__bw_recurrent(tn_tensor *y)
+{
+    rec *r = y->aux;
+    tn_tape *tp = y->tape;
+    tn_tensor *x = y->src[0], *w_ih = y->src[1], *w_hh = y->src[2], *b_ih = y->src[3];
+    tn_tensor *b_hh = y->src[4], *h0 = y->src[5], *c0 = y->src[6];
+    if (r->used) {
+        tn_tape_fail(tp, TN_ERR_STATE,
+                     "recurrent: a second backward through the same result; the first "
+                     "consumed its saved activations (run the forward again)");
+        return;
+    }
+    r->used = true;
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G, BT = B * T, In = r->In;
+    size_t es = rec_es(r);
+    bool gru = r->cell == TN_CELL_GRU, lstm = r->cell == TN_CELL_LSTM;
+    void *gh = arena(tp, B * H, es), *gc = lstm ? arena(tp, B * H, es) : NULL;
+    if (!gh || (lstm && !gc))
+        return; /* out of memory: the tape has the error */
+    memset(gh, 0, (size_t)(B * H) * es);
+    if (gc)
+        memset(gc, 0, (size_t)(B * H) * es);
+    bool need_h0 = tn__wants(h0) || tn__wants(c0);
+    r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
+    if (r->dt == TN_F32)
+        backward_steps_f32(r, y->data, y->grad, gh, gc, need_h0);
+    else
+        backward_steps_f64(r, y->data, y->grad, gh, gc, need_h0);
+
+    /* dA [B*T, G] now holds the gradients of the gates' pre-activations. */
+    tn__mat dA = {r->A, BT, G, G, 1};
+    if (tn__wants(x)) {
+        tn__mat dx;
+        tn_tensor gx = *x;
+        gx.data = x->grad;
+        if (x_rows(&gx, &dx))
+            tn__gemm(r->dt, dA, (tn__mat){w_ih->data, G, In, In, 1}, 1.0, dx);
+    }
+    if (tn__wants(w_ih)) {
+        tn__mat xm;
+        x_rows(x, &xm);
+        tn__gemm(r->dt, tn__mat_t(dA), xm, 1.0, (tn__mat){w_ih->grad, G, In, In, 1});
+    }
+    if (tn__wants(w_hh)) {
+        void *hp = arena(tp, BT * H, es);
+        if (!hp)
+            return;
+#pragma omp parallel for if (BT * H > TN_PAR_MIN)
+        for (int64_t i = 0; i < BT; i++)
+            memcpy((char *)hp + (size_t)(i * H) * es,
+                   prev_row(r, y->data, r->h0, i / T, i % T), (size_t)H * es);
+        tn__mat hm = {hp, BT, H, H, 1};
+        tn__mat dW = {w_hh->grad, G, H, w_hh->stride[0], w_hh->stride[1]};
+        if (gru) { /* r, z rows from dA; n rows from Q (the gradient of q) */
+            tn__gemm(r->dt, tn__mat_t((tn__mat){r->A, BT, 2 * H, G, 1}), hm, 1.0,
+                     (tn__mat){dW.p, 2 * H, H, dW.rs, dW.cs});
+            tn__gemm(r->dt, tn__mat_t((tn__mat){r->Q, BT, H, H, 1}), hm, 1.0,
+                     (tn__mat){(char *)dW.p + (size_t)(2 * H * dW.rs) * es, H, H, dW.rs, dW.cs});
+        } else {
+            tn__gemm(r->dt, tn__mat_t(dA), hm, 1.0, dW);
+        }
+    }
+    tn_tensor *bs[2] = {b_ih, b_hh};
+    for (int i = 0; i < 2; i++) {
+        if (!tn__wants(bs[i]))
+            continue;
+        int64_t n0 = gru && i == 1 ? 2 * H : G, os = bs[i]->stride[0];
+        if (r->dt == TN_F32) {
+            float *out = bs[i]->grad;
+            colsum_f32(r->A, BT, n0, G, out, os);
+            if (n0 < G) /* GRU b_hn: the gradient of q */
+                colsum_f32(r->Q, BT, H, H, out + n0 * os, os);
+        } else {
+            double *out = bs[i]->grad;
+            colsum_f64(r->A, BT, n0, G, out, os);
+            if (n0 < G)
+                colsum_f64(r->Q, BT, H, H, out + n0 * os, os);
+        }
+    }
+    tn_tensor *s0[2] = {h0, c0};
+    void *g0[2] = {gh, gc};
+    for (int i = 0; i < 2; i++)
+        if (tn__wants(s0[i]))
+            TN_FOR_DTYPE(r->dt, RT, {
+                RT *d = s0[i]->grad;
+                const RT *g = g0[i];
+                for (int64_t k = 0; k < B * H; k++)
+                    d[k] += g[k];
+            });
+}
