@@ -59,15 +59,16 @@ static bool mat_ok(tn__mat x)
 #define TN_GEMM_PAR_MIN ((int64_t)1 << 22)
 
 /* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
-void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
+void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int nthreads)
 {
     mat_canon(&A);
     mat_canon(&B);
     mat_canon(&C);
     rntm_t rntm;
     bli_rntm_init(&rntm);
-    bool small = C.m * C.n * A.n < TN_GEMM_PAR_MIN;
-    bli_rntm_set_num_threads(small ? 1 : tn_num_threads(), &rntm);
+    if (nthreads < 1)
+        nthreads = C.m * C.n * A.n < TN_GEMM_PAR_MIN ? 1 : tn_num_threads();
+    bli_rntm_set_num_threads(nthreads, &rntm);
     if (dt == TN_F32) {
         float one = 1.0f, be = (float)beta;
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n,
@@ -79,6 +80,11 @@ void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
                      &one, A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be,
                      C.p, (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
     }
+}
+
+void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
+{
+    tn__gemm_on(dt, A, B, beta, C, 0);
 }
 
 /* ---- checks shared by the builders ---- */

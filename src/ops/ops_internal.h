@@ -51,6 +51,9 @@ static inline tn__mat tn__mat_t(tn__mat x) { return (tn__mat){x.p, x.n, x.m, x.c
 /* C [m, n] := beta*C + A [m, k] @ B [k, n] through BLIS, all strided, dtype
  * dt; on one thread when small (src/ops/matmul.c). Serial code only. */
 void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C);
+/* The same on nthreads BLIS threads (0: as tn__gemm chooses). With 1 it may
+ * be called inside an OpenMP parallel region, one GEMM per thread. */
+void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int nthreads);
 
 /* Run the weight-gradient products that matmul's backward deferred into
  * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.

@@ -21,6 +21,8 @@
 #include "ops_internal.h"
 #include "fastmath.h"
 
+#include <omp.h>
+
 /* The op's state, in tape memory (y->aux). */
 typedef struct rec {
     tn_cell cell;
@@ -31,12 +33,16 @@ typedef struct rec {
     const int32_t *len; /* [B], or NULL: every sequence has T steps */
     void *A;            /* [B*T, G] gates, then their gradients */
     void *Q;            /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
-    void *P;            /* GRU: [B, G] one step's h W_hh^T, then its gradient */
+    void *P;            /* [B, G] one step's h W_hh^T (thread-blocked columns,
+                           see prepare); GRU backward: 2 x [B, G] its gradient */
     void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
-    void *whT;          /* [H, G] W_hh^T, contiguous */
+    void *wf, *wb;      /* the right operands of the per-step products,
+                           forward and backward (see rec_product) */
     tn__mat whh;        /* W_hh [G, H] as it is (backward) */
     void *zero;         /* [H] zeros: a missing initial state */
-    void *hgat;         /* [B, H] previous states gathered (see step_gemm) */
+    void *hcur, *ccur;  /* 2 x [B, H]: the state before and after a step */
+    int nt;             /* threads of the time loops */
+    int64_t per;        /* hidden units per thread */
     const void *h0, *c0; /* [B, H] contiguous initial states, or NULL */
 } rec;
 
@@ -62,55 +68,155 @@ static inline const void *prev_row(const rec *r, const void *seq, const void *in
     return init ? (const char *)init + (size_t)(b * r->H) * es : r->zero;
 }
 
-/* Forward recurrent product of processing step s (time t):
- *   A_t [B, G] (rows stride T*G) += h_prev [B, H] @ W_hh^T [H, G]
- * (GRU: P [B, G] = h_prev @ W_hh^T). h_prev is h0 at the first step
- * (nothing to add when h0 is NULL), else the previous step's h rows of O,
- * which are the state for every sequence that runs at t, except in reverse
- * with lengths and h0, where sequences that start at t need h0: then the
- * rows are gathered first. */
-static void step_gemm(rec *r, void *O, int64_t s, int64_t t)
+/* First unit of thread k of r->nt (k = nt gives H): whole 16-float
+ * vectors per thread, the last one takes the rest. */
+static inline int64_t rec_units(const rec *r, int k)
 {
-    int64_t B = r->B, T = r->T, H = r->H, G = r->G;
-    size_t es = rec_es(r);
-    bool gru = r->cell == TN_CELL_GRU;
-    tn__mat hp;
-    if (s == 0) {
-        if (!r->h0) {
-            if (gru)
-                memset(r->P, 0, (size_t)(B * G) * es);
-            return;
-        }
-        hp = (tn__mat){(void *)r->h0, B, H, H, 1};
-    } else if (r->reverse && r->len && r->h0) {
-        for (int64_t b = 0; b < B; b++)
-            memcpy((char *)r->hgat + (size_t)(b * H) * es, prev_row(r, O, r->h0, b, t),
-                   (size_t)H * es);
-        hp = (tn__mat){r->hgat, B, H, H, 1};
-    } else {
-        int64_t tp = r->reverse ? t + 1 : t - 1;
-        hp = (tn__mat){(char *)O + (size_t)(tp * H) * es, B, H, T * H, 1};
-    }
-    tn__mat w = {r->whT, H, G, G, 1};
-    if (gru)
-        tn__gemm(r->dt, hp, w, 0.0, (tn__mat){r->P, B, G, G, 1});
-    else
-        tn__gemm(r->dt, hp, w, 1.0, (tn__mat){(char *)r->A + (size_t)(t * G) * es, B, G, T * G, 1});
-}
-
-/* Backward recurrent product of step t: gh [B, H] += dA_t [B, G] @ W_hh
- * (GRU: dP @ W_hh). */
-static void step_gemm_bw(rec *r, void *gh, int64_t t)
-{
-    int64_t B = r->B, T = r->T, H = r->H, G = r->G;
-    size_t es = rec_es(r);
-    tn__mat d = r->cell == TN_CELL_GRU
-                    ? (tn__mat){r->P, B, G, G, 1}
-                    : (tn__mat){(char *)r->A + (size_t)(t * G) * es, B, G, T * G, 1};
-    tn__gemm(r->dt, d, r->whh, 1.0, (tn__mat){gh, B, H, H, 1});
+    int64_t j = k * r->per;
+    return j < r->H ? j : r->H;
 }
 
 #define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* ---- the per-step product, float: a small GEMM with a packed operand ----
+ *
+ * Per step the recurrent product is small (e.g. [32, 128] @ [128, 256] per
+ * thread) and its right operand, from W_hh, is the same at every step.
+ * BLIS repacks both operands at each call, which held it near 50 GFLOP/s
+ * here; the operand is packed once instead, into panels of 32 columns
+ * (panel p holds columns 32p.. as [K][32], zero padded), and multiplied by
+ * an 8 x 32 register-blocked kernel written with GCC vector types (AVX-512
+ * registers on the avx512f clone, split on the others). */
+
+#define PNR 32 /* columns per panel */
+typedef float v16f __attribute__((vector_size(64), aligned(4)));
+
+/* C rows [mr, nc] (ldc) (+)= A [mr, K] (lda) @ one panel w [K][32]. */
+static inline __attribute__((always_inline)) void panel_rows(int mr, int64_t K, const float *A,
+                                                             int64_t lda, const float *w,
+                                                             float *C, int64_t ldc, int64_t nc,
+                                                             bool acc)
+{
+    v16f c[8][2];
+    for (int i = 0; i < mr; i++)
+        c[i][0] = c[i][1] = (v16f){0};
+    for (int64_t k = 0; k < K; k++) {
+        v16f b0 = *(const v16f *)(w + k * PNR), b1 = *(const v16f *)(w + k * PNR + 16);
+        for (int i = 0; i < mr; i++) {
+            float a = A[i * lda + k];
+            c[i][0] += a * b0;
+            c[i][1] += a * b1;
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float out[PNR];
+        memcpy(out, c[i], sizeof out);
+        float *ci = C + i * ldc;
+        if (acc)
+            for (int64_t j = 0; j < nc; j++) ci[j] += out[j];
+        else
+            memcpy(ci, out, (size_t)nc * sizeof *ci);
+    }
+}
+
+TN_CLONES static void panel_8(int64_t K, const float *A, int64_t lda, const float *w, float *C,
+                              int64_t ldc, int64_t nc, bool acc)
+{
+    panel_rows(8, K, A, lda, w, C, ldc, nc, acc);
+}
+
+TN_CLONES static void panel_tail(int mr, int64_t K, const float *A, int64_t lda, const float *w,
+                                 float *C, int64_t ldc, int64_t nc, bool acc)
+{
+    panel_rows(mr, K, A, lda, w, C, ldc, nc, acc);
+}
+
+/* C [m, n] (ldc) (+)= A [m, K] (lda) @ W [K, n] packed in panels at wp. */
+static void sgemm_packed(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda,
+                         const float *wp, float *C, int64_t ldc, bool acc)
+{
+    for (int64_t p = 0; p * PNR < n; p++) {
+        int64_t nc = n - p * PNR < PNR ? n - p * PNR : PNR;
+        const float *w = wp + p * K * PNR;
+        int64_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            panel_8(K, A + i * lda, lda, w, C + i * ldc + p * PNR, ldc, nc, acc);
+        if (i < m)
+            panel_tail((int)(m - i), K, A + i * lda, lda, w, C + i * ldc + p * PNR, ldc, nc,
+                       acc);
+    }
+}
+
+/* Thread k's right operand of the forward (bw false) or backward product:
+ *   forward   [H, gates*n]: W_hh^T's columns of the thread's units, gate by
+ *             gate (g*n + j is gate g of unit j0 + j);
+ *   backward  [G, n]: W_hh's columns j0 .. j0 + n.
+ * K (rows) and width, and the offset of its panels in the packed buffer. */
+static void operand_of(const rec *r, bool bw, int k, int64_t *K, int64_t *width, int64_t *off)
+{
+    int64_t ng = bw ? 1 : r->G / r->H, rows = bw ? r->G : r->H, o = 0;
+    for (int q = 0; q < k; q++) {
+        int64_t w = ng * (rec_units(r, q + 1) - rec_units(r, q));
+        o += rows * ((w + PNR - 1) / PNR * PNR);
+    }
+    *K = rows;
+    *width = ng * (rec_units(r, k + 1) - rec_units(r, k));
+    *off = o;
+}
+
+/* Floats of the packed operands of all threads. */
+static int64_t packed_size(const rec *r, bool bw)
+{
+    int64_t K, w, off;
+    operand_of(r, bw, r->nt - 1, &K, &w, &off);
+    return off + K * ((w + PNR - 1) / PNR * PNR);
+}
+
+/* Pack every thread's operand from W_hh [G, H] (strides rs, cs) into dst. */
+static void pack_operands(const rec *r, bool bw, const float *W, int64_t rs, int64_t cs,
+                          float *dst)
+{
+    int64_t H = r->H;
+    for (int k = 0; k < r->nt; k++) {
+        int64_t K, width, off, j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+        operand_of(r, bw, k, &K, &width, &off);
+        float *d = dst + off;
+        for (int64_t c = 0; c < (width + PNR - 1) / PNR * PNR; c++) {
+            float *col = d + (c / PNR) * K * PNR + c % PNR;
+            int64_t g = c / n, j = c % n;
+            for (int64_t i = 0; i < K; i++)
+                col[i * PNR] = c >= width ? 0.0f
+                               : bw       ? W[i * rs + (j0 + c) * cs]
+                                          : W[(g * H + j0 + j) * rs + i * cs];
+        }
+    }
+}
+
+/* Thread k's per-step product: C [B, width] (ldc) (+= when acc) A [B, K]
+ * (lda) @ its operand (see operand_of). float: the packed kernel; double
+ * (the gradient checks): BLIS on one thread, from W_hh^T thread-blocked
+ * (wf, forward) or W_hh itself (backward). */
+static void rec_product(const rec *r, bool bw, int k, const void *A, int64_t lda, void *C,
+                        int64_t ldc, bool acc)
+{
+    int64_t K, width, off;
+    operand_of(r, bw, k, &K, &width, &off);
+    if (r->dt == TN_F32) {
+        sgemm_packed(r->B, width, K, A, lda, (const float *)(bw ? r->wb : r->wf) + off, C, ldc,
+                     acc);
+        return;
+    }
+    int64_t j0 = rec_units(r, k), ng = r->G / r->H;
+    tn__mat w = r->whh;
+    if (bw) {
+        w.p = (double *)w.p + j0 * w.cs;
+        w.n = width;
+    } else {
+        w = (tn__mat){(double *)r->wf + ng * j0, r->H, width, r->G, 1};
+    }
+    tn__gemm_on(r->dt, (tn__mat){(void *)A, r->B, K, lda, 1}, w, acc ? 1.0 : 0.0,
+                (tn__mat){C, r->B, width, ldc, 1}, 1);
+}
 
 #define RT float
 #define RS f32
@@ -282,15 +388,15 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     *r = (rec){.cell = cell, .reverse = reverse, .dt = dt, .B = B, .T = T, .In = In, .H = H, .G = G};
     int32_t *len = lengths ? tn_tape_alloc(tp, (size_t)B * sizeof *len) : NULL;
     r->A = arena(tp, B * T * G, es);
+    r->P = arena(tp, (gru ? 2 : 1) * B * G, es);
     r->bias = arena(tp, G, es);
-    r->whT = arena(tp, H * G, es);
     r->zero = arena(tp, H, es);
-    if ((lengths && !len) || !r->A || !r->bias || !r->whT || !r->zero)
+    r->hcur = arena(tp, 2 * B * H, es);
+    if ((lengths && !len) || !r->A || !r->P || !r->bias || !r->zero || !r->hcur)
         return NULL;
-    if (gru && (!(r->Q = arena(tp, B * T * H, es)) || !(r->P = arena(tp, B * G, es)) ||
-                !(r->bhn = arena(tp, H, es))))
+    if (gru && (!(r->Q = arena(tp, B * T * H, es)) || !(r->bhn = arena(tp, H, es))))
         return NULL;
-    if (reverse && lengths && h0 && !(r->hgat = arena(tp, B * H, es)))
+    if (cell == TN_CELL_LSTM && !(r->ccur = arena(tp, 2 * B * H, es)))
         return NULL;
     if (lengths)
         memcpy(len, lengths, (size_t)B * sizeof *len);
@@ -298,6 +404,21 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     memset(r->zero, 0, (size_t)H * es);
     r->h0 = h0 ? h0->data : NULL;
     r->c0 = c0 ? c0->data : NULL;
+    void *s0[2] = {r->hcur, r->ccur};
+    const void *init[2] = {r->h0, r->c0};
+    for (int i = 0; i < 2; i++)
+        if (s0[i] && init[i])
+            memcpy(s0[i], init[i], (size_t)(B * H) * es);
+        else if (s0[i])
+            memset(s0[i], 0, (size_t)(B * H) * es);
+    /* Threads of the time loops: each owns whole vectors of units, at
+     * least 16 (below that the barriers cost more than they save). */
+    int nt = H >= 32 ? tn_num_threads() : 1;
+    r->per = ((H + nt - 1) / nt + 15) / 16 * 16;
+    r->nt = (int)((H + r->per - 1) / r->per);
+    r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
+    if (!(r->wf = arena(tp, dt == TN_F32 ? packed_size(r, false) : H * G, es)))
+        return NULL;
 
     int S = cell == TN_CELL_LSTM ? 2 : 1;
     tn_tensor *src[7] = {x, w_ih, w_hh, b_ih, b_hh, h0, c0};
@@ -343,7 +464,11 @@ void tn__bw_recurrent(tn_tensor *y)
     if (gc)
         memset(gc, 0, (size_t)(B * H) * es);
     bool need_h0 = tn__wants(h0) || tn__wants(c0);
-    r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
+    if (r->dt == TN_F32) {
+        if (!(r->wb = arena(tp, packed_size(r, true), es)))
+            return;
+        pack_operands(r, true, w_hh->data, w_hh->stride[0], w_hh->stride[1], r->wb);
+    }
     if (r->dt == TN_F32)
         backward_steps_f32(r, y->data, y->grad, gh, gc, need_h0);
     else
