@@ -260,12 +260,16 @@ static void RJOIN(colsum, RS)(const RT *M, int64_t rows, int64_t n, int64_t rs, 
 {
 #pragma omp parallel for if (rows * n > TN_PAR_MIN)
     for (int64_t j0 = 0; j0 < n; j0 += 64) {
-        int64_t w = n - j0 < 64 ? n - j0 : 64;
         RT acc[64] = {0};
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t j = 0; j < w; j++)
-                acc[j] += M[i * rs + j0 + j];
-        for (int64_t j = 0; j < w; j++)
+        if (n - j0 >= 64) /* a whole block: a fixed-width loop, vectorised */
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < 64; j++)
+                    acc[j] += M[i * rs + j0 + j];
+        else
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < n - j0; j++)
+                    acc[j] += M[i * rs + j0 + j];
+        for (int64_t j = 0; j < 64 && j0 + j < n; j++)
             out[(j0 + j) * os] += acc[j];
     }
 }
