@@ -16,6 +16,7 @@
  * iparam[1] = reduction.
  */
 #include "ops_internal.h"
+#include "fastmath.h"
 
 static bool red_ok(tn_reduction red)
 {
@@ -132,7 +133,7 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
                     m = px[k * s1];
             double z = 0;
             for (int64_t k = 0; k < c; k++)
-                z += exp(px[k * s1] - m);
+                z += TN_EXP(px[k * s1] - m);
             double l = (double)m + log(z);
             lse[i] = l;
             li[i] = l - (double)px[t * s1];
@@ -195,7 +196,7 @@ void tn__bw_cross_entropy(tn_tensor *y)
             const T *px = X + i * s0;
             T *dx = DX + i * s0;
             for (int64_t k = 0; k < c; k++)
-                dx[k * s1] += g * exp((T)(px[k * s1] - l));
+                dx[k * s1] += g * TN_EXP((T)(px[k * s1] - l));
             dx[t * s1] -= g;
         }
     });
