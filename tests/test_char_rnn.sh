@@ -51,7 +51,10 @@ fi
 # inside the resumed half. Dropout 0.1 makes the tape RNG state matter.
 for i in $(seq 1 40); do printf 'line %d: the fox saw %d hens.\n' "$i" $((i * 7 % 13)); done \
     > "$TMP/text.txt"
-FLAGS=(--data "$TMP/text.txt" --hidden 16 --layers 2 --embed 8 --batch 4 --seq 16
+# Hidden 48: the recurrent op's time loop then runs on 2 threads with 2
+# threads (units 0..31 and 32..47), so the cross-thread-count comparison
+# covers its work split.
+FLAGS=(--data "$TMP/text.txt" --hidden 48 --layers 2 --embed 8 --batch 4 --seq 16
        --eval-every 5 --dropout 0.1 --seed 7)
 run() { "$BIN" train "${FLAGS[@]}" "$@" > "$TMP/log" 2>&1 || { cat "$TMP/log"; return 1; }; }
 evl() { "$BIN" eval --checkpoint "$1" --data "$TMP/text.txt" 2>&1; }

@@ -1,0 +1,154 @@
+/* tests/test_recurrent.c - the recurrent op beyond its gradient checks
+ * (tests/gc_recurrent.c) and the layer parity tests: the threaded time
+ * loop agrees with one thread exactly, a second backward through one
+ * result fails cleanly, and bad arguments name the op and the problem. */
+#include "check.h"
+
+#include "tensor/tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { B = 5, T = 7, I = 3, H = 40 }; /* H >= 32: the time loop uses 2 threads */
+
+typedef struct net {
+    tn_tensor *x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0;
+} net;
+
+static tn_tensor *param(tn_rng *r, int nd, const int64_t *shape)
+{
+    tn_tensor *t = tn_tensor_new(TN_F32, nd, shape);
+    tn_tensor_uniform(t, r, -0.5, 0.5);
+    tn_tensor_set_requires_grad(t, true);
+    return t;
+}
+
+static void net_init(net *n, int gates)
+{
+    tn_rng r;
+    tn_rng_seed(&r, 11);
+    n->x = param(&r, 3, (int64_t[]){B, T, I});
+    n->w_ih = param(&r, 2, (int64_t[]){gates * H, I});
+    n->w_hh = param(&r, 2, (int64_t[]){gates * H, H});
+    n->b_ih = param(&r, 1, (int64_t[]){gates * H});
+    n->b_hh = param(&r, 1, (int64_t[]){gates * H});
+    n->h0 = param(&r, 2, (int64_t[]){B, H});
+    n->c0 = param(&r, 2, (int64_t[]){B, H});
+}
+
+static void net_free(net *n)
+{
+    tn_tensor *all[7] = {n->x, n->w_ih, n->w_hh, n->b_ih, n->b_hh, n->h0, n->c0};
+    for (int i = 0; i < 7; i++)
+        tn_tensor_free(all[i]);
+}
+
+/* Forward (reverse, with lengths) and backward of sum(o * o); copies the
+ * result and every gradient into out (in a fixed order). Returns the count. */
+static int64_t run(net *n, tn_cell cell, int threads, float *out)
+{
+    static const int32_t len[B] = {7, 3, 1, 7, 5};
+    tn_set_num_threads(threads);
+    tn_tensor *all[7] = {n->x, n->w_ih, n->w_hh, n->b_ih, n->b_hh, n->h0, n->c0};
+    for (int i = 0; i < 7; i++)
+        tn_tensor_zero_grad(all[i]);
+    tn_tape *tp = tn_tape_new();
+    tn_rnn_weights w = {n->w_ih, n->w_hh, n->b_ih, n->b_hh};
+    tn_tensor *o = tn_recurrent(tp, cell, &w, n->x, n->h0, cell == TN_CELL_LSTM ? n->c0 : NULL,
+                                len, true);
+    tn_tensor *loss = tn_sum(tp, tn_mul(tp, o, o));
+    CHECK(loss && tn_backward(tp, loss) == TN_OK);
+    int64_t k = 0;
+    for (int64_t i = 0; o && i < tn_numel(o); i++)
+        out[k++] = (float)tn_tensor_get(o, i);
+    for (int i = 0; i < 7; i++)
+        if (all[i]->grad)
+            for (int64_t j = 0; j < tn_numel(all[i]); j++)
+                out[k++] = ((float *)all[i]->grad)[j];
+    tn_tape_free(tp);
+    return k;
+}
+
+/* The time loop splits the hidden units between threads; every value
+ * must come out bit for bit the same as on one thread. */
+static void test_threads_exact(void)
+{
+    tn_cell cells[4] = {TN_CELL_RNN_TANH, TN_CELL_RNN_RELU, TN_CELL_LSTM, TN_CELL_GRU};
+    static float a[200000], b[200000];
+    for (int c = 0; c < 4; c++) {
+        net n;
+        net_init(&n, tn_cell_gates(cells[c]));
+        int64_t na = run(&n, cells[c], 1, a), nb = run(&n, cells[c], 2, b);
+        CHECK(na == nb && na > 0);
+        int64_t diff = 0;
+        for (int64_t i = 0; i < na && i < nb; i++)
+            diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+        CHECK(diff == 0);
+        if (diff)
+            fprintf(stderr, "%s: %lld of %lld values differ between 1 and 2 threads\n",
+                    tn_cell_name(cells[c]), (long long)diff, (long long)na);
+        net_free(&n);
+    }
+}
+
+static void test_second_backward(void)
+{
+    net n;
+    net_init(&n, 4);
+    tn_tape *tp = tn_tape_new();
+    tn_rnn_weights w = {n.w_ih, n.w_hh, n.b_ih, n.b_hh};
+    tn_tensor *o = tn_recurrent(tp, TN_CELL_LSTM, &w, n.x, NULL, NULL, NULL, false);
+    tn_tensor *loss = tn_sum(tp, o);
+    CHECK(tn_backward(tp, loss) == TN_OK);
+    CHECK(tn_backward(tp, loss) == TN_ERR_STATE);
+    CHECK_MSG(tn_last_error(), "recurrent: a second backward through the same result");
+    tn_tape_free(tp);
+    net_free(&n);
+}
+
+static void test_bad_args(void)
+{
+    net n;
+    net_init(&n, 4);
+    tn_rnn_weights w = {n.w_ih, n.w_hh, n.b_ih, n.b_hh};
+    tn_tape *tp = tn_tape_new();
+
+    CHECK(!tn_recurrent(tp, TN_CELL_GRU, &w, n.x, NULL, NULL, NULL, false));
+    CHECK_MSG(tn_tape_error(tp), "recurrent (gru): w_ih [160, 3], w_hh [160, 40] for x [5, 7, 3]");
+    CHECK_MSG(tn_tape_error(tp), "expected w_ih [120, 3]");
+    tn_tape_reset(tp);
+
+    CHECK(!tn_recurrent(tp, TN_CELL_LSTM, &w, n.h0, NULL, NULL, NULL, false));
+    CHECK_MSG(tn_tape_error(tp), "expected x [B, T, I]");
+    tn_tape_reset(tp);
+
+    int32_t bad[B] = {7, 0, 1, 7, 5};
+    CHECK(!tn_recurrent(tp, TN_CELL_LSTM, &w, n.x, NULL, NULL, bad, false));
+    CHECK_MSG(tn_tape_error(tp), "recurrent (lstm): lengths[1] = 0 outside 1..T = 7");
+    tn_tape_reset(tp);
+
+    tn_rnn_weights w3 = {n.w_ih, n.w_hh, n.b_ih, NULL};
+    CHECK(!tn_recurrent(tp, TN_CELL_RNN_TANH, &w3, n.x, NULL, n.c0, NULL, false));
+    tn_tape_reset(tp);
+
+    CHECK(!tn_recurrent(tp, TN_CELL_LSTM, &w, n.x, n.w_ih, NULL, NULL, false));
+    CHECK_MSG(tn_tape_error(tp), "recurrent (lstm): h0 [160, 3], expected [5, 40]");
+    tn_tape_reset(tp);
+
+    CHECK(!tn_recurrent(tp, TN_CELL_LSTM, NULL, n.x, NULL, NULL, NULL, false));
+    CHECK_MSG(tn_tape_error(tp), "recurrent: weights are NULL");
+    tn_tape_reset(tp);
+
+    CHECK(!tn_recurrent(tp, (tn_cell)9, &w, n.x, NULL, NULL, NULL, false));
+    CHECK_MSG(tn_tape_error(tp), "recurrent: unknown cell 9");
+    tn_tape_free(tp);
+    net_free(&n);
+}
+
+int main(void)
+{
+    test_threads_exact();
+    test_second_backward();
+    test_bad_args();
+    return check_report("test_recurrent");
+}
