@@ -68,6 +68,10 @@ static inline float tn__tanhf(float x)
     return x < 0 ? -t : t;
 }
 
+/* Hot float loops get clones for AVX2 and AVX-512 with runtime dispatch,
+ * so the default build still runs on any x86-64. */
+#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 /* Type-generic picks: the fast float versions, libm for double. */
 #define TN_EXP(v) _Generic((v), float: tn__expf, default: exp)(v)
 #define TN_TANH(v) _Generic((v), float: tn__tanhf, default: tanh)(v)

@@ -28,7 +28,6 @@ static bool is_mat(const tn_tensor *t, int64_t B, int64_t n)
 /* Hot rows in float with unit column strides get their own loops, which
  * the compiler vectorises (and clones for AVX2 / AVX-512 with runtime
  * dispatch, so the default build still runs on any x86-64). */
-#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* One row. g [4H] gate pre-activations, cp [H] previous c (NULL: zeros) ->
  * a [4H] activated gates, tc [H] tanh(c'), h [H], cn [H] = c'. */

@@ -18,6 +18,25 @@
 #include "ops_internal.h"
 #include "fastmath.h"
 
+/* e[k] = exp(x[k] - m), k < n (float rows, contiguous: vectorised). */
+TN_CLONES static void exp_shift_f32(int64_t n, const float *restrict x, float m,
+                                    float *restrict e)
+{
+    for (int64_t k = 0; k < n; k++)
+        e[k] = tn__expf(x[k] - m);
+}
+
+/* dx[k] += g exp(x[k] - l), k < n (float rows, contiguous), with the
+ * double l split into floats l_hi + l_lo: x - l_hi is exact for x near l,
+ * so the shift keeps nearly double accuracy when l is large. */
+TN_CLONES static void softmax_axpy_f32(int64_t n, float g, const float *restrict x, double l,
+                                       float *restrict dx)
+{
+    float hi = (float)l, lo = (float)(l - hi);
+    for (int64_t k = 0; k < n; k++)
+        dx[k] += g * tn__expf((x[k] - hi) - lo);
+}
+
 static bool red_ok(tn_reduction red)
 {
     return red == TN_REDUCE_MEAN || red == TN_REDUCE_SUM || red == TN_REDUCE_NONE;
@@ -132,8 +151,17 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
                 if (px[k * s1] > m)
                     m = px[k * s1];
             double z = 0;
-            for (int64_t k = 0; k < c; k++)
-                z += TN_EXP(px[k * s1] - m);
+            for (int64_t k0 = 0; k0 < c; k0 += 64) { /* exps vectorise; the sum stays in order */
+                T e[64];
+                int64_t w = c - k0 < 64 ? c - k0 : 64;
+                if (s1 == 1 && sizeof(T) == sizeof(float))
+                    exp_shift_f32(w, (const float *)px + k0, (float)m, (float *)e);
+                else
+                    for (int64_t k = 0; k < w; k++)
+                        e[k] = TN_EXP(px[(k0 + k) * s1] - m);
+                for (int64_t k = 0; k < w; k++)
+                    z += e[k];
+            }
             double l = (double)m + log(z);
             lse[i] = l;
             li[i] = l - (double)px[t * s1];
@@ -195,8 +223,11 @@ void tn__bw_cross_entropy(tn_tensor *y)
             double l = lse[i];
             const T *px = X + i * s0;
             T *dx = DX + i * s0;
-            for (int64_t k = 0; k < c; k++)
-                dx[k * s1] += g * TN_EXP((T)(px[k * s1] - l));
+            if (s1 == 1 && sizeof(T) == sizeof(float)) /* the common case, vectorised */
+                softmax_axpy_f32(c, (float)g, (const float *)px, l, (float *)dx);
+            else
+                for (int64_t k = 0; k < c; k++)
+                    dx[k * s1] += g * TN_EXP((T)(px[k * s1] - l));
             dx[t * s1] -= g;
         }
     });

@@ -76,7 +76,6 @@ static inline int64_t rec_units(const rec *r, int k)
     return j < r->H ? j : r->H;
 }
 
-#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* ---- the per-step product, float: a small GEMM with a packed operand ----
  *
