@@ -68,6 +68,13 @@ static inline const void *prev_row(const rec *r, const void *seq, const void *in
     return init ? (const char *)init + (size_t)(b * r->H) * es : r->zero;
 }
 
+/* Ask for the cache lines of [p, p + bytes) ahead of use. */
+static inline void prefetch_span(const void *p, int64_t bytes)
+{
+    for (int64_t o = 0; o < bytes; o += 64)
+        __builtin_prefetch((const char *)p + o);
+}
+
 /* First unit of thread k of r->nt (k = nt gives H): whole 16-float
  * vectors per thread, the last one takes the rest. */
 static inline int64_t rec_units(const rec *r, int k)

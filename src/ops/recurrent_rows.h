@@ -154,6 +154,16 @@ static void RJOIN(forward_steps, RS)(rec *r, RT *O)
         RT *Pk = P + ng * j0;
         for (int64_t s = 0; s < T; s++) {
             int64_t t = r->reverse ? T - 1 - s : s;
+            /* This step's rows lie T rows apart in A and O: fetch them
+             * while the product runs (they would miss cache one by one). */
+            for (int64_t b = 0; b < B; b++) {
+                int64_t row = b * T + t;
+                for (int64_t g = 0; g < ng; g++)
+                    prefetch_span(A + row * G + g * H + j0, n * (int64_t)sizeof *A);
+                prefetch_span(Oh + row * H + j0, n * (int64_t)sizeof *A);
+                if (r->cell == TN_CELL_LSTM)
+                    prefetch_span(Oc + row * H + j0, n * (int64_t)sizeof *A);
+            }
             const RT *hp = hc[s & 1], *cp = cc[s & 1];
             RT *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
             if (s == 0 && !r->h0) /* zero state: no product */
@@ -216,6 +226,16 @@ static void RJOIN(backward_steps, RS)(rec *r, const RT *O, const RT *dO, RT *gh,
         for (int64_t s = T; s-- > 0;) {
             int64_t t = r->reverse ? T - 1 - s : s;
             RT *dp = dP[s & 1];
+            for (int64_t b = 0; b < B; b++) { /* as in forward_steps */
+                int64_t row = b * T + t;
+                for (int64_t g = 0; g < G / H; g++)
+                    prefetch_span(A + row * G + g * H + j0, n * (int64_t)sizeof *A);
+                prefetch_span(dOh + row * H + j0, n * (int64_t)sizeof *A);
+                prefetch_span((r->cell == TN_CELL_LSTM ? Oc : Oh) + row * H + j0,
+                              n * (int64_t)sizeof *A);
+                if (r->cell == TN_CELL_LSTM)
+                    prefetch_span(dOc + row * H + j0, n * (int64_t)sizeof *A);
+            }
             for (int64_t b = 0; b < B; b++) {
                 int64_t row = b * T + t;
                 RT *a = A + row * G + j0;
