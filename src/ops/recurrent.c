@@ -447,6 +447,45 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     return tn__finish(tp, y);
 }
 
+/* dX [B*T, In] += dA @ W_ih and dW_ih += dA^T @ X (as wanted), on nt
+ * BLIS threads (0: tn__gemm's choice). */
+static void grads_input(const rec *r, tn_tensor *x, tn_tensor *w_ih, int nt)
+{
+    int64_t BT = r->B * r->T, G = r->G, In = r->In;
+    tn__mat dA = {r->A, BT, G, G, 1}, m;
+    if (tn__wants(x)) {
+        tn_tensor gx = *x;
+        gx.data = x->grad;
+        if (x_rows(&gx, &m))
+            tn__gemm_on(r->dt, dA, (tn__mat){w_ih->data, G, In, In, 1}, 1.0, m, nt);
+    }
+    if (tn__wants(w_ih) && x_rows(x, &m))
+        tn__gemm_on(r->dt, tn__mat_t(dA), m, 1.0, (tn__mat){w_ih->grad, G, In, In, 1}, nt);
+}
+
+/* dW_hh += dA^T @ Hprev, Hprev [B*T, H] the state before every step built
+ * in hp (rows of steps that did not run are whatever prev_row gives: their
+ * gate gradients are zero). GRU: the n rows take Q, the gradient of q. */
+static void grads_recurrent(const rec *r, const void *O, tn_tensor *w_hh, void *hp, int nt)
+{
+    int64_t BT = r->B * r->T, T = r->T, H = r->H, G = r->G;
+    size_t es = rec_es(r);
+    for (int64_t i = 0; i < BT; i++)
+        memcpy((char *)hp + (size_t)(i * H) * es, prev_row(r, O, r->h0, i / T, i % T),
+               (size_t)H * es);
+    tn__mat hm = {hp, BT, H, H, 1};
+    tn__mat dW = {w_hh->grad, G, H, w_hh->stride[0], w_hh->stride[1]};
+    if (r->cell == TN_CELL_GRU) {
+        tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->A, BT, 2 * H, G, 1}), hm, 1.0,
+                    (tn__mat){dW.p, 2 * H, H, dW.rs, dW.cs}, nt);
+        tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->Q, BT, H, H, 1}), hm, 1.0,
+                    (tn__mat){(char *)dW.p + (size_t)(2 * H * dW.rs) * es, H, H, dW.rs, dW.cs},
+                    nt);
+    } else {
+        tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->A, BT, G, G, 1}), hm, 1.0, dW, nt);
+    }
+}
+
 void tn__bw_recurrent(tn_tensor *y)
 {
     rec *r = y->aux;
@@ -460,7 +499,7 @@ void tn__bw_recurrent(tn_tensor *y)
         return;
     }
     r->used = true;
-    int64_t B = r->B, T = r->T, H = r->H, G = r->G, BT = B * T, In = r->In;
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G, BT = B * T;
     size_t es = rec_es(r);
     bool gru = r->cell == TN_CELL_GRU, lstm = r->cell == TN_CELL_LSTM;
     void *gh = arena(tp, B * H, es), *gc = lstm ? arena(tp, B * H, es) : NULL;
@@ -481,37 +520,32 @@ void tn__bw_recurrent(tn_tensor *y)
         backward_steps_f64(r, y->data, y->grad, gh, gc, need_h0);
 
     /* dA [B*T, G] now holds the gradients of the gates' pre-activations. */
-    tn__mat dA = {r->A, BT, G, G, 1};
-    if (tn__wants(x)) {
-        tn__mat dx;
-        tn_tensor gx = *x;
-        gx.data = x->grad;
-        if (x_rows(&gx, &dx))
-            tn__gemm(r->dt, dA, (tn__mat){w_ih->data, G, In, In, 1}, 1.0, dx);
-    }
-    if (tn__wants(w_ih)) {
-        tn__mat xm;
-        x_rows(x, &xm);
-        tn__gemm(r->dt, tn__mat_t(dA), xm, 1.0, (tn__mat){w_ih->grad, G, In, In, 1});
-    }
-    if (tn__wants(w_hh)) {
-        void *hp = arena(tp, BT * H, es);
-        if (!hp)
-            return;
-#pragma omp parallel for if (BT * H > TN_PAR_MIN)
-        for (int64_t i = 0; i < BT; i++)
-            memcpy((char *)hp + (size_t)(i * H) * es,
-                   prev_row(r, y->data, r->h0, i / T, i % T), (size_t)H * es);
-        tn__mat hm = {hp, BT, H, H, 1};
-        tn__mat dW = {w_hh->grad, G, H, w_hh->stride[0], w_hh->stride[1]};
-        if (gru) { /* r, z rows from dA; n rows from Q (the gradient of q) */
-            tn__gemm(r->dt, tn__mat_t((tn__mat){r->A, BT, 2 * H, G, 1}), hm, 1.0,
-                     (tn__mat){dW.p, 2 * H, H, dW.rs, dW.cs});
-            tn__gemm(r->dt, tn__mat_t((tn__mat){r->Q, BT, H, H, 1}), hm, 1.0,
-                     (tn__mat){(char *)dW.p + (size_t)(2 * H * dW.rs) * es, H, H, dW.rs, dW.cs});
-        } else {
-            tn__gemm(r->dt, tn__mat_t(dA), hm, 1.0, dW);
+    /* dA [B*T, G] now holds the gradients of the gates' pre-activations.
+     * Three independent products follow. With two threads they run side
+     * by side on one BLIS thread each (dX and dW_ih | dW_hh): at these
+     * shapes (a side of 64-128 on the small configurations) two 1-thread
+     * GEMMs beat each GEMM on 2 BLIS threads, which spend much of their
+     * time at BLIS's barriers. Only when the two sides are balanced
+     * (neither above 60% of the multiply-adds); else each GEMM gets both. */
+    void *hp = tn__wants(w_hh) ? arena(tp, BT * H, es) : NULL;
+    if (tn__wants(w_hh) && !hp)
+        return;
+    double mac_in = (double)BT * G * r->In * ((tn__wants(x) ? 1 : 0) + (tn__wants(w_ih) ? 1 : 0));
+    double mac_hh = hp ? (double)BT * G * H : 0;
+    bool pair = tn_num_threads() == 2 && mac_in <= 1.5 * mac_hh && mac_hh <= 1.5 * mac_in;
+    if (pair) {
+#pragma omp parallel sections num_threads(2)
+        {
+#pragma omp section
+            grads_input(r, x, w_ih, 1);
+#pragma omp section
+            if (hp)
+                grads_recurrent(r, y->data, w_hh, hp, 1);
         }
+    } else { /* not inside a parallel region: BLIS's own threads */
+        grads_input(r, x, w_ih, 0);
+        if (hp)
+            grads_recurrent(r, y->data, w_hh, hp, 0);
     }
     tn_tensor *bs[2] = {b_ih, b_hh};
     for (int i = 0; i < 2; i++) {
