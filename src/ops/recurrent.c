@@ -3,20 +3,23 @@
  * implementations are (DESIGN.md section 5):
  *
  *   forward   A [B*T, G] = X [B*T, I] @ W_ih^T       one GEMM for all steps
- *             per step t:  A_t [B, G] += h_prev @ W_hh^T   (GRU: into P)
- *                          gates of every row in one pass, activations
- *                          kept in A_t (GRU also q = p_n + b_hn in Q)
- *   backward  per step, in reverse: gate gradients replace A_t, and the
- *             carried state gradient gets dA_t @ W_hh
+ *             per step t, on every thread k for its hidden units:
+ *                P_k [B, gates*n] = h_prev @ (W_hh^T's columns of the units)
+ *                gates of those units from A_t + P_k + bias in one pass,
+ *                activations kept in A_t (GRU also q = p_n + b_hn in Q)
+ *                one barrier
+ *   backward  per step, in reverse, every thread for its units: gate
+ *             gradients replace A_t; one barrier; the carried state
+ *             gradient of its units gets dA_t @ W_hh[:, units]
  *             then one GEMM each: dX += dA @ W_ih, dW_ih += dA^T @ X,
  *             dW_hh += dA^T @ Hprev, and column sums for the biases.
  *
- * A row of the [B*T, ...] buffers is (b, t), batch-major like x. Step t's
- * rows are a row-strided matrix (stride T*G), which BLIS takes as is.
- * The biases are added inside the gate kernels, not by a separate pass.
- * Memory kept for backward: A (G*H per row), the result (S*H per row) and
- * for GRU Q (H per row): about half of what the same layer built from
- * per-step ops keeps, and no per-step tensors or gradients.
+ * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
+ * rows are T rows apart. The biases are added inside the gate kernels, not
+ * by a separate pass. Memory kept for backward: A (G*H per row), the result
+ * (S*H per row) and for GRU Q (H per row): about half of what the same
+ * layer built from per-step ops keeps, and no per-step tensors or
+ * gradients.
  */
 #include "ops_internal.h"
 #include "fastmath.h"
