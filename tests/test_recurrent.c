@@ -10,7 +10,6 @@
 #include <string.h>
 
 enum { B = 5, T = 7, H = 40 }; /* H >= 32: the time loop uses 2 threads */
-static int64_t I = 3;            /* 20: dX, dW_ih | dW_hh run as a pair */
 
 typedef struct net {
     tn_tensor *x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0;
@@ -24,12 +23,14 @@ static tn_tensor *param(tn_rng *r, int nd, const int64_t *shape)
     return t;
 }
 
-static void net_init(net *n, int gates)
+/* in: input size (20 makes dX + dW_ih and dW_hh a balanced pair, which
+ * backward runs side by side on 2 threads; 3 does not). */
+static void net_init(net *n, int gates, int64_t in)
 {
     tn_rng r;
     tn_rng_seed(&r, 11);
-    n->x = param(&r, 3, (int64_t[]){B, T, I});
-    n->w_ih = param(&r, 2, (int64_t[]){gates * H, I});
+    n->x = param(&r, 3, (int64_t[]){B, T, in});
+    n->w_ih = param(&r, 2, (int64_t[]){gates * H, in});
     n->w_hh = param(&r, 2, (int64_t[]){gates * H, H});
     n->b_ih = param(&r, 1, (int64_t[]){gates * H});
     n->b_hh = param(&r, 1, (int64_t[]){gates * H});
@@ -77,9 +78,9 @@ static void test_threads_exact(void)
     tn_cell cells[4] = {TN_CELL_RNN_TANH, TN_CELL_RNN_RELU, TN_CELL_LSTM, TN_CELL_GRU};
     static float a[200000], b[200000];
     for (int c = 0; c < 8; c++) {
-        I = c < 4 ? 3 : 20; /* the weight gradients' serial and paired paths */
+        int64_t in = c < 4 ? 3 : 20; /* the weight gradients' serial and paired paths */
         net n;
-        net_init(&n, tn_cell_gates(cells[c % 4]));
+        net_init(&n, tn_cell_gates(cells[c % 4]), in);
         int64_t na = run(&n, cells[c % 4], 1, a), nb = run(&n, cells[c % 4], 2, b);
         CHECK(na == nb && na > 0);
         int64_t diff = 0;
@@ -88,7 +89,7 @@ static void test_threads_exact(void)
         CHECK(diff == 0);
         if (diff)
             fprintf(stderr, "%s, I = %lld: %lld of %lld values differ between 1 and 2 threads\n",
-                    tn_cell_name(cells[c % 4]), (long long)I, (long long)diff, (long long)na);
+                    tn_cell_name(cells[c % 4]), (long long)in, (long long)diff, (long long)na);
         net_free(&n);
     }
 }
@@ -96,8 +97,7 @@ static void test_threads_exact(void)
 static void test_second_backward(void)
 {
     net n;
-    I = 3;
-    net_init(&n, 4);
+    net_init(&n, 4, 3);
     tn_tape *tp = tn_tape_new();
     tn_rnn_weights w = {n.w_ih, n.w_hh, n.b_ih, n.b_hh};
     tn_tensor *o = tn_recurrent(tp, TN_CELL_LSTM, &w, n.x, NULL, NULL, NULL, false);
@@ -112,8 +112,7 @@ static void test_second_backward(void)
 static void test_bad_args(void)
 {
     net n;
-    I = 3; /* the messages below spell the shapes out */
-    net_init(&n, 4);
+    net_init(&n, 4, 3); /* the messages below spell the shapes out */
     tn_rnn_weights w = {n.w_ih, n.w_hh, n.b_ih, n.b_hh};
     tn_tape *tp = tn_tape_new();
 

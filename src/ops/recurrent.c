@@ -39,8 +39,8 @@ typedef struct rec {
     void *P;            /* [B, G] one step's h W_hh^T (thread-blocked columns,
                            see prepare); GRU backward: 2 x [B, G] its gradient */
     void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
-    void *wf, *wb;      /* the right operands of the per-step products,
-                           forward and backward (see rec_product) */
+    void *wf, *wb;      /* float: the packed operands of the per-step
+                           products, forward and backward (see rec_product) */
     tn__mat whh;        /* W_hh [G, H] as it is (backward) */
     void *zero;         /* [H] zeros: a missing initial state */
     void *hcur, *ccur;  /* 2 x [B, H]: the state before and after a step */
@@ -181,11 +181,11 @@ static int64_t packed_size(const rec *r, bool bw)
     return off + K * ((w + PNR - 1) / PNR * PNR);
 }
 
-/* Pack every thread's operand from W_hh [G, H] (strides rs, cs) into dst. */
-static void pack_operands(const rec *r, bool bw, const float *W, int64_t rs, int64_t cs,
-                          float *dst)
+/* Pack every thread's operand (float) from W_hh (r->whh) into dst. */
+static void pack_operands(const rec *r, bool bw, float *dst)
 {
-    int64_t H = r->H;
+    const float *W = r->whh.p;
+    int64_t H = r->H, rs = r->whh.rs, cs = r->whh.cs;
     for (int k = 0; k < r->nt; k++) {
         int64_t K, width, off, j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
         operand_of(r, bw, k, &K, &width, &off);
@@ -203,8 +203,8 @@ static void pack_operands(const rec *r, bool bw, const float *W, int64_t rs, int
 
 /* Thread k's per-step product: C [B, width] (ldc) (+= when acc) A [B, K]
  * (lda) @ its operand (see operand_of). float: the packed kernel; double
- * (the gradient checks): BLIS on one thread, from W_hh^T thread-blocked
- * (wf, forward) or W_hh itself (backward). */
+ * (the gradient checks): BLIS on one thread straight from W_hh, one
+ * product per gate forward (W_hh's rows of the gate's units, transposed). */
 static void rec_product(const rec *r, bool bw, int k, const void *A, int64_t lda, void *C,
                         int64_t ldc, bool acc)
 {
@@ -215,16 +215,20 @@ static void rec_product(const rec *r, bool bw, int k, const void *A, int64_t lda
                      acc);
         return;
     }
-    int64_t j0 = rec_units(r, k), ng = r->G / r->H;
-    tn__mat w = r->whh;
-    if (bw) {
+    tn__mat a = {(void *)A, r->B, K, lda, 1}, w = r->whh;
+    int64_t j0 = rec_units(r, k), H = r->H;
+    if (bw) { /* W_hh[:, j0 : j0 + n] */
         w.p = (double *)w.p + j0 * w.cs;
         w.n = width;
-    } else {
-        w = (tn__mat){(double *)r->wf + ng * j0, r->H, width, r->G, 1};
+        tn__gemm_on(r->dt, a, w, acc ? 1.0 : 0.0, (tn__mat){C, r->B, width, ldc, 1}, 1);
+        return;
     }
-    tn__gemm_on(r->dt, (tn__mat){(void *)A, r->B, K, lda, 1}, w, acc ? 1.0 : 0.0,
-                (tn__mat){C, r->B, width, ldc, 1}, 1);
+    int64_t n = width / (r->G / H);
+    for (int64_t g = 0; g < r->G / H; g++) { /* (W_hh[g*H + j0 .., :])^T */
+        tn__mat wg = {(double *)w.p + (g * H + j0) * w.rs, n, H, w.rs, w.cs};
+        tn__gemm_on(r->dt, a, tn__mat_t(wg), acc ? 1.0 : 0.0,
+                    (tn__mat){(double *)C + g * n, r->B, n, ldc, 1}, 1);
+    }
 }
 
 #define RT float
@@ -280,14 +284,15 @@ int tn_cell_gates(tn_cell c)
     return 0;
 }
 
-/* x [B, T, I] as the matrix [B*T, I], when its rows have one stride. */
-static bool x_rows(const tn_tensor *x, tn__mat *m)
+/* x's data or gradient (base) [B, T, I] as the matrix [B*T, I], when its
+ * rows have one stride. */
+static bool x_rows(const tn_tensor *x, void *base, tn__mat *m)
 {
     int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2];
     int64_t rs = T == 1 ? x->stride[0] : x->stride[1];
     if (x->stride[2] != 1 || (B > 1 && T > 1 && x->stride[0] != T * x->stride[1]) || rs < In)
         return false;
-    *m = (tn__mat){x->data, B * T, In, rs, 1};
+    *m = (tn__mat){base, B * T, In, rs, 1};
     return true;
 }
 
@@ -376,9 +381,9 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     /* Layouts the kernels take: contiguous states and weights, x rows with
      * one stride. Copies (recorded ops) only where an input is otherwise. */
     tn__mat xm;
-    if (!x_rows(x, &xm)) {
+    if (!x_rows(x, x->data, &xm)) {
         x = tn_contiguous(tp, x);
-        if (!x || !x_rows(x, &xm))
+        if (!x || !x_rows(x, x->data, &xm))
             return NULL;
     }
     if (h0 && !(h0 = tn_contiguous(tp, h0)))
@@ -426,7 +431,7 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     r->per = ((H + nt - 1) / nt + 15) / 16 * 16;
     r->nt = (int)((H + r->per - 1) / r->per);
     r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
-    if (!(r->wf = arena(tp, dt == TN_F32 ? packed_size(r, false) : H * G, es)))
+    if (dt == TN_F32 && !(r->wf = arena(tp, packed_size(r, false), es)))
         return NULL;
 
     int S = cell == TN_CELL_LSTM ? 2 : 1;
@@ -437,10 +442,12 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
         return NULL;
     y->aux = r;
 
-    if (dt == TN_F32)
-        prepare_f32(r, b_ih, b_hh, w_hh);
-    else
-        prepare_f64(r, b_ih, b_hh, w_hh);
+    if (dt == TN_F32) {
+        biases_f32(r, b_ih, b_hh);
+        pack_operands(r, false, r->wf);
+    } else {
+        biases_f64(r, b_ih, b_hh);
+    }
     tn__gemm(dt, xm, tn__mat_t((tn__mat){w_ih->data, G, In, In, 1}), 0.0,
              (tn__mat){r->A, B * T, G, G, 1});
     if (dt == TN_F32)
@@ -456,13 +463,9 @@ static void grads_input(const rec *r, tn_tensor *x, tn_tensor *w_ih, int nt)
 {
     int64_t BT = r->B * r->T, G = r->G, In = r->In;
     tn__mat dA = {r->A, BT, G, G, 1}, m;
-    if (tn__wants(x)) {
-        tn_tensor gx = *x;
-        gx.data = x->grad;
-        if (x_rows(&gx, &m))
-            tn__gemm_on(r->dt, dA, (tn__mat){w_ih->data, G, In, In, 1}, 1.0, m, nt);
-    }
-    if (tn__wants(w_ih) && x_rows(x, &m))
+    if (tn__wants(x) && x_rows(x, x->grad, &m))
+        tn__gemm_on(r->dt, dA, (tn__mat){w_ih->data, G, In, In, 1}, 1.0, m, nt);
+    if (tn__wants(w_ih) && x_rows(x, x->data, &m))
         tn__gemm_on(r->dt, tn__mat_t(dA), m, 1.0, (tn__mat){w_ih->grad, G, In, In, 1}, nt);
 }
 
@@ -515,7 +518,7 @@ void tn__bw_recurrent(tn_tensor *y)
     if (r->dt == TN_F32) {
         if (!(r->wb = arena(tp, packed_size(r, true), es)))
             return;
-        pack_operands(r, true, w_hh->data, w_hh->stride[0], w_hh->stride[1], r->wb);
+        pack_operands(r, true, r->wb);
     }
     if (r->dt == TN_F32)
         backward_steps_f32(r, y->data, y->grad, gh, gc, need_h0);

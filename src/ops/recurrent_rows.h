@@ -294,11 +294,9 @@ static void RJOIN(colsum, RS)(const RT *M, int64_t rows, int64_t n, int64_t rs, 
     }
 }
 
-/* The op's constant inputs, in its own layouts: bias [G] added to A's rows
- * (b_ih + b_hh; for GRU's n gate b_ih only), bhn [H] (GRU: b_hn), and the
- * forward product's operand wf (see rec_product). */
-static void RJOIN(prepare, RS)(rec *r, const tn_tensor *b_ih, const tn_tensor *b_hh,
-                               const tn_tensor *w_hh)
+/* The biases in the op's layout: bias [G] added to A's rows (b_ih + b_hh;
+ * for GRU's n gate b_ih only), bhn [H] (GRU: b_hn). */
+static void RJOIN(biases, RS)(rec *r, const tn_tensor *b_ih, const tn_tensor *b_hh)
 {
     int64_t G = r->G, H = r->H, gru_n = r->cell == TN_CELL_GRU ? 2 * H : G;
     RT *bias = r->bias, *bhn = r->bhn;
@@ -309,20 +307,6 @@ static void RJOIN(prepare, RS)(rec *r, const tn_tensor *b_ih, const tn_tensor *b
     if (bhn)
         for (int64_t j = 0; j < H; j++)
             bhn[j] = bh ? bh[(2 * H + j) * sh] : 0;
-    const RT *W = w_hh->data;
-    int64_t rs = w_hh->stride[0], cs = w_hh->stride[1], ng = G / H;
-    if (r->dt == TN_F32) {
-        pack_operands(r, false, (const float *)W, rs, cs, r->wf);
-        return;
-    }
-    RT *wt = r->wf; /* W_hh^T [H, G], thread k's units' gates together */
-    for (int k = 0; k < r->nt; k++) {
-        int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
-        for (int64_t i = 0; i < H; i++)
-            for (int64_t g = 0; g < ng; g++)
-                for (int64_t j = 0; j < n; j++)
-                    wt[i * G + ng * j0 + g * n + j] = W[(g * H + j0 + j) * rs + i * cs];
-    }
 }
 
 #undef RJOIN
