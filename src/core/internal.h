@@ -4,30 +4,9 @@
 #define TN_CORE_INTERNAL_H
 
 #include "tensor/core.h"
+#include "loops.h"
 
 #include <string.h>
-
-/* Run a statement block with T typedef'd to the element type of a float
- * dtype (float for TN_F32, double otherwise). With <tgmath.h>, math calls on
- * T values pick the float or double function. */
-#define TN_FOR_DTYPE(dt, T, ...)      \
-    do {                              \
-        if ((dt) == TN_F32) {         \
-            typedef float T;          \
-            __VA_ARGS__               \
-        } else {                      \
-            typedef double T;         \
-            __VA_ARGS__               \
-        }                             \
-    } while (0)
-
-/* An OpenMP parallel-for that runs only when cond holds; usable inside
- * TN_FOR_DTYPE bodies (a #pragma line is not allowed in a macro argument). */
-#define TN_PRAGMA(x) _Pragma(#x)
-#define TN_OMP_FOR(cond) TN_PRAGMA(omp parallel for if (cond))
-
-/* OpenMP loops only pay off above this many elements. */
-#define TN_PAR_MIN 32768
 
 /* The tape. Tape tensors and scratch come from a chunked bump arena; the
  * list of recorded nodes is a heap array whose capacity survives resets. */

@@ -9,26 +9,15 @@
  * PyTorch does with a Python float scalar. */
 #include "tensor/optim.h"
 
+#include "../core/loops.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <tgmath.h>
 
-/* Run the body with T = float or double after the dtype (F32 or F64). */
-#define OPT_FOR_DTYPE(dt, T, ...)     \
-    do {                              \
-        if ((dt) == TN_F32) {         \
-            typedef float T;          \
-            __VA_ARGS__               \
-        } else {                      \
-            typedef double T;         \
-            __VA_ARGS__               \
-        }                             \
-    } while (0)
-#define OPT_PRAGMA(x) _Pragma(#x)
-/* Element loops are threaded above OPT_PAR_MIN elements; each element's
- * update is independent, so results do not depend on the thread count. */
-#define OPT_OMP_FOR(cond) OPT_PRAGMA(omp parallel for schedule(static) if (cond))
-#define OPT_PAR_MIN 32768
+/* Element loops (TN_OMP_FOR above TN_PAR_MIN elements) are threaded; each
+ * element's update is independent, so results do not depend on the thread
+ * count. */
 
 #define OPT_MAX_STATE 3 /* state tensors per parameter */
 
@@ -270,14 +259,14 @@ void tn_optim_free(tn_optim *o)
 static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *p, tn_tensor *b)
 {
     int64_t n = tn_numel(p);
-    OPT_FOR_DTYPE(p->dtype, T, {
+    TN_FOR_DTYPE(p->dtype, T, {
         T *w = p->data;
         const T *g = p->grad;
         T *buf = b ? b->data : NULL;
         const T lr_ = (T)lr, wd = (T)op->weight_decay, mom = (T)op->momentum;
         const T damp = (T)(1 - op->dampening);
         const bool nest = op->nesterov, decay = op->weight_decay != 0;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             T d = g[i];
             if (decay)
@@ -295,12 +284,12 @@ static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *
 static void adagrad_update(const tn_adagrad_opts *op, double clr, tn_tensor *p, tn_tensor *s)
 {
     int64_t n = tn_numel(p);
-    OPT_FOR_DTYPE(p->dtype, T, {
+    TN_FOR_DTYPE(p->dtype, T, {
         T *w = p->data, *sum = s->data;
         const T *g = p->grad;
         const T lr_ = (T)clr, wd = (T)op->weight_decay, eps = (T)op->eps;
         const bool decay = op->weight_decay != 0;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             T d = g[i];
             if (decay)
@@ -316,14 +305,14 @@ static void rmsprop_update(const tn_rmsprop_opts *op, double lr, tn_tensor *p, t
                            tn_tensor *b, tn_tensor *a)
 {
     int64_t n = tn_numel(p);
-    OPT_FOR_DTYPE(p->dtype, T, {
+    TN_FOR_DTYPE(p->dtype, T, {
         T *w = p->data, *sq = v->data;
         T *buf = b ? b->data : NULL, *ga = a ? a->data : NULL;
         const T *g = p->grad;
         const T lr_ = (T)lr, wd = (T)op->weight_decay, eps = (T)op->eps;
         const T alpha = (T)op->alpha, alpha1 = (T)(1 - op->alpha), mom = (T)op->momentum;
         const bool decay = op->weight_decay != 0;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             T d = g[i];
             if (decay)
@@ -355,7 +344,7 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
     int64_t n = tn_numel(p);
     double bc1 = 1 - pow(op->beta1, (double)t), bc2 = 1 - pow(op->beta2, (double)t);
     double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
-    OPT_FOR_DTYPE(p->dtype, T, {
+    TN_FOR_DTYPE(p->dtype, T, {
         T *w = p->data, *ea = m->data, *eas = v->data, *mx = vm ? vm->data : NULL;
         const T *g = p->grad;
         const T b1 = (T)op->beta1, b1c = (T)(1 - op->beta1);
@@ -364,7 +353,7 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
         const T shrink = (T)(1 - lr * op->weight_decay);
         const T ss = (T)step_size, bcs = (T)bc2_sqrt;
         const bool l2 = !decoupled && op->weight_decay != 0;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             T d = g[i];
             if (decoupled)
@@ -560,9 +549,9 @@ static double sum_squares(const tn_tensor *t)
 {
     int64_t n = tn_numel(t);
     double part[OPT_BLOCKS];
-    OPT_FOR_DTYPE(t->dtype, T, {
+    TN_FOR_DTYPE(t->dtype, T, {
         const T *g = t->grad;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int b = 0; b < OPT_BLOCKS; b++) {
             double s = 0;
             for (int64_t i = n * b / OPT_BLOCKS; i < n * (b + 1) / OPT_BLOCKS; i++)
@@ -580,10 +569,10 @@ static double sum_squares(const tn_tensor *t)
 static void scale_grad(tn_tensor *t, double c)
 {
     int64_t n = tn_numel(t);
-    OPT_FOR_DTYPE(t->dtype, T, {
+    TN_FOR_DTYPE(t->dtype, T, {
         T *g = t->grad;
         const T c_ = (T)c;
-        OPT_OMP_FOR(n > OPT_PAR_MIN)
+        TN_OMP_FOR(n > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++)
             g[i] = g[i] * c_;
     });
@@ -629,10 +618,10 @@ tn_status tn_clip_grad_value(const tn_params *ps, double clip_value)
         if (!clippable(t))
             continue;
         int64_t n = tn_numel(t);
-        OPT_FOR_DTYPE(t->dtype, T, {
+        TN_FOR_DTYPE(t->dtype, T, {
             T *g = t->grad;
             const T hi = (T)clip_value, lo = -hi;
-            OPT_OMP_FOR(n > OPT_PAR_MIN)
+            TN_OMP_FOR(n > TN_PAR_MIN)
             for (int64_t i = 0; i < n; i++)
                 g[i] = g[i] < lo ? lo : g[i] > hi ? hi : g[i];
         });
