@@ -278,9 +278,23 @@ static void test_runtime(void)
     CHECK(strlen(tn_blis_config_reason()) > 0);
 }
 
+/* tn_strdup: an equal, separate copy from the library's allocator. */
+static void test_strdup(void)
+{
+    const char *s = "weight_ih_l0_reverse";
+    char *d = tn_strdup(s);
+    CHECK(d && d != s && strcmp(d, s) == 0);
+    CHECK(((uintptr_t)d & 63) == 0); /* it came from tn_alloc */
+    tn_free(d);
+    char *e = tn_strdup("");
+    CHECK(e && e[0] == '\0');
+    tn_free(e);
+}
+
 int main(void)
 {
     test_create();
+    test_strdup();
     test_rng();
     test_views();
     test_backward();

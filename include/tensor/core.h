@@ -107,6 +107,9 @@ void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
 /* Allocate/free with the current hooks (64-byte aligned for alloc). */
 void *tn_alloc(size_t nbytes);
 void tn_free(void *p);
+/* A copy of the string s from tn_alloc (free it with tn_free); NULL when
+ * out of memory (with tn_last_error set). */
+char *tn_strdup(const char *s);
 
 /* ---- dtype and shape helpers ------------------------------------------- */
 

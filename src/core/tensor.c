@@ -73,6 +73,15 @@ void *tn_alloc(size_t nbytes)
     return (void *)p;
 }
 
+char *tn_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = tn_alloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
 void tn_free(void *p)
 {
     if (!p)

@@ -35,15 +35,6 @@ void tn_ckpt_entries_free(tn_ckpt_entry *entries, int n)
 
 #define HEADER_MAX 100000000ull /* same limit as the reference implementation */
 
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = tn_alloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static bool host_little_endian(void)
 {
     uint16_t x = 1;
@@ -392,7 +383,7 @@ tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n)
     if (h.n) {
         out = tn_alloc((size_t)h.n * sizeof *out);
         for (int i = 0; out && i < h.n; i++) {
-            out[i].name = str_dup(h.e[i].name);
+            out[i].name = tn_strdup(h.e[i].name);
             out[i].dtype = h.e[i].dtype;
             out[i].ndim = h.e[i].ndim;
             memcpy(out[i].shape, h.e[i].shape, sizeof out[i].shape);

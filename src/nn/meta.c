@@ -9,15 +9,6 @@
 
 /* ---- metadata map --------------------------------------------------------- */
 
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = tn_alloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 void tn_meta_init(tn_meta *m)
 {
     m->n = m->cap = 0;
@@ -50,8 +41,8 @@ tn_status tn_meta_set(tn_meta *m, const char *key, const char *value)
     if (!m || !key || !value)
         return tn_set_error(TN_ERR_ARG, "tn_meta_set: NULL argument");
     int i = meta_find(m, key);
-    char *v = str_dup(value);
-    char *k = i < 0 ? str_dup(key) : NULL;
+    char *v = tn_strdup(value);
+    char *k = i < 0 ? tn_strdup(key) : NULL;
     if (!v || (i < 0 && !k)) {
         tn_free(v);
         tn_free(k);
