@@ -3,8 +3,11 @@
 #ifndef TN_TEST_CHECK_H
 #define TN_TEST_CHECK_H
 
+#include "tensor/core.h"
+
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_failures = 0;
@@ -42,6 +45,14 @@ static int check_count = 0;
                     m_ ? m_ : "(null)", (sub));                                            \
         }                                                                                  \
     } while (0)
+
+/* t's values in row-major order as a malloc'd array of doubles (free it). */
+static inline double *check_values(const tn_tensor *t)
+{
+    double *v = malloc(sizeof(double) * (size_t)tn_numel(t));
+    tn_tensor_to_double(t, v);
+    return v;
+}
 
 /* Print a summary and give main's return value. */
 static inline int check_report(const char *name)

@@ -31,13 +31,6 @@ static tn_tensor *ids_t(int nd, const int64_t *shape, const int32_t *v)
     return tn_tensor_from(TN_I32, nd, shape, v);
 }
 
-static double *values(const tn_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)tn_numel(t));
-    tn_tensor_to_double(t, v);
-    return v;
-}
-
 static double tol_of(tn_dtype dt, double t32) { return dt == TN_F32 ? t32 : 1e-12; }
 
 /* ---- gather_rows ---- */
@@ -125,7 +118,7 @@ static void test_gather_large(tn_dtype dt)
         iv[i] = (int32_t)(tn_rng_next(&rng) % V);
     tn_tensor *ids = ids_t(2, (int64_t[]){64, 64}, iv);
     tn_tensor *dy = rand_t(TN_F64, 3, (int64_t[]){64, 64, E}, -1, 1);
-    double *g = values(dy);
+    double *g = check_values(dy);
     double *want = calloc(V * E, sizeof(double)), *mag = calloc(V * E, sizeof(double));
     for (int i = 0; i < M; i++)
         if (iv[i] != 7)
@@ -260,7 +253,7 @@ static void test_class_losses(tn_dtype dt)
     enum { N = 6, C = 5 };
     tn_tensor *x = rand_t(dt, 2, (int64_t[]){N, C}, -4, 4);
     tn_tensor *lp = rand_t(dt, 2, (int64_t[]){N, C}, -5, 0);
-    double *xv = values(x), *lv = values(lp), li[N];
+    double *xv = check_values(x), *lv = check_values(lp), li[N];
     int32_t tv[N] = {0, 4, -100, 2, 2, -100}, tin[N] = {3, 1, 3, 0, 4, 3};
     tn_tensor *tg = ids_t(1, (int64_t[]){N}, tv), *tgi = ids_t(1, (int64_t[]){N}, tin);
     for (int r = 0; r < 3; r++) {
@@ -277,7 +270,7 @@ static void test_class_losses(tn_dtype dt)
     /* transposed logits view */
     tn_tensor *xt = rand_t(dt, 2, (int64_t[]){C, N}, -4, 4);
     tn_tensor *xtv = tn_transpose(tp, xt, 0, 1), *xtc = tn_contiguous(tp, xtv);
-    double *cv = values(xtc);
+    double *cv = check_values(xtc);
     double w = class_loss_naive(cv, N, C, tv, -100, TN_REDUCE_MEAN, false, li);
     check_loss(tn_cross_entropy(tp, xtv, tg, -100, TN_REDUCE_MEAN), TN_REDUCE_MEAN, w, li, N,
                tol_of(dt, 1e-6));
@@ -411,7 +404,7 @@ static void test_ce_large(tn_dtype dt)
     for (int i = 0; i < N; i++)
         tv[i] = i % 17 == 0 ? -1 : (int32_t)(tn_rng_next(&rng) % C);
     tn_tensor *tg = ids_t(1, (int64_t[]){N}, tv);
-    double *xv = values(x), *li = malloc(sizeof(double) * N);
+    double *xv = check_values(x), *li = malloc(sizeof(double) * N);
     double want = class_loss_naive(xv, N, C, tv, -1, TN_REDUCE_MEAN, false, li);
     int64_t cnt = N - (N + 16) / 17;
     tn_tensor *y = tn_cross_entropy(tp, x, tg, -1, TN_REDUCE_MEAN);
@@ -508,7 +501,7 @@ static void test_mse(tn_dtype dt)
     tn_tensor *a = rand_t(dt, 2, shape, -1, 1), *bt = rand_t(dt, 2, (int64_t[]){200, 300}, -1, 1);
     tn_tensor_set_requires_grad(a, true);
     tn_tensor_set_requires_grad(bt, true);
-    double *av = values(a), *bv = values(bt);
+    double *av = check_values(a), *bv = check_values(bt);
     int64_t n = 60000;
     double *d = malloc(sizeof(double) * n), sum = 0;
     for (int64_t i = 0; i < 300; i++)

@@ -53,13 +53,6 @@ static tn_tensor *rand_t(tn_dtype dt, int nd, int64_t s0, int64_t s1, int64_t s2
     return t;
 }
 
-static double *values(const tn_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)tn_numel(t));
-    tn_tensor_to_double(t, v);
-    return v;
-}
-
 static double tol_of(tn_dtype dt, int64_t terms)
 {
     if (dt == TN_F64)
@@ -94,7 +87,7 @@ static void check_tensor(const tn_tensor *y, const double *want, const double *m
     CHECK(y != NULL);
     if (!y)
         return;
-    double *got = values(y);
+    double *got = check_values(y);
     check_close(got, want, mag, tn_numel(y), tol, what);
     free(got);
 }
@@ -142,7 +135,7 @@ static void test_matmul_forward(tn_dtype dt)
                 tn_tensor *A0, *B0;
                 tn_tensor *a = operand(tp, dt, la, M, K, &A0), *b = operand(tp, dt, lb, K, N, &B0);
                 tn_tensor *y = tn_matmul(tp, a, b);
-                double *av = values(a), *bv = values(b);
+                double *av = check_values(a), *bv = check_values(b);
                 double *want = malloc(sizeof(double) * (size_t)(M * N));
                 double *mag = malloc(sizeof(double) * (size_t)(M * N));
                 matmul_naive(av, bv, want, mag, M, K, N);
@@ -180,7 +173,7 @@ static void test_addmm_forward(tn_dtype dt)
                 else
                     bias = tn_narrow(tp, bias0 = rand_t(dt, 2, M, N + 4, 1), 1, 2, N);
                 tn_tensor *y = tn_addmm(tp, bias, a, b);
-                double *av = values(a), *bv = values(b), *cv = values(bias);
+                double *av = check_values(a), *bv = check_values(b), *cv = check_values(bias);
                 double *want = malloc(sizeof(double) * (size_t)(M * N));
                 double *mag = malloc(sizeof(double) * (size_t)(M * N));
                 matmul_naive(av, bv, want, mag, M, K, N);
@@ -228,7 +221,7 @@ static void test_bmm_forward(tn_dtype dt)
                     b = tn_narrow(tp, tn_narrow(tp, B0, 1, 2, K), 2, 1, N);
                 }
                 tn_tensor *y = tn_bmm(tp, a, b);
-                double *av = values(a), *bv = values(b);
+                double *av = check_values(a), *bv = check_values(b);
                 double *want = malloc(sizeof(double) * (size_t)(Bt * M * N));
                 double *mag = malloc(sizeof(double) * (size_t)(Bt * M * N));
                 for (int64_t i = 0; i < Bt; i++)
@@ -268,7 +261,7 @@ static void test_backward(tn_dtype dt, bool with_bias, int bias_2d)
     tn_tensor *y = with_bias ? tn_addmm(tp, bias, a, b) : tn_matmul(tp, a, b);
     CHECK(y && tn_backward_from(tp, y, dy) == TN_OK);
 
-    double *av = values(a), *bv = values(b), *dyv = values(dy);
+    double *av = check_values(a), *bv = check_values(b), *dyv = check_values(dy);
     double *bT = malloc(sizeof(double) * (size_t)(K * N)), *aT = malloc(sizeof(double) * (size_t)(K * M));
     transpose_naive(bv, bT, K, N);
     transpose_naive(av, aT, M, K);

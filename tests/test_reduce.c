@@ -25,13 +25,6 @@ static tn_tensor *rand_t(tn_dtype dt, int nd, const int64_t *shape)
     return t;
 }
 
-static double *values(const tn_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)tn_numel(t));
-    tn_tensor_to_double(t, v);
-    return v;
-}
-
 static double tol_of(tn_dtype dt, double t32) { return dt == TN_F32 ? t32 : 1e-10; }
 
 /* Max over elements of |got - want| / (1 + |want|). */
@@ -99,7 +92,7 @@ static void test_sum_all(tn_dtype dt)
     tn_tape *tp = tn_tape_new();
     int64_t shape[3] = {3, 4, 5};
     tn_tensor *x = rand_t(dt, 3, shape);
-    double *v = values(x), want = 0;
+    double *v = check_values(x), want = 0;
     for (int i = 0; i < 60; i++)
         want += v[i];
     tn_tensor *s = tn_sum(tp, x), *m = tn_mean(tp, x);
@@ -111,7 +104,7 @@ static void test_sum_all(tn_dtype dt)
     /* non-contiguous and large: a transposed [300, 200] view, 60000
      * elements, the parallel parts with the strided odometer walk */
     tn_tensor *big = rand_t(dt, 2, (int64_t[]){300, 200});
-    double *bv = values(big), bw = 0;
+    double *bv = check_values(big), bw = 0;
     for (int i = 0; i < 60000; i++)
         bw += bv[i];
     tn_tensor *bt = tn_transpose(tp, big, 0, 1);
@@ -160,7 +153,7 @@ static void test_sum_dim(tn_dtype dt)
     tn_tape *tp = tn_tape_new();
     int64_t shape[4] = {2, 3, 4, 5};
     tn_tensor *x = rand_t(dt, 4, shape);
-    double *v = values(x), want[120];
+    double *v = check_values(x), want[120];
     for (int d = -4; d < 4; d++) {
         int dd = d < 0 ? d + 4 : d;
         for (int keep = 0; keep < 2; keep++)
@@ -198,7 +191,7 @@ static void test_sum_dim(tn_dtype dt)
     tn_tensor *ct = tn_contiguous(tp, xt);
     CHECK(xt && ct);
     if (xt && ct) {
-        double *cv = values(ct);
+        double *cv = check_values(ct);
         for (int d = 0; d < 4; d++) {
             tn_tensor *y = tn_sum_dim(tp, xt, d, false);
             sum_dim_naive(cv, 4, xt->shape, d, false, want, 120 / xt->shape[d]);
@@ -219,7 +212,7 @@ static void test_reduce_large(tn_dtype dt)
     int64_t shape[2] = {256, 300};
     tn_tensor *x = rand_t(dt, 2, shape);
     tn_tensor_set_requires_grad(x, true);
-    double *v = values(x);
+    double *v = check_values(x);
     double *want = malloc(sizeof(double) * 300);
     for (int d = 0; d < 2; d++) {
         tn_tape_reset(tp);
@@ -307,7 +300,7 @@ static void test_softmax_values(tn_dtype dt)
     int64_t shape[3] = {3, 4, 5};
     tn_tensor *x = tn_tensor_new(dt, 3, shape);
     tn_tensor_uniform(x, &rng, -4, 4);
-    double *v = values(x), want[60];
+    double *v = check_values(x), want[60];
     for (int d = -3; d < 3; d++) {
         int dd = d < 0 ? d + 3 : d;
         int64_t outer = 1, inner = 1;
@@ -330,7 +323,7 @@ static void test_softmax_values(tn_dtype dt)
     tn_tensor *xt = tn_transpose(tp, x, 0, 2), *ct = tn_contiguous(tp, xt);
     CHECK(xt && ct);
     if (xt && ct) {
-        double *cv = values(ct);
+        double *cv = check_values(ct);
         for (int lg = 0; lg < 2; lg++) {
             tn_tensor *y = lg ? tn_log_softmax(tp, xt, 0) : tn_softmax(tp, xt, 0);
             softmax_naive(cv, 1, 5, 12, lg, want);
@@ -389,7 +382,7 @@ static void test_softmax_large(tn_dtype dt)
     tn_tensor_set_requires_grad(x, true);
     tn_tensor *dy = tn_tensor_new(TN_F64, 2, shape);
     tn_tensor_uniform(dy, &rng, -1, 1);
-    double *v = values(x), *g = values(dy);
+    double *v = check_values(x), *g = check_values(dy);
     double *y = malloc(sizeof(double) * (size_t)n);
     for (int lg = 0; lg < 2; lg++) {
         tn_tape_reset(tp);
