@@ -1,6 +1,7 @@
 /* examples/tensor_info.c - what this build of the tensor library runs on:
- * version, dtypes, the BLIS sub-configuration and why it was chosen, thread
- * counts; with --gemm, the SGEMM rate that speed figures are compared with.
+ * version, dtypes, the BLIS sub-configuration and why it was chosen, the
+ * kernel path of the library's own loops ("isa <name>", see tn_isa_active),
+ * thread counts; with --gemm, the SGEMM rate that speed figures are compared with.
  *
  * usage: tensor_info [--threads N] [--gemm]
  *   --threads N  use N threads for OpenMP loops and BLIS (tn_set_num_threads)
@@ -115,14 +116,18 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "tensor_info: %s\n", tn_last_error());
+        return 1;
+    }
     if (threads > 0)
         tn_set_num_threads(threads);
-    else
-        tn_runtime_init();
 
     printf("tensor %s\n", TN_VERSION_STRING);
     printf("dtypes: float32, float64 (values and gradients), int32 (indices and targets)\n");
     printf("blis config: %s (%s)\n", tn_blis_config(), tn_blis_config_reason());
+    printf("isa %s (cpu supports %s%s)\n", tn_isa_name(tn_isa_active()), tn_isa_name(tn_isa_cpu()),
+           getenv("TN_ISA") && *getenv("TN_ISA") ? "; forced by TN_ISA" : "");
     printf("threads: tn_num_threads %d, omp_get_max_threads %d, "
            "bli_thread_get_num_threads %ld\n",
            tn_num_threads(), omp_get_max_threads(), (long)bli_thread_get_num_threads());

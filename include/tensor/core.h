@@ -222,10 +222,16 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
 /* ---- runtime: threads and BLIS ------------------------------------------ */
 
 /* Initialise the runtime (idempotent; done lazily by any op that needs it):
- * picks the BLIS sub-configuration (see tn_blis_config), sets the thread
- * count to the number of cores, turns on flush-to-zero. Call it (or
- * tn_set_num_threads) before any other code of the process calls BLIS. */
-void tn_runtime_init(void);
+ * picks the kernel path (see tn_isa_active) and the BLIS sub-configuration
+ * (see tn_blis_config), sets the thread count to the number of cores,
+ * turns on flush-to-zero. Call it (or tn_set_num_threads) before any other
+ * code of the process calls BLIS. Returns TN_OK, or TN_ERR_ARG when the
+ * environment asks for something impossible (an unknown or unsupported
+ * TN_ISA): the message is in tn_last_error() and stays in
+ * tn_runtime_error(); every op then fails with it. */
+tn_status tn_runtime_init(void);
+/* The message of a failed runtime initialisation ("" when it succeeded). */
+const char *tn_runtime_error(void);
 /* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
 void tn_set_num_threads(int n);
 int tn_num_threads(void);
@@ -235,6 +241,26 @@ const char *tn_blis_config(void);
 const char *tn_blis_config_reason(void);
 /* Turn flush-to-zero / denormals-are-zero on in the calling thread. */
 void tn_flush_denormals(void);
+
+/* Kernel paths of the library's own hot loops (gate rows, exp loops,
+ * column sums), by instruction-set level: generic (the compiler's default
+ * target: SSE2 on x86-64, NEON on aarch64), avx2 (x86-64-v3: AVX2 + FMA)
+ * and avx512 (x86-64-v4). GEMMs and the recurrent per-step products run on
+ * BLIS's micro-kernels of its active configuration. */
+typedef enum tn_isa {
+    TN_ISA_GENERIC = 0,
+    TN_ISA_AVX2 = 1,
+    TN_ISA_AVX512 = 2,
+} tn_isa;
+/* The path in use: the highest this CPU supports, or the lower one that the
+ * environment variable TN_ISA (avx512, avx2, generic) forces. With TN_ISA
+ * set and BLIS_ARCH_TYPE not set, BLIS's configuration follows it: skx for
+ * avx512, haswell for avx2, generic for generic. */
+tn_isa tn_isa_active(void);
+/* The highest path this CPU supports (no override). */
+tn_isa tn_isa_cpu(void);
+/* "generic", "avx2" or "avx512" (static string). */
+const char *tn_isa_name(tn_isa isa);
 
 #ifdef __cplusplus
 }

@@ -54,4 +54,10 @@ int64_t tn__offset_of(const tn_tensor *t, int64_t i);
  * out of memory. */
 bool tn__tape_record(tn_tape *tp, tn_tensor *t);
 
+/* Choose the kernel path from the CPU and TN_ISA (src/core/isa.c); on a bad
+ * TN_ISA returns TN_ERR_ARG with the message in msg. Called once by
+ * tn_runtime_init. tn__isa_forced: whether TN_ISA chose it. */
+tn_status tn__isa_choose(char *msg, size_t cap);
+bool tn__isa_forced(void);
+
 #endif

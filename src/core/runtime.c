@@ -8,7 +8,8 @@
  * BLIS call we decide: a value the user set is respected; otherwise a CPU
  * with AVX-512 F/DQ/BW/VL gets skx, an AMD Zen 1-3 is left to BLIS (it knows
  * them), any other CPU with AVX2+FMA gets haswell, and the rest is left to
- * BLIS's own detection.
+ * BLIS's own detection. A kernel path forced with TN_ISA (isa.c) picks the
+ * matching configuration instead (skx, haswell, generic).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
@@ -17,16 +18,25 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #include <pmmintrin.h>
+#define TN_X86 1
+#endif
 
 static int runtime_ready = 0;
 static int n_threads = 1;
 static char config_name[32] = "uninitialised";
-static char config_reason[128] = "";
+static char config_reason[256] = "";
+static tn_status runtime_status = TN_OK;
+static char runtime_msg[160] = "";
 
 static void cpu_vendor_family(char vendor[13], unsigned *family)
 {
+#ifndef TN_X86
+    snprintf(vendor, 13, "non-x86");
+    *family = 0;
+#else
     unsigned a, b, c, d;
     __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
     memcpy(vendor, &b, 4);
@@ -35,9 +45,13 @@ static void cpu_vendor_family(char vendor[13], unsigned *family)
     vendor[12] = '\0';
     __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
     *family = ((a >> 8) & 0xf) + (((a >> 8) & 0xf) == 0xf ? ((a >> 20) & 0xff) : 0);
+#endif
 }
 
-/* Sets BLIS_ARCH_TYPE unless the user did; records why. */
+/* Sets BLIS_ARCH_TYPE unless the user did; records why. A forced kernel
+ * path (TN_ISA) picks the matching configuration; otherwise the CPU's
+ * best path does: skx with AVX-512, haswell with AVX2 + FMA except on the
+ * AMD Zen 1-3 that BLIS knows, the rest is left to BLIS. */
 static void choose_blis_arch(void)
 {
     const char *user = getenv("BLIS_ARCH_TYPE");
@@ -45,35 +59,38 @@ static void choose_blis_arch(void)
         snprintf(config_reason, sizeof config_reason, "user BLIS_ARCH_TYPE=%s", user);
         return;
     }
-    __builtin_cpu_init();
     char vendor[13];
     unsigned family;
     cpu_vendor_family(vendor, &family);
-    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    tn_isa isa = tn_isa_cpu();
+    bool forced = tn__isa_forced();
+    if (forced)
+        isa = tn_isa_active();
     bool known_zen = strcmp(vendor, "AuthenticAMD") == 0 && (family == 0x17 || family == 0x19);
-    char num[8];
-    if (avx512) {
-        snprintf(num, sizeof num, "%d", (int)BLIS_ARCH_SKX);
-        setenv("BLIS_ARCH_TYPE", num, 0);
-        snprintf(config_reason, sizeof config_reason,
-                 "chosen: cpu has AVX-512 (%s family 0x%x), BLIS_ARCH_TYPE=%s", vendor, family, num);
-    } else if (avx2 && !known_zen) {
-        snprintf(num, sizeof num, "%d", (int)BLIS_ARCH_HASWELL);
-        setenv("BLIS_ARCH_TYPE", num, 0);
-        snprintf(config_reason, sizeof config_reason,
-                 "chosen: cpu has AVX2+FMA (%s family 0x%x), BLIS_ARCH_TYPE=%s", vendor, family,
-                 num);
-    } else {
+    int arch = -1;
+    if (isa == TN_ISA_AVX512)
+        arch = BLIS_ARCH_SKX;
+    else if (isa == TN_ISA_AVX2 && (forced || !known_zen))
+        arch = BLIS_ARCH_HASWELL;
+    else if (isa == TN_ISA_GENERIC && forced)
+        arch = BLIS_ARCH_GENERIC;
+    if (arch < 0) {
         snprintf(config_reason, sizeof config_reason, "auto: BLIS's own cpuid detection");
+        return;
     }
+    char num[8];
+    snprintf(num, sizeof num, "%d", arch);
+    setenv("BLIS_ARCH_TYPE", num, 0);
+    snprintf(config_reason, sizeof config_reason, "chosen: %s path%s (%s family 0x%x), BLIS_ARCH_TYPE=%s",
+             tn_isa_name(isa), forced ? " forced by TN_ISA" : " of this cpu", vendor, family, num);
 }
 
 void tn_flush_denormals(void)
 {
+#ifdef TN_X86
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#endif
 }
 
 static void apply_threads(int n)
@@ -86,11 +103,19 @@ static void apply_threads(int n)
     tn_flush_denormals();
 }
 
-void tn_runtime_init(void)
+tn_status tn_runtime_init(void)
 {
-    if (runtime_ready)
-        return;
+    if (runtime_ready) {
+        if (runtime_status != TN_OK)
+            tn_set_error(runtime_status, "%s", runtime_msg);
+        return runtime_status;
+    }
     runtime_ready = 1;
+    runtime_status = tn__isa_choose(runtime_msg, sizeof runtime_msg);
+    if (runtime_status != TN_OK) {
+        snprintf(config_reason, sizeof config_reason, "not initialised: %s", runtime_msg);
+        return tn_set_error(runtime_status, "%s", runtime_msg);
+    }
     choose_blis_arch();
     bli_init();
     snprintf(config_name, sizeof config_name, "%s", bli_arch_string(bli_arch_query_id()));
@@ -99,11 +124,19 @@ void tn_runtime_init(void)
     if (env && atoi(env) > 0)
         n = atoi(env);
     apply_threads(n > 0 ? n : 1);
+    return TN_OK;
+}
+
+const char *tn_runtime_error(void)
+{
+    tn_runtime_init();
+    return runtime_msg;
 }
 
 void tn_set_num_threads(int n)
 {
-    tn_runtime_init();
+    if (tn_runtime_init() != TN_OK)
+        return;
     apply_threads(n > 0 ? n : 1);
 }
 

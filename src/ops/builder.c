@@ -27,7 +27,10 @@ bool tn__check(tn_tape *tp, const char *name, int n, tn_tensor *const *xs)
         }
         dt = xs[i]->dtype;
     }
-    tn_runtime_init();
+    if (tn_runtime_init() != TN_OK) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: %s", name, tn_runtime_error());
+        return false;
+    }
     return true;
 }
 

@@ -17,25 +17,7 @@
  */
 #include "ops_internal.h"
 #include "fastmath.h"
-
-/* e[k] = exp(x[k] - m), k < n (float rows, contiguous: vectorised). */
-TN_CLONES static void exp_shift_f32(int64_t n, const float *restrict x, float m,
-                                    float *restrict e)
-{
-    for (int64_t k = 0; k < n; k++)
-        e[k] = tn__expf(x[k] - m);
-}
-
-/* dx[k] += g exp(x[k] - l), k < n (float rows, contiguous), with the
- * double l split into floats l_hi + l_lo: x - l_hi is exact for x near l,
- * so the shift keeps nearly double accuracy when l is large. */
-TN_CLONES static void softmax_axpy_f32(int64_t n, float g, const float *restrict x, double l,
-                                       float *restrict dx)
-{
-    float hi = (float)l, lo = (float)(l - hi);
-    for (int64_t k = 0; k < n; k++)
-        dx[k] += g * tn__expf((x[k] - hi) - lo);
-}
+#include "rows.h"
 
 static bool red_ok(tn_reduction red)
 {
@@ -135,6 +117,7 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
                        double *lse, double *li)
 {
     int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
+    const tn__rows *kern = tn__rows_get(TN_F32);
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
@@ -155,7 +138,7 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
                 T e[64];
                 int64_t w = c - k0 < 64 ? c - k0 : 64;
                 if (s1 == 1 && sizeof(T) == sizeof(float))
-                    exp_shift_f32(w, (const float *)px + k0, (float)m, (float *)e);
+                    kern->exp_shift(w, (const float *)px + k0, (float)m, (float *)e);
                 else
                     for (int64_t k = 0; k < w; k++)
                         e[k] = TN_EXP(px[(k0 + k) * s1] - m);
@@ -210,6 +193,7 @@ void tn__bw_cross_entropy(tn_tensor *y)
     int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
     const int32_t *tg = TN_DATA(int32_t, targets);
     int64_t ts = targets->stride[0], ignore = y->iparam[0];
+    const tn__rows *kern = tn__rows_get(TN_F32);
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         const double *lse = y->aux;
@@ -224,7 +208,7 @@ void tn__bw_cross_entropy(tn_tensor *y)
             const T *px = X + i * s0;
             T *dx = DX + i * s0;
             if (s1 == 1 && sizeof(T) == sizeof(float)) /* the common case, vectorised */
-                softmax_axpy_f32(c, (float)g, (const float *)px, l, (float *)dx);
+                kern->softmax_axpy(c, (float)g, (const float *)px, l, (float *)dx);
             else
                 for (int64_t k = 0; k < c; k++)
                     dx[k * s1] += g * TN_EXP((T)(px[k * s1] - l));

@@ -55,6 +55,38 @@ void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C);
  * be called inside an OpenMP parallel region, one GEMM per thread. */
 void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int nthreads);
 
+/* A right operand W [K, N] packed once for many small products
+ * C [M, N] (+)= A [M, K] @ W on BLIS's native micro-kernel of the active
+ * configuration (src/ops/matmul_packed.c). Use: tn__packed_geometry, then
+ * point w at tn__packed_bytes (64-byte aligned), tn__packed_zero,
+ * tn__packed_set the columns; tn__packed_mul may then run on any thread
+ * (one product per thread; it does not start threads), each with its own
+ * scratch of tn__packed_scratch_bytes(p, M) (64-byte aligned). */
+typedef struct tn__packed {
+    tn_dtype dt;
+    int64_t K, N;
+    int pw, pa; /* W panel width, A panel height */
+    bool rows;  /* the micro-kernel prefers row-stored C */
+    void (*ukr)(void);
+    void *cntx;
+    void *w; /* the packed panels */
+} tn__packed;
+void tn__packed_geometry(tn__packed *p, tn_dtype dt, int64_t K, int64_t N);
+int64_t tn__packed_bytes(const tn__packed *p);
+int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M);
+void tn__packed_zero(tn__packed *p);
+/* Columns c0 .. c0 + cols of W from S [K, cols], element (i, c) at
+ * S[i*rs + c*cs]. */
+void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs,
+                    int64_t cs);
+/* C [M, N] (ldc) := A [M, K] (lda) @ W, or += when acc. */
+void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
+                    int64_t ldc, bool acc, void *scratch);
+/* Its plain reference (tests): C [M, N] (+)= A [M, K] @ W [K, N] with W's
+ * element (k, j) at W[k*rs + j*cs], in double. */
+void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                    const void *W, int64_t rs, int64_t cs, void *C, int64_t ldc, bool acc);
+
 /* Run the weight-gradient products that matmul's backward deferred into
  * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.
  * The engine calls it before owner's backward and after the sweep. */

@@ -4,7 +4,8 @@
  *
  *   forward   A [B*T, G] = X [B*T, I] @ W_ih^T       one GEMM for all steps
  *             per step t, on every thread k for its hidden units:
- *                P_k [B, gates*n] = h_prev @ (W_hh^T's columns of the units)
+ *                P_k [B, gates*n] = h_prev @ (W_hh^T's columns of the units),
+ *                on BLIS's micro-kernel with the columns packed once
  *                gates of those units from A_t + P_k + bias in one pass,
  *                activations kept in A_t (GRU also q = p_n + b_hn in Q)
  *                one barrier
@@ -14,6 +15,8 @@
  *             then one GEMM each: dX += dA @ W_ih, dW_ih += dA^T @ X,
  *             dW_hh += dA^T @ Hprev, and column sums for the biases.
  *
+ * The time loops are in recurrent_steps.c, the per-step products on BLIS's
+ * micro-kernel in matmul_packed.c, the gate row kernels in rows_impl.h.
  * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
  * rows are T rows apart. The biases are added inside the gate kernels, not
  * by a separate pass. Memory kept for backward: A (G*H per row), the result
@@ -21,231 +24,7 @@
  * layer built from per-step ops keeps, and no per-step tensors or
  * gradients.
  */
-#include "ops_internal.h"
-#include "fastmath.h"
-
-#include <omp.h>
-
-/* The op's state, in tape memory (y->aux). */
-typedef struct rec {
-    tn_cell cell;
-    bool reverse;
-    bool used; /* backward ran: A holds gradients, not activations */
-    tn_dtype dt;
-    int64_t B, T, In, H, G;
-    const int32_t *len; /* [B], or NULL: every sequence has T steps */
-    void *A;            /* [B*T, G] gates, then their gradients */
-    void *Q;            /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
-    void *P;            /* [B, G] one step's h W_hh^T (thread-blocked columns,
-                           see prepare); GRU backward: 2 x [B, G] its gradient */
-    void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
-    void *wf, *wb;      /* float: the packed operands of the per-step
-                           products, forward and backward (see rec_product) */
-    tn__mat whh;        /* W_hh [G, H] as it is (backward) */
-    void *zero;         /* [H] zeros: a missing initial state */
-    void *hcur, *ccur;  /* 2 x [B, H]: the state before and after a step */
-    int nt;             /* threads of the time loops */
-    int64_t per;        /* hidden units per thread */
-    const void *h0, *c0; /* [B, H] contiguous initial states, or NULL */
-} rec;
-
-static size_t rec_es(const rec *r) { return tn_dtype_size(r->dt); }
-
-/* Whether step t of sequence b runs. */
-static inline bool rec_active(const rec *r, int64_t b, int64_t t)
-{
-    return !r->len || t < r->len[b];
-}
-
-/* The state row [H] before step t of sequence b, in seq ([B, T, H]: h or c
- * of every step): the one after the previously processed step (t - 1, or
- * t + 1 in reverse) when that step ran, else the initial state init (NULL:
- * zeros). */
-static inline const void *prev_row(const rec *r, const void *seq, const void *init, int64_t b,
-                                   int64_t t)
-{
-    int64_t L = r->len ? r->len[b] : r->T, tp = r->reverse ? t + 1 : t - 1;
-    size_t es = rec_es(r);
-    if (r->reverse ? tp < L : tp >= 0)
-        return (const char *)seq + (size_t)((b * r->T + tp) * r->H) * es;
-    return init ? (const char *)init + (size_t)(b * r->H) * es : r->zero;
-}
-
-/* Ask for the cache lines of [p, p + bytes) ahead of use. */
-static inline void prefetch_span(const void *p, int64_t bytes)
-{
-    for (int64_t o = 0; o < bytes; o += 64)
-        __builtin_prefetch((const char *)p + o);
-}
-
-/* First unit of thread k of r->nt (k = nt gives H): whole 16-float
- * vectors per thread, the last one takes the rest. */
-static inline int64_t rec_units(const rec *r, int k)
-{
-    int64_t j = k * r->per;
-    return j < r->H ? j : r->H;
-}
-
-
-/* ---- the per-step product, float: a small GEMM with a packed operand ----
- *
- * Per step the recurrent product is small (e.g. [32, 128] @ [128, 256] per
- * thread) and its right operand, from W_hh, is the same at every step.
- * BLIS repacks both operands at each call, which held it near 50 GFLOP/s
- * here; the operand is packed once instead, into panels of 32 columns
- * (panel p holds columns 32p.. as [K][32], zero padded), and multiplied by
- * an 8 x 32 register-blocked kernel written with GCC vector types (AVX-512
- * registers on the avx512f clone, split on the others). */
-
-#define PNR 32 /* columns per panel */
-typedef float v16f __attribute__((vector_size(64), aligned(4)));
-
-/* C rows [mr, nc] (ldc) (+)= A [mr, K] (lda) @ one panel w [K][32]. */
-static inline __attribute__((always_inline)) void panel_rows(int mr, int64_t K, const float *A,
-                                                             int64_t lda, const float *w,
-                                                             float *C, int64_t ldc, int64_t nc,
-                                                             bool acc)
-{
-    v16f c[8][2];
-    for (int i = 0; i < mr; i++)
-        c[i][0] = c[i][1] = (v16f){0};
-    for (int64_t k = 0; k < K; k++) {
-        v16f b0 = *(const v16f *)(w + k * PNR), b1 = *(const v16f *)(w + k * PNR + 16);
-        for (int i = 0; i < mr; i++) {
-            float a = A[i * lda + k];
-            c[i][0] += a * b0;
-            c[i][1] += a * b1;
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        float out[PNR];
-        memcpy(out, c[i], sizeof out);
-        float *ci = C + i * ldc;
-        if (acc)
-            for (int64_t j = 0; j < nc; j++) ci[j] += out[j];
-        else
-            memcpy(ci, out, (size_t)nc * sizeof *ci);
-    }
-}
-
-TN_CLONES static void panel_8(int64_t K, const float *A, int64_t lda, const float *w, float *C,
-                              int64_t ldc, int64_t nc, bool acc)
-{
-    panel_rows(8, K, A, lda, w, C, ldc, nc, acc);
-}
-
-TN_CLONES static void panel_tail(int mr, int64_t K, const float *A, int64_t lda, const float *w,
-                                 float *C, int64_t ldc, int64_t nc, bool acc)
-{
-    panel_rows(mr, K, A, lda, w, C, ldc, nc, acc);
-}
-
-/* C [m, n] (ldc) (+)= A [m, K] (lda) @ W [K, n] packed in panels at wp. */
-static void sgemm_packed(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda,
-                         const float *wp, float *C, int64_t ldc, bool acc)
-{
-    for (int64_t p = 0; p * PNR < n; p++) {
-        int64_t nc = n - p * PNR < PNR ? n - p * PNR : PNR;
-        const float *w = wp + p * K * PNR;
-        int64_t i = 0;
-        for (; i + 8 <= m; i += 8)
-            panel_8(K, A + i * lda, lda, w, C + i * ldc + p * PNR, ldc, nc, acc);
-        if (i < m)
-            panel_tail((int)(m - i), K, A + i * lda, lda, w, C + i * ldc + p * PNR, ldc, nc,
-                       acc);
-    }
-}
-
-/* Thread k's right operand of the forward (bw false) or backward product:
- *   forward   [H, gates*n]: W_hh^T's columns of the thread's units, gate by
- *             gate (g*n + j is gate g of unit j0 + j);
- *   backward  [G, n]: W_hh's columns j0 .. j0 + n.
- * K (rows) and width, and the offset of its panels in the packed buffer. */
-static void operand_of(const rec *r, bool bw, int k, int64_t *K, int64_t *width, int64_t *off)
-{
-    int64_t ng = bw ? 1 : r->G / r->H, rows = bw ? r->G : r->H, o = 0;
-    for (int q = 0; q < k; q++) {
-        int64_t w = ng * (rec_units(r, q + 1) - rec_units(r, q));
-        o += rows * ((w + PNR - 1) / PNR * PNR);
-    }
-    *K = rows;
-    *width = ng * (rec_units(r, k + 1) - rec_units(r, k));
-    *off = o;
-}
-
-/* Floats of the packed operands of all threads. */
-static int64_t packed_size(const rec *r, bool bw)
-{
-    int64_t K, w, off;
-    operand_of(r, bw, r->nt - 1, &K, &w, &off);
-    return off + K * ((w + PNR - 1) / PNR * PNR);
-}
-
-/* Pack every thread's operand (float) from W_hh (r->whh) into dst. */
-static void pack_operands(const rec *r, bool bw, float *dst)
-{
-    const float *W = r->whh.p;
-    int64_t H = r->H, rs = r->whh.rs, cs = r->whh.cs;
-    for (int k = 0; k < r->nt; k++) {
-        int64_t K, width, off, j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
-        operand_of(r, bw, k, &K, &width, &off);
-        float *d = dst + off;
-        for (int64_t c = 0; c < (width + PNR - 1) / PNR * PNR; c++) {
-            float *col = d + (c / PNR) * K * PNR + c % PNR;
-            int64_t g = c / n, j = c % n;
-            for (int64_t i = 0; i < K; i++)
-                col[i * PNR] = c >= width ? 0.0f
-                               : bw       ? W[i * rs + (j0 + c) * cs]
-                                          : W[(g * H + j0 + j) * rs + i * cs];
-        }
-    }
-}
-
-/* Thread k's per-step product: C [B, width] (ldc) (+= when acc) A [B, K]
- * (lda) @ its operand (see operand_of). float: the packed kernel; double
- * (the gradient checks): BLIS on one thread straight from W_hh, one
- * product per gate forward (W_hh's rows of the gate's units, transposed). */
-static void rec_product(const rec *r, bool bw, int k, const void *A, int64_t lda, void *C,
-                        int64_t ldc, bool acc)
-{
-    int64_t K, width, off;
-    operand_of(r, bw, k, &K, &width, &off);
-    if (r->dt == TN_F32) {
-        sgemm_packed(r->B, width, K, A, lda, (const float *)(bw ? r->wb : r->wf) + off, C, ldc,
-                     acc);
-        return;
-    }
-    tn__mat a = {(void *)A, r->B, K, lda, 1}, w = r->whh;
-    int64_t j0 = rec_units(r, k), H = r->H;
-    if (bw) { /* W_hh[:, j0 : j0 + n] */
-        w.p = (double *)w.p + j0 * w.cs;
-        w.n = width;
-        tn__gemm_on(r->dt, a, w, acc ? 1.0 : 0.0, (tn__mat){C, r->B, width, ldc, 1}, 1);
-        return;
-    }
-    int64_t n = width / (r->G / H);
-    for (int64_t g = 0; g < r->G / H; g++) { /* (W_hh[g*H + j0 .., :])^T */
-        tn__mat wg = {(double *)w.p + (g * H + j0) * w.rs, n, H, w.rs, w.cs};
-        tn__gemm_on(r->dt, a, tn__mat_t(wg), acc ? 1.0 : 0.0,
-                    (tn__mat){(double *)C + g * n, r->B, n, ldc, 1}, 1);
-    }
-}
-
-#define RT float
-#define RS f32
-#define RATTR TN_CLONES
-#include "recurrent_rows.h"
-#undef RT
-#undef RS
-#undef RATTR
-
-#define RT double
-#define RS f64
-#define RATTR
-#include "recurrent_rows.h"
-#undef RT
-#undef RS
-#undef RATTR
+#include "recurrent_internal.h"
 
 const char *tn_cell_name(tn_cell c)
 {
@@ -304,6 +83,47 @@ static bool is_bh(const tn_tensor *t, int64_t B, int64_t H)
 static void *arena(tn_tape *tp, int64_t n, size_t es)
 {
     return tn_tape_alloc(tp, (size_t)n * es);
+}
+
+/* The biases in the op's layout: bias [G] added to A's rows (b_ih + b_hh;
+ * for GRU's n gate b_ih only), bhn [H] (GRU: b_hn). */
+static void biases(rec *r, const tn_tensor *b_ih, const tn_tensor *b_hh)
+{
+    int64_t G = r->G, H = r->H, gru_n = r->cell == TN_CELL_GRU ? 2 * H : G;
+    TN_FOR_DTYPE(r->dt, RT, {
+        RT *bias = r->bias, *bhn = r->bhn;
+        const RT *bi = b_ih ? b_ih->data : NULL, *bh = b_hh ? b_hh->data : NULL;
+        int64_t si = b_ih ? b_ih->stride[0] : 0, sh = b_hh ? b_hh->stride[0] : 0;
+        for (int64_t g = 0; g < G; g++)
+            bias[g] = (bi ? bi[g * si] : 0) + (bh && g < gru_n ? bh[g * sh] : 0);
+        if (bhn)
+            for (int64_t j = 0; j < H; j++)
+                bhn[j] = bh ? bh[(2 * H + j) * sh] : 0;
+    });
+}
+
+/* The per-step products' geometry (each thread's packed operand, forward
+ * [H, gates*n] and backward [G, n]) and the forward operands' and the
+ * threads' scratch memory. The backward operands get theirs in backward. */
+static bool pack_plan(tn_tape *tp, rec *r)
+{
+    r->pf = tn_tape_alloc(tp, (size_t)r->nt * sizeof *r->pf);
+    r->pb = tn_tape_alloc(tp, (size_t)r->nt * sizeof *r->pb);
+    if (!r->pf || !r->pb)
+        return false;
+    r->scratch_bytes = 0;
+    for (int k = 0; k < r->nt; k++) {
+        int64_t n = rec_units(r, k + 1) - rec_units(r, k);
+        tn__packed_geometry(&r->pf[k], r->dt, r->H, r->G / r->H * n);
+        tn__packed_geometry(&r->pb[k], r->dt, r->G, n);
+        int64_t sf = tn__packed_scratch_bytes(&r->pf[k], r->B);
+        int64_t sb = tn__packed_scratch_bytes(&r->pb[k], r->B);
+        r->scratch_bytes = sf > r->scratch_bytes ? sf : r->scratch_bytes;
+        r->scratch_bytes = sb > r->scratch_bytes ? sb : r->scratch_bytes;
+        if (!(r->pf[k].w = arena(tp, tn__packed_bytes(&r->pf[k]), 1)))
+            return false;
+    }
+    return (r->scratch = arena(tp, r->nt * r->scratch_bytes, 1)) != NULL;
 }
 
 tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
@@ -431,7 +251,8 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     r->per = ((H + nt - 1) / nt + 15) / 16 * 16;
     r->nt = (int)((H + r->per - 1) / r->per);
     r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
-    if (dt == TN_F32 && !(r->wf = arena(tp, packed_size(r, false), es)))
+    r->rows = tn__rows_get(dt);
+    if (!pack_plan(tp, r))
         return NULL;
 
     int S = cell == TN_CELL_LSTM ? 2 : 1;
@@ -442,18 +263,10 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
         return NULL;
     y->aux = r;
 
-    if (dt == TN_F32) {
-        biases_f32(r, b_ih, b_hh);
-        pack_operands(r, false, r->wf);
-    } else {
-        biases_f64(r, b_ih, b_hh);
-    }
+    biases(r, b_ih, b_hh);
     tn__gemm(dt, xm, tn__mat_t((tn__mat){w_ih->data, G, In, In, 1}), 0.0,
              (tn__mat){r->A, B * T, G, G, 1});
-    if (dt == TN_F32)
-        forward_steps_f32(r, y->data);
-    else
-        forward_steps_f64(r, y->data);
+    tn__rec_forward_steps(r, y->data);
     return tn__finish(tp, y);
 }
 
@@ -515,17 +328,11 @@ void tn__bw_recurrent(tn_tensor *y)
     if (gc)
         memset(gc, 0, (size_t)(B * H) * es);
     bool need_h0 = tn__wants(h0) || tn__wants(c0);
-    if (r->dt == TN_F32) {
-        if (!(r->wb = arena(tp, packed_size(r, true), es)))
+    for (int k = 0; k < r->nt; k++)
+        if (!(r->pb[k].w = arena(tp, tn__packed_bytes(&r->pb[k]), 1)))
             return;
-        pack_operands(r, true, r->wb);
-    }
-    if (r->dt == TN_F32)
-        backward_steps_f32(r, y->data, y->grad, gh, gc, need_h0);
-    else
-        backward_steps_f64(r, y->data, y->grad, gh, gc, need_h0);
+    tn__rec_backward_steps(r, y->data, y->grad, gh, gc, need_h0);
 
-    /* dA [B*T, G] now holds the gradients of the gates' pre-activations. */
     /* dA [B*T, G] now holds the gradients of the gates' pre-activations.
      * Three independent products follow. With two threads they run side
      * by side on one BLIS thread each (dX and dW_ih | dW_hh): at these
@@ -558,17 +365,9 @@ void tn__bw_recurrent(tn_tensor *y)
         if (!tn__wants(bs[i]))
             continue;
         int64_t n0 = gru && i == 1 ? 2 * H : G, os = bs[i]->stride[0];
-        if (r->dt == TN_F32) {
-            float *out = bs[i]->grad;
-            colsum_f32(r->A, BT, n0, G, out, os);
-            if (n0 < G) /* GRU b_hn: the gradient of q */
-                colsum_f32(r->Q, BT, H, H, out + n0 * os, os);
-        } else {
-            double *out = bs[i]->grad;
-            colsum_f64(r->A, BT, n0, G, out, os);
-            if (n0 < G)
-                colsum_f64(r->Q, BT, H, H, out + n0 * os, os);
-        }
+        r->rows->colsum(r->A, BT, n0, G, bs[i]->grad, os);
+        if (n0 < G) /* GRU b_hn: the gradient of q */
+            r->rows->colsum(r->Q, BT, H, H, rec_at(r, bs[i]->grad, n0 * os), os);
     }
     tn_tensor *s0[2] = {h0, c0};
     void *g0[2] = {gh, gc};

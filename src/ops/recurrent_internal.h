@@ -1,0 +1,80 @@
+/* src/ops/recurrent_internal.h - the state of the recurrent op shared by
+ * its builder and backward (recurrent.c) and its time loops
+ * (recurrent_steps.c). See recurrent.c for the structure. */
+#ifndef TN_OPS_RECURRENT_INTERNAL_H
+#define TN_OPS_RECURRENT_INTERNAL_H
+
+#include "ops_internal.h"
+#include "rows.h"
+
+/* The op's state, in tape memory (y->aux). Buffers are of the op's dtype. */
+typedef struct rec {
+    tn_cell cell;
+    bool reverse;
+    bool used; /* backward ran: A holds gradients, not activations */
+    tn_dtype dt;
+    int64_t B, T, In, H, G;
+    const int32_t *len; /* [B], or NULL: every sequence has T steps */
+    void *A;            /* [B*T, G] gates, then their gradients */
+    void *Q;            /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
+    void *P;            /* [B, G] one step's products, thread k's at columns
+                           gates*j0 (gate g of its unit j at g*n + j); GRU
+                           backward: 2 x [B, G] the gradient of p */
+    void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
+    tn__mat whh;        /* W_hh [G, H] as it is */
+    tn__packed *pf, *pb; /* [nt] each thread's packed right operand of the
+                            per-step product, forward and backward */
+    void *scratch;      /* nt x scratch_bytes: each thread's packed state */
+    int64_t scratch_bytes;
+    const tn__rows *rows; /* the row kernels of dt on the active path */
+    void *zero;         /* [H] zeros: a missing initial state */
+    void *hcur, *ccur;  /* 2 x [B, H]: the state before and after a step */
+    int nt;             /* threads of the time loops */
+    int64_t per;        /* hidden units per thread */
+    const void *h0, *c0; /* [B, H] contiguous initial states, or NULL */
+} rec;
+
+static inline size_t rec_es(const rec *r) { return tn_dtype_size(r->dt); }
+
+/* Element i of a buffer of r's dtype. */
+static inline void *rec_at(const rec *r, const void *base, int64_t i)
+{
+    return (char *)base + (size_t)i * rec_es(r);
+}
+
+/* Whether step t of sequence b runs. */
+static inline bool rec_active(const rec *r, int64_t b, int64_t t)
+{
+    return !r->len || t < r->len[b];
+}
+
+/* The state row [H] before step t of sequence b, in seq ([B, T, H]: h or c
+ * of every step): the one after the previously processed step (t - 1, or
+ * t + 1 in reverse) when that step ran, else the initial state init (NULL:
+ * zeros). */
+static inline const void *prev_row(const rec *r, const void *seq, const void *init, int64_t b,
+                                   int64_t t)
+{
+    int64_t L = r->len ? r->len[b] : r->T, tp = r->reverse ? t + 1 : t - 1;
+    if (r->reverse ? tp < L : tp >= 0)
+        return rec_at(r, seq, (b * r->T + tp) * r->H);
+    return init ? rec_at(r, init, b * r->H) : r->zero;
+}
+
+/* First unit of thread k of r->nt (k = nt gives H): whole 16-float
+ * vectors per thread, the last one takes the rest. */
+static inline int64_t rec_units(const rec *r, int k)
+{
+    int64_t j = k * r->per;
+    return j < r->H ? j : r->H;
+}
+
+/* The time loops (recurrent_steps.c). Forward: O [S, B, T, H] gets h (and
+ * c for LSTM) of every step; A the activated gates. Backward: dO the
+ * result's gradient; A (and Q) get the gates' gradients; gh (gc) [B, H]
+ * end as the initial state's gradient (need_h0: whether it is wanted). */
+void tn__rec_forward_steps(rec *r, void *O);
+void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, void *gc,
+                            bool need_h0);
+
+#endif

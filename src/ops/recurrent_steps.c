@@ -1,0 +1,185 @@
+/* src/ops/recurrent_steps.c - the time loops of the recurrent op
+ * (recurrent.c), forward and backward, for both dtypes.
+ *
+ * They run on r->nt threads, thread k owning the hidden units [j0, j1)
+ * (rec_units). Per step each thread makes the recurrent product of its
+ * units on BLIS's micro-kernel (tn__packed_mul; its right operand, from
+ * W_hh, packed by the thread itself at the start) and applies the gate row
+ * kernels of the active kernel path (rows.h) to them; one barrier per
+ * step, before the next step reads the whole state.
+ *
+ * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
+ * rows are T rows apart, so they are prefetched while the product runs.
+ */
+#include "recurrent_internal.h"
+
+#include <omp.h>
+
+/* Ask for the cache lines of [p, p + bytes) ahead of use. */
+static inline void prefetch_span(const void *p, int64_t bytes)
+{
+    for (int64_t o = 0; o < bytes; o += 64)
+        __builtin_prefetch((const char *)p + o);
+}
+
+/* Thread k's operands of the per-step products: forward, W_hh^T's columns
+ * of its units gate by gate ([H, gates*n], column g*n + j is gate g of
+ * unit j0 + j); backward, W_hh's columns j0 .. j0 + n ([G, n]). */
+static void pack_forward(rec *r, int k)
+{
+    int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0, H = r->H;
+    tn__packed *p = &r->pf[k];
+    tn__packed_zero(p);
+    for (int64_t g = 0; g < r->G / H; g++)
+        tn__packed_set(p, g * n, n, rec_at(r, r->whh.p, (g * H + j0) * r->whh.rs), r->whh.cs,
+                       r->whh.rs);
+}
+
+static void pack_backward(rec *r, int k)
+{
+    int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+    tn__packed *p = &r->pb[k];
+    tn__packed_zero(p);
+    tn__packed_set(p, 0, n, rec_at(r, r->whh.p, j0 * r->whh.cs), r->whh.rs, r->whh.cs);
+}
+
+/* Sequences that stopped keep their state (double-buffered in hcur/ccur);
+ * their outputs are zero. */
+void tn__rec_forward_steps(rec *r, void *O)
+{
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G, ng = G / H;
+    size_t es = rec_es(r);
+    void *Oh = O, *Oc = rec_at(r, O, B * T * H);
+    void *hc[2] = {r->hcur, rec_at(r, r->hcur, B * H)};
+    void *cc[2] = {r->ccur, r->ccur ? rec_at(r, r->ccur, B * H) : NULL};
+    const tn__rows *kr = r->rows;
+    bool relu = r->cell == TN_CELL_RNN_RELU;
+#pragma omp parallel num_threads(r->nt) if (r->nt > 1)
+    {
+        int k = r->nt > 1 ? omp_get_thread_num() : 0;
+        int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+        void *Pk = rec_at(r, r->P, ng * j0);
+        void *scratch = (char *)r->scratch + k * r->scratch_bytes;
+        pack_forward(r, k);
+        for (int64_t s = 0; s < T; s++) {
+            int64_t t = r->reverse ? T - 1 - s : s;
+            for (int64_t b = 0; b < B; b++) {
+                int64_t row = b * T + t;
+                for (int64_t g = 0; g < ng; g++)
+                    prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
+                prefetch_span(rec_at(r, Oh, row * H + j0), n * (int64_t)es);
+                if (r->cell == TN_CELL_LSTM)
+                    prefetch_span(rec_at(r, Oc, row * H + j0), n * (int64_t)es);
+            }
+            const void *hp = hc[s & 1], *cp = cc[s & 1];
+            void *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
+            if (s == 0 && !r->h0) /* zero state: no product */
+                for (int64_t b = 0; b < B; b++)
+                    memset(rec_at(r, Pk, b * G), 0, (size_t)(ng * n) * es);
+            else
+                tn__packed_mul(&r->pf[k], B, hp, H, Pk, G, false, scratch);
+            for (int64_t b = 0; b < B; b++) {
+                int64_t row = b * T + t, u = b * H + j0;
+                void *a = rec_at(r, r->A, row * G + j0), *h = rec_at(r, Oh, row * H + j0);
+                const void *p = rec_at(r, Pk, b * G);
+                if (!rec_active(r, b, t)) { /* output 0, state kept */
+                    memset(h, 0, (size_t)n * es);
+                    memcpy(rec_at(r, hn, u), rec_at(r, hp, u), (size_t)n * es);
+                    if (cn) {
+                        memset(rec_at(r, Oc, row * H + j0), 0, (size_t)n * es);
+                        memcpy(rec_at(r, cn, u), rec_at(r, cp, u), (size_t)n * es);
+                    }
+                    continue;
+                }
+                switch (r->cell) {
+                case TN_CELL_LSTM:
+                    kr->lstm_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, cp, u), h,
+                                rec_at(r, Oc, row * H + j0));
+                    memcpy(rec_at(r, cn, u), rec_at(r, Oc, row * H + j0), (size_t)n * es);
+                    break;
+                case TN_CELL_GRU:
+                    kr->gru_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, r->bhn, j0),
+                               rec_at(r, hp, u), rec_at(r, r->Q, row * H + j0), h);
+                    break;
+                default:
+                    kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
+                }
+                memcpy(rec_at(r, hn, u), h, (size_t)n * es);
+            }
+#pragma omp barrier
+        }
+    }
+}
+
+/* In the reverse order of forward's, threads and units as there. The
+ * gates' gradients replace the activations in A (and q in Q for GRU); gh
+ * (gc) [B, H] carry the gradient of the state between steps. After its
+ * units' gates, each thread adds its units of the recurrent product,
+ * gh[:, j0:j1] += dA_t [B, G] @ W_hh[:, j0:j1] (GRU: dP), which needs every
+ * unit's dA_t: one barrier per step. GRU's dP is double-buffered. Without
+ * need_h0 the last product is skipped. */
+void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, void *gc,
+                            bool need_h0)
+{
+    int64_t B = r->B, T = r->T, H = r->H, G = r->G, ng = G / H;
+    size_t es = rec_es(r);
+    void *dP[2] = {r->P, rec_at(r, r->P, B * G)};
+    const void *Oh = O, *Oc = rec_at(r, O, B * T * H), *dOh = dO, *dOc = rec_at(r, dO, B * T * H);
+    const tn__rows *kr = r->rows;
+    bool relu = r->cell == TN_CELL_RNN_RELU, gru = r->cell == TN_CELL_GRU;
+    bool lstm = r->cell == TN_CELL_LSTM;
+#pragma omp parallel num_threads(r->nt) if (r->nt > 1)
+    {
+        int k = r->nt > 1 ? omp_get_thread_num() : 0;
+        int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+        void *scratch = (char *)r->scratch + k * r->scratch_bytes;
+        pack_backward(r, k);
+        for (int64_t s = T; s-- > 0;) {
+            int64_t t = r->reverse ? T - 1 - s : s;
+            void *dp = dP[s & 1];
+            for (int64_t b = 0; b < B; b++) { /* as in forward */
+                int64_t row = b * T + t;
+                for (int64_t g = 0; g < ng; g++)
+                    prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
+                prefetch_span(rec_at(r, dOh, row * H + j0), n * (int64_t)es);
+                prefetch_span(rec_at(r, lstm ? Oc : Oh, row * H + j0), n * (int64_t)es);
+                if (lstm)
+                    prefetch_span(rec_at(r, dOc, row * H + j0), n * (int64_t)es);
+            }
+            for (int64_t b = 0; b < B; b++) {
+                int64_t row = b * T + t, u = b * H + j0;
+                void *a = rec_at(r, r->A, row * G + j0);
+                const void *doh = rec_at(r, dOh, row * H + j0);
+                if (!rec_active(r, b, t)) { /* no gradient; the carry passes */
+                    for (int64_t g = 0; g < ng; g++)
+                        memset(rec_at(r, a, g * H), 0, (size_t)n * es);
+                    if (gru) {
+                        memset(rec_at(r, r->Q, row * H + j0), 0, (size_t)n * es);
+                        for (int64_t g = 0; g < 3; g++)
+                            memset(rec_at(r, dp, b * G + g * H + j0), 0, (size_t)n * es);
+                    }
+                    continue;
+                }
+                switch (r->cell) {
+                case TN_CELL_LSTM:
+                    kr->lstm_bw(n, H, a, rec_at(r, Oc, row * H + j0),
+                                rec_at(r, prev_row(r, Oc, r->c0, b, t), j0), doh,
+                                rec_at(r, dOc, row * H + j0), rec_at(r, gh, u),
+                                rec_at(r, gc, u));
+                    break;
+                case TN_CELL_GRU:
+                    kr->gru_bw(n, H, a, rec_at(r, r->Q, row * H + j0),
+                               rec_at(r, prev_row(r, Oh, r->h0, b, t), j0), doh, rec_at(r, gh, u),
+                               rec_at(r, dp, b * G + j0));
+                    break;
+                default:
+                    kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
+                }
+            }
+#pragma omp barrier
+            if (s > 0 || need_h0)
+                tn__packed_mul(&r->pb[k], B, gru ? dp : rec_at(r, r->A, t * G), gru ? G : T * G,
+                               rec_at(r, gh, j0), H, true, scratch);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+/* src/ops/rows.h - the point-wise row kernels of the recurrent cells (gate
+ * math of LSTM, GRU and vanilla RNN, forward and backward), bias column
+ * sums and the float exp loops of cross-entropy: written once, in
+ * rows_impl.h, and compiled once per element type and kernel path:
+ *
+ *   rows_f32_avx512.c   float, x86-64-v4 (AVX-512, FMA)
+ *   rows_f32_avx2.c     float, x86-64-v3 (AVX2, FMA)
+ *   rows_f32_generic.c  float, the compiler's default target
+ *   rows_f64.c          double (gradient checks), default target, libm
+ *
+ * tn__rows_get picks the table of the active kernel path (tn_isa_active).
+ * Data pointers are void * of the table's element type. Within a row,
+ * gate g of unit j of a gate buffer is at g*ga + j (ga: the gate stride);
+ * the kernels handle units j < n. rows_naive.c holds plain double
+ * references that the tests compare every table with.
+ */
+#ifndef TN_OPS_ROWS_H
+#define TN_OPS_ROWS_H
+
+#include "tensor/core.h"
+
+typedef struct tn__rows {
+    /* LSTM step, units j < n. a: in, the gates' input parts (gate stride
+     * ga); out, the activated gates i, f, g, o. bias (stride ga) and p
+     * (the recurrent parts, gate stride gp) are added; cp [n] the previous
+     * c -> c [n] = f cp + i g, h [n] = o tanh(c). */
+    void (*lstm_fw)(int64_t n, int64_t ga, void *a, const void *bias, const void *p, int64_t gp,
+                    const void *cp, void *h, void *c);
+    /* LSTM backward, units j < n. a (stride ga): in, activated gates; out,
+     * gradients of the pre-activations. c [n] this step's c, cp [n] the
+     * previous; doh, doc [n] gradients of the step's outputs h and c. gh,
+     * gc [n]: in, gradients reaching h and c from later steps; out, gh = 0
+     * and gc = the gradient of cp. */
+    void (*lstm_bw)(int64_t n, int64_t ga, void *a, const void *c, const void *cp,
+                    const void *doh, const void *doc, void *gh, void *gc);
+    /* GRU step, units j < n. a (stride ga): in, the input parts; out, r, z,
+     * n. bx (stride ga): their bias; p (gate stride gp): the recurrent
+     * parts without b_hn; bn [n] = b_hn; hp [n] previous h ->
+     * q [n] = p_n + b_hn, h [n]: r = s(a_r + bx_r + p_r), z likewise,
+     * n = tanh(a_n + bx_n + r q), h = (1 - z) n + z hp. */
+    void (*gru_fw)(int64_t n, int64_t ga, void *a, const void *bx, const void *p, int64_t gp,
+                   const void *bn, const void *hp, void *q, void *h);
+    /* GRU backward, units j < n. a (stride ga): in r, z, n; out, the
+     * gradients of the input parts. q [n]: in, p_n + b_hn; out, its
+     * gradient. hp [n] previous h; doh [n] gradient of the output. gh [n]:
+     * in, the gradient reaching h from later steps; out, dh z. dp (stride
+     * ga) out: the gradient of p. */
+    void (*gru_bw)(int64_t n, int64_t ga, void *a, void *q, const void *hp, const void *doh,
+                   void *gh, void *dp);
+    /* Vanilla RNN: h [n] = act(a + bias + p), act relu or tanh. */
+    void (*rnn_fw)(int64_t n, const void *a, const void *bias, const void *p, bool relu, void *h);
+    /* Its backward: a [n] := (doh + gh) act'(h); gh := 0. */
+    void (*rnn_bw)(int64_t n, void *a, const void *h, const void *doh, bool relu, void *gh);
+    /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
+     * in row order whatever the thread count. */
+    void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);
+    /* float tables only (NULL in the double one): e[k] = exp(x[k] - m);
+     * dx[k] += g exp(x[k] - l), k < n. */
+    void (*exp_shift)(int64_t n, const float *x, float m, float *e);
+    void (*softmax_axpy)(int64_t n, float g, const float *x, double l, float *dx);
+} tn__rows;
+
+extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic,
+    tn__rows_f64;
+
+/* The table for dtype dt (TN_F32 or TN_F64) on the active kernel path. */
+const tn__rows *tn__rows_get(tn_dtype dt);
+
+/* Plain double references of the row kernels (rows_naive.c), for tests:
+ * the same contracts on double data, scalar libm math, no restrict. */
+extern const tn__rows tn__rows_naive;
+
+#endif

@@ -1,0 +1,161 @@
+/* src/ops/rows_impl.h - the row kernels of rows.h, written once. Included
+ * by rows_f32_*.c and rows_f64.c, each compiled for one kernel path, with
+ *   RT        the element type (float or double)
+ *   RT_FLOAT  defined for float (adds the float-only exp loops)
+ * defined; it defines the static kernels and ROWS_TABLE, an initialiser of
+ * tn__rows naming them. TN_SIGMOID / TN_TANH / TN_EXP pick fastmath.h's
+ * float functions or libm's double ones. Shapes: see rows.h. */
+#include "rows.h"
+#include "fastmath.h"
+#include "../core/loops.h"
+
+static void lstm_fw(int64_t n, int64_t ga, void *a_, const void *bias_, const void *p_,
+                    int64_t gp, const void *cp_, void *h_, void *c_)
+{
+    RT *restrict a = a_, *restrict h = h_, *restrict c = c_;
+    const RT *restrict bias = bias_, *restrict p = p_, *restrict cp = cp_;
+    for (int64_t j = 0; j < n; j++) {
+        RT i = TN_SIGMOID(a[j] + p[j] + bias[j]);
+        RT f = TN_SIGMOID(a[ga + j] + p[gp + j] + bias[ga + j]);
+        RT g = TN_TANH(a[2 * ga + j] + p[2 * gp + j] + bias[2 * ga + j]);
+        RT o = TN_SIGMOID(a[3 * ga + j] + p[3 * gp + j] + bias[3 * ga + j]);
+        a[j] = i, a[ga + j] = f, a[2 * ga + j] = g, a[3 * ga + j] = o;
+        c[j] = f * cp[j] + i * g;
+    }
+    for (int64_t j = 0; j < n; j++)
+        h[j] = a[3 * ga + j] * TN_TANH(c[j]);
+}
+
+static void lstm_bw(int64_t n, int64_t ga, void *a_, const void *c_, const void *cp_,
+                    const void *doh_, const void *doc_, void *gh_, void *gc_)
+{
+    RT *restrict a = a_, *restrict gh = gh_, *restrict gc = gc_;
+    const RT *restrict c = c_, *restrict cp = cp_, *restrict doh = doh_, *restrict doc = doc_;
+    for (int64_t j = 0; j < n; j++) {
+        RT i = a[j], f = a[ga + j], g = a[2 * ga + j], o = a[3 * ga + j];
+        RT tc = TN_TANH(c[j]);
+        RT dh = doh[j] + gh[j];
+        RT dc = doc[j] + gc[j] + dh * o * (1 - tc * tc);
+        a[j] = dc * g * i * (1 - i);
+        a[ga + j] = dc * cp[j] * f * (1 - f);
+        a[2 * ga + j] = dc * i * (1 - g * g);
+        a[3 * ga + j] = dh * tc * o * (1 - o);
+        gh[j] = 0;
+        gc[j] = dc * f;
+    }
+}
+
+static void gru_fw(int64_t n, int64_t ga, void *a_, const void *bx_, const void *p_, int64_t gp,
+                   const void *bn_, const void *hp_, void *q_, void *h_)
+{
+    RT *restrict a = a_, *restrict q = q_, *restrict h = h_;
+    const RT *restrict bx = bx_, *restrict p = p_, *restrict bn = bn_, *restrict hp = hp_;
+    for (int64_t j = 0; j < n; j++) {
+        RT r = TN_SIGMOID(a[j] + bx[j] + p[j]);
+        RT z = TN_SIGMOID(a[ga + j] + bx[ga + j] + p[gp + j]);
+        RT qj = p[2 * gp + j] + bn[j];
+        RT nn = TN_TANH(a[2 * ga + j] + bx[2 * ga + j] + r * qj);
+        a[j] = r, a[ga + j] = z, a[2 * ga + j] = nn;
+        q[j] = qj;
+        h[j] = nn + z * (hp[j] - nn);
+    }
+}
+
+static void gru_bw(int64_t n, int64_t ga, void *a_, void *q_, const void *hp_, const void *doh_,
+                   void *gh_, void *dp_)
+{
+    RT *restrict a = a_, *restrict q = q_, *restrict gh = gh_, *restrict dp = dp_;
+    const RT *restrict hp = hp_, *restrict doh = doh_;
+    for (int64_t j = 0; j < n; j++) {
+        RT r = a[j], z = a[ga + j], nn = a[2 * ga + j];
+        RT dh = doh[j] + gh[j];
+        RT dn = dh * (1 - z) * (1 - nn * nn);
+        RT dr = dn * q[j] * r * (1 - r);
+        RT dz = dh * (hp[j] - nn) * z * (1 - z);
+        a[j] = dr, a[ga + j] = dz, a[2 * ga + j] = dn;
+        q[j] = dn * r;
+        dp[j] = dr, dp[ga + j] = dz, dp[2 * ga + j] = dn * r;
+        gh[j] = dh * z;
+    }
+}
+
+static void rnn_fw(int64_t n, const void *a_, const void *bias_, const void *p_, bool relu,
+                   void *h_)
+{
+    const RT *restrict a = a_, *restrict bias = bias_, *restrict p = p_;
+    RT *restrict h = h_;
+    if (relu)
+        for (int64_t j = 0; j < n; j++) {
+            RT v = a[j] + p[j] + bias[j];
+            h[j] = v > 0 ? v : 0;
+        }
+    else
+        for (int64_t j = 0; j < n; j++)
+            h[j] = TN_TANH(a[j] + p[j] + bias[j]);
+}
+
+static void rnn_bw(int64_t n, void *a_, const void *h_, const void *doh_, bool relu, void *gh_)
+{
+    RT *restrict a = a_, *restrict gh = gh_;
+    const RT *restrict h = h_, *restrict doh = doh_;
+    if (relu)
+        for (int64_t j = 0; j < n; j++) {
+            a[j] = h[j] > 0 ? doh[j] + gh[j] : 0;
+            gh[j] = 0;
+        }
+    else
+        for (int64_t j = 0; j < n; j++) {
+            a[j] = (doh[j] + gh[j]) * (1 - h[j] * h[j]);
+            gh[j] = 0;
+        }
+}
+
+/* Blocks of 64 columns, one per thread at a time; whole blocks by a
+ * fixed-width loop, which vectorises. */
+static void colsum(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_, int64_t os)
+{
+    const RT *M = M_;
+    RT *out = out_;
+#pragma omp parallel for if (rows * n > TN_PAR_MIN)
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+        RT acc[64] = {0};
+        if (n - j0 >= 64)
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < 64; j++)
+                    acc[j] += M[i * rs + j0 + j];
+        else
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < n - j0; j++)
+                    acc[j] += M[i * rs + j0 + j];
+        for (int64_t j = 0; j < 64 && j0 + j < n; j++)
+            out[(j0 + j) * os] += acc[j];
+    }
+}
+
+#ifdef RT_FLOAT
+static void exp_shift(int64_t n, const float *restrict x, float m, float *restrict e)
+{
+    for (int64_t k = 0; k < n; k++)
+        e[k] = tn__expf(x[k] - m);
+}
+
+/* The double l split into floats l_hi + l_lo: x - l_hi is exact for x
+ * near l, so the shift keeps nearly double accuracy when l is large. */
+static void softmax_axpy(int64_t n, float g, const float *restrict x, double l,
+                         float *restrict dx)
+{
+    float hi = (float)l, lo = (float)(l - hi);
+    for (int64_t k = 0; k < n; k++)
+        dx[k] += g * tn__expf((x[k] - hi) - lo);
+}
+
+#define ROWS_FLOAT_ONLY .exp_shift = exp_shift, .softmax_axpy = softmax_axpy
+#else
+#define ROWS_FLOAT_ONLY .exp_shift = NULL, .softmax_axpy = NULL
+#endif
+
+#define ROWS_TABLE                                                                              \
+    {                                                                                           \
+        .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,             \
+        .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .colsum = colsum, ROWS_FLOAT_ONLY                   \
+    }

@@ -1,0 +1,117 @@
+/* src/ops/rows_naive.c - plain references of the row kernels (rows.h) on
+ * double data: one unit at a time, libm, the formulas as the cells define
+ * them. Tests compare every table of rows.h with these. */
+#include "rows.h"
+
+#include <math.h>
+
+static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+static void lstm_fw_naive(int64_t n, int64_t ga, void *a_, const void *bias_, const void *p_,
+                          int64_t gp, const void *cp_, void *h_, void *c_)
+{
+    double *a = a_, *h = h_, *c = c_;
+    const double *bias = bias_, *p = p_, *cp = cp_;
+    for (int64_t j = 0; j < n; j++) {
+        double pre[4];
+        for (int g = 0; g < 4; g++)
+            pre[g] = a[g * ga + j] + p[g * gp + j] + bias[g * ga + j];
+        double i = sig(pre[0]), f = sig(pre[1]), gg = tanh(pre[2]), o = sig(pre[3]);
+        c[j] = f * cp[j] + i * gg;
+        h[j] = o * tanh(c[j]);
+        a[j] = i, a[ga + j] = f, a[2 * ga + j] = gg, a[3 * ga + j] = o;
+    }
+}
+
+static void lstm_bw_naive(int64_t n, int64_t ga, void *a_, const void *c_, const void *cp_,
+                          const void *doh_, const void *doc_, void *gh_, void *gc_)
+{
+    double *a = a_, *gh = gh_, *gc = gc_;
+    const double *c = c_, *cp = cp_, *doh = doh_, *doc = doc_;
+    for (int64_t j = 0; j < n; j++) {
+        double i = a[j], f = a[ga + j], g = a[2 * ga + j], o = a[3 * ga + j];
+        double dh = doh[j] + gh[j];
+        double dc = doc[j] + gc[j] + dh * o * (1 - tanh(c[j]) * tanh(c[j]));
+        a[j] = dc * g * i * (1 - i);                /* d(pre_i) */
+        a[ga + j] = dc * cp[j] * f * (1 - f);       /* d(pre_f) */
+        a[2 * ga + j] = dc * i * (1 - g * g);       /* d(pre_g) */
+        a[3 * ga + j] = dh * tanh(c[j]) * o * (1 - o); /* d(pre_o) */
+        gh[j] = 0;
+        gc[j] = dc * f;
+    }
+}
+
+static void gru_fw_naive(int64_t n, int64_t ga, void *a_, const void *bx_, const void *p_,
+                         int64_t gp, const void *bn_, const void *hp_, void *q_, void *h_)
+{
+    double *a = a_, *q = q_, *h = h_;
+    const double *bx = bx_, *p = p_, *bn = bn_, *hp = hp_;
+    for (int64_t j = 0; j < n; j++) {
+        double r = sig(a[j] + bx[j] + p[j]);
+        double z = sig(a[ga + j] + bx[ga + j] + p[gp + j]);
+        q[j] = p[2 * gp + j] + bn[j];
+        double nn = tanh(a[2 * ga + j] + bx[2 * ga + j] + r * q[j]);
+        h[j] = (1 - z) * nn + z * hp[j];
+        a[j] = r, a[ga + j] = z, a[2 * ga + j] = nn;
+    }
+}
+
+static void gru_bw_naive(int64_t n, int64_t ga, void *a_, void *q_, const void *hp_,
+                         const void *doh_, void *gh_, void *dp_)
+{
+    double *a = a_, *q = q_, *gh = gh_, *dp = dp_;
+    const double *hp = hp_, *doh = doh_;
+    for (int64_t j = 0; j < n; j++) {
+        double r = a[j], z = a[ga + j], nn = a[2 * ga + j];
+        double dh = doh[j] + gh[j];
+        double dn = dh * (1 - z) * (1 - nn * nn); /* d(pre_n) */
+        double dr = dn * q[j] * r * (1 - r);      /* d(pre_r) */
+        double dz = dh * (hp[j] - nn) * z * (1 - z);
+        a[j] = dr, a[ga + j] = dz, a[2 * ga + j] = dn;
+        q[j] = dn * r;
+        dp[j] = dr, dp[ga + j] = dz, dp[2 * ga + j] = dn * r;
+        gh[j] = dh * z;
+    }
+}
+
+static void rnn_fw_naive(int64_t n, const void *a_, const void *bias_, const void *p_, bool relu,
+                         void *h_)
+{
+    const double *a = a_, *bias = bias_, *p = p_;
+    double *h = h_;
+    for (int64_t j = 0; j < n; j++) {
+        double v = a[j] + p[j] + bias[j];
+        h[j] = relu ? fmax(v, 0.0) : tanh(v);
+    }
+}
+
+static void rnn_bw_naive(int64_t n, void *a_, const void *h_, const void *doh_, bool relu,
+                         void *gh_)
+{
+    double *a = a_, *gh = gh_;
+    const double *h = h_, *doh = doh_;
+    for (int64_t j = 0; j < n; j++) {
+        double d = doh[j] + gh[j];
+        a[j] = relu ? (h[j] > 0 ? d : 0) : d * (1 - h[j] * h[j]);
+        gh[j] = 0;
+    }
+}
+
+static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_,
+                         int64_t os)
+{
+    const double *M = M_;
+    double *out = out_;
+    for (int64_t j = 0; j < n; j++) {
+        double s = 0;
+        for (int64_t i = 0; i < rows; i++)
+            s += M[i * rs + j];
+        out[j * os] += s;
+    }
+}
+
+const tn__rows tn__rows_naive = {
+    .lstm_fw = lstm_fw_naive, .lstm_bw = lstm_bw_naive, .gru_fw = gru_fw_naive,
+    .gru_bw = gru_bw_naive, .rnn_fw = rnn_fw_naive, .rnn_bw = rnn_bw_naive,
+    .colsum = colsum_naive,
+};
