@@ -9,11 +9,11 @@
 #include "fastmath.h"
 #include "../core/loops.h"
 
-static void lstm_fw(int64_t n, int64_t ga, void *a_, const void *bias_, const void *p_,
-                    int64_t gp, const void *cp_, void *h_, void *c_)
+static void lstm_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bias_, const void *restrict p_,
+                    int64_t gp, const void *restrict cp_, void *restrict h_, void *restrict c_)
 {
-    RT *restrict a = a_, *restrict h = h_, *restrict c = c_;
-    const RT *restrict bias = bias_, *restrict p = p_, *restrict cp = cp_;
+    RT *a = a_, *h = h_, *c = c_;
+    const RT *bias = bias_, *p = p_, *cp = cp_;
     for (int64_t j = 0; j < n; j++) {
         RT i = TN_SIGMOID(a[j] + p[j] + bias[j]);
         RT f = TN_SIGMOID(a[ga + j] + p[gp + j] + bias[ga + j]);
@@ -26,11 +26,11 @@ static void lstm_fw(int64_t n, int64_t ga, void *a_, const void *bias_, const vo
         h[j] = a[3 * ga + j] * TN_TANH(c[j]);
 }
 
-static void lstm_bw(int64_t n, int64_t ga, void *a_, const void *c_, const void *cp_,
-                    const void *doh_, const void *doc_, void *gh_, void *gc_)
+static void lstm_bw(int64_t n, int64_t ga, void *restrict a_, const void *restrict c_, const void *restrict cp_,
+                    const void *restrict doh_, const void *restrict doc_, void *restrict gh_, void *restrict gc_)
 {
-    RT *restrict a = a_, *restrict gh = gh_, *restrict gc = gc_;
-    const RT *restrict c = c_, *restrict cp = cp_, *restrict doh = doh_, *restrict doc = doc_;
+    RT *a = a_, *gh = gh_, *gc = gc_;
+    const RT *c = c_, *cp = cp_, *doh = doh_, *doc = doc_;
     for (int64_t j = 0; j < n; j++) {
         RT i = a[j], f = a[ga + j], g = a[2 * ga + j], o = a[3 * ga + j];
         RT tc = TN_TANH(c[j]);
@@ -45,11 +45,11 @@ static void lstm_bw(int64_t n, int64_t ga, void *a_, const void *c_, const void 
     }
 }
 
-static void gru_fw(int64_t n, int64_t ga, void *a_, const void *bx_, const void *p_, int64_t gp,
-                   const void *bn_, const void *hp_, void *q_, void *h_)
+static void gru_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bx_, const void *restrict p_, int64_t gp,
+                   const void *restrict bn_, const void *restrict hp_, void *restrict q_, void *restrict h_)
 {
-    RT *restrict a = a_, *restrict q = q_, *restrict h = h_;
-    const RT *restrict bx = bx_, *restrict p = p_, *restrict bn = bn_, *restrict hp = hp_;
+    RT *a = a_, *q = q_, *h = h_;
+    const RT *bx = bx_, *p = p_, *bn = bn_, *hp = hp_;
     for (int64_t j = 0; j < n; j++) {
         RT r = TN_SIGMOID(a[j] + bx[j] + p[j]);
         RT z = TN_SIGMOID(a[ga + j] + bx[ga + j] + p[gp + j]);
@@ -61,11 +61,11 @@ static void gru_fw(int64_t n, int64_t ga, void *a_, const void *bx_, const void 
     }
 }
 
-static void gru_bw(int64_t n, int64_t ga, void *a_, void *q_, const void *hp_, const void *doh_,
-                   void *gh_, void *dp_)
+static void gru_bw(int64_t n, int64_t ga, void *restrict a_, void *restrict q_, const void *restrict hp_, const void *restrict doh_,
+                   void *restrict gh_, void *restrict dp_)
 {
-    RT *restrict a = a_, *restrict q = q_, *restrict gh = gh_, *restrict dp = dp_;
-    const RT *restrict hp = hp_, *restrict doh = doh_;
+    RT *a = a_, *q = q_, *gh = gh_, *dp = dp_;
+    const RT *hp = hp_, *doh = doh_;
     for (int64_t j = 0; j < n; j++) {
         RT r = a[j], z = a[ga + j], nn = a[2 * ga + j];
         RT dh = doh[j] + gh[j];
@@ -79,11 +79,11 @@ static void gru_bw(int64_t n, int64_t ga, void *a_, void *q_, const void *hp_, c
     }
 }
 
-static void rnn_fw(int64_t n, const void *a_, const void *bias_, const void *p_, bool relu,
-                   void *h_)
+static void rnn_fw(int64_t n, const void *restrict a_, const void *restrict bias_, const void *restrict p_, bool relu,
+                   void *restrict h_)
 {
-    const RT *restrict a = a_, *restrict bias = bias_, *restrict p = p_;
-    RT *restrict h = h_;
+    const RT *a = a_, *bias = bias_, *p = p_;
+    RT *h = h_;
     if (relu)
         for (int64_t j = 0; j < n; j++) {
             RT v = a[j] + p[j] + bias[j];
@@ -94,10 +94,10 @@ static void rnn_fw(int64_t n, const void *a_, const void *bias_, const void *p_,
             h[j] = TN_TANH(a[j] + p[j] + bias[j]);
 }
 
-static void rnn_bw(int64_t n, void *a_, const void *h_, const void *doh_, bool relu, void *gh_)
+static void rnn_bw(int64_t n, void *restrict a_, const void *restrict h_, const void *restrict doh_, bool relu, void *restrict gh_)
 {
-    RT *restrict a = a_, *restrict gh = gh_;
-    const RT *restrict h = h_, *restrict doh = doh_;
+    RT *a = a_, *gh = gh_;
+    const RT *h = h_, *doh = doh_;
     if (relu)
         for (int64_t j = 0; j < n; j++) {
             a[j] = h[j] > 0 ? doh[j] + gh[j] : 0;
@@ -112,7 +112,7 @@ static void rnn_bw(int64_t n, void *a_, const void *h_, const void *doh_, bool r
 
 /* Blocks of 64 columns, one per thread at a time; whole blocks by a
  * fixed-width loop, which vectorises. */
-static void colsum(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_, int64_t os)
+static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs, void *restrict out_, int64_t os)
 {
     const RT *M = M_;
     RT *out = out_;
