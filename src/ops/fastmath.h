@@ -1,6 +1,7 @@
 /* src/ops/fastmath.h - float exp, tanh and sigmoid that the compiler can
  * vectorise (glibc's expf/tanhf are scalar calls and were a quarter of an
- * LSTM training step). Branch-free, so loops over them become SIMD.
+ * LSTM training step). Branch-free, so loops over them become SIMD (with
+ * -fno-trapping-math below AVX-512: see rows.h and CMakeLists.txt).
  *
  * Accuracy (tests/test_fastmath.c sweeps them against double-precision
  * libm): measured max relative error 1.0e-7 for exp on [-87, 88], 1.5e-7
@@ -67,10 +68,6 @@ static inline float tn__tanhf(float x)
     float t = a < 0.3f ? small : big;
     return x < 0 ? -t : t;
 }
-
-/* Hot float loops get clones for AVX2 and AVX-512 with runtime dispatch,
- * so the default build still runs on any x86-64. */
-#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* Type-generic picks: the fast float versions, libm for double. */
 #define TN_EXP(v) _Generic((v), float: tn__expf, default: exp)(v)
