@@ -306,6 +306,10 @@ int main(int argc, char **argv)
     /* Hooks before any library object exists; then the runtime (BLIS
      * sub-configuration, threads, flush-to-zero) before any BLIS call. */
     tn_set_allocator(hook_alloc, hook_free);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "rnn_bench: %s\n", tn_last_error());
+        return 1;
+    }
     tn_set_num_threads((int)threads);
 
     model m;
@@ -385,10 +389,11 @@ int main(int argc, char **argv)
 
     printf("config=%s threads=%ld ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
            "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steady_allocs=%ld "
-           "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s\n",
+           "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s blis_arch=%d "
+           "isa=%s\n",
            name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
            atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps, cfg.cell, H, B, T, L,
-           tn_blis_config());
+           tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()));
 
     tn_tensor_free(ids);
     tn_tensor_free(targets);
