@@ -1,0 +1,263 @@
+/* tests/test_kernels.c - the optimised kernels against their plain twins:
+ *
+ *  - every row-kernel table this CPU can run (rows.h: float generic, avx2,
+ *    avx512; double) against tn__rows_naive, on random rows of several
+ *    widths (vector tails) with gate strides wider than the rows;
+ *  - the packed per-step product on BLIS's micro-kernel (tn__packed_mul)
+ *    against tn__gemm_naive, over shapes that cut every tile edge, both
+ *    dtypes, := and +=, packed from strided and transposed sources.
+ *
+ * Tolerances. Float tables: 2e-6 absolute on values of order 1: the fast
+ * exp/tanh/sigmoid are within 4e-7 of libm (test_fastmath) and each output
+ * is a product or sum of a few such terms rounded to float (measured worst
+ * 4.2e-7); a wrong gate, stride or index is off by 1e-2 or more. Double table: 1e-13 (the same libm functions, other
+ * operation order). Products: the K-term sums of values in [-1, 1] differ
+ * from the double reference by rounding only: float 1e-6 * K, double
+ * 1e-14 * K (several times the worst case sqrt(K) * eps growth seen).
+ */
+#include "check.h"
+
+#include "../src/ops/ops_internal.h"
+#include "../src/ops/rows.h"
+
+static tn_rng rng;
+
+static void fill(double *v, int64_t n, double lo, double hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * tn_rng_uniform(&rng);
+}
+
+/* A buffer of n values of dtype dt holding v (rounded for float). */
+static void *to_dt(const double *v, int64_t n, tn_dtype dt)
+{
+    void *p = malloc((size_t)n * tn_dtype_size(dt));
+    for (int64_t i = 0; i < n; i++)
+        if (dt == TN_F32)
+            ((float *)p)[i] = (float)v[i];
+        else
+            ((double *)p)[i] = v[i];
+    return p;
+}
+
+static double val(const void *p, int64_t i, tn_dtype dt)
+{
+    return dt == TN_F32 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+
+/* Max |p[i] - ref[i]| over n values. */
+static double maxdiff(const void *p, const double *ref, int64_t n, tn_dtype dt)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(val(p, i, dt) - ref[i]));
+    return m;
+}
+
+/* The same inputs (rounded to dt) through table t and through the naive
+ * references; the worst difference of every output. */
+enum { NB = 12 }; /* buffers per case */
+
+typedef struct kcase {
+    int64_t n, ga, gp;
+    double *in[NB];  /* the inputs, double */
+    int64_t len[NB]; /* their lengths */
+} kcase;
+
+static double run_table(const tn__rows *t, tn_dtype dt, const kcase *c, int which)
+{
+    void *b[NB];
+    double *ref[NB];
+    for (int i = 0; i < NB; i++) {
+        b[i] = to_dt(c->in[i], c->len[i], dt);
+        ref[i] = malloc(sizeof(double) * (size_t)c->len[i]);
+        for (int64_t k = 0; k < c->len[i]; k++) /* the reference sees the rounded inputs */
+            ref[i][k] = val(b[i], k, dt);
+    }
+    const tn__rows *nv = &tn__rows_naive;
+    int64_t n = c->n, ga = c->ga, gp = c->gp;
+    /* buffers: 0 a, 1 bias, 2 p, 3 cp/hp, 4 h, 5 c/q, 6 doh, 7 doc, 8 gh, 9 gc/dp, 10 bn */
+    switch (which) {
+    case 0:
+        t->lstm_fw(n, ga, b[0], b[1], b[2], gp, b[3], b[4], b[5]);
+        nv->lstm_fw(n, ga, ref[0], ref[1], ref[2], gp, ref[3], ref[4], ref[5]);
+        break;
+    case 1:
+        t->lstm_bw(n, ga, b[0], b[5], b[3], b[6], b[7], b[8], b[9]);
+        nv->lstm_bw(n, ga, ref[0], ref[5], ref[3], ref[6], ref[7], ref[8], ref[9]);
+        break;
+    case 2:
+        t->gru_fw(n, ga, b[0], b[1], b[2], gp, b[10], b[3], b[5], b[4]);
+        nv->gru_fw(n, ga, ref[0], ref[1], ref[2], gp, ref[10], ref[3], ref[5], ref[4]);
+        break;
+    case 3:
+        t->gru_bw(n, ga, b[0], b[5], b[3], b[6], b[8], b[9]);
+        nv->gru_bw(n, ga, ref[0], ref[5], ref[3], ref[6], ref[8], ref[9]);
+        break;
+    case 4:
+    case 5:
+        t->rnn_fw(n, b[0], b[1], b[2], which == 5, b[4]);
+        nv->rnn_fw(n, ref[0], ref[1], ref[2], which == 5, ref[4]);
+        break;
+    case 6:
+    case 7:
+        t->rnn_bw(n, b[0], b[4], b[6], which == 7, b[8]);
+        nv->rnn_bw(n, ref[0], ref[4], ref[6], which == 7, ref[8]);
+        break;
+    case 8: /* column sums of a [rows = 3, n] block with row stride ga, into gc */
+        t->colsum(b[0], 3, n, ga, b[9], 1);
+        nv->colsum(ref[0], 3, n, ga, ref[9], 1);
+        break;
+    }
+    double worst = 0;
+    for (int i = 0; i < NB; i++) {
+        worst = fmax(worst, maxdiff(b[i], ref[i], c->len[i], dt));
+        free(b[i]);
+        free(ref[i]);
+    }
+    return worst;
+}
+
+static void test_rows(void)
+{
+    static const char *const kname[] = {"lstm_fw", "lstm_bw", "gru_fw", "gru_bw", "rnn_fw",
+                                        "rnn_relu_fw", "rnn_bw", "rnn_relu_bw", "colsum"};
+    struct {
+        const tn__rows *t;
+        tn_dtype dt;
+        const char *name;
+        tn_isa needs;
+        double tol;
+    } tabs[] = {
+        {&tn__rows_f32_generic, TN_F32, "f32 generic", TN_ISA_GENERIC, 2e-6},
+        {&tn__rows_f32_avx2, TN_F32, "f32 avx2", TN_ISA_AVX2, 2e-6},
+        {&tn__rows_f32_avx512, TN_F32, "f32 avx512", TN_ISA_AVX512, 2e-6},
+        {&tn__rows_f64, TN_F64, "f64", TN_ISA_GENERIC, 1e-13},
+    };
+    int64_t widths[] = {1, 7, 16, 37, 64, 100};
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].needs > tn_isa_cpu()) {
+            printf("rows %s: skipped (this CPU lacks the path)\n", tabs[ti].name);
+            continue;
+        }
+        double worst[9] = {0};
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            kcase c = {.n = widths[wi], .ga = widths[wi] + 3, .gp = widths[wi] + 1};
+            int64_t lens[NB] = {4 * c.ga, 4 * c.ga, 4 * c.gp, c.n, c.n, c.n, c.n, c.n,
+                                c.n,      4 * c.ga, c.n,      1};
+            for (int i = 0; i < NB; i++) {
+                c.len[i] = lens[i];
+                c.in[i] = malloc(sizeof(double) * (size_t)lens[i]);
+                fill(c.in[i], lens[i], -2, 2);
+            }
+            for (int k = 0; k < 9; k++) {
+                kcase ck = c;
+                double *gates = malloc(sizeof(double) * (size_t)lens[0]);
+                if (k == 1 || k == 3) { /* backward takes activated gates in (0, 1) */
+                    fill(gates, lens[0], 0.05, 0.95);
+                    ck.in[0] = gates;
+                }
+                if (k == 6 || k == 7) { /* h = tanh(...) in (-1, 1) */
+                    double *h = malloc(sizeof(double) * (size_t)c.n);
+                    fill(h, c.n, -0.95, 0.95);
+                    ck.in[4] = h;
+                    worst[k] = fmax(worst[k], run_table(tabs[ti].t, tabs[ti].dt, &ck, k));
+                    free(h);
+                } else {
+                    worst[k] = fmax(worst[k], run_table(tabs[ti].t, tabs[ti].dt, &ck, k));
+                }
+                free(gates);
+            }
+            for (int i = 0; i < NB; i++)
+                free(c.in[i]);
+        }
+        printf("rows %s vs naive:", tabs[ti].name);
+        for (int k = 0; k < 9; k++) {
+            printf(" %s %.2g", kname[k], worst[k]);
+            CHECK(worst[k] <= tabs[ti].tol);
+        }
+        printf("\n");
+    }
+}
+
+/* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
+ * pieces (as the recurrent op packs gate blocks); compared with the naive
+ * product. Returns the max difference. */
+static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool transposed,
+                          bool acc)
+{
+    int64_t lda = K + 2, ldc = N + 5;
+    double *a = malloc(sizeof(double) * (size_t)(M * lda));
+    double *w = malloc(sizeof(double) * (size_t)(K * N));
+    double *c = malloc(sizeof(double) * (size_t)(M * ldc));
+    fill(a, M * lda, -1, 1);
+    fill(w, K * N, -1, 1);
+    fill(c, M * ldc, -1, 1);
+    void *A = to_dt(a, M * lda, dt), *W = to_dt(w, K * N, dt), *C = to_dt(c, M * ldc, dt);
+    void *R = to_dt(c, M * ldc, dt);
+    /* W element (k, j): row-major [K, N], or stored transposed [N, K] */
+    int64_t rs = transposed ? 1 : N, cs = transposed ? K : 1;
+    tn__packed p;
+    tn__packed_geometry(&p, dt, K, N);
+    p.w = aligned_alloc(64, (size_t)tn__packed_bytes(&p));
+    void *scratch = aligned_alloc(64, (size_t)tn__packed_scratch_bytes(&p, M));
+    tn__packed_zero(&p);
+    int64_t half = N / 2;
+    size_t es = tn_dtype_size(dt);
+    tn__packed_set(&p, 0, half, W, rs, cs);
+    tn__packed_set(&p, half, N - half, (char *)W + (size_t)(half * cs) * es, rs, cs);
+    tn__packed_mul(&p, M, A, lda, C, ldc, acc, scratch);
+    tn__gemm_naive(dt, M, N, K, A, lda, W, rs, cs, R, ldc, acc);
+    double worst = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < ldc; j++) /* columns past N must stay untouched */
+            worst = fmax(worst, fabs(val(C, i * ldc + j, dt) - val(R, i * ldc + j, dt)));
+    free(p.w), free(scratch);
+    free(a), free(w), free(c), free(A), free(W), free(C), free(R);
+    return worst;
+}
+
+static void test_product(void)
+{
+    int64_t Ms[] = {1, 5, 6, 7, 12, 32, 33, 64};
+    int64_t Ks[] = {1, 16, 128, 130};
+    int64_t Ns[] = {1, 12, 16, 17, 100, 256};
+    for (int d = 0; d < 2; d++) {
+        tn_dtype dt = d ? TN_F64 : TN_F32;
+        int bad = 0, runs = 0;
+        double worst_rel = 0;
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++)
+                for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
+                    for (int v = 0; v < 4; v++) {
+                        int64_t K = Ks[ki];
+                        double e = run_product(dt, Ms[mi], K, Ns[ni], v & 1, v & 2);
+                        double tol = (dt == TN_F32 ? 1e-6 : 1e-14) * (double)K;
+                        worst_rel = fmax(worst_rel, e / tol);
+                        runs++;
+                        if (e > tol) {
+                            bad++;
+                            fprintf(stderr, "product %s M %lld K %lld N %lld v %d: diff %.3g\n",
+                                    tn_dtype_name(dt), (long long)Ms[mi], (long long)K,
+                                    (long long)Ns[ni], v, e);
+                        }
+                    }
+        printf("packed product %s (BLIS %s): %d shapes, worst diff %.3g of its tolerance\n",
+               tn_dtype_name(dt), tn_blis_config(), runs, worst_rel);
+        CHECK(bad == 0);
+    }
+}
+
+int main(void)
+{
+    tn_rng_seed(&rng, 7);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "test_kernels: %s\n", tn_last_error());
+        return 1;
+    }
+    printf("kernel path %s, cpu %s, BLIS %s\n", tn_isa_name(tn_isa_active()),
+           tn_isa_name(tn_isa_cpu()), tn_blis_config());
+    test_rows();
+    test_product();
+    return check_report("test_kernels");
+}
