@@ -38,6 +38,7 @@ GC_FAMILY(shape) __attribute__((weak));
 GC_FAMILY(matmul) __attribute__((weak));
 GC_FAMILY(reduce) __attribute__((weak));
 GC_FAMILY(softmax) __attribute__((weak));
+GC_FAMILY(select) __attribute__((weak));
 GC_FAMILY(index) __attribute__((weak));
 GC_FAMILY(loss) __attribute__((weak));
 GC_FAMILY(fused) __attribute__((weak));

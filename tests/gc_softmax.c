@@ -16,8 +16,22 @@ static tn_tensor *f_lsm_view(tn_tape *tp, tn_tensor *const *x, void *c)
     (void)c;
     return tn_log_softmax(tp, tn_narrow(tp, tn_transpose(tp, x[0], 0, 1), 1, 1, 2), -1);
 }
+/* masked: x [2, 3, 5] with a random 0/1 mask [2, 1, 5] broadcast over dim
+ * 1 (rows with nothing kept give zeros), and one along dim 0 of a
+ * transposed view with a full-shape mask */
+static tn_tensor *f_smm_last(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return tn_softmax_masked(tp, x[0], -1, x[1]);
+}
+static tn_tensor *f_smm_view(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return tn_softmax_masked(tp, tn_transpose(tp, x[0], 0, 1), 0, x[1]);
+}
 
 #define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
+#define MASK(nd, ...) {TN_I32, nd, {__VA_ARGS__}, false, 0, 2}
 #define WIDE(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -6, 6}
 
 /* Tolerances: smooth ops, central differences with eps 1e-6 agree to
@@ -32,6 +46,8 @@ static const gc_case cases[] = {
     {TN_OP_LOG_SOFTMAX, "last dim, wide range", f_lsm_last, 1, {WIDE(2, 3, 5)}, 1e-7, 1e-6},
     {TN_OP_LOG_SOFTMAX, "middle dim, 4-D", f_lsm_mid, 1, {G(4, 2, 3, 2, 2)}, 1e-7, 1e-6},
     {TN_OP_LOG_SOFTMAX, "last dim of transposed+narrowed view", f_lsm_view, 1, {G(2, 3, 5)}, 1e-7, 1e-6},
+    {TN_OP_SOFTMAX_MASKED, "last dim, mask broadcast over dim 1", f_smm_last, 2, {WIDE(3, 2, 3, 5), MASK(3, 2, 1, 5)}, 1e-7, 1e-6},
+    {TN_OP_SOFTMAX_MASKED, "dim 0 of a transposed view, full mask", f_smm_view, 2, {G(2, 3, 4), MASK(2, 4, 3)}, 1e-7, 1e-6},
 };
 
 GC_FAMILY(softmax)

@@ -61,6 +61,9 @@ typedef enum tn_op {
     /* softmax.c */
     TN_OP_SOFTMAX,
     TN_OP_LOG_SOFTMAX,
+    TN_OP_SOFTMAX_MASKED,
+    /* select.c */
+    TN_OP_TOPK,
     /* index.c */
     TN_OP_GATHER_ROWS,
     /* loss.c */
@@ -167,6 +170,26 @@ tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
 /* Softmax / log-softmax along dim (log-sum-exp with max subtraction). */
 tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
 tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
+/* Softmax along dim over the elements that mask keeps: mask is int32 and
+ * broadcasts to x (numpy rules; nonzero keeps). Masked elements get exactly
+ * 0 and no gradient; a row with nothing kept is all zeros. For attention
+ * over padded sequences: mask [B, 1, S] or [B, S] from the lengths. The
+ * mask is read at the call (it may change afterwards). */
+tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask);
+
+/* ---- select.c ---- */
+
+/* The k largest elements of x along dim, in order (larger first; equal
+ * values by lower index; NaN counts as the largest): *values (x's dtype,
+ * differentiable: the gradient flows back to the chosen elements) and
+ * *indices (int32 positions along dim), both of x's shape with dim of size
+ * k, tape tensors. 1 <= k <= x's size along dim. Returns TN_OK, or an
+ * error (both outputs NULL; the tape's error is set). */
+tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **values,
+                  tn_tensor **indices);
+/* int32 positions of the largest element along dim (order as tn_topk),
+ * dim removed unless keepdim (a 1-D x gives [1]). No gradient. */
+tn_tensor *tn_argmax(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
 
 /* ---- index.c ---- */
 

@@ -7,12 +7,20 @@
  *   softmax:     dx += y * (dy - sum(dy * y))
  *   log_softmax: dx += dy - exp(y) * sum(dy)
  * Node parameters: iparam[0] = dim (normalised).
+ *
+ * softmax_masked takes an int32 mask broadcastable to x (nonzero keeps an
+ * element): masked elements get exactly 0 and no gradient, the others the
+ * softmax of the kept ones (what masked_fill(-inf) then softmax gives in
+ * PyTorch); a row with nothing kept is all zeros (PyTorch: NaN). The mask,
+ * expanded to x's shape, is kept in y->aux; backward is softmax's (y = 0
+ * where masked, so those gradients are 0).
  */
 #include "ops_internal.h"
 
 /* y (x's shape, contiguous) = softmax or log_softmax of x (strided) along
- * dim d. */
-static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_out)
+ * dim d; keep (y's layout, or NULL) masks softmax's elements. */
+static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_out,
+                            const int32_t *keep)
 {
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
@@ -24,7 +32,26 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
         TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
         for (int64_t r = 0; r < rows; r++) {
             const T *px = X + tn__row_off(r, s, sx);
-            T *py = Y + tn__row_off(r, s, sy);
+            int64_t oy = tn__row_off(r, s, sy);
+            T *py = Y + oy;
+            if (keep) {
+                const int32_t *kp = keep + oy;
+                bool any = false;
+                T m = 0;
+                for (int64_t k = 0; k < n; k++)
+                    if (kp[k * sny] && (!any || px[k * snx] > m))
+                        m = px[k * snx], any = true;
+                double z = 0;
+                for (int64_t k = 0; k < n; k++) {
+                    T e = kp[k * sny] ? exp(px[k * snx] - m) : 0;
+                    py[k * sny] = e;
+                    z += e;
+                }
+                T inv = any ? (T)(1.0 / z) : 0;
+                for (int64_t k = 0; k < n; k++)
+                    py[k * sny] *= inv;
+                continue;
+            }
             T m = px[0];
             for (int64_t k = 1; k < n; k++)
                 if (px[k * snx] > m)
@@ -100,7 +127,55 @@ static tn_tensor *softmax_op(tn_tape *tp, int op, tn_tensor *x, int dim)
     if (!y)
         return NULL;
     y->iparam[0] = d;
-    softmax_forward(y, x, d, op == TN_OP_LOG_SOFTMAX);
+    softmax_forward(y, x, d, op == TN_OP_LOG_SOFTMAX, NULL);
+    return tn__finish(tp, y);
+}
+
+tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask)
+{
+    if (!tn__check(tp, "softmax_masked", 1, &x))
+        return NULL;
+    if (!mask) {
+        tn_tape_fail(tp, TN_ERR_ARG, "softmax_masked: mask is NULL");
+        return NULL;
+    }
+    if (mask->dtype != TN_I32) {
+        tn_tape_fail(tp, TN_ERR_DTYPE, "softmax_masked: mask %s must be int32, got %s",
+                     TN_SHP(mask), tn_dtype_name(mask->dtype));
+        return NULL;
+    }
+    int nd;
+    int64_t shape[4];
+    if (!tn__broadcast_shape(x, mask, &nd, shape) || nd != x->ndim ||
+        memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd) != 0) {
+        tn_tape_fail(tp, TN_ERR_SHAPE, "softmax_masked: mask %s does not broadcast to x %s",
+                     TN_SHP(mask), TN_SHP(x));
+        return NULL;
+    }
+    int d = tn__dim_of(tp, "softmax_masked", dim, x);
+    if (d < 0)
+        return NULL;
+    int64_t n = tn_numel(x);
+    int32_t *keep = tn_tape_alloc(tp, (size_t)n * sizeof *keep);
+    tn_tensor *y = keep ? tn__result(tp, TN_OP_SOFTMAX_MASKED, x->dtype, x->ndim, x->shape,
+                                     false, x, mask, NULL)
+                        : NULL;
+    if (!y)
+        return NULL;
+    /* the mask expanded to x's shape, in y's (row-major) order */
+    int64_t f[4], st[4];
+    tn__frame(x->ndim, x->shape, f);
+    tn__bstrides(mask, x->ndim, x->shape, st);
+    const int32_t *M = mask->data;
+    int64_t i = 0;
+    for (int64_t a = 0; a < f[0]; a++)
+        for (int64_t b = 0; b < f[1]; b++)
+            for (int64_t c = 0; c < f[2]; c++)
+                for (int64_t e = 0; e < f[3]; e++)
+                    keep[i++] = M[a * st[0] + b * st[1] + c * st[2] + e * st[3]] != 0;
+    y->aux = keep;
+    y->iparam[0] = d;
+    softmax_forward(y, x, d, false, keep);
     return tn__finish(tp, y);
 }
 
@@ -115,4 +190,5 @@ tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim)
 }
 
 void tn__bw_softmax(tn_tensor *y) { softmax_backward(y, false); }
+void tn__bw_softmax_masked(tn_tensor *y) { softmax_backward(y, false); }
 void tn__bw_log_softmax(tn_tensor *y) { softmax_backward(y, true); }

@@ -29,6 +29,8 @@ void tn__bw_sum(tn_tensor *y);
 void tn__bw_mean(tn_tensor *y);
 void tn__bw_softmax(tn_tensor *y);
 void tn__bw_log_softmax(tn_tensor *y);
+void tn__bw_softmax_masked(tn_tensor *y);
+void tn__bw_topk(tn_tensor *y);
 void tn__bw_gather_rows(tn_tensor *y);
 void tn__bw_cross_entropy(tn_tensor *y);
 void tn__bw_nll(tn_tensor *y);
@@ -68,6 +70,8 @@ const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_MEAN] = {"mean", tn__bw_mean},
     [TN_OP_SOFTMAX] = {"softmax", tn__bw_softmax},
     [TN_OP_LOG_SOFTMAX] = {"log_softmax", tn__bw_log_softmax},
+    [TN_OP_SOFTMAX_MASKED] = {"softmax_masked", tn__bw_softmax_masked},
+    [TN_OP_TOPK] = {"topk", tn__bw_topk},
     [TN_OP_GATHER_ROWS] = {"gather_rows", tn__bw_gather_rows},
     [TN_OP_CROSS_ENTROPY] = {"cross_entropy", tn__bw_cross_entropy},
     [TN_OP_NLL] = {"nll", tn__bw_nll},
