@@ -126,6 +126,58 @@ typedef struct tn_rnn_out {
 tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
                          tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
 
+/* ---- attention over encoder outputs ---- */
+
+/* Score functions, for query q [B, Hq] and keys k [B, S, Hk]:
+ *   BAHDANAU       (additive) v^T tanh(W_k k_s + b_k + W_q q); parameters
+ *                  key.weight [A, Hk], key.bias [A], query.weight [A, Hq],
+ *                  v.weight [1, A] (nn.Linear names; A = attn_size)
+ *   LUONG_DOT      q . k_s (Hq == Hk, no parameters)
+ *   LUONG_GENERAL  q^T W k_s; parameter linear.weight [Hq, Hk] (an
+ *                  nn.Linear(Hk, Hq, bias=False) applied to the keys)
+ * The weights are the softmax of the scores over each sequence's own
+ * source positions: padded positions (s >= lengths[b]) get exactly 0. */
+typedef enum tn_attn_kind {
+    TN_ATTN_BAHDANAU = 0,
+    TN_ATTN_LUONG_DOT = 1,
+    TN_ATTN_LUONG_GENERAL = 2,
+} tn_attn_kind;
+
+typedef struct tn_attention {
+    tn_attn_kind kind;
+    int64_t query_size, key_size, attn_size;
+    tn_tensor *w_key, *b_key, *w_query, *v; /* Bahdanau */
+    tn_tensor *w;                           /* Luong general */
+} tn_attention;
+
+/* Create the parameters of kind in ps under prefix (attn_size is used by
+ * Bahdanau only; LUONG_DOT needs query_size == key_size), initialised as
+ * nn.Linear's (uniform(+-1/sqrt(in))) from r. "bahdanau", "luong" (dot)
+ * and "general" name the kinds in tn_attn_kind_from_name (-1: unknown). */
+tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
+                            tn_attn_kind kind, int64_t query_size, int64_t key_size,
+                            int64_t attn_size, tn_dtype dt, tn_rng *r);
+int tn_attn_kind_from_name(const char *name);
+
+/* What the score function needs of the keys, made once per source batch
+ * and reused at every decoder step (tape tensors, valid until the tape is
+ * reset). */
+typedef struct tn_attn_memory {
+    tn_tensor *keys; /* [B, S, Hk] as given */
+    tn_tensor *proj; /* Bahdanau: W_k k + b_k [B, S, A]; else NULL */
+    tn_tensor *mask; /* int32 [B, S]: 1 where s < lengths[b] */
+} tn_attn_memory;
+
+/* keys [B, S, Hk] (e.g. an encoder's output); lengths: NULL (all S) or B
+ * values in 1..S. Returns TN_OK or the tape's error. */
+tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *keys,
+                               const int32_t *lengths, tn_attn_memory *m);
+/* One query q [B, Hq] -> *context [B, Hk] = sum_s w[b, s] k[b, s] and
+ * *weights [B, S] (either pointer may be NULL when not wanted). Returns
+ * TN_OK or the tape's error. */
+tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn_memory *m,
+                               tn_tensor *query, tn_tensor **context, tn_tensor **weights);
+
 /* A single step: nn.RNNCell / nn.LSTMCell / nn.GRUCell. */
 typedef struct tn_rnn_cell {
     tn_cell cell;
