@@ -193,6 +193,83 @@ tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn
 tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, tn_tensor *h,
                                tn_tensor *cs, tn_tensor **c_out);
 
+/* ---- encoder-decoder (seq2seq) ---- */
+
+/* An encoder over padded source ids and a decoder of step-wise cells with
+ * attention and input feeding (Luong et al. 2015's architecture; the score
+ * function is any tn_attn_kind):
+ *   encoder   embed (src_vocab, E) -> tn_rnn (cell, H, layers, optionally
+ *             bidirectional) over the sources with their lengths
+ *   bridge    decoder layer l starts at tanh(bridge(h_n of encoder layer l,
+ *             directions concatenated)); LSTM's c likewise (bridge_c)
+ *   decoder   per step: x = [embed(y_prev); feed] -> cells (layers) -> h;
+ *             with attention: c = attention(h over the encoder outputs),
+ *             feed = tanh(combine([h; c])); without: feed = h;
+ *             logits = out(feed)
+ * Parameters (PyTorch-style names): src_embed.weight, tgt_embed.weight,
+ * encoder.weight_ih_l0..., bridge.weight/bias, bridge_c.* (LSTM),
+ * decoder.<l>.weight_ih..., attn.* (tn_attention), combine.weight (no
+ * bias), out.weight/bias. Ids: sources padded with src_pad; targets are
+ * [B, T] ending with eos and padded with tgt_pad; the decoder's first input
+ * is sos. */
+typedef struct tn_seq2seq_opts {
+    tn_cell cell; /* TN_CELL_GRU or TN_CELL_LSTM (RNN cells work too) */
+    int64_t src_vocab, tgt_vocab, embed, hidden;
+    int layers;          /* of the encoder, and of the decoder */
+    bool bidirectional;  /* encoder */
+    int attention;       /* a tn_attn_kind, or -1 for none */
+    double dropout;      /* on embeddings, between layers and before out */
+    int32_t src_pad, tgt_pad, sos, eos;
+} tn_seq2seq_opts;
+
+typedef struct tn_seq2seq {
+    tn_seq2seq_opts o;
+    tn_embedding src_embed, tgt_embed;
+    tn_rnn encoder;
+    tn_linear bridge, bridge_c;
+    tn_rnn_cell dec[TN_RNN_MAX_LAYERS];
+    tn_attention attn;
+    tn_linear combine, out;
+} tn_seq2seq;
+
+/* Create the model's parameters in ps under prefix (NULL: none),
+ * initialised as PyTorch's modules from r. Bad options give TN_ERR_ARG
+ * naming the option. */
+tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
+                          const tn_seq2seq_opts *o, tn_dtype dt, tn_rng *r);
+
+/* Training loss: src [B, S] int32 ids with src_len (B values in 1..S),
+ * tgt [B, T] int32 ids (eos-terminated, tgt_pad after); at each step the
+ * decoder's next input is the gold token with probability teacher_forcing
+ * (one draw per step from rng; otherwise the model's own argmax). *loss =
+ * mean cross-entropy over the target tokens that are not tgt_pad. Returns
+ * TN_OK or the tape's error. */
+tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                          const int32_t *src_len, tn_tensor *tgt, double teacher_forcing,
+                          tn_rng *rng, tn_tensor **loss);
+
+/* Decoding, in no-grad and eval mode on tp (restored after), for a batch
+ * of B sources: out [B, max_len] gets each sentence's tokens (eos not
+ * included, tgt_pad after), out_len [B] their number, score [B] the sum of
+ * the log-probabilities of the tokens and of the eos (if one was chosen
+ * before max_len). pad and sos are never chosen. Beam search keeps `beam`
+ * hypotheses per sentence and returns the finished one with the best
+ * score / length^len_alpha (length counting the eos; len_alpha 0: raw
+ * sum). Beam width 1 is greedy decoding exactly. Returns TN_OK or an error. */
+tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                            const int32_t *src_len, int64_t max_len, int32_t *out,
+                            int32_t *out_len, double *score);
+tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                          const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
+                          int32_t *out, int32_t *out_len, double *score);
+/* The decoder's attention weights while decoding one sentence greedily
+ * (src [1, S]): weights [max_len, S] (row t for output token t; rows past
+ * out_len are 0). For attention plots. Returns TN_OK or an error
+ * (TN_ERR_ARG without attention). */
+tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                   int32_t src_len, int64_t max_len, int32_t *out,
+                                   int32_t *out_len, double *weights);
+
 #ifdef __cplusplus
 }
 #endif

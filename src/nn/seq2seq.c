@@ -1,0 +1,490 @@
+/* src/nn/seq2seq.c - encoder-decoder with attention, teacher-forced
+ * training loss, greedy and beam-search decoding (tensor/nn.h), from the
+ * public ops and layers.
+ *
+ * Shapes: src [B, S] ids, encoder output (the attention's keys)
+ * [B, S, D*H], decoder state per layer h, c [B, H], feed [B, H], logits
+ * [B, V]. Decoding keeps `beam` rows per sentence (row b*beam + i); the
+ * states follow their hypotheses by gathering rows (tn_gather_rows).
+ */
+#include "tensor/nn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The decoder's state between steps. */
+typedef struct dstate {
+    tn_tensor *h[TN_RNN_MAX_LAYERS], *c[TN_RNN_MAX_LAYERS];
+    tn_tensor *feed; /* [B, H]: the previous attentional output (input feeding) */
+} dstate;
+
+static bool with_attn(const tn_seq2seq *m) { return m->o.attention >= 0; }
+
+tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
+                          const tn_seq2seq_opts *o, tn_dtype dt, tn_rng *r)
+{
+    if (!m || !ps || !o || !r)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_init: NULL argument");
+    const char *bad = NULL;
+    if (o->src_vocab < 1 || o->tgt_vocab < 3)
+        bad = "src_vocab >= 1 and tgt_vocab >= 3";
+    else if (o->embed < 1 || o->hidden < 1)
+        bad = "embed and hidden >= 1";
+    else if (o->layers < 1 || o->layers > TN_RNN_MAX_LAYERS)
+        bad = "layers in 1..TN_RNN_MAX_LAYERS";
+    else if (o->attention < -1 || o->attention > TN_ATTN_LUONG_GENERAL)
+        bad = "attention -1 (none) or a tn_attn_kind";
+    else if (!(o->dropout >= 0 && o->dropout < 1))
+        bad = "dropout in [0, 1)";
+    else if (o->src_pad < 0 || o->src_pad >= o->src_vocab)
+        bad = "src_pad in 0..src_vocab-1";
+    else if (o->tgt_pad < 0 || o->tgt_pad >= o->tgt_vocab || o->sos < 0 ||
+             o->sos >= o->tgt_vocab || o->eos < 0 || o->eos >= o->tgt_vocab ||
+             o->sos == o->eos || o->tgt_pad == o->eos || o->tgt_pad == o->sos)
+        bad = "tgt_pad, sos and eos distinct ids in 0..tgt_vocab-1";
+    if (bad)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_init: bad options: need %s", bad);
+    memset(m, 0, sizeof *m);
+    m->o = *o;
+    int64_t E = o->embed, H = o->hidden, D = o->bidirectional ? 2 : 1;
+    char pre[TN_NAME_MAX + 2], name[2 * TN_NAME_MAX + 40];
+    snprintf(pre, sizeof pre, "%s%s", prefix && *prefix ? prefix : "",
+             prefix && *prefix ? "." : "");
+#define SUB(s) (snprintf(name, sizeof name, "%s%s", pre, s), name)
+    tn_status st;
+    if ((st = tn_embedding_init(&m->src_embed, ps, SUB("src_embed"), o->src_vocab, E, o->src_pad,
+                                dt, r)) ||
+        (st = tn_embedding_init(&m->tgt_embed, ps, SUB("tgt_embed"), o->tgt_vocab, E, o->tgt_pad,
+                                dt, r)) ||
+        (st = tn_rnn_init(&m->encoder, ps, SUB("encoder"), o->cell, E, H, o->layers,
+                          o->bidirectional, o->dropout, dt, r)) ||
+        (st = tn_linear_init(&m->bridge, ps, SUB("bridge"), D * H, H, true, dt, r)))
+        return st;
+    if (o->cell == TN_CELL_LSTM &&
+        (st = tn_linear_init(&m->bridge_c, ps, SUB("bridge_c"), D * H, H, true, dt, r)))
+        return st;
+    for (int l = 0; l < o->layers; l++) {
+        char cell[32];
+        snprintf(cell, sizeof cell, "decoder.%d", l);
+        int64_t in = l == 0 ? E + (o->attention >= 0 ? H : 0) : H;
+        if ((st = tn_rnn_cell_init(&m->dec[l], ps, SUB(cell), o->cell, in, H, dt, r)))
+            return st;
+    }
+    if (o->attention >= 0 &&
+        ((st = tn_attention_init(&m->attn, ps, SUB("attn"), (tn_attn_kind)o->attention, H, D * H,
+                                 H, dt, r)) ||
+         (st = tn_linear_init(&m->combine, ps, SUB("combine"), H + D * H, H, false, dt, r))))
+        return st;
+    return tn_linear_init(&m->out, ps, SUB("out"), H, o->tgt_vocab, true, dt, r);
+#undef SUB
+}
+
+/* An int32 tape tensor [n] holding ids. */
+static tn_tensor *ids_tensor(tn_tape *tp, int64_t n, const int32_t *ids)
+{
+    tn_tensor *t = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){n});
+    if (t)
+        memcpy(t->data, ids, (size_t)n * sizeof *ids);
+    return t;
+}
+
+/* Check src [B, S] and src_len for function fn. */
+static tn_status check_src(tn_tape *tp, const char *fn, const tn_seq2seq *m, tn_tensor *src,
+                           const int32_t *src_len)
+{
+    if (!tp || !m || !src || !src_len)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL argument", fn);
+    if (tn_tape_error(tp))
+        return tn_last_status();
+    if (src->dtype != TN_I32 || src->ndim != 2) {
+        char buf[64];
+        return tn_tape_fail(tp, TN_ERR_SHAPE, "%s: src %s %s, expected int32 [B, S]", fn,
+                            tn_dtype_name(src->dtype), tn_shape_str(src, buf, sizeof buf));
+    }
+    for (int64_t b = 0; b < src->shape[0]; b++)
+        if (src_len[b] < 1 || src_len[b] > src->shape[1])
+            return tn_tape_fail(tp, TN_ERR_INDEX, "%s: src_len[%lld] = %d outside 1..S = %lld",
+                                fn, (long long)b, (int)src_len[b], (long long)src->shape[1]);
+    return TN_OK;
+}
+
+/* Run the encoder; mem gets the attention's memory, st the decoder's first
+ * state (feed zero). */
+static tn_status encode(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src, const int32_t *src_len,
+                        tn_attn_memory *mem, dstate *st)
+{
+    const tn_seq2seq_opts *o = &m->o;
+    int64_t B = src->shape[0], H = o->hidden, D = o->bidirectional ? 2 : 1;
+    tn_tensor *x = tn_dropout(tp, tn_embedding_forward(tp, &m->src_embed, src), o->dropout);
+    tn_rnn_out enc;
+    tn_status s = tn_rnn_forward(tp, &m->encoder, x, NULL, NULL, src_len, &enc);
+    if (s)
+        return s;
+    memset(st, 0, sizeof *st);
+    memset(mem, 0, sizeof *mem);
+    if (with_attn(m) && (s = tn_attention_prepare(tp, &m->attn, enc.output, src_len, mem)))
+        return s;
+    for (int l = 0; l < o->layers; l++) {
+        tn_tensor *parts[2][2];
+        for (int64_t d = 0; d < D; d++) {
+            parts[0][d] = tn_reshape(tp, tn_narrow(tp, enc.h_n, 0, l * D + d, 1), 2,
+                                     (int64_t[]){B, H});
+            if (enc.c_n)
+                parts[1][d] = tn_reshape(tp, tn_narrow(tp, enc.c_n, 0, l * D + d, 1), 2,
+                                         (int64_t[]){B, H});
+        }
+        st->h[l] = tn_tanh(tp, tn_linear_forward(tp, &m->bridge,
+                                                 D == 1 ? parts[0][0] : tn_concat(tp, 2, parts[0], 1)));
+        if (enc.c_n)
+            st->c[l] = tn_tanh(tp, tn_linear_forward(tp, &m->bridge_c,
+                                                     D == 1 ? parts[1][0]
+                                                            : tn_concat(tp, 2, parts[1], 1)));
+    }
+    st->feed = with_attn(m) ? tn_tape_tensor(tp, m->out.weight->dtype, 2, (int64_t[]){B, H}) : NULL;
+    return tn_tape_error(tp) ? tn_last_status() : TN_OK;
+}
+
+/* One decoder step from y_prev (int32 [B]): updates st; returns logits
+ * [B, V] (and the attention weights [B, S] in *w when w is not NULL). */
+static tn_tensor *decode_step(tn_tape *tp, const tn_seq2seq *m, const tn_attn_memory *mem,
+                              tn_tensor *y_prev, dstate *st, tn_tensor **w)
+{
+    const tn_seq2seq_opts *o = &m->o;
+    tn_tensor *x = tn_dropout(tp, tn_embedding_forward(tp, &m->tgt_embed, y_prev), o->dropout);
+    if (with_attn(m))
+        x = tn_concat(tp, 2, (tn_tensor *[]){x, st->feed}, 1);
+    for (int l = 0; l < o->layers; l++) {
+        if (l > 0)
+            x = tn_dropout(tp, x, o->dropout);
+        tn_tensor *c_out = NULL;
+        st->h[l] = tn_rnn_cell_forward(tp, &m->dec[l], x, st->h[l], st->c[l], &c_out);
+        st->c[l] = c_out;
+        x = st->h[l];
+    }
+    tn_tensor *top = x;
+    if (with_attn(m)) {
+        tn_tensor *ctx = NULL;
+        if (tn_attention_forward(tp, &m->attn, mem, top, &ctx, w))
+            return NULL;
+        top = tn_tanh(tp, tn_linear_forward(tp, &m->combine,
+                                            tn_concat(tp, 2, (tn_tensor *[]){top, ctx}, 1)));
+        st->feed = top;
+    }
+    return tn_linear_forward(tp, &m->out, tn_dropout(tp, top, o->dropout));
+}
+
+tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                          const int32_t *src_len, tn_tensor *tgt, double teacher_forcing,
+                          tn_rng *rng, tn_tensor **loss)
+{
+    if (loss)
+        *loss = NULL;
+    tn_status s = check_src(tp, "tn_seq2seq_loss", m, src, src_len);
+    if (s)
+        return s;
+    if (!loss || !rng || !tgt)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_loss: NULL argument");
+    int64_t B = src->shape[0];
+    if (tgt->dtype != TN_I32 || tgt->ndim != 2 || tgt->shape[0] != B) {
+        char buf[64];
+        return tn_tape_fail(tp, TN_ERR_SHAPE, "tn_seq2seq_loss: tgt %s, expected int32 [%lld, T]",
+                            tn_shape_str(tgt, buf, sizeof buf), (long long)B);
+    }
+    if (!(teacher_forcing >= 0 && teacher_forcing <= 1))
+        return tn_tape_fail(tp, TN_ERR_ARG, "tn_seq2seq_loss: teacher_forcing %g outside [0, 1]",
+                            teacher_forcing);
+    int64_t T = tgt->shape[1], V = m->o.tgt_vocab;
+    const int32_t *Y = tgt->data;
+    for (int64_t i = 0; i < B * T; i++)
+        if (Y[i] < 0 || Y[i] >= V)
+            return tn_tape_fail(tp, TN_ERR_INDEX, "tn_seq2seq_loss: tgt[%lld] = %d outside 0..%lld",
+                                (long long)i, (int)Y[i], (long long)V - 1);
+    tn_attn_memory mem;
+    dstate st;
+    if ((s = encode(tp, m, src, src_len, &mem, &st)))
+        return s;
+    tn_tensor **logits = tn_tape_alloc(tp, (size_t)T * sizeof *logits);
+    int32_t *prev = tn_tape_alloc(tp, (size_t)B * sizeof *prev);
+    if (!logits || !prev)
+        return tn_last_status();
+    for (int64_t b = 0; b < B; b++)
+        prev[b] = m->o.sos;
+    for (int64_t t = 0; t < T; t++) {
+        tn_tensor *y = decode_step(tp, m, &mem, ids_tensor(tp, B, prev), &st, NULL);
+        if (!y)
+            return tn_last_status();
+        logits[t] = y;
+        bool forced = teacher_forcing >= 1 || tn_rng_uniform(rng) < teacher_forcing;
+        tn_tensor *am = forced ? NULL : tn_argmax(tp, y, 1, false);
+        if (!forced && !am)
+            return tn_last_status();
+        for (int64_t b = 0; b < B; b++)
+            prev[b] = forced ? Y[b * T + t] : ((const int32_t *)am->data)[b];
+    }
+    /* logits [B, T, V] in the targets' order */
+    tn_tensor *all = tn_reshape(tp, tn_stack(tp, (int)T, logits, 1), 2, (int64_t[]){B * T, V});
+    tn_tensor *flat = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){B * T});
+    if (!flat)
+        return tn_last_status();
+    memcpy(flat->data, Y, (size_t)(B * T) * sizeof *Y);
+    *loss = tn_cross_entropy(tp, all, flat, m->o.tgt_pad, TN_REDUCE_MEAN);
+    return *loss ? TN_OK : tn_last_status();
+}
+
+/* Gather rows of every state tensor by rows [n]. */
+static void state_gather(tn_tape *tp, const tn_seq2seq *m, dstate *st, tn_tensor *rows)
+{
+    for (int l = 0; l < m->o.layers; l++) {
+        st->h[l] = tn_gather_rows(tp, st->h[l], rows, -1);
+        if (st->c[l])
+            st->c[l] = tn_gather_rows(tp, st->c[l], rows, -1);
+    }
+    if (st->feed)
+        st->feed = tn_gather_rows(tp, st->feed, rows, -1);
+}
+
+/* The attention memory of B sentences repeated k times (row b*k + i);
+ * rows [B*k] holds b for each. */
+static tn_status memory_repeat(tn_tape *tp, tn_attn_memory *mem, int64_t B, int k,
+                               tn_tensor *rows)
+{
+    if (!mem->keys || k == 1)
+        return TN_OK;
+    int64_t S = mem->keys->shape[1];
+    tn_tensor *src[2] = {mem->keys, mem->proj};
+    for (int i = 0; i < 2; i++) {
+        if (!src[i])
+            continue;
+        int64_t F = src[i]->shape[2];
+        tn_tensor *flat = tn_reshape(tp, tn_contiguous(tp, src[i]), 2, (int64_t[]){B, S * F});
+        tn_tensor *rep = tn_reshape(tp, tn_gather_rows(tp, flat, rows, -1), 3,
+                                    (int64_t[]){B * k, S, F});
+        if (i == 0)
+            mem->keys = rep;
+        else
+            mem->proj = rep;
+    }
+    tn_tensor *mask = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){B * k, S});
+    if (!mask || tn_tape_error(tp))
+        return tn_last_status();
+    for (int64_t r = 0; r < B * k; r++)
+        memcpy((int32_t *)mask->data + r * S, (const int32_t *)mem->mask->data + (r / k) * S,
+               (size_t)S * sizeof(int32_t));
+    mem->mask = mask;
+    return TN_OK;
+}
+
+/* A hypothesis of the beam: tokens so far (in the shared token store),
+ * the sum of their log-probabilities. */
+typedef struct hyp {
+    int32_t *tok;
+    int64_t len;
+    double score;
+} hyp;
+
+/* A candidate extension: beam i with token v. */
+typedef struct cand {
+    double score;
+    int i;
+    int32_t v;
+} cand;
+
+/* a before b: higher score, then lower beam, then lower token (so that
+ * width 1 picks greedy's argmax, whose ties go to the lower id). */
+static bool cand_before(const cand *a, const cand *b)
+{
+    if (a->score != b->score)
+        return a->score > b->score;
+    return a->i != b->i ? a->i < b->i : a->v < b->v;
+}
+
+/* The core of both decoders. weights: NULL, or [max_len, S] for sentence 0
+ * (greedy only). */
+static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                             const int32_t *src_len, int k, double alpha, int64_t max_len,
+                             int32_t *out, int32_t *out_len, double *score, double *weights,
+                             const char *fn)
+{
+    tn_status s = check_src(tp, fn, m, src, src_len);
+    if (s)
+        return s;
+    if (!out || !out_len || !score)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL output", fn);
+    if (k < 1 || max_len < 1 || !(alpha >= 0))
+        return tn_set_error(TN_ERR_ARG, "%s: beam %d, max_len %lld, len_alpha %g: need beam >= 1, "
+                                        "max_len >= 1, len_alpha >= 0",
+                            fn, k, (long long)max_len, alpha);
+    int64_t B = src->shape[0], V = m->o.tgt_vocab, n = B * k;
+    bool grad = tn_tape_set_grad(tp, false), train = tn_tape_training(tp);
+    tn_tape_set_training(tp, false);
+    /* host memory of the search */
+    hyp *live = calloc((size_t)n, sizeof *live), *next = calloc((size_t)n, sizeof *next);
+    hyp *best = calloc((size_t)B, sizeof *best);
+    int *nlive = calloc((size_t)B, sizeof *nlive), *nfin = calloc((size_t)B, sizeof *nfin);
+    double *bestnorm = calloc((size_t)B, sizeof *bestnorm);
+    int32_t *store = calloc((size_t)(3 * n + B) * (size_t)max_len, sizeof *store);
+    int32_t *prev = calloc((size_t)n, sizeof *prev), *parent = calloc((size_t)n, sizeof *parent);
+    cand *cands = calloc((size_t)k * (size_t)V, sizeof *cands), *top = calloc((size_t)k, sizeof *top);
+    double *logp = calloc((size_t)V, sizeof *logp);
+    if (!live || !next || !best || !nlive || !nfin || !bestnorm || !store || !prev || !parent ||
+        !cands || !top || !logp) {
+        s = tn_set_error(TN_ERR_MEMORY, "%s: out of memory (beam %d, batch %lld, vocab %lld)", fn,
+                         k, (long long)B, (long long)V);
+        goto done;
+    }
+    int32_t *live_tok = store, *next_tok = store + n * max_len, *best_tok = store + 2 * n * max_len;
+    for (int64_t r = 0; r < n; r++) {
+        live[r].tok = live_tok + r * max_len;
+        next[r].tok = next_tok + r * max_len;
+        prev[r] = m->o.sos;
+        parent[r] = (int32_t)(r / k); /* every beam of sentence b starts from its row b */
+    }
+    for (int64_t b = 0; b < B; b++) {
+        nlive[b] = 1;
+        best[b].tok = best_tok + b * max_len;
+        bestnorm[b] = -INFINITY;
+        best[b].score = -INFINITY;
+    }
+    if (weights)
+        memset(weights, 0, sizeof(double) * (size_t)(max_len * src->shape[1]));
+    tn_attn_memory mem;
+    dstate st;
+    if ((s = encode(tp, m, src, src_len, &mem, &st)))
+        goto done;
+    tn_tensor *rows = ids_tensor(tp, n, parent);
+    if (!rows || (s = memory_repeat(tp, &mem, B, k, rows)))
+        goto done;
+    if (k > 1)
+        state_gather(tp, m, &st, rows);
+    for (int64_t t = 0; t < max_len; t++) {
+        tn_tensor *w = NULL;
+        tn_tensor *lg = decode_step(tp, m, &mem, ids_tensor(tp, n, prev), &st, weights ? &w : NULL);
+        tn_tensor *lp = tn_log_softmax(tp, lg, 1);
+        if (!lp) {
+            s = tn_last_status();
+            goto done;
+        }
+        if (weights && w)
+            for (int64_t j = 0; j < src->shape[1]; j++)
+                weights[t * src->shape[1] + j] = tn_tensor_get(w, j);
+        bool any = false;
+        for (int64_t b = 0; b < B; b++) {
+            int nc = 0;
+            for (int i = 0; i < nlive[b]; i++) {
+                const hyp *h = &live[b * k + i];
+                for (int64_t v = 0; v < V; v++)
+                    logp[v] = tn_tensor_get(lp, (b * k + i) * V + v);
+                for (int64_t v = 0; v < V; v++)
+                    if (v != m->o.tgt_pad && v != m->o.sos)
+                        cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
+            }
+            /* the k best candidates, in order (selection: k is small) */
+            int nt = 0;
+            for (int c = 0; c < nc; c++) {
+                if (nt == k && !cand_before(&cands[c], &top[k - 1]))
+                    continue;
+                int q = nt < k ? nt++ : k - 1;
+                while (q > 0 && cand_before(&cands[c], &top[q - 1])) {
+                    top[q] = top[q - 1];
+                    q--;
+                }
+                top[q] = cands[c];
+            }
+            int nl = 0;
+            for (int q = 0; q < nt; q++) {
+                const hyp *h = &live[b * k + top[q].i];
+                bool eos = top[q].v == m->o.eos, last = t + 1 == max_len;
+                if (eos || last) { /* finished: with its eos, or cut at max_len */
+                    int64_t len = h->len + 1; /* the eos, or the token cut at */
+                    double norm = alpha == 0 ? top[q].score : top[q].score / pow((double)len, alpha);
+                    if (nfin[b] < k && norm > bestnorm[b]) {
+                        bestnorm[b] = norm;
+                        best[b].score = top[q].score;
+                        best[b].len = eos ? h->len : h->len + 1;
+                        memcpy(best[b].tok, h->tok, (size_t)h->len * sizeof *h->tok);
+                        if (!eos)
+                            best[b].tok[h->len] = top[q].v;
+                    }
+                    nfin[b]++;
+                    continue;
+                }
+                hyp *d = &next[b * k + nl];
+                memcpy(d->tok, h->tok, (size_t)h->len * sizeof *h->tok);
+                d->tok[h->len] = top[q].v;
+                d->len = h->len + 1;
+                d->score = top[q].score;
+                parent[b * k + nl] = (int32_t)(b * k + top[q].i);
+                prev[b * k + nl] = top[q].v;
+                nl++;
+            }
+            if (nfin[b] >= k)
+                nl = 0; /* k finished: done */
+            for (int i = nl; i < k; i++) { /* idle rows: any state, fed eos */
+                parent[b * k + i] = (int32_t)(b * k);
+                prev[b * k + i] = m->o.eos;
+            }
+            nlive[b] = nl;
+            any = any || nl > 0;
+        }
+        hyp *sw = live;
+        live = next;
+        next = sw;
+        if (!any)
+            break;
+        tn_tensor *pr = ids_tensor(tp, n, parent);
+        if (!pr) {
+            s = tn_last_status();
+            goto done;
+        }
+        state_gather(tp, m, &st, pr);
+    }
+    for (int64_t b = 0; b < B; b++) {
+        out_len[b] = (int32_t)best[b].len;
+        score[b] = best[b].score;
+        for (int64_t j = 0; j < max_len; j++)
+            out[b * max_len + j] = j < best[b].len ? best[b].tok[j] : m->o.tgt_pad;
+    }
+    if (weights)
+        for (int64_t t = out_len[0] + 1; t < max_len; t++)
+            memset(weights + t * src->shape[1], 0, sizeof(double) * (size_t)src->shape[1]);
+    s = tn_tape_error(tp) ? tn_last_status() : TN_OK;
+done:
+    tn_tape_set_grad(tp, grad);
+    tn_tape_set_training(tp, train);
+    free(live), free(next), free(best), free(nlive), free(nfin), free(bestnorm), free(store);
+    free(prev), free(parent), free(cands), free(top), free(logp);
+    return s;
+}
+
+tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                            const int32_t *src_len, int64_t max_len, int32_t *out,
+                            int32_t *out_len, double *score)
+{
+    return beam_search(tp, m, src, src_len, 1, 0.0, max_len, out, out_len, score, NULL,
+                       "tn_seq2seq_greedy");
+}
+
+tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                          const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
+                          int32_t *out, int32_t *out_len, double *score)
+{
+    return beam_search(tp, m, src, src_len, beam, len_alpha, max_len, out, out_len, score, NULL,
+                       "tn_seq2seq_beam");
+}
+
+tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                   int32_t src_len, int64_t max_len, int32_t *out,
+                                   int32_t *out_len, double *weights)
+{
+    if (!m || !weights)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_attention_map: NULL argument");
+    if (!with_attn(m))
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_attention_map: the model has no attention");
+    if (!src || src->ndim != 2 || src->shape[0] != 1)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_attention_map: src must be [1, S]");
+    double score;
+    return beam_search(tp, m, src, &src_len, 1, 0.0, max_len, out, out_len, &score, weights,
+                       "tn_seq2seq_attention_map");
+}
