@@ -1,0 +1,79 @@
+/* tensor/dist.h - data-parallel training over MPI (optional module,
+ * library tensor_dist, built when CMake finds MPI: -DTN_MPI=AUTO|ON|OFF).
+ *
+ * Every process (rank) holds the whole model and trains on its share of
+ * the global batch; after backward the gradients are averaged over the
+ * ranks, so every rank takes the same optimizer step:
+ *
+ *     tn_dist *d;
+ *     tn_dist_init(&d, &argc, &argv, &ps);     // or tn_dist_init_comm
+ *     tn_dist_broadcast(d, &ps);               // rank 0's parameters
+ *     for each step:
+ *         forward on this rank's rows; tn_backward(...)
+ *         tn_dist_allreduce(d);                // average the gradients
+ *         tn_clip_grad_norm(&ps, 1.0); tn_optim_step(opt);
+ *
+ * Gradients travel in a few large buckets (packed once per step into
+ * buffers made at init: no allocation per step), all started at once with
+ * non-blocking all-reduces and waited together. The deterministic mode
+ * sums the ranks' buckets in rank order on every rank (an all-gather), so
+ * results are bitwise identical run to run for the same number of ranks
+ * (MPI's own reductions may change their order with the algorithm MPI
+ * picks). tn_dist_agree turns a failure on any rank into the same error on
+ * every rank, naming the rank, instead of a hang.
+ *
+ * Threads: MPI is used from the calling thread only (MPI_THREAD_FUNNELED);
+ * the library's OpenMP and BLIS threads never call MPI.
+ */
+#ifndef TENSOR_DIST_H
+#define TENSOR_DIST_H
+
+#include "tensor/nn.h"
+
+#include <mpi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tn_dist tn_dist;
+
+/* Start on MPI_COMM_WORLD, initialising MPI (MPI_Init_thread, FUNNELED)
+ * unless the caller did; ps is the parameter set whose gradients
+ * tn_dist_allreduce averages (it must outlive d and keep its parameters).
+ * argc/argv may be NULL. *d gets the handle (free with tn_dist_free, which
+ * finalises MPI only if tn_dist_init initialised it). */
+tn_status tn_dist_init(tn_dist **d, int *argc, char ***argv, const tn_params *ps);
+/* The same on a communicator the caller made (MPI already initialised);
+ * the communicator is duplicated, so the caller keeps its own. */
+tn_status tn_dist_init_comm(tn_dist **d, MPI_Comm comm, const tn_params *ps);
+void tn_dist_free(tn_dist *d);
+
+int tn_dist_rank(const tn_dist *d);
+int tn_dist_size(const tn_dist *d);
+/* Bucket size in bytes (default 8 MiB; set before the first all-reduce). */
+tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes);
+/* Fixed-order sums (see above); off by default. */
+void tn_dist_set_deterministic(tn_dist *d, bool on);
+/* Number of buckets and seconds spent in the last tn_dist_allreduce. */
+int tn_dist_buckets(const tn_dist *d);
+double tn_dist_last_seconds(const tn_dist *d);
+
+/* Copy rank 0's parameter values to every rank (at start, and after rank
+ * 0 loaded a checkpoint). */
+tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps);
+/* Replace every parameter gradient by its mean over the ranks (collective:
+ * every rank must call it). */
+tn_status tn_dist_allreduce(tn_dist *d);
+/* Collective: returns TN_OK when local is TN_OK on every rank; otherwise
+ * every rank returns the status of the lowest failing rank, with the
+ * message "rank R: <its tn_last_error()>" in tn_last_error(). */
+tn_status tn_dist_agree(tn_dist *d, tn_status local);
+/* Collective: whether v is the same on every rank (for checks such as the
+ * data size or the number of ranks a checkpoint was made with). */
+bool tn_dist_same(tn_dist *d, int64_t v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
