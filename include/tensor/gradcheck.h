@@ -37,7 +37,7 @@ typedef struct tn_gradcheck_result {
  * as an error of order its own size / 1e-2), not against the gradient.
  * Input values are restored exactly afterwards; parameter gradients are left
  * zeroed. Returns TN_OK, or an error if f fails or an argument is bad. */
-tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
+TN_API tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
                        double eps, tn_gradcheck_result *res);
 
 #ifdef __cplusplus

@@ -41,21 +41,21 @@ typedef struct tn_params {
 } tn_params;
 
 /* Empty set (or zero-initialise the struct). */
-void tn_params_init(tn_params *ps);
+TN_API void tn_params_init(tn_params *ps);
 /* Free every tensor of the set and the set's storage. */
-void tn_params_free(tn_params *ps);
+TN_API void tn_params_free(tn_params *ps);
 /* New parameter prefix + "." + name (or name alone when prefix is NULL or
  * ""), zero-filled, shape as given, requires_grad set. The set owns it; the
  * returned pointer stays valid until tn_params_free. NULL on error
  * (duplicate name, bad shape). */
-tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
+TN_API tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
                          int ndim, const int64_t *shape);
 /* Parameter by full name, or NULL. */
-tn_tensor *tn_params_get(const tn_params *ps, const char *name);
+TN_API tn_tensor *tn_params_get(const tn_params *ps, const char *name);
 /* Zero every gradient. */
-void tn_params_zero_grad(tn_params *ps);
+TN_API void tn_params_zero_grad(tn_params *ps);
 /* Total number of scalar parameters. */
-int64_t tn_params_numel(const tn_params *ps);
+TN_API int64_t tn_params_numel(const tn_params *ps);
 
 /* ---- Linear, Embedding, Dropout ---- */
 
@@ -67,11 +67,11 @@ typedef struct tn_linear {
 
 /* Create weight (and bias) in ps under prefix, initialised as PyTorch's
  * nn.Linear (kaiming-uniform: both uniform(+-1/sqrt(in))) from r. */
-tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
+TN_API tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
                          int64_t out, bool bias, tn_dtype dt, tn_rng *r);
 /* y = x W^T + b: x [N, in] or [B, T, in] (flattened over leading dims) ->
  * [N, out] or [B, T, out]. */
-tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);
+TN_API tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);
 
 typedef struct tn_embedding {
     int64_t num, dim;
@@ -81,10 +81,10 @@ typedef struct tn_embedding {
 
 /* weight ~ N(0, 1); the padding_idx row (if >= 0) starts at zero and never
  * gets a gradient. */
-tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
+TN_API tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
                             int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r);
 /* ids (I32, shape S) -> S x [dim]. Out-of-range ids fail the tape. */
-tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *ids);
+TN_API tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *ids);
 
 /* ---- recurrent layers ---- */
 
@@ -107,7 +107,7 @@ typedef struct tn_rnn {
 /* Create the parameters of an nn.RNN / nn.LSTM / nn.GRU equivalent (with
  * biases) in ps under prefix, initialised uniform(+-1/sqrt(hidden)) from r,
  * in PyTorch's order (per layer and direction: w_ih, w_hh, b_ih, b_hh). */
-tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
+TN_API tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
                       int64_t input_size, int64_t hidden, int layers, bool bidirectional,
                       double dropout, tn_dtype dt, tn_rng *r);
 
@@ -123,7 +123,7 @@ typedef struct tn_rnn_out {
  * reverse direction starts at the sequence's own last step (PyTorch's
  * packed-sequence semantics). Results are tape tensors. Returns TN_OK or the
  * tape's error. */
-tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
+TN_API tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
                          tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
 
 /* A single step: nn.RNNCell / nn.LSTMCell / nn.GRUCell. */
@@ -133,12 +133,12 @@ typedef struct tn_rnn_cell {
     tn_tensor *w_ih, *w_hh, *b_ih, *b_hh;
 } tn_rnn_cell;
 
-tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn_cell cell,
+TN_API tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn_cell cell,
                            int64_t input_size, int64_t hidden, tn_dtype dt, tn_rng *r);
 /* x [B, I], h [B, H] (NULL: zeros), c [B, H] for LSTM (NULL: zeros).
  * Returns h' [B, H]; for LSTM also stores c' in *c_out (may be NULL for
  * other cells). NULL on error (tape error set). */
-tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, tn_tensor *h,
+TN_API tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, tn_tensor *h,
                                tn_tensor *cs, tn_tensor **c_out);
 
 #ifdef __cplusplus

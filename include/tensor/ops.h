@@ -76,7 +76,7 @@ typedef enum tn_op {
 } tn_op;
 
 /* Name of an op ("add"), or "?" for an id outside the table. */
-const char *tn_op_name(int op);
+TN_API const char *tn_op_name(int op);
 
 /* Loss reductions (PyTorch's 'none', 'mean', 'sum'). */
 typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NONE = 2 } tn_reduction;
@@ -88,106 +88,106 @@ typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NON
  * that requires grad, parameters included. Tape gradients are zeroed at the
  * start of every call; parameter gradients are not (zero them yourself).
  * Fails (without touching any gradient) if the tape has a sticky error. */
-tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
+TN_API tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
 /* Same, seeding the gradient of y with dy (same shape as y, any dtype). */
-tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
+TN_API tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
 
 /* Detach: a tensor sharing x's data that carries no gradient and no history
  * (the cut of truncated BPTT). Not an op: the result is a leaf. */
-tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);
 
 /* ---- shape.c ---- */
 
 /* View with a new shape (same numel). x must be contiguous; otherwise a
  * contiguous copy is made first. One size may be -1 (inferred). */
-tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape);
+TN_API tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape);
 /* View with dims d0 and d1 swapped (negative dims count from the end). */
-tn_tensor *tn_transpose(tn_tape *tp, tn_tensor *x, int d0, int d1);
+TN_API tn_tensor *tn_transpose(tn_tape *tp, tn_tensor *x, int d0, int d1);
 /* View of x[..., start:start+len, ...] along dim. */
-tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t len);
+TN_API tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t len);
 /* Contiguous copy of x (a view when x already is contiguous). */
-tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x);
 /* Concatenate n >= 1 tensors along dim (other dims equal). */
-tn_tensor *tn_concat(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+TN_API tn_tensor *tn_concat(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
 /* Stack n >= 1 equal-shaped tensors along a new dim (0..ndim). */
-tn_tensor *tn_stack(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+TN_API tn_tensor *tn_stack(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
 
 /* ---- binary.c ---- */
 
-tn_tensor *tn_add(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a + b */
-tn_tensor *tn_sub(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a - b */
-tn_tensor *tn_mul(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a * b */
-tn_tensor *tn_div(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a / b */
+TN_API tn_tensor *tn_add(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a + b */
+TN_API tn_tensor *tn_sub(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a - b */
+TN_API tn_tensor *tn_mul(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a * b */
+TN_API tn_tensor *tn_div(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a / b */
 
 /* ---- unary.c ---- */
 
-tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha); /* alpha * x */
-tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_log(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x); /* stable for large |x| */
-tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope);
-tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x); /* exact (erf) form */
-tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x); /* x * sigmoid(x) */
+TN_API tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha); /* alpha * x */
+TN_API tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_log(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x); /* stable for large |x| */
+TN_API tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope);
+TN_API tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x); /* exact (erf) form */
+TN_API tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x); /* x * sigmoid(x) */
 /* x where mask != 0, else 0. mask broadcasts to x, any float dtype or I32,
  * receives no gradient. For variable-length sequences. */
-tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask);
+TN_API tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask);
 /* Inverted dropout with probability p in [0, 1): in training mode zeroes
  * each element with probability p (tape RNG) and scales the rest by
  * 1/(1-p); in eval mode (tn_tape_set_training false) or p == 0, returns x. */
-tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
+TN_API tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
 
 /* ---- matmul.c (BLIS) ---- */
 
 /* a [M, K] @ b [K, N] -> [M, N]. Transposed operands are views
  * (tn_transpose), passed to BLIS as strides without a copy. */
-tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+TN_API tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
 /* Batched: a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N]. */
-tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+TN_API tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
 /* bias + a @ b: a [M, K], b [K, N], bias [N] or [1, N] (broadcast over
  * rows) or [M, N] (may be a strided view, e.g. one timestep of an input
  * projection). */
-tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
+TN_API tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
 
 /* ---- reduce.c ---- */
 
 /* Sum of all elements -> shape [1]. */
-tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x);
 /* Mean of all elements -> shape [1]. */
-tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x);
 /* Sum / mean along dim; keepdim keeps it with size 1, else it is removed
  * (a 1-D input then gives shape [1]). */
-tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
-tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+TN_API tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+TN_API tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
 
 /* ---- softmax.c ---- */
 
 /* Softmax / log-softmax along dim (log-sum-exp with max subtraction). */
-tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
-tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
+TN_API tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
+TN_API tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
 
 /* ---- index.c ---- */
 
 /* Embedding lookup: table [V, E], ids (I32, any shape S, each in [0, V))
  * -> S x [E] (ndim of ids + 1 <= 4). Backward scatter-adds into table.
  * Rows whose id equals padding_idx get no gradient (-1: none). */
-tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
+TN_API tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
 
 /* ---- loss.c ---- */
 
 /* Cross-entropy over logits [N, C] with class targets (I32 [N]); targets
  * equal to ignore_index are skipped (mean divides by the rest). Fused
  * log-softmax + NLL. Result [1] (mean/sum) or [N] (none). */
-tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+TN_API tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
                             int64_t ignore_index, tn_reduction red);
 /* Negative log-likelihood of log-probabilities logp [N, C]; as above. */
-tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
+TN_API tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
                   tn_reduction red);
 /* Mean squared error of a and b (same shape). Result [1], or a's shape for
  * TN_REDUCE_NONE. */
-tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
+TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
 
 /* ---- fused.c: point-wise recurrent cells ---- */
 
@@ -196,14 +196,14 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
  * may be a strided view); c [B, H] previous cell state or NULL (zeros).
  * Returns [B, 2H] = [h' | c'] with c' = s(f) c + s(i) tanh(g) and
  * h' = s(o) tanh(c'); take each half with tn_narrow (dim 1). */
-tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
+TN_API tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
 /* GRU cell point-wise math in one pass. xg [B, 3H]: input parts of the
  * gates r, z, n (x W_ih^T + b_ih); hg [B, 3H]: recurrent parts
  * (h W_hh^T + b_hh), or [3H] (just b_hh) when h is zeros; h [B, H] or NULL
  * (zeros). Returns h' = (1 - z) n + z h with r = s(xr + hr),
  * z = s(xz + hz), n = tanh(xn + r hn) (b_hn inside the reset product, as
  * PyTorch). */
-tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
+TN_API tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
 
 /* ---- recurrent.c: one direction of a recurrent layer as one op ---- */
 
@@ -216,10 +216,10 @@ typedef enum tn_cell {
 
 /* "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown; "rnn"
  * is rnn_tanh). */
-const char *tn_cell_name(tn_cell c);
-int tn_cell_from_name(const char *name);
+TN_API const char *tn_cell_name(tn_cell c);
+TN_API int tn_cell_from_name(const char *name);
 /* Gates per cell: 1, 1, 4, 3; 0 for an unknown cell. */
-int tn_cell_gates(tn_cell c);
+TN_API int tn_cell_gates(tn_cell c);
 
 /* The weights of one layer direction, PyTorch's names and layouts, G gates
  * (1 for RNN, 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)):
@@ -248,7 +248,7 @@ typedef struct tn_rnn_weights {
  * Only the activations are kept (in the op's tape memory), and backward
  * overwrites them with their gradients: like PyTorch without retain_graph,
  * a second backward through the same result fails the tape. */
-tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+TN_API tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
                         tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse);
 
 #ifdef __cplusplus
