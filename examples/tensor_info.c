@@ -2,7 +2,7 @@
  * version, dtypes, the BLIS sub-configuration and why it was chosen, thread
  * counts; with --gemm, the SGEMM rate that speed figures are compared with.
  *
- * usage: tensor_info [--threads N] [--gemm]
+ * usage: tensor_info [--threads N] [--gemm] [--help] [--version]
  *   --threads N  use N threads for OpenMP loops and BLIS (tn_set_num_threads)
  *   --gemm       time a 1024^3 float32 GEMM (bli_sgemm, C := A*B) and print
  *                "sgemm 1024 GFLOP/s <rate>" (2*n^3 / seconds / 1e9 of the
@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cli.h"
 
 #define GEMM_N 1024
 #define GEMM_RUNS 9
@@ -100,27 +102,26 @@ static double time_tn_matmul(int n, double *best)
 int main(int argc, char **argv)
 {
     bool gemm = false;
-    int threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--gemm") == 0) {
-            gemm = true;
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-            if (threads < 1) {
-                fprintf(stderr, "tensor_info: --threads needs a number >= 1\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "usage: %s [--threads N] [--gemm]\n", argv[0]);
-            return 2;
-        }
-    }
+    int64_t threads = 0;
+    const cli_opt table[] = {
+        {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+        {"--gemm", CLI_FLAG, &gemm, NULL,
+         "time a 1024^3 SGEMM (the peak speed figures are compared with)", .commands = 0},
+    };
+    const cli_spec spec = {.prog = "tensor_info",
+                           .summary = "what this build of libtensor runs on",
+                           .opts = table,
+                           .n_opts = (int)(sizeof table / sizeof table[0])};
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
     if (threads > 0)
-        tn_set_num_threads(threads);
+        tn_set_num_threads((int)threads);
     else
         tn_runtime_init();
 
-    printf("tensor %s\n", TN_VERSION_STRING);
+    printf("tensor %s (headers %s)\n", tn_version(), TN_VERSION_STRING);
     printf("dtypes: float32, float64 (values and gradients), int32 (indices and targets)\n");
     printf("blis config: %s (%s)\n", tn_blis_config(), tn_blis_config_reason());
     printf("threads: tn_num_threads %d, omp_get_max_threads %d, "
