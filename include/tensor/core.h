@@ -1,4 +1,5 @@
-/* tensor/core.h - tensors, the autograd tape, errors and the runtime.
+/** @file
+ * tensor/core.h - tensors, the autograd tape, errors and the runtime.
  *
  * A tn_tensor is both an n-d array (up to 4-D, element strides) and a node
  * of the reverse-mode tape. Two kinds of tensors exist:
@@ -83,7 +84,7 @@ struct tn_tensor {
 
 /* ---- version ------------------------------------------------------------ */
 
-/* Version of the library linked at run time, "MAJOR.MINOR.PATCH" (a static
+/** Version of the library linked at run time, "MAJOR.MINOR.PATCH" (a static
  * string). TN_VERSION_STRING is the version of the headers compiled
  * against; the two differ when a program runs with another libtensor.so
  * than it was built with. */
@@ -91,72 +92,76 @@ TN_API const char *tn_version(void);
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* Message of the most recent failure in this thread ("" if none). The
+/** Message of the most recent failure in this thread ("" if none). The
  * string stays valid until the next failing call in this thread. */
 TN_API const char *tn_last_error(void);
-/* Status code of the most recent failure in this thread (TN_OK if none). */
+/** Status code of the most recent failure in this thread (TN_OK if none). */
 TN_API tn_status tn_last_status(void);
-/* Forget the last error of this thread. */
+/** Forget the last error of this thread. */
 TN_API void tn_clear_error(void);
-/* Record a failure (used by the library's own modules; printf-style). */
+/** Record a failure (used by the library's own modules; printf-style). */
 TN_API tn_status tn_set_error(tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Name of a status code, e.g. "shape error". */
+           __attribute__((format(printf, 2, 3)));
+/** Name of a status code, e.g. "shape error". */
 TN_API const char *tn_status_name(tn_status st);
 
 /* ---- allocator hooks -------------------------------------------------- */
 
-/* Replace the allocator used for every heap allocation of the library
+/** Replace the allocator used for every heap allocation of the library
  * (tensors, arenas, scratch). Pass NULL for both to restore malloc.
  * Must be called while no library object is alive. */
 TN_API void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
-/* Allocate/free with the current hooks (64-byte aligned for alloc). */
+/** @{ */
+/** Allocate/free with the current hooks (64-byte aligned for alloc). */
 TN_API void *tn_alloc(size_t nbytes);
 TN_API void tn_free(void *p);
-/* A copy of the string s from tn_alloc (free it with tn_free); NULL when
+/** @} */
+/** A copy of the string s from tn_alloc (free it with tn_free); NULL when
  * out of memory (with tn_last_error set). */
 TN_API char *tn_strdup(const char *s);
 
 /* ---- dtype and shape helpers ------------------------------------------- */
 
+/** Bytes per element of dt (4, 8 or 4). */
 TN_API size_t tn_dtype_size(tn_dtype dt);
+/** Name of dt: "float32", "float64", "int32" (a static string). */
 TN_API const char *tn_dtype_name(tn_dtype dt);
-/* Number of elements. */
+/** Number of elements. */
 TN_API int64_t tn_numel(const tn_tensor *t);
-/* True when the elements are laid out row-major without gaps. */
+/** True when the elements are laid out row-major without gaps. */
 TN_API bool tn_is_contiguous(const tn_tensor *t);
-/* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
+/** Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
 TN_API char *tn_shape_str(const tn_tensor *t, char *buf, size_t n);
 
 /* ---- heap tensors ------------------------------------------------------- */
 
-/* New zero-filled contiguous tensor of the given shape (ndim 1..4, every
+/** New zero-filled contiguous tensor of the given shape (ndim 1..4, every
  * size >= 1). Caller owns it; NULL on error. */
 TN_API tn_tensor *tn_tensor_new(tn_dtype dt, int ndim, const int64_t *shape);
-/* Same, copying n = numel elements from data (of type dt). */
+/** Same, copying n = numel elements from data (of type dt). */
 TN_API tn_tensor *tn_tensor_from(tn_dtype dt, int ndim, const int64_t *shape, const void *data);
-/* Same, filled with value. */
+/** Same, filled with value. */
 TN_API tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double value);
-/* Free a heap tensor and its gradient. NULL is a no-op; tape tensors are
+/** Free a heap tensor and its gradient. NULL is a no-op; tape tensors are
  * ignored (the tape owns them). */
 TN_API void tn_tensor_free(tn_tensor *t);
-/* Mark a heap tensor as a parameter: allocates its zeroed gradient.
+/** Mark a heap tensor as a parameter: allocates its zeroed gradient.
  * Returns TN_OK, or an error for tape/I32 tensors. */
 TN_API tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
-/* Zero the gradient (no-op when there is none). */
+/** Zero the gradient (no-op when there is none). */
 TN_API void tn_tensor_zero_grad(tn_tensor *t);
-/* Element i (row-major logical index over the shape) as double. */
+/** Element i (row-major logical index over the shape) as double. */
 TN_API double tn_tensor_get(const tn_tensor *t, int64_t i);
-/* Set element i (row-major logical index). */
+/** Set element i (row-major logical index). */
 TN_API void tn_tensor_set(tn_tensor *t, int64_t i, double v);
-/* Gradient element i (row-major logical index); 0 when there is no grad. */
+/** Gradient element i (row-major logical index); 0 when there is no grad. */
 TN_API double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
-/* Copy values from src to dst (same shape; dtypes may differ, converting).
+/** Copy values from src to dst (same shape; dtypes may differ, converting).
  * Works for heap and tape tensors; does not touch gradients or the tape. */
 TN_API tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src);
-/* Copy all elements into out (row-major, converted to double). */
+/** Copy all elements into out (row-major, converted to double). */
 TN_API void tn_tensor_to_double(const tn_tensor *t, double *out);
-/* Fill every element with value. */
+/** Fill every element with value. */
 TN_API void tn_tensor_fill(tn_tensor *t, double value);
 
 /* ---- random numbers ----------------------------------------------------- */
@@ -167,58 +172,64 @@ typedef struct tn_rng {
     uint64_t s[4];
 } tn_rng;
 
+/** Seed r (any value, 0 included) through splitmix64. */
 TN_API void tn_rng_seed(tn_rng *r, uint64_t seed);
+/** Next 64 random bits of r. */
 TN_API uint64_t tn_rng_next(tn_rng *r);
-/* Uniform double in [0, 1) with 53 random bits. */
+/** Uniform double in [0, 1) with 53 random bits. */
 TN_API double tn_rng_uniform(tn_rng *r);
-/* Standard normal (Box-Muller, no cached second value, so the state alone
+/** Standard normal (Box-Muller, no cached second value, so the state alone
  * determines the stream). */
 TN_API double tn_rng_normal(tn_rng *r);
-/* Fill t with uniform values in [lo, hi). */
+/** Fill t with uniform values in [lo, hi). */
 TN_API void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
-/* Fill t with normal values of the given mean and standard deviation. */
+/** Fill t with normal values of the given mean and standard deviation. */
 TN_API void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
 
 /* ---- the tape ------------------------------------------------------------ */
 
-/* New empty tape. Intermediates are carved from its arena, which grows in
+/** New empty tape. Intermediates are carved from its arena, which grows in
  * chunks as needed and is reused after tn_tape_reset, so a steady-state
  * training step allocates nothing. Free with tn_tape_free. */
 TN_API tn_tape *tn_tape_new(void);
-/* Free the tape and every tensor it owns. NULL is a no-op. */
+/** Free the tape and every tensor it owns. NULL is a no-op. */
 TN_API void tn_tape_free(tn_tape *tp);
-/* Forget every recorded op and tape tensor (they become invalid), clear the
+/** Forget every recorded op and tape tensor (they become invalid), clear the
  * sticky error, keep the arena memory for reuse. Heap tensors (parameters)
  * and their gradients are untouched. */
 TN_API void tn_tape_reset(tn_tape *tp);
-/* Sticky error of the tape: the message of the first failed op since the
+/** Sticky error of the tape: the message of the first failed op since the
  * last reset, or NULL when all is well. */
 TN_API const char *tn_tape_error(const tn_tape *tp);
-/* Record an error on the tape (used by op builders). */
+/** Record an error on the tape (used by op builders). */
 TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Gradient recording on (default) or off. With it off, ops compute results
+           __attribute__((format(printf, 3, 4)));
+/** @{ */
+/** Gradient recording on (default) or off. With it off, ops compute results
  * but record no inputs (no-grad mode for inference and sampling). Returns
  * the previous setting. */
 TN_API bool tn_tape_set_grad(tn_tape *tp, bool enabled);
 TN_API bool tn_tape_grad_enabled(const tn_tape *tp);
-/* Training mode (default true): dropout is the identity when false. */
+/** @} */
+/** @{ */
+/** Training mode (default true): dropout is the identity when false. */
 TN_API void tn_tape_set_training(tn_tape *tp, bool training);
 TN_API bool tn_tape_training(const tn_tape *tp);
-/* NaN/Inf watch: when on, every op checks its output and the first op that
+/** @} */
+/** NaN/Inf watch: when on, every op checks its output and the first op that
  * produced a non-finite value fails the tape naming itself. */
 TN_API void tn_tape_set_watch(tn_tape *tp, bool on);
-/* Random generator used by stochastic ops (dropout) on this tape. */
+/** Random generator used by stochastic ops (dropout) on this tape. */
 TN_API tn_rng *tn_tape_rng(tn_tape *tp);
-/* Bytes currently held by the arena (capacity), and high-water mark used. */
+/** Bytes currently held by the arena (capacity), and high-water mark used. */
 TN_API size_t tn_tape_arena_capacity(const tn_tape *tp);
-/* Number of ops recorded since the last reset. */
+/** Number of ops recorded since the last reset. */
 TN_API size_t tn_tape_size(const tn_tape *tp);
 
-/* Scratch memory from the arena, valid until reset; 64-byte aligned,
+/** Scratch memory from the arena, valid until reset; 64-byte aligned,
  * uninitialised. NULL (and a sticky error) when out of memory. */
 TN_API void *tn_tape_alloc(tn_tape *tp, size_t nbytes);
-/* New contiguous tape tensor (zero-filled), not recorded as an op.
+/** New contiguous tape tensor (zero-filled), not recorded as an op.
  * Use for inputs built per step. */
 TN_API tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *shape);
 
@@ -227,19 +238,23 @@ TN_API tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64
 
 /* ---- runtime: threads and BLIS ------------------------------------------ */
 
-/* Initialise the runtime (idempotent; done lazily by any op that needs it):
+/** Initialise the runtime (idempotent; done lazily by any op that needs it):
  * picks the BLIS sub-configuration (see tn_blis_config), sets the thread
  * count to the number of cores, turns on flush-to-zero. Call it (or
  * tn_set_num_threads) before any other code of the process calls BLIS. */
 TN_API void tn_runtime_init(void);
-/* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
+/** @{ */
+/** Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
 TN_API void tn_set_num_threads(int n);
 TN_API int tn_num_threads(void);
-/* Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
+/** @} */
+/** @{ */
+/** Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
  * chosen ("auto", "forced: cpu has AVX-512", "user BLIS_ARCH_TYPE=3"). */
 TN_API const char *tn_blis_config(void);
 TN_API const char *tn_blis_config_reason(void);
-/* Turn flush-to-zero / denormals-are-zero on in the calling thread. */
+/** @} */
+/** Turn flush-to-zero / denormals-are-zero on in the calling thread. */
 TN_API void tn_flush_denormals(void);
 
 #ifdef __cplusplus

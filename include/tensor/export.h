@@ -1,4 +1,5 @@
-/* tensor/export.h - TN_API, the mark on every public declaration.
+/** @file
+ * tensor/export.h - TN_API, the mark on every public declaration.
  *
  * libtensor is compiled with hidden symbol visibility; only declarations
  * marked TN_API are exported from the shared library (libtensor.so), so
