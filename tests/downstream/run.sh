@@ -7,8 +7,9 @@
 #   2. through pkg-config (`pkg-config --static` for the static library),
 #
 # and once more as a subproject (add_subdirectory: tensor::tensor exists, and
-# tensor's tests are not added to the parent's). The shared library must
-# have a versioned SONAME and export only tn_ symbols.
+# tensor's tests are not added to the parent's). The static library must
+# link into a shared object; the shared library must have a versioned SONAME
+# and export only tn_ symbols.
 #
 #   tests/downstream/run.sh [WORKDIR]     (default: build-downstream)
 #
@@ -66,6 +67,17 @@ for kind in static shared; do
         ! ldd "$WORK/app-pc-$kind" | grep -q libtensor ||
             die "static: the program depends on a libtensor.so"
         [ -f "$libdir/libtensor.a" ] || die "static: no libtensor.a"
+        # The archive is position-independent: it links into a shared object
+        # (a plugin), thread-local error state included.
+        printf '%s\n' '#include <tensor/tensor.h>' \
+            'const char *plugin_probe(void) { tn_tape_free(tn_tape_new()); return tn_last_error(); }' \
+            > "$WORK/plugin.c"
+        # shellcheck disable=SC2086
+        "$CC" -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$WORK/plugin.so" "$WORK/plugin.c" \
+            $pc_flags || die "static: libtensor.a does not link into a shared object"
+        nm -D --defined-only "$WORK/plugin.so" | grep -q ' plugin_probe$' ||
+            die "static: plugin.so lacks its symbol"
+        say "static: libtensor.a links into a shared object (plugin.so)"
     else
         lib=$(readlink -f "$libdir/libtensor.so")
         soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
