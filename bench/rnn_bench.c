@@ -34,6 +34,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli.h"
+
 /* ---- counting every heap allocation of the process ---- */
 
 /* Under AddressSanitizer (which owns malloc) the interposition is left
@@ -111,34 +113,11 @@ static const config named[] = {
 
 enum { V = 65, E = 64 };
 
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage: rnn_bench [--config lstm-s|lstm-m|gru-s|rnn-s]\n"
-            "                 [--cell lstm|gru|rnn] [--hidden H] [--batch B] [--seq T]\n"
-            "                 [--layers L] [--threads N] [--seconds S] [--warmup W]\n"
-            "The training step of DESIGN.md section 6 (Embedding(65, 64) -> cell ->\n"
-            "Linear(H, 65) -> cross-entropy -> backward -> clip 1.0 -> Adam 1e-3),\n"
-            "float32, fixed random ids. Explicit options override the named config\n"
-            "(default lstm-s). Defaults: --threads 2 --seconds 5 --warmup 3.\n"
-            "The last stdout line is key=value pairs (config=... tokens_per_s=...).\n");
-}
-
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int parse_long(const char *s, long lo, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* ---- SGEMM peak ---- */
@@ -230,62 +209,45 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
 int main(int argc, char **argv)
 {
     config cfg = named[0];
-    const char *cell_opt = NULL;
-    long hidden = 0, batch = 0, seq = 0, layers = 0, threads = 2, warmup = 3;
+    const char *config_opt = "lstm-s", *cell_opt = NULL;
+    int64_t hidden = 0, batch = 0, seq = 0, layers = 0, threads = 2, warmup = 3;
     double seconds = 5.0;
     bool custom = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage();
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "rnn_bench: %s needs a value\n", a);
-            usage();
-            return 2;
-        }
-        const char *v = argv[++i];
-        int bad = 0;
-        if (strcmp(a, "--config") == 0) {
-            int k = 0;
-            while (k < N_NAMED && strcmp(named[k].name, v) != 0)
-                k++;
-            if (k == N_NAMED) {
-                fprintf(stderr, "rnn_bench: unknown config '%s' (lstm-s, lstm-m, gru-s, rnn-s)\n",
-                        v);
-                return 2;
-            }
+    const cli_opt table[] = {
+        {"--config", CLI_CHOICE, &config_opt, "NAME", "named configuration (DESIGN.md section 6)",
+         .choices = "lstm-s|lstm-m|gru-s|rnn-s"},
+        {"--cell", CLI_CHOICE, &cell_opt, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+         .def = "the config's"},
+        {"--hidden", CLI_INT, &hidden, "H", "hidden units", .imin = 1, .imax = 16384,
+         .def = "the config's"},
+        {"--batch", CLI_INT, &batch, "B", "batch size", .imin = 1, .imax = 65536,
+         .def = "the config's"},
+        {"--seq", CLI_INT, &seq, "T", "sequence length", .imin = 1, .imax = 1000000,
+         .def = "the config's"},
+        {"--layers", CLI_INT, &layers, "L", "stacked layers", .imin = 1,
+         .imax = TN_RNN_MAX_LAYERS, .def = "the config's"},
+        {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024},
+        {"--seconds", CLI_REAL, &seconds, "S", "time the steps for about S seconds", .dmin = 0,
+         .dmax = 86400},
+        {"--warmup", CLI_INT, &warmup, "W", "untimed steps first", .imin = 0, .imax = 1000000},
+    };
+    const cli_spec spec = {
+        .prog = "rnn_bench",
+        .summary = "the training step of the benchmark contract, timed",
+        .opts = table,
+        .n_opts = (int)(sizeof table / sizeof table[0]),
+        .notes = "The step of DESIGN.md section 6: Embedding(65, 64) -> cell -> Linear(H, 65)\n"
+                 "-> cross-entropy -> backward -> clip 1.0 -> Adam 1e-3, float32, fixed random\n"
+                 "ids. Explicit sizes override the named config. The last stdout line is\n"
+                 "key=value pairs (config=... tokens_per_s=...).\n",
+    };
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
+    for (int k = 0; k < N_NAMED; k++)
+        if (strcmp(named[k].name, config_opt) == 0)
             cfg = named[k];
-        } else if (strcmp(a, "--cell") == 0) {
-            cell_opt = v;
-            bad = strcmp(v, "lstm") && strcmp(v, "gru") && strcmp(v, "rnn");
-        } else if (strcmp(a, "--hidden") == 0) {
-            bad = parse_long(v, 1, &hidden);
-        } else if (strcmp(a, "--batch") == 0) {
-            bad = parse_long(v, 1, &batch);
-        } else if (strcmp(a, "--seq") == 0) {
-            bad = parse_long(v, 1, &seq);
-        } else if (strcmp(a, "--layers") == 0) {
-            bad = parse_long(v, 1, &layers) || layers > TN_RNN_MAX_LAYERS;
-        } else if (strcmp(a, "--threads") == 0) {
-            bad = parse_long(v, 1, &threads);
-        } else if (strcmp(a, "--warmup") == 0) {
-            bad = parse_long(v, 0, &warmup);
-        } else if (strcmp(a, "--seconds") == 0) {
-            char *end;
-            seconds = strtod(v, &end);
-            bad = *v == '\0' || *end != '\0' || !(seconds >= 0);
-        } else {
-            fprintf(stderr, "rnn_bench: unknown option %s\n", a);
-            usage();
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "rnn_bench: bad value for %s: '%s'\n", a, v);
-            return 2;
-        }
-    }
     /* explicit sizes override the named configuration */
     if (cell_opt && strcmp(cell_opt, cfg.cell) != 0)
         cfg.cell = cell_opt, custom = true;

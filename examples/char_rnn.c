@@ -4,10 +4,15 @@
  *                   [--embed E] [--batch B] [--seq T] [--steps N] [--lr X] [--clip X]
  *                   [--dropout X] [--seed S] [--threads N] [--checkpoint PATH]
  *                   [--save-every N] [--resume] [--eval-every N] [--eval-chars N]
- *                   [--log CSV]
+ *                   [--log CSV] [--encoding utf-8|latin-1]
  *   char_rnn sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X]
  *                   [--top-k K] [--seed S]
- *   char_rnn eval   --checkpoint PATH --data FILE
+ *   char_rnn eval   --checkpoint PATH --data FILE [--encoding utf-8|latin-1]
+ *   char_rnn --help | --version
+ *
+ * Options are parsed by the examples' helper (cli.h): numbers whole and
+ * range-checked, output paths and a --resume checkpoint checked before any
+ * training; `char_rnn --help` lists every option with its default.
  *
  * Model (PyTorch names): embed = Embedding(V, E), rnn = LSTM/GRU/RNN(E, H, L,
  * batch_first), head = Linear(H, V). Text is UTF-8; the vocabulary is the
@@ -27,6 +32,8 @@
 #include <unistd.h>
 
 #include <tensor/tensor.h>
+
+#include "cli.h"
 
 /* ---- text ---- */
 
@@ -80,19 +87,35 @@ static int utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
-static int read_file(const char *path, unsigned char **buf, int64_t *n)
+/* The bytes of --data as UTF-8: refused when it is not a readable file or
+ * (with --encoding utf-8) not valid UTF-8; converted from Latin-1 with
+ * --encoding latin-1. The caller frees *buf. */
+static int read_text_file(const char *path, const char *encoding, unsigned char **buf,
+                          int64_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "char_rnn: cannot open %s: %s\n", path, strerror(errno));
+    size_t len;
+    if (cli_read_file("char_rnn", "--data", path, buf, &len))
         return -1;
+    if (strcmp(encoding, "latin-1") == 0) {
+        unsigned char *u = cli_latin1_to_utf8(*buf, len, &len);
+        free(*buf);
+        *buf = u;
+        if (!u) {
+            fprintf(stderr, "char_rnn: --data %s: out of memory\n", path);
+            return -1;
+        }
+    } else {
+        int64_t bad = cli_utf8_invalid_at(*buf, len);
+        if (bad >= 0) {
+            fprintf(stderr,
+                    "char_rnn: --data %s: not valid UTF-8 at byte offset %" PRId64
+                    " (byte 0x%02x); for Latin-1 text use --encoding latin-1\n",
+                    path, bad, (*buf)[bad]);
+            free(*buf);
+            return -1;
+        }
     }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = sz > 0 ? (int64_t)fread(*buf, 1, (size_t)sz, f) : 0;
-    fclose(f);
+    *n = (int64_t)len;
     return 0;
 }
 
@@ -198,8 +221,7 @@ static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool b
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *cmd, *data, *checkpoint, *log, *prime;
-    char cell[16];
+    const char *data, *checkpoint, *log, *prime, *cell, *encoding;
     int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
     int64_t length, top_k, threads;
     double lr, clip, dropout, temperature;
@@ -207,85 +229,95 @@ typedef struct opts {
     bool resume;
 } opts;
 
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage:\n"
-            "  char_rnn train  [--data FILE] [--cell lstm|gru|rnn] [--hidden H] [--layers L]\n"
-            "                  [--embed E] [--batch B] [--seq T] [--steps N] [--lr X] [--clip X]\n"
-            "                  [--dropout X] [--seed S] [--threads N] [--checkpoint PATH]\n"
-            "                  [--save-every N] [--resume] [--eval-every N] [--eval-chars N]\n"
-            "                  [--log CSV]\n"
-            "  char_rnn sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X]\n"
-            "                  [--top-k K] [--seed S]\n"
-            "  char_rnn eval   --checkpoint PATH --data FILE\n");
-}
+enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2 };
 
-static int parse_opts(int argc, char **argv, opts *o)
+/* Parse argv into *o (the defaults are set here, and --help shows them).
+ * Returns CLI_OK, or the exit status (0 after --help/--version, 2 when an
+ * option was refused). */
+static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.cmd = argc > 1 ? argv[1] : "", .hidden = 256, .layers = 2, .embed = 64,
-                .batch = 32, .seq = 64, .steps = 1000, .eval_every = 200, .eval_chars = 20000,
-                .save_every = 0, .length = 500, .top_k = 0, .threads = 0, .lr = 2e-3,
-                .clip = 1.0, .dropout = 0.0, .temperature = 0.8, .seed = 1337, .prime = ""};
-    snprintf(o->cell, sizeof o->cell, "lstm");
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT_STR(name, field) \
-    if (strcmp(a, name) == 0 && v) { field = v; i++; continue; }
-#define OPT_INT(name, field) \
-    if (strcmp(a, name) == 0 && v) { field = strtoll(v, NULL, 10); i++; continue; }
-#define OPT_DBL(name, field) \
-    if (strcmp(a, name) == 0 && v) { field = strtod(v, NULL); i++; continue; }
-        OPT_STR("--data", o->data)
-        OPT_STR("--checkpoint", o->checkpoint)
-        OPT_STR("--log", o->log)
-        OPT_STR("--prime", o->prime)
-        OPT_INT("--hidden", o->hidden)
-        OPT_INT("--layers", o->layers)
-        OPT_INT("--embed", o->embed)
-        OPT_INT("--batch", o->batch)
-        OPT_INT("--seq", o->seq)
-        OPT_INT("--steps", o->steps)
-        OPT_INT("--save-every", o->save_every)
-        OPT_INT("--eval-every", o->eval_every)
-        OPT_INT("--eval-chars", o->eval_chars)
-        OPT_INT("--length", o->length)
-        OPT_INT("--top-k", o->top_k)
-        OPT_INT("--threads", o->threads)
-        OPT_DBL("--lr", o->lr)
-        OPT_DBL("--clip", o->clip)
-        OPT_DBL("--dropout", o->dropout)
-        OPT_DBL("--temperature", o->temperature)
-        if (strcmp(a, "--seed") == 0 && v) {
-            o->seed = strtoull(v, NULL, 10);
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--cell") == 0 && v) {
-            snprintf(o->cell, sizeof o->cell, "%s", v);
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--resume") == 0) {
-            o->resume = true;
-            continue;
-        }
-        fprintf(stderr, "char_rnn: unknown or incomplete option '%s'\n", a);
-        return -1;
-    }
-    if (tn_cell_from_name(o->cell) < 0) {
-        fprintf(stderr, "char_rnn: --cell must be lstm, gru or rnn (got '%s')\n", o->cell);
-        return -1;
-    }
-    if (o->hidden < 1 || o->layers < 1 || o->layers > TN_RNN_MAX_LAYERS || o->embed < 1 ||
-        o->batch < 1 || o->seq < 1 || o->steps < 0 || !(o->lr > 0) || o->clip < 0 ||
-        !(o->dropout >= 0 && o->dropout < 1) || o->length < 0 || !(o->temperature > 0) ||
-        o->top_k < 0 || o->eval_every < 0 || o->save_every < 0) {
-        fprintf(stderr, "char_rnn: an option is out of range\n");
-        return -1;
-    }
-    return 0;
+    *o = (opts){.hidden = 256, .layers = 2, .embed = 64, .batch = 32, .seq = 64, .steps = 1000,
+                .eval_every = 200, .eval_chars = 20000, .save_every = 0, .length = 500,
+                .top_k = 0, .threads = 0, .lr = 2e-3, .clip = 1.0, .dropout = 0.0,
+                .temperature = 0.8, .seed = 1337, .prime = "", .cell = "lstm",
+                .encoding = "utf-8"};
+    const cli_opt table[] = {
+        {"--data", CLI_STRING, &o->data, "FILE", "text to train on / to evaluate",
+         .def = "train: generated English-like text; eval: required", .commands = TRAIN | EVAL},
+        {"--encoding", CLI_CHOICE, &o->encoding, "ENC",
+         "encoding of --data (anything but valid UTF-8 is refused unless latin-1)",
+         .choices = "utf-8|latin-1", .commands = TRAIN | EVAL},
+        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+         .commands = TRAIN},
+        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
+         .imax = 16384, .commands = TRAIN},
+        {"--layers", CLI_INT, &o->layers, "L", "stacked recurrent layers", .imin = 1,
+         .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--embed", CLI_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
+         .commands = TRAIN},
+        {"--batch", CLI_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
+         .commands = TRAIN},
+        {"--seq", CLI_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
+         .imax = 1000000, .commands = TRAIN},
+        {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+         .dmax = 10, .commands = TRAIN},
+        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--dropout", CLI_REAL, &o->dropout, "X", "dropout between layers", .dmin = 0,
+         .dmax = 1, .dmax_open = true, .commands = TRAIN},
+        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+         "safetensors checkpoint to write (train) or read (sample, eval)",
+         .def = "train: none; sample, eval: required"},
+        {"--save-every", CLI_INT, &o->save_every, "N",
+         "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--resume", CLI_FLAG, &o->resume, NULL,
+         "continue the run saved in --checkpoint (which must exist)", .commands = TRAIN},
+        {"--eval-every", CLI_INT, &o->eval_every, "N",
+         "validation loss every N steps (0: never)", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--eval-chars", CLI_INT, &o->eval_chars, "N",
+         "characters of the validation split to evaluate", .imin = 2,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+         .commands = TRAIN},
+        {"--prime", CLI_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
+         .commands = SAMPLE},
+        {"--length", CLI_INT, &o->length, "N", "characters to sample", .imin = 0,
+         .imax = 1000000000, .commands = SAMPLE},
+        {"--temperature", CLI_REAL, &o->temperature, "X",
+         "sampling temperature (0: greedy, always the likeliest character)", .dmin = 0,
+         .dmax = 100, .commands = SAMPLE},
+        {"--top-k", CLI_INT, &o->top_k, "K", "sample among the K likeliest characters (0: all)",
+         .imin = 0, .imax = 1000000, .commands = SAMPLE},
+        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
+         .commands = TRAIN | SAMPLE},
+        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+    };
+    static const char *const commands[] = {"train", "sample", "eval", NULL};
+    static const char *const command_help[] = {
+        "train a model (and write --checkpoint)",
+        "print text sampled from a checkpoint's model",
+        "print a checkpoint's loss (nats/char) and perplexity on --data",
+    };
+    const cli_spec spec = {
+        .prog = "char_rnn",
+        .summary = "character-level language model (Embedding -> LSTM/GRU/RNN -> Linear)",
+        .commands = commands,
+        .command_help = command_help,
+        .opts = table,
+        .n_opts = (int)(sizeof table / sizeof table[0]),
+        .notes = "Without --data, train uses about 200 KB of English-like text it generates.\n"
+                 "Example, on tinyshakespeare (works of Shakespeare, public domain) from the\n"
+                 "project's shared data (../shared/data/README.md lists the sources):\n"
+                 "  char_rnn train --data ../shared/data/tinyshakespeare.txt --steps 1000 \\\n"
+                 "      --checkpoint lm.safetensors --log curve.csv\n"
+                 "  char_rnn sample --checkpoint lm.safetensors --prime \"ROMEO:\" --top-k 20\n",
+    };
+    return cli_parse(&spec, argc, argv, command);
 }
 
 /* ---- the model ---- */
@@ -397,9 +429,17 @@ static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
     return total / (double)count;
 }
 
-/* Sample the next id from logits [V] with temperature and top-k. */
+/* Sample the next id from logits [V] with temperature and top-k;
+ * temperature 0 takes the likeliest id. */
 static int sample_next(const tn_tensor *logits, int64_t V, double temp, int64_t top_k, tn_rng *r)
 {
+    if (temp == 0) { /* greedy: the likeliest id (the first of equals) */
+        int best = 0;
+        for (int64_t v = 1; v < V; v++)
+            if (tn_tensor_get(logits, v) > tn_tensor_get(logits, best))
+                best = (int)v;
+        return best;
+    }
     double *p = malloc((size_t)V * sizeof *p), mx = -INFINITY;
     for (int64_t v = 0; v < V; v++) {
         p[v] = tn_tensor_get(logits, v) / temp;
@@ -633,7 +673,7 @@ static int load_training_text(const opts *o, text *t)
     unsigned char *bytes;
     int64_t nbytes;
     if (o->data) {
-        if (read_file(o->data, &bytes, &nbytes))
+        if (read_text_file(o->data, o->encoding, &bytes, &nbytes))
             return -1;
     } else {
         bytes = generated_text(&nbytes);
@@ -645,8 +685,33 @@ static int load_training_text(const opts *o, text *t)
     return rc;
 }
 
+/* Before any work: the paths train writes (checkpoint directory writable,
+ * log file creatable) and the checkpoint --resume reads. Returns 0 or -1
+ * (message printed). */
+static int check_train_paths(const opts *o)
+{
+    if (o->resume && !o->checkpoint) {
+        fprintf(stderr, "char_rnn: --resume needs --checkpoint PATH (the run to continue)\n");
+        return -1;
+    }
+    if (o->checkpoint && cli_check_output("char_rnn", "--checkpoint", o->checkpoint))
+        return -1;
+    if (o->resume && access(o->checkpoint, R_OK) != 0) {
+        fprintf(stderr,
+                "char_rnn: --resume: checkpoint %s: %s (without --resume, train starts a new "
+                "run)\n",
+                o->checkpoint, strerror(errno));
+        return -1;
+    }
+    if (o->log && cli_check_output("char_rnn", "--log", o->log))
+        return -1;
+    return 0;
+}
+
 static int cmd_train(const opts *o)
 {
+    if (check_train_paths(o))
+        return 2;
     text t = {0};
     if (load_training_text(o, &t))
         return 1;
@@ -716,9 +781,15 @@ static int cmd_train(const opts *o)
     if (o->log) {
         bool fresh = !(resumed && access(o->log, F_OK) == 0);
         log = fopen(o->log, fresh ? "w" : "a");
-        if (!log)
-            fprintf(stderr, "char_rnn: cannot write %s: %s\n", o->log, strerror(errno));
-        else if (fresh)
+        if (!log) {
+            fprintf(stderr, "char_rnn: --log %s: %s\n", o->log, strerror(errno));
+            tn_optim_free(opt);
+            model_free(&m);
+            tn_tape_free(tp);
+            free(t.ids);
+            return 1;
+        }
+        if (fresh)
             fprintf(log, "step,train_loss,val_loss,val_ppl,elapsed_s\n");
     }
     tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
@@ -822,6 +893,11 @@ static int cmd_sample(const opts *o)
         fprintf(stderr, "char_rnn sample: --checkpoint PATH is required\n");
         return 2;
     }
+    int64_t bad = cli_utf8_invalid_at((const unsigned char *)o->prime, strlen(o->prime));
+    if (bad >= 0) {
+        fprintf(stderr, "char_rnn: --prime: not valid UTF-8 at byte offset %" PRId64 "\n", bad);
+        return 2;
+    }
     model m;
     text t = {0};
     if (load_model(o->checkpoint, &m, &t))
@@ -837,13 +913,17 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "char_rnn eval: --checkpoint PATH and --data FILE are required\n");
         return 2;
     }
+    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the model */
+    int64_t nbytes;
+    if (read_text_file(o->data, o->encoding, &bytes, &nbytes))
+        return 1;
     model m;
     text t = {0};
-    if (load_model(o->checkpoint, &m, &t))
+    if (load_model(o->checkpoint, &m, &t)) {
+        free(bytes);
         return 1;
-    unsigned char *bytes = NULL;
-    int64_t nbytes;
-    int rc = read_file(o->data, &bytes, &nbytes) || text_load(&t, bytes, nbytes, false, o->data);
+    }
+    int rc = text_load(&t, bytes, nbytes, false, o->data);
     free(bytes);
     if (rc) {
         model_free(&m);
@@ -866,20 +946,12 @@ static int cmd_eval(const opts *o)
 int main(int argc, char **argv)
 {
     opts o;
-    if (argc < 2 || parse_opts(argc, argv, &o)) {
-        usage();
-        return 2;
-    }
+    int command, rc = parse_opts(argc, argv, &o, &command);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
     if (o.threads > 0)
         tn_set_num_threads((int)o.threads);
     else
         tn_runtime_init();
-    if (strcmp(o.cmd, "train") == 0)
-        return cmd_train(&o);
-    if (strcmp(o.cmd, "sample") == 0)
-        return cmd_sample(&o);
-    if (strcmp(o.cmd, "eval") == 0)
-        return cmd_eval(&o);
-    usage();
-    return 2;
+    return command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
 }

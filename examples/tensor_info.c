@@ -3,7 +3,7 @@
  * kernel path of the library's own loops ("isa <name>", see tn_isa_active),
  * thread counts; with --gemm, the SGEMM rate that speed figures are compared with.
  *
- * usage: tensor_info [--threads N] [--gemm]
+ * usage: tensor_info [--threads N] [--gemm] [--help] [--version]
  *   --threads N  use N threads for OpenMP loops and BLIS (tn_set_num_threads)
  *   --gemm       time a 1024^3 float32 GEMM (bli_sgemm, C := A*B) and print
  *                "sgemm 1024 GFLOP/s <rate>" (2*n^3 / seconds / 1e9 of the
@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cli.h"
 
 #define GEMM_N 1024
 #define GEMM_RUNS 9
@@ -101,29 +103,28 @@ static double time_tn_matmul(int n, double *best)
 int main(int argc, char **argv)
 {
     bool gemm = false;
-    int threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--gemm") == 0) {
-            gemm = true;
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-            if (threads < 1) {
-                fprintf(stderr, "tensor_info: --threads needs a number >= 1\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "usage: %s [--threads N] [--gemm]\n", argv[0]);
-            return 2;
-        }
-    }
+    int64_t threads = 0;
+    const cli_opt table[] = {
+        {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+        {"--gemm", CLI_FLAG, &gemm, NULL,
+         "time a 1024^3 SGEMM (the peak speed figures are compared with)", .commands = 0},
+    };
+    const cli_spec spec = {.prog = "tensor_info",
+                           .summary = "what this build of libtensor runs on",
+                           .opts = table,
+                           .n_opts = (int)(sizeof table / sizeof table[0])};
+    int rc = cli_parse(&spec, argc, argv, NULL);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
     if (tn_runtime_init() != TN_OK) {
         fprintf(stderr, "tensor_info: %s\n", tn_last_error());
         return 1;
     }
     if (threads > 0)
-        tn_set_num_threads(threads);
+        tn_set_num_threads((int)threads);
 
-    printf("tensor %s\n", TN_VERSION_STRING);
+    printf("tensor %s (headers %s)\n", tn_version(), TN_VERSION_STRING);
     printf("dtypes: float32, float64 (values and gradients), int32 (indices and targets)\n");
     printf("blis config: %s (%s)\n", tn_blis_config(), tn_blis_config_reason());
     printf("isa %s (cpu supports %s%s)\n", tn_isa_name(tn_isa_active()), tn_isa_name(tn_isa_cpu()),

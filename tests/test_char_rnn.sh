@@ -140,7 +140,8 @@ head -c 4096 "$BIN" > "$TMP/junk.st"
 { printf '\x10\x00\x00\x00\x00\x00\x00\x00'; printf '{"a": [1, 2, }  '; } > "$TMP/badjson.st"
 for bad in "$TMP/junk.st" "$TMP/badjson.st"; do
     for cmd in eval sample; do
-        err=$("$BIN" $cmd --checkpoint "$bad" --data "$TMP/text.txt" 2>&1 > /dev/null)
+        data=(); [ $cmd = eval ] && data=(--data "$TMP/text.txt")
+        err=$("$BIN" $cmd --checkpoint "$bad" "${data[@]}" 2>&1 > /dev/null)
         rc=$?
         if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"* ]]; then
             pass "$cmd $(basename "$bad"): exit $rc: $err"

@@ -1,4 +1,5 @@
-/* tensor/core.h - tensors, the autograd tape, errors and the runtime.
+/** @file
+ * tensor/core.h - tensors, the autograd tape, errors and the runtime.
  *
  * A tn_tensor is both an n-d array (up to 4-D, element strides) and a node
  * of the reverse-mode tape. Two kinds of tensors exist:
@@ -24,14 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tensor/export.h"
+#include "tensor/version.h" /* TN_VERSION_* (generated from CMake's project()) */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define TN_VERSION_MAJOR 0
-#define TN_VERSION_MINOR 1
-#define TN_VERSION_PATCH 0
-#define TN_VERSION_STRING "0.1.0"
 
 #define TN_MAX_DIMS 4
 #define TN_MAX_SRC 7
@@ -83,75 +82,87 @@ struct tn_tensor {
     const char *name;            /* optional, not owned (e.g. "weight_ih_l0") */
 };
 
+/* ---- version ------------------------------------------------------------ */
+
+/** Version of the library linked at run time, "MAJOR.MINOR.PATCH" (a static
+ * string). TN_VERSION_STRING is the version of the headers compiled
+ * against; the two differ when a program runs with another libtensor.so
+ * than it was built with. */
+TN_API const char *tn_version(void);
+
 /* ---- errors ------------------------------------------------------------ */
 
-/* Message of the most recent failure in this thread ("" if none). The
+/** Message of the most recent failure in this thread ("" if none). The
  * string stays valid until the next failing call in this thread. */
-const char *tn_last_error(void);
-/* Status code of the most recent failure in this thread (TN_OK if none). */
-tn_status tn_last_status(void);
-/* Forget the last error of this thread. */
-void tn_clear_error(void);
-/* Record a failure (used by the library's own modules; printf-style). */
-tn_status tn_set_error(tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Name of a status code, e.g. "shape error". */
-const char *tn_status_name(tn_status st);
+TN_API const char *tn_last_error(void);
+/** Status code of the most recent failure in this thread (TN_OK if none). */
+TN_API tn_status tn_last_status(void);
+/** Forget the last error of this thread. */
+TN_API void tn_clear_error(void);
+/** Record a failure (used by the library's own modules; printf-style). */
+TN_API tn_status tn_set_error(tn_status st, const char *fmt, ...)
+           __attribute__((format(printf, 2, 3)));
+/** Name of a status code, e.g. "shape error". */
+TN_API const char *tn_status_name(tn_status st);
 
 /* ---- allocator hooks -------------------------------------------------- */
 
-/* Replace the allocator used for every heap allocation of the library
+/** Replace the allocator used for every heap allocation of the library
  * (tensors, arenas, scratch). Pass NULL for both to restore malloc.
  * Must be called while no library object is alive. */
-void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
-/* Allocate/free with the current hooks (64-byte aligned for alloc). */
-void *tn_alloc(size_t nbytes);
-void tn_free(void *p);
-/* A copy of the string s from tn_alloc (free it with tn_free); NULL when
+TN_API void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
+/** @{ */
+/** Allocate/free with the current hooks (64-byte aligned for alloc). */
+TN_API void *tn_alloc(size_t nbytes);
+TN_API void tn_free(void *p);
+/** @} */
+/** A copy of the string s from tn_alloc (free it with tn_free); NULL when
  * out of memory (with tn_last_error set). */
-char *tn_strdup(const char *s);
+TN_API char *tn_strdup(const char *s);
 
 /* ---- dtype and shape helpers ------------------------------------------- */
 
-size_t tn_dtype_size(tn_dtype dt);
-const char *tn_dtype_name(tn_dtype dt);
-/* Number of elements. */
-int64_t tn_numel(const tn_tensor *t);
-/* True when the elements are laid out row-major without gaps. */
-bool tn_is_contiguous(const tn_tensor *t);
-/* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
-char *tn_shape_str(const tn_tensor *t, char *buf, size_t n);
+/** Bytes per element of dt (4, 8 or 4). */
+TN_API size_t tn_dtype_size(tn_dtype dt);
+/** Name of dt: "float32", "float64", "int32" (a static string). */
+TN_API const char *tn_dtype_name(tn_dtype dt);
+/** Number of elements. */
+TN_API int64_t tn_numel(const tn_tensor *t);
+/** True when the elements are laid out row-major without gaps. */
+TN_API bool tn_is_contiguous(const tn_tensor *t);
+/** Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
+TN_API char *tn_shape_str(const tn_tensor *t, char *buf, size_t n);
 
 /* ---- heap tensors ------------------------------------------------------- */
 
-/* New zero-filled contiguous tensor of the given shape (ndim 1..4, every
+/** New zero-filled contiguous tensor of the given shape (ndim 1..4, every
  * size >= 1). Caller owns it; NULL on error. */
-tn_tensor *tn_tensor_new(tn_dtype dt, int ndim, const int64_t *shape);
-/* Same, copying n = numel elements from data (of type dt). */
-tn_tensor *tn_tensor_from(tn_dtype dt, int ndim, const int64_t *shape, const void *data);
-/* Same, filled with value. */
-tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double value);
-/* Free a heap tensor and its gradient. NULL is a no-op; tape tensors are
+TN_API tn_tensor *tn_tensor_new(tn_dtype dt, int ndim, const int64_t *shape);
+/** Same, copying n = numel elements from data (of type dt). */
+TN_API tn_tensor *tn_tensor_from(tn_dtype dt, int ndim, const int64_t *shape, const void *data);
+/** Same, filled with value. */
+TN_API tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double value);
+/** Free a heap tensor and its gradient. NULL is a no-op; tape tensors are
  * ignored (the tape owns them). */
-void tn_tensor_free(tn_tensor *t);
-/* Mark a heap tensor as a parameter: allocates its zeroed gradient.
+TN_API void tn_tensor_free(tn_tensor *t);
+/** Mark a heap tensor as a parameter: allocates its zeroed gradient.
  * Returns TN_OK, or an error for tape/I32 tensors. */
-tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
-/* Zero the gradient (no-op when there is none). */
-void tn_tensor_zero_grad(tn_tensor *t);
-/* Element i (row-major logical index over the shape) as double. */
-double tn_tensor_get(const tn_tensor *t, int64_t i);
-/* Set element i (row-major logical index). */
-void tn_tensor_set(tn_tensor *t, int64_t i, double v);
-/* Gradient element i (row-major logical index); 0 when there is no grad. */
-double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
-/* Copy values from src to dst (same shape; dtypes may differ, converting).
+TN_API tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
+/** Zero the gradient (no-op when there is none). */
+TN_API void tn_tensor_zero_grad(tn_tensor *t);
+/** Element i (row-major logical index over the shape) as double. */
+TN_API double tn_tensor_get(const tn_tensor *t, int64_t i);
+/** Set element i (row-major logical index). */
+TN_API void tn_tensor_set(tn_tensor *t, int64_t i, double v);
+/** Gradient element i (row-major logical index); 0 when there is no grad. */
+TN_API double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
+/** Copy values from src to dst (same shape; dtypes may differ, converting).
  * Works for heap and tape tensors; does not touch gradients or the tape. */
-tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src);
-/* Copy all elements into out (row-major, converted to double). */
-void tn_tensor_to_double(const tn_tensor *t, double *out);
-/* Fill every element with value. */
-void tn_tensor_fill(tn_tensor *t, double value);
+TN_API tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src);
+/** Copy all elements into out (row-major, converted to double). */
+TN_API void tn_tensor_to_double(const tn_tensor *t, double *out);
+/** Fill every element with value. */
+TN_API void tn_tensor_fill(tn_tensor *t, double value);
 
 /* ---- random numbers ----------------------------------------------------- */
 
@@ -161,67 +172,73 @@ typedef struct tn_rng {
     uint64_t s[4];
 } tn_rng;
 
-void tn_rng_seed(tn_rng *r, uint64_t seed);
-uint64_t tn_rng_next(tn_rng *r);
-/* Uniform double in [0, 1) with 53 random bits. */
-double tn_rng_uniform(tn_rng *r);
-/* Standard normal (Box-Muller, no cached second value, so the state alone
+/** Seed r (any value, 0 included) through splitmix64. */
+TN_API void tn_rng_seed(tn_rng *r, uint64_t seed);
+/** Next 64 random bits of r. */
+TN_API uint64_t tn_rng_next(tn_rng *r);
+/** Uniform double in [0, 1) with 53 random bits. */
+TN_API double tn_rng_uniform(tn_rng *r);
+/** Standard normal (Box-Muller, no cached second value, so the state alone
  * determines the stream). */
-double tn_rng_normal(tn_rng *r);
-/* Fill t with uniform values in [lo, hi). */
-void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
-/* Fill t with normal values of the given mean and standard deviation. */
-void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
+TN_API double tn_rng_normal(tn_rng *r);
+/** Fill t with uniform values in [lo, hi). */
+TN_API void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
+/** Fill t with normal values of the given mean and standard deviation. */
+TN_API void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
 
 /* ---- the tape ------------------------------------------------------------ */
 
-/* New empty tape. Intermediates are carved from its arena, which grows in
+/** New empty tape. Intermediates are carved from its arena, which grows in
  * chunks as needed and is reused after tn_tape_reset, so a steady-state
  * training step allocates nothing. Free with tn_tape_free. */
-tn_tape *tn_tape_new(void);
-/* Free the tape and every tensor it owns. NULL is a no-op. */
-void tn_tape_free(tn_tape *tp);
-/* Forget every recorded op and tape tensor (they become invalid), clear the
+TN_API tn_tape *tn_tape_new(void);
+/** Free the tape and every tensor it owns. NULL is a no-op. */
+TN_API void tn_tape_free(tn_tape *tp);
+/** Forget every recorded op and tape tensor (they become invalid), clear the
  * sticky error, keep the arena memory for reuse. Heap tensors (parameters)
  * and their gradients are untouched. */
-void tn_tape_reset(tn_tape *tp);
-/* Sticky error of the tape: the message of the first failed op since the
+TN_API void tn_tape_reset(tn_tape *tp);
+/** Sticky error of the tape: the message of the first failed op since the
  * last reset, or NULL when all is well. */
-const char *tn_tape_error(const tn_tape *tp);
-/* Record an error on the tape (used by op builders). */
-tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Gradient recording on (default) or off. With it off, ops compute results
+TN_API const char *tn_tape_error(const tn_tape *tp);
+/** Record an error on the tape (used by op builders). */
+TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
+           __attribute__((format(printf, 3, 4)));
+/** @{ */
+/** Gradient recording on (default) or off. With it off, ops compute results
  * but record no inputs (no-grad mode for inference and sampling). Returns
  * the previous setting. */
-bool tn_tape_set_grad(tn_tape *tp, bool enabled);
-bool tn_tape_grad_enabled(const tn_tape *tp);
-/* Training mode (default true): dropout is the identity when false. */
-void tn_tape_set_training(tn_tape *tp, bool training);
-bool tn_tape_training(const tn_tape *tp);
-/* NaN/Inf watch: when on, every op checks its output and the first op that
+TN_API bool tn_tape_set_grad(tn_tape *tp, bool enabled);
+TN_API bool tn_tape_grad_enabled(const tn_tape *tp);
+/** @} */
+/** @{ */
+/** Training mode (default true): dropout is the identity when false. */
+TN_API void tn_tape_set_training(tn_tape *tp, bool training);
+TN_API bool tn_tape_training(const tn_tape *tp);
+/** @} */
+/** NaN/Inf watch: when on, every op checks its output and the first op that
  * produced a non-finite value fails the tape naming itself. */
-void tn_tape_set_watch(tn_tape *tp, bool on);
-/* Random generator used by stochastic ops (dropout) on this tape. */
-tn_rng *tn_tape_rng(tn_tape *tp);
-/* Bytes currently held by the arena (capacity), and high-water mark used. */
-size_t tn_tape_arena_capacity(const tn_tape *tp);
-/* Number of ops recorded since the last reset. */
-size_t tn_tape_size(const tn_tape *tp);
+TN_API void tn_tape_set_watch(tn_tape *tp, bool on);
+/** Random generator used by stochastic ops (dropout) on this tape. */
+TN_API tn_rng *tn_tape_rng(tn_tape *tp);
+/** Bytes currently held by the arena (capacity), and high-water mark used. */
+TN_API size_t tn_tape_arena_capacity(const tn_tape *tp);
+/** Number of ops recorded since the last reset. */
+TN_API size_t tn_tape_size(const tn_tape *tp);
 
-/* Scratch memory from the arena, valid until reset; 64-byte aligned,
+/** Scratch memory from the arena, valid until reset; 64-byte aligned,
  * uninitialised. NULL (and a sticky error) when out of memory. */
-void *tn_tape_alloc(tn_tape *tp, size_t nbytes);
-/* New contiguous tape tensor (zero-filled), not recorded as an op.
+TN_API void *tn_tape_alloc(tn_tape *tp, size_t nbytes);
+/** New contiguous tape tensor (zero-filled), not recorded as an op.
  * Use for inputs built per step. */
-tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *shape);
+TN_API tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *shape);
 
 /* Backward: see tn_backward in tensor/ops.h (the engine dispatches over
  * the op table, which lives above core). */
 
 /* ---- runtime: threads and BLIS ------------------------------------------ */
 
-/* Initialise the runtime (idempotent; done lazily by any op that needs it):
+/** Initialise the runtime (idempotent; done lazily by any op that needs it):
  * picks the kernel path (see tn_isa_active) and the BLIS sub-configuration
  * (see tn_blis_config), sets the thread count to the number of cores,
  * turns on flush-to-zero. Call it (or tn_set_num_threads) before any other
@@ -229,18 +246,22 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
  * environment asks for something impossible (an unknown or unsupported
  * TN_ISA): the message is in tn_last_error() and stays in
  * tn_runtime_error(); every op then fails with it. */
-tn_status tn_runtime_init(void);
-/* The message of a failed runtime initialisation ("" when it succeeded). */
-const char *tn_runtime_error(void);
-/* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
-void tn_set_num_threads(int n);
-int tn_num_threads(void);
-/* Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
+TN_API tn_status tn_runtime_init(void);
+/** The message of a failed runtime initialisation ("" when it succeeded). */
+TN_API const char *tn_runtime_error(void);
+/** @{ */
+/** Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
+TN_API void tn_set_num_threads(int n);
+TN_API int tn_num_threads(void);
+/** @} */
+/** @{ */
+/** Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
  * chosen ("auto", "forced: cpu has AVX-512", "user BLIS_ARCH_TYPE=3"). */
-const char *tn_blis_config(void);
-const char *tn_blis_config_reason(void);
-/* Turn flush-to-zero / denormals-are-zero on in the calling thread. */
-void tn_flush_denormals(void);
+TN_API const char *tn_blis_config(void);
+TN_API const char *tn_blis_config_reason(void);
+/** @} */
+/** Turn flush-to-zero / denormals-are-zero on in the calling thread. */
+TN_API void tn_flush_denormals(void);
 
 /* Kernel paths of the library's own hot loops (gate rows, exp loops,
  * column sums), by instruction-set level: generic (the compiler's default
@@ -252,15 +273,15 @@ typedef enum tn_isa {
     TN_ISA_AVX2 = 1,
     TN_ISA_AVX512 = 2,
 } tn_isa;
-/* The path in use: the highest this CPU supports, or the lower one that the
+/** The path in use: the highest this CPU supports, or the lower one that the
  * environment variable TN_ISA (avx512, avx2, generic) forces. With TN_ISA
  * set and BLIS_ARCH_TYPE not set, BLIS's configuration follows it: skx for
  * avx512, haswell for avx2, generic for generic. */
-tn_isa tn_isa_active(void);
-/* The highest path this CPU supports (no override). */
-tn_isa tn_isa_cpu(void);
-/* "generic", "avx2" or "avx512" (static string). */
-const char *tn_isa_name(tn_isa isa);
+TN_API tn_isa tn_isa_active(void);
+/** The highest path this CPU supports (no override). */
+TN_API tn_isa tn_isa_cpu(void);
+/** "generic", "avx2" or "avx512" (static string). */
+TN_API const char *tn_isa_name(tn_isa isa);
 
 #ifdef __cplusplus
 }

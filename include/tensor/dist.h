@@ -1,4 +1,5 @@
-/* tensor/dist.h - data-parallel training over MPI (optional module,
+/** @file
+ * tensor/dist.h - data-parallel training over MPI (optional module,
  * library tensor_dist, built when CMake finds MPI: -DTN_MPI=AUTO|ON|OFF).
  *
  * Every process (rank) holds the whole model and trains on its share of
@@ -38,40 +39,46 @@ extern "C" {
 
 typedef struct tn_dist tn_dist;
 
-/* Start on MPI_COMM_WORLD, initialising MPI (MPI_Init_thread, FUNNELED)
+/** Start on MPI_COMM_WORLD, initialising MPI (MPI_Init_thread, FUNNELED)
  * unless the caller did; ps is the parameter set whose gradients
  * tn_dist_allreduce averages (it must outlive d and keep its parameters).
  * argc/argv may be NULL. *d gets the handle (free with tn_dist_free, which
  * finalises MPI only if tn_dist_init initialised it). */
-tn_status tn_dist_init(tn_dist **d, int *argc, char ***argv, const tn_params *ps);
-/* The same on a communicator the caller made (MPI already initialised);
+TN_API tn_status tn_dist_init(tn_dist **d, int *argc, char ***argv, const tn_params *ps);
+/** The same on a communicator the caller made (MPI already initialised);
  * the communicator is duplicated, so the caller keeps its own. */
-tn_status tn_dist_init_comm(tn_dist **d, MPI_Comm comm, const tn_params *ps);
-void tn_dist_free(tn_dist *d);
+TN_API tn_status tn_dist_init_comm(tn_dist **d, MPI_Comm comm, const tn_params *ps);
+/** Free d (NULL: no-op); finalises MPI if tn_dist_init initialised it. */
+TN_API void tn_dist_free(tn_dist *d);
 
-int tn_dist_rank(const tn_dist *d);
-int tn_dist_size(const tn_dist *d);
-/* Bucket size in bytes (default 8 MiB; set before the first all-reduce). */
-tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes);
-/* Fixed-order sums (see above); off by default. */
-void tn_dist_set_deterministic(tn_dist *d, bool on);
-/* Number of buckets and seconds spent in the last tn_dist_allreduce. */
-int tn_dist_buckets(const tn_dist *d);
-double tn_dist_last_seconds(const tn_dist *d);
+/** @{ */
+/** This process's rank and the number of ranks (0 and 1 for NULL). */
+TN_API int tn_dist_rank(const tn_dist *d);
+TN_API int tn_dist_size(const tn_dist *d);
+/** @} */
+/** Bucket size in bytes (default 8 MiB; set before the first all-reduce). */
+TN_API tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes);
+/** Fixed-order sums (see above); off by default. */
+TN_API void tn_dist_set_deterministic(tn_dist *d, bool on);
+/** @{ */
+/** Number of buckets and seconds spent in the last tn_dist_allreduce. */
+TN_API int tn_dist_buckets(const tn_dist *d);
+TN_API double tn_dist_last_seconds(const tn_dist *d);
+/** @} */
 
-/* Copy rank 0's parameter values to every rank (at start, and after rank
+/** Copy rank 0's parameter values to every rank (at start, and after rank
  * 0 loaded a checkpoint). */
-tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps);
-/* Replace every parameter gradient by its mean over the ranks (collective:
+TN_API tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps);
+/** Replace every parameter gradient by its mean over the ranks (collective:
  * every rank must call it). */
-tn_status tn_dist_allreduce(tn_dist *d);
-/* Collective: returns TN_OK when local is TN_OK on every rank; otherwise
+TN_API tn_status tn_dist_allreduce(tn_dist *d);
+/** Collective: returns TN_OK when local is TN_OK on every rank; otherwise
  * every rank returns the status of the lowest failing rank, with the
  * message "rank R: <its tn_last_error()>" in tn_last_error(). */
-tn_status tn_dist_agree(tn_dist *d, tn_status local);
-/* Collective: whether v is the same on every rank (for checks such as the
+TN_API tn_status tn_dist_agree(tn_dist *d, tn_status local);
+/** Collective: whether v is the same on every rank (for checks such as the
  * data size or the number of ranks a checkpoint was made with). */
-bool tn_dist_same(tn_dist *d, int64_t v);
+TN_API bool tn_dist_same(tn_dist *d, int64_t v);
 
 #ifdef __cplusplus
 }

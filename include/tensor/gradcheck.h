@@ -1,4 +1,5 @@
-/* tensor/gradcheck.h - gradient checking by central differences.
+/** @file
+ * tensor/gradcheck.h - gradient checking by central differences.
  *
  * Compares the gradients that the tape computes with central differences
  * (f(x + eps) - f(x - eps)) / (2 eps), element by element, for any function
@@ -29,7 +30,7 @@ typedef struct tn_gradcheck_result {
     int64_t n_checked; /* elements compared */
 } tn_gradcheck_result;
 
-/* Check f at inputs. Inputs are heap tensors; those with requires_grad set
+/** Check f at inputs. Inputs are heap tensors; those with requires_grad set
  * are checked (others, e.g. int32 ids, are constants). The relative error
  * uses floor = 1e-2 in its denominator: central differences carry an
  * absolute rounding noise of ~1e-16 * |L| / eps ~ 1e-10, so for gradients
@@ -37,8 +38,8 @@ typedef struct tn_gradcheck_result {
  * as an error of order its own size / 1e-2), not against the gradient.
  * Input values are restored exactly afterwards; parameter gradients are left
  * zeroed. Returns TN_OK, or an error if f fails or an argument is bad. */
-tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
-                       double eps, tn_gradcheck_result *res);
+TN_API tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
+                              double eps, tn_gradcheck_result *res);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* tensor/io.h - checkpoints in the safetensors format.
+/** @file
+ * tensor/io.h - checkpoints in the safetensors format.
  *
  * File layout (https://github.com/huggingface/safetensors):
  *
@@ -54,34 +55,36 @@ typedef struct tn_meta {
     char **keys, **values; /* n entries each, owned by the map */
 } tn_meta;
 
-/* Empty map (a zero-initialised struct is empty too). */
-void tn_meta_init(tn_meta *m);
-/* Free every string and the map's storage; the map is empty afterwards and
+/** Empty map (a zero-initialised struct is empty too). */
+TN_API void tn_meta_init(tn_meta *m);
+/** Free every string and the map's storage; the map is empty afterwards and
  * can be reused. NULL is a no-op. */
-void tn_meta_free(tn_meta *m);
-/* Set key to value, both copied. An existing key keeps its position and
+TN_API void tn_meta_free(tn_meta *m);
+/** Set key to value, both copied. An existing key keeps its position and
  * gets the new value; a new key is appended. TN_ERR_ARG for NULL
  * arguments, TN_ERR_MEMORY when out of memory (the map is unchanged). */
-tn_status tn_meta_set(tn_meta *m, const char *key, const char *value);
-/* Value of key, or NULL when absent. The pointer stays valid until the key
+TN_API tn_status tn_meta_set(tn_meta *m, const char *key, const char *value);
+/** Value of key, or NULL when absent. The pointer stays valid until the key
  * is set again or the map is freed. */
-const char *tn_meta_get(const tn_meta *m, const char *key);
-/* Store an integer as a decimal string. */
-tn_status tn_meta_set_int(tn_meta *m, const char *key, int64_t value);
-/* Parse key's value as a decimal int64 into *out: TN_ERR_FORMAT (message
+TN_API const char *tn_meta_get(const tn_meta *m, const char *key);
+/** Store an integer as a decimal string. */
+TN_API tn_status tn_meta_set_int(tn_meta *m, const char *key, int64_t value);
+/** Parse key's value as a decimal int64 into *out: TN_ERR_FORMAT (message
  * naming the key) when absent or not exactly a decimal integer in range;
  * *out is unchanged on error. */
-tn_status tn_meta_get_int(const tn_meta *m, const char *key, int64_t *out);
-/* Store a generator's state as four 16-digit hex words separated by
+TN_API tn_status tn_meta_get_int(const tn_meta *m, const char *key, int64_t *out);
+/** @{ */
+/** Store a generator's state as four 16-digit hex words separated by
  * spaces, and read it back (TN_ERR_FORMAT when absent or malformed; *r
  * unchanged on error). Restoring gives the same stream bit for bit. A
  * checkpoint that must resume exactly stores every generator this way. */
-tn_status tn_meta_set_rng(tn_meta *m, const char *key, const tn_rng *r);
-tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r);
+TN_API tn_status tn_meta_set_rng(tn_meta *m, const char *key, const tn_rng *r);
+TN_API tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r);
+/** @} */
 
 /* ---- save and load ---- */
 
-/* Write every tensor of the nsets parameter sets (e.g. a model's and an
+/** Write every tensor of the nsets parameter sets (e.g. a model's and an
  * optimizer's state) and the metadata (NULL or empty: no "__metadata__")
  * to path. The sets are only read; their element type is non-const so one
  * array `tn_params *sets[] = {&model, &opt}` serves tn_save and tn_load.
@@ -96,9 +99,9 @@ tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r);
  * stray temporary file, never a half-written checkpoint). A failure of the
  * final directory fsync returns TN_ERR_IO although the new file is in
  * place. */
-tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_meta *meta);
+TN_API tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_meta *meta);
 
-/* Load path strictly into the parameters of the nsets sets: every tensor
+/** Load path strictly into the parameters of the nsets sets: every tensor
  * in the file must be exactly one parameter of the same name and shape, and
  * every parameter must be in the file. An F32 or F64 tensor is converted to
  * its parameter's dtype (F64 -> F32 rounds to nearest, values beyond the
@@ -111,13 +114,13 @@ tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_
  * on failure the parameters and meta_out are untouched.
  * Gradients are not touched. Names must be unique across the sets
  * (TN_ERR_ARG otherwise). */
-tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *meta_out);
+TN_API tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *meta_out);
 
-/* Read and validate only the header of path (the data buffer is checked
+/** Read and validate only the header of path (the data buffer is checked
  * for size, not read) and fill meta_out as tn_load does, so a program can
  * build its model from the metadata before calling tn_load. meta_out is
  * untouched on failure. */
-tn_status tn_load_meta(const char *path, tn_meta *meta_out);
+TN_API tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 
 /* One tensor of a checkpoint, as listed by tn_load_list. */
 typedef struct tn_ckpt_entry {
@@ -127,13 +130,13 @@ typedef struct tn_ckpt_entry {
     int64_t shape[TN_MAX_DIMS];  /* unused trailing dims are 1 */
 } tn_ckpt_entry;
 
-/* Validate the header of path (as tn_load_meta) and return its tensors in
+/** Validate the header of path (as tn_load_meta) and return its tensors in
  * data-buffer order: *entries is a new array of *n entries, to be freed
  * with tn_ckpt_entries_free (NULL and 0 when the file has no tensors).
  * *entries and *n are untouched on failure. */
-tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n);
-/* Free an array from tn_load_list. NULL is a no-op. */
-void tn_ckpt_entries_free(tn_ckpt_entry *entries, int n);
+TN_API tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n);
+/** Free an array from tn_load_list. NULL is a no-op. */
+TN_API void tn_ckpt_entries_free(tn_ckpt_entry *entries, int n);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* tensor/nn.h - parameter sets and layers built from the public ops.
+/** @file
+ * tensor/nn.h - parameter sets and layers built from the public ops.
  *
  * Layers hold borrowed pointers to parameters that live in a tn_params set
  * (which owns them); the forward functions build ops on a tape, so
@@ -40,22 +41,22 @@ typedef struct tn_params {
     int n, cap;
 } tn_params;
 
-/* Empty set (or zero-initialise the struct). */
-void tn_params_init(tn_params *ps);
-/* Free every tensor of the set and the set's storage. */
-void tn_params_free(tn_params *ps);
-/* New parameter prefix + "." + name (or name alone when prefix is NULL or
+/** Empty set (or zero-initialise the struct). */
+TN_API void tn_params_init(tn_params *ps);
+/** Free every tensor of the set and the set's storage. */
+TN_API void tn_params_free(tn_params *ps);
+/** New parameter prefix + "." + name (or name alone when prefix is NULL or
  * ""), zero-filled, shape as given, requires_grad set. The set owns it; the
  * returned pointer stays valid until tn_params_free. NULL on error
  * (duplicate name, bad shape). */
-tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
-                         int ndim, const int64_t *shape);
-/* Parameter by full name, or NULL. */
-tn_tensor *tn_params_get(const tn_params *ps, const char *name);
-/* Zero every gradient. */
-void tn_params_zero_grad(tn_params *ps);
-/* Total number of scalar parameters. */
-int64_t tn_params_numel(const tn_params *ps);
+TN_API tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
+                                int ndim, const int64_t *shape);
+/** Parameter by full name, or NULL. */
+TN_API tn_tensor *tn_params_get(const tn_params *ps, const char *name);
+/** Zero every gradient. */
+TN_API void tn_params_zero_grad(tn_params *ps);
+/** Total number of scalar parameters. */
+TN_API int64_t tn_params_numel(const tn_params *ps);
 
 /* ---- Linear, Embedding, Dropout ---- */
 
@@ -65,13 +66,13 @@ typedef struct tn_linear {
     tn_tensor *bias;   /* [out] or NULL */
 } tn_linear;
 
-/* Create weight (and bias) in ps under prefix, initialised as PyTorch's
+/** Create weight (and bias) in ps under prefix, initialised as PyTorch's
  * nn.Linear (kaiming-uniform: both uniform(+-1/sqrt(in))) from r. */
-tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
-                         int64_t out, bool bias, tn_dtype dt, tn_rng *r);
-/* y = x W^T + b: x [N, in] or [B, T, in] (flattened over leading dims) ->
+TN_API tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
+                                int64_t out, bool bias, tn_dtype dt, tn_rng *r);
+/** y = x W^T + b: x [N, in] or [B, T, in] (flattened over leading dims) ->
  * [N, out] or [B, T, out]. */
-tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);
+TN_API tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);
 
 typedef struct tn_embedding {
     int64_t num, dim;
@@ -79,12 +80,12 @@ typedef struct tn_embedding {
     tn_tensor *weight;   /* [num, dim] */
 } tn_embedding;
 
-/* weight ~ N(0, 1); the padding_idx row (if >= 0) starts at zero and never
+/** weight ~ N(0, 1); the padding_idx row (if >= 0) starts at zero and never
  * gets a gradient. */
-tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
-                            int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r);
-/* ids (I32, shape S) -> S x [dim]. Out-of-range ids fail the tape. */
-tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *ids);
+TN_API tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
+                                   int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r);
+/** ids (I32, shape S) -> S x [dim]. Out-of-range ids fail the tape. */
+TN_API tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_tensor *ids);
 
 /* ---- recurrent layers ---- */
 
@@ -104,12 +105,12 @@ typedef struct tn_rnn {
     tn_tensor *b_ih[2 * TN_RNN_MAX_LAYERS], *b_hh[2 * TN_RNN_MAX_LAYERS];
 } tn_rnn;
 
-/* Create the parameters of an nn.RNN / nn.LSTM / nn.GRU equivalent (with
+/** Create the parameters of an nn.RNN / nn.LSTM / nn.GRU equivalent (with
  * biases) in ps under prefix, initialised uniform(+-1/sqrt(hidden)) from r,
  * in PyTorch's order (per layer and direction: w_ih, w_hh, b_ih, b_hh). */
-tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
-                      int64_t input_size, int64_t hidden, int layers, bool bidirectional,
-                      double dropout, tn_dtype dt, tn_rng *r);
+TN_API tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
+                             int64_t input_size, int64_t hidden, int layers, bool bidirectional,
+                             double dropout, tn_dtype dt, tn_rng *r);
 
 typedef struct tn_rnn_out {
     tn_tensor *output; /* [B, T, D*H], zero past each sequence's length */
@@ -117,14 +118,14 @@ typedef struct tn_rnn_out {
     tn_tensor *c_n;    /* [L*D, B, H] for LSTM, else NULL */
 } tn_rnn_out;
 
-/* Run the layer over x [B, T, I]. h0 (and c0 for LSTM) [L*D, B, H] or NULL
+/** Run the layer over x [B, T, I]. h0 (and c0 for LSTM) [L*D, B, H] or NULL
  * for zeros. lengths: NULL (all T) or B values in 1..T; steps past a
  * sequence's length leave its state unchanged and output zero, and the
  * reverse direction starts at the sequence's own last step (PyTorch's
  * packed-sequence semantics). Results are tape tensors. Returns TN_OK or the
  * tape's error. */
-tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
-                         tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
+TN_API tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
+                                tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
 
 /* ---- attention over encoder outputs ---- */
 
@@ -150,14 +151,16 @@ typedef struct tn_attention {
     tn_tensor *w;                           /* Luong general */
 } tn_attention;
 
-/* Create the parameters of kind in ps under prefix (attn_size is used by
+/** Create the parameters of kind in ps under prefix (attn_size is used by
  * Bahdanau only; LUONG_DOT needs query_size == key_size), initialised as
  * nn.Linear's (uniform(+-1/sqrt(in))) from r. "bahdanau", "luong" (dot)
  * and "general" name the kinds in tn_attn_kind_from_name (-1: unknown). */
-tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
-                            tn_attn_kind kind, int64_t query_size, int64_t key_size,
-                            int64_t attn_size, tn_dtype dt, tn_rng *r);
-int tn_attn_kind_from_name(const char *name);
+TN_API tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
+                                   tn_attn_kind kind, int64_t query_size, int64_t key_size,
+                                   int64_t attn_size, tn_dtype dt, tn_rng *r);
+/** The kind named "bahdanau", "luong" (or "dot") or "general"; -1 for
+ * any other name or NULL. */
+TN_API int tn_attn_kind_from_name(const char *name);
 
 /* What the score function needs of the keys, made once per source batch
  * and reused at every decoder step (tape tensors, valid until the tape is
@@ -168,15 +171,15 @@ typedef struct tn_attn_memory {
     tn_tensor *mask; /* int32 [B, S]: 1 where s < lengths[b] */
 } tn_attn_memory;
 
-/* keys [B, S, Hk] (e.g. an encoder's output); lengths: NULL (all S) or B
+/** keys [B, S, Hk] (e.g. an encoder's output); lengths: NULL (all S) or B
  * values in 1..S. Returns TN_OK or the tape's error. */
-tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *keys,
-                               const int32_t *lengths, tn_attn_memory *m);
-/* One query q [B, Hq] -> *context [B, Hk] = sum_s w[b, s] k[b, s] and
+TN_API tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *keys,
+                                      const int32_t *lengths, tn_attn_memory *m);
+/** One query q [B, Hq] -> *context [B, Hk] = sum_s w[b, s] k[b, s] and
  * *weights [B, S] (either pointer may be NULL when not wanted). Returns
  * TN_OK or the tape's error. */
-tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn_memory *m,
-                               tn_tensor *query, tn_tensor **context, tn_tensor **weights);
+TN_API tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn_memory *m,
+                                      tn_tensor *query, tn_tensor **context, tn_tensor **weights);
 
 /* A single step: nn.RNNCell / nn.LSTMCell / nn.GRUCell. */
 typedef struct tn_rnn_cell {
@@ -185,13 +188,17 @@ typedef struct tn_rnn_cell {
     tn_tensor *w_ih, *w_hh, *b_ih, *b_hh;
 } tn_rnn_cell;
 
-tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn_cell cell,
-                           int64_t input_size, int64_t hidden, tn_dtype dt, tn_rng *r);
-/* x [B, I], h [B, H] (NULL: zeros), c [B, H] for LSTM (NULL: zeros).
+/** Create a cell's parameters in ps, named as PyTorch's cells under prefix
+ * (prefix.weight_ih [G*H, I], weight_hh [G*H, H], bias_ih, bias_hh [G*H];
+ * G = 1, 4 or 3 for RNN, LSTM, GRU), initialised uniform in +-1/sqrt(H)
+ * from r. Returns TN_OK or an error (bad sizes, out of memory). */
+TN_API tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn_cell cell,
+                                  int64_t input_size, int64_t hidden, tn_dtype dt, tn_rng *r);
+/** x [B, I], h [B, H] (NULL: zeros), c [B, H] for LSTM (NULL: zeros).
  * Returns h' [B, H]; for LSTM also stores c' in *c_out (may be NULL for
  * other cells). NULL on error (tape error set). */
-tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, tn_tensor *h,
-                               tn_tensor *cs, tn_tensor **c_out);
+TN_API tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, tn_tensor *h,
+                                      tn_tensor *cs, tn_tensor **c_out);
 
 /* ---- encoder-decoder (seq2seq) ---- */
 
@@ -232,23 +239,24 @@ typedef struct tn_seq2seq {
     tn_linear combine, out;
 } tn_seq2seq;
 
-/* Create the model's parameters in ps under prefix (NULL: none),
+/** Create the model's parameters in ps under prefix (NULL: none),
  * initialised as PyTorch's modules from r. Bad options give TN_ERR_ARG
  * naming the option. */
-tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
-                          const tn_seq2seq_opts *o, tn_dtype dt, tn_rng *r);
+TN_API tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
+                                 const tn_seq2seq_opts *o, tn_dtype dt, tn_rng *r);
 
-/* Training loss: src [B, S] int32 ids with src_len (B values in 1..S),
+/** Training loss: src [B, S] int32 ids with src_len (B values in 1..S),
  * tgt [B, T] int32 ids (eos-terminated, tgt_pad after); at each step the
  * decoder's next input is the gold token with probability teacher_forcing
  * (one draw per step from rng; otherwise the model's own argmax). *loss =
  * mean cross-entropy over the target tokens that are not tgt_pad. Returns
  * TN_OK or the tape's error. */
-tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                          const int32_t *src_len, tn_tensor *tgt, double teacher_forcing,
-                          tn_rng *rng, tn_tensor **loss);
+TN_API tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                 const int32_t *src_len, tn_tensor *tgt, double teacher_forcing,
+                                 tn_rng *rng, tn_tensor **loss);
 
-/* Decoding, in no-grad and eval mode on tp (restored after), for a batch
+/** @{ */
+/** Decoding, in no-grad and eval mode on tp (restored after), for a batch
  * of B sources: out [B, max_len] gets each sentence's tokens (eos not
  * included, tgt_pad after), out_len [B] their number, score [B] the sum of
  * the log-probabilities of the tokens and of the eos (if one was chosen
@@ -256,19 +264,20 @@ tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
  * hypotheses per sentence and returns the finished one with the best
  * score / length^len_alpha (length counting the eos; len_alpha 0: raw
  * sum). Beam width 1 is greedy decoding exactly. Returns TN_OK or an error. */
-tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                            const int32_t *src_len, int64_t max_len, int32_t *out,
-                            int32_t *out_len, double *score);
-tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                          const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
-                          int32_t *out, int32_t *out_len, double *score);
-/* The decoder's attention weights while decoding one sentence greedily
+TN_API tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                   const int32_t *src_len, int64_t max_len, int32_t *out,
+                                   int32_t *out_len, double *score);
+TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                 const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
+                                 int32_t *out, int32_t *out_len, double *score);
+/** @} */
+/** The decoder's attention weights while decoding one sentence greedily
  * (src [1, S]): weights [max_len, S] (row t for output token t; rows past
  * out_len are 0). For attention plots. Returns TN_OK or an error
  * (TN_ERR_ARG without attention). */
-tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                                   int32_t src_len, int64_t max_len, int32_t *out,
-                                   int32_t *out_len, double *weights);
+TN_API tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                          int32_t src_len, int64_t max_len, int32_t *out,
+                                          int32_t *out_len, double *weights);
 
 #ifdef __cplusplus
 }

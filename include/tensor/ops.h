@@ -1,4 +1,5 @@
-/* tensor/ops.h - differentiable ops and the backward engine.
+/** @file
+ * tensor/ops.h - differentiable ops and the backward engine.
  *
  * Every builder takes the tape first, checks its arguments, computes the
  * result eagerly and records itself on the tape when a gradient is wanted.
@@ -78,155 +79,173 @@ typedef enum tn_op {
     TN_OP_COUNT
 } tn_op;
 
-/* Name of an op ("add"), or "?" for an id outside the table. */
-const char *tn_op_name(int op);
+/** Name of an op ("add"), or "?" for an id outside the table. */
+TN_API const char *tn_op_name(int op);
 
 /* Loss reductions (PyTorch's 'none', 'mean', 'sum'). */
 typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NONE = 2 } tn_reduction;
 
 /* ---- backward engine (src/ops/backward.c) ---- */
 
-/* Back-propagate from a scalar (numel 1) loss: seeds d loss = 1 and walks
+/** Back-propagate from a scalar (numel 1) loss: seeds d loss = 1 and walks
  * the tape in reverse, accumulating (+=) into the gradients of every tensor
  * that requires grad, parameters included. Tape gradients are zeroed at the
  * start of every call; parameter gradients are not (zero them yourself).
  * Fails (without touching any gradient) if the tape has a sticky error. */
-tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
-/* Same, seeding the gradient of y with dy (same shape as y, any dtype). */
-tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
+TN_API tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
+/** Same, seeding the gradient of y with dy (same shape as y, any dtype). */
+TN_API tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
 
-/* Detach: a tensor sharing x's data that carries no gradient and no history
+/** Detach: a tensor sharing x's data that carries no gradient and no history
  * (the cut of truncated BPTT). Not an op: the result is a leaf. */
-tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);
+TN_API tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);
 
 /* ---- shape.c ---- */
 
-/* View with a new shape (same numel). x must be contiguous; otherwise a
+/** View with a new shape (same numel). x must be contiguous; otherwise a
  * contiguous copy is made first. One size may be -1 (inferred). */
-tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape);
-/* View with dims d0 and d1 swapped (negative dims count from the end). */
-tn_tensor *tn_transpose(tn_tape *tp, tn_tensor *x, int d0, int d1);
-/* View of x[..., start:start+len, ...] along dim. */
-tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t len);
-/* Contiguous copy of x (a view when x already is contiguous). */
-tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x);
-/* Concatenate n >= 1 tensors along dim (other dims equal). */
-tn_tensor *tn_concat(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
-/* Stack n >= 1 equal-shaped tensors along a new dim (0..ndim). */
-tn_tensor *tn_stack(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+TN_API tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape);
+/** View with dims d0 and d1 swapped (negative dims count from the end). */
+TN_API tn_tensor *tn_transpose(tn_tape *tp, tn_tensor *x, int d0, int d1);
+/** View of x[..., start:start+len, ...] along dim. */
+TN_API tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t len);
+/** Contiguous copy of x (a view when x already is contiguous). */
+TN_API tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x);
+/** Concatenate n >= 1 tensors along dim (other dims equal). */
+TN_API tn_tensor *tn_concat(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
+/** Stack n >= 1 equal-shaped tensors along a new dim (0..ndim). */
+TN_API tn_tensor *tn_stack(tn_tape *tp, int n, tn_tensor *const *xs, int dim);
 
 /* ---- binary.c ---- */
 
-tn_tensor *tn_add(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a + b */
-tn_tensor *tn_sub(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a - b */
-tn_tensor *tn_mul(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a * b */
-tn_tensor *tn_div(tn_tape *tp, tn_tensor *a, tn_tensor *b); /* a / b */
+/** a + b, element-wise with numpy broadcasting (same dtype). */
+TN_API tn_tensor *tn_add(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/** a - b, element-wise with numpy broadcasting (same dtype). */
+TN_API tn_tensor *tn_sub(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/** a * b, element-wise with numpy broadcasting (same dtype). */
+TN_API tn_tensor *tn_mul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/** a / b, element-wise with numpy broadcasting (same dtype). */
+TN_API tn_tensor *tn_div(tn_tape *tp, tn_tensor *a, tn_tensor *b);
 
 /* ---- unary.c ---- */
 
-tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha); /* alpha * x */
-tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_log(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x); /* stable for large |x| */
-tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x);
-tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope);
-tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x); /* exact (erf) form */
-tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x); /* x * sigmoid(x) */
-/* x where mask != 0, else 0. mask broadcasts to x, any float dtype or I32,
+/** alpha * x. */
+TN_API tn_tensor *tn_scale(tn_tape *tp, tn_tensor *x, double alpha);
+/** -x. */
+TN_API tn_tensor *tn_neg(tn_tape *tp, tn_tensor *x);
+/** e^x, element-wise. */
+TN_API tn_tensor *tn_exp(tn_tape *tp, tn_tensor *x);
+/** Natural logarithm, element-wise (x <= 0 gives -inf or NaN, as log does). */
+TN_API tn_tensor *tn_log(tn_tape *tp, tn_tensor *x);
+/** 1 / (1 + e^-x), element-wise; stable for large |x|. */
+TN_API tn_tensor *tn_sigmoid(tn_tape *tp, tn_tensor *x);
+/** tanh(x), element-wise. */
+TN_API tn_tensor *tn_tanh(tn_tape *tp, tn_tensor *x);
+/** max(x, 0), element-wise. */
+TN_API tn_tensor *tn_relu(tn_tape *tp, tn_tensor *x);
+/** x for x >= 0, negative_slope * x below, element-wise. */
+TN_API tn_tensor *tn_leaky_relu(tn_tape *tp, tn_tensor *x, double negative_slope);
+/** x * Phi(x), element-wise, in the exact (erf) form. */
+TN_API tn_tensor *tn_gelu(tn_tape *tp, tn_tensor *x);
+/** x * sigmoid(x), element-wise. */
+TN_API tn_tensor *tn_silu(tn_tape *tp, tn_tensor *x);
+/** x where mask != 0, else 0. mask broadcasts to x, any float dtype or I32,
  * receives no gradient. For variable-length sequences. */
-tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask);
-/* Inverted dropout with probability p in [0, 1): in training mode zeroes
+TN_API tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask);
+/** Inverted dropout with probability p in [0, 1): in training mode zeroes
  * each element with probability p (tape RNG) and scales the rest by
  * 1/(1-p); in eval mode (tn_tape_set_training false) or p == 0, returns x. */
-tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
+TN_API tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p);
 
 /* ---- matmul.c (BLIS) ---- */
 
-/* a [M, K] @ b [K, N] -> [M, N]. Transposed operands are views
+/** a [M, K] @ b [K, N] -> [M, N]. Transposed operands are views
  * (tn_transpose), passed to BLIS as strides without a copy. */
-tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
-/* Batched: a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N]. */
-tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
-/* bias + a @ b: a [M, K], b [K, N], bias [N] or [1, N] (broadcast over
+TN_API tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/** Batched: a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N]. */
+TN_API tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b);
+/** bias + a @ b: a [M, K], b [K, N], bias [N] or [1, N] (broadcast over
  * rows) or [M, N] (may be a strided view, e.g. one timestep of an input
  * projection). */
-tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
+TN_API tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b);
 
 /* ---- reduce.c ---- */
 
-/* Sum of all elements -> shape [1]. */
-tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x);
-/* Mean of all elements -> shape [1]. */
-tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x);
-/* Sum / mean along dim; keepdim keeps it with size 1, else it is removed
+/** Sum of all elements -> shape [1]. */
+TN_API tn_tensor *tn_sum(tn_tape *tp, tn_tensor *x);
+/** Mean of all elements -> shape [1]. */
+TN_API tn_tensor *tn_mean(tn_tape *tp, tn_tensor *x);
+/** @{ */
+/** Sum / mean along dim; keepdim keeps it with size 1, else it is removed
  * (a 1-D input then gives shape [1]). */
-tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
-tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+TN_API tn_tensor *tn_sum_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+TN_API tn_tensor *tn_mean_dim(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+/** @} */
 
 /* ---- softmax.c ---- */
 
-/* Softmax / log-softmax along dim (log-sum-exp with max subtraction). */
-tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
-tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
-/* Softmax along dim over the elements that mask keeps: mask is int32 and
+/** @{ */
+/** Softmax / log-softmax along dim (log-sum-exp with max subtraction). */
+TN_API tn_tensor *tn_softmax(tn_tape *tp, tn_tensor *x, int dim);
+TN_API tn_tensor *tn_log_softmax(tn_tape *tp, tn_tensor *x, int dim);
+/** @} */
+/** Softmax along dim over the elements that mask keeps: mask is int32 and
  * broadcasts to x (numpy rules; nonzero keeps). Masked elements get exactly
  * 0 and no gradient; a row with nothing kept is all zeros. For attention
  * over padded sequences: mask [B, 1, S] or [B, S] from the lengths. The
  * mask is read at the call (it may change afterwards). */
-tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask);
+TN_API tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask);
 
 /* ---- select.c ---- */
 
-/* The k largest elements of x along dim, in order (larger first; equal
+/** The k largest elements of x along dim, in order (larger first; equal
  * values by lower index; NaN counts as the largest): *values (x's dtype,
  * differentiable: the gradient flows back to the chosen elements) and
  * *indices (int32 positions along dim), both of x's shape with dim of size
  * k, tape tensors. 1 <= k <= x's size along dim. Returns TN_OK, or an
  * error (both outputs NULL; the tape's error is set). */
-tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **values,
-                  tn_tensor **indices);
-/* int32 positions of the largest element along dim (order as tn_topk),
+TN_API tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **values,
+                         tn_tensor **indices);
+/** int32 positions of the largest element along dim (order as tn_topk),
  * dim removed unless keepdim (a 1-D x gives [1]). No gradient. */
-tn_tensor *tn_argmax(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
+TN_API tn_tensor *tn_argmax(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
 
 /* ---- index.c ---- */
 
-/* Embedding lookup: table [V, E], ids (I32, any shape S, each in [0, V))
+/** Embedding lookup: table [V, E], ids (I32, any shape S, each in [0, V))
  * -> S x [E] (ndim of ids + 1 <= 4). Backward scatter-adds into table.
  * Rows whose id equals padding_idx get no gradient (-1: none). */
-tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
+TN_API tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
 
 /* ---- loss.c ---- */
 
-/* Cross-entropy over logits [N, C] with class targets (I32 [N]); targets
+/** Cross-entropy over logits [N, C] with class targets (I32 [N]); targets
  * equal to ignore_index are skipped (mean divides by the rest). Fused
  * log-softmax + NLL. Result [1] (mean/sum) or [N] (none). */
-tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
-                            int64_t ignore_index, tn_reduction red);
-/* Negative log-likelihood of log-probabilities logp [N, C]; as above. */
-tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
-                  tn_reduction red);
-/* Mean squared error of a and b (same shape). Result [1], or a's shape for
+TN_API tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                                   int64_t ignore_index, tn_reduction red);
+/** Negative log-likelihood of log-probabilities logp [N, C]; as above. */
+TN_API tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
+                         tn_reduction red);
+/** Mean squared error of a and b (same shape). Result [1], or a's shape for
  * TN_REDUCE_NONE. */
-tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
+TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
 
 /* ---- fused.c: point-wise recurrent cells ---- */
 
-/* LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of
+/** LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of
  * the gates i, f, g, o (PyTorch's order; e.g. x W_ih^T + h W_hh^T + biases,
  * may be a strided view); c [B, H] previous cell state or NULL (zeros).
  * Returns [B, 2H] = [h' | c'] with c' = s(f) c + s(i) tanh(g) and
  * h' = s(o) tanh(c'); take each half with tn_narrow (dim 1). */
-tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
-/* GRU cell point-wise math in one pass. xg [B, 3H]: input parts of the
+TN_API tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c);
+/** GRU cell point-wise math in one pass. xg [B, 3H]: input parts of the
  * gates r, z, n (x W_ih^T + b_ih); hg [B, 3H]: recurrent parts
  * (h W_hh^T + b_hh), or [3H] (just b_hh) when h is zeros; h [B, H] or NULL
  * (zeros). Returns h' = (1 - z) n + z h with r = s(xr + hr),
  * z = s(xz + hz), n = tanh(xn + r hn) (b_hn inside the reset product, as
  * PyTorch). */
-tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
+TN_API tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h);
 
 /* ---- recurrent.c: one direction of a recurrent layer as one op ---- */
 
@@ -237,12 +256,14 @@ typedef enum tn_cell {
     TN_CELL_GRU = 3,
 } tn_cell;
 
-/* "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown; "rnn"
+/** @{ */
+/** "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown; "rnn"
  * is rnn_tanh). */
-const char *tn_cell_name(tn_cell c);
-int tn_cell_from_name(const char *name);
-/* Gates per cell: 1, 1, 4, 3; 0 for an unknown cell. */
-int tn_cell_gates(tn_cell c);
+TN_API const char *tn_cell_name(tn_cell c);
+TN_API int tn_cell_from_name(const char *name);
+/** @} */
+/** Gates per cell: 1, 1, 4, 3; 0 for an unknown cell. */
+TN_API int tn_cell_gates(tn_cell c);
 
 /* The weights of one layer direction, PyTorch's names and layouts, G gates
  * (1 for RNN, 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)):
@@ -251,7 +272,7 @@ typedef struct tn_rnn_weights {
     tn_tensor *w_ih, *w_hh, *b_ih, *b_hh;
 } tn_rnn_weights;
 
-/* Run a cell over a whole sequence, as PyTorch's single-layer,
+/** Run a cell over a whole sequence, as PyTorch's single-layer,
  * single-direction RNN/LSTM/GRU with batch_first = True:
  *   x [B, T, I]; h0, c0 [B, H] or NULL (zeros; c0 for LSTM only);
  *   lengths: B values in 1..T or NULL (all T), copied; step t of sequence b
@@ -271,8 +292,8 @@ typedef struct tn_rnn_weights {
  * Only the activations are kept (in the op's tape memory), and backward
  * overwrites them with their gradients: like PyTorch without retain_graph,
  * a second backward through the same result fails the tape. */
-tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
-                        tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse);
+TN_API tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+                               tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse);
 
 #ifdef __cplusplus
 }

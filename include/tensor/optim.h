@@ -1,4 +1,5 @@
-/* tensor/optim.h - optimizers, learning-rate schedules, gradient clipping,
+/** @file
+ * tensor/optim.h - optimizers, learning-rate schedules, gradient clipping,
  * initializers. Everything iterates a tn_params set (tensor/nn.h).
  *
  * Optimizers follow PyTorch 1.13's update rules, defaults and order of
@@ -98,14 +99,17 @@ typedef struct tn_adam_opts {
     bool amsgrad;        /* default false */
 } tn_adam_opts;
 
-/* PyTorch's defaults, as listed above. Adjust fields, then pass a pointer. */
-tn_sgd_opts tn_sgd_defaults(void);
-tn_adagrad_opts tn_adagrad_defaults(void);
-tn_rmsprop_opts tn_rmsprop_defaults(void);
-tn_adam_opts tn_adam_defaults(void);
-tn_adam_opts tn_adamw_defaults(void);
+/** @{ */
+/** PyTorch's defaults, as listed above. Adjust fields, then pass a pointer. */
+TN_API tn_sgd_opts tn_sgd_defaults(void);
+TN_API tn_adagrad_opts tn_adagrad_defaults(void);
+TN_API tn_rmsprop_opts tn_rmsprop_defaults(void);
+TN_API tn_adam_opts tn_adam_defaults(void);
+TN_API tn_adam_opts tn_adamw_defaults(void);
+/** @} */
 
-/* Create an optimizer over every parameter of ps (opts NULL: the defaults).
+/** @{ */
+/** Create an optimizer over every parameter of ps (opts NULL: the defaults).
  * The options are copied. ps is borrowed: it and its tensors must outlive
  * the optimizer, and the set must not gain or lose parameters meanwhile
  * (tn_optim_step checks the count). Every parameter must be a contiguous
@@ -115,17 +119,18 @@ tn_adam_opts tn_adamw_defaults(void);
  * without momentum or with dampening) are rejected like PyTorch does.
  * Returns a new optimizer the caller frees with tn_optim_free, or NULL with
  * tn_last_error() naming the function and the problem. */
-tn_optim *tn_optim_sgd(const tn_params *ps, const tn_sgd_opts *opts);
-tn_optim *tn_optim_adagrad(const tn_params *ps, const tn_adagrad_opts *opts);
-tn_optim *tn_optim_rmsprop(const tn_params *ps, const tn_rmsprop_opts *opts);
-tn_optim *tn_optim_adam(const tn_params *ps, const tn_adam_opts *opts);
-tn_optim *tn_optim_adamw(const tn_params *ps, const tn_adam_opts *opts);
+TN_API tn_optim *tn_optim_sgd(const tn_params *ps, const tn_sgd_opts *opts);
+TN_API tn_optim *tn_optim_adagrad(const tn_params *ps, const tn_adagrad_opts *opts);
+TN_API tn_optim *tn_optim_rmsprop(const tn_params *ps, const tn_rmsprop_opts *opts);
+TN_API tn_optim *tn_optim_adam(const tn_params *ps, const tn_adam_opts *opts);
+TN_API tn_optim *tn_optim_adamw(const tn_params *ps, const tn_adam_opts *opts);
+/** @} */
 
-/* Free the optimizer and its state tensors (not the parameters). NULL is a
+/** Free the optimizer and its state tensors (not the parameters). NULL is a
  * no-op. Pointers from tn_optim_state become invalid. */
-void tn_optim_free(tn_optim *o);
+TN_API void tn_optim_free(tn_optim *o);
 
-/* One update of every parameter from its gradient, in place (parameter data
+/** One update of every parameter from its gradient, in place (parameter data
  * and state change; gradients are read, not modified). The step counter is
  * incremented first, so Adam's first bias correction uses t = 1. Parameters
  * whose grad is NULL are skipped (as PyTorch skips grad None). SGD's
@@ -134,35 +139,41 @@ void tn_optim_free(tn_optim *o);
  * depend on the thread count. Allocates nothing. Returns TN_OK, or
  * TN_ERR_STATE when the parameter set changed size since creation (nothing
  * is updated then), TN_ERR_ARG for NULL. */
-tn_status tn_optim_step(tn_optim *o);
+TN_API tn_status tn_optim_step(tn_optim *o);
 
-/* Zero the gradient of every parameter (tn_tensor_zero_grad). NULL: no-op. */
-void tn_optim_zero_grad(tn_optim *o);
+/** Zero the gradient of every parameter (tn_tensor_zero_grad). NULL: no-op. */
+TN_API void tn_optim_zero_grad(tn_optim *o);
 
-/* Learning rate used by the next tn_optim_step (a schedule sets it before
+/** @{ */
+/** Learning rate used by the next tn_optim_step (a schedule sets it before
  * each step). set_lr ignores NULL and negative or NaN values (and records an
  * error); get_lr returns 0 for NULL. */
-void tn_optim_set_lr(tn_optim *o, double lr);
-double tn_optim_get_lr(const tn_optim *o);
+TN_API void tn_optim_set_lr(tn_optim *o, double lr);
+TN_API double tn_optim_get_lr(const tn_optim *o);
+/** @} */
 
-/* Number of completed steps (0 after creation). set_step is for restoring a
+/** @{ */
+/** Number of completed steps (0 after creation). set_step is for restoring a
  * checkpoint together with the state tensors; the next step uses step + 1.
  * Negative values are ignored (with an error recorded). */
-int64_t tn_optim_get_step(const tn_optim *o);
-void tn_optim_set_step(tn_optim *o, int64_t step);
+TN_API int64_t tn_optim_get_step(const tn_optim *o);
+TN_API void tn_optim_set_step(tn_optim *o, int64_t step);
+/** @} */
 
-/* The optimizer's kind, and its name: "sgd", "adagrad", "rmsprop", "adam",
+/** @{ */
+/** The optimizer's kind, and its name: "sgd", "adagrad", "rmsprop", "adam",
  * "adamw" (a static string). */
-tn_optim_kind tn_optim_get_kind(const tn_optim *o);
-const char *tn_optim_name(const tn_optim *o);
+TN_API tn_optim_kind tn_optim_get_kind(const tn_optim *o);
+TN_API const char *tn_optim_name(const tn_optim *o);
+/** @} */
 
-/* The state tensors, owned by the optimizer and valid until tn_optim_free:
+/** The state tensors, owned by the optimizer and valid until tn_optim_free:
  * for parameter i (in ps order) its state tensors in the order documented
  * with each optimizer's options, named "<parameter name>.<key>". The set may
  * be empty (plain SGD). A checkpoint loader may overwrite the tensors'
  * values in place (tn_tensor_copy) but must not free them, replace them or
  * change the set. The state tensors have no gradient. */
-const tn_params *tn_optim_state(const tn_optim *o);
+TN_API const tn_params *tn_optim_state(const tn_optim *o);
 
 /* ---- learning-rate schedules ------------------------------------------------ */
 
@@ -170,24 +181,24 @@ const tn_params *tn_optim_state(const tn_optim *o);
  * first step), i.e. PyTorch's scheduler last_epoch when the scheduler is
  * stepped after every optimizer step. Negative steps count as 0. */
 
-/* StepLR: base_lr * gamma^floor(step / step_size) (step_size < 1 counts as 1). */
-double tn_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma);
-/* CosineAnnealingLR, PyTorch's closed form:
+/** StepLR: base_lr * gamma^floor(step / step_size) (step_size < 1 counts as 1). */
+TN_API double tn_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma);
+/** CosineAnnealingLR, PyTorch's closed form:
  *   eta_min + (base_lr - eta_min) * (1 + cos(pi * step / t_max)) / 2
  * (t_max < 1 counts as 1). As in PyTorch, past t_max the rate rises again
  * (the cosine is periodic with period 2 t_max); it is not clamped. */
-double tn_lr_cosine(double base_lr, int64_t step, int64_t t_max, double eta_min);
-/* Linear warmup: base_lr * (step + 1) / warmup for step < warmup, then
+TN_API double tn_lr_cosine(double base_lr, int64_t step, int64_t t_max, double eta_min);
+/** Linear warmup: base_lr * (step + 1) / warmup for step < warmup, then
  * base_lr. Equals PyTorch's LinearLR(start_factor = 1 / warmup,
  * total_iters = warmup - 1). warmup <= 1: always base_lr. */
-double tn_lr_warmup(double base_lr, int64_t step, int64_t warmup);
-/* Linear warmup for `warmup` steps, then cosine annealing from base_lr to
+TN_API double tn_lr_warmup(double base_lr, int64_t step, int64_t warmup);
+/** Linear warmup for `warmup` steps, then cosine annealing from base_lr to
  * eta_min over the remaining total - warmup steps: for step >= warmup,
  * tn_lr_cosine(base_lr, step - warmup, total - warmup, eta_min), and
  * eta_min from step >= total on (clamped, unlike plain cosine).
  * PyTorch: SequentialLR([LinearLR, CosineAnnealingLR], [warmup]) up to total. */
-double tn_lr_warmup_cosine(double base_lr, int64_t step, int64_t warmup, int64_t total,
-                           double eta_min);
+TN_API double tn_lr_warmup_cosine(double base_lr, int64_t step, int64_t warmup, int64_t total,
+                                  double eta_min);
 
 typedef enum tn_lr_kind {
     TN_LR_CONSTANT = 0, /* base_lr (after the warmup, if any) */
@@ -206,14 +217,14 @@ typedef struct tn_lr_schedule {
     double eta_min;    /* TN_LR_COSINE: final rate */
 } tn_lr_schedule;
 
-/* Rate for the given step: warmup (tn_lr_warmup) for step < warmup, then
+/** Rate for the given step: warmup (tn_lr_warmup) for step < warmup, then
  * the kind's schedule evaluated at step - warmup (TN_LR_COSINE: see
  * tn_lr_warmup_cosine). s NULL: returns 0. */
-double tn_lr_at(const tn_lr_schedule *s, int64_t step);
+TN_API double tn_lr_at(const tn_lr_schedule *s, int64_t step);
 
 /* ---- gradient clipping -------------------------------------------------------- */
 
-/* torch.nn.utils.clip_grad_norm_ (norm_type 2): the total L2 norm of every
+/** torch.nn.utils.clip_grad_norm_ (norm_type 2): the total L2 norm of every
  * gradient of ps taken together (accumulated in double) is returned; when
  * c = max_norm / (norm + 1e-6) < 1, every gradient is multiplied by c in
  * place (so the clipped norm is just under max_norm). Parameters without a
@@ -221,12 +232,12 @@ double tn_lr_at(const tn_lr_schedule *s, int64_t step);
  * unchanged (PyTorch would multiply them by NaN) and the norm is returned so
  * the caller can skip the step. max_norm < 0 or NaN: returns -1 and records
  * TN_ERR_ARG; nothing changes. */
-double tn_clip_grad_norm(const tn_params *ps, double max_norm);
+TN_API double tn_clip_grad_norm(const tn_params *ps, double max_norm);
 
-/* torch.nn.utils.clip_grad_value_: clamp every gradient element to
+/** torch.nn.utils.clip_grad_value_: clamp every gradient element to
  * [-clip_value, clip_value] in place (NaN stays NaN). Returns TN_OK, or
  * TN_ERR_ARG for NULL or clip_value < 0 / NaN (nothing changes). */
-tn_status tn_clip_grad_value(const tn_params *ps, double clip_value);
+TN_API tn_status tn_clip_grad_value(const tn_params *ps, double clip_value);
 
 /* ---- initializers (torch.nn.init) ------------------------------------------- */
 
@@ -238,39 +249,39 @@ tn_status tn_clip_grad_value(const tn_params *ps, double clip_value);
  * (fewer than 2 dimensions where fans are needed), TN_ERR_MEMORY; t is
  * unchanged on error. */
 
-/* Fans as torch.nn.init._calculate_fan_in_and_fan_out: for shape
+/** Fans as torch.nn.init._calculate_fan_in_and_fan_out: for shape
  * [out, in, k...], fan_in = in * prod(k), fan_out = out * prod(k).
  * Needs ndim >= 2. */
-tn_status tn_init_fans(const tn_tensor *t, int64_t *fan_in, int64_t *fan_out);
-/* torch.nn.init.calculate_gain: "linear", "conv1d".."conv3d", "sigmoid": 1;
+TN_API tn_status tn_init_fans(const tn_tensor *t, int64_t *fan_in, int64_t *fan_out);
+/** torch.nn.init.calculate_gain: "linear", "conv1d".."conv3d", "sigmoid": 1;
  * "tanh": 5/3; "relu": sqrt(2); "leaky_relu": sqrt(2 / (1 + param^2))
  * (param < 0 means PyTorch's default slope 0.01); "selu": 3/4.
  * Unknown names: returns 0 with TN_ERR_ARG recorded. */
-double tn_init_gain(const char *nonlinearity, double param);
+TN_API double tn_init_gain(const char *nonlinearity, double param);
 
-/* All zeros. */
-tn_status tn_init_zeros(tn_tensor *t);
-/* U(lo, hi); needs lo <= hi. */
-tn_status tn_init_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
-/* N(mean, std^2); needs std >= 0. */
-tn_status tn_init_normal(tn_tensor *t, tn_rng *r, double mean, double std);
-/* Glorot: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)). */
-tn_status tn_init_xavier_uniform(tn_tensor *t, tn_rng *r, double gain);
-/* Glorot: N(0, s^2), s = gain * sqrt(2 / (fan_in + fan_out)). */
-tn_status tn_init_xavier_normal(tn_tensor *t, tn_rng *r, double gain);
-/* He, mode fan_in, nonlinearity leaky_relu with negative slope a:
+/** All zeros. */
+TN_API tn_status tn_init_zeros(tn_tensor *t);
+/** U(lo, hi); needs lo <= hi. */
+TN_API tn_status tn_init_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
+/** N(mean, std^2); needs std >= 0. */
+TN_API tn_status tn_init_normal(tn_tensor *t, tn_rng *r, double mean, double std);
+/** Glorot: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)). */
+TN_API tn_status tn_init_xavier_uniform(tn_tensor *t, tn_rng *r, double gain);
+/** Glorot: N(0, s^2), s = gain * sqrt(2 / (fan_in + fan_out)). */
+TN_API tn_status tn_init_xavier_normal(tn_tensor *t, tn_rng *r, double gain);
+/** He, mode fan_in, nonlinearity leaky_relu with negative slope a:
  * U(-b, b), b = sqrt(2 / (1 + a^2)) * sqrt(3 / fan_in). a = 0 is the ReLU
  * rule; a = sqrt(5) gives PyTorch's nn.Linear default b = 1 / sqrt(fan_in). */
-tn_status tn_init_kaiming_uniform(tn_tensor *t, tn_rng *r, double a);
-/* He normal: N(0, s^2), s = sqrt(2 / (1 + a^2)) / sqrt(fan_in). */
-tn_status tn_init_kaiming_normal(tn_tensor *t, tn_rng *r, double a);
-/* (Semi-)orthogonal: t viewed as [rows = shape[0], cols = numel / rows] is
+TN_API tn_status tn_init_kaiming_uniform(tn_tensor *t, tn_rng *r, double a);
+/** He normal: N(0, s^2), s = sqrt(2 / (1 + a^2)) / sqrt(fan_in). */
+TN_API tn_status tn_init_kaiming_normal(tn_tensor *t, tn_rng *r, double a);
+/** (Semi-)orthogonal: t viewed as [rows = shape[0], cols = numel / rows] is
  * gain * Q, where Q comes from the QR factorisation (with R's diagonal made
  * positive, as PyTorch's sign correction does) of a standard normal matrix:
  * rows >= cols gives orthonormal columns (W^T W = gain^2 I), rows < cols
  * orthonormal rows (W W^T = gain^2 I). Computed in double by Gram-Schmidt
  * with reorthogonalisation; allocates rows * cols doubles of scratch. */
-tn_status tn_init_orthogonal(tn_tensor *t, tn_rng *r, double gain);
+TN_API tn_status tn_init_orthogonal(tn_tensor *t, tn_rng *r, double gain);
 
 #ifdef __cplusplus
 }

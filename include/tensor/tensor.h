@@ -1,4 +1,5 @@
-/* tensor/tensor.h - umbrella header of libtensor. */
+/** @file
+ * tensor/tensor.h - umbrella header of libtensor. */
 #ifndef TENSOR_TENSOR_H
 #define TENSOR_TENSOR_H
 

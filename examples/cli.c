@@ -1,0 +1,416 @@
+/* examples/cli.c - the examples' command-line helper (contracts in cli.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <tensor/tensor.h>
+
+/* ---- describing options ---- */
+
+/* What the option accepts, e.g. "an integer from 1 to 16384". */
+static void describe(const cli_opt *o, char *buf, size_t cap)
+{
+    switch (o->type) {
+    case CLI_INT:
+        snprintf(buf, cap, "an integer from %" PRId64 " to %" PRId64, o->imin, o->imax);
+        break;
+    case CLI_UINT64:
+        snprintf(buf, cap, "an integer from 0 to %" PRIu64, UINT64_MAX);
+        break;
+    case CLI_REAL:
+        snprintf(buf, cap, "a number %s %g and %s %g", o->dmin_open ? ">" : ">=", o->dmin,
+                 o->dmax_open ? "<" : "<=", o->dmax);
+        break;
+    case CLI_CHOICE:
+        snprintf(buf, cap, "one of %s", o->choices);
+        break;
+    case CLI_STRING:
+        snprintf(buf, cap, "%s", o->arg ? o->arg : "text");
+        break;
+    case CLI_FLAG:
+        snprintf(buf, cap, "no value");
+        break;
+    }
+}
+
+/* The current value as --help shows it (the default, before parsing). */
+static void value_str(const cli_opt *o, char *buf, size_t cap)
+{
+    if (o->def) {
+        snprintf(buf, cap, "%s", o->def);
+        return;
+    }
+    switch (o->type) {
+    case CLI_FLAG:
+        snprintf(buf, cap, "%s", *(bool *)o->value ? "on" : "off");
+        break;
+    case CLI_STRING:
+    case CLI_CHOICE: {
+        const char *s = *(const char **)o->value;
+        snprintf(buf, cap, "%s", s ? (*s ? s : "\"\"") : "none");
+        break;
+    }
+    case CLI_INT:
+        snprintf(buf, cap, "%" PRId64, *(int64_t *)o->value);
+        break;
+    case CLI_UINT64:
+        snprintf(buf, cap, "%" PRIu64, *(uint64_t *)o->value);
+        break;
+    case CLI_REAL:
+        snprintf(buf, cap, "%g", *(double *)o->value);
+        break;
+    }
+}
+
+static bool of_command(const cli_opt *o, int command)
+{
+    return o->commands == 0 || (o->commands >> command & 1u);
+}
+
+static void print_options(const cli_spec *spec, int command)
+{
+    for (int i = 0; i < spec->n_opts; i++) {
+        const cli_opt *o = &spec->opts[i];
+        if (!of_command(o, command))
+            continue;
+        char head[64], range[128] = "", def[128];
+        snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (o->type == CLI_INT || o->type == CLI_REAL || o->type == CLI_CHOICE) {
+            describe(o, range, sizeof range);
+            memmove(range + 2, range, strlen(range) + 1);
+            memcpy(range, "; ", 2);
+        }
+        value_str(o, def, sizeof def);
+        printf("  %-20s %s (default: %s%s)\n", head, o->help, def, range);
+    }
+}
+
+static void print_help(const cli_spec *spec, int command)
+{
+    printf("%s (tensor %s): %s\n\n", spec->prog, TN_VERSION_STRING, spec->summary);
+    if (!spec->commands) {
+        printf("usage: %s [options]\n\noptions:\n", spec->prog);
+        print_options(spec, 0);
+    } else {
+        printf("usage: %s COMMAND [options]\n\ncommands:\n", spec->prog);
+        for (int c = 0; spec->commands[c]; c++)
+            printf("  %-8s %s\n", spec->commands[c], spec->command_help[c]);
+        for (int c = 0; spec->commands[c]; c++)
+            if (command < 0 || command == c) {
+                printf("\noptions of %s %s:\n", spec->prog, spec->commands[c]);
+                print_options(spec, c);
+            }
+    }
+    printf("\n  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",
+           "--version", "print the version and exit");
+    if (spec->notes)
+        printf("\n%s", spec->notes);
+}
+
+/* ---- parsing values ---- */
+
+static int refuse(const cli_spec *spec, const cli_opt *o, const char *v, const char *why)
+{
+    char range[128];
+    describe(o, range, sizeof range);
+    fprintf(stderr, "%s: %s '%s' %s (allowed: %s)\n", spec->prog, o->name, v, why, range);
+    return CLI_USAGE;
+}
+
+static int set_value(const cli_spec *spec, const cli_opt *o, const char *v)
+{
+    char *end = NULL;
+    /* strto* skip leading blanks: a value must start with its number */
+    bool starts_ok = v && *v && !(*v == ' ' || *v == '\t' || *v == '\n');
+    errno = 0;
+    switch (o->type) {
+    case CLI_FLAG:
+        *(bool *)o->value = true;
+        return CLI_OK;
+    case CLI_STRING:
+        *(const char **)o->value = v;
+        return CLI_OK;
+    case CLI_CHOICE: {
+        size_t n = strlen(v);
+        for (const char *c = o->choices; *c;) {
+            size_t k = strcspn(c, "|");
+            if (n && k == n && memcmp(c, v, n) == 0) {
+                *(const char **)o->value = v;
+                return CLI_OK;
+            }
+            c += k + (c[k] == '|');
+        }
+        return refuse(spec, o, v, "is not a choice");
+    }
+    case CLI_INT: {
+        long long x = strtoll(v, &end, 10);
+        if (!starts_ok || *end)
+            return refuse(spec, o, v, "is not a whole number");
+        if (errno == ERANGE || x < o->imin || x > o->imax)
+            return refuse(spec, o, v, "is out of range");
+        *(int64_t *)o->value = x;
+        return CLI_OK;
+    }
+    case CLI_UINT64: {
+        if (*v == '-' || *v == '+')
+            return refuse(spec, o, v, "is out of range");
+        unsigned long long x = strtoull(v, &end, 10);
+        if (!starts_ok || *end)
+            return refuse(spec, o, v, "is not a whole number");
+        if (errno == ERANGE)
+            return refuse(spec, o, v, "is out of range");
+        *(uint64_t *)o->value = x;
+        return CLI_OK;
+    }
+    case CLI_REAL: {
+        double x = strtod(v, &end);
+        if (!starts_ok || *end || isnan(x))
+            return refuse(spec, o, v, "is not a number");
+        if (!isfinite(x) || (errno == ERANGE && x != 0) || x < o->dmin || x > o->dmax ||
+            (o->dmin_open && x == o->dmin) || (o->dmax_open && x == o->dmax))
+            return refuse(spec, o, v, "is out of range");
+        *(double *)o->value = x;
+        return CLI_OK;
+    }
+    }
+    return CLI_USAGE;
+}
+
+static int find_command(const cli_spec *spec, const char *name)
+{
+    for (int c = 0; spec->commands[c]; c++)
+        if (strcmp(spec->commands[c], name) == 0)
+            return c;
+    return -1;
+}
+
+static void list_commands(const cli_spec *spec)
+{
+    for (int c = 0; spec->commands[c]; c++)
+        fprintf(stderr, "%s%s", c ? ", " : "", spec->commands[c]);
+}
+
+int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
+{
+    int cmd = 0, first = 1;
+    if (spec->commands) {
+        const char *c = argc > 1 ? argv[1] : "";
+        if (strcmp(c, "-h") == 0 || strcmp(c, "--help") == 0) {
+            print_help(spec, -1);
+            return CLI_DONE;
+        }
+        if (strcmp(c, "--version") == 0) {
+            printf("%s %s (libtensor %s)\n", spec->prog, TN_VERSION_STRING, tn_version());
+            return CLI_DONE;
+        }
+        cmd = find_command(spec, c);
+        if (cmd < 0) {
+            if (*c)
+                fprintf(stderr, "%s: unknown command '%s' (commands: ", spec->prog, c);
+            else
+                fprintf(stderr, "%s: no command given (commands: ", spec->prog);
+            list_commands(spec);
+            fprintf(stderr, "; see %s --help)\n", spec->prog);
+            return CLI_USAGE;
+        }
+        first = 2;
+    }
+    if (command)
+        *command = cmd;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_help(spec, cmd);
+            return CLI_DONE;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("%s %s (libtensor %s)\n", spec->prog, TN_VERSION_STRING, tn_version());
+            return CLI_DONE;
+        }
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        const cli_opt *o = NULL;
+        for (int k = 0; k < spec->n_opts && !o; k++)
+            if (strncmp(spec->opts[k].name, a, len) == 0 && spec->opts[k].name[len] == '\0')
+                o = &spec->opts[k];
+        const char *cmd_name = spec->commands ? spec->commands[cmd] : "";
+        if (!o || strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "%s: unknown %s '%s' (see %s%s%s --help)\n", spec->prog,
+                    a[0] == '-' ? "option" : "argument", a, spec->prog, *cmd_name ? " " : "",
+                    cmd_name);
+            return CLI_USAGE;
+        }
+        if (!of_command(o, cmd)) {
+            fprintf(stderr, "%s: %s is not an option of '%s' (see %s %s --help)\n", spec->prog,
+                    o->name, cmd_name, spec->prog, cmd_name);
+            return CLI_USAGE;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (o->type == CLI_FLAG && v) {
+            fprintf(stderr, "%s: %s takes no value (got '%s')\n", spec->prog, o->name, v);
+            return CLI_USAGE;
+        }
+        if (o->type != CLI_FLAG && !v) {
+            /* the next argument, unless it is the next option */
+            if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                v = argv[++i];
+            if (!v) {
+                char what[128];
+                describe(o, what, sizeof what);
+                fprintf(stderr, "%s: %s needs a value (%s)\n", spec->prog, o->name, what);
+                return CLI_USAGE;
+            }
+        }
+        int rc = set_value(spec, o, v);
+        if (rc != CLI_OK)
+            return rc;
+    }
+    return CLI_OK;
+}
+
+/* ---- files ---- */
+
+int cli_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
+                  size_t *n)
+{
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0 || !(f = fopen(path, "rb"))) {
+        fprintf(stderr, "%s: %s %s: %s\n", prog, opt, path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: %s %s: is a directory, not a file\n", prog, opt, path);
+        fclose(f);
+        return -1;
+    }
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536, len = 0;
+    unsigned char *b = malloc(cap);
+    while (b) {
+        len += fread(b + len, 1, cap - len, f);
+        if (len < cap || ferror(f))
+            break;
+        unsigned char *nb = realloc(b, cap * 2);
+        if (!nb)
+            free(b);
+        b = nb, cap *= 2;
+    }
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!b || err) {
+        fprintf(stderr, "%s: %s %s: %s\n", prog, opt, path, b ? strerror(err) : "out of memory");
+        free(b);
+        return -1;
+    }
+    *buf = b;
+    *n = len;
+    return 0;
+}
+
+int cli_check_output(const char *prog, const char *opt, const char *path)
+{
+    struct stat st;
+    if (!*path) {
+        fprintf(stderr, "%s: %s: empty path\n", prog, opt);
+        return -1;
+    }
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: %s %s: is a directory (give a file path)\n", prog, opt, path);
+        return -1;
+    }
+    /* the directory part of path ("." when there is none) */
+    const char *slash = strrchr(path, '/');
+    size_t dlen = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    char *probe = malloc(dlen + strlen(prog) + 32);
+    if (!probe) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return -1;
+    }
+    if (dlen)
+        memcpy(probe, path, dlen);
+    else
+        probe[dlen++] = '.';
+    probe[dlen] = '\0';
+    int rc = 0;
+    const char *why = stat(probe, &st) != 0 ? strerror(errno)
+                      : !S_ISDIR(st.st_mode) ? "is not a directory" : NULL;
+    if (why) {
+        fprintf(stderr, "%s: %s %s: directory %s: %s\n", prog, opt, path, probe, why);
+        free(probe);
+        return -1;
+    }
+    sprintf(probe + dlen, "/.%s-probe-XXXXXX", prog);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        probe[dlen] = '\0';
+        fprintf(stderr, "%s: %s %s: cannot create files in %s: %s\n", prog, opt, path, probe,
+                strerror(errno));
+        rc = -1;
+    } else {
+        close(fd);
+        unlink(probe);
+    }
+    if (rc == 0 && exists && (fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+        fprintf(stderr, "%s: %s %s: %s\n", prog, opt, path, strerror(errno));
+        rc = -1;
+    } else if (rc == 0 && exists) {
+        close(fd);
+    }
+    free(probe);
+    return rc;
+}
+
+/* ---- text encodings ---- */
+
+int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (len == 0 || i + len > n)
+            return (int64_t)i;
+        /* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return (int64_t)i;
+        for (size_t j = 2; j < len; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return (int64_t)i;
+        i += len;
+    }
+    return -1;
+}
+
+unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n)
+{
+    unsigned char *out = malloc(2 * n + 1), *p = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x80) {
+            *p++ = s[i];
+        } else {
+            *p++ = (unsigned char)(0xc0 | (s[i] >> 6));
+            *p++ = (unsigned char)(0x80 | (s[i] & 0x3f));
+        }
+    }
+    *out_n = (size_t)(p - out);
+    return out;
+}

@@ -1,0 +1,95 @@
+/* examples/cli.h - the command-line helper shared by the example programs
+ * (and the benchmark). Not part of libtensor's API: it is built as the small
+ * static library tn_cli and never installed.
+ *
+ * A program describes its options in a table of cli_opt; cli_parse fills the
+ * values, refusing (exit status 2) anything it cannot take whole: a number
+ * with trailing characters, a value outside the allowed range, a name that
+ * is not an option of the command. Every refusal names the option and what
+ * is allowed. -h/--help prints every option with its meaning and default to
+ * stdout; --version prints the program's and the library's version.
+ *
+ * The rest checks files before a program starts work: an input file that
+ * is a directory or unreadable, an output whose directory is not writable,
+ * text that is not valid UTF-8.
+ */
+#ifndef TN_EXAMPLES_CLI_H
+#define TN_EXAMPLES_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cli_type {
+    CLI_FLAG,   /* no argument; value: bool *, set to true */
+    CLI_STRING, /* any text; value: const char ** (points into argv) */
+    CLI_CHOICE, /* one of `choices` ("lstm|gru|rnn"); value: const char ** */
+    CLI_INT,    /* integer in [imin, imax]; value: int64_t * */
+    CLI_UINT64, /* integer in [0, 2^64 - 1] (seeds); value: uint64_t * */
+    CLI_REAL,   /* finite number in [dmin, dmax] (open ends with dmin_open,
+                 * dmax_open); value: double * */
+} cli_type;
+
+typedef struct cli_opt {
+    const char *name;   /* "--hidden" */
+    cli_type type;
+    void *value;        /* where the value goes (see cli_type); its value
+                         * before parsing is the default --help shows */
+    const char *arg;    /* the argument's name in --help ("H", "FILE") */
+    const char *help;   /* what it means, one line */
+    int64_t imin, imax; /* CLI_INT: the allowed range, inclusive */
+    double dmin, dmax;  /* CLI_REAL: the allowed range */
+    bool dmin_open, dmax_open;
+    const char *choices;  /* CLI_CHOICE: "a|b|c" */
+    const char *def;      /* --help's default when not the value itself
+                           * ("all cores"); NULL: print the value */
+    unsigned commands;    /* bit i: an option of spec->commands[i]; 0: of all */
+} cli_opt;
+
+typedef struct cli_spec {
+    const char *prog;              /* "char_rnn" */
+    const char *summary;           /* one line: what the program does */
+    const char *const *commands;   /* subcommand names, NULL-terminated; or NULL */
+    const char *const *command_help; /* one line per command (same order) */
+    const cli_opt *opts;
+    int n_opts;
+    const char *notes; /* more --help text (may be NULL) */
+} cli_spec;
+
+enum {
+    CLI_OK = 0,    /* options parsed: go on */
+    CLI_DONE = 1,  /* --help or --version printed: exit 0 */
+    CLI_USAGE = 2, /* refused, the reason printed to stderr: exit 2 */
+};
+
+/* Parse argv[1..argc). With spec->commands, argv[1] must be one of them (or
+ * -h/--help/--version) and *command gets its index; otherwise *command is 0
+ * (command may be NULL then). Options are "--name value" or "--name=value";
+ * the last of a repeated option wins. Returns CLI_OK, CLI_DONE or CLI_USAGE
+ * (the message is printed; exit with the returned number). */
+int cli_parse(const cli_spec *spec, int argc, char **argv, int *command);
+
+/* Read a whole input file (given as option `opt`, e.g. "--data") into a
+ * malloc'd buffer (*buf, *n; the caller frees *buf). Refuses, naming the
+ * option and the path, a path that does not exist, is a directory or
+ * cannot be read. Returns 0 or -1 (message printed). */
+int cli_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
+                  size_t *n);
+
+/* Check, without creating or changing anything, that `path` (option `opt`)
+ * can be written: it is not a directory, its directory exists and accepts a
+ * new file (probed by creating and removing a temporary file there, as an
+ * atomic write would), and an existing file at path can be opened for
+ * writing. Returns 0 or -1 (message printed). */
+int cli_check_output(const char *prog, const char *opt, const char *path);
+
+/* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
+ * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
+ * or -1 when all of it is valid. */
+int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n);
+
+/* s[0..n) read as Latin-1 (ISO 8859-1), converted to UTF-8 in a new malloc'd
+ * buffer of *out_n bytes (NULL when out of memory). */
+unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n);
+
+#endif

@@ -1,0 +1,106 @@
+#!/bin/bash
+# Downstream checks (CI runs this from .ci/run): build and install tensor
+# static and shared into prefixes, then build and run the README's API
+# example (examples/readme_example.c) against each install
+#
+#   1. through CMake's find_package(tensor 0.2) + tensor::tensor,
+#   2. through pkg-config (`pkg-config --static` for the static library),
+#
+# and once more as a subproject (add_subdirectory: tensor::tensor exists, and
+# tensor's tests are not added to the parent's). The static library must
+# link into a shared object; the shared library must have a versioned SONAME
+# and export only tn_ symbols.
+#
+#   tests/downstream/run.sh [WORKDIR]     (default: build-downstream)
+#
+# JOBS (default 2) is the build parallelism. Exits non-zero on any failure.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mkdir -p "${1:-$SRC/build-downstream}" && cd "${1:-$SRC/build-downstream}" && pwd)
+JOBS=${JOBS:-2}
+EXAMPLE=$SRC/examples/readme_example.c
+VERSION=$(sed -n 's/^project(tensor VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+CC=${CC:-cc}
+say() { echo "downstream: $*"; }
+die() { echo "downstream: FAILED: $*" >&2; exit 1; }
+
+# The example's output: its loss and a gradient, as readme_example_runs wants.
+check_run() { # NAME PROGRAM
+    local out
+    out=$("$2") || die "$1: exit $?"
+    [[ "$out" == *"d loss / d fc.weight[0][0] = "* ]] || die "$1: output '$out'"
+    say "$1: ok: $(echo "$out" | tr '\n' ' ')"
+}
+
+for kind in static shared; do
+    shared=$([ $kind = shared ] && echo ON || echo OFF)
+    prefix=$WORK/prefix-$kind
+    rm -rf "$prefix" "$WORK/lib-$kind"
+    cmake -S "$SRC" -B "$WORK/lib-$kind" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=$shared \
+        -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=OFF -DTN_BUILD_BENCH=OFF \
+        -DCMAKE_INSTALL_PREFIX="$prefix" > "$WORK/lib-$kind.log"
+    cmake --build "$WORK/lib-$kind" -j"$JOBS" >> "$WORK/lib-$kind.log"
+    cmake --install "$WORK/lib-$kind" >> "$WORK/lib-$kind.log"
+    say "$kind: installed $(wc -l < "$WORK/lib-$kind/install_manifest.txt") files into $prefix"
+    libdir=$prefix/lib
+    [ -d "$libdir" ] || libdir=$(dirname "$(find "$prefix" -name tensor.pc)")/..
+
+    # 1. find_package
+    rm -rf "$WORK/app-cmake-$kind"
+    cmake -S "$SRC/tests/downstream" -B "$WORK/app-cmake-$kind" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-cmake-$kind.log"
+    cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
+    check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
+
+    # 2. pkg-config (the static library needs its dependencies: --static)
+    export PKG_CONFIG_PATH=$libdir/pkgconfig
+    [ "$(pkg-config --modversion tensor)" = "$VERSION" ] || die "pkg-config version"
+    pc_flags=$(pkg-config --cflags --libs $([ $kind = static ] && echo --static) tensor)
+    rpath=""
+    [ $kind = shared ] && rpath="-Wl,-rpath,$(pkg-config --variable=libdir tensor)"
+    say "pkg-config, $kind: $CC -std=c11 readme_example.c $pc_flags $rpath"
+    # shellcheck disable=SC2086 # the flags are words
+    "$CC" -std=c11 -Wall -Wextra -Werror -o "$WORK/app-pc-$kind" "$EXAMPLE" $pc_flags $rpath
+    check_run "pkg-config, $kind" "$WORK/app-pc-$kind"
+
+    if [ $kind = static ]; then
+        ! ldd "$WORK/app-pc-$kind" | grep -q libtensor ||
+            die "static: the program depends on a libtensor.so"
+        [ -f "$libdir/libtensor.a" ] || die "static: no libtensor.a"
+        # The archive is position-independent: it links into a shared object
+        # (a plugin), thread-local error state included.
+        printf '%s\n' '#include <tensor/tensor.h>' \
+            'const char *plugin_probe(void) { tn_tape_free(tn_tape_new()); return tn_last_error(); }' \
+            > "$WORK/plugin.c"
+        # shellcheck disable=SC2086
+        "$CC" -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$WORK/plugin.so" "$WORK/plugin.c" \
+            $pc_flags || die "static: libtensor.a does not link into a shared object"
+        nm -D --defined-only "$WORK/plugin.so" | grep -q ' plugin_probe$' ||
+            die "static: plugin.so lacks its symbol"
+        say "static: libtensor.a links into a shared object (plugin.so)"
+    else
+        lib=$(readlink -f "$libdir/libtensor.so")
+        soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+        [ "$soname" = "libtensor.so.${VERSION%.*}" ] || die "shared: SONAME '$soname'"
+        [ "$(basename "$lib")" = "libtensor.so.$VERSION" ] || die "shared: file $lib"
+        exported=$(nm -D --defined-only "$lib" | awk '{ print $3 }')
+        bad=$(echo "$exported" | grep -v '^tn_' || true)
+        internal=$(echo "$exported" | grep '^tn__' || true)
+        [ -z "$bad" ] && [ -z "$internal" ] ||
+            die "shared: exports other than the public tn_ API: $bad $internal"
+        say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__)"
+    fi
+done
+
+# 3. as a subproject: tensor::tensor from add_subdirectory; no tensor tests
+# in the parent's ctest.
+rm -rf "$WORK/app-subdir"
+cmake -S "$SRC/tests/downstream" -B "$WORK/app-subdir" -DCMAKE_BUILD_TYPE=Release \
+    -DTENSOR_SOURCE_DIR="$SRC" > "$WORK/app-subdir.log"
+cmake --build "$WORK/app-subdir" -j"$JOBS" >> "$WORK/app-subdir.log"
+check_run "add_subdirectory" "$WORK/app-subdir/readme_example"
+ntests=$(ctest --test-dir "$WORK/app-subdir" -N | sed -n 's/^Total Tests: //p')
+[ "$ntests" = 0 ] || die "add_subdirectory: tensor added $ntests tests to the parent project"
+[ ! -e "$WORK/app-subdir/tensor/examples" ] || die "add_subdirectory: examples were built"
+say "add_subdirectory: no tests, examples or benchmarks of tensor in the parent"
+say "all passed"
