@@ -107,7 +107,7 @@ RATTR static void RJOIN(rnn_fw, RS)(int64_t n, const RT *restrict a, const RT *r
     if (relu)
         for (int64_t j = 0; j < n; j++) {
             RT v = a[j] + p[j] + bias[j];
-            h[j] = v > 0 ? v : 0;
+            h[j] = v < 0 ? 0 : v; /* NaN passes through, as in tn_relu */
         }
     else
         for (int64_t j = 0; j < n; j++)
