@@ -8,7 +8,8 @@
 # 2. resume: 20 steps straight == 10 steps, stop, resume to 20 (byte-identical
 #    checkpoints), and the same with 2 threads and across thread counts;
 # 3. sample prints the requested number of characters;
-# 4. corrupt checkpoints: eval fails cleanly, naming the file.
+# 4. corrupt checkpoints: eval fails cleanly, naming the file;
+# 5. crafted metadata: sample and eval refuse it, naming the file.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -160,6 +161,23 @@ if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "$TMP/trunc5.st" "$TMP/err" &&
 else
     fail "train --resume from a truncated checkpoint: exit $rc: $(cat "$TMP/err")"
 fi
+
+# ---- 5. crafted metadata (issue 10, D1/D2) ----
+# Valid checkpoints whose metadata asks for an absurd model
+# (fixtures/crafted/make.sh): a 2^60-element embedding, hidden 2^62, 5,000
+# vocabulary characters (overflowed a 4096-entry stack array), an empty
+# vocabulary. Each must be refused with a message naming the file, no crash.
+for bad in "$FIX"/crafted/*.safetensors; do
+    for cmd in sample eval; do
+        err=$("$BIN" $cmd --checkpoint "$bad" --data "$TMP/text.txt" --length 5 2>&1 > /dev/null)
+        rc=$?
+        if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"*"metadata"* ]]; then
+            pass "$cmd $(basename "$bad"): exit $rc: $err"
+        else
+            fail "$cmd $(basename "$bad"): exit $rc, message '$err'"
+        fi
+    done
+done
 
 if [ $fails -ne 0 ]; then
     echo "$fails check(s) failed"

@@ -116,7 +116,10 @@ tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *
 /* Read and validate only the header of path (the data buffer is checked
  * for size, not read) and fill meta_out as tn_load does, so a program can
  * build its model from the metadata before calling tn_load. meta_out is
- * untouched on failure. */
+ * untouched on failure. The metadata is whatever the file says: a program
+ * that sizes a model from it must check every value against its own limits
+ * first (examples/char_rnn.c's load_checkpoint does); the library refuses
+ * shapes whose size overflows (TN_ERR_SHAPE) but not merely wasteful ones. */
 tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 
 /* One tensor of a checkpoint, as listed by tn_load_list. */
