@@ -188,6 +188,9 @@ void tn_tape_reset(tn_tape *tp);
 /* Sticky error of the tape: the message of the first failed op since the
  * last reset, or NULL when all is well. */
 const char *tn_tape_error(const tn_tape *tp);
+/* Status of that sticky error: TN_OK when all is well, TN_ERR_ARG for a
+ * NULL tape. */
+tn_status tn_tape_status(const tn_tape *tp);
 /* Record an error on the tape (used by op builders). */
 tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
