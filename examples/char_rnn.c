@@ -527,9 +527,29 @@ static void vocab_string(const text *t, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* Whether every parameter value is finite (an update with finite
+ * gradients can still overflow them). */
+static bool params_finite(const tn_params *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        for (int64_t k = 0; k < tn_numel(ps->items[i].t); k++)
+            if (!isfinite(tn_tensor_get(ps->items[i].t, k)))
+                return false;
+    return true;
+}
+
+/* Save everything needed to resume; a model whose parameters are no longer
+ * finite is never written over the last good checkpoint. */
 static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *opt,
                            tn_tape *tp, int64_t step, int64_t pos, const opts *o)
 {
+    if (!params_finite(&m->ps)) {
+        fprintf(stderr,
+                "\nchar_rnn: training diverged at step %" PRId64 ": a parameter is not finite; "
+                "stopping; the last good checkpoint %s is kept\n",
+                step, path);
+        return -1;
+    }
     tn_meta meta;
     tn_meta_init(&meta);
     char *vs = malloc((size_t)t->V * 4 + 8);
@@ -629,6 +649,11 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;
     tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
+    if (full && !opt) { /* e.g. --lr inf */
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        model_free(m);
+        return -1;
+    }
     tn_params st;
     state_set(m, &st);
     tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
@@ -734,6 +759,13 @@ static int cmd_train(const opts *o)
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
         opt = tn_optim_adam(&m.ps, &ao);
+        if (!opt) { /* e.g. --lr inf */
+            fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+            model_free(&m);
+            free(t.ids);
+            tn_tape_free(tp);
+            return 1;
+        }
         tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
     }
     fprintf(stderr,
@@ -782,13 +814,25 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
+        /* Divergence stops the run before it reaches the parameters: a
+         * non-finite loss or gradient norm (the clipping pass computes the
+         * norm anyway; without --clip it runs with an infinite limit). */
+        last_loss = tn_tensor_get(loss, 0);
+        if (!isfinite(last_loss) ||
+            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
+            tn_optim_step(opt) != TN_OK) {
+            char why[64];
+            snprintf(why, sizeof why, "the loss is %g", last_loss);
+            fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
+                    step + 1, isfinite(last_loss) ? tn_last_error() : why,
+                    o->checkpoint ? "; the last good checkpoint " : "",
+                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
+            rc = 1;
+            break;
+        }
         model_keep_state(&m, &fin);
-        if (o->clip > 0)
-            tn_clip_grad_norm(&m.ps, o->clip);
-        tn_optim_step(opt);
         pos += T;
         step++;
-        last_loss = tn_tensor_get(loss, 0);
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
         double el = now() - t0, tps = (double)(step - start_step) * B * T / el;
         double eta = (double)(o->steps - step) * el / (double)(step - start_step);

@@ -9,7 +9,8 @@
 #    checkpoints), and the same with 2 threads and across thread counts;
 # 3. sample prints the requested number of characters;
 # 4. corrupt checkpoints: eval fails cleanly, naming the file;
-# 5. crafted metadata: sample and eval refuse it, naming the file.
+# 5. crafted metadata: sample and eval refuse it, naming the file;
+# 6. divergence stops training and keeps the last good checkpoint.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -178,6 +179,30 @@ for bad in "$FIX"/crafted/*.safetensors; do
         fi
     done
 done
+
+# ---- 6. divergence (issue 10, D9) ----
+# An infinite learning rate is refused; a finite but absurd one (1e300: the
+# first Adam update overflows the parameters, the next loss is NaN) stops
+# the resumed run with a message naming the step, exit 1, and leaves the
+# last good checkpoint (step 20, from section 2) byte-identical: before,
+# both ran to the end with loss nan and exit 0.
+err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 3 --lr 1e400 2>&1 > /dev/null)
+rc=$?
+if [ $rc -eq 1 ] && [[ "$err" == *"lr inf"* ]]; then
+    pass "train --lr 1e400: exit $rc: $(echo "$err" | tail -1)"
+else
+    fail "train --lr 1e400: exit $rc: $err"
+fi
+cp "$TMP/straight1.st" "$TMP/diverge.st"
+err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 40 --save-every 1 \
+      --checkpoint "$TMP/diverge.st" --resume --lr 1e300 2>&1 > /dev/null)
+rc=$?
+if [ $rc -eq 1 ] && [[ "$err" == *"diverged at step 2"[0-9]*"$TMP/diverge.st is kept"* ]] &&
+   cmp -s "$TMP/straight1.st" "$TMP/diverge.st"; then
+    pass "train --lr 1e300: exit $rc, checkpoint kept: $(echo "$err" | tail -1)"
+else
+    fail "train --lr 1e300: exit $rc, $(cmp "$TMP/straight1.st" "$TMP/diverge.st"): $err"
+fi
 
 if [ $fails -ne 0 ]; then
     echo "$fails check(s) failed"
