@@ -224,19 +224,35 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
 
 /* ---- runtime: threads and BLIS ------------------------------------------ */
 
-/* Initialise the runtime (idempotent; done lazily by any op that needs it):
- * picks the BLIS sub-configuration (see tn_blis_config), sets the thread
- * count to the number of cores, turns on flush-to-zero. Call it (or
- * tn_set_num_threads) before any other code of the process calls BLIS. */
+/* Threads. The library may be used from several threads at once with these
+ * rules: a tape, and every tensor on it, belongs to one thread at a time;
+ * a parameter set, optimizer or heap tensor is written by one thread at a
+ * time (reading it from several threads is fine while nobody writes it).
+ * Separate models on separate tapes in separate threads need no locking.
+ * tn_set_allocator and tn_set_num_threads are process-wide settings; error
+ * messages (tn_last_error) are per thread. */
+
+/* Initialise the runtime (done once per process, by whichever thread comes
+ * first; every op does it lazily): picks the BLIS sub-configuration (see
+ * tn_blis_config), sets the thread count to the number of cores (or
+ * TN_NUM_THREADS). Choosing BLIS's configuration may set BLIS_ARCH_TYPE
+ * with setenv, which is not safe while another thread reads the
+ * environment: call this (or tn_set_num_threads) before starting threads,
+ * and before any other code of the process calls BLIS. */
 void tn_runtime_init(void);
-/* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
+/* Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1), for
+ * every thread that calls the library from then on. */
 void tn_set_num_threads(int n);
 int tn_num_threads(void);
 /* Name of the active BLIS sub-configuration (e.g. "skx"), and how it was
  * chosen ("auto", "forced: cpu has AVX-512", "user BLIS_ARCH_TYPE=3"). */
 const char *tn_blis_config(void);
 const char *tn_blis_config_reason(void);
-/* Turn flush-to-zero / denormals-are-zero on in the calling thread. */
+/* Denormals: the library computes with flush-to-zero and
+ * denormals-are-zero on (x86), in its worker threads and, during each
+ * computation, in the calling thread, whose own mode is restored before
+ * the call returns. tn_flush_denormals turns both on in the calling thread
+ * for good (for a program's own loops). */
 void tn_flush_denormals(void);
 
 #ifdef __cplusplus

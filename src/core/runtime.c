@@ -9,19 +9,33 @@
  * with AVX-512 F/DQ/BW/VL gets skx, an AMD Zen 1-3 is left to BLIS (it knows
  * them), any other CPU with AVX2+FMA gets haswell, and the rest is left to
  * BLIS's own detection.
+ *
+ * Threads (issue 10, D5): the initialisation runs once (pthread_once), so
+ * any thread may be the first to call the library. The thread count is a
+ * process-wide setting with a generation number: a thread that enters a
+ * kernel (tn__thread_sync, from TN_FTZ_SCOPE) with an old generation sets
+ * its own OpenMP default (omp_set_num_threads only reaches the calling
+ * thread's teams) and turns flush-to-zero on in its team's workers. The
+ * calling thread itself computes under flush-to-zero only inside the
+ * library (TN_FTZ_SCOPE in src/core/loops.h) and gets its own mode back.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
 #include <blis.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <xmmintrin.h>
 #include <pmmintrin.h>
 
-static int runtime_ready = 0;
-static int n_threads = 1;
+static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
+static atomic_int n_threads = 1;
+static atomic_int threads_gen = 1;        /* bumped by every thread-count change */
+static _Thread_local int thread_gen = 0;  /* generation this thread applied */
+/* written once inside runtime_once, read-only afterwards */
 static char config_name[32] = "uninitialised";
 static char config_reason[128] = "";
 
@@ -76,21 +90,8 @@ void tn_flush_denormals(void)
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
 }
 
-static void apply_threads(int n)
+static void runtime_init_once(void)
 {
-    n_threads = n;
-    omp_set_num_threads(n);
-    bli_thread_set_num_threads(n);
-    /* Flush denormals in every OpenMP worker (MXCSR is per thread). */
-#pragma omp parallel num_threads(n)
-    tn_flush_denormals();
-}
-
-void tn_runtime_init(void)
-{
-    if (runtime_ready)
-        return;
-    runtime_ready = 1;
     choose_blis_arch();
     bli_init();
     snprintf(config_name, sizeof config_name, "%s", bli_arch_string(bli_arch_query_id()));
@@ -98,19 +99,47 @@ void tn_runtime_init(void)
     const char *env = getenv("TN_NUM_THREADS");
     if (env && atoi(env) > 0)
         n = atoi(env);
-    apply_threads(n > 0 ? n : 1);
+    n = n > 0 ? n : 1;
+    atomic_store(&n_threads, n);
+    bli_thread_set_num_threads(n);
+}
+
+void tn__thread_sync(void)
+{
+    pthread_once(&runtime_once, runtime_init_once);
+    int gen = atomic_load(&threads_gen);
+    if (thread_gen == gen || omp_in_parallel())
+        return;
+    thread_gen = gen;
+    int n = atomic_load(&n_threads);
+    omp_set_num_threads(n);
+    /* MXCSR is per thread: flush denormals in this thread's team workers
+     * (new workers inherit it from the thread that creates them, which
+     * does so inside TN_FTZ_SCOPE); the calling thread (0) keeps its own. */
+#pragma omp parallel num_threads(n)
+    if (omp_get_thread_num() != 0)
+        tn_flush_denormals();
+}
+
+void tn_runtime_init(void)
+{
+    tn__thread_sync();
 }
 
 void tn_set_num_threads(int n)
 {
-    tn_runtime_init();
-    apply_threads(n > 0 ? n : 1);
+    pthread_once(&runtime_once, runtime_init_once);
+    n = n > 0 ? n : 1;
+    atomic_store(&n_threads, n);
+    bli_thread_set_num_threads(n);
+    atomic_fetch_add(&threads_gen, 1);
+    tn__thread_sync();
 }
 
 int tn_num_threads(void)
 {
-    tn_runtime_init();
-    return n_threads;
+    tn__thread_sync();
+    return atomic_load(&n_threads);
 }
 
 const char *tn_blis_config(void)

@@ -309,6 +309,7 @@ static void *arena(tn_tape *tp, int64_t n, size_t es)
 tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
                         tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse)
 {
+    TN_FTZ_SCOPE; /* the time loop's thread 0 is the caller */
     if (!tp) {
         tn_set_error(TN_ERR_ARG, "recurrent: tape is NULL");
         return NULL;
