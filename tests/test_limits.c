@@ -41,6 +41,8 @@ int main(void)
     tn_set_allocator(small_alloc, free);
     t = tn_tensor_new(TN_F32, 2, (int64_t[]){(int64_t)1 << 20, (int64_t)1 << 20});
     CHECK(t == NULL && tn_last_status() == TN_ERR_MEMORY);
+    CHECK_MSG(tn_last_error(), "tn_tensor_new: out of memory");
+    CHECK_MSG(tn_last_error(), "[1048576, 1048576]");
     tn_set_allocator(NULL, NULL);
 
     /* the allocation header: nbytes + 72 must not wrap to a tiny block */

@@ -222,6 +222,10 @@ static tn_tensor *heap_new(const char *fn, tn_dtype dt, int ndim, const int64_t 
     t->data = tn_alloc((size_t)n * tn_dtype_size(dt));
     if (!t->data) {
         tn_free(t);
+        char s[64];
+        tn_set_error(TN_ERR_MEMORY, "%s: out of memory for a %s tensor of shape %s (%lld bytes)",
+                     fn, tn_dtype_name(dt), tn_shape_str(&tmp, s, sizeof s),
+                     (long long)(n * (int64_t)tn_dtype_size(dt)));
         return NULL;
     }
     memset(t->data, 0, (size_t)n * tn_dtype_size(dt));
@@ -276,7 +280,10 @@ tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on)
         size_t nb = (size_t)tn_numel(t) * tn_dtype_size(t->dtype);
         t->grad = tn_alloc(nb);
         if (!t->grad)
-            return TN_ERR_MEMORY;
+            return tn_set_error(TN_ERR_MEMORY,
+                                "tn_tensor_set_requires_grad: out of memory for the gradient "
+                                "(%zu bytes)",
+                                nb);
         memset(t->grad, 0, nb);
     }
     t->requires_grad = on;
