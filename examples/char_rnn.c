@@ -37,18 +37,26 @@
 
 /* ---- text ---- */
 
+/* Limits of the model a checkpoint's metadata may ask for. */
+#define CHAR_RNN_MAX_VOCAB 4096
+#define CHAR_RNN_MAX_DIM 65536
+
 typedef struct text {
     int32_t *ids; /* token ids */
     int64_t n;
-    uint32_t vocab[4096]; /* id -> code point, sorted */
+    uint32_t vocab[CHAR_RNN_MAX_VOCAB]; /* id -> code point, sorted */
     int V;
 } text;
 
-/* Decode UTF-8; invalid bytes become U+FFFD. Returns code point count. */
-static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out)
+/* Decode UTF-8 into out (room for cap code points); invalid bytes become
+ * U+FFFD. Returns the code point count, or -1 when there are more than cap
+ * (out then holds the first cap). */
+static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap)
 {
     int64_t k = 0;
     for (int64_t i = 0; i < n;) {
+        if (k == cap)
+            return -1;
         unsigned c = s[i];
         int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
         uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
@@ -177,7 +185,7 @@ static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool b
                      const char *what)
 {
     uint32_t *cps = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *cps);
-    int64_t n = utf8_decode(bytes, nbytes, cps);
+    int64_t n = utf8_decode(bytes, nbytes, cps, nbytes); /* at most one per byte */
     if (build_vocab) {
         uint32_t *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof *sorted);
         memcpy(sorted, cps, (size_t)n * sizeof *sorted);
@@ -186,8 +194,9 @@ static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool b
         for (int64_t i = 0; i < n; i++) {
             if (t->V && t->vocab[t->V - 1] == sorted[i])
                 continue;
-            if (t->V == 4096) {
-                fprintf(stderr, "char_rnn: %s has more than 4096 distinct characters\n", what);
+            if (t->V == CHAR_RNN_MAX_VOCAB) {
+                fprintf(stderr, "char_rnn: %s has more than %d distinct characters\n", what,
+                        CHAR_RNN_MAX_VOCAB);
                 free(sorted);
                 free(cps);
                 return -1;
@@ -343,6 +352,7 @@ static int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, i
         tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
         tn_linear_init(&m->head, &m->ps, "head", H, V, true, TN_F32, r)) {
         fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        tn_params_free(&m->ps);
         return -1;
     }
     return 0;
@@ -557,9 +567,29 @@ static void vocab_string(const text *t, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* Whether every parameter value is finite (an update with finite
+ * gradients can still overflow them). */
+static bool params_finite(const tn_params *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        for (int64_t k = 0; k < tn_numel(ps->items[i].t); k++)
+            if (!isfinite(tn_tensor_get(ps->items[i].t, k)))
+                return false;
+    return true;
+}
+
+/* Save everything needed to resume; a model whose parameters are no longer
+ * finite is never written over the last good checkpoint. */
 static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *opt,
                            tn_tape *tp, int64_t step, int64_t pos, const opts *o)
 {
+    if (!params_finite(&m->ps)) {
+        fprintf(stderr,
+                "\nchar_rnn: training diverged at step %" PRId64 ": a parameter is not finite; "
+                "stopping; the last good checkpoint %s is kept\n",
+                step, path);
+        return -1;
+    }
     tn_meta meta;
     tn_meta_init(&meta);
     char *vs = malloc((size_t)t->V * 4 + 8);
@@ -609,12 +639,24 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
     }
     const char *cell = tn_meta_get(meta, "cell"), *vocab = tn_meta_get(meta, "vocab");
     int c = tn_cell_from_name(cell);
-    if (c < 0 || !vocab || H < 1 || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1) {
-        fprintf(stderr, "char_rnn: %s: bad metadata (cell, vocab, hidden, layers, embed)\n",
-                path);
+    /* The metadata sizes the model: a crafted file must get a refusal, not
+     * a model of 2^60 parameters (the limits are far above any char model). */
+    if (c < 0 || !vocab || H < 1 || H > CHAR_RNN_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
+        E < 1 || E > CHAR_RNN_MAX_DIM) {
+        fprintf(stderr,
+                "char_rnn: %s: bad metadata: need a known cell, a vocab, hidden and embed in "
+                "1..%d, layers in 1..%d\n",
+                path, CHAR_RNN_MAX_DIM, TN_RNN_MAX_LAYERS);
         return -1;
     }
-    t->V = (int)utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab);
+    int64_t V = utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab,
+                            CHAR_RNN_MAX_VOCAB);
+    if (V < 1) {
+        fprintf(stderr, "char_rnn: %s: bad metadata: vocab must have 1..%d characters\n", path,
+                CHAR_RNN_MAX_VOCAB);
+        return -1;
+    }
+    t->V = (int)V;
     for (int v = 1; v < t->V; v++)
         if (t->vocab[v] <= t->vocab[v - 1]) {
             fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
@@ -633,13 +675,25 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
     if (full) { /* the carried state's batch comes from the file */
         for (int i = 0; i < n; i++)
             if (strcmp(ents[i].name, "state.h") == 0)
-                B = ents[i].shape[1];
+                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
+        if (B < 1 || B > CHAR_RNN_MAX_DIM) {
+            fprintf(stderr, "char_rnn: %s: state.h must be [layers, batch 1..%d, hidden]\n",
+                    path, CHAR_RNN_MAX_DIM);
+            tn_ckpt_entries_free(ents, n);
+            model_free(m);
+            return -1;
+        }
         model_reset_state(m, B);
     }
     tn_ckpt_entries_free(ents, n);
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;
     tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
+    if (full && !opt) { /* e.g. --lr inf */
+        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+        model_free(m);
+        return -1;
+    }
     tn_params st;
     state_set(m, &st);
     tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
@@ -648,6 +702,7 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
     if (s != TN_OK) {
         fprintf(stderr, "char_rnn: %s\n", tn_last_error());
         tn_optim_free(opt);
+        model_free(m);
         return -1;
     }
     if (opt_out)
@@ -769,6 +824,13 @@ static int cmd_train(const opts *o)
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
         opt = tn_optim_adam(&m.ps, &ao);
+        if (!opt) { /* e.g. --lr inf */
+            fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+            model_free(&m);
+            free(t.ids);
+            tn_tape_free(tp);
+            return 1;
+        }
         tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
     }
     fprintf(stderr,
@@ -823,13 +885,25 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
+        /* Divergence stops the run before it reaches the parameters: a
+         * non-finite loss or gradient norm (the clipping pass computes the
+         * norm anyway; without --clip it runs with an infinite limit). */
+        last_loss = tn_tensor_get(loss, 0);
+        if (!isfinite(last_loss) ||
+            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
+            tn_optim_step(opt) != TN_OK) {
+            char why[64];
+            snprintf(why, sizeof why, "the loss is %g", last_loss);
+            fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
+                    step + 1, isfinite(last_loss) ? tn_last_error() : why,
+                    o->checkpoint ? "; the last good checkpoint " : "",
+                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
+            rc = 1;
+            break;
+        }
         model_keep_state(&m, &fin);
-        if (o->clip > 0)
-            tn_clip_grad_norm(&m.ps, o->clip);
-        tn_optim_step(opt);
         pos += T;
         step++;
-        last_loss = tn_tensor_get(loss, 0);
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
         double el = now() - t0, tps = (double)(step - start_step) * B * T / el;
         double eta = (double)(o->steps - step) * el / (double)(step - start_step);

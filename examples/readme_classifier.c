@@ -39,8 +39,11 @@ int main(void)
             fprintf(stderr, "error: %s\n", tn_last_error());
             return 1;
         }
-        tn_clip_grad_norm(&ps, 1.0);
-        tn_optim_step(opt);
+        /* a NaN/Inf gradient norm: stop before it reaches the parameters */
+        if (tn_clip_grad_norm_ex(&ps, 1.0, NULL) != TN_OK || tn_optim_step(opt) != TN_OK) {
+            fprintf(stderr, "step %d: training diverged: %s\n", step, tn_last_error());
+            return 1;
+        }
         if (step % 10 == 0 || step == 49)
             printf("step %2d loss %.4f\n", step, tn_tensor_get(loss, 0));
     }

@@ -54,6 +54,22 @@ static inline double *check_values(const tn_tensor *t)
     return v;
 }
 
+/* The whole file p as a malloc'd buffer (free it) of *n bytes; NULL when it
+ * cannot be opened. */
+static inline unsigned char *check_read_file(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+
 /* Print a summary and give main's return value. */
 static inline int check_report(const char *name)
 {

@@ -8,7 +8,9 @@
 # 2. resume: 20 steps straight == 10 steps, stop, resume to 20 (byte-identical
 #    checkpoints), and the same with 2 threads and across thread counts;
 # 3. sample prints the requested number of characters;
-# 4. corrupt checkpoints: eval fails cleanly, naming the file.
+# 4. corrupt checkpoints: eval fails cleanly, naming the file;
+# 5. crafted metadata: sample and eval refuse it, naming the file;
+# 6. divergence stops training and keeps the last good checkpoint.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -160,6 +162,56 @@ if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "$TMP/trunc5.st" "$TMP/err" &&
     pass "train --resume from a truncated checkpoint: exit $rc: $(cat "$TMP/err")"
 else
     fail "train --resume from a truncated checkpoint: exit $rc: $(cat "$TMP/err")"
+fi
+
+# ---- 5. crafted metadata (issue 10, D1/D2) ----
+# Valid checkpoints whose metadata asks for an absurd model
+# (fixtures/crafted/make.sh): a 2^60-element embedding, hidden 2^62, 5,000
+# vocabulary characters (overflowed a 4096-entry stack array), an empty
+# vocabulary. Each must be refused with a message naming the file, no crash.
+for bad in "$FIX"/crafted/*.safetensors; do
+    for cmd in sample eval; do
+        if [ $cmd = sample ]; then more=(--length 5); else more=(--data "$TMP/text.txt"); fi
+        err=$("$BIN" $cmd --checkpoint "$bad" "${more[@]}" 2>&1 > /dev/null)
+        rc=$?
+        if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"*"metadata"* ]]; then
+            pass "$cmd $(basename "$bad"): exit $rc: $err"
+        else
+            fail "$cmd $(basename "$bad"): exit $rc, message '$err'"
+        fi
+    done
+done
+
+# ---- 6. divergence (issue 10, D9) ----
+# An infinite learning rate is refused before training (by the option
+# parser: --lr takes a finite number in (0, 10]). A run that diverges
+# stops with a message naming the step, exit 1, and leaves the last good
+# checkpoint byte-identical: here the resumed checkpoint (step 20, from
+# section 2) gets one NaN in head.weight, so the first resumed step's loss
+# is NaN; before the fix such runs went on to the end with loss nan and
+# exit 0.
+err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 3 --lr 1e400 2>&1 > /dev/null)
+rc=$?
+if [ $rc -eq 2 ] && [[ "$err" == *"--lr"* ]]; then
+    pass "train --lr 1e400: exit $rc: $(echo "$err" | tail -1)"
+else
+    fail "train --lr 1e400: exit $rc: $err"
+fi
+cp "$TMP/straight1.st" "$TMP/diverge.st"
+# the byte offset of head.weight's data: 8 + header length + its first offset
+hlen=$(od -An -t u4 -N 4 "$TMP/diverge.st" | tr -d ' ')
+first=$(head -c $((8 + hlen)) "$TMP/diverge.st" | tail -c "$hlen" |
+        sed -n 's/.*"head\.weight":{[^}]*"data_offsets":\[\([0-9]*\),.*/\1/p')
+printf '\x00\x00\xc0\x7f' | dd of="$TMP/diverge.st" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
+cp "$TMP/diverge.st" "$TMP/diverge.orig"
+err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 40 --save-every 1 \
+      --checkpoint "$TMP/diverge.st" --resume 2>&1 > /dev/null)
+rc=$?
+if [ -n "$first" ] && [ $rc -eq 1 ] && [[ "$err" == *"diverged at step 2"[0-9]*"$TMP/diverge.st is kept"* ]] &&
+   cmp -s "$TMP/diverge.orig" "$TMP/diverge.st"; then
+    pass "train from a checkpoint holding a NaN: exit $rc, checkpoint kept: $(echo "$err" | tail -1)"
+else
+    fail "train from a checkpoint holding a NaN (offset '$first'): exit $rc, $(cmp "$TMP/diverge.orig" "$TMP/diverge.st"): $err"
 fi
 
 if [ $fails -ne 0 ]; then

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -22,20 +23,6 @@ static const char *in_dir(char *buf, const char *name)
 {
     snprintf(buf, 512, "%s/%s", dir, name);
     return buf;
-}
-
-static unsigned char *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
 }
 
 static void spit(const char *p, const void *b, size_t n)
@@ -62,7 +49,7 @@ static void write_raw(const char *p, const char *json, size_t ndata)
 static bool same_file(const unsigned char *want, size_t n, const char *p)
 {
     size_t m;
-    unsigned char *got = slurp(p, &m);
+    unsigned char *got = check_read_file(p, &m);
     bool same = got && m == n && memcmp(got, want, n) == 0;
     free(got);
     return same;
@@ -210,7 +197,7 @@ static void test_round_trip(void)
 
     /* layout: length, '{', 8-byte aligned data, size = header + 4*(15+12) + 8*(4+12+1) */
     size_t n;
-    unsigned char *f = slurp(p, &n);
+    unsigned char *f = check_read_file(p, &n);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | f[i];
@@ -365,7 +352,7 @@ static void test_strict(void)
     /* truncated at several lengths: in the length field, in the header, in
      * the data */
     size_t n;
-    unsigned char *f = slurp(good, &n);
+    unsigned char *f = check_read_file(good, &n);
     size_t hlen = f[0] | (size_t)f[1] << 8;
     size_t cuts[] = {0, 3, 7, 8, 9, 8 + hlen / 2, 8 + hlen - 1, 8 + hlen, 8 + hlen + 1, n - 9, n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
@@ -487,7 +474,7 @@ static void test_atomic(void)
     build(&a, &b, SET_A | SET_B, -1, 5);
     CHECK(tn_save(p, (tn_params *[]){&b}, 1, NULL) == TN_OK);
     size_t n;
-    unsigned char *old = slurp(p, &n);
+    unsigned char *old = check_read_file(p, &n);
 
     /* failures before any writing */
     CHECK(tn_save(p, (tn_params *[]){&a, &a}, 2, NULL) == TN_ERR_ARG);
@@ -554,6 +541,42 @@ static void test_atomic(void)
     free2(&a, &b);
 }
 
+/* Issue 10, D8: a save killed mid-write leaves "<path>.tmp.<pid>.<n>"; the
+ * next save of the same path removes those of processes that no longer
+ * exist, and nothing else: temporary files of live processes (the parent
+ * here, and this process), other destinations' and other names stay. */
+static void test_stale_tmp(void)
+{
+    char p[512], q[512];
+    in_dir(p, "stale.safetensors");
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0); /* reaped: no process has this pid now */
+    const char *names[] = {"stale.safetensors.tmp.%ld.0", "stale.safetensors.tmp.%ld.17",
+                           "stale.safetensors.tmp.%ld.3", "stale.safetensors.tmp.%ld.4",
+                           "other.safetensors.tmp.%ld.0", "stale.safetensors.tmp.%ld.x"};
+    long pids[] = {(long)dead, (long)dead, (long)getppid(), (long)getpid(), (long)dead,
+                   (long)dead};
+    bool removed[] = {true, true, false, false, false, false};
+    for (int i = 0; i < 6; i++) {
+        char nm[128];
+        snprintf(nm, sizeof nm, names[i], pids[i]);
+        spit(in_dir(q, nm), "junk", 4);
+    }
+    tn_params a, b;
+    build(&a, &b, SET_A, -1, 3);
+    CHECK(tn_save(p, (tn_params *[]){&a}, 1, NULL) == TN_OK);
+    for (int i = 0; i < 6; i++) {
+        char nm[128];
+        snprintf(nm, sizeof nm, names[i], pids[i]);
+        CHECK((access(in_dir(q, nm), F_OK) != 0) == removed[i]);
+        unlink(q);
+    }
+    unlink(p);
+    free2(&a, &b);
+}
+
 /* The file tests/gen_io_fixture.py writes with struct + json + numpy:
  * lin.weight F32 [2, 3] = arange(6) * 0.5 - 1, lin.bias F64 [3] = arange(3) / 3,
  * metadata format=pt, source=gen_io_fixture.py, vocab="héllo wörld ✓ 中文". */
@@ -613,6 +636,7 @@ int main(void)
     test_strided();
     test_strict();
     test_atomic();
+    test_stale_tmp();
     int fixture = test_python_fixture();
 
     /* remove the scratch directory */

@@ -201,6 +201,9 @@ TN_API void tn_tape_reset(tn_tape *tp);
 /** Sticky error of the tape: the message of the first failed op since the
  * last reset, or NULL when all is well. */
 TN_API const char *tn_tape_error(const tn_tape *tp);
+/** Status of that sticky error: TN_OK when all is well, TN_ERR_ARG for a
+ * NULL tape. */
+TN_API tn_status tn_tape_status(const tn_tape *tp);
 /** Record an error on the tape (used by op builders). */
 TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
            __attribute__((format(printf, 3, 4)));
@@ -238,19 +241,31 @@ TN_API tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64
 
 /* ---- runtime: threads and BLIS ------------------------------------------ */
 
-/** Initialise the runtime (idempotent; done lazily by any op that needs it):
- * picks the kernel path (see tn_isa_active) and the BLIS sub-configuration
- * (see tn_blis_config), sets the thread count to the number of cores,
- * turns on flush-to-zero. Call it (or tn_set_num_threads) before any other
- * code of the process calls BLIS. Returns TN_OK, or TN_ERR_ARG when the
- * environment asks for something impossible (an unknown or unsupported
- * TN_ISA): the message is in tn_last_error() and stays in
- * tn_runtime_error(); every op then fails with it. */
+/** Threads. The library may be used from several threads at once with
+ * these rules: a tape, and every tensor on it, belongs to one thread at a
+ * time; a parameter set, optimizer or heap tensor is written by one thread
+ * at a time (reading it from several threads is fine while nobody writes
+ * it). Separate models on separate tapes in separate threads need no
+ * locking. tn_set_allocator and tn_set_num_threads are process-wide
+ * settings; error messages (tn_last_error) are per thread.
+ *
+ * tn_runtime_init initialises the runtime (done once per process, by
+ * whichever thread comes first; every op does it lazily): picks the kernel
+ * path (see tn_isa_active) and the BLIS sub-configuration (see
+ * tn_blis_config), sets the thread count to the number of cores (or
+ * TN_NUM_THREADS). Choosing BLIS's configuration may set BLIS_ARCH_TYPE
+ * with setenv, which is not safe while another thread reads the
+ * environment: call this (or tn_set_num_threads) before starting threads,
+ * and before any other code of the process calls BLIS. Returns TN_OK, or
+ * TN_ERR_ARG when the environment asks for something impossible (an
+ * unknown or unsupported TN_ISA): the message is in tn_last_error() and
+ * stays in tn_runtime_error(); every op then fails with it. */
 TN_API tn_status tn_runtime_init(void);
 /** The message of a failed runtime initialisation ("" when it succeeded). */
 TN_API const char *tn_runtime_error(void);
 /** @{ */
-/** Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1). */
+/** Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1), for
+ * every thread that calls the library from then on. */
 TN_API void tn_set_num_threads(int n);
 TN_API int tn_num_threads(void);
 /** @} */
@@ -260,10 +275,14 @@ TN_API int tn_num_threads(void);
 TN_API const char *tn_blis_config(void);
 TN_API const char *tn_blis_config_reason(void);
 /** @} */
-/** Turn flush-to-zero / denormals-are-zero on in the calling thread. */
+/** Denormals: the library computes with flush-to-zero and
+ * denormals-are-zero on (x86), in its worker threads and, during each
+ * computation, in the calling thread, whose own mode is restored before
+ * the call returns. tn_flush_denormals turns both on in the calling thread
+ * for good (for a program's own loops). */
 TN_API void tn_flush_denormals(void);
 
-/* Kernel paths of the library's own hot loops (gate rows, exp loops,
+/** Kernel paths of the library's own hot loops (gate rows, exp loops,
  * column sums), by instruction-set level: generic (the compiler's default
  * target: SSE2 on x86-64, NEON on aarch64), avx2 (x86-64-v3: AVX2 + FMA)
  * and avx512 (x86-64-v4). GEMMs and the recurrent per-step products run on

@@ -37,6 +37,7 @@
 extern "C" {
 #endif
 
+/** A handle of data-parallel training on one communicator (opaque). */
 typedef struct tn_dist tn_dist;
 
 /** Start on MPI_COMM_WORLD, initialising MPI (MPI_Init_thread, FUNNELED)

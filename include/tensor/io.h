@@ -36,8 +36,14 @@
  *                  size, or a data buffer longer than the tensors), or it
  *                  does not match the parameters (missing, unexpected or
  *                  mis-shaped tensor: the message names it and both shapes);
- *   TN_ERR_MEMORY  allocation failed.
+ *   TN_ERR_MEMORY  allocation failed (the message names the function, the
+ *                  file and what was being done), inside jansson too.
  * Nothing exits or aborts, and nothing leaks on error paths.
+ *
+ * jansson allocates through the library's allocator (tn_alloc): the first
+ * checkpoint call installs it with json_set_alloc_funcs, which is
+ * process-wide. A program that also uses jansson directly must not free,
+ * after that call, jansson values it created before it.
  */
 #ifndef TENSOR_IO_H
 #define TENSOR_IO_H
@@ -92,13 +98,16 @@ TN_API tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r);
  * "__metadata__"; parameters must be F32 or F64 (any strides). Values are
  * written in their own dtype; gradients are not saved.
  *
- * Atomic: the file is written to "<path>.tmp.<pid>.<n>" in the same
- * directory, fsync'ed, closed, renamed over path, and the directory is
- * fsync'ed. On any failure the temporary file is removed and an existing
- * file at path is left exactly as it was (a crash mid-write may leave a
- * stray temporary file, never a half-written checkpoint). A failure of the
- * final directory fsync returns TN_ERR_IO although the new file is in
- * place. */
+ * Atomic: the header is built, serialised and read back for comparison,
+ * and everything the save needs is allocated, before the file is written to
+ * "<path>.tmp.<pid>.<n>" in the same directory, fsync'ed, closed, renamed
+ * over path, and the directory is fsync'ed. On any failure before the
+ * rename the temporary file is removed and an existing file at path is left
+ * byte for byte as it was (a crash mid-write may leave a stray temporary
+ * file, never a half-written checkpoint). Temporary files of path left by
+ * processes that no longer exist are removed by the next save. A failure of
+ * the final directory fsync returns TN_ERR_IO although the new file is in
+ * place; nothing else can fail after the rename. */
 TN_API tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_meta *meta);
 
 /** Load path strictly into the parameters of the nsets sets: every tensor
@@ -119,7 +128,10 @@ TN_API tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn
 /** Read and validate only the header of path (the data buffer is checked
  * for size, not read) and fill meta_out as tn_load does, so a program can
  * build its model from the metadata before calling tn_load. meta_out is
- * untouched on failure. */
+ * untouched on failure. The metadata is whatever the file says: a program
+ * that sizes a model from it must check every value against its own limits
+ * first (examples/char_rnn.c's load_checkpoint does); the library refuses
+ * shapes whose size overflows (TN_ERR_SHAPE) but not merely wasteful ones. */
 TN_API tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 
 /* One tensor of a checkpoint, as listed by tn_load_list. */

@@ -114,9 +114,10 @@ TN_API tn_adam_opts tn_adamw_defaults(void);
  * the optimizer, and the set must not gain or lose parameters meanwhile
  * (tn_optim_step checks the count). Every parameter must be a contiguous
  * F32 or F64 tensor; state tensors get its dtype and shape and start at
- * zero (Adagrad: initial_accumulator_value). Invalid options (negative lr,
- * eps, momentum or weight decay, betas or alpha outside [0, 1), Nesterov
- * without momentum or with dampening) are rejected like PyTorch does.
+ * zero (Adagrad: initial_accumulator_value). Invalid options (negative or
+ * non-finite lr, eps, momentum or weight decay, betas or alpha outside
+ * [0, 1), Nesterov without momentum or with dampening) are rejected like
+ * PyTorch does (and, unlike PyTorch, infinite values too).
  * Returns a new optimizer the caller frees with tn_optim_free, or NULL with
  * tn_last_error() naming the function and the problem. */
 TN_API tn_optim *tn_optim_sgd(const tn_params *ps, const tn_sgd_opts *opts);
@@ -138,17 +139,29 @@ TN_API void tn_optim_free(tn_optim *o);
  * call. Large parameters are updated by OpenMP threads; the result does not
  * depend on the thread count. Allocates nothing. Returns TN_OK, or
  * TN_ERR_STATE when the parameter set changed size since creation (nothing
- * is updated then), TN_ERR_ARG for NULL. */
+ * is updated then), TN_ERR_ARG for NULL.
+ * With skipping on (tn_optim_set_skip_nonfinite), a step whose gradients
+ * hold a NaN or an infinity changes nothing (parameters, state and the step
+ * counter stay as they were), is counted (tn_optim_skipped) and returns
+ * TN_OK: the loss-scaling idiom. Off by default: non-finite gradients then
+ * poison the parameters and state, so check tn_clip_grad_norm_ex's status
+ * (or the loss) before stepping. */
 TN_API tn_status tn_optim_step(tn_optim *o);
+
+/** Skip steps with non-finite gradients (on) or not (off, the default);
+ * NULL: no-op. Checking costs one pass over the gradients per step. */
+TN_API void tn_optim_set_skip_nonfinite(tn_optim *o, bool on);
+/** Number of steps skipped so far (0 for NULL). */
+TN_API int64_t tn_optim_skipped(const tn_optim *o);
 
 /** Zero the gradient of every parameter (tn_tensor_zero_grad). NULL: no-op. */
 TN_API void tn_optim_zero_grad(tn_optim *o);
 
 /** @{ */
 /** Learning rate used by the next tn_optim_step (a schedule sets it before
- * each step). set_lr ignores NULL and negative or NaN values (and records an
- * error); get_lr returns 0 for NULL. */
-TN_API void tn_optim_set_lr(tn_optim *o, double lr);
+ * each step). set_lr refuses NULL and negative, infinite or NaN values:
+ * TN_ERR_ARG, the rate unchanged. get_lr returns 0 for NULL. */
+TN_API tn_status tn_optim_set_lr(tn_optim *o, double lr);
 TN_API double tn_optim_get_lr(const tn_optim *o);
 /** @} */
 
@@ -229,10 +242,16 @@ TN_API double tn_lr_at(const tn_lr_schedule *s, int64_t step);
  * c = max_norm / (norm + 1e-6) < 1, every gradient is multiplied by c in
  * place (so the clipped norm is just under max_norm). Parameters without a
  * grad are skipped. If the norm is not finite, the gradients are left
- * unchanged (PyTorch would multiply them by NaN) and the norm is returned so
- * the caller can skip the step. max_norm < 0 or NaN: returns -1 and records
- * TN_ERR_ARG; nothing changes. */
+ * unchanged (PyTorch would multiply them by NaN), the norm is returned and
+ * TN_ERR_NUMERIC is recorded (tn_last_status) naming the first non-finite
+ * gradient. max_norm < 0 or NaN: returns -1 and records TN_ERR_ARG;
+ * nothing changes. */
 TN_API double tn_clip_grad_norm(const tn_params *ps, double max_norm);
+/** The same with a status, for training loops that stop on divergence:
+ * TN_OK, TN_ERR_NUMERIC when the norm is not finite (gradients unchanged),
+ * or TN_ERR_ARG as above. *norm_out (may be NULL) gets the norm unless the
+ * arguments are invalid. */
+TN_API tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out);
 
 /** torch.nn.utils.clip_grad_value_: clamp every gradient element to
  * [-clip_value, clip_value] in place (NaN stays NaN). Returns TN_OK, or

@@ -43,9 +43,22 @@ struct tn_tape {
     tn_rng rng;
 };
 
-/* Fill shape/stride of a contiguous tensor; returns numel or -1 when the
- * shape is invalid (ndim outside 1..4 or a size < 1). */
-int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape);
+/* The largest byte count a tensor's data may have: numel x element size
+ * and every allocation header added to it stay far from overflowing
+ * int64_t and size_t. */
+#define TN_MAX_BYTES ((int64_t)1 << 60)
+
+/* Fill shape/stride of a contiguous tensor of dtype dt; returns numel, -1
+ * when the shape is invalid (ndim outside 1..4 or a size < 1), or -2 when
+ * it is too large (the product of the sizes times the element size
+ * overflows or exceeds TN_MAX_BYTES). */
+int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape, tn_dtype dt);
+
+/* A message for a -1 / -2 result of tn__set_contiguous: "invalid shape
+ * [..] (need 1..4 dims of size >= 1)" or "shape [..] of float32 is too
+ * large", written into buf (n bytes); returns buf. */
+char *tn__shape_problem(int64_t code, int ndim, const int64_t *shape, tn_dtype dt, char *buf,
+                        size_t n);
 
 /* Offset (in elements) of the row-major logical index i. */
 int64_t tn__offset_of(const tn_tensor *t, int64_t i);
@@ -59,5 +72,7 @@ bool tn__tape_record(tn_tape *tp, tn_tensor *t);
  * tn_runtime_init. tn__isa_forced: whether TN_ISA chose it. */
 tn_status tn__isa_choose(char *msg, size_t cap);
 bool tn__isa_forced(void);
+/* The chosen path without initialising (for the initialisation itself). */
+tn_isa tn__isa_value(void);
 
 #endif

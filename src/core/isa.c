@@ -81,6 +81,8 @@ tn_status tn__isa_choose(char *msg, size_t cap)
 
 bool tn__isa_forced(void) { return isa_forced; }
 
+tn_isa tn__isa_value(void) { return isa_active; }
+
 tn_isa tn_isa_active(void)
 {
     tn_runtime_init();

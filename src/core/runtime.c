@@ -9,13 +9,25 @@
  * with AVX-512 F/DQ/BW/VL gets skx, an AMD Zen 1-3 is left to BLIS (it knows
  * them), any other CPU with AVX2+FMA gets haswell, and the rest is left to
  * BLIS's own detection. A kernel path forced with TN_ISA (isa.c) picks the
- * matching configuration instead (skx, haswell, generic).
+ * matching configuration instead (skx, haswell, generic); an impossible
+ * TN_ISA leaves the runtime uninitialised, and every call reports it.
+ *
+ * Threads (issue 10, D5): the initialisation runs once (pthread_once), so
+ * any thread may be the first to call the library. The thread count is a
+ * process-wide setting with a generation number: a thread that enters a
+ * kernel (tn__thread_sync, from TN_FTZ_SCOPE) with an old generation sets
+ * its own OpenMP default (omp_set_num_threads only reaches the calling
+ * thread's teams) and turns flush-to-zero on in its team's workers. The
+ * calling thread itself computes under flush-to-zero only inside the
+ * library (TN_FTZ_SCOPE in src/core/loops.h) and gets its own mode back.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
 #include <blis.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,8 +36,11 @@
 #define TN_X86 1
 #endif
 
-static int runtime_ready = 0;
-static int n_threads = 1;
+static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
+static atomic_int n_threads = 1;
+static atomic_int threads_gen = 1;        /* bumped by every thread-count change */
+static _Thread_local int thread_gen = 0;  /* generation this thread applied */
+/* written once inside runtime_once, read-only afterwards */
 static char config_name[32] = "uninitialised";
 static char config_reason[256] = "";
 static tn_status runtime_status = TN_OK;
@@ -65,7 +80,7 @@ static void choose_blis_arch(void)
     tn_isa isa = tn_isa_cpu();
     bool forced = tn__isa_forced();
     if (forced)
-        isa = tn_isa_active();
+        isa = tn__isa_value(); /* not tn_isa_active: we are inside the once routine */
     bool known_zen = strcmp(vendor, "AuthenticAMD") == 0 && (family == 0x17 || family == 0x19);
     int arch = -1;
     if (isa == TN_ISA_AVX512)
@@ -93,28 +108,12 @@ void tn_flush_denormals(void)
 #endif
 }
 
-static void apply_threads(int n)
+static void runtime_init_once(void)
 {
-    n_threads = n;
-    omp_set_num_threads(n);
-    bli_thread_set_num_threads(n);
-    /* Flush denormals in every OpenMP worker (MXCSR is per thread). */
-#pragma omp parallel num_threads(n)
-    tn_flush_denormals();
-}
-
-tn_status tn_runtime_init(void)
-{
-    if (runtime_ready) {
-        if (runtime_status != TN_OK)
-            tn_set_error(runtime_status, "%s", runtime_msg);
-        return runtime_status;
-    }
-    runtime_ready = 1;
     runtime_status = tn__isa_choose(runtime_msg, sizeof runtime_msg);
     if (runtime_status != TN_OK) {
         snprintf(config_reason, sizeof config_reason, "not initialised: %s", runtime_msg);
-        return tn_set_error(runtime_status, "%s", runtime_msg);
+        return;
     }
     choose_blis_arch();
     bli_init();
@@ -123,13 +122,39 @@ tn_status tn_runtime_init(void)
     const char *env = getenv("TN_NUM_THREADS");
     if (env && atoi(env) > 0)
         n = atoi(env);
-    apply_threads(n > 0 ? n : 1);
+    n = n > 0 ? n : 1;
+    atomic_store(&n_threads, n);
+    bli_thread_set_num_threads(n);
+}
+
+void tn__thread_sync(void)
+{
+    pthread_once(&runtime_once, runtime_init_once);
+    int gen = atomic_load(&threads_gen);
+    if (runtime_status != TN_OK || thread_gen == gen || omp_in_parallel())
+        return;
+    thread_gen = gen;
+    int n = atomic_load(&n_threads);
+    omp_set_num_threads(n);
+    /* MXCSR is per thread: flush denormals in this thread's team workers
+     * (new workers inherit it from the thread that creates them, which
+     * does so inside TN_FTZ_SCOPE); the calling thread (0) keeps its own. */
+#pragma omp parallel num_threads(n)
+    if (omp_get_thread_num() != 0)
+        tn_flush_denormals();
+}
+
+tn_status tn_runtime_init(void)
+{
+    tn__thread_sync();
+    if (runtime_status != TN_OK)
+        return tn_set_error(runtime_status, "%s", runtime_msg);
     return TN_OK;
 }
 
 const char *tn_runtime_error(void)
 {
-    tn_runtime_init();
+    pthread_once(&runtime_once, runtime_init_once);
     return runtime_msg;
 }
 
@@ -137,13 +162,17 @@ void tn_set_num_threads(int n)
 {
     if (tn_runtime_init() != TN_OK)
         return;
-    apply_threads(n > 0 ? n : 1);
+    n = n > 0 ? n : 1;
+    atomic_store(&n_threads, n);
+    bli_thread_set_num_threads(n);
+    atomic_fetch_add(&threads_gen, 1);
+    tn__thread_sync();
 }
 
 int tn_num_threads(void)
 {
-    tn_runtime_init();
-    return n_threads;
+    tn__thread_sync();
+    return atomic_load(&n_threads);
 }
 
 const char *tn_blis_config(void)

@@ -92,6 +92,11 @@ const char *tn_tape_error(const tn_tape *tp)
     return tp->err == TN_OK ? NULL : tp->errmsg;
 }
 
+tn_status tn_tape_status(const tn_tape *tp)
+{
+    return tp ? tp->err : TN_ERR_ARG;
+}
+
 tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
 {
     char msg[512];
@@ -131,7 +136,12 @@ size_t tn_tape_arena_capacity(const tn_tape *tp)
 
 void *tn_tape_alloc(tn_tape *tp, size_t nbytes)
 {
-    nbytes = (nbytes + 63) & ~(size_t)63;
+    if (nbytes > (size_t)TN_MAX_BYTES) {
+        tn_tape_fail(tp, TN_ERR_MEMORY, "tape arena: %zu bytes is beyond the limit of 2^60",
+                     nbytes);
+        return NULL;
+    }
+    nbytes = (nbytes + 63) & ~(size_t)63; /* cannot overflow below 2^60 */
     while (tp->cur && tp->cur->used + nbytes > tp->cur->cap)
         tp->cur = tp->cur->next;
     if (!tp->cur) {
@@ -164,10 +174,11 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
         return NULL;
     }
     tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape);
+    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
     if (n < 0) {
-        tn_tape_fail(tp, TN_ERR_SHAPE,
-                     "tn_tape_tensor: invalid shape (ndim %d; need 1..4 dims of size >= 1)", ndim);
+        char msg[200];
+        tn_tape_fail(tp, TN_ERR_SHAPE, "tn_tape_tensor: %s",
+                     tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
     tn_tensor *t = tn_tape_alloc(tp, sizeof *t);

@@ -62,7 +62,11 @@ void tn_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
  * before it so tn_free works with any hook. */
 void *tn_alloc(size_t nbytes)
 {
-    size_t total = nbytes + 64 + sizeof(void *);
+    size_t total;
+    if (__builtin_add_overflow(nbytes, 64 + sizeof(void *), &total)) {
+        tn_set_error(TN_ERR_MEMORY, "tn_alloc: %zu bytes is beyond the address space", nbytes);
+        return NULL;
+    }
     void *raw = hook_alloc ? hook_alloc(total) : malloc(total);
     if (!raw) {
         tn_set_error(TN_ERR_MEMORY, "tn_alloc: out of memory allocating %zu bytes", nbytes);
@@ -145,23 +149,42 @@ char *tn_shape_str(const tn_tensor *t, char *buf, size_t n)
     return buf;
 }
 
-int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape)
+int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape, tn_dtype dt)
 {
     if (ndim < 1 || ndim > TN_MAX_DIMS || !shape)
         return -1;
-    int64_t n = 1;
     for (int d = 0; d < TN_MAX_DIMS; d++) {
         t->shape[d] = d < ndim ? shape[d] : 1;
         if (t->shape[d] < 1)
             return -1;
     }
-    t->ndim = ndim;
+    int64_t n = 1, bytes;
     for (int d = TN_MAX_DIMS - 1; d >= 0; d--) {
         t->stride[d] = d < ndim ? n : 1;
-        if (d < ndim)
-            n *= t->shape[d];
+        if (d < ndim && __builtin_mul_overflow(n, t->shape[d], &n))
+            return -2;
     }
+    if (__builtin_mul_overflow(n, (int64_t)tn_dtype_size(dt), &bytes) || bytes > TN_MAX_BYTES)
+        return -2;
+    t->ndim = ndim;
     return n;
+}
+
+char *tn__shape_problem(int64_t code, int ndim, const int64_t *shape, tn_dtype dt, char *buf,
+                        size_t n)
+{
+    char s[128] = "(none)";
+    if (shape && ndim >= 1 && ndim <= TN_MAX_DIMS) {
+        tn_tensor tmp = {.ndim = ndim};
+        memcpy(tmp.shape, shape, (size_t)ndim * sizeof *shape);
+        tn_shape_str(&tmp, s, sizeof s);
+    }
+    if (code == -2)
+        snprintf(buf, n, "shape %s of %s is too large (more than 2^60 bytes)", s,
+                 tn_dtype_name(dt));
+    else
+        snprintf(buf, n, "invalid shape %s (ndim %d; need 1..4 dims of size >= 1)", s, ndim);
+    return buf;
 }
 
 int64_t tn__offset_of(const tn_tensor *t, int64_t i)
@@ -183,10 +206,11 @@ static tn_tensor *heap_new(const char *fn, tn_dtype dt, int ndim, const int64_t 
         return NULL;
     }
     tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape);
+    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
     if (n < 0) {
-        tn_set_error(TN_ERR_SHAPE, "%s: invalid shape (ndim %d; need 1..4 dims of size >= 1)", fn,
-                     ndim);
+        char msg[200];
+        tn_set_error(TN_ERR_SHAPE, "%s: %s", fn,
+                     tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
     tn_tensor *t = tn_alloc(sizeof *t);
@@ -198,6 +222,10 @@ static tn_tensor *heap_new(const char *fn, tn_dtype dt, int ndim, const int64_t 
     t->data = tn_alloc((size_t)n * tn_dtype_size(dt));
     if (!t->data) {
         tn_free(t);
+        char s[64];
+        tn_set_error(TN_ERR_MEMORY, "%s: out of memory for a %s tensor of shape %s (%lld bytes)",
+                     fn, tn_dtype_name(dt), tn_shape_str(&tmp, s, sizeof s),
+                     (long long)(n * (int64_t)tn_dtype_size(dt)));
         return NULL;
     }
     memset(t->data, 0, (size_t)n * tn_dtype_size(dt));
@@ -252,7 +280,10 @@ tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on)
         size_t nb = (size_t)tn_numel(t) * tn_dtype_size(t->dtype);
         t->grad = tn_alloc(nb);
         if (!t->grad)
-            return TN_ERR_MEMORY;
+            return tn_set_error(TN_ERR_MEMORY,
+                                "tn_tensor_set_requires_grad: out of memory for the gradient "
+                                "(%zu bytes)",
+                                nb);
         memset(t->grad, 0, nb);
     }
     t->requires_grad = on;

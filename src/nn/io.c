@@ -6,9 +6,12 @@
  * the file functions fail with TN_ERR_IO "built without jansson". */
 #include "tensor/io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,38 @@ void tn_ckpt_entries_free(tn_ckpt_entry *entries, int n)
 }
 
 #ifdef TN_HAVE_JANSSON
+
+/* ---- jansson through the library's allocator ----------------------------- */
+
+/* jansson allocates through tn_alloc (json_set_alloc_funcs, installed once),
+ * so allocator hooks and injected failures reach it. jansson does not
+ * report every failed allocation (2.14's json_dumps drops object keys and
+ * carries on), so a failure inside it is remembered here and the whole
+ * jansson call counts as out of memory. json_begin() before each call. */
+static _Thread_local bool json_oom;
+
+static void *json_alloc(size_t n)
+{
+    void *p = tn_alloc(n);
+    if (!p)
+        json_oom = true;
+    return p;
+}
+
+static pthread_once_t json_once = PTHREAD_ONCE_INIT;
+static void json_setup(void) { json_set_alloc_funcs(json_alloc, tn_free); }
+
+static void json_begin(void)
+{
+    pthread_once(&json_once, json_setup);
+    json_oom = false;
+}
+
+/* Record "fn: path: out of memory (what)" and return TN_ERR_MEMORY. */
+static tn_status oom(const char *fn, const char *path, const char *what)
+{
+    return tn_set_error(TN_ERR_MEMORY, "%s: %s: out of memory %s", fn, path, what);
+}
 
 /* ---- byte order, shapes, parameter lists ---------------------------------- */
 
@@ -111,7 +146,7 @@ static tn_status flatten(const char *fn, const char *path, tn_params *const *set
     }
     pref *p = tn_alloc((size_t)(total ? total : 1) * sizeof *p);
     if (!p)
-        return TN_ERR_MEMORY;
+        return oom(fn, path, "listing the parameters");
     int k = 0;
     for (int s = 0; s < nsets; s++)
         for (int i = 0; i < sets[s]->n; i++, k++)
@@ -259,14 +294,17 @@ static tn_status header_parse(const char *fn, const char *path, header *h)
              HEADER_MAX);
     char *text = tn_alloc(hlen ? (size_t)hlen : 1);
     if (!text)
-        return TN_ERR_MEMORY;
+        return oom(fn, path, "reading the header");
     if (fread(text, 1, (size_t)hlen, h->f) != hlen) {
         tn_free(text);
         FAIL(TN_ERR_IO, "read error in the header: %s", strerror(errno));
     }
     json_error_t jerr;
+    json_begin();
     h->root = json_loadb(text, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     tn_free(text);
+    if (json_oom || (!h->root && json_error_code(&jerr) == json_error_out_of_memory))
+        return oom(fn, path, "parsing the header");
     if (!h->root)
         FAIL(TN_ERR_FORMAT, "header is not valid JSON: %s (byte %d of %" PRIu64 ")", jerr.text,
              jerr.position, hlen);
@@ -277,7 +315,7 @@ static tn_status header_parse(const char *fn, const char *path, header *h)
     size_t cap = json_object_size(h->root);
     h->e = tn_alloc((cap ? cap : 1) * sizeof *h->e);
     if (!h->e)
-        return TN_ERR_MEMORY;
+        return oom(fn, path, "listing the header's tensors");
     const char *key;
     json_t *v;
     json_object_foreach(h->root, key, v)
@@ -339,7 +377,8 @@ static tn_status header_read(const char *fn, const char *path, header *h)
 }
 
 /* The header's metadata as a new map in *out (empty when there is none). */
-static tn_status meta_from_header(const header *h, tn_meta *out)
+static tn_status meta_from_header(const char *fn, const char *path, const header *h,
+                                  tn_meta *out)
 {
     tn_meta_init(out);
     const char *k;
@@ -348,7 +387,7 @@ static tn_status meta_from_header(const header *h, tn_meta *out)
     {
         if (tn_meta_set(out, k, json_string_value(v)) != TN_OK) {
             tn_meta_free(out);
-            return TN_ERR_MEMORY;
+            return oom(fn, path, "copying the metadata");
         }
     }
     return TN_OK;
@@ -362,7 +401,7 @@ tn_status tn_load_meta(const char *path, tn_meta *meta_out)
     tn_meta m;
     tn_status st = header_read("tn_load_meta", path, &h);
     if (st == TN_OK)
-        st = meta_from_header(&h, &m);
+        st = meta_from_header("tn_load_meta", path, &h, &m);
     header_free(&h);
     if (st == TN_OK) {
         tn_meta_free(meta_out);
@@ -393,7 +432,7 @@ tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n)
             }
         }
         if (!out)
-            st = TN_ERR_MEMORY;
+            st = oom("tn_load_list", path, "listing the tensors");
     }
     if (st == TN_OK) {
         *entries = out;
@@ -473,13 +512,13 @@ tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *
     if (st == TN_OK)
         st = flatten(fn, path, sets, nsets, &p, &np);
     if (st == TN_OK && !(match = tn_alloc((size_t)(h.n ? h.n : 1) * sizeof *match)))
-        st = TN_ERR_MEMORY;
+        st = oom(fn, path, "matching the tensors");
     if (st == TN_OK)
         st = match_params(fn, path, &h, p, np, match);
     if (st == TN_OK && meta_out)
-        st = meta_from_header(&h, &m);
+        st = meta_from_header(fn, path, &h, &m);
     if (st == TN_OK && h.data_size && !(data = tn_alloc((size_t)h.data_size)))
-        st = TN_ERR_MEMORY;
+        st = oom(fn, path, "reading the data buffer");
     if (st == TN_OK && h.data_size && fread(data, 1, (size_t)h.data_size, h.f) != h.data_size)
         st = tn_set_error(TN_ERR_IO, "%s: %s: read error in the data buffer: %s", fn, path,
                           ferror(h.f) ? strerror(errno) : "file shrank while reading");
@@ -562,12 +601,17 @@ static int pref_by_write_order(const void *a, const void *b)
     return (x->order > y->order) - (x->order < y->order);
 }
 
-/* The JSON header (compact, unpadded) for the parameters p in write order. */
+/* The JSON header (compact, unpadded) for the parameters p in write order,
+ * in *out (free with tn_free). It is read back and compared with what was
+ * built before anything touches the destination: a header that jansson
+ * serialised wrongly (e.g. a key dropped under memory pressure) never
+ * reaches the file. */
 static tn_status header_build(const char *path, const pref *p, int np, const tn_meta *meta,
                               char **out)
 {
     const char *fn = "tn_save";
-    json_t *root = json_object();
+    json_begin();
+    json_t *root = json_object(), *back = NULL;
     tn_status st = root ? TN_OK : TN_ERR_MEMORY;
     if (st == TN_OK && meta && meta->n) {
         json_t *md = json_object();
@@ -576,11 +620,15 @@ static tn_status header_build(const char *path, const pref *p, int np, const tn_
         for (int i = 0; st == TN_OK && i < meta->n; i++) {
             json_t *s = json_string(meta->values[i]);
             if (!s)
-                st = tn_set_error(TN_ERR_ARG, "%s: %s: metadata value of '%s' is not valid UTF-8",
-                                  fn, path, meta->keys[i]);
+                st = json_oom ? TN_ERR_MEMORY
+                              : tn_set_error(TN_ERR_ARG,
+                                             "%s: %s: metadata value of '%s' is not valid UTF-8",
+                                             fn, path, meta->keys[i]);
             else if (json_object_set_new(md, meta->keys[i], s))
-                st = tn_set_error(TN_ERR_ARG, "%s: %s: metadata key '%s' is not valid UTF-8", fn,
-                                  path, meta->keys[i]);
+                st = json_oom ? TN_ERR_MEMORY
+                              : tn_set_error(TN_ERR_ARG,
+                                             "%s: %s: metadata key '%s' is not valid UTF-8", fn,
+                                             path, meta->keys[i]);
         }
     }
     uint64_t off = 0;
@@ -600,29 +648,55 @@ static tn_status header_build(const char *path, const pref *p, int np, const tn_
             json_decref(e);
             st = TN_ERR_MEMORY;
         } else if (json_object_set_new(root, p[i].name, e)) {
-            st = tn_set_error(TN_ERR_ARG, "%s: %s: parameter name '%s' is not valid UTF-8", fn,
-                              path, p[i].name);
+            st = json_oom ? TN_ERR_MEMORY
+                          : tn_set_error(TN_ERR_ARG,
+                                         "%s: %s: parameter name '%s' is not valid UTF-8", fn,
+                                         path, p[i].name);
         }
         off += nb;
     }
     if (st == TN_OK && !(*out = json_dumps(root, JSON_COMPACT)))
         st = TN_ERR_MEMORY;
+    if (st == TN_OK) { /* the self-check: parse what will be written */
+        json_error_t jerr;
+        back = json_loads(*out, JSON_REJECT_DUPLICATES, &jerr);
+        if (json_oom)
+            st = TN_ERR_MEMORY;
+        else if (!back || !json_equal(root, back))
+            st = tn_set_error(TN_ERR_IO,
+                              "%s: %s: the serialised header does not read back as built "
+                              "(jansson: %s); nothing was written",
+                              fn, path, back ? "different content" : jerr.text);
+    }
+    if (st == TN_OK && json_oom) /* a failure jansson did not report */
+        st = TN_ERR_MEMORY;
+    json_decref(back);
     json_decref(root);
+    if (st != TN_OK && *out) {
+        tn_free(*out);
+        *out = NULL;
+    }
     if (st == TN_ERR_MEMORY)
-        tn_set_error(st, "%s: %s: out of memory building the header", fn, path);
+        oom(fn, path, "building the header");
     return st;
 }
 
-/* fsync the directory holding path, so the rename is durable. */
-static tn_status sync_dir(const char *path)
+/* The directory holding path ("." for a bare name), from tn_alloc. */
+static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
     char *dir = tn_alloc(n + 1);
-    if (!dir)
-        return TN_ERR_MEMORY;
-    memcpy(dir, slash ? path : ".", n);
-    dir[n] = '\0';
+    if (dir) {
+        memcpy(dir, slash ? path : ".", n);
+        dir[n] = '\0';
+    }
+    return dir;
+}
+
+/* fsync the directory dir holding path, so the rename is durable. */
+static tn_status sync_dir(const char *path, const char *dir)
+{
     tn_status st = TN_OK;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL && errno != EROFS))
@@ -630,8 +704,38 @@ static tn_status sync_dir(const char *path)
                           path, dir, strerror(errno));
     if (fd >= 0)
         close(fd);
-    tn_free(dir);
     return st;
+}
+
+/* Remove "<base>.tmp.<pid>.<n>" files of path in dir whose process is gone
+ * (a save killed mid-write leaves one). Files of live processes, this one
+ * included, and anything not of exactly that form are left alone; errors
+ * are ignored (this is tidying, the save does not depend on it). */
+static void remove_stale_tmp(const char *path, const char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *nm = de->d_name;
+        if (strncmp(nm, base, blen) != 0 || strncmp(nm + blen, ".tmp.", 5) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(nm + blen + 5, &end, 10);
+        if (errno || pid <= 0 || *end != '.' || end[1] < '0' || end[1] > '9')
+            continue;
+        strtoul(end + 1, &end, 10);
+        if (*end != '\0' || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            unlinkat(dirfd(d), nm, 0);
+    }
+    closedir(d);
 }
 
 static atomic_uint tmp_counter;
@@ -640,10 +744,15 @@ static atomic_uint tmp_counter;
  * rename it over path; on failure remove it and leave path alone. */
 static tn_status write_atomic(const char *path, const char *hdr, const pref *p, int np)
 {
+    /* everything is allocated before the destination can change */
     size_t cap = strlen(path) + 48;
-    char *tmp = tn_alloc(cap);
-    if (!tmp)
-        return TN_ERR_MEMORY;
+    char *tmp = tn_alloc(cap), *dir = dir_of(path);
+    if (!tmp || !dir) {
+        tn_free(tmp);
+        tn_free(dir);
+        return oom("tn_save", path, "naming the temporary file");
+    }
+    remove_stale_tmp(path, dir);
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
         snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(),
@@ -656,6 +765,7 @@ static tn_status write_atomic(const char *path, const char *hdr, const pref *p, 
         tn_status st = tn_set_error(TN_ERR_IO, "tn_save: %s: cannot create temporary file %s: %s",
                                     path, tmp, strerror(errno));
         tn_free(tmp);
+        tn_free(dir);
         return st;
     }
     size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
@@ -686,9 +796,10 @@ static tn_status write_atomic(const char *path, const char *hdr, const pref *p, 
         st = tn_set_error(TN_ERR_IO, "tn_save: %s: %s temporary file %s failed: %s", path, what,
                           tmp, strerror(err));
     } else {
-        st = sync_dir(path);
+        st = sync_dir(path, dir);
     }
     tn_free(tmp);
+    tn_free(dir);
     return st;
 }
 
@@ -719,7 +830,7 @@ tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_
     }
     if (st == TN_OK)
         st = write_atomic(path, hdr, p, np);
-    free(hdr); /* from json_dumps: the C allocator */
+    tn_free(hdr); /* from json_dumps: jansson allocates with tn_alloc */
     tn_free(p);
     return st;
 }

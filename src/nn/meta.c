@@ -46,7 +46,7 @@ tn_status tn_meta_set(tn_meta *m, const char *key, const char *value)
     if (!v || (i < 0 && !k)) {
         tn_free(v);
         tn_free(k);
-        return TN_ERR_MEMORY;
+        return tn_set_error(TN_ERR_MEMORY, "tn_meta_set: out of memory copying '%s'", key);
     }
     if (i >= 0) {
         tn_free(m->values[i]);
@@ -61,7 +61,7 @@ tn_status tn_meta_set(tn_meta *m, const char *key, const char *value)
             tn_free(vs);
             tn_free(v);
             tn_free(k);
-            return TN_ERR_MEMORY;
+            return tn_set_error(TN_ERR_MEMORY, "tn_meta_set: out of memory growing the map");
         }
         if (m->n) {
             memcpy(ks, m->keys, (size_t)m->n * sizeof *ks);

@@ -28,6 +28,8 @@ struct tn_optim {
     int nstate;          /* state tensors per parameter */
     int64_t step;        /* completed steps */
     double lr;
+    bool skip_nonfinite; /* skip steps whose gradients are not all finite */
+    int64_t skipped;     /* steps skipped so far */
     union {
         tn_sgd_opts sgd;
         tn_adagrad_opts adagrad;
@@ -70,10 +72,11 @@ tn_adam_opts tn_adamw_defaults(void)
 
 /* ---- creation ---- */
 
-/* x >= 0 (false for NaN). */
+/* Finite and >= 0 (false for NaN and +inf: an infinite rate, decay or eps
+ * only ever produces NaN parameters). */
 static bool nonneg(double x)
 {
-    return x >= 0;
+    return x >= 0 && isfinite(x);
 }
 
 /* 0 <= x < 1. */
@@ -158,7 +161,8 @@ tn_optim *tn_optim_sgd(const tn_params *ps, const tn_sgd_opts *opts)
         !(op.dampening == op.dampening))
         return tn_set_error(TN_ERR_ARG,
                             "%s: invalid option (lr %g, momentum %g, dampening %g, "
-                            "weight_decay %g): lr, momentum and weight_decay must be >= 0",
+                            "weight_decay %g): lr, momentum and weight_decay must be finite "
+                            "and >= 0",
                             fn, op.lr, op.momentum, op.dampening, op.weight_decay),
                NULL;
     if (op.nesterov && (op.momentum <= 0 || op.dampening != 0))
@@ -182,7 +186,8 @@ tn_optim *tn_optim_adagrad(const tn_params *ps, const tn_adagrad_opts *opts)
         !nonneg(op.initial_accumulator_value) || !nonneg(op.eps))
         return tn_set_error(TN_ERR_ARG,
                             "%s: invalid option (lr %g, lr_decay %g, weight_decay %g, "
-                            "initial_accumulator_value %g, eps %g): all must be >= 0",
+                            "initial_accumulator_value %g, eps %g): all must be finite and "
+                            ">= 0",
                             fn, op.lr, op.lr_decay, op.weight_decay,
                             op.initial_accumulator_value, op.eps),
                NULL;
@@ -202,7 +207,7 @@ tn_optim *tn_optim_rmsprop(const tn_params *ps, const tn_rmsprop_opts *opts)
         !nonneg(op.momentum))
         return tn_set_error(TN_ERR_ARG,
                             "%s: invalid option (lr %g, alpha %g, eps %g, weight_decay %g, "
-                            "momentum %g): alpha must be in [0, 1), the others >= 0",
+                            "momentum %g): alpha must be in [0, 1), the others finite and >= 0",
                             fn, op.lr, op.alpha, op.eps, op.weight_decay, op.momentum),
                NULL;
     const char *keys[OPT_MAX_STATE];
@@ -225,7 +230,7 @@ static tn_optim *adam_new(const char *fn, tn_optim_kind kind, const tn_params *p
         !nonneg(op.weight_decay))
         return tn_set_error(TN_ERR_ARG,
                             "%s: invalid option (lr %g, betas %g %g, eps %g, weight_decay "
-                            "%g): betas must be in [0, 1), the others >= 0",
+                            "%g): betas must be in [0, 1), the others finite and >= 0",
                             fn, op.lr, op.beta1, op.beta2, op.eps, op.weight_decay),
                NULL;
     static const char *const keys[] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
@@ -373,6 +378,31 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
     });
 }
 
+static double sum_squares(const tn_tensor *t); /* clipping, below */
+
+/* Whether every gradient element of o's parameters is finite (a sum of
+ * squares in double is non-finite exactly then, for float gradients). */
+static bool grads_finite(const tn_optim *o)
+{
+    for (int i = 0; i < o->n; i++) {
+        const tn_tensor *p = o->ps->items[i].t;
+        if (p->grad && !isfinite(sum_squares(p)))
+            return false;
+    }
+    return true;
+}
+
+void tn_optim_set_skip_nonfinite(tn_optim *o, bool on)
+{
+    if (o)
+        o->skip_nonfinite = on;
+}
+
+int64_t tn_optim_skipped(const tn_optim *o)
+{
+    return o ? o->skipped : 0;
+}
+
 tn_status tn_optim_step(tn_optim *o)
 {
     if (!o)
@@ -382,6 +412,10 @@ tn_status tn_optim_step(tn_optim *o)
                             "tn_optim_step: the parameter set changed from %d to %d "
                             "parameters since the %s optimizer was created",
                             o->n, o->ps->n, kind_names[o->kind]);
+    if (o->skip_nonfinite && !grads_finite(o)) {
+        o->skipped++;
+        return TN_OK;
+    }
     bool first = o->step == 0;
     int64_t t = ++o->step;
     for (int i = 0; i < o->n; i++) {
@@ -424,12 +458,14 @@ void tn_optim_zero_grad(tn_optim *o)
         tn_tensor_zero_grad(o->ps->items[i].t);
 }
 
-void tn_optim_set_lr(tn_optim *o, double lr)
+tn_status tn_optim_set_lr(tn_optim *o, double lr)
 {
-    if (!o || !(lr >= 0)) {
-        tn_set_error(TN_ERR_ARG, "tn_optim_set_lr: %s", o ? "lr must be >= 0" : "NULL optimizer");
-        return;
-    }
+    if (!o)
+        return tn_set_error(TN_ERR_ARG, "tn_optim_set_lr: NULL optimizer");
+    if (!nonneg(lr))
+        return tn_set_error(TN_ERR_ARG, "tn_optim_set_lr: lr %g must be finite and >= 0 (%s "
+                                        "keeps lr %g)",
+                            lr, kind_names[o->kind], o->lr);
     o->lr = lr;
     /* keep the copied options in step (they are reported nowhere else) */
     switch (o->kind) {
@@ -439,6 +475,7 @@ void tn_optim_set_lr(tn_optim *o, double lr)
     case TN_OPTIM_ADAM:
     case TN_OPTIM_ADAMW: o->opt.adam.lr = lr; break;
     }
+    return TN_OK;
 }
 
 double tn_optim_get_lr(const tn_optim *o)
@@ -584,26 +621,43 @@ static bool clippable(const tn_tensor *t)
     return t && t->grad && (t->dtype == TN_F32 || t->dtype == TN_F64) && tn_is_contiguous(t);
 }
 
-double tn_clip_grad_norm(const tn_params *ps, double max_norm)
+tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out)
 {
-    if (!ps || !(max_norm >= 0)) {
-        tn_set_error(TN_ERR_ARG, "tn_clip_grad_norm: %s",
-                     ps ? "max_norm must be >= 0" : "parameter set is NULL");
-        return -1.0;
-    }
+    if (!ps || !(max_norm >= 0))
+        return tn_set_error(TN_ERR_ARG, "tn_clip_grad_norm: %s",
+                            ps ? "max_norm must be >= 0" : "parameter set is NULL");
     double total = 0;
     for (int i = 0; i < ps->n; i++)
         if (clippable(ps->items[i].t))
             total += sum_squares(ps->items[i].t);
     double norm = sqrt(total);
-    if (!isfinite(norm))
-        return norm;
+    if (norm_out)
+        *norm_out = norm;
+    if (!isfinite(norm)) {
+        const char *bad = "?";
+        for (int i = 0; i < ps->n; i++)
+            if (clippable(ps->items[i].t) && !isfinite(sum_squares(ps->items[i].t))) {
+                bad = ps->items[i].name;
+                break;
+            }
+        return tn_set_error(TN_ERR_NUMERIC,
+                            "tn_clip_grad_norm: gradient norm is %g (first non-finite "
+                            "gradient: '%s'); gradients left unchanged",
+                            norm, bad);
+    }
     double c = max_norm / (norm + 1e-6);
     if (c < 1)
         for (int i = 0; i < ps->n; i++)
             if (clippable(ps->items[i].t))
                 scale_grad(ps->items[i].t, c);
-    return norm;
+    return TN_OK;
+}
+
+double tn_clip_grad_norm(const tn_params *ps, double max_norm)
+{
+    double norm = -1.0;
+    tn_status st = tn_clip_grad_norm_ex(ps, max_norm, &norm);
+    return st == TN_ERR_ARG ? -1.0 : norm;
 }
 
 tn_status tn_clip_grad_value(const tn_params *ps, double clip_value)

@@ -198,8 +198,8 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
     if (!tp || !m || !out)
         return tn_set_error(TN_ERR_ARG, "rnn: NULL argument");
     memset(out, 0, sizeof *out);
-    if (tn_tape_error(tp))
-        return TN_ERR_STATE;
+    if (tn_tape_error(tp)) /* an earlier op failed: its status is the cause */
+        return tn_tape_status(tp);
     const char *name = tn_cell_name(m->cell);
     if (!x)
         return tn_tape_fail(tp, TN_ERR_ARG, "%s: input x is NULL", name);
@@ -243,5 +243,5 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
     out->h_n = tn_stack(tp, (int)LD, fin, 0);
     if (m->cell == TN_CELL_LSTM)
         out->c_n = tn_stack(tp, (int)LD, fin + LD, 0);
-    return tn_tape_error(tp) ? tn_last_status() : TN_OK;
+    return tn_tape_status(tp);
 }

@@ -29,6 +29,7 @@ static bool grads_prepare(tn_tape *tp)
 
 static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char *fn)
 {
+    TN_FTZ_SCOPE; /* every backward kernel */
     if (!tp)
         return tn_set_error(TN_ERR_ARG, "%s: tape is NULL", fn);
     if (tp->err != TN_OK)

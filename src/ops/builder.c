@@ -62,9 +62,11 @@ tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_
                         bool zero, int n, tn_tensor *const *srcs)
 {
     tn_tensor tmp = {0};
-    int64_t numel = tn__set_contiguous(&tmp, ndim, shape);
+    int64_t numel = tn__set_contiguous(&tmp, ndim, shape, dt);
     if (numel < 0) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: invalid result shape", tn_op_name(op));
+        char msg[200];
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: result %s", tn_op_name(op),
+                     tn__shape_problem(numel, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
     void *data = tn_tape_alloc(tp, (size_t)numel * tn_dtype_size(dt));

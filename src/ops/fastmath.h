@@ -18,7 +18,9 @@
  * polynomial (truncation < 7e-9 relative there), times 2^n built in the
  * exponent bits. Below -87.3 the result is 0 (e^x is under the smallest
  * normal there), above 88 it stays at e^88 ~ 1.65e38: no inf or denormal
- * from finite input. */
+ * from finite input; -inf gives 0, +inf e^88, and NaN gives NaN (the
+ * integer conversion sees 0 in its place, a select that stays branch-free:
+ * converting NaN to int is undefined behaviour). */
 static inline float tn__expf(float x)
 {
     float x0 = x;
@@ -37,7 +39,8 @@ static inline float tn__expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    n = n == n ? n : 0.0f; /* NaN: p is NaN already; keep the conversion defined */
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* n in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return x0 < -87.3f ? 0.0f : p * scale; /* e^x below the normal range: 0 */

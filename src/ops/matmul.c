@@ -15,6 +15,7 @@
 #include "ops_internal.h"
 
 #include <blis.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 /* Dims d, d+1 of t's data (or grad, when grad is true) at element offset
@@ -61,6 +62,7 @@ static bool mat_ok(tn__mat x)
 /* C [m, n] := beta*C + A [m, k] @ B [k, n]; all strided, dtype dt. */
 void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int nthreads)
 {
+    TN_FTZ_SCOPE;
     mat_canon(&A);
     mat_canon(&B);
     mat_canon(&C);
@@ -181,6 +183,15 @@ static int64_t defer_limit(const char *env, int64_t dflt)
     return v && *v ? strtoll(v, NULL, 10) : dflt;
 }
 
+/* Read once for the process (any thread may be first), then read-only. */
+static int64_t defer_min, defer_stage;
+static pthread_once_t defer_once = PTHREAD_ONCE_INIT;
+static void defer_read_env(void)
+{
+    defer_min = defer_limit("TN_DEFER_MIN", TN_DEFER_MIN);
+    defer_stage = defer_limit("TN_DEFER_STAGE", TN_DEFER_STAGE);
+}
+
 /* C += L @ R into the gradient of `into`: deferred when C is large (see
  * defer_push), else now. */
 static void grad_gemm(const tn_tensor *y, tn_tensor *into, tn__mat l, tn__mat r, tn__mat c)
@@ -188,10 +199,8 @@ static void grad_gemm(const tn_tensor *y, tn_tensor *into, tn__mat l, tn__mat r,
     tn_tensor *root = into; /* the tensor whose memory the gradient is */
     while (root->is_view)
         root = root->src[0];
-    static int64_t min = -1;
-    if (min < 0)
-        min = defer_limit("TN_DEFER_MIN", TN_DEFER_MIN);
-    if (!(c.m * c.n >= min && defer_push(y->tape, root, y->dtype, l, r, c)))
+    pthread_once(&defer_once, defer_read_env);
+    if (!(c.m * c.n >= defer_min && defer_push(y->tape, root, y->dtype, l, r, c)))
         tn__gemm(y->dtype, l, r, 1.0, c);
 }
 
@@ -236,10 +245,8 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
         int64_t m = e->m, nn = e->n;
         size_t es = tn_dtype_size(e->dtype);
         /* stack at most TN_DEFER_STAGE bytes at a time (staging reused) */
-        static int64_t stage = -1;
-        if (stage < 0)
-            stage = defer_limit("TN_DEFER_STAGE", TN_DEFER_STAGE);
-        int64_t kc = stage / ((m + nn) * (int64_t)es);
+        pthread_once(&defer_once, defer_read_env);
+        int64_t kc = defer_stage / ((m + nn) * (int64_t)es);
         kc = kc < kmax ? kmax : kc > K ? K : kc;
         void *lt = cnt > 1 ? tn_tape_alloc(tp, (size_t)(kc * m) * es) : NULL;
         void *rb = lt ? tn_tape_alloc(tp, (size_t)(kc * nn) * es) : NULL;

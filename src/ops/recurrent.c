@@ -129,6 +129,7 @@ static bool pack_plan(tn_tape *tp, rec *r)
 tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
                         tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse)
 {
+    TN_FTZ_SCOPE; /* the time loop's thread 0 is the caller */
     if (!tp) {
         tn_set_error(TN_ERR_ARG, "recurrent: tape is NULL");
         return NULL;

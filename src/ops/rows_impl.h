@@ -87,7 +87,7 @@ static void rnn_fw(int64_t n, const void *restrict a_, const void *restrict bias
     if (relu)
         for (int64_t j = 0; j < n; j++) {
             RT v = a[j] + p[j] + bias[j];
-            h[j] = v > 0 ? v : 0;
+            h[j] = v < 0 ? 0 : v; /* NaN passes through, as in tn_relu */
         }
     else
         for (int64_t j = 0; j < n; j++)

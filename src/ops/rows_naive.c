@@ -81,7 +81,7 @@ static void rnn_fw_naive(int64_t n, const void *a_, const void *bias_, const voi
     double *h = h_;
     for (int64_t j = 0; j < n; j++) {
         double v = a[j] + p[j] + bias[j];
-        h[j] = relu ? fmax(v, 0.0) : tanh(v);
+        h[j] = relu ? (v < 0 ? 0 : v) : tanh(v);
     }
 }
 

@@ -160,6 +160,6 @@ tn_tensor *tn_argmax(tn_tape *tp, tn_tensor *x, int dim, bool keepdim)
     for (int i = 0; i < x->ndim; i++)
         if (i != d)
             out[m++] = x->shape[i];
-    tn__set_contiguous(ix, m, out);
+    tn__set_contiguous(ix, m, out, TN_I32);
     return ix;
 }

@@ -72,8 +72,12 @@ tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape)
             tn_tape_fail(tp, TN_ERR_SHAPE, "reshape: invalid size %lld at dim %d",
                          (long long)sh[d], d);
             return NULL;
-        } else
-            known *= sh[d];
+        } else if (__builtin_mul_overflow(known, sh[d], &known)) {
+            tn_tape_fail(tp, TN_ERR_SHAPE,
+                         "reshape: target shape of %s overflows int64 at dim %d (size %lld)",
+                         TN_SHP(x), d, (long long)sh[d]);
+            return NULL;
+        }
     }
     if (infer >= 0)
         sh[infer] = known > 0 && n % known == 0 ? n / known : -1;
@@ -86,7 +90,7 @@ tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape)
     if (!c)
         return NULL;
     tn_tensor tmp = {0};
-    tn__set_contiguous(&tmp, ndim, sh);
+    tn__set_contiguous(&tmp, ndim, sh, x->dtype); /* numel n: valid */
     return tn__view(tp, TN_OP_RESHAPE, c, ndim, tmp.shape, tmp.stride, 0);
 }
 
@@ -115,9 +119,10 @@ tn_tensor *tn_narrow(tn_tape *tp, tn_tensor *x, int dim, int64_t start, int64_t 
     int d = tn__dim_of(tp, "narrow", dim, x);
     if (d < 0)
         return NULL;
-    if (start < 0 || len < 1 || start + len > x->shape[d]) {
-        tn_tape_fail(tp, TN_ERR_INDEX, "narrow: [%lld, %lld) out of range for dim %d of %s",
-                     (long long)start, (long long)(start + len), d, TN_SHP(x));
+    if (start < 0 || len < 1 || start >= x->shape[d] || len > x->shape[d] - start) {
+        tn_tape_fail(tp, TN_ERR_INDEX,
+                     "narrow: start %lld, length %lld out of range for dim %d of %s",
+                     (long long)start, (long long)len, d, TN_SHP(x));
         return NULL;
     }
     int64_t sh[4];
@@ -185,7 +190,10 @@ static tn_tensor *join(tn_tape *tp, int op, int n, tn_tensor *const *xs, int dim
                          TN_SHP(x), TN_SHP(x0));
             return NULL;
         }
-        total += stack ? 1 : x->shape[d];
+        if (__builtin_add_overflow(total, stack ? 1 : x->shape[d], &total)) {
+            tn_tape_fail(tp, TN_ERR_SHAPE, "%s: the sizes of %d inputs overflow int64", name, n);
+            return NULL;
+        }
     }
     int64_t sh[4];
     for (int e = 0; e < nd; e++)

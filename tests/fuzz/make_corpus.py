@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of tests/fuzz (committed; rerun to regenerate):
+valid checkpoints of the fuzz target's parameter set ("lin.weight" F32
+[2, 3], "lin.bias" F64 [3]) and broken ones (truncated, not JSON,
+overlapping offsets, a shape whose size overflows, an unknown dtype, a
+duplicate key, a header length of 2^63, non-string metadata)."""
+import json
+import os
+import struct
+
+os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus"))
+
+
+def ck(name, hdr, data=b"", raw=False):
+    h = hdr if raw else json.dumps(hdr, separators=(",", ":")).encode()
+    if not raw:
+        h += b" " * ((8 - len(h) % 8) % 8)
+    with open(name, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+
+def variant(change):
+    h = json.loads(json.dumps(GOOD))
+    change(h)
+    return h
+
+
+W = struct.pack("<6f", *[i * 0.5 - 1 for i in range(6)])
+B = struct.pack("<3d", 0, 1 / 3, 2 / 3)
+GOOD = {"__metadata__": {"format": "pt", "vocab": "h\u00e9llo"},
+        "lin.bias": {"dtype": "F64", "shape": [3], "data_offsets": [0, 24]},
+        "lin.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [24, 48]}}
+ck("valid", GOOD, B + W)
+
+
+def f32_bias(h):
+    h["lin.bias"].update(dtype="F32", data_offsets=[24, 36])
+    h["lin.weight"]["data_offsets"] = [0, 24]
+
+
+ck("valid_f32", variant(f32_bias), W + struct.pack("<3f", 0, 1 / 3, 2 / 3))
+ck("truncated", GOOD, (B + W)[:30])
+ck("bad_json", b'{"lin.bias": {"dtype": "F64", "shape": [3', raw=True)
+ck("overlap", variant(lambda h: h["lin.weight"].update(data_offsets=[16, 40])), B + W)
+ck("shape_overflow", variant(lambda h: h["lin.weight"].update(shape=[2**62, 4])), B + W)
+ck("bad_dtype", variant(lambda h: h["lin.weight"].update(dtype="I64")), B + W)
+ck("duplicate_key", b'{"lin.bias":{"dtype":"F64","shape":[3],"data_offsets":[0,24]},'
+   b'"lin.bias":{"dtype":"F64","shape":[3],"data_offsets":[0,24]}}', B, raw=True)
+with open("huge_header_len", "wb") as f:
+    f.write(struct.pack("<Q", 2**63 + 5) + b"{}")
+ck("meta_not_string", {"__metadata__": {"a": 1}})
+ck("empty_object", {})
