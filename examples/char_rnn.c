@@ -34,6 +34,7 @@
 #include <tensor/tensor.h>
 
 #include "cli.h"
+#include "train_dist.h"
 
 /* ---- text ---- */
 
@@ -580,8 +581,11 @@ static bool params_finite(const tn_params *ps)
 
 /* Save everything needed to resume; a model whose parameters are no longer
  * finite is never written over the last good checkpoint. */
+/* ranks: the number of ranks of the run; rngs: their dropout generators
+ * (rank 0's saved as "rng", rank r's as "rng.r"). */
 static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *opt,
-                           tn_tape *tp, int64_t step, int64_t pos, const opts *o)
+                           const tn_rng *rngs, int ranks, int64_t step, int64_t pos,
+                           const opts *o)
 {
     if (!params_finite(&m->ps)) {
         fprintf(stderr,
@@ -604,7 +608,13 @@ static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *
     tn_meta_set_int(&meta, "data_pos", pos);
     tn_meta_set_int(&meta, "batch", o->batch);
     tn_meta_set_int(&meta, "seq", o->seq);
-    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp));
+    tn_meta_set_rng(&meta, "rng", &rngs[0]);
+    tn_meta_set_int(&meta, "ranks", ranks);
+    for (int r = 1; r < ranks; r++) {
+        char key[32];
+        snprintf(key, sizeof key, "rng.%d", r);
+        tn_meta_set_rng(&meta, key, &rngs[r]);
+    }
     char buf[64];
     snprintf(buf, sizeof buf, "%.17g", o->lr);
     tn_meta_set(&meta, "lr", buf);
@@ -763,6 +773,66 @@ static int check_train_paths(const opts *o)
     return 0;
 }
 
+/* Rows [r0, r0 + b) of the carried state [L, B, H] into a new [L, b, H]
+ * (a rank's streams of a state loaded from a checkpoint). */
+static void state_take_rows(model *m, int64_t r0, int64_t b)
+{
+    tn_tensor *full[2] = {m->h, m->c};
+    int64_t B = m->h->shape[1], H = m->H;
+    m->h = m->c = NULL;
+    model_reset_state(m, b);
+    tn_tensor *mine[2] = {m->h, m->c};
+    for (int k = 0; k < 2; k++) {
+        if (!full[k])
+            continue;
+        for (int64_t l = 0; l < m->L; l++)
+            memcpy((float *)mine[k]->data + l * b * H, (float *)full[k]->data + (l * B + r0) * H,
+                   (size_t)(b * H) * sizeof(float));
+        tn_tensor_free(full[k]);
+    }
+}
+
+/* Save a checkpoint of the whole run (collective with several ranks): the
+ * carried states of every rank's streams gathered into [L, B, H] on rank
+ * 0, which writes the file; every rank gets the same result. */
+static int save_run(const char *path, model *m, const text *t, tn_optim *opt, tn_tape *tp,
+                    int64_t step, int64_t pos, const opts *o)
+{
+    int N = td_size(), rank = td_rank();
+    if (N == 1)
+        return save_checkpoint(path, m, t, opt, tn_tape_rng(tp), 1, step, pos, o);
+    int64_t b = m->h->shape[1], H = m->H, L = m->L, part = L * b * H;
+    tn_rng *rngs = rank == 0 ? malloc(sizeof *rngs * (size_t)N) : NULL;
+    model full = *m;
+    full.h = full.c = NULL;
+    if (rank == 0)
+        model_reset_state(&full, b * N);
+    float *all = rank == 0 ? malloc(sizeof(float) * (size_t)(part * N)) : NULL;
+    tn_tensor *mine[2] = {m->h, m->c}, *dst[2] = {full.h, full.c};
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!mine[k])
+            continue;
+        if (td_gather(mine[k]->data, all, part * (int64_t)sizeof(float)))
+            rc = -1;
+        for (int r = 0; rank == 0 && r < N; r++) /* rank r's [L, b, H] into rows r*b.. */
+            for (int64_t l = 0; l < L; l++)
+                memcpy((float *)dst[k]->data + (l * b * N + r * b) * H, all + r * part + l * b * H,
+                       (size_t)(b * H) * sizeof(float));
+    }
+    if (td_gather(tn_tape_rng(tp), rngs, (int64_t)sizeof(tn_rng)))
+        rc = -1;
+    if (rank == 0 && rc == 0)
+        rc = save_checkpoint(path, &full, t, opt, rngs, N, step, pos, o);
+    free(all);
+    free(rngs);
+    if (rank == 0) {
+        tn_tensor_free(full.h);
+        tn_tensor_free(full.c);
+    }
+    return td_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+}
+
 static int cmd_train(const opts *o)
 {
     if (check_train_paths(o))
@@ -772,6 +842,18 @@ static int cmd_train(const opts *o)
         return 1;
     int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq;
     int64_t stream = n_train / B; /* characters per batch stream */
+    /* With N ranks, this rank trains streams [r0, r0 + Bl) of the B. */
+    int N = td_size(), rank = td_rank();
+    bool lead = rank == 0;
+    int64_t Bl = B / N, r0 = rank * Bl;
+    if (B % N != 0 || !td_same(t.n) || !td_same(t.V)) {
+        if (lead)
+            fprintf(stderr, B % N ? "char_rnn: --batch %" PRId64 " does not split over %d ranks\n"
+                                  : "char_rnn: the ranks read different data (%" PRId64 ")\n",
+                    B % N ? B : t.n, N);
+        free(t.ids);
+        return 1;
+    }
     if (stream < T + 1) {
         fprintf(stderr, "char_rnn: training split (%" PRId64 " chars) too short for %" PRId64
                         " streams of %" PRId64 "+1 characters\n", n_train, B, T);
@@ -802,15 +884,32 @@ static int cmd_train(const opts *o)
                             "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
+        int64_t ranks = 1;
+        if (rc == 0 && tn_meta_get(&meta, "ranks") && tn_meta_get_int(&meta, "ranks", &ranks))
+            ranks = -1;
+        if (rc == 0 && ranks != N) {
+            fprintf(stderr, "char_rnn: %s was written by a run of %" PRId64 " ranks; resume it "
+                            "with as many (this run has %d)\n", o->checkpoint, ranks, N);
+            rc = -1;
+        }
+        char key[32];
+        snprintf(key, sizeof key, "rng.%d", rank);
+        if (rc == 0 && rank > 0 && tn_meta_get_rng(&meta, key, tn_tape_rng(tp))) {
+            fprintf(stderr, "char_rnn: %s lacks %s\n", o->checkpoint, key);
+            rc = -1;
+        }
         tn_meta_free(&meta);
         if (rc) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;
         }
+        if (N > 1)
+            state_take_rows(&m, r0, Bl);
         tn_optim_set_step(opt, step);
         resumed = true;
-        fprintf(stderr, "char_rnn: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
+        if (lead)
+            fprintf(stderr, "char_rnn: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
@@ -820,7 +919,7 @@ static int cmd_train(const opts *o)
             tn_tape_free(tp);
             return 1;
         }
-        model_reset_state(&m, B);
+        model_reset_state(&m, Bl);
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
         opt = tn_optim_adam(&m.ps, &ao);
@@ -831,16 +930,25 @@ static int cmd_train(const opts *o)
             tn_tape_free(tp);
             return 1;
         }
-        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
+        /* dropout masks: one stream of random numbers per rank */
+        tn_rng_seed(tn_tape_rng(tp), (o->seed ^ 0x9e3779b97f4a7c15ULL) + (uint64_t)rank);
     }
-    fprintf(stderr,
-            "char_rnn: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
-            " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64
-            " train / %" PRId64 " val chars; %d threads, BLIS %s\n",
-            tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
-            t.n - n_train, tn_num_threads(), tn_blis_config());
+    if (td_attach(&m.ps)) {
+        tn_optim_free(opt);
+        model_free(&m);
+        free(t.ids);
+        tn_tape_free(tp);
+        return 1;
+    }
+    if (lead)
+        fprintf(stderr,
+                "char_rnn: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
+                " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64
+                " train / %" PRId64 " val chars; %d rank(s) x %d threads, BLIS %s\n",
+                tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
+                t.n - n_train, N, tn_num_threads(), tn_blis_config());
     FILE *log = NULL;
-    if (o->log) {
+    if (o->log && lead) {
         bool fresh = !(resumed && access(o->log, F_OK) == 0);
         log = fopen(o->log, fresh ? "w" : "a");
         if (!log) {
@@ -854,12 +962,12 @@ static int cmd_train(const opts *o)
         if (fresh)
             fprintf(log, "step,train_loss,val_loss,val_ppl,elapsed_s\n");
     }
-    tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
-    tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
+    tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
     int32_t *xd = x->data, *yd = y->data;
     const int32_t *val = t.ids + n_train;
     int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
-    bool tty = isatty(STDERR_FILENO);
+    bool tty = lead && isatty(STDERR_FILENO);
     int64_t save_every = o->save_every ? o->save_every : o->eval_every;
     double t0 = now(), last_loss = NAN, smooth = NAN;
     int64_t start_step = step, rc = 0;
@@ -870,31 +978,38 @@ static int cmd_train(const opts *o)
             if (m.c)
                 tn_tensor_fill(m.c, 0);
         }
-        for (int64_t b = 0; b < B; b++)
+        for (int64_t b = 0; b < Bl; b++)
             for (int64_t s = 0; s < T; s++) {
-                xd[b * T + s] = t.ids[b * stream + pos + s];
-                yd[b * T + s] = t.ids[b * stream + pos + s + 1];
+                xd[b * T + s] = t.ids[(r0 + b) * stream + pos + s];
+                yd[b * T + s] = t.ids[(r0 + b) * stream + pos + s + 1];
             }
         tn_tape_reset(tp);
         tn_params_zero_grad(&m.ps);
         tn_rnn_out fin;
         tn_tensor *logits = model_forward(tp, &m, x, &fin);
         tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_MEAN);
-        if (!loss || tn_backward(tp, loss) != TN_OK) {
-            fprintf(stderr, "\nchar_rnn: step %" PRId64 ": %s\n", step, tn_last_error());
+        tn_status st = !loss ? tn_tape_status(tp) : tn_backward(tp, loss);
+        if (st == TN_OK)
+            st = td_allreduce(NULL); /* mean of the ranks' gradients */
+        if (td_agree(st) != TN_OK) {
+            if (lead || st != TN_OK)
+                fprintf(stderr, "\nchar_rnn: step %" PRId64 ": %s\n", step, tn_last_error());
             rc = 1;
             break;
         }
         /* Divergence stops the run before it reaches the parameters: a
-         * non-finite loss or gradient norm (the clipping pass computes the
-         * norm anyway; without --clip it runs with an infinite limit). */
-        last_loss = tn_tensor_get(loss, 0);
+         * non-finite loss (on any rank: their mean is then NaN) or gradient norm (the clipping pass
+         * computes the norm anyway; without --clip it runs with an infinite
+         * limit). The averaged gradients are the same on every rank, so
+         * clipping and the step agree without a word. */
+        last_loss = td_mean(tn_tensor_get(loss, 0)); /* the global batch's loss */
         if (!isfinite(last_loss) ||
             tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
             tn_optim_step(opt) != TN_OK) {
             char why[64];
             snprintf(why, sizeof why, "the loss is %g", last_loss);
-            fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
+            if (lead)
+                fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
                     step + 1, isfinite(last_loss) ? tn_last_error() : why,
                     o->checkpoint ? "; the last good checkpoint " : "",
                     o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
@@ -912,11 +1027,11 @@ static int cmd_train(const opts *o)
             fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f tok/s  ETA %.0fs ",
                     fill, "##############################", w - fill, "", step, o->steps,
                     smooth, tps, eta);
-        } else if (step % 50 == 0 || step == o->steps) {
+        } else if (lead && (step % 50 == 0 || step == o->steps)) {
             fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f tok/s ETA %.0fs\n", step,
                     o->steps, smooth, tps, eta);
         }
-        bool eval_now = o->eval_every && (step % o->eval_every == 0 || step == o->steps);
+        bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
             double vl = model_eval(&m, tp, val, n_val);
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
@@ -928,16 +1043,16 @@ static int cmd_train(const opts *o)
             }
         }
         if (o->checkpoint && save_every && step % save_every == 0 && step < o->steps &&
-            save_checkpoint(o->checkpoint, &m, &t, opt, tp, step, pos, o)) {
+            save_run(o->checkpoint, &m, &t, opt, tp, step, pos, o)) {
             rc = 1;
             break;
         }
     }
     if (tty)
         fprintf(stderr, "\n");
-    if (rc == 0 && o->checkpoint && save_checkpoint(o->checkpoint, &m, &t, opt, tp, step, pos, o))
+    if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &m, &t, opt, tp, step, pos, o))
         rc = 1;
-    if (rc == 0)
+    if (rc == 0 && lead)
         printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
                smooth, last_loss, now() - t0);
     if (log)
@@ -1023,9 +1138,18 @@ int main(int argc, char **argv)
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != CLI_OK)
         return rc == CLI_DONE ? 0 : 2;
+    if (td_start(&argc, &argv))
+        return 1;
+    if (td_size() > 1 && command != 0) {
+        fprintf(stderr, "char_rnn: only train runs on several ranks\n");
+        td_stop();
+        return 2;
+    }
     if (o.threads > 0)
         tn_set_num_threads((int)o.threads);
     else
         tn_runtime_init();
-    return command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
+    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
+    td_stop();
+    return rc;
 }
