@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "train_dist.h"
 
 /* ---- counting every heap allocation of the process ---- */
 
@@ -164,9 +165,9 @@ typedef struct model {
 } model;
 
 /* Seconds spent in each phase of the timed steps (printed on stderr). */
-enum { PH_RESET, PH_FORWARD, PH_BACKWARD, PH_CLIP, PH_ADAM, PH_N };
-static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward", "clip",
-                                       "adam"};
+enum { PH_RESET, PH_FORWARD, PH_BACKWARD, PH_ALLREDUCE, PH_CLIP, PH_ADAM, PH_N };
+static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward", "allreduce",
+                                       "clip", "adam"};
 static double phase_s[PH_N];
 
 static double now(void);
@@ -194,13 +195,18 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
         return NAN;
     }
     t[3] = now();
-    tn_clip_grad_norm(&m->ps, 1.0);
+    if (td_allreduce(NULL) != TN_OK) { /* several ranks: the mean gradient */
+        fprintf(stderr, "rnn_bench: allreduce: %s\n", tn_last_error());
+        return NAN;
+    }
     t[4] = now();
+    tn_clip_grad_norm(&m->ps, 1.0);
+    t[5] = now();
     if (tn_optim_step(m->opt) != TN_OK) {
         fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());
         return NAN;
     }
-    t[5] = now();
+    t[6] = now();
     for (int k = 0; k < PH_N; k++)
         phase_s[k] += t[k + 1] - t[k];
     return tn_tensor_get(loss, 0);
@@ -240,11 +246,16 @@ int main(int argc, char **argv)
         .notes = "The step of DESIGN.md section 6: Embedding(65, 64) -> cell -> Linear(H, 65)\n"
                  "-> cross-entropy -> backward -> clip 1.0 -> Adam 1e-3, float32, fixed random\n"
                  "ids. Explicit sizes override the named config. The last stdout line is\n"
-                 "key=value pairs (config=... tokens_per_s=...).\n",
+                 "key=value pairs (config=... tokens_per_s=...). Under mpirun -np N the\n"
+                 "ranks split the batch B and average gradients (only rank 0 prints;\n"
+                 "tokens_per_s counts the global batch, allreduce_pct the share of the\n"
+                 "step in the all-reduce, the SGEMM peak is the sum of the ranks').\n",
     };
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc != CLI_OK)
         return rc == CLI_DONE ? 0 : 2;
+    if (td_start(&argc, &argv))
+        return 1;
     for (int k = 0; k < N_NAMED; k++)
         if (strcmp(named[k].name, config_opt) == 0)
             cfg = named[k];
@@ -263,6 +274,12 @@ int main(int argc, char **argv)
     else
         snprintf(name, sizeof name, "%s", cfg.name);
     const long B = cfg.batch, T = cfg.seq, H = cfg.hidden, L = cfg.layers;
+    const int ranks = td_size(), rank = td_rank();
+    const long Bl = B / ranks; /* this rank's rows of the batch */
+    if (B % ranks) {
+        fprintf(stderr, "rnn_bench: batch %ld does not split over %d ranks\n", B, ranks);
+        return 1;
+    }
     tn_cell cell = (tn_cell)tn_cell_from_name(cfg.cell);
 
     /* Hooks before any library object exists; then the runtime (BLIS
@@ -290,17 +307,20 @@ int main(int argc, char **argv)
     ao.lr = 1e-3;
     m.opt = tn_optim_adam(&m.ps, &ao);
     tn_tape *tp = tn_tape_new();
-    tn_tensor *ids = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
-    tn_tensor *targets = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    tn_tensor *ids = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
+    tn_tensor *targets = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
     if (!m.opt || !tp || !ids || !targets) {
         fprintf(stderr, "rnn_bench: setup: %s\n", tn_last_error());
         return 1;
     }
     int32_t *xd = ids->data, *yd = targets->data;
-    for (long i = 0; i < B * T; i++) {
-        xd[i] = (int32_t)(tn_rng_next(&rng) % V);
-        yd[i] = (int32_t)(tn_rng_next(&rng) % V);
+    for (long i = 0; i < B * T; i++) { /* the global batch; this rank keeps its rows */
+        int32_t x = (int32_t)(tn_rng_next(&rng) % V), y = (int32_t)(tn_rng_next(&rng) % V);
+        if (i / T >= rank * Bl && i / T < (rank + 1) * Bl)
+            xd[i - rank * Bl * T] = x, yd[i - rank * Bl * T] = y;
     }
+    if (td_attach(&m.ps))
+        return 1;
     fprintf(stderr,
             "rnn_bench: %s: %s H=%ld B=%ld T=%ld L=%ld E=%d V=%d params=%lld; %ld threads, "
             "BLIS %s (%s)\n",
@@ -324,7 +344,7 @@ int main(int argc, char **argv)
     do {
         loss = train_step(&m, tp, ids, targets);
         steps++;
-        el = now() - t0;
+        el = td_mean(now() - t0); /* every rank decides alike */
     } while (loss == loss && (el < seconds || steps < 2));
     atomic_store(&counting, 0);
     if (loss != loss)
@@ -347,20 +367,26 @@ int main(int argc, char **argv)
         flops += per * (double)B * H * ((l == 0 ? E : H) + H) * T;
     flops += 6.0 * B * H * V * T;
     double gflops = flops / (el / (double)steps) / 1e9;
-    double peak = sgemm_peak(5);
+    double peak = td_mean(sgemm_peak(5)) * ranks; /* the ranks measure at once */
+    if (rank != 0) {
+        td_stop();
+        return 0;
+    }
 
     printf("config=%s threads=%ld ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
            "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steady_allocs=%ld "
            "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s blis_arch=%d "
-           "isa=%s\n",
+           "isa=%s ranks=%d allreduce_pct=%.1f\n",
            name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
            atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps, cfg.cell, H, B, T, L,
-           tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()));
+           tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()), ranks,
+           100.0 * phase_s[PH_ALLREDUCE] / el);
 
     tn_tensor_free(ids);
     tn_tensor_free(targets);
     tn_tape_free(tp);
     tn_optim_free(m.opt);
     tn_params_free(&m.ps);
+    td_stop();
     return 0;
 }
