@@ -37,7 +37,7 @@ for kind in static shared; do
     prefix=$WORK/prefix-$kind
     rm -rf "$prefix" "$WORK/lib-$kind"
     cmake -S "$SRC" -B "$WORK/lib-$kind" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=$shared \
-        -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=OFF -DTN_BUILD_BENCH=OFF \
+        -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=$shared -DTN_BUILD_BENCH=OFF \
         -DCMAKE_INSTALL_PREFIX="$prefix" > "$WORK/lib-$kind.log"
     cmake --build "$WORK/lib-$kind" -j"$JOBS" >> "$WORK/lib-$kind.log"
     cmake --install "$WORK/lib-$kind" >> "$WORK/lib-$kind.log"
@@ -89,6 +89,13 @@ for kind in static shared; do
         [ -z "$bad" ] && [ -z "$internal" ] ||
             die "shared: exports other than the public tn_ API: $bad $internal"
         say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__)"
+        # The examples (built in this configuration only) link the shared
+        # library through its public API alone.
+        ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
+            die "shared: char_rnn does not use libtensor.so"
+        "$WORK/lib-$kind/examples/char_rnn" --version | grep -qx "char_rnn $VERSION (libtensor $VERSION)" ||
+            die "shared: char_rnn --version"
+        say "shared: the examples link libtensor.so: $("$WORK/lib-$kind/examples/char_rnn" --version)"
     fi
 done
 
