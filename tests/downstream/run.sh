@@ -51,6 +51,17 @@ for kind in static shared; do
         -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-cmake-$kind.log"
     cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
     check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
+    # Before 1.0 a minor release may break compatibility: 0.2.x answers
+    # find_package(tensor 0.2) only, not 0.1 or 0.3.
+    for want in 0.1 0.3; do
+        rm -rf "$WORK/app-want"
+        if cmake -S "$SRC/tests/downstream" -B "$WORK/app-want" -DTENSOR_WANT=$want \
+               -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-want.log" 2>&1 ||
+           ! grep -q "requested version \"$want\"" "$WORK/app-want.log"; then
+            die "find_package(tensor $want) accepted version $VERSION"
+        fi
+    done
+    say "find_package, $kind: version $VERSION refused for 0.1 and 0.3"
 
     # 2. pkg-config (the static library needs its dependencies: --static)
     export PKG_CONFIG_PATH=$libdir/pkgconfig
