@@ -37,7 +37,7 @@ for kind in static shared; do
     prefix=$WORK/prefix-$kind
     rm -rf "$prefix" "$WORK/lib-$kind"
     cmake -S "$SRC" -B "$WORK/lib-$kind" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=$shared \
-        -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=OFF -DTN_BUILD_BENCH=OFF \
+        -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=$shared -DTN_BUILD_BENCH=OFF \
         -DCMAKE_INSTALL_PREFIX="$prefix" > "$WORK/lib-$kind.log"
     cmake --build "$WORK/lib-$kind" -j"$JOBS" >> "$WORK/lib-$kind.log"
     cmake --install "$WORK/lib-$kind" >> "$WORK/lib-$kind.log"
@@ -51,6 +51,17 @@ for kind in static shared; do
         -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-cmake-$kind.log"
     cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
     check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
+    # Before 1.0 a minor release may break compatibility: 0.2.x answers
+    # find_package(tensor 0.2) only, not 0.1 or 0.3.
+    for want in 0.1 0.3; do
+        rm -rf "$WORK/app-want"
+        if cmake -S "$SRC/tests/downstream" -B "$WORK/app-want" -DTENSOR_WANT=$want \
+               -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-want.log" 2>&1 ||
+           ! grep -q "requested version \"$want\"" "$WORK/app-want.log"; then
+            die "find_package(tensor $want) accepted version $VERSION"
+        fi
+    done
+    say "find_package, $kind: version $VERSION refused for 0.1 and 0.3"
 
     # 2. pkg-config (the static library needs its dependencies: --static)
     export PKG_CONFIG_PATH=$libdir/pkgconfig
@@ -89,6 +100,13 @@ for kind in static shared; do
         [ -z "$bad" ] && [ -z "$internal" ] ||
             die "shared: exports other than the public tn_ API: $bad $internal"
         say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__)"
+        # The examples (built in this configuration only) link the shared
+        # library through its public API alone.
+        ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
+            die "shared: char_rnn does not use libtensor.so"
+        "$WORK/lib-$kind/examples/char_rnn" --version | grep -qx "char_rnn $VERSION (libtensor $VERSION)" ||
+            die "shared: char_rnn --version"
+        say "shared: the examples link libtensor.so: $("$WORK/lib-$kind/examples/char_rnn" --version)"
     fi
 done
 
