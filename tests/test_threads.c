@@ -3,9 +3,11 @@
  * 1. Two threads train two separate models (embedding, LSTM, linear,
  *    cross-entropy, backward, clipping, Adam) on separate tapes, starting
  *    at the same time in a fresh process, so they also race to initialise
- *    the runtime. Their parameters must be bitwise equal to the same two
- *    trainings run one after the other (no tolerance: the same operations
- *    in the same order on the same data give the same bits).
+ *    the runtime, then save their checkpoints (to separate files, at the
+ *    same time) and load them back. Their parameters must be bitwise equal
+ *    to the same two trainings run one after the other (no tolerance: the
+ *    same operations in the same order on the same data give the same
+ *    bits), and the loaded ones to the trained ones.
  * 2. tn_set_num_threads reaches the OpenMP teams of every thread that
  *    calls the library, not only the caller's.
  * 3. Flush-to-zero applies to the library's computations in every thread
@@ -23,6 +25,7 @@
 
 #include <omp.h>
 #include <pthread.h>
+#include <unistd.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -31,6 +34,7 @@ enum { V = 11, E = 6, H = 16, B = 3, T = 7, STEPS = 6 };
 
 typedef struct job {
     uint64_t seed;
+    char path[64]; /* checkpoint written and read back ("" = none) */
     float *out; /* every parameter value after training, in set order */
     int64_t n;
     tn_status st;
@@ -74,6 +78,16 @@ static void *train(void *arg)
             j->st = tn_clip_grad_norm_ex(&ps, 1.0, NULL);
         if (j->st == TN_OK)
             j->st = tn_optim_step(opt);
+    }
+    if (j->st == TN_OK && j->path[0]) { /* save, then load into the same set */
+        j->st = tn_save(j->path, (tn_params *[]){&ps}, 1, NULL);
+        float first = (float)tn_tensor_get(ps.items[0].t, 0);
+        tn_tensor_fill(ps.items[0].t, 0.0);
+        if (j->st == TN_OK)
+            j->st = tn_load(j->path, (tn_params *[]){&ps}, 1, NULL);
+        if (j->st == TN_OK && (float)tn_tensor_get(ps.items[0].t, 0) != first)
+            j->st = TN_ERR_FORMAT;
+        unlink(j->path);
     }
     j->n = tn_params_numel(&ps);
     j->out = malloc((size_t)j->n * sizeof *j->out);
@@ -124,6 +138,9 @@ int main(void)
 
     /* 1. concurrent training in a fresh process, then the same sequentially */
     job par[2] = {{.seed = 11}, {.seed = 22}}, seq[2] = {{.seed = 11}, {.seed = 22}};
+    for (int i = 0; i < 2; i++)
+        snprintf(par[i].path, sizeof par[i].path, "/tmp/tn_test_threads.%ld.%d",
+                 (long)getpid(), i);
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&th[i], NULL, train, &par[i]) == 0);
