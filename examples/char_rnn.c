@@ -823,7 +823,8 @@ static int cmd_train(const opts *o)
             tn_optim_step(opt) != TN_OK) {
             char why[64];
             snprintf(why, sizeof why, "the loss is %g", last_loss);
-            fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
+            fprintf(stderr,
+                    "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
                     step + 1, isfinite(last_loss) ? tn_last_error() : why,
                     o->checkpoint ? "; the last good checkpoint " : "",
                     o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
