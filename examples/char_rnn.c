@@ -1009,10 +1009,11 @@ static int cmd_train(const opts *o)
             char why[64];
             snprintf(why, sizeof why, "the loss is %g", last_loss);
             if (lead)
-                fprintf(stderr, "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
-                    step + 1, isfinite(last_loss) ? tn_last_error() : why,
-                    o->checkpoint ? "; the last good checkpoint " : "",
-                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
+                fprintf(stderr,
+                        "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
+                        step + 1, isfinite(last_loss) ? tn_last_error() : why,
+                        o->checkpoint ? "; the last good checkpoint " : "",
+                        o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
             rc = 1;
             break;
         }

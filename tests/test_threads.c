@@ -3,9 +3,11 @@
  * 1. Two threads train two separate models (embedding, LSTM, linear,
  *    cross-entropy, backward, clipping, Adam) on separate tapes, starting
  *    at the same time in a fresh process, so they also race to initialise
- *    the runtime. Their parameters must be bitwise equal to the same two
- *    trainings run one after the other (no tolerance: the same operations
- *    in the same order on the same data give the same bits).
+ *    the runtime, then save their checkpoints (to separate files, at the
+ *    same time) and load them back. Their parameters must be bitwise equal
+ *    to the same two trainings run one after the other (no tolerance: the
+ *    same operations in the same order on the same data give the same
+ *    bits), and the loaded ones to the trained ones.
  * 2. tn_set_num_threads reaches the OpenMP teams of every thread that
  *    calls the library, not only the caller's.
  * 3. Flush-to-zero applies to the library's computations in every thread
@@ -23,6 +25,7 @@
 
 #include <omp.h>
 #include <pthread.h>
+#include <unistd.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -31,6 +34,7 @@ enum { V = 11, E = 6, H = 16, B = 3, T = 7, STEPS = 6 };
 
 typedef struct job {
     uint64_t seed;
+    char path[64]; /* checkpoint written and read back ("" = none) */
     float *out; /* every parameter value after training, in set order */
     int64_t n;
     tn_status st;
@@ -75,6 +79,16 @@ static void *train(void *arg)
         if (j->st == TN_OK)
             j->st = tn_optim_step(opt);
     }
+    if (j->st == TN_OK && j->path[0]) { /* save, then load into the same set */
+        j->st = tn_save(j->path, (tn_params *[]){&ps}, 1, NULL);
+        float first = (float)tn_tensor_get(ps.items[0].t, 0);
+        tn_tensor_fill(ps.items[0].t, 0.0);
+        if (j->st == TN_OK)
+            j->st = tn_load(j->path, (tn_params *[]){&ps}, 1, NULL);
+        if (j->st == TN_OK && (float)tn_tensor_get(ps.items[0].t, 0) != first)
+            j->st = TN_ERR_FORMAT;
+        unlink(j->path);
+    }
     j->n = tn_params_numel(&ps);
     j->out = malloc((size_t)j->n * sizeof *j->out);
     int64_t k = 0;
@@ -90,7 +104,9 @@ static void *train(void *arg)
 /* The library's threads and modes, seen from one thread. */
 typedef struct probe {
     int max_threads; /* omp_get_max_threads() after a library call */
-    float product;   /* tn_mul of 1e-20f by 1e-20f */
+    uint32_t product; /* bits of tn_mul of 1e-20f by 1e-20f (bits: comparing
+                       * floats in a thread with denormals-are-zero on would
+                       * see a denormal as 0) */
     unsigned ftz_before, ftz_after; /* this thread's FTZ/DAZ bits around it */
 } probe;
 
@@ -103,6 +119,8 @@ static unsigned ftz_bits(void)
 #endif
 }
 
+static pthread_barrier_t go; /* the early probe thread waits for main's calls */
+
 static void *run_probe(void *arg)
 {
     probe *p = arg;
@@ -111,19 +129,36 @@ static void *run_probe(void *arg)
     tn_tensor *a = tn_tape_tensor(tp, TN_F32, 1, (int64_t[]){1});
     ((float *)a->data)[0] = 1e-20f;
     tn_tensor *y = tn_mul(tp, a, a);
-    p->product = y ? ((float *)y->data)[0] : -1.0f;
+    p->product = 0xffffffffu;
+    if (y)
+        memcpy(&p->product, y->data, sizeof p->product);
     p->max_threads = omp_get_max_threads();
     p->ftz_after = ftz_bits();
     tn_tape_free(tp);
     return NULL;
 }
 
+static void *run_probe_later(void *arg)
+{
+    pthread_barrier_wait(&go);
+    return run_probe(arg);
+}
+
 int main(void)
 {
     unsigned ftz_main = ftz_bits();
+    /* a thread that exists before the library is first used (it inherits
+     * nothing the library sets up later), probed at the end */
+    probe there;
+    pthread_t t;
+    pthread_barrier_init(&go, NULL, 2);
+    CHECK(pthread_create(&t, NULL, run_probe_later, &there) == 0);
 
     /* 1. concurrent training in a fresh process, then the same sequentially */
     job par[2] = {{.seed = 11}, {.seed = 22}}, seq[2] = {{.seed = 11}, {.seed = 22}};
+    for (int i = 0; i < 2; i++)
+        snprintf(par[i].path, sizeof par[i].path, "/tmp/tn_test_threads.%ld.%d",
+                 (long)getpid(), i);
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&th[i], NULL, train, &par[i]) == 0);
@@ -147,17 +182,17 @@ int main(void)
     int n0 = tn_num_threads();
     int want = n0 > 1 ? 1 : 2;
     tn_set_num_threads(want);
-    probe here, there;
+    probe here;
     run_probe(&here);
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, run_probe, &there) == 0);
+    pthread_barrier_wait(&go);
     pthread_join(t, NULL);
-    printf("threads: set %d; main sees %d, other thread %d; 1e-20f^2 = %g / %g\n", want,
-           here.max_threads, there.max_threads, here.product, there.product);
+    pthread_barrier_destroy(&go);
+    printf("threads: set %d; main sees %d, other thread %d; 1e-20f^2 bits %08x / %08x\n", want,
+           here.max_threads, there.max_threads, (unsigned)here.product, (unsigned)there.product);
     CHECK(here.max_threads == want && there.max_threads == want);
     CHECK(here.product == there.product);
 #if defined(__SSE__)
-    CHECK(here.product == 0.0f); /* flushed: the library computes with FTZ on x86 */
+    CHECK(here.product == 0); /* +0.0f: flushed, the library computes with FTZ on x86 */
 #endif
     CHECK(here.ftz_before == here.ftz_after && there.ftz_before == there.ftz_after);
     CHECK(ftz_bits() == ftz_main); /* the caller's own mode, untouched by everything above */
