@@ -1,0 +1,1318 @@
+/* examples/translate.c - a sequence-to-sequence translator: an encoder-
+ * decoder with attention (tensor/nn.h, tn_seq2seq) trained on sentence
+ * pairs, decoded greedily or by beam search, scored by BLEU.
+ *
+ *   translate train  [--data FILE] [--cell gru|lstm] [--attention bahdanau|luong|general|none]
+ *                    [--bidirectional] [--hidden H] [--embed E] [--layers L] [--batch B]
+ *                    [--steps N] [--lr X] [--clip X] [--dropout X] [--teacher-forcing P]
+ *                    [--max-len N] [--seed S] [--threads N] [--checkpoint PATH]
+ *                    [--eval-every N] [--save-every N] [--log CSV] [--resume]
+ *   translate sample --checkpoint PATH [--beam K] [--max-len N]   (stdin -> stdout)
+ *   translate eval   --checkpoint PATH --data FILE [--beam K]     (loss <x> bleu <y>)
+ *   translate attention --checkpoint PATH --text "..." --out FILE.png
+ *   translate bleu   --ref FILE --hyp FILE                         (bleu <y>)
+ *
+ * Data: one pair a line, "source<TAB>target[<TAB>anything]". Tokens: the
+ * text lowercased (ASCII and Latin-1 letters), the punctuation
+ * . , ! ? ; : " ( ) « » ¿ ¡ split off as tokens of their own, then
+ * whitespace-separated words (apostrophes and hyphens stay inside words).
+ * Pairs with more than --max-len tokens on either side are dropped; a
+ * fixed-seed shuffle holds out 5% for validation. Vocabularies (from the
+ * training split) start with <pad>, <sos>, <eos>, <unk>. Without --data
+ * the program makes its own task: numbers in digits to numbers in words.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <tensor/tensor.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { PAD = 0, SOS = 1, EOS = 2, UNK = 3, MAX_TOK = 64 };
+
+/* ---- tokens and vocabularies ---- */
+
+typedef struct vocab {
+    char **words; /* id -> word (owned) */
+    int n, cap;
+    /* open addressing: word -> id + 1 */
+    int *slots;
+    int nslots;
+} vocab;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int vocab_find(const vocab *v, const char *w)
+{
+    if (!v->nslots)
+        return -1;
+    for (uint64_t i = hash_str(w) % (uint64_t)v->nslots;; i = (i + 1) % (uint64_t)v->nslots) {
+        int s = v->slots[i];
+        if (!s)
+            return -1;
+        if (strcmp(v->words[s - 1], w) == 0)
+            return s - 1;
+    }
+}
+
+/* Add w (if new); its id, or -1 when out of memory. */
+static int vocab_add(vocab *v, const char *w)
+{
+    int id = vocab_find(v, w);
+    if (id >= 0)
+        return id;
+    if (2 * (v->n + 1) > v->nslots) { /* grow and rehash */
+        int ns = v->nslots ? 2 * v->nslots : 1024;
+        int *slots = calloc((size_t)ns, sizeof *slots);
+        if (!slots)
+            return -1;
+        for (int k = 0; k < v->n; k++) {
+            uint64_t i = hash_str(v->words[k]) % (uint64_t)ns;
+            while (slots[i])
+                i = (i + 1) % (uint64_t)ns;
+            slots[i] = k + 1;
+        }
+        free(v->slots);
+        v->slots = slots;
+        v->nslots = ns;
+    }
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 256;
+        char **words = realloc(v->words, sizeof *words * (size_t)cap);
+        if (!words)
+            return -1;
+        v->words = words;
+        v->cap = cap;
+    }
+    char *copy = strdup(w);
+    if (!copy)
+        return -1;
+    v->words[v->n] = copy;
+    uint64_t i = hash_str(w) % (uint64_t)v->nslots;
+    while (v->slots[i])
+        i = (i + 1) % (uint64_t)v->nslots;
+    v->slots[i] = ++v->n;
+    return v->n - 1;
+}
+
+static int vocab_init(vocab *v)
+{
+    memset(v, 0, sizeof *v);
+    const char *special[4] = {"<pad>", "<sos>", "<eos>", "<unk>"};
+    for (int i = 0; i < 4; i++)
+        if (vocab_add(v, special[i]) != i)
+            return -1;
+    return 0;
+}
+
+static void vocab_free(vocab *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->words[i]);
+    free(v->words);
+    free(v->slots);
+    memset(v, 0, sizeof *v);
+}
+
+/* The words joined by newlines (for the checkpoint's metadata). */
+static char *vocab_join(const vocab *v)
+{
+    size_t n = 1;
+    for (int i = 0; i < v->n; i++)
+        n += strlen(v->words[i]) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < v->n; i++) {
+        size_t l = strlen(v->words[i]);
+        memcpy(p, v->words[i], l);
+        p += l;
+        *p++ = '\n';
+    }
+    *p = '\0';
+    return s;
+}
+
+static int vocab_split(vocab *v, const char *s)
+{
+    memset(v, 0, sizeof *v);
+    char *copy = strdup(s ? s : ""), *save = NULL;
+    if (!copy)
+        return -1;
+    int rc = 0;
+    for (char *w = strtok_r(copy, "\n", &save); w; w = strtok_r(NULL, "\n", &save))
+        if (vocab_add(v, w) != v->n - 1) {
+            rc = -1; /* a repeated word: not a vocabulary of ours */
+            break;
+        }
+    free(copy);
+    if (rc == 0 && (v->n < 4 || strcmp(v->words[PAD], "<pad>") || strcmp(v->words[SOS], "<sos>") ||
+                    strcmp(v->words[EOS], "<eos>") || strcmp(v->words[UNK], "<unk>")))
+        rc = -1;
+    return rc;
+}
+
+static bool is_punct_cp(uint32_t c)
+{
+    return c < 128 ? strchr(".,!?;:\"()", (int)c) != NULL && c != 0
+                   : c == 0xAB || c == 0xBB || c == 0xBF || c == 0xA1; /* « » ¿ ¡ */
+}
+
+/* Append the UTF-8 of c to out (room for 4 bytes assumed). */
+static int put_utf8(uint32_t c, char *out)
+{
+    if (c < 0x80)
+        return out[0] = (char)c, 1;
+    if (c < 0x800)
+        return out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 63)), 2;
+    if (c < 0x10000)
+        return out[0] = (char)(0xE0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 63)),
+               out[2] = (char)(0x80 | (c & 63)), 3;
+    return out[0] = (char)(0xF0 | c >> 18), out[1] = (char)(0x80 | (c >> 12 & 63)),
+           out[2] = (char)(0x80 | (c >> 6 & 63)), out[3] = (char)(0x80 | (c & 63)), 4;
+}
+
+/* Next code point of valid UTF-8 at *s (advanced). */
+static uint32_t get_utf8(const unsigned char **s)
+{
+    const unsigned char *p = *s;
+    uint32_t c = p[0];
+    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (n > 1) {
+        c &= 0x3F >> (n - 1);
+        for (int i = 1; i < n && p[i]; i++)
+            c = c << 6 | (p[i] & 63);
+    }
+    *s = p + n;
+    return c;
+}
+
+/* Tokens of text (valid UTF-8) into buf as NUL-separated words; returns
+ * their number, at most max (the rest is cut; *more set when there were
+ * more). */
+static int tokenize(const char *text, char *buf, size_t cap, char **tok, int max, bool *more)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t used = 0;
+    int n = 0;
+    bool in_word = false;
+    *more = false;
+    while (*s) {
+        uint32_t c = get_utf8(&s);
+        if (c < 128)
+            c = (uint32_t)tolower((int)c);
+        else if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+            c += 0x20; /* Latin-1 capitals */
+        bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x202F;
+        bool punct = is_punct_cp(c);
+        if (space || punct) {
+            if (in_word) {
+                buf[used++] = '\0';
+                in_word = false;
+            }
+            if (space)
+                continue;
+        }
+        if (!in_word) {
+            if (n == max) {
+                *more = true;
+                break;
+            }
+            if (used + 8 > cap)
+                break;
+            tok[n++] = buf + used;
+            in_word = true;
+        }
+        if (used + 8 > cap)
+            break;
+        used += (size_t)put_utf8(c, buf + used);
+        if (punct) {
+            buf[used++] = '\0';
+            in_word = false;
+        }
+    }
+    if (in_word)
+        buf[used++] = '\0';
+    return n;
+}
+
+/* ---- data ---- */
+
+typedef struct pairs {
+    int32_t *src, *tgt; /* n x MAX_TOK ids (tgt ends with EOS), PAD after */
+    int32_t *slen, *tlen;
+    int64_t n;
+} pairs;
+
+static void pairs_free(pairs *p)
+{
+    free(p->src), free(p->tgt), free(p->slen), free(p->tlen);
+    memset(p, 0, sizeof *p);
+}
+
+static int pairs_push(pairs *p, int64_t *cap)
+{
+    if (p->n < *cap)
+        return 0;
+    int64_t c = *cap ? 2 * *cap : 1024;
+    int32_t *a = realloc(p->src, sizeof *a * (size_t)(c * MAX_TOK));
+    if (a)
+        p->src = a;
+    int32_t *b = realloc(p->tgt, sizeof *b * (size_t)(c * MAX_TOK));
+    if (b)
+        p->tgt = b;
+    int32_t *d = realloc(p->slen, sizeof *d * (size_t)c);
+    if (d)
+        p->slen = d;
+    int32_t *e = realloc(p->tlen, sizeof *e * (size_t)c);
+    if (e)
+        p->tlen = e;
+    if (!a || !b || !d || !e)
+        return -1;
+    *cap = c;
+    return 0;
+}
+
+/* The generated task: n in digits -> n in English words. */
+static const char *const ONES[] = {"zero", "one", "two", "three", "four", "five", "six",
+                                   "seven", "eight", "nine", "ten", "eleven", "twelve",
+                                   "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+                                   "eighteen", "nineteen"};
+static const char *const TENS[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty",
+                                   "seventy", "eighty", "ninety"};
+
+static void number_words(int n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (n >= 1000) {
+        number_words(n / 1000, out, cap);
+        strncat(out, " thousand", cap - strlen(out) - 1);
+        n %= 1000;
+        if (!n)
+            return;
+        strncat(out, " ", cap - strlen(out) - 1);
+    }
+    if (n >= 100) {
+        strncat(out, ONES[n / 100], cap - strlen(out) - 1);
+        strncat(out, " hundred", cap - strlen(out) - 1);
+        n %= 100;
+        if (!n)
+            return;
+        strncat(out, " ", cap - strlen(out) - 1);
+    }
+    if (n >= 20) {
+        strncat(out, TENS[n / 10], cap - strlen(out) - 1);
+        if (n % 10) {
+            strncat(out, " ", cap - strlen(out) - 1);
+            strncat(out, ONES[n % 10], cap - strlen(out) - 1);
+        }
+    } else {
+        strncat(out, ONES[n], cap - strlen(out) - 1);
+    }
+}
+
+/* The generated data as text lines "digits<TAB>words" (malloc'd). */
+static char *generated_pairs(int count, uint64_t seed)
+{
+    size_t cap = (size_t)count * 96, used = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    tn_rng r;
+    tn_rng_seed(&r, seed);
+    for (int i = 0; i < count; i++) {
+        int n = (int)(tn_rng_uniform(&r) * 100000);
+        char words[160], digits[16];
+        number_words(n, words, sizeof words);
+        /* digits one token each: "1 2 3" */
+        snprintf(digits, sizeof digits, "%d", n);
+        char spaced[40];
+        size_t k = 0;
+        for (size_t j = 0; digits[j]; j++) {
+            if (j)
+                spaced[k++] = ' ';
+            spaced[k++] = digits[j];
+        }
+        spaced[k] = '\0';
+        int w = snprintf(s + used, cap - used, "%s\t%s\n", spaced, words);
+        if (w < 0 || (size_t)w >= cap - used)
+            break;
+        used += (size_t)w;
+    }
+    s[used] = '\0';
+    return s;
+}
+
+/* Read pairs from text (lines "src\ttgt[\t...]"): ids through sv/tv,
+ * adding words when grow is set (else unknown words are UNK). Pairs with
+ * more than max_len tokens on a side are dropped (counted in *dropped). */
+static int pairs_read(const char *text, pairs *p, vocab *sv, vocab *tv, bool grow, int max_len,
+                      int64_t *dropped)
+{
+    memset(p, 0, sizeof *p);
+    int64_t cap = 0;
+    *dropped = 0;
+    char *copy = strdup(text), *save = NULL;
+    if (!copy)
+        return -1;
+    static char buf[2][4096];
+    char *tok[2][MAX_TOK];
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        char *tgt = tab + 1, *tab2 = strchr(tgt, '\t');
+        if (tab2)
+            *tab2 = '\0';
+        bool more[2];
+        int n0 = tokenize(line, buf[0], sizeof buf[0], tok[0], max_len, &more[0]);
+        int n1 = tokenize(tgt, buf[1], sizeof buf[1], tok[1], max_len, &more[1]);
+        if (more[0] || more[1] || n0 < 1 || n1 < 1) {
+            (*dropped)++;
+            continue;
+        }
+        if (pairs_push(p, &cap)) {
+            free(copy);
+            return -1;
+        }
+        int32_t *s = p->src + p->n * MAX_TOK, *t = p->tgt + p->n * MAX_TOK;
+        for (int j = 0; j < MAX_TOK; j++)
+            s[j] = t[j] = PAD;
+        for (int j = 0; j < n0; j++) {
+            int id = grow ? vocab_add(sv, tok[0][j]) : vocab_find(sv, tok[0][j]);
+            s[j] = id < 0 ? UNK : id;
+        }
+        for (int j = 0; j < n1; j++) {
+            int id = grow ? vocab_add(tv, tok[1][j]) : vocab_find(tv, tok[1][j]);
+            t[j] = id < 0 ? UNK : id;
+        }
+        t[n1] = EOS;
+        p->slen[p->n] = n0;
+        p->tlen[p->n] = n1 + 1;
+        p->n++;
+    }
+    free(copy);
+    return 0;
+}
+
+/* ---- BLEU ---- */
+
+/* Corpus BLEU-4 with brevity penalty (Papineni et al. 2002), one reference
+ * per sentence: hyp[i] (hn[i] tokens) against ref[i] (rn[i]); tokens are
+ * ids. Geometric mean of the modified n-gram precisions n = 1..4 times
+ * min(1, exp(1 - r/c)); 0 when some precision is 0. In [0, 1]. */
+static double bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
+                   const int32_t *const *ref, const int32_t *rn)
+{
+    double match[4] = {0}, total[4] = {0};
+    int64_t c = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) {
+        c += hn[i];
+        r += rn[i];
+        for (int g = 1; g <= 4; g++) {
+            for (int a = 0; a + g <= hn[i]; a++) {
+                /* count of this n-gram in hyp up to a, and in ref */
+                int seen = 0, inref = 0;
+                for (int b = 0; b < a; b++)
+                    seen += memcmp(hyp[i] + b, hyp[i] + a, sizeof(int32_t) * (size_t)g) == 0;
+                for (int b = 0; b + g <= rn[i]; b++)
+                    inref += memcmp(ref[i] + b, hyp[i] + a, sizeof(int32_t) * (size_t)g) == 0;
+                match[g - 1] += seen < inref; /* clipped: the first inref occurrences count */
+            }
+            total[g - 1] += hn[i] >= g ? hn[i] - g + 1 : 0;
+        }
+    }
+    double logp = 0;
+    for (int g = 0; g < 4; g++) {
+        if (match[g] == 0 || total[g] == 0)
+            return 0;
+        logp += log(match[g] / total[g]) / 4;
+    }
+    double bp = c >= r ? 1 : (c ? exp(1 - (double)r / (double)c) : 0);
+    return bp * exp(logp);
+}
+
+/* ---- options ---- */
+
+typedef struct opts {
+    const char *data, *cell, *attention, *checkpoint, *log, *text, *out, *ref, *hyp;
+    bool bidirectional, resume;
+    int64_t hidden, embed, layers, batch, steps, max_len, threads, eval_every, save_every, beam;
+    int64_t eval_pairs;
+    double lr, clip, dropout, teacher_forcing;
+    uint64_t seed;
+} opts;
+
+enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16 };
+
+static int parse_opts(int argc, char **argv, opts *o, int *command)
+{
+    *o = (opts){.cell = "gru", .attention = "bahdanau", .hidden = 256, .embed = 256,
+                .layers = 1, .batch = 64, .steps = 2000, .max_len = 10, .eval_every = 500,
+                .save_every = 0, .beam = 1, .eval_pairs = 1000, .lr = 1e-3, .clip = 1.0,
+                .dropout = 0.0, .teacher_forcing = 1.0, .seed = 1234};
+    const cli_opt table[] = {
+        {"--data", CLI_STRING, &o->data, "FILE", "pairs, one a line: source<TAB>target",
+         .def = "train: a generated task (numbers in digits to words); eval: required",
+         .commands = TRAIN | EVAL},
+        {"--cell", CLI_CHOICE, &o->cell, "CELL", "encoder and decoder cell", .choices = "gru|lstm",
+         .commands = TRAIN},
+        {"--attention", CLI_CHOICE, &o->attention, "KIND", "attention score function",
+         .choices = "bahdanau|luong|general|none", .commands = TRAIN},
+        {"--bidirectional", CLI_FLAG, &o->bidirectional, NULL, "bidirectional encoder",
+         .commands = TRAIN},
+        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
+         .commands = TRAIN},
+        {"--embed", CLI_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 8192,
+         .commands = TRAIN},
+        {"--layers", CLI_INT, &o->layers, "L", "layers of the encoder and of the decoder",
+         .imin = 1, .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--batch", CLI_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
+         .commands = TRAIN},
+        {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+         .dmax = 10, .commands = TRAIN},
+        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--dropout", CLI_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1,
+         .dmax_open = true, .commands = TRAIN},
+        {"--teacher-forcing", CLI_REAL, &o->teacher_forcing, "P",
+         "probability of feeding the gold token at a step (else the model's)", .dmin = 0,
+         .dmax = 1, .commands = TRAIN},
+        {"--max-len", CLI_INT, &o->max_len, "N",
+         "longest sentence in tokens (train: longer pairs are dropped; decoding: output limit)",
+         .imin = 1, .imax = MAX_TOK - 1, .commands = TRAIN | SAMPLE | ATTN},
+        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights, batches, split)",
+         .commands = TRAIN},
+        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+         "safetensors checkpoint to write (train) or read", .def = "train: none; else required",
+         .commands = TRAIN | SAMPLE | EVAL | ATTN},
+        {"--eval-every", CLI_INT, &o->eval_every, "N",
+         "validation loss and BLEU every N steps (0: never)", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--eval-pairs", CLI_INT, &o->eval_pairs, "N", "validation pairs to evaluate",
+         .imin = 1, .imax = INT64_C(1000000000), .commands = TRAIN},
+        {"--save-every", CLI_INT, &o->save_every, "N",
+         "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+         .commands = TRAIN},
+        {"--resume", CLI_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
+         .commands = TRAIN},
+        {"--beam", CLI_INT, &o->beam, "K", "beam width (1: greedy)", .imin = 1, .imax = 256,
+         .commands = SAMPLE | EVAL},
+        {"--text", CLI_STRING, &o->text, "TEXT", "the sentence to translate", .commands = ATTN},
+        {"--out", CLI_STRING, &o->out, "FILE.png",
+         "heat map of the attention weights (CSV when gnuplot is missing)", .commands = ATTN},
+        {"--ref", CLI_STRING, &o->ref, "FILE", "reference translations, one a line",
+         .commands = BLEU},
+        {"--hyp", CLI_STRING, &o->hyp, "FILE", "translations to score, one a line",
+         .commands = BLEU},
+    };
+    static const char *const commands[] = {"train", "sample", "eval", "attention", "bleu", NULL};
+    static const char *const command_help[] = {
+        "train a model (and write --checkpoint)",
+        "translate standard input, one sentence a line, to standard output",
+        "print a checkpoint's loss and BLEU on --data",
+        "draw the attention weights of one translation",
+        "print the corpus BLEU-4 of --hyp against --ref (same tokens as training)",
+    };
+    const cli_spec spec = {
+        .prog = "translate",
+        .summary = "sequence-to-sequence translation with attention (tn_seq2seq)",
+        .commands = commands,
+        .command_help = command_help,
+        .opts = table,
+        .n_opts = (int)(sizeof table / sizeof table[0]),
+        .notes = "Data: ../shared/data/eng-fra-76k.txt (Tatoeba Project, tatoeba.org, CC-BY 2.0 FR;\n"
+                 "see ../shared/data/README.md). Without --data, train learns to write numbers\n"
+                 "in words.\n",
+    };
+    return cli_parse(&spec, argc, argv, command);
+}
+
+/* ---- model and checkpoints ---- */
+
+typedef struct run {
+    tn_seq2seq m;
+    tn_params ps;
+    vocab sv, tv;
+    tn_seq2seq_opts so;
+} run;
+
+static void run_free(run *r)
+{
+    tn_params_free(&r->ps);
+    vocab_free(&r->sv);
+    vocab_free(&r->tv);
+}
+
+static int attention_kind(const char *name)
+{
+    return strcmp(name, "none") == 0 ? -1 : tn_attn_kind_from_name(name);
+}
+
+static int run_build(run *r, const opts *o, tn_rng *rng)
+{
+    r->so = (tn_seq2seq_opts){.cell = (tn_cell)tn_cell_from_name(o->cell),
+                              .src_vocab = r->sv.n, .tgt_vocab = r->tv.n, .embed = o->embed,
+                              .hidden = o->hidden, .layers = (int)o->layers,
+                              .bidirectional = o->bidirectional,
+                              .attention = attention_kind(o->attention), .dropout = o->dropout,
+                              .src_pad = PAD, .tgt_pad = PAD, .sos = SOS, .eos = EOS};
+    tn_params_init(&r->ps);
+    if (r->so.attention == TN_ATTN_LUONG_DOT && o->bidirectional) {
+        fprintf(stderr, "translate: --attention luong (dot) needs a unidirectional encoder "
+                        "(query and key sizes must match); use general or bahdanau\n");
+        return -1;
+    }
+    if (tn_seq2seq_init(&r->m, &r->ps, NULL, &r->so, TN_F32, rng)) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int save_run(const char *path, run *r, const opts *o, tn_optim *opt, int64_t step,
+                    const tn_rng *data_rng, tn_tape *tp)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    char *sv = vocab_join(&r->sv), *tv = vocab_join(&r->tv);
+    char buf[64];
+    tn_meta_set(&meta, "format", "translate 1");
+    tn_meta_set(&meta, "cell", o->cell);
+    tn_meta_set(&meta, "attention", o->attention);
+    tn_meta_set(&meta, "bidirectional", o->bidirectional ? "1" : "0");
+    tn_meta_set_int(&meta, "hidden", o->hidden);
+    tn_meta_set_int(&meta, "embed", o->embed);
+    tn_meta_set_int(&meta, "layers", o->layers);
+    tn_meta_set_int(&meta, "max_len", o->max_len);
+    tn_meta_set_int(&meta, "batch", o->batch);
+    tn_meta_set_int(&meta, "step", step);
+    snprintf(buf, sizeof buf, "%.17g", o->dropout);
+    tn_meta_set(&meta, "dropout", buf);
+    tn_meta_set_rng(&meta, "data_rng", data_rng);
+    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp));
+    tn_status s = sv && tv ? tn_meta_set(&meta, "src_vocab", sv) : TN_ERR_MEMORY;
+    if (s == TN_OK)
+        s = tn_meta_set(&meta, "tgt_vocab", tv);
+    tn_params *sets[2] = {&r->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL};
+    if (s == TN_OK)
+        s = tn_save(path, sets, opt ? 2 : 1, &meta);
+    if (s != TN_OK)
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+    free(sv), free(tv);
+    tn_meta_free(&meta);
+    return s == TN_OK ? 0 : -1;
+}
+
+/* Build the model of a checkpoint (options into *o) and load it; with
+ * opt_out the Adam state too. */
+static int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim **opt_out)
+{
+    memset(r, 0, sizeof *r);
+    int64_t H, E, L, ml;
+    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
+        tn_meta_get_int(meta, "embed", &E) || tn_meta_get_int(meta, "layers", &L) ||
+        tn_meta_get_int(meta, "max_len", &ml)) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        return -1;
+    }
+    const char *cell = tn_meta_get(meta, "cell"), *att = tn_meta_get(meta, "attention");
+    const char *bi = tn_meta_get(meta, "bidirectional"), *dr = tn_meta_get(meta, "dropout");
+    if (!cell || (strcmp(cell, "gru") && strcmp(cell, "lstm")) || !att ||
+        (attention_kind(att) < 0 && strcmp(att, "none")) || !bi || H < 1 || H > 8192 ||
+        E < 1 || E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || ml < 1 || ml >= MAX_TOK ||
+        vocab_split(&r->sv, tn_meta_get(meta, "src_vocab")) ||
+        vocab_split(&r->tv, tn_meta_get(meta, "tgt_vocab"))) {
+        fprintf(stderr, "translate: %s: bad metadata (cell, attention, sizes, vocabularies)\n",
+                path);
+        vocab_free(&r->sv);
+        vocab_free(&r->tv);
+        return -1;
+    }
+    o->cell = strcmp(cell, "gru") == 0 ? "gru" : "lstm";
+    static char att_buf[16];
+    snprintf(att_buf, sizeof att_buf, "%s", att);
+    o->attention = att_buf;
+    o->bidirectional = strcmp(bi, "1") == 0;
+    o->hidden = H, o->embed = E, o->layers = L;
+    if (!o->max_len || o->max_len > ml)
+        o->max_len = ml;
+    o->dropout = dr ? atof(dr) : 0;
+    tn_rng rng;
+    tn_rng_seed(&rng, 0);
+    if (run_build(r, o, &rng)) {
+        vocab_free(&r->sv), vocab_free(&r->tv);
+        return -1;
+    }
+    /* a checkpoint of train also holds the Adam state: loaded for --resume,
+     * read and dropped otherwise */
+    bool has_state = false;
+    tn_ckpt_entry *ents = NULL;
+    int ne = 0;
+    if (tn_load_list(path, &ents, &ne) == TN_OK)
+        for (int i = 0; i < ne; i++)
+            has_state = has_state || strstr(ents[i].name, ".exp_avg") != NULL;
+    tn_ckpt_entries_free(ents, ne);
+    if (opt_out && !has_state) {
+        fprintf(stderr, "translate: %s has no optimizer state to resume\n", path);
+        run_free(r);
+        return -1;
+    }
+    tn_optim *opt = NULL;
+    if (has_state) {
+        tn_adam_opts ao = tn_adam_defaults();
+        ao.lr = o->lr;
+        opt = tn_optim_adam(&r->ps, &ao);
+    }
+    tn_params *sets[2] = {&r->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL};
+    if (tn_load(path, sets, opt ? 2 : 1, meta) != TN_OK) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        tn_optim_free(opt);
+        run_free(r);
+        return -1;
+    }
+    if (opt_out)
+        *opt_out = opt;
+    else
+        tn_optim_free(opt);
+    return 0;
+}
+
+/* ---- training ---- */
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Copy pairs idx[0..B) into src [B, S] / tgt [B, T] (S, T: the longest
+ * of the batch) and lengths; returns 0 or -1. */
+static void make_batch(const pairs *p, const int64_t *idx, int64_t B, tn_tensor **src,
+                       tn_tensor **tgt, int32_t *len)
+{
+    int64_t S = 1, T = 1;
+    for (int64_t b = 0; b < B; b++) {
+        S = p->slen[idx[b]] > S ? p->slen[idx[b]] : S;
+        T = p->tlen[idx[b]] > T ? p->tlen[idx[b]] : T;
+    }
+    *src = tn_tensor_new(TN_I32, 2, (int64_t[]){B, S});
+    *tgt = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    if (!*src || !*tgt)
+        return;
+    for (int64_t b = 0; b < B; b++) {
+        memcpy((int32_t *)(*src)->data + b * S, p->src + idx[b] * MAX_TOK, sizeof(int32_t) * (size_t)S);
+        memcpy((int32_t *)(*tgt)->data + b * T, p->tgt + idx[b] * MAX_TOK, sizeof(int32_t) * (size_t)T);
+        len[b] = p->slen[idx[b]];
+    }
+}
+
+/* Mean loss (teacher forcing 1, eval mode) and corpus BLEU (decoding with
+ * beam k) over pairs [0, n) of p, in batches of B. */
+static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
+                     int64_t max_len, double *loss_out, double *bleu_out)
+{
+    bool train = tn_tape_training(tp);
+    tn_tape_set_training(tp, false);
+    double loss = 0;
+    int64_t count = 0;
+    int32_t **hyp = calloc((size_t)n, sizeof *hyp), *hn = calloc((size_t)n, sizeof *hn);
+    const int32_t **ref = calloc((size_t)n, sizeof *ref);
+    int32_t *rn = calloc((size_t)n, sizeof *rn), *len = calloc((size_t)B, sizeof *len);
+    int32_t *out = calloc((size_t)(B * max_len), sizeof *out), *olen = calloc((size_t)B, sizeof *olen);
+    double *sc = calloc((size_t)B, sizeof *sc);
+    int64_t *idx = calloc((size_t)B, sizeof *idx);
+    for (int64_t i0 = 0; hyp && hn && ref && rn && len && out && olen && sc && idx && i0 < n;
+         i0 += B) {
+        int64_t b = n - i0 < B ? n - i0 : B;
+        for (int64_t k = 0; k < b; k++)
+            idx[k] = i0 + k;
+        tn_tensor *src, *tgt;
+        make_batch(p, idx, b, &src, &tgt, len);
+        tn_tape_reset(tp);
+        bool g = tn_tape_set_grad(tp, false);
+        tn_tensor *l;
+        tn_rng rng;
+        tn_rng_seed(&rng, 1);
+        if (tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l) == TN_OK) {
+            int64_t tokens = 0;
+            for (int64_t k = 0; k < b; k++)
+                tokens += p->tlen[i0 + k];
+            loss += tn_tensor_get(l, 0) * (double)tokens;
+            count += tokens;
+        }
+        tn_tape_set_grad(tp, g);
+        tn_tape_reset(tp);
+        if (tn_seq2seq_beam(tp, &r->m, src, len, beam, 1.0, max_len, out, olen, sc) == TN_OK)
+            for (int64_t k = 0; k < b; k++) {
+                hyp[i0 + k] = malloc(sizeof(int32_t) * (size_t)(olen[k] + 1));
+                if (hyp[i0 + k])
+                    memcpy(hyp[i0 + k], out + k * max_len, sizeof(int32_t) * (size_t)olen[k]);
+                hn[i0 + k] = hyp[i0 + k] ? olen[k] : 0;
+                ref[i0 + k] = p->tgt + (i0 + k) * MAX_TOK;
+                rn[i0 + k] = p->tlen[i0 + k] - 1; /* without the eos */
+            }
+        tn_tensor_free(src);
+        tn_tensor_free(tgt);
+    }
+    *loss_out = count ? loss / (double)count : NAN;
+    bool ok = hyp && hn && ref && rn;
+    for (int64_t i = 0; ok && i < n; i++)
+        ok = ref[i] != NULL;
+    *bleu_out = ok ? 100 * bleu(n, (const int32_t *const *)hyp, hn, ref, rn) : NAN;
+    for (int64_t i = 0; hyp && i < n; i++)
+        free(hyp[i]);
+    free(hyp), free(hn), free(ref), free(rn), free(len), free(out), free(olen), free(sc), free(idx);
+    tn_tape_reset(tp);
+    tn_tape_set_training(tp, train);
+}
+
+static char *read_all(const char *opt, const char *path)
+{
+    unsigned char *buf;
+    size_t n;
+    if (cli_read_file("translate", opt, path, &buf, &n))
+        return NULL;
+    int64_t bad = cli_utf8_invalid_at(buf, n);
+    char *s = realloc(buf, n + 1);
+    if (!s) {
+        free(buf);
+        return NULL;
+    }
+    s[n] = '\0';
+    if (bad >= 0 || strlen(s) != n) {
+        fprintf(stderr, "translate: %s %s: not valid UTF-8 text (byte offset %" PRId64 ")\n", opt,
+                path, bad >= 0 ? bad : (int64_t)strlen(s));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int cmd_train(opts *o)
+{
+    if ((o->checkpoint && cli_check_output("translate", "--checkpoint", o->checkpoint)) ||
+        (o->log && cli_check_output("translate", "--log", o->log)))
+        return 2;
+    if (o->resume && (!o->checkpoint || access(o->checkpoint, R_OK) != 0)) {
+        fprintf(stderr, "translate: --resume needs an existing --checkpoint\n");
+        return 2;
+    }
+    char *text = o->data ? read_all("--data", o->data) : generated_pairs(20000, 7);
+    if (!text)
+        return 1;
+    run r;
+    tn_optim *opt = NULL;
+    tn_tape *tp = tn_tape_new();
+    tn_rng data_rng;
+    tn_rng_seed(&data_rng, o->seed ^ 0x5851f42d4c957f2dULL);
+    int64_t step = 0;
+    if (o->resume) {
+        tn_meta meta;
+        tn_meta_init(&meta);
+        int rc = load_run(o->checkpoint, &r, o, &meta, &opt);
+        if (rc == 0 && (tn_meta_get_int(&meta, "step", &step) ||
+                        tn_meta_get_rng(&meta, "data_rng", &data_rng) ||
+                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
+            fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
+            run_free(&r);
+            rc = -1;
+        }
+        tn_meta_free(&meta);
+        if (rc) {
+            free(text);
+            tn_tape_free(tp);
+            return 1;
+        }
+        tn_optim_set_step(opt, step);
+    } else {
+        vocab_init(&r.sv);
+        vocab_init(&r.tv);
+    }
+    /* the usable pairs' lines, split by a fixed-seed shuffle: 5% validation;
+     * the vocabularies come from the training pairs only */
+    /* re-read the text line by line in split order */
+    size_t nlines = 1;
+    for (const char *c = text; *c; c++)
+        nlines += *c == '\n';
+    char **lines = malloc(sizeof *lines * nlines);
+    int64_t nl = 0, dropped = 0;
+    {
+        char *save = NULL, *copy = strdup(text);
+        static char buf[2][4096];
+        char *tok[2][MAX_TOK];
+        for (char *line = strtok_r(copy, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+            char *tab = strchr(line, '\t');
+            if (!tab)
+                continue;
+            char *dup = strdup(line), *t2 = strchr(dup, '\t'), *tgt = t2 + 1, *t3;
+            *t2 = '\0';
+            if ((t3 = strchr(tgt, '\t')))
+                *t3 = '\0';
+            bool m0, m1;
+            int a = tokenize(dup, buf[0], sizeof buf[0], tok[0], (int)o->max_len, &m0);
+            int b = tokenize(tgt, buf[1], sizeof buf[1], tok[1], (int)o->max_len, &m1);
+            if (m0 || m1 || a < 1 || b < 1) {
+                dropped++;
+                free(dup);
+                continue;
+            }
+            *t2 = '\t';
+            if (t3)
+                *t3 = '\0';
+            lines[nl++] = dup;
+        }
+        free(copy);
+    }
+    int64_t n = nl, n_val = n / 20, n_train = n - n_val;
+    if (n_train < 1 || n_val < 1) {
+        fprintf(stderr, "translate: %" PRId64 " usable pairs (%" PRId64 " dropped for --max-len "
+                        "%" PRId64 "): too few to train and validate\n", n, dropped, o->max_len);
+        for (int64_t i = 0; i < n; i++)
+            free(lines[i]);
+        free(lines);
+        free(text);
+        return 1;
+    }
+    int64_t *perm = malloc(sizeof *perm * (size_t)n);
+    tn_rng split;
+    tn_rng_seed(&split, 20240);
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(tn_rng_next(&split) % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    size_t tsz = 1, vsz = 1;
+    for (int64_t i = 0; i < n; i++)
+        *(i < n_train ? &tsz : &vsz) += strlen(lines[perm[i]]) + 1;
+    char *ttext = malloc(tsz), *vtext = malloc(vsz), *tp_ = ttext, *vp = vtext;
+    for (int64_t i = 0; i < n; i++) {
+        char **dst = i < n_train ? &tp_ : &vp;
+        size_t l = strlen(lines[perm[i]]);
+        memcpy(*dst, lines[perm[i]], l);
+        (*dst)[l] = '\n';
+        *dst += l + 1;
+    }
+    *tp_ = '\0';
+    *vp = '\0';
+    for (int64_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    free(perm);
+    free(text);
+    pairs trn, val;
+    if (pairs_read(ttext, &trn, &r.sv, &r.tv, !o->resume, (int)o->max_len, &dropped) ||
+        pairs_read(vtext, &val, &r.sv, &r.tv, false, (int)o->max_len, &dropped)) {
+        fprintf(stderr, "translate: out of memory reading the pairs\n");
+        return 1;
+    }
+    free(ttext), free(vtext);
+    if (!o->resume) {
+        tn_rng wr;
+        tn_rng_seed(&wr, o->seed);
+        if (run_build(&r, o, &wr))
+            return 1;
+        tn_adam_opts ao = tn_adam_defaults();
+        ao.lr = o->lr;
+        opt = tn_optim_adam(&r.ps, &ao);
+        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
+    }
+    fprintf(stderr,
+            "translate: %s encoder%s, attention %s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
+            "; vocab %d -> %d; %" PRId64 " train / %" PRId64 " val pairs; params %" PRId64
+            "; %d threads\n",
+            o->cell, o->bidirectional ? " (bidirectional)" : "", o->attention, o->hidden,
+            o->embed, o->layers, r.sv.n, r.tv.n, trn.n, val.n, tn_params_numel(&r.ps),
+            tn_num_threads());
+    FILE *log = NULL;
+    if (o->log) {
+        bool fresh = !(o->resume && access(o->log, F_OK) == 0);
+        if (!(log = fopen(o->log, fresh ? "w" : "a"))) {
+            fprintf(stderr, "translate: --log %s: %s\n", o->log, strerror(errno));
+            return 1;
+        }
+        if (fresh)
+            fprintf(log, "step,train_loss,val_loss,val_bleu,elapsed_s\n");
+    }
+    int64_t B = o->batch, *idx = malloc(sizeof *idx * (size_t)B);
+    int32_t *len = malloc(sizeof *len * (size_t)B);
+    int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
+    double t0 = now(), smooth = NAN;
+    bool tty = isatty(STDERR_FILENO);
+    int rc = 0;
+    int64_t n_eval = val.n < o->eval_pairs ? val.n : o->eval_pairs;
+    while (step < o->steps) {
+        for (int64_t b = 0; b < B; b++)
+            idx[b] = (int64_t)(tn_rng_next(&data_rng) % (uint64_t)trn.n);
+        tn_tensor *src, *tgt;
+        make_batch(&trn, idx, B, &src, &tgt, len);
+        tn_tape_reset(tp);
+        tn_optim_zero_grad(opt);
+        tn_tensor *loss;
+        tn_status s = tn_seq2seq_loss(tp, &r.m, src, len, tgt, o->teacher_forcing,
+                                      &data_rng, &loss);
+        if (s == TN_OK)
+            s = tn_backward(tp, loss);
+        double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
+        tn_tensor_free(src);
+        tn_tensor_free(tgt);
+        if (s != TN_OK || !isfinite(l) ||
+            tn_clip_grad_norm_ex(&r.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
+            tn_optim_step(opt) != TN_OK) {
+            fprintf(stderr, "\ntranslate: step %" PRId64 ": %s; stopping%s%s%s\n", step + 1,
+                    s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite",
+                    o->checkpoint ? "; the last good checkpoint " : "",
+                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
+            rc = 1;
+            break;
+        }
+        step++;
+        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
+        double el = now() - t0;
+        if (tty)
+            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " loss %.4f  %.1f steps/s ", step,
+                    o->steps, smooth, (double)(step - start) / el);
+        else if (step % 100 == 0 || step == o->steps)
+            fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.1f steps/s\n", step,
+                    o->steps, smooth, (double)(step - start) / el);
+        if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
+            double vl, vb;
+            evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, &vl, &vb);
+            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_bleu %.2f\n",
+                    tty ? "\n" : "", step, smooth, vl, vb);
+            if (log) {
+                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.4f,%.3f\n", step, smooth, vl, vb,
+                        now() - t0);
+                fflush(log);
+            }
+        }
+        if (o->checkpoint && save_every && step % save_every == 0 && step < o->steps &&
+            save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp)) {
+            rc = 1;
+            break;
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp))
+        rc = 1;
+    if (rc == 0)
+        printf("final step %" PRId64 " train_loss %.4f in %.1fs\n", step, smooth, now() - t0);
+    if (log)
+        fclose(log);
+    free(idx), free(len);
+    pairs_free(&trn), pairs_free(&val);
+    tn_optim_free(opt);
+    run_free(&r);
+    tn_tape_free(tp);
+    return rc;
+}
+
+/* ---- decoding commands ---- */
+
+/* The model of --checkpoint for decoding (no optimizer state). */
+static int open_run(opts *o, run *r)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = load_run(o->checkpoint, r, o, &meta, NULL);
+    tn_meta_free(&meta);
+    return rc;
+}
+
+/* Words of ids (no eos) joined with spaces, punctuation attached to the
+ * word before it (opening marks to the word after). */
+static void detokenize(const vocab *tv, const int32_t *ids, int n, FILE *f)
+{
+    bool glue = true;
+    for (int i = 0; i < n; i++) {
+        const char *w = ids[i] >= 0 && ids[i] < tv->n ? tv->words[ids[i]] : "<unk>";
+        const unsigned char *p = (const unsigned char *)w;
+        uint32_t c = get_utf8(&p);
+        bool closing = is_punct_cp(c) && *p == '\0' && c != '(' && c != 0xAB && c != 0xBF &&
+                       c != 0xA1 && c != '"';
+        if (!glue && !closing)
+            fputc(' ', f);
+        fputs(w, f);
+        glue = is_punct_cp(c) && *p == '\0' && (c == '(' || c == 0xAB || c == 0xBF || c == 0xA1);
+    }
+    fputc('\n', f);
+}
+
+/* Source sentence -> ids [1, S]; S = its token count (at least 1). */
+static tn_tensor *encode_sentence(const run *r, const char *line, int32_t *len)
+{
+    static char buf[8192];
+    char *tok[MAX_TOK];
+    bool more;
+    int n = tokenize(line, buf, sizeof buf, tok, MAX_TOK - 1, &more);
+    int32_t ids[MAX_TOK];
+    for (int i = 0; i < n; i++) {
+        int id = vocab_find(&r->sv, tok[i]);
+        ids[i] = id < 0 ? UNK : id;
+    }
+    if (n == 0)
+        ids[n++] = UNK;
+    *len = n;
+    return tn_tensor_from(TN_I32, 2, (int64_t[]){1, n}, ids);
+}
+
+static int cmd_sample(opts *o)
+{
+    run r;
+    if (open_run(o, &r))
+        return 1;
+    tn_tape *tp = tn_tape_new();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int rc = 0;
+    int32_t out[MAX_TOK], olen;
+    double sc;
+    int64_t lineno = 0;
+    while ((got = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
+            fprintf(stderr, "translate: standard input line %" PRId64 ": not valid UTF-8\n",
+                    lineno);
+            rc = 1;
+            break;
+        }
+        int32_t len;
+        tn_tensor *src = encode_sentence(&r, line, &len);
+        tn_tape_reset(tp);
+        if (!src || tn_seq2seq_beam(tp, &r.m, src, &len, (int)o->beam, 1.0, o->max_len, out,
+                                    &olen, &sc) != TN_OK) {
+            fprintf(stderr, "translate: %s\n", tn_last_error());
+            tn_tensor_free(src);
+            rc = 1;
+            break;
+        }
+        detokenize(&r.tv, out, olen, stdout);
+        tn_tensor_free(src);
+    }
+    free(line);
+    tn_tape_free(tp);
+    run_free(&r);
+    return rc;
+}
+
+static int cmd_eval(opts *o)
+{
+    char *text = read_all("--data", o->data);
+    if (!text)
+        return 1;
+    run r;
+    if (open_run(o, &r)) {
+        free(text);
+        return 1;
+    }
+    pairs p;
+    int64_t dropped;
+    if (pairs_read(text, &p, &r.sv, &r.tv, false, MAX_TOK - 1, &dropped) || p.n == 0) {
+        fprintf(stderr, "translate: --data %s: no pairs (source<TAB>target lines)\n", o->data);
+        free(text);
+        run_free(&r);
+        return 1;
+    }
+    free(text);
+    tn_tape *tp = tn_tape_new();
+    double loss, b;
+    evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, &loss, &b);
+    printf("loss %.6f bleu %.4f\n", loss, b);
+    tn_tape_free(tp);
+    pairs_free(&p);
+    run_free(&r);
+    return 0;
+}
+
+static int cmd_attention(opts *o)
+{
+    if (!o->text || !o->out) {
+        fprintf(stderr, "translate: attention needs --text and --out\n");
+        return 2;
+    }
+    if (cli_check_output("translate", "--out", o->out))
+        return 2;
+    run r;
+    if (open_run(o, &r))
+        return 1;
+    int rc = 0;
+    int32_t len, out[MAX_TOK], olen;
+    tn_tensor *src = encode_sentence(&r, o->text, &len);
+    double *w = calloc((size_t)(o->max_len * len), sizeof *w);
+    tn_tape *tp = tn_tape_new();
+    if (!src || !w ||
+        tn_seq2seq_attention_map(tp, &r.m, src, len, o->max_len, out, &olen, w) != TN_OK) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        rc = 1;
+        goto done;
+    }
+    /* the matrix as CSV: rows target tokens (and <eos>), columns source tokens */
+    char csv[4096];
+    snprintf(csv, sizeof csv, "%s.csv", o->out);
+    FILE *f = fopen(csv, "w");
+    if (!f) {
+        fprintf(stderr, "translate: %s: %s\n", csv, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    int rows = olen < o->max_len ? olen + 1 : olen;
+    for (int t = 0; t < rows; t++)
+        for (int s = 0; s < len; s++)
+            fprintf(f, "%.6f%c", w[t * len + s], s + 1 < len ? ',' : '\n');
+    fclose(f);
+    /* gnuplot: a heat map with the tokens on the axes */
+    char script[4096];
+    snprintf(script, sizeof script, "%s.gp", o->out);
+    f = fopen(script, "w");
+    if (!f) {
+        rc = 1;
+        goto done;
+    }
+    fprintf(f, "set terminal pngcairo size 800,600\nset output '%s'\nset datafile separator ','\n"
+               "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
+               "set yrange [] reverse\nset xtics (",
+            o->out);
+    for (int s = 0; s < len; s++) {
+        int id = ((int32_t *)src->data)[s];
+        fprintf(f, "%s\"%s\" %d", s ? ", " : "", id < r.sv.n ? r.sv.words[id] : "?", s);
+    }
+    fprintf(f, ")\nset ytics (");
+    for (int t = 0; t < rows; t++)
+        fprintf(f, "%s\"%s\" %d", t ? ", " : "", t < olen ? r.tv.words[out[t]] : "<eos>", t);
+    fprintf(f, ")\nplot '%s' matrix with image\n", csv);
+    fclose(f);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", script);
+    bool have = system("command -v gnuplot >/dev/null 2>&1") == 0;
+    if (have && system(cmd) == 0) {
+        printf("%s (weights: %s)\n", o->out, csv);
+    } else {
+        printf("gnuplot not found or failed: the weights are in %s (rows: target tokens, "
+               "columns: source tokens); plot them with gnuplot %s\n",
+               csv, script);
+    }
+    detokenize(&r.tv, out, olen, stdout);
+done:
+    tn_tape_free(tp);
+    tn_tensor_free(src);
+    free(w);
+    run_free(&r);
+    return rc;
+}
+
+/* translate bleu: both files tokenised as training does, ids from one
+ * vocabulary built on the fly. */
+static int cmd_bleu(opts *o)
+{
+    if (!o->ref || !o->hyp) {
+        fprintf(stderr, "translate: bleu needs --ref and --hyp\n");
+        return 2;
+    }
+    char *rt = read_all("--ref", o->ref), *ht = rt ? read_all("--hyp", o->hyp) : NULL;
+    if (!rt || !ht) {
+        free(rt);
+        return 1;
+    }
+    vocab v;
+    vocab_init(&v);
+    int64_t n = 0, cap = 1024;
+    int32_t **ids[2] = {malloc(sizeof(int32_t *) * (size_t)cap), malloc(sizeof(int32_t *) * (size_t)cap)};
+    int32_t *cnt[2] = {malloc(sizeof(int32_t) * (size_t)cap), malloc(sizeof(int32_t) * (size_t)cap)};
+    char *texts[2] = {rt, ht}, *save[2] = {NULL, NULL};
+    char *line[2] = {strtok_r(rt, "\n", &save[0]), strtok_r(ht, "\n", &save[1])};
+    static char buf[1 << 16];
+    char *tok[4096];
+    while (line[0] && line[1]) {
+        if (n == cap) {
+            cap *= 2;
+            for (int k = 0; k < 2; k++) {
+                ids[k] = realloc(ids[k], sizeof(int32_t *) * (size_t)cap);
+                cnt[k] = realloc(cnt[k], sizeof(int32_t) * (size_t)cap);
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            bool more;
+            int m = tokenize(line[k], buf, sizeof buf, tok, 4096, &more);
+            ids[k][n] = malloc(sizeof(int32_t) * (size_t)(m + 1));
+            for (int j = 0; j < m; j++)
+                ids[k][n][j] = vocab_add(&v, tok[j]);
+            cnt[k][n] = m;
+        }
+        n++;
+        line[0] = strtok_r(NULL, "\n", &save[0]);
+        line[1] = strtok_r(NULL, "\n", &save[1]);
+    }
+    int rc = 0;
+    if (line[0] || line[1]) {
+        fprintf(stderr, "translate: --ref and --hyp have different numbers of lines\n");
+        rc = 1;
+    } else {
+        printf("bleu %.4f\n", 100 * bleu(n, (const int32_t *const *)ids[1], cnt[1],
+                                         (const int32_t *const *)ids[0], cnt[0]));
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int64_t i = 0; i < n; i++)
+            free(ids[k][i]);
+        free(ids[k]);
+        free(cnt[k]);
+        free(texts[k]);
+    }
+    vocab_free(&v);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    int command, rc = parse_opts(argc, argv, &o, &command);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
+    if (command != 0 && command != 4 && !o.checkpoint) {
+        fprintf(stderr, "translate: --checkpoint is required\n");
+        return 2;
+    }
+    if (command == 2 && !o.data) {
+        fprintf(stderr, "translate: eval needs --data\n");
+        return 2;
+    }
+    if (o.threads > 0)
+        tn_set_num_threads((int)o.threads);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        return 1;
+    }
+    switch (command) {
+    case 0: return cmd_train(&o);
+    case 1: return cmd_sample(&o);
+    case 2: return cmd_eval(&o);
+    case 3: return cmd_attention(&o);
+    default: return cmd_bleu(&o);
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# examples/translate end to end (usage: test_translate.sh TRANSLATE):
+#   1. train on the generated task (no data needed), with the CSV log and
+#      val_loss/val_bleu lines; the loss falls;
+#   2. --resume continues exactly: a run stopped at step 20 and resumed to
+#      40 writes the same checkpoint, byte for byte, as a straight run;
+#   3. sample prints one line per input line; eval prints loss and bleu;
+#      attention writes the weights (CSV, and the PNG when gnuplot exists);
+#   4. bleu against values computed by hand from the definition (corpus
+#      BLEU-4, clipped n-gram counts, brevity penalty), to 4 decimals;
+#   5. refusals: a missing checkpoint, a data file that is a directory, a
+#      bad number, --resume without a checkpoint: non-zero exit, a message.
+set -u
+BIN=$1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+pass() { echo "ok   - $1"; }
+fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
+FLAGS=(--hidden 32 --embed 16 --batch 16 --eval-every 20 --eval-pairs 50 --threads 1
+       --dropout 0.1 --teacher-forcing 0.8)
+
+out=$("$BIN" train "${FLAGS[@]}" --steps 40 --checkpoint "$TMP/a.st" --log "$TMP/a.csv" 2>&1)
+if [ $? -eq 0 ] && [[ "$out" == *"step 40 train_loss"*"val_loss"*"val_bleu"* ]] &&
+   [ "$(wc -l < "$TMP/a.csv")" -eq 3 ] &&
+   awk -F, 'NR == 2 { a = $3 } NR == 3 { b = $3 } END { exit !(b < a) }' "$TMP/a.csv"; then
+    pass "train on the generated task: $(echo "$out" | grep 'step 40 train_loss')"
+else
+    fail "train on the generated task: $out"
+fi
+
+"$BIN" train "${FLAGS[@]}" --steps 20 --checkpoint "$TMP/b.st" > /dev/null 2>&1
+"$BIN" train "${FLAGS[@]}" --steps 40 --checkpoint "$TMP/b.st" --resume > /dev/null 2>&1
+if cmp -s "$TMP/a.st" "$TMP/b.st"; then
+    pass "resumed at step 20 = straight run (byte-identical checkpoint)"
+else
+    fail "resumed at step 20 differs from the straight run"
+fi
+
+n=$(printf '1 2\n3 4 5\n6\n' | "$BIN" sample --checkpoint "$TMP/a.st" --beam 2 | wc -l)
+[ "$n" -eq 3 ] && pass "sample: 3 lines in, 3 out" || fail "sample: $n lines out"
+printf '1 2\tone two\n3 4\tthree four\n' > "$TMP/pairs.txt"
+ev=$("$BIN" eval --checkpoint "$TMP/a.st" --data "$TMP/pairs.txt")
+[[ "$ev" =~ ^loss\ [0-9.]+\ bleu\ [0-9.]+$ ]] && pass "eval: $ev" || fail "eval: '$ev'"
+"$BIN" attention --checkpoint "$TMP/a.st" --text "4 5 6" --out "$TMP/att.png" > /dev/null 2>&1
+if [ -s "$TMP/att.png.csv" ] && [ "$(head -1 "$TMP/att.png.csv" | tr ',' '\n' | wc -l)" -eq 3 ] &&
+   { ! command -v gnuplot > /dev/null || [ -s "$TMP/att.png" ]; }; then
+    pass "attention: weights of 3 source tokens$(command -v gnuplot > /dev/null && echo ', PNG drawn')"
+else
+    fail "attention: no weights"
+fi
+
+check_bleu() { # ref hyp want what
+    printf "$1" > "$TMP/ref"
+    printf "$2" > "$TMP/hyp"
+    got=$("$BIN" bleu --ref "$TMP/ref" --hyp "$TMP/hyp")
+    [ "$got" = "bleu $3" ] && pass "bleu $4: $got" || fail "bleu $4: '$got', want 'bleu $3'"
+}
+# p_n = 4/5, 3/4, 2/3, 1/2, c = r: (0.2)^(1/4)
+check_bleu 'a b c d e\n' 'a b c d f\n' 66.8740 "one substitution"
+# all precisions 1, c = 5 < r = 6: exp(1 - 6/5)
+check_bleu 'a b c d e f\n' 'a b c d e\n' 81.8731 "brevity penalty"
+# corpus sums: 9/10, 7/8, 5/6, 3/4; c = 10, r = 11
+check_bleu 'a b c d e\na b c d e f\n' 'a b c d f\na b c d e\n' 75.7885 "two sentences"
+# clipping: 'the' counts twice at most; no bigram matches -> 0
+check_bleu 'the cat the mat\n' 'the the the the\n' 0.0000 "clipped counts"
+# tokenisation: case and punctuation
+check_bleu 'The cat, the cat!\n' 'the cat , the cat !\n' 100.0000 "tokenised alike"
+
+err=$("$BIN" sample --checkpoint "$TMP/none.st" < /dev/null 2>&1); rc=$?
+[ $rc -ne 0 ] && [[ "$err" == *none.st* ]] && pass "missing checkpoint: exit $rc" || fail "missing checkpoint: $rc $err"
+err=$("$BIN" train --data "$TMP" --steps 1 2>&1); rc=$?
+[ $rc -ne 0 ] && [[ "$err" == *"--data"* ]] && pass "directory as --data: exit $rc: $err" || fail "directory as --data: $rc $err"
+err=$("$BIN" train --hidden 12x 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$err" == *"--hidden"* ]] && pass "--hidden 12x: exit $rc" || fail "--hidden 12x: $rc $err"
+err=$("$BIN" train --resume --checkpoint "$TMP/none.st" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$err" == *"--resume"* ]] && pass "--resume without a checkpoint: exit $rc" || fail "--resume without checkpoint: $rc $err"
+
+if [ $fails -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "all translate checks passed"
