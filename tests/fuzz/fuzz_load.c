@@ -3,7 +3,8 @@
  * tn_load_meta, tn_load_list and tn_load into a fixed parameter set
  * ("lin.weight" F32 [2, 3], "lin.bias" F64 [3]: the tensors of
  * tests/fixtures/io_python.safetensors, so inputs close to it reach the
- * data decoding). Built with ASan + UBSan; any report, leak or crash is a
+ * data decoding); every metadata value also goes through tn_meta_get_int
+ * and tn_meta_get_rng, the parsers programs apply to it. Built with ASan + UBSan; any report, leak or crash is a
  * finding. The corpus starts from tests/fuzz/corpus (valid and broken
  * checkpoints) and the crafted checkpoints of tests/fixtures/crafted. */
 #include "tensor/tensor.h"
@@ -34,10 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fwrite(data, 1, size, f);
     fclose(f);
     tn_meta m = {0};
-    if (tn_load_meta(path, &m) == TN_OK) /* metadata is valid UTF-8 strings */
-        for (int i = 0; i < m.n; i++)
-            if (!m.keys[i] || !m.values[i])
-                abort();
+    if (tn_load_meta(path, &m) == TN_OK) /* and the parsers programs apply to it */
+        for (int i = 0; i < m.n; i++) {
+            int64_t v;
+            tn_rng r;
+            tn_meta_get_int(&m, m.keys[i], &v);
+            tn_meta_get_rng(&m, m.keys[i], &r);
+        }
     tn_meta_free(&m);
     tn_ckpt_entry *e = NULL;
     int n = 0;

@@ -3,7 +3,8 @@
 valid checkpoints of the fuzz target's parameter set ("lin.weight" F32
 [2, 3], "lin.bias" F64 [3]) and broken ones (truncated, not JSON,
 overlapping offsets, a shape whose size overflows, an unknown dtype, a
-duplicate key, a header length of 2^63, non-string metadata)."""
+duplicate key, a header length of 2^63, non-string metadata), and one
+with integer and generator-state metadata for tn_meta_get_int/_rng."""
 import json
 import os
 import struct
@@ -49,4 +50,7 @@ ck("duplicate_key", b'{"lin.bias":{"dtype":"F64","shape":[3],"data_offsets":[0,2
 with open("huge_header_len", "wb") as f:
     f.write(struct.pack("<Q", 2**63 + 5) + b"{}")
 ck("meta_not_string", {"__metadata__": {"a": 1}})
+ck("meta_int_rng", {"__metadata__": {"step": "-9223372036854775808", "hidden": "64",
+                                     "rng": "0123456789abcdef fedcba9876543210 "
+                                            "0000000000000001 ffffffffffffffff"}})
 ck("empty_object", {})
