@@ -92,7 +92,10 @@ void tn__packed_zero(tn__packed *p)
     memset(p->w, 0, (size_t)tn__packed_bytes(p));
 }
 
-/* A [M, K] (lda) into pa-row panels at dst, rows beyond M zero. */
+/* A [M, K] (lda) into pa-row panels at dst, rows beyond M zero. Row by
+ * row: the reads run along A's rows (which may be far apart: a step's rows
+ * of a [B*T, G] buffer), the strided writes stay in the panel, which fits
+ * in L1. */
 static void pack_left(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *dst)
 {
     int64_t K = p->K, pa = p->pa;
@@ -104,22 +107,24 @@ static void pack_left(const tn__packed *p, int64_t M, const void *A, int64_t lda
         if (p->dt == TN_F32) {
             float *d = (float *)panel;
             const float *a = (const float *)A + r0 * lda;
-            for (int64_t k = 0; k < K; k++) {
-                int64_t i = 0;
-                for (; i < m; i++)
-                    d[k * pa + i] = a[i * lda + k];
-                for (; i < pa; i++)
-                    d[k * pa + i] = 0;
+            for (int64_t i = 0; i < pa; i++) {
+                if (i < m)
+                    for (int64_t k = 0; k < K; k++)
+                        d[k * pa + i] = a[i * lda + k];
+                else
+                    for (int64_t k = 0; k < K; k++)
+                        d[k * pa + i] = 0;
             }
         } else {
             double *d = (double *)panel;
             const double *a = (const double *)A + r0 * lda;
-            for (int64_t k = 0; k < K; k++) {
-                int64_t i = 0;
-                for (; i < m; i++)
-                    d[k * pa + i] = a[i * lda + k];
-                for (; i < pa; i++)
-                    d[k * pa + i] = 0;
+            for (int64_t i = 0; i < pa; i++) {
+                if (i < m)
+                    for (int64_t k = 0; k < K; k++)
+                        d[k * pa + i] = a[i * lda + k];
+                else
+                    for (int64_t k = 0; k < K; k++)
+                        d[k * pa + i] = 0;
             }
         }
     }
