@@ -186,10 +186,8 @@ done
 # An infinite learning rate is refused before training (by the option
 # parser: --lr takes a finite number in (0, 10]). A run that diverges
 # stops with a message naming the step, exit 1, and leaves the last good
-# checkpoint byte-identical: here the resumed checkpoint (step 20, from
-# section 2) gets one NaN in head.weight, so the first resumed step's loss
-# is NaN; before the fix such runs went on to the end with loss nan and
-# exit 0.
+# checkpoint byte-identical; before the fix such runs went on to the end
+# with loss nan and exit 0.
 err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 3 --lr 1e400 2>&1 > /dev/null)
 rc=$?
 if [ $rc -eq 2 ] && [[ "$err" == *"--lr"* ]]; then
@@ -197,22 +195,38 @@ if [ $rc -eq 2 ] && [[ "$err" == *"--lr"* ]]; then
 else
     fail "train --lr 1e400: exit $rc: $err"
 fi
-cp "$TMP/straight1.st" "$TMP/diverge.st"
-# the byte offset of head.weight's data: 8 + header length + its first offset
-hlen=$(od -An -t u4 -N 4 "$TMP/diverge.st" | tr -d ' ')
-first=$(head -c $((8 + hlen)) "$TMP/diverge.st" | tail -c "$hlen" |
-        sed -n 's/.*"head\.weight":{[^}]*"data_offsets":\[\([0-9]*\),.*/\1/p')
-printf '\x00\x00\xc0\x7f' | dd of="$TMP/diverge.st" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
-cp "$TMP/diverge.st" "$TMP/diverge.orig"
-err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 40 --save-every 1 \
-      --checkpoint "$TMP/diverge.st" --resume 2>&1 > /dev/null)
-rc=$?
-if [ -n "$first" ] && [ $rc -eq 1 ] && [[ "$err" == *"diverged at step 2"[0-9]*"$TMP/diverge.st is kept"* ]] &&
-   cmp -s "$TMP/diverge.orig" "$TMP/diverge.st"; then
-    pass "train from a checkpoint holding a NaN: exit $rc, checkpoint kept: $(echo "$err" | tail -1)"
-else
-    fail "train from a checkpoint holding a NaN (offset '$first'): exit $rc, $(cmp "$TMP/diverge.orig" "$TMP/diverge.st"): $err"
-fi
+# Two ways in, both from the step-20 checkpoint with one value patched:
+# a NaN in head.weight makes the next loss NaN (caught before the update);
+# an infinity in head.weight's Adam moment keeps the loss and gradients
+# finite but makes the update infinite (caught at the save after it,
+# --save-every 1).
+# patch FILE TENSOR BYTES: write BYTES over the first element of TENSOR
+patch() {
+    local hlen first
+    hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
+    first=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" |
+            sed -n "s/.*\"$2\":{[^}]*\"data_offsets\":\\[\\([0-9]*\\),.*/\\1/p")
+    [ -n "$first" ] || return 1
+    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
+}
+for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\\x00\\x00\\x80\\x7f:save"; do
+    tensor=${case%%:*}; rest=${case#*:}; bytes=${rest%%:*}; where=${rest#*:}
+    cp "$TMP/straight1.st" "$TMP/diverge.st"
+    if ! patch "$TMP/diverge.st" "$tensor" "$bytes"; then
+        fail "divergence ($where): no tensor $tensor in the checkpoint"
+        continue
+    fi
+    cp "$TMP/diverge.st" "$TMP/diverge.orig"
+    err=$("$BIN" train "${FLAGS[@]}" --threads 1 --steps 40 --save-every 1 \
+          --checkpoint "$TMP/diverge.st" --resume 2>&1 > /dev/null)
+    rc=$?
+    if [ $rc -eq 1 ] && [[ "$err" == *"diverged at step 2"[0-9]*"$TMP/diverge.st is kept"* ]] &&
+       cmp -s "$TMP/diverge.orig" "$TMP/diverge.st"; then
+        pass "divergence caught by the $where: exit $rc, checkpoint kept: $(echo "$err" | tail -1)"
+    else
+        fail "divergence caught by the $where: exit $rc, $(cmp "$TMP/diverge.orig" "$TMP/diverge.st"): $err"
+    fi
+done
 
 if [ $fails -ne 0 ]; then
     echo "$fails check(s) failed"
