@@ -709,17 +709,21 @@ static double now(void)
 }
 
 /* Copy pairs idx[0..B) into src [B, S] / tgt [B, T] (S, T: the longest
- * of the batch) and lengths; returns 0 or -1. */
-static void make_batch(const pairs *p, const int64_t *idx, int64_t B, tn_tensor **src,
-                       tn_tensor **tgt, int32_t *len)
+ * of the batch) and lengths. The tensors are tape tensors of tp (valid
+ * until its next reset: a training step allocates nothing), or heap
+ * tensors when tp is NULL (free them). */
+static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t B,
+                       tn_tensor **src, tn_tensor **tgt, int32_t *len)
 {
     int64_t S = 1, T = 1;
     for (int64_t b = 0; b < B; b++) {
         S = p->slen[idx[b]] > S ? p->slen[idx[b]] : S;
         T = p->tlen[idx[b]] > T ? p->tlen[idx[b]] : T;
     }
-    *src = tn_tensor_new(TN_I32, 2, (int64_t[]){B, S});
-    *tgt = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    *src = tp ? tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){B, S})
+              : tn_tensor_new(TN_I32, 2, (int64_t[]){B, S});
+    *tgt = tp ? tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){B, T})
+              : tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     if (!*src || !*tgt)
         return;
     for (int64_t b = 0; b < B; b++) {
@@ -750,7 +754,7 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         for (int64_t k = 0; k < b; k++)
             idx[k] = i0 + k;
         tn_tensor *src, *tgt;
-        make_batch(p, idx, b, &src, &tgt, len);
+        make_batch(NULL, p, idx, b, &src, &tgt, len);
         tn_tape_reset(tp);
         bool g = tn_tape_set_grad(tp, false);
         tn_tensor *l;
@@ -970,8 +974,8 @@ static int cmd_train(opts *o)
         for (int64_t b = 0; b < B; b++)
             idx[b] = (int64_t)(tn_rng_next(&data_rng) % (uint64_t)trn.n);
         tn_tensor *src, *tgt;
-        make_batch(&trn, idx, B, &src, &tgt, len);
         tn_tape_reset(tp);
+        make_batch(tp, &trn, idx, B, &src, &tgt, len);
         tn_optim_zero_grad(opt);
         tn_tensor *loss;
         tn_status s = tn_seq2seq_loss(tp, &r.m, src, len, tgt, o->teacher_forcing,
@@ -979,8 +983,6 @@ static int cmd_train(opts *o)
         if (s == TN_OK)
             s = tn_backward(tp, loss);
         double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-        tn_tensor_free(src);
-        tn_tensor_free(tgt);
         if (s != TN_OK || !isfinite(l) ||
             tn_clip_grad_norm_ex(&r.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
             tn_optim_step(opt) != TN_OK) {
