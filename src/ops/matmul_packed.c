@@ -21,12 +21,6 @@
 
 #include <blis.h>
 
-typedef void (*ukr_s)(dim_t m, dim_t n, dim_t k, float *alpha, float *a, float *b, float *beta,
-                      float *c, inc_t rs_c, inc_t cs_c, auxinfo_t *aux, cntx_t *cntx);
-typedef void (*ukr_d)(dim_t m, dim_t n, dim_t k, double *alpha, double *a, double *b,
-                      double *beta, double *c, inc_t rs_c, inc_t cs_c, auxinfo_t *aux,
-                      cntx_t *cntx);
-
 static int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* Bytes of one panel of `width` rows or columns over K (64-byte aligned,
@@ -70,21 +64,16 @@ int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M)
 void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs,
                     int64_t cs)
 {
-    size_t es = tn_dtype_size(p->dt);
-    int64_t pb = panel_bytes(p->K, p->pw, es);
-    for (int64_t c = 0; c < cols; c++) {
-        int64_t col = c0 + c;
-        char *dst = (char *)p->w + (col / p->pw) * pb + (size_t)(col % p->pw) * es;
-        if (p->dt == TN_F32) {
-            const float *s = (const float *)S + c * cs;
+    int64_t pb = panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
+    TN_FOR_DTYPE(p->dt, T, {
+        for (int64_t c = 0; c < cols; c++) {
+            int64_t col = c0 + c;
+            T *d = (T *)((char *)p->w + (col / p->pw) * pb) + col % p->pw;
+            const T *s = (const T *)S + c * cs;
             for (int64_t i = 0; i < p->K; i++)
-                ((float *)dst)[i * p->pw] = s[i * rs];
-        } else {
-            const double *s = (const double *)S + c * cs;
-            for (int64_t i = 0; i < p->K; i++)
-                ((double *)dst)[i * p->pw] = s[i * rs];
+                d[i * p->pw] = s[i * rs];
         }
-    }
+    });
 }
 
 void tn__packed_zero(tn__packed *p)
@@ -99,35 +88,16 @@ void tn__packed_zero(tn__packed *p)
 static void pack_left(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *dst)
 {
     int64_t K = p->K, pa = p->pa;
-    size_t es = tn_dtype_size(p->dt);
-    int64_t pb = panel_bytes(K, p->pa, es);
-    for (int64_t r0 = 0; r0 < M; r0 += pa) {
-        int64_t m = M - r0 < pa ? M - r0 : pa;
-        char *panel = (char *)dst + (r0 / pa) * pb;
-        if (p->dt == TN_F32) {
-            float *d = (float *)panel;
-            const float *a = (const float *)A + r0 * lda;
-            for (int64_t i = 0; i < pa; i++) {
-                if (i < m)
-                    for (int64_t k = 0; k < K; k++)
-                        d[k * pa + i] = a[i * lda + k];
-                else
-                    for (int64_t k = 0; k < K; k++)
-                        d[k * pa + i] = 0;
-            }
-        } else {
-            double *d = (double *)panel;
-            const double *a = (const double *)A + r0 * lda;
-            for (int64_t i = 0; i < pa; i++) {
-                if (i < m)
-                    for (int64_t k = 0; k < K; k++)
-                        d[k * pa + i] = a[i * lda + k];
-                else
-                    for (int64_t k = 0; k < K; k++)
-                        d[k * pa + i] = 0;
-            }
+    int64_t pb = panel_bytes(K, pa, tn_dtype_size(p->dt));
+    TN_FOR_DTYPE(p->dt, T, {
+        for (int64_t r0 = 0; r0 < M; r0 += pa) {
+            T *d = (T *)((char *)dst + (r0 / pa) * pb);
+            const T *a = (const T *)A + r0 * lda;
+            for (int64_t i = 0; i < pa; i++)
+                for (int64_t k = 0; k < K; k++)
+                    d[k * pa + i] = r0 + i < M ? a[i * lda + k] : 0;
         }
-    }
+    });
 }
 
 void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
@@ -139,57 +109,44 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
     pack_left(p, M, A, lda, scratch);
     auxinfo_t aux;
     memset(&aux, 0, sizeof aux);
-    float one_s = 1, beta_s = acc ? 1 : 0;
-    double one_d = 1, beta_d = acc ? 1 : 0;
-    for (int64_t c0 = 0; c0 < p->N; c0 += pw) {
-        int64_t n = p->N - c0 < pw ? p->N - c0 : pw;
-        char *w = (char *)p->w + (c0 / pw) * pbw;
-        for (int64_t r0 = 0; r0 < M; r0 += pa) {
-            int64_t m = M - r0 < pa ? M - r0 : pa;
-            char *a = (char *)scratch + (r0 / pa) * pba;
-            char *c = (char *)C + (size_t)(r0 * ldc + c0) * es;
-            /* prefetch hints: the next A panel, or the next W panel */
-            bool last = r0 + pa >= M;
-            bli_auxinfo_set_next_a(last ? scratch : a + pba, &aux);
-            bli_auxinfo_set_next_b(last ? w + pbw : w, &aux);
-            if (p->dt == TN_F32) {
-                ukr_s u = (ukr_s)p->ukr;
+    TN_FOR_DTYPE(p->dt, T, {
+        /* the micro-kernel's type for this dtype (BLIS's gemm ukr signature) */
+        typedef void (*ukr_t)(dim_t, dim_t, dim_t, T *, T *, T *, T *, T *, inc_t, inc_t,
+                              auxinfo_t *, cntx_t *);
+        ukr_t u = (ukr_t)p->ukr;
+        T one = 1, beta = acc ? 1 : 0;
+        for (int64_t c0 = 0; c0 < p->N; c0 += pw) {
+            int64_t n = p->N - c0 < pw ? p->N - c0 : pw;
+            T *w = (T *)((char *)p->w + (c0 / pw) * pbw);
+            for (int64_t r0 = 0; r0 < M; r0 += pa) {
+                int64_t m = M - r0 < pa ? M - r0 : pa;
+                T *a = (T *)((char *)scratch + (r0 / pa) * pba);
+                T *c = (T *)C + r0 * ldc + c0;
+                /* prefetch hints: the next A panel, or the next W panel */
+                bool last = r0 + pa >= M;
+                bli_auxinfo_set_next_a(last ? scratch : (char *)a + pba, &aux);
+                bli_auxinfo_set_next_b(last ? (char *)w + pbw : (char *)w, &aux);
                 if (p->rows)
-                    u(m, n, K, &one_s, (float *)a, (float *)w, &beta_s, (float *)c, ldc, 1, &aux,
-                      p->cntx);
-                else
-                    u(n, m, K, &one_s, (float *)w, (float *)a, &beta_s, (float *)c, 1, ldc, &aux,
-                      p->cntx);
-            } else {
-                ukr_d u = (ukr_d)p->ukr;
-                if (p->rows)
-                    u(m, n, K, &one_d, (double *)a, (double *)w, &beta_d, (double *)c, ldc, 1,
-                      &aux, p->cntx);
-                else
-                    u(n, m, K, &one_d, (double *)w, (double *)a, &beta_d, (double *)c, 1, ldc,
-                      &aux, p->cntx);
+                    u(m, n, K, &one, a, w, &beta, c, ldc, 1, &aux, p->cntx);
+                else /* the transposed product: C^T = W^T A^T */
+                    u(n, m, K, &one, w, a, &beta, c, 1, ldc, &aux, p->cntx);
             }
         }
-    }
+    });
 }
 
 void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                     const void *W, int64_t rs, int64_t cs, void *C, int64_t ldc, bool acc)
 {
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            double s = 0;
-            for (int64_t k = 0; k < K; k++)
-                s += dt == TN_F32 ? (double)((const float *)A)[i * lda + k] *
-                                        ((const float *)W)[k * rs + j * cs]
-                                  : ((const double *)A)[i * lda + k] *
-                                        ((const double *)W)[k * rs + j * cs];
-            if (dt == TN_F32) {
-                float *c = (float *)C + i * ldc + j;
-                *c = (float)((acc ? *c : 0) + s);
-            } else {
-                double *c = (double *)C + i * ldc + j;
-                *c = (acc ? *c : 0) + s;
+    TN_FOR_DTYPE(dt, T, {
+        const T *a = A, *w = W;
+        T *c = C;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)a[i * lda + k] * (double)w[k * rs + j * cs];
+                c[i * ldc + j] = (T)((acc ? (double)c[i * ldc + j] : 0) + s);
             }
-        }
+    });
 }
