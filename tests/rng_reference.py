@@ -20,14 +20,18 @@ def rotl(x, k):
     return ((x << k) | (x >> (64 - k))) & M
 
 
-def xoshiro(seed, n):
-    s, st = [], seed
-    for _ in range(4):
-        st, v = splitmix64(st)
-        s.append(v)
-    out = []
-    for _ in range(n):
-        out.append((rotl((s[1] * 5) & M, 7) * 9) & M)
+class Xoshiro:
+    """xoshiro256** seeded by splitmix64, as tn_rng_seed / tn_rng_next."""
+
+    def __init__(self, seed):
+        self.s, st = [], seed
+        for _ in range(4):
+            st, v = splitmix64(st)
+            self.s.append(v)
+
+    def next(self):
+        s = self.s
+        out = (rotl((s[1] * 5) & M, 7) * 9) & M
         t = (s[1] << 17) & M
         s[2] ^= s[0]
         s[3] ^= s[1]
@@ -35,7 +39,12 @@ def xoshiro(seed, n):
         s[0] ^= s[3]
         s[2] ^= t
         s[3] = rotl(s[3], 45)
-    return out
+        return out
+
+
+def xoshiro(seed, n):
+    r = Xoshiro(seed)
+    return [r.next() for _ in range(n)]
 
 
 if __name__ == "__main__":

@@ -36,31 +36,11 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rng_reference import splitmix64, rotl, M  # noqa: E402
+from rng_reference import Xoshiro  # noqa: E402
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 PUNCT = set('.,!?;:"()') | {"\u00ab", "\u00bb", "\u00bf", "\u00a1"}
 SPACE = {" ", "\t", "\n", "\r", "\u00a0", "\u202f"}
-
-
-class Rng:
-    def __init__(self, seed):
-        self.s, st = [], seed
-        for _ in range(4):
-            st, v = splitmix64(st)
-            self.s.append(v)
-
-    def next(self):
-        s = self.s
-        out = (rotl((s[1] * 5) & M, 7) * 9) & M
-        t = (s[1] << 17) & M
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return out
 
 
 def lower(c):
@@ -106,7 +86,7 @@ def read_pairs(path, max_len):
 def split(lines):
     n = len(lines)
     perm = list(range(n))
-    r = Rng(20240)
+    r = Xoshiro(20240)
     for i in range(n - 1, 0, -1):
         j = r.next() % (i + 1)
         perm[i], perm[j] = perm[j], perm[i]
