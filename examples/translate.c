@@ -357,56 +357,75 @@ static char *generated_pairs(int count, uint64_t seed)
     return s;
 }
 
-/* Read pairs from text (lines "src\ttgt[\t...]"): ids through sv/tv,
- * adding words when grow is set (else unknown words are UNK). Pairs with
- * more than max_len tokens on a side are dropped (counted in *dropped). */
-static int pairs_read(const char *text, pairs *p, vocab *sv, vocab *tv, bool grow, int max_len,
-                      int64_t *dropped)
+/* The lines of text that hold a tab ("src\ttgt[\t...]"), as pointers into
+ * text, which is split in place; *n gets their number. NULL when out of
+ * memory. */
+static char **pair_lines(char *text, int64_t *n)
+{
+    int64_t cap = 1;
+    for (const char *c = text; *c; c++)
+        cap += *c == '\n';
+    char **lines = malloc(sizeof *lines * (size_t)cap), *save = NULL;
+    *n = 0;
+    for (char *l = lines ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save))
+        if (strchr(l, '\t'))
+            lines[(*n)++] = l;
+    return lines;
+}
+
+/* The source and target tokens of a pair line (into buf/tok; n[0], n[1]
+ * their numbers); false when a side is empty or longer than max_len. */
+static bool pair_tokens(const char *line, int max_len, char buf[2][4096], char *tok[2][MAX_TOK],
+                        int n[2])
+{
+    char side[2][4096];
+    const char *tab = strchr(line, '\t'), *end = strchr(tab + 1, '\t');
+    size_t l0 = (size_t)(tab - line), l1 = end ? (size_t)(end - tab - 1) : strlen(tab + 1);
+    if (l0 >= sizeof side[0] || l1 >= sizeof side[1])
+        return false;
+    memcpy(side[0], line, l0), side[0][l0] = '\0';
+    memcpy(side[1], tab + 1, l1), side[1][l1] = '\0';
+    bool more[2];
+    for (int k = 0; k < 2; k++)
+        n[k] = tokenize(side[k], buf[k], sizeof buf[k], tok[k], max_len, &more[k]);
+    return !more[0] && !more[1] && n[0] >= 1 && n[1] >= 1;
+}
+
+/* Pairs from lines[order[i]] (order NULL: lines[i]), i < n, as ids through
+ * sv/tv, adding words when grow is set (else unknown words are UNK). Lines
+ * with more than max_len tokens on a side are dropped (counted in
+ * *dropped). Returns 0, or -1 when out of memory. */
+static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs *p, vocab *sv,
+                      vocab *tv, bool grow, int max_len, int64_t *dropped)
 {
     memset(p, 0, sizeof *p);
     int64_t cap = 0;
     *dropped = 0;
-    char *copy = strdup(text), *save = NULL;
-    if (!copy)
-        return -1;
     static char buf[2][4096];
     char *tok[2][MAX_TOK];
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *tab = strchr(line, '\t');
-        if (!tab)
-            continue;
-        *tab = '\0';
-        char *tgt = tab + 1, *tab2 = strchr(tgt, '\t');
-        if (tab2)
-            *tab2 = '\0';
-        bool more[2];
-        int n0 = tokenize(line, buf[0], sizeof buf[0], tok[0], max_len, &more[0]);
-        int n1 = tokenize(tgt, buf[1], sizeof buf[1], tok[1], max_len, &more[1]);
-        if (more[0] || more[1] || n0 < 1 || n1 < 1) {
+    int len[2];
+    for (int64_t i = 0; i < n; i++) {
+        if (!pair_tokens(lines[order ? order[i] : i], max_len, buf, tok, len)) {
             (*dropped)++;
             continue;
         }
-        if (pairs_push(p, &cap)) {
-            free(copy);
+        if (pairs_push(p, &cap))
             return -1;
+        int32_t *ids[2] = {p->src + p->n * MAX_TOK, p->tgt + p->n * MAX_TOK};
+        vocab *v[2] = {sv, tv};
+        for (int k = 0; k < 2; k++) {
+            for (int j = 0; j < MAX_TOK; j++)
+                ids[k][j] = PAD;
+            for (int j = 0; j < len[k]; j++) {
+                int id = grow ? vocab_add(v[k], tok[k][j]) : vocab_find(v[k], tok[k][j]);
+                ids[k][j] = id < 0 ? UNK : id;
+            }
         }
-        int32_t *s = p->src + p->n * MAX_TOK, *t = p->tgt + p->n * MAX_TOK;
-        for (int j = 0; j < MAX_TOK; j++)
-            s[j] = t[j] = PAD;
-        for (int j = 0; j < n0; j++) {
-            int id = grow ? vocab_add(sv, tok[0][j]) : vocab_find(sv, tok[0][j]);
-            s[j] = id < 0 ? UNK : id;
-        }
-        for (int j = 0; j < n1; j++) {
-            int id = grow ? vocab_add(tv, tok[1][j]) : vocab_find(tv, tok[1][j]);
-            t[j] = id < 0 ? UNK : id;
-        }
-        t[n1] = EOS;
-        p->slen[p->n] = n0;
-        p->tlen[p->n] = n1 + 1;
+        ids[1][len[1]] = EOS;
+        p->slen[p->n] = len[0];
+        p->tlen[p->n] = len[1] + 1;
         p->n++;
     }
-    free(copy);
     return 0;
 }
 
@@ -857,46 +876,20 @@ static int cmd_train(opts *o)
     }
     /* the usable pairs' lines, split by a fixed-seed shuffle: 5% validation;
      * the vocabularies come from the training pairs only */
-    /* re-read the text line by line in split order */
-    size_t nlines = 1;
-    for (const char *c = text; *c; c++)
-        nlines += *c == '\n';
-    char **lines = malloc(sizeof *lines * nlines);
-    int64_t nl = 0, dropped = 0;
-    {
-        char *save = NULL, *copy = strdup(text);
-        static char buf[2][4096];
-        char *tok[2][MAX_TOK];
-        for (char *line = strtok_r(copy, "\n", &save); line;
-             line = strtok_r(NULL, "\n", &save)) {
-            char *tab = strchr(line, '\t');
-            if (!tab)
-                continue;
-            char *dup = strdup(line), *t2 = strchr(dup, '\t'), *tgt = t2 + 1, *t3;
-            *t2 = '\0';
-            if ((t3 = strchr(tgt, '\t')))
-                *t3 = '\0';
-            bool m0, m1;
-            int a = tokenize(dup, buf[0], sizeof buf[0], tok[0], (int)o->max_len, &m0);
-            int b = tokenize(tgt, buf[1], sizeof buf[1], tok[1], (int)o->max_len, &m1);
-            if (m0 || m1 || a < 1 || b < 1) {
-                dropped++;
-                free(dup);
-                continue;
-            }
-            *t2 = '\t';
-            if (t3)
-                *t3 = '\0';
-            lines[nl++] = dup;
-        }
-        free(copy);
-    }
-    int64_t n = nl, n_val = n / 20, n_train = n - n_val;
-    if (n_train < 1 || n_val < 1) {
+    int64_t nl, n = 0, dropped = 0;
+    char **lines = pair_lines(text, &nl);
+    static char buf[2][4096];
+    char *tok[2][MAX_TOK];
+    int len2[2];
+    for (int64_t i = 0; lines && i < nl; i++)
+        if (pair_tokens(lines[i], (int)o->max_len, buf, tok, len2))
+            lines[n++] = lines[i];
+        else
+            dropped++;
+    int64_t n_val = n / 20, n_train = n - n_val;
+    if (!lines || n_train < 1 || n_val < 1) {
         fprintf(stderr, "translate: %" PRId64 " usable pairs (%" PRId64 " dropped for --max-len "
                         "%" PRId64 "): too few to train and validate\n", n, dropped, o->max_len);
-        for (int64_t i = 0; i < n; i++)
-            free(lines[i]);
         free(lines);
         free(text);
         return 1;
@@ -911,31 +904,18 @@ static int cmd_train(opts *o)
         int64_t t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
-    size_t tsz = 1, vsz = 1;
-    for (int64_t i = 0; i < n; i++)
-        *(i < n_train ? &tsz : &vsz) += strlen(lines[perm[i]]) + 1;
-    char *ttext = malloc(tsz), *vtext = malloc(vsz), *tp_ = ttext, *vp = vtext;
-    for (int64_t i = 0; i < n; i++) {
-        char **dst = i < n_train ? &tp_ : &vp;
-        size_t l = strlen(lines[perm[i]]);
-        memcpy(*dst, lines[perm[i]], l);
-        (*dst)[l] = '\n';
-        *dst += l + 1;
-    }
-    *tp_ = '\0';
-    *vp = '\0';
-    for (int64_t i = 0; i < n; i++)
-        free(lines[i]);
-    free(lines);
-    free(perm);
-    free(text);
     pairs trn, val;
-    if (pairs_read(ttext, &trn, &r.sv, &r.tv, !o->resume, (int)o->max_len, &dropped) ||
-        pairs_read(vtext, &val, &r.sv, &r.tv, false, (int)o->max_len, &dropped)) {
+    int rc_read = pairs_read(lines, perm, n_train, &trn, &r.sv, &r.tv, !o->resume,
+                             (int)o->max_len, &dropped) ||
+                  pairs_read(lines, perm + n_train, n_val, &val, &r.sv, &r.tv, false,
+                             (int)o->max_len, &dropped);
+    free(perm);
+    free(lines);
+    free(text);
+    if (rc_read) {
         fprintf(stderr, "translate: out of memory reading the pairs\n");
         return 1;
     }
-    free(ttext), free(vtext);
     if (!o->resume) {
         tn_rng wr;
         tn_rng_seed(&wr, o->seed);
@@ -1134,15 +1114,18 @@ static int cmd_eval(opts *o)
         free(text);
         return 1;
     }
-    pairs p;
-    int64_t dropped;
-    if (pairs_read(text, &p, &r.sv, &r.tv, false, MAX_TOK - 1, &dropped) || p.n == 0) {
+    pairs p = {0};
+    int64_t dropped, nl;
+    char **lines = pair_lines(text, &nl);
+    int rc = !lines || pairs_read(lines, NULL, nl, &p, &r.sv, &r.tv, false, MAX_TOK - 1, &dropped);
+    free(lines);
+    free(text);
+    if (rc || p.n == 0) {
         fprintf(stderr, "translate: --data %s: no pairs (source<TAB>target lines)\n", o->data);
-        free(text);
+        pairs_free(&p);
         run_free(&r);
         return 1;
     }
-    free(text);
     tn_tape *tp = tn_tape_new();
     double loss, b;
     evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, &loss, &b);
