@@ -114,12 +114,6 @@ static const config named[] = {
 
 enum { V = 65, E = 64 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- SGEMM peak ---- */
 
@@ -143,10 +137,10 @@ static double sgemm_peak(int reps)
     float one = 1.0f, zero = 0.0f;
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* first call is a warm-up */
-        double t0 = now();
+        double t0 = cli_seconds();
         bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero,
                   c, n, 1);
-        double dt = now() - t0;
+        double dt = cli_seconds() - t0;
         if (r > 0 && dt < best)
             best = dt;
     }
@@ -170,16 +164,15 @@ static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward",
                                        "clip", "adam"};
 static double phase_s[PH_N];
 
-static double now(void);
 
 /* One full training step; returns the loss, or NAN (message printed). */
 static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targets)
 {
     double t[PH_N + 1];
-    t[0] = now();
+    t[0] = cli_seconds();
     tn_tape_reset(tp);
     tn_optim_zero_grad(m->opt);
-    t[1] = now();
+    t[1] = cli_seconds();
     tn_tensor *x = tn_embedding_forward(tp, &m->emb, ids); /* [B, T, E] */
     tn_rnn_out out;
     if (tn_rnn_forward(tp, &m->rnn, x, NULL, NULL, NULL, &out) != TN_OK) {
@@ -189,24 +182,24 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
     tn_tensor *logits = tn_linear_forward(tp, &m->head, out.output); /* [B, T, V] */
     logits = tn_reshape(tp, logits, 2, (int64_t[]){-1, V});           /* [B*T, V] */
     tn_tensor *loss = tn_cross_entropy(tp, logits, targets, -1, TN_REDUCE_MEAN);
-    t[2] = now();
+    t[2] = cli_seconds();
     if (!loss || tn_backward(tp, loss) != TN_OK) {
         fprintf(stderr, "rnn_bench: %s\n", tn_last_error());
         return NAN;
     }
-    t[3] = now();
+    t[3] = cli_seconds();
     if (td_allreduce(NULL) != TN_OK) { /* several ranks: the mean gradient */
         fprintf(stderr, "rnn_bench: allreduce: %s\n", tn_last_error());
         return NAN;
     }
-    t[4] = now();
+    t[4] = cli_seconds();
     tn_clip_grad_norm(&m->ps, 1.0);
-    t[5] = now();
+    t[5] = cli_seconds();
     if (tn_optim_step(m->opt) != TN_OK) {
         fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());
         return NAN;
     }
-    t[6] = now();
+    t[6] = cli_seconds();
     for (int k = 0; k < PH_N; k++)
         phase_s[k] += t[k + 1] - t[k];
     return tn_tensor_get(loss, 0);
@@ -340,11 +333,11 @@ int main(int argc, char **argv)
     long steps = 0;
     memset(phase_s, 0, sizeof phase_s);
     atomic_store(&counting, 1);
-    double t0 = now(), el = 0;
+    double t0 = cli_seconds(), el = 0;
     do {
         loss = train_step(&m, tp, ids, targets);
         steps++;
-        el = td_mean(now() - t0); /* every rank decides alike */
+        el = td_mean(cli_seconds() - t0); /* every rank decides alike */
     } while (loss == loss && (el < seconds || steps < 2));
     atomic_store(&counting, 0);
     if (loss != loss)

@@ -55,45 +55,12 @@ typedef struct text {
 static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap)
 {
     int64_t k = 0;
-    for (int64_t i = 0; i < n;) {
+    for (size_t i = 0; i < (size_t)n;) {
         if (k == cap)
             return -1;
-        unsigned c = s[i];
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
-        bool ok = len > 0 && i + len <= n;
-        for (int j = 1; ok && j < len; j++) {
-            ok = (s[i + j] & 0xc0) == 0x80;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        out[k++] = ok ? cp : 0xfffd;
-        i += ok ? len : 1;
+        out[k++] = cli_utf8_next(s, (size_t)n, &i);
     }
     return k;
-}
-
-static int utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
 }
 
 /* The bytes of --data as UTF-8: refused when it is not a readable file or
@@ -212,7 +179,7 @@ static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool b
         int id = vocab_index(t, cps[i]);
         if (id < 0) {
             char enc[5] = {0};
-            utf8_encode(cps[i], enc);
+            cli_utf8_encode(cps[i], enc);
             fprintf(stderr,
                     "char_rnn: %s: character '%s' (U+%04X) at position %" PRId64
                     " is not in the model's vocabulary\n",
@@ -491,7 +458,7 @@ static int sample_next(const tn_tensor *logits, int64_t V, double temp, int64_t 
 static void print_cp(uint32_t cp)
 {
     char enc[4];
-    int k = utf8_encode(cp, enc);
+    int k = cli_utf8_encode(cp, enc);
     fwrite(enc, 1, (size_t)k, stdout);
 }
 
@@ -564,7 +531,7 @@ static void vocab_string(const text *t, char *out, size_t cap)
 {
     size_t k = 0;
     for (int v = 0; v < t->V && k + 5 < cap; v++)
-        k += (size_t)utf8_encode(t->vocab[v], out + k);
+        k += (size_t)cli_utf8_encode(t->vocab[v], out + k);
     out[k] = '\0';
 }
 
@@ -726,12 +693,6 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
 
 /* ---- commands ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int load_training_text(const opts *o, text *t)
 {
@@ -969,7 +930,7 @@ static int cmd_train(const opts *o)
     int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
     bool tty = lead && isatty(STDERR_FILENO);
     int64_t save_every = o->save_every ? o->save_every : o->eval_every;
-    double t0 = now(), last_loss = NAN, smooth = NAN;
+    double t0 = cli_seconds(), last_loss = NAN, smooth = NAN;
     int64_t start_step = step, rc = 0;
     while (step < o->steps) {
         if (pos + T + 1 > stream) { /* end of the streams: start over from zero state */
@@ -1021,7 +982,7 @@ static int cmd_train(const opts *o)
         pos += T;
         step++;
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
-        double el = now() - t0, tps = (double)(step - start_step) * B * T / el;
+        double el = cli_seconds() - t0, tps = (double)(step - start_step) * B * T / el;
         double eta = (double)(o->steps - step) * el / (double)(step - start_step);
         if (tty) {
             int w = 30, fill = (int)(w * step / (o->steps ? o->steps : 1));
@@ -1039,7 +1000,7 @@ static int cmd_train(const opts *o)
                     tty ? "\n" : "", step, smooth, vl, exp(vl));
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, smooth, vl, exp(vl),
-                        now() - t0);
+                        cli_seconds() - t0);
                 fflush(log);
             }
         }
@@ -1055,7 +1016,7 @@ static int cmd_train(const opts *o)
         rc = 1;
     if (rc == 0 && lead)
         printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
-               smooth, last_loss, now() - t0);
+               smooth, last_loss, cli_seconds() - t0);
     if (log)
         fclose(log);
     tn_tensor_free(x);

@@ -92,4 +92,13 @@ int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n);
  * buffer of *out_n bytes (NULL when out of memory). */
 unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n);
 
+/* The code point at s[*i] of s[0..n), *i advanced past it; an invalid or
+ * cut sequence gives U+FFFD and advances one byte. */
+uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i);
+/* The UTF-8 bytes of code point cp into out (room for 4); their number. */
+int cli_utf8_encode(uint32_t cp, char *out);
+
+/* Seconds of a monotonic clock (for durations). */
+double cli_seconds(void);
+
 #endif

@@ -172,47 +172,18 @@ static bool is_punct_cp(uint32_t c)
                    : c == 0xAB || c == 0xBB || c == 0xBF || c == 0xA1; /* « » ¿ ¡ */
 }
 
-/* Append the UTF-8 of c to out (room for 4 bytes assumed). */
-static int put_utf8(uint32_t c, char *out)
-{
-    if (c < 0x80)
-        return out[0] = (char)c, 1;
-    if (c < 0x800)
-        return out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 63)), 2;
-    if (c < 0x10000)
-        return out[0] = (char)(0xE0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 63)),
-               out[2] = (char)(0x80 | (c & 63)), 3;
-    return out[0] = (char)(0xF0 | c >> 18), out[1] = (char)(0x80 | (c >> 12 & 63)),
-           out[2] = (char)(0x80 | (c >> 6 & 63)), out[3] = (char)(0x80 | (c & 63)), 4;
-}
-
-/* Next code point of valid UTF-8 at *s (advanced). */
-static uint32_t get_utf8(const unsigned char **s)
-{
-    const unsigned char *p = *s;
-    uint32_t c = p[0];
-    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if (n > 1) {
-        c &= 0x3F >> (n - 1);
-        for (int i = 1; i < n && p[i]; i++)
-            c = c << 6 | (p[i] & 63);
-    }
-    *s = p + n;
-    return c;
-}
-
 /* Tokens of text (valid UTF-8) into buf as NUL-separated words; returns
  * their number, at most max (the rest is cut; *more set when there were
  * more). */
 static int tokenize(const char *text, char *buf, size_t cap, char **tok, int max, bool *more)
 {
     const unsigned char *s = (const unsigned char *)text;
-    size_t used = 0;
+    size_t used = 0, len = strlen(text), at = 0;
     int n = 0;
     bool in_word = false;
     *more = false;
-    while (*s) {
-        uint32_t c = get_utf8(&s);
+    while (at < len) {
+        uint32_t c = cli_utf8_next(s, len, &at);
         if (c < 128)
             c = (uint32_t)tolower((int)c);
         else if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
@@ -239,7 +210,7 @@ static int tokenize(const char *text, char *buf, size_t cap, char **tok, int max
         }
         if (used + 8 > cap)
             break;
-        used += (size_t)put_utf8(c, buf + used);
+        used += (size_t)cli_utf8_encode(c, buf + used);
         if (punct) {
             buf[used++] = '\0';
             in_word = false;
@@ -720,12 +691,6 @@ static int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim *
 
 /* ---- training ---- */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Copy pairs idx[0..B) into src [B, S] / tgt [B, T] (S, T: the longest
  * of the batch) and lengths. The tensors are tape tensors of tp (valid
@@ -946,7 +911,7 @@ static int cmd_train(opts *o)
     int64_t B = o->batch, *idx = malloc(sizeof *idx * (size_t)B);
     int32_t *len = malloc(sizeof *len * (size_t)B);
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
-    double t0 = now(), smooth = NAN;
+    double t0 = cli_seconds(), smooth = NAN;
     bool tty = isatty(STDERR_FILENO);
     int rc = 0;
     int64_t n_eval = val.n < o->eval_pairs ? val.n : o->eval_pairs;
@@ -975,7 +940,7 @@ static int cmd_train(opts *o)
         }
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        double el = now() - t0;
+        double el = cli_seconds() - t0;
         if (tty)
             fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " loss %.4f  %.1f steps/s ", step,
                     o->steps, smooth, (double)(step - start) / el);
@@ -989,7 +954,7 @@ static int cmd_train(opts *o)
                     tty ? "\n" : "", step, smooth, vl, vb);
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.4f,%.3f\n", step, smooth, vl, vb,
-                        now() - t0);
+                        cli_seconds() - t0);
                 fflush(log);
             }
         }
@@ -1004,7 +969,7 @@ static int cmd_train(opts *o)
     if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp))
         rc = 1;
     if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f in %.1fs\n", step, smooth, now() - t0);
+        printf("final step %" PRId64 " train_loss %.4f in %.1fs\n", step, smooth, cli_seconds() - t0);
     if (log)
         fclose(log);
     free(idx), free(len);
@@ -1034,14 +999,14 @@ static void detokenize(const vocab *tv, const int32_t *ids, int n, FILE *f)
     bool glue = true;
     for (int i = 0; i < n; i++) {
         const char *w = ids[i] >= 0 && ids[i] < tv->n ? tv->words[ids[i]] : "<unk>";
-        const unsigned char *p = (const unsigned char *)w;
-        uint32_t c = get_utf8(&p);
-        bool closing = is_punct_cp(c) && *p == '\0' && c != '(' && c != 0xAB && c != 0xBF &&
-                       c != 0xA1 && c != '"';
-        if (!glue && !closing)
+        size_t len = strlen(w), at = 0;
+        uint32_t c = cli_utf8_next((const unsigned char *)w, len, &at);
+        bool mark = is_punct_cp(c) && at == len; /* a punctuation token */
+        bool opening = c == '(' || c == 0xAB || c == 0xBF || c == 0xA1;
+        if (!glue && !(mark && !opening && c != '"'))
             fputc(' ', f);
         fputs(w, f);
-        glue = is_punct_cp(c) && *p == '\0' && (c == '(' || c == 0xAB || c == 0xBF || c == 0xA1);
+        glue = mark && opening;
     }
     fputc('\n', f);
 }
