@@ -63,37 +63,6 @@ static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int
     return k;
 }
 
-/* The bytes of --data as UTF-8: refused when it is not a readable file or
- * (with --encoding utf-8) not valid UTF-8; converted from Latin-1 with
- * --encoding latin-1. The caller frees *buf. */
-static int read_text_file(const char *path, const char *encoding, unsigned char **buf,
-                          int64_t *n)
-{
-    size_t len;
-    if (cli_read_file("char_rnn", "--data", path, buf, &len))
-        return -1;
-    if (strcmp(encoding, "latin-1") == 0) {
-        unsigned char *u = cli_latin1_to_utf8(*buf, len, &len);
-        free(*buf);
-        *buf = u;
-        if (!u) {
-            fprintf(stderr, "char_rnn: --data %s: out of memory\n", path);
-            return -1;
-        }
-    } else {
-        int64_t bad = cli_utf8_invalid_at(*buf, len);
-        if (bad >= 0) {
-            fprintf(stderr,
-                    "char_rnn: --data %s: not valid UTF-8 at byte offset %" PRId64
-                    " (byte 0x%02x); for Latin-1 text use --encoding latin-1\n",
-                    path, bad, (*buf)[bad]);
-            free(*buf);
-            return -1;
-        }
-    }
-    *n = (int64_t)len;
-    return 0;
-}
 
 /* A text that needs no download: English prose generated from a small
  * grammar with a fixed seed (about 200 KB), so the demo runs anywhere. */
@@ -693,13 +662,25 @@ static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, d
 
 /* ---- commands ---- */
 
+/* The bytes of --data as UTF-8 (cli_read_text: a readable file, valid
+ * UTF-8 or converted with --encoding latin-1). The caller frees *bytes. */
+static int read_text(const opts *o, unsigned char **bytes, int64_t *nbytes)
+{
+    char *text;
+    size_t n;
+    if (cli_read_text("char_rnn", "--data", o->data, o->encoding, &text, &n))
+        return -1;
+    *bytes = (unsigned char *)text;
+    *nbytes = (int64_t)n;
+    return 0;
+}
 
 static int load_training_text(const opts *o, text *t)
 {
     unsigned char *bytes;
     int64_t nbytes;
     if (o->data) {
-        if (read_text_file(o->data, o->encoding, &bytes, &nbytes))
+        if (read_text(o, &bytes, &nbytes))
             return -1;
     } else {
         bytes = generated_text(&nbytes);
@@ -1066,7 +1047,7 @@ static int cmd_eval(const opts *o)
     }
     unsigned char *bytes = NULL; /* the data first: a bad file is refused before the model */
     int64_t nbytes;
-    if (read_text_file(o->data, o->encoding, &bytes, &nbytes))
+    if (read_text(o, &bytes, &nbytes))
         return 1;
     model m;
     text t = {0};

@@ -460,3 +460,41 @@ double cli_seconds(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
+                  char **text, size_t *n)
+{
+    unsigned char *buf;
+    size_t len;
+    *text = NULL;
+    if (cli_read_file(prog, opt, path, &buf, &len))
+        return -1;
+    if (encoding && strcmp(encoding, "latin-1") == 0) {
+        unsigned char *u = cli_latin1_to_utf8(buf, len, &len);
+        free(buf);
+        if (!(buf = u)) {
+            fprintf(stderr, "%s: %s %s: out of memory\n", prog, opt, path);
+            return -1;
+        }
+    } else {
+        int64_t bad = cli_utf8_invalid_at(buf, len);
+        if (bad >= 0) {
+            fprintf(stderr,
+                    "%s: %s %s: not valid UTF-8 at byte offset %" PRId64
+                    " (byte 0x%02x); for Latin-1 text use --encoding latin-1\n",
+                    prog, opt, path, bad, buf[bad]);
+            free(buf);
+            return -1;
+        }
+    }
+    char *t = realloc(buf, len + 1);
+    if (!t) {
+        free(buf);
+        fprintf(stderr, "%s: %s %s: out of memory\n", prog, opt, path);
+        return -1;
+    }
+    t[len] = '\0';
+    *text = t;
+    *n = len;
+    return 0;
+}

@@ -92,6 +92,14 @@ int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n);
  * buffer of *out_n bytes (NULL when out of memory). */
 unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n);
 
+/* Read a text file (given as option `opt`) as UTF-8: with encoding
+ * "latin-1" it is converted, otherwise bytes that are not valid UTF-8 are
+ * refused naming the byte offset and value. *text gets a malloc'd,
+ * NUL-terminated buffer of *n bytes (the caller frees it). Returns 0 or -1
+ * (message printed). */
+int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
+                  char **text, size_t *n);
+
 /* The code point at s[*i] of s[0..n), *i advanced past it; an invalid or
  * cut sequence gives U+FFFD and advances one byte. */
 uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i);

@@ -777,22 +777,16 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
     tn_tape_set_training(tp, train);
 }
 
+/* The text of an input file (valid UTF-8, no NUL byte) or NULL (message
+ * printed). */
 static char *read_all(const char *opt, const char *path)
 {
-    unsigned char *buf;
+    char *s;
     size_t n;
-    if (cli_read_file("translate", opt, path, &buf, &n))
+    if (cli_read_text("translate", opt, path, "utf-8", &s, &n))
         return NULL;
-    int64_t bad = cli_utf8_invalid_at(buf, n);
-    char *s = realloc(buf, n + 1);
-    if (!s) {
-        free(buf);
-        return NULL;
-    }
-    s[n] = '\0';
-    if (bad >= 0 || strlen(s) != n) {
-        fprintf(stderr, "translate: %s %s: not valid UTF-8 text (byte offset %" PRId64 ")\n", opt,
-                path, bad >= 0 ? bad : (int64_t)strlen(s));
+    if (strlen(s) != n) {
+        fprintf(stderr, "translate: %s %s: a NUL byte at offset %zu\n", opt, path, strlen(s));
         free(s);
         return NULL;
     }
