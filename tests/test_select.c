@@ -15,8 +15,7 @@ static tn_rng rng;
 static tn_tensor *rand_tensor(tn_dtype dt, int nd, const int64_t *shape)
 {
     tn_tensor *t = tn_tensor_new(dt, nd, shape);
-    for (int64_t i = 0; i < tn_numel(t); i++)
-        tn_tensor_set(t, i, tn_rng_uniform(&rng) * 2 - 1);
+    tn_tensor_uniform(t, &rng, -1, 1);
     return t;
 }
 

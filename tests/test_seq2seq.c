@@ -142,8 +142,7 @@ static void beam_vs_exhaustive(void)
     for (int trial = 0; trial < 3; trial++) {
         /* scale the output layer so that the distributions are peaked and
          * different per trial */
-        for (int64_t i = 0; i < tn_numel(m.out.weight); i++)
-            tn_tensor_set(m.out.weight, i, 3 * (tn_rng_uniform(&r) - 0.5));
+        tn_tensor_uniform(m.out.weight, &r, -1.5, 1.5);
         tn_tensor_set(m.out.bias, EOS, -1.5 * trial); /* longer answers win in later trials */
         int32_t sv[3] = {3, 4, 3};
         tn_tensor *src = ids(2, (int64_t[]){1, 3}, sv);
