@@ -324,7 +324,7 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
     hyp *best = calloc((size_t)B, sizeof *best);
     int *nlive = calloc((size_t)B, sizeof *nlive), *nfin = calloc((size_t)B, sizeof *nfin);
     double *bestnorm = calloc((size_t)B, sizeof *bestnorm);
-    int32_t *store = calloc((size_t)(3 * n + B) * (size_t)max_len, sizeof *store);
+    int32_t *store = calloc((size_t)(2 * n + B) * (size_t)max_len, sizeof *store);
     int32_t *prev = calloc((size_t)n, sizeof *prev), *parent = calloc((size_t)n, sizeof *parent);
     cand *cands = calloc((size_t)k * (size_t)V, sizeof *cands), *top = calloc((size_t)k, sizeof *top);
     double *logp = calloc((size_t)V, sizeof *logp);
