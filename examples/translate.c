@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "plot.h"
 
 enum { PAD = 0, SOS = 1, EOS = 2, UNK = 3, MAX_TOK = 64 };
 
@@ -1117,50 +1118,19 @@ static int cmd_attention(opts *o)
         rc = 1;
         goto done;
     }
-    /* the matrix as CSV: rows target tokens (and <eos>), columns source tokens */
-    char csv[4096];
-    snprintf(csv, sizeof csv, "%s.csv", o->out);
-    FILE *f = fopen(csv, "w");
-    if (!f) {
-        fprintf(stderr, "translate: %s: %s\n", csv, strerror(errno));
-        rc = 1;
-        goto done;
-    }
+    /* rows: target tokens (and <eos>), columns: source tokens */
     int rows = olen < o->max_len ? olen + 1 : olen;
-    for (int t = 0; t < rows; t++)
-        for (int s = 0; s < len; s++)
-            fprintf(f, "%.6f%c", w[t * len + s], s + 1 < len ? ',' : '\n');
-    fclose(f);
-    /* gnuplot: a heat map with the tokens on the axes */
-    char script[4096];
-    snprintf(script, sizeof script, "%s.gp", o->out);
-    f = fopen(script, "w");
-    if (!f) {
-        rc = 1;
-        goto done;
-    }
-    fprintf(f, "set terminal pngcairo size 800,600\nset output '%s'\nset datafile separator ','\n"
-               "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
-               "set yrange [] reverse\nset xtics (",
-            o->out);
+    const char *slab[MAX_TOK], *tlab[MAX_TOK + 1];
     for (int s = 0; s < len; s++) {
         int id = ((int32_t *)src->data)[s];
-        fprintf(f, "%s\"%s\" %d", s ? ", " : "", id < r.sv.n ? r.sv.words[id] : "?", s);
+        slab[s] = id < r.sv.n ? r.sv.words[id] : "?";
     }
-    fprintf(f, ")\nset ytics (");
     for (int t = 0; t < rows; t++)
-        fprintf(f, "%s\"%s\" %d", t ? ", " : "", t < olen ? r.tv.words[out[t]] : "<eos>", t);
-    fprintf(f, ")\nplot '%s' matrix with image\n", csv);
-    fclose(f);
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", script);
-    bool have = system("command -v gnuplot >/dev/null 2>&1") == 0;
-    if (have && system(cmd) == 0) {
-        printf("%s (weights: %s)\n", o->out, csv);
-    } else {
-        printf("gnuplot not found or failed: the weights are in %s (rows: target tokens, "
-               "columns: source tokens); plot them with gnuplot %s\n",
-               csv, script);
+        tlab[t] = t < olen ? r.tv.words[out[t]] : "<eos>";
+    if (plot_heatmap("translate", o->out, w, rows, len, tlab, slab, NULL, 0, 1, 800, 600) ==
+        PLOT_ERROR) {
+        rc = 1;
+        goto done;
     }
     detokenize(&r.tv, out, olen, stdout);
 done:
