@@ -18,6 +18,18 @@ static void put_label(FILE *f, const char *s)
         fputc(*s == '"' || *s == '\\' ? '\'' : *s, f);
 }
 
+/* set <axis> ("label" 0, "label" 1, ...) */
+static void put_tics(FILE *f, const char *axis, const char *const *labels, int n)
+{
+    fprintf(f, "set %s (", axis);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ", \"" : "\"", f);
+        put_label(f, labels[i]);
+        fprintf(f, "\" %d", i);
+    }
+    fputs(")\n", f);
+}
+
 /* Run the script; say what happened. */
 static int run_script(const char *png, const char *script, const char *data)
 {
@@ -68,24 +80,10 @@ int plot_heatmap(const char *prog, const char *png, const double *m, int rows, i
         put_label(f, title);
         fputs("\"\n", f);
     }
-    if (col_labels) {
-        fputs("set xtics (", f);
-        for (int c = 0; c < cols; c++) {
-            fputs(c ? ", \"" : "\"", f);
-            put_label(f, col_labels[c]);
-            fprintf(f, "\" %d", c);
-        }
-        fputs(")\n", f);
-    }
-    if (row_labels) {
-        fputs("set ytics (", f);
-        for (int r = 0; r < rows; r++) {
-            fputs(r ? ", \"" : "\"", f);
-            put_label(f, row_labels[r]);
-            fprintf(f, "\" %d", r);
-        }
-        fputs(")\n", f);
-    }
+    if (col_labels)
+        put_tics(f, "xtics", col_labels, cols);
+    if (row_labels)
+        put_tics(f, "ytics", row_labels, rows);
     fprintf(f, "plot '%s' matrix with image\n", csv);
     if (fclose(f) != 0)
         return PLOT_ERROR;
