@@ -588,10 +588,64 @@ static void test_init(void)
     tn_tensor_free(c2);
 }
 
+/* A frozen parameter (requires_grad off) keeps its values and state under
+ * every optimizer, AdamW's decoupled weight decay included, and its
+ * gradient is left out of clipping; unfreezing resumes its updates. Exact
+ * comparisons: a skipped parameter is not touched at all. */
+static void test_frozen(void)
+{
+    for (int kind = 0; kind < 5; kind++) {
+        tn_params ps;
+        tn_params_init(&ps);
+        int64_t sh[1] = {4};
+        tn_tensor *w = tn_params_new(&ps, NULL, "frozen", TN_F64, 1, sh);
+        tn_tensor *v = tn_params_new(&ps, NULL, "trained", TN_F64, 1, sh);
+        for (int i = 0; i < 4; i++) {
+            tn_tensor_set(w, i, 1.0 + i);
+            tn_tensor_set(v, i, 1.0 + i);
+            ((double *)w->grad)[i] = 100.0; /* stale gradient of a frozen parameter */
+            ((double *)v->grad)[i] = 0.5;
+        }
+        CHECK(tn_tensor_set_requires_grad(w, false) == TN_OK);
+        tn_optim *o = NULL;
+        tn_sgd_opts so = tn_sgd_defaults();
+        so.momentum = 0.9, so.weight_decay = 0.1;
+        tn_adam_opts ao = tn_adamw_defaults();
+        ao.weight_decay = 0.1;
+        switch (kind) {
+        case 0: o = tn_optim_sgd(&ps, &so); break;
+        case 1: o = tn_optim_adagrad(&ps, NULL); break;
+        case 2: o = tn_optim_rmsprop(&ps, NULL); break;
+        case 3: o = tn_optim_adam(&ps, NULL); break;
+        case 4: o = tn_optim_adamw(&ps, &ao); break;
+        }
+        CHECK(o != NULL);
+        double norm = -1;
+        /* only v's gradient counts: sqrt(4 * 0.25) = 1 */
+        CHECK(tn_clip_grad_norm_ex(&ps, 1e9, &norm) == TN_OK && fabs(norm - 1.0) < 1e-15);
+        CHECK(tn_optim_step(o) == TN_OK && tn_optim_step(o) == TN_OK);
+        for (int i = 0; i < 4; i++) {
+            CHECK(tn_tensor_get(w, i) == 1.0 + i);
+            CHECK(tn_tensor_get(v, i) != 1.0 + i);
+        }
+        const tn_params *st = tn_optim_state(o);
+        for (int k = 0; k < st->n; k++)
+            if (strncmp(st->items[k].name, "frozen.", 7) == 0 && kind != 1)
+                for (int i = 0; i < 4; i++)
+                    CHECK(tn_tensor_get(st->items[k].t, i) == 0.0);
+        CHECK(tn_tensor_set_requires_grad(w, true) == TN_OK);
+        CHECK(tn_optim_step(o) == TN_OK);
+        CHECK(tn_tensor_get(w, 0) != 1.0);
+        tn_optim_free(o);
+        tn_params_free(&ps);
+    }
+}
+
 int main(void)
 {
     tn_set_allocator(count_alloc, free); /* before any library object */
     test_api();
+    test_frozen();
     test_init();
 
     const char *dir = fixture_dir();

@@ -136,7 +136,11 @@ TN_API void tn_optim_free(tn_optim *o);
  * incremented first, so Adam's first bias correction uses t = 1. Parameters
  * whose grad is NULL are skipped (as PyTorch skips grad None). SGD's
  * momentum buffer is set to the gradient when the counter was 0 before the
- * call. Large parameters are updated by OpenMP threads; the result does not
+ * call. Frozen parameters (requires_grad turned off with
+ * tn_tensor_set_requires_grad(t, false), e.g. a fixed pretrained embedding)
+ * are skipped the same way: no update, no weight decay, their state stays
+ * as it was; turning requires_grad back on resumes from that state.
+ * Large parameters are updated by OpenMP threads; the result does not
  * depend on the thread count. Allocates nothing. Returns TN_OK, or
  * TN_ERR_STATE when the parameter set changed size since creation (nothing
  * is updated then), TN_ERR_ARG for NULL.
@@ -241,7 +245,8 @@ TN_API double tn_lr_at(const tn_lr_schedule *s, int64_t step);
  * gradient of ps taken together (accumulated in double) is returned; when
  * c = max_norm / (norm + 1e-6) < 1, every gradient is multiplied by c in
  * place (so the clipped norm is just under max_norm). Parameters without a
- * grad are skipped. If the norm is not finite, the gradients are left
+ * grad and frozen parameters (requires_grad off) are skipped. If the norm
+ * is not finite, the gradients are left
  * unchanged (PyTorch would multiply them by NaN), the norm is returned and
  * TN_ERR_NUMERIC is recorded (tn_last_status) naming the first non-finite
  * gradient. max_norm < 0 or NaN: returns -1 and records TN_ERR_ARG;
@@ -253,8 +258,9 @@ TN_API double tn_clip_grad_norm(const tn_params *ps, double max_norm);
  * arguments are invalid. */
 TN_API tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out);
 
-/** torch.nn.utils.clip_grad_value_: clamp every gradient element to
- * [-clip_value, clip_value] in place (NaN stays NaN). Returns TN_OK, or
+/** torch.nn.utils.clip_grad_value_: clamp every gradient element of the
+ * trainable parameters (as tn_clip_grad_norm) to [-clip_value, clip_value]
+ * in place (NaN stays NaN). Returns TN_OK, or
  * TN_ERR_ARG for NULL or clip_value < 0 / NaN (nothing changes). */
 TN_API tn_status tn_clip_grad_value(const tn_params *ps, double clip_value);
 

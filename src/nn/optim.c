@@ -380,13 +380,20 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
 
 static double sum_squares(const tn_tensor *t); /* clipping, below */
 
+/* Has a gradient and is not frozen (requires_grad off): the parameters that
+ * tn_optim_step updates and the clipping functions read. */
+static bool trainable(const tn_tensor *p)
+{
+    return p->grad && p->requires_grad;
+}
+
 /* Whether every gradient element of o's parameters is finite (a sum of
  * squares in double is non-finite exactly then, for float gradients). */
 static bool grads_finite(const tn_optim *o)
 {
     for (int i = 0; i < o->n; i++) {
         const tn_tensor *p = o->ps->items[i].t;
-        if (p->grad && !isfinite(sum_squares(p)))
+        if (trainable(p) && !isfinite(sum_squares(p)))
             return false;
     }
     return true;
@@ -423,7 +430,7 @@ tn_status tn_optim_step(tn_optim *o)
         tn_tensor *s[OPT_MAX_STATE] = {NULL, NULL, NULL};
         for (int k = 0; k < o->nstate; k++)
             s[k] = o->state.items[i * o->nstate + k].t;
-        if (!p->grad)
+        if (!trainable(p))
             continue;
         switch (o->kind) {
         case TN_OPTIM_SGD: sgd_update(&o->opt.sgd, o->lr, first, p, s[0]); break;
@@ -615,10 +622,10 @@ static void scale_grad(tn_tensor *t, double c)
     });
 }
 
-/* Contiguous with a gradient (tensors a tn_params set creates always are). */
+/* Trainable and contiguous (tensors a tn_params set creates always are). */
 static bool clippable(const tn_tensor *t)
 {
-    return t && t->grad && (t->dtype == TN_F32 || t->dtype == TN_F64) && tn_is_contiguous(t);
+    return t && trainable(t) && (t->dtype == TN_F32 || t->dtype == TN_F64) && tn_is_contiguous(t);
 }
 
 tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out)
