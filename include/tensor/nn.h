@@ -36,9 +36,17 @@ typedef struct tn_param {
     tn_tensor *t;           /* owned by the set */
 } tn_param;
 
+/* A second name of a parameter of the set (tied weights). */
+typedef struct tn_param_tie {
+    char name[TN_NAME_MAX]; /* e.g. "decoder.weight" */
+    tn_tensor *t;           /* the parameter it names (owned by the set) */
+} tn_param_tie;
+
 typedef struct tn_params {
-    tn_param *items;
+    tn_param *items; /* each tensor once */
     int n, cap;
+    tn_param_tie *ties; /* other names of some of items' tensors */
+    int nties, tcap;
 } tn_params;
 
 /** Empty set (or zero-initialise the struct). */
@@ -51,7 +59,19 @@ TN_API void tn_params_free(tn_params *ps);
  * (duplicate name, bad shape). */
 TN_API tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
                                 int ndim, const int64_t *shape);
-/** Parameter by full name, or NULL. */
+/** Tie weights: register prefix + "." + name (or name alone) as a second
+ * name of the existing parameter target (a full name), as PyTorch's
+ * `decoder.weight = encoder.weight`. The set still holds one tensor: the
+ * optimizers, clipping, tn_params_numel and tn_save see it once, under
+ * target's name, and the gradients of every use accumulate in it.
+ * tn_params_get finds it under either name; tn_load fills it from the
+ * target's entry, or from the tie's entry when the file has only that one
+ * (a file with both, like a PyTorch state_dict, is read from the target's).
+ * Returns the target tensor (owned by the set), or NULL on error: unknown
+ * target, a name already in use, a name too long. */
+TN_API tn_tensor *tn_params_tie(tn_params *ps, const char *prefix, const char *name,
+                                const char *target);
+/** Parameter by full name (or the name of a tie), or NULL. */
 TN_API tn_tensor *tn_params_get(const tn_params *ps, const char *name);
 /** Zero every gradient. */
 TN_API void tn_params_zero_grad(tn_params *ps);
@@ -70,6 +90,15 @@ typedef struct tn_linear {
  * nn.Linear (kaiming-uniform: both uniform(+-1/sqrt(in))) from r. */
 TN_API tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
                                 int64_t out, bool bias, tn_dtype dt, tn_rng *r);
+/** A Linear whose weight is the existing parameter weight_name of ps, of
+ * shape [out, in] (tied weights, e.g. a language model's output layer
+ * sharing the embedding [V, E] when E equals the hidden size): the weight
+ * is registered as prefix.weight with tn_params_tie, and only the bias (if
+ * any) is new, initialised uniform(+-1/sqrt(in)) from r as nn.Linear's.
+ * Returns TN_OK, or an error (unknown weight, not 2-D, dtype other than
+ * dt). */
+TN_API tn_status tn_linear_init_tied(tn_linear *l, tn_params *ps, const char *prefix,
+                                     const char *weight_name, bool bias, tn_dtype dt, tn_rng *r);
 /** y = x W^T + b: x [N, in] or [B, T, in] (flattened over leading dims) ->
  * [N, out] or [B, T, out]. */
 TN_API tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);

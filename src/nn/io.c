@@ -125,7 +125,8 @@ static const char *st_dtype(tn_dtype dt) { return dt == TN_F32 ? "F32" : "F64"; 
 typedef struct pref {
     const char *name;
     tn_tensor *t;
-    int order; /* position in the sets */
+    int order; /* position in the sets; tn_load marks a matched one by -1 - order */
+    bool tie;  /* the second name of a parameter (tn_params_tie) */
 } pref;
 
 static int pref_by_name(const void *a, const void *b)
@@ -133,8 +134,10 @@ static int pref_by_name(const void *a, const void *b)
     return strcmp(((const pref *)a)->name, ((const pref *)b)->name);
 }
 
+/* The parameters of the sets (with their ties when with_ties) sorted by
+ * name into a new array *out of *n; names must be unique. */
 static tn_status flatten(const char *fn, const char *path, tn_params *const *sets, int nsets,
-                         pref **out, int *n)
+                         bool with_ties, pref **out, int *n)
 {
     if (nsets < 0 || (nsets > 0 && !sets))
         return tn_set_error(TN_ERR_ARG, "%s: %s: bad parameter sets (nsets %d)", fn, path, nsets);
@@ -142,15 +145,18 @@ static tn_status flatten(const char *fn, const char *path, tn_params *const *set
     for (int s = 0; s < nsets; s++) {
         if (!sets[s])
             return tn_set_error(TN_ERR_ARG, "%s: %s: parameter set %d is NULL", fn, path, s);
-        total += sets[s]->n;
+        total += sets[s]->n + (with_ties ? sets[s]->nties : 0);
     }
     pref *p = tn_alloc((size_t)(total ? total : 1) * sizeof *p);
     if (!p)
         return oom(fn, path, "listing the parameters");
     int k = 0;
-    for (int s = 0; s < nsets; s++)
+    for (int s = 0; s < nsets; s++) {
         for (int i = 0; i < sets[s]->n; i++, k++)
-            p[k] = (pref){sets[s]->items[i].name, sets[s]->items[i].t, k};
+            p[k] = (pref){sets[s]->items[i].name, sets[s]->items[i].t, k, false};
+        for (int i = 0; with_ties && i < sets[s]->nties; i++, k++)
+            p[k] = (pref){sets[s]->ties[i].name, sets[s]->ties[i].t, k, true};
+    }
     qsort(p, (size_t)total, sizeof *p, pref_by_name);
     for (int i = 0; i < total; i++) {
         if (!p[i].t || (i > 0 && strcmp(p[i].name, p[i - 1].name) == 0)) {
@@ -467,10 +473,9 @@ static void decode_into(tn_tensor *t, const unsigned char *src, tn_dtype dt)
 static tn_status match_params(const char *fn, const char *path, const header *h, pref *p, int np,
                               tn_tensor **match)
 {
-    int used = 0;
     for (int i = 0; i < h->n; i++) {
         const entry *e = &h->e[i];
-        pref key = {e->name, NULL, 0};
+        pref key = {.name = e->name};
         pref *q = bsearch(&key, p, (size_t)np, sizeof *p, pref_by_name);
         if (!q)
             FAIL(TN_ERR_FORMAT, "unexpected tensor '%s' (no parameter of that name)", e->name);
@@ -488,14 +493,30 @@ static tn_status match_params(const char *fn, const char *path, const header *h,
                  q->name, tn_dtype_name(q->t->dtype));
         match[i] = q->t;
         q->order = -1 - q->order; /* mark as used (names are unique in the file) */
-        used++;
     }
-    if (used != np) {
-        for (int i = 0; i < np; i++)
-            if (p[i].order >= 0)
-                FAIL(TN_ERR_FORMAT, "missing tensor '%s' (%d of %d parameters not in the file)",
-                     p[i].name, np - used, np);
+    /* A tie's entry fills its parameter only when the file lacks the
+     * parameter's own entry; every parameter needs one of the two. */
+    int nparams = 0, missing = 0;
+    const char *first_missing = NULL;
+    for (int i = 0; i < np; i++) {
+        if (p[i].tie)
+            continue;
+        nparams++;
+        bool found = p[i].order < 0;
+        for (int j = 0; j < np; j++) {
+            if (!p[j].tie || p[j].t != p[i].t || p[j].order >= 0)
+                continue;
+            for (int e = 0; e < h->n; e++)
+                if (found && strcmp(h->e[e].name, p[j].name) == 0)
+                    match[e] = NULL;
+            found = true;
+        }
+        if (!found && !missing++)
+            first_missing = p[i].name;
     }
+    if (missing)
+        FAIL(TN_ERR_FORMAT, "missing tensor '%s' (%d of %d parameters not in the file)",
+             first_missing, missing, nparams);
     return TN_OK;
 }
 
@@ -510,7 +531,7 @@ tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *
     tn_meta m = {0};
     tn_status st = header_read(fn, path, &h);
     if (st == TN_OK)
-        st = flatten(fn, path, sets, nsets, &p, &np);
+        st = flatten(fn, path, sets, nsets, true, &p, &np);
     if (st == TN_OK && !(match = tn_alloc((size_t)(h.n ? h.n : 1) * sizeof *match)))
         st = oom(fn, path, "matching the tensors");
     if (st == TN_OK)
@@ -525,7 +546,8 @@ tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *
     /* Everything is validated and in memory: nothing below can fail. */
     if (st == TN_OK) {
         for (int i = 0; i < h.n; i++)
-            decode_into(match[i], data + h.e[i].begin, h.e[i].dtype);
+            if (match[i]) /* NULL: a tie's entry beside its parameter's own */
+                decode_into(match[i], data + h.e[i].begin, h.e[i].dtype);
         if (meta_out) {
             tn_meta_free(meta_out);
             *meta_out = m;
@@ -810,7 +832,7 @@ tn_status tn_save(const char *path, tn_params *const *sets, int nsets, const tn_
         return tn_set_error(TN_ERR_ARG, "tn_save: path is NULL");
     pref *p;
     int np;
-    tn_status st = flatten(fn, path, sets, nsets, &p, &np);
+    tn_status st = flatten(fn, path, sets, nsets, false, &p, &np);
     if (st != TN_OK)
         return st;
     for (int i = 0; st == TN_OK && i < np; i++) {

@@ -24,6 +24,34 @@ tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_
     return TN_OK;
 }
 
+tn_status tn_linear_init_tied(tn_linear *l, tn_params *ps, const char *prefix,
+                              const char *weight_name, bool bias, tn_dtype dt, tn_rng *r)
+{
+    const char *fn = "tn_linear_init_tied";
+    if (!l || !ps || !r || !weight_name)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL argument", fn);
+    tn_tensor *w = tn_params_get(ps, weight_name);
+    if (!w)
+        return tn_set_error(TN_ERR_ARG, "%s: no parameter named %s", fn, weight_name);
+    if (w->ndim != 2 || w->dtype != dt) {
+        char buf[64];
+        return tn_set_error(TN_ERR_ARG, "%s: %s is %s %s; a Linear weight is 2-D %s", fn,
+                            weight_name, tn_dtype_name(w->dtype), tn_shape_str(w, buf, sizeof buf),
+                            tn_dtype_name(dt));
+    }
+    int64_t out = w->shape[0], in = w->shape[1];
+    tn_tensor *b = bias ? tn_params_new(ps, prefix, "bias", dt, 1, (int64_t[]){out}) : NULL;
+    if (bias && !b)
+        return tn_last_status();
+    if (!tn_params_tie(ps, prefix, "weight", weight_name))
+        return tn_last_status(); /* the new bias stays in the set, zero */
+    double k = 1.0 / sqrt((double)in);
+    if (b)
+        tn_tensor_uniform(b, r, -k, k);
+    *l = (tn_linear){.in = in, .out = out, .weight = w, .bias = b};
+    return TN_OK;
+}
+
 tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x)
 {
     if (!x || !tp || tn_tape_error(tp))
