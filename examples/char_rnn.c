@@ -6,7 +6,7 @@
  *                   [--save-every N] [--resume] [--eval-every N] [--eval-chars N]
  *                   [--log CSV] [--encoding utf-8|latin-1]
  *   char_rnn sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X]
- *                   [--top-k K] [--seed S]
+ *                   [--top-k K] [--top-p P] [--seed S]
  *   char_rnn eval   --checkpoint PATH --data FILE [--encoding utf-8|latin-1]
  *   char_rnn --help | --version
  *
@@ -169,8 +169,9 @@ static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool b
 typedef struct opts {
     const char *data, *checkpoint, *log, *prime, *cell, *encoding;
     int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
-    int64_t length, top_k, threads;
-    double lr, clip, dropout, temperature;
+    int64_t length, threads;
+    double lr, clip, dropout;
+    tn_sample_opts sample;
     uint64_t seed;
     bool resume;
 } opts;
@@ -184,9 +185,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
     *o = (opts){.hidden = 256, .layers = 2, .embed = 64, .batch = 32, .seq = 64, .steps = 1000,
                 .eval_every = 200, .eval_chars = 20000, .save_every = 0, .length = 500,
-                .top_k = 0, .threads = 0, .lr = 2e-3, .clip = 1.0, .dropout = 0.0,
-                .temperature = 0.8, .seed = 1337, .prime = "", .cell = "lstm",
-                .encoding = "utf-8"};
+                .threads = 0, .lr = 2e-3, .clip = 1.0, .dropout = 0.0,
+                .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1}, .seed = 1337,
+                .prime = "", .cell = "lstm", .encoding = "utf-8"};
     const cli_opt table[] = {
         {"--data", CLI_STRING, &o->data, "FILE", "text to train on / to evaluate",
          .def = "train: generated English-like text; eval: required", .commands = TRAIN | EVAL},
@@ -233,11 +234,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = SAMPLE},
         {"--length", CLI_INT, &o->length, "N", "characters to sample", .imin = 0,
          .imax = 1000000000, .commands = SAMPLE},
-        {"--temperature", CLI_REAL, &o->temperature, "X",
-         "sampling temperature (0: greedy, always the likeliest character)", .dmin = 0,
-         .dmax = 100, .commands = SAMPLE},
-        {"--top-k", CLI_INT, &o->top_k, "K", "sample among the K likeliest characters (0: all)",
-         .imin = 0, .imax = 1000000, .commands = SAMPLE},
+        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -376,54 +373,6 @@ static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
     return total / (double)count;
 }
 
-/* Sample the next id from logits [V] with temperature and top-k;
- * temperature 0 takes the likeliest id. */
-static int sample_next(const tn_tensor *logits, int64_t V, double temp, int64_t top_k, tn_rng *r)
-{
-    if (temp == 0) { /* greedy: the likeliest id (the first of equals) */
-        int best = 0;
-        for (int64_t v = 1; v < V; v++)
-            if (tn_tensor_get(logits, v) > tn_tensor_get(logits, best))
-                best = (int)v;
-        return best;
-    }
-    double *p = malloc((size_t)V * sizeof *p), mx = -INFINITY;
-    for (int64_t v = 0; v < V; v++) {
-        p[v] = tn_tensor_get(logits, v) / temp;
-        mx = fmax(mx, p[v]);
-    }
-    if (top_k > 0 && top_k < V) { /* drop everything below the k-th largest */
-        double *sorted = malloc((size_t)V * sizeof *sorted);
-        memcpy(sorted, p, (size_t)V * sizeof *sorted);
-        for (int64_t i = 0; i < top_k; i++) /* partial selection sort */
-            for (int64_t j = i + 1; j < V; j++)
-                if (sorted[j] > sorted[i]) {
-                    double t = sorted[i];
-                    sorted[i] = sorted[j];
-                    sorted[j] = t;
-                }
-        double kth = sorted[top_k - 1];
-        for (int64_t v = 0; v < V; v++)
-            if (p[v] < kth)
-                p[v] = -INFINITY;
-        free(sorted);
-    }
-    double sum = 0;
-    for (int64_t v = 0; v < V; v++)
-        sum += p[v] = exp(p[v] - mx);
-    double u = tn_rng_uniform(r) * sum;
-    int id = (int)V - 1;
-    for (int64_t v = 0; v < V; v++) {
-        u -= p[v];
-        if (u < 0) {
-            id = (int)v;
-            break;
-        }
-    }
-    free(p);
-    return id;
-}
-
 static void print_cp(uint32_t cp)
 {
     char enc[4];
@@ -433,7 +382,7 @@ static void print_cp(uint32_t cp)
 
 /* Print prime, then `length` sampled characters. */
 static int model_sample(model *m, const text *vocab, const char *prime, int64_t length,
-                        double temp, int64_t top_k, uint64_t seed)
+                        const tn_sample_opts *so, uint64_t seed)
 {
     tn_rng r;
     tn_rng_seed(&r, seed);
@@ -470,7 +419,11 @@ static int model_sample(model *m, const text *vocab, const char *prime, int64_t 
         model_keep_state(m, &fin);
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
-        next = sample_next(logits, m->V, temp, top_k, &r);
+        if (tn_sample(logits, so, &r, &next) != TN_OK) {
+            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            rc = -1;
+            break;
+        }
         print_cp(vocab->vocab[next]);
     }
     printf("\n");
@@ -1034,7 +987,7 @@ static int cmd_sample(const opts *o)
     text t = {0};
     if (load_model(o->checkpoint, &m, &t))
         return 1;
-    int rc = model_sample(&m, &t, o->prime, o->length, o->temperature, o->top_k, o->seed);
+    int rc = model_sample(&m, &t, o->prime, o->length, &o->sample, o->seed);
     model_free(&m);
     return rc ? 1 : 0;
 }

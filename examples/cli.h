@@ -69,6 +69,20 @@ enum {
  * (the message is printed; exit with the returned number). */
 int cli_parse(const cli_spec *spec, int argc, char **argv, int *command);
 
+/* The options of the programs that draw from a model (char_rnn, word_lm,
+ * translate): --temperature, --top-k and --top-p into the tn_sample_opts
+ * *so (tensor/nn.h), for the commands of the bit mask cmds. Three
+ * entries of a cli_opt table. */
+#define CLI_SAMPLE_OPTS(so, cmds)                                                            \
+    {"--temperature", CLI_REAL, &(so)->temperature, "X",                                     \
+     "sampling temperature (0: greedy, always the likeliest)", .dmin = 0, .dmax = 100,       \
+     .commands = (cmds)},                                                                    \
+    {"--top-k", CLI_INT, &(so)->top_k, "K", "sample among the K likeliest (0: all)",          \
+     .imin = 0, .imax = 1000000000, .commands = (cmds)},                                     \
+    {"--top-p", CLI_REAL, &(so)->top_p, "P",                                                 \
+     "sample among the fewest likeliest whose probability reaches P (1: all)", .dmin = 0,    \
+     .dmin_open = true, .dmax = 1, .commands = (cmds)}
+
 /* Read a whole input file (given as option `opt`, e.g. "--data") into a
  * malloc'd buffer (*buf, *n; the caller frees *buf). Refuses, naming the
  * option and the path, a path that does not exist, is a directory or

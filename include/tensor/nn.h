@@ -156,6 +156,38 @@ typedef struct tn_rnn_out {
 TN_API tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
                                 tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
 
+/* ---- sampling from logits ---- */
+
+/* How tn_sample draws an id from a row of logits x [V]:
+ *   1. temperature 0 (or top_k 1): greedy, the likeliest id (the lowest of
+ *      equal ones), with probability 1;
+ *   2. otherwise p_v proportional to exp(x_v / temperature);
+ *   3. top_k > 0: only the top_k likeliest ids keep their p (equal values
+ *      ordered by lower id, so exactly top_k remain);
+ *   4. top_p < 1: of those, only the fewest likeliest whose share of the
+ *      kept mass reaches top_p (nucleus sampling; at least one id);
+ *   5. the kept p renormalised. */
+typedef struct tn_sample_opts {
+    double temperature; /* >= 0; 0: greedy */
+    int64_t top_k;      /* >= 0; 0: all ids */
+    double top_p;       /* in (0, 1]; 1: all ids */
+} tn_sample_opts;
+
+/** temperature 1, top_k 0, top_p 1: plain sampling from softmax(x). */
+TN_API tn_sample_opts tn_sample_defaults(void);
+/** One id for each row of logits (F32 or F64, [V] or [N, V], any strides)
+ * into ids (1 or N values), drawn as tn_sample_opts describes with one
+ * tn_rng_uniform of r per row. -inf logits have probability 0. Returns
+ * TN_OK, or TN_ERR_ARG (bad options or shape), TN_ERR_NUMERIC (a NaN or
+ * +inf logit, or a row of -inf; naming row and id) with ids untouched from
+ * that row on. Allocates scratch of V doubles and ints per call. */
+TN_API tn_status tn_sample(const tn_tensor *logits, const tn_sample_opts *o, tn_rng *r,
+                           int32_t *ids);
+/** The exact distribution tn_sample draws row `row` from, into probs [V]
+ * (zeros outside the kept ids; sums to 1). Errors as tn_sample. */
+TN_API tn_status tn_sample_probs(const tn_tensor *logits, int64_t row, const tn_sample_opts *o,
+                                 double *probs);
+
 /* ---- attention over encoder outputs ---- */
 
 /* Score functions, for query q [B, Hq] and keys k [B, S, Hk]:
