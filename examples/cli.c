@@ -461,6 +461,28 @@ double cli_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+void cli_progress(int64_t step, int64_t steps, int64_t start, double t0, double loss,
+                  double per_step, const char *unit)
+{
+    double el = cli_seconds() - t0, done = (double)(step - start);
+    double rate = done * per_step / el, eta = (double)(steps - step) * el / done;
+    if (isatty(STDERR_FILENO)) {
+        int w = 30, fill = (int)(w * step / (steps ? steps : 1));
+        fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f %s/s  ETA %.0fs ",
+                fill, "##############################", w - fill, "", step, steps, loss, rate,
+                unit, eta);
+    } else if (step % 50 == 0 || step == steps) {
+        fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f %s/s ETA %.0fs\n", step, steps,
+                loss, rate, unit, eta);
+    }
+}
+
+void cli_progress_break(void)
+{
+    if (isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+}
+
 int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
                   char **text, size_t *n)
 {

@@ -123,4 +123,15 @@ int cli_utf8_encode(uint32_t cp, char *out);
 /* Seconds of a monotonic clock (for durations). */
 double cli_seconds(void);
 
+/* Training progress on stderr after `step` of `steps` (the run started at
+ * step `start`, t0 seconds of cli_seconds()): the smoothed loss, the rate
+ * in `unit`s per second (per_step units a step, e.g. tokens) and the time
+ * left. On a terminal a bar redrawn in place; otherwise one line every 50
+ * steps and at the last. */
+void cli_progress(int64_t step, int64_t steps, int64_t start, double t0, double loss,
+                  double per_step, const char *unit);
+/* Before printing a line of one's own while cli_progress draws (a
+ * terminal's bar is then ended with a newline). */
+void cli_progress_break(void);
+
 #endif

@@ -1,0 +1,1112 @@
+/* examples/word_lm.c - a word-level language model (seed 001 section 8),
+ * with the data handling of PyTorch's word_language_model example.
+ *
+ *   word_lm train [--data FILE] [--cell lstm|gru|rnn] [--hidden H] [--embed E]
+ *                 [--layers L] [--dropout X] [--tie-weights] [--batch B] [--seq T]
+ *                 [--steps N] [--lr X] [--weight-decay X] [--clip X] [--min-count N]
+ *                 [--seed S] [--threads N] [--checkpoint PATH] [--eval-every N]
+ *                 [--save-every N] [--log CSV] [--vectors FILE] [--freeze-embedding]
+ *                 [--resume]
+ *   word_lm eval --checkpoint PATH --data FILE
+ *   word_lm sample --checkpoint PATH [--prime TEXT] [--words N] [--temperature X]
+ *                  [--top-k K] [--top-p P] [--seed S]
+ *   word_lm vectors --checkpoint PATH --out FILE
+ *
+ * Tokens: the words of each line (separated by spaces, tabs, \r, \v, \f),
+ * then "<eos>" for the line's end (every line, empty ones too). The first
+ * 90% of the lines train, the rest validate. Vocabulary: "<unk>" (id 0),
+ * "<eos>" (id 1), then the training split's words seen at least --min-count
+ * times, in order of first appearance; every other word reads as <unk>.
+ * Without --data it trains on sentences of a small grammar it generates.
+ *
+ * Model (PyTorch's names, so a state_dict moves between the two):
+ * encoder (Embedding V x E, uniform(+-0.1)) -> dropout -> rnn (L layers,
+ * dropout between them) -> dropout -> decoder (Linear H -> V, weight
+ * uniform(+-0.1), bias 0). --tie-weights makes decoder.weight the
+ * encoder's weight (E must equal H; saved once). --vectors initialises the
+ * encoder from a GloVe or word2vec text file; --freeze-embedding keeps it
+ * fixed (no update, no weight decay; with --tie-weights the decoder's
+ * weight is then fixed too).
+ *
+ * Training: truncated BPTT over B streams (the training ids cut into B
+ * equal pieces, each read in consecutive windows of T with the state
+ * carried between windows and reset at the end), mean cross-entropy,
+ * gradient-norm clipping, Adam (AdamW with --weight-decay). Validation:
+ * the mean loss in nats per word over the validation split read as one
+ * stream, and its perplexity exp(loss).
+ */
+#include <tensor/tensor.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { UNK = 0, EOS = 1 };
+enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
+enum { WORD_LM_MAX_DIM = 16384, WORD_LM_MAX_VOCAB = 4000000, WORD_MAX = 1024 };
+
+typedef struct opts {
+    const char *data, *cell, *checkpoint, *log, *vectors, *prime, *out;
+    int64_t hidden, embed, layers, batch, seq, steps, eval_every, save_every, min_count, words,
+        threads;
+    double dropout, lr, weight_decay, clip;
+    bool tie, freeze, resume;
+    uint64_t seed;
+    tn_sample_opts sample;
+} opts;
+
+static int parse_opts(int argc, char **argv, opts *o, int *command)
+{
+    *o = (opts){.cell = "lstm", .hidden = 256, .embed = 256, .layers = 2, .batch = 32, .seq = 35,
+                .steps = 1000, .eval_every = 250, .min_count = 1, .words = 100, .dropout = 0.2,
+                .lr = 2e-3, .clip = 0.25, .seed = 1, .prime = "",
+                .sample = {.temperature = 1.0, .top_k = 0, .top_p = 1}};
+    static const char *const commands[] = {"train", "eval", "sample", "vectors", NULL};
+    static const char *const command_help[] = {
+        "train a model (on --data, or on a generated grammar)",
+        "print `loss <nats/word> ppl <x>` of a checkpoint over a whole file",
+        "print text sampled from a checkpoint",
+        "write a checkpoint's word embeddings as a word2vec text file (--out)",
+    };
+    const cli_opt table[] = {
+        {"--data", CLI_STRING, &o->data, "FILE",
+         "text; lines of whitespace-separated words (train: first 90% train, the rest "
+         "validates; eval: all of it)",
+         .def = "train: a generated grammar", .commands = TRAIN | EVAL},
+        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+         .commands = TRAIN},
+        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
+         .imax = WORD_LM_MAX_DIM, .commands = TRAIN},
+        {"--embed", CLI_INT, &o->embed, "E", "word embedding size", .imin = 1,
+         .imax = WORD_LM_MAX_DIM, .commands = TRAIN},
+        {"--layers", CLI_INT, &o->layers, "L", "recurrent layers", .imin = 1,
+         .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--dropout", CLI_REAL, &o->dropout, "X",
+         "dropout on the embeddings, between layers and before the decoder", .dmin = 0, .dmax = 1,
+         .dmax_open = true, .commands = TRAIN},
+        {"--tie-weights", CLI_FLAG, &o->tie, NULL,
+         "the decoder's weight is the embedding (needs --embed equal to --hidden)",
+         .commands = TRAIN},
+        {"--batch", CLI_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
+         .commands = TRAIN},
+        {"--seq", CLI_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
+         .imax = 65536, .commands = TRAIN},
+        {"--steps", CLI_INT, &o->steps, "N", "training steps (with --resume: the total)",
+         .imin = 0, .imax = INT64_MAX / 2, .commands = TRAIN},
+        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+         .dmax = 10, .commands = TRAIN},
+        {"--weight-decay", CLI_REAL, &o->weight_decay, "X",
+         "decoupled weight decay (AdamW; 0: Adam)", .dmin = 0, .dmax = 1, .commands = TRAIN},
+        {"--clip", CLI_REAL, &o->clip, "X", "gradient norm limit (0: none)", .dmin = 0,
+         .dmax = 1e9, .commands = TRAIN},
+        {"--min-count", CLI_INT, &o->min_count, "N",
+         "words seen fewer times in the training split read as <unk>", .imin = 1,
+         .imax = INT32_MAX, .commands = TRAIN},
+        {"--vectors", CLI_STRING, &o->vectors, "FILE",
+         "initialise the embedding from word vectors (GloVe / word2vec text: `word v1 .. vE` "
+         "a line)",
+         .commands = TRAIN},
+        {"--freeze-embedding", CLI_FLAG, &o->freeze, NULL,
+         "keep the embedding fixed (no update, no weight decay)", .commands = TRAIN},
+        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+         "safetensors checkpoint (train: written at --save-every and at the end)",
+         .def = "train: none; eval, sample: required"},
+        {"--resume", CLI_FLAG, &o->resume, NULL,
+         "continue the run saved in --checkpoint exactly (its model options win)",
+         .commands = TRAIN},
+        {"--eval-every", CLI_INT, &o->eval_every, "N",
+         "validate every N steps and at the end (0: only at the end)", .imin = 0,
+         .imax = INT64_MAX / 2, .commands = TRAIN},
+        {"--save-every", CLI_INT, &o->save_every, "N", "checkpoint every N steps", .imin = 0,
+         .imax = INT64_MAX / 2, .def = "--eval-every", .commands = TRAIN},
+        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+         .commands = TRAIN},
+        {"--prime", CLI_STRING, &o->prime, "TEXT", "words to start from", .commands = SAMPLE},
+        {"--words", CLI_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
+         .commands = SAMPLE},
+        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--out", CLI_STRING, &o->out, "FILE", "where to write the vectors",
+         .commands = VECTORS},
+        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
+         .commands = TRAIN | SAMPLE},
+        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+    };
+    const cli_spec spec = {
+        .prog = "word_lm",
+        .summary = "word-level language model: train, evaluate, sample",
+        .commands = commands,
+        .command_help = command_help,
+        .opts = table,
+        .n_opts = (int)(sizeof table / sizeof table[0]),
+        .notes = "Examples:\n"
+                 "  word_lm train --data ../shared/data/tinyshakespeare.txt --steps 2000 \\\n"
+                 "      --checkpoint wlm.safetensors --log curve.csv\n"
+                 "  word_lm eval --checkpoint wlm.safetensors --data held_out.txt\n"
+                 "  word_lm sample --checkpoint wlm.safetensors --prime \"KING HENRY\" "
+                 "--top-p 0.9\n",
+    };
+    return cli_parse(&spec, argc, argv, command);
+}
+
+/* ---- vocabulary: words and a hash table of them ---- */
+
+typedef struct vocab {
+    char **words; /* id -> word (owned) */
+    int64_t *count;
+    int32_t n, cap;
+    int32_t *slots; /* open addressing: id + 1, 0 = empty */
+    int64_t nslots;
+} vocab;
+
+static uint64_t hash_word(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of word s[0..n): where it is, or the empty slot it would take. */
+static int64_t vocab_slot(const vocab *v, const char *s, size_t n)
+{
+    int64_t i = (int64_t)(hash_word(s, n) & (uint64_t)(v->nslots - 1));
+    while (v->slots[i]) {
+        const char *w = v->words[v->slots[i] - 1];
+        if (strlen(w) == n && memcmp(w, s, n) == 0)
+            break;
+        i = (i + 1) & (v->nslots - 1);
+    }
+    return i;
+}
+
+static int32_t vocab_find(const vocab *v, const char *s, size_t n)
+{
+    if (!v->nslots)
+        return -1;
+    int32_t id = v->slots[vocab_slot(v, s, n)];
+    return id ? id - 1 : -1;
+}
+
+/* The id of s[0..n), added (count 0) when new; -1 when out of memory. */
+static int32_t vocab_add(vocab *v, const char *s, size_t n)
+{
+    int32_t id = vocab_find(v, s, n);
+    if (id >= 0)
+        return id;
+    if (v->n == v->cap) {
+        int32_t cap = v->cap ? 2 * v->cap : 1024;
+        char **w = realloc(v->words, sizeof *w * (size_t)cap);
+        if (w)
+            v->words = w;
+        int64_t *c = realloc(v->count, sizeof *c * (size_t)cap);
+        if (c)
+            v->count = c;
+        free(v->slots);
+        v->nslots = 4 * (int64_t)cap;
+        v->slots = calloc((size_t)v->nslots, sizeof *v->slots);
+        if (!w || !c || !v->slots)
+            return -1;
+        v->cap = cap;
+        for (int32_t k = 0; k < v->n; k++)
+            v->slots[vocab_slot(v, v->words[k], strlen(v->words[k]))] = k + 1;
+    }
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    v->words[v->n] = copy;
+    v->count[v->n] = 0;
+    v->slots[vocab_slot(v, s, n)] = v->n + 1;
+    return v->n++;
+}
+
+static void vocab_free(vocab *v)
+{
+    for (int32_t i = 0; i < v->n; i++)
+        free(v->words[i]);
+    free(v->words);
+    free(v->count);
+    free(v->slots);
+    memset(v, 0, sizeof *v);
+}
+
+/* ---- the corpus: text -> word ids ---- */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int64_t count_lines(const char *s, size_t n)
+{
+    int64_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += s[i] == '\n';
+    return lines + (n > 0 && s[n - 1] != '\n');
+}
+
+/* Call f(ctx, word, len) for each word of the lines [0, nlines) of s, and
+ * f(ctx, NULL, 0) at each line's end. Returns -1 as soon as f does. */
+static int each_word(const char *s, size_t n, int64_t nlines,
+                     int (*f)(void *ctx, const char *w, size_t len), void *ctx)
+{
+    size_t i = 0;
+    for (int64_t line = 0; line < nlines; line++) {
+        while (i < n && s[i] != '\n') {
+            while (i < n && is_space(s[i]))
+                i++;
+            size_t b = i;
+            while (i < n && s[i] != '\n' && !is_space(s[i]))
+                i++;
+            if (i > b && f(ctx, s + b, i - b))
+                return -1;
+        }
+        if (f(ctx, NULL, 0))
+            return -1;
+        i++; /* past the '\n' */
+    }
+    return 0;
+}
+
+static int count_word(void *ctx, const char *w, size_t len)
+{
+    if (!w)
+        return 0;
+    if (len > WORD_MAX) {
+        fprintf(stderr, "word_lm: a word of %zu bytes (more than %d): is this text?\n", len,
+                WORD_MAX);
+        return -1;
+    }
+    vocab *v = ctx;
+    int32_t id = vocab_add(v, w, len);
+    if (id < 0) {
+        fprintf(stderr, "word_lm: out of memory for the vocabulary\n");
+        return -1;
+    }
+    v->count[id]++;
+    return 0;
+}
+
+typedef struct id_list {
+    const vocab *v;
+    int32_t *ids;
+    int64_t n, cap;
+} id_list;
+
+static int append_id(void *ctx, const char *w, size_t len)
+{
+    id_list *l = ctx;
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? 2 * l->cap : 65536;
+        int32_t *p = realloc(l->ids, sizeof *p * (size_t)cap);
+        if (!p) {
+            fprintf(stderr, "word_lm: out of memory for %" PRId64 " words\n", cap);
+            return -1;
+        }
+        l->ids = p, l->cap = cap;
+    }
+    int32_t id = w ? vocab_find(l->v, w, len) : EOS;
+    l->ids[l->n++] = id < 0 ? UNK : id;
+    return 0;
+}
+
+/* The ids of the lines [first, first + nlines) of s, by v. */
+static int32_t *text_ids(const vocab *v, const char *s, size_t n, int64_t first, int64_t nlines,
+                         int64_t *count)
+{
+    size_t start = 0;
+    for (int64_t l = 0; l < first; l++)
+        start = (size_t)((const char *)memchr(s + start, '\n', n - start) - s) + 1;
+    id_list list = {.v = v, .ids = malloc(sizeof(int32_t)), .cap = 1};
+    if (!list.ids || each_word(s + start, n - start, nlines, append_id, &list)) {
+        free(list.ids);
+        return NULL;
+    }
+    *count = list.n;
+    return list.ids;
+}
+
+/* <unk>, <eos>, then the words of the first nlines lines of s seen at least
+ * min_count times, in order of first appearance. */
+static int vocab_build(vocab *v, const char *s, size_t n, int64_t nlines, int64_t min_count)
+{
+    vocab all = {0};
+    memset(v, 0, sizeof *v);
+    int rc = each_word(s, n, nlines, count_word, &all);
+    if (rc == 0 && (vocab_add(v, "<unk>", 5) != UNK || vocab_add(v, "<eos>", 5) != EOS))
+        rc = -1;
+    for (int32_t i = 0; rc == 0 && i < all.n; i++)
+        if (all.count[i] >= min_count && vocab_find(v, all.words[i], strlen(all.words[i])) < 0 &&
+            vocab_add(v, all.words[i], strlen(all.words[i])) < 0)
+            rc = -1;
+    vocab_free(&all);
+    return rc;
+}
+
+/* Sentences of a small grammar, for training on a fresh machine. */
+static char *generated_text(size_t *n)
+{
+    static const char *const subj[] = {"the cat", "the dog", "a bird", "my friend",
+                                       "the old man", "she", "he", "the children"};
+    static const char *const verb[] = {"sees", "likes", "follows", "finds", "hears", "calls"};
+    static const char *const obj[] = {"the river", "a small house", "the moon", "her brother",
+                                      "the green hill", "a song", "the garden"};
+    static const char *const tail[] = {"", " in the morning", " at night", " every day",
+                                       " again"};
+    tn_rng r;
+    tn_rng_seed(&r, 7);
+    size_t cap = 1 << 20, k = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    for (int line = 0; line < 4000; line++) {
+        int parts = 1 + (int)(tn_rng_next(&r) % 2);
+        for (int p = 0; p < parts; p++)
+            k += (size_t)snprintf(s + k, cap - k, "%s%s %s %s%s", p ? " and " : "",
+                                  subj[tn_rng_next(&r) % 8], verb[tn_rng_next(&r) % 6],
+                                  obj[tn_rng_next(&r) % 7], tail[tn_rng_next(&r) % 5]);
+        k += (size_t)snprintf(s + k, cap - k, " .\n");
+    }
+    *n = k;
+    return s;
+}
+
+/* ---- the model ---- */
+
+typedef struct model {
+    tn_cell cell;
+    int64_t V, E, H, L;
+    bool tied;
+    tn_params ps;
+    tn_embedding encoder;
+    tn_rnn rnn;
+    tn_linear decoder;
+    double dropout;
+    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad) */
+} model;
+
+static int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+                      double dropout, bool tie, tn_rng *r)
+{
+    memset(m, 0, sizeof *m);
+    *m = (model){.cell = cell, .V = V, .E = E, .H = H, .L = L, .tied = tie, .dropout = dropout};
+    tn_params_init(&m->ps);
+    if (tie && E != H) {
+        fprintf(stderr, "word_lm: --tie-weights needs --embed (%" PRId64 ") equal to --hidden (%" PRId64 ")\n", E, H);
+        return -1;
+    }
+    if (tn_embedding_init(&m->encoder, &m->ps, "encoder", V, E, -1, TN_F32, r) ||
+        tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
+        (tie ? tn_linear_init_tied(&m->decoder, &m->ps, "decoder", "encoder.weight", true, TN_F32, r)
+             : tn_linear_init(&m->decoder, &m->ps, "decoder", H, V, true, TN_F32, r))) {
+        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+        tn_params_free(&m->ps);
+        return -1;
+    }
+    /* the initialisation of PyTorch's word_language_model */
+    tn_tensor_uniform(m->encoder.weight, r, -0.1, 0.1);
+    if (!tie)
+        tn_tensor_uniform(m->decoder.weight, r, -0.1, 0.1);
+    tn_tensor_fill(m->decoder.bias, 0);
+    return 0;
+}
+
+/* (Re)allocate the carried state for batch B, zeroed. */
+static void model_reset_state(model *m, int64_t B)
+{
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    int64_t shape[3] = {m->L, B, m->H};
+    m->h = tn_tensor_new(TN_F32, 3, shape);
+    m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
+}
+
+static void model_free(model *m)
+{
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    tn_params_free(&m->ps);
+}
+
+/* Logits [B*T, V] for ids [B, T] from the carried state; the final state
+ * goes to *fin (model_keep_state carries it to the next window). */
+static tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin)
+{
+    tn_tensor *x = tn_dropout(tp, tn_embedding_forward(tp, &m->encoder, ids), m->dropout);
+    if (tn_rnn_forward(tp, &m->rnn, x, m->h, m->c, NULL, fin) != TN_OK)
+        return NULL;
+    tn_tensor *y = tn_linear_forward(tp, &m->decoder, tn_dropout(tp, fin->output, m->dropout));
+    return tn_reshape(tp, y, 2, (int64_t[]){-1, m->V});
+}
+
+static void model_keep_state(model *m, const tn_rnn_out *fin)
+{
+    tn_tensor_copy(m->h, fin->h_n);
+    if (m->c)
+        tn_tensor_copy(m->c, fin->c_n);
+}
+
+/* Mean loss (nats/word) of ids[1..n) given the words before, as one stream
+ * from a zero state in windows of 256 with the state carried; the training
+ * state is left as it was. NAN on error. */
+static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
+{
+    if (n < 2)
+        return NAN;
+    tn_tensor *keep_h = m->h, *keep_c = m->c;
+    m->h = m->c = NULL;
+    model_reset_state(m, 1);
+    bool was_grad = tn_tape_set_grad(tp, false), was_training = tn_tape_training(tp);
+    tn_tape_set_training(tp, false);
+    double total = 0;
+    for (int64_t s = 0; s + 1 < n; s += 256) {
+        int64_t len = n - 1 - s < 256 ? n - 1 - s : 256;
+        tn_tape_reset(tp);
+        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, len});
+        tn_tensor *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){len});
+        memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
+        memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
+        tn_rnn_out fin;
+        tn_tensor *loss = tn_cross_entropy(tp, model_forward(tp, m, x, &fin), y, -1,
+                                           TN_REDUCE_SUM);
+        if (!loss || tn_tape_error(tp)) {
+            fprintf(stderr, "word_lm: eval: %s\n", tn_last_error());
+            total = NAN;
+            break;
+        }
+        model_keep_state(m, &fin);
+        total += tn_tensor_get(loss, 0);
+    }
+    tn_tape_reset(tp);
+    tn_tape_set_grad(tp, was_grad);
+    tn_tape_set_training(tp, was_training);
+    tn_tensor_free(m->h);
+    tn_tensor_free(m->c);
+    m->h = keep_h, m->c = keep_c;
+    return total / (double)(n - 1);
+}
+
+/* ---- word vectors ---- */
+
+/* Set the embedding rows of the words of v found in the GloVe / word2vec
+ * text file path (a first line of two integers is word2vec's header).
+ * Every line must hold a word and E finite numbers; a word given twice
+ * takes its first vector. Returns the number of
+ * vocabulary words found, or -1 (message printed). */
+static int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
+{
+    unsigned char *buf;
+    size_t n;
+    if (cli_read_file("word_lm", "--vectors", path, &buf, &n))
+        return -1;
+    int64_t E = weight->shape[1], found = 0, line = 0;
+    float *row = malloc(sizeof *row * (size_t)E);
+    bool *seen = calloc((size_t)v->n, sizeof *seen);
+    char *s = (char *)buf, *end = s + n;
+    int64_t rc = row && seen ? 0 : -1;
+    while (s < end && rc == 0) {
+        char *eol = memchr(s, '\n', (size_t)(end - s));
+        if (!eol)
+            eol = end;
+        *eol = '\0'; /* the buffer is ours: lines become strings */
+        line++;
+        char *w = s;
+        while (*w && is_space(*w))
+            w++;
+        char *we = w;
+        while (*we && !is_space(*we))
+            we++;
+        char *p = we;
+        int64_t k = 0;
+        bool bad = false;
+        while (!bad) {
+            char *q;
+            errno = 0;
+            double x = strtod(p, &q);
+            if (q == p)
+                break;
+            bad = !isfinite(x) || (k < E && !isfinite((float)x));
+            if (k < E)
+                row[k] = (float)x;
+            k++;
+            p = q;
+        }
+        while (*p && (is_space(*p) || *p == '\n'))
+            p++;
+        /* word2vec's header: two integers */
+        bool header = line == 1 && k == 1 && we > w && strspn(w, "0123456789") == (size_t)(we - w) &&
+                      strspn(we + strspn(we, " \t"), "0123456789") > 0 && !strpbrk(we, ".eE+-") && !*p;
+        if (we == w && k == 0) { /* blank line */
+        } else if (header) {
+        } else if (bad || *p || k != E) {
+            fprintf(stderr,
+                    "word_lm: --vectors %s line %" PRId64 ": %s; expected a word and %" PRId64
+                    " finite numbers (the embedding size)\n",
+                    path, line, bad ? "a value is not a finite float" : *p ? "not a number"
+                                                                  : "wrong number of values",
+                    E);
+            rc = -1;
+        } else {
+            int32_t id = vocab_find(v, w, (size_t)(we - w));
+            if (id >= 0 && !seen[id]) { /* a repeated word: its first vector */
+                for (int64_t j = 0; j < E; j++)
+                    tn_tensor_set(weight, id * E + j, row[j]);
+                seen[id] = true;
+                found++;
+            }
+        }
+        s = eol + 1;
+    }
+    if (!row || !seen)
+        fprintf(stderr, "word_lm: out of memory reading --vectors\n");
+    free(row);
+    free(seen);
+    free(buf);
+    return rc ? -1 : found;
+}
+
+/* ---- checkpoints ---- */
+
+/* The carried state as a parameter set ("state.h", "state.c"), its tensors
+ * the model's. */
+static void state_set(model *m, tn_params *st)
+{
+    tn_params_init(st);
+    st->cap = st->n = m->c ? 2 : 1;
+    st->items = calloc(2, sizeof *st->items);
+    snprintf(st->items[0].name, TN_NAME_MAX, "state.h");
+    st->items[0].t = m->h;
+    if (m->c) {
+        snprintf(st->items[1].name, TN_NAME_MAX, "state.c");
+        st->items[1].t = m->c;
+    }
+}
+
+/* The words of v joined by '\n' (words hold no whitespace). */
+static char *vocab_join(const vocab *v)
+{
+    size_t len = 1;
+    for (int32_t i = 0; i < v->n; i++)
+        len += strlen(v->words[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int32_t i = 0; i < v->n; i++) {
+        size_t k = strlen(v->words[i]);
+        memcpy(p, v->words[i], k);
+        p += k;
+        *p++ = i + 1 < v->n ? '\n' : '\0';
+    }
+    if (v->n == 0)
+        *p = '\0';
+    return s;
+}
+
+static int save_checkpoint(const char *path, model *m, const vocab *v, tn_optim *opt,
+                           tn_tape *tp, int64_t step, int64_t pos, const opts *o)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    char *vs = vocab_join(v), buf[64];
+    tn_status s = vs ? TN_OK : TN_ERR_MEMORY;
+    const char *cell = m->cell == TN_CELL_LSTM ? "lstm" : m->cell == TN_CELL_GRU ? "gru" : "rnn";
+    if (s == TN_OK)
+        s = tn_meta_set(&meta, "format", "word_lm 1") || tn_meta_set(&meta, "cell", cell) ||
+                    tn_meta_set_int(&meta, "hidden", m->H) ||
+                    tn_meta_set_int(&meta, "layers", m->L) ||
+                    tn_meta_set_int(&meta, "embed", m->E) ||
+                    tn_meta_set(&meta, "tie_weights", m->tied ? "1" : "0") ||
+                    tn_meta_set(&meta, "freeze_embedding",
+                                m->encoder.weight->requires_grad ? "0" : "1") ||
+                    tn_meta_set(&meta, "vocab", vs) || tn_meta_set_int(&meta, "step", step) ||
+                    tn_meta_set_int(&meta, "data_pos", pos) ||
+                    tn_meta_set_int(&meta, "batch", o->batch) ||
+                    tn_meta_set_int(&meta, "seq", o->seq) ||
+                    tn_meta_set_int(&meta, "min_count", o->min_count) ||
+                    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp))
+                ? tn_last_status()
+                : TN_OK;
+    snprintf(buf, sizeof buf, "%.17g", m->dropout);
+    if (s == TN_OK)
+        s = tn_meta_set(&meta, "dropout", buf);
+    tn_params st;
+    state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
+    if (s == TN_OK)
+        s = tn_save(path, sets, 3, &meta);
+    if (s != TN_OK)
+        fprintf(stderr, "word_lm: %s: %s\n", path, tn_last_error());
+    free(st.items);
+    free(vs);
+    tn_meta_free(&meta);
+    return s == TN_OK ? 0 : -1;
+}
+
+static tn_optim *new_optim(model *m, double lr, double weight_decay)
+{
+    tn_adam_opts ao = weight_decay > 0 ? tn_adamw_defaults() : tn_adam_defaults();
+    ao.lr = lr;
+    ao.weight_decay = weight_decay;
+    tn_optim *opt = weight_decay > 0 ? tn_optim_adamw(&m->ps, &ao) : tn_optim_adam(&m->ps, &ao);
+    if (!opt)
+        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+    return opt;
+}
+
+/* Build the model and vocabulary a checkpoint describes and load it; with
+ * opt_out (resume) also the optimizer and the carried state. */
+static int load_checkpoint(const char *path, model *m, vocab *v, tn_meta *meta, tn_optim **opt_out,
+                           const opts *o)
+{
+    int64_t H, L, E;
+    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
+        tn_meta_get_int(meta, "layers", &L) || tn_meta_get_int(meta, "embed", &E)) {
+        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+        return -1;
+    }
+    const char *cell = tn_meta_get(meta, "cell"), *words = tn_meta_get(meta, "vocab");
+    const char *tie = tn_meta_get(meta, "tie_weights"), *dr = tn_meta_get(meta, "dropout");
+    const char *fmt = tn_meta_get(meta, "format");
+    int c = tn_cell_from_name(cell);
+    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || c < 0 || !words || H < 1 ||
+        H > WORD_LM_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > WORD_LM_MAX_DIM) {
+        fprintf(stderr,
+                "word_lm: %s: not a word_lm checkpoint (format \"word_lm 1\", a known cell, a "
+                "vocab, hidden and embed in 1..%d, layers in 1..%d)\n",
+                path, WORD_LM_MAX_DIM, TN_RNN_MAX_LAYERS);
+        return -1;
+    }
+    memset(v, 0, sizeof *v);
+    for (const char *p = words; *p;) {
+        size_t k = strcspn(p, "\n");
+        if (k == 0 || v->n >= WORD_LM_MAX_VOCAB || vocab_find(v, p, k) >= 0 ||
+            vocab_add(v, p, k) < 0) {
+            fprintf(stderr, "word_lm: %s: bad vocab (empty or repeated word, or too many)\n",
+                    path);
+            vocab_free(v);
+            return -1;
+        }
+        p += k + (p[k] == '\n');
+    }
+    if (v->n < 2 || strcmp(v->words[UNK], "<unk>") || strcmp(v->words[EOS], "<eos>")) {
+        fprintf(stderr, "word_lm: %s: bad vocab (must start with <unk>, <eos>)\n", path);
+        vocab_free(v);
+        return -1;
+    }
+    tn_rng r;
+    tn_rng_seed(&r, 0);
+    double dropout = dr ? atof(dr) : 0;
+    if (!(dropout >= 0 && dropout < 1))
+        dropout = 0;
+    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, &r)) {
+        vocab_free(v);
+        return -1;
+    }
+    model_reset_state(m, 1);
+    /* A checkpoint of `train` also holds the optimizer's state and the
+     * carried state (loaded strictly with the model, then dropped unless
+     * resuming); one written elsewhere (PyTorch) only the model. */
+    int64_t B = 1;
+    bool full = false;
+    tn_ckpt_entry *ents = NULL;
+    int n = 0;
+    if (tn_load_list(path, &ents, &n) == TN_OK)
+        for (int i = 0; i < n; i++)
+            if (strcmp(ents[i].name, "state.h") == 0) {
+                full = true;
+                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
+            }
+    tn_ckpt_entries_free(ents, n);
+    if ((opt_out && !full) || B < 1 || B > 65536) {
+        fprintf(stderr, "word_lm: %s: %s\n", path,
+                full ? "state.h must be [layers, batch 1..65536, hidden]"
+                     : "cannot resume: the file has no training state");
+        model_free(m), vocab_free(v);
+        return -1;
+    }
+    model_reset_state(m, B);
+    tn_optim *opt = full ? new_optim(m, o->lr, o->weight_decay) : NULL;
+    if (full && !opt) {
+        model_free(m), vocab_free(v);
+        return -1;
+    }
+    tn_params st;
+    state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
+    tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
+    free(st.items);
+    const char *fr = tn_meta_get(meta, "freeze_embedding");
+    if (s == TN_OK && fr && strcmp(fr, "1") == 0)
+        s = tn_tensor_set_requires_grad(m->encoder.weight, false);
+    if (s != TN_OK) {
+        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+        tn_optim_free(opt);
+        model_free(m), vocab_free(v);
+        return -1;
+    }
+    if (opt_out) {
+        *opt_out = opt;
+    } else {
+        tn_optim_free(opt);
+        model_reset_state(m, 1);
+    }
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static int cmd_train(const opts *o)
+{
+    if ((o->checkpoint && cli_check_output("word_lm", "--checkpoint", o->checkpoint)) ||
+        (o->log && cli_check_output("word_lm", "--log", o->log)))
+        return 2;
+    if (o->resume && !o->checkpoint) {
+        fprintf(stderr, "word_lm: --resume needs --checkpoint\n");
+        return 2;
+    }
+    if (o->tie && o->embed != o->hidden) {
+        fprintf(stderr, "word_lm: --tie-weights needs --embed (%" PRId64 ") equal to --hidden (%" PRId64 ")\n",
+                o->embed, o->hidden);
+        return 2;
+    }
+    char *text;
+    size_t nbytes;
+    if (o->data) {
+        if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &nbytes))
+            return 1;
+    } else if (!(text = generated_text(&nbytes))) {
+        fprintf(stderr, "word_lm: out of memory\n");
+        return 1;
+    } else {
+        fprintf(stderr, "word_lm: no --data given: training on %zu bytes of a generated grammar\n",
+                nbytes);
+    }
+    int64_t nlines = count_lines(text, nbytes), ntrain_lines = nlines * 9 / 10;
+    model m = {0};
+    vocab v = {0};
+    tn_optim *opt = NULL;
+    tn_tape *tp = tn_tape_new();
+    int32_t *train = NULL, *val = NULL;
+    int64_t ntrain = 0, nval = 0, step = 0, pos = 0, B = o->batch, T = o->seq;
+    FILE *log = NULL;
+    tn_tensor *x = NULL, *y = NULL;
+    int rc = 1;
+    if (o->resume) {
+        tn_meta meta;
+        tn_meta_init(&meta);
+        int bad = load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, o);
+        int64_t b = 0, t = 0;
+        if (!bad && (tn_meta_get_int(&meta, "step", &step) ||
+                     tn_meta_get_int(&meta, "data_pos", &pos) ||
+                     tn_meta_get_int(&meta, "batch", &b) || tn_meta_get_int(&meta, "seq", &t) ||
+                     tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
+            fprintf(stderr, "word_lm: %s: %s\n", o->checkpoint, tn_last_error());
+            bad = 1;
+        }
+        if (!bad && (b != B || t != T)) {
+            fprintf(stderr, "word_lm: %s was trained with --batch %" PRId64 " --seq %" PRId64
+                            "; resume with the same\n", o->checkpoint, b, t);
+            bad = 1;
+        }
+        tn_meta_free(&meta);
+        if (bad)
+            goto done;
+        tn_optim_set_step(opt, step);
+        fprintf(stderr, "word_lm: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
+    } else {
+        tn_rng r;
+        tn_rng_seed(&r, o->seed);
+        if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
+            model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
+                       o->layers, o->dropout, o->tie, &r))
+            goto done;
+        if (o->vectors) {
+            int64_t found = load_vectors(o->vectors, &v, m.encoder.weight);
+            if (found < 0)
+                goto done;
+            fprintf(stderr, "word_lm: --vectors: %" PRId64 " of %d words found\n", found, v.n);
+        }
+        if (o->freeze && tn_tensor_set_requires_grad(m.encoder.weight, false) != TN_OK)
+            goto done;
+        model_reset_state(&m, B);
+        if (!(opt = new_optim(&m, o->lr, o->weight_decay)))
+            goto done;
+        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL); /* dropout masks */
+    }
+    train = text_ids(&v, text, nbytes, 0, ntrain_lines, &ntrain);
+    val = text_ids(&v, text, nbytes, ntrain_lines, nlines - ntrain_lines, &nval);
+    if (!train || !val)
+        goto done;
+    int64_t stream = ntrain / B;
+    if (stream < T + 1) {
+        fprintf(stderr, "word_lm: the training split (%" PRId64 " words) is too short for %" PRId64
+                        " streams of %" PRId64 "+1 words\n", ntrain, B, T);
+        goto done;
+    }
+    fprintf(stderr,
+            "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
+            "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
+            tn_cell_name(m.cell), m.H, m.L, m.E, m.V, m.tied ? " tied" : "",
+            m.encoder.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
+            ntrain, nval, tn_num_threads());
+    if (o->log) {
+        bool fresh = !(o->resume && access(o->log, F_OK) == 0);
+        if (!(log = fopen(o->log, fresh ? "w" : "a"))) {
+            fprintf(stderr, "word_lm: --log %s: %s\n", o->log, strerror(errno));
+            goto done;
+        }
+        if (fresh)
+            fprintf(log, "step,train_loss,val_loss,val_ppl,train_s\n");
+    }
+    x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    int32_t *xd = x->data, *yd = y->data;
+    int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
+    double t0 = cli_seconds(), smooth = NAN, since = 0, eval_s = 0;
+    int64_t nsince = 0;
+    rc = 0;
+    while (step < o->steps) {
+        if (pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
+            pos = 0;
+            tn_tensor_fill(m.h, 0);
+            if (m.c)
+                tn_tensor_fill(m.c, 0);
+        }
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0; s < T; s++) {
+                xd[b * T + s] = train[b * stream + pos + s];
+                yd[b * T + s] = train[b * stream + pos + s + 1];
+            }
+        tn_tape_reset(tp);
+        tn_optim_zero_grad(opt);
+        tn_rnn_out fin;
+        tn_tensor *loss = tn_cross_entropy(tp, model_forward(tp, &m, x, &fin), y, -1,
+                                           TN_REDUCE_MEAN);
+        tn_status st = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
+        double l = st == TN_OK ? tn_tensor_get(loss, 0) : NAN;
+        if (st != TN_OK || !isfinite(l) ||
+            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
+            tn_optim_step(opt) != TN_OK) {
+            cli_progress_break();
+            fprintf(stderr, "word_lm: training stopped at step %" PRId64 ": %s%s%s%s\n", step + 1,
+                    st == TN_OK && !isfinite(l) ? "the loss is not finite" : tn_last_error(),
+                    o->checkpoint ? "; the last good checkpoint " : "",
+                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
+            rc = 1;
+            break;
+        }
+        model_keep_state(&m, &fin);
+        pos += T;
+        step++;
+        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
+        since += l, nsince++;
+        cli_progress(step, o->steps, start, t0, smooth, (double)(B * T), "words");
+        if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
+            double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
+            double vl = model_eval(&m, tp, val, nval);
+            eval_s += cli_seconds() - e0;
+            cli_progress_break();
+            fprintf(stderr,
+                    "step %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
+                    step, since / (double)nsince, vl, exp(vl), train_s);
+            if (log) {
+                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, since / (double)nsince,
+                        vl, exp(vl), train_s);
+                fflush(log);
+            }
+            since = 0, nsince = 0;
+        }
+        if (o->checkpoint && ((save_every && step % save_every == 0) || step == o->steps) &&
+            save_checkpoint(o->checkpoint, &m, &v, opt, tp, step, pos, o)) {
+            rc = 1;
+            break;
+        }
+    }
+    if (rc == 0)
+        printf("final step %" PRId64 " train_loss %.4f in %.1fs (evaluations %.1fs)\n", step,
+               smooth, cli_seconds() - t0, eval_s);
+done:
+    if (log)
+        fclose(log);
+    tn_tensor_free(x);
+    tn_tensor_free(y);
+    tn_optim_free(opt);
+    model_free(&m);
+    vocab_free(&v);
+    tn_tape_free(tp);
+    free(train);
+    free(val);
+    free(text);
+    return rc;
+}
+
+static int open_model(const opts *o, model *m, vocab *v)
+{
+    if (!o->checkpoint) {
+        fprintf(stderr, "word_lm: --checkpoint PATH is required\n");
+        return 2;
+    }
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = load_checkpoint(o->checkpoint, m, v, &meta, NULL, o);
+    tn_meta_free(&meta);
+    return rc ? 1 : 0;
+}
+
+static int cmd_eval(const opts *o)
+{
+    if (!o->data) {
+        fprintf(stderr, "word_lm eval: --data FILE is required\n");
+        return 2;
+    }
+    model m;
+    vocab v;
+    int rc = open_model(o, &m, &v);
+    if (rc)
+        return rc;
+    char *text;
+    size_t n;
+    int32_t *ids = NULL;
+    int64_t count = 0;
+    tn_tape *tp = tn_tape_new();
+    if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &n) == 0) {
+        ids = text_ids(&v, text, n, 0, count_lines(text, n), &count);
+        free(text);
+    }
+    rc = 1;
+    if (ids && count < 2) {
+        fprintf(stderr, "word_lm eval: %s has fewer than 2 words\n", o->data);
+    } else if (ids) {
+        double loss = model_eval(&m, tp, ids, count);
+        if (isfinite(loss)) {
+            printf("loss %.4f ppl %.2f\n", loss, exp(loss));
+            rc = 0;
+        }
+    }
+    free(ids);
+    tn_tape_free(tp);
+    model_free(&m);
+    vocab_free(&v);
+    return rc;
+}
+
+/* Print --prime, then --words sampled words (<eos> as a line end). */
+static int cmd_sample(const opts *o)
+{
+    model m;
+    vocab v;
+    int rc = open_model(o, &m, &v);
+    if (rc)
+        return rc;
+    int64_t nprime = 0;
+    int32_t *prime = text_ids(&v, o->prime, strlen(o->prime), 0, 1, &nprime);
+    tn_tape *tp = tn_tape_new();
+    tn_tape_set_grad(tp, false);
+    tn_tape_set_training(tp, false);
+    tn_rng r;
+    tn_rng_seed(&r, o->seed);
+    rc = prime ? 0 : 1;
+    /* the prime's words, then its line end is dropped: sampling goes on
+     * from its last word (an empty prime starts after a line end) */
+    int64_t given = nprime - 1;
+    if (prime && given == 0)
+        prime[0] = EOS, given = 1;
+    int32_t next = 0;
+    bool line_start = true;
+    for (int64_t i = 0; rc == 0 && i < given - 1 + o->words; i++) {
+        int32_t cur = i < given ? prime[i] : next;
+        if (i < given && strlen(o->prime)) {
+            printf("%s%s", line_start ? "" : " ", cur == EOS ? "" : v.words[cur]);
+            line_start = false;
+        }
+        tn_tape_reset(tp);
+        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
+        ((int32_t *)x->data)[0] = cur;
+        tn_rnn_out fin;
+        tn_tensor *logits = model_forward(tp, &m, x, &fin);
+        if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
+            fprintf(stderr, "word_lm: sample: %s\n", tn_last_error());
+            rc = 1;
+            break;
+        }
+        model_keep_state(&m, &fin);
+        if (i + 1 < given)
+            continue;
+        if (next == EOS) {
+            printf("\n");
+            line_start = true;
+        } else {
+            printf("%s%s", line_start ? "" : " ", v.words[next]);
+            line_start = false;
+        }
+    }
+    printf("\n");
+    free(prime);
+    tn_tape_free(tp);
+    model_free(&m);
+    vocab_free(&v);
+    return rc;
+}
+
+/* The embedding as word2vec text: a header "V E", then `word v1 .. vE` a
+ * line, each value printed so that it reads back as the same float. */
+static int cmd_vectors(const opts *o)
+{
+    if (!o->out) {
+        fprintf(stderr, "word_lm vectors: --out FILE is required\n");
+        return 2;
+    }
+    if (cli_check_output("word_lm", "--out", o->out))
+        return 2;
+    model m;
+    vocab v;
+    int rc = open_model(o, &m, &v);
+    if (rc)
+        return rc;
+    FILE *f = fopen(o->out, "w");
+    if (f) {
+        fprintf(f, "%" PRId64 " %" PRId64 "\n", m.V, m.E);
+        for (int64_t i = 0; i < m.V; i++) {
+            fputs(v.words[i], f);
+            for (int64_t j = 0; j < m.E; j++)
+                fprintf(f, " %.9g", tn_tensor_get(m.encoder.weight, i * m.E + j));
+            fputc('\n', f);
+        }
+    }
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "word_lm: --out %s: %s\n", o->out, strerror(errno));
+        rc = 1;
+    }
+    model_free(&m);
+    vocab_free(&v);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    int command = 0;
+    int pr = parse_opts(argc, argv, &o, &command);
+    if (pr != CLI_OK)
+        return pr == CLI_DONE ? 0 : pr;
+    if (o.threads)
+        tn_set_num_threads((int)o.threads);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+        return 1;
+    }
+    switch (command) {
+    case 0: return cmd_train(&o);
+    case 1: return cmd_eval(&o);
+    case 2: return cmd_sample(&o);
+    default: return cmd_vectors(&o);
+    }
+}
