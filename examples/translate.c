@@ -7,7 +7,8 @@
  *                    [--steps N] [--lr X] [--clip X] [--dropout X] [--teacher-forcing P]
  *                    [--max-len N] [--seed S] [--threads N] [--checkpoint PATH]
  *                    [--eval-every N] [--save-every N] [--log CSV] [--resume]
- *   translate sample --checkpoint PATH [--beam K] [--max-len N]   (stdin -> stdout)
+ *   translate sample --checkpoint PATH [--beam K | --temperature X [--top-k K] [--top-p P]
+ *                    [--seed S]] [--max-len N]                     (stdin -> stdout)
  *   translate eval   --checkpoint PATH --data FILE [--beam K]     (loss <x> bleu <y>)
  *   translate attention --checkpoint PATH --text "..." --out FILE.png
  *   translate bleu   --ref FILE --hyp FILE                         (bleu <y>)
@@ -447,6 +448,7 @@ typedef struct opts {
     int64_t eval_pairs;
     double lr, clip, dropout, teacher_forcing;
     uint64_t seed;
+    tn_sample_opts sample; /* sample without --beam */
 } opts;
 
 enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16 };
@@ -456,7 +458,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
     *o = (opts){.cell = "gru", .attention = "bahdanau", .hidden = 256, .embed = 256,
                 .layers = 1, .batch = 64, .steps = 2000, .max_len = 10, .eval_every = 500,
                 .save_every = 0, .beam = 1, .eval_pairs = 1000, .lr = 1e-3, .clip = 1.0,
-                .dropout = 0.0, .teacher_forcing = 1.0, .seed = 1234};
+                .dropout = 0.0, .teacher_forcing = 1.0, .seed = 1234,
+                .sample = {.temperature = 0, .top_k = 0, .top_p = 1}};
     const cli_opt table[] = {
         {"--data", CLI_STRING, &o->data, "FILE", "pairs, one a line: source<TAB>target",
          .def = "train: a generated task (numbers in digits to words); eval: required",
@@ -489,8 +492,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--max-len", CLI_INT, &o->max_len, "N",
          "longest sentence in tokens (train: longer pairs are dropped; decoding: output limit)",
          .imin = 1, .imax = MAX_TOK - 1, .commands = TRAIN | SAMPLE | ATTN},
-        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights, batches, split)",
-         .commands = TRAIN},
+        {"--seed", CLI_UINT64, &o->seed, "S",
+         "random seed (train: weights, batches, split; sample: the draws)",
+         .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
         {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
@@ -508,8 +512,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN},
         {"--resume", CLI_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
          .commands = TRAIN},
-        {"--beam", CLI_INT, &o->beam, "K", "beam width (1: greedy)", .imin = 1, .imax = 256,
-         .commands = SAMPLE | EVAL},
+        {"--beam", CLI_INT, &o->beam, "K", "beam width (1: greedy or sampled, see --temperature)",
+         .imin = 1, .imax = 256, .commands = SAMPLE | EVAL},
+        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--text", CLI_STRING, &o->text, "TEXT", "the sentence to translate", .commands = ATTN},
         {"--out", CLI_STRING, &o->out, "FILE.png",
          "heat map of the attention weights (CSV when gnuplot is missing)", .commands = ATTN},
@@ -1027,6 +1032,11 @@ static tn_tensor *encode_sentence(const run *r, const char *line, int32_t *len)
 static int cmd_sample(opts *o)
 {
     run r;
+    if (o->beam > 1 && o->sample.temperature > 0) {
+        fprintf(stderr, "translate: --beam searches; --temperature, --top-k and --top-p sample: "
+                        "give one or the other\n");
+        return 2;
+    }
     if (open_run(o, &r))
         return 1;
     tn_tape *tp = tn_tape_new();
@@ -1037,6 +1047,8 @@ static int cmd_sample(opts *o)
     int32_t out[MAX_TOK], olen;
     double sc;
     int64_t lineno = 0;
+    tn_rng rng;
+    tn_rng_seed(&rng, o->seed);
     while ((got = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
         if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
@@ -1048,8 +1060,12 @@ static int cmd_sample(opts *o)
         int32_t len;
         tn_tensor *src = encode_sentence(&r, line, &len);
         tn_tape_reset(tp);
-        if (!src || tn_seq2seq_beam(tp, &r.m, src, &len, (int)o->beam, 1.0, o->max_len, out,
-                                    &olen, &sc) != TN_OK) {
+        tn_status st = !src            ? tn_last_status()
+                       : o->beam > 1 ? tn_seq2seq_beam(tp, &r.m, src, &len, (int)o->beam, 1.0,
+                                                       o->max_len, out, &olen, &sc)
+                                     : tn_seq2seq_sample(tp, &r.m, src, &len, o->max_len,
+                                                         &o->sample, &rng, out, &olen, &sc);
+        if (st != TN_OK) {
             fprintf(stderr, "translate: %s\n", tn_last_error());
             tn_tensor_free(src);
             rc = 1;

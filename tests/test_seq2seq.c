@@ -103,6 +103,36 @@ static void beam1_is_greedy(tn_cell cell, int attn)
     printf("beam 1 vs greedy (%s, attention %d): lengths %d %d %d, scores %.6f %.6f %.6f: %s\n",
            tn_cell_name(cell), attn, g_len[0], g_len[1], g_len[2], g_sc[0], g_sc[1], g_sc[2],
            memcmp(g_sc, b_sc, sizeof g_sc) == 0 ? "identical" : "DIFFERENT");
+    /* sampled decoding at temperature 0 is greedy: same tokens and lengths
+     * bitwise, scores to 1e-9 (summed through another code path) */
+    tn_sample_opts so = {.temperature = 0, .top_k = 0, .top_p = 1};
+    int32_t s_out[3 * L], s_len[3], s2_out[3 * L], s2_len[3];
+    double s_sc[3], s2_sc[3];
+    tn_rng sr;
+    tn_rng_seed(&sr, 3);
+    tn_tape_reset(tp);
+    CHECK(tn_seq2seq_sample(tp, &m, src, len, L, &so, &sr, s_out, s_len, s_sc) == TN_OK);
+    CHECK(memcmp(g_out, s_out, sizeof g_out) == 0 && memcmp(g_len, s_len, sizeof g_len) == 0);
+    for (int b = 0; b < 3; b++)
+        CHECK_NEAR(s_sc[b], g_sc[b], 1e-9);
+    /* temperature 1: the same seed draws the same sentences; tokens are
+     * never pad or sos, and each score is a log-probability (<= 0) */
+    so.temperature = 1;
+    tn_rng_seed(&sr, 3);
+    tn_tape_reset(tp);
+    CHECK(tn_seq2seq_sample(tp, &m, src, len, L, &so, &sr, s_out, s_len, s_sc) == TN_OK);
+    tn_rng_seed(&sr, 3);
+    tn_tape_reset(tp);
+    CHECK(tn_seq2seq_sample(tp, &m, src, len, L, &so, &sr, s2_out, s2_len, s2_sc) == TN_OK);
+    CHECK(memcmp(s_out, s2_out, sizeof s_out) == 0 && memcmp(s_sc, s2_sc, sizeof s_sc) == 0);
+    for (int b = 0; b < 3; b++) {
+        CHECK(s_sc[b] <= 0);
+        for (int j = 0; j < s_len[b]; j++)
+            CHECK(s_out[b * L + j] != PAD && s_out[b * L + j] != SOS);
+    }
+    so.top_p = 0;
+    CHECK(tn_seq2seq_sample(tp, &m, src, len, L, &so, &sr, s_out, s_len, s_sc) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "top_p");
     /* grad and training modes are restored */
     CHECK(tn_tape_grad_enabled(tp) && tn_tape_training(tp));
     tn_tape_free(tp);

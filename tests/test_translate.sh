@@ -4,7 +4,8 @@
 #      val_loss/val_bleu lines; the loss falls;
 #   2. --resume continues exactly: a run stopped at step 20 and resumed to
 #      40 writes the same checkpoint, byte for byte, as a straight run;
-#   3. sample prints one line per input line; eval prints loss and bleu;
+#   3. sample prints one line per input line (beam, greedy or sampled:
+#      temperature 0 is greedy, a seed repeats); eval prints loss and bleu;
 #      attention writes the weights (CSV, and the PNG when gnuplot exists);
 #   4. bleu against values computed by hand from the definition (corpus
 #      BLEU-4, clipped n-gram counts, brevity penalty), to 4 decimals;
@@ -39,6 +40,20 @@ fi
 
 n=$(printf '1 2\n3 4 5\n6\n' | "$BIN" sample --checkpoint "$TMP/a.st" --beam 2 | wc -l)
 [ "$n" -eq 3 ] && pass "sample: 3 lines in, 3 out" || fail "sample: $n lines out"
+# sampled decoding (tn_seq2seq_sample): temperature 0 is the default greedy
+# output; a seed repeats its draws; --beam with --temperature is refused
+IN='1 2\n3 4 5\n6\n17\n'
+g0=$(printf "$IN" | "$BIN" sample --checkpoint "$TMP/a.st")
+g1=$(printf "$IN" | "$BIN" sample --checkpoint "$TMP/a.st" --temperature 0 --seed 9)
+d1=$(printf "$IN" | "$BIN" sample --checkpoint "$TMP/a.st" --temperature 1.5 --top-p 0.95 --seed 9)
+d2=$(printf "$IN" | "$BIN" sample --checkpoint "$TMP/a.st" --temperature 1.5 --top-p 0.95 --seed 9)
+err=$(printf "$IN" | "$BIN" sample --checkpoint "$TMP/a.st" --beam 3 --temperature 1 2>&1); rc=$?
+if [ "$g0" = "$g1" ] && [ "$d1" = "$d2" ] && [ "$(echo "$d1" | wc -l)" -eq 4 ] && [ $rc -eq 2 ] &&
+   [[ "$err" == *"one or the other"* ]]; then
+    pass "sample --temperature: 0 is greedy, a seed repeats, refused with --beam"
+else
+    fail "sample --temperature: '$g0' '$g1' '$d1' '$d2' $rc $err"
+fi
 printf '1 2\tone two\n3 4\tthree four\n' > "$TMP/pairs.txt"
 ev=$("$BIN" eval --checkpoint "$TMP/a.st" --data "$TMP/pairs.txt")
 [[ "$ev" =~ ^loss\ [0-9.]+\ bleu\ [0-9.]+$ ]] && pass "eval: $ev" || fail "eval: '$ev'"

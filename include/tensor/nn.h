@@ -332,6 +332,16 @@ TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *sr
                                  const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
                                  int32_t *out, int32_t *out_len, double *score);
 /** @} */
+/** Sampled decoding: as tn_seq2seq_greedy, but each sentence's next token
+ * is drawn with tn_sample (so: temperature, top-k, top-p; one draw of r
+ * per sentence and step) from the decoder's distribution with pad and sos
+ * excluded; score sums the model's log-probabilities of the drawn tokens
+ * (and eos), as tn_seq2seq_greedy's does. Temperature 0 is greedy decoding exactly.
+ * Returns TN_OK or an error (tn_sample's on bad options). */
+TN_API tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                                   const int32_t *src_len, int64_t max_len,
+                                   const tn_sample_opts *so, tn_rng *r, int32_t *out,
+                                   int32_t *out_len, double *score);
 /** The decoder's attention weights while decoding one sentence greedily
  * (src [1, S]): weights [max_len, S] (row t for output token t; rows past
  * out_len are 0). For attention plots. Returns TN_OK or an error

@@ -474,6 +474,76 @@ tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                        "tn_seq2seq_beam");
 }
 
+tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
+                            const int32_t *src_len, int64_t max_len, const tn_sample_opts *so,
+                            tn_rng *r, int32_t *out, int32_t *out_len, double *score)
+{
+    const char *fn = "tn_seq2seq_sample";
+    tn_status s = check_src(tp, fn, m, src, src_len);
+    if (s)
+        return s;
+    if (!so || !r || !out || !out_len || !score)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL argument", fn);
+    if (max_len < 1)
+        return tn_set_error(TN_ERR_ARG, "%s: max_len %lld must be >= 1", fn, (long long)max_len);
+    int64_t B = src->shape[0], V = m->o.tgt_vocab;
+    int32_t *prev = malloc(sizeof *prev * (size_t)B), *next = malloc(sizeof *next * (size_t)B);
+    bool *done = calloc((size_t)B, sizeof *done);
+    if (!prev || !next || !done) {
+        free(prev), free(next), free(done);
+        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory (batch %lld)", fn, (long long)B);
+    }
+    bool grad = tn_tape_set_grad(tp, false), train = tn_tape_training(tp);
+    tn_tape_set_training(tp, false);
+    for (int64_t b = 0; b < B; b++) {
+        prev[b] = m->o.sos, out_len[b] = 0, score[b] = 0;
+        for (int64_t j = 0; j < max_len; j++)
+            out[b * max_len + j] = m->o.tgt_pad;
+    }
+    tn_attn_memory mem;
+    dstate st;
+    s = encode(tp, m, src, src_len, &mem, &st);
+    for (int64_t t = 0; s == TN_OK && t < max_len; t++) {
+        tn_tensor *lg = decode_step(tp, m, &mem, ids_tensor(tp, B, prev), &st, NULL);
+        if (!lg) {
+            s = tn_last_status();
+            break;
+        }
+        tn_tensor *lp = tn_log_softmax(tp, lg, 1); /* the scores: the model's own */
+        if (!lp) {
+            s = tn_last_status();
+            break;
+        }
+        for (int64_t b = 0; b < B; b++) { /* pad and sos are never drawn */
+            tn_tensor_set(lg, b * V + m->o.tgt_pad, -INFINITY);
+            tn_tensor_set(lg, b * V + m->o.sos, -INFINITY);
+        }
+        if ((s = tn_sample(lg, so, r, next)) != TN_OK)
+            break;
+        bool all = true;
+        for (int64_t b = 0; b < B; b++) {
+            if (done[b]) {
+                prev[b] = m->o.eos; /* finished rows idle on eos */
+                continue;
+            }
+            score[b] += tn_tensor_get(lp, b * V + next[b]);
+            done[b] = next[b] == m->o.eos;
+            if (!done[b])
+                out[b * max_len + out_len[b]++] = next[b];
+            prev[b] = next[b];
+            all = all && done[b];
+        }
+        if (all)
+            break;
+    }
+    if (s == TN_OK && tn_tape_error(tp))
+        s = tn_last_status();
+    tn_tape_set_grad(tp, grad);
+    tn_tape_set_training(tp, train);
+    free(prev), free(next), free(done);
+    return s;
+}
+
 tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                                    int32_t src_len, int64_t max_len, int32_t *out,
                                    int32_t *out_len, double *weights)
