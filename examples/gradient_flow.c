@@ -8,24 +8,31 @@
  * pass the tape holds every h_t's gradient (tn_backward gives every
  * recorded tensor one), read with tn_tensor_grad_get.
  *
- * Models: rnn_tanh, rnn_relu, lstm, gru (hidden H), each with W_hh
+ * Models: rnn-tanh, rnn-relu, lstm, gru (hidden H), each with W_hh
  * initialised uniform(+-1/sqrt(H)) (PyTorch's default, as tn_rnn_cell_init
  * does) and orthogonal (each gate's [H, H] block of W_hh an orthogonal
- * matrix, tn_init_orthogonal). Everything in float64, so that norms of
- * 1e-30 are numbers, not rounding noise.
+ * matrix, tn_init_orthogonal); the LSTM's forget-gate bias gets +1 (the
+ * usual practice, --forget-bias; 0 is PyTorch's plain default). Then an
+ * exploding start: rnn-relu with orthogonal W_hh times --gain (1.5).
+ * Every model shares the input sequence and the readout v; everything is
+ * float64, so that norms of 1e-30 are numbers, not rounding noise.
  *
  * Clipping. Clipping the gradient norm (tn_clip_grad_norm) multiplies the
  * whole gradient by one factor, so it cannot change the profile's shape:
- * it does nothing for vanishing gradients and bounds exploding ones. What
- * it changes is training: each model is trained on a long-range task (at
- * step T, output the first input's first component; MSE; plain SGD) from
- * the same start with and without clipping, and the table shows the
- * largest gradient norm seen, how many steps were clipped, and the final
- * loss (diverged: it became non-finite or above 1e6).
+ * it cannot help a vanishing gradient, it bounds an exploding one. The CSV
+ * shows the exploding start's profile as is and times the factor that
+ * clipping its parameters' gradient to --clip applies (a parallel line).
+ * What clipping changes is training: the exploding start is trained on a
+ * long-range task (at step T, output the first input's first component;
+ * MSE; plain SGD) from the same weights and batches without and with
+ * clipping; the loss and gradient norm are printed along the way, and a
+ * run diverged when the loss or the gradient became non-finite or the
+ * loss passed 1e6.
  *
  *   gradient_flow [--length T] [--hidden H] [--input I] [--seed S]
- *                 [--steps N] [--lr X] [--clip C] [--csv FILE] [--png FILE]
- *                 [--threads N]
+ *                 [--forget-bias B] [--gain G] [--steps N] [--lr X]
+ *                 [--clip C] [--csv FILE] [--png FILE] [--width PX]
+ *                 [--height PX] [--threads N]
  * writes the norms (t, one column per model) to the CSV, plots them on a
  * log scale into the PNG (gnuplot; without it the CSV and the script stay
  * and the message says how to plot them), and prints per model the ratio
@@ -150,6 +157,15 @@ static int profile(const model *m, const double *x, int64_t T, double *norms)
     free(hs);
     tn_tape_free(tp);
     return rc;
+}
+
+/* A table cell: x, or "nan" (printf's may say "-nan"). */
+static void print_value(double x)
+{
+    if (isnan(x))
+        printf(" %14s", "nan");
+    else
+        printf(" %14.4g", x);
 }
 
 /* The long-range task's loss: the target at step T is x_1[0] of each
@@ -371,7 +387,7 @@ int main(int argc, char **argv)
             for (int c = 0; c < 2; c++) {
                 const double *l = trace + 2 * c * (steps + 1), *g = l + steps + 1;
                 if (s < done[c] || (s == done[c] && done[c] < steps))
-                    printf(" %14.4g %14.4g", l[s], g[s]);
+                    print_value(l[s]), print_value(g[s]);
                 else
                     printf(" %14s %14s", "", "");
             }
