@@ -33,136 +33,11 @@
 
 #include <tensor/tensor.h>
 
+#include "char_model.h"
 #include "cli.h"
 #include "train_dist.h"
 
 /* ---- text ---- */
-
-/* Limits of the model a checkpoint's metadata may ask for. */
-#define CHAR_RNN_MAX_VOCAB 4096
-#define CHAR_RNN_MAX_DIM 65536
-
-typedef struct text {
-    int32_t *ids; /* token ids */
-    int64_t n;
-    uint32_t vocab[CHAR_RNN_MAX_VOCAB]; /* id -> code point, sorted */
-    int V;
-} text;
-
-/* Decode UTF-8 into out (room for cap code points); invalid bytes become
- * U+FFFD. Returns the code point count, or -1 when there are more than cap
- * (out then holds the first cap). */
-static int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap)
-{
-    int64_t k = 0;
-    for (size_t i = 0; i < (size_t)n;) {
-        if (k == cap)
-            return -1;
-        out[k++] = cli_utf8_next(s, (size_t)n, &i);
-    }
-    return k;
-}
-
-
-/* A text that needs no download: English prose generated from a small
- * grammar with a fixed seed (about 200 KB), so the demo runs anywhere. */
-static unsigned char *generated_text(int64_t *n)
-{
-    static const char *subj[] = {"the old man", "a young queen", "my brother", "the king",
-                                 "a quiet child", "the sailor", "her mother", "the poet"};
-    static const char *verb[] = {"loves", "remembers", "watches", "follows", "forgets",
-                                 "answers", "carries", "finds"};
-    static const char *obj[] = {"the sea", "a golden ring", "the long road", "his own shadow",
-                                "the winter light", "an empty house", "the last letter",
-                                "the river"};
-    static const char *tail[] = {" at night", " in the morning", "", " without a word",
-                                 " again and again", " with great care"};
-    size_t cap = 220000, k = 0;
-    unsigned char *s = malloc(cap + 256);
-    tn_rng r;
-    tn_rng_seed(&r, 2024);
-    while (k < cap) {
-        const char *parts[4] = {subj[tn_rng_next(&r) % 8], verb[tn_rng_next(&r) % 8],
-                                obj[tn_rng_next(&r) % 8], tail[tn_rng_next(&r) % 6]};
-        char line[200];
-        int len = snprintf(line, sizeof line, "%s %s %s%s.%s", parts[0], parts[1], parts[2],
-                           parts[3], tn_rng_next(&r) % 4 == 0 ? "\n" : " ");
-        line[0] = (char)(line[0] - 32 * (line[0] >= 'a' && line[0] <= 'z'));
-        memcpy(s + k, line, (size_t)len);
-        k += (size_t)len;
-    }
-    *n = (int64_t)k;
-    return s;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int vocab_index(const text *t, uint32_t cp)
-{
-    int lo = 0, hi = t->V - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (t->vocab[mid] == cp)
-            return mid;
-        if (t->vocab[mid] < cp)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
-}
-
-/* Decode bytes into code points; build the vocabulary when build_vocab,
- * else map with t's vocabulary (unknown characters fail). */
-static int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
-                     const char *what)
-{
-    uint32_t *cps = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *cps);
-    int64_t n = utf8_decode(bytes, nbytes, cps, nbytes); /* at most one per byte */
-    if (build_vocab) {
-        uint32_t *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof *sorted);
-        memcpy(sorted, cps, (size_t)n * sizeof *sorted);
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_u32);
-        t->V = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (t->V && t->vocab[t->V - 1] == sorted[i])
-                continue;
-            if (t->V == CHAR_RNN_MAX_VOCAB) {
-                fprintf(stderr, "char_rnn: %s has more than %d distinct characters\n", what,
-                        CHAR_RNN_MAX_VOCAB);
-                free(sorted);
-                free(cps);
-                return -1;
-            }
-            t->vocab[t->V++] = sorted[i];
-        }
-        free(sorted);
-    }
-    t->ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *t->ids);
-    t->n = n;
-    for (int64_t i = 0; i < n; i++) {
-        int id = vocab_index(t, cps[i]);
-        if (id < 0) {
-            char enc[5] = {0};
-            cli_utf8_encode(cps[i], enc);
-            fprintf(stderr,
-                    "char_rnn: %s: character '%s' (U+%04X) at position %" PRId64
-                    " is not in the model's vocabulary\n",
-                    what, enc, (unsigned)cps[i], i);
-            free(cps);
-            free(t->ids);
-            t->ids = NULL;
-            return -1;
-        }
-        t->ids[i] = id;
-    }
-    free(cps);
-    return 0;
-}
 
 /* ---- options ---- */
 
@@ -264,70 +139,6 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 }
 
 /* ---- the model ---- */
-
-typedef struct model {
-    tn_cell cell;
-    int64_t V, E, H, L;
-    tn_params ps;
-    tn_embedding embed;
-    tn_rnn rnn;
-    tn_linear head;
-    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad) */
-} model;
-
-static int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                      double dropout, tn_rng *r)
-{
-    memset(m, 0, sizeof *m);
-    m->cell = cell;
-    m->V = V, m->E = E, m->H = H, m->L = L;
-    tn_params_init(&m->ps);
-    if (tn_embedding_init(&m->embed, &m->ps, "embed", V, E, -1, TN_F32, r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
-        tn_linear_init(&m->head, &m->ps, "head", H, V, true, TN_F32, r)) {
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        tn_params_free(&m->ps);
-        return -1;
-    }
-    return 0;
-}
-
-/* (Re)allocate the carried state for batch B, zeroed. */
-static void model_reset_state(model *m, int64_t B)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    int64_t shape[3] = {m->L, B, m->H};
-    m->h = tn_tensor_new(TN_F32, 3, shape);
-    m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
-}
-
-static void model_free(model *m)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    tn_params_free(&m->ps);
-}
-
-/* Logits [B*T, V] for ids [B, T], starting from the carried state. The
- * final state goes to *fin; model_keep_state copies it into the carried
- * state once the tape no longer needs the old one (after backward): the
- * next window then starts from it with no history (truncated BPTT). */
-static tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin)
-{
-    tn_tensor *x = tn_embedding_forward(tp, &m->embed, ids); /* [B, T, E] */
-    if (tn_rnn_forward(tp, &m->rnn, x, m->h, m->c, NULL, fin) != TN_OK)
-        return NULL;
-    tn_tensor *logits = tn_linear_forward(tp, &m->head, fin->output); /* [B, T, V] */
-    return tn_reshape(tp, logits, 2, (int64_t[]){-1, m->V});
-}
-
-static void model_keep_state(model *m, const tn_rnn_out *fin)
-{
-    tn_tensor_copy(m->h, fin->h_n);
-    if (m->c)
-        tn_tensor_copy(m->c, fin->c_n);
-}
 
 /* Mean negative log-likelihood (nats/char) of ids[1..n) given the previous
  * characters, reading ids as one stream from a zero state in chunks and
@@ -434,21 +245,6 @@ static int model_sample(model *m, const text *vocab, const char *prime, int64_t 
 
 /* ---- checkpoints ---- */
 
-/* Carried state as a parameter set ("state.h", "state.c") so it is saved
- * and loaded with the rest; its tensors are the model's h and c. */
-static void state_set(model *m, tn_params *st)
-{
-    tn_params_init(st);
-    st->cap = st->n = m->c ? 2 : 1;
-    st->items = calloc(2, sizeof *st->items);
-    snprintf(st->items[0].name, TN_NAME_MAX, "state.h");
-    st->items[0].t = m->h;
-    if (m->c) {
-        snprintf(st->items[1].name, TN_NAME_MAX, "state.c");
-        st->items[1].t = m->c;
-    }
-}
-
 static void vocab_string(const text *t, char *out, size_t cap)
 {
     size_t k = 0;
@@ -519,98 +315,6 @@ static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *
     free(vs);
     tn_meta_free(&meta);
     return s == TN_OK ? 0 : -1;
-}
-
-/* Build the model (and its vocabulary) from a checkpoint's metadata and load
- * its parameters. A checkpoint written by PyTorch has only the model's
- * tensors; one written by `train` also has optimizer state and the carried
- * state: when opt_out is non-NULL those are loaded too (resume). */
-static int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double dropout,
-                           tn_optim **opt_out, double lr)
-{
-    tn_rng r;
-    tn_rng_seed(&r, 0);
-    int64_t H, L, E;
-    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
-        tn_meta_get_int(meta, "layers", &L) || tn_meta_get_int(meta, "embed", &E)) {
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        return -1;
-    }
-    const char *cell = tn_meta_get(meta, "cell"), *vocab = tn_meta_get(meta, "vocab");
-    int c = tn_cell_from_name(cell);
-    /* The metadata sizes the model: a crafted file must get a refusal, not
-     * a model of 2^60 parameters (the limits are far above any char model). */
-    if (c < 0 || !vocab || H < 1 || H > CHAR_RNN_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
-        E < 1 || E > CHAR_RNN_MAX_DIM) {
-        fprintf(stderr,
-                "char_rnn: %s: bad metadata: need a known cell, a vocab, hidden and embed in "
-                "1..%d, layers in 1..%d\n",
-                path, CHAR_RNN_MAX_DIM, TN_RNN_MAX_LAYERS);
-        return -1;
-    }
-    int64_t V = utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab,
-                            CHAR_RNN_MAX_VOCAB);
-    if (V < 1) {
-        fprintf(stderr, "char_rnn: %s: bad metadata: vocab must have 1..%d characters\n", path,
-                CHAR_RNN_MAX_VOCAB);
-        return -1;
-    }
-    t->V = (int)V;
-    for (int v = 1; v < t->V; v++)
-        if (t->vocab[v] <= t->vocab[v - 1]) {
-            fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
-            return -1;
-        }
-    if (model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
-        return -1;
-    model_reset_state(m, 1);
-    tn_ckpt_entry *ents = NULL;
-    int n = 0;
-    bool full = false;
-    if (tn_load_list(path, &ents, &n) == TN_OK)
-        for (int i = 0; i < n; i++)
-            full = full || strcmp(ents[i].name, "state.h") == 0;
-    int64_t B = 1;
-    if (full) { /* the carried state's batch comes from the file */
-        for (int i = 0; i < n; i++)
-            if (strcmp(ents[i].name, "state.h") == 0)
-                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
-        if (B < 1 || B > CHAR_RNN_MAX_DIM) {
-            fprintf(stderr, "char_rnn: %s: state.h must be [layers, batch 1..%d, hidden]\n",
-                    path, CHAR_RNN_MAX_DIM);
-            tn_ckpt_entries_free(ents, n);
-            model_free(m);
-            return -1;
-        }
-        model_reset_state(m, B);
-    }
-    tn_ckpt_entries_free(ents, n);
-    tn_adam_opts ao = tn_adam_defaults();
-    ao.lr = lr;
-    tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
-    if (full && !opt) { /* e.g. --lr inf */
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        model_free(m);
-        return -1;
-    }
-    tn_params st;
-    state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
-    tn_status s = full ? tn_load(path, sets, 3, meta) : tn_load(path, sets, 1, meta);
-    free(st.items);
-    if (s != TN_OK) {
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        tn_optim_free(opt);
-        model_free(m);
-        return -1;
-    }
-    if (opt_out)
-        *opt_out = opt;
-    else
-        tn_optim_free(opt);
-    if (!full || !opt_out)
-        model_reset_state(m, 1);
-    return 0;
 }
 
 /* ---- commands ---- */
@@ -960,16 +664,6 @@ static int cmd_train(const opts *o)
     tn_tape_free(tp);
     free(t.ids);
     return (int)rc;
-}
-
-/* The model and vocabulary of a checkpoint, for sample and eval. */
-static int load_model(const char *path, model *m, text *t)
-{
-    tn_meta meta;
-    tn_meta_init(&meta);
-    int rc = load_checkpoint(path, m, t, &meta, 0.0, NULL, 1e-3);
-    tn_meta_free(&meta);
-    return rc;
 }
 
 static int cmd_sample(const opts *o)

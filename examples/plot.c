@@ -111,7 +111,10 @@ int plot_lines(const char *prog, const char *png, const char *csv, int ncols, co
         put_label(f, text[i]);
         fputs("\"\n", f);
     }
-    fprintf(f, "plot for [i=2:%d] '%s' using 1:i with lines lw 2\n", ncols + 1, csv);
+    /* gnuplot has 8 line colours: series 9 to 16 are dashed, and so on (not
+     * "dt (...)": a parenthesis there starts a dash pattern) */
+    fprintf(f, "plot for [i=2:%d] '%s' using 1:i with lines lw 2 dt 1+(i-2)/8\n",
+            ncols + 1, csv);
     if (fclose(f) != 0)
         return PLOT_ERROR;
     return run_script(png, gp, csv);
