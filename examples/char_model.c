@@ -116,69 +116,15 @@ int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vo
     return 0;
 }
 
-int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                      double dropout, tn_rng *r)
+int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+                    double dropout, tn_rng *r)
 {
-    memset(m, 0, sizeof *m);
-    m->cell = cell;
-    m->V = V, m->E = E, m->H = H, m->L = L;
-    tn_params_init(&m->ps);
-    if (tn_embedding_init(&m->embed, &m->ps, "embed", V, E, -1, TN_F32, r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
-        tn_linear_init(&m->head, &m->ps, "head", H, V, true, TN_F32, r)) {
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        tn_params_free(&m->ps);
-        return -1;
-    }
-    return 0;
+    lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
+                 .embed_name = "embed", .head_name = "head", .prog = "char_rnn"};
+    return lm_init(m, &s, r);
 }
 
-void model_reset_state(model *m, int64_t B)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    int64_t shape[3] = {m->L, B, m->H};
-    m->h = tn_tensor_new(TN_F32, 3, shape);
-    m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
-}
-
-void model_free(model *m)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    tn_params_free(&m->ps);
-}
-
-tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin)
-{
-    tn_tensor *x = tn_embedding_forward(tp, &m->embed, ids); /* [B, T, E] */
-    if (tn_rnn_forward(tp, &m->rnn, x, m->h, m->c, NULL, fin) != TN_OK)
-        return NULL;
-    tn_tensor *logits = tn_linear_forward(tp, &m->head, fin->output); /* [B, T, V] */
-    return tn_reshape(tp, logits, 2, (int64_t[]){-1, m->V});
-}
-
-void model_keep_state(model *m, const tn_rnn_out *fin)
-{
-    tn_tensor_copy(m->h, fin->h_n);
-    if (m->c)
-        tn_tensor_copy(m->c, fin->c_n);
-}
-
-void state_set(model *m, tn_params *st)
-{
-    tn_params_init(st);
-    st->cap = st->n = m->c ? 2 : 1;
-    st->items = calloc(2, sizeof *st->items);
-    snprintf(st->items[0].name, TN_NAME_MAX, "state.h");
-    st->items[0].t = m->h;
-    if (m->c) {
-        snprintf(st->items[1].name, TN_NAME_MAX, "state.c");
-        st->items[1].t = m->c;
-    }
-}
-
-int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double dropout,
+int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, double dropout,
                            tn_optim **opt_out, double lr)
 {
     tn_rng r;
@@ -214,9 +160,9 @@ int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double d
             fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
             return -1;
         }
-    if (model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
+    if (char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
         return -1;
-    model_reset_state(m, 1);
+    lm_reset_state(m, 1);
     tn_ckpt_entry *ents = NULL;
     int n = 0;
     bool full = false;
@@ -232,10 +178,10 @@ int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double d
             fprintf(stderr, "char_rnn: %s: state.h must be [layers, batch 1..%d, hidden]\n",
                     path, CHAR_RNN_MAX_DIM);
             tn_ckpt_entries_free(ents, n);
-            model_free(m);
+            lm_free(m);
             return -1;
         }
-        model_reset_state(m, B);
+        lm_reset_state(m, B);
     }
     tn_ckpt_entries_free(ents, n);
     tn_adam_opts ao = tn_adam_defaults();
@@ -243,18 +189,18 @@ int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double d
     tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
     if (full && !opt) { /* e.g. --lr inf */
         fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        model_free(m);
+        lm_free(m);
         return -1;
     }
     tn_params st;
-    state_set(m, &st);
+    lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
     tn_status s = full ? tn_load(path, sets, 3, meta) : tn_load(path, sets, 1, meta);
     free(st.items);
     if (s != TN_OK) {
         fprintf(stderr, "char_rnn: %s\n", tn_last_error());
         tn_optim_free(opt);
-        model_free(m);
+        lm_free(m);
         return -1;
     }
     if (opt_out)
@@ -262,11 +208,11 @@ int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double d
     else
         tn_optim_free(opt);
     if (!full || !opt_out)
-        model_reset_state(m, 1);
+        lm_reset_state(m, 1);
     return 0;
 }
 
-int load_model(const char *path, model *m, text *t)
+int load_model(const char *path, lm_model *m, text *t)
 {
     tn_meta meta;
     tn_meta_init(&meta);

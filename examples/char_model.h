@@ -17,6 +17,8 @@
 
 #include <tensor/tensor.h>
 
+#include "lm_model.h"
+
 /* Limits of the model a checkpoint's metadata may ask for. */
 #define CHAR_RNN_MAX_VOCAB 4096
 #define CHAR_RNN_MAX_DIM 65536
@@ -51,45 +53,12 @@ int vocab_index(const text *t, uint32_t cp);
 int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
               const char *what);
 
-typedef struct model {
-    tn_cell cell;
-    int64_t V, E, H, L;
-    tn_params ps;
-    tn_embedding embed;
-    tn_rnn rnn;
-    tn_linear head;
-    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad); c: LSTM only */
-} model;
-
-/* A new model (float32) of cell, vocabulary V, embedding E, hidden H, L
- * layers, dropout between layers, initialised from r as PyTorch's modules;
- * no carried state yet (model_reset_state). Returns 0, or -1 (message
- * printed; nothing to free). */
-int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-               double dropout, tn_rng *r);
-
-/* (Re)allocate the carried state for batch B, zeroed. */
-void model_reset_state(model *m, int64_t B);
-
-/* Free the parameters and the carried state. */
-void model_free(model *m);
-
-/* Logits [B*T, V] for ids [B, T] (I32), starting from the carried state;
- * tape tensors. The final state goes to *fin (fin->output is the last
- * layer's h at every step, [B, T, H]); model_keep_state copies it into the
- * carried state once the tape no longer needs the old one (after backward):
- * the next window then starts from it with no history (truncated BPTT).
- * NULL on error (the tape's error is set). */
-tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin);
-
-/* Copy the final state of a model_forward into the carried state. */
-void model_keep_state(model *m, const tn_rnn_out *fin);
-
-/* The carried state as a parameter set ("state.h", "state.c") whose
- * tensors are m's h and c, so it is saved and loaded with the rest. The
- * set borrows them: release it with free(st->items), never
- * tn_params_free. */
-void state_set(model *m, tn_params *st);
+/* char_rnn's model: lm_model with the names embed and head, messages
+ * prefixed "char_rnn:", initialised from r as PyTorch's modules; no
+ * carried state yet (lm_reset_state). Returns 0, or -1 (message printed;
+ * nothing to free). */
+int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+                    double dropout, tn_rng *r);
 
 /* Build the model (and t's vocabulary) from the checkpoint's metadata
  * (meta: initialised by the caller, filled here) and load its parameters.
@@ -100,12 +69,12 @@ void state_set(model *m, tn_params *st);
  * carried state is a zeroed batch of 1. Crafted metadata (unknown cell,
  * sizes beyond the limits, an unsorted vocabulary) is refused. Returns 0,
  * or -1 (message printed; nothing to free but meta). */
-int load_checkpoint(const char *path, model *m, text *t, tn_meta *meta, double dropout,
+int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, double dropout,
                     tn_optim **opt_out, double lr);
 
 /* The model and vocabulary of a checkpoint for inference (no dropout, no
  * optimizer, carried state a zeroed batch of 1). Returns 0 or -1 (message
  * printed). */
-int load_model(const char *path, model *m, text *t);
+int load_model(const char *path, lm_model *m, text *t);
 
 #endif

@@ -140,50 +140,6 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 
 /* ---- the model ---- */
 
-/* Mean negative log-likelihood (nats/char) of ids[1..n) given the previous
- * characters, reading ids as one stream from a zero state in chunks and
- * carrying the state across chunks. Leaves the carried training state as
- * it was. Returns NAN on error. */
-static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
-{
-    if (n < 2)
-        return NAN;
-    tn_tensor *keep_h = m->h, *keep_c = m->c;
-    m->h = m->c = NULL;
-    model_reset_state(m, 1);
-    bool was_grad = tn_tape_set_grad(tp, false), was_training = tn_tape_training(tp);
-    tn_tape_set_training(tp, false);
-    const int64_t chunk = 256;
-    double total = 0;
-    int64_t count = 0;
-    for (int64_t s = 0; s + 1 < n; s += chunk) {
-        int64_t len = n - 1 - s < chunk ? n - 1 - s : chunk;
-        tn_tape_reset(tp);
-        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, len});
-        tn_tensor *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){len});
-        memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
-        memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
-        tn_rnn_out fin;
-        tn_tensor *logits = model_forward(tp, m, x, &fin);
-        tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_SUM);
-        if (!loss || tn_tape_error(tp)) {
-            fprintf(stderr, "char_rnn: eval: %s\n", tn_last_error());
-            total = NAN;
-            break;
-        }
-        model_keep_state(m, &fin);
-        total += tn_tensor_get(loss, 0);
-        count += len;
-    }
-    tn_tape_reset(tp);
-    tn_tape_set_grad(tp, was_grad);
-    tn_tape_set_training(tp, was_training);
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    m->h = keep_h, m->c = keep_c;
-    return total / (double)count;
-}
-
 static void print_cp(uint32_t cp)
 {
     char enc[4];
@@ -192,7 +148,7 @@ static void print_cp(uint32_t cp)
 }
 
 /* Print prime, then `length` sampled characters. */
-static int model_sample(model *m, const text *vocab, const char *prime, int64_t length,
+static int model_sample(lm_model *m, const text *vocab, const char *prime, int64_t length,
                         const tn_sample_opts *so, uint64_t seed)
 {
     tn_rng r;
@@ -209,7 +165,7 @@ static int model_sample(model *m, const text *vocab, const char *prime, int64_t 
         for (int64_t i = 0; i < pt.n; i++)
             print_cp(vocab->vocab[pt.ids[i]]);
     }
-    model_reset_state(m, 1);
+    lm_reset_state(m, 1);
     tn_tape *tp = tn_tape_new();
     tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -221,13 +177,13 @@ static int model_sample(model *m, const text *vocab, const char *prime, int64_t 
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         ((int32_t *)x->data)[0] = cur;
         tn_rnn_out fin;
-        tn_tensor *logits = model_forward(tp, m, x, &fin);
+        tn_tensor *logits = lm_forward(tp, m, x, &fin);
         if (!logits || tn_tape_error(tp)) {
             fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
             rc = -1;
             break;
         }
-        model_keep_state(m, &fin);
+        lm_keep_state(m, &fin);
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
         if (tn_sample(logits, so, &r, &next) != TN_OK) {
@@ -268,7 +224,7 @@ static bool params_finite(const tn_params *ps)
  * finite is never written over the last good checkpoint. */
 /* ranks: the number of ranks of the run; rngs: their dropout generators
  * (rank 0's saved as "rng", rank r's as "rng.r"). */
-static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *opt,
+static int save_checkpoint(const char *path, lm_model *m, const text *t, tn_optim *opt,
                            const tn_rng *rngs, int ranks, int64_t step, int64_t pos,
                            const opts *o)
 {
@@ -306,7 +262,7 @@ static int save_checkpoint(const char *path, model *m, const text *t, tn_optim *
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
     tn_meta_set(&meta, "dropout", buf);
     tn_params st;
-    state_set(m, &st);
+    lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
     tn_status s = tn_save(path, sets, 3, &meta);
     if (s != TN_OK)
@@ -374,12 +330,12 @@ static int check_train_paths(const opts *o)
 
 /* Rows [r0, r0 + b) of the carried state [L, B, H] into a new [L, b, H]
  * (a rank's streams of a state loaded from a checkpoint). */
-static void state_take_rows(model *m, int64_t r0, int64_t b)
+static void state_take_rows(lm_model *m, int64_t r0, int64_t b)
 {
     tn_tensor *full[2] = {m->h, m->c};
     int64_t B = m->h->shape[1], H = m->H;
     m->h = m->c = NULL;
-    model_reset_state(m, b);
+    lm_reset_state(m, b);
     tn_tensor *mine[2] = {m->h, m->c};
     for (int k = 0; k < 2; k++) {
         if (!full[k])
@@ -394,7 +350,7 @@ static void state_take_rows(model *m, int64_t r0, int64_t b)
 /* Save a checkpoint of the whole run (collective with several ranks): the
  * carried states of every rank's streams gathered into [L, B, H] on rank
  * 0, which writes the file; every rank gets the same result. */
-static int save_run(const char *path, model *m, const text *t, tn_optim *opt, tn_tape *tp,
+static int save_run(const char *path, lm_model *m, const text *t, tn_optim *opt, tn_tape *tp,
                     int64_t step, int64_t pos, const opts *o)
 {
     int N = td_size(), rank = td_rank();
@@ -402,10 +358,10 @@ static int save_run(const char *path, model *m, const text *t, tn_optim *opt, tn
         return save_checkpoint(path, m, t, opt, tn_tape_rng(tp), 1, step, pos, o);
     int64_t b = m->h->shape[1], H = m->H, L = m->L, part = L * b * H;
     tn_rng *rngs = rank == 0 ? malloc(sizeof *rngs * (size_t)N) : NULL;
-    model full = *m;
+    lm_model full = *m;
     full.h = full.c = NULL;
     if (rank == 0)
-        model_reset_state(&full, b * N);
+        lm_reset_state(&full, b * N);
     float *all = rank == 0 ? malloc(sizeof(float) * (size_t)(part * N)) : NULL;
     tn_tensor *mine[2] = {m->h, m->c}, *dst[2] = {full.h, full.c};
     int rc = 0;
@@ -459,7 +415,7 @@ static int cmd_train(const opts *o)
         free(t.ids);
         return 1;
     }
-    model m;
+    lm_model m;
     tn_optim *opt = NULL;
     tn_tape *tp = tn_tape_new();
     int64_t step = 0, pos = 0;
@@ -512,19 +468,19 @@ static int cmd_train(const opts *o)
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
-        if (model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
+        if (char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
                        o->layers, o->dropout, &r)) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;
         }
-        model_reset_state(&m, Bl);
+        lm_reset_state(&m, Bl);
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
         opt = tn_optim_adam(&m.ps, &ao);
         if (!opt) { /* e.g. --lr inf */
             fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-            model_free(&m);
+            lm_free(&m);
             free(t.ids);
             tn_tape_free(tp);
             return 1;
@@ -534,7 +490,7 @@ static int cmd_train(const opts *o)
     }
     if (td_attach(&m.ps)) {
         tn_optim_free(opt);
-        model_free(&m);
+        lm_free(&m);
         free(t.ids);
         tn_tape_free(tp);
         return 1;
@@ -553,7 +509,7 @@ static int cmd_train(const opts *o)
         if (!log) {
             fprintf(stderr, "char_rnn: --log %s: %s\n", o->log, strerror(errno));
             tn_optim_free(opt);
-            model_free(&m);
+            lm_free(&m);
             tn_tape_free(tp);
             free(t.ids);
             return 1;
@@ -585,7 +541,7 @@ static int cmd_train(const opts *o)
         tn_tape_reset(tp);
         tn_params_zero_grad(&m.ps);
         tn_rnn_out fin;
-        tn_tensor *logits = model_forward(tp, &m, x, &fin);
+        tn_tensor *logits = lm_forward(tp, &m, x, &fin);
         tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_MEAN);
         tn_status st = !loss ? tn_tape_status(tp) : tn_backward(tp, loss);
         if (st == TN_OK)
@@ -616,7 +572,7 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
-        model_keep_state(&m, &fin);
+        lm_keep_state(&m, &fin);
         pos += T;
         step++;
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
@@ -633,7 +589,7 @@ static int cmd_train(const opts *o)
         }
         bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
-            double vl = model_eval(&m, tp, val, n_val);
+            double vl = lm_eval(&m, tp, val, n_val);
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
                     tty ? "\n" : "", step, smooth, vl, exp(vl));
             if (log) {
@@ -660,7 +616,7 @@ static int cmd_train(const opts *o)
     tn_tensor_free(x);
     tn_tensor_free(y);
     tn_optim_free(opt);
-    model_free(&m);
+    lm_free(&m);
     tn_tape_free(tp);
     free(t.ids);
     return (int)rc;
@@ -677,12 +633,12 @@ static int cmd_sample(const opts *o)
         fprintf(stderr, "char_rnn: --prime: not valid UTF-8 at byte offset %" PRId64 "\n", bad);
         return 2;
     }
-    model m;
+    lm_model m;
     text t = {0};
     if (load_model(o->checkpoint, &m, &t))
         return 1;
     int rc = model_sample(&m, &t, o->prime, o->length, &o->sample, o->seed);
-    model_free(&m);
+    lm_free(&m);
     return rc ? 1 : 0;
 }
 
@@ -692,11 +648,11 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "char_rnn eval: --checkpoint PATH and --data FILE are required\n");
         return 2;
     }
-    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the model */
+    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the lm_model */
     int64_t nbytes;
     if (read_text(o, &bytes, &nbytes))
         return 1;
-    model m;
+    lm_model m;
     text t = {0};
     if (load_model(o->checkpoint, &m, &t)) {
         free(bytes);
@@ -705,11 +661,11 @@ static int cmd_eval(const opts *o)
     int rc = text_load(&t, bytes, nbytes, false, o->data);
     free(bytes);
     if (rc) {
-        model_free(&m);
+        lm_free(&m);
         return 1;
     }
     tn_tape *tp = tn_tape_new();
-    double loss = model_eval(&m, tp, t.ids, t.n);
+    double loss = lm_eval(&m, tp, t.ids, t.n);
     if (isnan(loss)) {
         fprintf(stderr, "char_rnn eval: %s has fewer than 2 characters\n", o->data);
         rc = 1;
@@ -718,7 +674,7 @@ static int cmd_eval(const opts *o)
     }
     tn_tape_free(tp);
     free(t.ids);
-    model_free(&m);
+    lm_free(&m);
     return rc;
 }
 

@@ -153,7 +153,7 @@ static int units_parse(const char *list, int64_t H, int64_t U, int64_t *chosen, 
 
 /* The activations after each of the n ids: act[i * U + u], u < H the last
  * layer's h, H <= u < 2H its c (LSTM). Returns 0 or -1 (message printed). */
-static int activations(model *m, const int32_t *ids, int64_t n, double *act)
+static int activations(lm_model *m, const int32_t *ids, int64_t n, double *act)
 {
     int64_t H = m->H, L = m->L, U = m->c ? 2 * H : H;
     tn_tape *tp = tn_tape_new();
@@ -163,19 +163,19 @@ static int activations(model *m, const int32_t *ids, int64_t n, double *act)
     }
     tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
-    model_reset_state(m, 1);
+    lm_reset_state(m, 1);
     for (int64_t i = 0; i < n; i++) {
         tn_tape_reset(tp);
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         if (x)
             ((int32_t *)x->data)[0] = ids[i];
         tn_rnn_out fin;
-        if (!x || !model_forward(tp, m, x, &fin)) {
+        if (!x || !lm_forward(tp, m, x, &fin)) {
             fprintf(stderr, "hidden_states: %s\n", tn_last_error());
             tn_tape_free(tp);
             return -1;
         }
-        model_keep_state(m, &fin);
+        lm_keep_state(m, &fin);
         for (int64_t j = 0; j < H; j++) /* h_n, c_n: [L, 1, H] */
             act[i * U + j] = tn_tensor_get(fin.h_n, (L - 1) * H + j);
         for (int64_t j = 0; m->c && j < H; j++)
@@ -273,7 +273,7 @@ static void ranking_print(FILE *f, const ranking *rk, bool html)
     }
 }
 
-static int html_write(const char *path, const char *checkpoint, const model *m,
+static int html_write(const char *path, const char *checkpoint, const lm_model *m,
                       const ranking *rk, const uint32_t *cps, int64_t n, const double *act,
                       const int64_t *chosen, int n_chosen)
 {
@@ -402,7 +402,7 @@ int main(int argc, char **argv)
         free(cps);
         return 1;
     }
-    model m;
+    lm_model m;
     text t = {0};
     if (load_model(checkpoint, &m, &t)) {
         free(cps);
@@ -470,6 +470,6 @@ int main(int argc, char **argv)
     free(act);
     free(ids);
     free(cps);
-    model_free(&m);
+    lm_free(&m);
     return rc;
 }

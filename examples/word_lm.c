@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lm_model.h"
 
 enum { UNK = 0, EOS = 1 };
 enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
@@ -381,117 +382,22 @@ static char *generated_text(size_t *n)
 
 /* ---- the model ---- */
 
-typedef struct model {
-    tn_cell cell;
-    int64_t V, E, H, L;
-    bool tied;
-    tn_params ps;
-    tn_embedding encoder;
-    tn_rnn rnn;
-    tn_linear decoder;
-    double dropout;
-    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad) */
-} model;
-
-static int model_init(model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+/* lm_model named as PyTorch's word_language_model (encoder, rnn, decoder)
+ * and initialised as it does: encoder and decoder weights uniform(+-0.1),
+ * decoder bias 0. Returns 0 or -1 (message printed). */
+static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
                       double dropout, bool tie, tn_rng *r)
 {
-    memset(m, 0, sizeof *m);
-    *m = (model){.cell = cell, .V = V, .E = E, .H = H, .L = L, .tied = tie, .dropout = dropout};
-    tn_params_init(&m->ps);
-    if (tie && E != H) {
-        fprintf(stderr, "word_lm: --tie-weights needs --embed (%" PRId64 ") equal to --hidden (%" PRId64 ")\n", E, H);
+    lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
+                 .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
+                 .head_name = "decoder", .prog = "word_lm"};
+    if (lm_init(m, &s, r))
         return -1;
-    }
-    if (tn_embedding_init(&m->encoder, &m->ps, "encoder", V, E, -1, TN_F32, r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", cell, E, H, (int)L, false, dropout, TN_F32, r) ||
-        (tie ? tn_linear_init_tied(&m->decoder, &m->ps, "decoder", "encoder.weight", true, TN_F32, r)
-             : tn_linear_init(&m->decoder, &m->ps, "decoder", H, V, true, TN_F32, r))) {
-        fprintf(stderr, "word_lm: %s\n", tn_last_error());
-        tn_params_free(&m->ps);
-        return -1;
-    }
-    /* the initialisation of PyTorch's word_language_model */
-    tn_tensor_uniform(m->encoder.weight, r, -0.1, 0.1);
+    tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
     if (!tie)
-        tn_tensor_uniform(m->decoder.weight, r, -0.1, 0.1);
-    tn_tensor_fill(m->decoder.bias, 0);
+        tn_tensor_uniform(m->head.weight, r, -0.1, 0.1);
+    tn_tensor_fill(m->head.bias, 0);
     return 0;
-}
-
-/* (Re)allocate the carried state for batch B, zeroed. */
-static void model_reset_state(model *m, int64_t B)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    int64_t shape[3] = {m->L, B, m->H};
-    m->h = tn_tensor_new(TN_F32, 3, shape);
-    m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
-}
-
-static void model_free(model *m)
-{
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    tn_params_free(&m->ps);
-}
-
-/* Logits [B*T, V] for ids [B, T] from the carried state; the final state
- * goes to *fin (model_keep_state carries it to the next window). */
-static tn_tensor *model_forward(tn_tape *tp, model *m, tn_tensor *ids, tn_rnn_out *fin)
-{
-    tn_tensor *x = tn_dropout(tp, tn_embedding_forward(tp, &m->encoder, ids), m->dropout);
-    if (tn_rnn_forward(tp, &m->rnn, x, m->h, m->c, NULL, fin) != TN_OK)
-        return NULL;
-    tn_tensor *y = tn_linear_forward(tp, &m->decoder, tn_dropout(tp, fin->output, m->dropout));
-    return tn_reshape(tp, y, 2, (int64_t[]){-1, m->V});
-}
-
-static void model_keep_state(model *m, const tn_rnn_out *fin)
-{
-    tn_tensor_copy(m->h, fin->h_n);
-    if (m->c)
-        tn_tensor_copy(m->c, fin->c_n);
-}
-
-/* Mean loss (nats/word) of ids[1..n) given the words before, as one stream
- * from a zero state in windows of 256 with the state carried; the training
- * state is left as it was. NAN on error. */
-static double model_eval(model *m, tn_tape *tp, const int32_t *ids, int64_t n)
-{
-    if (n < 2)
-        return NAN;
-    tn_tensor *keep_h = m->h, *keep_c = m->c;
-    m->h = m->c = NULL;
-    model_reset_state(m, 1);
-    bool was_grad = tn_tape_set_grad(tp, false), was_training = tn_tape_training(tp);
-    tn_tape_set_training(tp, false);
-    double total = 0;
-    for (int64_t s = 0; s + 1 < n; s += 256) {
-        int64_t len = n - 1 - s < 256 ? n - 1 - s : 256;
-        tn_tape_reset(tp);
-        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, len});
-        tn_tensor *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){len});
-        memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
-        memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
-        tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, model_forward(tp, m, x, &fin), y, -1,
-                                           TN_REDUCE_SUM);
-        if (!loss || tn_tape_error(tp)) {
-            fprintf(stderr, "word_lm: eval: %s\n", tn_last_error());
-            total = NAN;
-            break;
-        }
-        model_keep_state(m, &fin);
-        total += tn_tensor_get(loss, 0);
-    }
-    tn_tape_reset(tp);
-    tn_tape_set_grad(tp, was_grad);
-    tn_tape_set_training(tp, was_training);
-    tn_tensor_free(m->h);
-    tn_tensor_free(m->c);
-    m->h = keep_h, m->c = keep_c;
-    return total / (double)(n - 1);
 }
 
 /* ---- word vectors ---- */
@@ -575,21 +481,6 @@ static int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
 
 /* ---- checkpoints ---- */
 
-/* The carried state as a parameter set ("state.h", "state.c"), its tensors
- * the model's. */
-static void state_set(model *m, tn_params *st)
-{
-    tn_params_init(st);
-    st->cap = st->n = m->c ? 2 : 1;
-    st->items = calloc(2, sizeof *st->items);
-    snprintf(st->items[0].name, TN_NAME_MAX, "state.h");
-    st->items[0].t = m->h;
-    if (m->c) {
-        snprintf(st->items[1].name, TN_NAME_MAX, "state.c");
-        st->items[1].t = m->c;
-    }
-}
-
 /* The words of v joined by '\n' (words hold no whitespace). */
 static char *vocab_join(const vocab *v)
 {
@@ -610,7 +501,7 @@ static char *vocab_join(const vocab *v)
     return s;
 }
 
-static int save_checkpoint(const char *path, model *m, const vocab *v, tn_optim *opt,
+static int save_checkpoint(const char *path, lm_model *m, const vocab *v, tn_optim *opt,
                            tn_tape *tp, int64_t step, int64_t pos, const opts *o)
 {
     tn_meta meta;
@@ -625,7 +516,7 @@ static int save_checkpoint(const char *path, model *m, const vocab *v, tn_optim 
                     tn_meta_set_int(&meta, "embed", m->E) ||
                     tn_meta_set(&meta, "tie_weights", m->tied ? "1" : "0") ||
                     tn_meta_set(&meta, "freeze_embedding",
-                                m->encoder.weight->requires_grad ? "0" : "1") ||
+                                m->embed.weight->requires_grad ? "0" : "1") ||
                     tn_meta_set(&meta, "vocab", vs) || tn_meta_set_int(&meta, "step", step) ||
                     tn_meta_set_int(&meta, "data_pos", pos) ||
                     tn_meta_set_int(&meta, "batch", o->batch) ||
@@ -634,11 +525,11 @@ static int save_checkpoint(const char *path, model *m, const vocab *v, tn_optim 
                     tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp))
                 ? tn_last_status()
                 : TN_OK;
-    snprintf(buf, sizeof buf, "%.17g", m->dropout);
+    snprintf(buf, sizeof buf, "%.17g", m->io_dropout);
     if (s == TN_OK)
         s = tn_meta_set(&meta, "dropout", buf);
     tn_params st;
-    state_set(m, &st);
+    lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
     if (s == TN_OK)
         s = tn_save(path, sets, 3, &meta);
@@ -650,7 +541,7 @@ static int save_checkpoint(const char *path, model *m, const vocab *v, tn_optim 
     return s == TN_OK ? 0 : -1;
 }
 
-static tn_optim *new_optim(model *m, double lr, double weight_decay)
+static tn_optim *new_optim(lm_model *m, double lr, double weight_decay)
 {
     tn_adam_opts ao = weight_decay > 0 ? tn_adamw_defaults() : tn_adam_defaults();
     ao.lr = lr;
@@ -663,7 +554,7 @@ static tn_optim *new_optim(model *m, double lr, double weight_decay)
 
 /* Build the model and vocabulary a checkpoint describes and load it; with
  * opt_out (resume) also the optimizer and the carried state. */
-static int load_checkpoint(const char *path, model *m, vocab *v, tn_meta *meta, tn_optim **opt_out,
+static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_optim **opt_out,
                            const opts *o)
 {
     int64_t H, L, E;
@@ -710,7 +601,7 @@ static int load_checkpoint(const char *path, model *m, vocab *v, tn_meta *meta, 
         vocab_free(v);
         return -1;
     }
-    model_reset_state(m, 1);
+    lm_reset_state(m, 1);
     /* A checkpoint of `train` also holds the optimizer's state and the
      * carried state (loaded strictly with the model, then dropped unless
      * resuming); one written elsewhere (PyTorch) only the model. */
@@ -729,34 +620,34 @@ static int load_checkpoint(const char *path, model *m, vocab *v, tn_meta *meta, 
         fprintf(stderr, "word_lm: %s: %s\n", path,
                 full ? "state.h must be [layers, batch 1..65536, hidden]"
                      : "cannot resume: the file has no training state");
-        model_free(m), vocab_free(v);
+        lm_free(m), vocab_free(v);
         return -1;
     }
-    model_reset_state(m, B);
+    lm_reset_state(m, B);
     tn_optim *opt = full ? new_optim(m, o->lr, o->weight_decay) : NULL;
     if (full && !opt) {
-        model_free(m), vocab_free(v);
+        lm_free(m), vocab_free(v);
         return -1;
     }
     tn_params st;
-    state_set(m, &st);
+    lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
     tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
     free(st.items);
     const char *fr = tn_meta_get(meta, "freeze_embedding");
     if (s == TN_OK && fr && strcmp(fr, "1") == 0)
-        s = tn_tensor_set_requires_grad(m->encoder.weight, false);
+        s = tn_tensor_set_requires_grad(m->embed.weight, false);
     if (s != TN_OK) {
         fprintf(stderr, "word_lm: %s\n", tn_last_error());
         tn_optim_free(opt);
-        model_free(m), vocab_free(v);
+        lm_free(m), vocab_free(v);
         return -1;
     }
     if (opt_out) {
         *opt_out = opt;
     } else {
         tn_optim_free(opt);
-        model_reset_state(m, 1);
+        lm_reset_state(m, 1);
     }
     return 0;
 }
@@ -790,7 +681,7 @@ static int cmd_train(const opts *o)
                 nbytes);
     }
     int64_t nlines = count_lines(text, nbytes), ntrain_lines = nlines * 9 / 10;
-    model m = {0};
+    lm_model m = {0};
     vocab v = {0};
     tn_optim *opt = NULL;
     tn_tape *tp = tn_tape_new();
@@ -829,14 +720,14 @@ static int cmd_train(const opts *o)
                        o->layers, o->dropout, o->tie, &r))
             goto done;
         if (o->vectors) {
-            int64_t found = load_vectors(o->vectors, &v, m.encoder.weight);
+            int64_t found = load_vectors(o->vectors, &v, m.embed.weight);
             if (found < 0)
                 goto done;
             fprintf(stderr, "word_lm: --vectors: %" PRId64 " of %d words found\n", found, v.n);
         }
-        if (o->freeze && tn_tensor_set_requires_grad(m.encoder.weight, false) != TN_OK)
+        if (o->freeze && tn_tensor_set_requires_grad(m.embed.weight, false) != TN_OK)
             goto done;
-        model_reset_state(&m, B);
+        lm_reset_state(&m, B);
         if (!(opt = new_optim(&m, o->lr, o->weight_decay)))
             goto done;
         tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL); /* dropout masks */
@@ -855,7 +746,7 @@ static int cmd_train(const opts *o)
             "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
             "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
             tn_cell_name(m.cell), m.H, m.L, m.E, m.V, m.tied ? " tied" : "",
-            m.encoder.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
+            m.embed.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
             ntrain, nval, tn_num_threads());
     if (o->log) {
         bool fresh = !(o->resume && access(o->log, F_OK) == 0);
@@ -888,7 +779,7 @@ static int cmd_train(const opts *o)
         tn_tape_reset(tp);
         tn_optim_zero_grad(opt);
         tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, model_forward(tp, &m, x, &fin), y, -1,
+        tn_tensor *loss = tn_cross_entropy(tp, lm_forward(tp, &m, x, &fin), y, -1,
                                            TN_REDUCE_MEAN);
         tn_status st = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
         double l = st == TN_OK ? tn_tensor_get(loss, 0) : NAN;
@@ -903,7 +794,7 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
-        model_keep_state(&m, &fin);
+        lm_keep_state(&m, &fin);
         pos += T;
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
@@ -911,7 +802,7 @@ static int cmd_train(const opts *o)
         cli_progress(step, o->steps, start, t0, smooth, (double)(B * T), "words");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
             double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
-            double vl = model_eval(&m, tp, val, nval);
+            double vl = lm_eval(&m, tp, val, nval);
             eval_s += cli_seconds() - e0;
             cli_progress_break();
             fprintf(stderr,
@@ -939,7 +830,7 @@ done:
     tn_tensor_free(x);
     tn_tensor_free(y);
     tn_optim_free(opt);
-    model_free(&m);
+    lm_free(&m);
     vocab_free(&v);
     tn_tape_free(tp);
     free(train);
@@ -948,7 +839,7 @@ done:
     return rc;
 }
 
-static int open_model(const opts *o, model *m, vocab *v)
+static int open_model(const opts *o, lm_model *m, vocab *v)
 {
     if (!o->checkpoint) {
         fprintf(stderr, "word_lm: --checkpoint PATH is required\n");
@@ -967,7 +858,7 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "word_lm eval: --data FILE is required\n");
         return 2;
     }
-    model m;
+    lm_model m;
     vocab v;
     int rc = open_model(o, &m, &v);
     if (rc)
@@ -985,7 +876,7 @@ static int cmd_eval(const opts *o)
     if (ids && count < 2) {
         fprintf(stderr, "word_lm eval: %s has fewer than 2 words\n", o->data);
     } else if (ids) {
-        double loss = model_eval(&m, tp, ids, count);
+        double loss = lm_eval(&m, tp, ids, count);
         if (isfinite(loss)) {
             printf("loss %.4f ppl %.2f\n", loss, exp(loss));
             rc = 0;
@@ -993,7 +884,7 @@ static int cmd_eval(const opts *o)
     }
     free(ids);
     tn_tape_free(tp);
-    model_free(&m);
+    lm_free(&m);
     vocab_free(&v);
     return rc;
 }
@@ -1001,7 +892,7 @@ static int cmd_eval(const opts *o)
 /* Print --prime, then --words sampled words (<eos> as a line end). */
 static int cmd_sample(const opts *o)
 {
-    model m;
+    lm_model m;
     vocab v;
     int rc = open_model(o, &m, &v);
     if (rc)
@@ -1031,13 +922,13 @@ static int cmd_sample(const opts *o)
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         ((int32_t *)x->data)[0] = cur;
         tn_rnn_out fin;
-        tn_tensor *logits = model_forward(tp, &m, x, &fin);
+        tn_tensor *logits = lm_forward(tp, &m, x, &fin);
         if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
             fprintf(stderr, "word_lm: sample: %s\n", tn_last_error());
             rc = 1;
             break;
         }
-        model_keep_state(&m, &fin);
+        lm_keep_state(&m, &fin);
         if (i + 1 < given)
             continue;
         if (next == EOS) {
@@ -1051,7 +942,7 @@ static int cmd_sample(const opts *o)
     printf("\n");
     free(prime);
     tn_tape_free(tp);
-    model_free(&m);
+    lm_free(&m);
     vocab_free(&v);
     return rc;
 }
@@ -1066,7 +957,7 @@ static int cmd_vectors(const opts *o)
     }
     if (cli_check_output("word_lm", "--out", o->out))
         return 2;
-    model m;
+    lm_model m;
     vocab v;
     int rc = open_model(o, &m, &v);
     if (rc)
@@ -1077,7 +968,7 @@ static int cmd_vectors(const opts *o)
         for (int64_t i = 0; i < m.V; i++) {
             fputs(v.words[i], f);
             for (int64_t j = 0; j < m.E; j++)
-                fprintf(f, " %.9g", tn_tensor_get(m.encoder.weight, i * m.E + j));
+                fprintf(f, " %.9g", tn_tensor_get(m.embed.weight, i * m.E + j));
             fputc('\n', f);
         }
     }
@@ -1085,7 +976,7 @@ static int cmd_vectors(const opts *o)
         fprintf(stderr, "word_lm: --out %s: %s\n", o->out, strerror(errno));
         rc = 1;
     }
-    model_free(&m);
+    lm_free(&m);
     vocab_free(&v);
     return rc;
 }

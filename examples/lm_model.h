@@ -1,0 +1,78 @@
+/* examples/lm_model.h - the language model of char_rnn and word_lm (and
+ * the model hidden_states reads): an embedding, recurrent layers and an
+ * output layer over a stream of token ids, with the recurrent state
+ * carried from one window to the next (truncated BPTT). Built into the
+ * static library tn_lm; not part of libtensor's API.
+ *
+ * Parameters are named as the PyTorch modules <embed> = Embedding(V, E),
+ * rnn = LSTM/GRU/RNN(E, H, L, batch_first) and <head> = Linear(H, V), the
+ * two names given by the program (char_rnn: "embed", "head"; word_lm, as
+ * PyTorch's word_language_model: "encoder", "decoder").
+ */
+#ifndef TN_EXAMPLES_LM_MODEL_H
+#define TN_EXAMPLES_LM_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <tensor/tensor.h>
+
+typedef struct lm_spec {
+    tn_cell cell;
+    int64_t V, E, H, L;
+    double dropout;    /* between recurrent layers */
+    double io_dropout; /* on the embeddings and before the head (0: none) */
+    bool tie;          /* the head's weight is the embedding (E must equal H) */
+    const char *embed_name, *head_name;
+    const char *prog; /* prefix of messages */
+} lm_spec;
+
+typedef struct lm_model {
+    tn_cell cell;
+    int64_t V, E, H, L;
+    bool tied;
+    double io_dropout;
+    const char *prog;
+    tn_params ps;
+    tn_embedding embed;
+    tn_rnn rnn;
+    tn_linear head;
+    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad); c: LSTM only */
+} lm_model;
+
+/* A new float32 model as s describes, initialised from r as PyTorch's
+ * modules; no carried state yet (lm_reset_state). Returns 0, or -1
+ * (message printed; nothing to free). */
+int lm_init(lm_model *m, const lm_spec *s, tn_rng *r);
+
+/* (Re)allocate the carried state for batch B, zeroed. */
+void lm_reset_state(lm_model *m, int64_t B);
+
+/* Free the parameters and the carried state. */
+void lm_free(lm_model *m);
+
+/* Logits [B*T, V] for ids [B, T] (I32), starting from the carried state;
+ * tape tensors. The final state goes to *fin (fin->output is the last
+ * layer's h at every step, [B, T, H]); lm_keep_state copies it into the
+ * carried state once the tape no longer needs the old one (after
+ * backward): the next window then starts from it with no history.
+ * NULL on error (the tape's error is set). */
+tn_tensor *lm_forward(tn_tape *tp, lm_model *m, tn_tensor *ids, tn_rnn_out *fin);
+
+/* Copy the final state of an lm_forward into the carried state. */
+void lm_keep_state(lm_model *m, const tn_rnn_out *fin);
+
+/* The carried state as a parameter set ("state.h", "state.c") whose
+ * tensors are m's h and c, so it is saved and loaded with the rest. The
+ * set borrows them: release it with free(st->items), never
+ * tn_params_free. */
+void lm_state_set(lm_model *m, tn_params *st);
+
+/* Mean negative log-likelihood (nats per token) of ids[1..n) given the
+ * tokens before, reading ids as one stream from a zero state in windows of
+ * 256 with the state carried; no grad, eval mode (dropout off). The
+ * carried training state is left as it was. NAN on error (message
+ * printed). */
+double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n);
+
+#endif
