@@ -36,28 +36,19 @@ static double ce_naive(const double *x, int64_t n, int64_t c, const int32_t *t,
         li[i] = 0;
         if (t[i] == ignore)
             continue;
-        double m = -INFINITY, z = 0;
-        for (int64_t k = 0; k < c; k++)
-            m = fmax(m, x[i * c + k]);
-        for (int64_t k = 0; k < c; k++)
-            z += exp(x[i * c + k] - m);
-        li[i] = w[t[i]] * (m + log(z) - x[i * c + t[i]]);
+        li[i] = w[t[i]] * (check_logsumexp(x + i * c, c) - x[i * c + t[i]]);
         s += li[i];
         ws += w[t[i]];
     }
     double out = red == TN_REDUCE_MEAN ? s / ws : s;
     for (int64_t i = 0; i < n; i++) {
-        double m = -INFINITY, z = 0;
-        for (int64_t k = 0; k < c; k++)
-            m = fmax(m, x[i * c + k]);
-        for (int64_t k = 0; k < c; k++)
-            z += exp(x[i * c + k] - m);
+        double lse = check_logsumexp(x + i * c, c);
         double gi = t[i] == ignore ? 0
                     : red == TN_REDUCE_NONE ? dy[i] * w[t[i]]
                     : red == TN_REDUCE_MEAN ? w[t[i]] / ws
                                             : w[t[i]];
         for (int64_t k = 0; k < c; k++)
-            g[i * c + k] = gi * (exp(x[i * c + k] - m) / z - (k == t[i]));
+            g[i * c + k] = gi * (exp(x[i * c + k] - lse) - (k == t[i]));
     }
     return out;
 }
