@@ -454,6 +454,17 @@ int cli_utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
+int cli_runtime(const char *prog, int64_t threads)
+{
+    if (threads > 0)
+        tn_set_num_threads((int)threads);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "%s: %s\n", prog, tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 double cli_seconds(void)
 {
     struct timespec t;

@@ -106,6 +106,11 @@ uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i);
 /* The UTF-8 bytes of code point cp into out (room for 4); their number. */
 int cli_utf8_encode(uint32_t cp, char *out);
 
+/* Start the library's runtime on `threads` threads (0: its default,
+ * $TN_NUM_THREADS or all cores); a failure is printed naming prog.
+ * Returns 0 or -1. */
+int cli_runtime(const char *prog, int64_t threads);
+
 /* Seconds of a monotonic clock (for durations). */
 double cli_seconds(void);
 

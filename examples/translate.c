@@ -1216,12 +1216,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "translate: eval needs --data\n");
         return 2;
     }
-    if (o.threads > 0)
-        tn_set_num_threads((int)o.threads);
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "translate: %s\n", tn_last_error());
+    if (cli_runtime("translate", o.threads))
         return 1;
-    }
     switch (command) {
     case 0: return cmd_train(&o);
     case 1: return cmd_sample(&o);
