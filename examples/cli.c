@@ -465,6 +465,16 @@ int cli_runtime(const char *prog, int64_t threads)
     return 0;
 }
 
+void cli_progress(bool tty, int64_t step, int64_t steps, double loss, double steps_per_s)
+{
+    if (tty)
+        fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " loss %.4f  %.1f steps/s ", step, steps,
+                loss, steps_per_s);
+    else if (step % 100 == 0 || step == steps)
+        fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.1f steps/s\n", step, steps,
+                loss, steps_per_s);
+}
+
 double cli_seconds(void)
 {
     struct timespec t;

@@ -111,6 +111,10 @@ int cli_utf8_encode(uint32_t cp, char *out);
  * Returns 0 or -1. */
 int cli_runtime(const char *prog, int64_t threads);
 
+/* The training progress line on stderr: on a terminal (tty) rewritten in
+ * place every step, otherwise a line every 100 steps and at the last. */
+void cli_progress(bool tty, int64_t step, int64_t steps, double loss, double steps_per_s);
+
 /* Seconds of a monotonic clock (for durations). */
 double cli_seconds(void);
 

@@ -935,13 +935,7 @@ static int cmd_train(opts *o)
         }
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        double el = cli_seconds() - t0;
-        if (tty)
-            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " loss %.4f  %.1f steps/s ", step,
-                    o->steps, smooth, (double)(step - start) / el);
-        else if (step % 100 == 0 || step == o->steps)
-            fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.1f steps/s\n", step,
-                    o->steps, smooth, (double)(step - start) / el);
+        cli_progress(tty, step, o->steps, smooth, (double)(step - start) / (cli_seconds() - t0));
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
             double vl, vb;
             evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, &vl, &vb);
