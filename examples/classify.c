@@ -334,7 +334,7 @@ enum { TRAIN = 1, PREDICT = 2, EVAL = 4 };
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
     *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .hidden = 128, .embed = 64,
-                .layers = 1, .batch = 64, .steps = 2000, .eval_every = 500, .top = 3,
+                .layers = 1, .batch = 64, .steps = 3000, .eval_every = 1000, .top = 3,
                 .lr = 3e-3, .clip = 1.0, .val_fraction = 0.1, .seed = 1234};
     const cli_opt table[] = {
         {"--data", CLI_STRING, &o->data, "DIR",
