@@ -376,7 +376,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
          .commands = TRAIN},
-        {"--top", CLI_INT, &o->top, "K", "labels (with probabilities) printed per example",
+        {"--top", CLI_INT, &o->top, "K",
+         "labels (with probabilities) printed per example (at most all the labels)",
          .imin = 1, .imax = MAX_CLASSES, .commands = PREDICT},
         {"--split", CLI_CHOICE, &o->split, "WHICH",
          "evaluate every example, or only the validation split that train held out (same "
