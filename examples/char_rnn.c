@@ -576,17 +576,8 @@ static int cmd_train(const opts *o)
         pos += T;
         step++;
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
-        double el = cli_seconds() - t0, tps = (double)(step - start_step) * B * T / el;
-        double eta = (double)(o->steps - step) * el / (double)(step - start_step);
-        if (tty) {
-            int w = 30, fill = (int)(w * step / (o->steps ? o->steps : 1));
-            fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f tok/s  ETA %.0fs ",
-                    fill, "##############################", w - fill, "", step, o->steps,
-                    smooth, tps, eta);
-        } else if (lead && (step % 50 == 0 || step == o->steps)) {
-            fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f tok/s ETA %.0fs\n", step,
-                    o->steps, smooth, tps, eta);
-        }
+        if (lead)
+            cli_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
         bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
             double vl = lm_eval(&m, tp, val, n_val);
@@ -691,10 +682,10 @@ int main(int argc, char **argv)
         td_stop();
         return 2;
     }
-    if (o.threads > 0)
-        tn_set_num_threads((int)o.threads);
-    else
-        tn_runtime_init();
+    if (cli_runtime("char_rnn", o.threads)) {
+        td_stop();
+        return 1;
+    }
     rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
     td_stop();
     return rc;

@@ -454,6 +454,17 @@ int cli_utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
+int cli_runtime(const char *prog, int64_t threads)
+{
+    if (threads > 0)
+        tn_set_num_threads((int)threads);
+    if (tn_runtime_init() != TN_OK) {
+        fprintf(stderr, "%s: %s\n", prog, tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 double cli_seconds(void)
 {
     struct timespec t;
@@ -461,12 +472,12 @@ double cli_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void cli_progress(int64_t step, int64_t steps, int64_t start, double t0, double loss,
+void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit)
 {
     double el = cli_seconds() - t0, done = (double)(step - start);
     double rate = done * per_step / el, eta = (double)(steps - step) * el / done;
-    if (isatty(STDERR_FILENO)) {
+    if (tty) {
         int w = 30, fill = (int)(w * step / (steps ? steps : 1));
         fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f %s/s  ETA %.0fs ",
                 fill, "##############################", w - fill, "", step, steps, loss, rate,
@@ -477,11 +488,6 @@ void cli_progress(int64_t step, int64_t steps, int64_t start, double t0, double 
     }
 }
 
-void cli_progress_break(void)
-{
-    if (isatty(STDERR_FILENO))
-        fputc('\n', stderr);
-}
 
 int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
                   char **text, size_t *n)

@@ -120,18 +120,21 @@ uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i);
 /* The UTF-8 bytes of code point cp into out (room for 4); their number. */
 int cli_utf8_encode(uint32_t cp, char *out);
 
+/* Start the library's runtime on `threads` threads (0: its default,
+ * $TN_NUM_THREADS or all cores); a failure is printed naming prog.
+ * Returns 0 or -1. */
+int cli_runtime(const char *prog, int64_t threads);
+
 /* Seconds of a monotonic clock (for durations). */
 double cli_seconds(void);
 
 /* Training progress on stderr after `step` of `steps` (the run started at
  * step `start`, t0 seconds of cli_seconds()): the smoothed loss, the rate
- * in `unit`s per second (per_step units a step, e.g. tokens) and the time
- * left. On a terminal a bar redrawn in place; otherwise one line every 50
- * steps and at the last. */
-void cli_progress(int64_t step, int64_t steps, int64_t start, double t0, double loss,
+ * in `unit`s per second (per_step units a step: tokens, pairs, examples)
+ * and the time left. On a terminal (tty) a bar redrawn in place every
+ * step (print "\n" before a line of one's own, and at the end); otherwise
+ * a line every 50 steps and at the last. */
+void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit);
-/* Before printing a line of one's own while cli_progress draws (a
- * terminal's bar is then ended with a newline). */
-void cli_progress_break(void);
 
 #endif

@@ -270,12 +270,8 @@ int main(int argc, char **argv)
     if (cli_check_output("gradient_flow", "--csv", csv) ||
         cli_check_output("gradient_flow", "--png", png))
         return 2;
-    if (threads)
-        tn_set_num_threads((int)threads);
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "gradient_flow: %s\n", tn_last_error());
+    if (cli_runtime("gradient_flow", threads))
         return 1;
-    }
 
     model_spec specs[N_MODELS];
     char names[N_COLUMNS][48];

@@ -378,7 +378,8 @@ int main(int argc, char **argv)
         return 1;
     }
     fclose(probe);
-    tn_set_num_threads((int)threads);
+    if (cli_runtime("hidden_states", threads))
+        return 1;
 
     /* the text first: a bad file is refused before the model is loaded */
     char *bytes;

@@ -71,7 +71,7 @@ int plot_heatmap(const char *prog, const char *png, const double *m, int rows, i
         return PLOT_ERROR;
     fprintf(f, "set terminal pngcairo size %d,%d\nset output '%s'\nset datafile separator ','\n"
                "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
-               "set yrange [-0.5:%d.5] reverse\nset xrange [-0.5:%d.5]\n",
+               "set yrange [%d.5:-0.5]\nset xrange [-0.5:%d.5]\n",
             width, height, png, rows - 1, cols - 1);
     if (lo != hi)
         fprintf(f, "set cbrange [%g:%g]\n", lo, hi);

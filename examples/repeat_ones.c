@@ -160,12 +160,8 @@ int main(int argc, char **argv)
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc != CLI_OK)
         return rc == CLI_DONE ? 0 : 2;
-    if (threads)
-        tn_set_num_threads((int)threads);
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "repeat_ones: %s\n", tn_last_error());
+    if (cli_runtime("repeat_ones", threads))
         return 1;
-    }
     tn_rng r;
     tn_rng_seed(&r, seed);
     net hand, learnt;

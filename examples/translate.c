@@ -940,13 +940,7 @@ static int cmd_train(opts *o)
         }
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        double el = cli_seconds() - t0;
-        if (tty)
-            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " loss %.4f  %.1f steps/s ", step,
-                    o->steps, smooth, (double)(step - start) / el);
-        else if (step % 100 == 0 || step == o->steps)
-            fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.1f steps/s\n", step,
-                    o->steps, smooth, (double)(step - start) / el);
+        cli_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
             double vl, vb;
             evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, &vl, &vb);
@@ -1232,12 +1226,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "translate: eval needs --data\n");
         return 2;
     }
-    if (o.threads > 0)
-        tn_set_num_threads((int)o.threads);
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "translate: %s\n", tn_last_error());
+    if (cli_runtime("translate", o.threads))
         return 1;
-    }
     switch (command) {
     case 0: return cmd_train(&o);
     case 1: return cmd_sample(&o);

@@ -763,6 +763,7 @@ static int cmd_train(const opts *o)
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
     double t0 = cli_seconds(), smooth = NAN, since = 0, eval_s = 0;
     int64_t nsince = 0;
+    bool tty = isatty(STDERR_FILENO);
     rc = 0;
     while (step < o->steps) {
         if (pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
@@ -786,8 +787,8 @@ static int cmd_train(const opts *o)
         if (st != TN_OK || !isfinite(l) ||
             tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
             tn_optim_step(opt) != TN_OK) {
-            cli_progress_break();
-            fprintf(stderr, "word_lm: training stopped at step %" PRId64 ": %s%s%s%s\n", step + 1,
+            fprintf(stderr, "%sword_lm: training stopped at step %" PRId64 ": %s%s%s%s\n",
+                    tty ? "\n" : "", step + 1,
                     st == TN_OK && !isfinite(l) ? "the loss is not finite" : tn_last_error(),
                     o->checkpoint ? "; the last good checkpoint " : "",
                     o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
@@ -799,15 +800,14 @@ static int cmd_train(const opts *o)
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
         since += l, nsince++;
-        cli_progress(step, o->steps, start, t0, smooth, (double)(B * T), "words");
+        cli_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
             double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
             double vl = lm_eval(&m, tp, val, nval);
             eval_s += cli_seconds() - e0;
-            cli_progress_break();
             fprintf(stderr,
-                    "step %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
-                    step, since / (double)nsince, vl, exp(vl), train_s);
+                    "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
+                    tty ? "\n" : "", step, since / (double)nsince, vl, exp(vl), train_s);
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, since / (double)nsince,
                         vl, exp(vl), train_s);
@@ -821,6 +821,8 @@ static int cmd_train(const opts *o)
             break;
         }
     }
+    if (tty)
+        fprintf(stderr, "\n");
     if (rc == 0)
         printf("final step %" PRId64 " train_loss %.4f in %.1fs (evaluations %.1fs)\n", step,
                smooth, cli_seconds() - t0, eval_s);
@@ -988,12 +990,8 @@ int main(int argc, char **argv)
     int pr = parse_opts(argc, argv, &o, &command);
     if (pr != CLI_OK)
         return pr == CLI_DONE ? 0 : pr;
-    if (o.threads)
-        tn_set_num_threads((int)o.threads);
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "word_lm: %s\n", tn_last_error());
+    if (cli_runtime("word_lm", o.threads))
         return 1;
-    }
     switch (command) {
     case 0: return cmd_train(&o);
     case 1: return cmd_eval(&o);

@@ -94,10 +94,8 @@ int main(int argc, char **argv)
     int rc = cli_parse(&spec, argc, argv, NULL);
     if (rc != CLI_OK)
         return rc == CLI_DONE ? 0 : 2;
-    if (tn_runtime_init() != TN_OK) {
-        fprintf(stderr, "worked_example: %s\n", tn_last_error());
+    if (cli_runtime("worked_example", 0))
         return 1;
-    }
     model m;
     tn_rng r;
     tn_rng_seed(&r, 0);

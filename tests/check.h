@@ -46,6 +46,17 @@ static int check_count = 0;
         }                                                                                  \
     } while (0)
 
+/* log(sum_k exp(x[k])) of x[0..n), the naive reference (max shifted). */
+static inline double check_logsumexp(const double *x, int64_t n)
+{
+    double m = -INFINITY, z = 0;
+    for (int64_t k = 0; k < n; k++)
+        m = fmax(m, x[k]);
+    for (int64_t k = 0; k < n; k++)
+        z += exp(x[k] - m);
+    return m + log(z);
+}
+
 /* t's values in row-major order as a malloc'd array of doubles (free it). */
 static inline double *check_values(const tn_tensor *t)
 {

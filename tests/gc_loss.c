@@ -1,6 +1,6 @@
 /* tests/gc_loss.c - gradient-check cases for cross_entropy, nll and mse:
  * all three reductions, ignore_index (outside and inside [0, C)), strided
- * inputs. */
+ * inputs, class weights (tn_cross_entropy_weighted). */
 #include "gc.h"
 
 /* Targets fixed on the tape, so that ignored rows are certain to occur. */
@@ -33,6 +33,20 @@ static tn_tensor *f_ce_view(tn_tape *tp, tn_tensor *const *x, void *c)
     (void)c;
     return tn_cross_entropy(tp, tn_transpose(tp, x[0], 0, 1), x[1], -100, TN_REDUCE_SUM);
 }
+/* class weights x[2] [C] (no gradient): every reduction, with ignored rows */
+static tn_tensor *f_cew_mean(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return tn_cross_entropy_weighted(tp, x[0], x[1], x[2], -100, TN_REDUCE_MEAN); }
+static tn_tensor *f_cew_sum(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return tn_cross_entropy_weighted(tp, x[0], x[1], x[2], -100, TN_REDUCE_SUM); }
+static tn_tensor *f_cew_none(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return tn_cross_entropy_weighted(tp, x[0], x[1], x[2], -100, TN_REDUCE_NONE); }
+static tn_tensor *f_cew_ign(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return tn_cross_entropy_weighted(tp, x[0], fixed_targets(tp, 6, tg_neg), x[1], -100, TN_REDUCE_MEAN);
+}
+static tn_tensor *f_cew_view(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return tn_cross_entropy_weighted(tp, tn_transpose(tp, x[0], 0, 1), x[1], x[2], -100, TN_REDUCE_MEAN);
+}
 static tn_tensor *f_nll_mean(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return tn_nll(tp, x[0], x[1], -100, TN_REDUCE_MEAN); }
 static tn_tensor *f_nll_sum(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return tn_nll(tp, x[0], x[1], -100, TN_REDUCE_SUM); }
 static tn_tensor *f_nll_ign(tn_tape *tp, tn_tensor *const *x, void *c)
@@ -62,12 +76,16 @@ static tn_tensor *f_mse_view(tn_tape *tp, tn_tensor *const *x, void *c)
 #define LOGP(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -4, -0.1}
 #define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
 #define TG(hi, n) {TN_I32, 1, {n}, false, 0, hi}
+/* class weights: no gradient, in [0.2, 3) */
+#define W(n) {TN_F64, 1, {n}, false, 0.2, 3}
 
 /* Tolerances: cross-entropy is smooth (log-sum-exp), nll and mse are linear
  * and quadratic: central differences agree to ~1e-9 relative; 1e-7 is the
  * usual bound. float32 forward: cross-entropy sums exp in double from
  * float-rounded logits, nll copies values, mse squares float differences:
- * all within a few float ulps, 1e-6 relative to 1 + |y|. */
+ * all within a few float ulps, 1e-6 relative to 1 + |y|. Class weights
+ * only scale rows by constants (float32: weights rounded to float, 6e-8
+ * relative), so the same bounds hold. */
 static const gc_case cases[] = {
     {TN_OP_CROSS_ENTROPY, "mean", f_ce_mean, 2, {L(2, 5, 4), TG(4, 5)}, 1e-7, 1e-6},
     {TN_OP_CROSS_ENTROPY, "sum", f_ce_sum, 2, {L(2, 5, 4), TG(4, 5)}, 1e-7, 1e-6},
@@ -75,6 +93,11 @@ static const gc_case cases[] = {
     {TN_OP_CROSS_ENTROPY, "ignore_index -100, mean", f_ce_ign, 1, {L(2, 6, 4)}, 1e-7, 1e-6},
     {TN_OP_CROSS_ENTROPY, "ignore_index 2 (a class), none", f_ce_ign_in, 1, {L(2, 6, 4)}, 1e-7, 1e-6},
     {TN_OP_CROSS_ENTROPY, "transposed logits view, sum", f_ce_view, 2, {L(2, 4, 5), TG(4, 5)}, 1e-7, 1e-6},
+    {TN_OP_CROSS_ENTROPY, "class weights, mean", f_cew_mean, 3, {L(2, 5, 4), TG(4, 5), W(4)}, 1e-7, 1e-6},
+    {TN_OP_CROSS_ENTROPY, "class weights, sum", f_cew_sum, 3, {L(2, 5, 4), TG(4, 5), W(4)}, 1e-7, 1e-6},
+    {TN_OP_CROSS_ENTROPY, "class weights, none", f_cew_none, 3, {L(2, 5, 4), TG(4, 5), W(4)}, 1e-7, 1e-6},
+    {TN_OP_CROSS_ENTROPY, "class weights, ignore_index -100, mean", f_cew_ign, 2, {L(2, 6, 4), W(4)}, 1e-7, 1e-6},
+    {TN_OP_CROSS_ENTROPY, "class weights, transposed logits view, mean", f_cew_view, 3, {L(2, 4, 5), TG(4, 5), W(4)}, 1e-7, 1e-6},
     {TN_OP_NLL, "mean", f_nll_mean, 2, {LOGP(2, 5, 4), TG(4, 5)}, 1e-7, 1e-6},
     {TN_OP_NLL, "sum", f_nll_sum, 2, {LOGP(2, 5, 4), TG(4, 5)}, 1e-7, 1e-6},
     {TN_OP_NLL, "ignore_index 2 (a class), none", f_nll_ign, 1, {LOGP(2, 6, 4)}, 1e-7, 1e-6},

@@ -219,12 +219,7 @@ static double class_loss_naive(const double *x, int64_t n, int64_t c, const int3
         li[i] = 0;
         if (t[i] == ignore)
             continue;
-        double m = -INFINITY, z = 0;
-        for (int64_t k = 0; k < c; k++)
-            m = fmax(m, x[i * c + k]);
-        for (int64_t k = 0; k < c; k++)
-            z += exp(x[i * c + k] - m);
-        li[i] = nll ? -x[i * c + t[i]] : m + log(z) - x[i * c + t[i]];
+        li[i] = nll ? -x[i * c + t[i]] : check_logsumexp(x + i * c, c) - x[i * c + t[i]];
         s += li[i];
         cnt++;
     }
@@ -412,14 +407,10 @@ static void test_ce_large(tn_dtype dt)
     CHECK(y && tn_backward(tp, y) == TN_OK);
     double err = 0;
     for (int i = 0; i < N; i++) {
-        double m = -INFINITY, z = 0;
-        for (int k = 0; k < C; k++)
-            m = fmax(m, xv[i * C + k]);
-        for (int k = 0; k < C; k++)
-            z += exp(xv[i * C + k] - m);
+        double lse = check_logsumexp(xv + i * C, C);
         for (int k = 0; k < C; k++) {
             double g = tv[i] == -1 ? 0
-                                   : (exp(xv[i * C + k] - m) / z - (k == tv[i])) / (double)cnt;
+                                   : (exp(xv[i * C + k] - lse) - (k == tv[i])) / (double)cnt;
             err = fmax(err, fabs(tn_tensor_grad_get(x, i * C + k) - g));
         }
     }

@@ -224,6 +224,19 @@ TN_API tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, 
  * log-softmax + NLL. Result [1] (mean/sum) or [N] (none). */
 TN_API tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
                                    int64_t ignore_index, tn_reduction red);
+/** Cross-entropy with class weights, as torch.nn.functional.cross_entropy's
+ * weight=: logits [N, C], targets I32 [N], weight [C] (logits' dtype,
+ * finite, >= 0, not requiring grad; read during the call only, it need not
+ * outlive it) or NULL (all 1: tn_cross_entropy). Row i's loss is
+ * w[t_i] * (logsumexp(x_i) - x_i[t_i]), 0 when t_i == ignore_index; 'mean'
+ * divides the sum by the sum of w[t_i] over the rows not ignored (NaN when
+ * that is 0, as PyTorch), 'sum' does not, 'none' gives the [N] weighted
+ * losses. A bad weight fails the tape naming cross_entropy (TN_ERR_DTYPE,
+ * TN_ERR_SHAPE, or TN_ERR_ARG for a negative, non-finite or grad-requiring
+ * weight). Returns NULL on error. */
+TN_API tn_tensor *tn_cross_entropy_weighted(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                                            tn_tensor *weight, int64_t ignore_index,
+                                            tn_reduction red);
 /** Negative log-likelihood of log-probabilities logp [N, C]; as above. */
 TN_API tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t ignore_index,
                          tn_reduction red);

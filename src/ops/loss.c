@@ -6,14 +6,21 @@
  * NaN, as in PyTorch (the gradient is then zero everywhere, as in PyTorch);
  * 'sum' is then 0 and 'none' all zeros.
  *
+ * Class weights (cross_entropy with a weight [C], torch's weight=): row i
+ * counts w[t_i] times, loss_i = w[t_i] (lse_i - x_i[t_i]); 'mean' divides
+ * by the sum of w[t_i] over the rows not ignored (0/0 = NaN when that sum
+ * is 0, as in PyTorch). Without weights every w is 1 and the sum is the
+ * count, so both forms are one code path with the same results.
+ *
  * Per-row losses are summed in double, in row order, so reduced losses do
  * not depend on the thread count.
  * Node parameters (cross_entropy, nll): iparam[0] = ignore_index,
  * iparam[1] = reduction, iparam[2] = number of counted targets; cross
- * entropy keeps the log-sum-exp of each row in y->aux, in double for both
- * dtypes (a float lse near 1000 would be off by 3e-5, and so would every
- * probability exp(x - lse) of the backward). mse:
- * iparam[1] = reduction.
+ * entropy keeps in y->aux 2N doubles: the log-sum-exp of each row, in
+ * double for both dtypes (a float lse near 1000 would be off by 3e-5, and
+ * so would every probability exp(x - lse) of the backward), then each row's
+ * weight w[t_i] (0 for ignored rows); fparam[0] is the mean's divisor (the
+ * sum of the weights). mse: iparam[1] = reduction.
  */
 #include "ops_internal.h"
 #include "fastmath.h"
@@ -152,18 +159,60 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
     });
 }
 
-tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
-                            int64_t ignore_index, tn_reduction red)
+/* Check weight (NULL, or [C] of logits' dtype, finite, >= 0, no gradient)
+ * of cross_entropy over logits [N, C]. */
+static bool check_class_weight(tn_tape *tp, const tn_tensor *logits, const tn_tensor *weight)
+{
+    if (!weight)
+        return true;
+    int64_t c = logits->shape[1];
+    if (weight->dtype != logits->dtype) {
+        tn_tape_fail(tp, TN_ERR_DTYPE, "cross_entropy: weight %s is %s, logits %s are %s",
+                     TN_SHP(weight), tn_dtype_name(weight->dtype), TN_SHP(logits),
+                     tn_dtype_name(logits->dtype));
+        return false;
+    }
+    if (weight->ndim != 1 || weight->shape[0] != c) {
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "cross_entropy: weight %s must be [C] = [%lld] for logits %s", TN_SHP(weight),
+                     (long long)c, TN_SHP(logits));
+        return false;
+    }
+    if (weight->requires_grad) {
+        tn_tape_fail(tp, TN_ERR_ARG,
+                     "cross_entropy: weight %s requires grad; class weights are constants "
+                     "(no gradient flows to them)",
+                     TN_SHP(weight));
+        return false;
+    }
+    for (int64_t k = 0; k < c; k++) {
+        double w = tn_tensor_get(weight, k);
+        if (!(w >= 0) || !isfinite(w)) {
+            tn_tape_fail(tp, TN_ERR_ARG,
+                         "cross_entropy: weight[%lld] = %g; class weights must be finite and "
+                         ">= 0",
+                         (long long)k, w);
+            return false;
+        }
+    }
+    return true;
+}
+
+tn_tensor *tn_cross_entropy_weighted(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                                     tn_tensor *weight, int64_t ignore_index, tn_reduction red)
 {
     int64_t count;
     if (!check_class_loss(tp, "cross_entropy", "logits", logits, targets, ignore_index, red,
-                          &count))
+                          &count) ||
+        !check_class_weight(tp, logits, weight))
         return NULL;
     int64_t n = logits->shape[0];
-    double *lse = tn_tape_alloc(tp, (size_t)n * sizeof(double));
+    double *lse = tn_tape_alloc(tp, 2 * (size_t)n * sizeof(double));
     double *li = tn_tape_alloc(tp, (size_t)n * sizeof(double));
     if (!lse || !li)
         return NULL;
+    double *wrow = lse + n, wsum = 0;
+    /* the weights are copied into aux: the node needs weight no longer */
     tn_tensor *y = loss_result(tp, TN_OP_CROSS_ENTROPY, logits, targets, red, 1, &n);
     if (!y)
         return NULL;
@@ -171,20 +220,42 @@ tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
     y->iparam[1] = red;
     y->iparam[2] = count;
     y->aux = lse;
-    ce_forward(logits, TN_DATA(int32_t, targets), targets->stride[0], ignore_index, lse, li);
+    const int32_t *tg = TN_DATA(int32_t, targets);
+    int64_t ts = targets->stride[0];
+    ce_forward(logits, tg, ts, ignore_index, lse, li);
+    /* wrow [N] = w[t_i] (1 without weights, 0 for ignored rows), in order */
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = tg[i * ts];
+        wrow[i] = t == ignore_index ? 0.0 : weight ? tn_tensor_get(weight, t) : 1.0;
+        li[i] *= wrow[i];
+        wsum += wrow[i];
+    }
+    y->fparam[0] = wsum;
     if (red == TN_REDUCE_NONE) {
         TN_FOR_DTYPE(y->dtype, T, {
             for (int64_t i = 0; i < n; i++)
                 TN_DATA(T, y)[i] = (T)li[i];
         });
     } else {
-        reduce_rows(y, li, n, red, count);
+        double s = 0;
+        for (int64_t i = 0; i < n; i++)
+            s += li[i];
+        if (red == TN_REDUCE_MEAN)
+            s = s / wsum; /* 0/0 = NaN when nothing counts, as PyTorch */
+        TN_FOR_DTYPE(y->dtype, T, { TN_DATA(T, y)[0] = (T)s; });
     }
     return tn__finish(tp, y);
 }
 
-/* dx [N, C] (logits' strides) += g_i * (softmax(x_i) - onehot(t_i)) for
- * counted rows; softmax = exp(x - lse) from the forward's aux. */
+tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
+                            int64_t ignore_index, tn_reduction red)
+{
+    return tn_cross_entropy_weighted(tp, logits, targets, NULL, ignore_index, red);
+}
+
+/* dx [N, C] (logits' strides) += g_i w_i (softmax(x_i) - onehot(t_i)) for
+ * counted rows, g_i = dy[i] (none) or dy[0] (/ sum of weights for mean);
+ * softmax = exp(x - lse) and w_i from the forward's aux. */
 void tn__bw_cross_entropy(tn_tensor *y)
 {
     tn_tensor *x = y->src[0], *targets = y->src[1];
@@ -193,17 +264,22 @@ void tn__bw_cross_entropy(tn_tensor *y)
     int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
     const int32_t *tg = TN_DATA(int32_t, targets);
     int64_t ts = targets->stride[0], ignore = y->iparam[0];
+    tn_reduction red = (tn_reduction)y->iparam[1];
+    double wsum = y->fparam[0];
     const tn__rows *kern = tn__rows_get(TN_F32);
     TN_FOR_DTYPE(x->dtype, T, {
-        const T *X = TN_DATA(T, x);
-        const double *lse = y->aux;
+        const T *X = TN_DATA(T, x), *DY = TN_GRAD(T, y);
+        const double *lse = y->aux, *wrow = lse + n;
         T *DX = TN_GRAD(T, x);
         TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             int64_t t = tg[i * ts];
-            if (t == ignore)
+            if (t == ignore || wrow[i] == 0)
                 continue;
-            T g = (T)row_grad(y, i);
+            double gd = (double)DY[red == TN_REDUCE_NONE ? i : 0] * wrow[i];
+            if (red == TN_REDUCE_MEAN)
+                gd /= wsum;
+            T g = (T)gd;
             double l = lse[i];
             const T *px = X + i * s0;
             T *dx = DX + i * s0;

@@ -1,0 +1,1061 @@
+/* examples/classify.c - a character-level sequence classifier: characters
+ * (UTF-8 code points) -> embedding -> tn_rnn (gru|lstm|rnn, layers,
+ * optionally bidirectional) over padded batches with each example's length
+ * -> the last layer's final state (both directions concatenated) -> Linear
+ * -> cross-entropy with class weights (tn_cross_entropy_weighted).
+ *
+ *   classify train   [--data DIR] [--cell gru|lstm|rnn] [--hidden H] [--embed E]
+ *                    [--layers L] [--bidirectional] [--batch B] [--steps N] [--lr X]
+ *                    [--clip X] [--balance weights|sample|none] [--seed S] [--threads N]
+ *                    [--checkpoint PATH] [--eval-every N] [--log CSV] [--val-fraction F]
+ *   classify predict --checkpoint PATH [--top K]          (stdin -> stdout)
+ *   classify eval    --checkpoint PATH [--data DIR] [--split all|val] [--plot FILE.png]
+ *
+ * Data: DIR holds one <Label>.txt per class, one example a line (UTF-8;
+ * empty lines skipped, a trailing CR dropped, examples cut to their first
+ * MAX_LEN code points). Labels are the file names in byte order. Each class
+ * is split on its own (stratified): a fixed-seed shuffle of its examples
+ * (tn_rng seeded SPLIT_SEED, classes in label order, Fisher-Yates) puts
+ * floor(F * n_c) of them in the validation set. The vocabulary is the code
+ * points of the training split in ascending order after <pad> (0) and <unk>
+ * (1). Without --data the program makes its own task: four invented
+ * "languages" of words built from syllables of their own, 1200/600/300/150
+ * words (unbalanced as real data is).
+ *
+ * Class imbalance: --balance weights (default) weighs class c by
+ * n / (C * n_c) on the training split (scikit-learn's 'balanced'), so every
+ * class carries the same total weight in the loss, which is PyTorch's
+ * cross_entropy(weight=...) mean (divided by the sum of the weights of the
+ * batch); --balance sample draws each batch example from a uniformly drawn
+ * class instead (unweighted loss); --balance none does neither. A batch
+ * draws B training examples with replacement from a tn_rng seeded
+ * --seed ^ DATA_SEED_MIX; tests/torch_classify.py makes the same split,
+ * vocabulary, weights and batches.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <tensor/tensor.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "plot.h"
+
+enum { PAD = 0, UNK = 1, MAX_LEN = 64, MAX_CLASSES = 1000, EVAL_BATCH = 256 };
+#define SPLIT_SEED 20240u
+#define DATA_SEED_MIX 0x5851f42d4c957f2dULL
+#define PROG "classify"
+
+/* ---- data: labelled examples as code points ---- */
+
+typedef struct dataset {
+    char **labels; /* [C], owned */
+    int C;
+    int64_t n;
+    int32_t *cps;   /* n x MAX_LEN code points */
+    int32_t *len;   /* [n], 1..MAX_LEN */
+    int32_t *label; /* [n] */
+} dataset;
+
+static void dataset_free(dataset *d)
+{
+    for (int c = 0; c < d->C; c++)
+        free(d->labels[c]);
+    free(d->labels), free(d->cps), free(d->len), free(d->label);
+    memset(d, 0, sizeof *d);
+}
+
+/* Add the examples of text (one a line) as class c. Returns their number or
+ * -1 when out of memory. */
+static int64_t dataset_add_text(dataset *d, int64_t *cap, const char *text, int c)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), at = 0;
+    int64_t added = 0;
+    while (at < n) {
+        size_t end = at;
+        while (end < n && s[end] != '\n')
+            end++;
+        size_t stop = end > at && s[end - 1] == '\r' ? end - 1 : end;
+        if (stop > at) {
+            if (d->n == *cap) {
+                int64_t nc = *cap ? 2 * *cap : 1024;
+                int32_t *a = realloc(d->cps, sizeof *a * (size_t)(nc * MAX_LEN));
+                if (a)
+                    d->cps = a;
+                int32_t *b = realloc(d->len, sizeof *b * (size_t)nc);
+                if (b)
+                    d->len = b;
+                int32_t *e = realloc(d->label, sizeof *e * (size_t)nc);
+                if (e)
+                    d->label = e;
+                if (!a || !b || !e)
+                    return -1;
+                *cap = nc;
+            }
+            int32_t *cp = d->cps + d->n * MAX_LEN, k = 0;
+            size_t i = at;
+            while (i < stop && k < MAX_LEN)
+                cp[k++] = (int32_t)cli_utf8_next(s, stop, &i);
+            d->len[d->n] = k;
+            d->label[d->n] = c;
+            d->n++;
+            added++;
+        }
+        at = end + 1;
+    }
+    return added;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The <Label>.txt files of dir, labels sorted. Returns 0 or -1 (message). */
+static int dataset_read_dir(const char *dir, dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        fprintf(stderr, PROG ": --data %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0, rc = 0;
+    for (struct dirent *e; (e = readdir(dh));) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l <= 4 || strcmp(e->d_name + l - 4, ".txt") != 0)
+            continue;
+        if (n == MAX_CLASSES) {
+            fprintf(stderr, PROG ": --data %s: more than %d classes\n", dir, MAX_CLASSES);
+            rc = -1;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 32;
+            char **nn = realloc(names, sizeof *nn * (size_t)cap);
+            if (!nn) {
+                rc = -1;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strndup(e->d_name, l - 4))) {
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(dh);
+    if (rc == 0 && n < 2) {
+        fprintf(stderr, PROG ": --data %s: %s; a class is a <Label>.txt file with one example "
+                        "a line, and at least 2 classes are needed\n",
+                dir, n ? "only one <Label>.txt file" : "no <Label>.txt files");
+        rc = -1;
+    }
+    if (rc == 0)
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+    d->labels = names;
+    d->C = n;
+    int64_t dcap = 0;
+    for (int c = 0; rc == 0 && c < n; c++) {
+        size_t plen = strlen(dir) + strlen(names[c]) + 6, got;
+        char *path = malloc(plen), *text = NULL;
+        if (!path) {
+            rc = -1;
+            break;
+        }
+        snprintf(path, plen, "%s/%s.txt", dir, names[c]);
+        if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
+            rc = -1;
+        } else if (strlen(text) != got) {
+            fprintf(stderr, PROG ": --data %s: a NUL byte at offset %zu\n", path, strlen(text));
+            rc = -1;
+        } else {
+            int64_t k = dataset_add_text(d, &dcap, text, c);
+            if (k < 0) {
+                fprintf(stderr, PROG ": out of memory reading %s\n", path);
+                rc = -1;
+            } else if (k == 0) {
+                fprintf(stderr, PROG ": --data %s: no examples (every class needs one)\n", path);
+                rc = -1;
+            }
+        }
+        free(text);
+        free(path);
+    }
+    if (rc)
+        dataset_free(d);
+    return rc;
+}
+
+/* The generated task: words of 2-4 syllables, each language with syllables
+ * of its own (a few shared), counts 1200/600/300/150. */
+static int dataset_generate(dataset *d)
+{
+    static const char *const names[4] = {"lirana", "kotsuk", "brundel", "oyaque"};
+    static const char *const syl[4][8] = {
+        {"li", "ra", "na", "mi", "el", "si", "ta", "lo"},
+        {"ko", "tsu", "ki", "ha", "mo", "to", "ru", "ka"},
+        {"bru", "del", "st", "ng", "ka", "orf", "ber", "sch"},
+        {"oy", "que", "ai", "eu", "ou", "ia", "ll", "ta"},
+    };
+    static const int count[4] = {1200, 600, 300, 150};
+    memset(d, 0, sizeof *d);
+    d->labels = calloc(4, sizeof *d->labels);
+    if (!d->labels)
+        return -1;
+    d->C = 4;
+    tn_rng r;
+    tn_rng_seed(&r, 7);
+    int64_t cap = 0;
+    for (int c = 0; c < 4; c++) {
+        if (!(d->labels[c] = strdup(names[c])))
+            return -1;
+        for (int i = 0; i < count[c]; i++) {
+            char w[64] = "";
+            int ns = 2 + (int)(tn_rng_next(&r) % 3);
+            for (int k = 0; k < ns; k++)
+                strcat(w, syl[c][tn_rng_next(&r) % 8]);
+            w[0] = (char)(w[0] - 'a' + 'A');
+            if (dataset_add_text(d, &cap, w, c) != 1)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The stratified split: per class (in label order) a Fisher-Yates shuffle of
+ * its examples' indices by one tn_rng seeded SPLIT_SEED; the first
+ * floor(frac * n_c) go to val (in that order), the rest to train. The
+ * index arrays are malloc'd. Returns 0 or -1 (out of memory). */
+static int dataset_split(const dataset *d, double frac, int64_t **train, int64_t *n_train,
+                         int64_t **val, int64_t *n_val)
+{
+    int64_t *tr = malloc(sizeof *tr * (size_t)d->n), *va = malloc(sizeof *va * (size_t)d->n);
+    int64_t *cls = malloc(sizeof *cls * (size_t)d->n);
+    if (!tr || !va || !cls) {
+        free(tr), free(va), free(cls);
+        return -1;
+    }
+    tn_rng r;
+    tn_rng_seed(&r, SPLIT_SEED);
+    *n_train = *n_val = 0;
+    for (int c = 0; c < d->C; c++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < d->n; i++)
+            if (d->label[i] == c)
+                cls[m++] = i;
+        for (int64_t i = m - 1; i > 0; i--) {
+            int64_t j = (int64_t)(tn_rng_next(&r) % (uint64_t)(i + 1)), t = cls[i];
+            cls[i] = cls[j], cls[j] = t;
+        }
+        int64_t nv = (int64_t)floor(frac * (double)m);
+        for (int64_t i = 0; i < m; i++) {
+            if (i < nv)
+                va[(*n_val)++] = cls[i];
+            else
+                tr[(*n_train)++] = cls[i];
+        }
+    }
+    free(cls);
+    *train = tr, *val = va;
+    return 0;
+}
+
+/* ---- vocabulary: code points -> ids ---- */
+
+typedef struct vocab {
+    int32_t *cp; /* [n]: id k + 2 is code point cp[k], ascending */
+    int n;
+} vocab;
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int vocab_build(vocab *v, const dataset *d, const int64_t *idx, int64_t n)
+{
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++)
+        total += d->len[idx[i]];
+    v->cp = malloc(sizeof *v->cp * (size_t)(total + 1));
+    v->n = 0;
+    if (!v->cp)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        for (int k = 0; k < d->len[idx[i]]; k++)
+            v->cp[v->n++] = d->cps[idx[i] * MAX_LEN + k];
+    qsort(v->cp, (size_t)v->n, sizeof *v->cp, cmp_i32);
+    int m = 0;
+    for (int i = 0; i < v->n; i++)
+        if (m == 0 || v->cp[i] != v->cp[m - 1])
+            v->cp[m++] = v->cp[i];
+    v->n = m;
+    return 0;
+}
+
+static int32_t vocab_id(const vocab *v, int32_t cp)
+{
+    int lo = 0, hi = v->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (v->cp[mid] == cp)
+            return mid + 2;
+        if (v->cp[mid] < cp)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return UNK;
+}
+
+/* ---- options ---- */
+
+typedef struct opts {
+    const char *data, *cell, *checkpoint, *log, *balance, *plot, *split;
+    bool bidirectional;
+    int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
+    double lr, clip, val_fraction;
+    uint64_t seed;
+} opts;
+
+enum { TRAIN = 1, PREDICT = 2, EVAL = 4 };
+
+static int parse_opts(int argc, char **argv, opts *o, int *command)
+{
+    *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .hidden = 128, .embed = 64,
+                .layers = 1, .batch = 64, .steps = 3000, .eval_every = 1000, .top = 3,
+                .lr = 3e-3, .clip = 1.0, .val_fraction = 0.1, .seed = 1234};
+    const cli_opt table[] = {
+        {"--data", CLI_STRING, &o->data, "DIR",
+         "one <Label>.txt per class, one example a line",
+         .def = "a generated task (four invented languages)", .commands = TRAIN | EVAL},
+        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm|rnn",
+         .commands = TRAIN},
+        {"--bidirectional", CLI_FLAG, &o->bidirectional, NULL,
+         "read both ways (the two final states are concatenated)", .commands = TRAIN},
+        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
+         .commands = TRAIN},
+        {"--embed", CLI_INT, &o->embed, "E", "character embedding size", .imin = 1,
+         .imax = 8192, .commands = TRAIN},
+        {"--layers", CLI_INT, &o->layers, "L", "recurrent layers", .imin = 1,
+         .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--batch", CLI_INT, &o->batch, "B", "examples per step", .imin = 1, .imax = 65536,
+         .commands = TRAIN},
+        {"--steps", CLI_INT, &o->steps, "N", "training steps", .imin = 0,
+         .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+         .dmax = 10, .commands = TRAIN},
+        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--balance", CLI_CHOICE, &o->balance, "HOW",
+         "class imbalance: weights = loss weight n/(C*n_c) per class (sklearn's 'balanced'), "
+         "sample = draw classes uniformly, none",
+         .choices = "weights|sample|none", .commands = TRAIN},
+        {"--val-fraction", CLI_REAL, &o->val_fraction, "F",
+         "fraction of each class held out for validation (fixed-seed, stratified)", .dmin = 0,
+         .dmax = 0.9, .commands = TRAIN | EVAL},
+        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights and batches; not the split)",
+         .commands = TRAIN},
+        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+         "safetensors checkpoint to write (train) or read", .def = "train: none; else required"},
+        {"--eval-every", CLI_INT, &o->eval_every, "N",
+         "validation accuracy and loss every N steps and at the end (0: only at the end)",
+         .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
+        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+         .commands = TRAIN},
+        {"--top", CLI_INT, &o->top, "K",
+         "labels (with probabilities) printed per example (at most all the labels)",
+         .imin = 1, .imax = MAX_CLASSES, .commands = PREDICT},
+        {"--split", CLI_CHOICE, &o->split, "WHICH",
+         "evaluate every example, or only the validation split that train held out (same "
+         "--val-fraction)",
+         .choices = "all|val", .commands = EVAL},
+        {"--plot", CLI_STRING, &o->plot, "FILE.png",
+         "draw the confusion matrix (rows normalised) as an 800x800 heat map",
+         .commands = EVAL},
+    };
+    static const char *const commands[] = {"train", "predict", "eval", NULL};
+    static const char *const command_help[] = {
+        "train a classifier (and write --checkpoint)",
+        "classify standard input, one example a line: label<TAB>label1 p1<TAB>label2 p2 ...",
+        "print accuracy and the confusion matrix of --checkpoint on --data",
+    };
+    const cli_spec spec = {
+        .prog = PROG,
+        .summary = "character-level sequence classifier (embedding -> tn_rnn -> Linear)",
+        .commands = commands,
+        .command_help = command_help,
+        .opts = table,
+        .n_opts = (int)(sizeof table / sizeof table[0]),
+        .notes = "Class imbalance (--balance weights, the default): class c weighs n/(C*n_c) in\n"
+                 "the cross-entropy (n training examples, n_c of class c), as PyTorch's\n"
+                 "cross_entropy(weight=...). Data: ../shared/data/names (surnames of 18\n"
+                 "languages; see ../shared/data/README.md). Examples are cut to their first\n"
+                 "64 characters; an empty line given to predict reads as one unknown one.\n",
+    };
+    return cli_parse(&spec, argc, argv, command);
+}
+
+/* ---- model and checkpoints ---- */
+
+typedef struct model {
+    tn_params ps;
+    tn_embedding emb;
+    tn_rnn rnn;
+    tn_linear head;
+    char **labels; /* [C] owned */
+    int C;
+    vocab v;
+    const char *cell;
+    bool bidirectional;
+    int64_t hidden, embed, layers;
+} model;
+
+static void model_free(model *m)
+{
+    tn_params_free(&m->ps);
+    for (int c = 0; c < m->C; c++)
+        free(m->labels[c]);
+    free(m->labels);
+    free(m->v.cp);
+    memset(m, 0, sizeof *m);
+}
+
+static int model_build(model *m, uint64_t seed)
+{
+    tn_rng r;
+    tn_rng_seed(&r, seed);
+    tn_params_init(&m->ps);
+    int D = m->bidirectional ? 2 : 1;
+    if (tn_embedding_init(&m->emb, &m->ps, "embed", m->v.n + 2, m->embed, PAD, TN_F32, &r) ||
+        tn_rnn_init(&m->rnn, &m->ps, "rnn", (tn_cell)tn_cell_from_name(m->cell), m->embed,
+                    m->hidden, (int)m->layers, m->bidirectional, 0.0, TN_F32, &r) ||
+        tn_linear_init(&m->head, &m->ps, "head", D * m->hidden, m->C, true, TN_F32, &r)) {
+        fprintf(stderr, PROG ": %s\n", tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* logits [B, C] of ids [B, T] with lengths [B]. NULL on error (tape). */
+static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
+{
+    int64_t B = ids->shape[0], D = m->bidirectional ? 2 : 1, L = m->layers;
+    tn_rnn_out out;
+    if (tn_rnn_forward(tp, &m->rnn, tn_embedding_forward(tp, &m->emb, ids), NULL, NULL, len,
+                       &out) != TN_OK)
+        return NULL;
+    /* h_n [L*D, B, H]: the last layer's D rows -> [B, D*H] (forward first,
+     * as torch.cat([h_n[-2], h_n[-1]], 1)) */
+    tn_tensor *last = tn_narrow(tp, out.h_n, 0, (L - 1) * D, D);
+    tn_tensor *feat = tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2,
+                                 (int64_t[]){B, D * m->hidden});
+    return tn_linear_forward(tp, &m->head, feat);
+}
+
+static char *join_lines(char *const *s, int n)
+{
+    size_t total = 1;
+    for (int i = 0; i < n; i++)
+        total += strlen(s[i]) + 1;
+    char *out = malloc(total), *p = out;
+    for (int i = 0; out && i < n; i++) {
+        size_t l = strlen(s[i]);
+        memcpy(p, s[i], l);
+        p += l;
+        *p++ = '\n';
+    }
+    if (out)
+        *p = '\0';
+    return out;
+}
+
+static int model_save(const char *path, const model *m, const opts *o, int64_t step)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    char *labels = join_lines(m->labels, m->C);
+    char *chars = malloc((size_t)m->v.n * 4 + 1);
+    size_t k = 0;
+    for (int i = 0; chars && i < m->v.n; i++)
+        k += (size_t)cli_utf8_encode((uint32_t)m->v.cp[i], chars + k);
+    if (chars)
+        chars[k] = '\0';
+    tn_meta_set(&meta, "format", "classify 1");
+    tn_meta_set(&meta, "cell", m->cell);
+    tn_meta_set(&meta, "bidirectional", m->bidirectional ? "1" : "0");
+    tn_meta_set_int(&meta, "hidden", m->hidden);
+    tn_meta_set_int(&meta, "embed", m->embed);
+    tn_meta_set_int(&meta, "layers", m->layers);
+    tn_meta_set_int(&meta, "step", step);
+    tn_meta_set(&meta, "balance", o->balance);
+    tn_status s = labels && chars ? tn_meta_set(&meta, "labels", labels) : TN_ERR_MEMORY;
+    if (s == TN_OK)
+        s = tn_meta_set(&meta, "chars", chars);
+    tn_params *sets[1] = {(tn_params *)&m->ps};
+    if (s == TN_OK)
+        s = tn_save(path, sets, 1, &meta);
+    if (s != TN_OK)
+        fprintf(stderr, PROG ": %s\n", tn_last_error());
+    free(labels), free(chars);
+    tn_meta_free(&meta);
+    return s == TN_OK ? 0 : -1;
+}
+
+/* Split s at newlines into m->labels. Returns 0 or -1. */
+static int labels_split(model *m, const char *s)
+{
+    m->C = 0;
+    int cap = 0;
+    for (const char *p = s; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == 0 || m->C == MAX_CLASSES)
+            return -1;
+        if (m->C == cap) {
+            cap = cap ? 2 * cap : 32;
+            char **nl = realloc(m->labels, sizeof *nl * (size_t)cap);
+            if (!nl)
+                return -1;
+            m->labels = nl;
+        }
+        if (!(m->labels[m->C] = strndup(p, l)))
+            return -1;
+        m->C++;
+        p += l + (e ? 1 : 0);
+    }
+    return m->C >= 2 ? 0 : -1;
+}
+
+static int model_load(const char *path, model *m)
+{
+    memset(m, 0, sizeof *m);
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = -1;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+        goto done;
+    }
+    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
+        tn_meta_get_int(&meta, "embed", &m->embed) ||
+        tn_meta_get_int(&meta, "layers", &m->layers)) {
+        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
+        goto done;
+    }
+    const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
+    const char *bi = tn_meta_get(&meta, "bidirectional"), *labels = tn_meta_get(&meta, "labels");
+    const char *chars = tn_meta_get(&meta, "chars");
+    static const char *const cells[3] = {"gru", "lstm", "rnn"};
+    for (int k = 0; cell && k < 3; k++)
+        if (strcmp(cell, cells[k]) == 0)
+            m->cell = cells[k];
+    if (!fmt || strcmp(fmt, "classify 1") || !m->cell || !bi || !labels || !chars ||
+        m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
+        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels) ||
+        cli_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
+        fprintf(stderr, PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
+                        "format, cell, sizes, labels or chars)\n",
+                path);
+        goto done;
+    }
+    m->bidirectional = strcmp(bi, "1") == 0;
+    size_t n = strlen(chars), at = 0;
+    m->v.cp = malloc(sizeof *m->v.cp * (n + 1));
+    if (!m->v.cp)
+        goto done;
+    while (at < n) {
+        int32_t cp = (int32_t)cli_utf8_next((const unsigned char *)chars, n, &at);
+        if (m->v.n && cp <= m->v.cp[m->v.n - 1]) {
+            fprintf(stderr, PROG ": --checkpoint %s: chars not in ascending order\n", path);
+            goto done;
+        }
+        m->v.cp[m->v.n++] = cp;
+    }
+    if (model_build(m, 0))
+        goto done;
+    tn_params *sets[1] = {&m->ps};
+    if (tn_load(path, sets, 1, NULL) != TN_OK) {
+        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
+        goto done;
+    }
+    rc = 0;
+done:
+    tn_meta_free(&meta);
+    if (rc)
+        model_free(m);
+    return rc;
+}
+
+/* ---- batches and evaluation ---- */
+
+/* ids [B, T] (T: the longest of the batch; PAD after each example) and
+ * targets [B] of examples idx[0..B) of d; tape tensors of tp (valid until
+ * its next reset: a training step allocates nothing). */
+static void make_batch(tn_tape *tp, const model *m, const dataset *d, const int64_t *idx,
+                       int64_t B, tn_tensor **ids, tn_tensor **tg, int32_t *len)
+{
+    int64_t T = 1;
+    for (int64_t b = 0; b < B; b++)
+        T = d->len[idx[b]] > T ? d->len[idx[b]] : T;
+    *ids = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){B, T});
+    *tg = tn_tape_tensor(tp, TN_I32, 1, &B);
+    if (!*ids || !*tg)
+        return;
+    int32_t *p = (*ids)->data, *t = (*tg)->data;
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *cp = d->cps + idx[b] * MAX_LEN;
+        len[b] = d->len[idx[b]];
+        for (int64_t k = 0; k < T; k++)
+            p[b * T + k] = k < len[b] ? vocab_id(&m->v, cp[k]) : PAD;
+        t[b] = d->label[idx[b]];
+    }
+}
+
+typedef struct scores {
+    double loss;     /* mean cross-entropy (unweighted) */
+    double accuracy; /* fraction right */
+    double balanced; /* mean over classes of the fraction right (classes seen) */
+} scores;
+
+/* Scores of the model on examples idx[0..n) of d whose labels are the
+ * model's label ids (lab: d's label -> model's, NULL for the same);
+ * confusion [C x C] (true row, predicted column) is filled when not NULL. */
+static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *lab,
+                    const int64_t *idx, int64_t n, scores *sc, int64_t *confusion)
+{
+    bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
+    tn_tape_set_training(tp, false);
+    int C = m->C;
+    int64_t *conf = confusion ? confusion : calloc((size_t)C * (size_t)C, sizeof *conf);
+    int64_t *bi = malloc(sizeof *bi * EVAL_BATCH);
+    int32_t *len = malloc(sizeof *len * EVAL_BATCH);
+    double *lg = malloc(sizeof *lg * (size_t)EVAL_BATCH * (size_t)C), loss = 0;
+    int rc = conf && bi && len && lg ? 0 : -1;
+    if (confusion)
+        memset(conf, 0, sizeof *conf * (size_t)C * (size_t)C);
+    for (int64_t i0 = 0; rc == 0 && i0 < n; i0 += EVAL_BATCH) {
+        int64_t B = n - i0 < EVAL_BATCH ? n - i0 : EVAL_BATCH;
+        memcpy(bi, idx + i0, sizeof *bi * (size_t)B);
+        tn_tape_reset(tp);
+        tn_tensor *ids, *tg, *logits = NULL;
+        make_batch(tp, m, d, bi, B, &ids, &tg, len);
+        for (int64_t b = 0; tg && lab && b < B; b++)
+            ((int32_t *)tg->data)[b] = lab[((int32_t *)tg->data)[b]];
+        if (ids && tg)
+            logits = model_logits(tp, m, ids, len);
+        tn_tensor *l = logits ? tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_SUM) : NULL;
+        if (!l) {
+            fprintf(stderr, PROG ": %s\n", tn_last_error());
+            rc = -1;
+            break;
+        }
+        loss += tn_tensor_get(l, 0);
+        tn_tensor_to_double(logits, lg);
+        for (int64_t b = 0; b < B; b++) {
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (lg[b * C + c] > lg[b * C + best])
+                    best = c;
+            conf[(int64_t)((int32_t *)tg->data)[b] * C + best]++;
+        }
+    }
+    if (rc == 0) {
+        int64_t right = 0, seen = 0;
+        double recall = 0;
+        for (int c = 0; c < C; c++) {
+            int64_t row = 0;
+            for (int k = 0; k < C; k++)
+                row += conf[(int64_t)c * C + k];
+            right += conf[(int64_t)c * C + c];
+            if (row) {
+                recall += (double)conf[(int64_t)c * C + c] / (double)row;
+                seen++;
+            }
+        }
+        sc->loss = n ? loss / (double)n : NAN;
+        sc->accuracy = n ? (double)right / (double)n : NAN;
+        sc->balanced = seen ? recall / (double)seen : NAN;
+    }
+    if (!confusion)
+        free(conf);
+    free(bi), free(len), free(lg);
+    tn_tape_reset(tp);
+    tn_tape_set_training(tp, train);
+    tn_tape_set_grad(tp, grad);
+    return rc;
+}
+
+/* The data of --data, or the generated task. */
+static int read_data(const opts *o, dataset *d)
+{
+    if (o->data)
+        return dataset_read_dir(o->data, d);
+    if (dataset_generate(d)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        dataset_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- train ---- */
+
+static int cmd_train(const opts *o)
+{
+    if ((o->checkpoint && cli_check_output(PROG, "--checkpoint", o->checkpoint)) ||
+        (o->log && cli_check_output(PROG, "--log", o->log)))
+        return 2;
+    dataset d;
+    if (read_data(o, &d))
+        return 1;
+    int64_t *tr = NULL, *va = NULL, ntr, nva;
+    model m = {0};
+    tn_tape *tp = NULL;
+    tn_optim *opt = NULL;
+    tn_tensor *weight = NULL;
+    FILE *log = NULL;
+    int64_t *cls_count = calloc((size_t)d.C, sizeof *cls_count), *idx = NULL;
+    int64_t **cls_idx = calloc((size_t)d.C, sizeof *cls_idx);
+    int32_t *len = NULL;
+    int rc = 1;
+    if (!cls_count || !cls_idx || dataset_split(&d, o->val_fraction, &tr, &ntr, &va, &nva)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto done;
+    }
+    for (int64_t i = 0; i < ntr; i++)
+        cls_count[d.label[tr[i]]]++;
+    for (int c = 0; c < d.C; c++)
+        if (cls_count[c] == 0) {
+            fprintf(stderr, PROG ": class %s has no training examples (lower --val-fraction)\n",
+                    d.labels[c]);
+            goto done;
+        }
+    /* the model: labels and vocabulary of the training split */
+    m.labels = d.labels, m.C = d.C;
+    d.labels = NULL, d.C = 0;
+    m.cell = o->cell, m.bidirectional = o->bidirectional;
+    m.hidden = o->hidden, m.embed = o->embed, m.layers = o->layers;
+    if (vocab_build(&m.v, &d, tr, ntr) || model_build(&m, o->seed))
+        goto done;
+    tn_adam_opts ao = tn_adam_defaults();
+    ao.lr = o->lr;
+    opt = tn_optim_adam(&m.ps, &ao);
+    tp = tn_tape_new();
+    /* class weights n / (C * n_c) */
+    weight = tn_tensor_new(TN_F32, 1, (int64_t[]){m.C});
+    bool weighted = strcmp(o->balance, "weights") == 0, sampled = strcmp(o->balance, "sample") == 0;
+    for (int c = 0; weight && c < m.C; c++)
+        tn_tensor_set(weight, c, (double)ntr / ((double)m.C * (double)cls_count[c]));
+    /* per class, its training examples (for --balance sample) */
+    for (int c = 0; c < m.C; c++) {
+        cls_idx[c] = malloc(sizeof **cls_idx * (size_t)cls_count[c]);
+        if (!cls_idx[c])
+            goto done;
+        cls_count[c] = 0;
+    }
+    for (int64_t i = 0; i < ntr; i++) {
+        int c = d.label[tr[i]];
+        cls_idx[c][cls_count[c]++] = tr[i];
+    }
+    int64_t B = o->batch;
+    idx = malloc(sizeof *idx * (size_t)B);
+    len = malloc(sizeof *len * (size_t)B);
+    if (!opt || !tp || !weight || !idx || !len) {
+        fprintf(stderr, PROG ": %s\n", tn_last_error()[0] ? tn_last_error() : "out of memory");
+        goto done;
+    }
+    fprintf(stderr,
+            PROG ": %s%s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64 "; %d classes, %d characters; "
+                 "%" PRId64 " train / %" PRId64 " val examples; balance %s; params %" PRId64
+                 "; %d threads\n",
+            o->cell, o->bidirectional ? " (bidirectional)" : "", o->hidden, o->embed, o->layers,
+            m.C, m.v.n, ntr, nva, o->balance, tn_params_numel(&m.ps), tn_num_threads());
+    if (o->log) {
+        if (!(log = fopen(o->log, "w"))) {
+            fprintf(stderr, PROG ": --log %s: %s\n", o->log, strerror(errno));
+            goto done;
+        }
+        fprintf(log, "step,train_loss,val_loss,val_accuracy,val_balanced_accuracy,elapsed_s\n");
+    }
+    tn_rng data_rng;
+    tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
+    double t0 = cli_seconds(), smooth = NAN, t_eval = 0;
+    bool tty = isatty(STDERR_FILENO);
+    scores sc = {NAN, NAN, NAN};
+    rc = 0;
+    for (int64_t step = 1; step <= o->steps; step++) {
+        for (int64_t b = 0; b < B; b++) {
+            if (sampled) {
+                int c = (int)(tn_rng_next(&data_rng) % (uint64_t)m.C);
+                idx[b] = cls_idx[c][tn_rng_next(&data_rng) % (uint64_t)cls_count[c]];
+            } else {
+                idx[b] = tr[tn_rng_next(&data_rng) % (uint64_t)ntr];
+            }
+        }
+        tn_tape_reset(tp);
+        tn_optim_zero_grad(opt);
+        tn_tensor *ids, *tg, *loss = NULL;
+        make_batch(tp, &m, &d, idx, B, &ids, &tg, len);
+        tn_tensor *logits = ids && tg ? model_logits(tp, &m, ids, len) : NULL;
+        if (logits)
+            loss = tn_cross_entropy_weighted(tp, logits, tg, weighted ? weight : NULL, -1,
+                                             TN_REDUCE_MEAN);
+        tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
+        double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
+        if (s != TN_OK || !isfinite(l) ||
+            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
+            tn_optim_step(opt) != TN_OK) {
+            fprintf(stderr, "\n" PROG ": step %" PRId64 ": %s; stopping\n", step,
+                    s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite");
+            rc = 1;
+            break;
+        }
+        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
+        cli_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
+        if (nva && ((o->eval_every && step % o->eval_every == 0) || step == o->steps)) {
+            double te = cli_seconds();
+            if (evaluate(tp, &m, &d, NULL, va, nva, &sc, NULL)) {
+                rc = 1;
+                break;
+            }
+            t_eval += cli_seconds() - te;
+            fprintf(stderr,
+                    "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
+                    "val_balanced_accuracy %.4f\n",
+                    tty ? "\n" : "", step, smooth, sc.loss, sc.accuracy, sc.balanced);
+            if (log) {
+                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.3f\n", step, smooth, sc.loss,
+                        sc.accuracy, sc.balanced, cli_seconds() - t0);
+                fflush(log);
+            }
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    double total = cli_seconds() - t0;
+    if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m, o, o->steps))
+        rc = 1;
+    if (rc == 0)
+        printf("final step %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
+               "val_balanced_accuracy %.4f time %.1fs (training %.1fs, evaluation %.1fs)\n",
+               o->steps, smooth, sc.loss, sc.accuracy, sc.balanced, total, total - t_eval,
+               t_eval);
+done:
+    if (log)
+        fclose(log);
+    for (int c = 0; cls_idx && c < m.C; c++)
+        free(cls_idx[c]);
+    free(cls_idx), free(cls_count), free(idx), free(len), free(tr), free(va);
+    tn_tensor_free(weight);
+    tn_optim_free(opt);
+    tn_tape_free(tp);
+    model_free(&m);
+    dataset_free(&d);
+    return rc;
+}
+
+/* ---- predict ---- */
+
+static int cmd_predict(const opts *o)
+{
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    tn_tape *tp = tn_tape_new();
+    tn_tape_set_grad(tp, false);
+    tn_tape_set_training(tp, false);
+    int C = m.C, K = o->top < C ? (int)o->top : C, rc = 0;
+    double *p = malloc(sizeof *p * (size_t)C);
+    int *order = malloc(sizeof *order * (size_t)C);
+    dataset one = {0};
+    int64_t cap = 0, zero = 0, lineno = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t got;
+    while (tp && p && order && (got = getline(&line, &lcap, stdin)) >= 0) {
+        lineno++;
+        if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0 ||
+            strlen(line) != (size_t)got) {
+            fprintf(stderr, PROG ": standard input line %" PRId64 ": not valid UTF-8 text\n",
+                    lineno);
+            rc = 1;
+            break;
+        }
+        one.n = 0;
+        if (dataset_add_text(&one, &cap, line, 0) < 0) {
+            rc = 1;
+            break;
+        }
+        if (one.n == 0) { /* an empty line: one unknown character */
+            if (dataset_add_text(&one, &cap, "\xEF\xBF\xBD", 0) != 1) {
+                rc = 1;
+                break;
+            }
+            one.cps[0] = -1;
+        }
+        tn_tape_reset(tp);
+        tn_tensor *ids, *tg;
+        int32_t len;
+        make_batch(tp, &m, &one, &zero, 1, &ids, &tg, &len);
+        tn_tensor *logits = ids ? model_logits(tp, &m, ids, &len) : NULL;
+        tn_tensor *prob = logits ? tn_softmax(tp, logits, 1) : NULL;
+        if (!prob) {
+            fprintf(stderr, PROG ": %s\n", tn_last_error());
+            rc = 1;
+            break;
+        }
+        tn_tensor_to_double(prob, p);
+        for (int c = 0; c < C; c++)
+            order[c] = c;
+        for (int k = 0; k < K; k++) /* partial selection sort: ties keep label order */
+            for (int c = k + 1; c < C; c++)
+                if (p[order[c]] > p[order[k]]) {
+                    int t = order[k];
+                    order[k] = order[c], order[c] = t;
+                }
+        fputs(m.labels[order[0]], stdout);
+        for (int k = 0; k < K; k++)
+            printf("\t%s %.4f", m.labels[order[k]], p[order[k]]);
+        putchar('\n');
+    }
+    if (!tp || !p || !order) {
+        fprintf(stderr, PROG ": out of memory\n");
+        rc = 1;
+    }
+    free(line), free(p), free(order);
+    dataset_free(&one);
+    tn_tape_free(tp);
+    model_free(&m);
+    return rc;
+}
+
+/* ---- eval ---- */
+
+static int cmd_eval(const opts *o)
+{
+    if (o->plot && cli_check_output(PROG, "--plot", o->plot))
+        return 2;
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    dataset d;
+    if (read_data(o, &d)) {
+        model_free(&m);
+        return 1;
+    }
+    int rc = 1, C = m.C;
+    int *lab = malloc(sizeof *lab * (size_t)d.C);
+    int64_t *conf = malloc(sizeof *conf * (size_t)C * (size_t)C), *tr = NULL, *va = NULL, ntr,
+            nva;
+    double *norm = malloc(sizeof *norm * (size_t)C * (size_t)C);
+    tn_tape *tp = tn_tape_new();
+    if (!lab || !conf || !norm || !tp ||
+        dataset_split(&d, o->val_fraction, &tr, &ntr, &va, &nva)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto done;
+    }
+    for (int c = 0; c < d.C; c++) {
+        lab[c] = -1;
+        for (int k = 0; k < C; k++)
+            if (strcmp(d.labels[c], m.labels[k]) == 0)
+                lab[c] = k;
+        if (lab[c] < 0) {
+            fprintf(stderr, PROG ": --data: class %s is not one of the checkpoint's %d labels\n",
+                    d.labels[c], C);
+            goto done;
+        }
+    }
+    int64_t n = d.n;
+    const int64_t *idx = va;
+    if (strcmp(o->split, "val") == 0) {
+        if (nva == 0) {
+            fprintf(stderr, PROG ": --split val: no validation examples (--val-fraction %g)\n",
+                    o->val_fraction);
+            goto done;
+        }
+        n = nva;
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            tr[i] = i;
+        idx = tr;
+    }
+    scores sc;
+    if (evaluate(tp, &m, &d, lab, idx, n, &sc, conf))
+        goto done;
+    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n",
+           sc.accuracy, sc.balanced, sc.loss, n);
+    /* the confusion matrix: rows true labels, columns predicted (numbered
+     * as the rows) */
+    int w = 5, lw = 5;
+    for (int c = 0; c < C; c++) {
+        int64_t v = 0;
+        for (int k = 0; k < C; k++)
+            v = conf[(int64_t)c * C + k] > v ? conf[(int64_t)c * C + k] : v;
+        int digits = snprintf(NULL, 0, "%" PRId64, v) + 1;
+        w = digits > w ? digits : w;
+        int l = (int)strlen(m.labels[c]);
+        lw = l > lw ? l : lw;
+    }
+    printf("confusion (rows: true label, columns: predicted, numbered as the rows)\n");
+    printf("%*s %*s", 3, "", lw, "");
+    for (int k = 0; k < C; k++)
+        printf("%*d", w, k);
+    printf("\n");
+    for (int c = 0; c < C; c++) {
+        int64_t row = 0;
+        printf("%3d %-*s", c, lw, m.labels[c]);
+        for (int k = 0; k < C; k++) {
+            printf("%*" PRId64, w, conf[(int64_t)c * C + k]);
+            row += conf[(int64_t)c * C + k];
+        }
+        printf("\n");
+        for (int k = 0; k < C; k++)
+            norm[(int64_t)c * C + k] = row ? (double)conf[(int64_t)c * C + k] / (double)row : 0;
+    }
+    rc = 0;
+    if (o->plot &&
+        plot_heatmap(PROG, o->plot, norm, C, C, (const char *const *)m.labels,
+                     (const char *const *)m.labels,
+                     "confusion matrix (rows: true label, normalised; columns: predicted)", 0, 1,
+                     800, 800) == PLOT_ERROR)
+        rc = 1;
+done:
+    free(lab), free(conf), free(norm), free(tr), free(va);
+    tn_tape_free(tp);
+    dataset_free(&d);
+    model_free(&m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    int command, rc = parse_opts(argc, argv, &o, &command);
+    if (rc != CLI_OK)
+        return rc == CLI_DONE ? 0 : 2;
+    if (command != 0 && !o.checkpoint) {
+        fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "predict" : "eval");
+        return 2;
+    }
+    if (cli_runtime(PROG, o.threads))
+        return 1;
+    switch (command) {
+    case 0: return cmd_train(&o);
+    case 1: return cmd_predict(&o);
+    default: return cmd_eval(&o);
+    }
+}
