@@ -20,11 +20,7 @@ export LC_ALL=C.UTF-8
 # OpenMP barriers, which are slow when the machine is busy); the training
 # runs below say --threads explicitly.
 export TN_NUM_THREADS=1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/checks.sh"
 
 # ---- 1. import from PyTorch ----
 # TORCH_LOSS is what `/usr/bin/python3 tests/torch_char_rnn.py export` printed
@@ -228,8 +224,4 @@ for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\
     fi
 done
 
-if [ $fails -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+checks_end

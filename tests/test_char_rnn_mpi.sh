@@ -14,12 +14,8 @@ set -u
 BIN=$1
 MPI=$2
 RUN=("$MPI" -np 2 --oversubscribe --allow-run-as-root)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/checks.sh"
 export TN_NUM_THREADS=1 OMP_NUM_THREADS=1
-fails=0
-pass() { echo "ok   - $1"; }
-fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
 for i in $(seq 1 60); do printf 'line %d: the fox saw %d hens and %d geese.\n' "$i" $((i * 7 % 13)) $((i * 5 % 11)); done \
     > "$TMP/text.txt"
 FLAGS=(--data "$TMP/text.txt" --hidden 24 --layers 1 --embed 16 --batch 4 --seq 16 --eval-every 0)
@@ -58,8 +54,4 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [[ "$err" == *"does not split over 2 rank
 else
     fail "--batch 3 on 2 ranks: exit $rc: $err"
 fi
-if [ $fails -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "all char_rnn MPI checks passed"
+checks_end

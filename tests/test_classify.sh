@@ -26,11 +26,7 @@
 set -u
 BIN=$1
 DATA=${2:-}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-pass() { echo "ok   - $1"; }
-fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
+source "$(dirname "$0")/checks.sh"
 FLAGS=(--hidden 32 --embed 16 --batch 32 --threads 2 --lr 0.01)
 
 # 1. training on the generated task
@@ -139,5 +135,4 @@ else
     echo "skip - names: ${DATA:-no data dir}/names is absent"
 fi
 
-[ $fails -eq 0 ] && echo "test_classify: all passed" || echo "test_classify: $fails failed"
-[ $fails -eq 0 ]
+checks_end

@@ -18,11 +18,8 @@ BIN=${2:?usage}
 INFO=${3:?usage}
 BENCH=${4:-}
 export LC_ALL=C.UTF-8 TN_NUM_THREADS=1
-TMP=$(mktemp -d)
+source "$(dirname "$0")/checks.sh"
 trap 'chmod -R u+w "$TMP"; rm -rf "$TMP"' EXIT
-fails=0
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails + 1)); }
 
 # refused WANT_IN_MESSAGE... -- COMMAND...: the command exits 2 at once with
 # one line on stderr containing every WANT, nothing on stdout, and (for
@@ -241,8 +238,4 @@ for prog in "$BIN" "$INFO" $BENCH; do
     fi
 done
 
-if [ $fails -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+checks_end

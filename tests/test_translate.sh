@@ -13,11 +13,7 @@
 #      bad number, --resume without a checkpoint: non-zero exit, a message.
 set -u
 BIN=$1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-pass() { echo "ok   - $1"; }
-fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
+source "$(dirname "$0")/checks.sh"
 FLAGS=(--hidden 32 --embed 16 --batch 16 --eval-every 20 --eval-pairs 50 --threads 1
        --dropout 0.1 --teacher-forcing 0.8)
 
@@ -91,8 +87,4 @@ err=$("$BIN" train --hidden 12x 2>&1); rc=$?
 err=$("$BIN" train --resume --checkpoint "$TMP/none.st" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$err" == *"--resume"* ]] && pass "--resume without a checkpoint: exit $rc" || fail "--resume without checkpoint: $rc $err"
 
-if [ $fails -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "all translate checks passed"
+checks_end

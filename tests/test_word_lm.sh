@@ -23,11 +23,7 @@
 set -u
 BIN=$1
 DATA=${2:-}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-pass() { echo "ok   - $1"; }
-fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
+source "$(dirname "$0")/checks.sh"
 F=(--hidden 32 --embed 32 --threads 2 --lr 1e-2 --eval-every 30)
 
 # 1. training on the generated grammar
@@ -125,8 +121,4 @@ else
     echo "skip - tinyshakespeare not found in ${DATA:-(no data dir)}"
 fi
 
-if [ $fails -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "all word_lm checks passed"
+checks_end
