@@ -493,7 +493,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "longest sentence in tokens (train: longer pairs are dropped; decoding: output limit)",
          .imin = 1, .imax = MAX_TOK - 1, .commands = TRAIN | SAMPLE | ATTN},
         {"--seed", CLI_UINT64, &o->seed, "S",
-         "random seed (train: weights, batches, split; sample: the draws)",
+         "random seed (train: weights and batches; the split is fixed; sample: the draws)",
          .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
