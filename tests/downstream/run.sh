@@ -3,7 +3,7 @@
 # static and shared into prefixes, then build and run the README's API
 # example (examples/readme_example.c) against each install
 #
-#   1. through CMake's find_package(tensor 0.2) + tensor::tensor,
+#   1. through CMake's find_package(tensor 0.3) + tensor::tensor,
 #   2. through pkg-config (`pkg-config --static` for the static library),
 #
 # and once more as a subproject (add_subdirectory: tensor::tensor exists, and
@@ -51,9 +51,11 @@ for kind in static shared; do
         -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-cmake-$kind.log"
     cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
     check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
-    # Before 1.0 a minor release may break compatibility: 0.2.x answers
-    # find_package(tensor 0.2) only, not 0.1 or 0.3.
-    for want in 0.1 0.3; do
+    # Before 1.0 a minor release may break compatibility: 0.N.x answers
+    # find_package(tensor 0.N) only, not 0.(N-1) or 0.(N+1).
+    minor=$(echo "$VERSION" | cut -d. -f2)
+    below="0.$((minor - 1))" above="0.$((minor + 1))"
+    for want in $below $above; do
         rm -rf "$WORK/app-want"
         if cmake -S "$SRC/tests/downstream" -B "$WORK/app-want" -DTENSOR_WANT=$want \
                -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-want.log" 2>&1 ||
@@ -61,7 +63,7 @@ for kind in static shared; do
             die "find_package(tensor $want) accepted version $VERSION"
         fi
     done
-    say "find_package, $kind: version $VERSION refused for 0.1 and 0.3"
+    say "find_package, $kind: version $VERSION refused for $below and $above"
 
     # 2. pkg-config (the static library needs its dependencies: --static)
     export PKG_CONFIG_PATH=$libdir/pkgconfig
