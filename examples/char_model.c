@@ -162,53 +162,12 @@ int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, doubl
         }
     if (char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
         return -1;
-    lm_reset_state(m, 1);
-    tn_ckpt_entry *ents = NULL;
-    int n = 0;
-    bool full = false;
-    if (tn_load_list(path, &ents, &n) == TN_OK)
-        for (int i = 0; i < n; i++)
-            full = full || strcmp(ents[i].name, "state.h") == 0;
-    int64_t B = 1;
-    if (full) { /* the carried state's batch comes from the file */
-        for (int i = 0; i < n; i++)
-            if (strcmp(ents[i].name, "state.h") == 0)
-                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
-        if (B < 1 || B > CHAR_RNN_MAX_DIM) {
-            fprintf(stderr, "char_rnn: %s: state.h must be [layers, batch 1..%d, hidden]\n",
-                    path, CHAR_RNN_MAX_DIM);
-            tn_ckpt_entries_free(ents, n);
-            lm_free(m);
-            return -1;
-        }
-        lm_reset_state(m, B);
-    }
-    tn_ckpt_entries_free(ents, n);
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;
-    tn_optim *opt = full ? tn_optim_adam(&m->ps, &ao) : NULL;
-    if (full && !opt) { /* e.g. --lr inf */
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
+    if (lm_load(m, path, &ao, false, meta, opt_out)) {
         lm_free(m);
         return -1;
     }
-    tn_params st;
-    lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
-    tn_status s = full ? tn_load(path, sets, 3, meta) : tn_load(path, sets, 1, meta);
-    free(st.items);
-    if (s != TN_OK) {
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-        tn_optim_free(opt);
-        lm_free(m);
-        return -1;
-    }
-    if (opt_out)
-        *opt_out = opt;
-    else
-        tn_optim_free(opt);
-    if (!full || !opt_out)
-        lm_reset_state(m, 1);
     return 0;
 }
 

@@ -261,16 +261,10 @@ static int save_checkpoint(const char *path, lm_model *m, const text *t, tn_opti
     tn_meta_set(&meta, "lr", buf);
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
     tn_meta_set(&meta, "dropout", buf);
-    tn_params st;
-    lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
-    tn_status s = tn_save(path, sets, 3, &meta);
-    if (s != TN_OK)
-        fprintf(stderr, "char_rnn: %s\n", tn_last_error());
-    free(st.items);
+    int rc = lm_save(m, path, opt, &meta);
     free(vs);
     tn_meta_free(&meta);
-    return s == TN_OK ? 0 : -1;
+    return rc;
 }
 
 /* ---- commands ---- */
@@ -477,9 +471,8 @@ static int cmd_train(const opts *o)
         lm_reset_state(&m, Bl);
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
-        opt = tn_optim_adam(&m.ps, &ao);
+        opt = lm_optim(&m, &ao, false);
         if (!opt) { /* e.g. --lr inf */
-            fprintf(stderr, "char_rnn: %s\n", tn_last_error());
             lm_free(&m);
             free(t.ids);
             tn_tape_free(tp);
@@ -519,7 +512,6 @@ static int cmd_train(const opts *o)
     }
     tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
     tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    int32_t *xd = x->data, *yd = y->data;
     const int32_t *val = t.ids + n_train;
     int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
     bool tty = lead && isatty(STDERR_FILENO);
@@ -527,17 +519,7 @@ static int cmd_train(const opts *o)
     double t0 = cli_seconds(), last_loss = NAN, smooth = NAN;
     int64_t start_step = step, rc = 0;
     while (step < o->steps) {
-        if (pos + T + 1 > stream) { /* end of the streams: start over from zero state */
-            pos = 0;
-            tn_tensor_fill(m.h, 0);
-            if (m.c)
-                tn_tensor_fill(m.c, 0);
-        }
-        for (int64_t b = 0; b < Bl; b++)
-            for (int64_t s = 0; s < T; s++) {
-                xd[b * T + s] = t.ids[(r0 + b) * stream + pos + s];
-                yd[b * T + s] = t.ids[(r0 + b) * stream + pos + s + 1];
-            }
+        lm_window(&m, t.ids, stream, r0, &pos, x, y);
         tn_tape_reset(tp);
         tn_params_zero_grad(&m.ps);
         tn_rnn_out fin;

@@ -83,6 +83,88 @@ void lm_state_set(lm_model *m, tn_params *st)
     }
 }
 
+void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
+               tn_tensor *x, tn_tensor *y)
+{
+    int64_t B = x->shape[0], T = x->shape[1];
+    if (*pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
+        *pos = 0;
+        tn_tensor_fill(m->h, 0);
+        if (m->c)
+            tn_tensor_fill(m->c, 0);
+    }
+    int32_t *xd = x->data, *yd = y->data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < T; s++) {
+            xd[b * T + s] = ids[(r0 + b) * stream + *pos + s];
+            yd[b * T + s] = ids[(r0 + b) * stream + *pos + s + 1];
+        }
+}
+
+tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw)
+{
+    tn_optim *opt = adamw ? tn_optim_adamw(&m->ps, ao) : tn_optim_adam(&m->ps, ao);
+    if (!opt)
+        fprintf(stderr, "%s: %s\n", m->prog, tn_last_error());
+    return opt;
+}
+
+int lm_save(lm_model *m, const char *path, const tn_optim *opt, const tn_meta *meta)
+{
+    tn_params st;
+    lm_state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
+    tn_status s = tn_save(path, sets, 3, meta);
+    if (s != TN_OK)
+        fprintf(stderr, "%s: %s\n", m->prog, tn_last_error());
+    free(st.items);
+    return s == TN_OK ? 0 : -1;
+}
+
+int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
+            tn_optim **opt_out)
+{
+    int64_t B = 1;
+    bool full = false; /* the file holds a training state */
+    tn_ckpt_entry *ents = NULL;
+    int n = 0;
+    if (tn_load_list(path, &ents, &n) == TN_OK)
+        for (int i = 0; i < n; i++)
+            if (strcmp(ents[i].name, "state.h") == 0) {
+                full = true;
+                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
+            }
+    tn_ckpt_entries_free(ents, n);
+    if (B < 1 || B > 65536) {
+        fprintf(stderr, "%s: %s: state.h must be [layers, batch 1..65536, hidden]\n", m->prog,
+                path);
+        return -1;
+    }
+    lm_reset_state(m, B);
+    tn_optim *opt = full ? lm_optim(m, ao, adamw) : NULL;
+    if (full && !opt)
+        return -1;
+    tn_params st;
+    lm_state_set(m, &st);
+    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
+    tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
+    free(st.items);
+    if (s != TN_OK) {
+        fprintf(stderr, "%s: %s\n", m->prog, tn_last_error());
+        tn_optim_free(opt);
+        return -1;
+    }
+    if (opt_out) {
+        *opt_out = opt;
+        if (!full)
+            lm_reset_state(m, 1);
+    } else {
+        tn_optim_free(opt);
+        lm_reset_state(m, 1);
+    }
+    return 0;
+}
+
 double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n)
 {
     if (n < 2)

@@ -68,6 +68,37 @@ void lm_keep_state(lm_model *m, const tn_rnn_out *fin);
  * tn_params_free. */
 void lm_state_set(lm_model *m, tn_params *st);
 
+/* The next window of truncated BPTT over the streams r0 .. r0+B of ids
+ * (each `stream` tokens long, stream b at ids + b * stream) at *pos: x
+ * [B, T] (I32) gets the inputs, y [B*T] (I32) the tokens that follow them.
+ * When the window would run past the streams' end, *pos restarts at 0 and
+ * the carried state is zeroed. The caller advances *pos by T after the
+ * step. */
+void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
+               tn_tensor *x, tn_tensor *y);
+
+/* A new Adam (AdamW when adamw) with options *ao over m's parameters, or
+ * NULL (message printed, e.g. for --lr inf). */
+tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw);
+
+/* Write m's parameters, opt's state and the carried state (lm_state_set)
+ * with meta to path (tn_save: atomic). Returns 0, or -1 (message
+ * printed). */
+int lm_save(lm_model *m, const char *path, const tn_optim *opt, const tn_meta *meta);
+
+/* Load path into m, whose parameters the caller built from the file's
+ * metadata (meta: initialised by the caller, filled here). A checkpoint of
+ * a training run also holds the carried state ("state.h" [L, B, H], B in
+ * 1..65536) and the optimizer's state: both are loaded too (strictly), the
+ * latter into lm_optim(m, ao, adamw). With opt_out (resume) *opt_out gets
+ * that optimizer and the carried state keeps the file's batch; a file with
+ * the model's tensors only (written by PyTorch) gives *opt_out = NULL.
+ * Without opt_out the optimizer is dropped and the carried state is a
+ * zeroed batch of 1. Returns 0, or -1 (message printed; m is left for the
+ * caller to free). */
+int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
+            tn_optim **opt_out);
+
 /* Mean negative log-likelihood (nats per token) of ids[1..n) given the
  * tokens before, reading ids as one stream from a zero state in windows of
  * 256 with the state carried; no grad, eval mode (dropout off). The

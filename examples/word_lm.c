@@ -528,28 +528,23 @@ static int save_checkpoint(const char *path, lm_model *m, const vocab *v, tn_opt
     snprintf(buf, sizeof buf, "%.17g", m->io_dropout);
     if (s == TN_OK)
         s = tn_meta_set(&meta, "dropout", buf);
-    tn_params st;
-    lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
-    if (s == TN_OK)
-        s = tn_save(path, sets, 3, &meta);
+    int rc = -1;
     if (s != TN_OK)
         fprintf(stderr, "word_lm: %s: %s\n", path, tn_last_error());
-    free(st.items);
+    else
+        rc = lm_save(m, path, opt, &meta);
     free(vs);
     tn_meta_free(&meta);
-    return s == TN_OK ? 0 : -1;
+    return rc;
 }
 
-static tn_optim *new_optim(lm_model *m, double lr, double weight_decay)
+/* The optimizer's options: Adam, or AdamW with --weight-decay. */
+static tn_adam_opts adam_opts(const opts *o)
 {
-    tn_adam_opts ao = weight_decay > 0 ? tn_adamw_defaults() : tn_adam_defaults();
-    ao.lr = lr;
-    ao.weight_decay = weight_decay;
-    tn_optim *opt = weight_decay > 0 ? tn_optim_adamw(&m->ps, &ao) : tn_optim_adam(&m->ps, &ao);
-    if (!opt)
-        fprintf(stderr, "word_lm: %s\n", tn_last_error());
-    return opt;
+    tn_adam_opts ao = o->weight_decay > 0 ? tn_adamw_defaults() : tn_adam_defaults();
+    ao.lr = o->lr;
+    ao.weight_decay = o->weight_decay;
+    return ao;
 }
 
 /* Build the model and vocabulary a checkpoint describes and load it; with
@@ -601,39 +596,18 @@ static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *met
         vocab_free(v);
         return -1;
     }
-    lm_reset_state(m, 1);
-    /* A checkpoint of `train` also holds the optimizer's state and the
-     * carried state (loaded strictly with the model, then dropped unless
-     * resuming); one written elsewhere (PyTorch) only the model. */
-    int64_t B = 1;
-    bool full = false;
-    tn_ckpt_entry *ents = NULL;
-    int n = 0;
-    if (tn_load_list(path, &ents, &n) == TN_OK)
-        for (int i = 0; i < n; i++)
-            if (strcmp(ents[i].name, "state.h") == 0) {
-                full = true;
-                B = ents[i].ndim == 3 ? ents[i].shape[1] : 0;
-            }
-    tn_ckpt_entries_free(ents, n);
-    if ((opt_out && !full) || B < 1 || B > 65536) {
-        fprintf(stderr, "word_lm: %s: %s\n", path,
-                full ? "state.h must be [layers, batch 1..65536, hidden]"
-                     : "cannot resume: the file has no training state");
+    tn_adam_opts ao = adam_opts(o);
+    tn_optim *opt = NULL;
+    if (lm_load(m, path, &ao, o->weight_decay > 0, meta, opt_out ? &opt : NULL)) {
         lm_free(m), vocab_free(v);
         return -1;
     }
-    lm_reset_state(m, B);
-    tn_optim *opt = full ? new_optim(m, o->lr, o->weight_decay) : NULL;
-    if (full && !opt) {
+    if (opt_out && !opt) {
+        fprintf(stderr, "word_lm: %s: cannot resume: the file has no training state\n", path);
         lm_free(m), vocab_free(v);
         return -1;
     }
-    tn_params st;
-    lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
-    tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
-    free(st.items);
+    tn_status s = TN_OK;
     const char *fr = tn_meta_get(meta, "freeze_embedding");
     if (s == TN_OK && fr && strcmp(fr, "1") == 0)
         s = tn_tensor_set_requires_grad(m->embed.weight, false);
@@ -643,12 +617,8 @@ static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *met
         lm_free(m), vocab_free(v);
         return -1;
     }
-    if (opt_out) {
+    if (opt_out)
         *opt_out = opt;
-    } else {
-        tn_optim_free(opt);
-        lm_reset_state(m, 1);
-    }
     return 0;
 }
 
@@ -728,7 +698,8 @@ static int cmd_train(const opts *o)
         if (o->freeze && tn_tensor_set_requires_grad(m.embed.weight, false) != TN_OK)
             goto done;
         lm_reset_state(&m, B);
-        if (!(opt = new_optim(&m, o->lr, o->weight_decay)))
+        tn_adam_opts ao = adam_opts(o);
+        if (!(opt = lm_optim(&m, &ao, o->weight_decay > 0)))
             goto done;
         tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL); /* dropout masks */
     }
@@ -759,24 +730,13 @@ static int cmd_train(const opts *o)
     }
     x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
-    int32_t *xd = x->data, *yd = y->data;
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
     double t0 = cli_seconds(), smooth = NAN, since = 0, eval_s = 0;
     int64_t nsince = 0;
     bool tty = isatty(STDERR_FILENO);
     rc = 0;
     while (step < o->steps) {
-        if (pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
-            pos = 0;
-            tn_tensor_fill(m.h, 0);
-            if (m.c)
-                tn_tensor_fill(m.c, 0);
-        }
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t s = 0; s < T; s++) {
-                xd[b * T + s] = train[b * stream + pos + s];
-                yd[b * T + s] = train[b * stream + pos + s + 1];
-            }
+        lm_window(&m, train, stream, 0, &pos, x, y);
         tn_tape_reset(tp);
         tn_optim_zero_grad(opt);
         tn_rnn_out fin;
