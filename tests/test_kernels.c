@@ -3,6 +3,8 @@
  *  - every row-kernel table this CPU can run (rows.h: float generic, avx2,
  *    avx512; double) against tn__rows_naive, on random rows of several
  *    widths (vector tails) with gate strides wider than the rows;
+ *  - the element-wise rows of the unary and binary ops (map, zip) of every
+ *    table against their naive twins, contiguous and strided;
  *  - the packed per-step product on BLIS's micro-kernel (tn__packed_mul)
  *    against tn__gemm_naive, over shapes that cut every tile edge, both
  *    dtypes, := and +=, packed from strided and transposed sources.
@@ -118,23 +120,26 @@ static double run_table(const tn__rows *t, tn_dtype dt, const kcase *c, int whic
     return worst;
 }
 
+/* Every table, the path it needs, and its tolerance (see the head of the
+ * file); the row widths cut the vector tails of every path. */
+static const struct {
+    const tn__rows *t;
+    tn_dtype dt;
+    const char *name;
+    tn_isa needs;
+    double tol;
+} tabs[] = {
+    {&tn__rows_f32_generic, TN_F32, "f32 generic", TN_ISA_GENERIC, 2e-6},
+    {&tn__rows_f32_avx2, TN_F32, "f32 avx2", TN_ISA_AVX2, 2e-6},
+    {&tn__rows_f32_avx512, TN_F32, "f32 avx512", TN_ISA_AVX512, 2e-6},
+    {&tn__rows_f64, TN_F64, "f64", TN_ISA_GENERIC, 1e-13},
+};
+static const int64_t widths[] = {1, 7, 16, 37, 64, 100};
+
 static void test_rows(void)
 {
     static const char *const kname[] = {"lstm_fw", "lstm_bw", "gru_fw", "gru_bw", "rnn_fw",
                                         "rnn_relu_fw", "rnn_bw", "rnn_relu_bw", "colsum"};
-    struct {
-        const tn__rows *t;
-        tn_dtype dt;
-        const char *name;
-        tn_isa needs;
-        double tol;
-    } tabs[] = {
-        {&tn__rows_f32_generic, TN_F32, "f32 generic", TN_ISA_GENERIC, 2e-6},
-        {&tn__rows_f32_avx2, TN_F32, "f32 avx2", TN_ISA_AVX2, 2e-6},
-        {&tn__rows_f32_avx512, TN_F32, "f32 avx512", TN_ISA_AVX512, 2e-6},
-        {&tn__rows_f64, TN_F64, "f64", TN_ISA_GENERIC, 1e-13},
-    };
-    int64_t widths[] = {1, 7, 16, 37, 64, 100};
     for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
         if (tabs[ti].needs > tn_isa_cpu()) {
             printf("rows %s: skipped (this CPU lacks the path)\n", tabs[ti].name);
@@ -177,6 +182,102 @@ static void test_rows(void)
             CHECK(worst[k] <= tabs[ti].tol);
         }
         printf("\n");
+    }
+}
+
+/* The element-wise rows (map_fw/map_bw, zip_fw/zip_bw) of table t against
+ * the naive ones: every function, widths across the vector tails, each
+ * input contiguous and strided (stride 3; 0 for a broadcast zip operand).
+ * Inputs in [0.2, 2] (log and div stay well conditioned) with random signs
+ * except for log. Returns the worst difference relative to max(1, |ref|). */
+static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
+{
+    const tn__rows *nv = &tn__rows_naive;
+    double worst = 0;
+    int64_t len = 3 * n;
+    double *x = malloc(sizeof(double) * (size_t)len), *z = malloc(sizeof(double) * (size_t)len);
+    double *dy = malloc(sizeof(double) * (size_t)n);
+    uint8_t *keep = malloc((size_t)n);
+    fill(dy, n, -1, 1);
+    for (int64_t j = 0; j < n; j++)
+        keep[j] = tn_rng_uniform(&rng) < 0.7;
+    for (int f = 0; f < TN__MAP_COUNT; f++)
+        for (int strided = 0; strided < 2; strided++) {
+            int64_t ix = strided ? 3 : 1;
+            fill(x, len, 0.2, 2);
+            if (f != TN__MAP_LOG)
+                for (int64_t k = 0; k < len; k++)
+                    x[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
+            void *X = to_dt(x, len, dt), *Y = to_dt(x, n, dt), *DY = to_dt(dy, n, dt);
+            void *DX = to_dt(dy, len, dt);
+            double *rx = malloc(sizeof(double) * (size_t)len), *ry = malloc(sizeof(double) * (size_t)n);
+            double *rdy = malloc(sizeof(double) * (size_t)n), *rdx = malloc(sizeof(double) * (size_t)len);
+            for (int64_t k = 0; k < len; k++)
+                rx[k] = val(X, k, dt), rdx[k] = val(DX, k, dt);
+            for (int64_t k = 0; k < n; k++)
+                rdy[k] = val(DY, k, dt);
+            double a = f == TN__MAP_DROPOUT ? 1 / 0.7 : f == TN__MAP_LEAKY_RELU ? 0.1 : 1.7;
+            const uint8_t *kp = f == TN__MAP_DROPOUT ? keep : NULL;
+            t->map_fw((tn__map)f, n, X, ix, a, kp, Y);
+            nv->map_fw((tn__map)f, n, rx, ix, a, kp, ry);
+            t->map_bw((tn__map)f, n, X, ix, Y, DY, a, kp, DX);
+            nv->map_bw((tn__map)f, n, rx, ix, ry, rdy, a, kp, rdx);
+            for (int64_t k = 0; k < n; k++)
+                worst = fmax(worst, fabs(val(Y, k, dt) - ry[k]) / fmax(1, fabs(ry[k])));
+            for (int64_t k = 0; k < len; k++)
+                worst = fmax(worst, fabs(val(DX, k, dt) - rdx[k]) / fmax(1, fabs(rdx[k])));
+            free(X), free(Y), free(DY), free(DX), free(rx), free(ry), free(rdy), free(rdx);
+        }
+    for (int op = 0; op < TN__ZIP_COUNT; op++)
+        for (int v = 0; v < 4; v++) {
+            int64_t ia = v & 1 ? 3 : 1, ib = v == 2 ? 0 : v == 3 ? 3 : 1, ix = v & 1 ? 3 : 1;
+            fill(x, len, 0.2, 2);
+            fill(z, len, 0.2, 2);
+            for (int64_t k = 0; k < len; k++)
+                z[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
+            void *A = to_dt(x, len, dt), *B = to_dt(z, len, dt), *Y = to_dt(x, n, dt);
+            void *DY = to_dt(dy, n, dt), *DX = to_dt(dy, len, dt);
+            double *ra = malloc(sizeof(double) * (size_t)len), *rb = malloc(sizeof(double) * (size_t)len);
+            double *ry = malloc(sizeof(double) * (size_t)n), *rdy = malloc(sizeof(double) * (size_t)n);
+            double *rdx = malloc(sizeof(double) * (size_t)len);
+            for (int64_t k = 0; k < len; k++)
+                ra[k] = val(A, k, dt), rb[k] = val(B, k, dt), rdx[k] = val(DX, k, dt);
+            for (int64_t k = 0; k < n; k++)
+                rdy[k] = val(DY, k, dt);
+            t->zip_fw((tn__zip)op, n, A, ia, B, ib, Y);
+            nv->zip_fw((tn__zip)op, n, ra, ia, rb, ib, ry);
+            for (int which = 0; which < 2; which++) {
+                t->zip_bw((tn__zip)op, which, n, A, ia, B, ib, DY, DX, ix);
+                nv->zip_bw((tn__zip)op, which, n, ra, ia, rb, ib, rdy, rdx, ix);
+            }
+            for (int64_t k = 0; k < n; k++)
+                worst = fmax(worst, fabs(val(Y, k, dt) - ry[k]) / fmax(1, fabs(ry[k])));
+            for (int64_t k = 0; k < len; k++)
+                worst = fmax(worst, fabs(val(DX, k, dt) - rdx[k]) / fmax(1, fabs(rdx[k])));
+            free(A), free(B), free(Y), free(DY), free(DX), free(ra), free(rb), free(ry), free(rdy),
+                free(rdx);
+        }
+    free(x), free(z), free(dy), free(keep);
+    return worst;
+}
+
+/* Tolerance: relative to max(1, |value|), float 2e-6 (the fast exp, tanh
+ * and sigmoid are within 4e-7 of libm, erff/logf within an ulp, and each
+ * output is one or two more roundings; a wrong function, stride or
+ * operand is off by 1e-2 or more), double 1e-13 (libm both sides, another
+ * order of operations). */
+static void test_elementwise(void)
+{
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].needs > tn_isa_cpu()) {
+            printf("element-wise %s: skipped (this CPU lacks the path)\n", tabs[ti].name);
+            continue;
+        }
+        double worst = 0;
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            worst = fmax(worst, run_elementwise(tabs[ti].t, tabs[ti].dt, widths[wi]));
+        printf("element-wise %s vs naive: worst relative difference %.2g\n", tabs[ti].name, worst);
+        CHECK(worst <= tabs[ti].tol);
     }
 }
 
@@ -258,6 +359,7 @@ int main(void)
     printf("kernel path %s, cpu %s, BLIS %s\n", tn_isa_name(tn_isa_active()),
            tn_isa_name(tn_isa_cpu()), tn_blis_config());
     test_rows();
+    test_elementwise();
     test_product();
     return check_report("test_kernels");
 }

@@ -54,10 +54,27 @@ static inline void tn__ftz_leave(const unsigned *old)
         }                             \
     } while (0)
 
-/* An OpenMP parallel-for that runs only when cond holds; usable inside
- * TN_FOR_DTYPE bodies (a #pragma line is not allowed in a macro argument). */
+/* for (int64_t i = lo; i < hi; i++) { body }, split over the OpenMP team
+ * when par holds, else a plain loop that never enters the OpenMP runtime:
+ * an `if (0)` clause would still open a one-thread region, about a
+ * microsecond per call, which is what a small op costs in all. The body is
+ * a brace block; usable inside TN_FOR_DTYPE bodies (a #pragma line is not
+ * allowed in a macro argument, _Pragma is). The split is static, so which
+ * thread computes an element never changes a result. */
 #define TN_PRAGMA(x) _Pragma(#x)
-#define TN_OMP_FOR(cond) TN_PRAGMA(omp parallel for if (cond))
+#define TN_PAR_FOR(par, i, lo, hi, ...) TN_PAR_FOR_STEP(par, i, lo, hi, 1, __VA_ARGS__)
+/* The same with i += step. */
+#define TN_PAR_FOR_STEP(par, i, lo, hi, step, ...)                   \
+    do {                                                            \
+        if (par) {                                                  \
+            TN_PRAGMA(omp parallel for schedule(static))            \
+            for (int64_t i = (lo); i < (hi); i += (step))           \
+                __VA_ARGS__                                         \
+        } else {                                                    \
+            for (int64_t i = (lo); i < (hi); i += (step))           \
+                __VA_ARGS__                                         \
+        }                                                           \
+    } while (0)
 
 /* OpenMP loops only pay off above this many elements. */
 #define TN_PAR_MIN 32768

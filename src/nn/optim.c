@@ -15,7 +15,7 @@
 #include <string.h>
 #include <tgmath.h>
 
-/* Element loops (TN_OMP_FOR above TN_PAR_MIN elements) are threaded; each
+/* Element loops (TN_PAR_FOR above TN_PAR_MIN elements) are threaded; each
  * element's update is independent, so results do not depend on the thread
  * count. */
 
@@ -271,8 +271,7 @@ static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *
         const T lr_ = (T)lr, wd = (T)op->weight_decay, mom = (T)op->momentum;
         const T damp = (T)(1 - op->dampening);
         const bool nest = op->nesterov, decay = op->weight_decay != 0;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
             T d = g[i];
             if (decay)
                 d = d + wd * w[i];
@@ -281,7 +280,7 @@ static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *
                 d = nest ? d + mom * buf[i] : buf[i];
             }
             w[i] = w[i] - lr_ * d;
-        }
+        });
     });
 }
 
@@ -294,14 +293,13 @@ static void adagrad_update(const tn_adagrad_opts *op, double clr, tn_tensor *p, 
         const T *g = p->grad;
         const T lr_ = (T)clr, wd = (T)op->weight_decay, eps = (T)op->eps;
         const bool decay = op->weight_decay != 0;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
             T d = g[i];
             if (decay)
                 d = d + wd * w[i];
             sum[i] = sum[i] + d * d;
             w[i] = w[i] - lr_ * d / (sqrt(sum[i]) + eps);
-        }
+        });
     });
 }
 
@@ -317,8 +315,7 @@ static void rmsprop_update(const tn_rmsprop_opts *op, double lr, tn_tensor *p, t
         const T lr_ = (T)lr, wd = (T)op->weight_decay, eps = (T)op->eps;
         const T alpha = (T)op->alpha, alpha1 = (T)(1 - op->alpha), mom = (T)op->momentum;
         const bool decay = op->weight_decay != 0;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
             T d = g[i];
             if (decay)
                 d = d + wd * w[i];
@@ -337,7 +334,7 @@ static void rmsprop_update(const tn_rmsprop_opts *op, double lr, tn_tensor *p, t
             } else {
                 w[i] = w[i] - lr_ * d / avg;
             }
-        }
+        });
     });
 }
 
@@ -358,8 +355,7 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
         const T shrink = (T)(1 - lr * op->weight_decay);
         const T ss = (T)step_size, bcs = (T)bc2_sqrt;
         const bool l2 = !decoupled && op->weight_decay != 0;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
             T d = g[i];
             if (decoupled)
                 w[i] = w[i] * shrink;
@@ -374,7 +370,7 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
             }
             T denom = sqrt(s) / bcs + eps;
             w[i] = w[i] - ss * ea[i] / denom;
-        }
+        });
     });
 }
 
@@ -595,13 +591,12 @@ static double sum_squares(const tn_tensor *t)
     double part[OPT_BLOCKS];
     TN_FOR_DTYPE(t->dtype, T, {
         const T *g = t->grad;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int b = 0; b < OPT_BLOCKS; b++) {
+        TN_PAR_FOR(n > TN_PAR_MIN, b, 0, OPT_BLOCKS, {
             double s = 0;
             for (int64_t i = n * b / OPT_BLOCKS; i < n * (b + 1) / OPT_BLOCKS; i++)
                 s += (double)g[i] * (double)g[i];
             part[b] = s;
-        }
+        });
     });
     double s = 0;
     for (int b = 0; b < OPT_BLOCKS; b++)
@@ -616,9 +611,9 @@ static void scale_grad(tn_tensor *t, double c)
     TN_FOR_DTYPE(t->dtype, T, {
         T *g = t->grad;
         const T c_ = (T)c;
-        TN_OMP_FOR(n > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++)
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
             g[i] = g[i] * c_;
+        });
     });
 }
 
@@ -682,9 +677,9 @@ tn_status tn_clip_grad_value(const tn_params *ps, double clip_value)
         TN_FOR_DTYPE(t->dtype, T, {
             T *g = t->grad;
             const T hi = (T)clip_value, lo = -hi;
-            TN_OMP_FOR(n > TN_PAR_MIN)
-            for (int64_t i = 0; i < n; i++)
+            TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
                 g[i] = g[i] < lo ? lo : g[i] > hi ? hi : g[i];
+            });
         });
     }
     return TN_OK;

@@ -7,8 +7,16 @@
  * because several rows add into the same element.
  */
 #include "ops_internal.h"
+#include "rows.h"
 
-/* Forward: y (frame s, contiguous) = a op b; a, b at strides sa, sb. */
+static tn__zip zip_of(int op)
+{
+    return op == TN_OP_ADD ? TN__ZIP_ADD : op == TN_OP_SUB ? TN__ZIP_SUB
+         : op == TN_OP_MUL ? TN__ZIP_MUL : TN__ZIP_DIV;
+}
+
+/* Forward: y (frame s, contiguous) = a op b; a, b at strides sa, sb; a row
+ * at a time through the row kernels of the active path (rows.h: zip_fw). */
 static void binary_forward(int op, tn_tensor *y, const tn_tensor *a, const tn_tensor *b)
 {
     int64_t s[4], sa[4], sb[4], sy[4];
@@ -16,75 +24,41 @@ static void binary_forward(int op, tn_tensor *y, const tn_tensor *a, const tn_te
     tn__bstrides(a, y->ndim, y->shape, sa);
     tn__bstrides(b, y->ndim, y->shape, sb);
     tn__bstrides(y, y->ndim, y->shape, sy);
-    int64_t rows = s[0] * s[1] * s[2], n = s[3];
-    TN_FOR_DTYPE(y->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b);
-        T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            T *py = Y + tn__row_off(r, s, sy);
-            switch (op) {
-            case TN_OP_ADD:
-                for (int64_t j = 0; j < n; j++) py[j] = pa[j * sa[3]] + pb[j * sb[3]];
-                break;
-            case TN_OP_SUB:
-                for (int64_t j = 0; j < n; j++) py[j] = pa[j * sa[3]] - pb[j * sb[3]];
-                break;
-            case TN_OP_MUL:
-                for (int64_t j = 0; j < n; j++) py[j] = pa[j * sa[3]] * pb[j * sb[3]];
-                break;
-            default:
-                for (int64_t j = 0; j < n; j++) py[j] = pa[j * sa[3]] / pb[j * sb[3]];
-                break;
-            }
-        }
+    int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
+    const tn__rows *kr = tn__rows_get(y->dtype);
+    tn__zip z = zip_of(op);
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        kr->zip_fw(z, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                   (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                   (char *)y->data + tn__row_off(r, s, sy) * es);
     });
 }
 
-/* Backward into operand `which` (0 = a, 1 = b) of y = a op b:
- *   add: da += dy, db += dy;  sub: db -= dy;  mul: da += dy*b, db += dy*a;
- *   div: da += dy/b, db -= dy*a/b^2. */
+/* Backward into operand `which` (0 = a, 1 = b) of y = a op b (rows.h:
+ * zip_bw). A broadcast operand's rows add into the same elements, so its
+ * gradient is accumulated serially. */
 static void binary_backward(tn_tensor *y, int which)
 {
     tn_tensor *a = y->src[0], *b = y->src[1], *x = y->src[which];
     if (!tn__wants(x))
         return;
-    int op = y->op;
     int64_t s[4], sa[4], sb[4], sy[4], sx[4];
     tn__frame(y->ndim, y->shape, s);
     tn__bstrides(a, y->ndim, y->shape, sa);
     tn__bstrides(b, y->ndim, y->shape, sb);
     tn__bstrides(y, y->ndim, y->shape, sy);
     tn__bstrides(x, y->ndim, y->shape, sx);
-    int64_t rows = s[0] * s[1] * s[2], n = s[3];
-    bool par = !tn__is_broadcast(sx, s) && rows * n > TN_PAR_MIN;
-    TN_FOR_DTYPE(y->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b), *DY = TN_GRAD(T, y);
-        T *DX = TN_GRAD(T, x);
-        TN_OMP_FOR(par)
-        for (int64_t r = 0; r < rows; r++) {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            const T *dy = DY + tn__row_off(r, s, sy);
-            T *dx = DX + tn__row_off(r, s, sx);
-            int64_t ia = sa[3], ib = sb[3], ix = sx[3];
-            if (op == TN_OP_ADD || (op == TN_OP_SUB && which == 0)) {
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j];
-            } else if (op == TN_OP_SUB) {
-                for (int64_t j = 0; j < n; j++) dx[j * ix] -= dy[j];
-            } else if (op == TN_OP_MUL) {
-                const T *other = which == 0 ? pb : pa;
-                int64_t io = which == 0 ? ib : ia;
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * other[j * io];
-            } else if (which == 0) {
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] / pb[j * ib];
-            } else {
-                for (int64_t j = 0; j < n; j++) {
-                    T bv = pb[j * ib];
-                    dx[j * ix] -= dy[j] * pa[j * ia] / (bv * bv);
-                }
-            }
-        }
+    int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
+    bool par = rows > 1 && !tn__is_broadcast(sx, s) && rows * n > TN_PAR_MIN;
+    const tn__rows *kr = tn__rows_get(y->dtype);
+    tn__zip z = zip_of(y->op);
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(par, r, 0, rows, {
+        kr->zip_bw(z, which, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                   (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                   (const char *)y->grad + tn__row_off(r, s, sy) * es,
+                   (char *)x->grad + tn__row_off(r, s, sx) * es, sx[3]);
     });
 }
 

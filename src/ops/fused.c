@@ -88,15 +88,14 @@ tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c)
     y->aux = act;
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mg = mat2_of(gates), mc = c ? mat2_of(c) : (mat2){0, 0};
-#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
-    for (int64_t b = 0; b < B; b++) {
+    TN_PAR_FOR(B * H > TN_PAR_MIN / 8, b, 0, B, {
         char *a = (char *)act + (size_t)(b * 4 * H) * es, *cp = (char *)cps + (size_t)(b * H) * es;
         char *h = (char *)y->data + (size_t)(b * 2 * H) * es;
         row_get(a, gates->data, mg, b, 4 * H, dt);
         if (c)
             row_get(cp, c->data, mc, b, H, dt);
         kr->lstm_fw(H, H, a, zero, zero, 0, cp, h, h + (size_t)H * es);
-    }
+    });
     return tn__finish(tp, y);
 }
 
@@ -117,8 +116,7 @@ void tn__bw_lstm_cell(tn_tensor *y)
         return; /* out of memory: the tape has the error */
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mg = mat2_of(gates), mc = c ? mat2_of(c) : (mat2){0, 0};
-#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
-    for (int64_t b = 0; b < B; b++) {
+    TN_PAR_FOR(B * H > TN_PAR_MIN / 8, b, 0, B, {
         char *d = (char *)work + (size_t)(b * 7 * H) * es;
         char *cp = d + (size_t)(4 * H) * es, *gh = cp + (size_t)H * es, *gc = gh + (size_t)H * es;
         const char *yrow = (const char *)y->data + (size_t)(b * 2 * H) * es;
@@ -131,7 +129,7 @@ void tn__bw_lstm_cell(tn_tensor *y)
             row_add(gates->grad, mg, b, d, 4 * H, dt);
         if (wc)
             row_add(c->grad, mc, b, gc, H, dt);
-    }
+    });
 }
 
 /* ---- GRU ---- */
@@ -165,8 +163,7 @@ tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h)
     y->aux = aux;
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mx = mat2_of(xg), mh = mat2_of(hg), mp = h ? mat2_of(h) : (mat2){0, 0};
-#pragma omp parallel for if (B * H > TN_PAR_MIN / 8)
-    for (int64_t b = 0; b < B; b++) {
+    TN_PAR_FOR(B * H > TN_PAR_MIN / 8, b, 0, B, {
         char *a = (char *)aux + (size_t)(b * 3 * H) * es;
         char *q = (char *)aux + (size_t)(B * 3 * H + b * H) * es;
         char *p = (char *)work + (size_t)(b * 4 * H) * es, *hp = p + (size_t)(3 * H) * es;
@@ -175,7 +172,7 @@ tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h)
         if (h)
             row_get(hp, h->data, mp, b, H, dt);
         kr->gru_fw(H, H, a, zero, p, H, zero, hp, q, (char *)y->data + (size_t)(b * H) * es);
-    }
+    });
     return tn__finish(tp, y);
 }
 
@@ -197,8 +194,7 @@ void tn__bw_gru_cell(tn_tensor *y)
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mx = mat2_of(xg), mh = mat2_of(hg), mp = h ? mat2_of(h) : (mat2){0, 0};
     bool hg_rows = hg->ndim == 2; /* 1-D hg: every row adds into one vector */
-#pragma omp parallel for if (hg_rows && B * H > TN_PAR_MIN / 8)
-    for (int64_t b = 0; b < B; b++) {
+    TN_PAR_FOR(hg_rows && B * H > TN_PAR_MIN / 8, b, 0, B, {
         char *d = (char *)work + (size_t)(b * 9 * H) * es;
         char *q = d + (size_t)(3 * H) * es, *hp = q + (size_t)H * es;
         char *gh = hp + (size_t)H * es, *dp = gh + (size_t)H * es;
@@ -213,5 +209,5 @@ void tn__bw_gru_cell(tn_tensor *y)
             row_add(hg->grad, mh, b, dp, 3 * H, dt);
         if (wh)
             row_add(h->grad, mp, b, gh, H, dt);
-    }
+    });
 }

@@ -38,8 +38,7 @@ static void gather_forward(tn_tensor *y, const tn_tensor *table, const int32_t *
     TN_FOR_DTYPE(table->dtype, T, {
         const T *W = TN_DATA(T, table);
         T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(m * e > TN_PAR_MIN)
-        for (int64_t i = 0; i < m; i++) {
+        TN_PAR_FOR(m * e > TN_PAR_MIN, i, 0, m, {
             const T *row = W + ids[i] * st0;
             T *py = Y + i * e;
             if (st1 == 1) {
@@ -48,7 +47,7 @@ static void gather_forward(tn_tensor *y, const tn_tensor *table, const int32_t *
                 for (int64_t j = 0; j < e; j++)
                     py[j] = row[j * st1];
             }
-        }
+        });
     });
 }
 
@@ -67,8 +66,7 @@ void tn__bw_gather_rows(tn_tensor *y)
     TN_FOR_DTYPE(table->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DW = TN_GRAD(T, table);
-        TN_OMP_FOR(nblk > 1 && m * e > TN_PAR_MIN)
-        for (int64_t b = 0; b < nblk; b++) {
+        TN_PAR_FOR(nblk > 1 && m * e > TN_PAR_MIN, b, 0, nblk, {
             int64_t j0 = b * COL_BLOCK, j1 = j0 + COL_BLOCK < e ? j0 + COL_BLOCK : e;
             for (int64_t i = 0; i < m; i++) {
                 if (ids[i] == pad)
@@ -78,7 +76,7 @@ void tn__bw_gather_rows(tn_tensor *y)
                 for (int64_t j = j0; j < j1; j++)
                     dw[j * st1] += dy[j];
             }
-        }
+        });
     });
 }
 

@@ -127,8 +127,7 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
     const tn__rows *kern = tn__rows_get(TN_F32);
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
-        TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > 1 && n * c > TN_PAR_MIN, i, 0, n, {
             int64_t t = tg[i * ts];
             if (t == ignore) {
                 lse[i] = 0;
@@ -155,7 +154,7 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
             double l = (double)m + log(z);
             lse[i] = l;
             li[i] = l - (double)px[t * s1];
-        }
+        });
     });
 }
 
@@ -271,8 +270,7 @@ void tn__bw_cross_entropy(tn_tensor *y)
         const T *X = TN_DATA(T, x), *DY = TN_GRAD(T, y);
         const double *lse = y->aux, *wrow = lse + n;
         T *DX = TN_GRAD(T, x);
-        TN_OMP_FOR(n > 1 && n * c > TN_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        TN_PAR_FOR(n > 1 && n * c > TN_PAR_MIN, i, 0, n, {
             int64_t t = tg[i * ts];
             if (t == ignore || wrow[i] == 0)
                 continue;
@@ -289,7 +287,7 @@ void tn__bw_cross_entropy(tn_tensor *y)
                 for (int64_t k = 0; k < c; k++)
                     dx[k * s1] += g * TN_EXP((T)(px[k * s1] - l));
             dx[t * s1] -= g;
-        }
+        });
     });
 }
 
@@ -379,8 +377,7 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
     TN_FOR_DTYPE(a->dtype, T, {
         const T *A = TN_DATA(T, a), *B = TN_DATA(T, b);
         T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
             if (part) {
                 double acc = 0;
@@ -396,7 +393,7 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
                     py[j] = d * d;
                 }
             }
-        }
+        });
     });
     if (part) {
         double tot = 0;
@@ -430,8 +427,7 @@ static void mse_backward(tn_tensor *y, int which)
         const T *A = TN_DATA(T, a), *B = TN_DATA(T, b), *DY = TN_GRAD(T, y);
         T *DX = TN_GRAD(T, x);
         T g0 = (T)(red == TN_REDUCE_NONE ? scale : scale * DY[0]);
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
             const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
             T *dx = DX + tn__row_off(r, s, sx);
             const T *dy = DY + r * n;
@@ -439,7 +435,7 @@ static void mse_backward(tn_tensor *y, int which)
                 T g = red == TN_REDUCE_NONE ? g0 * dy[j] : g0;
                 dx[j * sx[3]] += g * (pa[j * sa[3]] - pb[j * sb[3]]);
             }
-        }
+        });
     });
 }
 

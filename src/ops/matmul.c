@@ -271,11 +271,10 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
             TN_FOR_DTYPE(f->dtype, T, {
                 const T *L = f->l, *R = f->r;
                 T *LT = (T *)lt + k0 * m, *RB = (T *)rb + k0 * nn;
-                TN_OMP_FOR(f->k * (m + nn) > TN_PAR_MIN)
-                for (int64_t q = 0; q < f->k; q++) {
+                TN_PAR_FOR(f->k * (m + nn) > TN_PAR_MIN, q, 0, f->k, {
                     for (int64_t p = 0; p < m; p++) LT[q * m + p] = L[p * f->lrs + q * f->lcs];
                     for (int64_t c = 0; c < nn; c++) RB[q * nn + c] = R[q * f->rrs + c * f->rcs];
-                }
+                });
             });
             k0 += f->k;
         }
@@ -372,9 +371,9 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
     TN_FOR_DTYPE(y->dtype, T, {
         const T *B = TN_DATA(T, bias);
         T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(M * N > TN_PAR_MIN)
-        for (int64_t i = 0; i < M; i++)
+        TN_PAR_FOR(M * N > TN_PAR_MIN, i, 0, M, {
             for (int64_t j = 0; j < N; j++) Y[i * N + j] = B[i * rs + j * cs];
+        });
     });
     tn__gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 1.0, mat_of(y, 0, 0, false));
     return tn__finish(tp, y);
@@ -391,12 +390,11 @@ static void bias_backward(tn_tensor *y, tn_tensor *bias)
     TN_FOR_DTYPE(y->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DB = TN_GRAD(T, bias);
-        TN_OMP_FOR(M * N > TN_PAR_MIN)
-        for (int64_t j0 = 0; j0 < N; j0 += blk) {
+        TN_PAR_FOR_STEP(M * N > TN_PAR_MIN, j0, 0, N, blk, {
             int64_t j1 = j0 + blk < N ? j0 + blk : N;
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = j0; j < j1; j++) DB[i * rs + j * cs] += DY[i * N + j];
-        }
+        });
     });
 }
 

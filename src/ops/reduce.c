@@ -28,8 +28,7 @@ static void sum_all_forward(tn_tensor *y, const tn_tensor *x, double div)
     double part[SUM_PARTS];
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
-        TN_OMP_FOR(parts > 1)
-        for (int64_t p = 0; p < parts; p++) {
+        TN_PAR_FOR(parts > 1, p, 0, parts, {
             int64_t i0 = numel * p / parts, i1 = numel * (p + 1) / parts;
             double acc = 0;
             if (contig) {
@@ -55,7 +54,7 @@ static void sum_all_forward(tn_tensor *y, const tn_tensor *x, double div)
                 }
             }
             part[p] = acc;
-        }
+        });
         double total = 0;
         for (int64_t p = 0; p < parts; p++)
             total += part[p];
@@ -72,14 +71,13 @@ static void sum_dim_forward(tn_tensor *y, const tn_tensor *x, int d, double div)
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             const T *px = X + tn__row_off(r, s, st);
             double acc = 0;
             for (int64_t k = 0; k < n; k++)
                 acc += px[k * sn];
             Y[r] = (T)(acc / div);
-        }
+        });
     });
 }
 
@@ -101,12 +99,11 @@ static void reduce_backward(tn_tensor *y, bool mean)
         TN_FOR_DTYPE(x->dtype, T, {
             T g = (T)(TN_GRAD(T, y)[0] / div);
             T *DX = TN_GRAD(T, x);
-            TN_OMP_FOR(rows * n > TN_PAR_MIN)
-            for (int64_t r = 0; r < rows; r++) {
+            TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
                 T *dx = DX + tn__row_off(r, s, st);
                 for (int64_t j = 0; j < n; j++)
                     dx[j * st[3]] += g;
-            }
+            });
         });
         return;
     }
@@ -118,13 +115,12 @@ static void reduce_backward(tn_tensor *y, bool mean)
     TN_FOR_DTYPE(x->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DX = TN_GRAD(T, x);
-        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             T *dx = DX + tn__row_off(r, s, st);
             T g = (T)(DY[r] / div);
             for (int64_t k = 0; k < n; k++)
                 dx[k * sn] += g;
-        }
+        });
     });
 }
 

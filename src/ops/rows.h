@@ -19,6 +19,25 @@
 
 #include "tensor/core.h"
 
+/* The element-wise functions of the one-input ops (src/ops/unary.c). */
+typedef enum tn__map {
+    TN__MAP_SCALE,      /* a x */
+    TN__MAP_NEG,        /* -x */
+    TN__MAP_EXP,        /* e^x */
+    TN__MAP_LOG,        /* ln x */
+    TN__MAP_SIGMOID,    /* 1 / (1 + e^-x) */
+    TN__MAP_TANH,       /* tanh x */
+    TN__MAP_RELU,       /* max(x, 0), NaN passes */
+    TN__MAP_LEAKY_RELU, /* x > 0 ? x : a x */
+    TN__MAP_GELU,       /* x Phi(x), the exact (erf) form */
+    TN__MAP_SILU,       /* x sigmoid(x) */
+    TN__MAP_DROPOUT,    /* keep ? a x : 0 */
+    TN__MAP_COUNT
+} tn__map;
+
+/* The two-input element-wise ops (src/ops/binary.c). */
+typedef enum tn__zip { TN__ZIP_ADD, TN__ZIP_SUB, TN__ZIP_MUL, TN__ZIP_DIV, TN__ZIP_COUNT } tn__zip;
+
 typedef struct tn__rows {
     /* LSTM step, units j < n. a: in, the gates' input parts (gate stride
      * ga); out, the activated gates i, f, g, o. bias (stride ga) and p
@@ -51,6 +70,24 @@ typedef struct tn__rows {
     void (*rnn_fw)(int64_t n, const void *a, const void *bias, const void *p, bool relu, void *h);
     /* Its backward: a [n] := (doh + gh) act'(h); gh := 0. */
     void (*rnn_bw)(int64_t n, void *a, const void *h, const void *doh, bool relu, void *gh);
+    /* One row of a one-input element-wise op: y [n] (contiguous) = f(x),
+     * x [n] at stride ix; a is the op's scalar (scale's alpha,
+     * leaky_relu's slope, dropout's 1/(1-p)); keep [n] dropout's mask
+     * (NULL for the other functions). */
+    void (*map_fw)(tn__map f, int64_t n, const void *x, int64_t ix, double a,
+                   const uint8_t *keep, void *y);
+    /* Its backward: dx [n] (stride ix, x's layout) += dy [n] f'(x), with x
+     * at stride ix and y = f(x), dy contiguous. */
+    void (*map_bw)(tn__map f, int64_t n, const void *x, int64_t ix, const void *y,
+                   const void *dy, double a, const uint8_t *keep, void *dx);
+    /* One row of a two-input op: y [n] (contiguous) = a op b, a and b at
+     * strides ia, ib (0 where the operand broadcasts along the row). */
+    void (*zip_fw)(tn__zip op, int64_t n, const void *a, int64_t ia, const void *b, int64_t ib,
+                   void *y);
+    /* Its backward into operand `which` (0: a, 1: b): dx [n] (stride ix)
+     * += dy [n] d(a op b)/d(operand), dy contiguous. */
+    void (*zip_bw)(tn__zip op, int which, int64_t n, const void *a, int64_t ia, const void *b,
+                   int64_t ib, const void *dy, void *dx, int64_t ix);
     /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
      * in row order whatever the thread count. */
     void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);

@@ -110,14 +110,197 @@ static void rnn_bw(int64_t n, void *restrict a_, const void *restrict h_, const 
         }
 }
 
+/* ---- element-wise rows (unary.c, binary.c) ---- */
+
+#define RT_LOG(v) _Generic((v), float: logf, default: log)(v)
+#define RT_ERF(v) _Generic((v), float: erff, default: erf)(v)
+#define RT_INV_SQRT2 0.70710678118654752440   /* 1 / sqrt(2) */
+#define RT_INV_SQRT2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+
+/* The block once with the strides SA, SB, SC the constant 1 (all three
+ * operands contiguous: the loops vectorise), and once with the strides
+ * given. */
+#define EW_STRIDES(sa, sb, sc, ...)                                   \
+    do {                                                              \
+        if ((sa) == 1 && (sb) == 1 && (sc) == 1) {                    \
+            const int64_t SA = 1, SB = 1, SC = 1;                     \
+            (void)SA, (void)SB, (void)SC;                             \
+            __VA_ARGS__                                               \
+        } else {                                                      \
+            const int64_t SA = (sa), SB = (sb), SC = (sc);            \
+            (void)SA, (void)SB, (void)SC;                             \
+            __VA_ARGS__                                               \
+        }                                                             \
+    } while (0)
+
+static void map_fw(tn__map f, int64_t n, const void *restrict x_, int64_t ix, double a_,
+                   const uint8_t *restrict keep, void *restrict y_)
+{
+    const RT *x = x_;
+    RT *y = y_;
+    const RT a = (RT)a_;
+    EW_STRIDES(ix, 1, 1, {
+        switch (f) {
+        case TN__MAP_SCALE:
+            for (int64_t j = 0; j < n; j++) y[j] = a * x[j * SA];
+            break;
+        case TN__MAP_NEG:
+            for (int64_t j = 0; j < n; j++) y[j] = -x[j * SA];
+            break;
+        case TN__MAP_EXP:
+            for (int64_t j = 0; j < n; j++) y[j] = TN_EXP(x[j * SA]);
+            break;
+        case TN__MAP_LOG:
+            for (int64_t j = 0; j < n; j++) y[j] = RT_LOG(x[j * SA]);
+            break;
+        case TN__MAP_SIGMOID:
+            for (int64_t j = 0; j < n; j++) y[j] = TN_SIGMOID(x[j * SA]);
+            break;
+        case TN__MAP_TANH:
+            for (int64_t j = 0; j < n; j++) y[j] = TN_TANH(x[j * SA]);
+            break;
+        case TN__MAP_RELU: /* NaN passes through */
+            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] < 0 ? (RT)0 : x[j * SA];
+            break;
+        case TN__MAP_LEAKY_RELU:
+            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] > 0 ? x[j * SA] : a * x[j * SA];
+            break;
+        case TN__MAP_GELU:
+            for (int64_t j = 0; j < n; j++) {
+                RT v = x[j * SA];
+                y[j] = (RT)0.5 * v * (1 + RT_ERF(v * (RT)RT_INV_SQRT2));
+            }
+            break;
+        case TN__MAP_SILU:
+            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] * TN_SIGMOID(x[j * SA]);
+            break;
+        case TN__MAP_DROPOUT:
+            for (int64_t j = 0; j < n; j++) y[j] = keep[j] ? a * x[j * SA] : (RT)0;
+            break;
+        case TN__MAP_COUNT:
+            break;
+        }
+    });
+}
+
+/* Derivatives from the output where that is cheaper: exp' = y, sigmoid' =
+ * y (1 - y), tanh' = 1 - y^2, relu' = [y > 0]. */
+static void map_bw(tn__map f, int64_t n, const void *restrict x_, int64_t ix,
+                   const void *restrict y_, const void *restrict dy_, double a_,
+                   const uint8_t *restrict keep, void *restrict dx_)
+{
+    const RT *x = x_, *y = y_, *dy = dy_;
+    RT *dx = dx_;
+    const RT a = (RT)a_;
+    EW_STRIDES(ix, 1, 1, {
+        switch (f) {
+        case TN__MAP_SCALE:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += a * dy[j];
+            break;
+        case TN__MAP_NEG:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] -= dy[j];
+            break;
+        case TN__MAP_EXP:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * y[j];
+            break;
+        case TN__MAP_LOG:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] / x[j * SA];
+            break;
+        case TN__MAP_SIGMOID:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * y[j] * (1 - y[j]);
+            break;
+        case TN__MAP_TANH:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * (1 - y[j] * y[j]);
+            break;
+        case TN__MAP_RELU:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += y[j] > 0 ? dy[j] : (RT)0;
+            break;
+        case TN__MAP_LEAKY_RELU:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += x[j * SA] > 0 ? dy[j] : a * dy[j];
+            break;
+        case TN__MAP_GELU: /* Phi(x) + x phi(x) */
+            for (int64_t j = 0; j < n; j++) {
+                RT v = x[j * SA];
+                RT cdf = (RT)0.5 * (1 + RT_ERF(v * (RT)RT_INV_SQRT2));
+                RT pdf = (RT)RT_INV_SQRT2PI * TN_EXP((RT)-0.5 * v * v);
+                dx[j * SA] += dy[j] * (cdf + v * pdf);
+            }
+            break;
+        case TN__MAP_SILU: /* s (1 + x (1 - s)), s = sigmoid(x) */
+            for (int64_t j = 0; j < n; j++) {
+                RT v = x[j * SA], sg = TN_SIGMOID(v);
+                dx[j * SA] += dy[j] * sg * (1 + v * (1 - sg));
+            }
+            break;
+        case TN__MAP_DROPOUT:
+            for (int64_t j = 0; j < n; j++) dx[j * SA] += keep[j] ? a * dy[j] : (RT)0;
+            break;
+        case TN__MAP_COUNT:
+            break;
+        }
+    });
+}
+
+static void zip_fw(tn__zip op, int64_t n, const void *restrict a_, int64_t ia,
+                   const void *restrict b_, int64_t ib, void *restrict y_)
+{
+    const RT *a = a_, *b = b_;
+    RT *y = y_;
+    EW_STRIDES(ia, ib, 1, {
+        switch (op) {
+        case TN__ZIP_ADD:
+            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] + b[j * SB];
+            break;
+        case TN__ZIP_SUB:
+            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] - b[j * SB];
+            break;
+        case TN__ZIP_MUL:
+            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] * b[j * SB];
+            break;
+        case TN__ZIP_DIV:
+            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] / b[j * SB];
+            break;
+        case TN__ZIP_COUNT:
+            break;
+        }
+    });
+}
+
+/* add: da += dy, db += dy; sub: db -= dy; mul: da += dy b, db += dy a;
+ * div: da += dy / b, db -= dy a / b^2. dx may be a's or b's own gradient
+ * (x * x adds each term in its own call), so it is not restrict. */
+static void zip_bw(tn__zip op, int which, int64_t n, const void *a_, int64_t ia, const void *b_,
+                   int64_t ib, const void *restrict dy_, void *dx_, int64_t ix)
+{
+    const RT *a = a_, *b = b_, *dy = dy_;
+    RT *dx = dx_;
+    EW_STRIDES(ia, ib, ix, {
+        if (op == TN__ZIP_ADD || (op == TN__ZIP_SUB && which == 0)) {
+            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j];
+        } else if (op == TN__ZIP_SUB) {
+            for (int64_t j = 0; j < n; j++) dx[j * SC] -= dy[j];
+        } else if (op == TN__ZIP_MUL && which == 0) {
+            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] * b[j * SB];
+        } else if (op == TN__ZIP_MUL) {
+            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] * a[j * SA];
+        } else if (which == 0) {
+            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] / b[j * SB];
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                RT bv = b[j * SB];
+                dx[j * SC] -= dy[j] * a[j * SA] / (bv * bv);
+            }
+        }
+    });
+}
+
 /* Blocks of 64 columns, one per thread at a time; whole blocks by a
  * fixed-width loop, which vectorises. */
 static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs, void *restrict out_, int64_t os)
 {
     const RT *M = M_;
     RT *out = out_;
-#pragma omp parallel for if (rows * n > TN_PAR_MIN)
-    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+    TN_PAR_FOR_STEP(rows * n > TN_PAR_MIN, j0, 0, n, 64, {
         RT acc[64] = {0};
         if (n - j0 >= 64)
             for (int64_t i = 0; i < rows; i++)
@@ -129,7 +312,7 @@ static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs,
                     acc[j] += M[i * rs + j0 + j];
         for (int64_t j = 0; j < 64 && j0 + j < n; j++)
             out[(j0 + j) * os] += acc[j];
-    }
+    });
 }
 
 #ifdef RT_FLOAT
@@ -157,5 +340,6 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l,
 #define ROWS_TABLE                                                                              \
     {                                                                                           \
         .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,             \
-        .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .colsum = colsum, ROWS_FLOAT_ONLY                   \
+        .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .map_fw = map_fw, .map_bw = map_bw,                 \
+        .zip_fw = zip_fw, .zip_bw = zip_bw, .colsum = colsum, ROWS_FLOAT_ONLY                   \
     }

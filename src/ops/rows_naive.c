@@ -97,6 +97,93 @@ static void rnn_bw_naive(int64_t n, void *a_, const void *h_, const void *doh_, 
     }
 }
 
+/* f(x) and f'(x) of the one-input functions, a the op's scalar. */
+static double map_value(tn__map f, double v, double a)
+{
+    switch (f) {
+    case TN__MAP_SCALE: return a * v;
+    case TN__MAP_NEG: return -v;
+    case TN__MAP_EXP: return exp(v);
+    case TN__MAP_LOG: return log(v);
+    case TN__MAP_SIGMOID: return sig(v);
+    case TN__MAP_TANH: return tanh(v);
+    case TN__MAP_RELU: return v < 0 ? 0 : v;
+    case TN__MAP_LEAKY_RELU: return v > 0 ? v : a * v;
+    case TN__MAP_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+    case TN__MAP_SILU: return v * sig(v);
+    case TN__MAP_DROPOUT: return a * v; /* where kept */
+    default: return NAN;
+    }
+}
+
+static double map_slope(tn__map f, double v, double a)
+{
+    const double pi = 3.14159265358979323846;
+    switch (f) {
+    case TN__MAP_SCALE: return a;
+    case TN__MAP_NEG: return -1;
+    case TN__MAP_EXP: return exp(v);
+    case TN__MAP_LOG: return 1 / v;
+    case TN__MAP_SIGMOID: return sig(v) * (1 - sig(v));
+    case TN__MAP_TANH: return 1 - tanh(v) * tanh(v);
+    case TN__MAP_RELU: return v > 0;
+    case TN__MAP_LEAKY_RELU: return v > 0 ? 1 : a;
+    case TN__MAP_GELU: return 0.5 * (1 + erf(v / sqrt(2.0))) + v * exp(-v * v / 2) / sqrt(2 * pi);
+    case TN__MAP_SILU: return sig(v) * (1 + v * (1 - sig(v)));
+    case TN__MAP_DROPOUT: return a;
+    default: return NAN;
+    }
+}
+
+static void map_fw_naive(tn__map f, int64_t n, const void *x_, int64_t ix, double a,
+                         const uint8_t *keep, void *y_)
+{
+    const double *x = x_;
+    double *y = y_;
+    for (int64_t j = 0; j < n; j++)
+        y[j] = f == TN__MAP_DROPOUT && !keep[j] ? 0 : map_value(f, x[j * ix], a);
+}
+
+/* From x alone (the optimised kernels use y where it is cheaper). */
+static void map_bw_naive(tn__map f, int64_t n, const void *x_, int64_t ix, const void *y_,
+                         const void *dy_, double a, const uint8_t *keep, void *dx_)
+{
+    const double *x = x_, *dy = dy_;
+    double *dx = dx_;
+    (void)y_;
+    for (int64_t j = 0; j < n; j++)
+        if (f != TN__MAP_DROPOUT || keep[j])
+            dx[j * ix] += dy[j] * map_slope(f, x[j * ix], a);
+}
+
+static void zip_fw_naive(tn__zip op, int64_t n, const void *a_, int64_t ia, const void *b_,
+                         int64_t ib, void *y_)
+{
+    const double *a = a_, *b = b_;
+    double *y = y_;
+    for (int64_t j = 0; j < n; j++) {
+        double u = a[j * ia], v = b[j * ib];
+        y[j] = op == TN__ZIP_ADD ? u + v : op == TN__ZIP_SUB ? u - v : op == TN__ZIP_MUL ? u * v : u / v;
+    }
+}
+
+static void zip_bw_naive(tn__zip op, int which, int64_t n, const void *a_, int64_t ia,
+                         const void *b_, int64_t ib, const void *dy_, void *dx_, int64_t ix)
+{
+    const double *a = a_, *b = b_, *dy = dy_;
+    double *dx = dx_;
+    for (int64_t j = 0; j < n; j++) {
+        double u = a[j * ia], v = b[j * ib], d; /* d(a op b) / d(operand) */
+        switch (op) {
+        case TN__ZIP_ADD: d = 1; break;
+        case TN__ZIP_SUB: d = which ? -1 : 1; break;
+        case TN__ZIP_MUL: d = which ? u : v; break;
+        default: d = which ? -u / (v * v) : 1 / v; break;
+        }
+        dx[j * ix] += dy[j] * d;
+    }
+}
+
 static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_,
                          int64_t os)
 {
@@ -113,5 +200,6 @@ static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, vo
 const tn__rows tn__rows_naive = {
     .lstm_fw = lstm_fw_naive, .lstm_bw = lstm_bw_naive, .gru_fw = gru_fw_naive,
     .gru_bw = gru_bw_naive, .rnn_fw = rnn_fw_naive, .rnn_bw = rnn_bw_naive,
-    .colsum = colsum_naive,
+    .map_fw = map_fw_naive, .map_bw = map_bw_naive, .zip_fw = zip_fw_naive,
+    .zip_bw = zip_bw_naive, .colsum = colsum_naive,
 };

@@ -33,8 +33,7 @@ static void select_rows(const tn_tensor *x, int d, int64_t k, int32_t *idx, void
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         T *V = val;
-        TN_OMP_FOR(rows > 1 && rows * n * k > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n * k > TN_PAR_MIN, r, 0, rows, {
             const T *px = X + tn__row_off(r, s, sx);
             int64_t oy = tn__row_off(r, s, sy);
             int32_t *pi = idx + oy;
@@ -53,7 +52,7 @@ static void select_rows(const tn_tensor *x, int d, int64_t k, int32_t *idx, void
             if (V)
                 for (int64_t q = 0; q < k; q++)
                     V[oy + q * si] = px[pi[q * si] * sn];
-        }
+        });
     });
 }
 

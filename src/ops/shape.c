@@ -40,15 +40,14 @@ static void block_copy(block dst, block src, tn_dtype dt, bool acc)
 {
     int64_t rows = dst.s[0] * dst.s[1] * dst.s[2], n = dst.s[3];
     TN_FOR_DTYPE(dt, T, {
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
             T *d = (T *)dst.p + tn__row_off(r, dst.s, dst.st);
             const T *s = (const T *)src.p + tn__row_off(r, dst.s, src.st);
             if (acc)
                 for (int64_t j = 0; j < n; j++) d[j * dst.st[3]] += s[j * src.st[3]];
             else
                 for (int64_t j = 0; j < n; j++) d[j * dst.st[3]] = s[j * src.st[3]];
-        }
+        });
     });
 }
 

@@ -29,8 +29,7 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         T *Y = TN_DATA(T, y);
-        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             const T *px = X + tn__row_off(r, s, sx);
             int64_t oy = tn__row_off(r, s, sy);
             T *py = Y + oy;
@@ -73,7 +72,7 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
                 for (int64_t k = 0; k < n; k++)
                     py[k * sny] *= inv;
             }
-        }
+        });
     });
 }
 
@@ -92,8 +91,7 @@ static void softmax_backward(tn_tensor *y, bool log_out)
     TN_FOR_DTYPE(x->dtype, T, {
         const T *Y = TN_DATA(T, y), *DY = TN_GRAD(T, y);
         T *DX = TN_GRAD(T, x);
-        TN_OMP_FOR(rows > 1 && rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             int64_t oy = tn__row_off(r, s, sy);
             const T *py = Y + oy, *dy = DY + oy;
             T *dx = DX + tn__row_off(r, s, sx);
@@ -111,7 +109,7 @@ static void softmax_backward(tn_tensor *y, bool log_out)
                 for (int64_t k = 0; k < n; k++)
                     dx[k * snx] += py[k * sny] * (dy[k * sny] - dot);
             }
-        }
+        });
     });
 }
 

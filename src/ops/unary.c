@@ -10,10 +10,7 @@
  * tanh' = 1 - y^2, relu' = [y > 0].
  */
 #include "ops_internal.h"
-#include "fastmath.h"
-
-#define INV_SQRT2 0.70710678118654752440   /* 1 / sqrt(2) */
-#define INV_SQRT2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+#include "rows.h"
 
 /* The 4-D frame of x: sizes s, strides sx, rows = s0 s1 s2, n = s3. */
 typedef struct frame {
@@ -30,7 +27,26 @@ static frame frame_of(const tn_tensor *x)
     return f;
 }
 
-/* Forward of the one-input ops.
+/* The row function of a one-input op. */
+static tn__map map_of(int op)
+{
+    switch (op) {
+    case TN_OP_SCALE: return TN__MAP_SCALE;
+    case TN_OP_NEG: return TN__MAP_NEG;
+    case TN_OP_EXP: return TN__MAP_EXP;
+    case TN_OP_LOG: return TN__MAP_LOG;
+    case TN_OP_SIGMOID: return TN__MAP_SIGMOID;
+    case TN_OP_TANH: return TN__MAP_TANH;
+    case TN_OP_RELU: return TN__MAP_RELU;
+    case TN_OP_LEAKY_RELU: return TN__MAP_LEAKY_RELU;
+    case TN_OP_GELU: return TN__MAP_GELU;
+    case TN_OP_SILU: return TN__MAP_SILU;
+    default: return TN__MAP_DROPOUT;
+    }
+}
+
+/* Forward of the one-input ops, a row at a time through the row kernels
+ * of the active kernel path (rows.h: map_fw).
  * x [rows, n] strided (frame of x), y [rows, n] contiguous;
  * a: alpha (scale), negative_slope (leaky_relu) or 1/(1-p) (dropout);
  * keep [rows * n] contiguous (dropout only): 1 where the element survives. */
@@ -39,65 +55,17 @@ static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
 {
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
-    TN_FOR_DTYPE(y->dtype, T, {
-        const T *X = TN_DATA(T, x);
-        T *Y = TN_DATA(T, y);
-        const T al = (T)a;
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
-            const T *px = X + tn__row_off(r, f.s, f.sx);
-            T *py = Y + r * n;
-            switch (op) {
-            case TN_OP_SCALE:
-                for (int64_t j = 0; j < n; j++) py[j] = al * px[j * ix];
-                break;
-            case TN_OP_NEG:
-                for (int64_t j = 0; j < n; j++) py[j] = -px[j * ix];
-                break;
-            case TN_OP_EXP:
-                for (int64_t j = 0; j < n; j++) py[j] = TN_EXP(px[j * ix]);
-                break;
-            case TN_OP_LOG:
-                for (int64_t j = 0; j < n; j++) py[j] = log(px[j * ix]);
-                break;
-            case TN_OP_SIGMOID: /* z = e^-|v| <= 1: 1/(1+z) for v >= 0, z/(1+z) below */
-                for (int64_t j = 0; j < n; j++) py[j] = TN_SIGMOID(px[j * ix]);
-                break;
-            case TN_OP_TANH:
-                for (int64_t j = 0; j < n; j++) py[j] = TN_TANH(px[j * ix]);
-                break;
-            case TN_OP_RELU: /* NaN passes through */
-                for (int64_t j = 0; j < n; j++) py[j] = px[j * ix] < 0 ? (T)0 : px[j * ix];
-                break;
-            case TN_OP_LEAKY_RELU:
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix];
-                    py[j] = v > 0 ? v : al * v;
-                }
-                break;
-            case TN_OP_GELU: /* x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix];
-                    py[j] = (T)0.5 * v * (1 + erf(v * (T)INV_SQRT2));
-                }
-                break;
-            case TN_OP_SILU: /* x sigmoid(x), sigmoid as above */
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix], z = exp(-fabs(v));
-                    py[j] = v * (v >= 0 ? (T)1 : z) / (1 + z);
-                }
-                break;
-            default: { /* TN_OP_DROPOUT */
-                const uint8_t *pk = keep + r * n;
-                for (int64_t j = 0; j < n; j++) py[j] = pk[j] ? al * px[j * ix] : (T)0;
-                break;
-            }
-            }
-        }
+    const tn__rows *kr = tn__rows_get(y->dtype);
+    tn__map fn = map_of(op);
+    size_t es = tn_dtype_size(y->dtype);
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        kr->map_fw(fn, n, (const char *)x->data + tn__row_off(r, f.s, f.sx) * (int64_t)es, ix,
+                   a, keep ? keep + r * n : NULL, (char *)y->data + r * n * (int64_t)es);
     });
 }
 
-/* Backward of the one-input ops: dx += dy * dy/dx.
+/* Backward of the one-input ops: dx += dy * dy/dx (rows.h: map_bw).
  * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. */
 static void unary_backward(tn_tensor *y)
 {
@@ -109,67 +77,15 @@ static void unary_backward(tn_tensor *y)
     const uint8_t *keep = y->aux;
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
-    TN_FOR_DTYPE(y->dtype, T, {
-        const T *X = TN_DATA(T, x), *Y = TN_DATA(T, y), *DY = TN_GRAD(T, y);
-        T *DX = TN_GRAD(T, x);
-        const T al = (T)a;
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t o = tn__row_off(r, f.s, f.sx);
-            const T *px = X + o, *py = Y + r * n, *dy = DY + r * n;
-            T *dx = DX + o;
-            switch (op) {
-            case TN_OP_SCALE:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += al * dy[j];
-                break;
-            case TN_OP_NEG:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] -= dy[j];
-                break;
-            case TN_OP_EXP:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * py[j];
-                break;
-            case TN_OP_LOG:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] / px[j * ix];
-                break;
-            case TN_OP_SIGMOID:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * py[j] * (1 - py[j]);
-                break;
-            case TN_OP_TANH:
-                for (int64_t j = 0; j < n; j++) dx[j * ix] += dy[j] * (1 - py[j] * py[j]);
-                break;
-            case TN_OP_RELU:
-                for (int64_t j = 0; j < n; j++)
-                    if (py[j] > 0)
-                        dx[j * ix] += dy[j];
-                break;
-            case TN_OP_LEAKY_RELU:
-                for (int64_t j = 0; j < n; j++)
-                    dx[j * ix] += px[j * ix] > 0 ? dy[j] : al * dy[j];
-                break;
-            case TN_OP_GELU: /* Phi(x) + x phi(x) */
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix];
-                    T cdf = (T)0.5 * (1 + erf(v * (T)INV_SQRT2));
-                    T pdf = (T)INV_SQRT2PI * exp((T)-0.5 * v * v);
-                    dx[j * ix] += dy[j] * (cdf + v * pdf);
-                }
-                break;
-            case TN_OP_SILU: /* s (1 + x (1 - s)), s = sigmoid(x) */
-                for (int64_t j = 0; j < n; j++) {
-                    T v = px[j * ix], z = exp(-fabs(v));
-                    T s = (v >= 0 ? (T)1 : z) / (1 + z);
-                    dx[j * ix] += dy[j] * s * (1 + v * (1 - s));
-                }
-                break;
-            default: { /* TN_OP_DROPOUT: a = 1/(1-p) */
-                const uint8_t *pk = keep + r * n;
-                for (int64_t j = 0; j < n; j++)
-                    if (pk[j])
-                        dx[j * ix] += al * dy[j];
-                break;
-            }
-            }
-        }
+    const tn__rows *kr = tn__rows_get(y->dtype);
+    tn__map fn = map_of(op);
+    int64_t es = (int64_t)tn_dtype_size(y->dtype);
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        int64_t o = tn__row_off(r, f.s, f.sx) * es;
+        kr->map_bw(fn, n, (const char *)x->data + o, ix, (const char *)y->data + r * n * es,
+                   (const char *)y->grad + r * n * es, a, keep ? keep + r * n : NULL,
+                   (char *)x->grad + o);
     });
 }
 
@@ -268,8 +184,7 @@ static void mask_kernel(tn_tensor *y, const tn_tensor *x, const tn_tensor *m, bo
     TN_FOR_DTYPE(y->dtype, T, {
         T *X = backward ? TN_GRAD(T, x) : TN_DATA(T, x);
         T *Y = backward ? TN_GRAD(T, y) : TN_DATA(T, y);
-        TN_OMP_FOR(rows * n > TN_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
+        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
             T *px = X + tn__row_off(r, f.s, f.sx), *py = Y + r * n;
             int64_t om = tn__row_off(r, f.s, sm);
             if (backward) {
@@ -280,7 +195,7 @@ static void mask_kernel(tn_tensor *y, const tn_tensor *x, const tn_tensor *m, bo
                 for (int64_t j = 0; j < n; j++)
                     py[j] = mask_on(m, om + j * im) ? px[j * ix] : (T)0;
             }
-        }
+        });
     });
 }
 
