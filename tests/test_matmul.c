@@ -92,27 +92,33 @@ static void check_tensor(const tn_tensor *y, const double *want, const double *m
     free(got);
 }
 
-/* An operand [r, c] built as one of four layouts of a fresh heap tensor:
- * 0 contiguous, 1 transposed view of a [c, r] tensor, 2 narrowed view of a
+/* An operand [r, c] in one of four layouts of a heap tensor base: 0
+ * contiguous, 1 transposed view of a [c, r] tensor, 2 narrowed view of a
  * wider and taller tensor (row stride > c), 3 transpose of a narrowed view.
- * *base receives the heap tensor (caller frees). */
-static tn_tensor *operand(tn_tape *tp, tn_dtype dt, int layout, int64_t r, int64_t c,
-                          tn_tensor **base)
+ * operand_again makes the view of an existing base (views made after
+ * requires_grad is set carry it); operand makes a fresh random base too
+ * (*base receives it; caller frees). */
+static tn_tensor *operand_again(tn_tape *tp, tn_tensor *base, int layout, int64_t r, int64_t c)
 {
     switch (layout) {
     case 0:
-        *base = rand_t(dt, 2, r, c, 1);
-        return *base;
+        return base;
     case 1:
-        *base = rand_t(dt, 2, c, r, 1);
-        return tn_transpose(tp, *base, 0, 1);
+        return tn_transpose(tp, base, 0, 1);
     case 2:
-        *base = rand_t(dt, 2, r + 2, c + 5, 1);
-        return tn_narrow(tp, tn_narrow(tp, *base, 0, 1, r), 1, 3, c);
+        return tn_narrow(tp, tn_narrow(tp, base, 0, 1, r), 1, 3, c);
     default:
-        *base = rand_t(dt, 2, c + 3, r + 4, 1);
-        return tn_transpose(tp, tn_narrow(tp, tn_narrow(tp, *base, 0, 2, c), 1, 1, r), 0, 1);
+        return tn_transpose(tp, tn_narrow(tp, tn_narrow(tp, base, 0, 2, c), 1, 1, r), 0, 1);
     }
+}
+
+static tn_tensor *operand(tn_tape *tp, tn_dtype dt, int layout, int64_t r, int64_t c,
+                          tn_tensor **base)
+{
+    static const int64_t grow[4][2] = {{0, 0}, {0, 0}, {2, 5}, {3, 4}};
+    bool t = layout & 1; /* the base is stored transposed */
+    *base = rand_t(dt, 2, (t ? c : r) + grow[layout][0], (t ? r : c) + grow[layout][1], 1);
+    return operand_again(tp, *base, layout, r, c);
 }
 
 static const char *layout_name[4] = {"contiguous", "transposed", "narrowed", "narrowed^T"};
@@ -335,6 +341,72 @@ static void test_no_stale_read(tn_dtype dt)
     tn_tensor_free(a), tn_tensor_free(b), tn_tensor_free(nan_a);
 }
 
+/* ---- products against a weight (the packed path of src/ops/matmul.c) ----
+ *
+ * A right operand that is a parameter (a heap tensor requiring grad, or a
+ * view of one) is packed once per recording. Checked: the values in every
+ * layout and size against the naive product (same tolerances as above);
+ * 1 and 2 threads give bitwise the same result (the columns are split at
+ * panel edges); a weight changed after a backward (an optimizer step) or a
+ * tape reset is packed again, not read from the cache. */
+static void test_weight_forward(tn_dtype dt)
+{
+    for (size_t s = 0; s < N_SIZES; s++) {
+        int64_t M = sizes[s][0], K = sizes[s][1], N = sizes[s][2];
+        for (int lb = 0; lb < 4; lb++) {
+            tn_tape *tp = tn_tape_new();
+            tn_tensor *a0 = rand_t(dt, 2, M, K, 1), *b0;
+            operand(tp, dt, lb, K, N, &b0);
+            tn_tensor_set_requires_grad(b0, true);
+            tn_tensor *b = operand_again(tp, b0, lb, K, N);
+            double *av = check_values(a0), *bv = check_values(b);
+            double *want = malloc(sizeof(double) * (size_t)(M * N));
+            double *mag = malloc(sizeof(double) * (size_t)(M * N));
+            matmul_naive(av, bv, want, mag, M, K, N);
+            tn_set_num_threads(2);
+            tn_tensor *y2 = tn_matmul(tp, a0, b);
+            tn_set_num_threads(1);
+            tn_tensor *y1 = tn_matmul(tp, a0, b); /* the cached packing, one thread */
+            char what[96];
+            snprintf(what, sizeof what, "matmul %s weight %s [%lld,%lld]x[%lld,%lld]",
+                     tn_dtype_name(dt), layout_name[lb], (long long)M, (long long)K, (long long)K,
+                     (long long)N);
+            check_tensor(y2, want, mag, tol_of(dt, K), what);
+            CHECK(y1 && y2 &&
+                  memcmp(y1->data, y2->data, (size_t)(M * N) * tn_dtype_size(dt)) == 0);
+            free(av), free(bv), free(want), free(mag);
+            tn_tape_free(tp);
+            tn_tensor_free(a0), tn_tensor_free(b0);
+        }
+    }
+    tn_set_num_threads(2);
+}
+
+static void test_weight_changes(tn_dtype dt)
+{
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *a = rand_t(dt, 2, 32, 40, 1), *w = rand_t(dt, 2, 40, 64, 1);
+    tn_tensor_set_requires_grad(w, true);
+    tn_tensor *y = tn_matmul(tp, a, w);
+    CHECK(y && tn_backward(tp, tn_sum(tp, y)) == TN_OK);
+    for (int64_t i = 0; i < tn_numel(w); i++) /* as an optimizer step would */
+        tn_tensor_set(w, i, tn_tensor_get(w, i) + 1);
+    double *av = check_values(a), *wv = check_values(w);
+    double *want = malloc(sizeof(double) * 32 * 64), *mag = malloc(sizeof(double) * 32 * 64);
+    matmul_naive(av, wv, want, mag, 32, 40, 64);
+    check_tensor(tn_matmul(tp, a, w), want, mag, tol_of(dt, 40), "weight changed after backward");
+    for (int64_t i = 0; i < tn_numel(w); i++)
+        tn_tensor_set(w, i, tn_tensor_get(w, i) - 2);
+    tn_tape_reset(tp);
+    free(wv);
+    wv = check_values(w);
+    matmul_naive(av, wv, want, mag, 32, 40, 64);
+    check_tensor(tn_matmul(tp, a, w), want, mag, tol_of(dt, 40), "weight changed after reset");
+    free(av), free(wv), free(want), free(mag);
+    tn_tape_free(tp);
+    tn_tensor_free(a), tn_tensor_free(w);
+}
+
 /* ---- errors ---- */
 
 static tn_tensor *new2(tn_dtype dt, int64_t r, int64_t c) { return tn_tensor_new(dt, 2, (int64_t[]){r, c}); }
@@ -431,6 +503,8 @@ int main(void)
         test_backward(dt, true, 0);
         test_backward(dt, true, 1);
         test_no_stale_read(dt);
+        test_weight_forward(dt);
+        test_weight_changes(dt);
     }
     test_errors();
     return check_report("test_matmul");

@@ -35,6 +35,10 @@ struct tn_tape {
     size_t n_nodes, cap_nodes;
     tn_defer *defer; /* deferred weight-gradient products of one backward */
     size_t n_defer, cap_defer;
+    /* The op families' per-recording cache (e.g. packed weights, see
+     * src/ops/matmul.c): arena memory, forgotten by tn_tape_reset and at the
+     * start and end of every backward. */
+    void *op_cache;
     tn_status err;
     char errmsg[512];
     bool grad_enabled;

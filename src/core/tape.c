@@ -81,6 +81,7 @@ void tn_tape_reset(tn_tape *tp)
     tp->cur = tp->chunks;
     tp->n_nodes = 0;
     tp->n_defer = 0;
+    tp->op_cache = NULL;
     tp->err = TN_OK;
     tp->errmsg[0] = '\0';
 }

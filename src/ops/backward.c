@@ -48,6 +48,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             "tn_backward_from with an output gradient",
                             fn, TN_SHP(y));
     tp->n_defer = 0;
+    tp->op_cache = NULL; /* the parameters may have changed since the forward */
     if (!grads_prepare(tp))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
     int64_t n = tn_numel(y);
@@ -68,6 +69,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
             bw(t);
     }
     tn__matmul_flush(tp, NULL);
+    tp->op_cache = NULL; /* an optimizer step may follow */
     if (tp->err != TN_OK) /* a backward kernel failed (e.g. out of memory) */
         return tn_set_error(tp->err, "%s: %s", fn, tp->errmsg);
     return TN_OK;

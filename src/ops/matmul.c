@@ -15,6 +15,7 @@
 #include "ops_internal.h"
 
 #include <blis.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -89,6 +90,115 @@ void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
     tn__gemm_on(dt, A, B, beta, C, 0);
 }
 
+/* ---- products against a reused weight ----
+ *
+ * A recurrent model multiplies by the same weight at every step (h U^T for
+ * a per-step h). BLIS would pack U again at each of those calls; here the
+ * right operand, when it is a parameter (or a view of one), is packed once
+ * per recording into the micro-panels of BLIS's own micro-kernel
+ * (matmul_packed.c) and kept in the tape's op cache, which is forgotten
+ * when the parameters may change (tn_tape_reset, the start and end of a
+ * backward). The columns are split over the threads at panel edges, so
+ * every element is computed the same way whatever the thread count. */
+
+/* Left operands up to this many rows take the packed path (a step's
+ * batch); larger ones amortise BLIS's own packing. Inner sizes up to
+ * TN_PACKED_MAX_K (the left operand's panel is K values per row and is
+ * not blocked over K). */
+#define TN_PACKED_MAX_M 256
+#define TN_PACKED_MAX_K 2048
+/* Products below this many multiply-adds stay on one thread. */
+#define TN_PACKED_PAR_MIN ((int64_t)1 << 18)
+
+typedef struct wpack {
+    struct wpack *next;
+    const void *src;  /* the operand's first element */
+    int64_t rs, cs;   /* and its strides */
+    tn__packed p;     /* dtype, K, N and the panels */
+    void **scratch;   /* per thread: space to pack a left operand of up to m rows */
+    int64_t scratch_m;
+    int nt;
+} wpack;
+
+/* Whether t is, or is a view of, a parameter: a heap tensor that requires
+ * grad, whose data only an optimizer step or the user changes between
+ * recordings. */
+static bool is_weight(const tn_tensor *t)
+{
+    while (t->is_view)
+        t = t->src[0];
+    return t->on_heap && t->requires_grad;
+}
+
+/* The packing of B (K x N at p with strides rs, cs) in tp's cache, made on
+ * first use, with scratch for a left operand of M rows on nt threads; NULL
+ * when out of arena memory (the tape has the error). */
+static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
+{
+    wpack *w = tp->op_cache;
+    while (w && !(w->src == B.p && w->rs == B.rs && w->cs == B.cs && w->p.K == B.m &&
+                  w->p.N == B.n && w->p.dt == dt))
+        w = w->next;
+    if (!w) {
+        if (!(w = tn_tape_alloc(tp, sizeof *w)))
+            return NULL;
+        memset(w, 0, sizeof *w);
+        tn__packed_geometry(&w->p, dt, B.m, B.n);
+        if (!(w->p.w = tn_tape_alloc(tp, (size_t)tn__packed_bytes(&w->p))))
+            return NULL;
+        tn__packed_zero(&w->p);
+        tn__packed_set(&w->p, 0, B.n, B.p, B.rs, B.cs);
+        w->src = B.p, w->rs = B.rs, w->cs = B.cs;
+        w->next = tp->op_cache;
+        tp->op_cache = w;
+    }
+    if (M > w->scratch_m || nt > w->nt) {
+        int n = nt > w->nt ? nt : w->nt;
+        int64_t m = M > w->scratch_m ? M : w->scratch_m;
+        void **sc = tn_tape_alloc(tp, sizeof *sc * (size_t)n);
+        if (!sc)
+            return NULL;
+        for (int k = 0; k < n; k++)
+            if (!(sc[k] = tn_tape_alloc(tp, (size_t)tn__packed_scratch_bytes(&w->p, m))))
+                return NULL;
+        w->scratch = sc, w->scratch_m = m, w->nt = n;
+    }
+    return w;
+}
+
+/* C [M, N] (row stride ldc, unit columns) := (or += when acc) A [M, K]
+ * (row stride lda, unit columns) @ B, B a weight operand, on the packed
+ * path when the shapes suit it. Returns false when they do not (the caller
+ * uses BLIS) or the arena is out of memory. */
+static bool packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc)
+{
+    int64_t M = C.m, N = C.n, K = A.n;
+    if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) ||
+        (C.cs != 1 && N > 1))
+        return false;
+    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn_num_threads() : 1;
+    wpack *w = wpack_get(tp, dt, B, M, nt);
+    if (!w)
+        return false;
+    int64_t panels = (N + w->p.pw - 1) / w->p.pw;
+    if (nt > panels)
+        nt = (int)panels;
+    int64_t lda = M > 1 ? A.rs : K, ldc = M > 1 ? C.rs : N;
+    size_t es = tn_dtype_size(dt);
+    TN_FTZ_SCOPE;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int k = nt > 1 ? omp_get_thread_num() : 0;
+        /* thread k: panels [q0, q1), a contiguous run of w's panels */
+        int64_t q0 = panels * k / nt, q1 = panels * (k + 1) / nt;
+        tn__packed part = tn__packed_part(&w->p, q0, q1);
+        if (part.N > 0)
+            tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc,
+                           acc, w->scratch[k]);
+    }
+    return true;
+}
+
 /* ---- checks shared by the builders ---- */
 
 /* Both operands' matrices (dims d, d+1) must be passable to BLIS. Gradients
@@ -132,7 +242,9 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
     if (!y)
         return NULL;
     /* y [M, N] := a [M, K] @ b [K, N]; beta = 0 never reads y's memory */
-    tn__gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 0.0, mat_of(y, 0, 0, false));
+    tn__mat A = mat_of(a, 0, 0, false), B = mat_of(b, 0, 0, false), Y = mat_of(y, 0, 0, false);
+    if (!(is_weight(b) && packed_product(tp, y->dtype, A, B, Y, false)))
+        tn__gemm(y->dtype, A, B, 0.0, Y);
     return tn__finish(tp, y);
 }
 
@@ -211,8 +323,11 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
                              int64_t ob, int64_t oy)
 {
     tn__mat dy = mat_of(y, d, oy, true);
-    if (tn__wants(a))
-        grad_gemm(y, a, dy, tn__mat_t(mat_of(b, d, ob, false)), mat_of(a, d, oa, true));
+    if (tn__wants(a)) {
+        tn__mat bt = tn__mat_t(mat_of(b, d, ob, false)), da = mat_of(a, d, oa, true);
+        if (!(is_weight(b) && packed_product(y->tape, y->dtype, dy, bt, da, true)))
+            grad_gemm(y, a, dy, bt, da);
+    }
     if (tn__wants(b))
         grad_gemm(y, b, tn__mat_t(mat_of(a, d, oa, false)), dy, mat_of(b, d, ob, true));
 }

@@ -76,6 +76,15 @@ void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int6
     });
 }
 
+tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1)
+{
+    tn__packed part = *p;
+    int64_t c0 = q0 * p->pw, c1 = q1 * p->pw < p->N ? q1 * p->pw : p->N;
+    part.w = (char *)p->w + q0 * panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
+    part.N = c1 > c0 ? c1 - c0 : 0;
+    return part;
+}
+
 void tn__packed_zero(tn__packed *p)
 {
     memset(p->w, 0, (size_t)tn__packed_bytes(p));

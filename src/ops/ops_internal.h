@@ -79,6 +79,10 @@ void tn__packed_zero(tn__packed *p);
  * S[i*rs + c*cs]. */
 void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs,
                     int64_t cs);
+/* The panels q0 .. q1 - 1 of p (its columns q0*pw up to min(q1*pw, N)) as
+ * a packed operand of their own that shares p's memory: one thread's part
+ * of a product split by columns. */
+tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1);
 /* C [M, N] (ldc) := A [M, K] (lda) @ W, or += when acc. */
 void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
                     int64_t ldc, bool acc, void *scratch);
