@@ -1,5 +1,5 @@
 /* bench/rnn_bench.c - the training step of the benchmark contract
- * (DESIGN.md section 6), timed.
+ * (docs/design.md section 4), timed.
  *
  *   ids [B, T] over V = 65 -> Embedding(65, 64) -> RNN/LSTM/GRU (hidden H,
  *   L layers, unidirectional, batch first) -> Linear(H, 65) ->
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     double seconds = 5.0;
     bool custom = false;
     const cli_opt table[] = {
-        {"--config", CLI_CHOICE, &config_opt, "NAME", "named configuration (DESIGN.md section 6)",
+        {"--config", CLI_CHOICE, &config_opt, "NAME", "named configuration (docs/design.md)",
          .choices = "lstm-s|lstm-m|gru-s|rnn-s"},
         {"--cell", CLI_CHOICE, &cell_opt, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
          .def = "the config's"},
@@ -236,7 +236,7 @@ int main(int argc, char **argv)
         .summary = "the training step of the benchmark contract, timed",
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0]),
-        .notes = "The step of DESIGN.md section 6: Embedding(65, 64) -> cell -> Linear(H, 65)\n"
+        .notes = "The step of docs/design.md: Embedding(65, 64) -> cell -> Linear(H, 65)\n"
                  "-> cross-entropy -> backward -> clip 1.0 -> Adam 1e-3, float32, fixed random\n"
                  "ids. Explicit sizes override the named config. The last stdout line is\n"
                  "key=value pairs (config=... tokens_per_s=...). Under mpirun -np N the\n"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark-contract training step (DESIGN.md section 6) in PyTorch.
+"""The benchmark-contract training step (docs/design.md section 4) in PyTorch.
 
     ids [B, T] over V = 65 -> nn.Embedding(65, 64) -> nn.LSTM/GRU/RNN
     (hidden H, L layers, batch_first) -> nn.Linear(H, 65) -> F.cross_entropy

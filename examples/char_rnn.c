@@ -130,8 +130,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         .n_opts = (int)(sizeof table / sizeof table[0]),
         .notes = "Without --data, train uses about 200 KB of English-like text it generates.\n"
                  "Example, on tinyshakespeare (works of Shakespeare, public domain) from the\n"
-                 "project's shared data (../shared/data/README.md lists the sources):\n"
-                 "  char_rnn train --data ../shared/data/tinyshakespeare.txt --steps 1000 \\\n"
+                 "repository's data/ (data/README.md lists the sources):\n"
+                 "  char_rnn train --data data/tinyshakespeare.txt --steps 1000 \\\n"
                  "      --checkpoint lm.safetensors --log curve.csv\n"
                  "  char_rnn sample --checkpoint lm.safetensors --prime \"ROMEO:\" --top-k 20\n",
     };

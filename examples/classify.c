@@ -402,8 +402,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         .n_opts = (int)(sizeof table / sizeof table[0]),
         .notes = "Class imbalance (--balance weights, the default): class c weighs n/(C*n_c) in\n"
                  "the cross-entropy (n training examples, n_c of class c), as PyTorch's\n"
-                 "cross_entropy(weight=...). Data: ../shared/data/names (surnames of 18\n"
-                 "languages; see ../shared/data/README.md). Examples are cut to their first\n"
+                 "cross_entropy(weight=...). Data: data/names in the repository (surnames of\n"
+                 "18 languages; see data/README.md). Examples are cut to their first\n"
                  "64 characters; an empty line given to predict reads as one unknown one.\n",
     };
     return cli_parse(&spec, argc, argv, command);

@@ -1,5 +1,5 @@
 /* examples/gradient_flow.c - vanishing and exploding gradients, measured
- * (lecture notes shared/seeds/000 section 7 and 001 section 4).
+ * (the lecture notes' account of the gradient flow of a vanilla RNN).
  *
  * A recurrent cell runs over one long random input sequence x_1..x_T; the
  * loss looks at the last step only, L = v . h_T (v a fixed random readout),
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
         .prog = "gradient_flow",
         .summary = "the norm of dL/dh_t against t for RNN (tanh, relu), LSTM and GRU, uniform "
                    "and orthogonal W_hh, and an exploding start trained with and without "
-                   "clipping (lecture notes 000 section 7, 001 section 4)",
+                   "clipping (the lecture notes' vanishing and exploding gradients)",
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = cli_parse(&spec, argc, argv, NULL);

@@ -1,7 +1,7 @@
 /* examples/hidden_states.c - what the hidden units of a trained char_rnn
- * model respond to (the closing offer of lecture notes shared/seeds/003:
- * a visualisation of the hidden state; the view of Karpathy's "The
- * Unreasonable Effectiveness of Recurrent Neural Networks").
+ * model respond to (the visualisation of the hidden state that the lecture
+ * notes offer at their close; the view of Karpathy's "The Unreasonable
+ * Effectiveness of Recurrent Neural Networks").
  *
  * The model reads a text one character at a time from a zero state; after
  * each character it records the last layer's hidden state h (units
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
         .prog = "hidden_states",
         .summary = "which hidden units of a char_rnn model follow quotes, line position, "
                    "newlines...: a ranking by correlation and an HTML page colouring the text "
-                   "by their activations (lecture notes 003)",
+                   "by their activations (the lecture notes' hidden-state visualisation)",
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = cli_parse(&spec, argc, argv, NULL);

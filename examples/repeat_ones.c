@@ -1,7 +1,7 @@
-/* examples/repeat_ones.c - the hand-built RNN of the lecture notes
- * (shared/seeds/000, section 3): a vanilla RNN whose weights are set by
- * hand so that it detects two 1s in a row in a binary sequence, then the
- * same architecture trained from a random start by BPTT.
+/* examples/repeat_ones.c - the hand-built RNN of the lecture notes:
+ * a vanilla RNN whose weights are set by hand so that it detects two 1s in
+ * a row in a binary sequence, then the same architecture trained from a
+ * random start by BPTT.
  *
  *   h_t = relu(W_xh x_t + W_hh h_{t-1} + b_h)      (2 hidden units)
  *   y_t = W_hy h_t + b_y                            (2 logits: no, yes)
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     };
     const cli_spec spec = {.prog = "repeat_ones",
                            .summary = "a hand-built RNN that detects two 1s in a row, and the "
-                                      "same RNN trained by BPTT (lecture notes 000, section 3)",
+                                      "same RNN trained by BPTT (an exercise of the lecture notes)",
                            .opts = table,
                            .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = cli_parse(&spec, argc, argv, NULL);

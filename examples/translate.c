@@ -538,8 +538,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         .command_help = command_help,
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0]),
-        .notes = "Data: ../shared/data/eng-fra-76k.txt (Tatoeba Project, tatoeba.org, CC-BY 2.0 FR;\n"
-                 "see ../shared/data/README.md). Without --data, train learns to write numbers\n"
+        .notes = "Data: data/eng-fra-76k.txt (Tatoeba Project, tatoeba.org, CC-BY 2.0 FR;\n"
+                 "see data/README.md). Without --data, train learns to write numbers\n"
                  "in words.\n",
     };
     return cli_parse(&spec, argc, argv, command);

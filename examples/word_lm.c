@@ -147,7 +147,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0]),
         .notes = "Examples:\n"
-                 "  word_lm train --data ../shared/data/tinyshakespeare.txt --steps 2000 \\\n"
+                 "  word_lm train --data data/tinyshakespeare.txt --steps 2000 \\\n"
                  "      --checkpoint wlm.safetensors --log curve.csv\n"
                  "  word_lm eval --checkpoint wlm.safetensors --data held_out.txt\n"
                  "  word_lm sample --checkpoint wlm.safetensors --prime \"KING HENRY\" "

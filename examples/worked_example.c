@@ -1,5 +1,5 @@
 /* examples/worked_example.c - the worked example of the lecture notes
- * (shared/seeds/004, section 2): a character-level RNN reading "hell" and
+ * (a forward pass done by hand): a character-level RNN reading "hell" and
  * predicting "ello", with the notes' weights, computed by the library:
  *
  *   h_t = tanh(W_x x_t + W_h h_{t-1} + b_h),  y_t = softmax(W_y h_t + b_y)

@@ -1,5 +1,5 @@
 /* tests/test_seed_example.c - the worked example of the lecture notes
- * shared/seeds/004_1bc2c0ed02cfb233.txt, section 2: a character-level RNN
+ * (a forward pass worked out by hand there): a character-level RNN
  * over "hell" (alphabet h, e, l, o; one-hot inputs; D_x = 4, D_h = 3,
  * D_y = 4) with the notes' W_x, W_h, W_y, b_h, b_y and h0 = 0:
  *

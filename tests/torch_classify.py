@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference of examples/classify (run by hand; CI does not need it).
 
-    /usr/bin/python3 tests/torch_classify.py --data ../shared/data/names \
+    /usr/bin/python3 tests/torch_classify.py --data data/names \
         --steps 3000 --eval-every 1000 --threads 2
 
 Options mean what they mean for `classify train` and default the same. The

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference of examples/translate (run by hand; CI does not need it).
 
-    /usr/bin/python3 tests/torch_translate.py --data ../shared/data/eng-fra-76k.txt \
+    /usr/bin/python3 tests/torch_translate.py --data data/eng-fra-76k.txt \
         --steps 1000 --eval-every 250 [--threads 2] [--log curve.csv]
 
 The same model, training scheme, tokenisation and split as `translate

@@ -8,8 +8,8 @@
         [--vectors FILE] [--freeze-embedding]
 
 is the counterpart of `build/examples/word_lm train ...` with the same
-options (same defaults; --data defaults to ../shared/data/tinyshakespeare.txt
-next to the repository). Both print the same lines, so the curves compare
+options (same defaults; --data defaults to the repository's
+data/tinyshakespeare.txt). Both print the same lines, so the curves compare
 directly (the numbers differ only through the random streams: init, dropout;
 stderr carries a line on the model and, with --vectors, the words found):
 
@@ -64,7 +64,7 @@ import torch
 import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt")
+DEFAULT_DATA = os.path.join(HERE, "..", "data", "tinyshakespeare.txt")
 UNK, EOS = 0, 1
 BLANKS = re.compile(rb"[ \t\r\v\f]+")
 

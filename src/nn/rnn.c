@@ -3,7 +3,7 @@
  * tape's.
  *
  * A sequence layer is, per layer and direction, one recurrent op
- * (tn_recurrent: the whole time loop, structured as DESIGN.md section 5
+ * (tn_recurrent: the whole time loop, structured as docs/design.md section 3
  * describes), then concat of the directions and dropout between layers.
  * The single-step cell API composes addmm and the fused cell ops.
  */

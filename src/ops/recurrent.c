@@ -1,6 +1,6 @@
 /* src/ops/recurrent.c - one direction of a recurrent layer (RNN, LSTM, GRU)
  * over a whole sequence as one op, structured as the fastest RNN
- * implementations are (DESIGN.md section 5):
+ * implementations are (docs/design.md section 3):
  *
  *   forward   A [B*T, G] = X [B*T, I] @ W_ih^T       one GEMM for all steps
  *             per step t, on every thread k for its hidden units:

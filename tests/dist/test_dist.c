@@ -7,7 +7,7 @@
  * tn_dist_allreduce; every rank also trains a copy on the whole batch in
  * one process. The parameters must agree:
  *   - distributed vs one process: max relative difference 1e-5 in float32
- *     and 1e-12 in float64 (the issue's bounds: the mean of the two
+ *     and 1e-12 in float64 (the required bounds: the mean of the two
  *     halves' mean losses is the global mean loss, so the gradients are
  *     equal up to rounding of the sums in another order);
  *   - deterministic mode: two runs bitwise identical, and every rank
