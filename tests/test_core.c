@@ -133,6 +133,38 @@ static void test_backward(void)
     tn_tape_free(tp);
 }
 
+/* Tape gradients are cleared when first needed (src/ops/backward.c), not
+ * all at the start: after backward every recorded tensor's gradient is
+ * still exact, a tensor with no path to the loss has gradient 0 (also in an
+ * arena that held other values), and a second backward on the same tape
+ * clears again instead of adding to the first one's intermediate sums.
+ * Exact comparisons: small integers in double. */
+static void test_backward_clears(void)
+{
+    tn_tensor *w = tn_tensor_from(TN_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+    tn_tensor_set_requires_grad(w, true);
+    tn_tensor *ones = tn_tensor_full(TN_F64, 1, (int64_t[]){3}, 1.0);
+    tn_tape *tp = tn_tape_new();
+    for (int round = 0; round < 2; round++) { /* round 1 reuses round 0's arena */
+        tn_tape_reset(tp);
+        tn_tensor *a = tn_scale(tp, w, 3);    /* a = 3w, da = 2 */
+        tn_tensor *dead = tn_scale(tp, a, 5); /* not on the loss path */
+        tn_tensor *b = tn_add(tp, a, a);      /* b = 6w */
+        CHECK(dead && b && tn_backward_from(tp, b, ones) == TN_OK);
+        CHECK(tn_backward_from(tp, b, ones) == TN_OK); /* again on the same tape */
+        for (int i = 0; i < 3; i++) {
+            CHECK_NEAR(tn_tensor_grad_get(a, i), 2, 0);
+            CHECK_NEAR(tn_tensor_grad_get(dead, i), 0, 0);
+            CHECK_NEAR(tn_tensor_grad_get(b, i), 1, 0);
+            CHECK_NEAR(tn_tensor_grad_get(w, i), 2 * 6, 0); /* parameters accumulate */
+        }
+        tn_tensor_zero_grad(w);
+    }
+    tn_tape_free(tp);
+    tn_tensor_free(w);
+    tn_tensor_free(ones);
+}
+
 /* One mechanism for errors: NULL + message naming op and shapes, sticky on
  * the tape, later ops return NULL quietly, backward refuses. */
 static void test_errors(void)
@@ -298,6 +330,7 @@ int main(void)
     test_rng();
     test_views();
     test_backward();
+    test_backward_clears();
     test_errors();
     test_watch();
     test_no_alloc();

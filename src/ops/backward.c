@@ -7,9 +7,9 @@
 #include "ops_internal.h"
 
 /* Give every recorded node its gradient: views alias their base's, other
- * tape tensors get a zeroed contiguous buffer from the arena (reused when
- * backward runs twice on one tape). Nodes are visited in creation order,
- * so a base is ready before its views. */
+ * tape tensors get a contiguous buffer from the arena (reused when
+ * backward runs twice on one tape), not yet zeroed (see zmap). Nodes are
+ * visited in creation order, so a base is ready before its views. */
 static bool grads_prepare(tn_tape *tp)
 {
     for (size_t i = 0; i < tp->n_nodes; i++) {
@@ -22,9 +22,76 @@ static bool grads_prepare(tn_tape *tp)
         size_t nb = (size_t)tn_numel(t) * es;
         if (!t->grad && !(t->grad = tn_tape_alloc(tp, nb)))
             return false;
-        memset(t->grad, 0, nb);
     }
     return true;
+}
+
+/* Gradients are zeroed when first needed rather than all at the start: a
+ * node's buffer is cleared right before the first backward kernel that
+ * may add into it (one of its consumers, or its own when it has none), so
+ * the zeroes are still in cache when the sums arrive, and a step touches
+ * each gradient once instead of clearing the whole tape's first. zmap
+ * records which nodes (by their non-view root) are cleared: an open
+ * addressing set in the arena, built per backward. */
+typedef struct zmap {
+    tn_tensor **key;
+    bool *done;
+    size_t mask;
+} zmap;
+
+static size_t zmap_slot(const zmap *z, const tn_tensor *t)
+{
+    size_t i = ((uintptr_t)t >> 6) * 0x9E3779B97F4A7C15u & z->mask;
+    while (z->key[i] && z->key[i] != t)
+        i = (i + 1) & z->mask;
+    return i;
+}
+
+static bool zmap_build(tn_tape *tp, zmap *z)
+{
+    size_t cap = 16;
+    while (cap < 2 * tp->n_nodes)
+        cap *= 2;
+    z->key = tn_tape_alloc(tp, cap * sizeof *z->key);
+    z->done = z->key ? tn_tape_alloc(tp, cap * sizeof *z->done) : NULL;
+    if (!z->done)
+        return false;
+    memset(z->key, 0, cap * sizeof *z->key);
+    memset(z->done, 0, cap * sizeof *z->done);
+    z->mask = cap - 1;
+    for (size_t i = 0; i < tp->n_nodes; i++)
+        if (!tp->nodes[i]->is_view)
+            z->key[zmap_slot(z, tp->nodes[i])] = tp->nodes[i];
+    return true;
+}
+
+/* Clear t's gradient (its root's, for a view) unless done already or t is
+ * not a node of this backward (a parameter, a leaf: never cleared here). */
+static void zero_once(zmap *z, tn_tensor *t)
+{
+    if (!t)
+        return;
+    while (t->is_view)
+        t = t->src[0];
+    size_t i = zmap_slot(z, t);
+    if (z->key[i] == t && !z->done[i]) {
+        memset(t->grad, 0, (size_t)tn_numel(t) * tn_dtype_size(t->dtype));
+        z->done[i] = true;
+    }
+}
+
+/* Before t's backward: its own gradient and every gradient it adds into
+ * (its inputs; concat and stack keep theirs in aux, iparam[1] of them). */
+static void zero_for(zmap *z, tn_tensor *t)
+{
+    zero_once(z, t);
+    for (int k = 0; k < TN_MAX_SRC; k++)
+        zero_once(z, t->src[k]);
+    if (t->op == TN_OP_CONCAT || t->op == TN_OP_STACK) {
+        tn_tensor **xs = t->aux;
+        for (int64_t k = 0; k < t->iparam[1]; k++)
+            zero_once(z, xs[k]);
+    }
 }
 
 static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char *fn)
@@ -49,8 +116,10 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             fn, TN_SHP(y));
     tp->n_defer = 0;
     tp->op_cache = NULL; /* the parameters may have changed since the forward */
-    if (!grads_prepare(tp))
+    zmap z;
+    if (!grads_prepare(tp) || !zmap_build(tp, &z))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
+    zero_once(&z, y);
     int64_t n = tn_numel(y);
     for (int64_t i = 0; i < n; i++) {
         int64_t o = tn__offset_of(y, i);
@@ -63,6 +132,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     for (size_t i = tp->n_nodes; i-- > 0;) {
         tn_tensor *t = tp->nodes[i];
         tn_backward_fn bw = tn__op_table[t->op].backward;
+        zero_for(&z, t);
         if (t->has_deferred) /* t's gradient must be complete before use */
             tn__matmul_flush(tp, t);
         if (bw)
