@@ -43,5 +43,6 @@ GC_FAMILY(index) __attribute__((weak));
 GC_FAMILY(loss) __attribute__((weak));
 GC_FAMILY(fused) __attribute__((weak));
 GC_FAMILY(recurrent) __attribute__((weak));
+GC_FAMILY(custom) __attribute__((weak));
 
 #endif

@@ -228,6 +228,16 @@ TN_API tn_rng *tn_tape_rng(tn_tape *tp);
 TN_API size_t tn_tape_arena_capacity(const tn_tape *tp);
 /** Number of ops recorded since the last reset. */
 TN_API size_t tn_tape_size(const tn_tape *tp);
+/** The op recorded at position i (0-based, in recording order) since the
+ * last reset, or NULL when i >= tn_tape_size. Owned by the tape. */
+TN_API tn_tensor *tn_tape_node(const tn_tape *tp, size_t i);
+/** For gradient checks (tn_gradcheck_blame): from now on, whenever the op
+ * at position `node` is recorded, add delta to element `index` (row-major)
+ * of its result right after it is computed, so that every later op sees
+ * the changed value. node < 0 turns it off (the default); tn_tape_reset
+ * keeps the setting, so one probe can be replayed by resetting and
+ * recording again. */
+TN_API void tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta);
 
 /** Scratch memory from the arena, valid until reset; 64-byte aligned,
  * uninitialised. NULL (and a sticky error) when out of memory. */

@@ -76,11 +76,16 @@ typedef enum tn_op {
     TN_OP_GRU_CELL,
     /* recurrent.c: a whole recurrent layer direction */
     TN_OP_RECURRENT,
+    /* custom.c: an op defined by the user's callbacks (tn_custom) */
+    TN_OP_CUSTOM,
     TN_OP_COUNT
 } tn_op;
 
 /** Name of an op ("add"), or "?" for an id outside the table. */
 TN_API const char *tn_op_name(int op);
+/** Name of the op that made t: tn_op_name(t->op), or for a user-defined
+ * op (tn_custom) its own name; "leaf" for a tensor no op made. */
+TN_API const char *tn_tensor_op_name(const tn_tensor *t);
 
 /* Loss reductions (PyTorch's 'none', 'mean', 'sum'). */
 typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NONE = 2 } tn_reduction;
@@ -89,8 +94,9 @@ typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NON
 
 /** Back-propagate from a scalar (numel 1) loss: seeds d loss = 1 and walks
  * the tape in reverse, accumulating (+=) into the gradients of every tensor
- * that requires grad, parameters included. Tape gradients are zeroed at the
- * start of every call; parameter gradients are not (zero them yourself).
+ * that requires grad, parameters included. Tape gradients start from zero
+ * in every call (each is cleared right before the first kernel that adds
+ * into it); parameter gradients are not zeroed (zero them yourself).
  * Fails (without touching any gradient) if the tape has a sticky error. */
 TN_API tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
 /** Same, seeding the gradient of y with dy (same shape as y, any dtype). */
@@ -307,6 +313,37 @@ typedef struct tn_rnn_weights {
  * a second backward through the same result fails the tape. */
 TN_API tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
                                tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse);
+
+/* ---- user-defined ops (src/ops/custom.c) ---- */
+
+/* An op written by the user: a forward and a backward callback that the
+ * tape records and calls like its own kernels, so that a model can use an
+ * operation the library lacks and still get its gradient from the tape,
+ * and tn_gradcheck / tn_gradcheck_blame check it by name. */
+typedef struct tn_custom_op {
+    /* Name in messages and in tn_gradcheck_blame's report (not copied: a
+     * string that outlives every tape using the op, e.g. a literal). */
+    const char *name;
+    /* Compute y from in[0 .. n_in-1]. y is contiguous with the shape given
+     * to tn_custom and its data uninitialised; every input is contiguous
+     * (tn_custom makes a copy of a strided one). Return TN_OK, or a status
+     * after tn_set_error: the tape then fails naming the op. */
+    tn_status (*forward)(tn_tensor *y, tn_tensor *const *in, int n_in, void *ctx);
+    /* Add (+=) dL/d in[k] into in[k]->grad for every input whose grad is not
+     * NULL (others need none), from y's data and dL/dy in y->grad; every
+     * buffer is contiguous, of the op's dtype. May be NULL for an op that
+     * passes no gradient. */
+    void (*backward)(const tn_tensor *y, tn_tensor *const *in, int n_in, void *ctx);
+} tn_custom_op;
+
+/** Record a user-defined op: y (dtype of in[0], shape [ndim] shape) :=
+ * op->forward(in). 1 <= n_in <= TN_MAX_SRC float inputs of one dtype; op
+ * and ctx must stay valid until the tape is reset (backward calls them).
+ * y requires grad when an input does (and the tape records gradients).
+ * NULL on error: bad arguments or a failing forward fail the tape with a
+ * message naming op->name. */
+TN_API tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in,
+                            tn_tensor *const *in, int ndim, const int64_t *shape);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,8 @@ struct tn_tape {
      * src/ops/matmul.c): arena memory, forgotten by tn_tape_reset and at the
      * start and end of every backward. */
     void *op_cache;
+    int64_t probe_node, probe_index; /* tn_tape_set_probe (node -1: off) */
+    double probe_delta;
     tn_status err;
     char errmsg[512];
     bool grad_enabled;

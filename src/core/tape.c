@@ -40,6 +40,7 @@ tn_tape *tn_tape_new(void)
     memset(tp, 0, sizeof *tp);
     tp->grad_enabled = true;
     tp->training = true;
+    tp->probe_node = -1;
     tn_rng_seed(&tp->rng, 0);
     return tp;
 }
@@ -126,6 +127,20 @@ bool tn_tape_training(const tn_tape *tp) { return tp->training; }
 void tn_tape_set_watch(tn_tape *tp, bool on) { tp->watch = on; }
 tn_rng *tn_tape_rng(tn_tape *tp) { return &tp->rng; }
 size_t tn_tape_size(const tn_tape *tp) { return tp->n_nodes; }
+
+tn_tensor *tn_tape_node(const tn_tape *tp, size_t i)
+{
+    return tp && i < tp->n_nodes ? tp->nodes[i] : NULL;
+}
+
+void tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta)
+{
+    if (!tp)
+        return;
+    tp->probe_node = node < 0 ? -1 : node;
+    tp->probe_index = index;
+    tp->probe_delta = delta;
+}
 
 size_t tn_tape_arena_capacity(const tn_tape *tp)
 {

@@ -38,6 +38,7 @@ void tn__bw_mse(tn_tensor *y);
 void tn__bw_lstm_cell(tn_tensor *y);
 void tn__bw_gru_cell(tn_tensor *y);
 void tn__bw_recurrent(tn_tensor *y);
+void tn__bw_custom(tn_tensor *y);
 
 const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_NONE] = {"leaf", NULL},
@@ -79,6 +80,7 @@ const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_LSTM_CELL] = {"lstm_cell", tn__bw_lstm_cell},
     [TN_OP_GRU_CELL] = {"gru_cell", tn__bw_gru_cell},
     [TN_OP_RECURRENT] = {"recurrent", tn__bw_recurrent},
+    [TN_OP_CUSTOM] = {"custom", tn__bw_custom},
 };
 
 const char *tn_op_name(int op)
