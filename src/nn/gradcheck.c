@@ -37,6 +37,27 @@ static tn_status eval(tn_gradcheck_fn f, void *ctx, tn_tape *tp, tn_tensor *cons
     return TN_OK;
 }
 
+/* Record f on tp and back-propagate dL/dy = w: every recorded tensor and
+ * every input that requires grad then holds dL/d itself. */
+static tn_status analytic(tn_gradcheck_fn f, void *ctx, tn_tape *tp, tn_tensor *const *inputs)
+{
+    double loss;
+    tn_tensor *y = NULL;
+    tn_status st = eval(f, ctx, tp, inputs, &loss, &y);
+    if (st != TN_OK)
+        return st;
+    tn_tensor *dy = tn_tensor_new(TN_F64, y->ndim, y->shape);
+    if (!dy)
+        return TN_ERR_MEMORY;
+    tn_rng wr;
+    tn_rng_seed(&wr, GC_SEED + 1);
+    for (int64_t i = 0, n = tn_numel(y); i < n; i++)
+        tn_tensor_set(dy, i, weight(&wr, n));
+    st = tn_backward_from(tp, y, dy);
+    tn_tensor_free(dy);
+    return st;
+}
+
 tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
                        double eps, tn_gradcheck_result *res)
 {
@@ -48,26 +69,11 @@ tn_status tn_gradcheck(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *co
     if (!tp)
         return TN_ERR_MEMORY;
     tn_status st = TN_OK;
-    double loss;
-    tn_tensor *y = NULL;
     for (int k = 0; k < n_inputs; k++)
         tn_tensor_zero_grad(inputs[k]);
 
     /* Analytic gradients: one backward with dy = w. */
-    if ((st = eval(f, ctx, tp, inputs, &loss, &y)) != TN_OK)
-        goto done;
-    tn_tensor *dy = tn_tensor_new(TN_F64, y->ndim, y->shape);
-    if (!dy) {
-        st = TN_ERR_MEMORY;
-        goto done;
-    }
-    tn_rng wr;
-    tn_rng_seed(&wr, GC_SEED + 1);
-    for (int64_t i = 0, n = tn_numel(y); i < n; i++)
-        tn_tensor_set(dy, i, weight(&wr, n));
-    st = tn_backward_from(tp, y, dy);
-    tn_tensor_free(dy);
-    if (st != TN_OK)
+    if ((st = analytic(f, ctx, tp, inputs)) != TN_OK)
         goto done;
 
     for (int k = 0; k < n_inputs; k++) {
@@ -188,22 +194,7 @@ tn_status tn_gradcheck_blame(tn_gradcheck_fn f, void *ctx, int n_inputs,
 
     /* The analytic gradients of every recorded tensor, on a tape kept for
      * the consumers' names. */
-    double loss;
-    tn_tensor *y = NULL;
-    if ((st = eval(f, ctx, first, inputs, &loss, &y)) != TN_OK)
-        goto done;
-    tn_tensor *dy = tn_tensor_new(TN_F64, y->ndim, y->shape);
-    if (!dy) {
-        st = TN_ERR_MEMORY;
-        goto done;
-    }
-    tn_rng wr;
-    tn_rng_seed(&wr, GC_SEED + 1);
-    for (int64_t i = 0, n = tn_numel(y); i < n; i++)
-        tn_tensor_set(dy, i, weight(&wr, n));
-    st = tn_backward_from(first, y, dy);
-    tn_tensor_free(dy);
-    if (st != TN_OK)
+    if ((st = analytic(f, ctx, first, inputs)) != TN_OK)
         goto done;
     size_t n_nodes = tn_tape_size(first);
     ps = malloc(sizeof *ps * (n_nodes + (size_t)n_inputs));

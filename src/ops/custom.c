@@ -15,17 +15,6 @@ typedef struct custom_rec {
     int n_in;
 } custom_rec;
 
-static bool is_contiguous(const tn_tensor *t)
-{
-    int64_t want = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->stride[d] != want)
-            return false;
-        want *= t->shape[d];
-    }
-    return true;
-}
-
 tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in,
                      tn_tensor *const *in, int ndim, const int64_t *shape)
 {
@@ -46,7 +35,7 @@ tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in,
         return NULL;
     tn_tensor *xs[TN_MAX_SRC];
     for (int k = 0; k < n_in; k++)
-        if (!(xs[k] = is_contiguous(in[k]) ? in[k] : tn_contiguous(tp, in[k])))
+        if (!(xs[k] = tn_is_contiguous(in[k]) ? in[k] : tn_contiguous(tp, in[k])))
             return NULL;
     custom_rec *rec = tn_tape_alloc(tp, sizeof *rec);
     if (!rec)
