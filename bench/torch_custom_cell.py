@@ -19,16 +19,14 @@ that custom_cell bench prints) and BLIS_NUM_THREADS=N, as bench/compare does.
 import argparse
 import importlib.util
 import os
-import resource
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from torch_bench import sgemm_peak  # noqa: E402
+from torch_bench import sgemm_peak, time_steps  # noqa: E402
 
 # The model of tests/torch_custom_cell.py (a file of the same name as this
 # one, so loaded by path).
@@ -51,8 +49,12 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int,
+                    help="untimed steps first (default 3; 6 with --mode script, whose second "
+                         "step compiles the loop: steps 2-4 were seen 2-5 times slower)")
     a = ap.parse_args()
+    if a.warmup is None:
+        a.warmup = 6 if a.mode == "script" else 3
     if min(a.hidden, a.embed, a.batch, a.seq, a.threads) < 1 or a.seconds < 0 or a.warmup < 0:
         ap.error("sizes and --threads must be >= 1, --seconds and --warmup >= 0")
     B, T, H, E = a.batch, a.seq, a.hidden, a.embed
@@ -79,21 +81,7 @@ def main():
         opt.step()
         return loss.item()
 
-    first = None
-    for _ in range(a.warmup):  # TorchScript profiles and optimises in its first runs
-        loss = step()
-        first = loss if first is None else first
-    steps = 0
-    t0 = time.perf_counter()
-    while True:
-        loss = step()
-        steps += 1
-        el = time.perf_counter() - t0
-        if el >= a.seconds and steps >= 2:
-            break
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"torch_custom_cell: loss {first if first is not None else float('nan'):.4f} "
-          f"(first warm-up step) -> {loss:.4f} after {a.warmup + steps} steps", file=sys.stderr)
+    el, steps, rss_mb = time_steps("torch_custom_cell", step, a.warmup, a.seconds)
     sec = el / steps
     # Counted as custom_cell bench and rnn_bench count them.
     flops = 6 * GATES[a.cell] * B * T * H * (E + H) + 6 * B * T * H * V
