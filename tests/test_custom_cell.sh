@@ -144,6 +144,15 @@ refuse 2 "--data" eval --checkpoint "$TMP/peephole.st"
 refuse 2 "--checkpoint" train --steps 1 --checkpoint "$TMP/no/such/dir/x.st"
 refuse 2 "--prime" sample --checkpoint "$TMP/peephole.st" --prime $'\xff'
 refuse 2 "--seconds" bench --seconds -1
+refuse 2 "--log" train --steps 1 --log "$TMP/no/such/dir/log.csv"
+# --help lists the options with their defaults on stdout, exit 0.
+out=$("$BIN" train --help 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [[ "$out" == *"--cell"*"peephole|mgu"*"--hidden"*"128"* ]]; then
+    pass "train --help lists --cell and --hidden with its default"
+else
+    fail "train --help: exit $rc: $out"
+fi
 # Bad files: exit 1 naming the file.
 refuse 1 "$TMP/none.st" sample --checkpoint "$TMP/none.st"
 refuse 1 "$FIX/char_rnn_torch.safetensors" eval --checkpoint "$FIX/char_rnn_torch.safetensors" \
