@@ -63,6 +63,28 @@ def sgemm_peak(reps=5):
     return 2.0 * n ** 3 / best / 1e9
 
 
+def time_steps(prog, step, warmup, seconds):
+    """warmup untimed calls of step() (a training step returning its loss),
+    then as many as fit in seconds (at least 2). Prints the first and last
+    loss on stderr; returns (elapsed seconds, timed steps, peak RSS in MB)."""
+    first = loss = float("nan")
+    for w in range(warmup):
+        loss = step()
+        first = loss if w == 0 else first
+    steps = 0
+    t0 = time.perf_counter()
+    while True:
+        loss = step()
+        steps += 1
+        el = time.perf_counter() - t0
+        if el >= seconds and steps >= 2:
+            break
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"{prog}: loss {first:.4f} (first warm-up step) -> {loss:.4f} after "
+          f"{warmup + steps} steps", file=sys.stderr)
+    return el, steps, rss_mb
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", choices=sorted(NAMED), default="lstm-s")
@@ -102,21 +124,7 @@ def main():
         opt.step()
         return loss.item()
 
-    first = None
-    for w in range(a.warmup):
-        loss = step()
-        first = loss if first is None else first
-    steps = 0
-    t0 = time.perf_counter()
-    while True:
-        loss = step()
-        steps += 1
-        el = time.perf_counter() - t0
-        if el >= a.seconds and steps >= 2:
-            break
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"torch_bench: loss {first if first is not None else float('nan'):.4f} "
-          f"(first warm-up step) -> {loss:.4f} after {a.warmup + steps} steps", file=sys.stderr)
+    el, steps, rss_mb = time_steps("torch_bench", step, a.warmup, a.seconds)
 
     sec = el / steps
     per = {"lstm": 24, "gru": 18, "rnn": 6}[cell]
