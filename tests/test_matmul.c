@@ -374,6 +374,13 @@ static void test_weight_forward(tn_dtype dt)
             check_tensor(y2, want, mag, tol_of(dt, K), what);
             CHECK(y1 && y2 &&
                   memcmp(y1->data, y2->data, (size_t)(M * N) * tn_dtype_size(dt)) == 0);
+            /* addmm: the packed product accumulates onto the bias */
+            tn_tensor *bias = rand_t(dt, 1, N, 1, 1);
+            for (int64_t i = 0; i < M * N; i++)
+                want[i] += tn_tensor_get(bias, i % N);
+            strncat(what, " (addmm)", sizeof what - strlen(what) - 1);
+            check_tensor(tn_addmm(tp, bias, a0, b), want, mag, tol_of(dt, K), what);
+            tn_tensor_free(bias);
             free(av), free(bv), free(want), free(mag);
             tn_tape_free(tp);
             tn_tensor_free(a0), tn_tensor_free(b0);

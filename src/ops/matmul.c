@@ -490,7 +490,9 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
             for (int64_t j = 0; j < N; j++) Y[i * N + j] = B[i * rs + j * cs];
         });
     });
-    tn__gemm(y->dtype, mat_of(a, 0, 0, false), mat_of(b, 0, 0, false), 1.0, mat_of(y, 0, 0, false));
+    tn__mat A = mat_of(a, 0, 0, false), B = mat_of(b, 0, 0, false), Y = mat_of(y, 0, 0, false);
+    if (!(is_weight(b) && packed_product(tp, y->dtype, A, B, Y, true)))
+        tn__gemm(y->dtype, A, B, 1.0, Y);
     return tn__finish(tp, y);
 }
 
