@@ -1,5 +1,5 @@
-/* A 2-layer LSTM sequence classifier: the README's layer example.
- * (The README shows this file verbatim; a test keeps the two in step.) */
+/* A 2-layer LSTM sequence classifier: the layer example of docs/library.md.
+ * (docs/library.md shows this file verbatim; a test keeps the two in step.) */
 #include <stdio.h>
 #include <tensor/tensor.h>
 

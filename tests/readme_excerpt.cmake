@@ -1,6 +1,6 @@
-# Fails when a README excerpt of a source file is no longer in it: every
+# Fails when a document's excerpt of a source file (docs/custom_cell.md) is no longer in it: every
 # ```c block between <!-- excerpt: FILE --> and <!-- /excerpt --> must
-# stand verbatim in FILE (a path under the project root), and the README
+# stand verbatim in FILE (a path under the project root), and the document
 # must have at least one.
 cmake_minimum_required(VERSION 3.16)
 file(READ ${README} readme)
@@ -13,20 +13,20 @@ while(TRUE)
   string(SUBSTRING "${readme}" ${at} -1 readme)
   string(REGEX MATCH "^<!-- excerpt: ([^ ]+) -->\n```c\n([^`]*)```\n<!-- /excerpt -->" block "${readme}")
   if(NOT block)
-    message(FATAL_ERROR "README.md: an excerpt block is not '<!-- excerpt: FILE -->', a ```c fence, '<!-- /excerpt -->'")
+    message(FATAL_ERROR "${README}: an excerpt block is not '<!-- excerpt: FILE -->', a ```c fence, '<!-- /excerpt -->'")
   endif()
   set(path ${CMAKE_MATCH_1})
   set(code "${CMAKE_MATCH_2}")
   file(READ ${ROOT}/${path} src)
   string(FIND "${src}" "${code}" found)
   if(found EQUAL -1)
-    message(FATAL_ERROR "README.md's excerpt of ${path} is not in ${path}:\n${code}")
+    message(FATAL_ERROR "${README}'s excerpt of ${path} is not in ${path}:\n${code}")
   endif()
   math(EXPR n "${n} + 1")
   string(LENGTH "${block}" len)
   string(SUBSTRING "${readme}" ${len} -1 readme)
 endwhile()
 if(n EQUAL 0)
-  message(FATAL_ERROR "README.md has no excerpt block")
+  message(FATAL_ERROR "${README} has no excerpt block")
 endif()
-message(STATUS "README: ${n} excerpts found verbatim in their files")
+message(STATUS "${README}: ${n} excerpts found verbatim in their files")

@@ -8,7 +8,7 @@
 #    that names the option and what is allowed, and no work done;
 # 2. unusable paths (checkpoint directory, log file, --resume checkpoint,
 #    data that is a directory, missing or not UTF-8) are refused before
-#    training starts, also for the README's 1000-step run;
+#    training starts, also for the 1000-step run of docs/programs/char_rnn.md;
 # 3. --encoding latin-1 reads Latin-1; --temperature 0 samples greedily;
 # 4. -h/--help prints every option with its default to stdout, exit 0;
 #    --version prints VERSION, for every program.
@@ -120,7 +120,7 @@ refused "--hidden '16abc' is not a whole number" -- "$BIN" train --hidden=16abc
 # ---- 2. paths, before any work ----
 mkdir -p "$TMP/dir"
 echo "plain file" > "$TMP/file"
-# The README's 1000-step run with paths it cannot use: refused before the
+# The 1000-step run of docs/programs/char_rnn.md with paths it cannot use: refused before the
 # data is read or the model built (one line on stderr, checked by refused).
 README_RUN=(train --steps 1000)
 refused "--checkpoint $TMP/missing/ck.st" "directory $TMP/missing" "No such file" -- \
