@@ -78,6 +78,8 @@ typedef enum tn_op {
     TN_OP_RECURRENT,
     /* custom.c: an op defined by the user's callbacks (tn_custom) */
     TN_OP_CUSTOM,
+    /* scan.c: a recurrence captured from a step function (tn_scan) */
+    TN_OP_SCAN,
     TN_OP_COUNT
 } tn_op;
 
@@ -344,6 +346,36 @@ typedef struct tn_custom_op {
  * message naming op->name. */
 TN_API tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in,
                             tn_tensor *const *in, int ndim, const int64_t *shape);
+
+/* ---- a recurrence from a step function (src/ops/scan.c) ---- */
+
+/* One step of a recurrent cell written with tape ops: from the step's
+ * inputs x[j] ([B, G_j]) and the states state[k] ([B, H_k]), build the next
+ * states into next[k] (same shapes). Return TN_OK, or an error status
+ * (after tn_set_error or with the tape failed). It must record the same ops
+ * whatever the values (no branching on data). */
+typedef tn_status (*tn_step_fn)(tn_tape *tp, void *ctx, tn_tensor *const *x,
+                                tn_tensor *const *state, tn_tensor **next);
+
+/** Run step over T steps: x[j] are the sequences [T, B, G_j] (1 <= n_x <=
+ * 8), init[k] the initial states [B, H_k] (1 <= n_state <= 8; zeros are
+ * a tape tensor of zeros), all of one float dtype. Returns y [T, B, S], S =
+ * sum H_k: y[t] holds the states after step t side by side (state k in
+ * columns from H_0 + ... + H_{k-1}), so the final states are y[T-1]; the
+ * gradients reach x, init and every parameter the step uses.
+ *
+ * The step is recorded once and replayed as one op when it is made of
+ * products against parameters (tn_matmul or tn_addmm whose right operand
+ * is a parameter or a view of one), element-wise ops on [B, n] values or
+ * on parameters [n] broadcast over the rows, and narrow views along the
+ * last dim, with B <= 256: runs of element-wise ops are then executed row
+ * by row, the rows split over the threads, and the weight gradients summed
+ * as one product over all steps. Any other step runs eagerly, calling step
+ * at every t on tp, with the same result within float rounding. ctx is
+ * passed to step; it need not outlive the call. NULL on error (the tape
+ * names tn_scan or the failing op). */
+TN_API tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *const *x,
+                          int n_state, tn_tensor *const *init);
 
 #ifdef __cplusplus
 }

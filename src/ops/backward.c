@@ -81,7 +81,8 @@ static void zero_once(zmap *z, tn_tensor *t)
 }
 
 /* Before t's backward: its own gradient and every gradient it adds into
- * (its inputs; concat and stack keep theirs in aux, iparam[1] of them). */
+ * (its inputs; concat and stack keep theirs in aux, iparam[1] of them,
+ * scan in its record). */
 static void zero_for(zmap *z, tn_tensor *t)
 {
     zero_once(z, t);
@@ -90,6 +91,12 @@ static void zero_for(zmap *z, tn_tensor *t)
     if (t->op == TN_OP_CONCAT || t->op == TN_OP_STACK) {
         tn_tensor **xs = t->aux;
         for (int64_t k = 0; k < t->iparam[1]; k++)
+            zero_once(z, xs[k]);
+    } else if (t->op == TN_OP_SCAN) {
+        tn_tensor *const *xs;
+        int n;
+        tn__scan_inputs(t, &xs, &n);
+        for (int k = 0; k < n; k++)
             zero_once(z, xs[k]);
     }
 }

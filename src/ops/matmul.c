@@ -123,7 +123,7 @@ typedef struct wpack {
 /* Whether t is, or is a view of, a parameter: a heap tensor that requires
  * grad, whose data only an optimizer step or the user changes between
  * recordings. */
-static bool is_weight(const tn_tensor *t)
+bool tn__is_weight(const tn_tensor *t)
 {
     while (t->is_view)
         t = t->src[0];
@@ -170,7 +170,7 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
  * (row stride lda, unit columns) @ B, B a weight operand, on the packed
  * path when the shapes suit it. Returns false when they do not (the caller
  * uses BLIS) or the arena is out of memory. */
-static bool packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc)
+bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc)
 {
     int64_t M = C.m, N = C.n, K = A.n;
     if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) ||
@@ -243,7 +243,7 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
         return NULL;
     /* y [M, N] := a [M, K] @ b [K, N]; beta = 0 never reads y's memory */
     tn__mat A = mat_of(a, 0, 0, false), B = mat_of(b, 0, 0, false), Y = mat_of(y, 0, 0, false);
-    if (!(is_weight(b) && packed_product(tp, y->dtype, A, B, Y, false)))
+    if (!(tn__is_weight(b) && tn__packed_product(tp, y->dtype, A, B, Y, false)))
         tn__gemm(y->dtype, A, B, 0.0, Y);
     return tn__finish(tp, y);
 }
@@ -325,7 +325,7 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
     tn__mat dy = mat_of(y, d, oy, true);
     if (tn__wants(a)) {
         tn__mat bt = tn__mat_t(mat_of(b, d, ob, false)), da = mat_of(a, d, oa, true);
-        if (!(is_weight(b) && packed_product(y->tape, y->dtype, dy, bt, da, true)))
+        if (!(tn__is_weight(b) && tn__packed_product(y->tape, y->dtype, dy, bt, da, true)))
             grad_gemm(y, a, dy, bt, da);
     }
     if (tn__wants(b))
@@ -491,7 +491,7 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
         });
     });
     tn__mat A = mat_of(a, 0, 0, false), B = mat_of(b, 0, 0, false), Y = mat_of(y, 0, 0, false);
-    if (!(is_weight(b) && packed_product(tp, y->dtype, A, B, Y, true)))
+    if (!(tn__is_weight(b) && tn__packed_product(tp, y->dtype, A, B, Y, true)))
         tn__gemm(y->dtype, A, B, 1.0, Y);
     return tn__finish(tp, y);
 }

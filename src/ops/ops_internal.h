@@ -91,6 +91,19 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
 void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                     const void *W, int64_t rs, int64_t cs, void *C, int64_t ldc, bool acc);
 
+/* Whether t is, or is a view of, a parameter (a heap tensor requiring
+ * grad): a right operand that matmul packs once per recording. */
+bool tn__is_weight(const tn_tensor *t);
+/* C [M, N] (row stride, unit columns) := (or += when acc) A [M, K] (row
+ * stride, unit columns) @ B with B a weight operand packed once per
+ * recording in tp's op cache, columns split over the threads; false when
+ * the shapes do not suit the packed path (use tn__gemm) or the arena is
+ * out of memory. Serial code only (src/ops/matmul.c). */
+bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc);
+
+/* The tensors a scan node's backward adds into (src/ops/scan.c). */
+void tn__scan_inputs(const tn_tensor *y, tn_tensor *const **list, int *n);
+
 /* Run the weight-gradient products that matmul's backward deferred into
  * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.
  * The engine calls it before owner's backward and after the sweep. */

@@ -39,6 +39,7 @@ void tn__bw_lstm_cell(tn_tensor *y);
 void tn__bw_gru_cell(tn_tensor *y);
 void tn__bw_recurrent(tn_tensor *y);
 void tn__bw_custom(tn_tensor *y);
+void tn__bw_scan(tn_tensor *y);
 
 const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_NONE] = {"leaf", NULL},
@@ -81,6 +82,7 @@ const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_GRU_CELL] = {"gru_cell", tn__bw_gru_cell},
     [TN_OP_RECURRENT] = {"recurrent", tn__bw_recurrent},
     [TN_OP_CUSTOM] = {"custom", tn__bw_custom},
+    [TN_OP_SCAN] = {"scan", tn__bw_scan},
 };
 
 const char *tn_op_name(int op)
