@@ -65,6 +65,7 @@ typedef struct cell_model {
     tn_tensor *p_i, *p_f, *p_o;    /* peepholes [H] (peephole only) */
     tn_linear head;
     bool cut_bptt; /* gradcheck's negative control: detach the state at every step */
+    bool eager;    /* run the step loop here instead of through tn_scan (bench --eager) */
 } cell_model;
 
 static int gates(cell_kind k)
@@ -143,36 +144,75 @@ static tn_tensor *mgu_step(tn_tape *tp, const cell_model *m, tn_tensor *xt, tn_t
     return tn_add(tp, h, tn_mul(tp, f, tn_sub(tp, n, h)));
 }
 
+/* What the step function needs besides its inputs. */
+typedef struct step_ctx {
+    const cell_model *m;
+    tn_tensor *u; /* W_hh^T: a view of the parameter */
+} step_ctx;
+
+/* One step of the cell as tn_scan calls it: x[0] [B, G*H] is the step's
+ * rows of the input projection; state h (and c for peephole) in st, the
+ * next ones out in next. */
+static tn_status cell_step(tn_tape *tp, void *ctx, tn_tensor *const *x, tn_tensor *const *st,
+                           tn_tensor **next)
+{
+    const step_ctx *c = ctx;
+    const cell_model *m = c->m;
+    tn_tensor *h = st[0], *cs = m->kind == PEEPHOLE ? st[1] : NULL;
+    if (m->cut_bptt) { /* this step sees the state as a constant */
+        h = tn_detach(tp, h);
+        cs = cs ? tn_detach(tp, cs) : NULL;
+    }
+    if (m->kind == PEEPHOLE) {
+        next[0] = peephole_step(tp, m, x[0], c->u, h, &cs);
+        next[1] = cs;
+    } else {
+        next[0] = mgu_step(tp, m, x[0], c->u, h);
+    }
+    return next[0] ? TN_OK : TN_ERR_STATE;
+}
+
 /* Logits [T*B, V] for ids [T, B] (I32, time-major: row t*B + b of the
  * result is step t of stream b) from the state *h, *c ([B, H]; c unused by
- * mgu), which get the final state. Tape tensors; NULL on error (the tape's
- * error is set). */
+ * mgu), which get the final state. The time loop is tn_scan's: the step
+ * is recorded once and replayed as one op (or, with m->eager, the loop is
+ * written out here, one op per step and gate: the same values, slower).
+ * Tape tensors; NULL on error (the tape's error is set). */
 static tn_tensor *model_forward(tn_tape *tp, const cell_model *m, tn_tensor *ids, tn_tensor **h,
                                 tn_tensor **c)
 {
-    int64_t T = ids->shape[0], B = ids->shape[1];
+    int64_t T = ids->shape[0], B = ids->shape[1], H = m->H;
+    int ns = m->kind == PEEPHOLE ? 2 : 1;
     /* The input projections of all T steps: one [T*B, E] x [E, G*H] product. */
     tn_tensor *x = tn_reshape(tp, tn_embedding_forward(tp, &m->embed, ids), 2,
                               (int64_t[]){T * B, m->E});
     tn_tensor *xp = tn_addmm(tp, m->bias, x, tn_transpose(tp, m->w_ih, 0, 1));
-    tn_tensor *u = tn_transpose(tp, m->w_hh, 0, 1); /* a view: no copy */
-    tn_tensor **hs = tn_tape_alloc(tp, (size_t)T * sizeof *hs);
-    if (!hs)
-        return NULL;
-    for (int64_t t = 0; t < T; t++) {
-        tn_tensor *xt = tn_narrow(tp, xp, 0, t * B, B); /* step t's rows: a view */
-        if (m->kind == PEEPHOLE)
-            *h = peephole_step(tp, m, xt, u, *h, c);
-        else
-            *h = mgu_step(tp, m, xt, u, *h);
-        hs[t] = *h;
-        if (m->cut_bptt) { /* the next step sees the state as a constant */
-            *h = tn_detach(tp, *h);
-            *c = m->kind == PEEPHOLE ? tn_detach(tp, *c) : *c;
+    step_ctx sc = {m, tn_transpose(tp, m->w_hh, 0, 1)}; /* a view: no copy */
+    tn_tensor *st[2] = {*h, *c}, *y;
+    if (!m->eager) {
+        xp = tn_reshape(tp, xp, 3, (int64_t[]){T, B, gates(m->kind) * H});
+        y = tn_scan(tp, cell_step, &sc, 1, &xp, ns, st); /* [T, B, ns*H]: h (and c) */
+    } else {
+        tn_tensor **ys = tn_tape_alloc(tp, (size_t)T * sizeof *ys), *next[2];
+        if (!ys)
+            return NULL;
+        for (int64_t t = 0; t < T; t++) {
+            tn_tensor *xt = tn_narrow(tp, xp, 0, t * B, B); /* step t's rows: a view */
+            if (cell_step(tp, &sc, &xt, st, next) != TN_OK)
+                return NULL;
+            st[0] = next[0], st[1] = next[1];
+            ys[t] = ns == 1 ? st[0] : tn_concat(tp, 2, st, 1);
         }
+        y = tn_stack(tp, (int)T, ys, 0);
     }
-    tn_tensor *y = tn_concat(tp, (int)T, hs, 0); /* [T*B, H] */
-    return tn_linear_forward(tp, &m->head, y);
+    if (!y)
+        return NULL;
+    tn_tensor *last = tn_narrow(tp, y, 0, T - 1, 1);
+    *h = tn_reshape(tp, tn_contiguous(tp, tn_narrow(tp, last, 2, 0, H)), 2, (int64_t[]){B, H});
+    if (ns == 2)
+        *c = tn_reshape(tp, tn_contiguous(tp, tn_narrow(tp, last, 2, H, H)), 2, (int64_t[]){B, H});
+    tn_tensor *hs = ns == 1 ? y : tn_contiguous(tp, tn_narrow(tp, y, 2, 0, H));
+    return tn_linear_forward(tp, &m->head, tn_reshape(tp, hs, 2, (int64_t[]){T * B, H}));
 }
 
 /* The carried state between windows (truncated BPTT): heap tensors [B, H]. */
@@ -332,7 +372,7 @@ typedef struct opts {
     double lr, clip, seconds;
     tn_sample_opts sample;
     uint64_t seed;
-    bool cut_bptt;
+    bool cut_bptt, eager;
 } opts;
 
 enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2, GRADCHECK = 1u << 3, BENCH = 1u << 4 };
@@ -384,6 +424,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, sampling)",
          .commands = TRAIN | SAMPLE | GRADCHECK},
+        {"--eager", CLI_FLAG, &o->eager, NULL,
+         "write the time loop out (one op per step and gate) instead of tn_scan's captured step",
+         .commands = BENCH},
         {"--cut-bptt", CLI_FLAG, &o->cut_bptt, NULL,
          "detach the state at every step (a negative control: the check must then fail)",
          .commands = GRADCHECK},
@@ -767,6 +810,7 @@ static int cmd_bench(const opts *o)
     tn_rng_seed(&r, 1234);
     if (model_init(&m, (cell_kind)cell_from_name(o->cell), V, E, H, TN_F32, &r))
         return 1;
+    m.eager = o->eager;
     tn_adam_opts ao = tn_adam_defaults();
     tn_optim *opt = tn_optim_adam(&m.ps, &ao);
     tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
@@ -779,8 +823,8 @@ static int cmd_bench(const opts *o)
         ((int32_t *)y->data)[k] = (int32_t)(tn_rng_next(&r) % V);
     }
     char name[64];
-    snprintf(name, sizeof name, "%s-h%" PRId64 "-b%" PRId64 "-t%" PRId64, cell_names[m.kind], H,
-             B, T);
+    snprintf(name, sizeof name, "%s%s-h%" PRId64 "-b%" PRId64 "-t%" PRId64, cell_names[m.kind],
+             m.eager ? "-eager" : "", H, B, T);
     fprintf(stderr, PROG " bench: %s: E=%" PRId64 " V=%" PRId64 " params=%" PRId64
                     "; %d threads, BLIS %s\n",
             name, E, V, tn_params_numel(&m.ps), tn_num_threads(), tn_blis_config());
