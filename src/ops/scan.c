@@ -60,7 +60,7 @@ typedef struct snode {
     int64_t wrs, wcs, K; /* its strides and inner size */
     char *buf;           /* values [T][B] rows of row stride rs, step stride ts */
     int64_t rs, ts;
-    char *g;             /* this step's gradient [B, n] */
+    char *g;             /* this step's gradient [B, n] (MM: step t's part of dsave) */
     char *dsave;         /* MM: dY of every step [T][B][n] (the merged weight gradient) */
 } snode;
 
@@ -420,8 +420,6 @@ static void node_mm_bw(tn_tape *tp, const scan *s, const sgrad *gb, snode *nd, i
 {
     size_t es = esz(s);
     int64_t B = s->B, n = nd->n;
-    if (nd->dsave)
-        memcpy(nd->dsave + (size_t)(t * B * n) * es, nd->g, (size_t)(B * n) * es);
     tn__mat dY = {nd->g, B, n, n, 1};
     if (nd->in[1].kind >= 0) /* dbias += dY, row by row */
         TN_FOR_DTYPE(s->dt, T, {
@@ -502,19 +500,25 @@ void tn__bw_scan(tn_tensor *y)
         memset(gb.pgrad, 0, (size_t)(B * P) * es);
     for (int i = 0; i < s->n_node; i++) {
         snode *nd = &s->node[i];
-        nd->g = tn_tape_alloc(tp, (size_t)(B * nd->n) * es);
+        /* a product's dY of every step is kept for its weight gradient:
+         * there its step gradient lives, step by step */
         nd->dsave = nd->kind == S_MM && nd->wg
                         ? tn_tape_alloc(tp, (size_t)(s->T * B * nd->n) * es)
                         : NULL;
-        if (!nd->g || (nd->kind == S_MM && nd->wg && !nd->dsave))
+        nd->g = nd->dsave ? nd->dsave : tn_tape_alloc(tp, (size_t)(B * nd->n) * es);
+        if (!nd->g)
             return;
     }
     TN_FTZ_SCOPE;
     for (int64_t t = s->T; t-- > 0;) {
         /* the outputs' gradients: dL/dy at step t plus what step t + 1 sent
          * back to its state inputs */
-        for (int i = 0; i < s->n_node; i++)
-            memset(s->node[i].g, 0, (size_t)(B * s->node[i].n) * es);
+        for (int i = 0; i < s->n_node; i++) {
+            snode *nd = &s->node[i];
+            if (nd->dsave)
+                nd->g = nd->dsave + (size_t)(t * B * nd->n) * es;
+            memset(nd->g, 0, (size_t)(B * nd->n) * es);
+        }
         for (int k = 0; k < s->n_state; k++) {
             TN_FOR_DTYPE(s->dt, T, {
                 T *g = (T *)s->node[s->out[k]].g;
