@@ -44,5 +44,6 @@ GC_FAMILY(loss) __attribute__((weak));
 GC_FAMILY(fused) __attribute__((weak));
 GC_FAMILY(recurrent) __attribute__((weak));
 GC_FAMILY(custom) __attribute__((weak));
+GC_FAMILY(scan) __attribute__((weak));
 
 #endif

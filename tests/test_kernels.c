@@ -196,7 +196,8 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
     double worst = 0;
     int64_t len = 3 * n;
     double *x = malloc(sizeof(double) * (size_t)len), *z = malloc(sizeof(double) * (size_t)len);
-    double *dy = malloc(sizeof(double) * (size_t)n);
+    double *dy = malloc(sizeof(double) * (size_t)n), *dx0 = malloc(sizeof(double) * (size_t)len);
+    fill(dx0, len, -1, 1); /* the gradient being added into */
     uint8_t *keep = malloc((size_t)n);
     fill(dy, n, -1, 1);
     for (int64_t j = 0; j < n; j++)
@@ -209,7 +210,7 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
                 for (int64_t k = 0; k < len; k++)
                     x[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
             void *X = to_dt(x, len, dt), *Y = to_dt(x, n, dt), *DY = to_dt(dy, n, dt);
-            void *DX = to_dt(dy, len, dt);
+            void *DX = to_dt(dx0, len, dt);
             double *rx = malloc(sizeof(double) * (size_t)len), *ry = malloc(sizeof(double) * (size_t)n);
             double *rdy = malloc(sizeof(double) * (size_t)n), *rdx = malloc(sizeof(double) * (size_t)len);
             for (int64_t k = 0; k < len; k++)
@@ -236,7 +237,7 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
             for (int64_t k = 0; k < len; k++)
                 z[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
             void *A = to_dt(x, len, dt), *B = to_dt(z, len, dt), *Y = to_dt(x, n, dt);
-            void *DY = to_dt(dy, n, dt), *DX = to_dt(dy, len, dt);
+            void *DY = to_dt(dy, n, dt), *DX = to_dt(dx0, len, dt);
             double *ra = malloc(sizeof(double) * (size_t)len), *rb = malloc(sizeof(double) * (size_t)len);
             double *ry = malloc(sizeof(double) * (size_t)n), *rdy = malloc(sizeof(double) * (size_t)n);
             double *rdx = malloc(sizeof(double) * (size_t)len);
@@ -257,7 +258,7 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
             free(A), free(B), free(Y), free(DY), free(DX), free(ra), free(rb), free(ry), free(rdy),
                 free(rdx);
         }
-    free(x), free(z), free(dy), free(keep);
+    free(x), free(z), free(dy), free(dx0), free(keep);
     return worst;
 }
 
