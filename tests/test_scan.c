@@ -244,6 +244,37 @@ static void test_gradcheck(bool mgu)
     model_free(&m);
 }
 
+/* A training loop through tn_scan allocates nothing once warm (the
+ * library's allocator hook counts). */
+static long n_allocs;
+static void *count_alloc(size_t n)
+{
+    n_allocs++;
+    return malloc(n);
+}
+
+static void test_steady_alloc(void)
+{
+    tn_set_allocator(count_alloc, NULL); /* while no library object is alive */
+    model m;
+    model_init(&m, TN_F32, false, false);
+    tn_tape *tp = tn_tape_new();
+    long before = 0;
+    for (int step = 0; step < 6; step++) {
+        if (step == 3)
+            before = n_allocs; /* steps 0-2 warm the arenas up */
+        tn_tape_reset(tp);
+        zero_all(&m);
+        tn_tensor *y = run(tp, &m, false);
+        CHECK(y && tn_backward(tp, loss_of(tp, y)) == TN_OK);
+    }
+    printf("allocations in steps 3-5 through tn_scan: %ld\n", n_allocs - before);
+    CHECK(n_allocs == before);
+    tn_tape_free(tp);
+    model_free(&m);
+    tn_set_allocator(NULL, NULL); /* all freed */
+}
+
 static void test_errors(void)
 {
     model m;
@@ -276,5 +307,6 @@ int main(void)
     test_gradcheck(false);
     test_gradcheck(true);
     test_errors();
+    test_steady_alloc();
     return check_report("test_scan");
 }

@@ -40,6 +40,9 @@ struct tn_tape {
      * start and end of every backward. */
     void *op_cache;
     int64_t probe_node, probe_index; /* tn_tape_set_probe (node -1: off) */
+    /* A tape the op families record a sub-graph on (tn_scan's step): made
+     * on first use, kept across resets, freed with this one. */
+    struct tn_tape *sub;
     double probe_delta;
     tn_status err;
     char errmsg[512];

@@ -49,6 +49,7 @@ void tn_tape_free(tn_tape *tp)
 {
     if (!tp)
         return;
+    tn_tape_free(tp->sub);
     chunks_free(tp->chunks);
     tn_free(tp->nodes);
     tn_free(tp->defer);

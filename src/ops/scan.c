@@ -274,13 +274,19 @@ static bool read_node(scan *s, capture *c, const tn_tensor *t, snode *nd)
     return false;
 }
 
-/* Record the step on a private tape and read it. Returns 1 when captured,
- * 0 when the step is outside the subset (run it eagerly), -1 on error. */
+/* Record the step on a private tape (the caller's tape's sub-tape, kept
+ * across resets, so a training loop allocates nothing once warm) and read
+ * it. Returns 1 when captured, 0 when the step is outside the subset (run
+ * it eagerly), -1 on error. */
 static int capture_step(scan *s, tn_step_fn step, void *ctx, tn_tape *tp)
 {
     capture c = {0};
     int rc = 0;
-    c.priv = tn_tape_new();
+    if (!tp->sub)
+        tp->sub = tn_tape_new();
+    c.priv = tp->sub;
+    if (c.priv)
+        tn_tape_reset(c.priv);
     tn_tensor *xph[TN__SCAN_MAX_X], *sph[TN__SCAN_MAX_STATES], *next[TN__SCAN_MAX_STATES];
     if (!c.priv)
         return -1;
@@ -328,7 +334,7 @@ static int capture_step(scan *s, tn_step_fn step, void *ctx, tn_tape *tp)
     }
     rc = 1;
 done:
-    tn_tape_free(c.priv);
+    tn_tape_reset(c.priv); /* keeps its memory for the next call */
     return rc;
 }
 
