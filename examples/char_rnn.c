@@ -113,7 +113,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
     };
     static const char *const commands[] = {"train", "sample", "eval", NULL};
     static const char *const command_help[] = {

@@ -368,7 +368,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights and batches; not the split)",
          .commands = TRAIN},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
         {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required"},
         {"--eval-every", CLI_INT, &o->eval_every, "N",

@@ -69,6 +69,11 @@ enum {
  * (the message is printed; exit with the returned number). */
 int cli_parse(const cli_spec *spec, int argc, char **argv, int *command);
 
+/* The default of every program's --threads, as the library chooses it
+ * (tn_runtime_init). */
+#define CLI_THREADS_DEFAULT \
+    "$TN_NUM_THREADS, else $OMP_NUM_THREADS, else the cores available (per MPI rank)"
+
 /* The options of the programs that draw from a model (char_rnn, word_lm,
  * translate): --temperature, --top-k and --top-p into the tn_sample_opts
  * *so (tensor/nn.h), for the commands of the bit mask cmds. Three

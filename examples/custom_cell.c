@@ -435,7 +435,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--warmup", CLI_INT, &o->warmup, "W", "untimed steps first", .imin = 0,
          .imax = 1000000, .commands = BENCH},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
     };
     static const char *const commands[] = {"train", "sample", "eval", "gradcheck", "bench",
                                            NULL};

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
         {"--width", CLI_INT, &width, "PX", "the plot's width", .imin = 100, .imax = 10000},
         {"--height", CLI_INT, &height, "PX", "the plot's height", .imin = 100, .imax = 10000},
         {"--threads", CLI_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
-         .def = "$TN_NUM_THREADS, else all cores"},
+         .def = CLI_THREADS_DEFAULT},
     };
     const cli_spec spec = {
         .prog = "gradient_flow",

@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         {"--steps", CLI_INT, &steps, "N", "most training steps", .imin = 1, .imax = 10000000},
         {"--length", CLI_INT, &T, "T", "sequence length", .imin = 2, .imax = 1000},
         {"--threads", CLI_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
-         .def = "$TN_NUM_THREADS, else all cores"},
+         .def = CLI_THREADS_DEFAULT},
     };
     const cli_spec spec = {.prog = "repeat_ones",
                            .summary = "a hand-built RNN that detects two 1s in a row, and the "

@@ -106,7 +106,7 @@ int main(int argc, char **argv)
     int64_t threads = 0;
     const cli_opt table[] = {
         {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
         {"--gemm", CLI_FLAG, &gemm, NULL,
          "time a 1024^3 SGEMM (the peak speed figures are compared with)", .commands = 0},
     };

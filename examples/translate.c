@@ -496,7 +496,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "random seed (train: weights and batches; the split is fixed; sample: the draws)",
          .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
         {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required",
          .commands = TRAIN | SAMPLE | EVAL | ATTN},

@@ -137,7 +137,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = "$TN_NUM_THREADS, else all cores"},
+         .imax = 1024, .def = CLI_THREADS_DEFAULT},
     };
     const cli_spec spec = {
         .prog = "word_lm",

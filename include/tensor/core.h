@@ -262,13 +262,16 @@ TN_API tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64
  * tn_runtime_init initialises the runtime (done once per process, by
  * whichever thread comes first; every op does it lazily): picks the kernel
  * path (see tn_isa_active) and the BLIS sub-configuration (see
- * tn_blis_config), sets the thread count to the number of cores (or
- * TN_NUM_THREADS). Choosing BLIS's configuration may set BLIS_ARCH_TYPE
+ * tn_blis_config), sets the thread count: TN_NUM_THREADS, else
+ * OMP_NUM_THREADS (its first entry), else the CPUs the process may run on
+ * (its affinity mask) divided by the processes an MPI launcher started on
+ * this node (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS). Choosing BLIS's configuration may set BLIS_ARCH_TYPE
  * with setenv, which is not safe while another thread reads the
  * environment: call this (or tn_set_num_threads) before starting threads,
  * and before any other code of the process calls BLIS. Returns TN_OK, or
  * TN_ERR_ARG when the environment asks for something impossible (an
- * unknown or unsupported TN_ISA): the message is in tn_last_error() and
+ * unknown or unsupported TN_ISA, a TN_NUM_THREADS or OMP_NUM_THREADS that
+ * is not an integer from 1 to 1024): the message is in tn_last_error() and
  * stays in tn_runtime_error(); every op then fails with it. */
 TN_API tn_status tn_runtime_init(void);
 /** The message of a failed runtime initialisation ("" when it succeeded). */

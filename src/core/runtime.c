@@ -108,6 +108,48 @@ void tn_flush_denormals(void)
 #endif
 }
 
+/* A whole decimal integer in [1, TN_THREADS_MAX] (or, list, the first
+ * entry of a comma-separated list such as OMP_NUM_THREADS's "4,2"); 0 when
+ * s is anything else. */
+#define TN_THREADS_MAX 1024
+static int parse_threads(const char *s, bool list)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return 0;
+    long v = strtol(s, &end, 10);
+    if (!(*end == '\0' || (list && *end == ',')) || v < 1 || v > TN_THREADS_MAX)
+        return 0;
+    return (int)v;
+}
+
+/* The default thread count: TN_NUM_THREADS, else OMP_NUM_THREADS, else the
+ * CPUs this process may run on (its affinity mask, omp_get_num_procs)
+ * shared among the processes a launcher started on this node (Open MPI's
+ * OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS), so that ranks do
+ * not each take every core. A set but invalid variable is an error (in
+ * msg), not silently ignored. */
+static int default_threads(char *msg, size_t cap)
+{
+    static const char *const vars[] = {"TN_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(vars[i]);
+        if (!v || !*v)
+            continue;
+        int n = parse_threads(v, i == 1);
+        if (!n)
+            snprintf(msg, cap, "%s=%s: not a thread count (an integer from 1 to %d)", vars[i], v,
+                     TN_THREADS_MAX);
+        return n;
+    }
+    int n = omp_get_num_procs(), ranks = 0;
+    const char *local[] = {getenv("OMPI_COMM_WORLD_LOCAL_SIZE"), getenv("MPI_LOCALNRANKS")};
+    for (int i = 0; i < 2 && !ranks; i++)
+        ranks = parse_threads(local[i], false);
+    n = ranks > 1 ? n / ranks : n;
+    return n > 0 ? n : 1;
+}
+
 static void runtime_init_once(void)
 {
     runtime_status = tn__isa_choose(runtime_msg, sizeof runtime_msg);
@@ -118,11 +160,12 @@ static void runtime_init_once(void)
     choose_blis_arch();
     bli_init();
     snprintf(config_name, sizeof config_name, "%s", bli_arch_string(bli_arch_query_id()));
-    int n = omp_get_num_procs();
-    const char *env = getenv("TN_NUM_THREADS");
-    if (env && atoi(env) > 0)
-        n = atoi(env);
-    n = n > 0 ? n : 1;
+    int n = default_threads(runtime_msg, sizeof runtime_msg);
+    if (!n) {
+        runtime_status = TN_ERR_ARG;
+        snprintf(config_reason, sizeof config_reason, "not initialised: %s", runtime_msg);
+        return;
+    }
     atomic_store(&n_threads, n);
     bli_thread_set_num_threads(n);
 }
