@@ -1,14 +1,58 @@
 /* plot.c - gnuplot as a subprocess for the example programs (see plot.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "plot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run gnuplot with the arguments args (NULL-terminated, without argv[0]),
+ * no shell in between (any file name is passed as it is), its output
+ * and errors discarded. True when it ran and exited 0. */
+static bool run_gnuplot(char *const *args)
+{
+    char *argv[8] = {"gnuplot"};
+    for (int i = 0; args[i] && i < 6; i++)
+        argv[i + 1] = args[i];
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0) {
+            dup2(dn, 1);
+            dup2(dn, 2);
+        }
+        execvp("gnuplot", argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return false;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
 
 bool plot_available(void)
 {
-    return system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
+    return run_gnuplot((char *[]){"-e", "set terminal pngcairo", NULL});
+}
+
+/* A file name as a gnuplot single-quoted string (a quote is doubled). */
+static void put_path(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
 }
 
 /* A label inside a gnuplot double-quoted string: '"' and '\' become '\''. */
@@ -33,9 +77,7 @@ static void put_tics(FILE *f, const char *axis, const char *const *labels, int n
 /* Run the script; say what happened. */
 static int run_script(const char *png, const char *script, const char *data)
 {
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", script);
-    if (plot_available() && system(cmd) == 0) {
+    if (plot_available() && run_gnuplot((char *[]){(char *)script, NULL})) {
         printf("plot: %s (data: %s)\n", png, data);
         return PLOT_PNG;
     }
@@ -69,10 +111,12 @@ int plot_heatmap(const char *prog, const char *png, const double *m, int rows, i
         return PLOT_ERROR;
     if (!(f = open_side(prog, png, ".gp", gp, sizeof gp)))
         return PLOT_ERROR;
-    fprintf(f, "set terminal pngcairo size %d,%d\nset output '%s'\nset datafile separator ','\n"
+    fprintf(f, "set terminal pngcairo size %d,%d\nset output ", width, height);
+    put_path(f, png);
+    fprintf(f, "\nset datafile separator ','\n"
                "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
                "set yrange [%d.5:-0.5]\nset xrange [-0.5:%d.5]\n",
-            width, height, png, rows - 1, cols - 1);
+            rows - 1, cols - 1);
     if (lo != hi)
         fprintf(f, "set cbrange [%g:%g]\n", lo, hi);
     if (title) {
@@ -84,7 +128,9 @@ int plot_heatmap(const char *prog, const char *png, const double *m, int rows, i
         put_tics(f, "xtics", col_labels, cols);
     if (row_labels)
         put_tics(f, "ytics", row_labels, rows);
-    fprintf(f, "plot '%s' matrix with image\n", csv);
+    fputs("plot ", f);
+    put_path(f, csv);
+    fputs(" matrix with image\n", f);
     if (fclose(f) != 0)
         return PLOT_ERROR;
     return run_script(png, gp, csv);
@@ -97,9 +143,10 @@ int plot_lines(const char *prog, const char *png, const char *csv, int ncols, co
     FILE *f = open_side(prog, png, ".gp", gp, sizeof gp);
     if (!f)
         return PLOT_ERROR;
-    fprintf(f, "set terminal pngcairo size %d,%d\nset output '%s'\nset datafile separator ','\n"
-               "set key outside right\nset key autotitle columnhead\nset grid\n",
-            width, height, png);
+    fprintf(f, "set terminal pngcairo size %d,%d\nset output ", width, height);
+    put_path(f, png);
+    fputs("\nset datafile separator ','\nset key outside right\nset key autotitle columnhead\n"
+          "set grid\n", f);
     if (logy)
         fputs("set logscale y\nset format y '10^{%L}'\n", f);
     const char *what[3] = {"title", "xlabel", "ylabel"};
@@ -113,8 +160,9 @@ int plot_lines(const char *prog, const char *png, const char *csv, int ncols, co
     }
     /* gnuplot has 8 line colours: series 9 to 16 are dashed, and so on (not
      * "dt (...)": a parenthesis there starts a dash pattern) */
-    fprintf(f, "plot for [i=2:%d] '%s' using 1:i with lines lw 2 dt 1+(i-2)/8\n",
-            ncols + 1, csv);
+    fprintf(f, "plot for [i=2:%d] ", ncols + 1);
+    put_path(f, csv);
+    fputs(" using 1:i with lines lw 2 dt 1+(i-2)/8\n", f);
     if (fclose(f) != 0)
         return PLOT_ERROR;
     return run_script(png, gp, csv);

@@ -48,6 +48,13 @@ if command -v gnuplot > /dev/null; then
            awk '{ printf "%c%c%c%c %d %d", $1, $2, $3, $4,
                   (($5 * 256 + $6) * 256 + $7) * 256 + $8, (($9 * 256 + $10) * 256 + $11) * 256 + $12 }')
     [ "$size" = "IHDR 640 400" ] && pass "PNG 640 x 400" || fail "PNG: '$size', expected 'IHDR 640 400'"
+    # gnuplot runs without a shell and the script quotes the paths: any
+    # file name works (a quote, a double quote, a space, a dollar sign)
+    odd="$TMP/it's a \"plot\" \$HOME"
+    mkdir "$odd"
+    "$BIN" --length 10 --steps 0 --threads 1 --csv "$odd/g.csv" --png "$odd/g.png" > /dev/null 2>&1
+    [ -s "$odd/g.png" ] && pass "a PNG under a path with quotes, spaces and \$" ||
+        fail "no PNG under $odd"
 else
     echo "skip - PNG size: gnuplot is not installed"
 fi
