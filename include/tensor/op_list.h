@@ -1,8 +1,13 @@
 /** @file
- * tensor/op_list.h - the one list of ops, in id order.
- *
- * TN_OP_LIST(OP, VIEW) expands to one macro call per op (leaf entry
- * included), in the order of their ids:
+ * tensor/op_list.h - the one list of ops, from which enum tn_op
+ * (tensor/ops.h), the backward prototypes (src/ops/ops_internal.h) and the
+ * op table (src/ops/table.c) are generated, so that an op cannot be in one
+ * and missing from another.
+ */
+#ifndef TENSOR_OP_LIST_H
+#define TENSOR_OP_LIST_H
+
+/** The ops in id order (the leaf entry first): one macro call per op,
  *
  *   OP(TN_OP_<NAME>, "<name>", tn__bw_<name>)   an op with a backward
  *   VIEW(TN_OP_<NAME>, "<name>", NULL)           no backward: a view (its
@@ -10,19 +15,11 @@
  *                                                or the leaf entry
  *
  * The first argument is the id's name in enum tn_op, the second the name
- * tn_op_name returns, the third the backward function (src/ops/). From this
- * list come enum tn_op (tensor/ops.h), the backward prototypes
- * (src/ops/ops_internal.h) and the op table (src/ops/table.c), so an op
- * cannot be in one and missing from another.
- *
- * Op ids are part of the ABI: add a new op at the end of the list, and never
+ * tn_op_name returns, the third the backward (in the op's family file of
+ * src/ops/). Op ids are part of the ABI: add a new op at the end, never
  * reorder or remove one. Adding an op: one line here, the builder and
- * kernels (and tn__bw_<name>) in its family file, and a gradient-check case
- * in tests/.
- */
-#ifndef TENSOR_OP_LIST_H
-#define TENSOR_OP_LIST_H
-
+ * kernels and tn__bw_<name> in its family file, and a gradient-check case
+ * in tests/. */
 #define TN_OP_LIST(OP, VIEW) \
     VIEW(TN_OP_NONE, "leaf", NULL) /* not an op: a tensor with no history */ \
     /* shape.c: views and copies */ \
