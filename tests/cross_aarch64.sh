@@ -31,7 +31,7 @@ for f in src/*/*.c; do
     [ -n "$mpi" ] || { echo "cross_aarch64: skipping $f (no MPI headers)"; continue; }
     extra="-isystem $mpi"
   fi
-  "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -fopenmp -Iinclude -I"$out/include" ${blis:+-isystem "$blis"} \
+  "$cc" -std=gnu11 -O2 -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Werror -fopenmp -Iinclude -I"$out/include" ${blis:+-isystem "$blis"} \
     $extra -DTN_HAVE_JANSSON=1 -c "$f" -o "$out/$(basename "$f").o"
   n=$((n + 1))
 done

@@ -19,69 +19,17 @@
 #define TENSOR_OPS_H
 
 #include "tensor/core.h"
+#include "tensor/op_list.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The op table: one entry per op, name and backward in src/ops/table.c. */
-typedef enum tn_op {
-    TN_OP_NONE = 0, /* leaf */
-    /* shape.c: views and copies */
-    TN_OP_RESHAPE,
-    TN_OP_TRANSPOSE,
-    TN_OP_NARROW,
-    TN_OP_CONTIGUOUS,
-    TN_OP_CONCAT,
-    TN_OP_STACK,
-    /* binary.c: broadcasting arithmetic */
-    TN_OP_ADD,
-    TN_OP_SUB,
-    TN_OP_MUL,
-    TN_OP_DIV,
-    /* unary.c: element-wise */
-    TN_OP_SCALE,
-    TN_OP_NEG,
-    TN_OP_EXP,
-    TN_OP_LOG,
-    TN_OP_SIGMOID,
-    TN_OP_TANH,
-    TN_OP_RELU,
-    TN_OP_LEAKY_RELU,
-    TN_OP_GELU,
-    TN_OP_SILU,
-    TN_OP_MASK,
-    TN_OP_DROPOUT,
-    /* matmul.c: BLIS products */
-    TN_OP_MATMUL,
-    TN_OP_BMM,
-    TN_OP_ADDMM,
-    /* reduce.c */
-    TN_OP_SUM,
-    TN_OP_MEAN,
-    /* softmax.c */
-    TN_OP_SOFTMAX,
-    TN_OP_LOG_SOFTMAX,
-    TN_OP_SOFTMAX_MASKED,
-    /* select.c */
-    TN_OP_TOPK,
-    /* index.c */
-    TN_OP_GATHER_ROWS,
-    /* loss.c */
-    TN_OP_CROSS_ENTROPY,
-    TN_OP_NLL,
-    TN_OP_MSE,
-    /* fused.c: point-wise recurrent cells */
-    TN_OP_LSTM_CELL,
-    TN_OP_GRU_CELL,
-    /* recurrent.c: a whole recurrent layer direction */
-    TN_OP_RECURRENT,
-    /* custom.c: an op defined by the user's callbacks (tn_custom) */
-    TN_OP_CUSTOM,
-    /* scan.c: a recurrence captured from a step function (tn_scan) */
-    TN_OP_SCAN,
-    TN_OP_COUNT
-} tn_op;
+/* Op ids (TN_OP_NONE: a leaf), in the order of tensor/op_list.h, which
+ * also gives each its name and backward (the op table, src/ops/table.c). */
+#define TN__OP_ID(id, name, backward) id,
+typedef enum tn_op { TN_OP_LIST(TN__OP_ID, TN__OP_ID) TN_OP_COUNT } tn_op;
+#undef TN__OP_ID
 
 /** Name of an op ("add"), or "?" for an id outside the table. */
 TN_API const char *tn_op_name(int op);

@@ -19,6 +19,14 @@ typedef struct tn_op_def {
 
 extern const tn_op_def tn__op_table[TN_OP_COUNT];
 
+/* The backward of every op that has one, tn__bw_<name> in its family file
+ * (tensor/op_list.h). */
+#define TN__OP_BACKWARD(id, name, backward) void backward(tn_tensor *y);
+#define TN__OP_NO_BACKWARD(id, name, backward)
+TN_OP_LIST(TN__OP_BACKWARD, TN__OP_NO_BACKWARD)
+#undef TN__OP_BACKWARD
+#undef TN__OP_NO_BACKWARD
+
 /* Validate the tape and n inputs of op `name`: false (quietly) if the tape
  * already failed or an input is NULL after a failure; false with an error if
  * an input is NULL otherwise, or the float inputs' dtypes differ or are not

@@ -14,6 +14,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* libFuzzer's entry points, which it calls (it has no header declaring
+ * them). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static char path[64];
 static tn_params ps;
 
