@@ -82,7 +82,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seq", CLI_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
          .imax = 1000000, .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = INT64_C(1000000000000), .commands = TRAIN},
+         .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
@@ -433,6 +433,13 @@ static int cmd_train(const opts *o)
                             "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
+        /* the window start must lie in the streams (lm_window indexes the
+         * text with it) */
+        if (rc == 0 && (cli_check_range("char_rnn", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+                                        "the steps --steps allows") ||
+                        cli_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
+                                        "the positions in a stream of this training split")))
+            rc = -1;
         int64_t ranks = 1;
         if (rc == 0 && tn_meta_get(&meta, "ranks") && tn_meta_get_int(&meta, "ranks", &ranks))
             ranks = -1;

@@ -371,6 +371,17 @@ int cli_check_output(const char *prog, const char *opt, const char *path)
     return rc;
 }
 
+int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+                    int64_t hi, const char *what)
+{
+    if (v >= lo && v <= hi)
+        return 0;
+    fprintf(stderr, "%s: %s: metadata \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64
+                    " (%s): cannot resume from it\n",
+            prog, path, key, v, lo, hi, what);
+    return -1;
+}
+
 /* ---- text encodings ---- */
 
 int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n)

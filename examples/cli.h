@@ -97,6 +97,21 @@ int cli_read_file(const char *prog, const char *opt, const char *path, unsigned 
  * writing. Returns 0 or -1 (message printed). */
 int cli_check_output(const char *prog, const char *opt, const char *path);
 
+/* The most training steps a program's --steps allows; a checkpoint's "step"
+ * beyond it was not written by a run of the program (cli_check_range). */
+#define CLI_STEPS_MAX INT64_C(1000000000000)
+
+/* Check a training-state field read from a checkpoint's metadata when
+ * resuming: v (metadata `key` of the file `path`) must be in [lo, hi], the
+ * values a run of the program could have saved there (`what` says why, e.g.
+ * "the positions in this training split"). A value outside is refused
+ * naming the file, the field, the value and the range: the programs index
+ * their data and count their steps with these fields, so a crafted value
+ * would read out of bounds, overflow, or end a run silently. Returns 0, or
+ * -1 (message printed). */
+int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+                    int64_t hi, const char *what);
+
 /* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
  * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
  * or -1 when all of it is valid. */

@@ -87,7 +87,9 @@ void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int6
                tn_tensor *x, tn_tensor *y)
 {
     int64_t B = x->shape[0], T = x->shape[1];
-    if (*pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
+    /* end of the streams (*pos + T + 1 > stream, written so that it cannot
+     * overflow): start over from a zero state */
+    if (*pos < 0 || *pos > stream - T - 1) {
         *pos = 0;
         tn_tensor_fill(m->h, 0);
         if (m->c)

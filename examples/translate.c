@@ -479,7 +479,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--batch", CLI_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = INT64_C(1000000000000), .commands = TRAIN},
+         .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
@@ -821,12 +821,19 @@ static int cmd_train(opts *o)
         tn_meta meta;
         tn_meta_init(&meta);
         int rc = load_run(o->checkpoint, &r, o, &meta, &opt);
+        bool loaded = rc == 0;
         if (rc == 0 && (tn_meta_get_int(&meta, "step", &step) ||
                         tn_meta_get_rng(&meta, "data_rng", &data_rng) ||
                         tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
             fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
-            run_free(&r);
             rc = -1;
+        } else if (rc == 0 && cli_check_range("translate", o->checkpoint, "step", step, 0,
+                                              CLI_STEPS_MAX, "the steps --steps allows")) {
+            rc = -1;
+        }
+        if (rc && loaded) { /* loaded, then refused: load_run freed nothing */
+            tn_optim_free(opt);
+            run_free(&r);
         }
         tn_meta_free(&meta);
         if (rc) {

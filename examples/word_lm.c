@@ -99,7 +99,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seq", CLI_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
          .imax = 65536, .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "training steps (with --resume: the total)",
-         .imin = 0, .imax = INT64_MAX / 2, .commands = TRAIN},
+         .imin = 0, .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--weight-decay", CLI_REAL, &o->weight_decay, "X",
@@ -677,6 +677,9 @@ static int cmd_train(const opts *o)
                             "; resume with the same\n", o->checkpoint, b, t);
             bad = 1;
         }
+        if (!bad && cli_check_range("word_lm", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+                                    "the steps --steps allows"))
+            bad = 1;
         tn_meta_free(&meta);
         if (bad)
             goto done;
@@ -713,6 +716,11 @@ static int cmd_train(const opts *o)
                         " streams of %" PRId64 "+1 words\n", ntrain, B, T);
         goto done;
     }
+    /* a resumed window start must lie in the streams (lm_window indexes the
+     * words with it) */
+    if (o->resume && cli_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
+                                     "the positions in a stream of this training split"))
+        goto done;
     fprintf(stderr,
             "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
             "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",

@@ -2,6 +2,7 @@
 #   TMP    a fresh temporary directory, removed on exit
 #   pass WHAT / fail WHAT   one line per check ("ok   - ...", "FAIL - ...")
 #   checks_end              the summary line; its status is 0 when nothing failed
+#   patch FILE TENSOR BYTES set_meta FILE KEY VALUE   edit a safetensors checkpoint
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fails=0
@@ -10,4 +11,55 @@ fail() { echo "FAIL - $*"; fails=$((fails + 1)); }
 checks_end() {
     [ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
     [ $fails -eq 0 ]
+}
+
+# patch FILE TENSOR BYTES: write BYTES (printf escapes) over the first element
+# of TENSOR (a regex matching its quoted name) in the safetensors FILE.
+patch() {
+    local hlen first
+    hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
+    first=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" |
+            sed -n "s/.*\"$2\":{[^}]*\"data_offsets\":\\[\\([0-9]*\\),.*/\\1/p")
+    [ -n "$first" ] || return 1
+    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
+}
+
+# set_meta FILE KEY VALUE: set the metadata string KEY (already in FILE, a
+# safetensors checkpoint) to VALUE (no quotes or backslashes). The header is
+# rewritten with its new length, padded to 8 bytes; the tensors' bytes follow
+# unchanged (their offsets count from the end of the header).
+set_meta() {
+    local LC_ALL=C hlen hdr new n
+    hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
+    hdr=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen")
+    [[ "$hdr" == *"\"$2\":\""* ]] || return 1
+    new=$(printf '%s' "$hdr" | sed "s/\"$2\":\"[^\"]*\"/\"$2\":\"$3\"/; s/ *\$//")
+    while [ $(( ${#new} % 8 )) -ne 0 ]; do new="$new "; done
+    n=${#new}
+    { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x00\\x00\\x00\\x00' \
+          $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)))"
+      printf '%s' "$new"
+      tail -c +$((9 + hlen)) "$1"; } > "$1.set_meta" && mv "$1.set_meta" "$1"
+}
+
+# refuse_meta CK KEY VALUE CMD...: with $TMP/crafted.st a copy of the
+# checkpoint CK whose metadata KEY is VALUE, CMD (which reads it) must exit
+# 1..127 with a message naming the file and KEY, and leave the file as it
+# was.
+refuse_meta() {
+    local ck=$1 key=$2 val=$3 bad=$TMP/crafted.st err rc
+    shift 3
+    if ! cp "$ck" "$bad" || ! set_meta "$bad" "$key" "$val"; then
+        fail "$key $val: no metadata $key in $ck"
+        return
+    fi
+    cp "$bad" "$bad.orig"
+    err=$("$@" 2>&1 > /dev/null)
+    rc=$?
+    if [ $rc -ge 1 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"*"$key"* ]] &&
+       cmp -s "$bad" "$bad.orig"; then
+        pass "$key $val refused: exit $rc: $(echo "$err" | tail -1)"
+    else
+        fail "$key $val: exit $rc, $(cmp "$bad" "$bad.orig" 2>&1), message '$err'"
+    fi
 }

@@ -10,7 +10,8 @@
 # 3. sample prints the requested number of characters;
 # 4. corrupt checkpoints: eval fails cleanly, naming the file;
 # 5. crafted metadata: sample and eval refuse it, naming the file;
-# 6. divergence stops training and keeps the last good checkpoint.
+# 6. divergence stops training and keeps the last good checkpoint;
+# 7. --resume refuses a crafted data_pos or step, naming it.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -196,15 +197,7 @@ fi
 # an infinity in head.weight's Adam moment keeps the loss and gradients
 # finite but makes the update infinite (caught at the save after it,
 # --save-every 1).
-# patch FILE TENSOR BYTES: write BYTES over the first element of TENSOR
-patch() {
-    local hlen first
-    hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
-    first=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" |
-            sed -n "s/.*\"$2\":{[^}]*\"data_offsets\":\\[\\([0-9]*\\),.*/\\1/p")
-    [ -n "$first" ] || return 1
-    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
-}
+# (patch: tests/checks.sh)
 for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\\x00\\x00\\x80\\x7f:save"; do
     tensor=${case%%:*}; rest=${case#*:}; bytes=${rest%%:*}; where=${rest#*:}
     cp "$TMP/straight1.st" "$TMP/diverge.st"
@@ -223,5 +216,14 @@ for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\
         fail "divergence caught by the $where: exit $rc, $(cmp "$TMP/diverge.orig" "$TMP/diverge.st"): $err"
     fi
 done
+
+# ---- 7. a crafted training state (issue 19) ----
+# --resume refuses a data position or step that this run could not have
+# written (a negative data_pos read before the text), naming the file and
+# the field, and keeps the file.
+R=("$BIN" train "${FLAGS[@]}" --threads 1 --steps 21 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/straight1.st" data_pos -3 "${R[@]}"
+refuse_meta "$TMP/straight1.st" data_pos 9223372036854775807 "${R[@]}"
+refuse_meta "$TMP/straight1.st" step -1 "${R[@]}"
 
 checks_end

@@ -10,7 +10,8 @@
 #   4. bleu against values computed by hand from the definition (corpus
 #      BLEU-4, clipped n-gram counts, brevity penalty), to 4 decimals;
 #   5. refusals: a missing checkpoint, a data file that is a directory, a
-#      bad number, --resume without a checkpoint: non-zero exit, a message.
+#      bad number, --resume without a checkpoint: non-zero exit, a message;
+#   6. --resume refuses a crafted step (negative, INT64_MAX), naming it.
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -86,5 +87,12 @@ err=$("$BIN" train --hidden 12x 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$err" == *"--hidden"* ]] && pass "--hidden 12x: exit $rc" || fail "--hidden 12x: $rc $err"
 err=$("$BIN" train --resume --checkpoint "$TMP/none.st" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$err" == *"--resume"* ]] && pass "--resume without a checkpoint: exit $rc" || fail "--resume without checkpoint: $rc $err"
+
+# 6. a crafted training state (issue 19): --resume refuses a step this run
+# could not have written (negative, INT64_MAX: both trained nothing and
+# exited 0), naming the file and the field, and keeps the file
+R=("$BIN" train "${FLAGS[@]}" --steps 41 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/a.st" step -1 "${R[@]}"
+refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
 
 checks_end

@@ -19,7 +19,8 @@
 #   7. with ../shared/data: tinyshakespeare's vocabulary and split sizes
 #      equal those computed independently in Python (the issue's rules:
 #      first 90% of 40,000 lines train; split() words; <eos> per line):
-#      min-count 1: V 24031, 220758 train words; min-count 2: V 9984.
+#      min-count 1: V 24031, 220758 train words; min-count 2: V 9984;
+#   8. --resume refuses a crafted data_pos or step, naming it.
 set -u
 BIN=$1
 DATA=${2:-}
@@ -120,5 +121,15 @@ if [ -n "$DATA" ] && [ -r "$SH" ]; then
 else
     echo "skip - tinyshakespeare not found in ${DATA:-(no data dir)}"
 fi
+
+# 8. a crafted training state (issue 19): --resume refuses a data position
+# or step that this run could not have written (a negative data_pos read
+# before the token array; INT64_MAX overflowed the window arithmetic), naming
+# the file and the field, and keeps the file
+R=("$BIN" train "${F[@]}" --steps 61 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/a.st" data_pos -1 "${R[@]}"
+refuse_meta "$TMP/a.st" data_pos 9223372036854775807 "${R[@]}"
+refuse_meta "$TMP/a.st" step -1 "${R[@]}"
+refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
 
 checks_end
