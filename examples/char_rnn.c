@@ -569,7 +569,7 @@ static int cmd_train(const opts *o)
             cli_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
         bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
-            double vl = lm_eval(&m, tp, val, n_val);
+            double vl = lm_eval(&m, tp, val, n_val, "validation");
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
                     tty ? "\n" : "", step, smooth, vl, exp(vl));
             if (log) {
@@ -645,9 +645,11 @@ static int cmd_eval(const opts *o)
         return 1;
     }
     tn_tape *tp = tn_tape_new();
-    double loss = lm_eval(&m, tp, t.ids, t.n);
-    if (isnan(loss)) {
+    double loss = t.n < 2 ? NAN : lm_eval(&m, tp, t.ids, t.n, o->checkpoint);
+    if (t.n < 2) {
         fprintf(stderr, "char_rnn eval: %s has fewer than 2 characters\n", o->data);
+        rc = 1;
+    } else if (isnan(loss)) { /* message printed */
         rc = 1;
     } else {
         printf("loss %.6f ppl %.6f\n", loss, exp(loss));

@@ -167,7 +167,7 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
     return 0;
 }
 
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n)
+double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what)
 {
     if (n < 2)
         return NAN;
@@ -189,12 +189,21 @@ double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n)
         tn_tensor *loss = tn_cross_entropy(tp, lm_forward(tp, m, x, &fin), y, -1,
                                            TN_REDUCE_SUM);
         if (!loss || tn_tape_error(tp)) {
-            fprintf(stderr, "%s: eval: %s\n", m->prog, tn_last_error());
+            fprintf(stderr, "%s: %s: eval: %s\n", m->prog, what, tn_last_error());
+            total = NAN;
+            break;
+        }
+        /* a NaN or infinite parameter: the mean would be meaningless */
+        double l = tn_tensor_get(loss, 0);
+        if (!isfinite(l)) {
+            fprintf(stderr, "%s: %s: eval: the loss of tokens %lld..%lld is %g: the model's "
+                            "output is not finite\n",
+                    m->prog, what, (long long)s + 1, (long long)(s + len), l);
             total = NAN;
             break;
         }
         lm_keep_state(m, &fin);
-        total += tn_tensor_get(loss, 0);
+        total += l;
     }
     tn_tape_reset(tp);
     tn_tape_set_grad(tp, was_grad);

@@ -102,8 +102,10 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
 /* Mean negative log-likelihood (nats per token) of ids[1..n) given the
  * tokens before, reading ids as one stream from a zero state in windows of
  * 256 with the state carried; no grad, eval mode (dropout off). The
- * carried training state is left as it was. NAN on error (message
- * printed). */
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n);
+ * carried training state is left as it was. NAN for n < 2 (nothing
+ * printed: the caller says which data is short), and on an error or a loss
+ * that is not finite (a broken model), message printed naming `what` (the
+ * checkpoint, or "validation"). */
+double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
 
 #endif

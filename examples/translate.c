@@ -724,10 +724,14 @@ static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t 
 }
 
 /* Mean loss (teacher forcing 1, eval mode) and corpus BLEU (decoding with
- * beam k) over pairs [0, n) of p, in batches of B. */
-static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
-                     int64_t max_len, double *loss_out, double *bleu_out)
+ * beam k) over pairs [0, n) of p, in batches of B. Returns 0, or -1
+ * (message printed, starting with `what`) when the loss or a decoding
+ * fails, or the loss is not finite (a broken model: its numbers would mean
+ * nothing). */
+static int evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
+                    int64_t max_len, const char *what, double *loss_out, double *bleu_out)
 {
+    int rc = 0;
     bool train = tn_tape_training(tp);
     tn_tape_set_training(tp, false);
     double loss = 0;
@@ -738,8 +742,11 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
     int32_t *out = calloc((size_t)(B * max_len), sizeof *out), *olen = calloc((size_t)B, sizeof *olen);
     double *sc = calloc((size_t)B, sizeof *sc);
     int64_t *idx = calloc((size_t)B, sizeof *idx);
-    for (int64_t i0 = 0; hyp && hn && ref && rn && len && out && olen && sc && idx && i0 < n;
-         i0 += B) {
+    if (!hyp || !hn || !ref || !rn || !len || !out || !olen || !sc || !idx) {
+        fprintf(stderr, "translate: %s: out of memory (%" PRId64 " pairs)\n", what, n);
+        rc = -1;
+    }
+    for (int64_t i0 = 0; rc == 0 && i0 < n; i0 += B) {
         int64_t b = n - i0 < B ? n - i0 : B;
         for (int64_t k = 0; k < b; k++)
             idx[k] = i0 + k;
@@ -750,7 +757,13 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         tn_tensor *l;
         tn_rng rng;
         tn_rng_seed(&rng, 1);
-        if (tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l) == TN_OK) {
+        tn_status s = !src || !tgt ? tn_set_error(TN_ERR_MEMORY, "out of memory")
+                                   : tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l);
+        if (s == TN_OK && !isfinite(tn_tensor_get(l, 0)))
+            s = tn_set_error(TN_ERR_NUMERIC, "the loss of pairs %" PRId64 "..%" PRId64 " is %g: "
+                             "the model's output is not finite", i0 + 1, i0 + b,
+                             tn_tensor_get(l, 0));
+        if (s == TN_OK) {
             int64_t tokens = 0;
             for (int64_t k = 0; k < b; k++)
                 tokens += p->tlen[i0 + k];
@@ -759,7 +772,13 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         }
         tn_tape_set_grad(tp, g);
         tn_tape_reset(tp);
-        if (tn_seq2seq_beam(tp, &r->m, src, len, beam, 1.0, max_len, out, olen, sc) == TN_OK)
+        if (s == TN_OK)
+            s = tn_seq2seq_beam(tp, &r->m, src, len, beam, 1.0, max_len, out, olen, sc);
+        if (s != TN_OK) {
+            fprintf(stderr, "translate: %s: %s\n", what, tn_last_error());
+            rc = -1;
+        }
+        if (s == TN_OK)
             for (int64_t k = 0; k < b; k++) {
                 hyp[i0 + k] = malloc(sizeof(int32_t) * (size_t)(olen[k] + 1));
                 if (hyp[i0 + k])
@@ -772,7 +791,7 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         tn_tensor_free(tgt);
     }
     *loss_out = count ? loss / (double)count : NAN;
-    bool ok = hyp && hn && ref && rn;
+    bool ok = rc == 0;
     for (int64_t i = 0; ok && i < n; i++)
         ok = ref[i] != NULL;
     *bleu_out = ok ? 100 * bleu(n, (const int32_t *const *)hyp, hn, ref, rn) : NAN;
@@ -781,6 +800,7 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
     free(hyp), free(hn), free(ref), free(rn), free(len), free(out), free(olen), free(sc), free(idx);
     tn_tape_reset(tp);
     tn_tape_set_training(tp, train);
+    return rc;
 }
 
 /* The text of an input file (valid UTF-8, no NUL byte) or NULL (message
@@ -950,7 +970,10 @@ static int cmd_train(opts *o)
         cli_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
             double vl, vb;
-            evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, &vl, &vb);
+            if (evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, "validation", &vl, &vb)) {
+                rc = 1;
+                break;
+            }
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_bleu %.2f\n",
                     tty ? "\n" : "", step, smooth, vl, vb);
             if (log) {
@@ -1066,8 +1089,9 @@ static int cmd_sample(opts *o)
                                                        o->max_len, out, &olen, &sc)
                                      : tn_seq2seq_sample(tp, &r.m, src, &len, o->max_len,
                                                          &o->sample, &rng, out, &olen, &sc);
-        if (st != TN_OK) {
-            fprintf(stderr, "translate: %s\n", tn_last_error());
+        if (st != TN_OK) { /* a decoding error (e.g. a broken model) names the checkpoint */
+            fprintf(stderr, "translate: %s%s%s\n", src ? o->checkpoint : "", src ? ": " : "",
+                    tn_last_error());
             tn_tensor_free(src);
             rc = 1;
             break;
@@ -1105,12 +1129,14 @@ static int cmd_eval(opts *o)
     }
     tn_tape *tp = tn_tape_new();
     double loss, b;
-    evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, &loss, &b);
-    printf("loss %.6f bleu %.4f\n", loss, b);
+    rc = evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, o->checkpoint, &loss, &b) ? 1
+                                                                                           : 0;
+    if (rc == 0)
+        printf("loss %.6f bleu %.4f\n", loss, b);
     tn_tape_free(tp);
     pairs_free(&p);
     run_free(&r);
-    return 0;
+    return rc;
 }
 
 static int cmd_attention(opts *o)
@@ -1131,7 +1157,8 @@ static int cmd_attention(opts *o)
     tn_tape *tp = tn_tape_new();
     if (!src || !w ||
         tn_seq2seq_attention_map(tp, &r.m, src, len, o->max_len, out, &olen, w) != TN_OK) {
-        fprintf(stderr, "translate: %s\n", tn_last_error());
+        fprintf(stderr, "translate: %s%s%s\n", src && w ? o->checkpoint : "", src && w ? ": " : "",
+                tn_last_error());
         rc = 1;
         goto done;
     }

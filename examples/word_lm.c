@@ -771,7 +771,7 @@ static int cmd_train(const opts *o)
         cli_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
             double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
-            double vl = lm_eval(&m, tp, val, nval);
+            double vl = lm_eval(&m, tp, val, nval, "validation");
             eval_s += cli_seconds() - e0;
             fprintf(stderr,
                     "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
@@ -846,7 +846,7 @@ static int cmd_eval(const opts *o)
     if (ids && count < 2) {
         fprintf(stderr, "word_lm eval: %s has fewer than 2 words\n", o->data);
     } else if (ids) {
-        double loss = lm_eval(&m, tp, ids, count);
+        double loss = lm_eval(&m, tp, ids, count, o->checkpoint);
         if (isfinite(loss)) {
             printf("loss %.4f ppl %.2f\n", loss, exp(loss));
             rc = 0;

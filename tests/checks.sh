@@ -3,6 +3,7 @@
 #   pass WHAT / fail WHAT   one line per check ("ok   - ...", "FAIL - ...")
 #   checks_end              the summary line; its status is 0 when nothing failed
 #   patch FILE TENSOR BYTES set_meta FILE KEY VALUE   edit a safetensors checkpoint
+#   refuse_meta, refuse_nan  a crafted checkpoint must be refused
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fails=0
@@ -13,15 +14,16 @@ checks_end() {
     [ $fails -eq 0 ]
 }
 
-# patch FILE TENSOR BYTES: write BYTES (printf escapes) over the first element
-# of TENSOR (a regex matching its quoted name) in the safetensors FILE.
+# patch FILE TENSOR BYTES [AT]: write BYTES (printf escapes) at byte AT
+# (default 0: the first element) of TENSOR (a regex matching its quoted name)
+# in the safetensors FILE.
 patch() {
     local hlen first
     hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
     first=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" |
             sed -n "s/.*\"$2\":{[^}]*\"data_offsets\":\\[\\([0-9]*\\),.*/\\1/p")
     [ -n "$first" ] || return 1
-    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
+    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first + ${4:-0})) conv=notrunc 2>/dev/null
 }
 
 # set_meta FILE KEY VALUE: set the metadata string KEY (already in FILE, a
@@ -61,5 +63,26 @@ refuse_meta() {
         pass "$key $val refused: exit $rc: $(echo "$err" | tail -1)"
     else
         fail "$key $val: exit $rc, $(cmp "$bad" "$bad.orig" 2>&1), message '$err'"
+    fi
+}
+
+# refuse_nan CK TENSOR AT CMD...: with $TMP/nan.st a copy of the checkpoint
+# CK holding a float32 NaN at byte AT of TENSOR, CMD (which reads it; stdin
+# is the caller's) must exit 1 with a message naming the file and "nan", and
+# print nothing on standard output.
+refuse_nan() {
+    local ck=$1 tensor=$2 at=$3 err rc
+    shift 3
+    cp "$ck" "$TMP/nan.st"
+    if ! patch "$TMP/nan.st" "$tensor" '\x00\x00\xc0\x7f' "$at"; then
+        fail "NaN model: no tensor $tensor in $ck"
+        return
+    fi
+    err=$("$@" 2>&1 > "$TMP/nan.out")
+    rc=$?
+    if [ $rc -eq 1 ] && [[ "$err" == *"$TMP/nan.st"*"nan"* ]] && [ ! -s "$TMP/nan.out" ]; then
+        pass "NaN model: ${*:2} refused: $err"
+    else
+        fail "NaN model: $*: exit $rc, output '$(cat "$TMP/nan.out")', message '$err'"
     fi
 }

@@ -11,7 +11,8 @@
 # 4. corrupt checkpoints: eval fails cleanly, naming the file;
 # 5. crafted metadata: sample and eval refuse it, naming the file;
 # 6. divergence stops training and keeps the last good checkpoint;
-# 7. --resume refuses a crafted data_pos or step, naming it.
+# 7. --resume refuses a crafted data_pos or step, naming it; eval of a
+#    model with a NaN weight is refused naming the checkpoint.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -225,5 +226,10 @@ R=("$BIN" train "${FLAGS[@]}" --threads 1 --steps 21 --checkpoint "$TMP/crafted.
 refuse_meta "$TMP/straight1.st" data_pos -3 "${R[@]}"
 refuse_meta "$TMP/straight1.st" data_pos 9223372036854775807 "${R[@]}"
 refuse_meta "$TMP/straight1.st" step -1 "${R[@]}"
+
+# eval of a model with a NaN in the head (issue 19: "has fewer than 2
+# characters", naming the data file)
+refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" \
+    --data "$TMP/text.txt"
 
 checks_end

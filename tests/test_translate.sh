@@ -11,7 +11,9 @@
 #      BLEU-4, clipped n-gram counts, brevity penalty), to 4 decimals;
 #   5. refusals: a missing checkpoint, a data file that is a directory, a
 #      bad number, --resume without a checkpoint: non-zero exit, a message;
-#   6. --resume refuses a crafted step (negative, INT64_MAX), naming it.
+#   6. --resume refuses a crafted step (negative, INT64_MAX), naming it;
+#   7. a model with a NaN in its output bias is refused by every decoding
+#      command (exit 1, naming the checkpoint and what was not finite).
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -94,5 +96,15 @@ err=$("$BIN" train --resume --checkpoint "$TMP/none.st" 2>&1); rc=$?
 R=("$BIN" train "${FLAGS[@]}" --steps 41 --checkpoint "$TMP/crafted.st" --resume)
 refuse_meta "$TMP/a.st" step -1 "${R[@]}"
 refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
+
+# 7. a NaN in the output bias (issue 19): before, sample --beam printed an
+# empty line, eval "loss nan bleu 0.0000", attention a plot, all exit 0
+# (the NaN at byte 16: token 4's bias, a word; pad's and sos's logits are
+# never chosen)
+for cmd in "sample --beam 5" "sample" "sample --temperature 1" "eval --data $TMP/pairs.txt"; do
+    refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" $cmd --checkpoint "$TMP/nan.st" <<< "4 5 6"
+done
+refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" attention --text "4 5 6" --out "$TMP/nan.png" \
+    --checkpoint "$TMP/nan.st"
 
 checks_end

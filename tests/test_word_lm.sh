@@ -20,7 +20,8 @@
 #      equal those computed independently in Python (the issue's rules:
 #      first 90% of 40,000 lines train; split() words; <eos> per line):
 #      min-count 1: V 24031, 220758 train words; min-count 2: V 9984;
-#   8. --resume refuses a crafted data_pos or step, naming it.
+#   8. --resume refuses a crafted data_pos or step, naming it;
+#   9. eval of a model with a NaN weight: exit 1 naming the checkpoint.
 set -u
 BIN=$1
 DATA=${2:-}
@@ -131,5 +132,8 @@ refuse_meta "$TMP/a.st" data_pos -1 "${R[@]}"
 refuse_meta "$TMP/a.st" data_pos 9223372036854775807 "${R[@]}"
 refuse_meta "$TMP/a.st" step -1 "${R[@]}"
 refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
+
+# 9. a NaN in the output layer (issue 19: eval exited 1 with no message)
+refuse_nan "$TMP/a.st" 'decoder\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" --data "$TMP/text.txt"
 
 checks_end

@@ -376,9 +376,23 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                 const hyp *h = &live[b * k + i];
                 for (int64_t v = 0; v < V; v++)
                     logp[v] = tn_tensor_get(lp, (b * k + i) * V + v);
-                for (int64_t v = 0; v < V; v++)
-                    if (v != m->o.tgt_pad && v != m->o.sos)
-                        cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
+                for (int64_t v = 0; v < V; v++) {
+                    if (v == m->o.tgt_pad || v == m->o.sos)
+                        continue;
+                    /* A NaN or infinite log-probability (a broken model: a
+                     * non-finite parameter or input) would make every
+                     * comparison of the search false, so that no hypothesis
+                     * finishes and the output is silently empty. */
+                    if (!isfinite(logp[v])) {
+                        s = tn_set_error(TN_ERR_NUMERIC,
+                                         "%s: log-probability of token %lld for sentence %lld at "
+                                         "step %lld is %s: the decoder's output is not finite",
+                                         fn, (long long)v, (long long)b, (long long)t,
+                                         isnan(logp[v]) ? "nan" : logp[v] > 0 ? "inf" : "-inf");
+                        goto done;
+                    }
+                    cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
+                }
             }
             /* the k best candidates, in order (selection: k is small) */
             int nt = 0;
@@ -526,7 +540,20 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                 prev[b] = m->o.eos; /* finished rows idle on eos */
                 continue;
             }
-            score[b] += tn_tensor_get(lp, b * V + next[b]);
+            /* tn_sample refuses a non-finite logit among those it may
+             * draw, but a NaN in pad's or sos's (masked to -inf above)
+             * still makes every log-probability NaN: a broken model, whose
+             * score would be NaN. */
+            double lpv = tn_tensor_get(lp, b * V + next[b]);
+            if (!isfinite(lpv)) {
+                s = tn_set_error(TN_ERR_NUMERIC,
+                                 "%s: log-probability of token %d for sentence %lld at step %lld "
+                                 "is %s: the decoder's output is not finite",
+                                 fn, (int)next[b], (long long)b, (long long)t,
+                                 isnan(lpv) ? "nan" : lpv > 0 ? "inf" : "-inf");
+                break;
+            }
+            score[b] += lpv;
             done[b] = next[b] == m->o.eos;
             if (!done[b])
                 out[b * max_len + out_len[b]++] = next[b];
