@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -118,6 +119,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* What makes s (n bytes) unusable as a label, or NULL: a newline (labels
+ * are saved one a line), a tab (predict's output columns), another control
+ * character, or bytes that are not UTF-8 (the checkpoint's metadata is
+ * UTF-8); *at gets the byte offset. Checked where labels come in (file
+ * names, a checkpoint), so a run never trains on labels it cannot save. */
+static const char *label_problem(const char *s, size_t n, size_t *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        *at = i;
+        if (c == '\n' || c == '\t' || c < 0x20 || c == 0x7f)
+            return c == '\n' ? "newline" : c == '\t' ? "tab" : "control character";
+    }
+    int64_t bad = cli_utf8_invalid_at((const unsigned char *)s, n);
+    *at = (size_t)bad;
+    return bad >= 0 ? "byte that is not UTF-8" : NULL;
+}
+
 /* The <Label>.txt files of dir, labels sorted. Returns 0 or -1 (message). */
 static int dataset_read_dir(const char *dir, dataset *d)
 {
@@ -147,6 +166,15 @@ static int dataset_read_dir(const char *dir, dataset *d)
             }
             names = nn;
         }
+        size_t at;
+        const char *why = label_problem(e->d_name, l - 4, &at);
+        if (why) {
+            fprintf(stderr, PROG ": --data %s: file %s: its label (the file name without .txt) "
+                            "has a %s at byte %zu; a label must be one line of UTF-8 without "
+                            "tabs\n", dir, e->d_name, why, at);
+            rc = -1;
+            break;
+        }
         if (!(names[n] = strndup(e->d_name, l - 4))) {
             rc = -1;
             break;
@@ -173,7 +201,12 @@ static int dataset_read_dir(const char *dir, dataset *d)
             break;
         }
         snprintf(path, plen, "%s/%s.txt", dir, names[c]);
-        if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
+        struct stat st; /* a FIFO or device would block or never end */
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            fprintf(stderr, PROG ": --data %s: not a regular file (a class is a file of "
+                            "examples)\n", path);
+            rc = -1;
+        } else if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
             rc = -1;
         } else if (strlen(text) != got) {
             fprintf(stderr, PROG ": --data %s: a NUL byte at offset %zu\n", path, strlen(text));
@@ -515,16 +548,27 @@ static int model_save(const char *path, const model *m, const opts *o, int64_t s
     return s == TN_OK ? 0 : -1;
 }
 
-/* Split s at newlines into m->labels. Returns 0 or -1. */
-static int labels_split(model *m, const char *s)
+/* Split s (a checkpoint's labels, of path) at newlines into m->labels.
+ * Returns 0 or -1; a label that is unusable (label_problem) or repeated is
+ * refused with a message (predict's answer would be ambiguous). */
+static int labels_split(model *m, const char *s, const char *path)
 {
     m->C = 0;
     int cap = 0;
     for (const char *p = s; *p;) {
         const char *e = strchr(p, '\n');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
+        size_t l = e ? (size_t)(e - p) : strlen(p), at;
         if (l == 0 || m->C == MAX_CLASSES)
             return -1;
+        const char *why = label_problem(p, l, &at);
+        for (int c = 0; !why && c < m->C; c++)
+            if (strlen(m->labels[c]) == l && memcmp(m->labels[c], p, l) == 0)
+                why = "twice";
+        if (why) {
+            fprintf(stderr, PROG ": --checkpoint %s: label %.*s %s%s\n", path, (int)l, p,
+                    strcmp(why, "twice") ? "has a " : "", why);
+            return -1;
+        }
         if (m->C == cap) {
             cap = cap ? 2 * cap : 32;
             char **nl = realloc(m->labels, sizeof *nl * (size_t)cap);
@@ -565,7 +609,7 @@ static int model_load(const char *path, model *m)
             m->cell = cells[k];
     if (!fmt || strcmp(fmt, "classify 1") || !m->cell || !bi || !labels || !chars ||
         m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
-        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels) ||
+        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels, path) ||
         cli_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
         fprintf(stderr, PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
                         "format, cell, sizes, labels or chars)\n",

@@ -27,7 +27,8 @@ patch() {
 }
 
 # set_meta FILE KEY VALUE: set the metadata string KEY (already in FILE, a
-# safetensors checkpoint) to VALUE (no quotes or backslashes). The header is
+# safetensors checkpoint) to VALUE (no quotes; a JSON escape such as \n is
+# written \\n: VALUE is a sed replacement). The header is
 # rewritten with its new length, padded to 8 bytes; the tensors' bytes follow
 # unchanged (their offsets count from the end of the header).
 set_meta() {
