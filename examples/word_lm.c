@@ -402,6 +402,23 @@ static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H
 
 /* ---- word vectors ---- */
 
+/* --data's text (valid UTF-8) into *text, *n. A NUL byte is refused: the
+ * vocabulary is saved as NUL-terminated strings, so a word holding one
+ * would be cut and the checkpoint would not load. Returns 0 or -1 (message
+ * printed). */
+static int read_data(const char *path, char **text, size_t *n)
+{
+    if (cli_read_text("word_lm", "--data", path, "utf-8", text, n))
+        return -1;
+    size_t len = strlen(*text);
+    if (len != *n) {
+        fprintf(stderr, "word_lm: --data %s: a NUL byte at offset %zu\n", path, len);
+        free(*text);
+        return -1;
+    }
+    return 0;
+}
+
 /* Set the embedding rows of the words of v found in the GloVe / word2vec
  * text file path (a first line of two integers is word2vec's header).
  * Every line must hold a word and E finite numbers; a word given twice
@@ -424,6 +441,12 @@ static int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
             eol = end;
         *eol = '\0'; /* the buffer is ours: lines become strings */
         line++;
+        if (strlen(s) != (size_t)(eol - s)) { /* the rest would be ignored */
+            fprintf(stderr, "word_lm: --vectors %s line %" PRId64 ": a NUL byte at byte %zu\n",
+                    path, line, strlen(s));
+            rc = -1;
+            break;
+        }
         char *w = s;
         while (*w && is_space(*w))
             w++;
@@ -641,7 +664,7 @@ static int cmd_train(const opts *o)
     char *text;
     size_t nbytes;
     if (o->data) {
-        if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &nbytes))
+        if (read_data(o->data, &text, &nbytes))
             return 1;
     } else if (!(text = generated_text(&nbytes))) {
         fprintf(stderr, "word_lm: out of memory\n");
@@ -838,7 +861,7 @@ static int cmd_eval(const opts *o)
     int32_t *ids = NULL;
     int64_t count = 0;
     tn_tape *tp = tn_tape_new();
-    if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &n) == 0) {
+    if (read_data(o->data, &text, &n) == 0) {
         ids = text_ids(&v, text, n, 0, count_lines(text, n), &count);
         free(text);
     }

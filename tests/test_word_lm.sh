@@ -21,7 +21,8 @@
 #      first 90% of 40,000 lines train; split() words; <eos> per line):
 #      min-count 1: V 24031, 220758 train words; min-count 2: V 9984;
 #   8. --resume refuses a crafted data_pos or step, naming it;
-#   9. eval of a model with a NaN weight: exit 1 naming the checkpoint.
+#   9. eval of a model with a NaN weight: exit 1 naming the checkpoint;
+#  10. a NUL byte in --data or in a --vectors line is refused, naming where.
 set -u
 BIN=$1
 DATA=${2:-}
@@ -135,5 +136,20 @@ refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
 
 # 9. a NaN in the output layer (issue 19: eval exited 1 with no message)
 refuse_nan "$TMP/a.st" 'decoder\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" --data "$TMP/text.txt"
+
+# 10. NUL bytes (issue 19): text with one trained and wrote a vocabulary its
+# own eval could not load; a --vectors line with bytes after one was read
+# as if it ended there
+{ awk 'BEGIN { for (i = 0; i < 100; i++) print "the cat sees the moon ." }'
+  printf 'the cat\0dog sees .\n'; } > "$TMP/nul.txt"
+err=$("$BIN" train "${F[@]}" --data "$TMP/nul.txt" --seq 5 --batch 2 --steps 1 \
+      --checkpoint "$TMP/nul.st" 2>&1 > /dev/null); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"--data $TMP/nul.txt: a NUL byte at offset 2407"* ]] &&
+    [ ! -e "$TMP/nul.st" ] && pass "NUL in --data refused: $err" ||
+    fail "NUL in --data: exit $rc, $(ls "$TMP/nul.st" 2>&1), message '$err'"
+{ printf 'the'; for i in $(seq 32); do printf ' 0.5'; done; printf '\0 junk\n'; } > "$TMP/nul.vec"
+err=$("$BIN" train "${F[@]}" --steps 1 --vectors "$TMP/nul.vec" 2>&1 > /dev/null); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"--vectors $TMP/nul.vec line 1: a NUL byte"* ]] &&
+    pass "NUL in a --vectors line refused: $err" || fail "NUL in --vectors: exit $rc, message '$err'"
 
 checks_end
