@@ -470,7 +470,7 @@ static int cmd_train(const opts *o)
         tn_rng r;
         tn_rng_seed(&r, o->seed);
         if (char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
-                       o->layers, o->dropout, &r)) {
+                       o->layers, o->dropout, NULL, &r)) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;

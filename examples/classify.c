@@ -629,7 +629,17 @@ static int model_load(const char *path, model *m)
         }
         m->v.cp[m->v.n++] = cp;
     }
-    if (model_build(m, 0))
+    /* the sizes against the file's tensors before the model is built from
+     * them: the embedding, the first input and last recurrent weights, the
+     * head */
+    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(m->cell)), H = m->hidden;
+    char hh[32], sizes[160];
+    snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
+    snprintf(sizes, sizeof sizes, "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64
+             ", layers %" PRId64, m->C, m->v.n, m->embed, H, m->layers);
+    cli_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
+                         {hh, G * H, H}, {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
+    if (cli_check_shapes(PROG, path, sizes, want, 4) || model_build(m, 0))
         goto done;
     tn_params *sets[1] = {&m->ps};
     if (tn_load(path, sets, 1, NULL) != TN_OK) {

@@ -112,6 +112,26 @@ int cli_check_output(const char *prog, const char *opt, const char *path);
 int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
                     int64_t hi, const char *what);
 
+/* A tensor a model built from a checkpoint's metadata will have: its name
+ * and 2-D shape. */
+typedef struct cli_shape {
+    const char *name;
+    int64_t rows, cols;
+} cli_shape;
+
+/* Check the sizes a checkpoint's metadata claims (described in `sizes`,
+ * e.g. "hidden 32, embed 16, layers 1") against the file's own tensors
+ * before building a model from them: each of want[0..n) must be in the
+ * file `path` with that shape. The programs list their largest parameters
+ * (the embeddings, the first input weights, the last layer's recurrent
+ * weights); once those match tensors whose data the file holds
+ * (tn_load_list checks that), the model is no larger than the file, where
+ * crafted sizes built gigabytes before tn_load compared any shape. Returns
+ * 0, or -1 (message printed naming the file, the sizes, the tensor and its
+ * shape in the file). */
+int cli_check_shapes(const char *prog, const char *path, const char *sizes, const cli_shape *want,
+                     int n);
+
 /* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
  * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
  * or -1 when all of it is valid. */

@@ -2,13 +2,32 @@
  * (see lm_model.h). */
 #include "lm_model.h"
 
+#include "cli.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The shapes of s's largest parameters against its file (see lm_init). */
+static int check_file(const lm_spec *s)
+{
+    int64_t G = tn_cell_gates(s->cell);
+    char embed[TN_NAME_MAX], head[TN_NAME_MAX], hh[32], sizes[160];
+    snprintf(embed, sizeof embed, "%s.weight", s->embed_name);
+    snprintf(head, sizeof head, "%s.weight", s->head_name);
+    snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)s->L - 1);
+    snprintf(sizes, sizeof sizes, "vocab %lld, embed %lld, hidden %lld, layers %lld",
+             (long long)s->V, (long long)s->E, (long long)s->H, (long long)s->L);
+    cli_shape want[4] = {{embed, s->V, s->E}, {"rnn.weight_ih_l0", G * s->H, s->E},
+                         {hh, G * s->H, s->H}, {head, s->V, s->H}};
+    return cli_check_shapes(s->prog, s->file, sizes, want, s->tie ? 3 : 4);
+}
+
 int lm_init(lm_model *m, const lm_spec *s, tn_rng *r)
 {
+    if (s->file && check_file(s))
+        return -1;
     *m = (lm_model){.cell = s->cell, .V = s->V, .E = s->E, .H = s->H, .L = s->L,
                     .tied = s->tie, .io_dropout = s->io_dropout, .prog = s->prog};
     tn_params_init(&m->ps);

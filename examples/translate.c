@@ -727,9 +727,20 @@ static int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim *
     if (!o->max_len || o->max_len > ml)
         o->max_len = ml;
     o->dropout = dr ? atof(dr) : 0;
+    /* the sizes against the file's tensors before the model is built from
+     * them: both embeddings, the encoder's first input and last recurrent
+     * weights, the output layer */
+    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(o->cell));
+    char hh[32], sizes[160];
+    snprintf(hh, sizeof hh, "encoder.weight_hh_l%d", (int)L - 1);
+    snprintf(sizes, sizeof sizes, "vocabularies %d and %d, embed %" PRId64 ", hidden %" PRId64
+             ", layers %" PRId64, r->sv.n, r->tv.n, E, H, L);
+    cli_shape want[5] = {{"src_embed.weight", r->sv.n, E}, {"tgt_embed.weight", r->tv.n, E},
+                         {"encoder.weight_ih_l0", G * H, E}, {hh, G * H, H},
+                         {"out.weight", r->tv.n, H}};
     tn_rng rng;
     tn_rng_seed(&rng, 0);
-    if (run_build(r, o, &rng)) {
+    if (cli_check_shapes("translate", path, sizes, want, 5) || run_build(r, o, &rng)) {
         vocab_free(&r->sv), vocab_free(&r->tv);
         return -1;
     }

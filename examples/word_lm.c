@@ -386,11 +386,11 @@ static char *generated_text(size_t *n)
  * and initialised as it does: encoder and decoder weights uniform(+-0.1),
  * decoder bias 0. Returns 0 or -1 (message printed). */
 static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                      double dropout, bool tie, tn_rng *r)
+                      double dropout, bool tie, const char *file, tn_rng *r)
 {
     lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
                  .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
-                 .head_name = "decoder", .prog = "word_lm"};
+                 .head_name = "decoder", .prog = "word_lm", .file = file};
     if (lm_init(m, &s, r))
         return -1;
     tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
@@ -615,7 +615,8 @@ static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *met
     double dropout = dr ? atof(dr) : 0;
     if (!(dropout >= 0 && dropout < 1))
         dropout = 0;
-    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, &r)) {
+    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
+                   &r)) {
         vocab_free(v);
         return -1;
     }
@@ -713,7 +714,7 @@ static int cmd_train(const opts *o)
         tn_rng_seed(&r, o->seed);
         if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
             model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
-                       o->layers, o->dropout, o->tie, &r))
+                       o->layers, o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {
             int64_t found = load_vectors(o->vectors, &v, m.embed.weight);

@@ -47,8 +47,8 @@ set_meta() {
 
 # refuse_meta CK KEY VALUE CMD...: with $TMP/crafted.st a copy of the
 # checkpoint CK whose metadata KEY is VALUE, CMD (which reads it) must exit
-# 1..127 with a message naming the file and KEY, and leave the file as it
-# was.
+# 1..127 with a message naming the file, the metadata and KEY, and leave
+# the file as it was.
 refuse_meta() {
     local ck=$1 key=$2 val=$3 bad=$TMP/crafted.st err rc
     shift 3
@@ -59,7 +59,7 @@ refuse_meta() {
     cp "$bad" "$bad.orig"
     err=$("$@" 2>&1 > /dev/null)
     rc=$?
-    if [ $rc -ge 1 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"*"$key"* ]] &&
+    if [ $rc -ge 1 ] && [ $rc -lt 128 ] && [[ "$err" == *"$bad"*"metadata"*"$key"* ]] &&
        cmp -s "$bad" "$bad.orig"; then
         pass "$key $val refused: exit $rc: $(echo "$err" | tail -1)"
     else

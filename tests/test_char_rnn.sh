@@ -12,7 +12,9 @@
 # 5. crafted metadata: sample and eval refuse it, naming the file;
 # 6. divergence stops training and keeps the last good checkpoint;
 # 7. --resume refuses a crafted data_pos or step, naming it; eval of a
-#    model with a NaN weight is refused naming the checkpoint.
+#    model with a NaN weight is refused naming the checkpoint; sizes in the
+#    metadata that the file's tensors do not have are refused before the
+#    model is built.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -231,5 +233,11 @@ refuse_meta "$TMP/straight1.st" step -1 "${R[@]}"
 # characters", naming the data file)
 refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" \
     --data "$TMP/text.txt"
+
+# sizes the file's tensors do not have (issue 19; moderate ones, so that
+# the old code, which built the model first, did not take gigabytes)
+for kv in "hidden 1024" "embed 1024" "layers 3"; do
+    refuse_meta "$TMP/straight1.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --length 5
+done
 
 checks_end

@@ -19,7 +19,8 @@
 #      checkpoint does not know,
 #      bad option values, predict without --checkpoint; a class file name
 #      with a newline, a tab or bytes that are not UTF-8, a FIFO class file,
-#      a checkpoint with a label twice;
+#      a checkpoint with a label twice; a checkpoint whose metadata sizes
+#      its tensors do not have (refused before the model is built);
 #   5. with ../shared/data/names (DATA_DIR/names), a short run (200 steps)
 #      on the 18 surname languages: a balanced validation accuracy of at
 #      least 0.20, where any constant prediction scores 1/18 = 0.056 (plain
@@ -139,6 +140,11 @@ cp "$TMP/g.st" "$TMP/dup.st"
 set_meta "$TMP/dup.st" labels 'brundel\\nkotsuk\\nkotsuk\\noyaque' ||
     fail "duplicate labels: no labels in the checkpoint"
 refuse "a checkpoint with a label twice" "label kotsuk twice" "$BIN" predict --checkpoint "$TMP/dup.st"
+# sizes the file's tensors do not have (issue 19: predict built the model
+# first, 3.9 GB for a crafted file; moderate sizes here)
+for kv in "hidden 1024" "embed 1024" "layers 3"; do
+    refuse_meta "$TMP/g.st" $kv "$BIN" predict --checkpoint "$TMP/crafted.st" < /dev/null
+done
 
 # 5. the surnames, when ../shared/data/names is there
 if [ -n "$DATA" ] && [ -d "$DATA/names" ]; then

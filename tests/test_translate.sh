@@ -15,7 +15,9 @@
 #      bad number, --resume without a checkpoint: non-zero exit, a message;
 #   6. --resume refuses a crafted step (negative, INT64_MAX), naming it;
 #   7. a model with a NaN in its output bias is refused by every decoding
-#      command (exit 1, naming the checkpoint and what was not finite).
+#      command (exit 1, naming the checkpoint and what was not finite);
+#   8. sizes in the metadata that the file's tensors do not have are refused
+#      before the model is built.
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -127,5 +129,15 @@ for cmd in "sample --beam 5" "sample" "sample --temperature 1" "eval --data $TMP
 done
 refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" attention --text "4 5 6" --out "$TMP/nan.png" \
     --checkpoint "$TMP/nan.st"
+
+# 8. the metadata's sizes against the file's tensors (issue 19: the model
+# was built from them first; hidden 8192 in a 72 KB file reached 3.9 GB
+# before "out of memory"). Moderate sizes here, so that the old code, which
+# built the model, did not take gigabytes: the refusal must come before it,
+# naming the file and the sizes.
+for kv in "hidden 1024" "embed 1024" "layers 3"; do
+    refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
+done
+refuse_meta "$TMP/a.st" hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
 
 checks_end

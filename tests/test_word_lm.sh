@@ -22,7 +22,9 @@
 #      min-count 1: V 24031, 220758 train words; min-count 2: V 9984;
 #   8. --resume refuses a crafted data_pos or step, naming it;
 #   9. eval of a model with a NaN weight: exit 1 naming the checkpoint;
-#  10. a NUL byte in --data or in a --vectors line is refused, naming where.
+#  10. a NUL byte in --data or in a --vectors line is refused, naming where;
+#  11. sizes in the metadata that the file's tensors do not have are refused
+#      before the model is built.
 set -u
 BIN=$1
 DATA=${2:-}
@@ -151,5 +153,12 @@ err=$("$BIN" train "${F[@]}" --data "$TMP/nul.txt" --seq 5 --batch 2 --steps 1 \
 err=$("$BIN" train "${F[@]}" --steps 1 --vectors "$TMP/nul.vec" 2>&1 > /dev/null); rc=$?
 [ $rc -eq 1 ] && [[ "$err" == *"--vectors $TMP/nul.vec line 1: a NUL byte"* ]] &&
     pass "NUL in a --vectors line refused: $err" || fail "NUL in --vectors: exit $rc, message '$err'"
+
+# 11. the metadata's sizes against the file's tensors (issue 19: sample
+# built the model from them first, 3.1 GB for a crafted file); moderate
+# sizes, so that the old code did not take gigabytes
+for kv in "hidden 2048" "embed 2048" "layers 3"; do
+    refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --words 3
+done
 
 checks_end
