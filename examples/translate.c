@@ -1162,6 +1162,12 @@ static int cmd_sample(opts *o)
     tn_rng_seed(&rng, o->seed);
     while ((got = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
+        if (strlen(line) != (size_t)got) { /* the rest of the line would be dropped */
+            fprintf(stderr, "translate: standard input line %" PRId64 ": a NUL byte at byte %zu\n",
+                    lineno, strlen(line));
+            rc = 1;
+            break;
+        }
         if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
             fprintf(stderr, "translate: standard input line %" PRId64 ": not valid UTF-8\n",
                     lineno);

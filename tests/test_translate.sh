@@ -17,7 +17,8 @@
 #   7. a model with a NaN in its output bias is refused by every decoding
 #      command (exit 1, naming the checkpoint and what was not finite);
 #   8. sizes in the metadata that the file's tensors do not have are refused
-#      before the model is built.
+#      before the model is built;
+#   9. an input line with a NUL byte is refused, naming the line.
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -139,5 +140,12 @@ for kv in "hidden 1024" "embed 1024" "layers 3"; do
     refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
 done
 refuse_meta "$TMP/a.st" hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
+
+# 9. a NUL byte in an input line (issue 19: sample translated the line up to
+# it and went on, exit 0)
+err=$(printf '4 5\n6\0 7\n' | "$BIN" sample --checkpoint "$TMP/a.st" 2>&1 > "$TMP/nul.out"); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"standard input line 2: a NUL byte at byte 1"* ]] &&
+    [ "$(wc -l < "$TMP/nul.out")" -eq 1 ] && pass "NUL in an input line refused: $err" ||
+    fail "NUL in an input line: exit $rc, $(wc -l < "$TMP/nul.out") lines out, message '$err'"
 
 checks_end
