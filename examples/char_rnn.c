@@ -147,9 +147,10 @@ static void print_cp(uint32_t cp)
     fwrite(enc, 1, (size_t)k, stdout);
 }
 
-/* Print prime, then `length` sampled characters. */
-static int model_sample(lm_model *m, const text *vocab, const char *prime, int64_t length,
-                        const tn_sample_opts *so, uint64_t seed)
+/* Print prime, then `length` sampled characters (messages name path, the
+ * checkpoint). */
+static int model_sample(lm_model *m, const char *path, const text *vocab, const char *prime,
+                        int64_t length, const tn_sample_opts *so, uint64_t seed)
 {
     tn_rng r;
     tn_rng_seed(&r, seed);
@@ -165,6 +166,7 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         for (int64_t i = 0; i < pt.n; i++)
             print_cp(vocab->vocab[pt.ids[i]]);
     }
+    bool printed = pt.n > 0 && *prime;
     lm_reset_state(m, 1);
     tn_tape *tp = tn_tape_new();
     tn_tape_set_grad(tp, false);
@@ -179,7 +181,7 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         tn_rnn_out fin;
         tn_tensor *logits = lm_forward(tp, m, x, &fin);
         if (!logits || tn_tape_error(tp)) {
-            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
@@ -187,13 +189,15 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
         if (tn_sample(logits, so, &r, &next) != TN_OK) {
-            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
         print_cp(vocab->vocab[next]);
+        printed = true;
     }
-    printf("\n");
+    if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
+        printf("\n");
     tn_tape_free(tp);
     free(pt.ids);
     return rc;
@@ -617,7 +621,7 @@ static int cmd_sample(const opts *o)
     text t = {0};
     if (load_model(o->checkpoint, &m, &t))
         return 1;
-    int rc = model_sample(&m, &t, o->prime, o->length, &o->sample, o->seed);
+    int rc = model_sample(&m, o->checkpoint, &t, o->prime, o->length, &o->sample, o->seed);
     lm_free(&m);
     return rc ? 1 : 0;
 }

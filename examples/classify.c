@@ -687,9 +687,13 @@ typedef struct scores {
 
 /* Scores of the model on examples idx[0..n) of d whose labels are the
  * model's label ids (lab: d's label -> model's, NULL for the same);
- * confusion [C x C] (true row, predicted column) is filled when not NULL. */
+ * confusion [C x C] (true row, predicted column) is filled when not NULL.
+ * Returns 0, or -1 (message printed, starting with `what`) on an error or
+ * a loss that is not finite (a broken model: its scores would mean
+ * nothing). */
 static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *lab,
-                    const int64_t *idx, int64_t n, scores *sc, int64_t *confusion)
+                    const int64_t *idx, int64_t n, const char *what, scores *sc,
+                    int64_t *confusion)
 {
     bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -713,7 +717,14 @@ static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *la
             logits = model_logits(tp, m, ids, len);
         tn_tensor *l = logits ? tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_SUM) : NULL;
         if (!l) {
-            fprintf(stderr, PROG ": %s\n", tn_last_error());
+            fprintf(stderr, PROG ": %s: %s\n", what, tn_last_error());
+            rc = -1;
+            break;
+        }
+        if (!isfinite(tn_tensor_get(l, 0))) {
+            fprintf(stderr, PROG ": %s: the loss of examples %" PRId64 "..%" PRId64 " is %g: the "
+                            "model's output is not finite\n",
+                    what, i0 + 1, i0 + B, tn_tensor_get(l, 0));
             rc = -1;
             break;
         }
@@ -882,7 +893,7 @@ static int cmd_train(const opts *o)
         cli_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
         if (nva && ((o->eval_every && step % o->eval_every == 0) || step == o->steps)) {
             double te = cli_seconds();
-            if (evaluate(tp, &m, &d, NULL, va, nva, &sc, NULL)) {
+            if (evaluate(tp, &m, &d, NULL, va, nva, "validation", &sc, NULL)) {
                 rc = 1;
                 break;
             }
@@ -973,6 +984,15 @@ static int cmd_predict(const opts *o)
             break;
         }
         tn_tensor_to_double(prob, p);
+        for (int c = 0; c < C && rc == 0; c++)
+            if (!isfinite(p[c])) { /* a broken model: its ranking would mean nothing */
+                fprintf(stderr, PROG ": --checkpoint %s: standard input line %" PRId64
+                                ": the probability of %s is %g: the model's output is not "
+                                "finite\n", o->checkpoint, lineno, m.labels[c], p[c]);
+                rc = 1;
+            }
+        if (rc)
+            break;
         for (int c = 0; c < C; c++)
             order[c] = c;
         for (int k = 0; k < K; k++) /* partial selection sort: ties keep label order */
@@ -1048,7 +1068,7 @@ static int cmd_eval(const opts *o)
         idx = tr;
     }
     scores sc;
-    if (evaluate(tp, &m, &d, lab, idx, n, &sc, conf))
+    if (evaluate(tp, &m, &d, lab, idx, n, o->checkpoint, &sc, conf))
         goto done;
     printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n",
            sc.accuracy, sc.balanced, sc.loss, n);

@@ -905,12 +905,13 @@ static int cmd_sample(const opts *o)
     if (prime && given == 0)
         prime[0] = EOS, given = 1;
     int32_t next = 0;
-    bool line_start = true;
+    bool line_start = true, printed = false;
     for (int64_t i = 0; rc == 0 && i < given - 1 + o->words; i++) {
         int32_t cur = i < given ? prime[i] : next;
         if (i < given && strlen(o->prime)) {
             printf("%s%s", line_start ? "" : " ", cur == EOS ? "" : v.words[cur]);
             line_start = false;
+            printed = true;
         }
         tn_tape_reset(tp);
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
@@ -918,7 +919,7 @@ static int cmd_sample(const opts *o)
         tn_rnn_out fin;
         tn_tensor *logits = lm_forward(tp, &m, x, &fin);
         if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
-            fprintf(stderr, "word_lm: sample: %s\n", tn_last_error());
+            fprintf(stderr, "word_lm: %s: sample: %s\n", o->checkpoint, tn_last_error());
             rc = 1;
             break;
         }
@@ -932,8 +933,10 @@ static int cmd_sample(const opts *o)
             printf("%s%s", line_start ? "" : " ", v.words[next]);
             line_start = false;
         }
+        printed = true;
     }
-    printf("\n");
+    if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
+        printf("\n");
     free(prime);
     tn_tape_free(tp);
     lm_free(&m);

@@ -233,6 +233,7 @@ refuse_meta "$TMP/straight1.st" step -1 "${R[@]}"
 # characters", naming the data file)
 refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" \
     --data "$TMP/text.txt"
+refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" sample --checkpoint "$TMP/nan.st" --length 5
 
 # sizes the file's tensors do not have (issue 19; moderate ones, so that
 # the old code, which built the model first, did not take gigabytes)

@@ -20,7 +20,8 @@
 #      bad option values, predict without --checkpoint; a class file name
 #      with a newline, a tab or bytes that are not UTF-8, a FIFO class file,
 #      a checkpoint with a label twice; a checkpoint whose metadata sizes
-#      its tensors do not have (refused before the model is built);
+#      its tensors do not have (refused before the model is built); a
+#      model with a NaN in its head (predict and eval);
 #   5. with ../shared/data/names (DATA_DIR/names), a short run (200 steps)
 #      on the 18 surname languages: a balanced validation accuracy of at
 #      least 0.20, where any constant prediction scores 1/18 = 0.056 (plain
@@ -145,6 +146,10 @@ refuse "a checkpoint with a label twice" "label kotsuk twice" "$BIN" predict --c
 for kv in "hidden 1024" "embed 1024" "layers 3"; do
     refuse_meta "$TMP/g.st" $kv "$BIN" predict --checkpoint "$TMP/crafted.st" < /dev/null
 done
+# a NaN in the head's bias (issue 19: predict printed "lirana nan", eval
+# "loss nan", both exit 0)
+refuse_nan "$TMP/g.st" 'head\.bias' 0 "$BIN" predict --checkpoint "$TMP/nan.st" <<< "Kotsu"
+refuse_nan "$TMP/g.st" 'head\.bias' 0 "$BIN" eval --checkpoint "$TMP/nan.st"
 
 # 5. the surnames, when ../shared/data/names is there
 if [ -n "$DATA" ] && [ -d "$DATA/names" ]; then

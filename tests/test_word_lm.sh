@@ -138,6 +138,8 @@ refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
 
 # 9. a NaN in the output layer (issue 19: eval exited 1 with no message)
 refuse_nan "$TMP/a.st" 'decoder\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" --data "$TMP/text.txt"
+# and sample (it refused, without naming the checkpoint)
+refuse_nan "$TMP/a.st" 'decoder\.bias' 8 "$BIN" sample --checkpoint "$TMP/nan.st" --words 5
 
 # 10. NUL bytes (issue 19): text with one trained and wrote a vocabulary its
 # own eval could not load; a --vectors line with bytes after one was read
