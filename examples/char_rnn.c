@@ -423,6 +423,7 @@ static int cmd_train(const opts *o)
         tn_meta meta;
         tn_meta_init(&meta);
         int rc = load_checkpoint(o->checkpoint, &m, &ck, &meta, o->dropout, &opt, o->lr);
+        bool loaded = rc == 0;
         if (rc == 0 && (ck.V != t.V || memcmp(ck.vocab, t.vocab, (size_t)t.V * 4) != 0)) {
             fprintf(stderr, "char_rnn: %s was trained on another vocabulary\n", o->checkpoint);
             rc = -1;
@@ -460,6 +461,10 @@ static int cmd_train(const opts *o)
         }
         tn_meta_free(&meta);
         if (rc) {
+            if (loaded) { /* loaded, then refused: the model and optimizer are ours */
+                tn_optim_free(opt);
+                lm_free(&m);
+            }
             free(t.ids);
             tn_tape_free(tp);
             return 1;
