@@ -117,10 +117,10 @@ int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vo
 }
 
 int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                    double dropout, tn_rng *r)
+                    double dropout, const char *file, tn_rng *r)
 {
     lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
-                 .embed_name = "embed", .head_name = "head", .prog = "char_rnn"};
+                 .embed_name = "embed", .head_name = "head", .prog = "char_rnn", .file = file};
     return lm_init(m, &s, r);
 }
 
@@ -160,7 +160,7 @@ int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, doubl
             fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
             return -1;
         }
-    if (char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, &r))
+    if (char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, path, &r))
         return -1;
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;

@@ -55,10 +55,11 @@ int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vo
 
 /* char_rnn's model: lm_model with the names embed and head, messages
  * prefixed "char_rnn:", initialised from r as PyTorch's modules; no
- * carried state yet (lm_reset_state). Returns 0, or -1 (message printed;
- * nothing to free). */
+ * carried state yet (lm_reset_state). file: the checkpoint the sizes come
+ * from (checked against its tensors first, see lm_init), or NULL. Returns
+ * 0, or -1 (message printed; nothing to free). */
 int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                    double dropout, tn_rng *r);
+                    double dropout, const char *file, tn_rng *r);
 
 /* Build the model (and t's vocabulary) from the checkpoint's metadata
  * (meta: initialised by the caller, filled here) and load its parameters.

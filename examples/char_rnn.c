@@ -82,7 +82,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seq", CLI_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
          .imax = 1000000, .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = INT64_C(1000000000000), .commands = TRAIN},
+         .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
@@ -147,9 +147,10 @@ static void print_cp(uint32_t cp)
     fwrite(enc, 1, (size_t)k, stdout);
 }
 
-/* Print prime, then `length` sampled characters. */
-static int model_sample(lm_model *m, const text *vocab, const char *prime, int64_t length,
-                        const tn_sample_opts *so, uint64_t seed)
+/* Print prime, then `length` sampled characters (messages name path, the
+ * checkpoint). */
+static int model_sample(lm_model *m, const char *path, const text *vocab, const char *prime,
+                        int64_t length, const tn_sample_opts *so, uint64_t seed)
 {
     tn_rng r;
     tn_rng_seed(&r, seed);
@@ -165,6 +166,7 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         for (int64_t i = 0; i < pt.n; i++)
             print_cp(vocab->vocab[pt.ids[i]]);
     }
+    bool printed = pt.n > 0 && *prime;
     lm_reset_state(m, 1);
     tn_tape *tp = tn_tape_new();
     tn_tape_set_grad(tp, false);
@@ -179,7 +181,7 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         tn_rnn_out fin;
         tn_tensor *logits = lm_forward(tp, m, x, &fin);
         if (!logits || tn_tape_error(tp)) {
-            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
@@ -187,13 +189,15 @@ static int model_sample(lm_model *m, const text *vocab, const char *prime, int64
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
         if (tn_sample(logits, so, &r, &next) != TN_OK) {
-            fprintf(stderr, "char_rnn: sample: %s\n", tn_last_error());
+            fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
         print_cp(vocab->vocab[next]);
+        printed = true;
     }
-    printf("\n");
+    if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
+        printf("\n");
     tn_tape_free(tp);
     free(pt.ids);
     return rc;
@@ -419,6 +423,7 @@ static int cmd_train(const opts *o)
         tn_meta meta;
         tn_meta_init(&meta);
         int rc = load_checkpoint(o->checkpoint, &m, &ck, &meta, o->dropout, &opt, o->lr);
+        bool loaded = rc == 0;
         if (rc == 0 && (ck.V != t.V || memcmp(ck.vocab, t.vocab, (size_t)t.V * 4) != 0)) {
             fprintf(stderr, "char_rnn: %s was trained on another vocabulary\n", o->checkpoint);
             rc = -1;
@@ -433,6 +438,13 @@ static int cmd_train(const opts *o)
                             "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
+        /* the window start must lie in the streams (lm_window indexes the
+         * text with it) */
+        if (rc == 0 && (cli_check_range("char_rnn", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+                                        "the steps --steps allows") ||
+                        cli_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
+                                        "the positions in a stream of this training split")))
+            rc = -1;
         int64_t ranks = 1;
         if (rc == 0 && tn_meta_get(&meta, "ranks") && tn_meta_get_int(&meta, "ranks", &ranks))
             ranks = -1;
@@ -449,6 +461,10 @@ static int cmd_train(const opts *o)
         }
         tn_meta_free(&meta);
         if (rc) {
+            if (loaded) { /* loaded, then refused: the model and optimizer are ours */
+                tn_optim_free(opt);
+                lm_free(&m);
+            }
             free(t.ids);
             tn_tape_free(tp);
             return 1;
@@ -463,7 +479,7 @@ static int cmd_train(const opts *o)
         tn_rng r;
         tn_rng_seed(&r, o->seed);
         if (char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
-                       o->layers, o->dropout, &r)) {
+                       o->layers, o->dropout, NULL, &r)) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;
@@ -562,7 +578,7 @@ static int cmd_train(const opts *o)
             cli_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
         bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
-            double vl = lm_eval(&m, tp, val, n_val);
+            double vl = lm_eval(&m, tp, val, n_val, "validation");
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
                     tty ? "\n" : "", step, smooth, vl, exp(vl));
             if (log) {
@@ -610,7 +626,7 @@ static int cmd_sample(const opts *o)
     text t = {0};
     if (load_model(o->checkpoint, &m, &t))
         return 1;
-    int rc = model_sample(&m, &t, o->prime, o->length, &o->sample, o->seed);
+    int rc = model_sample(&m, o->checkpoint, &t, o->prime, o->length, &o->sample, o->seed);
     lm_free(&m);
     return rc ? 1 : 0;
 }
@@ -638,9 +654,11 @@ static int cmd_eval(const opts *o)
         return 1;
     }
     tn_tape *tp = tn_tape_new();
-    double loss = lm_eval(&m, tp, t.ids, t.n);
-    if (isnan(loss)) {
+    double loss = t.n < 2 ? NAN : lm_eval(&m, tp, t.ids, t.n, o->checkpoint);
+    if (t.n < 2) {
         fprintf(stderr, "char_rnn eval: %s has fewer than 2 characters\n", o->data);
+        rc = 1;
+    } else if (isnan(loss)) { /* message printed */
         rc = 1;
     } else {
         printf("loss %.6f ppl %.6f\n", loss, exp(loss));

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -118,6 +119,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* What makes s (n bytes) unusable as a label, or NULL: a newline (labels
+ * are saved one a line), a tab (predict's output columns), another control
+ * character, or bytes that are not UTF-8 (the checkpoint's metadata is
+ * UTF-8); *at gets the byte offset. Checked where labels come in (file
+ * names, a checkpoint), so a run never trains on labels it cannot save. */
+static const char *label_problem(const char *s, size_t n, size_t *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        *at = i;
+        if (c == '\n' || c == '\t' || c < 0x20 || c == 0x7f)
+            return c == '\n' ? "newline" : c == '\t' ? "tab" : "control character";
+    }
+    int64_t bad = cli_utf8_invalid_at((const unsigned char *)s, n);
+    *at = (size_t)bad;
+    return bad >= 0 ? "byte that is not UTF-8" : NULL;
+}
+
 /* The <Label>.txt files of dir, labels sorted. Returns 0 or -1 (message). */
 static int dataset_read_dir(const char *dir, dataset *d)
 {
@@ -147,6 +166,15 @@ static int dataset_read_dir(const char *dir, dataset *d)
             }
             names = nn;
         }
+        size_t at;
+        const char *why = label_problem(e->d_name, l - 4, &at);
+        if (why) {
+            fprintf(stderr, PROG ": --data %s: file %s: its label (the file name without .txt) "
+                            "has a %s at byte %zu; a label must be one line of UTF-8 without "
+                            "tabs\n", dir, e->d_name, why, at);
+            rc = -1;
+            break;
+        }
         if (!(names[n] = strndup(e->d_name, l - 4))) {
             rc = -1;
             break;
@@ -173,7 +201,12 @@ static int dataset_read_dir(const char *dir, dataset *d)
             break;
         }
         snprintf(path, plen, "%s/%s.txt", dir, names[c]);
-        if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
+        struct stat st; /* a FIFO or device would block or never end */
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            fprintf(stderr, PROG ": --data %s: not a regular file (a class is a file of "
+                            "examples)\n", path);
+            rc = -1;
+        } else if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
             rc = -1;
         } else if (strlen(text) != got) {
             fprintf(stderr, PROG ": --data %s: a NUL byte at offset %zu\n", path, strlen(text));
@@ -515,16 +548,27 @@ static int model_save(const char *path, const model *m, const opts *o, int64_t s
     return s == TN_OK ? 0 : -1;
 }
 
-/* Split s at newlines into m->labels. Returns 0 or -1. */
-static int labels_split(model *m, const char *s)
+/* Split s (a checkpoint's labels, of path) at newlines into m->labels.
+ * Returns 0 or -1; a label that is unusable (label_problem) or repeated is
+ * refused with a message (predict's answer would be ambiguous). */
+static int labels_split(model *m, const char *s, const char *path)
 {
     m->C = 0;
     int cap = 0;
     for (const char *p = s; *p;) {
         const char *e = strchr(p, '\n');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
+        size_t l = e ? (size_t)(e - p) : strlen(p), at;
         if (l == 0 || m->C == MAX_CLASSES)
             return -1;
+        const char *why = label_problem(p, l, &at);
+        for (int c = 0; !why && c < m->C; c++)
+            if (strlen(m->labels[c]) == l && memcmp(m->labels[c], p, l) == 0)
+                why = "twice";
+        if (why) {
+            fprintf(stderr, PROG ": --checkpoint %s: label %.*s %s%s\n", path, (int)l, p,
+                    strcmp(why, "twice") ? "has a " : "", why);
+            return -1;
+        }
         if (m->C == cap) {
             cap = cap ? 2 * cap : 32;
             char **nl = realloc(m->labels, sizeof *nl * (size_t)cap);
@@ -565,7 +609,7 @@ static int model_load(const char *path, model *m)
             m->cell = cells[k];
     if (!fmt || strcmp(fmt, "classify 1") || !m->cell || !bi || !labels || !chars ||
         m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
-        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels) ||
+        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels, path) ||
         cli_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
         fprintf(stderr, PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
                         "format, cell, sizes, labels or chars)\n",
@@ -585,7 +629,17 @@ static int model_load(const char *path, model *m)
         }
         m->v.cp[m->v.n++] = cp;
     }
-    if (model_build(m, 0))
+    /* the sizes against the file's tensors before the model is built from
+     * them: the embedding, the first input and last recurrent weights, the
+     * head */
+    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(m->cell)), H = m->hidden;
+    char hh[32], sizes[160];
+    snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
+    snprintf(sizes, sizeof sizes, "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64
+             ", layers %" PRId64, m->C, m->v.n, m->embed, H, m->layers);
+    cli_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
+                         {hh, G * H, H}, {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
+    if (cli_check_shapes(PROG, path, sizes, want, 4) || model_build(m, 0))
         goto done;
     tn_params *sets[1] = {&m->ps};
     if (tn_load(path, sets, 1, NULL) != TN_OK) {
@@ -633,9 +687,13 @@ typedef struct scores {
 
 /* Scores of the model on examples idx[0..n) of d whose labels are the
  * model's label ids (lab: d's label -> model's, NULL for the same);
- * confusion [C x C] (true row, predicted column) is filled when not NULL. */
+ * confusion [C x C] (true row, predicted column) is filled when not NULL.
+ * Returns 0, or -1 (message printed, starting with `what`) on an error or
+ * a loss that is not finite (a broken model: its scores would mean
+ * nothing). */
 static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *lab,
-                    const int64_t *idx, int64_t n, scores *sc, int64_t *confusion)
+                    const int64_t *idx, int64_t n, const char *what, scores *sc,
+                    int64_t *confusion)
 {
     bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -659,7 +717,14 @@ static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *la
             logits = model_logits(tp, m, ids, len);
         tn_tensor *l = logits ? tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_SUM) : NULL;
         if (!l) {
-            fprintf(stderr, PROG ": %s\n", tn_last_error());
+            fprintf(stderr, PROG ": %s: %s\n", what, tn_last_error());
+            rc = -1;
+            break;
+        }
+        if (!isfinite(tn_tensor_get(l, 0))) {
+            fprintf(stderr, PROG ": %s: the loss of examples %" PRId64 "..%" PRId64 " is %g: the "
+                            "model's output is not finite\n",
+                    what, i0 + 1, i0 + B, tn_tensor_get(l, 0));
             rc = -1;
             break;
         }
@@ -828,7 +893,7 @@ static int cmd_train(const opts *o)
         cli_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
         if (nva && ((o->eval_every && step % o->eval_every == 0) || step == o->steps)) {
             double te = cli_seconds();
-            if (evaluate(tp, &m, &d, NULL, va, nva, &sc, NULL)) {
+            if (evaluate(tp, &m, &d, NULL, va, nva, "validation", &sc, NULL)) {
                 rc = 1;
                 break;
             }
@@ -919,6 +984,15 @@ static int cmd_predict(const opts *o)
             break;
         }
         tn_tensor_to_double(prob, p);
+        for (int c = 0; c < C && rc == 0; c++)
+            if (!isfinite(p[c])) { /* a broken model: its ranking would mean nothing */
+                fprintf(stderr, PROG ": --checkpoint %s: standard input line %" PRId64
+                                ": the probability of %s is %g: the model's output is not "
+                                "finite\n", o->checkpoint, lineno, m.labels[c], p[c]);
+                rc = 1;
+            }
+        if (rc)
+            break;
         for (int c = 0; c < C; c++)
             order[c] = c;
         for (int k = 0; k < K; k++) /* partial selection sort: ties keep label order */
@@ -994,7 +1068,7 @@ static int cmd_eval(const opts *o)
         idx = tr;
     }
     scores sc;
-    if (evaluate(tp, &m, &d, lab, idx, n, &sc, conf))
+    if (evaluate(tp, &m, &d, lab, idx, n, o->checkpoint, &sc, conf))
         goto done;
     printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n",
            sc.accuracy, sc.balanced, sc.loss, n);

@@ -371,6 +371,52 @@ int cli_check_output(const char *prog, const char *opt, const char *path)
     return rc;
 }
 
+int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+                    int64_t hi, const char *what)
+{
+    if (v >= lo && v <= hi)
+        return 0;
+    fprintf(stderr, "%s: %s: metadata \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64
+                    " (%s): cannot resume from it\n",
+            prog, path, key, v, lo, hi, what);
+    return -1;
+}
+
+int cli_check_shapes(const char *prog, const char *path, const char *sizes, const cli_shape *want,
+                     int n)
+{
+    tn_ckpt_entry *ents = NULL;
+    int ne = 0;
+    if (tn_load_list(path, &ents, &ne) != TN_OK) {
+        fprintf(stderr, "%s: %s\n", prog, tn_last_error());
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const tn_ckpt_entry *e = NULL;
+        for (int j = 0; j < ne && !e; j++)
+            if (strcmp(ents[j].name, want[i].name) == 0)
+                e = &ents[j];
+        if (e && e->ndim == 2 && e->shape[0] == want[i].rows && e->shape[1] == want[i].cols)
+            continue;
+        char has[96] = "no such tensor";
+        if (e) {
+            int at = snprintf(has, sizeof has, "[");
+            for (int d = 0; d < e->ndim && at < (int)sizeof has; d++)
+                at += snprintf(has + at, sizeof has - (size_t)at, "%s%" PRId64, d ? ", " : "",
+                               e->shape[d]);
+            if (at < (int)sizeof has)
+                snprintf(has + at, sizeof has - (size_t)at, "]");
+        }
+        fprintf(stderr, "%s: %s: metadata (%s) needs tensor %s of [%" PRId64 ", %" PRId64
+                        "]; the file has %s\n",
+                prog, path, sizes, want[i].name, want[i].rows, want[i].cols, has);
+        rc = -1;
+    }
+    tn_ckpt_entries_free(ents, ne);
+    return rc;
+}
+
 /* ---- text encodings ---- */
 
 int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n)

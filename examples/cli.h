@@ -102,6 +102,41 @@ int cli_read_file(const char *prog, const char *opt, const char *path, unsigned 
  * writing. Returns 0 or -1 (message printed). */
 int cli_check_output(const char *prog, const char *opt, const char *path);
 
+/* The most training steps a program's --steps allows; a checkpoint's "step"
+ * beyond it was not written by a run of the program (cli_check_range). */
+#define CLI_STEPS_MAX INT64_C(1000000000000)
+
+/* Check a training-state field read from a checkpoint's metadata when
+ * resuming: v (metadata `key` of the file `path`) must be in [lo, hi], the
+ * values a run of the program could have saved there (`what` says why, e.g.
+ * "the positions in this training split"). A value outside is refused
+ * naming the file, the field, the value and the range: the programs index
+ * their data and count their steps with these fields, so a crafted value
+ * would read out of bounds, overflow, or end a run silently. Returns 0, or
+ * -1 (message printed). */
+int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+                    int64_t hi, const char *what);
+
+/* A tensor a model built from a checkpoint's metadata will have: its name
+ * and 2-D shape. */
+typedef struct cli_shape {
+    const char *name;
+    int64_t rows, cols;
+} cli_shape;
+
+/* Check the sizes a checkpoint's metadata claims (described in `sizes`,
+ * e.g. "hidden 32, embed 16, layers 1") against the file's own tensors
+ * before building a model from them: each of want[0..n) must be in the
+ * file `path` with that shape. The programs list their largest parameters
+ * (the embeddings, the first input weights, the last layer's recurrent
+ * weights); once those match tensors whose data the file holds
+ * (tn_load_list checks that), the model is no larger than the file, where
+ * crafted sizes built gigabytes before tn_load compared any shape. Returns
+ * 0, or -1 (message printed naming the file, the sizes, the tensor and its
+ * shape in the file). */
+int cli_check_shapes(const char *prog, const char *path, const char *sizes, const cli_shape *want,
+                     int n);
+
 /* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
  * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
  * or -1 when all of it is valid. */

@@ -152,8 +152,11 @@ static int units_parse(const char *list, int64_t H, int64_t U, int64_t *chosen, 
 }
 
 /* The activations after each of the n ids: act[i * U + u], u < H the last
- * layer's h, H <= u < 2H its c (LSTM). Returns 0 or -1 (message printed). */
-static int activations(lm_model *m, const int32_t *ids, int64_t n, double *act)
+ * layer's h, H <= u < 2H its c (LSTM). Returns 0 or -1 (message printed,
+ * naming checkpoint when an activation is not finite: the correlations of a
+ * broken model would be meaningless). */
+static int activations(lm_model *m, const char *checkpoint, const int32_t *ids, int64_t n,
+                       double *act)
 {
     int64_t H = m->H, L = m->L, U = m->c ? 2 * H : H;
     tn_tape *tp = tn_tape_new();
@@ -180,6 +183,16 @@ static int activations(lm_model *m, const int32_t *ids, int64_t n, double *act)
             act[i * U + j] = tn_tensor_get(fin.h_n, (L - 1) * H + j);
         for (int64_t j = 0; m->c && j < H; j++)
             act[i * U + H + j] = tn_tensor_get(fin.c_n, (L - 1) * H + j);
+        for (int64_t u = 0; u < U; u++)
+            if (!isfinite(act[i * U + u])) {
+                char name[32];
+                unit_name(u, H, name, sizeof name);
+                fprintf(stderr, "hidden_states: %s: unit %s is %g after character %" PRId64
+                                ": the model's output is not finite\n",
+                        checkpoint, name, act[i * U + u], i);
+                tn_tape_free(tp);
+                return -1;
+            }
     }
     tn_tape_free(tp);
     return 0;
@@ -438,7 +451,7 @@ int main(int argc, char **argv)
     int n_chosen = 0;
     if (!rc && units && units_parse(units, H, U, chosen, &n_chosen))
         rc = 2;
-    if (!rc && activations(&m, ids, n, act))
+    if (!rc && activations(&m, checkpoint, ids, n, act))
         rc = 1;
     if (!rc) {
         features_compute(cps, n, feat);

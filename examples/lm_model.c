@@ -2,13 +2,32 @@
  * (see lm_model.h). */
 #include "lm_model.h"
 
+#include "cli.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The shapes of s's largest parameters against its file (see lm_init). */
+static int check_file(const lm_spec *s)
+{
+    int64_t G = tn_cell_gates(s->cell);
+    char embed[TN_NAME_MAX], head[TN_NAME_MAX], hh[32], sizes[160];
+    snprintf(embed, sizeof embed, "%s.weight", s->embed_name);
+    snprintf(head, sizeof head, "%s.weight", s->head_name);
+    snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)s->L - 1);
+    snprintf(sizes, sizeof sizes, "vocab %lld, embed %lld, hidden %lld, layers %lld",
+             (long long)s->V, (long long)s->E, (long long)s->H, (long long)s->L);
+    cli_shape want[4] = {{embed, s->V, s->E}, {"rnn.weight_ih_l0", G * s->H, s->E},
+                         {hh, G * s->H, s->H}, {head, s->V, s->H}};
+    return cli_check_shapes(s->prog, s->file, sizes, want, s->tie ? 3 : 4);
+}
+
 int lm_init(lm_model *m, const lm_spec *s, tn_rng *r)
 {
+    if (s->file && check_file(s))
+        return -1;
     *m = (lm_model){.cell = s->cell, .V = s->V, .E = s->E, .H = s->H, .L = s->L,
                     .tied = s->tie, .io_dropout = s->io_dropout, .prog = s->prog};
     tn_params_init(&m->ps);
@@ -87,7 +106,9 @@ void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int6
                tn_tensor *x, tn_tensor *y)
 {
     int64_t B = x->shape[0], T = x->shape[1];
-    if (*pos + T + 1 > stream) { /* end of the streams: start over from a zero state */
+    /* end of the streams (*pos + T + 1 > stream, written so that it cannot
+     * overflow): start over from a zero state */
+    if (*pos < 0 || *pos > stream - T - 1) {
         *pos = 0;
         tn_tensor_fill(m->h, 0);
         if (m->c)
@@ -165,7 +186,7 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
     return 0;
 }
 
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n)
+double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what)
 {
     if (n < 2)
         return NAN;
@@ -187,12 +208,21 @@ double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n)
         tn_tensor *loss = tn_cross_entropy(tp, lm_forward(tp, m, x, &fin), y, -1,
                                            TN_REDUCE_SUM);
         if (!loss || tn_tape_error(tp)) {
-            fprintf(stderr, "%s: eval: %s\n", m->prog, tn_last_error());
+            fprintf(stderr, "%s: %s: eval: %s\n", m->prog, what, tn_last_error());
+            total = NAN;
+            break;
+        }
+        /* a NaN or infinite parameter: the mean would be meaningless */
+        double l = tn_tensor_get(loss, 0);
+        if (!isfinite(l)) {
+            fprintf(stderr, "%s: %s: eval: the loss of tokens %lld..%lld is %g: the model's "
+                            "output is not finite\n",
+                    m->prog, what, (long long)s + 1, (long long)(s + len), l);
             total = NAN;
             break;
         }
         lm_keep_state(m, &fin);
-        total += tn_tensor_get(loss, 0);
+        total += l;
     }
     tn_tape_reset(tp);
     tn_tape_set_grad(tp, was_grad);

@@ -25,6 +25,7 @@ typedef struct lm_spec {
     bool tie;          /* the head's weight is the embedding (E must equal H) */
     const char *embed_name, *head_name;
     const char *prog; /* prefix of messages */
+    const char *file; /* the checkpoint the sizes come from, or NULL (a new model) */
 } lm_spec;
 
 typedef struct lm_model {
@@ -41,8 +42,12 @@ typedef struct lm_model {
 } lm_model;
 
 /* A new float32 model as s describes, initialised from r as PyTorch's
- * modules; no carried state yet (lm_reset_state). Returns 0, or -1
- * (message printed; nothing to free). */
+ * modules; no carried state yet (lm_reset_state). With s->file, the sizes
+ * are first checked against that checkpoint's tensors (cli_check_shapes:
+ * the embedding, the first layer's input weights, the last layer's
+ * recurrent weights, the untied head), so that crafted metadata is refused
+ * before anything is allocated. Returns 0, or -1 (message printed; nothing
+ * to free). */
 int lm_init(lm_model *m, const lm_spec *s, tn_rng *r);
 
 /* (Re)allocate the carried state for batch B, zeroed. */
@@ -102,8 +107,10 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
 /* Mean negative log-likelihood (nats per token) of ids[1..n) given the
  * tokens before, reading ids as one stream from a zero state in windows of
  * 256 with the state carried; no grad, eval mode (dropout off). The
- * carried training state is left as it was. NAN on error (message
- * printed). */
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n);
+ * carried training state is left as it was. NAN for n < 2 (nothing
+ * printed: the caller says which data is short), and on an error or a loss
+ * that is not finite (a broken model), message printed naming `what` (the
+ * checkpoint, or "validation"). */
+double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
 
 #endif

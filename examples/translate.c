@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,19 +331,40 @@ static char *generated_pairs(int count, uint64_t seed)
     return s;
 }
 
+/* Every line of text, blank ones included (a final newline ends the last
+ * line; it does not start another), as pointers into text, which is split
+ * in place; *n gets their number. NULL when out of memory. Blank lines
+ * count: bleu pairs its two files' lines by number (strtok skipped them,
+ * and so shifted the pairs). */
+static char **text_lines(char *text, int64_t *n)
+{
+    int64_t cap = 1;
+    for (const char *c = text; *c; c++)
+        cap += *c == '\n';
+    char **lines = malloc(sizeof *lines * (size_t)cap);
+    *n = 0;
+    for (char *l = text; lines && *l;) {
+        char *nl = strchr(l, '\n');
+        lines[(*n)++] = l;
+        if (!nl)
+            break;
+        *nl = '\0';
+        l = nl + 1;
+    }
+    return lines;
+}
+
 /* The lines of text that hold a tab ("src\ttgt[\t...]"), as pointers into
  * text, which is split in place; *n gets their number. NULL when out of
  * memory. */
 static char **pair_lines(char *text, int64_t *n)
 {
-    int64_t cap = 1;
-    for (const char *c = text; *c; c++)
-        cap += *c == '\n';
-    char **lines = malloc(sizeof *lines * (size_t)cap), *save = NULL;
-    *n = 0;
-    for (char *l = lines ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save))
-        if (strchr(l, '\t'))
-            lines[(*n)++] = l;
+    char **lines = text_lines(text, n);
+    int64_t kept = 0;
+    for (int64_t i = 0; lines && i < *n; i++)
+        if (strchr(lines[i], '\t'))
+            lines[kept++] = lines[i];
+    *n = kept;
     return lines;
 }
 
@@ -404,31 +426,81 @@ static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs
 
 /* ---- BLEU ---- */
 
+/* The length of the n-grams ngram_cmp compares (qsort passes no context;
+ * the program runs single-threaded here). */
+static int ngram_len;
+
+/* qsort order of n-grams given as pointers to their first id: by their
+ * ngram_len ids (any total order does: only runs of equal ones matter). */
+static int ngram_cmp(const void *a, const void *b)
+{
+    const int32_t *x = *(const int32_t *const *)a, *y = *(const int32_t *const *)b;
+    for (int k = 0; k < ngram_len; k++)
+        if (x[k] != y[k])
+            return x[k] < y[k] ? -1 : 1;
+    return 0;
+}
+
+/* The clipped matches of the g-grams of hyp (nh tokens) in ref (nr): the
+ * sum over distinct g-grams of min(count in hyp, count in ref). Both lists
+ * of g-grams are sorted, then merged: O(n log n) in the tokens of the line
+ * (comparing every pair was quadratic: 15-19 s for 100 lines of 4,096
+ * tokens). hs, rs: room for nh and nr pointers. */
+static int64_t clipped_matches(const int32_t *hyp, int64_t nh, const int32_t *ref, int64_t nr,
+                               int g, const int32_t **hs, const int32_t **rs)
+{
+    int64_t mh = nh - g + 1, mr = nr - g + 1, match = 0;
+    for (int64_t i = 0; i < mh; i++)
+        hs[i] = hyp + i;
+    for (int64_t i = 0; i < mr; i++)
+        rs[i] = ref + i;
+    if (mh <= 0 || mr <= 0)
+        return 0;
+    ngram_len = g;
+    qsort(hs, (size_t)mh, sizeof *hs, ngram_cmp);
+    qsort(rs, (size_t)mr, sizeof *rs, ngram_cmp);
+    for (int64_t i = 0, j = 0; i < mh;) {
+        int64_t e = i + 1, inref = 0;
+        while (e < mh && ngram_cmp(&hs[e], &hs[i]) == 0)
+            e++;
+        while (j < mr && ngram_cmp(&rs[j], &hs[i]) < 0)
+            j++;
+        while (j < mr && ngram_cmp(&rs[j], &hs[i]) == 0)
+            j++, inref++;
+        match += e - i < inref ? e - i : inref;
+        i = e;
+    }
+    return match;
+}
+
 /* Corpus BLEU-4 with brevity penalty (Papineni et al. 2002), one reference
  * per sentence: hyp[i] (hn[i] tokens) against ref[i] (rn[i]); tokens are
  * ids. Geometric mean of the modified n-gram precisions n = 1..4 times
- * min(1, exp(1 - r/c)); 0 when some precision is 0. In [0, 1]. */
+ * min(1, exp(1 - r/c)); 0 when some precision is 0. In [0, 1]; NAN when
+ * out of memory. */
 static double bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
                    const int32_t *const *ref, const int32_t *rn)
 {
     double match[4] = {0}, total[4] = {0};
-    int64_t c = 0, r = 0;
+    int64_t c = 0, r = 0, hmax = 1, rmax = 1;
+    for (int64_t i = 0; i < n; i++) {
+        hmax = hn[i] > hmax ? hn[i] : hmax;
+        rmax = rn[i] > rmax ? rn[i] : rmax;
+    }
+    const int32_t **hs = malloc(sizeof *hs * (size_t)hmax), **rs = malloc(sizeof *rs * (size_t)rmax);
+    if (!hs || !rs) {
+        free(hs), free(rs);
+        return NAN;
+    }
     for (int64_t i = 0; i < n; i++) {
         c += hn[i];
         r += rn[i];
         for (int g = 1; g <= 4; g++) {
-            for (int a = 0; a + g <= hn[i]; a++) {
-                /* count of this n-gram in hyp up to a, and in ref */
-                int seen = 0, inref = 0;
-                for (int b = 0; b < a; b++)
-                    seen += memcmp(hyp[i] + b, hyp[i] + a, sizeof(int32_t) * (size_t)g) == 0;
-                for (int b = 0; b + g <= rn[i]; b++)
-                    inref += memcmp(ref[i] + b, hyp[i] + a, sizeof(int32_t) * (size_t)g) == 0;
-                match[g - 1] += seen < inref; /* clipped: the first inref occurrences count */
-            }
+            match[g - 1] += (double)clipped_matches(hyp[i], hn[i], ref[i], rn[i], g, hs, rs);
             total[g - 1] += hn[i] >= g ? hn[i] - g + 1 : 0;
         }
     }
+    free(hs), free(rs);
     double logp = 0;
     for (int g = 0; g < 4; g++) {
         if (match[g] == 0 || total[g] == 0)
@@ -479,7 +551,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--batch", CLI_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = INT64_C(1000000000000), .commands = TRAIN},
+         .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
@@ -655,9 +727,20 @@ static int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim *
     if (!o->max_len || o->max_len > ml)
         o->max_len = ml;
     o->dropout = dr ? atof(dr) : 0;
+    /* the sizes against the file's tensors before the model is built from
+     * them: both embeddings, the encoder's first input and last recurrent
+     * weights, the output layer */
+    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(o->cell));
+    char hh[32], sizes[160];
+    snprintf(hh, sizeof hh, "encoder.weight_hh_l%d", (int)L - 1);
+    snprintf(sizes, sizeof sizes, "vocabularies %d and %d, embed %" PRId64 ", hidden %" PRId64
+             ", layers %" PRId64, r->sv.n, r->tv.n, E, H, L);
+    cli_shape want[5] = {{"src_embed.weight", r->sv.n, E}, {"tgt_embed.weight", r->tv.n, E},
+                         {"encoder.weight_ih_l0", G * H, E}, {hh, G * H, H},
+                         {"out.weight", r->tv.n, H}};
     tn_rng rng;
     tn_rng_seed(&rng, 0);
-    if (run_build(r, o, &rng)) {
+    if (cli_check_shapes("translate", path, sizes, want, 5) || run_build(r, o, &rng)) {
         vocab_free(&r->sv), vocab_free(&r->tv);
         return -1;
     }
@@ -724,10 +807,14 @@ static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t 
 }
 
 /* Mean loss (teacher forcing 1, eval mode) and corpus BLEU (decoding with
- * beam k) over pairs [0, n) of p, in batches of B. */
-static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
-                     int64_t max_len, double *loss_out, double *bleu_out)
+ * beam k) over pairs [0, n) of p, in batches of B. Returns 0, or -1
+ * (message printed, starting with `what`) when the loss or a decoding
+ * fails, or the loss is not finite (a broken model: its numbers would mean
+ * nothing). */
+static int evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
+                    int64_t max_len, const char *what, double *loss_out, double *bleu_out)
 {
+    int rc = 0;
     bool train = tn_tape_training(tp);
     tn_tape_set_training(tp, false);
     double loss = 0;
@@ -738,8 +825,11 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
     int32_t *out = calloc((size_t)(B * max_len), sizeof *out), *olen = calloc((size_t)B, sizeof *olen);
     double *sc = calloc((size_t)B, sizeof *sc);
     int64_t *idx = calloc((size_t)B, sizeof *idx);
-    for (int64_t i0 = 0; hyp && hn && ref && rn && len && out && olen && sc && idx && i0 < n;
-         i0 += B) {
+    if (!hyp || !hn || !ref || !rn || !len || !out || !olen || !sc || !idx) {
+        fprintf(stderr, "translate: %s: out of memory (%" PRId64 " pairs)\n", what, n);
+        rc = -1;
+    }
+    for (int64_t i0 = 0; rc == 0 && i0 < n; i0 += B) {
         int64_t b = n - i0 < B ? n - i0 : B;
         for (int64_t k = 0; k < b; k++)
             idx[k] = i0 + k;
@@ -750,7 +840,13 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         tn_tensor *l;
         tn_rng rng;
         tn_rng_seed(&rng, 1);
-        if (tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l) == TN_OK) {
+        tn_status s = !src || !tgt ? tn_set_error(TN_ERR_MEMORY, "out of memory")
+                                   : tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l);
+        if (s == TN_OK && !isfinite(tn_tensor_get(l, 0)))
+            s = tn_set_error(TN_ERR_NUMERIC, "the loss of pairs %" PRId64 "..%" PRId64 " is %g: "
+                             "the model's output is not finite", i0 + 1, i0 + b,
+                             tn_tensor_get(l, 0));
+        if (s == TN_OK) {
             int64_t tokens = 0;
             for (int64_t k = 0; k < b; k++)
                 tokens += p->tlen[i0 + k];
@@ -759,7 +855,13 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         }
         tn_tape_set_grad(tp, g);
         tn_tape_reset(tp);
-        if (tn_seq2seq_beam(tp, &r->m, src, len, beam, 1.0, max_len, out, olen, sc) == TN_OK)
+        if (s == TN_OK)
+            s = tn_seq2seq_beam(tp, &r->m, src, len, beam, 1.0, max_len, out, olen, sc);
+        if (s != TN_OK) {
+            fprintf(stderr, "translate: %s: %s\n", what, tn_last_error());
+            rc = -1;
+        }
+        if (s == TN_OK)
             for (int64_t k = 0; k < b; k++) {
                 hyp[i0 + k] = malloc(sizeof(int32_t) * (size_t)(olen[k] + 1));
                 if (hyp[i0 + k])
@@ -772,15 +874,20 @@ static void evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, 
         tn_tensor_free(tgt);
     }
     *loss_out = count ? loss / (double)count : NAN;
-    bool ok = hyp && hn && ref && rn;
+    bool ok = rc == 0;
     for (int64_t i = 0; ok && i < n; i++)
         ok = ref[i] != NULL;
     *bleu_out = ok ? 100 * bleu(n, (const int32_t *const *)hyp, hn, ref, rn) : NAN;
+    if (ok && isnan(*bleu_out)) {
+        fprintf(stderr, "translate: %s: BLEU: out of memory\n", what);
+        rc = -1;
+    }
     for (int64_t i = 0; hyp && i < n; i++)
         free(hyp[i]);
     free(hyp), free(hn), free(ref), free(rn), free(len), free(out), free(olen), free(sc), free(idx);
     tn_tape_reset(tp);
     tn_tape_set_training(tp, train);
+    return rc;
 }
 
 /* The text of an input file (valid UTF-8, no NUL byte) or NULL (message
@@ -821,12 +928,19 @@ static int cmd_train(opts *o)
         tn_meta meta;
         tn_meta_init(&meta);
         int rc = load_run(o->checkpoint, &r, o, &meta, &opt);
+        bool loaded = rc == 0;
         if (rc == 0 && (tn_meta_get_int(&meta, "step", &step) ||
                         tn_meta_get_rng(&meta, "data_rng", &data_rng) ||
                         tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
             fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
-            run_free(&r);
             rc = -1;
+        } else if (rc == 0 && cli_check_range("translate", o->checkpoint, "step", step, 0,
+                                              CLI_STEPS_MAX, "the steps --steps allows")) {
+            rc = -1;
+        }
+        if (rc && loaded) { /* loaded, then refused: load_run freed nothing */
+            tn_optim_free(opt);
+            run_free(&r);
         }
         tn_meta_free(&meta);
         if (rc) {
@@ -943,7 +1057,10 @@ static int cmd_train(opts *o)
         cli_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
             double vl, vb;
-            evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, &vl, &vb);
+            if (evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, "validation", &vl, &vb)) {
+                rc = 1;
+                break;
+            }
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_bleu %.2f\n",
                     tty ? "\n" : "", step, smooth, vl, vb);
             if (log) {
@@ -1045,6 +1162,12 @@ static int cmd_sample(opts *o)
     tn_rng_seed(&rng, o->seed);
     while ((got = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
+        if (strlen(line) != (size_t)got) { /* the rest of the line would be dropped */
+            fprintf(stderr, "translate: standard input line %" PRId64 ": a NUL byte at byte %zu\n",
+                    lineno, strlen(line));
+            rc = 1;
+            break;
+        }
         if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
             fprintf(stderr, "translate: standard input line %" PRId64 ": not valid UTF-8\n",
                     lineno);
@@ -1059,8 +1182,9 @@ static int cmd_sample(opts *o)
                                                        o->max_len, out, &olen, &sc)
                                      : tn_seq2seq_sample(tp, &r.m, src, &len, o->max_len,
                                                          &o->sample, &rng, out, &olen, &sc);
-        if (st != TN_OK) {
-            fprintf(stderr, "translate: %s\n", tn_last_error());
+        if (st != TN_OK) { /* a decoding error (e.g. a broken model) names the checkpoint */
+            fprintf(stderr, "translate: %s%s%s\n", src ? o->checkpoint : "", src ? ": " : "",
+                    tn_last_error());
             tn_tensor_free(src);
             rc = 1;
             break;
@@ -1098,12 +1222,14 @@ static int cmd_eval(opts *o)
     }
     tn_tape *tp = tn_tape_new();
     double loss, b;
-    evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, &loss, &b);
-    printf("loss %.6f bleu %.4f\n", loss, b);
+    rc = evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, o->checkpoint, &loss, &b) ? 1
+                                                                                           : 0;
+    if (rc == 0)
+        printf("loss %.6f bleu %.4f\n", loss, b);
     tn_tape_free(tp);
     pairs_free(&p);
     run_free(&r);
-    return 0;
+    return rc;
 }
 
 static int cmd_attention(opts *o)
@@ -1124,7 +1250,8 @@ static int cmd_attention(opts *o)
     tn_tape *tp = tn_tape_new();
     if (!src || !w ||
         tn_seq2seq_attention_map(tp, &r.m, src, len, o->max_len, out, &olen, w) != TN_OK) {
-        fprintf(stderr, "translate: %s\n", tn_last_error());
+        fprintf(stderr, "translate: %s%s%s\n", src && w ? o->checkpoint : "", src && w ? ": " : "",
+                tn_last_error());
         rc = 1;
         goto done;
     }
@@ -1164,48 +1291,66 @@ static int cmd_bleu(opts *o)
         free(rt);
         return 1;
     }
+    /* line i of --hyp against line i of --ref, blank lines included (an
+     * empty hypothesis is what sample prints for an immediate eos) */
+    char *texts[2] = {rt, ht};
+    const char *opt[2] = {"--ref", "--hyp"}, *path[2] = {o->ref, o->hyp};
+    int64_t nl[2];
+    char **lines[2] = {text_lines(rt, &nl[0]), text_lines(ht, &nl[1])};
+    int64_t n = lines[0] && lines[1] ? nl[0] : 0;
+    int32_t **ids[2] = {calloc((size_t)n + 1, sizeof(int32_t *)),
+                        calloc((size_t)n + 1, sizeof(int32_t *))};
+    int32_t *cnt[2] = {calloc((size_t)n + 1, sizeof(int32_t)), calloc((size_t)n + 1, sizeof(int32_t))};
     vocab v;
     vocab_init(&v);
-    int64_t n = 0, cap = 1024;
-    int32_t **ids[2] = {malloc(sizeof(int32_t *) * (size_t)cap), malloc(sizeof(int32_t *) * (size_t)cap)};
-    int32_t *cnt[2] = {malloc(sizeof(int32_t) * (size_t)cap), malloc(sizeof(int32_t) * (size_t)cap)};
-    char *texts[2] = {rt, ht}, *save[2] = {NULL, NULL};
-    char *line[2] = {strtok_r(rt, "\n", &save[0]), strtok_r(ht, "\n", &save[1])};
-    static char buf[1 << 16];
-    char *tok[4096];
-    while (line[0] && line[1]) {
-        if (n == cap) {
-            cap *= 2;
-            for (int k = 0; k < 2; k++) {
-                ids[k] = realloc(ids[k], sizeof(int32_t *) * (size_t)cap);
-                cnt[k] = realloc(cnt[k], sizeof(int32_t) * (size_t)cap);
-            }
-        }
-        for (int k = 0; k < 2; k++) {
-            bool more;
-            int m = tokenize(line[k], buf, sizeof buf, tok, 4096, &more);
-            ids[k][n] = malloc(sizeof(int32_t) * (size_t)(m + 1));
-            for (int j = 0; j < m; j++)
-                ids[k][n][j] = vocab_add(&v, tok[j]);
-            cnt[k][n] = m;
-        }
-        n++;
-        line[0] = strtok_r(NULL, "\n", &save[0]);
-        line[1] = strtok_r(NULL, "\n", &save[1]);
-    }
     int rc = 0;
-    if (line[0] || line[1]) {
-        fprintf(stderr, "translate: --ref and --hyp have different numbers of lines\n");
+    if (!lines[0] || !lines[1] || !ids[0] || !ids[1] || !cnt[0] || !cnt[1]) {
+        fprintf(stderr, "translate: bleu: out of memory\n");
         rc = 1;
-    } else {
-        printf("bleu %.4f\n", 100 * bleu(n, (const int32_t *const *)ids[1], cnt[1],
-                                         (const int32_t *const *)ids[0], cnt[0]));
+    } else if (nl[0] != nl[1]) {
+        fprintf(stderr, "translate: --ref %s has %" PRId64 " lines, --hyp %s %" PRId64 "\n",
+                o->ref, nl[0], o->hyp, nl[1]);
+        rc = 1;
+    }
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        for (int k = 0; rc == 0 && k < 2; k++) {
+            /* room for every token of the line: valid UTF-8 re-encodes to
+             * at most its own bytes, plus one NUL per token (<= 2 bytes a
+             * byte), and tokenize wants 8 bytes of slack */
+            size_t len = strlen(lines[k][i]);
+            char *buf = malloc(2 * len + 16);
+            char **tok = malloc(sizeof *tok * (len + 1));
+            ids[k][i] = malloc(sizeof(int32_t) * (len + 1));
+            bool more = false;
+            int m = buf && tok && ids[k][i] && len < INT_MAX
+                        ? tokenize(lines[k][i], buf, 2 * len + 16, tok, (int)len + 1, &more)
+                        : -1;
+            for (int j = 0; j < m; j++)
+                if ((ids[k][i][j] = vocab_add(&v, tok[j])) < 0)
+                    m = -1;
+            if (m < 0 || more) {
+                fprintf(stderr, "translate: %s %s line %" PRId64 ": %s\n", opt[k], path[k], i + 1,
+                        m < 0 ? "out of memory" : "cannot be tokenised whole");
+                rc = 1;
+            }
+            cnt[k][i] = m;
+            free(buf);
+            free(tok);
+        }
+    double score = rc ? NAN : bleu(n, (const int32_t *const *)ids[1], cnt[1],
+                                   (const int32_t *const *)ids[0], cnt[0]);
+    if (rc == 0 && isnan(score)) {
+        fprintf(stderr, "translate: bleu: out of memory\n");
+        rc = 1;
+    } else if (rc == 0) {
+        printf("bleu %.4f\n", 100 * score);
     }
     for (int k = 0; k < 2; k++) {
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; ids[k] && i < n; i++)
             free(ids[k][i]);
         free(ids[k]);
         free(cnt[k]);
+        free(lines[k]);
         free(texts[k]);
     }
     vocab_free(&v);

@@ -99,7 +99,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--seq", CLI_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
          .imax = 65536, .commands = TRAIN},
         {"--steps", CLI_INT, &o->steps, "N", "training steps (with --resume: the total)",
-         .imin = 0, .imax = INT64_MAX / 2, .commands = TRAIN},
+         .imin = 0, .imax = CLI_STEPS_MAX, .commands = TRAIN},
         {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--weight-decay", CLI_REAL, &o->weight_decay, "X",
@@ -386,11 +386,11 @@ static char *generated_text(size_t *n)
  * and initialised as it does: encoder and decoder weights uniform(+-0.1),
  * decoder bias 0. Returns 0 or -1 (message printed). */
 static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                      double dropout, bool tie, tn_rng *r)
+                      double dropout, bool tie, const char *file, tn_rng *r)
 {
     lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
                  .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
-                 .head_name = "decoder", .prog = "word_lm"};
+                 .head_name = "decoder", .prog = "word_lm", .file = file};
     if (lm_init(m, &s, r))
         return -1;
     tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
@@ -401,6 +401,23 @@ static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H
 }
 
 /* ---- word vectors ---- */
+
+/* --data's text (valid UTF-8) into *text, *n. A NUL byte is refused: the
+ * vocabulary is saved as NUL-terminated strings, so a word holding one
+ * would be cut and the checkpoint would not load. Returns 0 or -1 (message
+ * printed). */
+static int read_data(const char *path, char **text, size_t *n)
+{
+    if (cli_read_text("word_lm", "--data", path, "utf-8", text, n))
+        return -1;
+    size_t len = strlen(*text);
+    if (len != *n) {
+        fprintf(stderr, "word_lm: --data %s: a NUL byte at offset %zu\n", path, len);
+        free(*text);
+        return -1;
+    }
+    return 0;
+}
 
 /* Set the embedding rows of the words of v found in the GloVe / word2vec
  * text file path (a first line of two integers is word2vec's header).
@@ -424,6 +441,12 @@ static int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
             eol = end;
         *eol = '\0'; /* the buffer is ours: lines become strings */
         line++;
+        if (strlen(s) != (size_t)(eol - s)) { /* the rest would be ignored */
+            fprintf(stderr, "word_lm: --vectors %s line %" PRId64 ": a NUL byte at byte %zu\n",
+                    path, line, strlen(s));
+            rc = -1;
+            break;
+        }
         char *w = s;
         while (*w && is_space(*w))
             w++;
@@ -592,7 +615,8 @@ static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *met
     double dropout = dr ? atof(dr) : 0;
     if (!(dropout >= 0 && dropout < 1))
         dropout = 0;
-    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, &r)) {
+    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
+                   &r)) {
         vocab_free(v);
         return -1;
     }
@@ -641,7 +665,7 @@ static int cmd_train(const opts *o)
     char *text;
     size_t nbytes;
     if (o->data) {
-        if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &nbytes))
+        if (read_data(o->data, &text, &nbytes))
             return 1;
     } else if (!(text = generated_text(&nbytes))) {
         fprintf(stderr, "word_lm: out of memory\n");
@@ -677,6 +701,9 @@ static int cmd_train(const opts *o)
                             "; resume with the same\n", o->checkpoint, b, t);
             bad = 1;
         }
+        if (!bad && cli_check_range("word_lm", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+                                    "the steps --steps allows"))
+            bad = 1;
         tn_meta_free(&meta);
         if (bad)
             goto done;
@@ -687,7 +714,7 @@ static int cmd_train(const opts *o)
         tn_rng_seed(&r, o->seed);
         if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
             model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
-                       o->layers, o->dropout, o->tie, &r))
+                       o->layers, o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {
             int64_t found = load_vectors(o->vectors, &v, m.embed.weight);
@@ -713,6 +740,11 @@ static int cmd_train(const opts *o)
                         " streams of %" PRId64 "+1 words\n", ntrain, B, T);
         goto done;
     }
+    /* a resumed window start must lie in the streams (lm_window indexes the
+     * words with it) */
+    if (o->resume && cli_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
+                                     "the positions in a stream of this training split"))
+        goto done;
     fprintf(stderr,
             "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
             "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
@@ -763,7 +795,7 @@ static int cmd_train(const opts *o)
         cli_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
             double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
-            double vl = lm_eval(&m, tp, val, nval);
+            double vl = lm_eval(&m, tp, val, nval, "validation");
             eval_s += cli_seconds() - e0;
             fprintf(stderr,
                     "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
@@ -830,7 +862,7 @@ static int cmd_eval(const opts *o)
     int32_t *ids = NULL;
     int64_t count = 0;
     tn_tape *tp = tn_tape_new();
-    if (cli_read_text("word_lm", "--data", o->data, "utf-8", &text, &n) == 0) {
+    if (read_data(o->data, &text, &n) == 0) {
         ids = text_ids(&v, text, n, 0, count_lines(text, n), &count);
         free(text);
     }
@@ -838,7 +870,7 @@ static int cmd_eval(const opts *o)
     if (ids && count < 2) {
         fprintf(stderr, "word_lm eval: %s has fewer than 2 words\n", o->data);
     } else if (ids) {
-        double loss = lm_eval(&m, tp, ids, count);
+        double loss = lm_eval(&m, tp, ids, count, o->checkpoint);
         if (isfinite(loss)) {
             printf("loss %.4f ppl %.2f\n", loss, exp(loss));
             rc = 0;
@@ -873,12 +905,13 @@ static int cmd_sample(const opts *o)
     if (prime && given == 0)
         prime[0] = EOS, given = 1;
     int32_t next = 0;
-    bool line_start = true;
+    bool line_start = true, printed = false;
     for (int64_t i = 0; rc == 0 && i < given - 1 + o->words; i++) {
         int32_t cur = i < given ? prime[i] : next;
         if (i < given && strlen(o->prime)) {
             printf("%s%s", line_start ? "" : " ", cur == EOS ? "" : v.words[cur]);
             line_start = false;
+            printed = true;
         }
         tn_tape_reset(tp);
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
@@ -886,7 +919,7 @@ static int cmd_sample(const opts *o)
         tn_rnn_out fin;
         tn_tensor *logits = lm_forward(tp, &m, x, &fin);
         if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
-            fprintf(stderr, "word_lm: sample: %s\n", tn_last_error());
+            fprintf(stderr, "word_lm: %s: sample: %s\n", o->checkpoint, tn_last_error());
             rc = 1;
             break;
         }
@@ -900,8 +933,10 @@ static int cmd_sample(const opts *o)
             printf("%s%s", line_start ? "" : " ", v.words[next]);
             line_start = false;
         }
+        printed = true;
     }
-    printf("\n");
+    if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
+        printf("\n");
     free(prime);
     tn_tape_free(tp);
     lm_free(&m);

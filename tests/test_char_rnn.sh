@@ -10,7 +10,11 @@
 # 3. sample prints the requested number of characters;
 # 4. corrupt checkpoints: eval fails cleanly, naming the file;
 # 5. crafted metadata: sample and eval refuse it, naming the file;
-# 6. divergence stops training and keeps the last good checkpoint.
+# 6. divergence stops training and keeps the last good checkpoint;
+# 7. --resume refuses a crafted data_pos or step, naming it; eval of a
+#    model with a NaN weight is refused naming the checkpoint; sizes in the
+#    metadata that the file's tensors do not have are refused before the
+#    model is built.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -196,15 +200,7 @@ fi
 # an infinity in head.weight's Adam moment keeps the loss and gradients
 # finite but makes the update infinite (caught at the save after it,
 # --save-every 1).
-# patch FILE TENSOR BYTES: write BYTES over the first element of TENSOR
-patch() {
-    local hlen first
-    hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
-    first=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" |
-            sed -n "s/.*\"$2\":{[^}]*\"data_offsets\":\\[\\([0-9]*\\),.*/\\1/p")
-    [ -n "$first" ] || return 1
-    printf "$3" | dd of="$1" bs=1 seek=$((8 + hlen + first)) conv=notrunc 2>/dev/null
-}
+# (patch: tests/checks.sh)
 for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\\x00\\x00\\x80\\x7f:save"; do
     tensor=${case%%:*}; rest=${case#*:}; bytes=${rest%%:*}; where=${rest#*:}
     cp "$TMP/straight1.st" "$TMP/diverge.st"
@@ -222,6 +218,27 @@ for case in "head\\.weight:\\x00\\x00\\xc0\\x7f:loss" "head\\.weight\\.exp_avg:\
     else
         fail "divergence caught by the $where: exit $rc, $(cmp "$TMP/diverge.orig" "$TMP/diverge.st"): $err"
     fi
+done
+
+# ---- 7. a crafted training state (issue 19) ----
+# --resume refuses a data position or step that this run could not have
+# written (a negative data_pos read before the text), naming the file and
+# the field, and keeps the file.
+R=("$BIN" train "${FLAGS[@]}" --threads 1 --steps 21 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/straight1.st" data_pos -3 "${R[@]}"
+refuse_meta "$TMP/straight1.st" data_pos 9223372036854775807 "${R[@]}"
+refuse_meta "$TMP/straight1.st" step -1 "${R[@]}"
+
+# eval of a model with a NaN in the head (issue 19: "has fewer than 2
+# characters", naming the data file)
+refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" \
+    --data "$TMP/text.txt"
+refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" sample --checkpoint "$TMP/nan.st" --length 5
+
+# sizes the file's tensors do not have (issue 19; moderate ones, so that
+# the old code, which built the model first, did not take gigabytes)
+for kv in "hidden 1024" "embed 1024" "layers 3"; do
+    refuse_meta "$TMP/straight1.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --length 5
 done
 
 checks_end

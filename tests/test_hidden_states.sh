@@ -9,7 +9,9 @@
 #   3. without --text: char_rnn's generated text, on a model trained on it;
 #   4. refusals (non-zero exit, a message): a missing checkpoint, a unit out
 #      of range or malformed, a cell state of a GRU, a character outside the
-#      vocabulary, --text a directory, --out in a missing directory.
+#      vocabulary, --text a directory, --out in a missing directory;
+#   5. a model with a NaN in its recurrent weights: refused naming the
+#      checkpoint and the non-finite activation, no page written.
 set -u
 BIN=${1:?usage: test_hidden_states.sh HIDDEN_STATES CHAR_RNN}
 CHAR_RNN=${2:?usage: test_hidden_states.sh HIDDEN_STATES CHAR_RNN}
@@ -84,5 +86,11 @@ refuse "--text a directory" --checkpoint "$TMP/lstm.st" --text "$TMP" --out "$TM
 refuse "--out in a missing directory" --checkpoint "$TMP/lstm.st" --out "$TMP/no/x.html"
 refuse "no --out" --checkpoint "$TMP/lstm.st"
 [ ! -e "$TMP/x.html" ] && pass "no page written by a refused run" || fail "a refused run wrote a page"
+
+# 5. a NaN in the first layer's input weights makes every activation NaN
+# after a step or two (issue 19: the page was written with every r +0.000)
+refuse_nan "$TMP/lstm.st" 'rnn\.weight_ih_l0' 0 "$BIN" --checkpoint "$TMP/nan.st" \
+    --text "$TMP/train.txt" --chars 100 --out "$TMP/nan.html"
+[ ! -e "$TMP/nan.html" ] && pass "NaN model: no page written" || fail "NaN model: a page written"
 
 checks_end

@@ -6,11 +6,22 @@
  * against the expected distribution must stay below 30 (for 1 to 3
  * degrees of freedom the chance of a correct sampler exceeding 30 is below
  * 1e-5, so the check is both meaningful and, with the fixed seed, stable),
- * and ids of probability 0 must never be drawn. */
+ * and ids of probability 0 must never be drawn. The scratch of both comes
+ * through the allocator hooks: a hook that refuses makes them fail with
+ * TN_ERR_MEMORY. */
 #include "check.h"
 #include "tensor/tensor.h"
 
 enum { V = 5, DRAWS = 200000 };
+
+/* An allocator hook that counts, and refuses while `refuse` is set. */
+static bool refuse;
+static int64_t n_hooked;
+static void *hook_alloc(size_t n)
+{
+    n_hooked++;
+    return refuse ? NULL : malloc(n);
+}
 
 static const double P[V] = {0.1, 0.2, 0.3, 0.4, 0.0};
 
@@ -110,6 +121,20 @@ int main(void)
     tn_tensor *i32 = tn_tensor_new(TN_I32, 1, (int64_t[]){V});
     CHECK(tn_sample(i32, &d, &r, ids) == TN_ERR_ARG);
     CHECK_MSG(tn_last_error(), "expected float [V] or [N, V]");
+
+    /* the scratch comes from the allocator hooks (issue 19: it came from
+     * malloc, so a refusing hook changed nothing) */
+    tn_set_allocator(hook_alloc, NULL);
+    tn_tensor_set(m, 1 * V + 2, 0.5);
+    CHECK(tn_sample(m, &d, &r, ids) == TN_OK && n_hooked >= 2);
+    double probs[V];
+    refuse = true;
+    CHECK(tn_sample(m, &d, &r, ids) == TN_ERR_MEMORY);
+    CHECK_MSG(tn_last_error(), "tn_sample: ");
+    CHECK(tn_sample_probs(m, 0, &d, probs) == TN_ERR_MEMORY);
+    CHECK_MSG(tn_last_error(), "tn_sample_probs: ");
+    refuse = false;
+    tn_set_allocator(NULL, NULL);
 
     tn_tensor_free(x), tn_tensor_free(t), tn_tensor_free(m), tn_tensor_free(i32);
     printf("test_sample: %d checks, %d failed\n", check_count, check_failures);

@@ -2,7 +2,8 @@
  * gradient checks of the teacher-forced loss, beam width 1 against greedy
  * decoding (bitwise), beam search against exhaustive search on a tiny
  * vocabulary, a small reversal task that it must learn, zero heap
- * allocations in steady-state training steps, and argument errors.
+ * allocations in steady-state training steps, argument errors, and a
+ * model with a non-finite output bias refused by every decoder.
  *
  * Tolerances. Gradient check: max relative error 1e-6 (smooth ops only,
  * central differences ~1e-9). Beam vs exhaustive: the same sequence, and
@@ -331,9 +332,121 @@ static void errors(void)
     tn_params_free(&ps);
 }
 
+/* A model whose output bias holds a NaN (or +inf) gives non-finite
+ * log-probabilities: beam search, greedy decoding, sampled decoding and the
+ * attention map must return TN_ERR_NUMERIC naming what was not finite
+ * (before issue 19 the beam kept no hypothesis and returned TN_OK with an
+ * empty output), and leave the tape's modes as they were. The third case
+ * puts the NaN in pad's logit, which is never chosen but makes every
+ * log-probability NaN (sampling then drew a token with a NaN score). */
+/* A float32 model of 7 words, embed 4, hidden 5, unidirectional, into ps
+ * (initialised here) from seed. */
+static void small_model(tn_params *ps, tn_seq2seq *m, tn_cell cell, int attn, uint64_t seed)
+{
+    tn_params_init(ps);
+    tn_rng r;
+    tn_rng_seed(&r, seed);
+    tn_seq2seq_opts o = opts(cell, attn, false, 7, 4, 5);
+    CHECK(tn_seq2seq_init(m, ps, NULL, &o, TN_F32, &r) == TN_OK);
+}
+
+static void nonfinite_model(void)
+{
+    tn_params ps;
+    tn_seq2seq m;
+    small_model(&ps, &m, TN_CELL_GRU, TN_ATTN_BAHDANAU, 3);
+    tn_tensor *src = ids(2, (int64_t[]){2, 3}, (int32_t[]){3, 4, 5, 6, 3, PAD});
+    tn_tensor *src1 = ids(2, (int64_t[]){1, 3}, (int32_t[]){3, 4, 5});
+    int32_t len[2] = {3, 2}, out[2 * 6], olen[2];
+    double sc[2], w[6 * 3];
+    const double bad[3] = {NAN, INFINITY, NAN};
+    const int64_t at[3] = {4, 4, PAD};
+    tn_sample_opts so = tn_sample_defaults();
+    so.temperature = 0;
+    tn_rng sr;
+    tn_rng_seed(&sr, 5);
+    for (int i = 0; i < 3; i++) {
+        tn_tensor_set(m.out.bias, 4, 0);
+        tn_tensor_set(m.out.bias, at[i], bad[i]);
+        tn_tape *tp = tn_tape_new();
+        CHECK(tn_seq2seq_beam(tp, &m, src, len, 3, 1.0, 6, out, olen, sc) == TN_ERR_NUMERIC);
+        CHECK_MSG(tn_last_error(), "tn_seq2seq_beam: log-probability");
+        CHECK_MSG(tn_last_error(), "is nan"); /* +inf logit: log-softmax gives nan */
+        CHECK(tn_tape_grad_enabled(tp) && tn_tape_training(tp));
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_greedy(tp, &m, src, len, 6, out, olen, sc) == TN_ERR_NUMERIC);
+        CHECK_MSG(tn_last_error(), "tn_seq2seq_greedy: log-probability");
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_sample(tp, &m, src, len, 6, &so, &sr, out, olen, sc) == TN_ERR_NUMERIC);
+        /* tn_sample's message names the logit; else the log-probability */
+        CHECK_MSG(tn_last_error(), i == 1 ? "is inf" : "is nan");
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_attention_map(tp, &m, src1, 3, 6, out, olen, w) == TN_ERR_NUMERIC);
+        CHECK_MSG(tn_last_error(), "tn_seq2seq_attention_map: log-probability");
+        tn_tape_free(tp);
+    }
+    tn_tensor_free(src);
+    tn_tensor_free(src1);
+    tn_params_free(&ps);
+}
+
+/* The decoders' host scratch comes through the allocator hooks, its sizes
+ * overflow-checked (issue 19: calloc, and (2n+B)*max_len unchecked). Once
+ * the tape's arena has grown in a first call, a second call allocates only
+ * its scratch: with a hook that refuses, each decoder returns
+ * TN_ERR_MEMORY (before, they succeeded). A max_len whose token store
+ * overflows size_t (5 rows x 3689348814741910324 ids: 2^64 + 4, wrapping to
+ * 4) must be refused, not wrap to a 16-byte store written far past. */
+static bool refuse_alloc;
+static void *refusing_alloc(size_t n)
+{
+    return refuse_alloc ? NULL : malloc(n);
+}
+
+static void scratch_hooked(void)
+{
+    tn_params ps;
+    tn_seq2seq m;
+    small_model(&ps, &m, TN_CELL_LSTM, TN_ATTN_LUONG_DOT, 4);
+    tn_rng r;
+    tn_rng_seed(&r, 4);
+    tn_tensor *src = ids(2, (int64_t[]){1, 3}, (int32_t[]){3, 4, 5});
+    int32_t len = 3, out[6], olen;
+    double sc, w[6 * 3];
+    tn_sample_opts so = tn_sample_defaults();
+    tn_tape *tp = tn_tape_new();
+    tn_set_allocator(refusing_alloc, NULL);
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 grows the arena */
+        refuse_alloc = pass == 1;
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_beam(tp, &m, src, &len, 2, 1.0, 6, out, &olen, &sc) ==
+              (pass ? TN_ERR_MEMORY : TN_OK));
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_greedy(tp, &m, src, &len, 6, out, &olen, &sc) ==
+              (pass ? TN_ERR_MEMORY : TN_OK));
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_attention_map(tp, &m, src, 3, 6, out, &olen, w) ==
+              (pass ? TN_ERR_MEMORY : TN_OK));
+        tn_tape_reset(tp);
+        CHECK(tn_seq2seq_sample(tp, &m, src, &len, 6, &so, &r, out, &olen, &sc) ==
+              (pass ? TN_ERR_MEMORY : TN_OK));
+    }
+    refuse_alloc = false;
+    tn_tape_reset(tp);
+    CHECK(tn_seq2seq_beam(tp, &m, src, &len, 2, 1.0, INT64_C(3689348814741910324), out, &olen,
+                          &sc) == TN_ERR_MEMORY);
+    CHECK_MSG(tn_last_error(), "tn_seq2seq_beam: ");
+    tn_set_allocator(NULL, NULL);
+    tn_tape_free(tp);
+    tn_tensor_free(src);
+    tn_params_free(&ps);
+}
+
 int main(void)
 {
     errors();
+    nonfinite_model();
+    scratch_hooked();
     gradcheck(TN_CELL_GRU, TN_ATTN_BAHDANAU, true, 1);
     gradcheck(TN_CELL_LSTM, TN_ATTN_LUONG_GENERAL, false, 2);
     gradcheck(TN_CELL_LSTM, TN_ATTN_LUONG_DOT, false, 1);

@@ -9,8 +9,16 @@
 #      attention writes the weights (CSV, and the PNG when gnuplot exists);
 #   4. bleu against values computed by hand from the definition (corpus
 #      BLEU-4, clipped n-gram counts, brevity penalty), to 4 decimals;
+#      blank lines pair up by line number (an empty hypothesis scores its
+#      line as empty), and long lines are fast;
 #   5. refusals: a missing checkpoint, a data file that is a directory, a
-#      bad number, --resume without a checkpoint: non-zero exit, a message.
+#      bad number, --resume without a checkpoint: non-zero exit, a message;
+#   6. --resume refuses a crafted step (negative, INT64_MAX), naming it;
+#   7. a model with a NaN in its output bias is refused by every decoding
+#      command (exit 1, naming the checkpoint and what was not finite);
+#   8. sizes in the metadata that the file's tensors do not have are refused
+#      before the model is built;
+#   9. an input line with a NUL byte is refused, naming the line.
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -77,6 +85,25 @@ check_bleu 'a b c d e\na b c d e f\n' 'a b c d f\na b c d e\n' 75.7885 "two sent
 check_bleu 'the cat the mat\n' 'the the the the\n' 0.0000 "clipped counts"
 # tokenisation: case and punctuation
 check_bleu 'The cat, the cat!\n' 'the cat , the cat !\n' 100.0000 "tokenised alike"
+# repeated n-grams clipped at every order: 8/9, 6/8, 4/7, 2/6; c = r
+check_bleu 'a a a a b a a a a\n' 'a a a a a a a a a\n' 59.6949 "clipped repeats"
+# Blank lines are lines (issue 19: skipped, they shifted the pairs and this
+# scored 100): pairs (abcde, ""), ("", abcde), (fghij, fghij): every
+# precision 1/2, c = r = 10
+check_bleu 'a b c d e\n\nf g h i j\n' '\na b c d e\nf g h i j\n' 50.0000 "blank lines aligned"
+# an empty hypothesis (sample prints one for an immediate eos; was refused
+# as a line-count mismatch): precisions 1, c = 5, r = 10: exp(1 - 2)
+check_bleu 'a b c d e\nf g h i j\n' 'a b c d e\n\n' 36.7879 "an empty hypothesis"
+# no final newline: the same lines
+check_bleu 'a b c d e\nf g h i j' 'a b c d e\n\n' 36.7879 "no final newline"
+# 100 lines of 4,096 tokens in a few seconds: the n-gram counting was
+# quadratic per line (15-19 s; now about 0.5 s). 10 s leaves room for a busy
+# machine and the sanitizers; the score of identical files is 100.
+awk 'BEGIN { srand(3); for (i = 0; i < 100; i++) { s = "w" int(rand() * 50);
+             for (j = 1; j < 4096; j++) s = s " w" int(rand() * 50); print s } }' > "$TMP/long"
+got=$(timeout 10 "$BIN" bleu --ref "$TMP/long" --hyp "$TMP/long" 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$got" = "bleu 100.0000" ] && pass "bleu of 100 lines of 4096 tokens: $got" ||
+    fail "bleu of 100 lines of 4096 tokens: exit $rc, '$got'"
 
 err=$("$BIN" sample --checkpoint "$TMP/none.st" < /dev/null 2>&1); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *none.st* ]] && pass "missing checkpoint: exit $rc" || fail "missing checkpoint: $rc $err"
@@ -86,5 +113,39 @@ err=$("$BIN" train --hidden 12x 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$err" == *"--hidden"* ]] && pass "--hidden 12x: exit $rc" || fail "--hidden 12x: $rc $err"
 err=$("$BIN" train --resume --checkpoint "$TMP/none.st" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$err" == *"--resume"* ]] && pass "--resume without a checkpoint: exit $rc" || fail "--resume without checkpoint: $rc $err"
+
+# 6. a crafted training state (issue 19): --resume refuses a step this run
+# could not have written (negative, INT64_MAX: both trained nothing and
+# exited 0), naming the file and the field, and keeps the file
+R=("$BIN" train "${FLAGS[@]}" --steps 41 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/a.st" step -1 "${R[@]}"
+refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
+
+# 7. a NaN in the output bias (issue 19): before, sample --beam printed an
+# empty line, eval "loss nan bleu 0.0000", attention a plot, all exit 0
+# (the NaN at byte 16: token 4's bias, a word; pad's and sos's logits are
+# never chosen)
+for cmd in "sample --beam 5" "sample" "sample --temperature 1" "eval --data $TMP/pairs.txt"; do
+    refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" $cmd --checkpoint "$TMP/nan.st" <<< "4 5 6"
+done
+refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" attention --text "4 5 6" --out "$TMP/nan.png" \
+    --checkpoint "$TMP/nan.st"
+
+# 8. the metadata's sizes against the file's tensors (issue 19: the model
+# was built from them first; hidden 8192 in a 72 KB file reached 3.9 GB
+# before "out of memory"). Moderate sizes here, so that the old code, which
+# built the model, did not take gigabytes: the refusal must come before it,
+# naming the file and the sizes.
+for kv in "hidden 1024" "embed 1024" "layers 3"; do
+    refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
+done
+refuse_meta "$TMP/a.st" hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
+
+# 9. a NUL byte in an input line (issue 19: sample translated the line up to
+# it and went on, exit 0)
+err=$(printf '4 5\n6\0 7\n' | "$BIN" sample --checkpoint "$TMP/a.st" 2>&1 > "$TMP/nul.out"); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"standard input line 2: a NUL byte at byte 1"* ]] &&
+    [ "$(wc -l < "$TMP/nul.out")" -eq 1 ] && pass "NUL in an input line refused: $err" ||
+    fail "NUL in an input line: exit $rc, $(wc -l < "$TMP/nul.out") lines out, message '$err'"
 
 checks_end

@@ -20,7 +20,12 @@
 #      tinyshakespeare's vocabulary and split sizes
 #      equal those computed independently in Python (word_lm's rules:
 #      first 90% of 40,000 lines train; split() words; <eos> per line):
-#      min-count 1: V 24031, 220758 train words; min-count 2: V 9984.
+#      min-count 1: V 24031, 220758 train words; min-count 2: V 9984;
+#   8. --resume refuses a crafted data_pos or step, naming it;
+#   9. eval of a model with a NaN weight: exit 1 naming the checkpoint;
+#  10. a NUL byte in --data or in a --vectors line is refused, naming where;
+#  11. sizes in the metadata that the file's tensors do not have are refused
+#      before the model is built.
 set -u
 BIN=$1
 DATA=${2:-}
@@ -123,5 +128,42 @@ if [ -n "$DATA" ]; then
 else
     echo "skip - tinyshakespeare: no DATA_DIR given"
 fi
+
+# 8. a crafted training state (issue 19): --resume refuses a data position
+# or step that this run could not have written (a negative data_pos read
+# before the token array; INT64_MAX overflowed the window arithmetic), naming
+# the file and the field, and keeps the file
+R=("$BIN" train "${F[@]}" --steps 61 --checkpoint "$TMP/crafted.st" --resume)
+refuse_meta "$TMP/a.st" data_pos -1 "${R[@]}"
+refuse_meta "$TMP/a.st" data_pos 9223372036854775807 "${R[@]}"
+refuse_meta "$TMP/a.st" step -1 "${R[@]}"
+refuse_meta "$TMP/a.st" step 9223372036854775807 "${R[@]}"
+
+# 9. a NaN in the output layer (issue 19: eval exited 1 with no message)
+refuse_nan "$TMP/a.st" 'decoder\.weight' 0 "$BIN" eval --checkpoint "$TMP/nan.st" --data "$TMP/text.txt"
+# and sample (it refused, without naming the checkpoint)
+refuse_nan "$TMP/a.st" 'decoder\.bias' 8 "$BIN" sample --checkpoint "$TMP/nan.st" --words 5
+
+# 10. NUL bytes (issue 19): text with one trained and wrote a vocabulary its
+# own eval could not load; a --vectors line with bytes after one was read
+# as if it ended there
+{ awk 'BEGIN { for (i = 0; i < 100; i++) print "the cat sees the moon ." }'
+  printf 'the cat\0dog sees .\n'; } > "$TMP/nul.txt"
+err=$("$BIN" train "${F[@]}" --data "$TMP/nul.txt" --seq 5 --batch 2 --steps 1 \
+      --checkpoint "$TMP/nul.st" 2>&1 > /dev/null); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"--data $TMP/nul.txt: a NUL byte at offset 2407"* ]] &&
+    [ ! -e "$TMP/nul.st" ] && pass "NUL in --data refused: $err" ||
+    fail "NUL in --data: exit $rc, $(ls "$TMP/nul.st" 2>&1), message '$err'"
+{ printf 'the'; for i in $(seq 32); do printf ' 0.5'; done; printf '\0 junk\n'; } > "$TMP/nul.vec"
+err=$("$BIN" train "${F[@]}" --steps 1 --vectors "$TMP/nul.vec" 2>&1 > /dev/null); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *"--vectors $TMP/nul.vec line 1: a NUL byte"* ]] &&
+    pass "NUL in a --vectors line refused: $err" || fail "NUL in --vectors: exit $rc, message '$err'"
+
+# 11. the metadata's sizes against the file's tensors (issue 19: sample
+# built the model from them first, 3.1 GB for a crafted file); moderate
+# sizes, so that the old code did not take gigabytes
+for kv in "hidden 2048" "embed 2048" "layers 3"; do
+    refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --words 3
+done
 
 checks_end

@@ -101,10 +101,13 @@ TN_API tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r);
  * Atomic: the header is built, serialised and read back for comparison,
  * and everything the save needs is allocated, before the file is written to
  * "<path>.tmp.<pid>.<n>" in the same directory, fsync'ed, closed, renamed
- * over path, and the directory is fsync'ed. On any failure before the
+ * over path, and the directory is fsync'ed. Where the filesystem has Linux's
+ * O_TMPFILE the file is unnamed while it is written and linked to that name
+ * once fsync'ed, just before the rename. On any failure before the
  * rename the temporary file is removed and an existing file at path is left
- * byte for byte as it was (a crash mid-write may leave a stray temporary
- * file, never a half-written checkpoint). Temporary files of path left by
+ * byte for byte as it was (a crash mid-write leaves no temporary file with
+ * O_TMPFILE, save in the instant between link and rename, and may leave one
+ * without; never a half-written checkpoint). Temporary files of path left by
  * processes that no longer exist are removed by the next save. A failure of
  * the final directory fsync returns TN_ERR_IO although the new file is in
  * place; nothing else can fail after the rename. */

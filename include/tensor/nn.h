@@ -324,7 +324,10 @@ TN_API tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *sr
  * before max_len). pad and sos are never chosen. Beam search keeps `beam`
  * hypotheses per sentence and returns the finished one with the best
  * score / length^len_alpha (length counting the eos; len_alpha 0: raw
- * sum). Beam width 1 is greedy decoding exactly. Returns TN_OK or an error. */
+ * sum). Beam width 1 is greedy decoding exactly. Returns TN_OK or an error:
+ * TN_ERR_NUMERIC (naming token, sentence and step) when a log-probability
+ * the search would use is not finite (a model with a NaN or infinite
+ * parameter), with out, out_len and score unspecified. */
 TN_API tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                                    const int32_t *src_len, int64_t max_len, int32_t *out,
                                    int32_t *out_len, double *score);
@@ -337,7 +340,8 @@ TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *sr
  * per sentence and step) from the decoder's distribution with pad and sos
  * excluded; score sums the model's log-probabilities of the drawn tokens
  * (and eos), as tn_seq2seq_greedy's does. Temperature 0 is greedy decoding exactly.
- * Returns TN_OK or an error (tn_sample's on bad options). */
+ * Returns TN_OK or an error (tn_sample's on bad options or a non-finite
+ * logit; TN_ERR_NUMERIC when a drawn token's log-probability is not finite). */
 TN_API tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                                    const int32_t *src_len, int64_t max_len,
                                    const tn_sample_opts *so, tn_rng *r, int32_t *out,
@@ -345,7 +349,7 @@ TN_API tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *
 /** The decoder's attention weights while decoding one sentence greedily
  * (src [1, S]): weights [max_len, S] (row t for output token t; rows past
  * out_len are 0). For attention plots. Returns TN_OK or an error
- * (TN_ERR_ARG without attention). */
+ * (TN_ERR_ARG without attention; TN_ERR_NUMERIC as tn_seq2seq_greedy). */
 TN_API tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                                           int32_t src_len, int64_t max_len, int32_t *out,
                                           int32_t *out_len, double *weights);

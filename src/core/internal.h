@@ -69,6 +69,11 @@ int64_t tn__set_contiguous(tn_tensor *t, int ndim, const int64_t *shape, tn_dtyp
 char *tn__shape_problem(int64_t code, int ndim, const int64_t *shape, tn_dtype dt, char *buf,
                         size_t n);
 
+/* A zeroed array of n elements of `size` bytes from tn_alloc (so through
+ * the allocator hooks; free it with tn_free), calloc's contract: NULL with
+ * TN_ERR_MEMORY set when n * size overflows or the allocation fails. */
+void *tn__alloc_array(size_t n, size_t size);
+
 /* Offset (in elements) of the row-major logical index i. */
 int64_t tn__offset_of(const tn_tensor *t, int64_t i);
 

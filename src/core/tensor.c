@@ -86,6 +86,20 @@ char *tn_strdup(const char *s)
     return d;
 }
 
+void *tn__alloc_array(size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        tn_set_error(TN_ERR_MEMORY, "tn_alloc: %zu elements of %zu bytes is beyond the address "
+                                    "space", n, size);
+        return NULL;
+    }
+    void *p = tn_alloc(bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
 void tn_free(void *p)
 {
     if (!p)

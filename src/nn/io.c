@@ -4,6 +4,7 @@
  * Uses only the public API. The JSON header is parsed and built with
  * jansson; without it (no TN_HAVE_JANSSON) the metadata map still works and
  * the file functions fail with TN_ERR_IO "built without jansson". */
+#define _GNU_SOURCE /* O_TMPFILE (Linux), guarded by #ifdef where used */
 #include "tensor/io.h"
 
 #include <dirent.h>
@@ -762,8 +763,53 @@ static void remove_stale_tmp(const char *path, const char *dir)
 
 static atomic_uint tmp_counter;
 
+/* Write header + tensors to fd and sync it. Returns 0, or 1 with *what
+ * saying which step failed (errno set). */
+static int write_contents(int fd, const char *hdr, const pref *p, int np, const char **what)
+{
+    size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
+    unsigned char b8[8];
+    put_le(b8, hlen + pad, 8);
+    *what = "writing";
+    int bad = write_all(fd, b8, 8) || write_all(fd, hdr, hlen) || write_all(fd, "        ", pad);
+    for (int i = 0; !bad && i < np; i++)
+        bad = write_tensor(fd, p[i].t);
+    if (!bad && fsync(fd) != 0) {
+        bad = 1;
+        *what = "syncing";
+    }
+    return bad;
+}
+
+/* Create (O_EXCL) or, with fd_unnamed >= 0, link that unnamed file to a
+ * new "<path>.tmp.<pid>.<n>" name in tmp (cap bytes). The open fd, or 0
+ * after a link; -1 on failure (errno set). */
+static int name_tmp(const char *path, char *tmp, size_t cap, int fd_unnamed)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(),
+                 atomic_fetch_add(&tmp_counter, 1u));
+        int r;
+        if (fd_unnamed >= 0) {
+            char proc[48];
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd_unnamed);
+            r = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+        } else {
+            r = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        }
+        if (r >= 0 || errno != EEXIST)
+            return r;
+    }
+    return -1;
+}
+
 /* Write header + tensors to a new temporary file next to path, sync it and
- * rename it over path; on failure remove it and leave path alone. */
+ * rename it over path; on failure remove it and leave path alone. Where the
+ * filesystem allows (Linux O_TMPFILE) the file is unnamed while it is
+ * written and gets its temporary name only once synced, just before the
+ * rename: a process killed mid-write (SIGKILL) then leaves nothing behind;
+ * otherwise it leaves "<path>.tmp.<pid>.<n>" until the next save of path
+ * (remove_stale_tmp). */
 static tn_status write_atomic(const char *path, const char *hdr, const pref *p, int np)
 {
     /* everything is allocated before the destination can change */
@@ -775,37 +821,42 @@ static tn_status write_atomic(const char *path, const char *hdr, const pref *p, 
         return oom("tn_save", path, "naming the temporary file");
     }
     remove_stale_tmp(path, dir);
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(),
-                 atomic_fetch_add(&tmp_counter, 1u));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        tn_status st = tn_set_error(TN_ERR_IO, "tn_save: %s: cannot create temporary file %s: %s",
-                                    path, tmp, strerror(errno));
-        tn_free(tmp);
-        tn_free(dir);
-        return st;
-    }
-    size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
-    unsigned char b8[8];
-    put_le(b8, hlen + pad, 8);
     const char *what = "writing";
-    int bad = write_all(fd, b8, 8) || write_all(fd, hdr, hlen) || write_all(fd, "        ", pad);
-    for (int i = 0; !bad && i < np; i++)
-        bad = write_tensor(fd, p[i].t);
-    if (!bad && fsync(fd) != 0) {
-        bad = 1;
-        what = "syncing";
-    }
-    int err = errno;
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        what = "closing";
+    int bad = 0, err = 0;
+    bool named = false; /* tmp names the file (to unlink on failure) */
+#ifdef O_TMPFILE
+    int ufd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (ufd >= 0) {
+        snprintf(tmp, cap, "(unnamed, in %s)", dir);
+        bad = write_contents(ufd, hdr, p, np, &what);
         err = errno;
+        /* a link that fails (e.g. no /proc) falls back to a named file */
+        named = !bad && name_tmp(path, tmp, cap, ufd) == 0;
+        if (close(ufd) != 0 && !bad) {
+            bad = 1;
+            what = "closing";
+            err = errno;
+        }
+    }
+#endif
+    if (!bad && !named) {
+        int fd = name_tmp(path, tmp, cap, -1);
+        if (fd < 0) {
+            tn_status st = tn_set_error(TN_ERR_IO,
+                                        "tn_save: %s: cannot create temporary file %s: %s", path,
+                                        tmp, strerror(errno));
+            tn_free(tmp);
+            tn_free(dir);
+            return st;
+        }
+        named = true;
+        bad = write_contents(fd, hdr, p, np, &what);
+        err = errno;
+        if (close(fd) != 0 && !bad) {
+            bad = 1;
+            what = "closing";
+            err = errno;
+        }
     }
     if (!bad && rename(tmp, path) != 0) {
         bad = 1;
@@ -814,7 +865,8 @@ static tn_status write_atomic(const char *path, const char *hdr, const pref *p, 
     }
     tn_status st = TN_OK;
     if (bad) {
-        unlink(tmp);
+        if (named)
+            unlink(tmp);
         st = tn_set_error(TN_ERR_IO, "tn_save: %s: %s temporary file %s failed: %s", path, what,
                           tmp, strerror(err));
     } else {

@@ -4,6 +4,8 @@
  * so any strides and both float dtypes work. */
 #include "tensor/nn.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,10 +120,11 @@ static double row_weights(const char *fn, const tn_tensor *logits, int64_t r, in
 
 static tn_status scratch_new(const char *fn, int64_t V, scratch *s)
 {
-    s->w = malloc((size_t)V * sizeof *s->w);
-    s->order = malloc((size_t)V * sizeof *s->order);
+    /* through the allocator hooks, as all of the library's memory */
+    s->w = tn__alloc_array((size_t)V, sizeof *s->w);
+    s->order = tn__alloc_array((size_t)V, sizeof *s->order);
     if (!s->w || !s->order) {
-        free(s->w), free(s->order);
+        tn_free(s->w), tn_free(s->order);
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld classes", fn,
                             (long long)V);
     }
@@ -148,7 +151,7 @@ tn_status tn_sample_probs(const tn_tensor *logits, int64_t row, const tn_sample_
         for (int64_t v = 0; v < V; v++)
             probs[v] = s.w[v] / total;
     }
-    free(s.w), free(s.order);
+    tn_free(s.w), tn_free(s.order);
     return st;
 }
 
@@ -182,6 +185,6 @@ tn_status tn_sample(const tn_tensor *logits, const tn_sample_opts *o, tn_rng *r,
         }
         ids[b] = (int32_t)id;
     }
-    free(s.w), free(s.order);
+    tn_free(s.w), tn_free(s.order);
     return st;
 }

@@ -9,6 +9,8 @@
  */
 #include "tensor/nn.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,18 +318,31 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         return tn_set_error(TN_ERR_ARG, "%s: beam %d, max_len %lld, len_alpha %g: need beam >= 1, "
                                         "max_len >= 1, len_alpha >= 0",
                             fn, k, (long long)max_len, alpha);
-    int64_t B = src->shape[0], V = m->o.tgt_vocab, n = B * k;
+    int64_t B = src->shape[0], V = m->o.tgt_vocab, n, seqs, slots, nc_max;
+    /* n = B*k rows; the token store holds 2n + B sequences of max_len ids;
+     * k*V candidates: sizes the caller chose, so counted without overflow
+     * (a wrapped product gave a tiny store written far past) */
+    if (__builtin_mul_overflow(B, (int64_t)k, &n) || __builtin_mul_overflow(n, 2, &seqs) ||
+        __builtin_add_overflow(seqs, B, &seqs) || __builtin_mul_overflow(seqs, max_len, &slots) ||
+        __builtin_mul_overflow((int64_t)k, V, &nc_max))
+        return tn_set_error(TN_ERR_MEMORY, "%s: beam %d, batch %lld, max_len %lld, vocab %lld: "
+                                           "the search's memory is beyond the address space",
+                            fn, k, (long long)B, (long long)max_len, (long long)V);
     bool grad = tn_tape_set_grad(tp, false), train = tn_tape_training(tp);
     tn_tape_set_training(tp, false);
-    /* host memory of the search */
-    hyp *live = calloc((size_t)n, sizeof *live), *next = calloc((size_t)n, sizeof *next);
-    hyp *best = calloc((size_t)B, sizeof *best);
-    int *nlive = calloc((size_t)B, sizeof *nlive), *nfin = calloc((size_t)B, sizeof *nfin);
-    double *bestnorm = calloc((size_t)B, sizeof *bestnorm);
-    int32_t *store = calloc((size_t)(2 * n + B) * (size_t)max_len, sizeof *store);
-    int32_t *prev = calloc((size_t)n, sizeof *prev), *parent = calloc((size_t)n, sizeof *parent);
-    cand *cands = calloc((size_t)k * (size_t)V, sizeof *cands), *top = calloc((size_t)k, sizeof *top);
-    double *logp = calloc((size_t)V, sizeof *logp);
+    /* host memory of the search, through the allocator hooks */
+    hyp *live = tn__alloc_array((size_t)n, sizeof *live);
+    hyp *next = tn__alloc_array((size_t)n, sizeof *next);
+    hyp *best = tn__alloc_array((size_t)B, sizeof *best);
+    int *nlive = tn__alloc_array((size_t)B, sizeof *nlive);
+    int *nfin = tn__alloc_array((size_t)B, sizeof *nfin);
+    double *bestnorm = tn__alloc_array((size_t)B, sizeof *bestnorm);
+    int32_t *store = tn__alloc_array((size_t)slots, sizeof *store);
+    int32_t *prev = tn__alloc_array((size_t)n, sizeof *prev);
+    int32_t *parent = tn__alloc_array((size_t)n, sizeof *parent);
+    cand *cands = tn__alloc_array((size_t)nc_max, sizeof *cands);
+    cand *top = tn__alloc_array((size_t)k, sizeof *top);
+    double *logp = tn__alloc_array((size_t)V, sizeof *logp);
     if (!live || !next || !best || !nlive || !nfin || !bestnorm || !store || !prev || !parent ||
         !cands || !top || !logp) {
         s = tn_set_error(TN_ERR_MEMORY, "%s: out of memory (beam %d, batch %lld, vocab %lld)", fn,
@@ -376,9 +391,23 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                 const hyp *h = &live[b * k + i];
                 for (int64_t v = 0; v < V; v++)
                     logp[v] = tn_tensor_get(lp, (b * k + i) * V + v);
-                for (int64_t v = 0; v < V; v++)
-                    if (v != m->o.tgt_pad && v != m->o.sos)
-                        cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
+                for (int64_t v = 0; v < V; v++) {
+                    if (v == m->o.tgt_pad || v == m->o.sos)
+                        continue;
+                    /* A NaN or infinite log-probability (a broken model: a
+                     * non-finite parameter or input) would make every
+                     * comparison of the search false, so that no hypothesis
+                     * finishes and the output is silently empty. */
+                    if (!isfinite(logp[v])) {
+                        s = tn_set_error(TN_ERR_NUMERIC,
+                                         "%s: log-probability of token %lld for sentence %lld at "
+                                         "step %lld is %s: the decoder's output is not finite",
+                                         fn, (long long)v, (long long)b, (long long)t,
+                                         isnan(logp[v]) ? "nan" : logp[v] > 0 ? "inf" : "-inf");
+                        goto done;
+                    }
+                    cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
+                }
             }
             /* the k best candidates, in order (selection: k is small) */
             int nt = 0;
@@ -453,8 +482,9 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
 done:
     tn_tape_set_grad(tp, grad);
     tn_tape_set_training(tp, train);
-    free(live), free(next), free(best), free(nlive), free(nfin), free(bestnorm), free(store);
-    free(prev), free(parent), free(cands), free(top), free(logp);
+    tn_free(live), tn_free(next), tn_free(best), tn_free(nlive), tn_free(nfin);
+    tn_free(bestnorm), tn_free(store), tn_free(prev), tn_free(parent), tn_free(cands);
+    tn_free(top), tn_free(logp);
     return s;
 }
 
@@ -487,10 +517,11 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
     if (max_len < 1)
         return tn_set_error(TN_ERR_ARG, "%s: max_len %lld must be >= 1", fn, (long long)max_len);
     int64_t B = src->shape[0], V = m->o.tgt_vocab;
-    int32_t *prev = malloc(sizeof *prev * (size_t)B), *next = malloc(sizeof *next * (size_t)B);
-    bool *done = calloc((size_t)B, sizeof *done);
+    int32_t *prev = tn__alloc_array((size_t)B, sizeof *prev);
+    int32_t *next = tn__alloc_array((size_t)B, sizeof *next);
+    bool *done = tn__alloc_array((size_t)B, sizeof *done);
     if (!prev || !next || !done) {
-        free(prev), free(next), free(done);
+        tn_free(prev), tn_free(next), tn_free(done);
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory (batch %lld)", fn, (long long)B);
     }
     bool grad = tn_tape_set_grad(tp, false), train = tn_tape_training(tp);
@@ -526,7 +557,20 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                 prev[b] = m->o.eos; /* finished rows idle on eos */
                 continue;
             }
-            score[b] += tn_tensor_get(lp, b * V + next[b]);
+            /* tn_sample refuses a non-finite logit among those it may
+             * draw, but a NaN in pad's or sos's (masked to -inf above)
+             * still makes every log-probability NaN: a broken model, whose
+             * score would be NaN. */
+            double lpv = tn_tensor_get(lp, b * V + next[b]);
+            if (!isfinite(lpv)) {
+                s = tn_set_error(TN_ERR_NUMERIC,
+                                 "%s: log-probability of token %d for sentence %lld at step %lld "
+                                 "is %s: the decoder's output is not finite",
+                                 fn, (int)next[b], (long long)b, (long long)t,
+                                 isnan(lpv) ? "nan" : lpv > 0 ? "inf" : "-inf");
+                break;
+            }
+            score[b] += lpv;
             done[b] = next[b] == m->o.eos;
             if (!done[b])
                 out[b * max_len + out_len[b]++] = next[b];
@@ -540,7 +584,7 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         s = tn_last_status();
     tn_tape_set_grad(tp, grad);
     tn_tape_set_training(tp, train);
-    free(prev), free(next), free(done);
+    tn_free(prev), tn_free(next), tn_free(done);
     return s;
 }
 
