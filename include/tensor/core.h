@@ -71,7 +71,6 @@ struct tn_tensor {
     bool requires_grad;          /* gradient wanted (parameter or derived) */
     bool is_view;                /* data and grad alias src[0] at view_offset */
     bool on_heap;                /* heap tensor (caller owns) vs tape tensor */
-    bool has_deferred;           /* backward: products into grad are pending */
     tn_op_id op;                 /* 0 (TN_OP_NONE) for leaves */
     tn_tensor *src[TN_MAX_SRC];  /* inputs of op */
     int64_t view_offset;         /* element offset of data in src[0] (views) */

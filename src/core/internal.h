@@ -16,16 +16,6 @@ typedef struct tn_chunk {
     unsigned char *mem;
 } tn_chunk;
 
-/* A deferred accumulating product C [m, n] += L [m, k] @ R [k, n] (strided
- * element pointers), collected during backward and run in groups by the
- * op family that made it (see src/ops/matmul.c). */
-typedef struct tn_defer {
-    tn_tensor *owner; /* whose gradient C is in (its root tensor) */
-    void *c, *l, *r;
-    int64_t m, n, k;
-    int64_t crs, ccs, lrs, lcs, rrs, rcs;
-    tn_dtype dtype;
-} tn_defer;
 
 struct tn_tape {
     tn_chunk *chunks;  /* first chunk */
@@ -33,12 +23,16 @@ struct tn_tape {
     size_t high_water; /* bytes used in the largest step so far */
     tn_tensor **nodes; /* recorded ops in creation order */
     size_t n_nodes, cap_nodes;
-    tn_defer *defer; /* deferred weight-gradient products of one backward */
-    size_t n_defer, cap_defer;
-    /* The op families' per-recording cache (e.g. packed weights, see
-     * src/ops/matmul.c): arena memory, forgotten by tn_tape_reset and at the
-     * start and end of every backward. */
+    /* The op families' per-recording cache (matmul's packed weights and
+     * postponed weight-gradient products, src/ops/matmul.c): arena memory,
+     * forgotten by tn_tape_reset and at the start and end of every
+     * backward. */
     void *op_cache;
+    /* Set during a backward by an op family that postponed work into
+     * gradients (matmul's merged weight products): the engine calls it
+     * before a node's backward reads that node's gradient, and with NULL
+     * at the end, so every gradient is complete when it is used. */
+    void (*flush)(struct tn_tape *tp, tn_tensor *t);
     int64_t probe_node, probe_index; /* tn_tape_set_probe (node -1: off) */
     /* A tape the op families record a sub-graph on (tn_scan's step): made
      * on first use, kept across resets, freed with this one. */

@@ -52,7 +52,6 @@ void tn_tape_free(tn_tape *tp)
     tn_tape_free(tp->sub);
     chunks_free(tp->chunks);
     tn_free(tp->nodes);
-    tn_free(tp->defer);
     tn_free(tp);
 }
 
@@ -82,8 +81,8 @@ void tn_tape_reset(tn_tape *tp)
         c->used = 0;
     tp->cur = tp->chunks;
     tp->n_nodes = 0;
-    tp->n_defer = 0;
     tp->op_cache = NULL;
+    tp->flush = NULL;
     tp->err = TN_OK;
     tp->errmsg[0] = '\0';
 }

@@ -121,8 +121,8 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             "%s: loss must have one element, got shape %s; use "
                             "tn_backward_from with an output gradient",
                             fn, TN_SHP(y));
-    tp->n_defer = 0;
     tp->op_cache = NULL; /* the parameters may have changed since the forward */
+    tp->flush = NULL;
     zmap z;
     if (!grads_prepare(tp) || !zmap_build(tp, &z))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
@@ -140,12 +140,14 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
         tn_tensor *t = tp->nodes[i];
         tn_backward_fn bw = tn__op_table[t->op].backward;
         zero_for(&z, t);
-        if (t->has_deferred) /* t's gradient must be complete before use */
-            tn__matmul_flush(tp, t);
+        if (tp->flush) /* work postponed into t's gradient is done before use */
+            tp->flush(tp, t);
         if (bw)
             bw(t);
     }
-    tn__matmul_flush(tp, NULL);
+    if (tp->flush)
+        tp->flush(tp, NULL);
+    tp->flush = NULL;
     tp->op_cache = NULL; /* an optimizer step may follow */
     if (tp->err != TN_OK) /* a backward kernel failed (e.g. out of memory) */
         return tn_set_error(tp->err, "%s: %s", fn, tp->errmsg);

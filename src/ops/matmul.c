@@ -120,6 +120,32 @@ typedef struct wpack {
     int nt;
 } wpack;
 
+/* A postponed accumulating product C [m, n] += L [m, k] @ R [k, n]
+ * (strided element pointers) into owner's gradient (see defer_push). */
+typedef struct tn_defer {
+    tn_tensor *owner; /* whose gradient C is in (its root tensor) */
+    void *c, *l, *r;
+    int64_t m, n, k;
+    int64_t crs, ccs, lrs, lcs, rrs, rcs;
+    tn_dtype dtype;
+} tn_defer;
+
+/* What matmul keeps on a tape (its op cache, arena memory): the packed
+ * weights of this recording, and during a backward the postponed weight
+ * products. */
+typedef struct mm_cache {
+    wpack *packs;
+    tn_defer *q;
+    size_t n, cap;
+} mm_cache;
+
+static mm_cache *mm_of(tn_tape *tp)
+{
+    if (!tp->op_cache && (tp->op_cache = tn_tape_alloc(tp, sizeof(mm_cache))))
+        memset(tp->op_cache, 0, sizeof(mm_cache));
+    return tp->op_cache;
+}
+
 /* Whether t is, or is a view of, a parameter: a heap tensor that requires
  * grad, whose data only an optimizer step or the user changes between
  * recordings. */
@@ -135,7 +161,10 @@ bool tn__is_weight(const tn_tensor *t)
  * when out of arena memory (the tape has the error). */
 static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
 {
-    wpack *w = tp->op_cache;
+    mm_cache *mc = mm_of(tp);
+    if (!mc)
+        return NULL;
+    wpack *w = mc->packs;
     while (w && !(w->src == B.p && w->rs == B.rs && w->cs == B.cs && w->p.K == B.m &&
                   w->p.N == B.n && w->p.dt == dt))
         w = w->next;
@@ -149,8 +178,8 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
         tn__packed_zero(&w->p);
         tn__packed_set(&w->p, 0, B.n, B.p, B.rs, B.cs);
         w->src = B.p, w->rs = B.rs, w->cs = B.cs;
-        w->next = tp->op_cache;
-        tp->op_cache = w;
+        w->next = mc->packs;
+        mc->packs = w;
     }
     if (M > w->scratch_m || nt > w->nt) {
         int n = nt > w->nt ? nt : w->nt;
@@ -255,23 +284,27 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
  * GEMM), near peak speed. This is safe because a tensor's gradient is only
  * read by its own backward: the engine flushes a tensor's pending products
  * right before that runs (and a parameter's at the end). */
+static void matmul_flush(tn_tape *tp, tn_tensor *owner);
+
 static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, tn__mat l, tn__mat r,
                        tn__mat c)
 {
-    if (tp->n_defer == tp->cap_defer) {
-        size_t cap = tp->cap_defer ? 2 * tp->cap_defer : 64;
-        tn_defer *d = tn_alloc(cap * sizeof *d);
+    mm_cache *mc = mm_of(tp);
+    if (!mc)
+        return false;
+    if (mc->n == mc->cap) { /* grows in the arena, which settles after warm-up */
+        size_t cap = mc->cap ? 2 * mc->cap : 64;
+        tn_defer *d = tn_tape_alloc(tp, cap * sizeof *d);
         if (!d)
             return false;
-        if (tp->n_defer)
-            memcpy(d, tp->defer, tp->n_defer * sizeof *d);
-        tn_free(tp->defer);
-        tp->defer = d;
-        tp->cap_defer = cap;
+        if (mc->n)
+            memcpy(d, mc->q, mc->n * sizeof *d);
+        mc->q = d;
+        mc->cap = cap;
     }
-    tp->defer[tp->n_defer++] = (tn_defer){owner, c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
-                                          l.rs, l.cs, r.rs, r.cs, dt};
-    owner->has_deferred = true;
+    mc->q[mc->n++] = (tn_defer){owner, c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
+                                l.rs, l.cs, r.rs, r.cs, dt};
+    tp->flush = matmul_flush; /* the engine calls it before owner's gradient is read */
     return true;
 }
 
@@ -341,20 +374,21 @@ static bool same_target(const tn_defer *x, const tn_defer *y)
 /* Run the deferred products into owner's gradient (all when owner is
  * NULL), grouped by target: the L's are stacked into Lt [K, m] (L^T,
  * contiguous) and the R's into R [K, n], then C += L_all [m, K] @ R [K, n],
- * K up to the staging size at a time. */
-void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
+ * K up to the staging size at a time. The backward engine's flush hook
+ * (tp->flush). */
+static void matmul_flush(tn_tape *tp, tn_tensor *owner)
 {
-    size_t n = tp->n_defer;
+    mm_cache *mc = tp->op_cache;
+    size_t n = mc ? mc->n : 0;
     for (size_t i = 0; i < n; i++) {
-        tn_defer *e = &tp->defer[i];
+        tn_defer *e = &mc->q[i];
         if (!e->c || (owner && e->owner != owner))
             continue; /* done with an earlier group, or another tensor's */
-        e->owner->has_deferred = false;
         int64_t K = 0, kmax = 0, cnt = 0;
         for (size_t j = i; j < n; j++)
-            if (tp->defer[j].c && same_target(e, &tp->defer[j])) {
-                K += tp->defer[j].k, cnt++;
-                kmax = tp->defer[j].k > kmax ? tp->defer[j].k : kmax;
+            if (mc->q[j].c && same_target(e, &mc->q[j])) {
+                K += mc->q[j].k, cnt++;
+                kmax = mc->q[j].k > kmax ? mc->q[j].k : kmax;
             }
         tn__mat C = {e->c, e->m, e->n, e->crs, e->ccs};
         int64_t m = e->m, nn = e->n;
@@ -368,7 +402,7 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
         tn_defer first = *e;
         int64_t k0 = 0;
         for (size_t j = i; j < n; j++) {
-            tn_defer *f = &tp->defer[j];
+            tn_defer *f = &mc->q[j];
             if (!f->c || !same_target(&first, f))
                 continue;
             f->c = NULL;
@@ -396,8 +430,8 @@ void tn__matmul_flush(tn_tape *tp, tn_tensor *owner)
         if (rb && k0 > 0)
             tn__gemm(first.dtype, (tn__mat){lt, m, k0, 1, m}, (tn__mat){rb, k0, nn, nn, 1}, 1.0, C);
     }
-    if (!owner)
-        tp->n_defer = 0;
+    if (!owner && mc)
+        mc->n = 0;
 }
 
 void tn__bw_matmul(tn_tensor *y) { product_backward(y, y->src[0], y->src[1], 0, 0, 0, 0); }

@@ -112,10 +112,6 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
 /* The tensors a scan node's backward adds into (src/ops/scan.c). */
 void tn__scan_inputs(const tn_tensor *y, tn_tensor *const **list, int *n);
 
-/* Run the weight-gradient products that matmul's backward deferred into
- * owner's gradient (src/ops/matmul.c), or all of them when owner is NULL.
- * The engine calls it before owner's backward and after the sweep. */
-void tn__matmul_flush(tn_tape *tp, tn_tensor *owner);
 
 /* Watch mode: fail the tape if y has a non-finite value. Returns y or NULL. */
 tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y);

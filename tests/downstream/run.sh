@@ -3,7 +3,7 @@
 # static and shared into prefixes, then build and run the README's API
 # example (examples/readme_example.c) against each install
 #
-#   1. through CMake's find_package(tensor 0.3) + tensor::tensor,
+#   1. through CMake's find_package(tensor 0.4) + tensor::tensor,
 #   2. through pkg-config (`pkg-config --static` for the static library),
 #
 # and once more as a subproject (add_subdirectory: tensor::tensor exists, and
