@@ -40,6 +40,7 @@ void tn__bw_gru_cell(tn_tensor *y);
 void tn__bw_recurrent(tn_tensor *y);
 void tn__bw_custom(tn_tensor *y);
 void tn__bw_scan(tn_tensor *y);
+void tn__bw_linear_cross_entropy(tn_tensor *y);
 
 const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_NONE] = {"leaf", NULL},
@@ -83,6 +84,7 @@ const tn_op_def tn__op_table[TN_OP_COUNT] = {
     [TN_OP_RECURRENT] = {"recurrent", tn__bw_recurrent},
     [TN_OP_CUSTOM] = {"custom", tn__bw_custom},
     [TN_OP_SCAN] = {"scan", tn__bw_scan},
+    [TN_OP_LINEAR_CROSS_ENTROPY] = {"linear_cross_entropy", tn__bw_linear_cross_entropy},
 };
 
 const char *tn_op_name(int op)
