@@ -2,7 +2,7 @@
  * layer + cross-entropy):
  *   1. against the unfused ops (tn_addmm, then tn_cross_entropy_weighted;
  *      for label smoothing also log_softmax, mul, mask, sum) on N 300,
- *      H 64, V 1000 (blocks of 128, 128 and a ragged 44 rows): loss and the
+ *      H 64, V 1000 (blocks of 256 and a ragged 44 rows): loss and the
  *      gradients of h, weight and bias, every reduction, float32 and
  *      float64, an upstream gradient other than 1, a frozen bias, no-grad
  *      mode;
@@ -17,7 +17,7 @@
  *     GEMMs, per-block weight-gradient sums): ~1e-15 relative each, 1e-12
  *     with margin.
  *   float32: logits from float GEMMs of 64 terms blocked differently, float
- *     exps (2 ulp), the weight gradient summed over 3 blocks vs one GEMM:
+ *     exps (2 ulp), the weight gradient summed over 2 blocks vs one GEMM:
  *     a few 1e-7 measured, bound 1e-5.
  * PyTorch parity: float64 1e-12 as above (PyTorch's own float64 kernels);
  * float32 against the float64 reference: the inputs rounded to float

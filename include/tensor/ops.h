@@ -275,7 +275,7 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * rows not ignored (NaN when it is 0, as PyTorch), 'none' gives the [N]
  * losses. Gradients reach h, weight and bias (those requiring grad).
  *
- * The rows are processed in blocks of up to 128: one GEMM makes a block's
+ * The rows are processed in blocks of up to 256: one GEMM makes a block's
  * logits, then each row's log-sum-exp and loss. For 'mean'
  * and 'sum' with gradients recorded, the forward also turns the block into
  * d loss / d logits and adds its products into dh [N, H], dweight [V, H]

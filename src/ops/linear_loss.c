@@ -49,20 +49,22 @@ typedef struct lce {
     void *dh, *dw, *db;   /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
 } lce;
 
-/* Rows per block. Each block streams W [V, H] once through the logits
- * GEMM (BLIS packs it), once through dh's and dW [V, H] twice (read and
- * written) through dW's: 3 V H element moves against 6 R V H flops, i.e.
- * 2R / es flops per byte, 64 for float at R = 128: above the 10..30 of
- * current CPUs, so the GEMMs stay compute-bound (at R = 32, 16: near it;
- * measured on translate's layer, N 640 H 256 V 11099 float, 2 threads:
- * 69 ms per step at R = 32, 64 at 64, 52 at 128, 49 at 256, unfused 48).
- * The block itself (5.7 MB there) need not fit L2: the row pass works on
- * one row (V es bytes, 44 KB there) at a time, which does. Fewer rows only
- * when the block would pass 32 MiB (V > 65536 floats), at least 16. */
+/* Rows per block. Each block streams W [V, H] through the logits GEMM
+ * and dh's (BLIS packs it for both) and reads and writes dW [V, H] in
+ * dW's: about 4 V H element moves per block against 6 R V H flops, so few
+ * rows make the step memory-bound, and BLIS is slower on short operands.
+ * Measured (float, a loaded 2-core machine, ms per forward + backward,
+ * unfused in brackets): translate's layer N 640 H 256 V 11099 on 2
+ * threads: 69 at R = 32, 64 at 64, 52 at 128, 49 at 256 (48); N 700 H 650
+ * V 10000 on 1 thread: 261 at 128, 218 at 256, 198 as one block (200).
+ * Hence up to 256 rows: the block (11 MB at V 11099) then lives in the
+ * last-level cache rather than L2, while the row pass works on one row
+ * (V es bytes, 44 KB there) at a time, which L2 holds. Fewer rows only
+ * when the block would pass 32 MiB (V > 32768 floats), at least 16. */
 static int64_t block_rows(int64_t n, int64_t v, size_t es)
 {
     int64_t r = ((int64_t)32 << 20) / (v * (int64_t)es);
-    r = r < 16 ? 16 : r > 128 ? 128 : r;
+    r = r < 16 ? 16 : r > 256 ? 256 : r;
     return r < n ? r : n;
 }
 
