@@ -2,7 +2,9 @@
  * (tn_linear_cross_entropy): with and without bias, class weights,
  * ignore_index rows (outside [0, V) and a class), label smoothing, every
  * reduction ('none' takes the recomputing backward), strided h and weight
- * views, and 260 rows (blocks of 256 and a ragged 4). */
+ * views, and 260 rows (blocks of 256 and a ragged 4); the scalar losses
+ * both with the logits' gradient kept whole (N V <= (N + V) H, the small
+ * cases) and with gradient buffers (V > H, and 260 rows). */
 #include "gc.h"
 
 /* Targets on the tape: row i gets (3 i + 1) mod v, and every row with
@@ -70,6 +72,14 @@ static tn_tensor *f_views(tn_tape *tp, tn_tensor *const *x, void *c)
                                    x[2], pattern_targets(tp, 5, 4, 0, -100), x[3], -100, 0.1,
                                    TN_REDUCE_MEAN);
 }
+/* V 12 > H 2: the gradient-buffer path on a small case (the others up to
+ * here keep G [N, V] whole: N V <= (N + V) H) */
+static tn_tensor *f_buffers_sum(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return tn_linear_cross_entropy(tp, x[0], x[1], NULL, pattern_targets(tp, 6, 12, 4, -100), NULL,
+                                   -100, 0.15, TN_REDUCE_SUM);
+}
 /* 260 rows: blocks of 256 and 4 */
 static tn_tensor *f_blocks(tn_tape *tp, tn_tensor *const *x, void *c)
 {
@@ -106,6 +116,7 @@ static const gc_case cases[] = {
     {TN_OP_LINEAR_CROSS_ENTROPY, "label smoothing 0.25, no bias, ignore_index 2 (a class), sum", f_ls_ign_class_sum, 2, {G(2, 6, 3), G(2, 4, 3)}, 1e-7, 1e-6},
     {TN_OP_LINEAR_CROSS_ENTROPY, "label smoothing 0.3, class weights, no bias, none", f_ls_cw_none, 3, {G(2, 6, 3), G(2, 4, 3), W(4)}, 1e-7, 1e-6},
     {TN_OP_LINEAR_CROSS_ENTROPY, "narrowed h, transposed weight, smoothing, class weights, mean", f_views, 4, {G(2, 5, 6), G(2, 3, 4), G(1, 4), W(4)}, 1e-7, 1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY, "V > H: gradient buffers, no bias, smoothing, sum", f_buffers_sum, 2, {G(2, 6, 2), G(2, 12, 2)}, 1e-7, 1e-6},
     {TN_OP_LINEAR_CROSS_ENTROPY, "260 rows (blocks of 256 and 4), smoothing, class weights, mean", f_blocks, 4, {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)}, 1e-7, 1e-6},
     {TN_OP_LINEAR_CROSS_ENTROPY, "260 rows (blocks of 256 and 4), smoothing, class weights, none", f_blocks_none, 4, {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)}, 1e-6, 1e-6},
 };

@@ -2,10 +2,12 @@
  * layer + cross-entropy):
  *   1. against the unfused ops (tn_addmm, then tn_cross_entropy_weighted;
  *      for label smoothing also log_softmax, mul, mask, sum) on N 300,
- *      H 64, V 1000 (blocks of 256 and a ragged 44 rows): loss and the
- *      gradients of h, weight and bias, every reduction, float32 and
+ *      H 64, V 1000 (blocks of 256 and a ragged 44 rows, gradient
+ *      buffers) and V 50 (the gradient of the logits kept whole): loss and
+ *      the gradients of h, weight and bias, every reduction, float32 and
  *      float64, an upstream gradient other than 1, a frozen bias, no-grad
- *      mode;
+ *      mode; two backward passes through one result with other upstream
+ *      gradients;
  *   2. PyTorch's F.cross_entropy(F.linear(...), label_smoothing=...)
  *      (tests/fixtures/linear_loss.bin from tests/gen_linear_loss_fixtures.py);
  *   3. every counted row ignored (mean NaN, zero gradients, as PyTorch);
@@ -54,6 +56,7 @@ typedef struct setup {
     double eps;
     double g;      /* upstream gradient of a scalar loss (scale), or 0: tn_backward */
     bool no_grad;  /* forward only, in no-grad mode */
+    int64_t v;     /* classes: 1000 (blocks and gradient buffers) or 50 (G kept whole) */
 } setup;
 
 /* The unfused reference: logits = b + h W^T (addmm), then
@@ -87,8 +90,8 @@ static tn_tensor *unfused(tn_tape *tp, tn_tensor *h, tn_tensor *w, tn_tensor *b,
  * and compare loss and gradients. */
 static void compare(tn_dtype dt, const setup *su)
 {
-    enum { N = 300, H = 64, V = 1000 };
-    const int64_t ignore = -100;
+    enum { N = 300, H = 64 };
+    const int64_t ignore = -100, V = su->v;
     tn_tape *tp = tn_tape_new();
     tn_tensor *h = tn_tensor_new(dt, 2, (int64_t[]){N, H});
     tn_tensor *w = tn_tensor_new(dt, 2, (int64_t[]){V, H});
@@ -175,12 +178,15 @@ static void compare(tn_dtype dt, const setup *su)
 static void test_unfused(void)
 {
     const setup s[] = {
-        {TN_REDUCE_MEAN, true, true, true, 0.0, 0, false},
-        {TN_REDUCE_SUM, false, false, false, 0.0, 1.7, false},
-        {TN_REDUCE_NONE, true, true, true, 0.0, 0, false},
-        {TN_REDUCE_MEAN, true, true, true, 0.1, -0.6, false},
-        {TN_REDUCE_SUM, true, false, false, 0.2, 0, false}, /* frozen bias */
-        {TN_REDUCE_MEAN, true, true, true, 0.1, 0, true},   /* no-grad mode */
+        {TN_REDUCE_MEAN, true, true, true, 0.0, 0, false, 1000},
+        {TN_REDUCE_SUM, false, false, false, 0.0, 1.7, false, 1000},
+        {TN_REDUCE_NONE, true, true, true, 0.0, 0, false, 1000},
+        {TN_REDUCE_MEAN, true, true, true, 0.1, -0.6, false, 1000},
+        {TN_REDUCE_SUM, true, false, false, 0.2, 0, false, 1000}, /* frozen bias */
+        {TN_REDUCE_MEAN, true, true, true, 0.1, 0, true, 1000},   /* no-grad mode */
+        {TN_REDUCE_MEAN, true, true, true, 0.1, -0.6, false, 50},
+        {TN_REDUCE_SUM, false, false, false, 0.0, 1.7, false, 50},
+        {TN_REDUCE_NONE, true, true, true, 0.0, 0, false, 50},
     };
     const tn_dtype dts[2] = {TN_F64, TN_F32};
     for (int d = 0; d < 2; d++)
@@ -188,6 +194,50 @@ static void test_unfused(void)
             compare(dts[d], &s[k]);
     printf("fused vs unfused, worst relative error: float64 %.3g, float32 %.3g\n", worst[0],
            worst[1]);
+}
+
+/* Two backward passes over one recording, upstream 2.5 and then 1 (the
+ * kept G is rescaled in place): the gradients of each equal a fresh
+ * recording's times the upstream gradient. Both ways compute the same
+ * products of the same G scaled once by 2.5 (float64): 1e-14. */
+static void test_twice(int64_t v)
+{
+    tn_tape *tp = tn_tape_new(), *tp1 = tn_tape_new();
+    tn_tensor *h = tn_tensor_new(TN_F64, 2, (int64_t[]){20, 8});
+    tn_tensor *w = tn_tensor_new(TN_F64, 2, (int64_t[]){v, 8});
+    tn_tensor *b = tn_tensor_new(TN_F64, 1, (int64_t[]){v});
+    tn_tensor_uniform(h, &rng, -1, 1), tn_tensor_uniform(w, &rng, -1, 1);
+    tn_tensor_set_requires_grad(h, true), tn_tensor_set_requires_grad(w, true);
+    tn_tensor_set_requires_grad(b, true);
+    int32_t tv[20];
+    for (int i = 0; i < 20; i++)
+        tv[i] = (int32_t)((5 * i + 2) % v);
+    tn_tensor *tg = tn_tensor_from(TN_I32, 1, (int64_t[]){20}, tv);
+    tn_tensor *src[3] = {h, w, b};
+    double *ref[3];
+    tn_tensor *y1 = tn_linear_cross_entropy(tp1, h, w, b, tg, NULL, -100, 0.1, TN_REDUCE_MEAN);
+    CHECK(y1 && tn_backward(tp1, y1) == TN_OK);
+    for (int q = 0; q < 3; q++) {
+        ref[q] = malloc(sizeof(double) * (size_t)tn_numel(src[q]));
+        for (int64_t i = 0; i < tn_numel(src[q]); i++)
+            ref[q][i] = tn_tensor_grad_get(src[q], i);
+    }
+    tn_tensor *y = tn_linear_cross_entropy(tp, h, w, b, tg, NULL, -100, 0.1, TN_REDUCE_MEAN);
+    tn_tensor *y2 = tn_scale(tp, y, 2.5);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int q = 0; q < 3; q++)
+            tn_tensor_zero_grad(src[q]);
+        CHECK(tn_backward(tp, pass ? y : y2) == TN_OK);
+        double f = pass ? 1.0 : 2.5;
+        for (int q = 0; q < 3; q++)
+            for (int64_t i = 0; i < tn_numel(src[q]); i++)
+                CHECK_NEAR(tn_tensor_grad_get(src[q], i), f * ref[q][i],
+                           1e-14 * (1 + fabs(f * ref[q][i])));
+    }
+    for (int q = 0; q < 3; q++)
+        free(ref[q]), tn_tensor_free(src[q]);
+    tn_tensor_free(tg);
+    tn_tape_free(tp), tn_tape_free(tp1);
 }
 
 /* Every counted row ignored: mean NaN (0/0, PyTorch too), sum 0, zero
@@ -361,6 +411,8 @@ int main(void)
 {
     tn_rng_seed(&rng, 22);
     test_unfused();
+    test_twice(6);   /* G kept: 20 x 6 <= (20 + 6) x 8 */
+    test_twice(300); /* gradient buffers */
     test_all_ignored();
     test_errors();
     int parity = run_parity();

@@ -281,10 +281,13 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * d loss / d logits and adds its products into dh [N, H], dweight [V, H]
  * and dbias [V] kept in the op's tape memory, which backward scales by the
  * upstream gradient (3 GEMMs per block in all, and the forward costs them
- * even if no backward follows); 'none' recomputes each block's logits in
- * backward instead (its row gradients are only known then: 4 GEMMs). In
- * no-grad mode only the logits GEMM runs. Tape memory: a block of logits,
- * and with gradients [N, H] + [V, H] + [V] values of h's dtype.
+ * even if no backward follows) - unless the vocabulary is small
+ * (N V <= (N + V) H): then d loss / d logits [N, V] is kept whole and
+ * backward makes the products. 'none' recomputes each block's logits in
+ * backward (its row gradients are only known then: 4 GEMMs). In no-grad
+ * mode only the logits GEMM runs. Tape memory: a block of logits, and with
+ * gradients of a scalar loss min(N V, (N + V) H) + V values of h's
+ * dtype.
  * Result [1] (mean, sum) or [N] (none), a tape tensor; NULL on error (the
  * tape fails naming linear_cross_entropy and the shapes). */
 TN_API tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,

@@ -24,7 +24,10 @@
  * logits GEMM fewer than recomputing the logits in backward (the path
  * 'none' takes, whose c_i = dy[i] are only known there), at the price of
  * doing the gradient work in a forward that may not be followed by a
- * backward (no-grad mode skips it).
+ * backward (no-grad mode skips it). When G [N, V] is no larger than dh and
+ * dW together (a small vocabulary: N V <= (N + V) H) the forward keeps G
+ * whole instead, as one block, and backward scales it and makes the
+ * products.
  *
  * Per-row losses are summed in double in row order, so results do not
  * depend on the thread count; lse and the losses are computed in double
@@ -39,14 +42,17 @@
 
 /* The op's record (tape memory). */
 typedef struct lce {
+    tn_dtype dt;
     int64_t n, hd, v, r;  /* rows, features, classes, rows per block */
     tn_reduction red;
     int64_t ignore;
     double eps, sw, div;  /* smoothing; sum of the class weights; the mean's divisor (else 1) */
     int32_t *tg;          /* [N] targets (copied) */
     double *cw;           /* [V] class weights, or NULL (all 1) */
-    void *blk;            /* [R, V] logits of one block */
+    void *blk;            /* [R, V] logits of one block; with keep, G [N, V] */
     void *dh, *dw, *db;   /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
+    bool keep;            /* blk holds the whole G (small V), scaled by gk so far */
+    double gk;
 } lce;
 
 /* Rows per block. Each block streams W [V, H] through the logits GEMM
@@ -134,6 +140,26 @@ typedef struct lce_out {
 LCE_ROW_FN(float, f32)
 LCE_ROW_FN(double, f64)
 
+/* The gradient products of rows r0 .. r0 + G.m of G [rows, V] (contiguous:
+ * c_i d loss_i / d x_i), h_blk [rows, H] their rows of h and W [V, H]:
+ *   dh [rows, H] (+)= G @ W,   dW [V, H] (+)= G^T @ h_blk,   db [V] += column sums of G. */
+static void lce_products(const lce *s, tn__mat G, tn__mat hb, tn__mat W, int64_t r0,
+                         const lce_out *out)
+{
+    tn_dtype dt = s->dt;
+    size_t es = tn_dtype_size(dt);
+    if (out->dh.p) {
+        tn__mat dhb = out->dh;
+        dhb.p = (char *)dhb.p + (size_t)(r0 * dhb.rs) * es;
+        dhb.m = G.m;
+        tn__gemm(dt, G, W, out->dh_fresh ? 0.0 : 1.0, dhb);
+    }
+    if (out->dw.p)
+        tn__gemm(dt, tn__mat_t(G), hb, out->dw_fresh && r0 == 0 ? 0.0 : 1.0, out->dw);
+    if (out->db)
+        tn__rows_get(dt)->colsum(G.p, G.m, s->v, s->v, out->db, out->dbs);
+}
+
 /* One pass over the rows of h [N, H] in blocks: logits = h W^T + b, li
  * [N] (or NULL) gets each row's loss; with out != NULL, row i's gradient
  * scaled by coef[i] goes into out's targets. Serial code (the GEMMs start
@@ -146,7 +172,6 @@ static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const
     size_t es = tn_dtype_size(dt);
     bool grad = out != NULL;
     const tn__rows *kern = tn__rows_get(TN_F32);
-    const tn__rows *sums = tn__rows_get(dt);
     /* W^T [H, V] (the logits GEMM's right operand) and W [V, H] */
     tn__mat W = {w->data, v, hd, w->stride[0], w->stride[1]}, Wt = tn__mat_t(W);
     for (int64_t r0 = 0; r0 < n; r0 += s->r) {
@@ -180,18 +205,8 @@ static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const
                     li[i] = l;
             });
         });
-        if (!grad)
-            continue;
-        if (out->dh.p) { /* dh [rr, H] (+)= G [rr, V] @ W [V, H] */
-            tn__mat dhb = out->dh;
-            dhb.p = (char *)dhb.p + (size_t)(r0 * dhb.rs) * es;
-            dhb.m = rr;
-            tn__gemm(dt, X, W, out->dh_fresh ? 0.0 : 1.0, dhb);
-        }
-        if (out->dw.p) /* dW [V, H] (+)= G^T [V, rr] @ h_blk [rr, H] */
-            tn__gemm(dt, tn__mat_t(X), hb, out->dw_fresh && r0 == 0 ? 0.0 : 1.0, out->dw);
-        if (out->db) /* db [V] += column sums of G [rr, V] */
-            sums->colsum(s->blk, rr, v, v, out->db, out->dbs);
+        if (grad)
+            lce_products(s, X, hb, W, r0, out);
     }
 }
 
@@ -314,14 +329,12 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
     if (!s || !li || !coef)
         return NULL;
     memset(s, 0, sizeof *s);
-    s->n = n, s->hd = hd, s->v = v, s->red = red, s->ignore = ignore_index;
+    s->dt = dt, s->n = n, s->hd = hd, s->v = v, s->red = red, s->ignore = ignore_index;
     s->eps = label_smoothing;
-    s->r = block_rows(n, v, es);
     s->tg = tn_tape_alloc(tp, (size_t)n * sizeof(int32_t));
-    s->blk = tn_tape_alloc(tp, (size_t)(s->r * v) * es);
     if (class_weight)
         s->cw = tn_tape_alloc(tp, (size_t)v * sizeof(double));
-    if (!s->tg || !s->blk || (class_weight && !s->cw))
+    if (!s->tg || (class_weight && !s->cw))
         return NULL;
     /* targets and weights copied; sw = sum of w, div = sum of w[t_i] */
     s->sw = class_weight ? 0.0 : (double)v;
@@ -340,21 +353,32 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
     if (!y)
         return NULL;
     y->aux = s;
-    /* With a scalar loss and gradients recorded: the forward's gradient
-     * parts, d loss / d x_i scaled by 1 / div (0 when div is 0: every row
-     * is then ignored and the mean NaN, its gradient zero as PyTorch). */
+    /* With a scalar loss and gradients recorded, the forward makes the
+     * gradient: d loss / d x_i scaled by 1 / div (0 when div is 0: every
+     * row is then ignored and the mean NaN, its gradient zero as PyTorch).
+     * When G [N, V] has fewer elements than dh [N, H] and dW [V, H] (a small
+     * vocabulary) it is kept whole, one block, for backward's products;
+     * else each block's products go into dh, dW and db buffers. */
+    bool scalar = y->requires_grad && red != TN_REDUCE_NONE;
+    s->keep = scalar && n * v <= (n + v) * hd;
+    s->gk = 1.0;
+    s->r = s->keep ? n : block_rows(n, v, es);
+    if (!(s->blk = tn_tape_alloc(tp, (size_t)(s->r * v) * es)))
+        return NULL;
     lce_out out = {0}, *po = NULL;
-    if (y->requires_grad && red != TN_REDUCE_NONE) {
-        if (h->requires_grad && !(s->dh = tn_tape_alloc(tp, (size_t)(n * hd) * es)))
-            return NULL;
-        if (weight->requires_grad && !(s->dw = tn_tape_alloc(tp, (size_t)(v * hd) * es)))
-            return NULL;
-        if (bias && bias->requires_grad && !(s->db = tn_tape_alloc(tp, (size_t)v * es)))
-            return NULL;
-        if (s->db)
-            memset(s->db, 0, (size_t)v * es);
-        out = (lce_out){{s->dh, n, hd, hd, 1}, {s->dw, v, hd, hd, 1}, s->db, 1, true, true};
-        po = &out;
+    if (scalar) {
+        if (!s->keep) {
+            if (h->requires_grad && !(s->dh = tn_tape_alloc(tp, (size_t)(n * hd) * es)))
+                return NULL;
+            if (weight->requires_grad && !(s->dw = tn_tape_alloc(tp, (size_t)(v * hd) * es)))
+                return NULL;
+            if (bias && bias->requires_grad && !(s->db = tn_tape_alloc(tp, (size_t)v * es)))
+                return NULL;
+            if (s->db)
+                memset(s->db, 0, (size_t)v * es);
+            out = (lce_out){{s->dh, n, hd, hd, 1}, {s->dw, v, hd, hd, 1}, s->db, 1, true, true};
+        }
+        po = &out; /* with keep: no products, G stays in blk */
         for (int64_t i = 0; i < n; i++)
             coef[i] = s->div > 0 ? 1.0 / s->div : 0.0;
     }
@@ -387,15 +411,49 @@ static void add_scaled(tn_dtype dt, double g, const void *D, int64_t m, int64_t 
     });
 }
 
-/* Backward. Scalar loss: h->grad [N, H] (h's strides) += g dh, and the
- * same for weight [V, H] and bias [V], g = dy[0]. 'none': the rows again
- * with coef_i = dy[i], their products added straight into the gradients. */
+/* The gradients a pass adds into directly (their own strides). */
+static lce_out grads_of(const lce *s, tn_tensor *h, tn_tensor *w, tn_tensor *b)
+{
+    lce_out out = {0};
+    if (tn__wants(h))
+        out.dh = (tn__mat){h->grad, s->n, s->hd, h->stride[0], h->stride[1]};
+    if (tn__wants(w))
+        out.dw = (tn__mat){w->grad, s->v, s->hd, w->stride[0], w->stride[1]};
+    if (tn__wants(b))
+        out.db = b->grad, out.dbs = b->stride[0];
+    return out;
+}
+
+/* Backward. Scalar loss, g = dy[0]: with buffers, h->grad [N, H] (h's
+ * strides) += g dh, and the same for weight [V, H] and bias [V]; with G
+ * kept, G is scaled to g (in place, undoing an earlier backward's scale)
+ * and its products added into the gradients. 'none': the rows again with
+ * coef_i = dy[i], their products added straight into the gradients. */
 void tn__bw_linear_cross_entropy(tn_tensor *y)
 {
     lce *s = y->aux;
     tn_tensor *h = y->src[0], *w = y->src[1], *b = y->src[2];
     bool gh = tn__wants(h), gw = tn__wants(w), gb = tn__wants(b);
     int64_t n = s->n, hd = s->hd, v = s->v;
+    if (s->keep) {
+        double g = tn_tensor_grad_get(y, 0);
+        if (g == 0 || (!gh && !gw && !gb))
+            return;
+        if (g != s->gk) { /* G [N, V] *= g / gk */
+            TN_FOR_DTYPE(y->dtype, T, {
+                T *G = s->blk, f = (T)(g / s->gk);
+                TN_PAR_FOR(n * v > TN_PAR_MIN, i, 0, n, {
+                    for (int64_t k = 0; k < v; k++) G[i * v + k] *= f;
+                });
+            });
+            s->gk = g;
+        }
+        lce_out out = grads_of(s, h, w, b);
+        tn__mat hm = {h->data, n, hd, h->stride[0], h->stride[1]};
+        tn__mat W = {w->data, v, hd, w->stride[0], w->stride[1]};
+        lce_products(s, (tn__mat){s->blk, n, v, v, 1}, hm, W, 0, &out);
+        return;
+    }
     if (s->red != TN_REDUCE_NONE) {
         double g = tn_tensor_grad_get(y, 0);
         if (gh && s->dh)
@@ -415,12 +473,6 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
         for (int64_t i = 0; i < n; i++)
             coef[i] = (double)TN_GRAD(T, y)[i];
     });
-    lce_out out = {0};
-    if (gh)
-        out.dh = (tn__mat){h->grad, n, hd, h->stride[0], h->stride[1]};
-    if (gw)
-        out.dw = (tn__mat){w->grad, v, hd, w->stride[0], w->stride[1]};
-    if (gb)
-        out.db = b->grad, out.dbs = b->stride[0];
+    lce_out out = grads_of(s, h, w, b);
     lce_pass(s, h, w, b, NULL, coef, &out);
 }
