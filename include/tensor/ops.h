@@ -285,9 +285,9 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * (N V <= (N + V) H): then d loss / d logits [N, V] is kept whole and
  * backward makes the products. 'none' recomputes each block's logits in
  * backward (its row gradients are only known then: 4 GEMMs). In no-grad
- * mode only the logits GEMM runs. Tape memory: a block of logits, and with
- * gradients of a scalar loss min(N V, (N + V) H) + V values of h's
- * dtype.
+ * mode only the logits GEMM runs. Tape memory, in values of h's dtype: a
+ * block of logits (up to 256 V); with the gradients of a scalar loss,
+ * either the whole N V instead or (N + V) H + V more.
  * Result [1] (mean, sum) or [N] (none), a tape tensor; NULL on error (the
  * tape fails naming linear_cross_entropy and the shapes). */
 TN_API tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,

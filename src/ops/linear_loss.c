@@ -162,7 +162,8 @@ static void lce_products(const lce *s, tn__mat G, tn__mat hb, tn__mat W, int64_t
 
 /* One pass over the rows of h [N, H] in blocks: logits = h W^T + b, li
  * [N] (or NULL) gets each row's loss; with out != NULL, row i's gradient
- * scaled by coef[i] goes into out's targets. Serial code (the GEMMs start
+ * scaled by coef[i] goes into out's targets (with none, it stays in the
+ * block: the kept G when the block is all N rows). Serial code (the GEMMs start
  * their own threads; the row loop its OpenMP team). */
 static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const tn_tensor *b,
                      double *li, const double *coef, const lce_out *out)
