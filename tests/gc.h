@@ -45,5 +45,6 @@ GC_FAMILY(fused) __attribute__((weak));
 GC_FAMILY(recurrent) __attribute__((weak));
 GC_FAMILY(custom) __attribute__((weak));
 GC_FAMILY(scan) __attribute__((weak));
+GC_FAMILY(linear_loss) __attribute__((weak));
 
 #endif

@@ -15,7 +15,7 @@
  *     multiplications by 1.0: exactly equal.
  */
 #include "check.h"
-#include "fixture.h"
+#include "fixture_check.h"
 #include "tensor/ops.h"
 
 #include <stdlib.h>
@@ -251,45 +251,26 @@ static void test_errors(void)
 
 /* ---- PyTorch parity ---- */
 
-static const fixture_tensor *need(const fixture *fx, const char *name)
-{
-    const fixture_tensor *t = fixture_get(fx, name);
-    CHECK_MSG(t ? name : "(missing)", name);
-    return t;
-}
-
-static tn_tensor *from_fixture(const fixture_tensor *f, tn_dtype dt)
-{
-    int64_t shape[4] = {1, 1, 1, 1};
-    int nd = f->ndim ? f->ndim : 1;
-    for (int k = 0; k < f->ndim; k++)
-        shape[k] = f->shape[k];
-    tn_tensor *t = tn_tensor_new(dt, nd, shape);
-    for (int64_t i = 0; t && i < f->numel; i++)
-        tn_tensor_set(t, i, f->data[i]);
-    return t;
-}
-
 static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
 {
     char key[128];
     const fixture_tensor *fl, *ft, *fw, *fi, *fdy;
-    snprintf(key, sizeof key, "%s.logits", name), fl = need(fx, key);
-    snprintf(key, sizeof key, "%s.targets", name), ft = need(fx, key);
-    snprintf(key, sizeof key, "%s.weight", name), fw = need(fx, key);
-    snprintf(key, sizeof key, "%s.ignore", name), fi = need(fx, key);
-    snprintf(key, sizeof key, "%s.dy", name), fdy = need(fx, key);
+    snprintf(key, sizeof key, "%s.logits", name), fl = fixture_need(fx, key);
+    snprintf(key, sizeof key, "%s.targets", name), ft = fixture_need(fx, key);
+    snprintf(key, sizeof key, "%s.weight", name), fw = fixture_need(fx, key);
+    snprintf(key, sizeof key, "%s.ignore", name), fi = fixture_need(fx, key);
+    snprintf(key, sizeof key, "%s.dy", name), fdy = fixture_need(fx, key);
     if (!fl || !ft || !fw || !fi || !fdy)
         return;
     tn_tape *tp = tn_tape_new();
-    tn_tensor *x = from_fixture(fl, dt), *tg = from_fixture(ft, TN_I32), *w = from_fixture(fw, dt);
-    tn_tensor *dy = from_fixture(fdy, dt);
+    tn_tensor *x = fixture_to_tensor(fl, dt), *tg = fixture_to_tensor(ft, TN_I32), *w = fixture_to_tensor(fw, dt);
+    tn_tensor *dy = fixture_to_tensor(fdy, dt);
     tn_tensor_set_requires_grad(x, true);
     const char *reds[3] = {"mean", "sum", "none"};
     for (int r = 0; r < 3; r++) {
         const fixture_tensor *fy, *fg;
-        snprintf(key, sizeof key, "%s.%s", name, reds[r]), fy = need(fx, key);
-        snprintf(key, sizeof key, "%s.%s.grad", name, reds[r]), fg = need(fx, key);
+        snprintf(key, sizeof key, "%s.%s", name, reds[r]), fy = fixture_need(fx, key);
+        snprintf(key, sizeof key, "%s.%s.grad", name, reds[r]), fg = fixture_need(fx, key);
         if (!fy || !fg)
             continue;
         tn_tape_reset(tp);
@@ -315,18 +296,10 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
 /* The fixture's cases in both dtypes; 77 (skip) without TN_FIXTURES. */
 static int run_parity(void)
 {
-    const char *dir = fixture_dir();
-    char path[4096];
     fixture f = {0};
-    if (!dir) {
-        printf("test_loss_weighted: TN_FIXTURES is not set to a directory; the PyTorch parity "
-               "part is skipped\n");
-        return 77;
-    }
-    if (!fixture_path(path, sizeof path, dir, "loss_weighted.bin") || fixture_load(&f, path)) {
-        fprintf(stderr, "test_loss_weighted: %s\n", f.error);
-        return 1;
-    }
+    int rc = fixture_open(&f, "loss_weighted.bin", "test_loss_weighted");
+    if (rc)
+        return rc;
     const tn_dtype dts[2] = {TN_F64, TN_F32};
     for (int k = 0; k < 4; k++)
         test_parity(&f, k % 2 ? "wide" : "small", dts[k / 2]);

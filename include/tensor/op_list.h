@@ -74,6 +74,8 @@
     /* custom.c: an op given by the user's callbacks (tn_custom) */ \
     OP(TN_OP_CUSTOM, "custom", tn__bw_custom) \
     /* scan.c: a recurrence captured from a step function (tn_scan) */ \
-    OP(TN_OP_SCAN, "scan", tn__bw_scan)
+    OP(TN_OP_SCAN, "scan", tn__bw_scan) \
+    /* linear_loss.c: output layer and cross-entropy in one op */ \
+    OP(TN_OP_LINEAR_CROSS_ENTROPY, "linear_cross_entropy", tn__bw_linear_cross_entropy)
 
 #endif

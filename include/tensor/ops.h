@@ -200,6 +200,47 @@ TN_API tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64
  * TN_REDUCE_NONE. */
 TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red);
 
+/* ---- linear_loss.c ---- */
+
+/** Output layer and cross-entropy in one op, without the [N, V] logits:
+ * F.cross_entropy(h @ weight^T + bias, targets, weight=class_weight,
+ * ignore_index=ignore_index, label_smoothing=label_smoothing,
+ * reduction=red) of PyTorch, where
+ *   h [N, H]       the features (float; may be a view BLIS can take),
+ *   weight [V, H]  the output layer's weight (nn.Linear's layout),
+ *   bias [V]       or NULL (no bias),
+ *   targets        int32 [N], each in [0, V) or equal to ignore_index,
+ *   class_weight   [V] or NULL (all 1): finite, >= 0, not requiring grad,
+ *                  read during the call only (copied),
+ *   label_smoothing in [0, 1]: the target of row i is (1 - e) onehot(t_i)
+ *                  + e / V (uniform over all V classes).
+ * With w the class weights and lse_i = logsumexp of row i's logits x_i,
+ * row i's loss is (0 when t_i == ignore_index)
+ *   (1 - e) w[t_i] (lse_i - x_i[t_i]) + (e / V) sum_c w[c] (lse_i - x_i[c]);
+ * 'sum' adds them, 'mean' divides that sum by the sum of w[t_i] over the
+ * rows not ignored (NaN when it is 0, as PyTorch), 'none' gives the [N]
+ * losses. Gradients reach h, weight and bias (those requiring grad).
+ *
+ * The rows are processed in blocks of up to 256: one GEMM makes a block's
+ * logits, then each row's log-sum-exp and loss. For 'mean'
+ * and 'sum' with gradients recorded, the forward also turns the block into
+ * d loss / d logits and adds its products into dh [N, H], dweight [V, H]
+ * and dbias [V] kept in the op's tape memory, which backward scales by the
+ * upstream gradient (3 GEMMs per block in all, and the forward costs them
+ * even if no backward follows) - unless the vocabulary is small
+ * (N V <= (N + V) H): then d loss / d logits [N, V] is kept whole and
+ * backward makes the products. 'none' recomputes each block's logits in
+ * backward (its row gradients are only known then: 4 GEMMs). In no-grad
+ * mode only the logits GEMM runs. Tape memory, in values of h's dtype: a
+ * block of logits (up to 256 V); with the gradients of a scalar loss,
+ * either the whole N V instead or (N + V) H + V more.
+ * Result [1] (mean, sum) or [N] (none), a tape tensor; NULL on error (the
+ * tape fails naming linear_cross_entropy and the shapes). */
+TN_API tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
+                                          tn_tensor *bias, tn_tensor *targets,
+                                          tn_tensor *class_weight, int64_t ignore_index,
+                                          double label_smoothing, tn_reduction red);
+
 /* ---- fused.c: point-wise recurrent cells ---- */
 
 /** LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of

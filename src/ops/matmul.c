@@ -55,6 +55,8 @@ static bool mat_ok(tn__mat x)
     return x.rs >= x.n * x.cs || x.cs >= x.m * x.rs;
 }
 
+bool tn__mat_ok(tn__mat x) { return mat_ok(x); }
+
 /* Products below this many multiply-adds run on one thread: BLIS's
  * per-call thread start-up costs more than it saves on them (and stalls
  * badly when the machine is loaded), and an RNN makes many such calls. */

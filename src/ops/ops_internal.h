@@ -56,6 +56,10 @@ typedef struct tn__mat {
 /* The transpose of x: the same memory with dims and strides swapped. */
 static inline tn__mat tn__mat_t(tn__mat x) { return (tn__mat){x.p, x.n, x.m, x.cs, x.rs}; }
 
+/* Whether BLIS takes x's strides (positive, one of them spanning the
+ * other dim; size-1 dims are free), as tn__gemm needs of every operand. */
+bool tn__mat_ok(tn__mat x);
+
 /* C [m, n] := beta*C + A [m, k] @ B [k, n] through BLIS, all strided, dtype
  * dt; on one thread when small (src/ops/matmul.c). Serial code only. */
 void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C);
