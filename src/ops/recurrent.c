@@ -126,19 +126,14 @@ static bool pack_plan(tn_tape *tp, rec *r)
     return (r->scratch = arena(tp, r->nt * r->scratch_bytes, 1)) != NULL;
 }
 
-tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
-                        tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse)
+/* The checks of tn_recurrent: every shape, the cell, lengths. False with
+ * the tape failed (a message naming the cell and the shapes). */
+static bool recurrent_check(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+                            tn_tensor *h0, tn_tensor *c0, const int32_t *lengths)
 {
-    TN_FTZ_SCOPE; /* the time loop's thread 0 is the caller */
-    if (!tp) {
-        tn_set_error(TN_ERR_ARG, "recurrent: tape is NULL");
-        return NULL;
-    }
-    if (tp->err != TN_OK)
-        return NULL;
     if (!w) {
         tn_tape_fail(tp, TN_ERR_ARG, "recurrent: weights are NULL");
-        return NULL;
+        return false;
     }
     tn_tensor *in[7] = {x, w->w_ih, w->w_hh, w->b_ih, w->b_hh, h0, c0}, *chk[7];
     int n = 0;
@@ -146,20 +141,20 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
         if (i < 3 || in[i])
             chk[n++] = in[i];
     if (!tn__check(tp, "recurrent", n, chk))
-        return NULL;
+        return false;
     if (tn_cell_gates(cell) == 0) {
         tn_tape_fail(tp, TN_ERR_ARG, "recurrent: unknown cell %d", (int)cell);
-        return NULL;
+        return false;
     }
     const char *name = tn_cell_name(cell);
     int gates = tn_cell_gates(cell);
-    tn_tensor *w_ih = w->w_ih, *w_hh = w->w_hh, *b_ih = w->b_ih, *b_hh = w->b_hh;
+    tn_tensor *w_ih = w->w_ih, *w_hh = w->w_hh;
     if (x->ndim != 3 || w_ih->ndim != 2 || w_hh->ndim != 2) {
         tn_tape_fail(tp, TN_ERR_SHAPE,
                      "recurrent (%s): x %s, w_ih %s, w_hh %s; expected x [B, T, I], w_ih "
                      "[%d*H, I], w_hh [%d*H, H]",
                      name, TN_SHP(x), TN_SHP(w_ih), TN_SHP(w_hh), gates, gates);
-        return NULL;
+        return false;
     }
     int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2], H = w_hh->shape[1];
     int64_t G = gates * H;
@@ -169,26 +164,26 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
                      "w_hh [%lld, %lld] (%d gates of H = w_hh's columns)",
                      name, TN_SHP(w_ih), TN_SHP(w_hh), TN_SHP(x), (long long)G, (long long)In,
                      (long long)G, (long long)H, gates);
-        return NULL;
+        return false;
     }
-    tn_tensor *bs[2] = {b_ih, b_hh};
+    tn_tensor *bs[2] = {w->b_ih, w->b_hh};
     for (int i = 0; i < 2; i++)
         if (bs[i] && (bs[i]->ndim != 1 || bs[i]->shape[0] != G)) {
             tn_tape_fail(tp, TN_ERR_SHAPE, "recurrent (%s): %s %s, expected [%lld]", name,
                          i ? "b_hh" : "b_ih", TN_SHP(bs[i]), (long long)G);
-            return NULL;
+            return false;
         }
     if (c0 && cell != TN_CELL_LSTM) {
         tn_tape_fail(tp, TN_ERR_ARG, "recurrent (%s): c0 given, but only LSTM has a cell state",
                      name);
-        return NULL;
+        return false;
     }
     tn_tensor *st[2] = {h0, c0};
     for (int i = 0; i < 2; i++)
         if (st[i] && !is_bh(st[i], B, H)) {
             tn_tape_fail(tp, TN_ERR_SHAPE, "recurrent (%s): %s %s, expected [%lld, %lld]", name,
                          i ? "c0" : "h0", TN_SHP(st[i]), (long long)B, (long long)H);
-            return NULL;
+            return false;
         }
     if (lengths)
         for (int64_t b = 0; b < B; b++)
@@ -196,30 +191,22 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
                 tn_tape_fail(tp, TN_ERR_INDEX,
                              "recurrent (%s): lengths[%lld] = %d outside 1..T = %lld", name,
                              (long long)b, (int)lengths[b], (long long)T);
-                return NULL;
+                return false;
             }
+    return true;
+}
 
-    /* Layouts the kernels take: contiguous states and weights, x rows with
-     * one stride. Copies (recorded ops) only where an input is otherwise. */
-    tn__mat xm;
-    if (!x_rows(x, x->data, &xm)) {
-        x = tn_contiguous(tp, x);
-        if (!x || !x_rows(x, x->data, &xm))
-            return NULL;
-    }
-    if (h0 && !(h0 = tn_contiguous(tp, h0)))
-        return NULL;
-    if (c0 && !(c0 = tn_contiguous(tp, c0)))
-        return NULL;
-    if (!(w_ih = tn_contiguous(tp, w_ih)))
-        return NULL;
-
+/* The plan of one layer direction in r: sizes, the arena buffers of the
+ * time loops, the initial states, the threads' shares of the units and
+ * the packed recurrent weight. False when out of memory (tape failed). */
+static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_tensor *x,
+                           tn_tensor *w_hh, tn_tensor *h0, tn_tensor *c0, const int32_t *lengths)
+{
     tn_dtype dt = x->dtype;
     size_t es = tn_dtype_size(dt);
+    int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2], H = w_hh->shape[1];
+    int64_t G = tn_cell_gates(cell) * H;
     bool gru = cell == TN_CELL_GRU;
-    rec *r = tn_tape_alloc(tp, sizeof *r);
-    if (!r)
-        return NULL;
     *r = (rec){.cell = cell, .reverse = reverse, .dt = dt, .B = B, .T = T, .In = In, .H = H, .G = G};
     int32_t *len = lengths ? tn_tape_alloc(tp, (size_t)B * sizeof *len) : NULL;
     r->A = arena(tp, B * T * G, es);
@@ -228,11 +215,11 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     r->zero = arena(tp, H, es);
     r->hcur = arena(tp, 2 * B * H, es);
     if ((lengths && !len) || !r->A || !r->P || !r->bias || !r->zero || !r->hcur)
-        return NULL;
+        return false;
     if (gru && (!(r->Q = arena(tp, B * T * H, es)) || !(r->bhn = arena(tp, H, es))))
-        return NULL;
+        return false;
     if (cell == TN_CELL_LSTM && !(r->ccur = arena(tp, 2 * B * H, es)))
-        return NULL;
+        return false;
     if (lengths)
         memcpy(len, lengths, (size_t)B * sizeof *len);
     r->len = len;
@@ -253,20 +240,53 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
     r->nt = (int)((H + r->per - 1) / r->per);
     r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
     r->rows = tn__rows_get(dt);
-    if (!pack_plan(tp, r))
+    return pack_plan(tp, r);
+}
+
+tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_tensor *x,
+                        tn_tensor *h0, tn_tensor *c0, const int32_t *lengths, bool reverse)
+{
+    TN_FTZ_SCOPE; /* the time loop's thread 0 is the caller */
+    if (!tp) {
+        tn_set_error(TN_ERR_ARG, "recurrent: tape is NULL");
+        return NULL;
+    }
+    if (tp->err != TN_OK || !recurrent_check(tp, cell, w, x, h0, c0, lengths))
         return NULL;
 
+    /* Layouts the kernels take: contiguous states and weights, x rows with
+     * one stride. Copies (recorded ops) only where an input is otherwise. */
+    tn_tensor *w_ih = w->w_ih, *w_hh = w->w_hh;
+    tn__mat xm;
+    if (!x_rows(x, x->data, &xm)) {
+        x = tn_contiguous(tp, x);
+        if (!x || !x_rows(x, x->data, &xm))
+            return NULL;
+    }
+    if (h0 && !(h0 = tn_contiguous(tp, h0)))
+        return NULL;
+    if (c0 && !(c0 = tn_contiguous(tp, c0)))
+        return NULL;
+    if (!(w_ih = tn_contiguous(tp, w_ih)))
+        return NULL;
+
+    rec *r = tn_tape_alloc(tp, sizeof *r);
+    if (!r || !recurrent_plan(tp, r, cell, reverse, x, w_hh, h0, c0, lengths))
+        return NULL;
+
+    /* Record: y [S, B, T, H] holds h (and, for LSTM, c) of every step. */
     int S = cell == TN_CELL_LSTM ? 2 : 1;
-    tn_tensor *src[7] = {x, w_ih, w_hh, b_ih, b_hh, h0, c0};
-    tn_tensor *y = tn__result_n(tp, TN_OP_RECURRENT, dt, 4, (int64_t[]){S, B, T, H}, false, 7,
-                                src);
+    tn_tensor *src[7] = {x, w_ih, w_hh, w->b_ih, w->b_hh, h0, c0};
+    tn_tensor *y = tn__result_n(tp, TN_OP_RECURRENT, r->dt, 4, (int64_t[]){S, r->B, r->T, r->H},
+                                false, 7, src);
     if (!y)
         return NULL;
     y->aux = r;
 
-    biases(r, b_ih, b_hh);
-    tn__gemm(dt, xm, tn__mat_t((tn__mat){w_ih->data, G, In, In, 1}), 0.0,
-             (tn__mat){r->A, B * T, G, G, 1});
+    /* The input projection of every step in one product, then the loop. */
+    biases(r, w->b_ih, w->b_hh);
+    tn__gemm(r->dt, xm, tn__mat_t((tn__mat){w_ih->data, r->G, r->In, r->In, 1}), 0.0,
+             (tn__mat){r->A, r->B * r->T, r->G, r->G, 1});
     tn__rec_forward_steps(r, y->data);
     return tn__finish(tp, y);
 }
