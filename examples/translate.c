@@ -1025,11 +1025,14 @@ static int cmd_train(opts *o)
     int64_t B = o->batch, *idx = malloc(sizeof *idx * (size_t)B);
     int32_t *len = malloc(sizeof *len * (size_t)B);
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
-    double t0 = cli_seconds(), smooth = NAN;
+    /* train_s: the training steps alone (not evaluation or saving), the
+     * figure tests/torch_translate.py prints as train_ms_per_step too */
+    double t0 = cli_seconds(), smooth = NAN, train_s = 0;
     bool tty = isatty(STDERR_FILENO);
     int rc = 0;
     int64_t n_eval = val.n < o->eval_pairs ? val.n : o->eval_pairs;
     while (step < o->steps) {
+        double ts = cli_seconds();
         for (int64_t b = 0; b < B; b++)
             idx[b] = (int64_t)(tn_rng_next(&data_rng) % (uint64_t)trn.n);
         tn_tensor *src, *tgt;
@@ -1053,6 +1056,7 @@ static int cmd_train(opts *o)
             break;
         }
         step++;
+        train_s += cli_seconds() - ts;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
         cli_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
@@ -1080,7 +1084,8 @@ static int cmd_train(opts *o)
     if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp))
         rc = 1;
     if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f in %.1fs\n", step, smooth, cli_seconds() - t0);
+        printf("final step %" PRId64 " train_loss %.4f in %.1fs train_ms_per_step %.1f\n", step,
+               smooth, cli_seconds() - t0, step > start ? 1e3 * train_s / (double)(step - start) : 0.0);
     if (log)
         fclose(log);
     free(idx), free(len);
