@@ -165,6 +165,34 @@ static void test_backward_clears(void)
     tn_tensor_free(ones);
 }
 
+/* Element accessors are checked: NULL, an index outside the tensor, or an
+ * int32 value that is not one are refused with a message, nothing written
+ * (a plain cast of 1e20 to int32 would be undefined behaviour). */
+static void test_accessors(void)
+{
+    tn_tensor *f = tn_tensor_full(TN_F32, 2, (int64_t[]){2, 3}, 1.0);
+    tn_tensor *ids = tn_tensor_new(TN_I32, 1, (int64_t[]){4});
+    CHECK(tn_tensor_set(f, 5, 2.5) == TN_OK && tn_tensor_get(f, 5) == 2.5);
+    CHECK(tn_tensor_set(f, 6, 9) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "tn_tensor_set: index 6 outside 0..5");
+    CHECK(tn_tensor_set(f, -1, 9) == TN_ERR_ARG);
+    CHECK(isnan(tn_tensor_get(f, 6)));
+    CHECK_MSG(tn_last_error(), "tn_tensor_get: index 6 outside 0..5");
+    CHECK(isnan(tn_tensor_get(NULL, 0)));
+    CHECK_MSG(tn_last_error(), "tn_tensor_get: tensor is NULL");
+    CHECK(tn_tensor_set(NULL, 0, 1) == TN_ERR_ARG);
+    CHECK(isnan(tn_tensor_grad_get(f, 99)));
+    CHECK(tn_tensor_set(ids, 3, -7) == TN_OK && tn_tensor_get(ids, 3) == -7);
+    const double bad[] = {1e20, -3e9, 0.5, NAN, INFINITY};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        CHECK(tn_tensor_set(ids, 3, bad[k]) == TN_ERR_ARG);
+        CHECK_MSG(tn_last_error(), "is not an int32 value");
+        CHECK(tn_tensor_get(ids, 3) == -7); /* unchanged */
+    }
+    tn_tensor_free(f);
+    tn_tensor_free(ids);
+}
+
 /* One mechanism for errors: NULL + message naming op and shapes, sticky on
  * the tape, later ops return NULL quietly, backward refuses. */
 static void test_errors(void)
@@ -331,6 +359,7 @@ int main(void)
     test_views();
     test_backward();
     test_backward_clears();
+    test_accessors();
     test_errors();
     test_watch();
     test_no_alloc();

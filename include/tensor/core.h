@@ -149,11 +149,15 @@ TN_API void tn_tensor_free(tn_tensor *t);
 TN_API tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
 /** Zero the gradient (no-op when there is none). */
 TN_API void tn_tensor_zero_grad(tn_tensor *t);
-/** Element i (row-major logical index over the shape) as double. */
+/** Element i (row-major logical index over the shape) as double; NaN
+ * with tn_last_error set when t is NULL or i is outside 0..numel-1. */
 TN_API double tn_tensor_get(const tn_tensor *t, int64_t i);
-/** Set element i (row-major logical index). */
-TN_API void tn_tensor_set(tn_tensor *t, int64_t i, double v);
-/** Gradient element i (row-major logical index); 0 when there is no grad. */
+/** Set element i (row-major logical index) to v. Returns TN_OK, or
+ * TN_ERR_ARG (nothing written) when t is NULL, i is outside 0..numel-1, or
+ * t is int32 and v is not an integer in int32's range. */
+TN_API tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v);
+/** Gradient element i (row-major logical index); 0 when there is no grad;
+ * NaN with tn_last_error set when t is NULL or i is out of range. */
 TN_API double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
 /** Copy values from src to dst (same shape; dtypes may differ, converting).
  * Works for heap and tape tensors; does not touch gradients or the tape. */

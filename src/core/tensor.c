@@ -337,24 +337,51 @@ static double load(const void *base, tn_dtype dt, int64_t o)
     return 0;
 }
 
+/* Whether i indexes an element of t; else the error, naming fn. */
+static bool index_ok(const tn_tensor *t, int64_t i, const char *fn)
+{
+    if (!t) {
+        tn_set_error(TN_ERR_ARG, "%s: tensor is NULL", fn);
+        return false;
+    }
+    int64_t n = tn_numel(t);
+    if (i < 0 || i >= n) {
+        tn_set_error(TN_ERR_ARG, "%s: index %lld outside 0..%lld of a tensor of %lld elements",
+                     fn, (long long)i, (long long)n - 1, (long long)n);
+        return false;
+    }
+    return true;
+}
+
 double tn_tensor_get(const tn_tensor *t, int64_t i)
 {
+    if (!index_ok(t, i, "tn_tensor_get"))
+        return NAN;
     return load(t->data, t->dtype, tn__offset_of(t, i));
 }
 
-double tn_tensor_grad_get(const tn_tensor *t, int64_t i)
+tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v)
 {
-    return t->grad ? load(t->grad, t->dtype, tn__offset_of(t, i)) : 0.0;
-}
-
-void tn_tensor_set(tn_tensor *t, int64_t i, double v)
-{
+    if (!index_ok(t, i, "tn_tensor_set"))
+        return tn_last_status();
     int64_t o = tn__offset_of(t, i);
     switch (t->dtype) {
     case TN_F32: ((float *)t->data)[o] = (float)v; break;
     case TN_F64: ((double *)t->data)[o] = v; break;
-    case TN_I32: ((int32_t *)t->data)[o] = (int32_t)v; break;
+    case TN_I32:
+        if (!(v >= INT32_MIN && v <= INT32_MAX && v == (double)(int64_t)v))
+            return tn_set_error(TN_ERR_ARG, "tn_tensor_set: %g is not an int32 value", v);
+        ((int32_t *)t->data)[o] = (int32_t)v;
+        break;
     }
+    return TN_OK;
+}
+
+double tn_tensor_grad_get(const tn_tensor *t, int64_t i)
+{
+    if (!index_ok(t, i, "tn_tensor_grad_get"))
+        return NAN;
+    return t->grad ? load(t->grad, t->dtype, tn__offset_of(t, i)) : 0.0;
 }
 
 void tn_tensor_fill(tn_tensor *t, double value)
