@@ -130,11 +130,11 @@ tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw)
     return opt;
 }
 
-int lm_save(lm_model *m, const char *path, const tn_optim *opt, const tn_meta *meta)
+int lm_save(lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta)
 {
     tn_params st;
     lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, (tn_params *)tn_optim_state(opt), &st};
+    tn_params *sets[3] = {&m->ps, tn_optim_state(opt), &st};
     tn_status s = tn_save(path, sets, 3, meta);
     if (s != TN_OK)
         fprintf(stderr, "%s: %s\n", m->prog, tn_last_error());
@@ -167,7 +167,7 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
         return -1;
     tn_params st;
     lm_state_set(m, &st);
-    tn_params *sets[3] = {&m->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL, &st};
+    tn_params *sets[3] = {&m->ps, opt ? tn_optim_state(opt) : NULL, &st};
     tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
     free(st.items);
     if (s != TN_OK) {

@@ -89,7 +89,7 @@ tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw);
 /* Write m's parameters, opt's state and the carried state (lm_state_set)
  * with meta to path (tn_save: atomic). Returns 0, or -1 (message
  * printed). */
-int lm_save(lm_model *m, const char *path, const tn_optim *opt, const tn_meta *meta);
+int lm_save(lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta);
 
 /* Load path into m, whose parameters the caller built from the file's
  * metadata (meta: initialised by the caller, filled here). A checkpoint of

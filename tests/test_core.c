@@ -332,7 +332,12 @@ static void test_no_alloc(void)
 
 static void test_runtime(void)
 {
-    tn_set_num_threads(2);
+    CHECK(tn_set_num_threads(2) == TN_OK);
+    CHECK(tn_num_threads() == 2);
+    /* refused, not clamped: the setting stays */
+    CHECK(tn_set_num_threads(0) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "tn_set_num_threads: 0 threads, need 1 to 1024");
+    CHECK(tn_set_num_threads(5000) == TN_ERR_ARG);
     CHECK(tn_num_threads() == 2);
     CHECK(strcmp(tn_blis_config(), "uninitialised") != 0);
     CHECK(strlen(tn_blis_config_reason()) > 0);

@@ -280,9 +280,11 @@ TN_API tn_status tn_runtime_init(void);
 /** The message of a failed runtime initialisation ("" when it succeeded). */
 TN_API const char *tn_runtime_error(void);
 /** @{ */
-/** Number of threads for both OpenMP loops and BLIS GEMMs (n >= 1), for
- * every thread that calls the library from then on. */
-TN_API void tn_set_num_threads(int n);
+/** Number of threads for both OpenMP loops and BLIS GEMMs, for every
+ * thread that calls the library from then on. Returns TN_OK, or TN_ERR_ARG
+ * (nothing changed) when n is outside 1..1024, or the runtime's error when
+ * it could not initialise. */
+TN_API tn_status tn_set_num_threads(int n);
 TN_API int tn_num_threads(void);
 /** @} */
 /** @{ */

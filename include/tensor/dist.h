@@ -59,8 +59,9 @@ TN_API int tn_dist_size(const tn_dist *d);
 /** @} */
 /** Bucket size in bytes (default 8 MiB; set before the first all-reduce). */
 TN_API tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes);
-/** Fixed-order sums (see above); off by default. */
-TN_API void tn_dist_set_deterministic(tn_dist *d, bool on);
+/** Fixed-order sums (see above); off by default. TN_ERR_ARG when d is
+ * NULL. */
+TN_API tn_status tn_dist_set_deterministic(tn_dist *d, bool on);
 /** @{ */
 /** Number of buckets and seconds spent in the last tn_dist_allreduce. */
 TN_API int tn_dist_buckets(const tn_dist *d);

@@ -184,13 +184,14 @@ TN_API tn_optim_kind tn_optim_get_kind(const tn_optim *o);
 TN_API const char *tn_optim_name(const tn_optim *o);
 /** @} */
 
-/** The state tensors, owned by the optimizer and valid until tn_optim_free:
+/** The state tensors, owned by the optimizer and valid until tn_optim_free
+ * (NULL for o NULL); what tn_save writes and tn_load fills:
  * for parameter i (in ps order) its state tensors in the order documented
  * with each optimizer's options, named "<parameter name>.<key>". The set may
  * be empty (plain SGD). A checkpoint loader may overwrite the tensors'
  * values in place (tn_tensor_copy) but must not free them, replace them or
  * change the set. The state tensors have no gradient. */
-TN_API const tn_params *tn_optim_state(const tn_optim *o);
+TN_API tn_params *tn_optim_state(tn_optim *o);
 
 /* ---- learning-rate schedules ------------------------------------------------ */
 

@@ -201,15 +201,19 @@ const char *tn_runtime_error(void)
     return runtime_msg;
 }
 
-void tn_set_num_threads(int n)
+tn_status tn_set_num_threads(int n)
 {
-    if (tn_runtime_init() != TN_OK)
-        return;
-    n = n > 0 ? n : 1;
+    tn_status st = tn_runtime_init();
+    if (st != TN_OK)
+        return st;
+    if (n < 1 || n > TN_THREADS_MAX)
+        return tn_set_error(TN_ERR_ARG, "tn_set_num_threads: %d threads, need 1 to %d", n,
+                            TN_THREADS_MAX);
     atomic_store(&n_threads, n);
     bli_thread_set_num_threads(n);
     atomic_fetch_add(&threads_gen, 1);
     tn__thread_sync();
+    return TN_OK;
 }
 
 int tn_num_threads(void)

@@ -154,10 +154,12 @@ tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes)
     return TN_OK;
 }
 
-void tn_dist_set_deterministic(tn_dist *d, bool on)
+tn_status tn_dist_set_deterministic(tn_dist *d, bool on)
 {
-    if (d)
-        d->deterministic = on;
+    if (!d)
+        return tn_set_error(TN_ERR_ARG, "tn_dist_set_deterministic: d is NULL");
+    d->deterministic = on;
+    return TN_OK;
 }
 
 tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps)

@@ -511,7 +511,7 @@ const char *tn_optim_name(const tn_optim *o)
     return o ? kind_names[o->kind] : "(null)";
 }
 
-const tn_params *tn_optim_state(const tn_optim *o)
+tn_params *tn_optim_state(tn_optim *o)
 {
     return o ? &o->state : NULL;
 }
