@@ -189,6 +189,16 @@ static void test_accessors(void)
         CHECK_MSG(tn_last_error(), "is not an int32 value");
         CHECK(tn_tensor_get(ids, 3) == -7); /* unchanged */
     }
+    /* typed access to a contiguous tensor's elements; other dtypes and
+     * strided views refused */
+    CHECK(tn_tensor_data_f32(f) == f->data && tn_tensor_data_i32(ids) == ids->data);
+    CHECK(tn_tensor_data_f64(f) == NULL);
+    CHECK_MSG(tn_last_error(), "tn_tensor_data_f64: the tensor is float32");
+    tn_tape *tp = tn_tape_new();
+    CHECK(tn_tensor_data_f32(tn_transpose(tp, f, 0, 1)) == NULL);
+    CHECK_MSG(tn_last_error(), "strided view");
+    CHECK(tn_tensor_data_i32(NULL) == NULL);
+    tn_tape_free(tp);
     tn_tensor_free(f);
     tn_tensor_free(ids);
 }

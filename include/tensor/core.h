@@ -156,6 +156,15 @@ TN_API double tn_tensor_get(const tn_tensor *t, int64_t i);
  * TN_ERR_ARG (nothing written) when t is NULL, i is outside 0..numel-1, or
  * t is int32 and v is not an integer in int32's range. */
 TN_API tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v);
+/** @{ */
+/** The elements of a contiguous tensor of that dtype, for programs that
+ * fill inputs or read outputs in bulk (element i, row-major, at [i]).
+ * NULL with tn_last_error set when t is NULL, of another dtype, or not
+ * contiguous (a strided view: use tn_tensor_get/set or tn_contiguous). */
+TN_API float *tn_tensor_data_f32(tn_tensor *t);
+TN_API double *tn_tensor_data_f64(tn_tensor *t);
+TN_API int32_t *tn_tensor_data_i32(tn_tensor *t);
+/** @} */
 /** Gradient element i (row-major logical index); 0 when there is no grad;
  * NaN with tn_last_error set when t is NULL or i is out of range. */
 TN_API double tn_tensor_grad_get(const tn_tensor *t, int64_t i);

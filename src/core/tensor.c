@@ -377,6 +377,29 @@ tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v)
     return TN_OK;
 }
 
+/* t's data when it is contiguous and of dtype dt; else the error. */
+static void *data_of(tn_tensor *t, tn_dtype dt, const char *fn)
+{
+    if (!t) {
+        tn_set_error(TN_ERR_ARG, "%s: tensor is NULL", fn);
+        return NULL;
+    }
+    if (t->dtype != dt) {
+        tn_set_error(TN_ERR_DTYPE, "%s: the tensor is %s", fn, tn_dtype_name(t->dtype));
+        return NULL;
+    }
+    if (!tn_is_contiguous(t)) {
+        tn_set_error(TN_ERR_ARG, "%s: the tensor is a strided view; make it contiguous first",
+                     fn);
+        return NULL;
+    }
+    return t->data;
+}
+
+float *tn_tensor_data_f32(tn_tensor *t) { return data_of(t, TN_F32, "tn_tensor_data_f32"); }
+double *tn_tensor_data_f64(tn_tensor *t) { return data_of(t, TN_F64, "tn_tensor_data_f64"); }
+int32_t *tn_tensor_data_i32(tn_tensor *t) { return data_of(t, TN_I32, "tn_tensor_data_i32"); }
+
 double tn_tensor_grad_get(const tn_tensor *t, int64_t i)
 {
     if (!index_ok(t, i, "tn_tensor_grad_get"))
