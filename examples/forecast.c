@@ -78,8 +78,8 @@ enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
     *o = (opts){.cell = "gru", .mode = "ar", .column = 1, .length = 3000, .hidden = 32,
-                .layers = 1, .window = 48, .horizon = 0, .batch = 32, .steps = 600,
-                .eval_every = 200, .ar = 16, .plot_length = 0, .lr = 5e-3, .clip = 1.0,
+                .layers = 1, .window = 48, .horizon = 0, .batch = 32, .steps = 1000,
+                .eval_every = 250, .ar = 16, .plot_length = 0, .lr = 5e-3, .clip = 1.0,
                 .val_fraction = 0.2, .seed = 1};
     const cli_opt table[] = {
         {"--data", CLI_STRING, &o->data, "FILE.csv",

@@ -102,6 +102,17 @@ n30=$("$BIN" predict "${FLAGS[@]}" --checkpoint "$TMP/g.st" --horizon 30 | tail 
 "$BIN" train "${FLAGS[@]}" --mode direct --steps 20 --checkpoint "$TMP/d.st" > /dev/null 2>&1 ||
     fail "train --mode direct"
 
+# --help names every option, --version the program
+help=$("$BIN" --help)
+miss=""
+for o in --data --column --length --cell --mode --hidden --layers --window --horizon --periods \
+         --batch --steps --lr --clip --val-fraction --ar --seed --threads --checkpoint \
+         --eval-every --plot --plot-length; do
+    [[ "$help" == *"$o "* ]] || miss="$miss $o"
+done
+[ -z "$miss" ] && [[ "$("$BIN" --version)" == forecast* ]] && pass "--help lists every option; --version" ||
+    fail "--help lacks:$miss; --version '$("$BIN" --version 2>&1)'"
+
 # 5. refusals
 refuse() { # what want-rc want-in-message command...
     local what=$1 want_rc=$2 want=$3
