@@ -972,10 +972,11 @@ static int cmd_eval(const opts *o)
            src, t.s.n, t.ntr, t.s.n - 1, t.n_org, K, m.cell, m.direct ? "direct" : "ar",
            m.hidden, m.layers, m.window);
     ar_print(stdout, t.coef, t.p, m.mean, m.std);
-    char ar[16];
-    snprintf(ar, sizeof ar, "ar%d", t.p);
-    printf("%5s %11s %11s %11s %11s %11s %11s\n", "step", "rnn_mse", "naive_mse", ar, "rnn_mae",
-           "naive_mae", ar);
+    char ar_mse[24], ar_mae[24];
+    snprintf(ar_mse, sizeof ar_mse, "ar%d_mse", t.p);
+    snprintf(ar_mae, sizeof ar_mae, "ar%d_mae", t.p);
+    printf("%5s %11s %11s %11s %11s %11s %11s\n", "step", "rnn_mse", "naive_mse", ar_mse,
+           "rnn_mae", "naive_mae", ar_mae);
     for (int64_t k = 0; k <= K; k++) {
         if (k < K)
             printf("%5" PRId64, k + 1);
