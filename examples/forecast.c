@@ -261,7 +261,7 @@ static int series_read(series *s, const char *path, int64_t column)
         size_t l = (size_t)(fe - fs);
         char *end = tmp;
         double v = NAN;
-        if (l > 0 && l < sizeof tmp) {
+        if (l > 0 && l < sizeof tmp && !memchr(fs, '\0', l)) {
             memcpy(tmp, fs, l);
             tmp[l] = '\0';
             errno = 0;
@@ -812,6 +812,11 @@ static int cmd_train(const opts *o)
     for (int64_t i = 0; i < ntr; i++)
         s2 += (t.s.v[i] - m.mean) * (t.s.v[i] - m.mean);
     m.std = ntr > 1 ? sqrt(s2 / (double)(ntr - 1)) : 0;
+    if (!isfinite(m.mean) || !isfinite(m.std)) {
+        fprintf(stderr, PROG ": %s: the training part's mean or standard deviation is not a "
+                        "finite number (values too large)\n", src);
+        goto done;
+    }
     if (!(m.std > 1e-12 * (fabs(m.mean) + 1)) && ntr > 1) {
         fprintf(stderr, PROG ": %s: the training part (%" PRId64 " values) is constant: nothing "
                         "to learn\n", src, ntr);

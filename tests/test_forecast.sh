@@ -19,7 +19,7 @@
 #      model refuses another horizon;
 #   5. refusals: bad option values (exit 2), a missing or unwritable path,
 #      --data that is missing, has a word among its numbers, is too short,
-#      lacks the column, or is constant (exit 1); checkpoints that are not
+#      lacks the column, is constant or overflows the statistics (exit 1); checkpoints that are not
 #      forecast checkpoints, whose metadata sizes their tensors do not have
 #      (refused before the model is built), with a zero std, or with a NaN
 #      in the head (eval and predict print nothing and exit 1).
@@ -148,6 +148,9 @@ refuse "too short a series" 1 "20 values: too few" "$BIN" train --data "$TMP/sho
 refuse "--column 3 of two columns" 1 "line 1 has no column 3" \
     "$BIN" train --data "$TMP/ar2c.csv" --column 3
 refuse "a constant series" 1 "is constant" "$BIN" train --data "$TMP/flat.csv"
+{ echo 1e308; echo -1.7e308; seq 300; } > "$TMP/huge.csv"
+refuse "values whose spread overflows" 1 "not a finite number (values too large)" \
+    "$BIN" train --data "$TMP/huge.csv"
 echo "not a checkpoint" > "$TMP/bad.st"
 refuse "a missing checkpoint" 1 "--checkpoint $TMP/none.st" "$BIN" eval --checkpoint "$TMP/none.st"
 refuse "a file that is not a checkpoint" 1 "$TMP/bad.st" "$BIN" predict --checkpoint "$TMP/bad.st"
