@@ -3,8 +3,9 @@
  *  - every row-kernel table this CPU can run (rows.h: float generic, avx2,
  *    avx512; double) against tn__rows_naive, on random rows of several
  *    widths (vector tails) with gate strides wider than the rows;
- *  - the element-wise rows of the unary and binary ops (map, zip) of every
- *    table against their naive twins, contiguous and strided;
+ *  - the element-wise rows of the unary and binary ops (map, zip) and of
+ *    softmax / log_softmax of every table against their naive twins,
+ *    contiguous and strided;
  *  - the packed per-step product on BLIS's micro-kernel (tn__packed_mul)
  *    against tn__gemm_naive, over shapes that cut every tile edge, both
  *    dtypes, := and +=, packed from strided and transposed sources.
@@ -257,6 +258,27 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
                 worst = fmax(worst, fabs(val(DX, k, dt) - rdx[k]) / fmax(1, fabs(rdx[k])));
             free(A), free(B), free(Y), free(DY), free(DX), free(ra), free(rb), free(ry), free(rdy),
                 free(rdx);
+        }
+    for (int log_out = 0; log_out < 2; log_out++) /* softmax rows, contiguous and strided */
+        for (int v = 0; v < 2; v++) {
+            int64_t ix = v ? 3 : 1;
+            fill(x, len, -4, 4);
+            void *X = to_dt(x, len, dt), *Y = to_dt(x, len, dt), *DY = to_dt(dx0, len, dt);
+            void *DX = to_dt(dx0, len, dt);
+            double *rx = malloc(sizeof(double) * (size_t)len), *ry = malloc(sizeof(double) * (size_t)len);
+            double *rdy = malloc(sizeof(double) * (size_t)len), *rdx = malloc(sizeof(double) * (size_t)len);
+            for (int64_t k = 0; k < len; k++)
+                rx[k] = val(X, k, dt), ry[k] = val(Y, k, dt), rdy[k] = val(DY, k, dt),
+                rdx[k] = val(DX, k, dt);
+            t->softmax_fw(n, X, ix, log_out, Y, ix);
+            nv->softmax_fw(n, rx, ix, log_out, ry, ix);
+            t->softmax_bw(n, Y, DY, ix, log_out, DX, ix);
+            nv->softmax_bw(n, ry, rdy, ix, log_out, rdx, ix);
+            for (int64_t k = 0; k < len; k++) {
+                worst = fmax(worst, fabs(val(Y, k, dt) - ry[k]) / fmax(1, fabs(ry[k])));
+                worst = fmax(worst, fabs(val(DX, k, dt) - rdx[k]) / fmax(1, fabs(rdx[k])));
+            }
+            free(X), free(Y), free(DY), free(DX), free(rx), free(ry), free(rdy), free(rdx);
         }
     free(x), free(z), free(dy), free(dx0), free(keep);
     return worst;

@@ -88,6 +88,15 @@ typedef struct tn__rows {
      * += dy [n] d(a op b)/d(operand), dy contiguous. */
     void (*zip_bw)(tn__zip op, int which, int64_t n, const void *a, int64_t ia, const void *b,
                    int64_t ib, const void *dy, void *dx, int64_t ix);
+    /* One row of softmax (log_out false) or log_softmax along it: y [n]
+     * (stride iy) from x [n] (stride ix), the row maximum subtracted before
+     * exp, the normaliser summed in double. */
+    void (*softmax_fw)(int64_t n, const void *x, int64_t ix, bool log_out, void *y, int64_t iy);
+    /* Its backward, from the output: dx [n] (stride ix) += y (dy - sum(dy
+     * y)) for softmax, dy - exp(y) sum(dy) for log_softmax; y, dy [n] at
+     * stride iy; sums in double. */
+    void (*softmax_bw)(int64_t n, const void *y, const void *dy, int64_t iy, bool log_out,
+                       void *dx, int64_t ix);
     /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
      * in row order whatever the thread count. */
     void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);

@@ -294,6 +294,55 @@ static void zip_bw(tn__zip op, int which, int64_t n, const void *a_, int64_t ia,
     });
 }
 
+static void softmax_fw(int64_t n, const void *restrict x_, int64_t ix, bool log_out,
+                       void *restrict y_, int64_t iy)
+{
+    const RT *x = x_;
+    RT *y = y_;
+    EW_STRIDES(ix, iy, 1, {
+        RT m = x[0];
+        for (int64_t k = 1; k < n; k++)
+            m = x[k * SA] > m ? x[k * SA] : m;
+        for (int64_t k = 0; k < n; k++) /* vectorises: exp of the shifted row */
+            y[k * SB] = TN_EXP(x[k * SA] - m);
+        double z = 0;
+        for (int64_t k = 0; k < n; k++)
+            z += y[k * SB];
+        if (log_out) {
+            RT lz = (RT)log(z);
+            for (int64_t k = 0; k < n; k++)
+                y[k * SB] = (x[k * SA] - m) - lz;
+        } else {
+            RT inv = (RT)(1.0 / z);
+            for (int64_t k = 0; k < n; k++)
+                y[k * SB] *= inv;
+        }
+    });
+}
+
+static void softmax_bw(int64_t n, const void *restrict y_, const void *restrict dy_, int64_t iy,
+                       bool log_out, void *restrict dx_, int64_t ix)
+{
+    const RT *y = y_, *dy = dy_;
+    RT *dx = dx_;
+    EW_STRIDES(iy, ix, 1, {
+        double acc = 0;
+        if (log_out) {
+            for (int64_t k = 0; k < n; k++)
+                acc += dy[k * SA];
+            RT sum = (RT)acc;
+            for (int64_t k = 0; k < n; k++)
+                dx[k * SB] += dy[k * SA] - TN_EXP(y[k * SA]) * sum;
+        } else {
+            for (int64_t k = 0; k < n; k++)
+                acc += (double)dy[k * SA] * y[k * SA];
+            RT dot = (RT)acc;
+            for (int64_t k = 0; k < n; k++)
+                dx[k * SB] += y[k * SA] * (dy[k * SA] - dot);
+        }
+    });
+}
+
 /* Blocks of 64 columns, one per thread at a time; whole blocks by a
  * fixed-width loop, which vectorises. */
 static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs, void *restrict out_, int64_t os)
@@ -341,5 +390,6 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l,
     {                                                                                           \
         .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,             \
         .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .map_fw = map_fw, .map_bw = map_bw,                 \
-        .zip_fw = zip_fw, .zip_bw = zip_bw, .colsum = colsum, ROWS_FLOAT_ONLY                   \
+        .zip_fw = zip_fw, .zip_bw = zip_bw, .softmax_fw = softmax_fw, .softmax_bw = softmax_bw,  \
+        .colsum = colsum, ROWS_FLOAT_ONLY                                                        \
     }

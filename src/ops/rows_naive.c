@@ -184,6 +184,30 @@ static void zip_bw_naive(tn__zip op, int which, int64_t n, const void *a_, int64
     }
 }
 
+static void softmax_fw_naive(int64_t n, const void *x_, int64_t ix, bool log_out, void *y_,
+                             int64_t iy)
+{
+    const double *x = x_;
+    double *y = y_, m = x[0], z = 0;
+    for (int64_t k = 1; k < n; k++)
+        m = fmax(m, x[k * ix]);
+    for (int64_t k = 0; k < n; k++)
+        z += exp(x[k * ix] - m);
+    for (int64_t k = 0; k < n; k++)
+        y[k * iy] = log_out ? x[k * ix] - m - log(z) : exp(x[k * ix] - m) / z;
+}
+
+static void softmax_bw_naive(int64_t n, const void *y_, const void *dy_, int64_t iy, bool log_out,
+                             void *dx_, int64_t ix)
+{
+    const double *y = y_, *dy = dy_;
+    double *dx = dx_, s = 0;
+    for (int64_t k = 0; k < n; k++)
+        s += log_out ? dy[k * iy] : dy[k * iy] * y[k * iy];
+    for (int64_t k = 0; k < n; k++)
+        dx[k * ix] += log_out ? dy[k * iy] - exp(y[k * iy]) * s : y[k * iy] * (dy[k * iy] - s);
+}
+
 static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_,
                          int64_t os)
 {
@@ -201,5 +225,6 @@ const tn__rows tn__rows_naive = {
     .lstm_fw = lstm_fw_naive, .lstm_bw = lstm_bw_naive, .gru_fw = gru_fw_naive,
     .gru_bw = gru_bw_naive, .rnn_fw = rnn_fw_naive, .rnn_bw = rnn_bw_naive,
     .map_fw = map_fw_naive, .map_bw = map_bw_naive, .zip_fw = zip_fw_naive,
-    .zip_bw = zip_bw_naive, .colsum = colsum_naive,
+    .zip_bw = zip_bw_naive, .softmax_fw = softmax_fw_naive, .softmax_bw = softmax_bw_naive,
+    .colsum = colsum_naive,
 };

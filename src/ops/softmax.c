@@ -16,6 +16,7 @@
  * where masked, so those gradients are 0).
  */
 #include "ops_internal.h"
+#include "rows.h"
 
 /* y (x's shape, contiguous) = softmax or log_softmax of x (strided) along
  * dim d; keep (y's layout, or NULL) masks softmax's elements. */
@@ -26,6 +27,16 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
     int64_t rows = tn_numel(x) / n;
+    if (!keep) { /* the row kernels of the active path (rows.h) */
+        const tn__rows *kr = tn__rows_get(x->dtype);
+        int64_t es = (int64_t)tn_dtype_size(x->dtype);
+        TN_FTZ_SCOPE;
+        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+            kr->softmax_fw(n, (const char *)x->data + tn__row_off(r, s, sx) * es, snx, log_out,
+                           (char *)y->data + tn__row_off(r, s, sy) * es, sny);
+        });
+        return;
+    }
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x);
         T *Y = TN_DATA(T, y);
@@ -33,45 +44,21 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
             const T *px = X + tn__row_off(r, s, sx);
             int64_t oy = tn__row_off(r, s, sy);
             T *py = Y + oy;
-            if (keep) {
-                const int32_t *kp = keep + oy;
-                bool any = false;
-                T m = 0;
-                for (int64_t k = 0; k < n; k++)
-                    if (kp[k * sny] && (!any || px[k * snx] > m))
-                        m = px[k * snx], any = true;
-                double z = 0;
-                for (int64_t k = 0; k < n; k++) {
-                    T e = kp[k * sny] ? exp(px[k * snx] - m) : 0;
-                    py[k * sny] = e;
-                    z += e;
-                }
-                T inv = any ? (T)(1.0 / z) : 0;
-                for (int64_t k = 0; k < n; k++)
-                    py[k * sny] *= inv;
-                continue;
-            }
-            T m = px[0];
-            for (int64_t k = 1; k < n; k++)
-                if (px[k * snx] > m)
-                    m = px[k * snx];
+            const int32_t *kp = keep + oy;
+            bool any = false;
+            T m = 0;
+            for (int64_t k = 0; k < n; k++)
+                if (kp[k * sny] && (!any || px[k * snx] > m))
+                    m = px[k * snx], any = true;
             double z = 0;
-            if (log_out) {
-                for (int64_t k = 0; k < n; k++)
-                    z += exp(px[k * snx] - m);
-                T lz = (T)log(z);
-                for (int64_t k = 0; k < n; k++)
-                    py[k * sny] = (px[k * snx] - m) - lz;
-            } else {
-                for (int64_t k = 0; k < n; k++) {
-                    T e = exp(px[k * snx] - m);
-                    py[k * sny] = e;
-                    z += e;
-                }
-                T inv = (T)(1.0 / z);
-                for (int64_t k = 0; k < n; k++)
-                    py[k * sny] *= inv;
+            for (int64_t k = 0; k < n; k++) {
+                T e = kp[k * sny] ? exp(px[k * snx] - m) : 0;
+                py[k * sny] = e;
+                z += e;
             }
+            T inv = any ? (T)(1.0 / z) : 0;
+            for (int64_t k = 0; k < n; k++)
+                py[k * sny] *= inv;
         });
     });
 }
@@ -87,29 +74,13 @@ static void softmax_backward(tn_tensor *y, bool log_out)
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
-    int64_t rows = tn_numel(x) / n;
-    TN_FOR_DTYPE(x->dtype, T, {
-        const T *Y = TN_DATA(T, y), *DY = TN_GRAD(T, y);
-        T *DX = TN_GRAD(T, x);
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            int64_t oy = tn__row_off(r, s, sy);
-            const T *py = Y + oy, *dy = DY + oy;
-            T *dx = DX + tn__row_off(r, s, sx);
-            double acc = 0;
-            if (log_out) {
-                for (int64_t k = 0; k < n; k++)
-                    acc += dy[k * sny];
-                T sum = (T)acc;
-                for (int64_t k = 0; k < n; k++)
-                    dx[k * snx] += dy[k * sny] - exp(py[k * sny]) * sum;
-            } else {
-                for (int64_t k = 0; k < n; k++)
-                    acc += (double)dy[k * sny] * py[k * sny];
-                T dot = (T)acc;
-                for (int64_t k = 0; k < n; k++)
-                    dx[k * snx] += py[k * sny] * (dy[k * sny] - dot);
-            }
-        });
+    int64_t rows = tn_numel(x) / n, es = (int64_t)tn_dtype_size(x->dtype);
+    const tn__rows *kr = tn__rows_get(x->dtype);
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        int64_t oy = tn__row_off(r, s, sy) * es;
+        kr->softmax_bw(n, (const char *)y->data + oy, (const char *)y->grad + oy, sny, log_out,
+                       (char *)x->grad + tn__row_off(r, s, sx) * es, snx);
     });
 }
 
