@@ -642,14 +642,8 @@ static int model_load(const char *path, model *m)
                          {"rnn.weight_ih_l0", 4 * H, m->embed},
                          {D == 2 ? "rnn.weight_hh_l0_reverse" : "rnn.weight_hh_l0", 4 * H, H},
                          {"head.weight", m->tags.n, D * H}};
-    if (cli_check_shapes(PROG, path, sizes, want, 4) || model_build(m, 0))
-        goto done;
-    tn_params *sets[1] = {&m->ps};
-    if (tn_load(path, sets, 1, NULL) != TN_OK) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
-    rc = 0;
+    if (cli_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
+        rc = cli_load_params(PROG, path, &m->ps);
 done:
     tn_meta_free(&meta);
     if (rc)
@@ -901,13 +895,8 @@ static int cmd_train(const opts *o)
             logits = model_logits(tp, &m, ids, len);
         if (logits)
             loss = tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_MEAN);
-        tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-        double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-        if (s != TN_OK || !isfinite(l) ||
-            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            fprintf(stderr, "\n" PROG ": step %" PRId64 ": %s; stopping\n", step,
-                    s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite");
+        double l;
+        if (cli_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
             rc = 1;
             break;
         }
@@ -1051,14 +1040,10 @@ static int cmd_tag(const opts *o)
     double *lg = NULL;
     char *line = NULL;
     size_t lcap = 0;
-    ssize_t got;
+    size_t got;
     int64_t lineno = 0, zero = 0;
-    while (rc == 0 && (got = getline(&line, &lcap, stdin)) >= 0) {
-        lineno++;
-        if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0 ||
-            strlen(line) != (size_t)got) {
-            fprintf(stderr, PROG ": standard input line %" PRId64 ": not valid UTF-8 text\n",
-                    lineno);
+    for (int r; rc == 0 && (r = cli_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
+        if (r < 0) {
             rc = 1;
             break;
         }
@@ -1128,11 +1113,6 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "tag");
         return 2;
     }
-    if (cli_runtime(PROG, o.threads))
-        return 1;
-    switch (command) {
-    case 0: return cmd_train(&o);
-    case 1: return cmd_eval(&o);
-    default: return cmd_tag(&o);
-    }
+    static int (*const run[3])(const opts *) = {cmd_train, cmd_eval, cmd_tag};
+    return cli_runtime(PROG, o.threads) ? 1 : run[command](&o);
 }
