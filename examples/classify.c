@@ -639,14 +639,8 @@ static int model_load(const char *path, model *m)
              ", layers %" PRId64, m->C, m->v.n, m->embed, H, m->layers);
     cli_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
                          {hh, G * H, H}, {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
-    if (cli_check_shapes(PROG, path, sizes, want, 4) || model_build(m, 0))
-        goto done;
-    tn_params *sets[1] = {&m->ps};
-    if (tn_load(path, sets, 1, NULL) != TN_OK) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
-    rc = 0;
+    if (cli_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
+        rc = cli_load_params(PROG, path, &m->ps);
 done:
     tn_meta_free(&meta);
     if (rc)
@@ -879,13 +873,8 @@ static int cmd_train(const opts *o)
         if (logits)
             loss = tn_cross_entropy_weighted(tp, logits, tg, weighted ? weight : NULL, -1,
                                              TN_REDUCE_MEAN);
-        tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-        double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-        if (s != TN_OK || !isfinite(l) ||
-            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            fprintf(stderr, "\n" PROG ": step %" PRId64 ": %s; stopping\n", step,
-                    s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite");
+        double l;
+        if (cli_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
             rc = 1;
             break;
         }
@@ -950,13 +939,9 @@ static int cmd_predict(const opts *o)
     int64_t cap = 0, zero = 0, lineno = 0;
     char *line = NULL;
     size_t lcap = 0;
-    ssize_t got;
-    while (tp && p && order && (got = getline(&line, &lcap, stdin)) >= 0) {
-        lineno++;
-        if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0 ||
-            strlen(line) != (size_t)got) {
-            fprintf(stderr, PROG ": standard input line %" PRId64 ": not valid UTF-8 text\n",
-                    lineno);
+    size_t got;
+    for (int r; tp && p && order && (r = cli_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
+        if (r < 0) {
             rc = 1;
             break;
         }

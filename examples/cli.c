@@ -572,3 +572,43 @@ int cli_read_text(const char *prog, const char *opt, const char *path, const cha
     *n = len;
     return 0;
 }
+
+/* ---- training, checkpoints, input ---- */
+
+int cli_train_step(const char *prog, tn_tape *tp, tn_tensor *loss, tn_params *ps, tn_optim *opt,
+                   double clip, int64_t step, double *l)
+{
+    tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
+    *l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
+    if (s == TN_OK && isfinite(*l) &&
+        tn_clip_grad_norm_ex(ps, clip > 0 ? clip : INFINITY, NULL) == TN_OK &&
+        tn_optim_step(opt) == TN_OK)
+        return 0;
+    fprintf(stderr, "\n%s: step %" PRId64 ": %s; stopping\n", prog, step,
+            s != TN_OK || isfinite(*l) ? tn_last_error() : "the loss is not finite");
+    return -1;
+}
+
+int cli_load_params(const char *prog, const char *path, tn_params *ps)
+{
+    tn_params *sets[1] = {ps};
+    if (tn_load(path, sets, 1, NULL) == TN_OK)
+        return 0;
+    fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
+    return -1;
+}
+
+int cli_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
+                  int64_t *lineno)
+{
+    ssize_t got = getline(line, cap, f);
+    if (got < 0)
+        return 0;
+    ++*lineno;
+    *n = (size_t)got;
+    if (cli_utf8_invalid_at((const unsigned char *)*line, *n) < 0 && strlen(*line) == *n)
+        return 1;
+    fprintf(stderr, "%s: standard input line %" PRId64 ": not valid UTF-8 text\n", prog,
+            *lineno);
+    return -1;
+}

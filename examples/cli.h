@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum cli_type {
     CLI_FLAG,   /* no argument; value: bool *, set to true */
@@ -176,5 +177,33 @@ double cli_seconds(void);
  * a line every 50 steps and at the last. */
 void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit);
+
+/* The libtensor types the helpers below take (tensor/tensor.h). */
+struct tn_tape;
+struct tn_tensor;
+struct tn_params;
+struct tn_optim;
+
+/* One optimizer step of a training loop after its forward pass: the
+ * backward pass of loss (NULL: the forward pass failed, the tape holds the
+ * error), then the global gradient norm clipped to clip (0: not clipped)
+ * and the optimizer's step. *l gets the loss. A failure or a loss that is
+ * not finite is printed on stderr ("\nprog: step N: why; stopping") and
+ * returns -1 (the caller stops); 0 when the step was taken. */
+int cli_train_step(const char *prog, struct tn_tape *tp, struct tn_tensor *loss,
+                   struct tn_params *ps, struct tn_optim *opt, double clip, int64_t step,
+                   double *l);
+
+/* tn_load of the parameters ps from the checkpoint path (given as
+ * --checkpoint), after the program built them from its metadata. Returns 0,
+ * or -1 (message naming the file). */
+int cli_load_params(const char *prog, const char *path, struct tn_params *ps);
+
+/* The next line of f (standard input) into *line (getline's buffer, *cap),
+ * *n bytes with its newline; *lineno counts the lines. Returns 1 for a
+ * line, 0 at the end, -1 for a line that is not UTF-8 text or holds a NUL
+ * byte (refused naming the line). */
+int cli_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
+                  int64_t *lineno);
 
 #endif
