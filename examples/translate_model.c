@@ -178,13 +178,18 @@ int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim **opt_ou
     }
     const char *cell = tn_meta_get(meta, "cell"), *att = tn_meta_get(meta, "attention");
     const char *bi = tn_meta_get(meta, "bidirectional"), *dr = tn_meta_get(meta, "dropout");
+    /* a dropout that train's --dropout could not have saved (NaN, 1, -1)
+     * was refused only when the model was built, naming neither the file
+     * nor the metadata */
+    double dropout = dr ? atof(dr) : 0;
     if (!cell || (strcmp(cell, "gru") && strcmp(cell, "lstm")) || !att ||
         (attention_kind(att) < 0 && strcmp(att, "none")) || !bi || H < 1 || H > 8192 ||
         E < 1 || E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || ml < 1 || ml >= MAX_TOK ||
+        !(dropout >= 0 && dropout < 1) ||
         vocab_split(&r->sv, tn_meta_get(meta, "src_vocab")) ||
         vocab_split(&r->tv, tn_meta_get(meta, "tgt_vocab"))) {
-        fprintf(stderr, "translate: %s: bad metadata (cell, attention, sizes, vocabularies)\n",
-                path);
+        fprintf(stderr, "translate: %s: bad metadata (cell, attention, sizes, dropout, "
+                        "vocabularies)\n", path);
         vocab_free(&r->sv);
         vocab_free(&r->tv);
         return -1;
@@ -197,7 +202,7 @@ int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim **opt_ou
     o->hidden = H, o->embed = E, o->layers = L;
     if (!o->max_len || o->max_len > ml)
         o->max_len = ml;
-    o->dropout = dr ? atof(dr) : 0;
+    o->dropout = dropout;
     /* the sizes against the file's tensors before the model is built from
      * them: both embeddings, the encoder's first input and last recurrent
      * weights, the output layer */
