@@ -10,7 +10,6 @@
 
 #include "cli.h"
 
-
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull;

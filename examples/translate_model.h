@@ -67,9 +67,10 @@ int run_build(run *r, const opts *o, tn_rng *rng);
 
 /* Build the model of the checkpoint path (its options into *o) and load it
  * (meta: initialised by the caller, filled here): the metadata's cell,
- * attention, sizes and vocabularies are checked, and the sizes against the
- * file's tensors (cli_check_shapes) before anything is built; with opt_out
- * the Adam state too (learning rate o->lr), which the file must hold.
+ * attention, sizes, dropout and vocabularies are checked, and the sizes
+ * against the file's tensors (cli_check_shapes) before anything is built;
+ * with opt_out the Adam state too (learning rate o->lr), which the file
+ * must hold.
  * Returns 0, or -1 (message printed; nothing to free but meta). */
 int load_run(const char *path, run *r, opts *o, tn_meta *meta, tn_optim **opt_out);
 

@@ -11,7 +11,6 @@
 
 #include "cli.h"
 
-
 static uint64_t hash_word(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */

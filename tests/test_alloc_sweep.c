@@ -244,6 +244,14 @@ static tn_tensor *ids_on(tn_tape *tp, const int32_t *ids, int64_t rows, int64_t 
     return t;
 }
 
+/* tn_tape_new returned NULL: its status, checked (out of memory). */
+static tn_status tape_new_failed(void)
+{
+    tn_status st = tn_last_status();
+    check_oom("tn_tape_new", st);
+    return st;
+}
+
 /* The end of a training step: *loss_out gets the loss, then backward,
  * clipping the gradients' norm to 1, the optimizer's step. TN_OK or the
  * first failure (checked: out of memory). */
@@ -268,7 +276,7 @@ static tn_status s2s_step(s2s *s, double *loss_out)
 {
     tn_tape *tp = tn_tape_new();
     if (!tp)
-        return check_oom("tn_tape_new", tn_last_status()), tn_last_status();
+        return tape_new_failed();
     tn_rng tf;
     tn_rng_seed(&tf, 5); /* teacher forcing: the same draws every run */
     tn_tensor *src = ids_on(tp, S_SRC, SB, SS), *tgt = ids_on(tp, S_TGT, SB, ST), *loss = NULL;
@@ -374,8 +382,9 @@ static tn_status wlm_step(wlm *w, double *loss_out)
 {
     tn_tape *tp = tn_tape_new();
     if (!tp)
-        return check_oom("tn_tape_new", tn_last_status()), tn_last_status();
-    tn_tensor *x = ids_on(tp, W_X, WB, WT), *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){WB * WT});
+        return tape_new_failed();
+    tn_tensor *x = ids_on(tp, W_X, WB, WT);
+    tn_tensor *y = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){WB * WT});
     if (y)
         memcpy(y->data, W_Y, sizeof W_Y);
     tn_rnn_out fin;
