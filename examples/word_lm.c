@@ -47,10 +47,9 @@
 
 #include "cli.h"
 #include "lm_model.h"
+#include "word_model.h"
 
-enum { UNK = 0, EOS = 1 };
 enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
-enum { WORD_LM_MAX_DIM = 16384, WORD_LM_MAX_VOCAB = 4000000, WORD_MAX = 1024 };
 
 typedef struct opts {
     const char *data, *cell, *checkpoint, *log, *vectors, *prime, *out;
@@ -156,95 +155,10 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
     return cli_parse(&spec, argc, argv, command);
 }
 
-/* ---- vocabulary: words and a hash table of them ---- */
-
-typedef struct vocab {
-    char **words; /* id -> word (owned) */
-    int64_t *count;
-    int32_t n, cap;
-    int32_t *slots; /* open addressing: id + 1, 0 = empty */
-    int64_t nslots;
-} vocab;
-
-static uint64_t hash_word(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* The slot of word s[0..n): where it is, or the empty slot it would take. */
-static int64_t vocab_slot(const vocab *v, const char *s, size_t n)
-{
-    int64_t i = (int64_t)(hash_word(s, n) & (uint64_t)(v->nslots - 1));
-    while (v->slots[i]) {
-        const char *w = v->words[v->slots[i] - 1];
-        if (strlen(w) == n && memcmp(w, s, n) == 0)
-            break;
-        i = (i + 1) & (v->nslots - 1);
-    }
-    return i;
-}
-
-static int32_t vocab_find(const vocab *v, const char *s, size_t n)
-{
-    if (!v->nslots)
-        return -1;
-    int32_t id = v->slots[vocab_slot(v, s, n)];
-    return id ? id - 1 : -1;
-}
-
-/* The id of s[0..n), added (count 0) when new; -1 when out of memory. */
-static int32_t vocab_add(vocab *v, const char *s, size_t n)
-{
-    int32_t id = vocab_find(v, s, n);
-    if (id >= 0)
-        return id;
-    if (v->n == v->cap) {
-        int32_t cap = v->cap ? 2 * v->cap : 1024;
-        char **w = realloc(v->words, sizeof *w * (size_t)cap);
-        if (w)
-            v->words = w;
-        int64_t *c = realloc(v->count, sizeof *c * (size_t)cap);
-        if (c)
-            v->count = c;
-        free(v->slots);
-        v->nslots = 4 * (int64_t)cap;
-        v->slots = calloc((size_t)v->nslots, sizeof *v->slots);
-        if (!w || !c || !v->slots)
-            return -1;
-        v->cap = cap;
-        for (int32_t k = 0; k < v->n; k++)
-            v->slots[vocab_slot(v, v->words[k], strlen(v->words[k]))] = k + 1;
-    }
-    char *copy = malloc(n + 1);
-    if (!copy)
-        return -1;
-    memcpy(copy, s, n);
-    copy[n] = '\0';
-    v->words[v->n] = copy;
-    v->count[v->n] = 0;
-    v->slots[vocab_slot(v, s, n)] = v->n + 1;
-    return v->n++;
-}
-
-static void vocab_free(vocab *v)
-{
-    for (int32_t i = 0; i < v->n; i++)
-        free(v->words[i]);
-    free(v->words);
-    free(v->count);
-    free(v->slots);
-    memset(v, 0, sizeof *v);
-}
+/* (the vocabulary, the model, --vectors and loading a checkpoint:
+ * word_model.c) */
 
 /* ---- the corpus: text -> word ids ---- */
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
 
 static int64_t count_lines(const char *s, size_t n)
 {
@@ -380,27 +294,7 @@ static char *generated_text(size_t *n)
     return s;
 }
 
-/* ---- the model ---- */
-
-/* lm_model named as PyTorch's word_language_model (encoder, rnn, decoder)
- * and initialised as it does: encoder and decoder weights uniform(+-0.1),
- * decoder bias 0. Returns 0 or -1 (message printed). */
-static int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                      double dropout, bool tie, const char *file, tn_rng *r)
-{
-    lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
-                 .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
-                 .head_name = "decoder", .prog = "word_lm", .file = file};
-    if (lm_init(m, &s, r))
-        return -1;
-    tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
-    if (!tie)
-        tn_tensor_uniform(m->head.weight, r, -0.1, 0.1);
-    tn_tensor_fill(m->head.bias, 0);
-    return 0;
-}
-
-/* ---- word vectors ---- */
+/* ---- --data ---- */
 
 /* --data's text (valid UTF-8) into *text, *n. A NUL byte is refused: the
  * vocabulary is saved as NUL-terminated strings, so a word holding one
@@ -419,90 +313,7 @@ static int read_data(const char *path, char **text, size_t *n)
     return 0;
 }
 
-/* Set the embedding rows of the words of v found in the GloVe / word2vec
- * text file path (a first line of two integers is word2vec's header).
- * Every line must hold a word and E finite numbers; a word given twice
- * takes its first vector. Returns the number of
- * vocabulary words found, or -1 (message printed). */
-static int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
-{
-    unsigned char *buf;
-    size_t n;
-    if (cli_read_file("word_lm", "--vectors", path, &buf, &n))
-        return -1;
-    int64_t E = weight->shape[1], found = 0, line = 0;
-    float *row = malloc(sizeof *row * (size_t)E);
-    bool *seen = calloc((size_t)v->n, sizeof *seen);
-    char *s = (char *)buf, *end = s + n;
-    int64_t rc = row && seen ? 0 : -1;
-    while (s < end && rc == 0) {
-        char *eol = memchr(s, '\n', (size_t)(end - s));
-        if (!eol)
-            eol = end;
-        *eol = '\0'; /* the buffer is ours: lines become strings */
-        line++;
-        if (strlen(s) != (size_t)(eol - s)) { /* the rest would be ignored */
-            fprintf(stderr, "word_lm: --vectors %s line %" PRId64 ": a NUL byte at byte %zu\n",
-                    path, line, strlen(s));
-            rc = -1;
-            break;
-        }
-        char *w = s;
-        while (*w && is_space(*w))
-            w++;
-        char *we = w;
-        while (*we && !is_space(*we))
-            we++;
-        char *p = we;
-        int64_t k = 0;
-        bool bad = false;
-        while (!bad) {
-            char *q;
-            errno = 0;
-            double x = strtod(p, &q);
-            if (q == p)
-                break;
-            bad = !isfinite(x) || (k < E && !isfinite((float)x));
-            if (k < E)
-                row[k] = (float)x;
-            k++;
-            p = q;
-        }
-        while (*p && (is_space(*p) || *p == '\n'))
-            p++;
-        /* word2vec's header: two integers */
-        bool header = line == 1 && k == 1 && we > w && strspn(w, "0123456789") == (size_t)(we - w) &&
-                      strspn(we + strspn(we, " \t"), "0123456789") > 0 && !strpbrk(we, ".eE+-") && !*p;
-        if (we == w && k == 0) { /* blank line */
-        } else if (header) {
-        } else if (bad || *p || k != E) {
-            fprintf(stderr,
-                    "word_lm: --vectors %s line %" PRId64 ": %s; expected a word and %" PRId64
-                    " finite numbers (the embedding size)\n",
-                    path, line, bad ? "a value is not a finite float" : *p ? "not a number"
-                                                                  : "wrong number of values",
-                    E);
-            rc = -1;
-        } else {
-            int32_t id = vocab_find(v, w, (size_t)(we - w));
-            if (id >= 0 && !seen[id]) { /* a repeated word: its first vector */
-                for (int64_t j = 0; j < E; j++)
-                    tn_tensor_set(weight, id * E + j, row[j]);
-                seen[id] = true;
-                found++;
-            }
-        }
-        s = eol + 1;
-    }
-    if (!row || !seen)
-        fprintf(stderr, "word_lm: out of memory reading --vectors\n");
-    free(row);
-    free(seen);
-    free(buf);
-    return rc ? -1 : found;
-}
-
-/* ---- checkpoints ---- */
+/* ---- checkpoints (loading: word_model.c) ---- */
 
 /* The words of v joined by '\n' (words hold no whitespace). */
 static char *vocab_join(const vocab *v)
@@ -570,82 +381,6 @@ static tn_adam_opts adam_opts(const opts *o)
     return ao;
 }
 
-/* Build the model and vocabulary a checkpoint describes and load it; with
- * opt_out (resume) also the optimizer and the carried state. */
-static int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_optim **opt_out,
-                           const opts *o)
-{
-    int64_t H, L, E;
-    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
-        tn_meta_get_int(meta, "layers", &L) || tn_meta_get_int(meta, "embed", &E)) {
-        fprintf(stderr, "word_lm: %s\n", tn_last_error());
-        return -1;
-    }
-    const char *cell = tn_meta_get(meta, "cell"), *words = tn_meta_get(meta, "vocab");
-    const char *tie = tn_meta_get(meta, "tie_weights"), *dr = tn_meta_get(meta, "dropout");
-    const char *fmt = tn_meta_get(meta, "format");
-    int c = tn_cell_from_name(cell);
-    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || c < 0 || !words || H < 1 ||
-        H > WORD_LM_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > WORD_LM_MAX_DIM) {
-        fprintf(stderr,
-                "word_lm: %s: not a word_lm checkpoint (format \"word_lm 1\", a known cell, a "
-                "vocab, hidden and embed in 1..%d, layers in 1..%d)\n",
-                path, WORD_LM_MAX_DIM, TN_RNN_MAX_LAYERS);
-        return -1;
-    }
-    memset(v, 0, sizeof *v);
-    for (const char *p = words; *p;) {
-        size_t k = strcspn(p, "\n");
-        if (k == 0 || v->n >= WORD_LM_MAX_VOCAB || vocab_find(v, p, k) >= 0 ||
-            vocab_add(v, p, k) < 0) {
-            fprintf(stderr, "word_lm: %s: bad vocab (empty or repeated word, or too many)\n",
-                    path);
-            vocab_free(v);
-            return -1;
-        }
-        p += k + (p[k] == '\n');
-    }
-    if (v->n < 2 || strcmp(v->words[UNK], "<unk>") || strcmp(v->words[EOS], "<eos>")) {
-        fprintf(stderr, "word_lm: %s: bad vocab (must start with <unk>, <eos>)\n", path);
-        vocab_free(v);
-        return -1;
-    }
-    tn_rng r;
-    tn_rng_seed(&r, 0);
-    double dropout = dr ? atof(dr) : 0;
-    if (!(dropout >= 0 && dropout < 1))
-        dropout = 0;
-    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
-                   &r)) {
-        vocab_free(v);
-        return -1;
-    }
-    tn_adam_opts ao = adam_opts(o);
-    tn_optim *opt = NULL;
-    if (lm_load(m, path, &ao, o->weight_decay > 0, meta, opt_out ? &opt : NULL)) {
-        lm_free(m), vocab_free(v);
-        return -1;
-    }
-    if (opt_out && !opt) {
-        fprintf(stderr, "word_lm: %s: cannot resume: the file has no training state\n", path);
-        lm_free(m), vocab_free(v);
-        return -1;
-    }
-    tn_status s = TN_OK;
-    const char *fr = tn_meta_get(meta, "freeze_embedding");
-    if (s == TN_OK && fr && strcmp(fr, "1") == 0)
-        s = tn_tensor_set_requires_grad(m->embed.weight, false);
-    if (s != TN_OK) {
-        fprintf(stderr, "word_lm: %s\n", tn_last_error());
-        tn_optim_free(opt);
-        lm_free(m), vocab_free(v);
-        return -1;
-    }
-    if (opt_out)
-        *opt_out = opt;
-    return 0;
-}
-
 /* ---- commands ---- */
 
 static int cmd_train(const opts *o)
@@ -687,7 +422,8 @@ static int cmd_train(const opts *o)
     if (o->resume) {
         tn_meta meta;
         tn_meta_init(&meta);
-        int bad = load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, o);
+        tn_adam_opts ao = adam_opts(o);
+        int bad = load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, &ao);
         int64_t b = 0, t = 0;
         if (!bad && (tn_meta_get_int(&meta, "step", &step) ||
                      tn_meta_get_int(&meta, "data_pos", &pos) ||
@@ -841,7 +577,8 @@ static int open_model(const opts *o, lm_model *m, vocab *v)
     }
     tn_meta meta;
     tn_meta_init(&meta);
-    int rc = load_checkpoint(o->checkpoint, m, v, &meta, NULL, o);
+    tn_adam_opts ao = adam_opts(o);
+    int rc = load_checkpoint(o->checkpoint, m, v, &meta, NULL, &ao);
     tn_meta_free(&meta);
     return rc ? 1 : 0;
 }

@@ -17,7 +17,8 @@
 #   7. a model with a NaN in its output bias is refused by every decoding
 #      command (exit 1, naming the checkpoint and what was not finite);
 #   8. sizes in the metadata that the file's tensors do not have are refused
-#      before the model is built;
+#      before the model is built, and so is a dropout train could not have
+#      saved (NaN, 1), naming the file and the metadata;
 #   9. an input line with a NUL byte is refused, naming the line.
 set -u
 BIN=$1
@@ -140,6 +141,12 @@ for kv in "hidden 1024" "embed 1024" "layers 3"; do
     refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
 done
 refuse_meta "$TMP/a.st" hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
+# (issue 19, found with tests/fuzz/fuzz_translate's seed dropout_nan: the
+# refusal came from tn_seq2seq_init, naming neither the file nor the
+# metadata)
+for v in nan 1 -0.5; do
+    refuse_meta "$TMP/a.st" dropout $v "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
+done
 
 # 9. a NUL byte in an input line (issue 19: sample translated the line up to
 # it and went on, exit 0)
