@@ -11,6 +11,14 @@
 # link into a shared object; the shared library must have a versioned SONAME
 # and export only tn_ symbols.
 #
+# With MPI (mpirun on PATH; CI installs Open MPI) both installs must hold
+# tensor_dist, and a small MPI program (tests/downstream/dist_example.c) is
+# built against each through find_package(tensor 0.4 COMPONENTS dist) +
+# tensor::dist and through pkg-config tensor-dist, and run on 2 ranks.
+# find_package(tensor 0.4) without components must not look for MPI. A
+# third install, static with -DTN_MPI=OFF, must hold nothing of tensor_dist,
+# serve find_package(tensor 0.4) and refuse COMPONENTS dist with a message.
+#
 #   tests/downstream/run.sh [WORKDIR]     (default: build-downstream)
 #
 # JOBS (default 2) is the build parallelism. Exits non-zero on any failure.
@@ -32,6 +40,17 @@ check_run() { # NAME PROGRAM
     say "$1: ok: $(echo "$out" | tr '\n' ' ')"
 }
 
+# dist_example on 2 ranks: rank 0's value everywhere, the mean gradient.
+MPIRUN=$(command -v mpirun || true)
+check_mpi_run() { # NAME PROGRAM
+    local out want
+    out=$(OMP_NUM_THREADS=1 TN_NUM_THREADS=1 timeout 120 \
+        "$MPIRUN" -np 2 --oversubscribe --allow-run-as-root "$2" 2>&1) || die "$1: exit $?: $out"
+    want=$(printf 'rank %d of 2: value 3, mean gradient 1.5\n' 0 1)
+    [ "$(echo "$out" | grep '^rank ' | sort)" = "$want" ] || die "$1: output '$out'"
+    say "$1: ok: $(echo "$out" | grep '^rank ' | sort | tr '\n' ' ')"
+}
+
 for kind in static shared; do
     shared=$([ $kind = shared ] && echo ON || echo OFF)
     prefix=$WORK/prefix-$kind
@@ -51,6 +70,8 @@ for kind in static shared; do
         -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-cmake-$kind.log"
     cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
     check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
+    grep -q "dist: , MPI searched: )" "$WORK/app-cmake-$kind.log" ||
+        die "find_package, $kind: find_package(tensor 0.4) without components looked for MPI"
     # Before 1.0 a minor release may break compatibility: 0.N.x answers
     # find_package(tensor 0.N) only, not 0.(N-1) or 0.(N+1).
     minor=$(echo "$VERSION" | cut -d. -f2)
@@ -110,7 +131,71 @@ for kind in static shared; do
             die "shared: char_rnn --version"
         say "shared: the examples link libtensor.so: $("$WORK/lib-$kind/examples/char_rnn" --version)"
     fi
+
+    # 4. tensor_dist (MPI) from the install
+    if [ -z "$MPIRUN" ]; then
+        say "$kind: no mpirun: tensor_dist checks skipped"
+        continue
+    fi
+    [ -f "$libdir/pkgconfig/tensor-dist.pc" ] && [ -f "$prefix/include/tensor/dist.h" ] ||
+        die "$kind: MPI is installed but the install has no tensor_dist (tensor-dist.pc, dist.h)"
+    rm -rf "$WORK/app-dist-$kind"
+    cmake -S "$SRC/tests/downstream" -B "$WORK/app-dist-$kind" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_PREFIX_PATH="$prefix" -DTENSOR_DIST=ON > "$WORK/app-dist-$kind.log"
+    cmake --build "$WORK/app-dist-$kind" >> "$WORK/app-dist-$kind.log"
+    check_mpi_run "find_package COMPONENTS dist, $kind" "$WORK/app-dist-$kind/dist_example"
+    [ "$(pkg-config --modversion tensor-dist)" = "$VERSION" ] || die "pkg-config tensor-dist version"
+    pc_flags=$(pkg-config --cflags --libs $([ $kind = static ] && echo --static) tensor-dist)
+    say "pkg-config tensor-dist, $kind: $CC -std=c11 dist_example.c $pc_flags $rpath"
+    # shellcheck disable=SC2086
+    "$CC" -std=c11 -Wall -Wextra -Werror -o "$WORK/app-pc-dist-$kind" \
+        "$SRC/tests/downstream/dist_example.c" $pc_flags $rpath
+    check_mpi_run "pkg-config tensor-dist, $kind" "$WORK/app-pc-dist-$kind"
+    if [ $kind = static ]; then
+        [ -f "$libdir/libtensor_dist.a" ] || die "static: no libtensor_dist.a"
+        ! ldd "$WORK/app-pc-dist-$kind" | grep -q libtensor ||
+            die "static: the MPI program depends on a shared libtensor"
+    else
+        lib=$(readlink -f "$libdir/libtensor_dist.so")
+        soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+        [ "$soname" = "libtensor_dist.so.${VERSION%.*}" ] || die "shared: tensor_dist SONAME '$soname'"
+        exported=$(nm -D --defined-only "$lib" | awk '{ print $3 }')
+        bad=$(echo "$exported" | grep -v '^tn_dist_' || true)
+        [ -z "$bad" ] || die "shared: libtensor_dist exports other than tn_dist_: $bad"
+        say "shared: tensor_dist SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_dist_"
+    fi
 done
+
+# 5. an install without MPI (-DTN_MPI=OFF, static): nothing of tensor_dist,
+# find_package(tensor 0.4) works, COMPONENTS dist is refused with a message
+# and OPTIONAL_COMPONENTS dist finds tensor without it.
+prefix=$WORK/prefix-nompi
+rm -rf "$prefix" "$WORK/lib-nompi"
+cmake -S "$SRC" -B "$WORK/lib-nompi" -DCMAKE_BUILD_TYPE=Release -DTN_MPI=OFF \
+    -DTN_BUILD_TESTS=OFF -DTN_BUILD_EXAMPLES=OFF -DTN_BUILD_BENCH=OFF \
+    -DCMAKE_INSTALL_PREFIX="$prefix" > "$WORK/lib-nompi.log"
+cmake --build "$WORK/lib-nompi" -j"$JOBS" >> "$WORK/lib-nompi.log"
+cmake --install "$WORK/lib-nompi" >> "$WORK/lib-nompi.log"
+# (file names only: the work directory's path may contain "dist")
+! sed 's|.*/||' "$WORK/lib-nompi/install_manifest.txt" | grep -i 'dist' ||
+    die "no MPI: the install holds the files above of tensor_dist"
+rm -rf "$WORK/app-nompi"
+cmake -S "$SRC/tests/downstream" -B "$WORK/app-nompi" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$prefix" > "$WORK/app-nompi.log"
+cmake --build "$WORK/app-nompi" >> "$WORK/app-nompi.log"
+check_run "find_package, no MPI" "$WORK/app-nompi/readme_example"
+rm -rf "$WORK/app-nompi-dist"
+if cmake -S "$SRC/tests/downstream" -B "$WORK/app-nompi-dist" -DCMAKE_PREFIX_PATH="$prefix" \
+       -DTENSOR_DIST=ON > "$WORK/app-nompi-dist.log" 2>&1 ||
+   ! grep -q "component dist: this install of tensor was built without MPI" "$WORK/app-nompi-dist.log"; then
+    die "no MPI: find_package(tensor COMPONENTS dist) not refused with the message (see $WORK/app-nompi-dist.log)"
+fi
+rm -rf "$WORK/app-nompi-dist"
+cmake -S "$SRC/tests/downstream" -B "$WORK/app-nompi-dist" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DTENSOR_DIST=OPTIONAL > "$WORK/app-nompi-dist.log" 2>&1 ||
+    die "no MPI: find_package(tensor OPTIONAL_COMPONENTS dist) failed"
+grep -q "dist: FALSE" "$WORK/app-nompi-dist.log" || die "no MPI: OPTIONAL_COMPONENTS dist found dist"
+say "no MPI: nothing of tensor_dist installed; COMPONENTS dist refused, OPTIONAL_COMPONENTS dist without it"
 
 # 3. as a subproject: tensor::tensor from add_subdirectory; no tensor tests
 # in the parent's ctest.
