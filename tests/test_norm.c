@@ -1,7 +1,8 @@
 /* tests/test_norm.c - tn_layer_norm: PyTorch's values and gradients
  * (tests/fixtures/layer_norm.bin from tests/gen_norm_fixtures.py) in
  * float64 and float32, the parallel path and a strided weight against a
- * naive double loop, and bad arguments.
+ * naive double loop, bad arguments, and the LayerNorm layer
+ * (tn_layer_norm_init / tn_layer_norm_forward).
  *
  * Tolerances, |got - want| <= tol * (1 + |want|) unless stated:
  *   float64 against PyTorch: both compute in double, rows of <= 140
@@ -23,6 +24,7 @@
  */
 #include "check.h"
 #include "fixture_check.h"
+#include "tensor/nn.h"
 #include "tensor/ops.h"
 
 #include <stdlib.h>
@@ -283,6 +285,62 @@ static void test_errors(void)
     tn_tape_free(tp);
 }
 
+/* ---- the layer ---- */
+
+/* Parameters named as nn.LayerNorm's, ones and zeros; forward is the op on
+ * them exactly; gradients reach them; without affine none; bad arguments. */
+static void test_layer(void)
+{
+    tn_params ps;
+    tn_params_init(&ps);
+    tn_layernorm ln, plain;
+    CHECK(tn_layer_norm_init(&ln, &ps, "ln", 6, 1e-5, true, TN_F32) == TN_OK);
+    CHECK(tn_layer_norm_init(&plain, &ps, "plain", 6, 1e-3, false, TN_F32) == TN_OK);
+    CHECK(ln.weight == tn_params_get(&ps, "ln.weight") && ln.weight);
+    CHECK(ln.bias == tn_params_get(&ps, "ln.bias") && ln.bias);
+    CHECK(!plain.weight && !plain.bias && tn_params_numel(&ps) == 12);
+    for (int64_t k = 0; ln.weight && ln.bias && k < 6; k++)
+        CHECK(tn_tensor_get(ln.weight, k) == 1 && tn_tensor_get(ln.bias, k) == 0);
+    if (!ln.weight || !ln.bias) {
+        tn_params_free(&ps);
+        return;
+    }
+    tn_tensor_uniform(ln.weight, &rng, 0.5, 1.5);
+    tn_tensor_uniform(ln.bias, &rng, -1, 1);
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *x = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 3, 6});
+    tn_tensor_uniform(x, &rng, -2, 2);
+    tn_tensor *y = tn_layer_norm_forward(tp, &ln, x);
+    tn_tensor *want = tn_layer_norm(tp, x, ln.weight, ln.bias, 1e-5);
+    tn_tensor *yp = tn_layer_norm_forward(tp, &plain, x);
+    tn_tensor *wantp = tn_layer_norm(tp, x, NULL, NULL, 1e-3);
+    CHECK(y && want && yp && wantp);
+    if (y && want && yp && wantp) {
+        CHECK(y->ndim == 3 && y->shape[2] == 6);
+        CHECK(memcmp(y->data, want->data, sizeof(float) * 36) == 0);
+        CHECK(memcmp(yp->data, wantp->data, sizeof(float) * 36) == 0);
+        CHECK(tn_backward(tp, tn_sum(tp, tn_mul(tp, y, y))) == TN_OK);
+        double gw = 0, gb = 0;
+        for (int64_t k = 0; k < 6; k++)
+            gw += fabs(tn_tensor_grad_get(ln.weight, k)), gb += fabs(tn_tensor_grad_get(ln.bias, k));
+        CHECK(gw > 0 && gb > 0);
+    }
+    /* a last dim other than dim fails the tape naming layer_norm */
+    tn_tape_reset(tp);
+    tn_tensor *x5 = tn_tensor_new(TN_F32, 2, (int64_t[]){2, 5});
+    CHECK(tn_layer_norm_forward(tp, &plain, x5) == NULL);
+    CHECK(tn_last_status() == TN_ERR_SHAPE);
+    CHECK_MSG(tn_tape_error(tp), "layer_norm: input [2, 5], expected a last dim of 6");
+    tn_layernorm bad;
+    CHECK(tn_layer_norm_init(&bad, &ps, "bad", 0, 1e-5, true, TN_F32) == TN_ERR_ARG);
+    CHECK(tn_layer_norm_init(&bad, &ps, "bad", 4, 0, true, TN_F32) == TN_ERR_ARG);
+    CHECK(tn_layer_norm_init(&bad, &ps, "bad", 4, NAN, false, TN_F32) == TN_ERR_ARG);
+    CHECK_MSG(tn_last_error(), "tn_layer_norm_init");
+    tn_tensor_free(x), tn_tensor_free(x5);
+    tn_tape_free(tp);
+    tn_params_free(&ps);
+}
+
 int main(void)
 {
     tn_rng_seed(&rng, 23);
@@ -293,6 +351,7 @@ int main(void)
         test_naive(dts[k], 300, 130, 100, true); /* values ~100, parallel */
     }
     test_errors();
+    test_layer();
     int parity = run_parity();
     const char *what[4] = {"y", "dx", "dweight", "dbias"};
     printf("%-20s %10s %10s %10s %10s  (max |got - want| / (1 + |want|))\n", "against", what[0],
