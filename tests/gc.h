@@ -46,5 +46,6 @@ GC_FAMILY(recurrent) __attribute__((weak));
 GC_FAMILY(custom) __attribute__((weak));
 GC_FAMILY(scan) __attribute__((weak));
 GC_FAMILY(linear_loss) __attribute__((weak));
+GC_FAMILY(norm) __attribute__((weak));
 
 #endif

@@ -103,6 +103,25 @@ TN_API tn_status tn_linear_init_tied(tn_linear *l, tn_params *ps, const char *pr
  * [N, out] or [B, T, out]. */
 TN_API tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x);
 
+/* ---- LayerNorm ---- */
+
+typedef struct tn_layernorm {
+    int64_t dim;       /* D, the size of the last dim it normalises */
+    double eps;
+    tn_tensor *weight; /* [D], or NULL without affine */
+    tn_tensor *bias;   /* [D], or NULL without affine */
+} tn_layernorm;
+
+/** PyTorch's nn.LayerNorm(dim, eps, elementwise_affine=affine): with
+ * affine, creates weight (ones) and bias (zeros), both [dim], in ps under
+ * prefix. Returns TN_OK, or TN_ERR_ARG for dim < 1, eps <= 0 or non-finite
+ * or a NULL l or ps. */
+TN_API tn_status tn_layer_norm_init(tn_layernorm *l, tn_params *ps, const char *prefix,
+                                    int64_t dim, double eps, bool affine, tn_dtype dt);
+/** tn_layer_norm(x, weight, bias, eps) over x's last dim, which must be
+ * dim (x: 1 to 4 dims). */
+TN_API tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *x);
+
 typedef struct tn_embedding {
     int64_t num, dim;
     int64_t padding_idx; /* -1: none */

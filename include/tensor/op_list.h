@@ -76,6 +76,8 @@
     /* scan.c: a recurrence captured from a step function (tn_scan) */ \
     OP(TN_OP_SCAN, "scan", tn__bw_scan) \
     /* linear_loss.c: output layer and cross-entropy in one op */ \
-    OP(TN_OP_LINEAR_CROSS_ENTROPY, "linear_cross_entropy", tn__bw_linear_cross_entropy)
+    OP(TN_OP_LINEAR_CROSS_ENTROPY, "linear_cross_entropy", tn__bw_linear_cross_entropy) \
+    /* norm.c: layer normalisation over the last dim */ \
+    OP(TN_OP_LAYER_NORM, "layer_norm", tn__bw_layer_norm)
 
 #endif

@@ -241,6 +241,22 @@ TN_API tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *
                                           tn_tensor *class_weight, int64_t ignore_index,
                                           double label_smoothing, tn_reduction red);
 
+/* ---- norm.c ---- */
+
+/** Layer normalisation over the last dim, PyTorch's F.layer_norm(x,
+ * (D,), weight, bias, eps): each row of D = x.shape[-1] elements becomes
+ * y = (x - mean) / sqrt(var + eps) * weight + bias, var biased (divided by
+ * D). x has 1 to 4 dims, any strides; weight and bias are [D] of x's dtype
+ * (any stride) or NULL (ones, zeros). Returns x's shape, contiguous. Means
+ * and variances are summed in double; the per-row mean and 1/sqrt(var +
+ * eps) stay in the tape's arena for backward, which gives x, weight and
+ * bias their gradients. A shape or dtype mismatch, x with 0 or more than 4
+ * dims or an empty last dim, or eps <= 0 or non-finite fails the tape
+ * naming layer_norm and the shapes (TN_ERR_SHAPE, TN_ERR_DTYPE,
+ * TN_ERR_ARG). Returns NULL on error. */
+TN_API tn_tensor *tn_layer_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
+                                double eps);
+
 /* ---- fused.c: point-wise recurrent cells ---- */
 
 /** LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of

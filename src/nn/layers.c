@@ -70,6 +70,39 @@ tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x)
     return tn_reshape(tp, y, x->ndim, (int64_t[]){x->shape[0], x->shape[1], l->out});
 }
 
+tn_status tn_layer_norm_init(tn_layernorm *l, tn_params *ps, const char *prefix, int64_t dim,
+                             double eps, bool affine, tn_dtype dt)
+{
+    if (!l || !ps || dim < 1 || !(eps > 0) || !isfinite(eps))
+        return tn_set_error(TN_ERR_ARG, "tn_layer_norm_init: bad arguments (dim %lld, eps %g)",
+                            (long long)dim, eps);
+    l->dim = dim;
+    l->eps = eps;
+    l->weight = l->bias = NULL;
+    if (!affine)
+        return TN_OK;
+    l->weight = tn_params_new(ps, prefix, "weight", dt, 1, (int64_t[]){dim});
+    l->bias = tn_params_new(ps, prefix, "bias", dt, 1, (int64_t[]){dim});
+    if (!l->weight || !l->bias)
+        return tn_last_status();
+    tn_tensor_fill(l->weight, 1); /* PyTorch: ones and zeros */
+    tn_tensor_fill(l->bias, 0);
+    return TN_OK;
+}
+
+tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *x)
+{
+    if (!x || !tp || tn_tape_error(tp))
+        return NULL;
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != l->dim) {
+        char buf[64];
+        tn_tape_fail(tp, TN_ERR_SHAPE, "layer_norm: input %s, expected a last dim of %lld",
+                     tn_shape_str(x, buf, sizeof buf), (long long)l->dim);
+        return NULL;
+    }
+    return tn_layer_norm(tp, x, l->weight, l->bias, l->eps);
+}
+
 tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
                             int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r)
 {
