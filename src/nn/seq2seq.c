@@ -148,10 +148,11 @@ static tn_status encode(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src, const 
     return tn_tape_error(tp) ? tn_last_status() : TN_OK;
 }
 
-/* One decoder step from y_prev (int32 [B]): updates st; returns logits
- * [B, V] (and the attention weights [B, S] in *w when w is not NULL). */
-static tn_tensor *decode_step(tn_tape *tp, const tn_seq2seq *m, const tn_attn_memory *mem,
-                              tn_tensor *y_prev, dstate *st, tn_tensor **w)
+/* One decoder step from y_prev (int32 [B]): updates st; returns the
+ * output layer's input [B, H], dropout applied (and the attention weights
+ * [B, S] in *w when w is not NULL). */
+static tn_tensor *decode_features(tn_tape *tp, const tn_seq2seq *m, const tn_attn_memory *mem,
+                                  tn_tensor *y_prev, dstate *st, tn_tensor **w)
 {
     const tn_seq2seq_opts *o = &m->o;
     tn_tensor *x = tn_dropout(tp, tn_embedding_forward(tp, &m->tgt_embed, y_prev), o->dropout);
@@ -174,7 +175,15 @@ static tn_tensor *decode_step(tn_tape *tp, const tn_seq2seq *m, const tn_attn_me
                                             tn_concat(tp, 2, (tn_tensor *[]){top, ctx}, 1)));
         st->feed = top;
     }
-    return tn_linear_forward(tp, &m->out, tn_dropout(tp, top, o->dropout));
+    return tn_dropout(tp, top, o->dropout);
+}
+
+/* The same step's logits [B, V]. */
+static tn_tensor *decode_step(tn_tape *tp, const tn_seq2seq *m, const tn_attn_memory *mem,
+                              tn_tensor *y_prev, dstate *st, tn_tensor **w)
+{
+    tn_tensor *top = decode_features(tp, m, mem, y_prev, st, w);
+    return top ? tn_linear_forward(tp, &m->out, top) : NULL;
 }
 
 tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
@@ -207,18 +216,25 @@ tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
     dstate st;
     if ((s = encode(tp, m, src, src_len, &mem, &st)))
         return s;
-    tn_tensor **logits = tn_tape_alloc(tp, (size_t)T * sizeof *logits);
+    /* With every step fed the gold token, no step needs the previous one's
+     * logits: the output layer then runs once over all B*T rows (one large
+     * product instead of T small ones against the same [V, H] weight);
+     * otherwise per step, for the argmax that feeds the next one. */
+    bool all_forced = teacher_forcing >= 1;
+    tn_tensor **outs = tn_tape_alloc(tp, (size_t)T * sizeof *outs);
     int32_t *prev = tn_tape_alloc(tp, (size_t)B * sizeof *prev);
-    if (!logits || !prev)
+    if (!outs || !prev)
         return tn_last_status();
     for (int64_t b = 0; b < B; b++)
         prev[b] = m->o.sos;
     for (int64_t t = 0; t < T; t++) {
-        tn_tensor *y = decode_step(tp, m, &mem, ids_tensor(tp, B, prev), &st, NULL);
+        tn_tensor *ids = ids_tensor(tp, B, prev);
+        tn_tensor *y = all_forced ? decode_features(tp, m, &mem, ids, &st, NULL)
+                                  : decode_step(tp, m, &mem, ids, &st, NULL);
         if (!y)
             return tn_last_status();
-        logits[t] = y;
-        bool forced = teacher_forcing >= 1 || tn_rng_uniform(rng) < teacher_forcing;
+        outs[t] = y;
+        bool forced = all_forced || tn_rng_uniform(rng) < teacher_forcing;
         tn_tensor *am = forced ? NULL : tn_argmax(tp, y, 1, false);
         if (!forced && !am)
             return tn_last_status();
@@ -226,7 +242,10 @@ tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
             prev[b] = forced ? Y[b * T + t] : ((const int32_t *)am->data)[b];
     }
     /* logits [B, T, V] in the targets' order */
-    tn_tensor *all = tn_reshape(tp, tn_stack(tp, (int)T, logits, 1), 2, (int64_t[]){B * T, V});
+    tn_tensor *all = tn_stack(tp, (int)T, outs, 1);
+    if (all_forced)
+        all = tn_linear_forward(tp, &m->out, all); /* [B, T, H] -> [B, T, V] */
+    all = tn_reshape(tp, all, 2, (int64_t[]){B * T, V});
     tn_tensor *flat = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){B * T});
     if (!flat)
         return tn_last_status();
