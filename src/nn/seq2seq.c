@@ -241,16 +241,19 @@ tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         for (int64_t b = 0; b < B; b++)
             prev[b] = forced ? Y[b * T + t] : ((const int32_t *)am->data)[b];
     }
-    /* logits [B, T, V] in the targets' order */
+    /* in the targets' order: features [B, T, H] (all forced) or logits [B, T, V] */
     tn_tensor *all = tn_stack(tp, (int)T, outs, 1);
-    if (all_forced)
-        all = tn_linear_forward(tp, &m->out, all); /* [B, T, H] -> [B, T, V] */
-    all = tn_reshape(tp, all, 2, (int64_t[]){B * T, V});
     tn_tensor *flat = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){B * T});
-    if (!flat)
+    if (!all || !flat)
         return tn_last_status();
     memcpy(flat->data, Y, (size_t)(B * T) * sizeof *Y);
-    *loss = tn_cross_entropy(tp, all, flat, m->o.tgt_pad, TN_REDUCE_MEAN);
+    if (all_forced) /* the output layer and the loss in one op: no [B*T, V] logits kept */
+        *loss = tn_linear_cross_entropy(tp, tn_reshape(tp, all, 2, (int64_t[]){B * T, m->o.hidden}),
+                                        m->out.weight, m->out.bias, flat, NULL, m->o.tgt_pad,
+                                        0.0, TN_REDUCE_MEAN);
+    else
+        *loss = tn_cross_entropy(tp, tn_reshape(tp, all, 2, (int64_t[]){B * T, V}), flat,
+                                 m->o.tgt_pad, TN_REDUCE_MEAN);
     return *loss ? TN_OK : tn_last_status();
 }
 
