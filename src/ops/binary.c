@@ -9,12 +9,6 @@
 #include "ops_internal.h"
 #include "rows.h"
 
-static tn__zip zip_of(int op)
-{
-    return op == TN_OP_ADD ? TN__ZIP_ADD : op == TN_OP_SUB ? TN__ZIP_SUB
-         : op == TN_OP_MUL ? TN__ZIP_MUL : TN__ZIP_DIV;
-}
-
 /* Forward: y (frame s, contiguous) = a op b; a, b at strides sa, sb; a row
  * at a time through the row kernels of the active path (rows.h: zip_fw). */
 static void binary_forward(int op, tn_tensor *y, const tn_tensor *a, const tn_tensor *b)
@@ -26,7 +20,7 @@ static void binary_forward(int op, tn_tensor *y, const tn_tensor *a, const tn_te
     tn__bstrides(y, y->ndim, y->shape, sy);
     int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__zip z = zip_of(op);
+    tn__zip z = tn__zip_of(op);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
         kr->zip_fw(z, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
@@ -52,7 +46,7 @@ static void binary_backward(tn_tensor *y, int which)
     int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
     bool par = rows > 1 && !tn__is_broadcast(sx, s) && rows * n > TN_PAR_MIN;
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__zip z = zip_of(y->op);
+    tn__zip z = tn__zip_of(y->op);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(par, r, 0, rows, {
         kr->zip_bw(z, which, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],

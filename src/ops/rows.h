@@ -109,6 +109,11 @@ typedef struct tn__rows {
 extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic,
     tn__rows_f64;
 
+/* The row function of op (a TN_OP_ id): map_of gives TN__MAP_COUNT and
+ * zip_of TN__ZIP_COUNT for an op that is not one of theirs. */
+tn__map tn__map_of(int op);
+tn__zip tn__zip_of(int op);
+
 /* The table for dtype dt (TN_F32 or TN_F64) on the active kernel path. */
 const tn__rows *tn__rows_get(tn_dtype dt);
 

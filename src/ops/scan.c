@@ -197,23 +197,6 @@ static bool value_of(scan *s, capture *c, const tn_tensor *t, sval *v)
     return false;
 }
 
-static tn__map map_code(int op)
-{
-    switch (op) {
-    case TN_OP_SCALE: return TN__MAP_SCALE;
-    case TN_OP_NEG: return TN__MAP_NEG;
-    case TN_OP_EXP: return TN__MAP_EXP;
-    case TN_OP_LOG: return TN__MAP_LOG;
-    case TN_OP_SIGMOID: return TN__MAP_SIGMOID;
-    case TN_OP_TANH: return TN__MAP_TANH;
-    case TN_OP_RELU: return TN__MAP_RELU;
-    case TN_OP_LEAKY_RELU: return TN__MAP_LEAKY_RELU;
-    case TN_OP_GELU: return TN__MAP_GELU;
-    case TN_OP_SILU: return TN__MAP_SILU;
-    default: return TN__MAP_COUNT;
-    }
-}
-
 /* Width of a value (the node's columns beyond its offset are not known
  * here: the user of the value gives it). */
 static bool read_node(scan *s, capture *c, const tn_tensor *t, snode *nd)
@@ -222,16 +205,15 @@ static bool read_node(scan *s, capture *c, const tn_tensor *t, snode *nd)
         return false;
     memset(nd, 0, sizeof *nd);
     nd->n = t->shape[1];
-    tn__map f = map_code(t->op);
-    if (f != TN__MAP_COUNT) {
+    tn__map f = t->op == TN_OP_DROPOUT ? TN__MAP_COUNT : tn__map_of(t->op);
+    if (f != TN__MAP_COUNT) { /* dropout needs its mask: not captured */
         nd->kind = S_MAP, nd->f = f, nd->a = t->fparam[0];
         return value_of(s, c, t->src[0], &nd->in[0]) && t->src[0]->shape[0] == s->B &&
                t->src[0]->ndim == 2 && nd->in[0].kind != V_PARAM;
     }
-    if (t->op == TN_OP_ADD || t->op == TN_OP_SUB || t->op == TN_OP_MUL || t->op == TN_OP_DIV) {
+    if (tn__zip_of(t->op) != TN__ZIP_COUNT) {
         nd->kind = S_ZIP;
-        nd->z = t->op == TN_OP_ADD ? TN__ZIP_ADD : t->op == TN_OP_SUB ? TN__ZIP_SUB
-              : t->op == TN_OP_MUL ? TN__ZIP_MUL : TN__ZIP_DIV;
+        nd->z = tn__zip_of(t->op);
         for (int k = 0; k < 2; k++) {
             const tn_tensor *o = t->src[k];
             int64_t ow = o->shape[o->ndim - 1];

@@ -27,24 +27,6 @@ static frame frame_of(const tn_tensor *x)
     return f;
 }
 
-/* The row function of a one-input op. */
-static tn__map map_of(int op)
-{
-    switch (op) {
-    case TN_OP_SCALE: return TN__MAP_SCALE;
-    case TN_OP_NEG: return TN__MAP_NEG;
-    case TN_OP_EXP: return TN__MAP_EXP;
-    case TN_OP_LOG: return TN__MAP_LOG;
-    case TN_OP_SIGMOID: return TN__MAP_SIGMOID;
-    case TN_OP_TANH: return TN__MAP_TANH;
-    case TN_OP_RELU: return TN__MAP_RELU;
-    case TN_OP_LEAKY_RELU: return TN__MAP_LEAKY_RELU;
-    case TN_OP_GELU: return TN__MAP_GELU;
-    case TN_OP_SILU: return TN__MAP_SILU;
-    default: return TN__MAP_DROPOUT;
-    }
-}
-
 /* Forward of the one-input ops, a row at a time through the row kernels
  * of the active kernel path (rows.h: map_fw).
  * x [rows, n] strided (frame of x), y [rows, n] contiguous;
@@ -56,7 +38,7 @@ static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__map fn = map_of(op);
+    tn__map fn = tn__map_of(op);
     size_t es = tn_dtype_size(y->dtype);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
@@ -78,7 +60,7 @@ static void unary_backward(tn_tensor *y)
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__map fn = map_of(op);
+    tn__map fn = tn__map_of(op);
     int64_t es = (int64_t)tn_dtype_size(y->dtype);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
