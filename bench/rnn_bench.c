@@ -137,10 +137,10 @@ static double sgemm_peak(int reps)
     float one = 1.0f, zero = 0.0f;
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* first call is a warm-up */
-        double t0 = cli_seconds();
+        double t0 = ex_seconds();
         bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero,
                   c, n, 1);
-        double dt = cli_seconds() - t0;
+        double dt = ex_seconds() - t0;
         if (r > 0 && dt < best)
             best = dt;
     }
@@ -169,10 +169,10 @@ static double phase_s[PH_N];
 static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targets)
 {
     double t[PH_N + 1];
-    t[0] = cli_seconds();
+    t[0] = ex_seconds();
     tn_tape_reset(tp);
     tn_optim_zero_grad(m->opt);
-    t[1] = cli_seconds();
+    t[1] = ex_seconds();
     tn_tensor *x = tn_embedding_forward(tp, &m->emb, ids); /* [B, T, E] */
     tn_rnn_out out;
     if (tn_rnn_forward(tp, &m->rnn, x, NULL, NULL, NULL, &out) != TN_OK) {
@@ -182,24 +182,24 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
     tn_tensor *logits = tn_linear_forward(tp, &m->head, out.output); /* [B, T, V] */
     logits = tn_reshape(tp, logits, 2, (int64_t[]){-1, V});           /* [B*T, V] */
     tn_tensor *loss = tn_cross_entropy(tp, logits, targets, -1, TN_REDUCE_MEAN);
-    t[2] = cli_seconds();
+    t[2] = ex_seconds();
     if (!loss || tn_backward(tp, loss) != TN_OK) {
         fprintf(stderr, "rnn_bench: %s\n", tn_last_error());
         return NAN;
     }
-    t[3] = cli_seconds();
-    if (td_allreduce(NULL) != TN_OK) { /* several ranks: the mean gradient */
+    t[3] = ex_seconds();
+    if (ex_dist_allreduce(NULL) != TN_OK) { /* several ranks: the mean gradient */
         fprintf(stderr, "rnn_bench: allreduce: %s\n", tn_last_error());
         return NAN;
     }
-    t[4] = cli_seconds();
+    t[4] = ex_seconds();
     tn_clip_grad_norm(&m->ps, 1.0);
-    t[5] = cli_seconds();
+    t[5] = ex_seconds();
     if (tn_optim_step(m->opt) != TN_OK) {
         fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());
         return NAN;
     }
-    t[6] = cli_seconds();
+    t[6] = ex_seconds();
     for (int k = 0; k < PH_N; k++)
         phase_s[k] += t[k + 1] - t[k];
     return tn_tensor_get(loss, 0);
@@ -212,26 +212,26 @@ int main(int argc, char **argv)
     int64_t hidden = 0, batch = 0, seq = 0, layers = 0, threads = 2, warmup = 3;
     double seconds = 5.0;
     bool custom = false;
-    const cli_opt table[] = {
-        {"--config", CLI_CHOICE, &config_opt, "NAME", "named configuration (docs/design.md)",
+    const ex_opt table[] = {
+        {"--config", EX_CHOICE, &config_opt, "NAME", "named configuration (docs/design.md)",
          .choices = "lstm-s|lstm-m|gru-s|rnn-s"},
-        {"--cell", CLI_CHOICE, &cell_opt, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+        {"--cell", EX_CHOICE, &cell_opt, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
          .def = "the config's"},
-        {"--hidden", CLI_INT, &hidden, "H", "hidden units", .imin = 1, .imax = 16384,
+        {"--hidden", EX_INT, &hidden, "H", "hidden units", .imin = 1, .imax = 16384,
          .def = "the config's"},
-        {"--batch", CLI_INT, &batch, "B", "batch size", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &batch, "B", "batch size", .imin = 1, .imax = 65536,
          .def = "the config's"},
-        {"--seq", CLI_INT, &seq, "T", "sequence length", .imin = 1, .imax = 1000000,
+        {"--seq", EX_INT, &seq, "T", "sequence length", .imin = 1, .imax = 1000000,
          .def = "the config's"},
-        {"--layers", CLI_INT, &layers, "L", "stacked layers", .imin = 1,
+        {"--layers", EX_INT, &layers, "L", "stacked layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .def = "the config's"},
-        {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+        {"--threads", EX_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024},
-        {"--seconds", CLI_REAL, &seconds, "S", "time the steps for about S seconds", .dmin = 0,
+        {"--seconds", EX_REAL, &seconds, "S", "time the steps for about S seconds", .dmin = 0,
          .dmax = 86400},
-        {"--warmup", CLI_INT, &warmup, "W", "untimed steps first", .imin = 0, .imax = 1000000},
+        {"--warmup", EX_INT, &warmup, "W", "untimed steps first", .imin = 0, .imax = 1000000},
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "rnn_bench",
         .summary = "the training step of the benchmark contract, timed",
         .opts = table,
@@ -244,10 +244,10 @@ int main(int argc, char **argv)
                  "tokens_per_s counts the global batch, allreduce_pct the share of the\n"
                  "step in the all-reduce, the SGEMM peak is the sum of the ranks').\n",
     };
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (td_start(&argc, &argv))
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_dist_start(&argc, &argv))
         return 1;
     for (int k = 0; k < N_NAMED; k++)
         if (strcmp(named[k].name, config_opt) == 0)
@@ -267,7 +267,7 @@ int main(int argc, char **argv)
     else
         snprintf(name, sizeof name, "%s", cfg.name);
     const long B = cfg.batch, T = cfg.seq, H = cfg.hidden, L = cfg.layers;
-    const int ranks = td_size(), rank = td_rank();
+    const int ranks = ex_dist_size(), rank = ex_dist_rank();
     const long Bl = B / ranks; /* this rank's rows of the batch */
     if (B % ranks) {
         fprintf(stderr, "rnn_bench: batch %ld does not split over %d ranks\n", B, ranks);
@@ -312,7 +312,7 @@ int main(int argc, char **argv)
         if (i / T >= rank * Bl && i / T < (rank + 1) * Bl)
             xd[i - rank * Bl * T] = x, yd[i - rank * Bl * T] = y;
     }
-    if (td_attach(&m.ps))
+    if (ex_dist_attach(&m.ps))
         return 1;
     fprintf(stderr,
             "rnn_bench: %s: %s H=%ld B=%ld T=%ld L=%ld E=%d V=%d params=%lld; %ld threads, "
@@ -333,11 +333,11 @@ int main(int argc, char **argv)
     long steps = 0;
     memset(phase_s, 0, sizeof phase_s);
     atomic_store(&counting, 1);
-    double t0 = cli_seconds(), el = 0;
+    double t0 = ex_seconds(), el = 0;
     do {
         loss = train_step(&m, tp, ids, targets);
         steps++;
-        el = td_mean(cli_seconds() - t0); /* every rank decides alike */
+        el = ex_dist_mean(ex_seconds() - t0); /* every rank decides alike */
     } while (loss == loss && (el < seconds || steps < 2));
     atomic_store(&counting, 0);
     if (loss != loss)
@@ -360,9 +360,9 @@ int main(int argc, char **argv)
         flops += per * (double)B * H * ((l == 0 ? E : H) + H) * T;
     flops += 6.0 * B * H * V * T;
     double gflops = flops / (el / (double)steps) / 1e9;
-    double peak = td_mean(sgemm_peak(5)) * ranks; /* the ranks measure at once */
+    double peak = ex_dist_mean(sgemm_peak(5)) * ranks; /* the ranks measure at once */
     if (rank != 0) {
-        td_stop();
+        ex_dist_stop();
         return 0;
     }
 
@@ -380,6 +380,6 @@ int main(int argc, char **argv)
     tn_tape_free(tp);
     tn_optim_free(m.opt);
     tn_params_free(&m.ps);
-    td_stop();
+    ex_dist_stop();
     return 0;
 }

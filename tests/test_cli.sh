@@ -1,5 +1,5 @@
 #!/bin/bash
-# The programs' command lines (examples/cli.c; registered in
+# The programs' command lines (examples/common/cli.c; registered in
 # tests/CMakeLists.txt):
 #
 #   bash test_cli.sh VERSION CHAR_RNN TENSOR_INFO [RNN_BENCH]
@@ -218,9 +218,9 @@ help_ok() { # PROGRAM_ARGS... : exit 0, stdout has every --option, stderr empty
     fi
 }
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-SRC=$HERE/examples/char_rnn.c help_ok "$BIN" --help
-SRC=$HERE/examples/char_rnn.c help_ok "$BIN" -h
-SRC=$HERE/examples/tensor_info.c help_ok "$INFO" --help
+SRC=$HERE/examples/apps/char_rnn.c help_ok "$BIN" --help
+SRC=$HERE/examples/apps/char_rnn.c help_ok "$BIN" -h
+SRC=$HERE/examples/tools/tensor_info.c help_ok "$INFO" --help
 [ -n "$BENCH" ] && SRC=$HERE/bench/rnn_bench.c help_ok "$BENCH" --help
 if "$BIN" train --help | grep -q -- "--hidden H .*(default: 256; an integer from 1 to 16384)" &&
    ! "$BIN" train --help | grep -q -- "^  --top-k"; then

@@ -9,7 +9,7 @@ same data, split, vocabulary, class weights, batches, model and optimizer:
   - data: one <Label>.txt per class in DIR, labels in sorted order, one
     example a line (UTF-8, a trailing CR dropped, empty lines skipped), cut
     to the first 64 code points; without --data the generated task of
-    examples/classify.c (four invented languages, tn_rng seeded 7);
+    examples/apps/classify.c (four invented languages, tn_rng seeded 7);
   - split: per class in label order, a Fisher-Yates shuffle of its examples
     by one tn_rng seeded 20240 (splitmix64 + xoshiro256**,
     tests/rng_reference.py); the first floor(F * n_c) are validation;

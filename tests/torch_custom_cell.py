@@ -5,7 +5,7 @@ torch.nn, written from torch ops the way custom_cell composes them (the
 input projections of all steps in one product, one recurrent product per
 step), and trained the same way: Embedding -> cell -> Linear, cross-entropy
 (mean), clip_grad_norm_(1.0), Adam; windows of truncated BPTT over B streams
-of the first 90% of the text (char_rnn's layout, examples/lm_model.c's
+of the first 90% of the text (char_rnn's layout, examples/common/lm_model.c's
 lm_window), the state carried and detached between windows.
 
     /usr/bin/python3 tests/torch_custom_cell.py check   [--bin build/examples/custom_cell]

@@ -6,7 +6,7 @@
 
 Options mean what they mean for `tagger train` and default the same. The
 same data, split, vocabulary, batches, model and optimizer:
-  - data: the generated part-of-speech task of examples/tagger.c (its
+  - data: the generated part-of-speech task of examples/apps/tagger.c (its
     grammar, drawn in the same order from tn_rng seeded --seed:
     splitmix64 + xoshiro256**, tests/rng_reference.py), or --data FILE of
     word/TAG lines;
@@ -53,7 +53,7 @@ CONJS = ["and", "but", "or"]
 
 
 class Gen:
-    """The grammar of examples/tagger.c, drawing as it does."""
+    """The grammar of examples/apps/tagger.c, drawing as it does."""
 
     def __init__(self, seed):
         self.r = Xoshiro(seed)

@@ -133,7 +133,7 @@ TN_API tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn
  * build its model from the metadata before calling tn_load. meta_out is
  * untouched on failure. The metadata is whatever the file says: a program
  * that sizes a model from it must check every value against its own limits
- * first (examples/char_rnn.c's load_checkpoint does); the library refuses
+ * first (examples/apps/char_rnn.c's load_checkpoint does); the library refuses
  * shapes whose size overflows (TN_ERR_SHAPE) but not merely wasteful ones. */
 TN_API tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Downstream checks (CI runs this from .ci/run): build and install tensor
 # static and shared into prefixes, then build and run the README's API
-# example (examples/readme_example.c) against each install
+# example (examples/snippets/readme_example.c) against each install
 #
 #   1. through CMake's find_package(tensor 0.4) + tensor::tensor,
 #   2. through pkg-config (`pkg-config --static` for the static library),
@@ -26,7 +26,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mkdir -p "${1:-$SRC/build-downstream}" && cd "${1:-$SRC/build-downstream}" && pwd)
 JOBS=${JOBS:-2}
-EXAMPLE=$SRC/examples/readme_example.c
+EXAMPLE=$SRC/examples/snippets/readme_example.c
 VERSION=$(sed -n 's/^project(tensor VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
 CC=${CC:-cc}
 say() { echo "downstream: $*"; }

@@ -1,10 +1,10 @@
 /* tests/fuzz/fuzz_word_lm.c - libFuzzer target for word_lm's checkpoint
  * loading (issue 19): every input is written to a scratch file and loaded
- * with load_checkpoint (examples/word_model.c, the function word_lm's eval,
+ * with ex_word_load_checkpoint (examples/common/word_model.c, the function word_lm's eval,
  * sample, vectors and train --resume call): the metadata's format, cell,
  * sizes and vocabulary are parsed and checked, the sizes against the
- * file's tensors (lm_init, cli_check_shapes), then the model is built and
- * lm_load reads the parameters, the carried state and the optimizer's
+ * file's tensors (ex_lm_init, ex_check_shapes), then the model is built and
+ * ex_lm_load reads the parameters, the carried state and the optimizer's
  * state. An input that loads is loaded again as train --resume does
  * (opt_out). Built with ASan + UBSan: any report, leak, crash or abort is
  * a finding; so is a loaded model whose vocabulary or carried state does
@@ -25,8 +25,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* What load_checkpoint promises the commands about a model it returns. */
-static void check_model(const lm_model *m, const vocab *v)
+/* What ex_word_load_checkpoint promises the commands about a model it returns. */
+static void check_model(const ex_lm_model *m, const ex_words *v)
 {
     if (v->n < 2 || m->V != v->n || strcmp(v->words[UNK], "<unk>") ||
         strcmp(v->words[EOS], "<eos>") || !m->h || m->h->ndim != 3 || m->h->shape[0] != m->L ||
@@ -41,19 +41,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     tn_adam_opts ao = tn_adam_defaults();
     for (int resume = 0; resume < 2; resume++) {
-        lm_model m;
-        vocab v;
+        ex_lm_model m;
+        ex_words v;
         tn_meta meta;
         tn_meta_init(&meta);
         tn_optim *opt = NULL;
-        int rc = load_checkpoint(path, &m, &v, &meta, resume ? &opt : NULL, &ao);
+        int rc = ex_word_load_checkpoint(path, &m, &v, &meta, resume ? &opt : NULL, &ao);
         tn_meta_free(&meta);
         if (rc != 0)
             break; /* refused: resuming would be refused too */
         check_model(&m, &v);
         tn_optim_free(opt);
-        lm_free(&m);
-        vocab_free(&v);
+        ex_lm_free(&m);
+        ex_words_free(&v);
     }
     unlink(path);
     return 0;

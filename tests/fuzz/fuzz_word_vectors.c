@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_word_vectors.c - libFuzzer target for word_lm's --vectors
  * reader (issue 19): every input is written to a scratch file and read
- * with load_vectors (examples/word_model.c) as GloVe / word2vec text into
+ * with ex_load_vectors (examples/common/word_model.c) as GloVe / word2vec text into
  * the embedding [7, 4] of a fixed vocabulary (<unk>, <eos>, the, cat,
  * sees, moon, "."), as word_lm train --vectors does. Built with ASan +
  * UBSan: any report, leak, crash or abort is a finding; so is a count of
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static vocab v;
+static ex_words v;
 static tn_tensor *w;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -24,7 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     static const char *const words[] = {"<unk>", "<eos>", "the", "cat", "sees", "moon", "."};
     for (int i = 0; i < 7; i++)
-        if (vocab_add(&v, words[i], strlen(words[i])) != i)
+        if (ex_words_add(&v, words[i], strlen(words[i])) != i)
             abort();
     w = tn_tensor_new(TN_F32, 2, (int64_t[]){7, 4});
     if (!w)
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!path)
         return 0;
     tn_tensor_fill(w, 0.25);
-    int64_t found = load_vectors(path, &v, w);
+    int64_t found = ex_load_vectors(path, &v, w);
     if (found < -1 || found > v.n)
         abort();
     for (int64_t i = 0; i < 7 * 4; i++) {

@@ -1,4 +1,4 @@
-/* examples/gradient_flow.c - vanishing and exploding gradients, measured
+/* examples/exercises/gradient_flow.c - vanishing and exploding gradients, measured
  * (the lecture notes' account of the gradient flow of a vanilla RNN).
  *
  * A recurrent cell runs over one long random input sequence x_1..x_T; the
@@ -230,47 +230,47 @@ int main(int argc, char **argv)
     double lr = 0.01, clip = 1.0, gain = 1.5, forget_bias = 1.0;
     int64_t width = 1000, height = 540;
     const char *csv = "gradient_flow.csv", *png = "gradient_flow.png";
-    const cli_opt table[] = {
-        {"--length", CLI_INT, &T, "T", "sequence length (steps back the gradient travels)",
+    const ex_opt table[] = {
+        {"--length", EX_INT, &T, "T", "sequence length (steps back the gradient travels)",
          .imin = 2, .imax = 100000},
-        {"--hidden", CLI_INT, &H, "H", "hidden units of every model", .imin = 1, .imax = 4096},
-        {"--input", CLI_INT, &I, "I", "input size", .imin = 1, .imax = 4096},
-        {"--seed", CLI_UINT64, &seed, "S", "seed of the weights and the inputs", .def = NULL},
-        {"--forget-bias", CLI_REAL, &forget_bias, "B",
+        {"--hidden", EX_INT, &H, "H", "hidden units of every model", .imin = 1, .imax = 4096},
+        {"--input", EX_INT, &I, "I", "input size", .imin = 1, .imax = 4096},
+        {"--seed", EX_UINT64, &seed, "S", "seed of the weights and the inputs", .def = NULL},
+        {"--forget-bias", EX_REAL, &forget_bias, "B",
          "added to the LSTM's forget-gate bias (0: PyTorch's plain default)", .dmin = -100,
          .dmax = 100},
-        {"--gain", CLI_REAL, &gain, "G",
+        {"--gain", EX_REAL, &gain, "G",
          "the exploding start: rnn_relu with orthogonal W_hh times G", .dmin = 0, .dmax = 100,
          .dmin_open = true},
-        {"--steps", CLI_INT, &steps, "N",
+        {"--steps", EX_INT, &steps, "N",
          "SGD steps of the exploding start, without and with clipping (0: skip)", .imin = 0,
          .imax = 1000000},
-        {"--lr", CLI_REAL, &lr, "X", "their learning rate", .dmin = 0, .dmax = 100,
+        {"--lr", EX_REAL, &lr, "X", "their learning rate", .dmin = 0, .dmax = 100,
          .dmin_open = true},
-        {"--clip", CLI_REAL, &clip, "C", "maximum gradient norm when clipping", .dmin = 0,
+        {"--clip", EX_REAL, &clip, "C", "maximum gradient norm when clipping", .dmin = 0,
          .dmax = 1e9, .dmin_open = true},
-        {"--csv", CLI_STRING, &csv, "FILE", "the norms: t, then one column per model",
+        {"--csv", EX_STRING, &csv, "FILE", "the norms: t, then one column per model",
          .def = NULL},
-        {"--png", CLI_STRING, &png, "FILE", "their plot, log scale (needs gnuplot)", .def = NULL},
-        {"--width", CLI_INT, &width, "PX", "the plot's width", .imin = 100, .imax = 10000},
-        {"--height", CLI_INT, &height, "PX", "the plot's height", .imin = 100, .imax = 10000},
-        {"--threads", CLI_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
-         .def = CLI_THREADS_DEFAULT},
+        {"--png", EX_STRING, &png, "FILE", "their plot, log scale (needs gnuplot)", .def = NULL},
+        {"--width", EX_INT, &width, "PX", "the plot's width", .imin = 100, .imax = 10000},
+        {"--height", EX_INT, &height, "PX", "the plot's height", .imin = 100, .imax = 10000},
+        {"--threads", EX_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
+         .def = EX_THREADS_DEFAULT},
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "gradient_flow",
         .summary = "the norm of dL/dh_t against t for RNN (tanh, relu), LSTM and GRU, uniform "
                    "and orthogonal W_hh, and an exploding start trained with and without "
                    "clipping (the lecture notes' vanishing and exploding gradients)",
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0])};
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (cli_check_output("gradient_flow", "--csv", csv) ||
-        cli_check_output("gradient_flow", "--png", png))
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_check_output("gradient_flow", "--csv", csv) ||
+        ex_check_output("gradient_flow", "--png", png))
         return 2;
-    if (cli_runtime("gradient_flow", threads))
+    if (ex_runtime("gradient_flow", threads))
         return 1;
 
     model_spec specs[N_MODELS];
@@ -348,7 +348,7 @@ int main(int argc, char **argv)
     printf("\nnorms: %s\n", csv);
     char title[128];
     snprintf(title, sizeof title, "||dL/dh_t||, loss at t = %lld only", (long long)T);
-    int pr = plot_lines("gradient_flow", png, csv, N_COLUMNS, title, "t", "||dL/dh_t||", true,
+    int pr = ex_plot_lines("gradient_flow", png, csv, N_COLUMNS, title, "t", "||dL/dh_t||", true,
                         (int)width, (int)height);
     if (pr == PLOT_ERROR)
         return 1;

@@ -1,4 +1,4 @@
-/* examples/word_lm.c - a word-level language model (seed 001 section 8),
+/* examples/apps/word_lm.c - a word-level language model (seed 001 section 8),
  * with the data handling of PyTorch's word_language_model example.
  *
  *   word_lm train [--data FILE] [--cell lstm|gru|rnn] [--hidden H] [--embed E]
@@ -74,71 +74,71 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "print text sampled from a checkpoint",
         "write a checkpoint's word embeddings as a word2vec text file (--out)",
     };
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "FILE",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "FILE",
          "text; lines of whitespace-separated words (train: first 90% train, the rest "
          "validates; eval: all of it)",
          .def = "train: a generated grammar", .commands = TRAIN | EVAL},
-        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+        {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
          .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
-         .imax = WORD_LM_MAX_DIM, .commands = TRAIN},
-        {"--embed", CLI_INT, &o->embed, "E", "word embedding size", .imin = 1,
-         .imax = WORD_LM_MAX_DIM, .commands = TRAIN},
-        {"--layers", CLI_INT, &o->layers, "L", "recurrent layers", .imin = 1,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
+         .imax = EX_WORD_MAX_DIM, .commands = TRAIN},
+        {"--embed", EX_INT, &o->embed, "E", "word embedding size", .imin = 1,
+         .imax = EX_WORD_MAX_DIM, .commands = TRAIN},
+        {"--layers", EX_INT, &o->layers, "L", "recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
-        {"--dropout", CLI_REAL, &o->dropout, "X",
+        {"--dropout", EX_REAL, &o->dropout, "X",
          "dropout on the embeddings, between layers and before the decoder", .dmin = 0, .dmax = 1,
          .dmax_open = true, .commands = TRAIN},
-        {"--tie-weights", CLI_FLAG, &o->tie, NULL,
+        {"--tie-weights", EX_FLAG, &o->tie, NULL,
          "the decoder's weight is the embedding (needs --embed equal to --hidden)",
          .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--seq", CLI_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
+        {"--seq", EX_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
          .imax = 65536, .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "training steps (with --resume: the total)",
-         .imin = 0, .imax = CLI_STEPS_MAX, .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--steps", EX_INT, &o->steps, "N", "training steps (with --resume: the total)",
+         .imin = 0, .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--weight-decay", CLI_REAL, &o->weight_decay, "X",
+        {"--weight-decay", EX_REAL, &o->weight_decay, "X",
          "decoupled weight decay (AdamW; 0: Adam)", .dmin = 0, .dmax = 1, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "gradient norm limit (0: none)", .dmin = 0,
+        {"--clip", EX_REAL, &o->clip, "X", "gradient norm limit (0: none)", .dmin = 0,
          .dmax = 1e9, .commands = TRAIN},
-        {"--min-count", CLI_INT, &o->min_count, "N",
+        {"--min-count", EX_INT, &o->min_count, "N",
          "words seen fewer times in the training split read as <unk>", .imin = 1,
          .imax = INT32_MAX, .commands = TRAIN},
-        {"--vectors", CLI_STRING, &o->vectors, "FILE",
+        {"--vectors", EX_STRING, &o->vectors, "FILE",
          "initialise the embedding from word vectors (GloVe / word2vec text: `word v1 .. vE` "
          "a line)",
          .commands = TRAIN},
-        {"--freeze-embedding", CLI_FLAG, &o->freeze, NULL,
+        {"--freeze-embedding", EX_FLAG, &o->freeze, NULL,
          "keep the embedding fixed (no update, no weight decay)", .commands = TRAIN},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint (train: written at --save-every and at the end)",
          .def = "train: none; eval, sample: required"},
-        {"--resume", CLI_FLAG, &o->resume, NULL,
+        {"--resume", EX_FLAG, &o->resume, NULL,
          "continue the run saved in --checkpoint exactly (its model options win)",
          .commands = TRAIN},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validate every N steps and at the end (0: only at the end)", .imin = 0,
          .imax = INT64_MAX / 2, .commands = TRAIN},
-        {"--save-every", CLI_INT, &o->save_every, "N", "checkpoint every N steps", .imin = 0,
+        {"--save-every", EX_INT, &o->save_every, "N", "checkpoint every N steps", .imin = 0,
          .imax = INT64_MAX / 2, .def = "--eval-every", .commands = TRAIN},
-        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
          .commands = TRAIN},
-        {"--prime", CLI_STRING, &o->prime, "TEXT", "words to start from", .commands = SAMPLE},
-        {"--words", CLI_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
+        {"--prime", EX_STRING, &o->prime, "TEXT", "words to start from", .commands = SAMPLE},
+        {"--words", EX_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
          .commands = SAMPLE},
-        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--out", CLI_STRING, &o->out, "FILE", "where to write the vectors",
+        EX_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the vectors",
          .commands = VECTORS},
-        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
+        {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "word_lm",
         .summary = "word-level language model: train, evaluate, sample",
         .commands = commands,
@@ -152,7 +152,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "  word_lm sample --checkpoint wlm.safetensors --prime \"KING HENRY\" "
                  "--top-p 0.9\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* (the vocabulary, the model, --vectors and loading a checkpoint:
@@ -176,10 +176,10 @@ static int each_word(const char *s, size_t n, int64_t nlines,
     size_t i = 0;
     for (int64_t line = 0; line < nlines; line++) {
         while (i < n && s[i] != '\n') {
-            while (i < n && is_space(s[i]))
+            while (i < n && ex_is_space(s[i]))
                 i++;
             size_t b = i;
-            while (i < n && s[i] != '\n' && !is_space(s[i]))
+            while (i < n && s[i] != '\n' && !ex_is_space(s[i]))
                 i++;
             if (i > b && f(ctx, s + b, i - b))
                 return -1;
@@ -195,13 +195,13 @@ static int count_word(void *ctx, const char *w, size_t len)
 {
     if (!w)
         return 0;
-    if (len > WORD_MAX) {
+    if (len > EX_WORD_LEN_MAX) {
         fprintf(stderr, "word_lm: a word of %zu bytes (more than %d): is this text?\n", len,
-                WORD_MAX);
+                EX_WORD_LEN_MAX);
         return -1;
     }
-    vocab *v = ctx;
-    int32_t id = vocab_add(v, w, len);
+    ex_words *v = ctx;
+    int32_t id = ex_words_add(v, w, len);
     if (id < 0) {
         fprintf(stderr, "word_lm: out of memory for the vocabulary\n");
         return -1;
@@ -211,7 +211,7 @@ static int count_word(void *ctx, const char *w, size_t len)
 }
 
 typedef struct id_list {
-    const vocab *v;
+    const ex_words *v;
     int32_t *ids;
     int64_t n, cap;
 } id_list;
@@ -228,13 +228,13 @@ static int append_id(void *ctx, const char *w, size_t len)
         }
         l->ids = p, l->cap = cap;
     }
-    int32_t id = w ? vocab_find(l->v, w, len) : EOS;
+    int32_t id = w ? ex_words_find(l->v, w, len) : EOS;
     l->ids[l->n++] = id < 0 ? UNK : id;
     return 0;
 }
 
 /* The ids of the lines [first, first + nlines) of s, by v. */
-static int32_t *text_ids(const vocab *v, const char *s, size_t n, int64_t first, int64_t nlines,
+static int32_t *text_ids(const ex_words *v, const char *s, size_t n, int64_t first, int64_t nlines,
                          int64_t *count)
 {
     size_t start = 0;
@@ -251,18 +251,18 @@ static int32_t *text_ids(const vocab *v, const char *s, size_t n, int64_t first,
 
 /* <unk>, <eos>, then the words of the first nlines lines of s seen at least
  * min_count times, in order of first appearance. */
-static int vocab_build(vocab *v, const char *s, size_t n, int64_t nlines, int64_t min_count)
+static int vocab_build(ex_words *v, const char *s, size_t n, int64_t nlines, int64_t min_count)
 {
-    vocab all = {0};
+    ex_words all = {0};
     memset(v, 0, sizeof *v);
     int rc = each_word(s, n, nlines, count_word, &all);
-    if (rc == 0 && (vocab_add(v, "<unk>", 5) != UNK || vocab_add(v, "<eos>", 5) != EOS))
+    if (rc == 0 && (ex_words_add(v, "<unk>", 5) != UNK || ex_words_add(v, "<eos>", 5) != EOS))
         rc = -1;
     for (int32_t i = 0; rc == 0 && i < all.n; i++)
-        if (all.count[i] >= min_count && vocab_find(v, all.words[i], strlen(all.words[i])) < 0 &&
-            vocab_add(v, all.words[i], strlen(all.words[i])) < 0)
+        if (all.count[i] >= min_count && ex_words_find(v, all.words[i], strlen(all.words[i])) < 0 &&
+            ex_words_add(v, all.words[i], strlen(all.words[i])) < 0)
             rc = -1;
-    vocab_free(&all);
+    ex_words_free(&all);
     return rc;
 }
 
@@ -302,7 +302,7 @@ static char *generated_text(size_t *n)
  * printed). */
 static int read_data(const char *path, char **text, size_t *n)
 {
-    if (cli_read_text("word_lm", "--data", path, "utf-8", text, n))
+    if (ex_read_text("word_lm", "--data", path, "utf-8", text, n))
         return -1;
     size_t len = strlen(*text);
     if (len != *n) {
@@ -315,32 +315,12 @@ static int read_data(const char *path, char **text, size_t *n)
 
 /* ---- checkpoints (loading: word_model.c) ---- */
 
-/* The words of v joined by '\n' (words hold no whitespace). */
-static char *vocab_join(const vocab *v)
-{
-    size_t len = 1;
-    for (int32_t i = 0; i < v->n; i++)
-        len += strlen(v->words[i]) + 1;
-    char *s = malloc(len), *p = s;
-    if (!s)
-        return NULL;
-    for (int32_t i = 0; i < v->n; i++) {
-        size_t k = strlen(v->words[i]);
-        memcpy(p, v->words[i], k);
-        p += k;
-        *p++ = i + 1 < v->n ? '\n' : '\0';
-    }
-    if (v->n == 0)
-        *p = '\0';
-    return s;
-}
-
-static int save_checkpoint(const char *path, lm_model *m, const vocab *v, tn_optim *opt,
+static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, tn_optim *opt,
                            tn_tape *tp, int64_t step, int64_t pos, const opts *o)
 {
     tn_meta meta;
     tn_meta_init(&meta);
-    char *vs = vocab_join(v), buf[64];
+    char *vs = ex_words_join(v), buf[64];
     tn_status s = vs ? TN_OK : TN_ERR_MEMORY;
     const char *cell = m->cell == TN_CELL_LSTM ? "lstm" : m->cell == TN_CELL_GRU ? "gru" : "rnn";
     if (s == TN_OK)
@@ -366,7 +346,7 @@ static int save_checkpoint(const char *path, lm_model *m, const vocab *v, tn_opt
     if (s != TN_OK)
         fprintf(stderr, "word_lm: %s: %s\n", path, tn_last_error());
     else
-        rc = lm_save(m, path, opt, &meta);
+        rc = ex_lm_save(m, path, opt, &meta);
     free(vs);
     tn_meta_free(&meta);
     return rc;
@@ -385,8 +365,8 @@ static tn_adam_opts adam_opts(const opts *o)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && cli_check_output("word_lm", "--checkpoint", o->checkpoint)) ||
-        (o->log && cli_check_output("word_lm", "--log", o->log)))
+    if ((o->checkpoint && ex_check_output("word_lm", "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output("word_lm", "--log", o->log)))
         return 2;
     if (o->resume && !o->checkpoint) {
         fprintf(stderr, "word_lm: --resume needs --checkpoint\n");
@@ -410,8 +390,8 @@ static int cmd_train(const opts *o)
                 nbytes);
     }
     int64_t nlines = count_lines(text, nbytes), ntrain_lines = nlines * 9 / 10;
-    lm_model m = {0};
-    vocab v = {0};
+    ex_lm_model m = {0};
+    ex_words v = {0};
     tn_optim *opt = NULL;
     tn_tape *tp = tn_tape_new();
     int32_t *train = NULL, *val = NULL;
@@ -423,7 +403,7 @@ static int cmd_train(const opts *o)
         tn_meta meta;
         tn_meta_init(&meta);
         tn_adam_opts ao = adam_opts(o);
-        int bad = load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, &ao);
+        int bad = ex_word_load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, &ao);
         int64_t b = 0, t = 0;
         if (!bad && (tn_meta_get_int(&meta, "step", &step) ||
                      tn_meta_get_int(&meta, "data_pos", &pos) ||
@@ -437,7 +417,7 @@ static int cmd_train(const opts *o)
                             "; resume with the same\n", o->checkpoint, b, t);
             bad = 1;
         }
-        if (!bad && cli_check_range("word_lm", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+        if (!bad && ex_check_range("word_lm", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
                                     "the steps --steps allows"))
             bad = 1;
         tn_meta_free(&meta);
@@ -449,20 +429,20 @@ static int cmd_train(const opts *o)
         tn_rng r;
         tn_rng_seed(&r, o->seed);
         if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
-            model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
+            ex_word_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
                        o->layers, o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {
-            int64_t found = load_vectors(o->vectors, &v, m.embed.weight);
+            int64_t found = ex_load_vectors(o->vectors, &v, m.embed.weight);
             if (found < 0)
                 goto done;
             fprintf(stderr, "word_lm: --vectors: %" PRId64 " of %d words found\n", found, v.n);
         }
         if (o->freeze && tn_tensor_set_requires_grad(m.embed.weight, false) != TN_OK)
             goto done;
-        lm_reset_state(&m, B);
+        ex_lm_reset_state(&m, B);
         tn_adam_opts ao = adam_opts(o);
-        if (!(opt = lm_optim(&m, &ao, o->weight_decay > 0)))
+        if (!(opt = ex_lm_optim(&m, &ao, o->weight_decay > 0)))
             goto done;
         tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL); /* dropout masks */
     }
@@ -476,9 +456,9 @@ static int cmd_train(const opts *o)
                         " streams of %" PRId64 "+1 words\n", ntrain, B, T);
         goto done;
     }
-    /* a resumed window start must lie in the streams (lm_window indexes the
+    /* a resumed window start must lie in the streams (ex_lm_window indexes the
      * words with it) */
-    if (o->resume && cli_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
+    if (o->resume && ex_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
                                      "the positions in a stream of this training split"))
         goto done;
     fprintf(stderr,
@@ -499,16 +479,16 @@ static int cmd_train(const opts *o)
     x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
-    double t0 = cli_seconds(), smooth = NAN, since = 0, eval_s = 0;
+    double t0 = ex_seconds(), smooth = NAN, since = 0, eval_s = 0;
     int64_t nsince = 0;
     bool tty = isatty(STDERR_FILENO);
     rc = 0;
     while (step < o->steps) {
-        lm_window(&m, train, stream, 0, &pos, x, y);
+        ex_lm_window(&m, train, stream, 0, &pos, x, y);
         tn_tape_reset(tp);
         tn_optim_zero_grad(opt);
         tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, lm_forward(tp, &m, x, &fin), y, -1,
+        tn_tensor *loss = tn_cross_entropy(tp, ex_lm_forward(tp, &m, x, &fin), y, -1,
                                            TN_REDUCE_MEAN);
         tn_status st = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
         double l = st == TN_OK ? tn_tensor_get(loss, 0) : NAN;
@@ -523,16 +503,16 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
-        lm_keep_state(&m, &fin);
+        ex_lm_keep_state(&m, &fin);
         pos += T;
         step++;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
         since += l, nsince++;
-        cli_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
+        ex_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
-            double e0 = cli_seconds(), train_s = e0 - t0 - eval_s;
-            double vl = lm_eval(&m, tp, val, nval, "validation");
-            eval_s += cli_seconds() - e0;
+            double e0 = ex_seconds(), train_s = e0 - t0 - eval_s;
+            double vl = ex_lm_eval(&m, tp, val, nval, "validation");
+            eval_s += ex_seconds() - e0;
             fprintf(stderr,
                     "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
                     tty ? "\n" : "", step, since / (double)nsince, vl, exp(vl), train_s);
@@ -553,15 +533,15 @@ static int cmd_train(const opts *o)
         fprintf(stderr, "\n");
     if (rc == 0)
         printf("final step %" PRId64 " train_loss %.4f in %.1fs (evaluations %.1fs)\n", step,
-               smooth, cli_seconds() - t0, eval_s);
+               smooth, ex_seconds() - t0, eval_s);
 done:
     if (log)
         fclose(log);
     tn_tensor_free(x);
     tn_tensor_free(y);
     tn_optim_free(opt);
-    lm_free(&m);
-    vocab_free(&v);
+    ex_lm_free(&m);
+    ex_words_free(&v);
     tn_tape_free(tp);
     free(train);
     free(val);
@@ -569,7 +549,7 @@ done:
     return rc;
 }
 
-static int open_model(const opts *o, lm_model *m, vocab *v)
+static int open_model(const opts *o, ex_lm_model *m, ex_words *v)
 {
     if (!o->checkpoint) {
         fprintf(stderr, "word_lm: --checkpoint PATH is required\n");
@@ -578,7 +558,7 @@ static int open_model(const opts *o, lm_model *m, vocab *v)
     tn_meta meta;
     tn_meta_init(&meta);
     tn_adam_opts ao = adam_opts(o);
-    int rc = load_checkpoint(o->checkpoint, m, v, &meta, NULL, &ao);
+    int rc = ex_word_load_checkpoint(o->checkpoint, m, v, &meta, NULL, &ao);
     tn_meta_free(&meta);
     return rc ? 1 : 0;
 }
@@ -589,8 +569,8 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "word_lm eval: --data FILE is required\n");
         return 2;
     }
-    lm_model m;
-    vocab v;
+    ex_lm_model m;
+    ex_words v;
     int rc = open_model(o, &m, &v);
     if (rc)
         return rc;
@@ -607,7 +587,7 @@ static int cmd_eval(const opts *o)
     if (ids && count < 2) {
         fprintf(stderr, "word_lm eval: %s has fewer than 2 words\n", o->data);
     } else if (ids) {
-        double loss = lm_eval(&m, tp, ids, count, o->checkpoint);
+        double loss = ex_lm_eval(&m, tp, ids, count, o->checkpoint);
         if (isfinite(loss)) {
             printf("loss %.4f ppl %.2f\n", loss, exp(loss));
             rc = 0;
@@ -615,16 +595,16 @@ static int cmd_eval(const opts *o)
     }
     free(ids);
     tn_tape_free(tp);
-    lm_free(&m);
-    vocab_free(&v);
+    ex_lm_free(&m);
+    ex_words_free(&v);
     return rc;
 }
 
 /* Print --prime, then --words sampled words (<eos> as a line end). */
 static int cmd_sample(const opts *o)
 {
-    lm_model m;
-    vocab v;
+    ex_lm_model m;
+    ex_words v;
     int rc = open_model(o, &m, &v);
     if (rc)
         return rc;
@@ -654,13 +634,13 @@ static int cmd_sample(const opts *o)
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         ((int32_t *)x->data)[0] = cur;
         tn_rnn_out fin;
-        tn_tensor *logits = lm_forward(tp, &m, x, &fin);
+        tn_tensor *logits = ex_lm_forward(tp, &m, x, &fin);
         if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
             fprintf(stderr, "word_lm: %s: sample: %s\n", o->checkpoint, tn_last_error());
             rc = 1;
             break;
         }
-        lm_keep_state(&m, &fin);
+        ex_lm_keep_state(&m, &fin);
         if (i + 1 < given)
             continue;
         if (next == EOS) {
@@ -676,8 +656,8 @@ static int cmd_sample(const opts *o)
         printf("\n");
     free(prime);
     tn_tape_free(tp);
-    lm_free(&m);
-    vocab_free(&v);
+    ex_lm_free(&m);
+    ex_words_free(&v);
     return rc;
 }
 
@@ -689,10 +669,10 @@ static int cmd_vectors(const opts *o)
         fprintf(stderr, "word_lm vectors: --out FILE is required\n");
         return 2;
     }
-    if (cli_check_output("word_lm", "--out", o->out))
+    if (ex_check_output("word_lm", "--out", o->out))
         return 2;
-    lm_model m;
-    vocab v;
+    ex_lm_model m;
+    ex_words v;
     int rc = open_model(o, &m, &v);
     if (rc)
         return rc;
@@ -710,8 +690,8 @@ static int cmd_vectors(const opts *o)
         fprintf(stderr, "word_lm: --out %s: %s\n", o->out, strerror(errno));
         rc = 1;
     }
-    lm_free(&m);
-    vocab_free(&v);
+    ex_lm_free(&m);
+    ex_words_free(&v);
     return rc;
 }
 
@@ -720,9 +700,9 @@ int main(int argc, char **argv)
     opts o;
     int command = 0;
     int pr = parse_opts(argc, argv, &o, &command);
-    if (pr != CLI_OK)
-        return pr == CLI_DONE ? 0 : pr;
-    if (cli_runtime("word_lm", o.threads))
+    if (pr != EX_OK)
+        return pr == EX_DONE ? 0 : pr;
+    if (ex_runtime("word_lm", o.threads))
         return 1;
     switch (command) {
     case 0: return cmd_train(&o);

@@ -1,4 +1,4 @@
-/* examples/cli.c - the examples' command-line helper (contracts in cli.h). */
+/* examples/common/cli.c - the examples' command-line helper (contracts in cli.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -18,74 +18,74 @@
 /* ---- describing options ---- */
 
 /* What the option accepts, e.g. "an integer from 1 to 16384". */
-static void describe(const cli_opt *o, char *buf, size_t cap)
+static void describe(const ex_opt *o, char *buf, size_t cap)
 {
     switch (o->type) {
-    case CLI_INT:
+    case EX_INT:
         snprintf(buf, cap, "an integer from %" PRId64 " to %" PRId64, o->imin, o->imax);
         break;
-    case CLI_UINT64:
+    case EX_UINT64:
         snprintf(buf, cap, "an integer from 0 to %" PRIu64, UINT64_MAX);
         break;
-    case CLI_REAL:
+    case EX_REAL:
         snprintf(buf, cap, "a number %s %g and %s %g", o->dmin_open ? ">" : ">=", o->dmin,
                  o->dmax_open ? "<" : "<=", o->dmax);
         break;
-    case CLI_CHOICE:
+    case EX_CHOICE:
         snprintf(buf, cap, "one of %s", o->choices);
         break;
-    case CLI_STRING:
+    case EX_STRING:
         snprintf(buf, cap, "%s", o->arg ? o->arg : "text");
         break;
-    case CLI_FLAG:
+    case EX_FLAG:
         snprintf(buf, cap, "no value");
         break;
     }
 }
 
 /* The current value as --help shows it (the default, before parsing). */
-static void value_str(const cli_opt *o, char *buf, size_t cap)
+static void value_str(const ex_opt *o, char *buf, size_t cap)
 {
     if (o->def) {
         snprintf(buf, cap, "%s", o->def);
         return;
     }
     switch (o->type) {
-    case CLI_FLAG:
+    case EX_FLAG:
         snprintf(buf, cap, "%s", *(bool *)o->value ? "on" : "off");
         break;
-    case CLI_STRING:
-    case CLI_CHOICE: {
+    case EX_STRING:
+    case EX_CHOICE: {
         const char *s = *(const char **)o->value;
         snprintf(buf, cap, "%s", s ? (*s ? s : "\"\"") : "none");
         break;
     }
-    case CLI_INT:
+    case EX_INT:
         snprintf(buf, cap, "%" PRId64, *(int64_t *)o->value);
         break;
-    case CLI_UINT64:
+    case EX_UINT64:
         snprintf(buf, cap, "%" PRIu64, *(uint64_t *)o->value);
         break;
-    case CLI_REAL:
+    case EX_REAL:
         snprintf(buf, cap, "%g", *(double *)o->value);
         break;
     }
 }
 
-static bool of_command(const cli_opt *o, int command)
+static bool of_command(const ex_opt *o, int command)
 {
     return o->commands == 0 || (o->commands >> command & 1u);
 }
 
-static void print_options(const cli_spec *spec, int command)
+static void print_options(const ex_spec *spec, int command)
 {
     for (int i = 0; i < spec->n_opts; i++) {
-        const cli_opt *o = &spec->opts[i];
+        const ex_opt *o = &spec->opts[i];
         if (!of_command(o, command))
             continue;
         char head[64], range[128] = "", def[128];
         snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        if (o->type == CLI_INT || o->type == CLI_REAL || o->type == CLI_CHOICE) {
+        if (o->type == EX_INT || o->type == EX_REAL || o->type == EX_CHOICE) {
             describe(o, range, sizeof range);
             memmove(range + 2, range, strlen(range) + 1);
             memcpy(range, "; ", 2);
@@ -95,7 +95,7 @@ static void print_options(const cli_spec *spec, int command)
     }
 }
 
-static void print_help(const cli_spec *spec, int command)
+static void print_help(const ex_spec *spec, int command)
 {
     printf("%s (tensor %s): %s\n\n", spec->prog, TN_VERSION_STRING, spec->summary);
     if (!spec->commands) {
@@ -119,49 +119,49 @@ static void print_help(const cli_spec *spec, int command)
 
 /* ---- parsing values ---- */
 
-static int refuse(const cli_spec *spec, const cli_opt *o, const char *v, const char *why)
+static int refuse(const ex_spec *spec, const ex_opt *o, const char *v, const char *why)
 {
     char range[128];
     describe(o, range, sizeof range);
     fprintf(stderr, "%s: %s '%s' %s (allowed: %s)\n", spec->prog, o->name, v, why, range);
-    return CLI_USAGE;
+    return EX_USAGE;
 }
 
-static int set_value(const cli_spec *spec, const cli_opt *o, const char *v)
+static int set_value(const ex_spec *spec, const ex_opt *o, const char *v)
 {
     char *end = NULL;
     /* strto* skip leading blanks: a value must start with its number */
     bool starts_ok = v && *v && !(*v == ' ' || *v == '\t' || *v == '\n');
     errno = 0;
     switch (o->type) {
-    case CLI_FLAG:
+    case EX_FLAG:
         *(bool *)o->value = true;
-        return CLI_OK;
-    case CLI_STRING:
+        return EX_OK;
+    case EX_STRING:
         *(const char **)o->value = v;
-        return CLI_OK;
-    case CLI_CHOICE: {
+        return EX_OK;
+    case EX_CHOICE: {
         size_t n = strlen(v);
         for (const char *c = o->choices; *c;) {
             size_t k = strcspn(c, "|");
             if (n && k == n && memcmp(c, v, n) == 0) {
                 *(const char **)o->value = v;
-                return CLI_OK;
+                return EX_OK;
             }
             c += k + (c[k] == '|');
         }
         return refuse(spec, o, v, "is not a choice");
     }
-    case CLI_INT: {
+    case EX_INT: {
         long long x = strtoll(v, &end, 10);
         if (!starts_ok || *end)
             return refuse(spec, o, v, "is not a whole number");
         if (errno == ERANGE || x < o->imin || x > o->imax)
             return refuse(spec, o, v, "is out of range");
         *(int64_t *)o->value = x;
-        return CLI_OK;
+        return EX_OK;
     }
-    case CLI_UINT64: {
+    case EX_UINT64: {
         if (*v == '-' || *v == '+')
             return refuse(spec, o, v, "is out of range");
         unsigned long long x = strtoull(v, &end, 10);
@@ -170,9 +170,9 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *v)
         if (errno == ERANGE)
             return refuse(spec, o, v, "is out of range");
         *(uint64_t *)o->value = x;
-        return CLI_OK;
+        return EX_OK;
     }
-    case CLI_REAL: {
+    case EX_REAL: {
         double x = strtod(v, &end);
         if (!starts_ok || *end || isnan(x))
             return refuse(spec, o, v, "is not a number");
@@ -180,13 +180,13 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *v)
             (o->dmin_open && x == o->dmin) || (o->dmax_open && x == o->dmax))
             return refuse(spec, o, v, "is out of range");
         *(double *)o->value = x;
-        return CLI_OK;
+        return EX_OK;
     }
     }
-    return CLI_USAGE;
+    return EX_USAGE;
 }
 
-static int find_command(const cli_spec *spec, const char *name)
+static int find_command(const ex_spec *spec, const char *name)
 {
     for (int c = 0; spec->commands[c]; c++)
         if (strcmp(spec->commands[c], name) == 0)
@@ -194,24 +194,24 @@ static int find_command(const cli_spec *spec, const char *name)
     return -1;
 }
 
-static void list_commands(const cli_spec *spec)
+static void list_commands(const ex_spec *spec)
 {
     for (int c = 0; spec->commands[c]; c++)
         fprintf(stderr, "%s%s", c ? ", " : "", spec->commands[c]);
 }
 
-int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
+int ex_parse(const ex_spec *spec, int argc, char **argv, int *command)
 {
     int cmd = 0, first = 1;
     if (spec->commands) {
         const char *c = argc > 1 ? argv[1] : "";
         if (strcmp(c, "-h") == 0 || strcmp(c, "--help") == 0) {
             print_help(spec, -1);
-            return CLI_DONE;
+            return EX_DONE;
         }
         if (strcmp(c, "--version") == 0) {
             printf("%s %s (libtensor %s)\n", spec->prog, TN_VERSION_STRING, tn_version());
-            return CLI_DONE;
+            return EX_DONE;
         }
         cmd = find_command(spec, c);
         if (cmd < 0) {
@@ -221,7 +221,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
                 fprintf(stderr, "%s: no command given (commands: ", spec->prog);
             list_commands(spec);
             fprintf(stderr, "; see %s --help)\n", spec->prog);
-            return CLI_USAGE;
+            return EX_USAGE;
         }
         first = 2;
     }
@@ -231,15 +231,15 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             print_help(spec, cmd);
-            return CLI_DONE;
+            return EX_DONE;
         }
         if (strcmp(a, "--version") == 0) {
             printf("%s %s (libtensor %s)\n", spec->prog, TN_VERSION_STRING, tn_version());
-            return CLI_DONE;
+            return EX_DONE;
         }
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        const cli_opt *o = NULL;
+        const ex_opt *o = NULL;
         for (int k = 0; k < spec->n_opts && !o; k++)
             if (strncmp(spec->opts[k].name, a, len) == 0 && spec->opts[k].name[len] == '\0')
                 o = &spec->opts[k];
@@ -248,19 +248,19 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
             fprintf(stderr, "%s: unknown %s '%s' (see %s%s%s --help)\n", spec->prog,
                     a[0] == '-' ? "option" : "argument", a, spec->prog, *cmd_name ? " " : "",
                     cmd_name);
-            return CLI_USAGE;
+            return EX_USAGE;
         }
         if (!of_command(o, cmd)) {
             fprintf(stderr, "%s: %s is not an option of '%s' (see %s %s --help)\n", spec->prog,
                     o->name, cmd_name, spec->prog, cmd_name);
-            return CLI_USAGE;
+            return EX_USAGE;
         }
         const char *v = eq ? eq + 1 : NULL;
-        if (o->type == CLI_FLAG && v) {
+        if (o->type == EX_FLAG && v) {
             fprintf(stderr, "%s: %s takes no value (got '%s')\n", spec->prog, o->name, v);
-            return CLI_USAGE;
+            return EX_USAGE;
         }
-        if (o->type != CLI_FLAG && !v) {
+        if (o->type != EX_FLAG && !v) {
             /* the next argument, unless it is the next option */
             if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 v = argv[++i];
@@ -268,19 +268,19 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *command)
                 char what[128];
                 describe(o, what, sizeof what);
                 fprintf(stderr, "%s: %s needs a value (%s)\n", spec->prog, o->name, what);
-                return CLI_USAGE;
+                return EX_USAGE;
             }
         }
         int rc = set_value(spec, o, v);
-        if (rc != CLI_OK)
+        if (rc != EX_OK)
             return rc;
     }
-    return CLI_OK;
+    return EX_OK;
 }
 
 /* ---- files ---- */
 
-int cli_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
+int ex_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
                   size_t *n)
 {
     struct stat st;
@@ -317,7 +317,7 @@ int cli_read_file(const char *prog, const char *opt, const char *path, unsigned 
     return 0;
 }
 
-int cli_check_output(const char *prog, const char *opt, const char *path)
+int ex_check_output(const char *prog, const char *opt, const char *path)
 {
     struct stat st;
     if (!*path) {
@@ -371,7 +371,7 @@ int cli_check_output(const char *prog, const char *opt, const char *path)
     return rc;
 }
 
-int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+int ex_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
                     int64_t hi, const char *what)
 {
     if (v >= lo && v <= hi)
@@ -382,7 +382,7 @@ int cli_check_range(const char *prog, const char *path, const char *key, int64_t
     return -1;
 }
 
-int cli_check_shapes(const char *prog, const char *path, const char *sizes, const cli_shape *want,
+int ex_check_shapes(const char *prog, const char *path, const char *sizes, const ex_shape *want,
                      int n)
 {
     tn_ckpt_entry *ents = NULL;
@@ -419,7 +419,7 @@ int cli_check_shapes(const char *prog, const char *path, const char *sizes, cons
 
 /* ---- text encodings ---- */
 
-int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n)
+int64_t ex_utf8_invalid_at(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -445,7 +445,7 @@ int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n)
     return -1;
 }
 
-unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n)
+unsigned char *ex_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n)
 {
     unsigned char *out = malloc(2 * n + 1), *p = out;
     if (!out)
@@ -462,7 +462,7 @@ unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_
     return out;
 }
 
-uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i)
+uint32_t ex_utf8_next(const unsigned char *s, size_t n, size_t *i)
 {
     unsigned c = s[*i];
     int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
@@ -476,7 +476,7 @@ uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i)
     return ok ? cp : 0xfffd;
 }
 
-int cli_utf8_encode(uint32_t cp, char *out)
+int ex_utf8_encode(uint32_t cp, char *out)
 {
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -500,7 +500,7 @@ int cli_utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
-int cli_runtime(const char *prog, int64_t threads)
+int ex_runtime(const char *prog, int64_t threads)
 {
     if (threads > 0)
         tn_set_num_threads((int)threads);
@@ -511,17 +511,17 @@ int cli_runtime(const char *prog, int64_t threads)
     return 0;
 }
 
-double cli_seconds(void)
+double ex_seconds(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
+void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit)
 {
-    double el = cli_seconds() - t0, done = (double)(step - start);
+    double el = ex_seconds() - t0, done = (double)(step - start);
     double rate = done * per_step / el, eta = (double)(steps - step) * el / done;
     if (tty) {
         int w = 30, fill = (int)(w * step / (steps ? steps : 1));
@@ -535,23 +535,23 @@ void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t
 }
 
 
-int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
+int ex_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
                   char **text, size_t *n)
 {
     unsigned char *buf;
     size_t len;
     *text = NULL;
-    if (cli_read_file(prog, opt, path, &buf, &len))
+    if (ex_read_file(prog, opt, path, &buf, &len))
         return -1;
     if (encoding && strcmp(encoding, "latin-1") == 0) {
-        unsigned char *u = cli_latin1_to_utf8(buf, len, &len);
+        unsigned char *u = ex_latin1_to_utf8(buf, len, &len);
         free(buf);
         if (!(buf = u)) {
             fprintf(stderr, "%s: %s %s: out of memory\n", prog, opt, path);
             return -1;
         }
     } else {
-        int64_t bad = cli_utf8_invalid_at(buf, len);
+        int64_t bad = ex_utf8_invalid_at(buf, len);
         if (bad >= 0) {
             fprintf(stderr,
                     "%s: %s %s: not valid UTF-8 at byte offset %" PRId64
@@ -575,7 +575,7 @@ int cli_read_text(const char *prog, const char *opt, const char *path, const cha
 
 /* ---- training, checkpoints, input ---- */
 
-int cli_train_step(const char *prog, tn_tape *tp, tn_tensor *loss, tn_params *ps, tn_optim *opt,
+int ex_train_step(const char *prog, tn_tape *tp, tn_tensor *loss, tn_params *ps, tn_optim *opt,
                    double clip, int64_t step, double *l)
 {
     tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
@@ -589,7 +589,7 @@ int cli_train_step(const char *prog, tn_tape *tp, tn_tensor *loss, tn_params *ps
     return -1;
 }
 
-int cli_load_params(const char *prog, const char *path, tn_params *ps)
+int ex_load_params(const char *prog, const char *path, tn_params *ps)
 {
     tn_params *sets[1] = {ps};
     if (tn_load(path, sets, 1, NULL) == TN_OK)
@@ -598,7 +598,7 @@ int cli_load_params(const char *prog, const char *path, tn_params *ps)
     return -1;
 }
 
-int cli_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
+int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
                   int64_t *lineno)
 {
     ssize_t got = getline(line, cap, f);
@@ -606,7 +606,7 @@ int cli_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n
         return 0;
     ++*lineno;
     *n = (size_t)got;
-    if (cli_utf8_invalid_at((const unsigned char *)*line, *n) < 0 && strlen(*line) == *n)
+    if (ex_utf8_invalid_at((const unsigned char *)*line, *n) < 0 && strlen(*line) == *n)
         return 1;
     fprintf(stderr, "%s: standard input line %" PRId64 ": not valid UTF-8 text\n", prog,
             *lineno);

@@ -1,4 +1,4 @@
-/* examples/classify.c - a character-level sequence classifier: characters
+/* examples/apps/classify.c - a character-level sequence classifier: characters
  * (UTF-8 code points) -> embedding -> tn_rnn (gru|lstm|rnn, layers,
  * optionally bidirectional) over padded batches with each example's length
  * -> the last layer's final state (both directions concatenated) -> Linear
@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vocab.h"
 #include "plot.h"
 
 enum { PAD = 0, UNK = 1, MAX_LEN = 64, MAX_CLASSES = 1000, EVAL_BATCH = 256 };
@@ -103,7 +104,7 @@ static int64_t dataset_add_text(dataset *d, int64_t *cap, const char *text, int 
             int32_t *cp = d->cps + d->n * MAX_LEN, k = 0;
             size_t i = at;
             while (i < stop && k < MAX_LEN)
-                cp[k++] = (int32_t)cli_utf8_next(s, stop, &i);
+                cp[k++] = (int32_t)ex_utf8_next(s, stop, &i);
             d->len[d->n] = k;
             d->label[d->n] = c;
             d->n++;
@@ -132,7 +133,7 @@ static const char *label_problem(const char *s, size_t n, size_t *at)
         if (c == '\n' || c == '\t' || c < 0x20 || c == 0x7f)
             return c == '\n' ? "newline" : c == '\t' ? "tab" : "control character";
     }
-    int64_t bad = cli_utf8_invalid_at((const unsigned char *)s, n);
+    int64_t bad = ex_utf8_invalid_at((const unsigned char *)s, n);
     *at = (size_t)bad;
     return bad >= 0 ? "byte that is not UTF-8" : NULL;
 }
@@ -206,7 +207,7 @@ static int dataset_read_dir(const char *dir, dataset *d)
             fprintf(stderr, PROG ": --data %s: not a regular file (a class is a file of "
                             "examples)\n", path);
             rc = -1;
-        } else if (cli_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
+        } else if (ex_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
             rc = -1;
         } else if (strlen(text) != got) {
             fprintf(stderr, PROG ": --data %s: a NUL byte at offset %zu\n", path, strlen(text));
@@ -306,15 +307,9 @@ static int dataset_split(const dataset *d, double frac, int64_t **train, int64_t
 /* ---- vocabulary: code points -> ids ---- */
 
 typedef struct vocab {
-    int32_t *cp; /* [n]: id k + 2 is code point cp[k], ascending */
+    uint32_t *cp; /* [n]: id k + 2 is code point cp[k], ascending */
     int n;
 } vocab;
-
-static int cmp_i32(const void *a, const void *b)
-{
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
 
 static int vocab_build(vocab *v, const dataset *d, const int64_t *idx, int64_t n)
 {
@@ -327,29 +322,15 @@ static int vocab_build(vocab *v, const dataset *d, const int64_t *idx, int64_t n
         return -1;
     for (int64_t i = 0; i < n; i++)
         for (int k = 0; k < d->len[idx[i]]; k++)
-            v->cp[v->n++] = d->cps[idx[i] * MAX_LEN + k];
-    qsort(v->cp, (size_t)v->n, sizeof *v->cp, cmp_i32);
-    int m = 0;
-    for (int i = 0; i < v->n; i++)
-        if (m == 0 || v->cp[i] != v->cp[m - 1])
-            v->cp[m++] = v->cp[i];
-    v->n = m;
+            v->cp[v->n++] = (uint32_t)d->cps[idx[i] * MAX_LEN + k];
+    v->n = (int)ex_chars_sort(v->cp, v->n);
     return 0;
 }
 
 static int32_t vocab_id(const vocab *v, int32_t cp)
 {
-    int lo = 0, hi = v->n - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (v->cp[mid] == cp)
-            return mid + 2;
-        if (v->cp[mid] < cp)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return UNK;
+    int64_t k = ex_chars_index(v->cp, v->n, (uint32_t)cp);
+    return k < 0 ? UNK : (int32_t)k + 2;
 }
 
 /* ---- options ---- */
@@ -369,54 +350,54 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
     *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .hidden = 128, .embed = 64,
                 .layers = 1, .batch = 64, .steps = 3000, .eval_every = 1000, .top = 3,
                 .lr = 3e-3, .clip = 1.0, .val_fraction = 0.1, .seed = 1234};
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "DIR",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "DIR",
          "one <Label>.txt per class, one example a line",
          .def = "a generated task (four invented languages)", .commands = TRAIN | EVAL},
-        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm|rnn",
+        {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm|rnn",
          .commands = TRAIN},
-        {"--bidirectional", CLI_FLAG, &o->bidirectional, NULL,
+        {"--bidirectional", EX_FLAG, &o->bidirectional, NULL,
          "read both ways (the two final states are concatenated)", .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--embed", CLI_INT, &o->embed, "E", "character embedding size", .imin = 1,
+        {"--embed", EX_INT, &o->embed, "E", "character embedding size", .imin = 1,
          .imax = 8192, .commands = TRAIN},
-        {"--layers", CLI_INT, &o->layers, "L", "recurrent layers", .imin = 1,
+        {"--layers", EX_INT, &o->layers, "L", "recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "examples per step", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "examples per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "training steps", .imin = 0,
+        {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--balance", CLI_CHOICE, &o->balance, "HOW",
+        {"--balance", EX_CHOICE, &o->balance, "HOW",
          "class imbalance: weights = loss weight n/(C*n_c) per class (sklearn's 'balanced'), "
          "sample = draw classes uniformly, none",
          .choices = "weights|sample|none", .commands = TRAIN},
-        {"--val-fraction", CLI_REAL, &o->val_fraction, "F",
+        {"--val-fraction", EX_REAL, &o->val_fraction, "F",
          "fraction of each class held out for validation (fixed-seed, stratified)", .dmin = 0,
          .dmax = 0.9, .commands = TRAIN | EVAL},
-        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (weights and batches; not the split)",
+        {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights and batches; not the split)",
          .commands = TRAIN},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required"},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation accuracy and loss every N steps and at the end (0: only at the end)",
          .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
          .commands = TRAIN},
-        {"--top", CLI_INT, &o->top, "K",
+        {"--top", EX_INT, &o->top, "K",
          "labels (with probabilities) printed per example (at most all the labels)",
          .imin = 1, .imax = MAX_CLASSES, .commands = PREDICT},
-        {"--split", CLI_CHOICE, &o->split, "WHICH",
+        {"--split", EX_CHOICE, &o->split, "WHICH",
          "evaluate every example, or only the validation split that train held out (same "
          "--val-fraction)",
          .choices = "all|val", .commands = EVAL},
-        {"--plot", CLI_STRING, &o->plot, "FILE.png",
+        {"--plot", EX_STRING, &o->plot, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map",
          .commands = EVAL},
     };
@@ -426,7 +407,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "classify standard input, one example a line: label<TAB>label1 p1<TAB>label2 p2 ...",
         "print accuracy and the confusion matrix of --checkpoint on --data",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = PROG,
         .summary = "character-level sequence classifier (embedding -> tn_rnn -> Linear)",
         .commands = commands,
@@ -439,7 +420,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "18 languages; see data/README.md). Examples are cut to their first\n"
                  "64 characters; an empty line given to predict reads as one unknown one.\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* ---- model and checkpoints ---- */
@@ -524,7 +505,7 @@ static int model_save(const char *path, const model *m, const opts *o, int64_t s
     char *chars = malloc((size_t)m->v.n * 4 + 1);
     size_t k = 0;
     for (int i = 0; chars && i < m->v.n; i++)
-        k += (size_t)cli_utf8_encode((uint32_t)m->v.cp[i], chars + k);
+        k += (size_t)ex_utf8_encode(m->v.cp[i], chars + k);
     if (chars)
         chars[k] = '\0';
     tn_meta_set(&meta, "format", "classify 1");
@@ -610,7 +591,7 @@ static int model_load(const char *path, model *m)
     if (!fmt || strcmp(fmt, "classify 1") || !m->cell || !bi || !labels || !chars ||
         m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
         m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels, path) ||
-        cli_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
+        ex_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
         fprintf(stderr, PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
                         "format, cell, sizes, labels or chars)\n",
                 path);
@@ -622,7 +603,7 @@ static int model_load(const char *path, model *m)
     if (!m->v.cp)
         goto done;
     while (at < n) {
-        int32_t cp = (int32_t)cli_utf8_next((const unsigned char *)chars, n, &at);
+        uint32_t cp = ex_utf8_next((const unsigned char *)chars, n, &at);
         if (m->v.n && cp <= m->v.cp[m->v.n - 1]) {
             fprintf(stderr, PROG ": --checkpoint %s: chars not in ascending order\n", path);
             goto done;
@@ -637,10 +618,10 @@ static int model_load(const char *path, model *m)
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
     snprintf(sizes, sizeof sizes, "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64
              ", layers %" PRId64, m->C, m->v.n, m->embed, H, m->layers);
-    cli_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
+    ex_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
                          {hh, G * H, H}, {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
-    if (cli_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
-        rc = cli_load_params(PROG, path, &m->ps);
+    if (ex_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
+        rc = ex_load_params(PROG, path, &m->ps);
 done:
     tn_meta_free(&meta);
     if (rc)
@@ -775,8 +756,8 @@ static int read_data(const opts *o, dataset *d)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && cli_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && cli_check_output(PROG, "--log", o->log)))
+    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output(PROG, "--log", o->log)))
         return 2;
     dataset d;
     if (read_data(o, &d))
@@ -852,7 +833,7 @@ static int cmd_train(const opts *o)
     }
     tn_rng data_rng;
     tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = cli_seconds(), smooth = NAN, t_eval = 0;
+    double t0 = ex_seconds(), smooth = NAN, t_eval = 0;
     bool tty = isatty(STDERR_FILENO);
     scores sc = {NAN, NAN, NAN};
     rc = 0;
@@ -874,33 +855,33 @@ static int cmd_train(const opts *o)
             loss = tn_cross_entropy_weighted(tp, logits, tg, weighted ? weight : NULL, -1,
                                              TN_REDUCE_MEAN);
         double l;
-        if (cli_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
+        if (ex_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
             rc = 1;
             break;
         }
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        cli_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
+        ex_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
         if (nva && ((o->eval_every && step % o->eval_every == 0) || step == o->steps)) {
-            double te = cli_seconds();
+            double te = ex_seconds();
             if (evaluate(tp, &m, &d, NULL, va, nva, "validation", &sc, NULL)) {
                 rc = 1;
                 break;
             }
-            t_eval += cli_seconds() - te;
+            t_eval += ex_seconds() - te;
             fprintf(stderr,
                     "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
                     "val_balanced_accuracy %.4f\n",
                     tty ? "\n" : "", step, smooth, sc.loss, sc.accuracy, sc.balanced);
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.3f\n", step, smooth, sc.loss,
-                        sc.accuracy, sc.balanced, cli_seconds() - t0);
+                        sc.accuracy, sc.balanced, ex_seconds() - t0);
                 fflush(log);
             }
         }
     }
     if (tty)
         fprintf(stderr, "\n");
-    double total = cli_seconds() - t0;
+    double total = ex_seconds() - t0;
     if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m, o, o->steps))
         rc = 1;
     if (rc == 0)
@@ -940,7 +921,7 @@ static int cmd_predict(const opts *o)
     char *line = NULL;
     size_t lcap = 0;
     size_t got;
-    for (int r; tp && p && order && (r = cli_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
+    for (int r; tp && p && order && (r = ex_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
         if (r < 0) {
             rc = 1;
             break;
@@ -1006,7 +987,7 @@ static int cmd_predict(const opts *o)
 
 static int cmd_eval(const opts *o)
 {
-    if (o->plot && cli_check_output(PROG, "--plot", o->plot))
+    if (o->plot && ex_check_output(PROG, "--plot", o->plot))
         return 2;
     model m;
     if (model_load(o->checkpoint, &m))
@@ -1087,7 +1068,7 @@ static int cmd_eval(const opts *o)
     }
     rc = 0;
     if (o->plot &&
-        plot_heatmap(PROG, o->plot, norm, C, C, (const char *const *)m.labels,
+        ex_plot_heatmap(PROG, o->plot, norm, C, C, (const char *const *)m.labels,
                      (const char *const *)m.labels,
                      "confusion matrix (rows: true label, normalised; columns: predicted)", 0, 1,
                      800, 800) == PLOT_ERROR)
@@ -1104,13 +1085,13 @@ int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (command != 0 && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "predict" : "eval");
         return 2;
     }
-    if (cli_runtime(PROG, o.threads))
+    if (ex_runtime(PROG, o.threads))
         return 1;
     switch (command) {
     case 0: return cmd_train(&o);

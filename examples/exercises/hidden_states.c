@@ -1,4 +1,4 @@
-/* examples/hidden_states.c - what the hidden units of a trained char_rnn
+/* examples/exercises/hidden_states.c - what the hidden units of a trained char_rnn
  * model respond to (the visualisation of the hidden state that the lecture
  * notes offer at their close; the view of Karpathy's "The Unreasonable
  * Effectiveness of Recurrent Neural Networks").
@@ -155,7 +155,7 @@ static int units_parse(const char *list, int64_t H, int64_t U, int64_t *chosen, 
  * layer's h, H <= u < 2H its c (LSTM). Returns 0 or -1 (message printed,
  * naming checkpoint when an activation is not finite: the correlations of a
  * broken model would be meaningless). */
-static int activations(lm_model *m, const char *checkpoint, const int32_t *ids, int64_t n,
+static int activations(ex_lm_model *m, const char *checkpoint, const int32_t *ids, int64_t n,
                        double *act)
 {
     int64_t H = m->H, L = m->L, U = m->c ? 2 * H : H;
@@ -166,19 +166,19 @@ static int activations(lm_model *m, const char *checkpoint, const int32_t *ids, 
     }
     tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
-    lm_reset_state(m, 1);
+    ex_lm_reset_state(m, 1);
     for (int64_t i = 0; i < n; i++) {
         tn_tape_reset(tp);
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         if (x)
             ((int32_t *)x->data)[0] = ids[i];
         tn_rnn_out fin;
-        if (!x || !lm_forward(tp, m, x, &fin)) {
+        if (!x || !ex_lm_forward(tp, m, x, &fin)) {
             fprintf(stderr, "hidden_states: %s\n", tn_last_error());
             tn_tape_free(tp);
             return -1;
         }
-        lm_keep_state(m, &fin);
+        ex_lm_keep_state(m, &fin);
         for (int64_t j = 0; j < H; j++) /* h_n, c_n: [L, 1, H] */
             act[i * U + j] = tn_tensor_get(fin.h_n, (L - 1) * H + j);
         for (int64_t j = 0; m->c && j < H; j++)
@@ -208,7 +208,7 @@ static void html_char(FILE *f, uint32_t cp)
     case '"': fputs("&quot;", f); return;
     default: {
         char enc[4];
-        fwrite(enc, 1, (size_t)cli_utf8_encode(cp, enc), f);
+        fwrite(enc, 1, (size_t)ex_utf8_encode(cp, enc), f);
     }
     }
 }
@@ -217,7 +217,7 @@ static void html_string(FILE *f, const char *s)
 {
     size_t n = strlen(s);
     for (size_t i = 0; i < n;)
-        html_char(f, cli_utf8_next((const unsigned char *)s, n, &i));
+        html_char(f, ex_utf8_next((const unsigned char *)s, n, &i));
 }
 
 /* Background colour of activation a on a scale where |a| = scale is full
@@ -286,7 +286,7 @@ static void ranking_print(FILE *f, const ranking *rk, bool html)
     }
 }
 
-static int html_write(const char *path, const char *checkpoint, const lm_model *m,
+static int html_write(const char *path, const char *checkpoint, const ex_lm_model *m,
                       const ranking *rk, const uint32_t *cps, int64_t n, const double *act,
                       const int64_t *chosen, int n_chosen)
 {
@@ -354,36 +354,36 @@ int main(int argc, char **argv)
     const char *checkpoint = NULL, *out = NULL, *text_path = NULL, *encoding = "utf-8";
     const char *units = NULL;
     int64_t chars = 2000, top = 5, threads = 1;
-    const cli_opt table[] = {
-        {"--checkpoint", CLI_STRING, &checkpoint, "PATH", "a char_rnn checkpoint (required)",
+    const ex_opt table[] = {
+        {"--checkpoint", EX_STRING, &checkpoint, "PATH", "a char_rnn checkpoint (required)",
          .def = "none"},
-        {"--out", CLI_STRING, &out, "FILE", "the HTML page to write (required)", .def = "none"},
-        {"--text", CLI_STRING, &text_path, "FILE", "the text to read",
+        {"--out", EX_STRING, &out, "FILE", "the HTML page to write (required)", .def = "none"},
+        {"--text", EX_STRING, &text_path, "FILE", "the text to read",
          .def = "char_rnn's generated training text"},
-        {"--encoding", CLI_CHOICE, &encoding, "ENC", "of --text", .choices = "utf-8|latin-1"},
-        {"--chars", CLI_INT, &chars, "N", "characters of the text read (from its start)",
+        {"--encoding", EX_CHOICE, &encoding, "ENC", "of --text", .choices = "utf-8|latin-1"},
+        {"--chars", EX_INT, &chars, "N", "characters of the text read (from its start)",
          .imin = 2, .imax = 1000000},
-        {"--units", CLI_STRING, &units, "LIST",
+        {"--units", EX_STRING, &units, "LIST",
          "units to show, e.g. h3,c17 (c: LSTM cell state)",
          .def = "the best unit of each feature"},
-        {"--top", CLI_INT, &top, "N", "units listed per feature", .imin = 1, .imax = 1000},
-        {"--threads", CLI_INT, &threads, "N", "threads", .imin = 1, .imax = 1024},
+        {"--top", EX_INT, &top, "N", "units listed per feature", .imin = 1, .imax = 1000},
+        {"--threads", EX_INT, &threads, "N", "threads", .imin = 1, .imax = 1024},
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "hidden_states",
         .summary = "which hidden units of a char_rnn model follow quotes, line position, "
                    "newlines...: a ranking by correlation and an HTML page colouring the text "
                    "by their activations (the lecture notes' hidden-state visualisation)",
         .opts = table,
         .n_opts = (int)(sizeof table / sizeof table[0])};
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (!checkpoint || !out) {
         fprintf(stderr, "hidden_states: --checkpoint PATH and --out FILE.html are required\n");
         return 2;
     }
-    if (cli_check_output("hidden_states", "--out", out))
+    if (ex_check_output("hidden_states", "--out", out))
         return 2;
     FILE *probe = fopen(checkpoint, "rb"); /* the loader's own message would say char_rnn */
     if (!probe) {
@@ -391,22 +391,22 @@ int main(int argc, char **argv)
         return 1;
     }
     fclose(probe);
-    if (cli_runtime("hidden_states", threads))
+    if (ex_runtime("hidden_states", threads))
         return 1;
 
     /* the text first: a bad file is refused before the model is loaded */
     char *bytes;
     size_t nbytes;
     if (text_path) {
-        if (cli_read_text("hidden_states", "--text", text_path, encoding, &bytes, &nbytes))
+        if (ex_read_text("hidden_states", "--text", text_path, encoding, &bytes, &nbytes))
             return 1;
     } else {
         int64_t gn;
-        bytes = (char *)generated_text(&gn);
+        bytes = (char *)ex_generated_text(&gn);
         nbytes = (size_t)gn;
     }
     uint32_t *cps = malloc(sizeof *cps * (nbytes > 0 ? nbytes : 1));
-    int64_t n = cps ? utf8_decode((const unsigned char *)bytes, (int64_t)nbytes, cps,
+    int64_t n = cps ? ex_utf8_decode((const unsigned char *)bytes, (int64_t)nbytes, cps,
                                   (int64_t)nbytes) : 0;
     free(bytes);
     n = n < chars ? n : chars;
@@ -416,9 +416,9 @@ int main(int argc, char **argv)
         free(cps);
         return 1;
     }
-    lm_model m;
-    text t = {0};
-    if (load_model(checkpoint, &m, &t)) {
+    ex_lm_model m;
+    ex_text t = {0};
+    if (ex_char_load_model(checkpoint, &m, &t)) {
         free(cps);
         return 1;
     }
@@ -435,10 +435,10 @@ int main(int argc, char **argv)
     }
     rc = 0;
     for (int64_t i = 0; i < n && !rc; i++) {
-        ids[i] = vocab_index(&t, cps[i]);
+        ids[i] = ex_text_index(&t, cps[i]);
         if (ids[i] < 0) {
             char enc[5] = {0};
-            cli_utf8_encode(cps[i], enc);
+            ex_utf8_encode(cps[i], enc);
             fprintf(stderr,
                     "hidden_states: %s: character '%s' (U+%04X) at position %" PRId64
                     " is not in the vocabulary of %s\n",
@@ -484,6 +484,6 @@ int main(int argc, char **argv)
     free(act);
     free(ids);
     free(cps);
-    lm_free(&m);
+    ex_lm_free(&m);
     return rc;
 }

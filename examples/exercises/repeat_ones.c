@@ -1,4 +1,4 @@
-/* examples/repeat_ones.c - the hand-built RNN of the lecture notes:
+/* examples/exercises/repeat_ones.c - the hand-built RNN of the lecture notes:
  * a vanilla RNN whose weights are set by hand so that it detects two 1s in
  * a row in a binary sequence, then the same architecture trained from a
  * random start by BPTT.
@@ -145,22 +145,22 @@ int main(int argc, char **argv)
 {
     uint64_t seed = 3;
     int64_t steps = 3000, T = 20, threads = 0;
-    const cli_opt table[] = {
-        {"--seed", CLI_UINT64, &seed, "S", "seed of the random start and the data", .def = NULL},
-        {"--steps", CLI_INT, &steps, "N", "most training steps", .imin = 1, .imax = 10000000},
-        {"--length", CLI_INT, &T, "T", "sequence length", .imin = 2, .imax = 1000},
-        {"--threads", CLI_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
-         .def = CLI_THREADS_DEFAULT},
+    const ex_opt table[] = {
+        {"--seed", EX_UINT64, &seed, "S", "seed of the random start and the data", .def = NULL},
+        {"--steps", EX_INT, &steps, "N", "most training steps", .imin = 1, .imax = 10000000},
+        {"--length", EX_INT, &T, "T", "sequence length", .imin = 2, .imax = 1000},
+        {"--threads", EX_INT, &threads, "N", "threads", .imin = 1, .imax = 1024,
+         .def = EX_THREADS_DEFAULT},
     };
-    const cli_spec spec = {.prog = "repeat_ones",
+    const ex_spec spec = {.prog = "repeat_ones",
                            .summary = "a hand-built RNN that detects two 1s in a row, and the "
                                       "same RNN trained by BPTT (an exercise of the lecture notes)",
                            .opts = table,
                            .n_opts = (int)(sizeof table / sizeof table[0])};
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (cli_runtime("repeat_ones", threads))
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_runtime("repeat_ones", threads))
         return 1;
     tn_rng r;
     tn_rng_seed(&r, seed);

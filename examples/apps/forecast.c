@@ -1,4 +1,4 @@
-/* examples/forecast.c - time-series prediction with a recurrent regressor
+/* examples/apps/forecast.c - time-series prediction with a recurrent regressor
  * (the lecture notes' stock prices and sensor data): a window of the last W
  * values (and optional calendar features) -> tn_rnn (lstm|gru) -> Linear ->
  * the next value, trained with tn_mse; a forecast of the next --horizon
@@ -81,57 +81,57 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .layers = 1, .window = 48, .horizon = 0, .batch = 32, .steps = 1000,
                 .eval_every = 250, .ar = 16, .plot_length = 0, .lr = 5e-3, .clip = 1.0,
                 .val_fraction = 0.2, .seed = 1};
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "FILE.csv",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "FILE.csv",
          "the series: one number a line, or column --column of comma-separated lines",
          .def = "train: a generated series; else the checkpoint's"},
-        {"--column", CLI_INT, &o->column, "K", "the column of --data (1: the first)", .imin = 1,
+        {"--column", EX_INT, &o->column, "K", "the column of --data (1: the first)", .imin = 1,
          .imax = 1000000},
-        {"--length", CLI_INT, &o->length, "N", "values of the generated series", .imin = 100,
+        {"--length", EX_INT, &o->length, "N", "values of the generated series", .imin = 100,
          .imax = MAX_LENGTH, .commands = TRAIN},
-        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm",
+        {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm",
          .commands = TRAIN},
-        {"--mode", CLI_CHOICE, &o->mode, "MODE",
+        {"--mode", EX_CHOICE, &o->mode, "MODE",
          "ar = predict the next value and roll out; direct = Linear(H, horizon)",
          .choices = "ar|direct", .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = MAX_HIDDEN,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = MAX_HIDDEN,
          .commands = TRAIN},
-        {"--layers", CLI_INT, &o->layers, "L", "recurrent layers", .imin = 1,
+        {"--layers", EX_INT, &o->layers, "L", "recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
-        {"--window", CLI_INT, &o->window, "W", "past values the model reads", .imin = 1,
+        {"--window", EX_INT, &o->window, "W", "past values the model reads", .imin = 1,
          .imax = MAX_WINDOW, .commands = TRAIN},
-        {"--horizon", CLI_INT, &o->horizon, "K", "values forecast from each origin", .imin = 1,
+        {"--horizon", EX_INT, &o->horizon, "K", "values forecast from each origin", .imin = 1,
          .imax = MAX_HORIZON, .def = "train: 12; predict: the checkpoint's (mode ar: any)",
          .commands = TRAIN | PREDICT},
-        {"--periods", CLI_STRING, &o->periods, "P1,P2",
+        {"--periods", EX_STRING, &o->periods, "P1,P2",
          "extra inputs sin and cos of 2 pi t / P for each period (at most 4; known ahead, so "
          "the rollout has them)", .def = "none", .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "windows per step", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "windows per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "training steps", .imin = 0, .imax = CLI_STEPS_MAX,
+        {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--val-fraction", CLI_REAL, &o->val_fraction, "F",
+        {"--val-fraction", EX_REAL, &o->val_fraction, "F",
          "the last fraction F of the series is held out (saved in the checkpoint)",
          .dmin = 0.01, .dmax = 0.9, .commands = TRAIN},
-        {"--ar", CLI_INT, &o->ar, "P", "order of the AR(P) baseline", .imin = 1,
+        {"--ar", EX_INT, &o->ar, "P", "order of the AR(P) baseline", .imin = 1,
          .imax = MAX_AR},
-        {"--seed", CLI_UINT64, &o->seed, "S",
+        {"--seed", EX_UINT64, &o->seed, "S",
          "random seed (the generated series, the weights, the batches)", .commands = TRAIN},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required"},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "held-out MSE every N steps and at the end (0: only at the end)", .imin = 0,
-         .imax = CLI_STEPS_MAX, .commands = TRAIN},
-        {"--plot", CLI_STRING, &o->plot, "FILE.png",
+         .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--plot", EX_STRING, &o->plot, "FILE.png",
          "draw forecasts from successive origins against the truth, with the baselines",
          .commands = EVAL},
-        {"--plot-length", CLI_INT, &o->plot_length, "N",
+        {"--plot-length", EX_INT, &o->plot_length, "N",
          "values of the held-out part the plot covers", .imin = 1, .imax = 100000,
          .def = "8 horizons", .commands = EVAL},
     };
@@ -141,7 +141,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "MSE and MAE per forecast step on the held-out part: the RNN, last value, AR(P)",
         "forecast the values after the end of the series",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = PROG,
         .summary = "time-series forecasting with an RNN regressor (window -> tn_rnn -> Linear, "
                    "MSE), against last-value and AR(P) baselines",
@@ -155,7 +155,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "in the series' own units. eval and predict read the checkpoint's series\n"
                  "(the generated one again, or its --data file) unless --data is given.\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* "24,168" into p[0..*n): positive finite numbers, at most MAX_PERIODS.
@@ -234,7 +234,7 @@ static int series_read(series *s, const char *path, int64_t column)
     unsigned char *buf;
     size_t n;
     memset(s, 0, sizeof *s);
-    if (cli_read_file(PROG, "--data", path, &buf, &n))
+    if (ex_read_file(PROG, "--data", path, &buf, &n))
         return -1;
     int64_t cap = 0, lineno = 0;
     int rc = 0;
@@ -557,10 +557,10 @@ static int model_load(const char *path, model *m)
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
     snprintf(sizes, sizeof sizes, "cell %s, hidden %" PRId64 ", layers %" PRId64 ", periods %d, "
              "mode %s, horizon %" PRId64, m->cell, H, m->layers, m->nper, mode, m->horizon);
-    cli_shape want[3] = {{"rnn.weight_ih_l0", G * H, model_inputs(m)},
+    ex_shape want[3] = {{"rnn.weight_ih_l0", G * H, model_inputs(m)},
                          {hh, G * H, H},
                          {"head.weight", m->direct ? m->horizon : 1, H}};
-    if (cli_check_shapes(PROG, path, sizes, want, 3) || model_build(m, 0))
+    if (ex_check_shapes(PROG, path, sizes, want, 3) || model_build(m, 0))
         goto done;
     tn_params *sets[1] = {&m->ps};
     if (tn_load(path, sets, 1, NULL) != TN_OK) {
@@ -777,7 +777,7 @@ static double mean_of(const double *v, int64_t K)
 
 static int cmd_train(const opts *o)
 {
-    if (o->checkpoint && cli_check_output(PROG, "--checkpoint", o->checkpoint))
+    if (o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint))
         return 2;
     model m = {.cell = o->cell, .direct = strcmp(o->mode, "direct") == 0, .hidden = o->hidden,
                .layers = o->layers, .window = o->window, .horizon = o->horizon ? o->horizon : 12,
@@ -850,7 +850,7 @@ static int cmd_train(const opts *o)
     uint64_t n_start = (uint64_t)(t.ntr - W - (m.direct ? K : 1) + 1);
     tn_rng data_rng;
     tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = cli_seconds(), smooth = NAN, t_eval = 0;
+    double t0 = ex_seconds(), smooth = NAN, t_eval = 0;
     bool tty = isatty(STDERR_FILENO);
     rc = 0;
     for (int64_t step = 1; step <= o->steps || (step == 1 && o->steps == 0); step++) {
@@ -884,16 +884,16 @@ static int cmd_train(const opts *o)
                 break;
             }
             smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-            cli_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "windows");
+            ex_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "windows");
         }
         if ((o->eval_every && step % o->eval_every == 0) || step >= o->steps) {
-            double te = cli_seconds();
+            double te = ex_seconds();
             if (forecast_rnn(tp, &m, t.z, t.org, t.n_org, K, fc, "held-out part")) {
                 rc = 1;
                 break;
             }
             score(&t, &m, fc, K, &sc, tmp);
-            t_eval += cli_seconds() - te;
+            t_eval += ex_seconds() - te;
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_mse %.5f (naive %.5f, "
                             "ar(%d) %.5f)\n", tty ? "\n" : "", o->steps ? step : 0, smooth,
                     mean_of(sc.mse, K), mean_of(sc.mse + K, K), t.p, mean_of(sc.mse + 2 * K, K));
@@ -901,7 +901,7 @@ static int cmd_train(const opts *o)
     }
     if (tty)
         fprintf(stderr, "\n");
-    double total = cli_seconds() - t0;
+    double total = ex_seconds() - t0;
     if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m, o->steps))
         rc = 1;
     if (rc == 0)
@@ -949,7 +949,7 @@ static int write_plot(const opts *o, const task *t, const model *m, const double
 
 static int cmd_eval(const opts *o)
 {
-    if (o->plot && cli_check_output(PROG, "--plot", o->plot))
+    if (o->plot && ex_check_output(PROG, "--plot", o->plot))
         return 2;
     model m;
     if (model_load(o->checkpoint, &m))
@@ -999,7 +999,7 @@ static int cmd_eval(const opts *o)
         snprintf(title, sizeof title, "%s: %" PRId64 "-step forecasts from successive held-out "
                  "origins", src, K);
         if (write_plot(o, &t, &m, fc, K, tmp, csv, sizeof csv) ||
-            plot_lines(PROG, o->plot, csv, 4, title, "t", "value", false, 1100, 500) == PLOT_ERROR)
+            ex_plot_lines(PROG, o->plot, csv, 4, title, "t", "value", false, 1100, 500) == PLOT_ERROR)
             rc = 1;
     }
 done:
@@ -1070,13 +1070,13 @@ int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (command != 0 && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "predict");
         return 2;
     }
-    if (cli_runtime(PROG, o.threads))
+    if (ex_runtime(PROG, o.threads))
         return 1;
     switch (command) {
     case 0: return cmd_train(&o);

@@ -54,7 +54,7 @@ typedef struct opts {
 enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2 };
 
 /* Parse argv into *o (the defaults are set here, and --help shows them).
- * Returns CLI_OK, or the exit status (0 after --help/--version, 2 when an
+ * Returns EX_OK, or the exit status (0 after --help/--version, 2 when an
  * option was refused). */
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -63,57 +63,57 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .threads = 0, .lr = 2e-3, .clip = 1.0, .dropout = 0.0,
                 .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1}, .seed = 1337,
                 .prime = "", .cell = "lstm", .encoding = "utf-8"};
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "FILE", "text to train on / to evaluate",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "FILE", "text to train on / to evaluate",
          .def = "train: generated English-like text; eval: required", .commands = TRAIN | EVAL},
-        {"--encoding", CLI_CHOICE, &o->encoding, "ENC",
+        {"--encoding", EX_CHOICE, &o->encoding, "ENC",
          "encoding of --data (anything but valid UTF-8 is refused unless latin-1)",
          .choices = "utf-8|latin-1", .commands = TRAIN | EVAL},
-        {"--cell", CLI_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
+        {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
          .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
          .imax = 16384, .commands = TRAIN},
-        {"--layers", CLI_INT, &o->layers, "L", "stacked recurrent layers", .imin = 1,
+        {"--layers", EX_INT, &o->layers, "L", "stacked recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
-        {"--embed", CLI_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
+        {"--embed", EX_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
          .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--seq", CLI_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
+        {"--seq", EX_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
          .imax = 1000000, .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = CLI_STEPS_MAX, .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--steps", EX_INT, &o->steps, "N", "train until this step", .imin = 0,
+         .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--dropout", CLI_REAL, &o->dropout, "X", "dropout between layers", .dmin = 0,
+        {"--dropout", EX_REAL, &o->dropout, "X", "dropout between layers", .dmin = 0,
          .dmax = 1, .dmax_open = true, .commands = TRAIN},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read (sample, eval)",
          .def = "train: none; sample, eval: required"},
-        {"--save-every", CLI_INT, &o->save_every, "N",
+        {"--save-every", EX_INT, &o->save_every, "N",
          "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--resume", CLI_FLAG, &o->resume, NULL,
+        {"--resume", EX_FLAG, &o->resume, NULL,
          "continue the run saved in --checkpoint (which must exist)", .commands = TRAIN},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation loss every N steps (0: never)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--eval-chars", CLI_INT, &o->eval_chars, "N",
+        {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
          .commands = TRAIN},
-        {"--prime", CLI_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
+        {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
-        {"--length", CLI_INT, &o->length, "N", "characters to sample", .imin = 0,
+        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
          .imax = 1000000000, .commands = SAMPLE},
-        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
+        EX_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--seed", EX_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
     };
     static const char *const commands[] = {"train", "sample", "eval", NULL};
     static const char *const command_help[] = {
@@ -121,7 +121,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "print text sampled from a checkpoint's model",
         "print a checkpoint's loss (nats/char) and perplexity on --data",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "char_rnn",
         .summary = "character-level language model (Embedding -> LSTM/GRU/RNN -> Linear)",
         .commands = commands,
@@ -135,7 +135,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "      --checkpoint lm.safetensors --log curve.csv\n"
                  "  char_rnn sample --checkpoint lm.safetensors --prime \"ROMEO:\" --top-k 20\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* ---- the model ---- */
@@ -143,23 +143,23 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 static void print_cp(uint32_t cp)
 {
     char enc[4];
-    int k = cli_utf8_encode(cp, enc);
+    int k = ex_utf8_encode(cp, enc);
     fwrite(enc, 1, (size_t)k, stdout);
 }
 
 /* Print prime, then `length` sampled characters (messages name path, the
  * checkpoint). */
-static int model_sample(lm_model *m, const char *path, const text *vocab, const char *prime,
+static int model_sample(ex_lm_model *m, const char *path, const ex_text *vocab, const char *prime,
                         int64_t length, const tn_sample_opts *so, uint64_t seed)
 {
     tn_rng r;
     tn_rng_seed(&r, seed);
-    text pt = *vocab;
+    ex_text pt = *vocab;
     pt.ids = NULL;
-    if (text_load(&pt, (const unsigned char *)prime, (int64_t)strlen(prime), false, "--prime"))
+    if (ex_text_load(&pt, (const unsigned char *)prime, (int64_t)strlen(prime), false, "--prime"))
         return -1;
     if (pt.n == 0) { /* no prime: start from a newline if known, else id 0 */
-        int nl = vocab_index(vocab, '\n');
+        int nl = ex_text_index(vocab, '\n');
         pt.ids[0] = nl >= 0 ? nl : 0;
         pt.n = 1;
     } else {
@@ -167,7 +167,7 @@ static int model_sample(lm_model *m, const char *path, const text *vocab, const 
             print_cp(vocab->vocab[pt.ids[i]]);
     }
     bool printed = pt.n > 0 && *prime;
-    lm_reset_state(m, 1);
+    ex_lm_reset_state(m, 1);
     tn_tape *tp = tn_tape_new();
     tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -179,13 +179,13 @@ static int model_sample(lm_model *m, const char *path, const text *vocab, const 
         tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
         ((int32_t *)x->data)[0] = cur;
         tn_rnn_out fin;
-        tn_tensor *logits = lm_forward(tp, m, x, &fin);
+        tn_tensor *logits = ex_lm_forward(tp, m, x, &fin);
         if (!logits || tn_tape_error(tp)) {
             fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
-        lm_keep_state(m, &fin);
+        ex_lm_keep_state(m, &fin);
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
         if (tn_sample(logits, so, &r, &next) != TN_OK) {
@@ -205,11 +205,11 @@ static int model_sample(lm_model *m, const char *path, const text *vocab, const 
 
 /* ---- checkpoints ---- */
 
-static void vocab_string(const text *t, char *out, size_t cap)
+static void vocab_string(const ex_text *t, char *out, size_t cap)
 {
     size_t k = 0;
     for (int v = 0; v < t->V && k + 5 < cap; v++)
-        k += (size_t)cli_utf8_encode(t->vocab[v], out + k);
+        k += (size_t)ex_utf8_encode(t->vocab[v], out + k);
     out[k] = '\0';
 }
 
@@ -228,7 +228,7 @@ static bool params_finite(const tn_params *ps)
  * finite is never written over the last good checkpoint. */
 /* ranks: the number of ranks of the run; rngs: their dropout generators
  * (rank 0's saved as "rng", rank r's as "rng.r"). */
-static int save_checkpoint(const char *path, lm_model *m, const text *t, tn_optim *opt,
+static int save_checkpoint(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt,
                            const tn_rng *rngs, int ranks, int64_t step, int64_t pos,
                            const opts *o)
 {
@@ -265,7 +265,7 @@ static int save_checkpoint(const char *path, lm_model *m, const text *t, tn_opti
     tn_meta_set(&meta, "lr", buf);
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
     tn_meta_set(&meta, "dropout", buf);
-    int rc = lm_save(m, path, opt, &meta);
+    int rc = ex_lm_save(m, path, opt, &meta);
     free(vs);
     tn_meta_free(&meta);
     return rc;
@@ -273,20 +273,20 @@ static int save_checkpoint(const char *path, lm_model *m, const text *t, tn_opti
 
 /* ---- commands ---- */
 
-/* The bytes of --data as UTF-8 (cli_read_text: a readable file, valid
+/* The bytes of --data as UTF-8 (ex_read_text: a readable file, valid
  * UTF-8 or converted with --encoding latin-1). The caller frees *bytes. */
 static int read_text(const opts *o, unsigned char **bytes, int64_t *nbytes)
 {
     char *text;
     size_t n;
-    if (cli_read_text("char_rnn", "--data", o->data, o->encoding, &text, &n))
+    if (ex_read_text("char_rnn", "--data", o->data, o->encoding, &text, &n))
         return -1;
     *bytes = (unsigned char *)text;
     *nbytes = (int64_t)n;
     return 0;
 }
 
-static int load_training_text(const opts *o, text *t)
+static int load_training_text(const opts *o, ex_text *t)
 {
     unsigned char *bytes;
     int64_t nbytes;
@@ -294,11 +294,11 @@ static int load_training_text(const opts *o, text *t)
         if (read_text(o, &bytes, &nbytes))
             return -1;
     } else {
-        bytes = generated_text(&nbytes);
+        bytes = ex_generated_text(&nbytes);
         fprintf(stderr, "char_rnn: no --data given: training on %" PRId64
                         " bytes of generated English-like text\n", nbytes);
     }
-    int rc = text_load(t, bytes, nbytes, true, o->data ? o->data : "generated text");
+    int rc = ex_text_load(t, bytes, nbytes, true, o->data ? o->data : "generated text");
     free(bytes);
     return rc;
 }
@@ -312,7 +312,7 @@ static int check_train_paths(const opts *o)
         fprintf(stderr, "char_rnn: --resume needs --checkpoint PATH (the run to continue)\n");
         return -1;
     }
-    if (o->checkpoint && cli_check_output("char_rnn", "--checkpoint", o->checkpoint))
+    if (o->checkpoint && ex_check_output("char_rnn", "--checkpoint", o->checkpoint))
         return -1;
     if (o->resume && access(o->checkpoint, R_OK) != 0) {
         fprintf(stderr,
@@ -321,19 +321,19 @@ static int check_train_paths(const opts *o)
                 o->checkpoint, strerror(errno));
         return -1;
     }
-    if (o->log && cli_check_output("char_rnn", "--log", o->log))
+    if (o->log && ex_check_output("char_rnn", "--log", o->log))
         return -1;
     return 0;
 }
 
 /* Rows [r0, r0 + b) of the carried state [L, B, H] into a new [L, b, H]
  * (a rank's streams of a state loaded from a checkpoint). */
-static void state_take_rows(lm_model *m, int64_t r0, int64_t b)
+static void state_take_rows(ex_lm_model *m, int64_t r0, int64_t b)
 {
     tn_tensor *full[2] = {m->h, m->c};
     int64_t B = m->h->shape[1], H = m->H;
     m->h = m->c = NULL;
-    lm_reset_state(m, b);
+    ex_lm_reset_state(m, b);
     tn_tensor *mine[2] = {m->h, m->c};
     for (int k = 0; k < 2; k++) {
         if (!full[k])
@@ -348,32 +348,32 @@ static void state_take_rows(lm_model *m, int64_t r0, int64_t b)
 /* Save a checkpoint of the whole run (collective with several ranks): the
  * carried states of every rank's streams gathered into [L, B, H] on rank
  * 0, which writes the file; every rank gets the same result. */
-static int save_run(const char *path, lm_model *m, const text *t, tn_optim *opt, tn_tape *tp,
+static int save_run(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt, tn_tape *tp,
                     int64_t step, int64_t pos, const opts *o)
 {
-    int N = td_size(), rank = td_rank();
+    int N = ex_dist_size(), rank = ex_dist_rank();
     if (N == 1)
         return save_checkpoint(path, m, t, opt, tn_tape_rng(tp), 1, step, pos, o);
     int64_t b = m->h->shape[1], H = m->H, L = m->L, part = L * b * H;
     tn_rng *rngs = rank == 0 ? malloc(sizeof *rngs * (size_t)N) : NULL;
-    lm_model full = *m;
+    ex_lm_model full = *m;
     full.h = full.c = NULL;
     if (rank == 0)
-        lm_reset_state(&full, b * N);
+        ex_lm_reset_state(&full, b * N);
     float *all = rank == 0 ? malloc(sizeof(float) * (size_t)(part * N)) : NULL;
     tn_tensor *mine[2] = {m->h, m->c}, *dst[2] = {full.h, full.c};
     int rc = 0;
     for (int k = 0; k < 2; k++) {
         if (!mine[k])
             continue;
-        if (td_gather(mine[k]->data, all, part * (int64_t)sizeof(float)))
+        if (ex_dist_gather(mine[k]->data, all, part * (int64_t)sizeof(float)))
             rc = -1;
         for (int r = 0; rank == 0 && r < N; r++) /* rank r's [L, b, H] into rows r*b.. */
             for (int64_t l = 0; l < L; l++)
                 memcpy((float *)dst[k]->data + (l * b * N + r * b) * H, all + r * part + l * b * H,
                        (size_t)(b * H) * sizeof(float));
     }
-    if (td_gather(tn_tape_rng(tp), rngs, (int64_t)sizeof(tn_rng)))
+    if (ex_dist_gather(tn_tape_rng(tp), rngs, (int64_t)sizeof(tn_rng)))
         rc = -1;
     if (rank == 0 && rc == 0)
         rc = save_checkpoint(path, &full, t, opt, rngs, N, step, pos, o);
@@ -383,23 +383,23 @@ static int save_run(const char *path, lm_model *m, const text *t, tn_optim *opt,
         tn_tensor_free(full.h);
         tn_tensor_free(full.c);
     }
-    return td_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
 }
 
 static int cmd_train(const opts *o)
 {
     if (check_train_paths(o))
         return 2;
-    text t = {0};
+    ex_text t = {0};
     if (load_training_text(o, &t))
         return 1;
     int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq;
     int64_t stream = n_train / B; /* characters per batch stream */
     /* With N ranks, this rank trains streams [r0, r0 + Bl) of the B. */
-    int N = td_size(), rank = td_rank();
+    int N = ex_dist_size(), rank = ex_dist_rank();
     bool lead = rank == 0;
     int64_t Bl = B / N, r0 = rank * Bl;
-    if (B % N != 0 || !td_same(t.n) || !td_same(t.V)) {
+    if (B % N != 0 || !ex_dist_same(t.n) || !ex_dist_same(t.V)) {
         if (lead)
             fprintf(stderr, B % N ? "char_rnn: --batch %" PRId64 " does not split over %d ranks\n"
                                   : "char_rnn: the ranks read different data (%" PRId64 ")\n",
@@ -413,16 +413,16 @@ static int cmd_train(const opts *o)
         free(t.ids);
         return 1;
     }
-    lm_model m;
+    ex_lm_model m;
     tn_optim *opt = NULL;
     tn_tape *tp = tn_tape_new();
     int64_t step = 0, pos = 0;
     bool resumed = false;
     if (o->resume && o->checkpoint && access(o->checkpoint, F_OK) == 0) {
-        text ck = {0};
+        ex_text ck = {0};
         tn_meta meta;
         tn_meta_init(&meta);
-        int rc = load_checkpoint(o->checkpoint, &m, &ck, &meta, o->dropout, &opt, o->lr);
+        int rc = ex_char_load_checkpoint(o->checkpoint, &m, &ck, &meta, o->dropout, &opt, o->lr);
         bool loaded = rc == 0;
         if (rc == 0 && (ck.V != t.V || memcmp(ck.vocab, t.vocab, (size_t)t.V * 4) != 0)) {
             fprintf(stderr, "char_rnn: %s was trained on another vocabulary\n", o->checkpoint);
@@ -438,11 +438,11 @@ static int cmd_train(const opts *o)
                             "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
-        /* the window start must lie in the streams (lm_window indexes the
+        /* the window start must lie in the streams (ex_lm_window indexes the
          * text with it) */
-        if (rc == 0 && (cli_check_range("char_rnn", o->checkpoint, "step", step, 0, CLI_STEPS_MAX,
+        if (rc == 0 && (ex_check_range("char_rnn", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
                                         "the steps --steps allows") ||
-                        cli_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
+                        ex_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
                                         "the positions in a stream of this training split")))
             rc = -1;
         int64_t ranks = 1;
@@ -463,7 +463,7 @@ static int cmd_train(const opts *o)
         if (rc) {
             if (loaded) { /* loaded, then refused: the model and optimizer are ours */
                 tn_optim_free(opt);
-                lm_free(&m);
+                ex_lm_free(&m);
             }
             free(t.ids);
             tn_tape_free(tp);
@@ -478,18 +478,18 @@ static int cmd_train(const opts *o)
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
-        if (char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
+        if (ex_char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
                        o->layers, o->dropout, NULL, &r)) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;
         }
-        lm_reset_state(&m, Bl);
+        ex_lm_reset_state(&m, Bl);
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
-        opt = lm_optim(&m, &ao, false);
+        opt = ex_lm_optim(&m, &ao, false);
         if (!opt) { /* e.g. --lr inf */
-            lm_free(&m);
+            ex_lm_free(&m);
             free(t.ids);
             tn_tape_free(tp);
             return 1;
@@ -497,9 +497,9 @@ static int cmd_train(const opts *o)
         /* dropout masks: one stream of random numbers per rank */
         tn_rng_seed(tn_tape_rng(tp), (o->seed ^ 0x9e3779b97f4a7c15ULL) + (uint64_t)rank);
     }
-    if (td_attach(&m.ps)) {
+    if (ex_dist_attach(&m.ps)) {
         tn_optim_free(opt);
-        lm_free(&m);
+        ex_lm_free(&m);
         free(t.ids);
         tn_tape_free(tp);
         return 1;
@@ -518,7 +518,7 @@ static int cmd_train(const opts *o)
         if (!log) {
             fprintf(stderr, "char_rnn: --log %s: %s\n", o->log, strerror(errno));
             tn_optim_free(opt);
-            lm_free(&m);
+            ex_lm_free(&m);
             tn_tape_free(tp);
             free(t.ids);
             return 1;
@@ -532,19 +532,19 @@ static int cmd_train(const opts *o)
     int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
     bool tty = lead && isatty(STDERR_FILENO);
     int64_t save_every = o->save_every ? o->save_every : o->eval_every;
-    double t0 = cli_seconds(), last_loss = NAN, smooth = NAN;
+    double t0 = ex_seconds(), last_loss = NAN, smooth = NAN;
     int64_t start_step = step, rc = 0;
     while (step < o->steps) {
-        lm_window(&m, t.ids, stream, r0, &pos, x, y);
+        ex_lm_window(&m, t.ids, stream, r0, &pos, x, y);
         tn_tape_reset(tp);
         tn_params_zero_grad(&m.ps);
         tn_rnn_out fin;
-        tn_tensor *logits = lm_forward(tp, &m, x, &fin);
+        tn_tensor *logits = ex_lm_forward(tp, &m, x, &fin);
         tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_MEAN);
         tn_status st = !loss ? tn_tape_status(tp) : tn_backward(tp, loss);
         if (st == TN_OK)
-            st = td_allreduce(NULL); /* mean of the ranks' gradients */
-        if (td_agree(st) != TN_OK) {
+            st = ex_dist_allreduce(NULL); /* mean of the ranks' gradients */
+        if (ex_dist_agree(st) != TN_OK) {
             if (lead || st != TN_OK)
                 fprintf(stderr, "\nchar_rnn: step %" PRId64 ": %s\n", step, tn_last_error());
             rc = 1;
@@ -555,7 +555,7 @@ static int cmd_train(const opts *o)
          * computes the norm anyway; without --clip it runs with an infinite
          * limit). The averaged gradients are the same on every rank, so
          * clipping and the step agree without a word. */
-        last_loss = td_mean(tn_tensor_get(loss, 0)); /* the global batch's loss */
+        last_loss = ex_dist_mean(tn_tensor_get(loss, 0)); /* the global batch's loss */
         if (!isfinite(last_loss) ||
             tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
             tn_optim_step(opt) != TN_OK) {
@@ -570,20 +570,20 @@ static int cmd_train(const opts *o)
             rc = 1;
             break;
         }
-        lm_keep_state(&m, &fin);
+        ex_lm_keep_state(&m, &fin);
         pos += T;
         step++;
         smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
         if (lead)
-            cli_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
+            ex_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
         bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
         if (eval_now && n_val > 1) {
-            double vl = lm_eval(&m, tp, val, n_val, "validation");
+            double vl = ex_lm_eval(&m, tp, val, n_val, "validation");
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
                     tty ? "\n" : "", step, smooth, vl, exp(vl));
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, smooth, vl, exp(vl),
-                        cli_seconds() - t0);
+                        ex_seconds() - t0);
                 fflush(log);
             }
         }
@@ -599,13 +599,13 @@ static int cmd_train(const opts *o)
         rc = 1;
     if (rc == 0 && lead)
         printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
-               smooth, last_loss, cli_seconds() - t0);
+               smooth, last_loss, ex_seconds() - t0);
     if (log)
         fclose(log);
     tn_tensor_free(x);
     tn_tensor_free(y);
     tn_optim_free(opt);
-    lm_free(&m);
+    ex_lm_free(&m);
     tn_tape_free(tp);
     free(t.ids);
     return (int)rc;
@@ -617,17 +617,17 @@ static int cmd_sample(const opts *o)
         fprintf(stderr, "char_rnn sample: --checkpoint PATH is required\n");
         return 2;
     }
-    int64_t bad = cli_utf8_invalid_at((const unsigned char *)o->prime, strlen(o->prime));
+    int64_t bad = ex_utf8_invalid_at((const unsigned char *)o->prime, strlen(o->prime));
     if (bad >= 0) {
         fprintf(stderr, "char_rnn: --prime: not valid UTF-8 at byte offset %" PRId64 "\n", bad);
         return 2;
     }
-    lm_model m;
-    text t = {0};
-    if (load_model(o->checkpoint, &m, &t))
+    ex_lm_model m;
+    ex_text t = {0};
+    if (ex_char_load_model(o->checkpoint, &m, &t))
         return 1;
     int rc = model_sample(&m, o->checkpoint, &t, o->prime, o->length, &o->sample, o->seed);
-    lm_free(&m);
+    ex_lm_free(&m);
     return rc ? 1 : 0;
 }
 
@@ -637,24 +637,24 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "char_rnn eval: --checkpoint PATH and --data FILE are required\n");
         return 2;
     }
-    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the lm_model */
+    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the ex_lm_model */
     int64_t nbytes;
     if (read_text(o, &bytes, &nbytes))
         return 1;
-    lm_model m;
-    text t = {0};
-    if (load_model(o->checkpoint, &m, &t)) {
+    ex_lm_model m;
+    ex_text t = {0};
+    if (ex_char_load_model(o->checkpoint, &m, &t)) {
         free(bytes);
         return 1;
     }
-    int rc = text_load(&t, bytes, nbytes, false, o->data);
+    int rc = ex_text_load(&t, bytes, nbytes, false, o->data);
     free(bytes);
     if (rc) {
-        lm_free(&m);
+        ex_lm_free(&m);
         return 1;
     }
     tn_tape *tp = tn_tape_new();
-    double loss = t.n < 2 ? NAN : lm_eval(&m, tp, t.ids, t.n, o->checkpoint);
+    double loss = t.n < 2 ? NAN : ex_lm_eval(&m, tp, t.ids, t.n, o->checkpoint);
     if (t.n < 2) {
         fprintf(stderr, "char_rnn eval: %s has fewer than 2 characters\n", o->data);
         rc = 1;
@@ -665,7 +665,7 @@ static int cmd_eval(const opts *o)
     }
     tn_tape_free(tp);
     free(t.ids);
-    lm_free(&m);
+    ex_lm_free(&m);
     return rc;
 }
 
@@ -673,20 +673,20 @@ int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (td_start(&argc, &argv))
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_dist_start(&argc, &argv))
         return 1;
-    if (td_size() > 1 && command != 0) {
+    if (ex_dist_size() > 1 && command != 0) {
         fprintf(stderr, "char_rnn: only train runs on several ranks\n");
-        td_stop();
+        ex_dist_stop();
         return 2;
     }
-    if (cli_runtime("char_rnn", o.threads)) {
-        td_stop();
+    if (ex_runtime("char_rnn", o.threads)) {
+        ex_dist_stop();
         return 1;
     }
     rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
-    td_stop();
+    ex_dist_stop();
     return rc;
 }

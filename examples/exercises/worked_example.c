@@ -1,4 +1,4 @@
-/* examples/worked_example.c - the worked example of the lecture notes
+/* examples/exercises/worked_example.c - the worked example of the lecture notes
  * (a forward pass done by hand): a character-level RNN reading "hell" and
  * predicting "ello", with the notes' weights, computed by the library:
  *
@@ -82,19 +82,19 @@ static tn_tensor *f_loss(tn_tape *tp, tn_tensor *const *in, void *ctx)
 int main(int argc, char **argv)
 {
     double lr = 0.1;
-    const cli_opt table[] = {
-        {"--lr", CLI_REAL, &lr, "X", "learning rate of the SGD step", .dmin = 0,
+    const ex_opt table[] = {
+        {"--lr", EX_REAL, &lr, "X", "learning rate of the SGD step", .dmin = 0,
          .dmin_open = true, .dmax = 10},
     };
-    const cli_spec spec = {.prog = "worked_example",
+    const ex_spec spec = {.prog = "worked_example",
                            .summary = "the lecture notes' 'hell' RNN: forward pass, loss, BPTT "
                                       "gradients checked numerically, one SGD step",
                            .opts = table,
                            .n_opts = (int)(sizeof table / sizeof table[0])};
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (cli_runtime("worked_example", 0))
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_runtime("worked_example", 0))
         return 1;
     model m;
     tn_rng r;

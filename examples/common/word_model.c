@@ -1,4 +1,4 @@
-/* examples/word_model.c - word_lm's vocabulary, model, --vectors reader
+/* examples/common/word_model.c - word_lm's vocabulary, model, --vectors reader
  * and checkpoint loading (see word_model.h). */
 #include "word_model.h"
 
@@ -11,94 +11,21 @@
 
 #include "cli.h"
 
-static uint64_t hash_word(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* The slot of word s[0..n): where it is, or the empty slot it would take. */
-static int64_t vocab_slot(const vocab *v, const char *s, size_t n)
-{
-    int64_t i = (int64_t)(hash_word(s, n) & (uint64_t)(v->nslots - 1));
-    while (v->slots[i]) {
-        const char *w = v->words[v->slots[i] - 1];
-        if (strlen(w) == n && memcmp(w, s, n) == 0)
-            break;
-        i = (i + 1) & (v->nslots - 1);
-    }
-    return i;
-}
-
-int32_t vocab_find(const vocab *v, const char *s, size_t n)
-{
-    if (!v->nslots)
-        return -1;
-    int32_t id = v->slots[vocab_slot(v, s, n)];
-    return id ? id - 1 : -1;
-}
-
-/* The id of s[0..n), added (count 0) when new; -1 when out of memory. */
-int32_t vocab_add(vocab *v, const char *s, size_t n)
-{
-    int32_t id = vocab_find(v, s, n);
-    if (id >= 0)
-        return id;
-    if (v->n == v->cap) {
-        int32_t cap = v->cap ? 2 * v->cap : 1024;
-        char **w = realloc(v->words, sizeof *w * (size_t)cap);
-        if (w)
-            v->words = w;
-        int64_t *c = realloc(v->count, sizeof *c * (size_t)cap);
-        if (c)
-            v->count = c;
-        free(v->slots);
-        v->nslots = 4 * (int64_t)cap;
-        v->slots = calloc((size_t)v->nslots, sizeof *v->slots);
-        if (!w || !c || !v->slots)
-            return -1;
-        v->cap = cap;
-        for (int32_t k = 0; k < v->n; k++)
-            v->slots[vocab_slot(v, v->words[k], strlen(v->words[k]))] = k + 1;
-    }
-    char *copy = malloc(n + 1);
-    if (!copy)
-        return -1;
-    memcpy(copy, s, n);
-    copy[n] = '\0';
-    v->words[v->n] = copy;
-    v->count[v->n] = 0;
-    v->slots[vocab_slot(v, s, n)] = v->n + 1;
-    return v->n++;
-}
-
-void vocab_free(vocab *v)
-{
-    for (int32_t i = 0; i < v->n; i++)
-        free(v->words[i]);
-    free(v->words);
-    free(v->count);
-    free(v->slots);
-    memset(v, 0, sizeof *v);
-}
-
-bool is_space(char c)
+bool ex_is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* lm_model named as PyTorch's word_language_model (encoder, rnn, decoder)
+/* ex_lm_model named as PyTorch's word_language_model (encoder, rnn, decoder)
  * and initialised as it does: encoder and decoder weights uniform(+-0.1),
  * decoder bias 0. Returns 0 or -1 (message printed). */
-int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+int ex_word_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
                double dropout, bool tie, const char *file, tn_rng *r)
 {
-    lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
+    ex_lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
                  .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
                  .head_name = "decoder", .prog = "word_lm", .file = file};
-    if (lm_init(m, &s, r))
+    if (ex_lm_init(m, &s, r))
         return -1;
     tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
     if (!tie)
@@ -112,11 +39,11 @@ int model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64
  * Every line must hold a word and E finite numbers; a word given twice
  * takes its first vector. Returns the number of
  * vocabulary words found, or -1 (message printed). */
-int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
+int64_t ex_load_vectors(const char *path, const ex_words *v, tn_tensor *weight)
 {
     unsigned char *buf;
     size_t n;
-    if (cli_read_file("word_lm", "--vectors", path, &buf, &n))
+    if (ex_read_file("word_lm", "--vectors", path, &buf, &n))
         return -1;
     int64_t E = weight->shape[1], found = 0, line = 0;
     float *row = malloc(sizeof *row * (size_t)E);
@@ -136,10 +63,10 @@ int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
             break;
         }
         char *w = s;
-        while (*w && is_space(*w))
+        while (*w && ex_is_space(*w))
             w++;
         char *we = w;
-        while (*we && !is_space(*we))
+        while (*we && !ex_is_space(*we))
             we++;
         char *p = we;
         int64_t k = 0;
@@ -156,7 +83,7 @@ int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
             k++;
             p = q;
         }
-        while (*p && (is_space(*p) || *p == '\n'))
+        while (*p && (ex_is_space(*p) || *p == '\n'))
             p++;
         /* word2vec's header: two integers */
         bool header = line == 1 && k == 1 && we > w && strspn(w, "0123456789") == (size_t)(we - w) &&
@@ -172,7 +99,7 @@ int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
                     E);
             rc = -1;
         } else {
-            int32_t id = vocab_find(v, w, (size_t)(we - w));
+            int32_t id = ex_words_find(v, w, (size_t)(we - w));
             if (id >= 0 && !seen[id]) { /* a repeated word: its first vector */
                 for (int64_t j = 0; j < E; j++)
                     tn_tensor_set(weight, id * E + j, row[j]);
@@ -192,7 +119,7 @@ int64_t load_vectors(const char *path, const vocab *v, tn_tensor *weight)
 
 /* Build the model and vocabulary a checkpoint describes and load it; with
  * opt_out (resume) also the optimizer and the carried state. */
-int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_optim **opt_out,
+int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_meta *meta, tn_optim **opt_out,
                     const tn_adam_opts *ao)
 {
     int64_t H, L, E;
@@ -206,28 +133,17 @@ int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_o
     const char *fmt = tn_meta_get(meta, "format");
     int c = tn_cell_from_name(cell);
     if (!fmt || strcmp(fmt, "word_lm 1") != 0 || c < 0 || !words || H < 1 ||
-        H > WORD_LM_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > WORD_LM_MAX_DIM) {
+        H > EX_WORD_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > EX_WORD_MAX_DIM) {
         fprintf(stderr,
                 "word_lm: %s: not a word_lm checkpoint (format \"word_lm 1\", a known cell, a "
                 "vocab, hidden and embed in 1..%d, layers in 1..%d)\n",
-                path, WORD_LM_MAX_DIM, TN_RNN_MAX_LAYERS);
+                path, EX_WORD_MAX_DIM, TN_RNN_MAX_LAYERS);
         return -1;
     }
-    memset(v, 0, sizeof *v);
-    for (const char *p = words; *p;) {
-        size_t k = strcspn(p, "\n");
-        if (k == 0 || v->n >= WORD_LM_MAX_VOCAB || vocab_find(v, p, k) >= 0 ||
-            vocab_add(v, p, k) < 0) {
-            fprintf(stderr, "word_lm: %s: bad vocab (empty or repeated word, or too many)\n",
-                    path);
-            vocab_free(v);
-            return -1;
-        }
-        p += k + (p[k] == '\n');
-    }
-    if (v->n < 2 || strcmp(v->words[UNK], "<unk>") || strcmp(v->words[EOS], "<eos>")) {
-        fprintf(stderr, "word_lm: %s: bad vocab (must start with <unk>, <eos>)\n", path);
-        vocab_free(v);
+    static const char *const special[] = {"<unk>", "<eos>"}; /* ids UNK, EOS */
+    if (ex_words_split(v, words, EX_WORD_MAX_VOCAB, special, 2)) {
+        fprintf(stderr, "word_lm: %s: bad vocab (an empty or repeated word, too many, or not "
+                        "starting <unk>, <eos>)\n", path);
         return -1;
     }
     tn_rng r;
@@ -235,19 +151,19 @@ int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_o
     double dropout = dr ? atof(dr) : 0;
     if (!(dropout >= 0 && dropout < 1))
         dropout = 0;
-    if (model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
+    if (ex_word_model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
                    &r)) {
-        vocab_free(v);
+        ex_words_free(v);
         return -1;
     }
     tn_optim *opt = NULL;
-    if (lm_load(m, path, ao, ao->weight_decay > 0, meta, opt_out ? &opt : NULL)) {
-        lm_free(m), vocab_free(v);
+    if (ex_lm_load(m, path, ao, ao->weight_decay > 0, meta, opt_out ? &opt : NULL)) {
+        ex_lm_free(m), ex_words_free(v);
         return -1;
     }
     if (opt_out && !opt) {
         fprintf(stderr, "word_lm: %s: cannot resume: the file has no training state\n", path);
-        lm_free(m), vocab_free(v);
+        ex_lm_free(m), ex_words_free(v);
         return -1;
     }
     tn_status s = TN_OK;
@@ -257,7 +173,7 @@ int load_checkpoint(const char *path, lm_model *m, vocab *v, tn_meta *meta, tn_o
     if (s != TN_OK) {
         fprintf(stderr, "word_lm: %s\n", tn_last_error());
         tn_optim_free(opt);
-        lm_free(m), vocab_free(v);
+        ex_lm_free(m), ex_words_free(v);
         return -1;
     }
     if (opt_out)

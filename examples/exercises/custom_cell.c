@@ -240,7 +240,7 @@ static void time_major(const int32_t *src, int64_t B, int64_t T, int32_t *dst)
             dst[t * B + b] = src[b * T + t];
 }
 
-/* The loss of one window on tp: x [B, T] and y [B*T] (lm_window's layout),
+/* The loss of one window on tp: x [B, T] and y [B*T] (ex_lm_window's layout),
  * from the state s; *fin gets the final state (tape tensors). reduce: mean
  * (training) or sum (eval). NULL on error. */
 static tn_tensor *window_loss(tn_tape *tp, const cell_model *m, const tn_tensor *x,
@@ -293,12 +293,12 @@ static double model_eval(const cell_model *m, const int32_t *ids, int64_t n)
 
 /* ---- checkpoints ---- */
 
-static int save_cell_model(const char *path, cell_model *m, const text *t, int64_t step)
+static int save_cell_model(const char *path, cell_model *m, const ex_text *t, int64_t step)
 {
     char *vocab = malloc((size_t)t->V * 4 + 1);
     size_t k = 0;
     for (int v = 0; v < t->V; v++)
-        k += (size_t)cli_utf8_encode(t->vocab[v], vocab + k);
+        k += (size_t)ex_utf8_encode(t->vocab[v], vocab + k);
     vocab[k] = '\0';
     tn_meta meta;
     tn_meta_init(&meta);
@@ -319,7 +319,7 @@ static int save_cell_model(const char *path, cell_model *m, const text *t, int64
 
 /* The model and vocabulary of a checkpoint written by train. The metadata
  * is checked before it sizes anything. Returns 0 or -1 (message printed). */
-static int load_cell_model(const char *path, cell_model *m, text *t)
+static int load_cell_model(const char *path, cell_model *m, ex_text *t)
 {
     tn_meta meta;
     tn_meta_init(&meta);
@@ -332,19 +332,19 @@ static int load_cell_model(const char *path, cell_model *m, text *t)
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *vocab = tn_meta_get(&meta, "vocab");
     int kind = cell ? cell_from_name(cell) : -1;
-    int64_t V = vocab ? utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab),
-                                    t->vocab, CHAR_RNN_MAX_VOCAB)
+    int64_t V = vocab ? ex_utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab),
+                                    t->vocab, EX_CHAR_MAX_VOCAB)
                       : -1;
     bool sorted = V >= 1;
     for (int64_t v = 1; sorted && v < V; v++)
         sorted = t->vocab[v] > t->vocab[v - 1];
     if (!fmt || strcmp(fmt, "custom_cell 1") != 0 || kind < 0 || !sorted ||
         tn_meta_get_int(&meta, "hidden", &H) || tn_meta_get_int(&meta, "embed", &E) || H < 1 ||
-        H > CHAR_RNN_MAX_DIM || E < 1 || E > CHAR_RNN_MAX_DIM) {
+        H > EX_CHAR_MAX_DIM || E < 1 || E > EX_CHAR_MAX_DIM) {
         fprintf(stderr,
                 PROG ": %s: bad metadata: need format \"custom_cell 1\", cell peephole or mgu, "
                      "hidden and embed in 1..%d, a vocab of 1..%d sorted distinct characters\n",
-                path, CHAR_RNN_MAX_DIM, CHAR_RNN_MAX_VOCAB);
+                path, EX_CHAR_MAX_DIM, EX_CHAR_MAX_VOCAB);
         goto out;
     }
     t->V = (int)V;
@@ -384,58 +384,58 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .lr = 2e-3, .clip = 1.0, .seconds = 5.0, .seed = 1337, .prime = "",
                 .cell = "peephole", .encoding = "utf-8",
                 .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1}};
-    const cli_opt table[] = {
-        {"--cell", CLI_CHOICE, &o->cell, "CELL",
+    const ex_opt table[] = {
+        {"--cell", EX_CHOICE, &o->cell, "CELL",
          "the cell: peephole LSTM (Gers & Schmidhuber) or minimal gated unit (Zhou et al.)",
          .choices = "peephole|mgu", .commands = TRAIN | GRADCHECK | BENCH},
-        {"--data", CLI_STRING, &o->data, "FILE", "text to train on / to evaluate",
+        {"--data", EX_STRING, &o->data, "FILE", "text to train on / to evaluate",
          .def = "train: generated English-like text; eval: required", .commands = TRAIN | EVAL},
-        {"--encoding", CLI_CHOICE, &o->encoding, "ENC", "encoding of --data",
+        {"--encoding", EX_CHOICE, &o->encoding, "ENC", "encoding of --data",
          .choices = "utf-8|latin-1", .commands = TRAIN | EVAL},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 16384,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 16384,
          .commands = TRAIN | BENCH},
-        {"--embed", CLI_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
+        {"--embed", EX_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
          .commands = TRAIN | BENCH},
-        {"--batch", CLI_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "streams per batch", .imin = 1, .imax = 65536,
          .commands = TRAIN | BENCH},
-        {"--seq", CLI_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
+        {"--seq", EX_INT, &o->seq, "T", "characters per window (truncated BPTT)", .imin = 1,
          .imax = 100000, .commands = TRAIN | BENCH},
-        {"--steps", CLI_INT, &o->steps, "N", "training steps", .imin = 0,
+        {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read (sample, eval)",
          .def = "train: none; sample, eval: required", .commands = TRAIN | SAMPLE | EVAL},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation loss every N steps (0: never)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--eval-chars", CLI_INT, &o->eval_chars, "N",
+        {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", CLI_STRING, &o->log, "CSV", "write every step's training loss to this CSV",
+        {"--log", EX_STRING, &o->log, "CSV", "write every step's training loss to this CSV",
          .commands = TRAIN},
-        {"--prime", CLI_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
+        {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
-        {"--length", CLI_INT, &o->length, "N", "characters to sample", .imin = 0,
+        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
          .imax = 1000000000, .commands = SAMPLE},
-        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--seed", CLI_UINT64, &o->seed, "S", "random seed (initial weights, sampling)",
+        EX_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--seed", EX_UINT64, &o->seed, "S", "random seed (initial weights, sampling)",
          .commands = TRAIN | SAMPLE | GRADCHECK},
-        {"--eager", CLI_FLAG, &o->eager, NULL,
+        {"--eager", EX_FLAG, &o->eager, NULL,
          "write the time loop out (one op per step and gate) instead of tn_scan's captured step",
          .commands = BENCH},
-        {"--cut-bptt", CLI_FLAG, &o->cut_bptt, NULL,
+        {"--cut-bptt", EX_FLAG, &o->cut_bptt, NULL,
          "detach the state at every step (a negative control: the check must then fail)",
          .commands = GRADCHECK},
-        {"--seconds", CLI_REAL, &o->seconds, "S", "time the steps for about S seconds",
+        {"--seconds", EX_REAL, &o->seconds, "S", "time the steps for about S seconds",
          .dmin = 0, .dmax = 86400, .commands = BENCH},
-        {"--warmup", CLI_INT, &o->warmup, "W", "untimed steps first", .imin = 0,
+        {"--warmup", EX_INT, &o->warmup, "W", "untimed steps first", .imin = 0,
          .imax = 1000000, .commands = BENCH},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
     };
     static const char *const commands[] = {"train", "sample", "eval", "gradcheck", "bench",
                                            NULL};
@@ -446,7 +446,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "check the composed cell's gradients in float64 against central differences",
         "time training steps (Embedding(65, E) -> cell -> Linear(H, 65), Adam) on random ids",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = PROG,
         .summary = "character language model with a cell composed from generic ops",
         .commands = commands,
@@ -458,36 +458,36 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "  custom_cell sample --checkpoint pl.safetensors --prime \"The \"\n"
                  "bench prints one last line of key=value pairs as bench/rnn_bench does.\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* ---- commands ---- */
 
 /* The training text (--data, or the generated text) into t. */
-static int load_training_text(const opts *o, text *t)
+static int load_training_text(const opts *o, ex_text *t)
 {
     char *bytes;
     size_t n;
     if (o->data) {
-        if (cli_read_text(PROG, "--data", o->data, o->encoding, &bytes, &n))
+        if (ex_read_text(PROG, "--data", o->data, o->encoding, &bytes, &n))
             return -1;
     } else {
         int64_t gn;
-        bytes = (char *)generated_text(&gn);
+        bytes = (char *)ex_generated_text(&gn);
         n = (size_t)gn;
         fprintf(stderr, PROG ": no --data given: training on %zu bytes of generated text\n", n);
     }
-    int rc = text_load(t, (unsigned char *)bytes, (int64_t)n, true, o->data ? o->data : "text");
+    int rc = ex_text_load(t, (unsigned char *)bytes, (int64_t)n, true, o->data ? o->data : "text");
     free(bytes);
     return rc;
 }
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && cli_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && cli_check_output(PROG, "--log", o->log)))
+    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output(PROG, "--log", o->log)))
         return 2;
-    text t = {0};
+    ex_text t = {0};
     if (load_training_text(o, &t))
         return 1;
     int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq, stream = n_train / B;
@@ -525,17 +525,17 @@ static int cmd_train(const opts *o)
             t.n - n_train, tn_num_threads());
     state s;
     state_new(&s, B, m.H, TN_F32);
-    lm_model win = {.h = s.h, .c = s.c}; /* lm_window zeroes these at the wrap */
+    ex_lm_model win = {.h = s.h, .c = s.c}; /* ex_lm_window zeroes these at the wrap */
     tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
     tn_tape *tp = tn_tape_new();
     int64_t pos = 0, step = 0, n_val = t.n - n_train;
     n_val = n_val < o->eval_chars ? n_val : o->eval_chars;
     bool tty = isatty(STDERR_FILENO);
-    double t0 = cli_seconds(), loss_v = NAN, smooth = NAN;
+    double t0 = ex_seconds(), loss_v = NAN, smooth = NAN;
     int rc = 0;
     while (step < o->steps) {
-        lm_window(&win, t.ids, stream, 0, &pos, x, y);
+        ex_lm_window(&win, t.ids, stream, 0, &pos, x, y);
         tn_tape_reset(tp);
         tn_params_zero_grad(&m.ps);
         state fin;
@@ -562,7 +562,7 @@ static int cmd_train(const opts *o)
         if (log)
             fprintf(log, "%" PRId64 ",%.9g\n", step, loss_v);
         smooth = isnan(smooth) ? loss_v : 0.95 * smooth + 0.05 * loss_v;
-        cli_progress(tty, step, o->steps, 0, t0, smooth, (double)(B * T), "tok");
+        ex_progress(tty, step, o->steps, 0, t0, smooth, (double)(B * T), "tok");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps) && n_val > 1) {
             double vl = model_eval(&m, t.ids + n_train, n_val);
             fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
@@ -575,7 +575,7 @@ static int cmd_train(const opts *o)
         rc = 1;
     if (rc == 0)
         printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
-               smooth, loss_v, cli_seconds() - t0);
+               smooth, loss_v, ex_seconds() - t0);
     if (log)
         fclose(log);
     tn_tape_free(tp);
@@ -591,7 +591,7 @@ static int cmd_train(const opts *o)
 static void print_cp(uint32_t cp)
 {
     char enc[4];
-    fwrite(enc, 1, (size_t)cli_utf8_encode(cp, enc), stdout);
+    fwrite(enc, 1, (size_t)ex_utf8_encode(cp, enc), stdout);
 }
 
 static int cmd_sample(const opts *o)
@@ -600,23 +600,23 @@ static int cmd_sample(const opts *o)
         fprintf(stderr, PROG " sample: --checkpoint PATH is required\n");
         return 2;
     }
-    if (cli_utf8_invalid_at((const unsigned char *)o->prime, strlen(o->prime)) >= 0) {
+    if (ex_utf8_invalid_at((const unsigned char *)o->prime, strlen(o->prime)) >= 0) {
         fprintf(stderr, PROG ": --prime is not valid UTF-8\n");
         return 2;
     }
     cell_model m;
-    text *t = calloc(1, sizeof *t);
+    ex_text *t = calloc(1, sizeof *t);
     if (load_cell_model(o->checkpoint, &m, t)) {
         free(t);
         return 1;
     }
     int rc = 0;
-    if (text_load(t, (const unsigned char *)o->prime, (int64_t)strlen(o->prime), false,
+    if (ex_text_load(t, (const unsigned char *)o->prime, (int64_t)strlen(o->prime), false,
                   "--prime")) {
         rc = 1;
         goto out;
     }
-    int nl = vocab_index(t, '\n');
+    int nl = ex_text_index(t, '\n');
     int32_t next = nl >= 0 ? nl : 0; /* no prime: start from a newline if known */
     for (int64_t i = 0; i < t->n; i++)
         print_cp(t->vocab[t->ids[i]]);
@@ -667,13 +667,13 @@ static int cmd_eval(const opts *o)
     }
     char *bytes;
     size_t n;
-    if (cli_read_text(PROG, "--data", o->data, o->encoding, &bytes, &n))
+    if (ex_read_text(PROG, "--data", o->data, o->encoding, &bytes, &n))
         return 1;
     cell_model m;
-    text *t = calloc(1, sizeof *t);
+    ex_text *t = calloc(1, sizeof *t);
     bool loaded = load_cell_model(o->checkpoint, &m, t) == 0;
     int rc = 0;
-    if (loaded && text_load(t, (unsigned char *)bytes, (int64_t)n, false, o->data) == 0) {
+    if (loaded && ex_text_load(t, (unsigned char *)bytes, (int64_t)n, false, o->data) == 0) {
         double loss = model_eval(&m, t->ids, t->n);
         if (isnan(loss)) {
             fprintf(stderr, PROG " eval: %s: no loss (fewer than 2 characters?)\n", o->data);
@@ -786,9 +786,9 @@ static double sgemm_peak(void)
     double best = INFINITY;
     for (int rep = 0; rep < 6 && a && b; rep++) {
         tn_tape_reset(tp);
-        double t0 = cli_seconds();
+        double t0 = ex_seconds();
         tn_matmul(tp, a, b);
-        double dt = cli_seconds() - t0;
+        double dt = ex_seconds() - t0;
         if (rep > 0 && dt < best)
             best = dt;
     }
@@ -832,7 +832,7 @@ static int cmd_bench(const opts *o)
     double t0 = 0, el = 0, first = NAN, loss_v = NAN;
     for (int64_t k = 0; opt; k++) {
         if (k == o->warmup)
-            t0 = cli_seconds();
+            t0 = ex_seconds();
         tn_tape_reset(tp);
         tn_optim_zero_grad(opt);
         state fin;
@@ -846,7 +846,7 @@ static int cmd_bench(const opts *o)
         first = k == 0 ? loss_v : first;
         if (k >= o->warmup) {
             steps++;
-            el = cli_seconds() - t0;
+            el = ex_seconds() - t0;
             if (el >= o->seconds && steps >= 2)
                 break;
         }
@@ -887,9 +887,9 @@ int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
-    if (cli_runtime(PROG, o.threads))
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
+    if (ex_runtime(PROG, o.threads))
         return 1;
     switch (command) {
     case 0: return cmd_train(&o);

@@ -1,4 +1,4 @@
-/* examples/tagger.c - a part-of-speech tagger: a tag per token (aligned
+/* examples/apps/tagger.c - a part-of-speech tagger: a tag per token (aligned
  * many-to-many). Words -> embedding -> bidirectional LSTM (tn_rnn; one way
  * with --unidirectional) -> Linear(D*H, n_tags) at every position ->
  * cross-entropy over the tokens, padding ignored (tn_cross_entropy's
@@ -243,7 +243,7 @@ static int corpus_read(corpus *c, const char *path)
 {
     memset(c, 0, sizeof *c);
     size_t n;
-    if (cli_read_text(PROG, "--data", path, "utf-8", &c->text, &n))
+    if (ex_read_text(PROG, "--data", path, "utf-8", &c->text, &n))
         return -1;
     if (strlen(c->text) != n) {
         fprintf(stderr, PROG ": --data %s: a NUL byte at offset %zu\n", path, strlen(c->text));
@@ -427,40 +427,40 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
     *o = (opts){.sentences = 3000, .hidden = 64, .embed = 32, .batch = 32, .steps = 1000,
                 .eval_every = 250, .lr = 1e-2, .clip = 1.0, .unk = 0.05, .seed = 1};
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "FILE",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "FILE",
          "a sentence a line of word/TAG tokens; eval scores its held-out sentences",
          .def = "train: the generated task; eval: the checkpoint's", .commands = TRAIN | EVAL},
-        {"--sentences", CLI_INT, &o->sentences, "N", "sentences of the generated task",
+        {"--sentences", EX_INT, &o->sentences, "N", "sentences of the generated task",
          .imin = 20, .imax = 10000000, .commands = TRAIN},
-        {"--unidirectional", CLI_FLAG, &o->unidirectional, NULL,
+        {"--unidirectional", EX_FLAG, &o->unidirectional, NULL,
          "read left to right only (the baseline of the bidirectional default)",
          .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "LSTM units per direction", .imin = 1,
+        {"--hidden", EX_INT, &o->hidden, "H", "LSTM units per direction", .imin = 1,
          .imax = 8192, .commands = TRAIN},
-        {"--embed", CLI_INT, &o->embed, "E", "word embedding size", .imin = 1, .imax = 8192,
+        {"--embed", EX_INT, &o->embed, "E", "word embedding size", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "sentences per step", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "sentences per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "training steps", .imin = 0, .imax = CLI_STEPS_MAX,
+        {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--unk", CLI_REAL, &o->unk, "P",
+        {"--unk", EX_REAL, &o->unk, "P",
          "read each training word as <unk> with probability P (teaches <unk> for unknown words)",
          .dmin = 0, .dmax = 0.5, .commands = TRAIN},
-        {"--seed", CLI_UINT64, &o->seed, "S",
+        {"--seed", EX_UINT64, &o->seed, "S",
          "random seed: the generated sentences, the weights, the batches", .commands = TRAIN},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required"},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation every N steps and at the end (0: only at the end)", .imin = 0,
-         .imax = CLI_STEPS_MAX, .commands = TRAIN},
-        {"--heatmap", CLI_STRING, &o->heatmap, "FILE.png",
+         .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--heatmap", EX_STRING, &o->heatmap, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
     static const char *const commands[] = {"train", "eval", "tag", NULL};
@@ -470,7 +470,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "sentences",
         "tag standard input, a sentence a line of blank-separated words: word/TAG ...",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = PROG,
         .summary = "part-of-speech tagger (embedding -> bidirectional LSTM -> Linear per token)",
         .commands = commands,
@@ -483,7 +483,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "fixed-seed shuffle) are held out for validation and eval.\n"
                  "Exit status: 0 done, 1 failed (data, checkpoint, training), 2 bad arguments.\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* ---- model and checkpoints ---- */
@@ -638,12 +638,12 @@ static int model_load(const char *path, model *m)
     char sizes[200];
     snprintf(sizes, sizeof sizes, "%d words, %d tags, embed %" PRId64 ", hidden %" PRId64
              ", bidirectional %d", m->words.n, m->tags.n, m->embed, H, D == 2);
-    cli_shape want[4] = {{"embed.weight", m->words.n + 2, m->embed},
+    ex_shape want[4] = {{"embed.weight", m->words.n + 2, m->embed},
                          {"rnn.weight_ih_l0", 4 * H, m->embed},
                          {D == 2 ? "rnn.weight_hh_l0_reverse" : "rnn.weight_hh_l0", 4 * H, H},
                          {"head.weight", m->tags.n, D * H}};
-    if (cli_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
-        rc = cli_load_params(PROG, path, &m->ps);
+    if (ex_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
+        rc = ex_load_params(PROG, path, &m->ps);
 done:
     tn_meta_free(&meta);
     if (rc)
@@ -825,7 +825,7 @@ static int read_data(const char *data, int64_t sentences, uint64_t seed, corpus 
 
 static int cmd_train(const opts *o)
 {
-    if (o->checkpoint && cli_check_output(PROG, "--checkpoint", o->checkpoint))
+    if (o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint))
         return 2;
     corpus c;
     if (read_data(o->data, o->sentences, o->seed, &c))
@@ -880,7 +880,7 @@ static int cmd_train(const opts *o)
             m.words.n, ntr, nva, m.data, tn_params_numel(&m.ps), tn_num_threads());
     tn_rng data_rng;
     tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = cli_seconds(), smooth = NAN;
+    double t0 = ex_seconds(), smooth = NAN;
     bool tty = isatty(STDERR_FILENO);
     scores sc = {.loss = NAN};
     double tok_per_step = (double)B * (double)c.ntok / (double)c.n;
@@ -896,12 +896,12 @@ static int cmd_train(const opts *o)
         if (logits)
             loss = tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_MEAN);
         double l;
-        if (cli_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
+        if (ex_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
             rc = 1;
             break;
         }
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        cli_progress(tty, step, o->steps, 0, t0, smooth, tok_per_step, "tokens");
+        ex_progress(tty, step, o->steps, 0, t0, smooth, tok_per_step, "tokens");
         if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
             if (evaluate(tp, &m, &c, lab, &lx, idx, nva, "validation", &sc)) {
                 rc = 1;
@@ -924,7 +924,7 @@ static int cmd_train(const opts *o)
                "val_ambiguous_accuracy %.4f baseline_majority_tag %.4f time %.1fs\n",
                o->steps, smooth, sc.loss, ratio(sc.right, sc.tokens),
                ratio(sc.amb_right, sc.amb), ratio(sc.base_major, sc.tokens),
-               cli_seconds() - t0);
+               ex_seconds() - t0);
 done:
     free(bi), free(len), free(idx), free(lab);
     lexicon_free(&lx);
@@ -939,7 +939,7 @@ done:
 
 static int cmd_eval(const opts *o)
 {
-    if (o->heatmap && cli_check_output(PROG, "--heatmap", o->heatmap))
+    if (o->heatmap && ex_check_output(PROG, "--heatmap", o->heatmap))
         return 2;
     model m;
     if (model_load(o->checkpoint, &m))
@@ -1008,7 +1008,7 @@ static int cmd_eval(const opts *o)
     printf("loss %.4f\nsentences %" PRId64 "\ntokens %" PRId64 "\n", sc.loss, nva, sc.tokens);
     rc = 0;
     if (o->heatmap &&
-        plot_heatmap(PROG, o->heatmap, norm, C, C, (const char *const *)m.tags.s,
+        ex_plot_heatmap(PROG, o->heatmap, norm, C, C, (const char *const *)m.tags.s,
                      (const char *const *)m.tags.s,
                      "tag confusion (rows: true tag, normalised; columns: predicted)", 0, 1, 800,
                      800) == PLOT_ERROR)
@@ -1042,7 +1042,7 @@ static int cmd_tag(const opts *o)
     size_t lcap = 0;
     size_t got;
     int64_t lineno = 0, zero = 0;
-    for (int r; rc == 0 && (r = cli_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
+    for (int r; rc == 0 && (r = ex_read_line(PROG, stdin, &line, &lcap, &got, &lineno));) {
         if (r < 0) {
             rc = 1;
             break;
@@ -1107,12 +1107,12 @@ int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (command != 0 && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "tag");
         return 2;
     }
     static int (*const run[3])(const opts *) = {cmd_train, cmd_eval, cmd_tag};
-    return cli_runtime(PROG, o.threads) ? 1 : run[command](&o);
+    return ex_runtime(PROG, o.threads) ? 1 : run[command](&o);
 }

@@ -1,4 +1,4 @@
-/* examples/lm_model.c - the stream language model of char_rnn and word_lm
+/* examples/common/lm_model.c - the stream language model of char_rnn and word_lm
  * (see lm_model.h). */
 #include "lm_model.h"
 
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The shapes of s's largest parameters against its file (see lm_init). */
-static int check_file(const lm_spec *s)
+/* The shapes of s's largest parameters against its file (see ex_lm_init). */
+static int check_file(const ex_lm_spec *s)
 {
     int64_t G = tn_cell_gates(s->cell);
     char embed[TN_NAME_MAX], head[TN_NAME_MAX], hh[32], sizes[160];
@@ -19,16 +19,16 @@ static int check_file(const lm_spec *s)
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)s->L - 1);
     snprintf(sizes, sizeof sizes, "vocab %lld, embed %lld, hidden %lld, layers %lld",
              (long long)s->V, (long long)s->E, (long long)s->H, (long long)s->L);
-    cli_shape want[4] = {{embed, s->V, s->E}, {"rnn.weight_ih_l0", G * s->H, s->E},
+    ex_shape want[4] = {{embed, s->V, s->E}, {"rnn.weight_ih_l0", G * s->H, s->E},
                          {hh, G * s->H, s->H}, {head, s->V, s->H}};
-    return cli_check_shapes(s->prog, s->file, sizes, want, s->tie ? 3 : 4);
+    return ex_check_shapes(s->prog, s->file, sizes, want, s->tie ? 3 : 4);
 }
 
-int lm_init(lm_model *m, const lm_spec *s, tn_rng *r)
+int ex_lm_init(ex_lm_model *m, const ex_lm_spec *s, tn_rng *r)
 {
     if (s->file && check_file(s))
         return -1;
-    *m = (lm_model){.cell = s->cell, .V = s->V, .E = s->E, .H = s->H, .L = s->L,
+    *m = (ex_lm_model){.cell = s->cell, .V = s->V, .E = s->E, .H = s->H, .L = s->L,
                     .tied = s->tie, .io_dropout = s->io_dropout, .prog = s->prog};
     tn_params_init(&m->ps);
     char weight[TN_NAME_MAX];
@@ -51,7 +51,7 @@ int lm_init(lm_model *m, const lm_spec *s, tn_rng *r)
     return 0;
 }
 
-void lm_reset_state(lm_model *m, int64_t B)
+void ex_lm_reset_state(ex_lm_model *m, int64_t B)
 {
     tn_tensor_free(m->h);
     tn_tensor_free(m->c);
@@ -60,7 +60,7 @@ void lm_reset_state(lm_model *m, int64_t B)
     m->c = m->cell == TN_CELL_LSTM ? tn_tensor_new(TN_F32, 3, shape) : NULL;
 }
 
-void lm_free(lm_model *m)
+void ex_lm_free(ex_lm_model *m)
 {
     tn_tensor_free(m->h);
     tn_tensor_free(m->c);
@@ -68,7 +68,7 @@ void lm_free(lm_model *m)
     m->h = m->c = NULL;
 }
 
-tn_tensor *lm_forward(tn_tape *tp, lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
+tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
 {
     tn_tensor *x = tn_embedding_forward(tp, &m->embed, ids); /* [B, T, E] */
     if (m->io_dropout > 0)
@@ -82,14 +82,14 @@ tn_tensor *lm_forward(tn_tape *tp, lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
     return tn_reshape(tp, logits, 2, (int64_t[]){-1, m->V});
 }
 
-void lm_keep_state(lm_model *m, const tn_rnn_out *fin)
+void ex_lm_keep_state(ex_lm_model *m, const tn_rnn_out *fin)
 {
     tn_tensor_copy(m->h, fin->h_n);
     if (m->c)
         tn_tensor_copy(m->c, fin->c_n);
 }
 
-void lm_state_set(lm_model *m, tn_params *st)
+void ex_lm_state_set(ex_lm_model *m, tn_params *st)
 {
     tn_params_init(st);
     st->cap = st->n = m->c ? 2 : 1;
@@ -102,7 +102,7 @@ void lm_state_set(lm_model *m, tn_params *st)
     }
 }
 
-void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
+void ex_lm_window(ex_lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
                tn_tensor *x, tn_tensor *y)
 {
     int64_t B = x->shape[0], T = x->shape[1];
@@ -122,7 +122,7 @@ void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int6
         }
 }
 
-tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw)
+tn_optim *ex_lm_optim(ex_lm_model *m, const tn_adam_opts *ao, bool adamw)
 {
     tn_optim *opt = adamw ? tn_optim_adamw(&m->ps, ao) : tn_optim_adam(&m->ps, ao);
     if (!opt)
@@ -130,10 +130,10 @@ tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw)
     return opt;
 }
 
-int lm_save(lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta)
+int ex_lm_save(ex_lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta)
 {
     tn_params st;
-    lm_state_set(m, &st);
+    ex_lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, tn_optim_state(opt), &st};
     tn_status s = tn_save(path, sets, 3, meta);
     if (s != TN_OK)
@@ -142,7 +142,7 @@ int lm_save(lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta)
     return s == TN_OK ? 0 : -1;
 }
 
-int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
+int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
             tn_optim **opt_out)
 {
     int64_t B = 1;
@@ -161,12 +161,12 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
                 path);
         return -1;
     }
-    lm_reset_state(m, B);
-    tn_optim *opt = full ? lm_optim(m, ao, adamw) : NULL;
+    ex_lm_reset_state(m, B);
+    tn_optim *opt = full ? ex_lm_optim(m, ao, adamw) : NULL;
     if (full && !opt)
         return -1;
     tn_params st;
-    lm_state_set(m, &st);
+    ex_lm_state_set(m, &st);
     tn_params *sets[3] = {&m->ps, opt ? tn_optim_state(opt) : NULL, &st};
     tn_status s = tn_load(path, sets, full ? 3 : 1, meta);
     free(st.items);
@@ -178,21 +178,21 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
     if (opt_out) {
         *opt_out = opt;
         if (!full)
-            lm_reset_state(m, 1);
+            ex_lm_reset_state(m, 1);
     } else {
         tn_optim_free(opt);
-        lm_reset_state(m, 1);
+        ex_lm_reset_state(m, 1);
     }
     return 0;
 }
 
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what)
+double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what)
 {
     if (n < 2)
         return NAN;
     tn_tensor *keep_h = m->h, *keep_c = m->c;
     m->h = m->c = NULL;
-    lm_reset_state(m, 1);
+    ex_lm_reset_state(m, 1);
     bool was_grad = tn_tape_set_grad(tp, false), was_training = tn_tape_training(tp);
     tn_tape_set_training(tp, false);
     const int64_t chunk = 256;
@@ -205,7 +205,7 @@ double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const ch
         memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
         memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
         tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, lm_forward(tp, m, x, &fin), y, -1,
+        tn_tensor *loss = tn_cross_entropy(tp, ex_lm_forward(tp, m, x, &fin), y, -1,
                                            TN_REDUCE_SUM);
         if (!loss || tn_tape_error(tp)) {
             fprintf(stderr, "%s: %s: eval: %s\n", m->prog, what, tn_last_error());
@@ -221,7 +221,7 @@ double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const ch
             total = NAN;
             break;
         }
-        lm_keep_state(m, &fin);
+        ex_lm_keep_state(m, &fin);
         total += l;
     }
     tn_tape_reset(tp);

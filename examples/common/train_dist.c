@@ -1,4 +1,4 @@
-/* examples/train_dist.c - see train_dist.h. Compiled with TN_WITH_MPI when
+/* examples/common/train_dist.c - see train_dist.h. Compiled with TN_WITH_MPI when
  * CMake found MPI (then it uses tensor_dist), without it otherwise. */
 #include "train_dist.h"
 
@@ -12,7 +12,7 @@
 static bool mpi_on = false, mpi_ours = false;
 static tn_dist *dist = NULL;
 
-int td_start(int *argc, char ***argv)
+int ex_dist_start(int *argc, char ***argv)
 {
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE"))
         return 0; /* a plain launch: one process, no MPI */
@@ -27,7 +27,7 @@ int td_start(int *argc, char ***argv)
     return 0;
 }
 
-void td_stop(void)
+void ex_dist_stop(void)
 {
     tn_dist_free(dist);
     dist = NULL;
@@ -36,7 +36,7 @@ void td_stop(void)
     mpi_on = false;
 }
 
-int td_rank(void)
+int ex_dist_rank(void)
 {
     int r = 0;
     if (mpi_on)
@@ -44,7 +44,7 @@ int td_rank(void)
     return r;
 }
 
-int td_size(void)
+int ex_dist_size(void)
 {
     int n = 1;
     if (mpi_on)
@@ -52,19 +52,19 @@ int td_size(void)
     return n;
 }
 
-int td_attach(tn_params *ps)
+int ex_dist_attach(tn_params *ps)
 {
     if (!mpi_on)
         return 0;
     if (tn_dist_init_comm(&dist, MPI_COMM_WORLD, ps) != TN_OK ||
         tn_dist_broadcast(dist, ps) != TN_OK) {
-        fprintf(stderr, "rank %d: %s\n", td_rank(), tn_last_error());
+        fprintf(stderr, "rank %d: %s\n", ex_dist_rank(), tn_last_error());
         return -1;
     }
     return 0;
 }
 
-tn_status td_allreduce(double *seconds)
+tn_status ex_dist_allreduce(double *seconds)
 {
     if (!dist)
         return TN_OK;
@@ -74,29 +74,29 @@ tn_status td_allreduce(double *seconds)
     return s;
 }
 
-tn_status td_agree(tn_status local)
+tn_status ex_dist_agree(tn_status local)
 {
     if (!mpi_on)
         return local;
     if (dist)
         return tn_dist_agree(dist, local);
-    int mine = local == TN_OK ? td_size() : td_rank(), first;
+    int mine = local == TN_OK ? ex_dist_size() : ex_dist_rank(), first;
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (first == td_size())
+    if (first == ex_dist_size())
         return TN_OK;
     return local != TN_OK ? local : tn_set_error(TN_ERR_STATE, "rank %d failed", first);
 }
 
-double td_mean(double v)
+double ex_dist_mean(double v)
 {
     if (!mpi_on)
         return v;
     double sum;
     MPI_Allreduce(&v, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    return sum / td_size();
+    return sum / ex_dist_size();
 }
 
-bool td_same(int64_t v)
+bool ex_dist_same(int64_t v)
 {
     if (!mpi_on)
         return true;
@@ -106,7 +106,7 @@ bool td_same(int64_t v)
     return mn == mx;
 }
 
-int td_gather(const void *mine, void *all, int64_t bytes)
+int ex_dist_gather(const void *mine, void *all, int64_t bytes)
 {
     if (!mpi_on) {
         memcpy(all, mine, (size_t)bytes);
@@ -120,7 +120,7 @@ int td_gather(const void *mine, void *all, int64_t bytes)
 
 #else /* one process */
 
-int td_start(int *argc, char ***argv)
+int ex_dist_start(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE")) {
@@ -135,27 +135,27 @@ int td_start(int *argc, char ***argv)
     }
     return 0;
 }
-void td_stop(void) {}
-int td_rank(void) { return 0; }
-int td_size(void) { return 1; }
-int td_attach(tn_params *ps)
+void ex_dist_stop(void) {}
+int ex_dist_rank(void) { return 0; }
+int ex_dist_size(void) { return 1; }
+int ex_dist_attach(tn_params *ps)
 {
     (void)ps;
     return 0;
 }
-tn_status td_allreduce(double *seconds)
+tn_status ex_dist_allreduce(double *seconds)
 {
     (void)seconds;
     return TN_OK;
 }
-tn_status td_agree(tn_status local) { return local; }
-double td_mean(double v) { return v; }
-bool td_same(int64_t v)
+tn_status ex_dist_agree(tn_status local) { return local; }
+double ex_dist_mean(double v) { return v; }
+bool ex_dist_same(int64_t v)
 {
     (void)v;
     return true;
 }
-int td_gather(const void *mine, void *all, int64_t bytes)
+int ex_dist_gather(const void *mine, void *all, int64_t bytes)
 {
     memcpy(all, mine, (size_t)bytes);
     return 0;

@@ -1,7 +1,7 @@
-/* examples/char_model.h - the character language model of char_rnn: its
+/* examples/common/char_model.h - the character language model of char_rnn: its
  * text and vocabulary, the model (embedding, recurrent layers, head), and
  * loading it from a char_rnn checkpoint. Shared by char_rnn and
- * hidden_states; built as the static library tn_char_model, not part of
+ * hidden_states; built as the helper library tn_examples, not part of
  * libtensor's API. Messages are printed to stderr prefixed "char_rnn:"
  * (the checkpoint format's name).
  *
@@ -20,45 +20,45 @@
 #include "lm_model.h"
 
 /* Limits of the model a checkpoint's metadata may ask for. */
-#define CHAR_RNN_MAX_VOCAB 4096
-#define CHAR_RNN_MAX_DIM 65536
+#define EX_CHAR_MAX_VOCAB 4096
+#define EX_CHAR_MAX_DIM 65536
 
 /* A text as token ids, and the vocabulary that maps them. */
-typedef struct text {
+typedef struct ex_text {
     int32_t *ids; /* token ids (malloc'd; the owner frees them) */
     int64_t n;
-    uint32_t vocab[CHAR_RNN_MAX_VOCAB]; /* id -> code point, sorted */
+    uint32_t vocab[EX_CHAR_MAX_VOCAB]; /* id -> code point, sorted */
     int V;
-} text;
+} ex_text;
 
 /* UTF-8 s[0..n) decoded into out (room for cap code points); invalid
  * bytes become U+FFFD. Returns the number of code points, or -1 when there
  * are more than cap (out then holds the first cap). */
-int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap);
+int64_t ex_utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap);
 
 /* English-like prose from a small grammar with a fixed seed (about 220 KB,
  * the same every time): char_rnn's training text when no --data is given.
  * Returns a malloc'd buffer of *n bytes (not NUL-terminated; NULL when out
  * of memory); the caller frees it. */
-unsigned char *generated_text(int64_t *n);
+unsigned char *ex_generated_text(int64_t *n);
 
 /* The id of code point cp in t's vocabulary, or -1. */
-int vocab_index(const text *t, uint32_t cp);
+int ex_text_index(const ex_text *t, uint32_t cp);
 
 /* Decode bytes[0..nbytes) into t->ids (malloc'd, t->n of them). With
  * build_vocab, t's vocabulary becomes the text's distinct characters
- * (refused above CHAR_RNN_MAX_VOCAB); otherwise t's vocabulary maps them
+ * (refused above EX_CHAR_MAX_VOCAB); otherwise t's vocabulary maps them
  * and a character outside it is refused, naming `what`, the character and
  * its position. Returns 0, or -1 (message printed; t->ids NULL). */
-int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
+int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
               const char *what);
 
-/* char_rnn's model: lm_model with the names embed and head, messages
+/* char_rnn's model: ex_lm_model with the names embed and head, messages
  * prefixed "char_rnn:", initialised from r as PyTorch's modules; no
- * carried state yet (lm_reset_state). file: the checkpoint the sizes come
- * from (checked against its tensors first, see lm_init), or NULL. Returns
+ * carried state yet (ex_lm_reset_state). file: the checkpoint the sizes come
+ * from (checked against its tensors first, see ex_lm_init), or NULL. Returns
  * 0, or -1 (message printed; nothing to free). */
-int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+int ex_char_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
                     double dropout, const char *file, tn_rng *r);
 
 /* Build the model (and t's vocabulary) from the checkpoint's metadata
@@ -70,12 +70,12 @@ int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, 
  * carried state is a zeroed batch of 1. Crafted metadata (unknown cell,
  * sizes beyond the limits, an unsorted vocabulary) is refused. Returns 0,
  * or -1 (message printed; nothing to free but meta). */
-int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, double dropout,
+int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta, double dropout,
                     tn_optim **opt_out, double lr);
 
 /* The model and vocabulary of a checkpoint for inference (no dropout, no
  * optimizer, carried state a zeroed batch of 1). Returns 0 or -1 (message
  * printed). */
-int load_model(const char *path, lm_model *m, text *t);
+int ex_char_load_model(const char *path, ex_lm_model *m, ex_text *t);
 
 #endif

@@ -1,4 +1,4 @@
-/* examples/char_model.c - char_rnn's model, vocabulary and checkpoint
+/* examples/common/char_model.c - char_rnn's model, vocabulary and checkpoint
  * loading (declared and documented in char_model.h), shared by char_rnn and
  * hidden_states. */
 #include <inttypes.h>
@@ -7,20 +7,22 @@
 #include <string.h>
 
 #include "char_model.h"
+
+#include "vocab.h"
 #include "cli.h"
 
-int64_t utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap)
+int64_t ex_utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t cap)
 {
     int64_t k = 0;
     for (size_t i = 0; i < (size_t)n;) {
         if (k == cap)
             return -1;
-        out[k++] = cli_utf8_next(s, (size_t)n, &i);
+        out[k++] = ex_utf8_next(s, (size_t)n, &i);
     }
     return k;
 }
 
-unsigned char *generated_text(int64_t *n)
+unsigned char *ex_generated_text(int64_t *n)
 {
     static const char *subj[] = {"the old man", "a young queen", "my brother", "the king",
                                  "a quiet child", "the sailor", "her mother", "the poet"};
@@ -49,58 +51,38 @@ unsigned char *generated_text(int64_t *n)
     return s;
 }
 
-static int cmp_u32(const void *a, const void *b)
+int ex_text_index(const ex_text *t, uint32_t cp)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    return (int)ex_chars_index(t->vocab, t->V, cp);
 }
 
-int vocab_index(const text *t, uint32_t cp)
-{
-    int lo = 0, hi = t->V - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (t->vocab[mid] == cp)
-            return mid;
-        if (t->vocab[mid] < cp)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
-}
-
-int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
+int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
                      const char *what)
 {
     uint32_t *cps = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *cps);
-    int64_t n = utf8_decode(bytes, nbytes, cps, nbytes); /* at most one per byte */
+    int64_t n = ex_utf8_decode(bytes, nbytes, cps, nbytes); /* at most one per byte */
     if (build_vocab) {
         uint32_t *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof *sorted);
         memcpy(sorted, cps, (size_t)n * sizeof *sorted);
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_u32);
-        t->V = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (t->V && t->vocab[t->V - 1] == sorted[i])
-                continue;
-            if (t->V == CHAR_RNN_MAX_VOCAB) {
-                fprintf(stderr, "char_rnn: %s has more than %d distinct characters\n", what,
-                        CHAR_RNN_MAX_VOCAB);
-                free(sorted);
-                free(cps);
-                return -1;
-            }
-            t->vocab[t->V++] = sorted[i];
+        int64_t V = ex_chars_sort(sorted, n);
+        if (V > EX_CHAR_MAX_VOCAB) {
+            fprintf(stderr, "char_rnn: %s has more than %d distinct characters\n", what,
+                    EX_CHAR_MAX_VOCAB);
+            free(sorted);
+            free(cps);
+            return -1;
         }
+        memcpy(t->vocab, sorted, (size_t)V * sizeof *sorted);
+        t->V = (int)V;
         free(sorted);
     }
     t->ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *t->ids);
     t->n = n;
     for (int64_t i = 0; i < n; i++) {
-        int id = vocab_index(t, cps[i]);
+        int id = ex_text_index(t, cps[i]);
         if (id < 0) {
             char enc[5] = {0};
-            cli_utf8_encode(cps[i], enc);
+            ex_utf8_encode(cps[i], enc);
             fprintf(stderr,
                     "char_rnn: %s: character '%s' (U+%04X) at position %" PRId64
                     " is not in the model's vocabulary\n",
@@ -116,15 +98,15 @@ int text_load(text *t, const unsigned char *bytes, int64_t nbytes, bool build_vo
     return 0;
 }
 
-int char_model_init(lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
+int ex_char_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
                     double dropout, const char *file, tn_rng *r)
 {
-    lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
+    ex_lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
                  .embed_name = "embed", .head_name = "head", .prog = "char_rnn", .file = file};
-    return lm_init(m, &s, r);
+    return ex_lm_init(m, &s, r);
 }
 
-int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, double dropout,
+int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta, double dropout,
                            tn_optim **opt_out, double lr)
 {
     tn_rng r;
@@ -139,19 +121,19 @@ int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, doubl
     int c = tn_cell_from_name(cell);
     /* The metadata sizes the model: a crafted file must get a refusal, not
      * a model of 2^60 parameters (the limits are far above any char model). */
-    if (c < 0 || !vocab || H < 1 || H > CHAR_RNN_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
-        E < 1 || E > CHAR_RNN_MAX_DIM) {
+    if (c < 0 || !vocab || H < 1 || H > EX_CHAR_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
+        E < 1 || E > EX_CHAR_MAX_DIM) {
         fprintf(stderr,
                 "char_rnn: %s: bad metadata: need a known cell, a vocab, hidden and embed in "
                 "1..%d, layers in 1..%d\n",
-                path, CHAR_RNN_MAX_DIM, TN_RNN_MAX_LAYERS);
+                path, EX_CHAR_MAX_DIM, TN_RNN_MAX_LAYERS);
         return -1;
     }
-    int64_t V = utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab,
-                            CHAR_RNN_MAX_VOCAB);
+    int64_t V = ex_utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab,
+                            EX_CHAR_MAX_VOCAB);
     if (V < 1) {
         fprintf(stderr, "char_rnn: %s: bad metadata: vocab must have 1..%d characters\n", path,
-                CHAR_RNN_MAX_VOCAB);
+                EX_CHAR_MAX_VOCAB);
         return -1;
     }
     t->V = (int)V;
@@ -160,22 +142,22 @@ int load_checkpoint(const char *path, lm_model *m, text *t, tn_meta *meta, doubl
             fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
             return -1;
         }
-    if (char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, path, &r))
+    if (ex_char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, path, &r))
         return -1;
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;
-    if (lm_load(m, path, &ao, false, meta, opt_out)) {
-        lm_free(m);
+    if (ex_lm_load(m, path, &ao, false, meta, opt_out)) {
+        ex_lm_free(m);
         return -1;
     }
     return 0;
 }
 
-int load_model(const char *path, lm_model *m, text *t)
+int ex_char_load_model(const char *path, ex_lm_model *m, ex_text *t)
 {
     tn_meta meta;
     tn_meta_init(&meta);
-    int rc = load_checkpoint(path, m, t, &meta, 0.0, NULL, 1e-3);
+    int rc = ex_char_load_checkpoint(path, m, t, &meta, 0.0, NULL, 1e-3);
     tn_meta_free(&meta);
     return rc;
 }

@@ -1,8 +1,8 @@
-/* examples/cli.h - the command-line helper shared by the example programs
+/* examples/common/cli.h - the command-line helper shared by the example programs
  * (and the benchmark). Not part of libtensor's API: it is built as the small
- * static library tn_cli and never installed.
+ * helper library tn_examples and never installed.
  *
- * A program describes its options in a table of cli_opt; cli_parse fills the
+ * A program describes its options in a table of ex_opt; ex_parse fills the
  * values, refusing (exit status 2) anything it cannot take whole: a number
  * with trailing characters, a value outside the allowed range, a name that
  * is not an option of the command. Every refusal names the option and what
@@ -21,71 +21,71 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum cli_type {
-    CLI_FLAG,   /* no argument; value: bool *, set to true */
-    CLI_STRING, /* any text; value: const char ** (points into argv) */
-    CLI_CHOICE, /* one of `choices` ("lstm|gru|rnn"); value: const char ** */
-    CLI_INT,    /* integer in [imin, imax]; value: int64_t * */
-    CLI_UINT64, /* integer in [0, 2^64 - 1] (seeds); value: uint64_t * */
-    CLI_REAL,   /* finite number in [dmin, dmax] (open ends with dmin_open,
+typedef enum ex_type {
+    EX_FLAG,   /* no argument; value: bool *, set to true */
+    EX_STRING, /* any text; value: const char ** (points into argv) */
+    EX_CHOICE, /* one of `choices` ("lstm|gru|rnn"); value: const char ** */
+    EX_INT,    /* integer in [imin, imax]; value: int64_t * */
+    EX_UINT64, /* integer in [0, 2^64 - 1] (seeds); value: uint64_t * */
+    EX_REAL,   /* finite number in [dmin, dmax] (open ends with dmin_open,
                  * dmax_open); value: double * */
-} cli_type;
+} ex_type;
 
-typedef struct cli_opt {
+typedef struct ex_opt {
     const char *name;   /* "--hidden" */
-    cli_type type;
-    void *value;        /* where the value goes (see cli_type); its value
+    ex_type type;
+    void *value;        /* where the value goes (see ex_type); its value
                          * before parsing is the default --help shows */
     const char *arg;    /* the argument's name in --help ("H", "FILE") */
     const char *help;   /* what it means, one line */
-    int64_t imin, imax; /* CLI_INT: the allowed range, inclusive */
-    double dmin, dmax;  /* CLI_REAL: the allowed range */
+    int64_t imin, imax; /* EX_INT: the allowed range, inclusive */
+    double dmin, dmax;  /* EX_REAL: the allowed range */
     bool dmin_open, dmax_open;
-    const char *choices;  /* CLI_CHOICE: "a|b|c" */
+    const char *choices;  /* EX_CHOICE: "a|b|c" */
     const char *def;      /* --help's default when not the value itself
                            * ("all cores"); NULL: print the value */
     unsigned commands;    /* bit i: an option of spec->commands[i]; 0: of all */
-} cli_opt;
+} ex_opt;
 
-typedef struct cli_spec {
+typedef struct ex_spec {
     const char *prog;              /* "char_rnn" */
     const char *summary;           /* one line: what the program does */
     const char *const *commands;   /* subcommand names, NULL-terminated; or NULL */
     const char *const *command_help; /* one line per command (same order) */
-    const cli_opt *opts;
+    const ex_opt *opts;
     int n_opts;
     const char *notes; /* more --help text (may be NULL) */
-} cli_spec;
+} ex_spec;
 
 enum {
-    CLI_OK = 0,    /* options parsed: go on */
-    CLI_DONE = 1,  /* --help or --version printed: exit 0 */
-    CLI_USAGE = 2, /* refused, the reason printed to stderr: exit 2 */
+    EX_OK = 0,    /* options parsed: go on */
+    EX_DONE = 1,  /* --help or --version printed: exit 0 */
+    EX_USAGE = 2, /* refused, the reason printed to stderr: exit 2 */
 };
 
 /* Parse argv[1..argc). With spec->commands, argv[1] must be one of them (or
  * -h/--help/--version) and *command gets its index; otherwise *command is 0
  * (command may be NULL then). Options are "--name value" or "--name=value";
- * the last of a repeated option wins. Returns CLI_OK, CLI_DONE or CLI_USAGE
+ * the last of a repeated option wins. Returns EX_OK, EX_DONE or EX_USAGE
  * (the message is printed; exit with the returned number). */
-int cli_parse(const cli_spec *spec, int argc, char **argv, int *command);
+int ex_parse(const ex_spec *spec, int argc, char **argv, int *command);
 
 /* The default of every program's --threads, as the library chooses it
  * (tn_runtime_init). */
-#define CLI_THREADS_DEFAULT \
+#define EX_THREADS_DEFAULT \
     "$TN_NUM_THREADS, else $OMP_NUM_THREADS, else the cores available (per MPI rank)"
 
 /* The options of the programs that draw from a model (char_rnn, word_lm,
  * translate): --temperature, --top-k and --top-p into the tn_sample_opts
  * *so (tensor/nn.h), for the commands of the bit mask cmds. Three
- * entries of a cli_opt table. */
-#define CLI_SAMPLE_OPTS(so, cmds)                                                            \
-    {"--temperature", CLI_REAL, &(so)->temperature, "X",                                     \
+ * entries of a ex_opt table. */
+#define EX_SAMPLE_OPTS(so, cmds)                                                            \
+    {"--temperature", EX_REAL, &(so)->temperature, "X",                                     \
      "sampling temperature (0: greedy, always the likeliest)", .dmin = 0, .dmax = 100,       \
      .commands = (cmds)},                                                                    \
-    {"--top-k", CLI_INT, &(so)->top_k, "K", "sample among the K likeliest (0: all)",          \
+    {"--top-k", EX_INT, &(so)->top_k, "K", "sample among the K likeliest (0: all)",          \
      .imin = 0, .imax = 1000000000, .commands = (cmds)},                                     \
-    {"--top-p", CLI_REAL, &(so)->top_p, "P",                                                 \
+    {"--top-p", EX_REAL, &(so)->top_p, "P",                                                 \
      "sample among the fewest likeliest whose probability reaches P (1: all)", .dmin = 0,    \
      .dmin_open = true, .dmax = 1, .commands = (cmds)}
 
@@ -93,7 +93,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *command);
  * malloc'd buffer (*buf, *n; the caller frees *buf). Refuses, naming the
  * option and the path, a path that does not exist, is a directory or
  * cannot be read. Returns 0 or -1 (message printed). */
-int cli_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
+int ex_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
                   size_t *n);
 
 /* Check, without creating or changing anything, that `path` (option `opt`)
@@ -101,11 +101,11 @@ int cli_read_file(const char *prog, const char *opt, const char *path, unsigned 
  * new file (probed by creating and removing a temporary file there, as an
  * atomic write would), and an existing file at path can be opened for
  * writing. Returns 0 or -1 (message printed). */
-int cli_check_output(const char *prog, const char *opt, const char *path);
+int ex_check_output(const char *prog, const char *opt, const char *path);
 
 /* The most training steps a program's --steps allows; a checkpoint's "step"
- * beyond it was not written by a run of the program (cli_check_range). */
-#define CLI_STEPS_MAX INT64_C(1000000000000)
+ * beyond it was not written by a run of the program (ex_check_range). */
+#define EX_STEPS_MAX INT64_C(1000000000000)
 
 /* Check a training-state field read from a checkpoint's metadata when
  * resuming: v (metadata `key` of the file `path`) must be in [lo, hi], the
@@ -115,15 +115,15 @@ int cli_check_output(const char *prog, const char *opt, const char *path);
  * their data and count their steps with these fields, so a crafted value
  * would read out of bounds, overflow, or end a run silently. Returns 0, or
  * -1 (message printed). */
-int cli_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
+int ex_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
                     int64_t hi, const char *what);
 
 /* A tensor a model built from a checkpoint's metadata will have: its name
  * and 2-D shape. */
-typedef struct cli_shape {
+typedef struct ex_shape {
     const char *name;
     int64_t rows, cols;
-} cli_shape;
+} ex_shape;
 
 /* Check the sizes a checkpoint's metadata claims (described in `sizes`,
  * e.g. "hidden 32, embed 16, layers 1") against the file's own tensors
@@ -135,47 +135,47 @@ typedef struct cli_shape {
  * crafted sizes built gigabytes before tn_load compared any shape. Returns
  * 0, or -1 (message printed naming the file, the sizes, the tensor and its
  * shape in the file). */
-int cli_check_shapes(const char *prog, const char *path, const char *sizes, const cli_shape *want,
+int ex_check_shapes(const char *prog, const char *path, const char *sizes, const ex_shape *want,
                      int n);
 
 /* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
  * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
  * or -1 when all of it is valid. */
-int64_t cli_utf8_invalid_at(const unsigned char *s, size_t n);
+int64_t ex_utf8_invalid_at(const unsigned char *s, size_t n);
 
 /* s[0..n) read as Latin-1 (ISO 8859-1), converted to UTF-8 in a new malloc'd
  * buffer of *out_n bytes (NULL when out of memory). */
-unsigned char *cli_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n);
+unsigned char *ex_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n);
 
 /* Read a text file (given as option `opt`) as UTF-8: with encoding
  * "latin-1" it is converted, otherwise bytes that are not valid UTF-8 are
  * refused naming the byte offset and value. *text gets a malloc'd,
  * NUL-terminated buffer of *n bytes (the caller frees it). Returns 0 or -1
  * (message printed). */
-int cli_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
+int ex_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
                   char **text, size_t *n);
 
 /* The code point at s[*i] of s[0..n), *i advanced past it; an invalid or
  * cut sequence gives U+FFFD and advances one byte. */
-uint32_t cli_utf8_next(const unsigned char *s, size_t n, size_t *i);
+uint32_t ex_utf8_next(const unsigned char *s, size_t n, size_t *i);
 /* The UTF-8 bytes of code point cp into out (room for 4); their number. */
-int cli_utf8_encode(uint32_t cp, char *out);
+int ex_utf8_encode(uint32_t cp, char *out);
 
 /* Start the library's runtime on `threads` threads (0: its default,
  * $TN_NUM_THREADS or all cores); a failure is printed naming prog.
  * Returns 0 or -1. */
-int cli_runtime(const char *prog, int64_t threads);
+int ex_runtime(const char *prog, int64_t threads);
 
 /* Seconds of a monotonic clock (for durations). */
-double cli_seconds(void);
+double ex_seconds(void);
 
 /* Training progress on stderr after `step` of `steps` (the run started at
- * step `start`, t0 seconds of cli_seconds()): the smoothed loss, the rate
+ * step `start`, t0 seconds of ex_seconds()): the smoothed loss, the rate
  * in `unit`s per second (per_step units a step: tokens, pairs, examples)
  * and the time left. On a terminal (tty) a bar redrawn in place every
  * step (print "\n" before a line of one's own, and at the end); otherwise
  * a line every 50 steps and at the last. */
-void cli_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
+void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit);
 
 /* The libtensor types the helpers below take (tensor/tensor.h). */
@@ -190,20 +190,20 @@ struct tn_optim;
  * and the optimizer's step. *l gets the loss. A failure or a loss that is
  * not finite is printed on stderr ("\nprog: step N: why; stopping") and
  * returns -1 (the caller stops); 0 when the step was taken. */
-int cli_train_step(const char *prog, struct tn_tape *tp, struct tn_tensor *loss,
+int ex_train_step(const char *prog, struct tn_tape *tp, struct tn_tensor *loss,
                    struct tn_params *ps, struct tn_optim *opt, double clip, int64_t step,
                    double *l);
 
 /* tn_load of the parameters ps from the checkpoint path (given as
  * --checkpoint), after the program built them from its metadata. Returns 0,
  * or -1 (message naming the file). */
-int cli_load_params(const char *prog, const char *path, struct tn_params *ps);
+int ex_load_params(const char *prog, const char *path, struct tn_params *ps);
 
 /* The next line of f (standard input) into *line (getline's buffer, *cap),
  * *n bytes with its newline; *lineno counts the lines. Returns 1 for a
  * line, 0 at the end, -1 for a line that is not UTF-8 text or holds a NUL
  * byte (refused naming the line). */
-int cli_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
+int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
                   int64_t *lineno);
 
 #endif

@@ -1,4 +1,4 @@
-/* examples/translate.c - a sequence-to-sequence translator: an encoder-
+/* examples/apps/translate.c - a sequence-to-sequence translator: an encoder-
  * decoder with attention (tensor/nn.h, tn_seq2seq) trained on sentence
  * pairs, decoded greedily or by beam search, scored by BLEU.
  *
@@ -60,7 +60,7 @@ static int tokenize(const char *text, char *buf, size_t cap, char **tok, int max
     bool in_word = false;
     *more = false;
     while (at < len) {
-        uint32_t c = cli_utf8_next(s, len, &at);
+        uint32_t c = ex_utf8_next(s, len, &at);
         if (c < 128)
             c = (uint32_t)tolower((int)c);
         else if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
@@ -87,7 +87,7 @@ static int tokenize(const char *text, char *buf, size_t cap, char **tok, int max
         }
         if (used + 8 > cap)
             break;
-        used += (size_t)cli_utf8_encode(c, buf + used);
+        used += (size_t)ex_utf8_encode(c, buf + used);
         if (punct) {
             buf[used++] = '\0';
             in_word = false;
@@ -264,8 +264,8 @@ static bool pair_tokens(const char *line, int max_len, char buf[2][4096], char *
  * sv/tv, adding words when grow is set (else unknown words are UNK). Lines
  * with more than max_len tokens on a side are dropped (counted in
  * *dropped). Returns 0, or -1 when out of memory. */
-static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs *p, vocab *sv,
-                      vocab *tv, bool grow, int max_len, int64_t *dropped)
+static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs *p, ex_words *sv,
+                      ex_words *tv, bool grow, int max_len, int64_t *dropped)
 {
     memset(p, 0, sizeof *p);
     int64_t cap = 0;
@@ -281,12 +281,12 @@ static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs
         if (pairs_push(p, &cap))
             return -1;
         int32_t *ids[2] = {p->src + p->n * MAX_TOK, p->tgt + p->n * MAX_TOK};
-        vocab *v[2] = {sv, tv};
+        ex_words *v[2] = {sv, tv};
         for (int k = 0; k < 2; k++) {
             for (int j = 0; j < MAX_TOK; j++)
                 ids[k][j] = PAD;
             for (int j = 0; j < len[k]; j++) {
-                int id = grow ? vocab_add(v[k], tok[k][j]) : vocab_find(v[k], tok[k][j]);
+                int id = grow ? ex_words_add(v[k], tok[k][j], strlen(tok[k][j])) : ex_words_find(v[k], tok[k][j], strlen(tok[k][j]));
                 ids[k][j] = id < 0 ? UNK : id;
             }
         }
@@ -389,74 +389,74 @@ static double bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
 
 enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16 };
 
-static int parse_opts(int argc, char **argv, opts *o, int *command)
+static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
 {
-    *o = (opts){.cell = "gru", .attention = "bahdanau", .hidden = 256, .embed = 256,
+    *o = (ex_translate_opts){.cell = "gru", .attention = "bahdanau", .hidden = 256, .embed = 256,
                 .layers = 1, .batch = 64, .steps = 2000, .max_len = 10, .eval_every = 500,
                 .save_every = 0, .beam = 1, .eval_pairs = 1000, .lr = 1e-3, .clip = 1.0,
                 .dropout = 0.0, .teacher_forcing = 1.0, .seed = 1234,
                 .sample = {.temperature = 0, .top_k = 0, .top_p = 1}};
-    const cli_opt table[] = {
-        {"--data", CLI_STRING, &o->data, "FILE", "pairs, one a line: source<TAB>target",
+    const ex_opt table[] = {
+        {"--data", EX_STRING, &o->data, "FILE", "pairs, one a line: source<TAB>target",
          .def = "train: a generated task (numbers in digits to words); eval: required",
          .commands = TRAIN | EVAL},
-        {"--cell", CLI_CHOICE, &o->cell, "CELL", "encoder and decoder cell", .choices = "gru|lstm",
+        {"--cell", EX_CHOICE, &o->cell, "CELL", "encoder and decoder cell", .choices = "gru|lstm",
          .commands = TRAIN},
-        {"--attention", CLI_CHOICE, &o->attention, "KIND", "attention score function",
+        {"--attention", EX_CHOICE, &o->attention, "KIND", "attention score function",
          .choices = "bahdanau|luong|general|none", .commands = TRAIN},
-        {"--bidirectional", CLI_FLAG, &o->bidirectional, NULL, "bidirectional encoder",
+        {"--bidirectional", EX_FLAG, &o->bidirectional, NULL, "bidirectional encoder",
          .commands = TRAIN},
-        {"--hidden", CLI_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--embed", CLI_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 8192,
+        {"--embed", EX_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--layers", CLI_INT, &o->layers, "L", "layers of the encoder and of the decoder",
+        {"--layers", EX_INT, &o->layers, "L", "layers of the encoder and of the decoder",
          .imin = 1, .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
-        {"--batch", CLI_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
+        {"--batch", EX_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
-        {"--steps", CLI_INT, &o->steps, "N", "train until this step", .imin = 0,
-         .imax = CLI_STEPS_MAX, .commands = TRAIN},
-        {"--lr", CLI_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
+        {"--steps", EX_INT, &o->steps, "N", "train until this step", .imin = 0,
+         .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", CLI_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
          .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--dropout", CLI_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1,
+        {"--dropout", EX_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1,
          .dmax_open = true, .commands = TRAIN},
-        {"--teacher-forcing", CLI_REAL, &o->teacher_forcing, "P",
+        {"--teacher-forcing", EX_REAL, &o->teacher_forcing, "P",
          "probability of feeding the gold token at a step (else the model's)", .dmin = 0,
          .dmax = 1, .commands = TRAIN},
-        {"--max-len", CLI_INT, &o->max_len, "N",
+        {"--max-len", EX_INT, &o->max_len, "N",
          "longest sentence in tokens (train: longer pairs are dropped; decoding: output limit)",
          .imin = 1, .imax = MAX_TOK - 1, .commands = TRAIN | SAMPLE | ATTN},
-        {"--seed", CLI_UINT64, &o->seed, "S",
+        {"--seed", EX_UINT64, &o->seed, "S",
          "random seed (train: weights and batches; the split is fixed; sample: the draws)",
          .commands = TRAIN | SAMPLE},
-        {"--threads", CLI_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
-        {"--checkpoint", CLI_STRING, &o->checkpoint, "PATH",
+        {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
+        {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required",
          .commands = TRAIN | SAMPLE | EVAL | ATTN},
-        {"--eval-every", CLI_INT, &o->eval_every, "N",
+        {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation loss and BLEU every N steps (0: never)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--eval-pairs", CLI_INT, &o->eval_pairs, "N", "validation pairs to evaluate",
+        {"--eval-pairs", EX_INT, &o->eval_pairs, "N", "validation pairs to evaluate",
          .imin = 1, .imax = INT64_C(1000000000), .commands = TRAIN},
-        {"--save-every", CLI_INT, &o->save_every, "N",
+        {"--save-every", EX_INT, &o->save_every, "N",
          "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", CLI_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
+        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
          .commands = TRAIN},
-        {"--resume", CLI_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
+        {"--resume", EX_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
          .commands = TRAIN},
-        {"--beam", CLI_INT, &o->beam, "K", "beam width (1: greedy or sampled, see --temperature)",
+        {"--beam", EX_INT, &o->beam, "K", "beam width (1: greedy or sampled, see --temperature)",
          .imin = 1, .imax = 256, .commands = SAMPLE | EVAL},
-        CLI_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--text", CLI_STRING, &o->text, "TEXT", "the sentence to translate", .commands = ATTN},
-        {"--out", CLI_STRING, &o->out, "FILE.png",
+        EX_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--text", EX_STRING, &o->text, "TEXT", "the sentence to translate", .commands = ATTN},
+        {"--out", EX_STRING, &o->out, "FILE.png",
          "heat map of the attention weights (CSV when gnuplot is missing)", .commands = ATTN},
-        {"--ref", CLI_STRING, &o->ref, "FILE", "reference translations, one a line",
+        {"--ref", EX_STRING, &o->ref, "FILE", "reference translations, one a line",
          .commands = BLEU},
-        {"--hyp", CLI_STRING, &o->hyp, "FILE", "translations to score, one a line",
+        {"--hyp", EX_STRING, &o->hyp, "FILE", "translations to score, one a line",
          .commands = BLEU},
     };
     static const char *const commands[] = {"train", "sample", "eval", "attention", "bleu", NULL};
@@ -467,7 +467,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "draw the attention weights of one translation",
         "print the corpus BLEU-4 of --hyp against --ref (same tokens as training)",
     };
-    const cli_spec spec = {
+    const ex_spec spec = {
         .prog = "translate",
         .summary = "sequence-to-sequence translation with attention (tn_seq2seq)",
         .commands = commands,
@@ -478,17 +478,17 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                  "see data/README.md). Without --data, train learns to write numbers\n"
                  "in words.\n",
     };
-    return cli_parse(&spec, argc, argv, command);
+    return ex_parse(&spec, argc, argv, command);
 }
 
 /* ---- checkpoints (loading: translate_model.c) ---- */
 
-static int save_run(const char *path, run *r, const opts *o, tn_optim *opt, int64_t step,
+static int save_run(const char *path, ex_translate_run *r, const ex_translate_opts *o, tn_optim *opt, int64_t step,
                     const tn_rng *data_rng, tn_tape *tp)
 {
     tn_meta meta;
     tn_meta_init(&meta);
-    char *sv = vocab_join(&r->sv), *tv = vocab_join(&r->tv);
+    char *sv = ex_words_join(&r->sv), *tv = ex_words_join(&r->tv);
     char buf[64];
     tn_meta_set(&meta, "format", "translate 1");
     tn_meta_set(&meta, "cell", o->cell);
@@ -550,7 +550,7 @@ static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t 
  * (message printed, starting with `what`) when the loss or a decoding
  * fails, or the loss is not finite (a broken model: its numbers would mean
  * nothing). */
-static int evaluate(run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
+static int evaluate(ex_translate_run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
                     int64_t max_len, const char *what, double *loss_out, double *bleu_out)
 {
     int rc = 0;
@@ -635,7 +635,7 @@ static char *read_all(const char *opt, const char *path)
 {
     char *s;
     size_t n;
-    if (cli_read_text("translate", opt, path, "utf-8", &s, &n))
+    if (ex_read_text("translate", opt, path, "utf-8", &s, &n))
         return NULL;
     if (strlen(s) != n) {
         fprintf(stderr, "translate: %s %s: a NUL byte at offset %zu\n", opt, path, strlen(s));
@@ -645,10 +645,10 @@ static char *read_all(const char *opt, const char *path)
     return s;
 }
 
-static int cmd_train(opts *o)
+static int cmd_train(ex_translate_opts *o)
 {
-    if ((o->checkpoint && cli_check_output("translate", "--checkpoint", o->checkpoint)) ||
-        (o->log && cli_check_output("translate", "--log", o->log)))
+    if ((o->checkpoint && ex_check_output("translate", "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output("translate", "--log", o->log)))
         return 2;
     if (o->resume && (!o->checkpoint || access(o->checkpoint, R_OK) != 0)) {
         fprintf(stderr, "translate: --resume needs an existing --checkpoint\n");
@@ -657,7 +657,7 @@ static int cmd_train(opts *o)
     char *text = o->data ? read_all("--data", o->data) : generated_pairs(20000, 7);
     if (!text)
         return 1;
-    run r;
+    ex_translate_run r;
     tn_optim *opt = NULL;
     tn_tape *tp = tn_tape_new();
     tn_rng data_rng;
@@ -666,20 +666,20 @@ static int cmd_train(opts *o)
     if (o->resume) {
         tn_meta meta;
         tn_meta_init(&meta);
-        int rc = load_run(o->checkpoint, &r, o, &meta, &opt);
+        int rc = ex_translate_load_run(o->checkpoint, &r, o, &meta, &opt);
         bool loaded = rc == 0;
         if (rc == 0 && (tn_meta_get_int(&meta, "step", &step) ||
                         tn_meta_get_rng(&meta, "data_rng", &data_rng) ||
                         tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
             fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
             rc = -1;
-        } else if (rc == 0 && cli_check_range("translate", o->checkpoint, "step", step, 0,
-                                              CLI_STEPS_MAX, "the steps --steps allows")) {
+        } else if (rc == 0 && ex_check_range("translate", o->checkpoint, "step", step, 0,
+                                              EX_STEPS_MAX, "the steps --steps allows")) {
             rc = -1;
         }
-        if (rc && loaded) { /* loaded, then refused: load_run freed nothing */
+        if (rc && loaded) { /* loaded, then refused: ex_translate_load_run freed nothing */
             tn_optim_free(opt);
-            run_free(&r);
+            ex_translate_run_free(&r);
         }
         tn_meta_free(&meta);
         if (rc) {
@@ -689,8 +689,8 @@ static int cmd_train(opts *o)
         }
         tn_optim_set_step(opt, step);
     } else {
-        vocab_init(&r.sv);
-        vocab_init(&r.tv);
+        ex_translate_words_init(&r.sv);
+        ex_translate_words_init(&r.tv);
     }
     /* the usable pairs' lines, split by a fixed-seed shuffle: 5% validation;
      * the vocabularies come from the training pairs only */
@@ -737,7 +737,7 @@ static int cmd_train(opts *o)
     if (!o->resume) {
         tn_rng wr;
         tn_rng_seed(&wr, o->seed);
-        if (run_build(&r, o, &wr))
+        if (ex_translate_run_build(&r, o, &wr))
             return 1;
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
@@ -766,12 +766,12 @@ static int cmd_train(opts *o)
     int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
     /* train_s: the training steps alone (not evaluation or saving), the
      * figure tests/torch_translate.py prints as train_ms_per_step too */
-    double t0 = cli_seconds(), smooth = NAN, train_s = 0;
+    double t0 = ex_seconds(), smooth = NAN, train_s = 0;
     bool tty = isatty(STDERR_FILENO);
     int rc = 0;
     int64_t n_eval = val.n < o->eval_pairs ? val.n : o->eval_pairs;
     while (step < o->steps) {
-        double ts = cli_seconds();
+        double ts = ex_seconds();
         for (int64_t b = 0; b < B; b++)
             idx[b] = (int64_t)(tn_rng_next(&data_rng) % (uint64_t)trn.n);
         tn_tensor *src, *tgt;
@@ -795,9 +795,9 @@ static int cmd_train(opts *o)
             break;
         }
         step++;
-        train_s += cli_seconds() - ts;
+        train_s += ex_seconds() - ts;
         smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        cli_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
+        ex_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
         if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
             double vl, vb;
             if (evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, "validation", &vl, &vb)) {
@@ -808,7 +808,7 @@ static int cmd_train(opts *o)
                     tty ? "\n" : "", step, smooth, vl, vb);
             if (log) {
                 fprintf(log, "%" PRId64 ",%.6f,%.6f,%.4f,%.3f\n", step, smooth, vl, vb,
-                        cli_seconds() - t0);
+                        ex_seconds() - t0);
                 fflush(log);
             }
         }
@@ -824,13 +824,13 @@ static int cmd_train(opts *o)
         rc = 1;
     if (rc == 0)
         printf("final step %" PRId64 " train_loss %.4f in %.1fs train_ms_per_step %.1f\n", step,
-               smooth, cli_seconds() - t0, step > start ? 1e3 * train_s / (double)(step - start) : 0.0);
+               smooth, ex_seconds() - t0, step > start ? 1e3 * train_s / (double)(step - start) : 0.0);
     if (log)
         fclose(log);
     free(idx), free(len);
     pairs_free(&trn), pairs_free(&val);
     tn_optim_free(opt);
-    run_free(&r);
+    ex_translate_run_free(&r);
     tn_tape_free(tp);
     return rc;
 }
@@ -838,24 +838,24 @@ static int cmd_train(opts *o)
 /* ---- decoding commands ---- */
 
 /* The model of --checkpoint for decoding (no optimizer state). */
-static int open_run(opts *o, run *r)
+static int open_run(ex_translate_opts *o, ex_translate_run *r)
 {
     tn_meta meta;
     tn_meta_init(&meta);
-    int rc = load_run(o->checkpoint, r, o, &meta, NULL);
+    int rc = ex_translate_load_run(o->checkpoint, r, o, &meta, NULL);
     tn_meta_free(&meta);
     return rc;
 }
 
 /* Words of ids (no eos) joined with spaces, punctuation attached to the
  * word before it (opening marks to the word after). */
-static void detokenize(const vocab *tv, const int32_t *ids, int n, FILE *f)
+static void detokenize(const ex_words *tv, const int32_t *ids, int n, FILE *f)
 {
     bool glue = true;
     for (int i = 0; i < n; i++) {
         const char *w = ids[i] >= 0 && ids[i] < tv->n ? tv->words[ids[i]] : "<unk>";
         size_t len = strlen(w), at = 0;
-        uint32_t c = cli_utf8_next((const unsigned char *)w, len, &at);
+        uint32_t c = ex_utf8_next((const unsigned char *)w, len, &at);
         bool mark = is_punct_cp(c) && at == len; /* a punctuation token */
         bool opening = c == '(' || c == 0xAB || c == 0xBF || c == 0xA1;
         if (!glue && !(mark && !opening && c != '"'))
@@ -867,7 +867,7 @@ static void detokenize(const vocab *tv, const int32_t *ids, int n, FILE *f)
 }
 
 /* Source sentence -> ids [1, S]; S = its token count (at least 1). */
-static tn_tensor *encode_sentence(const run *r, const char *line, int32_t *len)
+static tn_tensor *encode_sentence(const ex_translate_run *r, const char *line, int32_t *len)
 {
     static char buf[8192];
     char *tok[MAX_TOK];
@@ -875,7 +875,7 @@ static tn_tensor *encode_sentence(const run *r, const char *line, int32_t *len)
     int n = tokenize(line, buf, sizeof buf, tok, MAX_TOK - 1, &more);
     int32_t ids[MAX_TOK];
     for (int i = 0; i < n; i++) {
-        int id = vocab_find(&r->sv, tok[i]);
+        int id = ex_words_find(&r->sv, tok[i], strlen(tok[i]));
         ids[i] = id < 0 ? UNK : id;
     }
     if (n == 0)
@@ -884,9 +884,9 @@ static tn_tensor *encode_sentence(const run *r, const char *line, int32_t *len)
     return tn_tensor_from(TN_I32, 2, (int64_t[]){1, n}, ids);
 }
 
-static int cmd_sample(opts *o)
+static int cmd_sample(ex_translate_opts *o)
 {
-    run r;
+    ex_translate_run r;
     if (o->beam > 1 && o->sample.temperature > 0) {
         fprintf(stderr, "translate: --beam searches; --temperature, --top-k and --top-p sample: "
                         "give one or the other\n");
@@ -912,7 +912,7 @@ static int cmd_sample(opts *o)
             rc = 1;
             break;
         }
-        if (cli_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
+        if (ex_utf8_invalid_at((const unsigned char *)line, (size_t)got) >= 0) {
             fprintf(stderr, "translate: standard input line %" PRId64 ": not valid UTF-8\n",
                     lineno);
             rc = 1;
@@ -938,16 +938,16 @@ static int cmd_sample(opts *o)
     }
     free(line);
     tn_tape_free(tp);
-    run_free(&r);
+    ex_translate_run_free(&r);
     return rc;
 }
 
-static int cmd_eval(opts *o)
+static int cmd_eval(ex_translate_opts *o)
 {
     char *text = read_all("--data", o->data);
     if (!text)
         return 1;
-    run r;
+    ex_translate_run r;
     if (open_run(o, &r)) {
         free(text);
         return 1;
@@ -961,7 +961,7 @@ static int cmd_eval(opts *o)
     if (rc || p.n == 0) {
         fprintf(stderr, "translate: --data %s: no pairs (source<TAB>target lines)\n", o->data);
         pairs_free(&p);
-        run_free(&r);
+        ex_translate_run_free(&r);
         return 1;
     }
     tn_tape *tp = tn_tape_new();
@@ -972,19 +972,19 @@ static int cmd_eval(opts *o)
         printf("loss %.6f bleu %.4f\n", loss, b);
     tn_tape_free(tp);
     pairs_free(&p);
-    run_free(&r);
+    ex_translate_run_free(&r);
     return rc;
 }
 
-static int cmd_attention(opts *o)
+static int cmd_attention(ex_translate_opts *o)
 {
     if (!o->text || !o->out) {
         fprintf(stderr, "translate: attention needs --text and --out\n");
         return 2;
     }
-    if (cli_check_output("translate", "--out", o->out))
+    if (ex_check_output("translate", "--out", o->out))
         return 2;
-    run r;
+    ex_translate_run r;
     if (open_run(o, &r))
         return 1;
     int rc = 0;
@@ -1008,7 +1008,7 @@ static int cmd_attention(opts *o)
     }
     for (int t = 0; t < rows; t++)
         tlab[t] = t < olen ? r.tv.words[out[t]] : "<eos>";
-    if (plot_heatmap("translate", o->out, w, rows, len, tlab, slab, NULL, 0, 1, 800, 600) ==
+    if (ex_plot_heatmap("translate", o->out, w, rows, len, tlab, slab, NULL, 0, 1, 800, 600) ==
         PLOT_ERROR) {
         rc = 1;
         goto done;
@@ -1018,13 +1018,13 @@ done:
     tn_tape_free(tp);
     tn_tensor_free(src);
     free(w);
-    run_free(&r);
+    ex_translate_run_free(&r);
     return rc;
 }
 
 /* translate bleu: both files tokenised as training does, ids from one
  * vocabulary built on the fly. */
-static int cmd_bleu(opts *o)
+static int cmd_bleu(ex_translate_opts *o)
 {
     if (!o->ref || !o->hyp) {
         fprintf(stderr, "translate: bleu needs --ref and --hyp\n");
@@ -1045,8 +1045,8 @@ static int cmd_bleu(opts *o)
     int32_t **ids[2] = {calloc((size_t)n + 1, sizeof(int32_t *)),
                         calloc((size_t)n + 1, sizeof(int32_t *))};
     int32_t *cnt[2] = {calloc((size_t)n + 1, sizeof(int32_t)), calloc((size_t)n + 1, sizeof(int32_t))};
-    vocab v;
-    vocab_init(&v);
+    ex_words v;
+    ex_translate_words_init(&v);
     int rc = 0;
     if (!lines[0] || !lines[1] || !ids[0] || !ids[1] || !cnt[0] || !cnt[1]) {
         fprintf(stderr, "translate: bleu: out of memory\n");
@@ -1070,7 +1070,7 @@ static int cmd_bleu(opts *o)
                         ? tokenize(lines[k][i], buf, 2 * len + 16, tok, (int)len + 1, &more)
                         : -1;
             for (int j = 0; j < m; j++)
-                if ((ids[k][i][j] = vocab_add(&v, tok[j])) < 0)
+                if ((ids[k][i][j] = ex_words_add(&v, tok[j], strlen(tok[j]))) < 0)
                     m = -1;
             if (m < 0 || more) {
                 fprintf(stderr, "translate: %s %s line %" PRId64 ": %s\n", opt[k], path[k], i + 1,
@@ -1097,16 +1097,16 @@ static int cmd_bleu(opts *o)
         free(lines[k]);
         free(texts[k]);
     }
-    vocab_free(&v);
+    ex_words_free(&v);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    opts o;
+    ex_translate_opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (command != 0 && command != 4 && !o.checkpoint) {
         fprintf(stderr, "translate: --checkpoint is required\n");
         return 2;
@@ -1115,7 +1115,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "translate: eval needs --data\n");
         return 2;
     }
-    if (cli_runtime("translate", o.threads))
+    if (ex_runtime("translate", o.threads))
         return 1;
     switch (command) {
     case 0: return cmd_train(&o);

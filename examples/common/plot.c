@@ -38,7 +38,7 @@ static bool run_gnuplot(char *const *args)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-bool plot_available(void)
+bool ex_plot_available(void)
 {
     return run_gnuplot((char *[]){"-e", "set terminal pngcairo", NULL});
 }
@@ -77,7 +77,7 @@ static void put_tics(FILE *f, const char *axis, const char *const *labels, int n
 /* Run the script; say what happened. */
 static int run_script(const char *png, const char *script, const char *data)
 {
-    if (plot_available() && run_gnuplot((char *[]){(char *)script, NULL})) {
+    if (ex_plot_available() && run_gnuplot((char *[]){(char *)script, NULL})) {
         printf("plot: %s (data: %s)\n", png, data);
         return PLOT_PNG;
     }
@@ -96,7 +96,7 @@ static FILE *open_side(const char *prog, const char *png, const char *ext, char 
     return f;
 }
 
-int plot_heatmap(const char *prog, const char *png, const double *m, int rows, int cols,
+int ex_plot_heatmap(const char *prog, const char *png, const double *m, int rows, int cols,
                  const char *const *row_labels, const char *const *col_labels, const char *title,
                  double lo, double hi, int width, int height)
 {
@@ -136,7 +136,7 @@ int plot_heatmap(const char *prog, const char *png, const double *m, int rows, i
     return run_script(png, gp, csv);
 }
 
-int plot_lines(const char *prog, const char *png, const char *csv, int ncols, const char *title,
+int ex_plot_lines(const char *prog, const char *png, const char *csv, int ncols, const char *title,
                const char *xlabel, const char *ylabel, bool logy, int width, int height)
 {
     char gp[4096];

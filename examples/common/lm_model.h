@@ -1,8 +1,8 @@
-/* examples/lm_model.h - the language model of char_rnn and word_lm (and
+/* examples/common/lm_model.h - the language model of char_rnn and word_lm (and
  * the model hidden_states reads): an embedding, recurrent layers and an
  * output layer over a stream of token ids, with the recurrent state
  * carried from one window to the next (truncated BPTT). Built into the
- * static library tn_lm; not part of libtensor's API.
+ * helper library tn_examples; not part of libtensor's API.
  *
  * Parameters are named as the PyTorch modules <embed> = Embedding(V, E),
  * rnn = LSTM/GRU/RNN(E, H, L, batch_first) and <head> = Linear(H, V), the
@@ -17,7 +17,7 @@
 
 #include <tensor/tensor.h>
 
-typedef struct lm_spec {
+typedef struct ex_lm_spec {
     tn_cell cell;
     int64_t V, E, H, L;
     double dropout;    /* between recurrent layers */
@@ -26,9 +26,9 @@ typedef struct lm_spec {
     const char *embed_name, *head_name;
     const char *prog; /* prefix of messages */
     const char *file; /* the checkpoint the sizes come from, or NULL (a new model) */
-} lm_spec;
+} ex_lm_spec;
 
-typedef struct lm_model {
+typedef struct ex_lm_model {
     tn_cell cell;
     int64_t V, E, H, L;
     bool tied;
@@ -39,39 +39,39 @@ typedef struct lm_model {
     tn_rnn rnn;
     tn_linear head;
     tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad); c: LSTM only */
-} lm_model;
+} ex_lm_model;
 
 /* A new float32 model as s describes, initialised from r as PyTorch's
- * modules; no carried state yet (lm_reset_state). With s->file, the sizes
- * are first checked against that checkpoint's tensors (cli_check_shapes:
+ * modules; no carried state yet (ex_lm_reset_state). With s->file, the sizes
+ * are first checked against that checkpoint's tensors (ex_check_shapes:
  * the embedding, the first layer's input weights, the last layer's
  * recurrent weights, the untied head), so that crafted metadata is refused
  * before anything is allocated. Returns 0, or -1 (message printed; nothing
  * to free). */
-int lm_init(lm_model *m, const lm_spec *s, tn_rng *r);
+int ex_lm_init(ex_lm_model *m, const ex_lm_spec *s, tn_rng *r);
 
 /* (Re)allocate the carried state for batch B, zeroed. */
-void lm_reset_state(lm_model *m, int64_t B);
+void ex_lm_reset_state(ex_lm_model *m, int64_t B);
 
 /* Free the parameters and the carried state. */
-void lm_free(lm_model *m);
+void ex_lm_free(ex_lm_model *m);
 
 /* Logits [B*T, V] for ids [B, T] (I32), starting from the carried state;
  * tape tensors. The final state goes to *fin (fin->output is the last
- * layer's h at every step, [B, T, H]); lm_keep_state copies it into the
+ * layer's h at every step, [B, T, H]); ex_lm_keep_state copies it into the
  * carried state once the tape no longer needs the old one (after
  * backward): the next window then starts from it with no history.
  * NULL on error (the tape's error is set). */
-tn_tensor *lm_forward(tn_tape *tp, lm_model *m, tn_tensor *ids, tn_rnn_out *fin);
+tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin);
 
-/* Copy the final state of an lm_forward into the carried state. */
-void lm_keep_state(lm_model *m, const tn_rnn_out *fin);
+/* Copy the final state of an ex_lm_forward into the carried state. */
+void ex_lm_keep_state(ex_lm_model *m, const tn_rnn_out *fin);
 
 /* The carried state as a parameter set ("state.h", "state.c") whose
  * tensors are m's h and c, so it is saved and loaded with the rest. The
  * set borrows them: release it with free(st->items), never
  * tn_params_free. */
-void lm_state_set(lm_model *m, tn_params *st);
+void ex_lm_state_set(ex_lm_model *m, tn_params *st);
 
 /* The next window of truncated BPTT over the streams r0 .. r0+B of ids
  * (each `stream` tokens long, stream b at ids + b * stream) at *pos: x
@@ -79,29 +79,29 @@ void lm_state_set(lm_model *m, tn_params *st);
  * When the window would run past the streams' end, *pos restarts at 0 and
  * the carried state is zeroed. The caller advances *pos by T after the
  * step. */
-void lm_window(lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
+void ex_lm_window(ex_lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
                tn_tensor *x, tn_tensor *y);
 
 /* A new Adam (AdamW when adamw) with options *ao over m's parameters, or
  * NULL (message printed, e.g. for --lr inf). */
-tn_optim *lm_optim(lm_model *m, const tn_adam_opts *ao, bool adamw);
+tn_optim *ex_lm_optim(ex_lm_model *m, const tn_adam_opts *ao, bool adamw);
 
-/* Write m's parameters, opt's state and the carried state (lm_state_set)
+/* Write m's parameters, opt's state and the carried state (ex_lm_state_set)
  * with meta to path (tn_save: atomic). Returns 0, or -1 (message
  * printed). */
-int lm_save(lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta);
+int ex_lm_save(ex_lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta);
 
 /* Load path into m, whose parameters the caller built from the file's
  * metadata (meta: initialised by the caller, filled here). A checkpoint of
  * a training run also holds the carried state ("state.h" [L, B, H], B in
  * 1..65536) and the optimizer's state: both are loaded too (strictly), the
- * latter into lm_optim(m, ao, adamw). With opt_out (resume) *opt_out gets
+ * latter into ex_lm_optim(m, ao, adamw). With opt_out (resume) *opt_out gets
  * that optimizer and the carried state keeps the file's batch; a file with
  * the model's tensors only (written by PyTorch) gives *opt_out = NULL.
  * Without opt_out the optimizer is dropped and the carried state is a
  * zeroed batch of 1. Returns 0, or -1 (message printed; m is left for the
  * caller to free). */
-int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
+int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
             tn_optim **opt_out);
 
 /* Mean negative log-likelihood (nats per token) of ids[1..n) given the
@@ -111,6 +111,6 @@ int lm_load(lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, t
  * printed: the caller says which data is short), and on an error or a loss
  * that is not finite (a broken model), message printed naming `what` (the
  * checkpoint, or "validation"). */
-double lm_eval(lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
+double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
 
 #endif

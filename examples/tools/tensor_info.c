@@ -1,4 +1,4 @@
-/* examples/tensor_info.c - what this build of the tensor library runs on:
+/* examples/tools/tensor_info.c - what this build of the tensor library runs on:
  * version, dtypes, the BLIS sub-configuration and why it was chosen, the
  * kernel path of the library's own loops ("isa <name>", see tn_isa_active),
  * thread counts; with --gemm, the SGEMM rate that speed figures are compared with.
@@ -104,19 +104,19 @@ int main(int argc, char **argv)
 {
     bool gemm = false;
     int64_t threads = 0;
-    const cli_opt table[] = {
-        {"--threads", CLI_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
-         .imax = 1024, .def = CLI_THREADS_DEFAULT},
-        {"--gemm", CLI_FLAG, &gemm, NULL,
+    const ex_opt table[] = {
+        {"--threads", EX_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
+         .imax = 1024, .def = EX_THREADS_DEFAULT},
+        {"--gemm", EX_FLAG, &gemm, NULL,
          "time a 1024^3 SGEMM (the peak speed figures are compared with)", .commands = 0},
     };
-    const cli_spec spec = {.prog = "tensor_info",
+    const ex_spec spec = {.prog = "tensor_info",
                            .summary = "what this build of libtensor runs on",
                            .opts = table,
                            .n_opts = (int)(sizeof table / sizeof table[0])};
-    int rc = cli_parse(&spec, argc, argv, NULL);
-    if (rc != CLI_OK)
-        return rc == CLI_DONE ? 0 : 2;
+    int rc = ex_parse(&spec, argc, argv, NULL);
+    if (rc != EX_OK)
+        return rc == EX_DONE ? 0 : 2;
     if (tn_runtime_init() != TN_OK) {
         fprintf(stderr, "tensor_info: %s\n", tn_last_error());
         return 1;
