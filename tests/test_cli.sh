@@ -197,7 +197,7 @@ fi
 # not leave a probe file behind).
 if "$BIN" train "${TINY[@]}" --eval-every 3 --log "$TMP/dir/curve.csv" \
        --checkpoint "$TMP/dir/ck.st" > /dev/null 2>&1 &&
-   [ "$(head -1 "$TMP/dir/curve.csv")" = "step,train_loss,val_loss,val_ppl,elapsed_s" ] &&
+   [ "$(head -1 "$TMP/dir/curve.csv")" = "step,train_loss,val_loss,val_ppl,elapsed_s,train_s" ] &&
    [ "$(ls -A "$TMP/dir" | sort | tr '\n' ' ')" = "ck.st curve.csv " ]; then
     pass "--log and --checkpoint written, nothing else left in their directory"
 else

@@ -35,6 +35,7 @@
 
 #include "char_model.h"
 #include "cli.h"
+#include "train.h"
 #include "train_dist.h"
 
 /* ---- text ---- */
@@ -42,7 +43,7 @@
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *log, *prime, *cell, *encoding;
+    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding;
     int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
     int64_t length, threads;
     double lr, clip, dropout;
@@ -98,13 +99,12 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--resume", EX_FLAG, &o->resume, NULL,
          "continue the run saved in --checkpoint (which must exist)", .commands = TRAIN},
         {"--eval-every", EX_INT, &o->eval_every, "N",
-         "validation loss every N steps (0: never)", .imin = 0,
+         "validation loss every N steps and after the last (0: after the last)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
-         .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
         {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
@@ -321,7 +321,8 @@ static int check_train_paths(const opts *o)
                 o->checkpoint, strerror(errno));
         return -1;
     }
-    if (o->log && ex_check_output("char_rnn", "--log", o->log))
+    if ((o->log && ex_check_output("char_rnn", "--log", o->log)) ||
+        (o->loss_log && ex_check_output("char_rnn", "--loss-log", o->loss_log)))
         return -1;
     return 0;
 }
@@ -384,6 +385,50 @@ static int save_run(const char *path, ex_lm_model *m, const ex_text *t, tn_optim
         tn_tensor_free(full.c);
     }
     return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+}
+
+/* A training run's state for the driver's hooks (train.h). */
+typedef struct char_run {
+    ex_lm_model *m;
+    const ex_text *t;
+    tn_optim *opt;
+    const opts *o;
+    int64_t stream, r0, pos; /* characters per stream, this rank's first, the window */
+    tn_tensor *x, *y;        /* the window's inputs [b, T] and targets [b * T] */
+    tn_rnn_out fin;          /* the window's final state, carried to the next */
+    const int32_t *val;      /* the validation split's first n_val characters */
+    int64_t n_val;
+} char_run;
+
+static tn_tensor *char_forward(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    char_run *r = ctx;
+    ex_lm_window(r->m, r->t->ids, r->stream, r->r0, &r->pos, r->x, r->y);
+    tn_tensor *logits = ex_lm_forward(tp, r->m, r->x, &r->fin);
+    return tn_cross_entropy(tp, logits, r->y, -1, TN_REDUCE_MEAN);
+}
+
+static int char_stepped(void *ctx)
+{
+    char_run *r = ctx;
+    ex_lm_keep_state(r->m, &r->fin);
+    r->pos += r->o->seq;
+    return 0;
+}
+
+static int char_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    char_run *r = ctx;
+    values[0] = ex_lm_eval(r->m, tp, r->val, r->n_val, "validation");
+    values[1] = exp(values[0]);
+    return isnan(values[0]) ? -1 : 0;
+}
+
+static int char_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    char_run *r = ctx;
+    return save_run(r->o->checkpoint, r->m, r->t, r->opt, tp, step, r->pos, r->o);
 }
 
 static int cmd_train(const opts *o)
@@ -495,7 +540,7 @@ static int cmd_train(const opts *o)
             return 1;
         }
         /* dropout masks: one stream of random numbers per rank */
-        tn_rng_seed(tn_tape_rng(tp), (o->seed ^ 0x9e3779b97f4a7c15ULL) + (uint64_t)rank);
+        ex_train_seed_tape(tp, o->seed);
     }
     if (ex_dist_attach(&m.ps)) {
         tn_optim_free(opt);
@@ -511,104 +556,28 @@ static int cmd_train(const opts *o)
                 " train / %" PRId64 " val chars; %d rank(s) x %d threads, BLIS %s\n",
                 tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
                 t.n - n_train, N, tn_num_threads(), tn_blis_config());
-    FILE *log = NULL;
-    if (o->log && lead) {
-        bool fresh = !(resumed && access(o->log, F_OK) == 0);
-        log = fopen(o->log, fresh ? "w" : "a");
-        if (!log) {
-            fprintf(stderr, "char_rnn: --log %s: %s\n", o->log, strerror(errno));
-            tn_optim_free(opt);
-            ex_lm_free(&m);
-            tn_tape_free(tp);
-            free(t.ids);
-            return 1;
-        }
-        if (fresh)
-            fprintf(log, "step,train_loss,val_loss,val_ppl,elapsed_s\n");
-    }
-    tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
-    tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    const int32_t *val = t.ids + n_train;
-    int64_t n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars;
-    bool tty = lead && isatty(STDERR_FILENO);
-    int64_t save_every = o->save_every ? o->save_every : o->eval_every;
-    double t0 = ex_seconds(), last_loss = NAN, smooth = NAN;
-    int64_t start_step = step, rc = 0;
-    while (step < o->steps) {
-        ex_lm_window(&m, t.ids, stream, r0, &pos, x, y);
-        tn_tape_reset(tp);
-        tn_params_zero_grad(&m.ps);
-        tn_rnn_out fin;
-        tn_tensor *logits = ex_lm_forward(tp, &m, x, &fin);
-        tn_tensor *loss = tn_cross_entropy(tp, logits, y, -1, TN_REDUCE_MEAN);
-        tn_status st = !loss ? tn_tape_status(tp) : tn_backward(tp, loss);
-        if (st == TN_OK)
-            st = ex_dist_allreduce(NULL); /* mean of the ranks' gradients */
-        if (ex_dist_agree(st) != TN_OK) {
-            if (lead || st != TN_OK)
-                fprintf(stderr, "\nchar_rnn: step %" PRId64 ": %s\n", step, tn_last_error());
-            rc = 1;
-            break;
-        }
-        /* Divergence stops the run before it reaches the parameters: a
-         * non-finite loss (on any rank: their mean is then NaN) or gradient norm (the clipping pass
-         * computes the norm anyway; without --clip it runs with an infinite
-         * limit). The averaged gradients are the same on every rank, so
-         * clipping and the step agree without a word. */
-        last_loss = ex_dist_mean(tn_tensor_get(loss, 0)); /* the global batch's loss */
-        if (!isfinite(last_loss) ||
-            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            char why[64];
-            snprintf(why, sizeof why, "the loss is %g", last_loss);
-            if (lead)
-                fprintf(stderr,
-                        "\nchar_rnn: training diverged at step %" PRId64 ": %s; stopping%s%s%s\n",
-                        step + 1, isfinite(last_loss) ? tn_last_error() : why,
-                        o->checkpoint ? "; the last good checkpoint " : "",
-                        o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
-            rc = 1;
-            break;
-        }
-        ex_lm_keep_state(&m, &fin);
-        pos += T;
-        step++;
-        smooth = isnan(smooth) ? last_loss : 0.95 * smooth + 0.05 * last_loss;
-        if (lead)
-            ex_progress(tty, step, o->steps, start_step, t0, smooth, (double)(B * T), "tok");
-        bool eval_now = lead && o->eval_every && (step % o->eval_every == 0 || step == o->steps);
-        if (eval_now && n_val > 1) {
-            double vl = ex_lm_eval(&m, tp, val, n_val, "validation");
-            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
-                    tty ? "\n" : "", step, smooth, vl, exp(vl));
-            if (log) {
-                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, smooth, vl, exp(vl),
-                        ex_seconds() - t0);
-                fflush(log);
-            }
-        }
-        if (o->checkpoint && save_every && step % save_every == 0 && step < o->steps &&
-            save_run(o->checkpoint, &m, &t, opt, tp, step, pos, o)) {
-            rc = 1;
-            break;
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &m, &t, opt, tp, step, pos, o))
-        rc = 1;
-    if (rc == 0 && lead)
-        printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
-               smooth, last_loss, ex_seconds() - t0);
-    if (log)
-        fclose(log);
-    tn_tensor_free(x);
-    tn_tensor_free(y);
+    char_run run = {.m = &m, .t = &t, .opt = opt, .o = o, .stream = stream, .r0 = r0,
+                    .pos = pos, .val = t.ids + n_train,
+                    .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars};
+    run.x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
+    run.y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
+    static const ex_col cols[] = {{"val_loss", 4}, {"val_ppl", 3}};
+    ex_train tr = {.prog = "char_rnn", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
+                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
+                   .loss_log = o->loss_log, .append = resumed, .checkpoint = o->checkpoint,
+                   .per_step = (double)(B * T), .unit = "tok", .ctx = &run,
+                   .forward = char_forward, .stepped = char_stepped,
+                   .evaluate = run.n_val > 1 ? char_evaluate : NULL,
+                   .save = o->checkpoint ? char_save : NULL, .cols = cols, .n_cols = 2};
+    int rc = run.x && run.y ? ex_train_run(&tr) : 1;
+    tn_tensor_free(run.x);
+    tn_tensor_free(run.y);
     tn_optim_free(opt);
     ex_lm_free(&m);
     tn_tape_free(tp);
     free(t.ids);
-    return (int)rc;
+    return rc;
 }
 
 static int cmd_sample(const opts *o)
