@@ -387,48 +387,19 @@ static int save_run(const char *path, ex_lm_model *m, const ex_text *t, tn_optim
     return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
 }
 
-/* A training run's state for the driver's hooks (train.h). */
+/* A training run for the driver's hooks (train.h): the language model's
+ * run and what its checkpoints need. */
 typedef struct char_run {
-    ex_lm_model *m;
+    ex_lm_run lm;
     const ex_text *t;
     tn_optim *opt;
     const opts *o;
-    int64_t stream, r0, pos; /* characters per stream, this rank's first, the window */
-    tn_tensor *x, *y;        /* the window's inputs [b, T] and targets [b * T] */
-    tn_rnn_out fin;          /* the window's final state, carried to the next */
-    const int32_t *val;      /* the validation split's first n_val characters */
-    int64_t n_val;
 } char_run;
-
-static tn_tensor *char_forward(void *ctx, tn_tape *tp, int64_t step)
-{
-    (void)step;
-    char_run *r = ctx;
-    ex_lm_window(r->m, r->t->ids, r->stream, r->r0, &r->pos, r->x, r->y);
-    tn_tensor *logits = ex_lm_forward(tp, r->m, r->x, &r->fin);
-    return tn_cross_entropy(tp, logits, r->y, -1, TN_REDUCE_MEAN);
-}
-
-static int char_stepped(void *ctx)
-{
-    char_run *r = ctx;
-    ex_lm_keep_state(r->m, &r->fin);
-    r->pos += r->o->seq;
-    return 0;
-}
-
-static int char_evaluate(void *ctx, tn_tape *tp, double *values)
-{
-    char_run *r = ctx;
-    values[0] = ex_lm_eval(r->m, tp, r->val, r->n_val, "validation");
-    values[1] = exp(values[0]);
-    return isnan(values[0]) ? -1 : 0;
-}
 
 static int char_save(void *ctx, tn_tape *tp, int64_t step)
 {
     char_run *r = ctx;
-    return save_run(r->o->checkpoint, r->m, r->t, r->opt, tp, step, r->pos, r->o);
+    return save_run(r->o->checkpoint, r->lm.m, r->t, r->opt, tp, step, r->lm.pos, r->o);
 }
 
 static int cmd_train(const opts *o)
@@ -556,23 +527,25 @@ static int cmd_train(const opts *o)
                 " train / %" PRId64 " val chars; %d rank(s) x %d threads, BLIS %s\n",
                 tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
                 t.n - n_train, N, tn_num_threads(), tn_blis_config());
-    char_run run = {.m = &m, .t = &t, .opt = opt, .o = o, .stream = stream, .r0 = r0,
-                    .pos = pos, .val = t.ids + n_train,
-                    .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars};
-    run.x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
-    run.y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    static const ex_col cols[] = {{"val_loss", 4}, {"val_ppl", 3}};
+    char_run run = {.lm = {.m = &m, .ids = t.ids, .stream = stream, .r0 = r0, .pos = pos,
+                           .val = t.ids + n_train,
+                           .n_val = t.n - n_train < o->eval_chars ? t.n - n_train
+                                                                  : o->eval_chars},
+                    .t = &t, .opt = opt, .o = o};
+    ex_lm_run *lm = &run.lm;
+    lm->x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
+    lm->y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
     ex_train tr = {.prog = "char_rnn", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
                    .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
                    .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
                    .loss_log = o->loss_log, .append = resumed, .checkpoint = o->checkpoint,
                    .per_step = (double)(B * T), .unit = "tok", .ctx = &run,
-                   .forward = char_forward, .stepped = char_stepped,
-                   .evaluate = run.n_val > 1 ? char_evaluate : NULL,
-                   .save = o->checkpoint ? char_save : NULL, .cols = cols, .n_cols = 2};
-    int rc = run.x && run.y ? ex_train_run(&tr) : 1;
-    tn_tensor_free(run.x);
-    tn_tensor_free(run.y);
+                   .forward = ex_lm_run_forward, .stepped = ex_lm_run_stepped,
+                   .evaluate = lm->n_val > 1 ? ex_lm_run_evaluate : NULL,
+                   .save = o->checkpoint ? char_save : NULL, .cols = ex_lm_run_cols, .n_cols = 2};
+    int rc = lm->x && lm->y ? ex_train_run(&tr) : 1;
+    tn_tensor_free(lm->x);
+    tn_tensor_free(lm->y);
     tn_optim_free(opt);
     ex_lm_free(&m);
     tn_tape_free(tp);

@@ -39,6 +39,7 @@
 #include "cli.h"
 #include "plot.h"
 
+#include "train.h"
 #include "translate_model.h"
 
 /* ---- tokens and vocabularies ---- */
@@ -437,15 +438,14 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required",
          .commands = TRAIN | SAMPLE | EVAL | ATTN},
         {"--eval-every", EX_INT, &o->eval_every, "N",
-         "validation loss and BLEU every N steps (0: never)", .imin = 0,
+         "validation loss and BLEU every N steps and after the last (0: after the last)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--eval-pairs", EX_INT, &o->eval_pairs, "N", "validation pairs to evaluate",
          .imin = 1, .imax = INT64_C(1000000000), .commands = TRAIN},
         {"--save-every", EX_INT, &o->save_every, "N",
          "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
-         .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--resume", EX_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
          .commands = TRAIN},
         {"--beam", EX_INT, &o->beam, "K", "beam width (1: greedy or sampled, see --temperature)",
@@ -645,55 +645,84 @@ static char *read_all(const char *opt, const char *path)
     return s;
 }
 
-static int cmd_train(ex_translate_opts *o)
+/* A training run for the driver's hooks (train.h). */
+typedef struct tr_run {
+    ex_translate_run *r;
+    const ex_translate_opts *o;
+    tn_optim *opt;
+    tn_rng data_rng; /* batches (and teacher forcing's coin), saved in checkpoints */
+    pairs trn, val;
+    int64_t *idx;    /* [B]: the batch's pairs */
+    int32_t *len;    /* [B]: their source lengths */
+    int64_t n_eval;  /* validation pairs evaluated */
+} tr_run;
+
+static tn_tensor *tr_forward(void *ctx, tn_tape *tp, int64_t step)
 {
-    if ((o->checkpoint && ex_check_output("translate", "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output("translate", "--log", o->log)))
-        return 2;
-    if (o->resume && (!o->checkpoint || access(o->checkpoint, R_OK) != 0)) {
-        fprintf(stderr, "translate: --resume needs an existing --checkpoint\n");
-        return 2;
+    (void)step;
+    tr_run *t = ctx;
+    int64_t B = t->o->batch;
+    for (int64_t b = 0; b < B; b++)
+        t->idx[b] = (int64_t)(tn_rng_next(&t->data_rng) % (uint64_t)t->trn.n);
+    tn_tensor *src, *tgt, *loss = NULL;
+    make_batch(tp, &t->trn, t->idx, B, &src, &tgt, t->len);
+    if (tn_seq2seq_loss(tp, &t->r->m, src, t->len, tgt, t->o->teacher_forcing, &t->data_rng,
+                        &loss) != TN_OK)
+        return NULL;
+    return loss;
+}
+
+static int tr_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    tr_run *t = ctx;
+    return evaluate(t->r, tp, &t->val, t->n_eval, t->o->batch, 1, t->o->max_len, "validation",
+                    &values[0], &values[1]);
+}
+
+static int tr_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    tr_run *t = ctx;
+    return save_run(t->o->checkpoint, t->r, t->o, t->opt, step, &t->data_rng, tp);
+}
+
+/* Resume: the model, optimizer and training state of --checkpoint into
+ * r, *opt, *step, the generators. Returns 0 or -1 (message printed;
+ * nothing to free). */
+static int resume_run(ex_translate_opts *o, ex_translate_run *r, tn_optim **opt, int64_t *step,
+                      tn_rng *data_rng, tn_tape *tp)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = ex_translate_load_run(o->checkpoint, r, o, &meta, opt);
+    bool loaded = rc == 0;
+    if (rc == 0 && (tn_meta_get_int(&meta, "step", step) ||
+                    tn_meta_get_rng(&meta, "data_rng", data_rng) ||
+                    tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
+        fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
+        rc = -1;
+    } else if (rc == 0 && ex_check_range("translate", o->checkpoint, "step", *step, 0,
+                                          EX_STEPS_MAX, "the steps --steps allows")) {
+        rc = -1;
     }
-    char *text = o->data ? read_all("--data", o->data) : generated_pairs(20000, 7);
-    if (!text)
-        return 1;
-    ex_translate_run r;
-    tn_optim *opt = NULL;
-    tn_tape *tp = tn_tape_new();
-    tn_rng data_rng;
-    tn_rng_seed(&data_rng, o->seed ^ 0x5851f42d4c957f2dULL);
-    int64_t step = 0;
-    if (o->resume) {
-        tn_meta meta;
-        tn_meta_init(&meta);
-        int rc = ex_translate_load_run(o->checkpoint, &r, o, &meta, &opt);
-        bool loaded = rc == 0;
-        if (rc == 0 && (tn_meta_get_int(&meta, "step", &step) ||
-                        tn_meta_get_rng(&meta, "data_rng", &data_rng) ||
-                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
-            fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
-            rc = -1;
-        } else if (rc == 0 && ex_check_range("translate", o->checkpoint, "step", step, 0,
-                                              EX_STEPS_MAX, "the steps --steps allows")) {
-            rc = -1;
-        }
-        if (rc && loaded) { /* loaded, then refused: ex_translate_load_run freed nothing */
-            tn_optim_free(opt);
-            ex_translate_run_free(&r);
-        }
-        tn_meta_free(&meta);
-        if (rc) {
-            free(text);
-            tn_tape_free(tp);
-            return 1;
-        }
-        tn_optim_set_step(opt, step);
-    } else {
-        ex_translate_words_init(&r.sv);
-        ex_translate_words_init(&r.tv);
+    if (rc && loaded) { /* loaded, then refused: ex_translate_load_run freed nothing */
+        tn_optim_free(*opt);
+        *opt = NULL;
+        ex_translate_run_free(r);
     }
-    /* the usable pairs' lines, split by a fixed-seed shuffle: 5% validation;
-     * the vocabularies come from the training pairs only */
+    tn_meta_free(&meta);
+    if (rc == 0)
+        tn_optim_set_step(*opt, *step);
+    return rc;
+}
+
+/* The usable pairs of text (at most --max-len tokens a side), split by a
+ * fixed-seed shuffle: 5% validation. A new run's vocabularies come from
+ * the training pairs only (grow); a resumed run's are the checkpoint's.
+ * Returns 0 or -1 (message printed; t->trn and t->val to free either
+ * way). */
+static int split_pairs(char *text, const ex_translate_opts *o, ex_translate_run *r, bool grow,
+                       tr_run *t)
+{
     int64_t nl, n = 0, dropped = 0;
     char **lines = pair_lines(text, &nl);
     static char buf[2][4096];
@@ -709,129 +738,105 @@ static int cmd_train(ex_translate_opts *o)
         fprintf(stderr, "translate: %" PRId64 " usable pairs (%" PRId64 " dropped for --max-len "
                         "%" PRId64 "): too few to train and validate\n", n, dropped, o->max_len);
         free(lines);
-        free(text);
-        return 1;
+        return -1;
     }
     int64_t *perm = malloc(sizeof *perm * (size_t)n);
+    int rc = perm ? 0 : -1;
     tn_rng split;
     tn_rng_seed(&split, 20240);
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; perm && i < n; i++)
         perm[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) {
+    for (int64_t i = n - 1; perm && i > 0; i--) {
         int64_t j = (int64_t)(tn_rng_next(&split) % (uint64_t)(i + 1));
-        int64_t t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
+        int64_t k = perm[i];
+        perm[i] = perm[j], perm[j] = k;
     }
-    pairs trn, val;
-    int rc_read = pairs_read(lines, perm, n_train, &trn, &r.sv, &r.tv, !o->resume,
-                             (int)o->max_len, &dropped) ||
-                  pairs_read(lines, perm + n_train, n_val, &val, &r.sv, &r.tv, false,
-                             (int)o->max_len, &dropped);
+    if (rc == 0 && (pairs_read(lines, perm, n_train, &t->trn, &r->sv, &r->tv, grow,
+                               (int)o->max_len, &dropped) ||
+                    pairs_read(lines, perm + n_train, n_val, &t->val, &r->sv, &r->tv, false,
+                               (int)o->max_len, &dropped)))
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "translate: out of memory reading the pairs\n");
     free(perm);
     free(lines);
-    free(text);
-    if (rc_read) {
-        fprintf(stderr, "translate: out of memory reading the pairs\n");
-        return 1;
+    return rc;
+}
+
+static int cmd_train(ex_translate_opts *o)
+{
+    if ((o->checkpoint && ex_check_output("translate", "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output("translate", "--log", o->log)) ||
+        (o->loss_log && ex_check_output("translate", "--loss-log", o->loss_log)))
+        return 2;
+    if (o->resume && (!o->checkpoint || access(o->checkpoint, R_OK) != 0)) {
+        fprintf(stderr, "translate: --resume needs an existing --checkpoint\n");
+        return 2;
     }
+    char *text = o->data ? read_all("--data", o->data) : generated_pairs(20000, 7);
+    if (!text)
+        return 1;
+    ex_translate_run r;
+    memset(&r, 0, sizeof r);
+    tr_run t = {.r = &r, .o = o};
+    tn_tape *tp = tn_tape_new();
+    tn_rng_seed(&t.data_rng, o->seed ^ 0x5851f42d4c957f2dULL);
+    int64_t step = 0, B = o->batch;
+    int rc = 1;
+    if (!tp)
+        goto done;
+    if (o->resume) {
+        if (resume_run(o, &r, &t.opt, &step, &t.data_rng, tp))
+            goto done;
+    } else if (ex_translate_words_init(&r.sv) || ex_translate_words_init(&r.tv)) {
+        fprintf(stderr, "translate: out of memory\n");
+        goto done;
+    }
+    if (split_pairs(text, o, &r, !o->resume, &t))
+        goto done;
     if (!o->resume) {
         tn_rng wr;
         tn_rng_seed(&wr, o->seed);
         if (ex_translate_run_build(&r, o, &wr))
-            return 1;
+            goto done;
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
-        opt = tn_optim_adam(&r.ps, &ao);
-        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL);
+        if (!(t.opt = tn_optim_adam(&r.ps, &ao))) {
+            fprintf(stderr, "translate: %s\n", tn_last_error());
+            goto done;
+        }
+        ex_train_seed_tape(tp, o->seed);
     }
     fprintf(stderr,
             "translate: %s encoder%s, attention %s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
             "; vocab %d -> %d; %" PRId64 " train / %" PRId64 " val pairs; params %" PRId64
             "; %d threads\n",
             o->cell, o->bidirectional ? " (bidirectional)" : "", o->attention, o->hidden,
-            o->embed, o->layers, r.sv.n, r.tv.n, trn.n, val.n, tn_params_numel(&r.ps),
+            o->embed, o->layers, r.sv.n, r.tv.n, t.trn.n, t.val.n, tn_params_numel(&r.ps),
             tn_num_threads());
-    FILE *log = NULL;
-    if (o->log) {
-        bool fresh = !(o->resume && access(o->log, F_OK) == 0);
-        if (!(log = fopen(o->log, fresh ? "w" : "a"))) {
-            fprintf(stderr, "translate: --log %s: %s\n", o->log, strerror(errno));
-            return 1;
-        }
-        if (fresh)
-            fprintf(log, "step,train_loss,val_loss,val_bleu,elapsed_s\n");
+    t.idx = malloc(sizeof *t.idx * (size_t)B);
+    t.len = malloc(sizeof *t.len * (size_t)B);
+    if (!t.idx || !t.len) {
+        fprintf(stderr, "translate: out of memory\n");
+        goto done;
     }
-    int64_t B = o->batch, *idx = malloc(sizeof *idx * (size_t)B);
-    int32_t *len = malloc(sizeof *len * (size_t)B);
-    int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
-    /* train_s: the training steps alone (not evaluation or saving), the
-     * figure tests/torch_translate.py prints as train_ms_per_step too */
-    double t0 = ex_seconds(), smooth = NAN, train_s = 0;
-    bool tty = isatty(STDERR_FILENO);
-    int rc = 0;
-    int64_t n_eval = val.n < o->eval_pairs ? val.n : o->eval_pairs;
-    while (step < o->steps) {
-        double ts = ex_seconds();
-        for (int64_t b = 0; b < B; b++)
-            idx[b] = (int64_t)(tn_rng_next(&data_rng) % (uint64_t)trn.n);
-        tn_tensor *src, *tgt;
-        tn_tape_reset(tp);
-        make_batch(tp, &trn, idx, B, &src, &tgt, len);
-        tn_optim_zero_grad(opt);
-        tn_tensor *loss;
-        tn_status s = tn_seq2seq_loss(tp, &r.m, src, len, tgt, o->teacher_forcing,
-                                      &data_rng, &loss);
-        if (s == TN_OK)
-            s = tn_backward(tp, loss);
-        double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-        if (s != TN_OK || !isfinite(l) ||
-            tn_clip_grad_norm_ex(&r.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            fprintf(stderr, "\ntranslate: step %" PRId64 ": %s; stopping%s%s%s\n", step + 1,
-                    s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite",
-                    o->checkpoint ? "; the last good checkpoint " : "",
-                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
-            rc = 1;
-            break;
-        }
-        step++;
-        train_s += ex_seconds() - ts;
-        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        ex_progress(tty, step, o->steps, start, t0, smooth, (double)B, "pairs");
-        if (o->eval_every && (step % o->eval_every == 0 || step == o->steps)) {
-            double vl, vb;
-            if (evaluate(&r, tp, &val, n_eval, B, 1, o->max_len, "validation", &vl, &vb)) {
-                rc = 1;
-                break;
-            }
-            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_bleu %.2f\n",
-                    tty ? "\n" : "", step, smooth, vl, vb);
-            if (log) {
-                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.4f,%.3f\n", step, smooth, vl, vb,
-                        ex_seconds() - t0);
-                fflush(log);
-            }
-        }
-        if (o->checkpoint && save_every && step % save_every == 0 && step < o->steps &&
-            save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp)) {
-            rc = 1;
-            break;
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (rc == 0 && o->checkpoint && save_run(o->checkpoint, &r, o, opt, step, &data_rng, tp))
-        rc = 1;
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f in %.1fs train_ms_per_step %.1f\n", step,
-               smooth, ex_seconds() - t0, step > start ? 1e3 * train_s / (double)(step - start) : 0.0);
-    if (log)
-        fclose(log);
-    free(idx), free(len);
-    pairs_free(&trn), pairs_free(&val);
-    tn_optim_free(opt);
+    t.n_eval = t.val.n < o->eval_pairs ? t.val.n : o->eval_pairs;
+    static const ex_col cols[] = {{"val_loss", 4}, {"val_bleu", 2}};
+    ex_train tr = {.prog = "translate", .tp = tp, .ps = &r.ps, .opt = t.opt, .step = step,
+                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
+                   .loss_log = o->loss_log, .append = o->resume, .checkpoint = o->checkpoint,
+                   .per_step = (double)B, .unit = "pairs", .ctx = &t, .forward = tr_forward,
+                   .evaluate = tr_evaluate, .save = o->checkpoint ? tr_save : NULL,
+                   .cols = cols, .n_cols = 2};
+    rc = ex_train_run(&tr);
+done:
+    free(t.idx), free(t.len);
+    pairs_free(&t.trn), pairs_free(&t.val);
+    tn_optim_free(t.opt);
     ex_translate_run_free(&r);
     tn_tape_free(tp);
+    free(text);
     return rc;
 }
 

@@ -47,12 +47,13 @@
 
 #include "cli.h"
 #include "lm_model.h"
+#include "train.h"
 #include "word_model.h"
 
 enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *log, *vectors, *prime, *out;
+    const char *data, *cell, *checkpoint, *log, *loss_log, *vectors, *prime, *out;
     int64_t hidden, embed, layers, batch, seq, steps, eval_every, save_every, min_count, words,
         threads;
     double dropout, lr, weight_decay, clip;
@@ -125,8 +126,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = INT64_MAX / 2, .commands = TRAIN},
         {"--save-every", EX_INT, &o->save_every, "N", "checkpoint every N steps", .imin = 0,
          .imax = INT64_MAX / 2, .def = "--eval-every", .commands = TRAIN},
-        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
-         .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "words to start from", .commands = SAMPLE},
         {"--words", EX_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
          .commands = SAMPLE},
@@ -363,10 +363,26 @@ static tn_adam_opts adam_opts(const opts *o)
 
 /* ---- commands ---- */
 
+/* A training run for the driver's hooks (train.h): the language model's
+ * run and what its checkpoints need. */
+typedef struct wl_run {
+    ex_lm_run lm;
+    const ex_words *v;
+    tn_optim *opt;
+    const opts *o;
+} wl_run;
+
+static int wl_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    wl_run *r = ctx;
+    return save_checkpoint(r->o->checkpoint, r->lm.m, r->v, r->opt, tp, step, r->lm.pos, r->o);
+}
+
 static int cmd_train(const opts *o)
 {
     if ((o->checkpoint && ex_check_output("word_lm", "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output("word_lm", "--log", o->log)))
+        (o->log && ex_check_output("word_lm", "--log", o->log)) ||
+        (o->loss_log && ex_check_output("word_lm", "--loss-log", o->loss_log)))
         return 2;
     if (o->resume && !o->checkpoint) {
         fprintf(stderr, "word_lm: --resume needs --checkpoint\n");
@@ -396,7 +412,6 @@ static int cmd_train(const opts *o)
     tn_tape *tp = tn_tape_new();
     int32_t *train = NULL, *val = NULL;
     int64_t ntrain = 0, nval = 0, step = 0, pos = 0, B = o->batch, T = o->seq;
-    FILE *log = NULL;
     tn_tensor *x = NULL, *y = NULL;
     int rc = 1;
     if (o->resume) {
@@ -444,7 +459,7 @@ static int cmd_train(const opts *o)
         tn_adam_opts ao = adam_opts(o);
         if (!(opt = ex_lm_optim(&m, &ao, o->weight_decay > 0)))
             goto done;
-        tn_rng_seed(tn_tape_rng(tp), o->seed ^ 0x9e3779b97f4a7c15ULL); /* dropout masks */
+        ex_train_seed_tape(tp, o->seed); /* dropout masks */
     }
     train = text_ids(&v, text, nbytes, 0, ntrain_lines, &ntrain);
     val = text_ids(&v, text, nbytes, ntrain_lines, nlines - ntrain_lines, &nval);
@@ -467,76 +482,22 @@ static int cmd_train(const opts *o)
             tn_cell_name(m.cell), m.H, m.L, m.E, m.V, m.tied ? " tied" : "",
             m.embed.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
             ntrain, nval, tn_num_threads());
-    if (o->log) {
-        bool fresh = !(o->resume && access(o->log, F_OK) == 0);
-        if (!(log = fopen(o->log, fresh ? "w" : "a"))) {
-            fprintf(stderr, "word_lm: --log %s: %s\n", o->log, strerror(errno));
-            goto done;
-        }
-        if (fresh)
-            fprintf(log, "step,train_loss,val_loss,val_ppl,train_s\n");
-    }
-    x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
-    y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
-    int64_t save_every = o->save_every ? o->save_every : o->eval_every, start = step;
-    double t0 = ex_seconds(), smooth = NAN, since = 0, eval_s = 0;
-    int64_t nsince = 0;
-    bool tty = isatty(STDERR_FILENO);
-    rc = 0;
-    while (step < o->steps) {
-        ex_lm_window(&m, train, stream, 0, &pos, x, y);
-        tn_tape_reset(tp);
-        tn_optim_zero_grad(opt);
-        tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, ex_lm_forward(tp, &m, x, &fin), y, -1,
-                                           TN_REDUCE_MEAN);
-        tn_status st = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-        double l = st == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-        if (st != TN_OK || !isfinite(l) ||
-            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            fprintf(stderr, "%sword_lm: training stopped at step %" PRId64 ": %s%s%s%s\n",
-                    tty ? "\n" : "", step + 1,
-                    st == TN_OK && !isfinite(l) ? "the loss is not finite" : tn_last_error(),
-                    o->checkpoint ? "; the last good checkpoint " : "",
-                    o->checkpoint ? o->checkpoint : "", o->checkpoint ? " is kept" : "");
-            rc = 1;
-            break;
-        }
-        ex_lm_keep_state(&m, &fin);
-        pos += T;
-        step++;
-        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        since += l, nsince++;
-        ex_progress(tty, step, o->steps, start, t0, smooth, (double)(B * T), "words");
-        if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
-            double e0 = ex_seconds(), train_s = e0 - t0 - eval_s;
-            double vl = ex_lm_eval(&m, tp, val, nval, "validation");
-            eval_s += ex_seconds() - e0;
-            fprintf(stderr,
-                    "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.2f time %.1f\n",
-                    tty ? "\n" : "", step, since / (double)nsince, vl, exp(vl), train_s);
-            if (log) {
-                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.3f\n", step, since / (double)nsince,
-                        vl, exp(vl), train_s);
-                fflush(log);
-            }
-            since = 0, nsince = 0;
-        }
-        if (o->checkpoint && ((save_every && step % save_every == 0) || step == o->steps) &&
-            save_checkpoint(o->checkpoint, &m, &v, opt, tp, step, pos, o)) {
-            rc = 1;
-            break;
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f in %.1fs (evaluations %.1fs)\n", step,
-               smooth, ex_seconds() - t0, eval_s);
+    wl_run run = {.lm = {.m = &m, .ids = train, .stream = stream, .pos = pos, .val = val,
+                         .n_val = nval},
+                  .v = &v, .opt = opt, .o = o};
+    ex_lm_run *lm = &run.lm;
+    lm->x = x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    lm->y = y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    ex_train tr = {.prog = "word_lm", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
+                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
+                   .loss_log = o->loss_log, .append = o->resume, .checkpoint = o->checkpoint,
+                   .per_step = (double)(B * T), .unit = "words", .ctx = &run,
+                   .forward = ex_lm_run_forward, .stepped = ex_lm_run_stepped,
+                   .evaluate = nval > 1 ? ex_lm_run_evaluate : NULL,
+                   .save = o->checkpoint ? wl_save : NULL, .cols = ex_lm_run_cols, .n_cols = 2};
+    rc = x && y ? ex_train_run(&tr) : 1;
 done:
-    if (log)
-        fclose(log);
     tn_tensor_free(x);
     tn_tensor_free(y);
     tn_optim_free(opt);

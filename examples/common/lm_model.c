@@ -232,3 +232,32 @@ double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, co
     m->h = keep_h, m->c = keep_c;
     return total / (double)(n - 1);
 }
+
+/* ---- training through the driver ---- */
+
+const ex_col ex_lm_run_cols[2] = {{"val_loss", 4}, {"val_ppl", 3}};
+
+tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    ex_lm_run *r = run;
+    ex_lm_window(r->m, r->ids, r->stream, r->r0, &r->pos, r->x, r->y);
+    tn_tensor *logits = ex_lm_forward(tp, r->m, r->x, &r->fin);
+    return tn_cross_entropy(tp, logits, r->y, -1, TN_REDUCE_MEAN);
+}
+
+int ex_lm_run_stepped(void *run)
+{
+    ex_lm_run *r = run;
+    ex_lm_keep_state(r->m, &r->fin);
+    r->pos += r->x->shape[1];
+    return 0;
+}
+
+int ex_lm_run_evaluate(void *run, tn_tape *tp, double *values)
+{
+    ex_lm_run *r = run;
+    values[0] = ex_lm_eval(r->m, tp, r->val, r->n_val, "validation");
+    values[1] = exp(values[0]);
+    return isnan(values[0]) ? -1 : 0;
+}

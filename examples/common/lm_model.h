@@ -17,6 +17,8 @@
 
 #include <tensor/tensor.h>
 
+#include "train.h"
+
 typedef struct ex_lm_spec {
     tn_cell cell;
     int64_t V, E, H, L;
@@ -112,5 +114,28 @@ int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool ad
  * that is not finite (a broken model), message printed naming `what` (the
  * checkpoint, or "validation"). */
 double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
+
+/* ---- training through the driver (train.h) ---- */
+
+/* A training run of a stream language model: the ctx of the hooks below
+ * (a program's own ctx may start with it and add what its save hook
+ * needs). */
+typedef struct ex_lm_run {
+    ex_lm_model *m;
+    const int32_t *ids;      /* the training split: B streams of `stream` tokens */
+    int64_t stream, r0, pos; /* tokens per stream, this rank's first, the window */
+    tn_tensor *x, *y;        /* the window's inputs [b, T] and targets [b*T] */
+    tn_rnn_out fin;          /* the window's final state, carried to the next */
+    const int32_t *val;      /* the validation tokens evaluated */
+    int64_t n_val;
+} ex_lm_run;
+
+/* forward: the next window (ex_lm_window) and its mean cross-entropy.
+ * stepped: the state carried, the window advanced. evaluate: val_loss
+ * (ex_lm_eval of val) and val_ppl, the columns ex_lm_run_cols names. */
+tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step);
+int ex_lm_run_stepped(void *run);
+int ex_lm_run_evaluate(void *run, tn_tape *tp, double *values);
+extern const ex_col ex_lm_run_cols[2];
 
 #endif
