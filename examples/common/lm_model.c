@@ -68,7 +68,9 @@ void ex_lm_free(ex_lm_model *m)
     m->h = m->c = NULL;
 }
 
-tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
+/* The head's input [B*T, H] for ids [B, T]: embedding, recurrent layers
+ * from the carried state (final state into *fin), dropout. */
+static tn_tensor *lm_hidden(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
 {
     tn_tensor *x = tn_embedding_forward(tp, &m->embed, ids); /* [B, T, E] */
     if (m->io_dropout > 0)
@@ -78,8 +80,19 @@ tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out
     tn_tensor *y = fin->output; /* [B, T, H] */
     if (m->io_dropout > 0)
         y = tn_dropout(tp, y, m->io_dropout);
-    tn_tensor *logits = tn_linear_forward(tp, &m->head, y); /* [B, T, V] */
-    return tn_reshape(tp, logits, 2, (int64_t[]){-1, m->V});
+    return tn_reshape(tp, y, 2, (int64_t[]){-1, m->H});
+}
+
+tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin)
+{
+    return tn_linear_forward(tp, &m->head, lm_hidden(tp, m, ids, fin)); /* [B*T, V] */
+}
+
+tn_tensor *ex_lm_loss(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_tensor *targets,
+                      tn_rnn_out *fin)
+{
+    return tn_linear_cross_entropy(tp, lm_hidden(tp, m, ids, fin), m->head.weight, m->head.bias,
+                                   targets, NULL, -1, 0.0, TN_REDUCE_MEAN);
 }
 
 void ex_lm_keep_state(ex_lm_model *m, const tn_rnn_out *fin)
@@ -242,8 +255,7 @@ tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step)
     (void)step;
     ex_lm_run *r = run;
     ex_lm_window(r->m, r->ids, r->stream, r->r0, &r->pos, r->x, r->y);
-    tn_tensor *logits = ex_lm_forward(tp, r->m, r->x, &r->fin);
-    return tn_cross_entropy(tp, logits, r->y, -1, TN_REDUCE_MEAN);
+    return ex_lm_loss(tp, r->m, r->x, r->y, &r->fin);
 }
 
 int ex_lm_run_stepped(void *run)

@@ -66,6 +66,13 @@ void ex_lm_free(ex_lm_model *m);
  * NULL on error (the tape's error is set). */
 tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin);
 
+/* The mean cross-entropy of the next-token targets [B*T] (I32) after ids
+ * [B, T]: ex_lm_forward with the head and the loss fused
+ * (tn_linear_cross_entropy: the [B*T, V] logits are never stored whole).
+ * NULL on error (the tape holds it). */
+tn_tensor *ex_lm_loss(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_tensor *targets,
+                      tn_rnn_out *fin);
+
 /* Copy the final state of an ex_lm_forward into the carried state. */
 void ex_lm_keep_state(ex_lm_model *m, const tn_rnn_out *fin);
 
