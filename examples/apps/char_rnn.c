@@ -226,11 +226,9 @@ static bool params_finite(const tn_params *ps)
 
 /* Save everything needed to resume; a model whose parameters are no longer
  * finite is never written over the last good checkpoint. */
-/* ranks: the number of ranks of the run; rngs: their dropout generators
- * (rank 0's saved as "rng", rank r's as "rng.r"). */
+/* meta: the ranks' part (ex_train_meta_ranks), completed here. */
 static int save_checkpoint(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt,
-                           const tn_rng *rngs, int ranks, int64_t step, int64_t pos,
-                           const opts *o)
+                           tn_meta *meta, int64_t step, int64_t pos, const opts *o)
 {
     if (!params_finite(&m->ps)) {
         fprintf(stderr,
@@ -239,35 +237,25 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_text *t, t
                 step, path);
         return -1;
     }
-    tn_meta meta;
-    tn_meta_init(&meta);
     char *vs = malloc((size_t)t->V * 4 + 8);
     vocab_string(t, vs, (size_t)t->V * 4 + 8);
-    tn_meta_set(&meta, "format", "char_rnn 1");
-    tn_meta_set(&meta, "cell", tn_cell_name(m->cell)[0] == 'r' ? "rnn" : tn_cell_name(m->cell));
-    tn_meta_set_int(&meta, "hidden", m->H);
-    tn_meta_set_int(&meta, "layers", m->L);
-    tn_meta_set_int(&meta, "embed", m->E);
-    tn_meta_set(&meta, "vocab", vs);
-    tn_meta_set_int(&meta, "step", step);
-    tn_meta_set_int(&meta, "data_pos", pos);
-    tn_meta_set_int(&meta, "batch", o->batch);
-    tn_meta_set_int(&meta, "seq", o->seq);
-    tn_meta_set_rng(&meta, "rng", &rngs[0]);
-    tn_meta_set_int(&meta, "ranks", ranks);
-    for (int r = 1; r < ranks; r++) {
-        char key[32];
-        snprintf(key, sizeof key, "rng.%d", r);
-        tn_meta_set_rng(&meta, key, &rngs[r]);
-    }
+    tn_meta_set(meta, "format", "char_rnn 1");
+    tn_meta_set(meta, "cell", tn_cell_name(m->cell)[0] == 'r' ? "rnn" : tn_cell_name(m->cell));
+    tn_meta_set_int(meta, "hidden", m->H);
+    tn_meta_set_int(meta, "layers", m->L);
+    tn_meta_set_int(meta, "embed", m->E);
+    tn_meta_set(meta, "vocab", vs);
+    tn_meta_set_int(meta, "step", step);
+    tn_meta_set_int(meta, "data_pos", pos);
+    tn_meta_set_int(meta, "batch", o->batch);
+    tn_meta_set_int(meta, "seq", o->seq);
     char buf[64];
     snprintf(buf, sizeof buf, "%.17g", o->lr);
-    tn_meta_set(&meta, "lr", buf);
+    tn_meta_set(meta, "lr", buf);
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
-    tn_meta_set(&meta, "dropout", buf);
-    int rc = ex_lm_save(m, path, opt, &meta);
+    tn_meta_set(meta, "dropout", buf);
+    int rc = ex_lm_save(m, path, opt, meta);
     free(vs);
-    tn_meta_free(&meta);
     return rc;
 }
 
@@ -327,63 +315,22 @@ static int check_train_paths(const opts *o)
     return 0;
 }
 
-/* Rows [r0, r0 + b) of the carried state [L, B, H] into a new [L, b, H]
- * (a rank's streams of a state loaded from a checkpoint). */
-static void state_take_rows(ex_lm_model *m, int64_t r0, int64_t b)
-{
-    tn_tensor *full[2] = {m->h, m->c};
-    int64_t B = m->h->shape[1], H = m->H;
-    m->h = m->c = NULL;
-    ex_lm_reset_state(m, b);
-    tn_tensor *mine[2] = {m->h, m->c};
-    for (int k = 0; k < 2; k++) {
-        if (!full[k])
-            continue;
-        for (int64_t l = 0; l < m->L; l++)
-            memcpy((float *)mine[k]->data + l * b * H, (float *)full[k]->data + (l * B + r0) * H,
-                   (size_t)(b * H) * sizeof(float));
-        tn_tensor_free(full[k]);
-    }
-}
-
 /* Save a checkpoint of the whole run (collective with several ranks): the
- * carried states of every rank's streams gathered into [L, B, H] on rank
- * 0, which writes the file; every rank gets the same result. */
+ * carried states of every rank's streams and the ranks' generators
+ * gathered on rank 0, which writes the file; every rank gets the same
+ * result. */
 static int save_run(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt, tn_tape *tp,
                     int64_t step, int64_t pos, const opts *o)
 {
-    int N = ex_dist_size(), rank = ex_dist_rank();
-    if (N == 1)
-        return save_checkpoint(path, m, t, opt, tn_tape_rng(tp), 1, step, pos, o);
-    int64_t b = m->h->shape[1], H = m->H, L = m->L, part = L * b * H;
-    tn_rng *rngs = rank == 0 ? malloc(sizeof *rngs * (size_t)N) : NULL;
-    ex_lm_model full = *m;
-    full.h = full.c = NULL;
-    if (rank == 0)
-        ex_lm_reset_state(&full, b * N);
-    float *all = rank == 0 ? malloc(sizeof(float) * (size_t)(part * N)) : NULL;
-    tn_tensor *mine[2] = {m->h, m->c}, *dst[2] = {full.h, full.c};
-    int rc = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!mine[k])
-            continue;
-        if (ex_dist_gather(mine[k]->data, all, part * (int64_t)sizeof(float)))
-            rc = -1;
-        for (int r = 0; rank == 0 && r < N; r++) /* rank r's [L, b, H] into rows r*b.. */
-            for (int64_t l = 0; l < L; l++)
-                memcpy((float *)dst[k]->data + (l * b * N + r * b) * H, all + r * part + l * b * H,
-                       (size_t)(b * H) * sizeof(float));
-    }
-    if (ex_dist_gather(tn_tape_rng(tp), rngs, (int64_t)sizeof(tn_rng)))
-        rc = -1;
-    if (rank == 0 && rc == 0)
-        rc = save_checkpoint(path, &full, t, opt, rngs, N, step, pos, o);
-    free(all);
-    free(rngs);
-    if (rank == 0) {
-        tn_tensor_free(full.h);
-        tn_tensor_free(full.c);
-    }
+    tn_meta meta;
+    tn_meta_init(&meta);
+    ex_lm_model full;
+    int rc = ex_train_meta_ranks(&meta, tp) || ex_lm_gather_state(m, &full) ? -1 : 0;
+    if (rc == 0 && ex_dist_rank() == 0)
+        rc = save_checkpoint(path, &full, t, opt, &meta, step, pos, o);
+    if (ex_dist_rank() == 0)
+        ex_lm_free_state(&full);
+    tn_meta_free(&meta);
     return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
 }
 
@@ -412,14 +359,11 @@ static int cmd_train(const opts *o)
     int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq;
     int64_t stream = n_train / B; /* characters per batch stream */
     /* With N ranks, this rank trains streams [r0, r0 + Bl) of the B. */
-    int N = ex_dist_size(), rank = ex_dist_rank();
-    bool lead = rank == 0;
-    int64_t Bl = B / N, r0 = rank * Bl;
-    if (B % N != 0 || !ex_dist_same(t.n) || !ex_dist_same(t.V)) {
-        if (lead)
-            fprintf(stderr, B % N ? "char_rnn: --batch %" PRId64 " does not split over %d ranks\n"
-                                  : "char_rnn: the ranks read different data (%" PRId64 ")\n",
-                    B % N ? B : t.n, N);
+    /* this rank trains streams [r0, r0 + Bl) of the B */
+    int N = ex_dist_size();
+    bool lead = ex_dist_rank() == 0;
+    int64_t Bl, r0;
+    if (ex_train_split("char_rnn", B, t.n * 4096 + t.V, &r0, &Bl)) {
         free(t.ids);
         return 1;
     }
@@ -461,20 +405,8 @@ static int cmd_train(const opts *o)
                         ex_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
                                         "the positions in a stream of this training split")))
             rc = -1;
-        int64_t ranks = 1;
-        if (rc == 0 && tn_meta_get(&meta, "ranks") && tn_meta_get_int(&meta, "ranks", &ranks))
-            ranks = -1;
-        if (rc == 0 && ranks != N) {
-            fprintf(stderr, "char_rnn: %s was written by a run of %" PRId64 " ranks; resume it "
-                            "with as many (this run has %d)\n", o->checkpoint, ranks, N);
+        if (rc == 0 && ex_train_resume_ranks("char_rnn", o->checkpoint, &meta, tp))
             rc = -1;
-        }
-        char key[32];
-        snprintf(key, sizeof key, "rng.%d", rank);
-        if (rc == 0 && rank > 0 && tn_meta_get_rng(&meta, key, tn_tape_rng(tp))) {
-            fprintf(stderr, "char_rnn: %s lacks %s\n", o->checkpoint, key);
-            rc = -1;
-        }
         tn_meta_free(&meta);
         if (rc) {
             if (loaded) { /* loaded, then refused: the model and optimizer are ours */
@@ -485,8 +417,13 @@ static int cmd_train(const opts *o)
             tn_tape_free(tp);
             return 1;
         }
-        if (N > 1)
-            state_take_rows(&m, r0, Bl);
+        if (N > 1 && ex_lm_take_rows(&m, r0, Bl)) {
+            tn_optim_free(opt);
+            ex_lm_free(&m);
+            free(t.ids);
+            tn_tape_free(tp);
+            return 1;
+        }
         tn_optim_set_step(opt, step);
         resumed = true;
         if (lead)
@@ -617,18 +554,9 @@ int main(int argc, char **argv)
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
-    if (ex_dist_start(&argc, &argv))
+    if (ex_start("char_rnn", &argc, &argv, o.threads, command == 0))
         return 1;
-    if (ex_dist_size() > 1 && command != 0) {
-        fprintf(stderr, "char_rnn: only train runs on several ranks\n");
-        ex_dist_stop();
-        return 2;
-    }
-    if (ex_runtime("char_rnn", o.threads)) {
-        ex_dist_stop();
-        return 1;
-    }
     rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
-    ex_dist_stop();
+    ex_stop();
     return rc;
 }

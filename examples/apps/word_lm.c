@@ -48,6 +48,7 @@
 #include "cli.h"
 #include "lm_model.h"
 #include "train.h"
+#include "train_dist.h"
 #include "word_model.h"
 
 enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
@@ -315,41 +316,57 @@ static int read_data(const char *path, char **text, size_t *n)
 
 /* ---- checkpoints (loading: word_model.c) ---- */
 
+/* meta: the ranks' part (ex_train_meta_ranks), completed here. */
 static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, tn_optim *opt,
-                           tn_tape *tp, int64_t step, int64_t pos, const opts *o)
+                           tn_meta *meta, int64_t step, int64_t pos, const opts *o)
 {
-    tn_meta meta;
-    tn_meta_init(&meta);
     char *vs = ex_words_join(v), buf[64];
     tn_status s = vs ? TN_OK : TN_ERR_MEMORY;
     const char *cell = m->cell == TN_CELL_LSTM ? "lstm" : m->cell == TN_CELL_GRU ? "gru" : "rnn";
     if (s == TN_OK)
-        s = tn_meta_set(&meta, "format", "word_lm 1") || tn_meta_set(&meta, "cell", cell) ||
-                    tn_meta_set_int(&meta, "hidden", m->H) ||
-                    tn_meta_set_int(&meta, "layers", m->L) ||
-                    tn_meta_set_int(&meta, "embed", m->E) ||
-                    tn_meta_set(&meta, "tie_weights", m->tied ? "1" : "0") ||
-                    tn_meta_set(&meta, "freeze_embedding",
+        s = tn_meta_set(meta, "format", "word_lm 1") || tn_meta_set(meta, "cell", cell) ||
+                    tn_meta_set_int(meta, "hidden", m->H) ||
+                    tn_meta_set_int(meta, "layers", m->L) ||
+                    tn_meta_set_int(meta, "embed", m->E) ||
+                    tn_meta_set(meta, "tie_weights", m->tied ? "1" : "0") ||
+                    tn_meta_set(meta, "freeze_embedding",
                                 m->embed.weight->requires_grad ? "0" : "1") ||
-                    tn_meta_set(&meta, "vocab", vs) || tn_meta_set_int(&meta, "step", step) ||
-                    tn_meta_set_int(&meta, "data_pos", pos) ||
-                    tn_meta_set_int(&meta, "batch", o->batch) ||
-                    tn_meta_set_int(&meta, "seq", o->seq) ||
-                    tn_meta_set_int(&meta, "min_count", o->min_count) ||
-                    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp))
+                    tn_meta_set(meta, "vocab", vs) || tn_meta_set_int(meta, "step", step) ||
+                    tn_meta_set_int(meta, "data_pos", pos) ||
+                    tn_meta_set_int(meta, "batch", o->batch) ||
+                    tn_meta_set_int(meta, "seq", o->seq) ||
+                    tn_meta_set_int(meta, "min_count", o->min_count)
                 ? tn_last_status()
                 : TN_OK;
     snprintf(buf, sizeof buf, "%.17g", m->io_dropout);
     if (s == TN_OK)
-        s = tn_meta_set(&meta, "dropout", buf);
+        s = tn_meta_set(meta, "dropout", buf);
     int rc = -1;
     if (s != TN_OK)
         fprintf(stderr, "word_lm: %s: %s\n", path, tn_last_error());
     else
-        rc = ex_lm_save(m, path, opt, &meta);
+        rc = ex_lm_save(m, path, opt, meta);
     free(vs);
-    tn_meta_free(&meta);
     return rc;
+}
+
+/* Save a checkpoint of the whole run (collective with several ranks): the
+ * carried states of every rank's streams and the ranks' generators
+ * gathered on rank 0, which writes the file; every rank gets the same
+ * result. */
+static int save_run(const char *path, ex_lm_model *m, const ex_words *v, tn_optim *opt,
+                    tn_tape *tp, int64_t step, int64_t pos, const opts *o)
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    ex_lm_model full;
+    int rc = ex_train_meta_ranks(&meta, tp) || ex_lm_gather_state(m, &full) ? -1 : 0;
+    if (rc == 0 && ex_dist_rank() == 0)
+        rc = save_checkpoint(path, &full, v, opt, &meta, step, pos, o);
+    if (ex_dist_rank() == 0)
+        ex_lm_free_state(&full);
+    tn_meta_free(&meta);
+    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
 }
 
 /* The optimizer's options: Adam, or AdamW with --weight-decay. */
@@ -375,7 +392,7 @@ typedef struct wl_run {
 static int wl_save(void *ctx, tn_tape *tp, int64_t step)
 {
     wl_run *r = ctx;
-    return save_checkpoint(r->o->checkpoint, r->lm.m, r->v, r->opt, tp, step, r->lm.pos, r->o);
+    return save_run(r->o->checkpoint, r->lm.m, r->v, r->opt, tp, step, r->lm.pos, r->o);
 }
 
 static int cmd_train(const opts *o)
@@ -422,8 +439,7 @@ static int cmd_train(const opts *o)
         int64_t b = 0, t = 0;
         if (!bad && (tn_meta_get_int(&meta, "step", &step) ||
                      tn_meta_get_int(&meta, "data_pos", &pos) ||
-                     tn_meta_get_int(&meta, "batch", &b) || tn_meta_get_int(&meta, "seq", &t) ||
-                     tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
+                     tn_meta_get_int(&meta, "batch", &b) || tn_meta_get_int(&meta, "seq", &t))) {
             fprintf(stderr, "word_lm: %s: %s\n", o->checkpoint, tn_last_error());
             bad = 1;
         }
@@ -432,14 +448,16 @@ static int cmd_train(const opts *o)
                             "; resume with the same\n", o->checkpoint, b, t);
             bad = 1;
         }
-        if (!bad && ex_check_range("word_lm", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
-                                    "the steps --steps allows"))
+        if (!bad && (ex_check_range("word_lm", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
+                                     "the steps --steps allows") ||
+                     ex_train_resume_ranks("word_lm", o->checkpoint, &meta, tp)))
             bad = 1;
         tn_meta_free(&meta);
         if (bad)
             goto done;
         tn_optim_set_step(opt, step);
-        fprintf(stderr, "word_lm: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
+        if (ex_dist_rank() == 0)
+            fprintf(stderr, "word_lm: resumed %s at step %" PRId64 "\n", o->checkpoint, step);
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
@@ -476,18 +494,24 @@ static int cmd_train(const opts *o)
     if (o->resume && ex_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
                                      "the positions in a stream of this training split"))
         goto done;
-    fprintf(stderr,
+    /* this rank trains streams [r0, r0 + Bl) of the B */
+    int64_t r0, Bl;
+    if (ex_train_split("word_lm", B, ntrain, &r0, &Bl) || ex_dist_attach(&m.ps) ||
+        (Bl < B && ex_lm_take_rows(&m, r0, Bl)))
+        goto done;
+    if (ex_dist_rank() == 0)
+        fprintf(stderr,
             "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
             "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
             tn_cell_name(m.cell), m.H, m.L, m.E, m.V, m.tied ? " tied" : "",
             m.embed.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
             ntrain, nval, tn_num_threads());
-    wl_run run = {.lm = {.m = &m, .ids = train, .stream = stream, .pos = pos, .val = val,
-                         .n_val = nval},
+    wl_run run = {.lm = {.m = &m, .ids = train, .stream = stream, .r0 = r0, .pos = pos,
+                         .val = val, .n_val = nval},
                   .v = &v, .opt = opt, .o = o};
     ex_lm_run *lm = &run.lm;
-    lm->x = x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
-    lm->y = y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    lm->x = x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
+    lm->y = y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
     ex_train tr = {.prog = "word_lm", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
                    .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
                    .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
@@ -663,12 +687,10 @@ int main(int argc, char **argv)
     int pr = parse_opts(argc, argv, &o, &command);
     if (pr != EX_OK)
         return pr == EX_DONE ? 0 : pr;
-    if (ex_runtime("word_lm", o.threads))
+    if (ex_start("word_lm", &argc, &argv, o.threads, command == 0))
         return 1;
-    switch (command) {
-    case 0: return cmd_train(&o);
-    case 1: return cmd_eval(&o);
-    case 2: return cmd_sample(&o);
-    default: return cmd_vectors(&o);
-    }
+    int rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_eval(&o)
+           : command == 2 ? cmd_sample(&o) : cmd_vectors(&o);
+    ex_stop();
+    return rc;
 }

@@ -3,6 +3,7 @@
 #include "lm_model.h"
 
 #include "cli.h"
+#include "train_dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -244,6 +245,71 @@ double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, co
     tn_tensor_free(m->c);
     m->h = keep_h, m->c = keep_c;
     return total / (double)(n - 1);
+}
+
+/* ---- several ranks ---- */
+
+int ex_lm_gather_state(ex_lm_model *m, ex_lm_model *full)
+{
+    int N = ex_dist_size(), rank = ex_dist_rank();
+    int64_t b = m->h->shape[1], H = m->H, L = m->L, part = L * b * H;
+    *full = *m;
+    full->h = full->c = NULL;
+    float *all = NULL;
+    int rc = 0;
+    if (rank == 0) {
+        ex_lm_reset_state(full, b * N);
+        all = malloc(sizeof(float) * (size_t)(part * N));
+        if (!all || !full->h || (m->c && !full->c))
+            rc = -1;
+    }
+    tn_tensor *mine[2] = {m->h, m->c}, *dst[2] = {full->h, full->c};
+    for (int k = 0; k < 2; k++) {
+        if (!mine[k])
+            continue;
+        if (ex_dist_gather(mine[k]->data, all, part * (int64_t)sizeof(float)))
+            rc = -1;
+        for (int r = 0; rank == 0 && rc == 0 && r < N; r++) /* rank r's [L, b, H] */
+            for (int64_t l = 0; l < L; l++)
+                memcpy((float *)dst[k]->data + (l * b * N + r * b) * H,
+                       all + r * part + l * b * H, (size_t)(b * H) * sizeof(float));
+    }
+    free(all);
+    rc = ex_dist_agree(rc ? TN_ERR_MEMORY : TN_OK) == TN_OK ? 0 : -1;
+    if (rc)
+        ex_lm_free_state(full);
+    return rc;
+}
+
+void ex_lm_free_state(ex_lm_model *full)
+{
+    tn_tensor_free(full->h);
+    tn_tensor_free(full->c);
+    full->h = full->c = NULL;
+}
+
+int ex_lm_take_rows(ex_lm_model *m, int64_t r0, int64_t b)
+{
+    tn_tensor *full[2] = {m->h, m->c};
+    int64_t B = m->h->shape[1], H = m->H;
+    m->h = m->c = NULL;
+    ex_lm_reset_state(m, b);
+    if (!m->h || (full[1] && !m->c)) {
+        tn_tensor_free(m->h);
+        tn_tensor_free(m->c);
+        m->h = full[0], m->c = full[1];
+        return -1;
+    }
+    tn_tensor *mine[2] = {m->h, m->c};
+    for (int k = 0; k < 2; k++) {
+        if (!full[k])
+            continue;
+        for (int64_t l = 0; l < m->L; l++)
+            memcpy((float *)mine[k]->data + l * b * H, (float *)full[k]->data + (l * B + r0) * H,
+                   (size_t)(b * H) * sizeof(float));
+        tn_tensor_free(full[k]);
+    }
+    return 0;
 }
 
 /* ---- training through the driver ---- */

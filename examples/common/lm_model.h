@@ -122,6 +122,21 @@ int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool ad
  * checkpoint, or "validation"). */
 double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
 
+/* ---- several ranks (train_dist.h) ---- */
+
+/* Collective: the carried states [L, b, H] of every rank's b streams
+ * gathered into a model on rank 0: *full is m with h (and c) [L, b*N, H]
+ * of its own (rank r's streams at rows r*b..), for writing a checkpoint of
+ * the whole run; release them with ex_lm_free_state(full). Other ranks
+ * get nothing in *full. Returns 0 or -1 on every rank. */
+int ex_lm_gather_state(ex_lm_model *m, ex_lm_model *full);
+/* Free the state tensors of a gathered model (rank 0; nothing elsewhere). */
+void ex_lm_free_state(ex_lm_model *full);
+/* Keep rows [r0, r0 + b) of the carried state [L, B, H] (this rank's
+ * streams of a whole run's state loaded from a checkpoint). Returns 0 or
+ * -1 (out of memory; the state is unchanged). */
+int ex_lm_take_rows(ex_lm_model *m, int64_t r0, int64_t b);
+
 /* ---- training through the driver (train.h) ---- */
 
 /* A training run of a stream language model: the ctx of the hooks below

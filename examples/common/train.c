@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -89,6 +90,88 @@ static int train_evaluate(ex_train *t, bool tty, FILE *log, double since, double
             fprintf(log, ",%.6f", t->values[k]);
         fprintf(log, ",%.3f,%.3f\n", ex_seconds() - t0, t->train_seconds);
         fflush(log);
+    }
+    return 0;
+}
+
+int ex_start(const char *prog, int *argc, char ***argv, int64_t threads, bool several_ranks)
+{
+    if (ex_dist_start(argc, argv))
+        return 1;
+    if (ex_dist_size() > 1 && !several_ranks) {
+        if (ex_dist_rank() == 0)
+            fprintf(stderr, "%s: only train runs on several ranks\n", prog);
+        ex_dist_stop();
+        return 1;
+    }
+    if (ex_runtime(prog, threads)) {
+        ex_dist_stop();
+        return 1;
+    }
+    return 0;
+}
+
+void ex_stop(void)
+{
+    ex_dist_stop();
+}
+
+int ex_train_split(const char *prog, int64_t B, int64_t data, int64_t *r0, int64_t *b)
+{
+    int N = ex_dist_size();
+    bool same = ex_dist_same(data);
+    if (B % N != 0 || !same) {
+        if (ex_dist_rank() == 0) {
+            if (B % N)
+                fprintf(stderr, "%s: --batch %" PRId64 " does not split over %d ranks\n", prog,
+                        B, N);
+            else
+                fprintf(stderr, "%s: the ranks read different data (%" PRId64 ")\n", prog,
+                        data);
+        }
+        return -1;
+    }
+    *b = B / N;
+    *r0 = ex_dist_rank() * *b;
+    return 0;
+}
+
+int ex_train_meta_ranks(tn_meta *meta, tn_tape *tp)
+{
+    int N = ex_dist_size(), rank = ex_dist_rank();
+    tn_rng *rngs = rank == 0 ? malloc(sizeof *rngs * (size_t)N) : NULL;
+    int rc = rank == 0 && !rngs ? -1 : 0;
+    if (ex_dist_gather(tn_tape_rng(tp), rngs, (int64_t)sizeof(tn_rng)))
+        rc = -1;
+    if (rank == 0 && rc == 0 &&
+        (tn_meta_set_int(meta, "ranks", N) || tn_meta_set_rng(meta, "rng", &rngs[0])))
+        rc = -1;
+    for (int r = 1; rank == 0 && rc == 0 && r < N; r++) {
+        char key[32];
+        snprintf(key, sizeof key, "rng.%d", r);
+        if (tn_meta_set_rng(meta, key, &rngs[r]))
+            rc = -1;
+    }
+    free(rngs);
+    return ex_dist_agree(rc ? TN_ERR_MEMORY : TN_OK) == TN_OK ? 0 : -1;
+}
+
+int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *meta, tn_tape *tp)
+{
+    int N = ex_dist_size(), rank = ex_dist_rank();
+    int64_t ranks = 1;
+    if (tn_meta_get(meta, "ranks") && tn_meta_get_int(meta, "ranks", &ranks))
+        ranks = -1;
+    if (ranks != N) {
+        fprintf(stderr, "%s: %s was written by a run of %" PRId64 " ranks; resume it with as "
+                        "many (this run has %d)\n", prog, path, ranks, N);
+        return -1;
+    }
+    char key[32];
+    snprintf(key, sizeof key, rank ? "rng.%d" : "rng", rank);
+    if (tn_meta_get_rng(meta, key, tn_tape_rng(tp))) {
+        fprintf(stderr, "%s: %s lacks %s (the generator of rank %d)\n", prog, path, key, rank);
+        return -1;
     }
     return 0;
 }

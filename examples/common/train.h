@@ -89,6 +89,35 @@ typedef struct ex_train {
     double seconds, train_seconds, eval_seconds;
 } ex_train;
 
+/* ---- a program's start ---- */
+
+/* After the options: MPI when launched by mpirun (ex_dist_start), refused
+ * with several ranks unless the command runs on several (several_ranks:
+ * train), and the library's runtime on `threads` threads (0: its
+ * default). Returns 0, or 1 (message printed; nothing to stop). */
+int ex_start(const char *prog, int *argc, char ***argv, int64_t threads, bool several_ranks);
+/* At the end of main (ex_dist_stop). */
+void ex_stop(void);
+
+/* ---- several ranks (train_dist.h) ---- */
+
+/* This rank's rows [*r0, *r0 + *b) of a global batch of B. Refused (on
+ * every rank, message from rank 0) when B does not split evenly over the
+ * ranks or `data` (a size of what each rank read, e.g. its text's length)
+ * differs between them. Returns 0 or -1. */
+int ex_train_split(const char *prog, int64_t B, int64_t data, int64_t *r0, int64_t *b);
+
+/* Collective: the ranks' part of a checkpoint's metadata, set in meta on
+ * rank 0: "ranks" (their number) and every rank's tape generator (rank
+ * 0's as "rng", rank r's as "rng.r"). Returns 0 or -1 on every rank. */
+int ex_train_meta_ranks(tn_meta *meta, tn_tape *tp);
+
+/* Resuming from the checkpoint `path` whose metadata is meta: refused
+ * (message printed) when it was written by another number of ranks (a file
+ * without "ranks" is of 1); otherwise this rank's tape generator is
+ * restored from it. Returns 0 or -1. */
+int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *meta, tn_tape *tp);
+
 /* Seed the tape's generator (dropout masks) of a new run from the run's
  * seed: its own stream per MPI rank, apart from the streams the seed
  * gives the initial weights. */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# char_rnn train under mpirun (tests/CMakeLists.txt runs this only when MPI
-# was found): usage test_char_rnn_mpi.sh CHAR_RNN MPIEXEC
+# char_rnn or word_lm train under mpirun (tests/CMakeLists.txt runs this
+# only when MPI was found): usage test_train_mpi.sh PROGRAM MPIEXEC, where
+# PROGRAM is the path of char_rnn or word_lm (the two language models: the
+# same options, and eval prints "loss L ppl P")
 #   1. 2 ranks x half the batch give the model of 1 process x the whole
 #      batch: the losses of the two final checkpoints on the text agree to
 #      1e-5 relative (float32 sums in another order); dropout off here,
@@ -16,9 +18,9 @@ MPI=$2
 RUN=("$MPI" -np 2 --oversubscribe --allow-run-as-root)
 source "$(dirname "$0")/checks.sh"
 export TN_NUM_THREADS=1 OMP_NUM_THREADS=1
-for i in $(seq 1 60); do printf 'line %d: the fox saw %d hens and %d geese.\n' "$i" $((i * 7 % 13)) $((i * 5 % 11)); done \
+for i in $(seq 1 120); do printf 'line %d: the fox saw %d hens and %d geese.\n' "$i" $((i * 7 % 13)) $((i * 5 % 11)); done \
     > "$TMP/text.txt"
-FLAGS=(--data "$TMP/text.txt" --hidden 24 --layers 1 --embed 16 --batch 4 --seq 16 --eval-every 0)
+FLAGS=(--data "$TMP/text.txt" --hidden 24 --layers 1 --embed 16 --batch 4 --seq 16 --eval-every 0 --dropout 0)
 
 timeout 120 "${RUN[@]}" "$BIN" train "${FLAGS[@]}" --steps 12 --checkpoint "$TMP/two.st" > /dev/null 2>&1
 timeout 120 "$BIN" train "${FLAGS[@]}" --steps 12 --checkpoint "$TMP/one.st" > /dev/null 2>&1
