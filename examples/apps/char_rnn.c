@@ -315,24 +315,6 @@ static int check_train_paths(const opts *o)
     return 0;
 }
 
-/* Save a checkpoint of the whole run (collective with several ranks): the
- * carried states of every rank's streams and the ranks' generators
- * gathered on rank 0, which writes the file; every rank gets the same
- * result. */
-static int save_run(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt, tn_tape *tp,
-                    int64_t step, int64_t pos, const opts *o)
-{
-    tn_meta meta;
-    tn_meta_init(&meta);
-    ex_lm_model full;
-    int rc = ex_train_meta_ranks(&meta, tp) || ex_lm_gather_state(m, &full) ? -1 : 0;
-    if (rc == 0 && ex_dist_rank() == 0)
-        rc = save_checkpoint(path, &full, t, opt, &meta, step, pos, o);
-    if (ex_dist_rank() == 0)
-        ex_lm_free_state(&full);
-    tn_meta_free(&meta);
-    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
-}
 
 /* A training run for the driver's hooks (train.h): the language model's
  * run and what its checkpoints need. */
@@ -343,10 +325,17 @@ typedef struct char_run {
     const opts *o;
 } char_run;
 
+/* ex_lm_save_run's writer (rank 0): the checkpoint of the gathered model. */
+static int char_save_write(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step)
+{
+    char_run *r = ctx;
+    return save_checkpoint(r->o->checkpoint, full, r->t, r->opt, meta, step, r->lm.pos, r->o);
+}
+
 static int char_save(void *ctx, tn_tape *tp, int64_t step)
 {
     char_run *r = ctx;
-    return save_run(r->o->checkpoint, r->lm.m, r->t, r->opt, tp, step, r->lm.pos, r->o);
+    return ex_lm_save_run(r->lm.m, tp, step, r, char_save_write);
 }
 
 static int cmd_train(const opts *o)

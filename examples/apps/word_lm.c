@@ -350,24 +350,6 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, 
     return rc;
 }
 
-/* Save a checkpoint of the whole run (collective with several ranks): the
- * carried states of every rank's streams and the ranks' generators
- * gathered on rank 0, which writes the file; every rank gets the same
- * result. */
-static int save_run(const char *path, ex_lm_model *m, const ex_words *v, tn_optim *opt,
-                    tn_tape *tp, int64_t step, int64_t pos, const opts *o)
-{
-    tn_meta meta;
-    tn_meta_init(&meta);
-    ex_lm_model full;
-    int rc = ex_train_meta_ranks(&meta, tp) || ex_lm_gather_state(m, &full) ? -1 : 0;
-    if (rc == 0 && ex_dist_rank() == 0)
-        rc = save_checkpoint(path, &full, v, opt, &meta, step, pos, o);
-    if (ex_dist_rank() == 0)
-        ex_lm_free_state(&full);
-    tn_meta_free(&meta);
-    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
-}
 
 /* The optimizer's options: Adam, or AdamW with --weight-decay. */
 static tn_adam_opts adam_opts(const opts *o)
@@ -389,10 +371,17 @@ typedef struct wl_run {
     const opts *o;
 } wl_run;
 
+/* ex_lm_save_run's writer (rank 0): the checkpoint of the gathered model. */
+static int wl_save_write(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step)
+{
+    wl_run *r = ctx;
+    return save_checkpoint(r->o->checkpoint, full, r->v, r->opt, meta, step, r->lm.pos, r->o);
+}
+
 static int wl_save(void *ctx, tn_tape *tp, int64_t step)
 {
     wl_run *r = ctx;
-    return save_run(r->o->checkpoint, r->lm.m, r->v, r->opt, tp, step, r->lm.pos, r->o);
+    return ex_lm_save_run(r->lm.m, tp, step, r, wl_save_write);
 }
 
 static int cmd_train(const opts *o)

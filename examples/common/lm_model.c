@@ -288,6 +288,21 @@ void ex_lm_free_state(ex_lm_model *full)
     full->h = full->c = NULL;
 }
 
+int ex_lm_save_run(ex_lm_model *m, tn_tape *tp, int64_t step, void *ctx,
+                   int (*write)(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step))
+{
+    tn_meta meta;
+    tn_meta_init(&meta);
+    ex_lm_model full;
+    int rc = ex_train_meta_ranks(&meta, tp) || ex_lm_gather_state(m, &full) ? -1 : 0;
+    if (rc == 0 && ex_dist_rank() == 0) {
+        rc = write(ctx, &full, &meta, step);
+        ex_lm_free_state(&full);
+    }
+    tn_meta_free(&meta);
+    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+}
+
 int ex_lm_take_rows(ex_lm_model *m, int64_t r0, int64_t b)
 {
     tn_tensor *full[2] = {m->h, m->c};

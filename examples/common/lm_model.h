@@ -132,6 +132,13 @@ double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, co
 int ex_lm_gather_state(ex_lm_model *m, ex_lm_model *full);
 /* Free the state tensors of a gathered model (rank 0; nothing elsewhere). */
 void ex_lm_free_state(ex_lm_model *full);
+/* Collective: save a checkpoint of the whole run. The ranks' part of the
+ * metadata (ex_train_meta_ranks) and the carried states (ex_lm_gather_state)
+ * are gathered on rank 0, which calls write(ctx, full, meta, step) to
+ * complete meta and write the file of the gathered model full; every rank
+ * returns the same: 0, or -1 (message printed). */
+int ex_lm_save_run(ex_lm_model *m, tn_tape *tp, int64_t step, void *ctx,
+                   int (*write)(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step));
 /* Keep rows [r0, r0 + b) of the carried state [L, B, H] (this rank's
  * streams of a whole run's state loaded from a checkpoint). Returns 0 or
  * -1 (out of memory; the state is unchanged). */
