@@ -58,6 +58,19 @@ def make_seq_module(cell, I, H, L, bi):
     return torch.nn.RNN(nonlinearity=cell[4:], **kw)
 
 
+def run_seq_module(m, x, state, lengths):
+    """(output, state) of the batch-first module m over x [B, T, I]; with
+    lengths through pack_padded_sequence (enforce_sorted=False) and
+    pad_packed_sequence(total_length=T)."""
+    if lengths is None:
+        return m(x, state)
+    packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True,
+                                  enforce_sorted=False)
+    out_p, st = m(packed, state)
+    output, _ = pad_packed_sequence(out_p, batch_first=True, total_length=x.shape[1])
+    return output, st
+
+
 def seq_fixture(name, cell, I, H, L=1, bi=False, T=5, B=3, h0=False, lengths=None):
     seed_for(name)
     D = 2 if bi else 1
@@ -70,14 +83,19 @@ def seq_fixture(name, cell, I, H, L=1, bi=False, T=5, B=3, h0=False, lengths=Non
         state = (hx, cx) if cell == "lstm" else hx
     if lengths is not None:
         assert len(lengths) == B and max(lengths) == T
-        packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True,
-                                      enforce_sorted=False)
-        out_p, st = m(packed, state)
-        output, _ = pad_packed_sequence(out_p, batch_first=True, total_length=T)
-    else:
-        output, st = m(x, state)
+    output, st = run_seq_module(m, x, state, lengths)
     h_n, c_n = st if cell == "lstm" else (st, None)
 
+    meta = {"meta.kind": KIND_SEQ, "meta.cell": CELLS[cell], "meta.input_size": I,
+            "meta.hidden": H, "meta.layers": L, "meta.bidirectional": int(bi),
+            "meta.batch": B, "meta.seq_len": T}
+    return seq_record(meta, x, hx, cx, lengths, list(m.named_parameters()), output, h_n, c_n)
+
+
+def seq_record(meta, x, hx, cx, lengths, params, output, h_n, c_n):
+    """The fixture dict of a sequence layer's run: draws the loss weights,
+    runs backward of L and lists meta, inputs, params ((name, tensor)
+    pairs), outputs, loss weights and gradients in the fixtures' order."""
     wo = torch.randn(output.shape)
     wh = torch.randn(h_n.shape)
     wc = torch.randn(c_n.shape) if c_n is not None else None
@@ -86,16 +104,15 @@ def seq_fixture(name, cell, I, H, L=1, bi=False, T=5, B=3, h0=False, lengths=Non
         loss = loss + (c_n * wc).sum()
     loss.backward()
 
-    d = {"meta.kind": KIND_SEQ, "meta.cell": CELLS[cell], "meta.input_size": I,
-         "meta.hidden": H, "meta.layers": L, "meta.bidirectional": int(bi),
-         "meta.batch": B, "meta.seq_len": T, "x": x}
+    d = dict(meta)
+    d["x"] = x
     if hx is not None:
         d["h0"] = hx
     if cx is not None:
         d["c0"] = cx
     if lengths is not None:
         d["lengths"] = torch.tensor(lengths, dtype=torch.float64)
-    for pname, p in m.named_parameters():
+    for pname, p in params:
         d[pname] = p
     d.update({"output": output, "h_n": h_n})
     if c_n is not None:
@@ -108,7 +125,7 @@ def seq_fixture(name, cell, I, H, L=1, bi=False, T=5, B=3, h0=False, lengths=Non
         d["grad.h0"] = hx.grad
     if cx is not None:
         d["grad.c0"] = cx.grad
-    for pname, p in m.named_parameters():
+    for pname, p in params:
         d["grad." + pname] = p.grad
     return d
 
@@ -214,20 +231,26 @@ def all_fixtures():
     return fx
 
 
-def main():
+def write_fixtures(fixtures, pattern):
+    """Write each fixture dict (name -> dict) to pattern % name in the
+    directory sys.argv[1] (default tests/fixtures), printing the sizes."""
     here = os.path.dirname(os.path.abspath(__file__))
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "fixtures")
     os.makedirs(outdir, exist_ok=True)
     total = 0
-    for name, d in all_fixtures().items():
-        path = os.path.join(outdir, "layer_%s.bin" % name)
+    for name, d in fixtures.items():
+        path = os.path.join(outdir, pattern % name)
         write_fixture(path, d)
         size = os.path.getsize(path)
         total += size
         big = max(float(v.detach().abs().max()) if hasattr(v, "detach") else abs(v)
                   for k, v in d.items() if not k.startswith("meta."))
-        print("%-28s %6d bytes  max |value| %.3g" % (os.path.basename(path), size, big))
+        print("%-38s %6d bytes  max |value| %.3g" % (os.path.basename(path), size, big))
     print("total %d bytes" % total)
+
+
+def main():
+    write_fixtures(all_fixtures(), "layer_%s.bin")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /* tests/test_layer_gradcheck.c - float64 gradient checks of the layers
- * (central differences through the whole tape: BPTT included), and
- * truncated BPTT.
+ * (central differences through the whole tape: BPTT included; tn_rnn also
+ * with its residual and LayerNorm options), and truncated BPTT.
  *
  * Tolerance: max relative error 1e-6. Each check differentiates a
  * composition of a few hundred smooth ops; with eps = 1e-6 the central
@@ -8,7 +8,14 @@
  * ~ 1e-16 / 1e-6 = 1e-10 relative per element, so 1e-6 is a wide margin
  * that still catches any wrong term (those give errors of order 1). ReLU
  * cells are checked with inputs whose pre-activations stay away from 0
- * (asserted by the seed; a kink would show as a large error). */
+ * (asserted by the seed; a kink would show as a large error).
+ *
+ * With tn_rnn's LayerNorm option the tolerance is 1e-5: the normalised
+ * outputs are O(1) (not squashed into (-1, 1)), so the checked scalar is
+ * larger and the rounding part of the central difference, ~1e-16 |L| / eps,
+ * reaches ~5e-9 absolute, 5e-7 relative to the gradient floor 1e-2
+ * (measured <= 3.7e-7, too close to 1e-6 to be robust across kernel paths);
+ * a wrong term still gives errors of order one. */
 #include "check.h"
 
 #include "tensor/tensor.h"
@@ -19,6 +26,7 @@ typedef struct cfg {
     tn_cell cell;
     int layers;
     bool bidir, with_h0, with_len;
+    bool residual, layer_norm; /* tn_rnn_opts */
 } cfg;
 
 typedef struct ctx {
@@ -28,6 +36,8 @@ typedef struct ctx {
 } ctx;
 
 enum { B = 3, T = 4, I = 3, H = 3 };
+#define TOL 1e-6      /* max relative error of the check */
+#define TOL_NORM 1e-5 /* with LayerNorm between the layers (see above) */
 
 /* Flatten output, h_n (and c_n) into one vector. */
 static tn_tensor *f_rnn(tn_tape *tp, tn_tensor *const *in, void *p)
@@ -51,8 +61,20 @@ static void check_config(const cfg *c)
     tn_rng r;
     tn_rng_seed(&r, 11 + (uint64_t)c->cell * 7 + (uint64_t)c->layers);
     ctx cx = {.c = c, .lengths = {4, 2, 3}};
-    CHECK(tn_rnn_init(&cx.m, &ps, "rnn", c->cell, I, H, c->layers, c->bidir, 0.0, TN_F64, &r) ==
-          TN_OK);
+    tn_rnn_opts o = tn_rnn_defaults();
+    o.cell = c->cell;
+    o.input_size = I;
+    o.hidden = H;
+    o.layers = c->layers;
+    o.bidirectional = c->bidir;
+    o.residual = c->residual;
+    o.layer_norm = c->layer_norm;
+    CHECK(tn_rnn_init_ex(&cx.m, &ps, "rnn", &o, TN_F64, &r) == TN_OK);
+    /* LayerNorm weights off their ones and zeros, so the affine terms count */
+    for (int l = 0; c->layer_norm && l < c->layers; l++) {
+        tn_tensor_uniform(cx.m.norm[l].weight, &r, 0.5, 1.5);
+        tn_tensor_uniform(cx.m.norm[l].bias, &r, -0.3, 0.3);
+    }
     int D = c->bidir ? 2 : 1;
     tn_tensor *x = tn_tensor_new(TN_F64, 3, (int64_t[]){B, T, I});
     tn_tensor *h0 = tn_tensor_new(TN_F64, 3, (int64_t[]){c->layers * D, B, H});
@@ -71,14 +93,16 @@ static void check_config(const cfg *c)
     tn_gradcheck_result res;
     tn_status st = tn_gradcheck(f_rnn, &cx, n, in, 1e-6, &res);
     char name[128];
-    snprintf(name, sizeof name, "%s layers=%d %s%s%s", tn_cell_name(c->cell), c->layers,
+    snprintf(name, sizeof name, "%s layers=%d %s%s%s%s%s", tn_cell_name(c->cell), c->layers,
              c->bidir ? "bidirectional" : "unidirectional", c->with_h0 ? " h0" : "",
-             c->with_len ? " lengths" : "");
-    printf("%-44s checked %5lld  max rel %.3g  max abs %.3g\n", name, (long long)res.n_checked,
+             c->with_len ? " lengths" : "", c->residual ? " residual" : "",
+             c->layer_norm ? " layer_norm" : "");
+    printf("%-60s checked %5lld  max rel %.3g  max abs %.3g\n", name, (long long)res.n_checked,
            res.max_rel_err, res.max_abs_err);
+    double tol = c->layer_norm ? TOL_NORM : TOL;
     CHECK(st == TN_OK);
-    CHECK(res.max_rel_err <= 1e-6);
-    if (res.max_rel_err > 1e-6)
+    CHECK(res.max_rel_err <= tol);
+    if (res.max_rel_err > tol)
         fprintf(stderr, "  worst: input %d index %lld analytic %.12g numeric %.12g\n",
                 res.worst_input, (long long)res.worst_index, res.worst_analytic,
                 res.worst_numeric);
@@ -199,10 +223,10 @@ int main(void)
     const tn_cell cells[4] = {TN_CELL_RNN_TANH, TN_CELL_RNN_RELU, TN_CELL_LSTM, TN_CELL_GRU};
     /* per cell: every axis varied at least once */
     const cfg shapes[4] = {
-        {0, 1, false, false, false},
-        {0, 2, true, true, false},
-        {0, 1, true, false, true},
-        {0, 2, false, true, true},
+        {0, 1, false, false, false, false, false},
+        {0, 2, true, true, false, false, false},
+        {0, 1, true, false, true, false, false},
+        {0, 2, false, true, true, false, false},
     };
     for (int ci = 0; ci < 4; ci++)
         for (int s = 0; s < 4; s++) {
@@ -210,6 +234,19 @@ int main(void)
             c.cell = cells[ci];
             check_config(&c);
         }
+    /* residual connections and LayerNorm between the layers (tn_rnn_opts):
+     * each option alone and both, LSTM and GRU, 2-3 layers, bidirectional,
+     * initial states and lengths (the output mask after the last norm) once */
+    const cfg opts[6] = {
+        {TN_CELL_LSTM, 3, false, false, false, true, false},
+        {TN_CELL_GRU, 3, false, false, false, true, false},
+        {TN_CELL_LSTM, 2, false, false, true, false, true},
+        {TN_CELL_GRU, 2, false, true, false, false, true},
+        {TN_CELL_LSTM, 2, true, true, true, true, true},
+        {TN_CELL_GRU, 3, false, false, true, true, true},
+    };
+    for (int k = 0; k < 6; k++)
+        check_config(&opts[k]);
     for (int ci = 0; ci < 4; ci++)
         check_cell(cells[ci]);
     for (int ci = 0; ci < 4; ci++)

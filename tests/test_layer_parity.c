@@ -5,7 +5,15 @@
  * tests/fixture.h) describes one configuration in its meta.* scalars and
  * holds the inputs, every parameter under its PyTorch name, the outputs and
  * the gradients of L = sum(output * wo) + sum(h_n * wh) [+ sum(c_n * wc)]
- * (cells: h_out/c_out; Linear, Embedding: sum(y * wy)). For each fixture
+ * (cells: h_out/c_out; Linear, Embedding: sum(y * wy)). The fixtures
+ * layer_resid_<name>.bin (tests/gen_resid_fixtures.py) do the same for
+ * tn_rnn's residual and LayerNorm options (meta.residual, meta.layer_norm)
+ * against a model of single-layer PyTorch modules, residual adds and
+ * nn.LayerNorm (its norm_l{l}.weight/bias among the parameters, their
+ * gradients compared too); same tolerances: a LayerNorm adds a few dozen
+ * roundings per row (mean, variance, rsqrt, affine) to each layer, forward
+ * and backward, of the same order as a gate's (measured f32: <= 1.7e-6
+ * scaled for the 3-layer LSTM with both options). For each fixture
  * and each dtype the test builds the layer under the prefix "m", overwrites
  * the parameters by name, runs forward on a tape, forms the same loss with
  * ops, calls tn_backward and compares outputs and all gradients.
@@ -51,6 +59,13 @@ enum { KIND_SEQ = 0, KIND_CELL = 1, KIND_LINEAR = 2, KIND_EMBEDDING = 3 };
 static const char *const CELLS[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
 static const char *const SEQ_CONFIGS[] = {"l1",  "l2", "bi", "l2bi_h0", "len",       "bi_len",
                                           "l2bi_h0_len", "t1", "b1", "b7", "b7_bi_len", "t50"};
+/* tn_rnn's residual / LayerNorm options against per-layer PyTorch modules
+ * (layer_resid_<name>.bin from tests/gen_resid_fixtures.py). */
+static const char *const RESID[] = {"lstm_l3_res",          "gru_l3_res",
+                                    "lstm_l2_ln",           "gru_l2_ln",
+                                    "lstm_l3_res_ln",       "gru_l3_res_ln",
+                                    "lstm_l2bi_res_ln_h0",  "gru_l3_res_ln_len",
+                                    "lstm_l2bi_res_ln_len"};
 static const char *const OTHER[] = {"cell_rnn_tanh", "cell_rnn_relu", "cell_lstm", "cell_gru",
                                     "linear_bias",   "linear_nobias", "embedding_pad"};
 
@@ -205,9 +220,15 @@ static void run_seq(run *r, tn_tape *tp, tn_params *ps, tn_rng *rng)
     const fixture *fx = r->fx;
     tn_cell cell = (tn_cell)meta(fx, "meta.cell");
     tn_rnn m;
-    tn_status st = tn_rnn_init(&m, ps, PREFIX, cell, (int64_t)meta(fx, "meta.input_size"),
-                               (int64_t)meta(fx, "meta.hidden"), (int)meta(fx, "meta.layers"),
-                               meta(fx, "meta.bidirectional") == 1, 0.0, r->dt, rng);
+    tn_rnn_opts o = tn_rnn_defaults();
+    o.cell = cell;
+    o.input_size = (int64_t)meta(fx, "meta.input_size");
+    o.hidden = (int64_t)meta(fx, "meta.hidden");
+    o.layers = (int)meta(fx, "meta.layers");
+    o.bidirectional = meta(fx, "meta.bidirectional") == 1;
+    o.residual = meta(fx, "meta.residual") == 1; /* absent (-1) in the plain fixtures */
+    o.layer_norm = meta(fx, "meta.layer_norm") == 1;
+    tn_status st = tn_rnn_init_ex(&m, ps, PREFIX, &o, r->dt, rng);
     CHECK(st == TN_OK);
     if (st != TN_OK)
         return;
@@ -387,7 +408,7 @@ static void run_one(const char *dir, const char *name)
     if (!run_fixture(dir, name, TN_F64, &n64, &a64))
         return;
     run_fixture(dir, name, TN_F32, &n32, &a32);
-    printf("%-22s f64 max abs %.2e (scaled %.2e)   f32 max abs %.2e (scaled %.2e)\n", name, a64,
+    printf("%-28s f64 max abs %.2e (scaled %.2e)   f32 max abs %.2e (scaled %.2e)\n", name, a64,
            n64, a32, n32);
 }
 
@@ -407,6 +428,10 @@ int main(void)
         }
     for (int k = 0; k < NELEM(OTHER); k++)
         run_one(dir, OTHER[k]);
+    for (int k = 0; k < NELEM(RESID); k++) {
+        snprintf(name, sizeof name, "resid_%s", RESID[k]);
+        run_one(dir, name);
+    }
     printf("largest error f64: %.3e abs, %.3e scaled (%s), tol %g\n", worst_abs[1], worst_norm[1],
            worst_where[1], TOL64);
     printf("largest error f32: %.3e abs, %.3e scaled (%s), tol %g / %g (T=50)\n", worst_abs[0],

@@ -142,6 +142,42 @@ TN_API tn_tensor *tn_embedding_forward(tn_tape *tp, const tn_embedding *e, tn_te
 
 #define TN_RNN_MAX_LAYERS 8
 
+/* How tn_rnn_init_ex fills the weights of a recurrent layer. */
+typedef enum tn_rnn_init_kind {
+    /* PyTorch's default: every weight and bias uniform(+-1/sqrt(hidden)). */
+    TN_RNN_INIT_UNIFORM = 0,
+    /* weight_ih: Xavier/Glorot uniform (tn_init_xavier_uniform, gain 1, over
+     * the whole [G*H, in] matrix: bound sqrt(6 / (in + G*H))); weight_hh:
+     * each gate's [H, H] block (rows g*H .. g*H+H-1) orthogonal
+     * (tn_init_orthogonal, gain 1: W_g W_g^T = I); both biases zero. */
+    TN_RNN_INIT_XAVIER_ORTHOGONAL = 1,
+} tn_rnn_init_kind;
+
+/* Options of a recurrent layer (tn_rnn_init_ex). Start from
+ * tn_rnn_defaults() and set at least input_size and hidden. */
+typedef struct tn_rnn_opts {
+    tn_cell cell;           /* default TN_CELL_LSTM */
+    int64_t input_size;     /* I >= 1 (default 0: must be set) */
+    int64_t hidden;         /* H >= 1 (default 0: must be set) */
+    int layers;             /* 1 .. TN_RNN_MAX_LAYERS (default 1) */
+    bool bidirectional;     /* D = 2 when set (default false) */
+    double dropout;         /* in [0, 1), between layers (default 0) */
+    /* Residual (skip) connections (default false): for every layer l >= 1
+     * the layer's output is its recurrent output plus its input (both
+     * [B, T, D*H]; the input is what the layer ran on, i.e. after the
+     * previous layer's dropout). Layer 0 has none (its input width is I),
+     * so with layers == 1 the option is accepted and changes nothing. The
+     * states h_n / c_n are the recurrences' own, unchanged. */
+    bool residual;
+    /* LayerNorm over the D*H features of every layer's output (default
+     * false), after the residual add and before the dropout to the next
+     * layer, the last layer included; eps 1e-5 and an affine weight (ones)
+     * and bias (zeros) [D*H] per layer, named prefix.norm_l{l}.weight and
+     * prefix.norm_l{l}.bias. States are not normalised. */
+    bool layer_norm;
+    tn_rnn_init_kind init; /* default TN_RNN_INIT_UNIFORM */
+} tn_rnn_opts;
+
 typedef struct tn_rnn {
     tn_cell cell;
     int64_t input_size, hidden;
@@ -151,11 +187,33 @@ typedef struct tn_rnn {
     /* [layer * D + dir]: weight_ih [G*H, in], weight_hh [G*H, H], biases [G*H] */
     tn_tensor *w_ih[2 * TN_RNN_MAX_LAYERS], *w_hh[2 * TN_RNN_MAX_LAYERS];
     tn_tensor *b_ih[2 * TN_RNN_MAX_LAYERS], *b_hh[2 * TN_RNN_MAX_LAYERS];
+    bool residual;   /* see tn_rnn_opts; false: the plain stacked layer */
+    bool layer_norm; /* see tn_rnn_opts; norm[l] is used only when set */
+    tn_layernorm norm[TN_RNN_MAX_LAYERS];
 } tn_rnn;
+
+/** The default options: an LSTM of 1 unidirectional layer, no dropout, no
+ * residual connections, no layer norm, PyTorch's uniform initialisation;
+ * input_size and hidden 0 (the caller sets them). */
+TN_API tn_rnn_opts tn_rnn_defaults(void);
+
+/** Create the parameters of a recurrent layer described by o in ps under
+ * prefix, initialised from r as o->init says, in PyTorch's order (per layer
+ * and direction: w_ih, w_hh, b_ih, b_hh; with layer_norm, then that layer's
+ * norm_l{l}.weight and .bias). With residual and layer_norm off and the
+ * uniform init it is exactly tn_rnn_init (same parameters, same draws of r,
+ * and the same ops in tn_rnn_forward). Returns TN_OK, TN_ERR_ARG for a
+ * NULL m, ps, o or r or a bad option (the message names tn_rnn_init_ex and
+ * the option: cell, input_size, hidden, layers outside 1..TN_RNN_MAX_LAYERS,
+ * dropout outside [0, 1), init), or the error of creating a parameter
+ * (a name too long or in use, out of memory). Nothing aborts. */
+TN_API tn_status tn_rnn_init_ex(tn_rnn *m, tn_params *ps, const char *prefix, const tn_rnn_opts *o,
+                                tn_dtype dt, tn_rng *r);
 
 /** Create the parameters of an nn.RNN / nn.LSTM / nn.GRU equivalent (with
  * biases) in ps under prefix, initialised uniform(+-1/sqrt(hidden)) from r,
- * in PyTorch's order (per layer and direction: w_ih, w_hh, b_ih, b_hh). */
+ * in PyTorch's order (per layer and direction: w_ih, w_hh, b_ih, b_hh).
+ * tn_rnn_init_ex with these options and the defaults for the others. */
 TN_API tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
                              int64_t input_size, int64_t hidden, int layers, bool bidirectional,
                              double dropout, tn_dtype dt, tn_rng *r);
@@ -171,7 +229,15 @@ typedef struct tn_rnn_out {
  * sequence's length leave its state unchanged and output zero, and the
  * reverse direction starts at the sequence's own last step (PyTorch's
  * packed-sequence semantics). Results are tape tensors. Returns TN_OK or the
- * tape's error. */
+ * tape's error.
+ *
+ * Each layer direction is one tn_recurrent op. With m->residual and
+ * m->layer_norm, layer l's output is y_l = LN_l(r_l(x_l) + x_l) (the add for
+ * l >= 1 only, LN_l only with layer_norm), where x_l is the layer's input
+ * (x for l = 0, else dropout(y_{l-1})) and r_l its recurrent output; these
+ * are ordinary ops between the recurrent ones. With layer_norm and lengths
+ * the output is still zero past each sequence's length (masked after the
+ * last norm; LN of a padded zero row would be its bias). */
 TN_API tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
                                 tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out);
 

@@ -4,10 +4,13 @@
  *
  * A sequence layer is, per layer and direction, one recurrent op
  * (tn_recurrent: the whole time loop, structured as docs/design.md section 3
- * describes), then concat of the directions and dropout between layers.
+ * describes), then concat of the directions, optionally a residual add of
+ * the layer's input and a LayerNorm (tn_rnn_opts), and dropout between
+ * layers; without those options the op sequence is the plain stacked one.
  * The single-step cell API composes addmm and the fused cell ops.
  */
 #include "tensor/nn.h"
+#include "tensor/optim.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,11 +18,10 @@
 
 static bool cell_valid(tn_cell c) { return tn_cell_gates(c) > 0; }
 
-/* Create w_ih, w_hh, b_ih, b_hh named weight_ih<sfx> etc., U(+-1/sqrt(H)). */
+/* Create w_ih, w_hh, b_ih, b_hh named weight_ih<sfx> etc. (zero-filled). */
 static tn_status make_weights(tn_params *ps, const char *prefix, const char *sfx, int64_t gh,
-                              int64_t in, int64_t hidden, tn_dtype dt, tn_rng *r,
-                              tn_tensor **w_ih, tn_tensor **w_hh, tn_tensor **b_ih,
-                              tn_tensor **b_hh)
+                              int64_t in, int64_t hidden, tn_dtype dt, tn_tensor **w_ih,
+                              tn_tensor **w_hh, tn_tensor **b_ih, tn_tensor **b_hh)
 {
     char name[TN_NAME_MAX];
     snprintf(name, sizeof name, "weight_ih%s", sfx);
@@ -32,46 +34,135 @@ static tn_status make_weights(tn_params *ps, const char *prefix, const char *sfx
     *b_hh = tn_params_new(ps, prefix, name, dt, 1, (int64_t[]){gh});
     if (!*w_ih || !*w_hh || !*b_ih || !*b_hh)
         return tn_last_status();
+    return TN_OK;
+}
+
+/* PyTorch's default: each of the four uniform(+-1/sqrt(H)), in order. */
+static void init_uniform(tn_tensor *const all[4], int64_t hidden, tn_rng *r)
+{
     double k = 1.0 / sqrt((double)hidden);
-    tn_tensor *all[4] = {*w_ih, *w_hh, *b_ih, *b_hh};
     for (int i = 0; i < 4; i++)
         tn_tensor_uniform(all[i], r, -k, k);
+}
+
+/* Xavier-uniform w_ih, each gate block of w_hh ([G*H, H], contiguous)
+ * orthogonal, zero biases. */
+static tn_status init_xavier_orthogonal(tn_tensor *const all[4], int64_t hidden, tn_rng *r)
+{
+    tn_status st = tn_init_xavier_uniform(all[0], r, 1.0);
+    tn_tensor *w = all[1];
+    int64_t gates = w->shape[0] / hidden;
+    size_t block = (size_t)(hidden * w->stride[0]) * tn_dtype_size(w->dtype);
+    for (int64_t g = 0; g < gates && st == TN_OK; g++) {
+        tn_tensor rows = *w; /* rows g*H .. g*H+H-1: a local view, data only */
+        rows.shape[0] = hidden;
+        rows.data = (char *)w->data + (size_t)g * block;
+        rows.grad = NULL;
+        st = tn_init_orthogonal(&rows, r, 1.0);
+    }
+    tn_tensor_fill(all[2], 0.0);
+    tn_tensor_fill(all[3], 0.0);
+    return st;
+}
+
+static bool init_kind_valid(tn_rnn_init_kind k)
+{
+    return k == TN_RNN_INIT_UNIFORM || k == TN_RNN_INIT_XAVIER_ORTHOGONAL;
+}
+
+tn_rnn_opts tn_rnn_defaults(void)
+{
+    return (tn_rnn_opts){.cell = TN_CELL_LSTM, .layers = 1, .init = TN_RNN_INIT_UNIFORM};
+}
+
+/* The first bad option of o, as an error naming fn and the option. */
+static tn_status check_opts(const char *fn, const tn_rnn_opts *o)
+{
+    if (!cell_valid(o->cell))
+        return tn_set_error(TN_ERR_ARG, "%s: cell %d is not a tn_cell", fn, (int)o->cell);
+    if (o->input_size < 1 || o->hidden < 1)
+        return tn_set_error(TN_ERR_ARG, "%s: input_size %lld and hidden %lld must be >= 1", fn,
+                            (long long)o->input_size, (long long)o->hidden);
+    if (o->layers < 1 || o->layers > TN_RNN_MAX_LAYERS)
+        return tn_set_error(TN_ERR_ARG, "%s: layers %d outside 1..%d (TN_RNN_MAX_LAYERS)", fn,
+                            o->layers, TN_RNN_MAX_LAYERS);
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return tn_set_error(TN_ERR_ARG, "%s: dropout %g outside [0, 1)", fn, o->dropout);
+    if (!init_kind_valid(o->init))
+        return tn_set_error(TN_ERR_ARG, "%s: init %d is not a tn_rnn_init_kind", fn,
+                            (int)o->init);
     return TN_OK;
+}
+
+/* LayerNorm of layer l's output [.., D*H], under prefix.norm_l{l}. */
+static tn_status make_norm(tn_layernorm *n, tn_params *ps, const char *prefix, int l,
+                           int64_t dim, tn_dtype dt)
+{
+    char sub[TN_NAME_MAX];
+    int len = prefix && *prefix ? snprintf(sub, sizeof sub, "%s.norm_l%d", prefix, l)
+                                : snprintf(sub, sizeof sub, "norm_l%d", l);
+    if (len < 0 || len >= (int)sizeof sub)
+        return tn_set_error(TN_ERR_ARG, "tn_rnn_init_ex: prefix \"%s\" too long", prefix);
+    return tn_layer_norm_init(n, ps, sub, dim, 1e-5, true, dt);
+}
+
+static tn_status rnn_init(const char *fn, tn_rnn *m, tn_params *ps, const char *prefix,
+                          const tn_rnn_opts *o, tn_dtype dt, tn_rng *r)
+{
+    if (!m || !ps || !o || !r)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL argument (m, ps, options or rng)", fn);
+    tn_status st = check_opts(fn, o);
+    if (st != TN_OK)
+        return st;
+    memset(m, 0, sizeof *m);
+    m->cell = o->cell;
+    m->input_size = o->input_size;
+    m->hidden = o->hidden;
+    m->layers = o->layers;
+    m->bidirectional = o->bidirectional;
+    m->dropout = o->dropout;
+    m->residual = o->residual;
+    m->layer_norm = o->layer_norm;
+    int D = o->bidirectional ? 2 : 1;
+    int64_t gh = tn_cell_gates(o->cell) * o->hidden;
+    for (int l = 0; l < o->layers; l++) {
+        for (int d = 0; d < D; d++) {
+            char sfx[32];
+            snprintf(sfx, sizeof sfx, "_l%d%s", l, d ? "_reverse" : "");
+            int k = l * D + d;
+            int64_t in = l == 0 ? o->input_size : D * o->hidden;
+            st = make_weights(ps, prefix, sfx, gh, in, o->hidden, dt, &m->w_ih[k], &m->w_hh[k],
+                              &m->b_ih[k], &m->b_hh[k]);
+            if (st != TN_OK)
+                return st;
+            tn_tensor *all[4] = {m->w_ih[k], m->w_hh[k], m->b_ih[k], m->b_hh[k]};
+            if (o->init == TN_RNN_INIT_UNIFORM)
+                init_uniform(all, o->hidden, r);
+            else if ((st = init_xavier_orthogonal(all, o->hidden, r)) != TN_OK)
+                return st;
+        }
+        if (o->layer_norm &&
+            (st = make_norm(&m->norm[l], ps, prefix, l, D * o->hidden, dt)) != TN_OK)
+            return st;
+    }
+    return TN_OK;
+}
+
+tn_status tn_rnn_init_ex(tn_rnn *m, tn_params *ps, const char *prefix, const tn_rnn_opts *o,
+                         tn_dtype dt, tn_rng *r)
+{
+    return rnn_init("tn_rnn_init_ex", m, ps, prefix, o, dt, r);
 }
 
 tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell,
                       int64_t input_size, int64_t hidden, int layers, bool bidirectional,
                       double dropout, tn_dtype dt, tn_rng *r)
 {
-    if (!m || !ps || !r || !cell_valid(cell) || input_size < 1 || hidden < 1 || layers < 1 ||
-        layers > TN_RNN_MAX_LAYERS || !(dropout >= 0 && dropout < 1))
-        return tn_set_error(TN_ERR_ARG,
-                            "tn_rnn_init: bad arguments (cell %d, input %lld, hidden %lld, "
-                            "layers %d (max %d), dropout %g)",
-                            (int)cell, (long long)input_size, (long long)hidden, layers,
-                            TN_RNN_MAX_LAYERS, dropout);
-    memset(m, 0, sizeof *m);
-    m->cell = cell;
-    m->input_size = input_size;
-    m->hidden = hidden;
-    m->layers = layers;
-    m->bidirectional = bidirectional;
-    m->dropout = dropout;
-    int D = bidirectional ? 2 : 1;
-    int64_t gh = tn_cell_gates(cell) * hidden;
-    for (int l = 0; l < layers; l++) {
-        for (int d = 0; d < D; d++) {
-            char sfx[32];
-            snprintf(sfx, sizeof sfx, "_l%d%s", l, d ? "_reverse" : "");
-            int k = l * D + d;
-            int64_t in = l == 0 ? input_size : D * hidden;
-            tn_status st = make_weights(ps, prefix, sfx, gh, in, hidden, dt, r, &m->w_ih[k],
-                                        &m->w_hh[k], &m->b_ih[k], &m->b_hh[k]);
-            if (st != TN_OK)
-                return st;
-        }
-    }
-    return TN_OK;
+    /* the plain layer: no residual, no norm, PyTorch's init */
+    tn_rnn_opts o = {.cell = cell, .input_size = input_size, .hidden = hidden, .layers = layers,
+                     .bidirectional = bidirectional, .dropout = dropout,
+                     .init = TN_RNN_INIT_UNIFORM};
+    return rnn_init("tn_rnn_init", m, ps, prefix, &o, dt, r);
 }
 
 tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn_cell cell,
@@ -84,8 +175,11 @@ tn_status tn_rnn_cell_init(tn_rnn_cell *c, tn_params *ps, const char *prefix, tn
     c->cell = cell;
     c->input_size = input_size;
     c->hidden = hidden;
-    return make_weights(ps, prefix, "", tn_cell_gates(cell) * hidden, input_size, hidden, dt, r,
-                        &c->w_ih, &c->w_hh, &c->b_ih, &c->b_hh);
+    tn_status st = make_weights(ps, prefix, "", tn_cell_gates(cell) * hidden, input_size, hidden,
+                                dt, &c->w_ih, &c->w_hh, &c->b_ih, &c->b_hh);
+    if (st == TN_OK)
+        init_uniform((tn_tensor *[]){c->w_ih, c->w_hh, c->b_ih, c->b_hh}, hidden, r);
+    return st;
 }
 
 /* One step of a cell.
@@ -192,6 +286,19 @@ static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool revers
     return tn_reshape(tp, tn_narrow(tp, o, 0, 0, 1), 3, (int64_t[]){B, T, H});
 }
 
+/* int32 [B, T, 1]: 1 where t < lengths[b] (NULL when out of memory). */
+static tn_tensor *length_mask(tn_tape *tp, const int32_t *lengths, int64_t B, int64_t T)
+{
+    tn_tensor *mask = tn_tape_tensor(tp, TN_I32, 3, (int64_t[]){B, T, 1});
+    if (!mask)
+        return NULL;
+    int32_t *v = mask->data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            v[b * T + t] = t < lengths[b];
+    return mask;
+}
+
 tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
                          tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out)
 {
@@ -235,10 +342,15 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
             dir_out[d] = run_direction(tp, m, k, d == 1, in, state_of(tp, h0, k, B, H),
                                        state_of(tp, c0, k, B, H), lengths, fin, LD);
         }
-        in = D == 2 ? tn_concat(tp, 2, dir_out, 2) : dir_out[0];
-        if (l + 1 < m->layers && m->dropout > 0)
-            in = tn_dropout(tp, in, m->dropout);
+        tn_tensor *y = D == 2 ? tn_concat(tp, 2, dir_out, 2) : dir_out[0];
+        if (m->residual && l > 0)
+            y = tn_add(tp, y, in);
+        if (m->layer_norm)
+            y = tn_layer_norm_forward(tp, &m->norm[l], y);
+        in = l + 1 < m->layers && m->dropout > 0 ? tn_dropout(tp, y, m->dropout) : y;
     }
+    if (m->layer_norm && lengths) /* LN made the padded rows its bias: zero them */
+        in = tn_mask(tp, in, length_mask(tp, lengths, B, T));
     out->output = in;
     out->h_n = tn_stack(tp, (int)LD, fin, 0);
     if (m->cell == TN_CELL_LSTM)
