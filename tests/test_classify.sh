@@ -120,6 +120,9 @@ refuse "--top x" "--top" "$BIN" predict --checkpoint "$TMP/g.st" --top x
 refuse "--cell gru for eval" "--cell" "$BIN" eval --checkpoint "$TMP/g.st" --cell gru
 refuse "--checkpoint in a missing directory" "--checkpoint" \
     "$BIN" train --steps 1 --checkpoint "$TMP/no/such/dir/x.st"
+for opt in --log --loss-log; do
+    refuse "$opt in a missing directory" "$opt" "$BIN" train --steps 1 $opt "$TMP/no/such/dir/x.csv"
+done
 refuse "eval on a class the checkpoint lacks" "class Zed is not one of the checkpoint's 4 labels" \
     "$BIN" eval --checkpoint "$TMP/g.st" --data "$TMP/other"
 # Labels that a checkpoint cannot hold or predict cannot print plainly
