@@ -43,7 +43,7 @@ acc=$(echo "$final" | sed -n 's/.* val_accuracy \([0-9.]*\).*/\1/p')
 bal=$(echo "$final" | sed -n 's/.* val_balanced_accuracy \([0-9.]*\).*/\1/p')
 if [ $rc -eq 0 ] && [ -n "$acc" ] && awk -v a="$acc" -v b="$bal" 'BEGIN { exit !(a >= 0.90 && b >= 0.85) }' &&
    [ "$(wc -l < "$TMP/g.csv")" -eq 4 ] &&
-   [ "$(head -1 "$TMP/g.csv")" = "step,train_loss,val_loss,val_accuracy,val_balanced_accuracy,elapsed_s" ]; then
+   [ "$(head -1 "$TMP/g.csv")" = "step,train_loss,val_loss,val_accuracy,val_balanced_accuracy,elapsed_s,train_s" ]; then
     pass "train on the generated task: accuracy $acc >= 0.90, balanced $bal >= 0.85; log of 3 evaluations"
 else
     fail "train on the generated task (rc $rc): $out"
@@ -120,6 +120,9 @@ refuse "--top x" "--top" "$BIN" predict --checkpoint "$TMP/g.st" --top x
 refuse "--cell gru for eval" "--cell" "$BIN" eval --checkpoint "$TMP/g.st" --cell gru
 refuse "--checkpoint in a missing directory" "--checkpoint" \
     "$BIN" train --steps 1 --checkpoint "$TMP/no/such/dir/x.st"
+for opt in --log --loss-log; do
+    refuse "$opt in a missing directory" "$opt" "$BIN" train --steps 1 $opt "$TMP/no/such/dir/x.csv"
+done
 refuse "eval on a class the checkpoint lacks" "class Zed is not one of the checkpoint's 4 labels" \
     "$BIN" eval --checkpoint "$TMP/g.st" --data "$TMP/other"
 # Labels that a checkpoint cannot hold or predict cannot print plainly

@@ -29,7 +29,7 @@ TOL=2e-5
 FLAGS=(--data "$FIX/char_rnn_torch_eval.txt" --hidden 16 --embed 8 --batch 4 --seq 16
        --lr 0.01 --seed 5 --eval-every 0 --threads 1)
 for cell in peephole mgu; do
-    if "$BIN" train --cell $cell --steps 8 "${FLAGS[@]}" --log "$TMP/$cell.csv" \
+    if "$BIN" train --cell $cell --steps 8 "${FLAGS[@]}" --loss-log "$TMP/$cell.csv" \
         > /dev/null 2> "$TMP/err"; then
         res=$(awk -v cell=$cell -v tol=$TOL -F'[ ,]' '
             FNR == NR { if ($1 == cell) want[$2] = $3; next }
@@ -59,7 +59,7 @@ printf 'The old man loves the sea. A young queen finds the river at night.\n' \
 for cell in peephole mgu; do
     CK="$TMP/$cell.st"
     if "$BIN" train --cell $cell --steps 40 --hidden 32 --embed 16 --batch 8 --seq 32 \
-        --lr 0.01 --eval-every 20 --threads 1 --checkpoint "$CK" --log "$TMP/t$cell.csv" \
+        --lr 0.01 --eval-every 20 --threads 1 --checkpoint "$CK" --loss-log "$TMP/t$cell.csv" \
         > "$TMP/out" 2> "$TMP/err"; then
         read -r first last <<< "$(awk -F, 'NR == 2 { f = $2 } NR > 36 { s += $2; n++ }
                                        END { printf "%.4f %.4f", f, s / n }' "$TMP/t$cell.csv")"
@@ -145,6 +145,7 @@ refuse 2 "--checkpoint" train --steps 1 --checkpoint "$TMP/no/such/dir/x.st"
 refuse 2 "--prime" sample --checkpoint "$TMP/peephole.st" --prime $'\xff'
 refuse 2 "--seconds" bench --seconds -1
 refuse 2 "--log" train --steps 1 --log "$TMP/no/such/dir/log.csv"
+refuse 2 "--loss-log" train --steps 1 --loss-log "$TMP/no/such/dir/log.csv"
 # --help lists the options with their defaults on stdout, exit 0.
 out=$("$BIN" train --help 2>&1)
 rc=$?

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/forecast end to end (usage: test_forecast.sh FORECAST):
 #   1. train briefly (300 steps, GRU H=32, one thread, under a second) on
-#      the generated series (two sines, a trend, noise): the RNN's held-out
+#      the generated series (two sines, a trend, noise), its --log and
+#      --loss-log a row per evaluation and per step: the RNN's held-out
 #      MSE (mean over the 12 forecast steps) must be below half the naive
 #      last-value forecast's. Over seeds 1..8 it was 0.09 to 0.14 of it
 #      (naive about 1.16, RNN 0.10 to 0.16), so 0.5 is not flaky; an RNN
@@ -29,7 +30,8 @@ source "$(dirname "$0")/checks.sh"
 FLAGS=(--threads 1)
 
 # 1. training on the generated series
-out=$("$BIN" train "${FLAGS[@]}" --steps 300 --eval-every 100 --checkpoint "$TMP/g.st" 2>&1)
+out=$("$BIN" train "${FLAGS[@]}" --steps 300 --eval-every 100 --checkpoint "$TMP/g.st" \
+      --log "$TMP/g.csv" --loss-log "$TMP/gl.csv" 2>&1)
 rc=$?
 final=$(echo "$out" | grep '^final step')
 val=$(echo "$final" | sed -n 's/.* val_mse \([0-9.]*\).*/\1/p')
@@ -66,6 +68,15 @@ done
 fc=$("$BIN" train "${FLAGS[@]}" --data "$TMP/ar2.csv" --ar 2 --steps 0 2>&1 | grep '^final')
 [[ "$fc" == *"ar_mse 0.00000 "* ]] && pass "AR(2) forecast of the recurrence: $fc" ||
     fail "AR(2) forecast of the recurrence not exact: $fc"
+
+# the logs of that run: a row per evaluation (3) and per step (300)
+if [ "$(head -1 "$TMP/g.csv")" = "step,train_loss,val_mse,naive_mse,ar_mse,elapsed_s,train_s" ] &&
+   [ "$(wc -l < "$TMP/g.csv")" -eq 4 ] && [ "$(head -1 "$TMP/gl.csv")" = "step,loss" ] &&
+   [ "$(wc -l < "$TMP/gl.csv")" -eq 301 ]; then
+    pass "--log: 3 evaluations, --loss-log: 300 steps"
+else
+    fail "--log / --loss-log: $(cat "$TMP/g.csv") / $(head -3 "$TMP/gl.csv")"
+fi
 
 # 3. eval and its plot
 ev=$("$BIN" eval "${FLAGS[@]}" --checkpoint "$TMP/g.st" --plot "$TMP/fc.png")
@@ -136,6 +147,9 @@ refuse "--mode for eval" 2 "--mode" "$BIN" eval --checkpoint "$TMP/g.st" --mode 
 refuse "eval without --checkpoint" 2 "needs --checkpoint" "$BIN" eval
 refuse "--checkpoint in a missing directory" 2 "--checkpoint" \
     "$BIN" train --steps 1 --checkpoint "$TMP/no/such/x.st"
+for opt in --log --loss-log; do
+    refuse "$opt in a missing directory" 2 "$opt" "$BIN" train --steps 1 $opt "$TMP/no/such/x.csv"
+done
 refuse "--plot in a missing directory" 2 "--plot" \
     "$BIN" eval --checkpoint "$TMP/g.st" --plot "$TMP/no/such/x.png"
 printf '1\n2\nthree\n4\n' > "$TMP/word.csv"

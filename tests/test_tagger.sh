@@ -119,6 +119,10 @@ refuse "eval without --checkpoint" 2 "needs --checkpoint" "$BIN" eval
 refuse "tag without --checkpoint" 2 "needs --checkpoint" "$BIN" tag
 refuse "--checkpoint in a missing directory (before training)" 2 "--checkpoint" \
     "$BIN" train --steps 100000 --checkpoint "$TMP/no/such/dir/x.st"
+for opt in --log --loss-log; do
+    refuse "$opt in a missing directory (before training)" 2 "$opt" \
+        "$BIN" train --steps 100000 $opt "$TMP/no/such/dir/x.csv"
+done
 refuse "--heatmap in a missing directory (before evaluating)" 2 "--heatmap" \
     "$BIN" eval --checkpoint "$TMP/t.st" --heatmap "$TMP/no/such/dir/x.png"
 refuse "a missing --data file" 1 "$TMP/nowhere.txt" "$BIN" train --data "$TMP/nowhere.txt"

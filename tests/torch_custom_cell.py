@@ -183,7 +183,7 @@ def ours(binary, cell, steps, tmp):
     """custom_cell's initial weights (a file) and its losses of `steps` steps."""
     init = os.path.join(tmp, f"{cell}_init.safetensors")
     log = os.path.join(tmp, f"{cell}.csv")
-    for n, extra in ((0, ["--checkpoint", init]), (steps, ["--log", log])):
+    for n, extra in ((0, ["--checkpoint", init]), (steps, ["--loss-log", log])):
         subprocess.run([binary, "train", "--cell", cell, "--steps", str(n)] + FLAGS + extra,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(log) as f:

@@ -7,7 +7,8 @@
  *   classify train   [--data DIR] [--cell gru|lstm|rnn] [--hidden H] [--embed E]
  *                    [--layers L] [--bidirectional] [--batch B] [--steps N] [--lr X]
  *                    [--clip X] [--balance weights|sample|none] [--seed S] [--threads N]
- *                    [--checkpoint PATH] [--eval-every N] [--log CSV] [--val-fraction F]
+ *                    [--checkpoint PATH] [--eval-every N] [--log CSV] [--loss-log CSV]
+ *                    [--val-fraction F]
  *   classify predict --checkpoint PATH [--top K]          (stdin -> stdout)
  *   classify eval    --checkpoint PATH [--data DIR] [--split all|val] [--plot FILE.png]
  *
@@ -46,8 +47,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "vocab.h"
 #include "plot.h"
+#include "train.h"
+#include "vocab.h"
 
 enum { PAD = 0, UNK = 1, MAX_LEN = 64, MAX_CLASSES = 1000, EVAL_BATCH = 256 };
 #define SPLIT_SEED 20240u
@@ -336,7 +338,7 @@ static int32_t vocab_id(const vocab *v, int32_t cp)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *log, *balance, *plot, *split;
+    const char *data, *cell, *checkpoint, *log, *loss_log, *balance, *plot, *split;
     bool bidirectional;
     int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
     double lr, clip, val_fraction;
@@ -388,8 +390,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation accuracy and loss every N steps and at the end (0: only at the end)",
          .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", EX_STRING, &o->log, "CSV", "write the validation curve to this CSV file",
-         .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--top", EX_INT, &o->top, "K",
          "labels (with probabilities) printed per example (at most all the labels)",
          .imin = 1, .imax = MAX_CLASSES, .commands = PREDICT},
@@ -754,10 +755,66 @@ static int read_data(const opts *o, dataset *d)
 
 /* ---- train ---- */
 
+/* A training run's state for the driver's hooks (train.h). */
+typedef struct class_run {
+    const model *m;
+    const dataset *d;
+    const opts *o;
+    const int64_t *tr, *va; /* the training and validation examples */
+    int64_t ntr, nva;
+    int64_t *const *cls_idx; /* per class its training examples (--balance sample) */
+    const int64_t *cls_count;
+    tn_tensor *weight; /* the class weights, or NULL (unweighted) */
+    bool sampled;
+    int64_t *idx; /* the batch's examples [B] and lengths */
+    int32_t *len;
+    tn_rng rng; /* the batches */
+} class_run;
+
+/* A batch of B training examples drawn with replacement (from a uniformly
+ * drawn class with --balance sample) and its weighted loss. */
+static tn_tensor *class_forward(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    class_run *r = ctx;
+    int64_t B = r->o->batch;
+    for (int64_t b = 0; b < B; b++) {
+        if (r->sampled) {
+            int c = (int)(tn_rng_next(&r->rng) % (uint64_t)r->m->C);
+            r->idx[b] = r->cls_idx[c][tn_rng_next(&r->rng) % (uint64_t)r->cls_count[c]];
+        } else {
+            r->idx[b] = r->tr[tn_rng_next(&r->rng) % (uint64_t)r->ntr];
+        }
+    }
+    tn_tensor *ids, *tg;
+    make_batch(tp, r->m, r->d, r->idx, B, &ids, &tg, r->len);
+    tn_tensor *logits = ids && tg ? model_logits(tp, r->m, ids, r->len) : NULL;
+    return logits ? tn_cross_entropy_weighted(tp, logits, tg, r->weight, -1, TN_REDUCE_MEAN)
+                  : NULL;
+}
+
+static int class_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    class_run *r = ctx;
+    scores sc;
+    if (evaluate(tp, r->m, r->d, NULL, r->va, r->nva, "validation", &sc, NULL))
+        return -1;
+    values[0] = sc.loss, values[1] = sc.accuracy, values[2] = sc.balanced;
+    return 0;
+}
+
+static int class_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)tp;
+    class_run *r = ctx;
+    return model_save(r->o->checkpoint, r->m, r->o, step);
+}
+
 static int cmd_train(const opts *o)
 {
     if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)))
+        (o->log && ex_check_output(PROG, "--log", o->log)) ||
+        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
         return 2;
     dataset d;
     if (read_data(o, &d))
@@ -767,7 +824,6 @@ static int cmd_train(const opts *o)
     tn_tape *tp = NULL;
     tn_optim *opt = NULL;
     tn_tensor *weight = NULL;
-    FILE *log = NULL;
     int64_t *cls_count = calloc((size_t)d.C, sizeof *cls_count), *idx = NULL;
     int64_t **cls_idx = calloc((size_t)d.C, sizeof *cls_idx);
     int32_t *len = NULL;
@@ -789,7 +845,11 @@ static int cmd_train(const opts *o)
     d.labels = NULL, d.C = 0;
     m.cell = o->cell, m.bidirectional = o->bidirectional;
     m.hidden = o->hidden, m.embed = o->embed, m.layers = o->layers;
-    if (vocab_build(&m.v, &d, tr, ntr) || model_build(&m, o->seed))
+    if (vocab_build(&m.v, &d, tr, ntr)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto done;
+    }
+    if (model_build(&m, o->seed))
         goto done;
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = o->lr;
@@ -797,14 +857,15 @@ static int cmd_train(const opts *o)
     tp = tn_tape_new();
     /* class weights n / (C * n_c) */
     weight = tn_tensor_new(TN_F32, 1, (int64_t[]){m.C});
-    bool weighted = strcmp(o->balance, "weights") == 0, sampled = strcmp(o->balance, "sample") == 0;
     for (int c = 0; weight && c < m.C; c++)
         tn_tensor_set(weight, c, (double)ntr / ((double)m.C * (double)cls_count[c]));
     /* per class, its training examples (for --balance sample) */
     for (int c = 0; c < m.C; c++) {
         cls_idx[c] = malloc(sizeof **cls_idx * (size_t)cls_count[c]);
-        if (!cls_idx[c])
+        if (!cls_idx[c]) {
+            fprintf(stderr, PROG ": out of memory\n");
             goto done;
+        }
         cls_count[c] = 0;
     }
     for (int64_t i = 0; i < ntr; i++) {
@@ -824,74 +885,21 @@ static int cmd_train(const opts *o)
                  "; %d threads\n",
             o->cell, o->bidirectional ? " (bidirectional)" : "", o->hidden, o->embed, o->layers,
             m.C, m.v.n, ntr, nva, o->balance, tn_params_numel(&m.ps), tn_num_threads());
-    if (o->log) {
-        if (!(log = fopen(o->log, "w"))) {
-            fprintf(stderr, PROG ": --log %s: %s\n", o->log, strerror(errno));
-            goto done;
-        }
-        fprintf(log, "step,train_loss,val_loss,val_accuracy,val_balanced_accuracy,elapsed_s\n");
-    }
-    tn_rng data_rng;
-    tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = ex_seconds(), smooth = NAN, t_eval = 0;
-    bool tty = isatty(STDERR_FILENO);
-    scores sc = {NAN, NAN, NAN};
-    rc = 0;
-    for (int64_t step = 1; step <= o->steps; step++) {
-        for (int64_t b = 0; b < B; b++) {
-            if (sampled) {
-                int c = (int)(tn_rng_next(&data_rng) % (uint64_t)m.C);
-                idx[b] = cls_idx[c][tn_rng_next(&data_rng) % (uint64_t)cls_count[c]];
-            } else {
-                idx[b] = tr[tn_rng_next(&data_rng) % (uint64_t)ntr];
-            }
-        }
-        tn_tape_reset(tp);
-        tn_optim_zero_grad(opt);
-        tn_tensor *ids, *tg, *loss = NULL;
-        make_batch(tp, &m, &d, idx, B, &ids, &tg, len);
-        tn_tensor *logits = ids && tg ? model_logits(tp, &m, ids, len) : NULL;
-        if (logits)
-            loss = tn_cross_entropy_weighted(tp, logits, tg, weighted ? weight : NULL, -1,
-                                             TN_REDUCE_MEAN);
-        double l;
-        if (ex_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
-            rc = 1;
-            break;
-        }
-        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        ex_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "examples");
-        if (nva && ((o->eval_every && step % o->eval_every == 0) || step == o->steps)) {
-            double te = ex_seconds();
-            if (evaluate(tp, &m, &d, NULL, va, nva, "validation", &sc, NULL)) {
-                rc = 1;
-                break;
-            }
-            t_eval += ex_seconds() - te;
-            fprintf(stderr,
-                    "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
-                    "val_balanced_accuracy %.4f\n",
-                    tty ? "\n" : "", step, smooth, sc.loss, sc.accuracy, sc.balanced);
-            if (log) {
-                fprintf(log, "%" PRId64 ",%.6f,%.6f,%.6f,%.6f,%.3f\n", step, smooth, sc.loss,
-                        sc.accuracy, sc.balanced, ex_seconds() - t0);
-                fflush(log);
-            }
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    double total = ex_seconds() - t0;
-    if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m, o, o->steps))
-        rc = 1;
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
-               "val_balanced_accuracy %.4f time %.1fs (training %.1fs, evaluation %.1fs)\n",
-               o->steps, smooth, sc.loss, sc.accuracy, sc.balanced, total, total - t_eval,
-               t_eval);
+    class_run run = {.m = &m, .d = &d, .o = o, .tr = tr, .va = va, .ntr = ntr, .nva = nva,
+                     .cls_idx = cls_idx, .cls_count = cls_count,
+                     .weight = strcmp(o->balance, "weights") == 0 ? weight : NULL,
+                     .sampled = strcmp(o->balance, "sample") == 0, .idx = idx, .len = len};
+    tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
+    static const ex_col cols[] = {
+        {"val_loss", 4}, {"val_accuracy", 4}, {"val_balanced_accuracy", 4}};
+    ex_train t = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
+                  .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
+                  .loss_log = o->loss_log, .per_step = (double)B, .unit = "examples",
+                  .ctx = &run, .forward = class_forward,
+                  .evaluate = nva ? class_evaluate : NULL,
+                  .save = o->checkpoint ? class_save : NULL, .cols = cols, .n_cols = 3};
+    rc = ex_train_run(&t);
 done:
-    if (log)
-        fclose(log);
     for (int c = 0; cls_idx && c < m.C; c++)
         free(cls_idx[c]);
     free(cls_idx), free(cls_count), free(idx), free(len), free(tr), free(va);

@@ -10,7 +10,7 @@
  *                    [--mode ar|direct] [--hidden H] [--layers L] [--window W]
  *                    [--horizon K] [--periods P1,P2] [--batch B] [--steps N] [--lr X]
  *                    [--clip X] [--val-fraction F] [--ar P] [--seed S] [--threads N]
- *                    [--checkpoint PATH] [--eval-every N]
+ *                    [--checkpoint PATH] [--eval-every N] [--log CSV] [--loss-log CSV]
  *   forecast eval    --checkpoint PATH [--data FILE.csv] [--ar P] [--plot FILE.png]
  *   forecast predict --checkpoint PATH [--data FILE.csv] [--horizon K] [--ar P]
  *
@@ -49,6 +49,7 @@
 
 #include "cli.h"
 #include "plot.h"
+#include "train.h"
 
 #define PROG "forecast"
 #define SERIES_SEED_MIX 0x2545f4914f6cdd1dULL
@@ -66,7 +67,7 @@ enum {
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *mode, *periods, *checkpoint, *plot;
+    const char *data, *cell, *mode, *periods, *checkpoint, *plot, *log, *loss_log;
     int64_t column, length, hidden, layers, window, horizon, batch, steps, threads, eval_every,
         ar, plot_length;
     double lr, clip, val_fraction;
@@ -128,6 +129,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "held-out MSE every N steps and at the end (0: only at the end)", .imin = 0,
          .imax = EX_STEPS_MAX, .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--plot", EX_STRING, &o->plot, "FILE.png",
          "draw forecasts from successive origins against the truth, with the baselines",
          .commands = EVAL},
@@ -775,9 +777,68 @@ static double mean_of(const double *v, int64_t K)
 
 /* ---- train ---- */
 
+/* A training run's state for the driver's hooks (train.h). */
+typedef struct fc_run {
+    const model *m;
+    const task *t;
+    const opts *o;
+    uint64_t n_start; /* window starts 0..n_start-1: their targets are in the training part */
+    int64_t *starts;  /* the batch's window ends [B] */
+    double *fc, *tmp; /* the held-out forecasts [n_org * K], a rollout [K] */
+    scores sc;
+    tn_rng rng; /* the batches */
+} fc_run;
+
+/* B windows of the training part, teacher-forced (mode ar: each next
+ * value) or the K values after them (direct), and their MSE. */
+static tn_tensor *fc_forward(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    fc_run *r = ctx;
+    const model *m = r->m;
+    int64_t B = r->o->batch, W = m->window, K = m->horizon, Y = m->direct ? K : W;
+    for (int64_t b = 0; b < B; b++)
+        r->starts[b] = (int64_t)(tn_rng_next(&r->rng) % r->n_start) + W;
+    tn_rnn_out out;
+    tn_tensor *x = window_batch(tp, m, r->t->z, r->starts, B), *pred = NULL;
+    tn_tensor *tg = tn_tape_tensor(tp, TN_F32, m->direct ? 2 : 3,
+                                   m->direct ? (int64_t[]){B, K} : (int64_t[]){B, W, 1});
+    if (tg) /* direct: the K values after the window; ar: each next value */
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < Y; j++)
+                ((float *)tg->data)[b * Y + j] =
+                    (float)r->t->z[r->starts[b] + j - (m->direct ? 0 : W - 1)];
+    if (x && tg && tn_rnn_forward(tp, &m->rnn, x, NULL, NULL, NULL, &out) == TN_OK)
+        pred = tn_linear_forward(tp, &m->head, m->direct ? last_state(tp, m, &out, B) : out.output);
+    return pred ? tn_mse(tp, pred, tg, TN_REDUCE_MEAN) : NULL;
+}
+
+/* The held-out MSE (mean over the K forecast steps) of the RNN and the
+ * baselines (the last value, AR(p)). */
+static int fc_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    fc_run *r = ctx;
+    int64_t K = r->m->horizon;
+    if (forecast_rnn(tp, r->m, r->t->z, r->t->org, r->t->n_org, K, r->fc, "held-out part"))
+        return -1;
+    score(r->t, r->m, r->fc, K, &r->sc, r->tmp);
+    for (int j = 0; j < 3; j++)
+        values[j] = mean_of(r->sc.mse + j * K, K);
+    return 0;
+}
+
+static int fc_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)tp;
+    fc_run *r = ctx;
+    return model_save(r->o->checkpoint, r->m, step);
+}
+
 static int cmd_train(const opts *o)
 {
-    if (o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint))
+    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output(PROG, "--log", o->log)) ||
+        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
         return 2;
     model m = {.cell = o->cell, .direct = strcmp(o->mode, "direct") == 0, .hidden = o->hidden,
                .layers = o->layers, .window = o->window, .horizon = o->horizon ? o->horizon : 12,
@@ -796,10 +857,9 @@ static int cmd_train(const opts *o)
     const char *src;
     tn_tape *tp = NULL;
     tn_optim *opt = NULL;
-    int64_t K = m.horizon, B = o->batch, W = m.window, Y = m.direct ? K : W;
-    int64_t *starts = malloc(sizeof *starts * (size_t)B);
-    double *fc = NULL, *tmp = NULL;
-    scores sc = {0};
+    int64_t K = m.horizon, B = o->batch, W = m.window;
+    fc_run run = {.m = &m, .t = &t, .o = o};
+    run.starts = malloc(sizeof *run.starts * (size_t)B);
     int rc = 1;
     if (task_read(&t, o, &m, &src))
         goto done;
@@ -828,11 +888,11 @@ static int cmd_train(const opts *o)
     ao.lr = o->lr;
     opt = tn_optim_adam(&m.ps, &ao);
     tp = tn_tape_new();
-    fc = malloc(sizeof *fc * (size_t)(t.n_org * K));
-    tmp = malloc(sizeof *tmp * (size_t)K);
-    sc.mse = malloc(sizeof *sc.mse * (size_t)(3 * K));
-    sc.mae = malloc(sizeof *sc.mae * (size_t)(3 * K));
-    if (!opt || !tp || !starts || !fc || !tmp || !sc.mse || !sc.mae) {
+    run.fc = malloc(sizeof *run.fc * (size_t)(t.n_org * K));
+    run.tmp = malloc(sizeof *run.tmp * (size_t)K);
+    run.sc.mse = malloc(sizeof *run.sc.mse * (size_t)(3 * K));
+    run.sc.mae = malloc(sizeof *run.sc.mae * (size_t)(3 * K));
+    if (!opt || !tp || !run.starts || !run.fc || !run.tmp || !run.sc.mse || !run.sc.mae) {
         fprintf(stderr, PROG ": %s\n", tn_last_error()[0] ? tn_last_error() : "out of memory");
         goto done;
     }
@@ -847,70 +907,17 @@ static int cmd_train(const opts *o)
     fflush(stdout);
     /* windows start at s in [0, ntr - W - (direct ? K : 1)]: their targets
      * are in the training part */
-    uint64_t n_start = (uint64_t)(t.ntr - W - (m.direct ? K : 1) + 1);
-    tn_rng data_rng;
-    tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = ex_seconds(), smooth = NAN, t_eval = 0;
-    bool tty = isatty(STDERR_FILENO);
-    rc = 0;
-    for (int64_t step = 1; step <= o->steps || (step == 1 && o->steps == 0); step++) {
-        if (o->steps > 0) {
-            for (int64_t b = 0; b < B; b++)
-                starts[b] = (int64_t)(tn_rng_next(&data_rng) % n_start) + W;
-            tn_tape_reset(tp);
-            tn_optim_zero_grad(opt);
-            tn_rnn_out out;
-            tn_tensor *x = window_batch(tp, &m, t.z, starts, B), *pred = NULL, *loss = NULL;
-            tn_tensor *tg = tn_tape_tensor(tp, TN_F32, m.direct ? 2 : 3,
-                                           m.direct ? (int64_t[]){B, K} : (int64_t[]){B, W, 1});
-            if (tg) /* direct: the K values after the window; ar: each next value */
-                for (int64_t b = 0; b < B; b++)
-                    for (int64_t j = 0; j < Y; j++)
-                        ((float *)tg->data)[b * Y + j] =
-                            (float)t.z[starts[b] + j - (m.direct ? 0 : W - 1)];
-            if (x && tg && tn_rnn_forward(tp, &m.rnn, x, NULL, NULL, NULL, &out) == TN_OK)
-                pred = tn_linear_forward(tp, &m.head,
-                                         m.direct ? last_state(tp, &m, &out, B) : out.output);
-            if (pred)
-                loss = tn_mse(tp, pred, tg, TN_REDUCE_MEAN);
-            tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-            double l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-            if (s != TN_OK || !isfinite(l) ||
-                tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-                tn_optim_step(opt) != TN_OK) {
-                fprintf(stderr, "\n" PROG ": step %" PRId64 ": %s; stopping\n", step,
-                        s != TN_OK || isfinite(l) ? tn_last_error() : "the loss is not finite");
-                rc = 1;
-                break;
-            }
-            smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-            ex_progress(tty, step, o->steps, 0, t0, smooth, (double)B, "windows");
-        }
-        if ((o->eval_every && step % o->eval_every == 0) || step >= o->steps) {
-            double te = ex_seconds();
-            if (forecast_rnn(tp, &m, t.z, t.org, t.n_org, K, fc, "held-out part")) {
-                rc = 1;
-                break;
-            }
-            score(&t, &m, fc, K, &sc, tmp);
-            t_eval += ex_seconds() - te;
-            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_mse %.5f (naive %.5f, "
-                            "ar(%d) %.5f)\n", tty ? "\n" : "", o->steps ? step : 0, smooth,
-                    mean_of(sc.mse, K), mean_of(sc.mse + K, K), t.p, mean_of(sc.mse + 2 * K, K));
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    double total = ex_seconds() - t0;
-    if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m, o->steps))
-        rc = 1;
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.5f val_mse %.5f naive_mse %.5f ar_mse %.5f "
-               "time %.1fs (training %.1fs, evaluation %.1fs)\n",
-               o->steps, smooth, mean_of(sc.mse, K), mean_of(sc.mse + K, K),
-               mean_of(sc.mse + 2 * K, K), total, total - t_eval, t_eval);
+    run.n_start = (uint64_t)(t.ntr - W - (m.direct ? K : 1) + 1);
+    tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
+    static const ex_col cols[] = {{"val_mse", 5}, {"naive_mse", 5}, {"ar_mse", 5}};
+    ex_train tr = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
+                   .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
+                   .loss_log = o->loss_log, .per_step = (double)B, .unit = "windows",
+                   .ctx = &run, .forward = fc_forward, .evaluate = fc_evaluate,
+                   .save = o->checkpoint ? fc_save : NULL, .cols = cols, .n_cols = 3};
+    rc = ex_train_run(&tr);
 done:
-    free(starts), free(fc), free(tmp), free(sc.mse), free(sc.mae);
+    free(run.starts), free(run.fc), free(run.tmp), free(run.sc.mse), free(run.sc.mae);
     tn_optim_free(opt);
     tn_tape_free(tp);
     task_free(&t);

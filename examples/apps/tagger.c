@@ -6,7 +6,7 @@
  *
  *   tagger train [--data FILE] [--sentences N] [--unidirectional] [--hidden H] [--embed E]
  *                [--batch B] [--steps N] [--lr X] [--clip X] [--seed S] [--threads N]
- *                [--checkpoint PATH] [--eval-every N]
+ *                [--checkpoint PATH] [--eval-every N] [--log CSV] [--loss-log CSV]
  *   tagger eval  --checkpoint PATH [--data FILE] [--heatmap FILE.png]
  *   tagger tag   --checkpoint PATH                      (stdin -> stdout)
  *
@@ -37,6 +37,7 @@
 
 #include "cli.h"
 #include "plot.h"
+#include "train.h"
 
 enum { PAD = 0, UNK = 1, MAX_TAGS = 1000, EVAL_BATCH = 128 };
 #define VAL_FRACTION 0.1
@@ -414,7 +415,7 @@ static int corpus_split(const corpus *c, int64_t **idx, int64_t *nva)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *heatmap;
+    const char *data, *checkpoint, *heatmap, *log, *loss_log;
     bool unidirectional;
     int64_t sentences, hidden, embed, batch, steps, threads, eval_every;
     double lr, clip, unk;
@@ -460,6 +461,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation every N steps and at the end (0: only at the end)", .imin = 0,
          .imax = EX_STEPS_MAX, .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--heatmap", EX_STRING, &o->heatmap, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
@@ -823,9 +825,61 @@ static int read_data(const char *data, int64_t sentences, uint64_t seed, corpus 
 
 /* ---- train ---- */
 
+/* A training run's state for the driver's hooks (train.h). */
+typedef struct tag_run {
+    model *m;
+    const corpus *c;
+    const opts *o;
+    const int *lab;          /* the corpus's tag ids -> the model's (the same) */
+    const lexicon *lx;       /* the training split's tag counts per word */
+    const int64_t *tr, *va;  /* the training and held-out sentences */
+    int64_t ntr, nva;
+    int64_t *bi;             /* the batch's sentences [B] and lengths */
+    int32_t *len;
+    tn_rng rng;              /* the batches and the <unk> drops */
+} tag_run;
+
+/* B training sentences drawn with replacement, words dropped to <unk> with
+ * probability --unk, and the loss over their tokens. */
+static tn_tensor *tag_forward(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    tag_run *r = ctx;
+    int64_t B = r->o->batch;
+    for (int64_t b = 0; b < B; b++)
+        r->bi[b] = r->tr[tn_rng_next(&r->rng) % (uint64_t)r->ntr];
+    tn_tensor *ids, *tg, *logits = NULL;
+    if (make_batch(tp, r->m, r->c, r->lab, r->bi, B, &ids, &tg, r->len, &r->rng, r->o->unk) == 0)
+        logits = model_logits(tp, r->m, ids, r->len);
+    return logits ? tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_MEAN) : NULL;
+}
+
+static int tag_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    tag_run *r = ctx;
+    scores sc = {.conf = NULL};
+    if (evaluate(tp, r->m, r->c, r->lab, r->lx, r->va, r->nva, "validation", &sc))
+        return -1;
+    values[0] = sc.loss;
+    values[1] = ratio(sc.right, sc.tokens);
+    values[2] = ratio(sc.amb_right, sc.amb);
+    values[3] = ratio(sc.base_major, sc.tokens);
+    return 0;
+}
+
+static int tag_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)tp;
+    tag_run *r = ctx;
+    r->m->step = step;
+    return model_save(r->o->checkpoint, r->m);
+}
+
 static int cmd_train(const opts *o)
 {
-    if (o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint))
+    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
+        (o->log && ex_check_output(PROG, "--log", o->log)) ||
+        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
         return 2;
     corpus c;
     if (read_data(o->data, o->sentences, o->seed, &c))
@@ -878,53 +932,20 @@ static int cmd_train(const opts *o)
                  " train / %" PRId64 " held-out sentences (%s); params %" PRId64 "; %d threads\n",
             m.bidirectional ? "bidirectional" : "unidirectional", o->hidden, o->embed, m.tags.n,
             m.words.n, ntr, nva, m.data, tn_params_numel(&m.ps), tn_num_threads());
-    tn_rng data_rng;
-    tn_rng_seed(&data_rng, o->seed ^ DATA_SEED_MIX);
-    double t0 = ex_seconds(), smooth = NAN;
-    bool tty = isatty(STDERR_FILENO);
-    scores sc = {.loss = NAN};
-    double tok_per_step = (double)B * (double)c.ntok / (double)c.n;
-    rc = 0;
-    for (int64_t step = 1; step <= o->steps; step++) {
-        for (int64_t b = 0; b < B; b++)
-            bi[b] = tr[tn_rng_next(&data_rng) % (uint64_t)ntr];
-        tn_tape_reset(tp);
-        tn_optim_zero_grad(opt);
-        tn_tensor *ids, *tg, *logits = NULL, *loss = NULL;
-        if (make_batch(tp, &m, &c, lab, bi, B, &ids, &tg, len, &data_rng, o->unk) == 0)
-            logits = model_logits(tp, &m, ids, len);
-        if (logits)
-            loss = tn_cross_entropy(tp, logits, tg, -1, TN_REDUCE_MEAN);
-        double l;
-        if (ex_train_step(PROG, tp, loss, &m.ps, opt, o->clip, step, &l)) {
-            rc = 1;
-            break;
-        }
-        smooth = isnan(smooth) ? l : 0.95 * smooth + 0.05 * l;
-        ex_progress(tty, step, o->steps, 0, t0, smooth, tok_per_step, "tokens");
-        if ((o->eval_every && step % o->eval_every == 0) || step == o->steps) {
-            if (evaluate(tp, &m, &c, lab, &lx, idx, nva, "validation", &sc)) {
-                rc = 1;
-                break;
-            }
-            fprintf(stderr,
-                    "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
-                    "val_ambiguous_accuracy %.4f\n",
-                    tty ? "\n" : "", step, smooth, sc.loss, ratio(sc.right, sc.tokens),
-                    ratio(sc.amb_right, sc.amb));
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    m.step = o->steps;
-    if (rc == 0 && o->checkpoint && model_save(o->checkpoint, &m))
-        rc = 1;
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f val_loss %.4f val_accuracy %.4f "
-               "val_ambiguous_accuracy %.4f baseline_majority_tag %.4f time %.1fs\n",
-               o->steps, smooth, sc.loss, ratio(sc.right, sc.tokens),
-               ratio(sc.amb_right, sc.amb), ratio(sc.base_major, sc.tokens),
-               ex_seconds() - t0);
+    tag_run run = {.m = &m, .c = &c, .o = o, .lab = lab, .lx = &lx, .tr = tr, .va = idx,
+                   .ntr = ntr, .nva = nva, .bi = bi, .len = len};
+    tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
+    static const ex_col cols[] = {{"val_loss", 4},
+                                  {"val_accuracy", 4},
+                                  {"val_ambiguous_accuracy", 4},
+                                  {"baseline_majority_tag", 4}};
+    ex_train t = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
+                  .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
+                  .loss_log = o->loss_log,
+                  .per_step = (double)B * (double)c.ntok / (double)c.n, .unit = "tokens",
+                  .ctx = &run, .forward = tag_forward, .evaluate = tag_evaluate,
+                  .save = o->checkpoint ? tag_save : NULL, .cols = cols, .n_cols = 4};
+    rc = ex_train_run(&t);
 done:
     free(bi), free(len), free(idx), free(lab);
     lexicon_free(&lx);

@@ -573,21 +573,7 @@ int ex_read_text(const char *prog, const char *opt, const char *path, const char
     return 0;
 }
 
-/* ---- training, checkpoints, input ---- */
-
-int ex_train_step(const char *prog, tn_tape *tp, tn_tensor *loss, tn_params *ps, tn_optim *opt,
-                   double clip, int64_t step, double *l)
-{
-    tn_status s = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-    *l = s == TN_OK ? tn_tensor_get(loss, 0) : NAN;
-    if (s == TN_OK && isfinite(*l) &&
-        tn_clip_grad_norm_ex(ps, clip > 0 ? clip : INFINITY, NULL) == TN_OK &&
-        tn_optim_step(opt) == TN_OK)
-        return 0;
-    fprintf(stderr, "\n%s: step %" PRId64 ": %s; stopping\n", prog, step,
-            s != TN_OK || isfinite(*l) ? tn_last_error() : "the loss is not finite");
-    return -1;
-}
+/* ---- checkpoints, input ---- */
 
 int ex_load_params(const char *prog, const char *path, tn_params *ps)
 {

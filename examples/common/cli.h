@@ -178,21 +178,8 @@ double ex_seconds(void);
 void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
                   double per_step, const char *unit);
 
-/* The libtensor types the helpers below take (tensor/tensor.h). */
-struct tn_tape;
-struct tn_tensor;
+/* The libtensor type the helper below takes (tensor/tensor.h). */
 struct tn_params;
-struct tn_optim;
-
-/* One optimizer step of a training loop after its forward pass: the
- * backward pass of loss (NULL: the forward pass failed, the tape holds the
- * error), then the global gradient norm clipped to clip (0: not clipped)
- * and the optimizer's step. *l gets the loss. A failure or a loss that is
- * not finite is printed on stderr ("\nprog: step N: why; stopping") and
- * returns -1 (the caller stops); 0 when the step was taken. */
-int ex_train_step(const char *prog, struct tn_tape *tp, struct tn_tensor *loss,
-                   struct tn_params *ps, struct tn_optim *opt, double clip, int64_t step,
-                   double *l);
 
 /* tn_load of the parameters ps from the checkpoint path (given as
  * --checkpoint), after the program built them from its metadata. Returns 0,

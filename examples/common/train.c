@@ -200,6 +200,11 @@ int ex_train_run(ex_train *t)
     t->train_seconds = t->eval_seconds = 0;
     int64_t start = t->step, n_since = 0;
     double t0 = ex_seconds(), since = 0;
+    if (t->evaluate && t->step == t->steps) { /* no step to take: the model as it is */
+        int e = lead ? train_evaluate(t, false, log, NAN, t0) : 0;
+        if (ex_dist_agree(e ? TN_ERR_IO : TN_OK) != TN_OK)
+            rc = -1;
+    }
     while (t->step < t->steps) {
         double ts = ex_seconds(), l;
         if (train_step(t, lead, &l) || (t->stepped && t->stepped(t->ctx))) {

@@ -16,9 +16,11 @@
  * After step s: evaluate when s is a multiple of eval_every and after the
  * last step (rank 0 only); save when s is a multiple of save_every before
  * the last step, and after the last step (collective: every rank calls
- * save). Rank 0 prints the progress, a line per evaluation
- * ("step S train_loss L name value ..."), the final line ("final step S
- * train_loss L ... train_ms_per_step M") and writes the logs:
+ * save). A run with no step to take (step == steps) evaluates and saves
+ * the model as it is (train_loss NaN). Rank 0 prints the progress, a line
+ * per evaluation ("step S train_loss L name value ..."), the final line
+ * ("final step S train_loss L ... train_ms_per_step M") and writes the
+ * logs:
  *   log       a row per evaluation: step,train_loss,<columns>,elapsed_s,
  *             train_s (train_loss: the mean step loss since the previous
  *             evaluation; elapsed_s: wall time; train_s: the time in

@@ -6,6 +6,7 @@
  *   custom_cell train  [--cell peephole|mgu] [--data FILE] [--hidden H] [--embed E]
  *                      [--batch B] [--seq T] [--steps N] [--lr X] [--clip X] [--seed S]
  *                      [--threads N] [--checkpoint PATH] [--eval-every N] [--log CSV]
+ *                      [--loss-log CSV]
  *   custom_cell sample --checkpoint PATH [--prime TEXT] [--length N] [--temperature X] ...
  *   custom_cell eval   --checkpoint PATH --data FILE
  *   custom_cell gradcheck [--cell peephole|mgu] [--cut-bptt]
@@ -48,6 +49,7 @@
 
 #include "char_model.h"
 #include "cli.h"
+#include "train.h"
 
 #define PROG "custom_cell"
 
@@ -367,7 +369,7 @@ out:
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *log, *prime, *cell, *encoding;
+    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding;
     int64_t hidden, embed, batch, seq, steps, eval_every, eval_chars, length, threads, warmup;
     double lr, clip, seconds;
     tn_sample_opts sample;
@@ -410,13 +412,12 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "safetensors checkpoint to write (train) or read (sample, eval)",
          .def = "train: none; sample, eval: required", .commands = TRAIN | SAMPLE | EVAL},
         {"--eval-every", EX_INT, &o->eval_every, "N",
-         "validation loss every N steps (0: never)", .imin = 0,
+         "validation loss every N steps and after the last (0: after the last)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--log", EX_STRING, &o->log, "CSV", "write every step's training loss to this CSV",
-         .commands = TRAIN},
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
         {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
@@ -482,10 +483,60 @@ static int load_training_text(const opts *o, ex_text *t)
     return rc;
 }
 
+/* A training run's state for the driver's hooks (train.h). */
+typedef struct cell_run {
+    cell_model *m;
+    const ex_text *t;
+    const opts *o;
+    int64_t stream, pos; /* characters per stream, the window */
+    ex_lm_model win;     /* the carried state for ex_lm_window (zeroed at the wrap) */
+    state s, fin;        /* the carried state [B, H], the window's final (tape) */
+    tn_tensor *x, *y;    /* the window's inputs [B, T] and targets [B * T] */
+    const int32_t *val;  /* the validation split's first n_val characters */
+    int64_t n_val;
+} cell_run;
+
+static tn_tensor *cell_forward(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)step;
+    cell_run *r = ctx;
+    ex_lm_window(&r->win, r->t->ids, r->stream, 0, &r->pos, r->x, r->y);
+    return window_loss(tp, r->m, r->x, r->y, &r->s, &r->fin, TN_REDUCE_MEAN);
+}
+
+/* Truncated BPTT: the next window starts from this one's final state. */
+static int cell_stepped(void *ctx)
+{
+    cell_run *r = ctx;
+    if (tn_tensor_copy(r->s.h, r->fin.h) != TN_OK || tn_tensor_copy(r->s.c, r->fin.c) != TN_OK) {
+        fprintf(stderr, "\n" PROG ": %s\n", tn_last_error());
+        return -1;
+    }
+    r->pos += r->o->seq;
+    return 0;
+}
+
+static int cell_evaluate(void *ctx, tn_tape *tp, double *values)
+{
+    (void)tp;
+    cell_run *r = ctx;
+    values[0] = model_eval(r->m, r->val, r->n_val);
+    values[1] = exp(values[0]);
+    return isnan(values[0]) ? -1 : 0;
+}
+
+static int cell_save(void *ctx, tn_tape *tp, int64_t step)
+{
+    (void)tp;
+    cell_run *r = ctx;
+    return save_cell_model(r->o->checkpoint, r->m, r->t, step);
+}
+
 static int cmd_train(const opts *o)
 {
     if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)))
+        (o->log && ex_check_output(PROG, "--log", o->log)) ||
+        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
         return 2;
     ex_text t = {0};
     if (load_training_text(o, &t))
@@ -508,80 +559,35 @@ static int cmd_train(const opts *o)
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = o->lr;
     tn_optim *opt = tn_optim_adam(&m.ps, &ao);
-    FILE *log = o->log ? fopen(o->log, "w") : NULL;
-    if (!opt || (o->log && !log)) {
-        fprintf(stderr, PROG ": %s\n", !opt ? tn_last_error() : o->log);
-        tn_optim_free(opt);
-        tn_params_free(&m.ps);
-        free(t.ids);
-        return 1;
-    }
-    if (log)
-        fprintf(log, "step,loss\n");
-    fprintf(stderr, PROG ": %s H=%" PRId64 " E=%" PRId64 " V=%" PRId64 " params=%" PRId64
-                    "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64
-                    " val chars; %d threads\n",
-            cell_names[m.kind], m.H, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
-            t.n - n_train, tn_num_threads());
-    state s;
-    state_new(&s, B, m.H, TN_F32);
-    ex_lm_model win = {.h = s.h, .c = s.c}; /* ex_lm_window zeroes these at the wrap */
-    tn_tensor *x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
-    tn_tensor *y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
     tn_tape *tp = tn_tape_new();
-    int64_t pos = 0, step = 0, n_val = t.n - n_train;
-    n_val = n_val < o->eval_chars ? n_val : o->eval_chars;
-    bool tty = isatty(STDERR_FILENO);
-    double t0 = ex_seconds(), loss_v = NAN, smooth = NAN;
-    int rc = 0;
-    while (step < o->steps) {
-        ex_lm_window(&win, t.ids, stream, 0, &pos, x, y);
-        tn_tape_reset(tp);
-        tn_params_zero_grad(&m.ps);
-        state fin;
-        tn_tensor *loss = window_loss(tp, &m, x, y, &s, &fin, TN_REDUCE_MEAN);
-        tn_status st = loss ? tn_backward(tp, loss) : tn_tape_status(tp);
-        if (st != TN_OK) {
-            fprintf(stderr, "\n" PROG ": step %" PRId64 ": %s\n", step + 1, tn_last_error());
-            rc = 1;
-            break;
-        }
-        loss_v = tn_tensor_get(loss, 0);
-        if (!isfinite(loss_v) ||
-            tn_clip_grad_norm_ex(&m.ps, o->clip > 0 ? o->clip : INFINITY, NULL) != TN_OK ||
-            tn_optim_step(opt) != TN_OK) {
-            fprintf(stderr, "\n" PROG ": training diverged at step %" PRId64 " (loss %g)%s\n",
-                    step + 1, loss_v, o->checkpoint ? "; no checkpoint written" : "");
-            rc = 1;
-            break;
-        }
-        tn_tensor_copy(s.h, fin.h); /* truncated BPTT: the next window starts here */
-        tn_tensor_copy(s.c, fin.c);
-        pos += T;
-        step++;
-        if (log)
-            fprintf(log, "%" PRId64 ",%.9g\n", step, loss_v);
-        smooth = isnan(smooth) ? loss_v : 0.95 * smooth + 0.05 * loss_v;
-        ex_progress(tty, step, o->steps, 0, t0, smooth, (double)(B * T), "tok");
-        if (o->eval_every && (step % o->eval_every == 0 || step == o->steps) && n_val > 1) {
-            double vl = model_eval(&m, t.ids + n_train, n_val);
-            fprintf(stderr, "%sstep %" PRId64 " train_loss %.4f val_loss %.4f val_ppl %.3f\n",
-                    tty ? "\n" : "", step, smooth, vl, exp(vl));
-        }
+    cell_run run = {.m = &m, .t = &t, .o = o, .stream = stream, .val = t.ids + n_train,
+                    .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars};
+    state_new(&run.s, B, m.H, TN_F32);
+    run.win = (ex_lm_model){.h = run.s.h, .c = run.s.c};
+    run.x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
+    run.y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
+    int rc = 1;
+    if (!opt || !tp || !run.s.h || !run.s.c || !run.x || !run.y) {
+        fprintf(stderr, PROG ": %s\n", tn_last_error()[0] ? tn_last_error() : "out of memory");
+    } else {
+        fprintf(stderr, PROG ": %s H=%" PRId64 " E=%" PRId64 " V=%" PRId64 " params=%" PRId64
+                        "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64
+                        " val chars; %d threads\n",
+                cell_names[m.kind], m.H, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
+                t.n - n_train, tn_num_threads());
+        static const ex_col cols[] = {{"val_loss", 4}, {"val_ppl", 3}};
+        ex_train tr = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
+                       .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
+                       .loss_log = o->loss_log, .per_step = (double)(B * T), .unit = "tok",
+                       .ctx = &run, .forward = cell_forward, .stepped = cell_stepped,
+                       .evaluate = run.n_val > 1 ? cell_evaluate : NULL,
+                       .save = o->checkpoint ? cell_save : NULL, .cols = cols, .n_cols = 2};
+        rc = ex_train_run(&tr);
     }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (rc == 0 && o->checkpoint && save_cell_model(o->checkpoint, &m, &t, step))
-        rc = 1;
-    if (rc == 0)
-        printf("final step %" PRId64 " train_loss %.4f (last batch %.4f) in %.1fs\n", step,
-               smooth, loss_v, ex_seconds() - t0);
-    if (log)
-        fclose(log);
     tn_tape_free(tp);
-    tn_tensor_free(x);
-    tn_tensor_free(y);
-    state_free(&s);
+    tn_tensor_free(run.x);
+    tn_tensor_free(run.y);
+    state_free(&run.s);
     tn_optim_free(opt);
     tn_params_free(&m.ps);
     free(t.ids);
