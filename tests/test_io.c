@@ -34,18 +34,26 @@ static void spit(const char *p, const void *b, size_t n)
     fclose(f);
 }
 
-/* A safetensors file with the given header text (unpadded) and ndata bytes
- * of data (value 0x3f). */
-static void write_raw(const char *p, const char *json, size_t ndata)
+/* A safetensors file with the given header text (unpadded) and the ndata
+ * bytes of data (NULL: ndata bytes of value 0x3f). */
+static void write_st(const char *p, const char *json, const void *data, size_t ndata)
 {
     size_t n = strlen(json);
     unsigned char *b = malloc(8 + n + ndata + 1);
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)((uint64_t)n >> (8 * i));
     memcpy(b + 8, json, n);
-    memset(b + 8 + n, 0x3f, ndata);
+    if (data)
+        memcpy(b + 8 + n, data, ndata);
+    else
+        memset(b + 8 + n, 0x3f, ndata);
     spit(p, b, 8 + n + ndata);
     free(b);
+}
+
+static void write_raw(const char *p, const char *json, size_t ndata)
+{
+    write_st(p, json, NULL, ndata);
 }
 
 static bool same_file(const unsigned char *want, size_t n, const char *p)
@@ -241,7 +249,8 @@ static void test_round_trip(void)
     CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 5);
     const char *order[] = {"head.bias", "state.v", "state.step", "embed.weight", "state.m"};
     for (int i = 0; e && i < ne && i < 5; i++)
-        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == (i < 3 ? TN_F64 : TN_F32));
+        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == (i < 3 ? TN_F64 : TN_F32) &&
+              strcmp(e[i].file_dtype, i < 3 ? "F64" : "F32") == 0);
     CHECK(e && e[1].ndim == 4 && e[1].shape[0] == 2 && e[1].shape[1] == 1 && e[1].shape[3] == 2);
     tn_ckpt_entries_free(e, ne);
 
@@ -439,6 +448,16 @@ static void test_strict(void)
          8, TN_ERR_FORMAT, "shape too large"},
         {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, TN_ERR_DTYPE,
          "dtype \"I64\""},
+        /* half precision: 2 bytes per element, not 4; other dtypes still refused */
+        {"{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, TN_ERR_FORMAT,
+         "tensor 'a': data_offsets [0, 8] hold 8 bytes but shape [2] of F16 needs 4"},
+        {"{\"a\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
+         TN_ERR_FORMAT,
+         "tensor 'a': data_offsets [0, 4] hold 4 bytes but shape [3] of BF16 needs 6"},
+        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
+         TN_ERR_DTYPE, "tensor 'a' has dtype \"F8_E4M3\""},
+        {"{\"a\":{\"dtype\":\"f16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, TN_ERR_DTYPE,
+         "tensor 'a' has dtype \"f16\""},
         {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
          "dtype is not a string"},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
@@ -694,6 +713,84 @@ static int test_python_fixture(void)
     return 0;
 }
 
+/* The float32 bits of the value that the half-precision bits h define, for
+ * a format of p fraction bits and ebits exponent bits (F16: 10 and 5, BF16:
+ * 7 and 8), computed from the fields with ldexp, independently of the
+ * library's bit shuffling: normal numbers are sign x (2^p + fraction) x
+ * 2^(exponent - bias - p), subnormals sign x fraction x 2^(1 - bias - p);
+ * exponent all ones is +-inf, or NaN with the sign and the payload in the
+ * top fraction bits of the float (tensor/io.h: signalling NaNs stay
+ * signalling, where torch sets the quiet bit of F16 ones). */
+static uint32_t half_reference(uint16_t h, int p, int ebits)
+{
+    int bias = (1 << (ebits - 1)) - 1, e = (h >> p) & ((1 << ebits) - 1);
+    uint32_t sign = (uint32_t)(h >> 15) << 31, f = h & ((1u << p) - 1);
+    if (e == (1 << ebits) - 1)
+        return sign | 0x7f800000u | f << (23 - p);
+    double v = e ? ldexp((double)((1u << p) + f), e - bias - p) : ldexp((double)f, 1 - bias - p);
+    float x = (float)(sign ? -v : v); /* exact: every such value is a float */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+/* All 65536 F16 and all 65536 BF16 bit patterns, in a file written here,
+ * load into F32 parameters as half_reference's floats and into F64 ones as
+ * the doubles of those floats. The conversion is exact, so the comparison
+ * is bit for bit (tolerance 0; -0 and NaN payloads included). */
+static void test_half_exhaustive(void)
+{
+    enum { N = 65536 };
+    char p[512];
+    in_dir(p, "half_all.safetensors");
+    unsigned char *data = malloc(4 * N);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 2; k++) /* little-endian, the same patterns twice */
+            data[2 * i + k] = data[2 * N + 2 * i + k] = (unsigned char)(i >> 8 * k);
+    write_st(p,
+             "{\"h\":{\"dtype\":\"F16\",\"shape\":[256,256],\"data_offsets\":[0,131072]},"
+             "\"b\":{\"dtype\":\"BF16\",\"shape\":[65536],\"data_offsets\":[131072,262144]}}",
+             data, 4 * N);
+    free(data);
+
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 2);
+    CHECK(e && strcmp(e[0].name, "h") == 0 && e[0].dtype == TN_F32 &&
+          strcmp(e[0].file_dtype, "F16") == 0 && e[0].ndim == 2 && e[0].shape[1] == 256);
+    CHECK(e && strcmp(e[1].name, "b") == 0 && e[1].dtype == TN_F32 &&
+          strcmp(e[1].file_dtype, "BF16") == 0 && e[1].ndim == 1 && e[1].shape[0] == N);
+    tn_ckpt_entries_free(e, ne);
+
+    for (int dt = TN_F32; dt <= TN_F64; dt++) {
+        tn_params ps;
+        tn_params_init(&ps);
+        tn_tensor *h = tn_params_new(&ps, NULL, "h", (tn_dtype)dt, 2, (int64_t[]){256, 256});
+        tn_tensor *b = tn_params_new(&ps, NULL, "b", (tn_dtype)dt, 1, (int64_t[]){N});
+        CHECK(tn_load(p, (tn_params *[]){&ps}, 1, NULL) == TN_OK);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < 2; k++) {
+                uint32_t w = k ? half_reference((uint16_t)i, 7, 8)
+                               : half_reference((uint16_t)i, 10, 5);
+                const unsigned char *got = (const unsigned char *)(k ? b : h)->data;
+                float wf;
+                memcpy(&wf, &w, 4);
+                double wd = wf;
+                bool same = dt == TN_F32 ? memcmp(got + 4 * (size_t)i, &w, 4) == 0
+                                         : memcmp(got + 8 * (size_t)i, &wd, 8) == 0;
+                if (!same && bad++ < 5)
+                    fprintf(stderr, "  %s 0x%04x: %s got %.9g, want %.9g (float bits 0x%08x)\n",
+                            k ? "BF16" : "F16", i, tn_dtype_name((tn_dtype)dt),
+                            tn_tensor_get(k ? b : h, i), wd, (unsigned)w);
+            }
+        }
+        CHECK(bad == 0);
+        tn_params_free(&ps);
+    }
+    unlink(p);
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tn_test_io.XXXXXX");
@@ -718,6 +815,7 @@ int main(void)
     test_stale_tmp();
     test_killed_saves();
     test_killed_mid_write();
+    test_half_exhaustive();
     int fixture = test_python_fixture();
 
     /* remove the scratch directory */
