@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -675,19 +676,28 @@ static void test_killed_mid_write(void)
     tn_params_free(&big);
 }
 
+/* The path of the fixture file name in p (512 bytes); false, saying that
+ * what is skipped, when TN_FIXTURES is not set or not a directory. */
+static bool fixture_path(char *p, const char *name, const char *what)
+{
+    const char *fx = getenv("TN_FIXTURES");
+    struct stat sb;
+    if (!fx || stat(fx, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        printf("test_io: TN_FIXTURES not set or missing: skipping %s\n", what);
+        return false;
+    }
+    snprintf(p, 512, "%s/%s", fx, name);
+    return true;
+}
+
 /* The file tests/gen_io_fixture.py writes with struct + json + numpy:
  * lin.weight F32 [2, 3] = arange(6) * 0.5 - 1, lin.bias F64 [3] = arange(3) / 3,
  * metadata format=pt, source=gen_io_fixture.py, vocab="héllo wörld ✓ 中文". */
 static int test_python_fixture(void)
 {
-    const char *fx = getenv("TN_FIXTURES");
-    struct stat sb;
-    if (!fx || stat(fx, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        printf("test_io: TN_FIXTURES not set or missing: skipping the Python fixture\n");
-        return 77;
-    }
     char p[512];
-    snprintf(p, sizeof p, "%s/io_python.safetensors", fx);
+    if (!fixture_path(p, "io_python.safetensors", "the Python fixture"))
+        return 77;
     for (int dt = -1; dt <= TN_F64; dt++) { /* as written, then all F32, then all F64 */
         tn_params ps;
         tn_params_init(&ps);
@@ -791,6 +801,68 @@ static void test_half_exhaustive(void)
     unlink(p);
 }
 
+/* Tensors a and b (same dtype and shape, contiguous) hold the same bits;
+ * otherwise print the first difference. */
+static bool same_bits(const tn_tensor *a, const tn_tensor *b, const char *what)
+{
+    size_t es = tn_dtype_size(a->dtype);
+    for (int64_t i = 0; i < tn_numel(a); i++)
+        if (memcmp((const char *)a->data + es * (size_t)i, (const char *)b->data + es * (size_t)i,
+                   es) != 0) {
+            fprintf(stderr, "  %s element %" PRId64 ": %.9g, torch %.9g\n", what, i,
+                    tn_tensor_get(a, i), tn_tensor_get(b, i));
+            return false;
+        }
+    return true;
+}
+
+/* The file tests/gen_io_half_fixture.py writes with PyTorch 1.13: "h16" F16
+ * [2, 8] and "b16" BF16 [2, 8] of edge values (+-0, the smallest and
+ * largest subnormals, the smallest normal, +-the largest finite, +-1/3
+ * rounded, -2.5, 1, +-inf, NaN, -NaN with a payload) and beside each,
+ * "h16.f32" and "b16.f32", torch's .to(torch.float32) of it as F32. Every
+ * F16 and BF16 value is a float, so the conversion is exact and tn_load
+ * must give torch's floats bit for bit: tolerance 0. Loaded into F64
+ * parameters, both are the doubles of those floats. */
+static int test_half_fixture(void)
+{
+    char p[512];
+    if (!fixture_path(p, "io_half.safetensors", "the F16/BF16 fixture"))
+        return 77;
+    for (int dt = TN_F32; dt <= TN_F64; dt++) {
+        tn_params ps;
+        tn_params_init(&ps);
+        const char *names[] = {"h16", "h16.f32", "b16", "b16.f32"};
+        tn_tensor *t[4];
+        for (int k = 0; k < 4; k++)
+            t[k] = tn_params_new(&ps, NULL, names[k], (tn_dtype)dt, 2, (int64_t[]){2, 8});
+        tn_meta m = {0};
+        CHECK(tn_load(p, (tn_params *[]){&ps}, 1, &m) == TN_OK);
+        CHECK(same_bits(t[0], t[1], "F16") && same_bits(t[2], t[3], "BF16"));
+        /* and a few values by hand, so one mistake on both sides cannot pass */
+        CHECK(tn_tensor_get(t[0], 2) == 0x1p-24 && tn_tensor_get(t[0], 5) == 65504.0);
+        CHECK(tn_tensor_get(t[2], 2) == 0x1p-133 && tn_tensor_get(t[2], 4) == 0x1p-126);
+        CHECK(tn_tensor_get(t[0], 1) == 0.0 && signbit(tn_tensor_get(t[0], 1)));
+        CHECK(isinf(tn_tensor_get(t[2], 13)) && tn_tensor_get(t[2], 13) < 0);
+        CHECK(isnan(tn_tensor_get(t[0], 14)) && isnan(tn_tensor_get(t[2], 15)));
+        CHECK(tn_tensor_get(t[0], 6) == 0x1.554p-2);
+        CHECK(tn_meta_get(&m, "source") &&
+              strcmp(tn_meta_get(&m, "source"), "gen_io_half_fixture.py") == 0);
+        tn_meta_free(&m);
+        tn_params_free(&ps);
+    }
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 4);
+    const char *order[] = {"h16.f32", "b16.f32", "h16", "b16"};
+    const char *stored[] = {"F32", "F32", "F16", "BF16"};
+    for (int i = 0; e && i < ne && i < 4; i++)
+        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == TN_F32 &&
+              strcmp(e[i].file_dtype, stored[i]) == 0);
+    tn_ckpt_entries_free(e, ne);
+    return 0;
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tn_test_io.XXXXXX");
@@ -817,6 +889,7 @@ int main(void)
     test_killed_mid_write();
     test_half_exhaustive();
     int fixture = test_python_fixture();
+    int half = test_half_fixture();
 
     /* remove the scratch directory */
     DIR *d = opendir(dir);
@@ -828,5 +901,5 @@ int main(void)
         closedir(d);
     rmdir(dir);
     int rc = check_report("test_io");
-    return rc ? rc : fixture;
+    return rc ? rc : fixture ? fixture : half;
 }
