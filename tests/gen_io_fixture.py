@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Write tests/fixtures/io_python.safetensors with Python's struct, json and
-numpy only (no safetensors package), the way any Python program can, so
-test_io checks that our loader reads a file written by another hand.
+numpy only (no safetensors package: tests/safetensors_io.py), the way any
+Python program can, so test_io checks that our loader reads a file written
+by another hand.
 
 Contents (printed below; test_io states the same values):
   __metadata__  {"format": "pt", "source": "gen_io_fixture.py",
@@ -11,12 +12,13 @@ Contents (printed below; test_io states the same values):
 
 Usage: /usr/bin/python3 tests/gen_io_fixture.py [OUT]
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import write_safetensors  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "fixtures", "io_python.safetensors")
@@ -25,22 +27,12 @@ weight = (np.arange(6, dtype=np.float32) * np.float32(0.5) - np.float32(1)).resh
 bias = np.arange(3, dtype=np.float64) / 3.0
 
 tensors = [("lin.weight", weight, "F32"), ("lin.bias", bias, "F64")]
-header = {"__metadata__": {"format": "pt", "source": "gen_io_fixture.py",
-                           "vocab": "héllo wörld ✓ 中文"}}
-buf = b""
-for name, arr, dtype in tensors:
-    raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()  # row-major, little-endian
-    header[name] = {"dtype": dtype, "shape": list(arr.shape),
-                    "data_offsets": [len(buf), len(buf) + len(raw)]}
-    buf += raw
+# row-major, little-endian bytes
+size = write_safetensors(
+    out, [(name, dtype, arr.shape, arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+          for name, arr, dtype in tensors],
+    {"format": "pt", "source": "gen_io_fixture.py", "vocab": "héllo wörld ✓ 中文"})
 
-text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-text += b" " * (-(8 + len(text)) % 8)  # pad so the data starts 8-byte aligned
-with open(out, "wb") as f:
-    f.write(struct.pack("<Q", len(text)))
-    f.write(text)
-    f.write(buf)
-
-print(f"wrote {out} ({8 + len(text) + len(buf)} bytes)")
+print(f"wrote {out} ({size} bytes)")
 for name, arr, dtype in tensors:
     print(name, dtype, list(arr.shape), " ".join(repr(float(v)) for v in arr.ravel()))

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,18 +35,26 @@ static void spit(const char *p, const void *b, size_t n)
     fclose(f);
 }
 
-/* A safetensors file with the given header text (unpadded) and ndata bytes
- * of data (value 0x3f). */
-static void write_raw(const char *p, const char *json, size_t ndata)
+/* A safetensors file with the given header text (unpadded) and the ndata
+ * bytes of data (NULL: ndata bytes of value 0x3f). */
+static void write_st(const char *p, const char *json, const void *data, size_t ndata)
 {
     size_t n = strlen(json);
     unsigned char *b = malloc(8 + n + ndata + 1);
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)((uint64_t)n >> (8 * i));
     memcpy(b + 8, json, n);
-    memset(b + 8 + n, 0x3f, ndata);
+    if (data)
+        memcpy(b + 8 + n, data, ndata);
+    else
+        memset(b + 8 + n, 0x3f, ndata);
     spit(p, b, 8 + n + ndata);
     free(b);
+}
+
+static void write_raw(const char *p, const char *json, size_t ndata)
+{
+    write_st(p, json, NULL, ndata);
 }
 
 static bool same_file(const unsigned char *want, size_t n, const char *p)
@@ -241,7 +250,8 @@ static void test_round_trip(void)
     CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 5);
     const char *order[] = {"head.bias", "state.v", "state.step", "embed.weight", "state.m"};
     for (int i = 0; e && i < ne && i < 5; i++)
-        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == (i < 3 ? TN_F64 : TN_F32));
+        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == (i < 3 ? TN_F64 : TN_F32) &&
+              strcmp(e[i].file_dtype, i < 3 ? "F64" : "F32") == 0);
     CHECK(e && e[1].ndim == 4 && e[1].shape[0] == 2 && e[1].shape[1] == 1 && e[1].shape[3] == 2);
     tn_ckpt_entries_free(e, ne);
 
@@ -439,6 +449,16 @@ static void test_strict(void)
          8, TN_ERR_FORMAT, "shape too large"},
         {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, TN_ERR_DTYPE,
          "dtype \"I64\""},
+        /* half precision: 2 bytes per element, not 4; other dtypes still refused */
+        {"{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, TN_ERR_FORMAT,
+         "tensor 'a': data_offsets [0, 8] hold 8 bytes but shape [2] of F16 needs 4"},
+        {"{\"a\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
+         TN_ERR_FORMAT,
+         "tensor 'a': data_offsets [0, 4] hold 4 bytes but shape [3] of BF16 needs 6"},
+        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
+         TN_ERR_DTYPE, "tensor 'a' has dtype \"F8_E4M3\""},
+        {"{\"a\":{\"dtype\":\"f16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, TN_ERR_DTYPE,
+         "tensor 'a' has dtype \"f16\""},
         {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
          "dtype is not a string"},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
@@ -656,19 +676,28 @@ static void test_killed_mid_write(void)
     tn_params_free(&big);
 }
 
+/* The path of the fixture file name in p (512 bytes); false, saying that
+ * what is skipped, when TN_FIXTURES is not set or not a directory. */
+static bool fixture_path(char *p, const char *name, const char *what)
+{
+    const char *fx = getenv("TN_FIXTURES");
+    struct stat sb;
+    if (!fx || stat(fx, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        printf("test_io: TN_FIXTURES not set or missing: skipping %s\n", what);
+        return false;
+    }
+    snprintf(p, 512, "%s/%s", fx, name);
+    return true;
+}
+
 /* The file tests/gen_io_fixture.py writes with struct + json + numpy:
  * lin.weight F32 [2, 3] = arange(6) * 0.5 - 1, lin.bias F64 [3] = arange(3) / 3,
  * metadata format=pt, source=gen_io_fixture.py, vocab="héllo wörld ✓ 中文". */
 static int test_python_fixture(void)
 {
-    const char *fx = getenv("TN_FIXTURES");
-    struct stat sb;
-    if (!fx || stat(fx, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        printf("test_io: TN_FIXTURES not set or missing: skipping the Python fixture\n");
-        return 77;
-    }
     char p[512];
-    snprintf(p, sizeof p, "%s/io_python.safetensors", fx);
+    if (!fixture_path(p, "io_python.safetensors", "the Python fixture"))
+        return 77;
     for (int dt = -1; dt <= TN_F64; dt++) { /* as written, then all F32, then all F64 */
         tn_params ps;
         tn_params_init(&ps);
@@ -691,6 +720,146 @@ static int test_python_fixture(void)
         tn_meta_free(&m);
         tn_params_free(&ps);
     }
+    return 0;
+}
+
+/* The float32 bits of the value that the half-precision bits h define, for
+ * a format of p fraction bits and ebits exponent bits (F16: 10 and 5, BF16:
+ * 7 and 8), computed from the fields with ldexp, independently of the
+ * library's bit shuffling: normal numbers are sign x (2^p + fraction) x
+ * 2^(exponent - bias - p), subnormals sign x fraction x 2^(1 - bias - p);
+ * exponent all ones is +-inf, or NaN with the sign and the payload in the
+ * top fraction bits of the float (tensor/io.h: signalling NaNs stay
+ * signalling, where torch sets the quiet bit of F16 ones). */
+static uint32_t half_reference(uint16_t h, int p, int ebits)
+{
+    int bias = (1 << (ebits - 1)) - 1, e = (h >> p) & ((1 << ebits) - 1);
+    uint32_t sign = (uint32_t)(h >> 15) << 31, f = h & ((1u << p) - 1);
+    if (e == (1 << ebits) - 1)
+        return sign | 0x7f800000u | f << (23 - p);
+    double v = e ? ldexp((double)((1u << p) + f), e - bias - p) : ldexp((double)f, 1 - bias - p);
+    float x = (float)(sign ? -v : v); /* exact: every such value is a float */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+/* All 65536 F16 and all 65536 BF16 bit patterns, in a file written here,
+ * load into F32 parameters as half_reference's floats and into F64 ones as
+ * the doubles of those floats. The conversion is exact, so the comparison
+ * is bit for bit (tolerance 0; -0 and NaN payloads included). */
+static void test_half_exhaustive(void)
+{
+    enum { N = 65536 };
+    char p[512];
+    in_dir(p, "half_all.safetensors");
+    unsigned char *data = malloc(4 * N);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 2; k++) /* little-endian, the same patterns twice */
+            data[2 * i + k] = data[2 * N + 2 * i + k] = (unsigned char)(i >> 8 * k);
+    write_st(p,
+             "{\"h\":{\"dtype\":\"F16\",\"shape\":[256,256],\"data_offsets\":[0,131072]},"
+             "\"b\":{\"dtype\":\"BF16\",\"shape\":[65536],\"data_offsets\":[131072,262144]}}",
+             data, 4 * N);
+    free(data);
+
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 2);
+    CHECK(e && strcmp(e[0].name, "h") == 0 && e[0].dtype == TN_F32 &&
+          strcmp(e[0].file_dtype, "F16") == 0 && e[0].ndim == 2 && e[0].shape[1] == 256);
+    CHECK(e && strcmp(e[1].name, "b") == 0 && e[1].dtype == TN_F32 &&
+          strcmp(e[1].file_dtype, "BF16") == 0 && e[1].ndim == 1 && e[1].shape[0] == N);
+    tn_ckpt_entries_free(e, ne);
+
+    for (int dt = TN_F32; dt <= TN_F64; dt++) {
+        tn_params ps;
+        tn_params_init(&ps);
+        tn_tensor *h = tn_params_new(&ps, NULL, "h", (tn_dtype)dt, 2, (int64_t[]){256, 256});
+        tn_tensor *b = tn_params_new(&ps, NULL, "b", (tn_dtype)dt, 1, (int64_t[]){N});
+        CHECK(tn_load(p, (tn_params *[]){&ps}, 1, NULL) == TN_OK);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < 2; k++) {
+                uint32_t w = k ? half_reference((uint16_t)i, 7, 8)
+                               : half_reference((uint16_t)i, 10, 5);
+                const unsigned char *got = (const unsigned char *)(k ? b : h)->data;
+                float wf;
+                memcpy(&wf, &w, 4);
+                double wd = wf;
+                bool same = dt == TN_F32 ? memcmp(got + 4 * (size_t)i, &w, 4) == 0
+                                         : memcmp(got + 8 * (size_t)i, &wd, 8) == 0;
+                if (!same && bad++ < 5)
+                    fprintf(stderr, "  %s 0x%04x: %s got %.9g, want %.9g (float bits 0x%08x)\n",
+                            k ? "BF16" : "F16", i, tn_dtype_name((tn_dtype)dt),
+                            tn_tensor_get(k ? b : h, i), wd, (unsigned)w);
+            }
+        }
+        CHECK(bad == 0);
+        tn_params_free(&ps);
+    }
+    unlink(p);
+}
+
+/* Tensors a and b (same dtype and shape, contiguous) hold the same bits;
+ * otherwise print the first difference. */
+static bool same_bits(const tn_tensor *a, const tn_tensor *b, const char *what)
+{
+    size_t es = tn_dtype_size(a->dtype);
+    for (int64_t i = 0; i < tn_numel(a); i++)
+        if (memcmp((const char *)a->data + es * (size_t)i, (const char *)b->data + es * (size_t)i,
+                   es) != 0) {
+            fprintf(stderr, "  %s element %" PRId64 ": %.9g, torch %.9g\n", what, i,
+                    tn_tensor_get(a, i), tn_tensor_get(b, i));
+            return false;
+        }
+    return true;
+}
+
+/* The file tests/gen_io_half_fixture.py writes with PyTorch 1.13: "h16" F16
+ * [2, 8] and "b16" BF16 [2, 8] of edge values (+-0, the smallest and
+ * largest subnormals, the smallest normal, +-the largest finite, +-1/3
+ * rounded, -2.5, 1, +-inf, NaN, -NaN with a payload) and beside each,
+ * "h16.f32" and "b16.f32", torch's .to(torch.float32) of it as F32. Every
+ * F16 and BF16 value is a float, so the conversion is exact and tn_load
+ * must give torch's floats bit for bit: tolerance 0. Loaded into F64
+ * parameters, both are the doubles of those floats. */
+static int test_half_fixture(void)
+{
+    char p[512];
+    if (!fixture_path(p, "io_half.safetensors", "the F16/BF16 fixture"))
+        return 77;
+    for (int dt = TN_F32; dt <= TN_F64; dt++) {
+        tn_params ps;
+        tn_params_init(&ps);
+        const char *names[] = {"h16", "h16.f32", "b16", "b16.f32"};
+        tn_tensor *t[4];
+        for (int k = 0; k < 4; k++)
+            t[k] = tn_params_new(&ps, NULL, names[k], (tn_dtype)dt, 2, (int64_t[]){2, 8});
+        tn_meta m = {0};
+        CHECK(tn_load(p, (tn_params *[]){&ps}, 1, &m) == TN_OK);
+        CHECK(same_bits(t[0], t[1], "F16") && same_bits(t[2], t[3], "BF16"));
+        /* and a few values by hand, so one mistake on both sides cannot pass */
+        CHECK(tn_tensor_get(t[0], 2) == 0x1p-24 && tn_tensor_get(t[0], 5) == 65504.0);
+        CHECK(tn_tensor_get(t[2], 2) == 0x1p-133 && tn_tensor_get(t[2], 4) == 0x1p-126);
+        CHECK(tn_tensor_get(t[0], 1) == 0.0 && signbit(tn_tensor_get(t[0], 1)));
+        CHECK(isinf(tn_tensor_get(t[2], 13)) && tn_tensor_get(t[2], 13) < 0);
+        CHECK(isnan(tn_tensor_get(t[0], 14)) && isnan(tn_tensor_get(t[2], 15)));
+        CHECK(tn_tensor_get(t[0], 6) == 0x1.554p-2);
+        CHECK(tn_meta_get(&m, "source") &&
+              strcmp(tn_meta_get(&m, "source"), "gen_io_half_fixture.py") == 0);
+        tn_meta_free(&m);
+        tn_params_free(&ps);
+    }
+    tn_ckpt_entry *e = NULL;
+    int ne = 0;
+    CHECK(tn_load_list(p, &e, &ne) == TN_OK && ne == 4);
+    const char *order[] = {"h16.f32", "b16.f32", "h16", "b16"};
+    const char *stored[] = {"F32", "F32", "F16", "BF16"};
+    for (int i = 0; e && i < ne && i < 4; i++)
+        CHECK(strcmp(e[i].name, order[i]) == 0 && e[i].dtype == TN_F32 &&
+              strcmp(e[i].file_dtype, stored[i]) == 0);
+    tn_ckpt_entries_free(e, ne);
     return 0;
 }
 
@@ -718,7 +887,9 @@ int main(void)
     test_stale_tmp();
     test_killed_saves();
     test_killed_mid_write();
+    test_half_exhaustive();
     int fixture = test_python_fixture();
+    int half = test_half_fixture();
 
     /* remove the scratch directory */
     DIR *d = opendir(dir);
@@ -730,5 +901,5 @@ int main(void)
         closedir(d);
     rmdir(dir);
     int rc = check_report("test_io");
-    return rc ? rc : fixture;
+    return rc ? rc : fixture ? fixture : half;
 }

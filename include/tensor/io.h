@@ -11,7 +11,10 @@
  * of the data buffer. Tensors are stored row-major, little-endian, in their
  * own dtype. We pad the header with spaces so the buffer starts on an 8-byte
  * boundary and put F64 tensors before F32 ones, so every tensor is aligned
- * to its element size. A Python reader needs only struct, json and numpy:
+ * to its element size. The loaders also read "F16" (IEEE 754 binary16) and
+ * "BF16" (bfloat16) tensors, 2 bytes per element, as most published
+ * checkpoints store them (see tn_load); tn_save writes only F32 and F64.
+ * A Python reader needs only struct, json and numpy:
  *
  *   n = struct.unpack("<Q", f.read(8))[0]; hdr = json.loads(f.read(n))
  *   buf = f.read(); b, e = hdr[k]["data_offsets"]
@@ -24,18 +27,21 @@
  * (tn_last_error) that names the function, the file and the problem:
  *   TN_ERR_ARG     bad arguments: NULL, duplicate or reserved names, names
  *                  or strings that are not valid UTF-8;
- *   TN_ERR_DTYPE   a parameter of a dtype other than F32/F64 (save), or a
- *                  tensor of a dtype other than "F32"/"F64" in the file;
+ *   TN_ERR_DTYPE   a parameter of a dtype other than F32/F64 (save or
+ *                  load), or a tensor of a dtype other than "F32", "F64",
+ *                  "F16" or "BF16" in the file (the message quotes it);
  *   TN_ERR_IO      the file cannot be opened, read, written, synced or
  *                  renamed (the message includes strerror); also every io
  *                  call when the library was built without jansson;
  *   TN_ERR_FORMAT  the file is not a valid checkpoint (truncated, header
  *                  length beyond the file or above 100 MB, header not JSON
  *                  or not of the shape above, offsets out of range,
- *                  overlapping, leaving gaps, not matching shape x dtype
- *                  size, or a data buffer longer than the tensors), or it
- *                  does not match the parameters (missing, unexpected or
- *                  mis-shaped tensor: the message names it and both shapes);
+ *                  overlapping, leaving gaps, not matching shape x element
+ *                  size (8 bytes for F64, 4 for F32, 2 for F16 and BF16;
+ *                  the message names the tensor), or a data buffer longer
+ *                  than the tensors), or it does not match the parameters
+ *                  (missing, unexpected or mis-shaped tensor: the message
+ *                  names it and both shapes);
  *   TN_ERR_MEMORY  allocation failed (the message names the function, the
  *                  file and what was being done), inside jansson too.
  * Nothing exits or aborts, and nothing leaks on error paths.
@@ -121,6 +127,20 @@ TN_API tn_status tn_save(const char *path, tn_params *const *sets, int nsets, co
  * must be an initialised map; on success it is emptied and filled with the
  * file's metadata.
  *
+ * An F16 or BF16 tensor loads into an F32 or F64 parameter exactly: every
+ * half-precision value, subnormals included, is a float, and the tensor is
+ * loaded as the F32 tensor of those floats would be: bit for bit into a
+ * contiguous F32 parameter, through the C conversion to double into an F64
+ * or a strided one. Signed zeros keep their sign; F16 subnormals become
+ * normal floats, BF16 ones subnormal floats; +-inf stay +-inf; a NaN keeps
+ * its sign and its payload in the top bits of the float's fraction, so in
+ * a contiguous F32 parameter a signalling NaN stays signalling, as from an
+ * F32 file (PyTorch 1.13's F16 -> float32 sets the quiet bit instead; for
+ * every other value, and for BF16, the result is PyTorch's
+ * .to(torch.float32) bit for bit). As for F32 and F64 tensors, non-finite
+ * values are loaded as they are, not refused: a program that needs finite
+ * parameters checks them after loading.
+ *
  * The whole file is validated and its data buffer read into memory (one
  * temporary copy of the checkpoint's size) before anything is written, so
  * on failure the parameters and meta_out are untouched.
@@ -140,9 +160,12 @@ TN_API tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 /* One tensor of a checkpoint, as listed by tn_load_list. */
 typedef struct tn_ckpt_entry {
     char *name;                  /* owned by the array */
-    tn_dtype dtype;              /* TN_F32 or TN_F64 */
+    tn_dtype dtype;              /* TN_F32 or TN_F64: the file's F32 or F64, and
+                                    TN_F32 for F16 and BF16 (holds them exactly) */
     int ndim;                    /* 0..4 (0: a scalar) */
     int64_t shape[TN_MAX_DIMS];  /* unused trailing dims are 1 */
+    const char *file_dtype;      /* as in the file: "F32", "F64", "F16" or
+                                    "BF16" (a static string, not freed) */
 } tn_ckpt_entry;
 
 /** Validate the header of path (as tn_load_meta) and return its tensors in

@@ -93,13 +93,75 @@ static void put_le(unsigned char *b, uint64_t v, int nbytes)
         b[i] = (unsigned char)(v & 0xff);
 }
 
-/* Element i of a little-endian buffer b of dtype dt, as double. */
-static double get_elem(const unsigned char *b, tn_dtype dt, int64_t i)
+/* ---- the dtypes of a file ---------------------------------------------------- */
+
+/* A tensor's dtype as stored in a file: the library's F32 and F64, and the
+ * half-precision F16 and BF16, which are only read (every value of theirs
+ * is a float, converted exactly by f16_to_f32_bits / bf16_to_f32_bits). */
+typedef enum file_dtype { FD_F32, FD_F64, FD_F16, FD_BF16, FD_COUNT } file_dtype;
+
+static const struct {
+    const char *name; /* as in the header's "dtype" */
+    unsigned size;    /* bytes per element */
+    tn_dtype lib;     /* the narrowest library dtype holding every value exactly */
+} file_dtypes[FD_COUNT] = {
+    [FD_F32] = {"F32", 4, TN_F32},
+    [FD_F64] = {"F64", 8, TN_F64},
+    [FD_F16] = {"F16", 2, TN_F32},
+    [FD_BF16] = {"BF16", 2, TN_F32},
+};
+
+/* IEEE 754 binary16 bits h (1 sign, 5 exponent bits biased by 15, 10
+ * fraction bits) -> the binary32 bits of the same value. Exact: every
+ * binary16 value is a float. Signed zeros keep their sign; subnormals
+ * (exponent 0: fraction x 2^-24) become normal floats; +-inf stays +-inf; a
+ * NaN keeps its sign and its 10-bit payload as the top fraction bits, so a
+ * quiet NaN stays quiet and a signalling one signalling (bits are moved,
+ * nothing is computed). */
+static uint32_t f16_to_f32_bits(uint16_t h)
 {
-    if (dt == TN_F32) {
-        const unsigned char *p = b + 4 * i;
-        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24;
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t bexp = (uint32_t)(h >> 10) & 0x1fu, frac = h & 0x3ffu;
+    if (bexp == 0x1f) /* inf or NaN */
+        return sign | 0x7f800000u | frac << 13;
+    if (bexp != 0) /* normal: rebias 15 -> 127 */
+        return sign | (bexp + 127 - 15) << 23 | frac << 13;
+    if (frac == 0) /* +-0 */
+        return sign;
+    /* subnormal frac x 2^-24 = (frac / 2^10) x 2^-14: shift the leading 1
+     * up to the implicit bit (bit 10), one binade down per shift */
+    uint32_t e = 127 - 14;
+    while (!(frac & 0x400u)) {
+        frac <<= 1;
+        e--;
+    }
+    return sign | e << 23 | (frac & 0x3ffu) << 13;
+}
+
+/* bfloat16 bits b (the top half of a binary32: 1 sign, 8 exponent bits, 7
+ * fraction bits) -> the binary32 bits of the same value. Exact, and every
+ * case (signed zeros, subnormals, +-inf, NaN with its payload, quiet or
+ * signalling) is the float whose low 16 bits are zero. */
+static uint32_t bf16_to_f32_bits(uint16_t b) { return (uint32_t)b << 16; }
+
+/* Element i of the little-endian buffer b of dtype fd, one of the 2- and
+ * 4-byte ones (F16, BF16, F32), as the bits of the float of its value. */
+static uint32_t get_f32_bits(const unsigned char *b, file_dtype fd, int64_t i)
+{
+    if (fd == FD_F16 || fd == FD_BF16) {
+        const unsigned char *p = b + 2 * i;
+        uint16_t u = (uint16_t)(p[0] | p[1] << 8);
+        return fd == FD_F16 ? f16_to_f32_bits(u) : bf16_to_f32_bits(u);
+    }
+    const unsigned char *p = b + 4 * i;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Element i of the little-endian buffer b of dtype fd, as double. */
+static double get_elem(const unsigned char *b, file_dtype fd, int64_t i)
+{
+    if (fd != FD_F64) {
+        uint32_t u = get_f32_bits(b, fd, i);
         float f;
         memcpy(&f, &u, 4);
         return f;
@@ -176,7 +238,7 @@ static tn_status flatten(const char *fn, const char *path, tn_params *const *set
 
 typedef struct entry {
     const char *name; /* key in the parsed header (lives as long as root) */
-    tn_dtype dtype;
+    file_dtype fd;
     int ndim;
     int64_t shape[TN_MAX_DIMS];
     uint64_t begin, end;
@@ -227,14 +289,18 @@ static tn_status parse_entry(const char *fn, const char *path, const char *name,
     if (!json_is_string(dt))
         FAIL(TN_ERR_FORMAT, "tensor '%s': dtype is not a string", name);
     const char *d = json_string_value(dt);
-    if (strcmp(d, "F32") != 0 && strcmp(d, "F64") != 0)
-        FAIL(TN_ERR_DTYPE, "tensor '%s' has dtype \"%s\"; only F32 and F64 are supported", name, d);
-    e->dtype = d[1] == '3' ? TN_F32 : TN_F64;
+    e->fd = FD_COUNT;
+    for (int k = 0; k < FD_COUNT; k++)
+        if (strcmp(d, file_dtypes[k].name) == 0)
+            e->fd = (file_dtype)k;
+    if (e->fd == FD_COUNT)
+        FAIL(TN_ERR_DTYPE,
+             "tensor '%s' has dtype \"%s\"; only F32, F64, F16 and BF16 are supported", name, d);
     if (!json_is_array(sh) || json_array_size(sh) > TN_MAX_DIMS)
         FAIL(TN_ERR_FORMAT, "tensor '%s': shape must be an array of at most %d sizes", name,
              TN_MAX_DIMS);
     e->ndim = (int)json_array_size(sh);
-    uint64_t nbytes = tn_dtype_size(e->dtype);
+    uint64_t nbytes = file_dtypes[e->fd].size;
     for (int i = 0; i < TN_MAX_DIMS; i++) {
         json_t *s = json_array_get(sh, (size_t)i);
         if (i >= e->ndim) {
@@ -430,7 +496,8 @@ tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n)
         out = tn_alloc((size_t)h.n * sizeof *out);
         for (int i = 0; out && i < h.n; i++) {
             out[i].name = tn_strdup(h.e[i].name);
-            out[i].dtype = h.e[i].dtype;
+            out[i].dtype = file_dtypes[h.e[i].fd].lib;
+            out[i].file_dtype = file_dtypes[h.e[i].fd].name;
             out[i].ndim = h.e[i].ndim;
             memcpy(out[i].shape, h.e[i].shape, sizeof out[i].shape);
             if (!out[i].name) {
@@ -449,23 +516,34 @@ tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n)
     return st;
 }
 
-/* Copy the little-endian data src (dtype dt, row-major) into t. */
-static void decode_into(tn_tensor *t, const unsigned char *src, tn_dtype dt)
+/* Copy the little-endian data src (dtype fd, row-major) into t. An F16 or
+ * BF16 value becomes the float of the same value (bit for bit into an F32
+ * parameter), then goes where the F32 file's float would: so half-precision
+ * files follow the F32 files' policy in every case (non-finite values
+ * included). */
+static void decode_into(tn_tensor *t, const unsigned char *src, file_dtype fd)
 {
     int64_t n = tn_numel(t);
     if (!tn_is_contiguous(t)) {
         for (int64_t i = 0; i < n; i++)
-            tn_tensor_set(t, i, get_elem(src, dt, i));
-    } else if (t->dtype == dt && host_little_endian()) {
-        memcpy(t->data, src, (size_t)n * tn_dtype_size(dt));
+            tn_tensor_set(t, i, get_elem(src, fd, i));
+    } else if (file_dtypes[fd].lib == t->dtype && file_dtypes[fd].size == tn_dtype_size(t->dtype) &&
+               host_little_endian()) {
+        memcpy(t->data, src, (size_t)n * file_dtypes[fd].size);
+    } else if (t->dtype == TN_F32 && fd != FD_F64) {
+        float *d = t->data;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u = get_f32_bits(src, fd, i);
+            memcpy(d + i, &u, 4);
+        }
     } else if (t->dtype == TN_F32) {
         float *d = t->data;
         for (int64_t i = 0; i < n; i++)
-            d[i] = (float)get_elem(src, dt, i);
+            d[i] = (float)get_elem(src, fd, i);
     } else {
         double *d = t->data;
         for (int64_t i = 0; i < n; i++)
-            d[i] = get_elem(src, dt, i);
+            d[i] = get_elem(src, fd, i);
     }
 }
 
@@ -548,7 +626,7 @@ tn_status tn_load(const char *path, tn_params *const *sets, int nsets, tn_meta *
     if (st == TN_OK) {
         for (int i = 0; i < h.n; i++)
             if (match[i]) /* NULL: a tie's entry beside its parameter's own */
-                decode_into(match[i], data + h.e[i].begin, h.e[i].dtype);
+                decode_into(match[i], data + h.e[i].begin, h.e[i].fd);
         if (meta_out) {
             tn_meta_free(meta_out);
             *meta_out = m;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of tests/fuzz (committed; rerun to regenerate):
 valid checkpoints of the fuzz target's parameter set ("lin.weight" F32
-[2, 3], "lin.bias" F64 [3]) and broken ones (truncated, not JSON,
+[2, 3], "lin.bias" F64 [3]), also with both tensors stored as F16 or as
+BF16 (converted on loading), and broken ones (truncated, not JSON,
 overlapping offsets, a shape whose size overflows, an unknown dtype, a
 duplicate key, a header length of 2^63, non-string metadata), and one
 with integer and generator-state metadata for tn_meta_get_int/_rng."""
@@ -26,8 +27,9 @@ def variant(change):
     return h
 
 
-W = struct.pack("<6f", *[i * 0.5 - 1 for i in range(6)])
-B = struct.pack("<3d", 0, 1 / 3, 2 / 3)
+W_VALUES, B_VALUES = [i * 0.5 - 1 for i in range(6)], [0, 1 / 3, 2 / 3]
+W = struct.pack("<6f", *W_VALUES)
+B = struct.pack("<3d", *B_VALUES)
 GOOD = {"__metadata__": {"format": "pt", "vocab": "h\u00e9llo"},
         "lin.bias": {"dtype": "F64", "shape": [3], "data_offsets": [0, 24]},
         "lin.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [24, 48]}}
@@ -39,7 +41,24 @@ def f32_bias(h):
     h["lin.weight"]["data_offsets"] = [0, 24]
 
 
-ck("valid_f32", variant(f32_bias), W + struct.pack("<3f", 0, 1 / 3, 2 / 3))
+ck("valid_f32", variant(f32_bias), W + struct.pack("<3f", *B_VALUES))
+
+
+def half(dtype):
+    def change(h):
+        h["lin.weight"].update(dtype=dtype, data_offsets=[0, 12])
+        h["lin.bias"].update(dtype=dtype, data_offsets=[12, 18])
+    return change
+
+
+def bf16(values):
+    """bfloat16 bits of values: the top half of each float32 (truncated; any
+    bits make a seed)."""
+    return b"".join(struct.pack("<f", v)[2:] for v in values)
+
+
+ck("valid_f16", variant(half("F16")), struct.pack("<6e", *W_VALUES) + struct.pack("<3e", *B_VALUES))
+ck("valid_bf16", variant(half("BF16")), bf16(W_VALUES) + bf16(B_VALUES))
 ck("truncated", GOOD, (B + W)[:30])
 ck("bad_json", b'{"lin.bias": {"dtype": "F64", "shape": [3', raw=True)
 ck("overlap", variant(lambda h: h["lin.weight"].update(data_offsets=[16, 40])), B + W)
