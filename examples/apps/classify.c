@@ -49,6 +49,7 @@
 #include "cli.h"
 #include "plot.h"
 #include "train.h"
+#include "train_dist.h"
 #include "vocab.h"
 
 enum { PAD = 0, UNK = 1, MAX_LEN = 64, MAX_CLASSES = 1000, EVAL_BATCH = 256 };
@@ -766,9 +767,10 @@ typedef struct class_run {
     const int64_t *cls_count;
     tn_tensor *weight; /* the class weights, or NULL (unweighted) */
     bool sampled;
-    int64_t *idx; /* the batch's examples [B] and lengths */
+    int64_t *idx; /* the global batch's examples [B], this rank's lengths */
     int32_t *len;
-    tn_rng rng; /* the batches */
+    int64_t r0, b; /* this rank's rows of the global batch */
+    tn_rng rng;    /* the batches (the same on every rank) */
 } class_run;
 
 /* A batch of B training examples drawn with replacement (from a uniformly
@@ -787,7 +789,7 @@ static tn_tensor *class_forward(void *ctx, tn_tape *tp, int64_t step)
         }
     }
     tn_tensor *ids, *tg;
-    make_batch(tp, r->m, r->d, r->idx, B, &ids, &tg, r->len);
+    make_batch(tp, r->m, r->d, r->idx + r->r0, r->b, &ids, &tg, r->len);
     tn_tensor *logits = ids && tg ? model_logits(tp, r->m, ids, r->len) : NULL;
     return logits ? tn_cross_entropy_weighted(tp, logits, tg, r->weight, -1, TN_REDUCE_MEAN)
                   : NULL;
@@ -807,7 +809,8 @@ static int class_save(void *ctx, tn_tape *tp, int64_t step)
 {
     (void)tp;
     class_run *r = ctx;
-    return model_save(r->o->checkpoint, r->m, r->o, step);
+    /* rank 0 writes the file */
+    return ex_train_agree(ex_dist_rank() == 0 ? model_save(r->o->checkpoint, r->m, r->o, step) : 0);
 }
 
 static int cmd_train(const opts *o)
@@ -872,14 +875,17 @@ static int cmd_train(const opts *o)
         int c = d.label[tr[i]];
         cls_idx[c][cls_count[c]++] = tr[i];
     }
-    int64_t B = o->batch;
+    int64_t B = o->batch, r0, b;
+    if (ex_train_split(PROG, B, ntr, &r0, &b) || ex_dist_attach(&m.ps))
+        goto done;
     idx = malloc(sizeof *idx * (size_t)B);
     len = malloc(sizeof *len * (size_t)B);
     if (!opt || !tp || !weight || !idx || !len) {
         fprintf(stderr, PROG ": %s\n", tn_last_error()[0] ? tn_last_error() : "out of memory");
         goto done;
     }
-    fprintf(stderr,
+    if (ex_dist_rank() == 0)
+        fprintf(stderr,
             PROG ": %s%s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64 "; %d classes, %d characters; "
                  "%" PRId64 " train / %" PRId64 " val examples; balance %s; params %" PRId64
                  "; %d threads\n",
@@ -888,7 +894,8 @@ static int cmd_train(const opts *o)
     class_run run = {.m = &m, .d = &d, .o = o, .tr = tr, .va = va, .ntr = ntr, .nva = nva,
                      .cls_idx = cls_idx, .cls_count = cls_count,
                      .weight = strcmp(o->balance, "weights") == 0 ? weight : NULL,
-                     .sampled = strcmp(o->balance, "sample") == 0, .idx = idx, .len = len};
+                     .sampled = strcmp(o->balance, "sample") == 0, .idx = idx, .len = len,
+                     .r0 = r0, .b = b};
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {
         {"val_loss", 4}, {"val_accuracy", 4}, {"val_balanced_accuracy", 4}};
@@ -1099,11 +1106,9 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "predict" : "eval");
         return 2;
     }
-    if (ex_runtime(PROG, o.threads))
+    if (ex_start(PROG, &argc, &argv, o.threads, command == 0))
         return 1;
-    switch (command) {
-    case 0: return cmd_train(&o);
-    case 1: return cmd_predict(&o);
-    default: return cmd_eval(&o);
-    }
+    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_predict(&o) : cmd_eval(&o);
+    ex_stop();
+    return rc;
 }

@@ -40,6 +40,7 @@
 #include "plot.h"
 
 #include "train.h"
+#include "train_dist.h"
 #include "translate_model.h"
 
 /* ---- tokens and vocabularies ---- */
@@ -483,37 +484,35 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
 
 /* ---- checkpoints (loading: translate_model.c) ---- */
 
-static int save_run(const char *path, ex_translate_run *r, const ex_translate_opts *o, tn_optim *opt, int64_t step,
-                    const tn_rng *data_rng, tn_tape *tp)
+/* Write the checkpoint of the run; meta holds the ranks' part
+ * (ex_train_meta_ranks) and is completed here. */
+static int save_run(const char *path, ex_translate_run *r, const ex_translate_opts *o,
+                    tn_optim *opt, int64_t step, const tn_rng *data_rng, tn_meta *meta)
 {
-    tn_meta meta;
-    tn_meta_init(&meta);
     char *sv = ex_words_join(&r->sv), *tv = ex_words_join(&r->tv);
     char buf[64];
-    tn_meta_set(&meta, "format", "translate 1");
-    tn_meta_set(&meta, "cell", o->cell);
-    tn_meta_set(&meta, "attention", o->attention);
-    tn_meta_set(&meta, "bidirectional", o->bidirectional ? "1" : "0");
-    tn_meta_set_int(&meta, "hidden", o->hidden);
-    tn_meta_set_int(&meta, "embed", o->embed);
-    tn_meta_set_int(&meta, "layers", o->layers);
-    tn_meta_set_int(&meta, "max_len", o->max_len);
-    tn_meta_set_int(&meta, "batch", o->batch);
-    tn_meta_set_int(&meta, "step", step);
+    tn_meta_set(meta, "format", "translate 1");
+    tn_meta_set(meta, "cell", o->cell);
+    tn_meta_set(meta, "attention", o->attention);
+    tn_meta_set(meta, "bidirectional", o->bidirectional ? "1" : "0");
+    tn_meta_set_int(meta, "hidden", o->hidden);
+    tn_meta_set_int(meta, "embed", o->embed);
+    tn_meta_set_int(meta, "layers", o->layers);
+    tn_meta_set_int(meta, "max_len", o->max_len);
+    tn_meta_set_int(meta, "batch", o->batch);
+    tn_meta_set_int(meta, "step", step);
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
-    tn_meta_set(&meta, "dropout", buf);
-    tn_meta_set_rng(&meta, "data_rng", data_rng);
-    tn_meta_set_rng(&meta, "rng", tn_tape_rng(tp));
-    tn_status s = sv && tv ? tn_meta_set(&meta, "src_vocab", sv) : TN_ERR_MEMORY;
+    tn_meta_set(meta, "dropout", buf);
+    tn_meta_set_rng(meta, "data_rng", data_rng);
+    tn_status s = sv && tv ? tn_meta_set(meta, "src_vocab", sv) : TN_ERR_MEMORY;
     if (s == TN_OK)
-        s = tn_meta_set(&meta, "tgt_vocab", tv);
+        s = tn_meta_set(meta, "tgt_vocab", tv);
     tn_params *sets[2] = {&r->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL};
     if (s == TN_OK)
-        s = tn_save(path, sets, opt ? 2 : 1, &meta);
+        s = tn_save(path, sets, opt ? 2 : 1, meta);
     if (s != TN_OK)
         fprintf(stderr, "translate: %s\n", tn_last_error());
     free(sv), free(tv);
-    tn_meta_free(&meta);
     return s == TN_OK ? 0 : -1;
 }
 
@@ -652,8 +651,9 @@ typedef struct tr_run {
     tn_optim *opt;
     tn_rng data_rng; /* batches (and teacher forcing's coin), saved in checkpoints */
     pairs trn, val;
-    int64_t *idx;    /* [B]: the batch's pairs */
-    int32_t *len;    /* [B]: their source lengths */
+    int64_t *idx;    /* [B]: the global batch's pairs */
+    int32_t *len;    /* this rank's source lengths */
+    int64_t r0, b;   /* this rank's rows of the global batch */
     int64_t n_eval;  /* validation pairs evaluated */
 } tr_run;
 
@@ -664,10 +664,16 @@ static tn_tensor *tr_forward(void *ctx, tn_tape *tp, int64_t step)
     int64_t B = t->o->batch;
     for (int64_t b = 0; b < B; b++)
         t->idx[b] = (int64_t)(tn_rng_next(&t->data_rng) % (uint64_t)t->trn.n);
+    /* teacher forcing's coins: their number depends on the rank's rows, so
+     * they come from a generator of their own, seeded from data_rng (which
+     * then stays the same on every rank) */
+    tn_rng coins = t->data_rng;
+    if (t->o->teacher_forcing < 1)
+        tn_rng_seed(&coins, tn_rng_next(&t->data_rng));
     tn_tensor *src, *tgt, *loss = NULL;
-    make_batch(tp, &t->trn, t->idx, B, &src, &tgt, t->len);
-    if (tn_seq2seq_loss(tp, &t->r->m, src, t->len, tgt, t->o->teacher_forcing, &t->data_rng,
-                        &loss) != TN_OK)
+    make_batch(tp, &t->trn, t->idx + t->r0, t->b, &src, &tgt, t->len);
+    if (tn_seq2seq_loss(tp, &t->r->m, src, t->len, tgt, t->o->teacher_forcing, &coins, &loss) !=
+        TN_OK)
         return NULL;
     return loss;
 }
@@ -682,7 +688,13 @@ static int tr_evaluate(void *ctx, tn_tape *tp, double *values)
 static int tr_save(void *ctx, tn_tape *tp, int64_t step)
 {
     tr_run *t = ctx;
-    return save_run(t->o->checkpoint, t->r, t->o, t->opt, step, &t->data_rng, tp);
+    tn_meta meta;
+    tn_meta_init(&meta);
+    int rc = ex_train_meta_ranks(&meta, tp); /* collective */
+    if (rc == 0 && ex_dist_rank() == 0) /* rank 0 writes the file */
+        rc = save_run(t->o->checkpoint, t->r, t->o, t->opt, step, &t->data_rng, &meta);
+    tn_meta_free(&meta);
+    return ex_train_agree(rc);
 }
 
 /* Resume: the model, optimizer and training state of --checkpoint into
@@ -696,12 +708,12 @@ static int resume_run(ex_translate_opts *o, ex_translate_run *r, tn_optim **opt,
     int rc = ex_translate_load_run(o->checkpoint, r, o, &meta, opt);
     bool loaded = rc == 0;
     if (rc == 0 && (tn_meta_get_int(&meta, "step", step) ||
-                    tn_meta_get_rng(&meta, "data_rng", data_rng) ||
-                    tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)))) {
+                    tn_meta_get_rng(&meta, "data_rng", data_rng))) {
         fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
         rc = -1;
-    } else if (rc == 0 && ex_check_range("translate", o->checkpoint, "step", *step, 0,
-                                          EX_STEPS_MAX, "the steps --steps allows")) {
+    } else if (rc == 0 && (ex_check_range("translate", o->checkpoint, "step", *step, 0,
+                                           EX_STEPS_MAX, "the steps --steps allows") ||
+                           ex_train_resume_ranks("translate", o->checkpoint, &meta, tp))) {
         rc = -1;
     }
     if (rc && loaded) { /* loaded, then refused: ex_translate_load_run freed nothing */
@@ -807,7 +819,10 @@ static int cmd_train(ex_translate_opts *o)
         }
         ex_train_seed_tape(tp, o->seed);
     }
-    fprintf(stderr,
+    if (ex_train_split("translate", B, t.trn.n, &t.r0, &t.b) || ex_dist_attach(&r.ps))
+        goto done;
+    if (ex_dist_rank() == 0)
+        fprintf(stderr,
             "translate: %s encoder%s, attention %s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
             "; vocab %d -> %d; %" PRId64 " train / %" PRId64 " val pairs; params %" PRId64
             "; %d threads\n",
@@ -1120,13 +1135,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "translate: eval needs --data\n");
         return 2;
     }
-    if (ex_runtime("translate", o.threads))
+    if (ex_start("translate", &argc, &argv, o.threads, command == 0))
         return 1;
-    switch (command) {
-    case 0: return cmd_train(&o);
-    case 1: return cmd_sample(&o);
-    case 2: return cmd_eval(&o);
-    case 3: return cmd_attention(&o);
-    default: return cmd_bleu(&o);
-    }
+    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : command == 2 ? cmd_eval(&o)
+       : command == 3 ? cmd_attention(&o) : cmd_bleu(&o);
+    ex_stop();
+    return rc;
 }

@@ -300,7 +300,7 @@ int ex_lm_save_run(ex_lm_model *m, tn_tape *tp, int64_t step, void *ctx,
         ex_lm_free_state(&full);
     }
     tn_meta_free(&meta);
-    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+    return ex_train_agree(rc);
 }
 
 int ex_lm_take_rows(ex_lm_model *m, int64_t r0, int64_t b)

@@ -176,6 +176,11 @@ int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *met
     return 0;
 }
 
+int ex_train_agree(int rc)
+{
+    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
+}
+
 void ex_train_seed_tape(tn_tape *tp, uint64_t seed)
 {
     tn_rng_seed(tn_tape_rng(tp), (seed ^ 0x9e3779b97f4a7c15ULL) + (uint64_t)ex_dist_rank());

@@ -120,6 +120,10 @@ int ex_train_meta_ranks(tn_meta *meta, tn_tape *tp);
  * restored from it. Returns 0 or -1. */
 int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *meta, tn_tape *tp);
 
+/* The same result on every rank: -1 when rc is -1 on any (a save hook
+ * whose file rank 0 alone writes passes rank 0's result and 0 elsewhere). */
+int ex_train_agree(int rc);
+
 /* Seed the tape's generator (dropout masks) of a new run from the run's
  * seed: its own stream per MPI rank, apart from the streams the seed
  * gives the initial weights. */
