@@ -312,7 +312,7 @@ int main(int argc, char **argv)
         if (i / T >= rank * Bl && i / T < (rank + 1) * Bl)
             xd[i - rank * Bl * T] = x, yd[i - rank * Bl * T] = y;
     }
-    if (ex_dist_attach(&m.ps))
+    if (ex_dist_attach(&m.ps) || ex_dist_watch(tp))
         return 1;
     fprintf(stderr,
             "rnn_bench: %s: %s H=%ld B=%ld T=%ld L=%ld E=%d V=%d params=%lld; %ld threads, "

@@ -194,6 +194,8 @@ int ex_train_run(ex_train *t)
     if (lead && (log_open(t, "--log", t->log, true, &log) ||
                  log_open(t, "--loss-log", t->loss_log, false, &loss_log)))
         rc = -1;
+    if (ex_dist_watch(t->tp)) /* all-reduces overlap backward */
+        rc = -1;
     if (ex_dist_agree(rc ? TN_ERR_IO : TN_OK) != TN_OK) {
         if (log)
             fclose(log);

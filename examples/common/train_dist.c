@@ -64,6 +64,17 @@ int ex_dist_attach(tn_params *ps)
     return 0;
 }
 
+int ex_dist_watch(tn_tape *tp)
+{
+    if (!dist || getenv("TN_DIST_NO_OVERLAP"))
+        return 0;
+    if (tn_dist_watch(dist, tp) != TN_OK) {
+        fprintf(stderr, "rank %d: %s\n", ex_dist_rank(), tn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 tn_status ex_dist_allreduce(double *seconds)
 {
     if (!dist)
@@ -141,6 +152,11 @@ int ex_dist_size(void) { return 1; }
 int ex_dist_attach(tn_params *ps)
 {
     (void)ps;
+    return 0;
+}
+int ex_dist_watch(tn_tape *tp)
+{
+    (void)tp;
     return 0;
 }
 tn_status ex_dist_allreduce(double *seconds)

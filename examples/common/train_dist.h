@@ -26,6 +26,11 @@ int ex_dist_size(void);
 /* Attach the parameter set whose gradients are averaged and make every
  * rank start from rank 0's values. Returns 0 or -1 (message printed). */
 int ex_dist_attach(tn_params *ps);
+/* Start averaging each bucket of the attached gradients during tn_backward
+ * on tp, as soon as its gradients are final (tn_dist_watch), unless
+ * $TN_DIST_NO_OVERLAP is set (for measuring what the overlap gains).
+ * Returns 0 or -1 (message printed). */
+int ex_dist_watch(tn_tape *tp);
 /* Average the attached gradients over the ranks (after backward, before
  * clipping). Adds the seconds it took to *seconds (may be NULL). */
 tn_status ex_dist_allreduce(double *seconds);

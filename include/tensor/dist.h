@@ -15,8 +15,9 @@
  *         tn_clip_grad_norm(&ps, 1.0); tn_optim_step(opt);
  *
  * Gradients travel in a few large buckets (packed once per step into
- * buffers made at init: no allocation per step), all started at once with
- * non-blocking all-reduces and waited together. The deterministic mode
+ * buffers made at init: no allocation per step), started with
+ * non-blocking all-reduces and waited together; with tn_dist_watch each
+ * bucket starts during backward, as soon as its gradients are final. The deterministic mode
  * sums the ranks' buckets in rank order on every rank (an all-gather), so
  * results are bitwise identical run to run for the same number of ranks
  * (MPI's own reductions may change their order with the algorithm MPI
@@ -65,6 +66,8 @@ TN_API tn_status tn_dist_set_deterministic(tn_dist *d, bool on);
 /** @{ */
 /** Number of buckets and seconds spent in the last tn_dist_allreduce. */
 TN_API int tn_dist_buckets(const tn_dist *d);
+/** Of those, how many started during the last backward (tn_dist_watch). */
+TN_API int tn_dist_buckets_early(const tn_dist *d);
 TN_API double tn_dist_last_seconds(const tn_dist *d);
 /** @} */
 
@@ -72,8 +75,22 @@ TN_API double tn_dist_last_seconds(const tn_dist *d);
  * 0 loaded a checkpoint). */
 TN_API tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps);
 /** Replace every parameter gradient by its mean over the ranks (collective:
- * every rank must call it). */
+ * every rank must call it, after every tn_backward). With a tape watched
+ * (tn_dist_watch) the buckets whose gradients were all final during
+ * backward are already under way; this starts the rest and waits for all.
+ * A failed backward must still be followed by this call (or by the end of
+ * the run) on every rank. */
 TN_API tn_status tn_dist_allreduce(tn_dist *d);
+/** Overlap communication with backward, as PyTorch's DDP does: set tp's
+ * gradient-ready function (tn_tape_set_grad_ready) so that each bucket's
+ * all-reduce starts as soon as the last of its gradients is final, while
+ * backward goes on with the rest. Buckets hold the parameters from the
+ * last registered to the first (backward's usual order) and start in the
+ * same order on every rank, each once all before it have started; the
+ * deterministic mode keeps its bitwise guarantee (the same sums, started
+ * earlier). d must outlive the watch (tn_tape_set_grad_ready(tp, NULL,
+ * NULL) ends it). */
+TN_API tn_status tn_dist_watch(tn_dist *d, tn_tape *tp);
 /** Collective: returns TN_OK when local is TN_OK on every rank; otherwise
  * every rank returns the status of the lowest failing rank, with the
  * message "rank R: <its tn_last_error()>" in tn_last_error(). */

@@ -52,6 +52,23 @@ TN_API tn_status tn_backward(tn_tape *tp, tn_tensor *loss);
 /** Same, seeding the gradient of y with dy (same shape as y, any dtype). */
 TN_API tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy);
 
+/** A function tn_backward calls once for each tensor outside the tape
+ * whose gradient it accumulates (a parameter: a heap tensor that requires
+ * grad, read by a recorded op directly, through views of it, or as an
+ * input of tn_scan), as soon as that gradient is final for this backward:
+ * right after the backward kernel of the earliest op that reads it, and
+ * the products postponed into it (matmul's merged weight-gradient GEMMs)
+ * done. The calls come in reverse order of first use, from the thread that
+ * called tn_backward, while the sweep goes on after them: a data-parallel
+ * trainer starts reducing a gradient there (tensor_dist does). The
+ * function must not read or change the tape, and not change the tensor's
+ * gradient before tn_backward returns. */
+typedef void (*tn_grad_ready_fn)(void *ctx, tn_tensor *param);
+
+/** Set (fn NULL: remove) tp's gradient-ready function; kept across
+ * tn_tape_reset. */
+TN_API void tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx);
+
 /** Detach: a tensor sharing x's data that carries no gradient and no history
  * (the cut of truncated BPTT). Not an op: the result is a leaf. */
 TN_API tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x);

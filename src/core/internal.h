@@ -34,6 +34,10 @@ struct tn_tape {
      * at the end, so every gradient is complete when it is used. */
     void (*flush)(struct tn_tape *tp, tn_tensor *t);
     int64_t probe_node, probe_index; /* tn_tape_set_probe (node -1: off) */
+    /* tn_tape_set_grad_ready: called by the backward engine for each
+     * parameter whose gradient is final (NULL: none). */
+    void (*grad_ready)(void *ctx, tn_tensor *param);
+    void *grad_ready_ctx;
     /* A tape the op families record a sub-graph on (tn_scan's step): made
      * on first use, kept across resets, freed with this one. */
     struct tn_tape *sub;

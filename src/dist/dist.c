@@ -15,6 +15,8 @@ typedef struct bucket {
     void *buf;    /* numel elements: the packed gradients, then their mean */
     void *gather; /* deterministic mode: size * numel, made on first use */
     MPI_Request req;
+    int pending;  /* with a tape: parameters whose gradient is not final yet */
+    bool started; /* its reduction is under way (this step) */
 } bucket;
 
 struct tn_dist {
@@ -26,6 +28,11 @@ struct tn_dist {
     int n_params; /* ps->n when the buckets were made */
     bucket *b;
     int nb;
+    int *bucket_of; /* [n_params]: the bucket of ps->items[i] */
+    int next;       /* buckets [0, next) are started this step */
+    bool watching;  /* a tape reports gradients as they become final */
+    int err;        /* MPI errors of buckets started during backward */
+    int early;      /* buckets started during the last step's backward */
     double last_seconds;
 };
 
@@ -38,19 +45,28 @@ static void buckets_free(tn_dist *d)
         tn_free(d->b[i].gather);
     }
     tn_free(d->b);
+    tn_free(d->bucket_of);
     d->b = NULL;
+    d->bucket_of = NULL;
     d->nb = 0;
 }
 
-/* Group the parameters into buckets and allocate their buffers. */
+/* Group the parameters into buckets and allocate their buffers. The
+ * buckets take the parameters from the last to the first, the order in
+ * which backward usually finishes their gradients (a model registers its
+ * input layers first), so that with a tape watched the first bucket is
+ * the first to be ready. */
 static tn_status buckets_make(tn_dist *d)
 {
     buckets_free(d);
     const tn_params *ps = d->ps;
     d->b = tn_alloc(sizeof *d->b * (size_t)(ps->n > 0 ? ps->n : 1));
-    if (!d->b)
+    d->bucket_of = tn_alloc(sizeof *d->bucket_of * (size_t)(ps->n > 0 ? ps->n : 1));
+    if (!d->b || !d->bucket_of) {
+        buckets_free(d);
         return tn_set_error(TN_ERR_MEMORY, "tn_dist: out of memory for %d buckets", ps->n);
-    for (int i = 0; i < ps->n; i++) {
+    }
+    for (int i = ps->n - 1; i >= 0; i--) {
         tn_tensor *t = ps->items[i].t;
         if (t->dtype != TN_F32 && t->dtype != TN_F64)
             return tn_set_error(TN_ERR_DTYPE, "tn_dist: parameter %s is not float",
@@ -62,10 +78,11 @@ static tn_status buckets_make(tn_dist *d)
             cur = &d->b[d->nb++];
             memset(cur, 0, sizeof *cur);
             cur->dt = t->dtype;
-            cur->first = i;
         }
+        cur->first = i; /* the bucket holds items [first, first + count) */
         cur->count++;
         cur->numel += tn_numel(t);
+        d->bucket_of[i] = d->nb - 1;
     }
     for (int k = 0; k < d->nb; k++) {
         size_t bytes = (size_t)d->b[k].numel * tn_dtype_size(d->b[k].dt);
@@ -142,6 +159,7 @@ void tn_dist_free(tn_dist *d)
 int tn_dist_rank(const tn_dist *d) { return d ? d->rank : 0; }
 int tn_dist_size(const tn_dist *d) { return d ? d->size : 1; }
 int tn_dist_buckets(const tn_dist *d) { return d ? d->nb : 0; }
+int tn_dist_buckets_early(const tn_dist *d) { return d ? d->early : 0; }
 double tn_dist_last_seconds(const tn_dist *d) { return d ? d->last_seconds : 0; }
 
 tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes)
@@ -237,6 +255,81 @@ static void scale(bucket *b, double f)
             ((double *)b->buf)[i] *= f;
 }
 
+/* Pack bucket b and start its reduction (every rank starts the buckets in
+ * the same order: index order). */
+static tn_status bucket_start(tn_dist *d, bucket *b)
+{
+    bucket_copy(d, b, true);
+    if (d->deterministic) {
+        if (!b->gather &&
+            !(b->gather = tn_alloc((size_t)d->size * (size_t)b->numel * tn_dtype_size(b->dt))))
+            return tn_set_error(TN_ERR_MEMORY, "tn_dist_allreduce: out of memory");
+        d->err |= MPI_Iallgather(b->buf, (int)b->numel, mpi_type(b->dt), b->gather,
+                                 (int)b->numel, mpi_type(b->dt), d->comm, &b->req);
+    } else {
+        d->err |= MPI_Iallreduce(MPI_IN_PLACE, b->buf, (int)b->numel, mpi_type(b->dt), MPI_SUM,
+                                 d->comm, &b->req);
+    }
+    b->started = true;
+    return TN_OK;
+}
+
+/* Start the buckets that are ready, in index order, up to the first that
+ * is not; MPI_Test on the started ones lets MPI progress them meanwhile. */
+static void buckets_advance(tn_dist *d)
+{
+    while (d->next < d->nb && d->b[d->next].pending == 0) {
+        if (bucket_start(d, &d->b[d->next]) != TN_OK)
+            return; /* tn_dist_allreduce reports it */
+        d->next++;
+    }
+    for (int k = 0; k < d->next; k++) {
+        int done;
+        if (d->b[k].req != MPI_REQUEST_NULL)
+            MPI_Test(&d->b[k].req, &done, MPI_STATUS_IGNORE);
+    }
+}
+
+/* A new step: every bucket waits for all of its parameters. */
+static void buckets_rearm(tn_dist *d)
+{
+    for (int k = 0; k < d->nb; k++) {
+        d->b[k].pending = d->b[k].count;
+        d->b[k].started = false;
+    }
+    d->next = 0;
+    d->err = MPI_SUCCESS;
+}
+
+/* The tape's gradient-ready function: p's gradient is final. */
+static void dist_grad_ready(void *ctx, tn_tensor *p)
+{
+    tn_dist *d = ctx;
+    if (d->size == 1 || !d->b || d->n_params != d->ps->n)
+        return;
+    for (int i = 0; i < d->ps->n; i++)
+        if (d->ps->items[i].t == p) {
+            d->b[d->bucket_of[i]].pending--;
+            buckets_advance(d);
+            return;
+        }
+}
+
+tn_status tn_dist_watch(tn_dist *d, tn_tape *tp)
+{
+    if (!d || !tp)
+        return tn_set_error(TN_ERR_ARG, "tn_dist_watch: NULL argument");
+    if (!d->b || d->n_params != d->ps->n) {
+        tn_status s = buckets_make(d);
+        if (s)
+            return s;
+    }
+    buckets_rearm(d);
+    tn_tape_set_grad_ready(tp, dist_grad_ready, d);
+    d->watching = true;
+    return TN_OK;
+}
+
 tn_status tn_dist_allreduce(tn_dist *d)
 {
     if (!d)
@@ -246,25 +339,16 @@ tn_status tn_dist_allreduce(tn_dist *d)
         tn_status s = buckets_make(d);
         if (s)
             return s;
+        buckets_rearm(d);
     }
     if (d->size == 1)
         return TN_OK;
-    int err = MPI_SUCCESS;
-    for (int k = 0; k < d->nb; k++) {
-        bucket *b = &d->b[k];
-        bucket_copy(d, b, true);
-        if (d->deterministic) {
-            if (!b->gather &&
-                !(b->gather = tn_alloc((size_t)d->size * (size_t)b->numel * tn_dtype_size(b->dt))))
-                return tn_set_error(TN_ERR_MEMORY, "tn_dist_allreduce: out of memory");
-            err |= MPI_Iallgather(b->buf, (int)b->numel, mpi_type(b->dt), b->gather,
-                                  (int)b->numel, mpi_type(b->dt), d->comm, &b->req);
-        } else {
-            err |= MPI_Iallreduce(MPI_IN_PLACE, b->buf, (int)b->numel, mpi_type(b->dt), MPI_SUM,
-                                  d->comm, &b->req);
-        }
-    }
-    for (int k = 0; k < d->nb; k++) {
+    tn_status s = TN_OK;
+    d->early = d->next;
+    for (; s == TN_OK && d->next < d->nb; d->next++) /* the rest, in order */
+        s = bucket_start(d, &d->b[d->next]);
+    int err = d->err;
+    for (int k = 0; k < d->next; k++) {
         bucket *b = &d->b[k];
         err |= MPI_Wait(&b->req, MPI_STATUS_IGNORE);
         if (d->deterministic)
@@ -272,7 +356,10 @@ tn_status tn_dist_allreduce(tn_dist *d)
         scale(b, 1.0 / d->size);
         bucket_copy(d, b, false);
     }
+    buckets_rearm(d);
     d->last_seconds = MPI_Wtime() - t0;
+    if (s != TN_OK)
+        return s;
     if (err != MPI_SUCCESS)
         return tn_set_error(TN_ERR_STATE, "tn_dist_allreduce: MPI reported an error (rank %d)",
                             d->rank);

@@ -101,6 +101,101 @@ static void zero_for(zmap *z, tn_tensor *t)
     }
 }
 
+/* ---- gradient-ready calls (tn_tape_set_grad_ready) ---- */
+
+/* When each parameter's gradient is final: the parameters the nodes read
+ * (directly, as concat/stack/scan inputs, or through views) with the
+ * position of the earliest node that reads them, sorted latest first, so
+ * that the sweep reports them in one pass. */
+typedef struct ready_list {
+    tn_tensor **param; /* [n] */
+    size_t *at;        /* [n]: the earliest reader's node position */
+    size_t n, next;    /* next: the first not yet reported */
+} ready_list;
+
+/* Record that node i reads x (a view's reads count for its base). Nodes
+ * are visited latest first, so the last write of a position is the
+ * earliest reader. A parameter is a heap tensor that requires grad. */
+static void ready_note(ready_list *r, tn_tensor *x, size_t i, size_t cap)
+{
+    while (x && x->is_view && !x->on_heap)
+        x = x->src[0];
+    if (!x || !x->on_heap || !x->requires_grad || !x->grad)
+        return;
+    for (size_t k = 0; k < r->n; k++)
+        if (r->param[k] == x) {
+            r->at[k] = i;
+            return;
+        }
+    if (r->n < cap) {
+        r->param[r->n] = x;
+        r->at[r->n++] = i;
+    }
+}
+
+static int ready_cmp(const void *a, const void *b)
+{
+    const size_t *x = a, *y = b; /* (at, index) pairs: latest first */
+    return (x[0] < y[0]) - (x[0] > y[0]);
+}
+
+/* Build r for tp's nodes. Parameters are few (tens), so the search of
+ * ready_note is linear. Returns false when out of memory. */
+static bool ready_build(tn_tape *tp, ready_list *r)
+{
+    size_t cap = 64;
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        r->param = tn_tape_alloc(tp, cap * sizeof *r->param);
+        r->at = r->param ? tn_tape_alloc(tp, cap * sizeof *r->at) : NULL;
+        if (!r->at)
+            return false;
+        r->n = 0;
+        for (size_t i = tp->n_nodes; i-- > 0;) {
+            tn_tensor *t = tp->nodes[i];
+            for (int k = 0; k < TN_MAX_SRC; k++)
+                ready_note(r, t->src[k], i, cap);
+            tn_tensor *const *xs = NULL;
+            int nx = 0;
+            if (t->op == TN_OP_CONCAT || t->op == TN_OP_STACK)
+                xs = t->aux, nx = (int)t->iparam[1];
+            else if (t->op == TN_OP_SCAN)
+                tn__scan_inputs(t, &xs, &nx);
+            for (int k = 0; k < nx; k++)
+                ready_note(r, xs[k], i, cap);
+        }
+        if (r->n < cap)
+            break;
+        cap *= 4; /* full: there may be more; count again with room */
+    }
+    /* sort by position, latest first (pairs of at and index) */
+    size_t *pairs = tn_tape_alloc(tp, 2 * r->n * sizeof *pairs);
+    tn_tensor **sorted = tn_tape_alloc(tp, (r->n ? r->n : 1) * sizeof *sorted);
+    if (!pairs || !sorted)
+        return false;
+    for (size_t k = 0; k < r->n; k++)
+        pairs[2 * k] = r->at[k], pairs[2 * k + 1] = k;
+    qsort(pairs, r->n, 2 * sizeof *pairs, ready_cmp);
+    for (size_t k = 0; k < r->n; k++) {
+        sorted[k] = r->param[pairs[2 * k + 1]];
+        r->at[k] = pairs[2 * k];
+    }
+    r->param = sorted;
+    return true;
+}
+
+/* After node i's backward: report the parameters whose earliest reader it
+ * was (with every earlier node: all of them at the end, i = 0). */
+static void ready_report(tn_tape *tp, ready_list *r, size_t i)
+{
+    for (; r->next < r->n && r->at[r->next] >= i; r->next++) {
+        tn_tensor *p = r->param[r->next];
+        if (tp->flush) /* products postponed into p's gradient */
+            tp->flush(tp, p);
+        tp->grad_ready(tp->grad_ready_ctx, p);
+    }
+}
+
 static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char *fn)
 {
     TN_FTZ_SCOPE; /* every backward kernel */
@@ -124,7 +219,8 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     tp->op_cache = NULL; /* the parameters may have changed since the forward */
     tp->flush = NULL;
     zmap z;
-    if (!grads_prepare(tp) || !zmap_build(tp, &z))
+    ready_list rl;
+    if (!grads_prepare(tp) || !zmap_build(tp, &z) || (tp->grad_ready && !ready_build(tp, &rl)))
         return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for gradients", fn);
     zero_once(&z, y);
     int64_t n = tn_numel(y);
@@ -144,6 +240,8 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
             tp->flush(tp, t);
         if (bw)
             bw(t);
+        if (tp->grad_ready && tp->err == TN_OK)
+            ready_report(tp, &rl, i);
     }
     if (tp->flush)
         tp->flush(tp, NULL);
@@ -167,4 +265,12 @@ tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy)
         return tn_set_error(TN_ERR_SHAPE, "tn_backward_from: y is %s but dy is %s", TN_SHP(y),
                             TN_SHP(dy));
     return run(tp, y, dy, "tn_backward_from");
+}
+
+void tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx)
+{
+    if (!tp)
+        return;
+    tp->grad_ready = fn;
+    tp->grad_ready_ctx = ctx;
 }

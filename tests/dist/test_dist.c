@@ -10,14 +10,18 @@
  *     and 1e-12 in float64 (the required bounds: the mean of the two
  *     halves' mean losses is the global mean loss, so the gradients are
  *     equal up to rounding of the sums in another order);
+ *   - the same with the buckets started during backward (tn_dist_watch),
+ *     which must happen for some bucket in every step after the first;
  *   - deterministic mode: two runs bitwise identical, and every rank
- *     bitwise identical to rank 0;
+ *     bitwise identical to rank 0; a watched run bitwise identical too;
  * and a failure on one rank becomes the same error on every rank, naming
  * it (tn_dist_agree). */
 #include "../check.h"
 
 #include "tensor/dist.h"
 #include "tensor/tensor.h"
+
+#include <stdbool.h>
 
 enum { B = 8, T = 6, V = 11, E = 5, H = 7, STEPS = 4 };
 
@@ -87,18 +91,27 @@ static double max_rel(const model *a, const model *b)
     return worst;
 }
 
-/* Train dist (this rank's half) and, when ref, one process (whole batch). */
-static void train(tn_dist *d, model *dm, model *ref, const int32_t *x, const int32_t *y)
+/* Train dist (this rank's half) and, when ref, one process (whole batch);
+ * with watch, the buckets start during backward (tn_dist_watch), and every
+ * step must start some of them early. */
+static void train(tn_dist *d, model *dm, model *ref, const int32_t *x, const int32_t *y,
+                  bool watch)
 {
     int rank = tn_dist_rank(d), size = tn_dist_size(d), n = B / size;
     tn_tape *tp = tn_tape_new();
+    if (watch)
+        CHECK(tn_dist_watch(d, tp) == TN_OK);
     for (int s = 0; s < STEPS; s++) {
         if (step(dm, tp, x, y, rank * n, n, d) != TN_OK) {
             fprintf(stderr, "step: %s\n", tn_last_error());
             CHECK(!"distributed step");
         }
-        if (ref)
-            CHECK(step(ref, tp, x, y, 0, B, NULL) == TN_OK);
+        CHECK(!watch || tn_dist_buckets_early(d) > 0);
+        if (ref) { /* one process on a tape of its own: no reports */
+            tn_tape *rt = tn_tape_new();
+            CHECK(step(ref, rt, x, y, 0, B, NULL) == TN_OK);
+            tn_tape_free(rt);
+        }
     }
     tn_tape_free(tp);
 }
@@ -142,9 +155,10 @@ int main(int argc, char **argv)
     int rank = tn_dist_rank(d), size = tn_dist_size(d);
     CHECK(size == 2);
     tn_dist_free(d);
-    for (int f = 0; f < 2; f++) {
-        tn_dtype dt = f ? TN_F64 : TN_F32;
-        double bound = f ? 1e-12 : 1e-5;
+    for (int f = 0; f < 4; f++) { /* float32, float64; then both watched */
+        tn_dtype dt = f % 2 ? TN_F64 : TN_F32;
+        bool watch = f >= 2;
+        double bound = f % 2 ? 1e-12 : 1e-5;
         model dm, ref;
         model_init(&dm, dt, rank); /* rank 1 starts different: the broadcast fixes it */
         model_init(&ref, dt, 0);
@@ -152,34 +166,37 @@ int main(int argc, char **argv)
         tn_dist_set_bucket_bytes(d, 2048); /* several buckets even for this small model */
         CHECK(tn_dist_broadcast(d, &dm.ps) == TN_OK);
         CHECK(max_rel(&dm, &ref) == 0);
-        train(d, &dm, &ref, x, y);
+        train(d, &dm, &ref, x, y, watch);
         double e = max_rel(&dm, &ref);
         if (rank == 0)
-            printf("%s: %d ranks x %d rows vs 1 process x %d rows, %d steps, %d buckets: max rel "
-                   "diff %.3g (bound %g)\n",
-                   tn_dtype_name(dt), size, B / size, B, STEPS, tn_dist_buckets(d), e, bound);
+            printf("%s%s: %d ranks x %d rows vs 1 process x %d rows, %d steps, %d buckets (%d "
+                   "started during backward): max rel diff %.3g (bound %g)\n",
+                   tn_dtype_name(dt), watch ? " watched" : "", size, B / size, B, STEPS,
+                   tn_dist_buckets(d), tn_dist_buckets_early(d), e, bound);
         CHECK(e <= bound);
         tn_dist_free(d);
         model_free(&dm);
         model_free(&ref);
     }
-    /* deterministic mode: two runs, bitwise */
-    int64_t sums[2];
-    for (int run = 0; run < 2; run++) {
+    /* deterministic mode: two runs, then one watched, bitwise */
+    int64_t sums[3];
+    for (int run = 0; run < 3; run++) {
         model dm;
         model_init(&dm, TN_F32, 0);
         CHECK(tn_dist_init_comm(&d, MPI_COMM_WORLD, &dm.ps) == TN_OK);
         tn_dist_set_deterministic(d, true);
         tn_dist_set_bucket_bytes(d, 2048);
-        train(d, &dm, NULL, x, y);
+        train(d, &dm, NULL, x, y, run == 2);
         sums[run] = checksum_bits(&dm);
         CHECK(tn_dist_same(d, sums[run])); /* every rank holds the same bits */
         tn_dist_free(d);
         model_free(&dm);
     }
-    CHECK(sums[0] == sums[1]);
+    CHECK(sums[0] == sums[1] && sums[0] == sums[2]);
     if (rank == 0)
-        printf("deterministic: runs %s, ranks identical\n", sums[0] == sums[1] ? "bitwise equal" : "DIFFER");
+        printf("deterministic: runs %s, watched %s, ranks identical\n",
+               sums[0] == sums[1] ? "bitwise equal" : "DIFFER",
+               sums[0] == sums[2] ? "bitwise equal" : "DIFFERS");
     /* a failure on rank 1 reaches every rank */
     model dm;
     model_init(&dm, TN_F32, 0);
