@@ -369,11 +369,11 @@ int main(int argc, char **argv)
     printf("config=%s threads=%ld ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
            "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steady_allocs=%ld "
            "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s blis_arch=%d "
-           "isa=%s ranks=%d allreduce_pct=%.1f\n",
+           "isa=%s ranks=%d allreduce_pct=%.1f params=%lld\n",
            name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
            atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps, cfg.cell, H, B, T, L,
            tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()), ranks,
-           100.0 * phase_s[PH_ALLREDUCE] / el);
+           100.0 * phase_s[PH_ALLREDUCE] / el, (long long)tn_params_numel(&m.ps));
 
     tn_tensor_free(ids);
     tn_tensor_free(targets);
