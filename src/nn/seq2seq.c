@@ -324,6 +324,177 @@ static bool cand_before(const cand *a, const cand *b)
     return a->i != b->i ? a->i < b->i : a->v < b->v;
 }
 
+/* The search's host memory (through the allocator hooks): n = B*k rows of
+ * live and next hypotheses, the best finished one per sentence, and the
+ * candidates of one sentence at a step. */
+typedef struct search {
+    int64_t B, n, max_len, V;
+    int k;
+    double alpha;
+    hyp *live, *next, *best; /* [n], [n], [B] */
+    int *nlive, *nfin;       /* [B]: live and finished hypotheses per sentence */
+    double *bestnorm;        /* [B]: the best finished one's length-normalised score */
+    int32_t *store;          /* the tokens of live, next and best: (2n + B) * max_len */
+    int32_t *prev, *parent;  /* [n]: each row's last token and the row it extends */
+    cand *cands, *top;       /* [k*V] candidates of a sentence, its [k] best */
+    double *logp;            /* [V]: one row's log-probabilities */
+} search;
+
+static void search_free(search *S)
+{
+    tn_free(S->live), tn_free(S->next), tn_free(S->best), tn_free(S->nlive), tn_free(S->nfin);
+    tn_free(S->bestnorm), tn_free(S->store), tn_free(S->prev), tn_free(S->parent);
+    tn_free(S->cands), tn_free(S->top), tn_free(S->logp);
+}
+
+/* Allocate S for B sentences, beam k, vocabulary V and max_len steps, with
+ * every hypothesis empty: the live rows of sentence b start from its
+ * encoder row b with <sos>. The sizes are the caller's, so they are
+ * multiplied without overflow (a wrapped product gave a tiny store written
+ * far past). Returns TN_OK or the error (S freed). */
+static tn_status search_new(search *S, const tn_seq2seq *m, int64_t B, int k, double alpha,
+                            int64_t max_len, const char *fn)
+{
+    int64_t V = m->o.tgt_vocab, n, seqs, slots, nc_max;
+    memset(S, 0, sizeof *S);
+    if (__builtin_mul_overflow(B, (int64_t)k, &n) || __builtin_mul_overflow(n, 2, &seqs) ||
+        __builtin_add_overflow(seqs, B, &seqs) || __builtin_mul_overflow(seqs, max_len, &slots) ||
+        __builtin_mul_overflow((int64_t)k, V, &nc_max))
+        return tn_set_error(TN_ERR_MEMORY, "%s: beam %d, batch %lld, max_len %lld, vocab %lld: "
+                                           "the search's memory is beyond the address space",
+                            fn, k, (long long)B, (long long)max_len, (long long)V);
+    *S = (search){.B = B, .n = n, .max_len = max_len, .V = V, .k = k, .alpha = alpha};
+    S->live = tn__alloc_array((size_t)n, sizeof *S->live);
+    S->next = tn__alloc_array((size_t)n, sizeof *S->next);
+    S->best = tn__alloc_array((size_t)B, sizeof *S->best);
+    S->nlive = tn__alloc_array((size_t)B, sizeof *S->nlive);
+    S->nfin = tn__alloc_array((size_t)B, sizeof *S->nfin);
+    S->bestnorm = tn__alloc_array((size_t)B, sizeof *S->bestnorm);
+    S->store = tn__alloc_array((size_t)slots, sizeof *S->store);
+    S->prev = tn__alloc_array((size_t)n, sizeof *S->prev);
+    S->parent = tn__alloc_array((size_t)n, sizeof *S->parent);
+    S->cands = tn__alloc_array((size_t)nc_max, sizeof *S->cands);
+    S->top = tn__alloc_array((size_t)k, sizeof *S->top);
+    S->logp = tn__alloc_array((size_t)V, sizeof *S->logp);
+    if (!S->live || !S->next || !S->best || !S->nlive || !S->nfin || !S->bestnorm || !S->store ||
+        !S->prev || !S->parent || !S->cands || !S->top || !S->logp) {
+        search_free(S);
+        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory (beam %d, batch %lld, vocab %lld)",
+                            fn, k, (long long)B, (long long)V);
+    }
+    int32_t *live_tok = S->store, *next_tok = S->store + n * max_len;
+    int32_t *best_tok = S->store + 2 * n * max_len;
+    for (int64_t r = 0; r < n; r++) {
+        S->live[r].tok = live_tok + r * max_len;
+        S->next[r].tok = next_tok + r * max_len;
+        S->prev[r] = m->o.sos;
+        S->parent[r] = (int32_t)(r / k); /* every beam of sentence b starts from its row b */
+    }
+    for (int64_t b = 0; b < B; b++) {
+        S->nlive[b] = 1;
+        S->best[b].tok = best_tok + b * max_len;
+        S->bestnorm[b] = -INFINITY;
+        S->best[b].score = -INFINITY;
+    }
+    return TN_OK;
+}
+
+/* The candidates of sentence b at step t: every live hypothesis extended
+ * by every token but <pad> and <sos>, scored with the log-probabilities lp
+ * [n, V]; their number. A log-probability that is not finite (a broken
+ * model: a non-finite parameter or input) would make every comparison of
+ * the search false, so that no hypothesis finishes and the output is
+ * silently empty: it fails instead (-1, error set). */
+static int sentence_candidates(search *S, const tn_seq2seq *m, const tn_tensor *lp, int64_t b,
+                               int64_t t, const char *fn)
+{
+    int nc = 0, k = S->k;
+    for (int i = 0; i < S->nlive[b]; i++) {
+        const hyp *h = &S->live[b * k + i];
+        for (int64_t v = 0; v < S->V; v++)
+            S->logp[v] = tn_tensor_get(lp, (b * k + i) * S->V + v);
+        for (int64_t v = 0; v < S->V; v++) {
+            if (v == m->o.tgt_pad || v == m->o.sos)
+                continue;
+            if (!isfinite(S->logp[v])) {
+                tn_set_error(TN_ERR_NUMERIC,
+                             "%s: log-probability of token %lld for sentence %lld at step %lld "
+                             "is %s: the decoder's output is not finite",
+                             fn, (long long)v, (long long)b, (long long)t,
+                             isnan(S->logp[v]) ? "nan" : S->logp[v] > 0 ? "inf" : "-inf");
+                return -1;
+            }
+            S->cands[nc++] = (cand){h->score + S->logp[v], i, (int32_t)v};
+        }
+    }
+    return nc;
+}
+
+/* The k best of the nc candidates into S->top, in order (selection: k is
+ * small); their number. */
+static int select_top(search *S, int nc)
+{
+    int nt = 0, k = S->k;
+    for (int c = 0; c < nc; c++) {
+        if (nt == k && !cand_before(&S->cands[c], &S->top[k - 1]))
+            continue;
+        int q = nt < k ? nt++ : k - 1;
+        while (q > 0 && cand_before(&S->cands[c], &S->top[q - 1])) {
+            S->top[q] = S->top[q - 1];
+            q--;
+        }
+        S->top[q] = S->cands[c];
+    }
+    return nt;
+}
+
+/* Sentence b after step t from its nt best candidates: those ending with
+ * <eos>, or cut at max_len, finish (the best by length-normalised score is
+ * kept); the others become the next live hypotheses, their rows' parents
+ * and last tokens set for the decoder. Once k have finished the sentence
+ * is done. Idle rows decode <eos> from any state. Returns whether any
+ * hypothesis of b is still live. */
+static bool sentence_advance(search *S, const tn_seq2seq *m, int64_t b, int64_t t, int nt)
+{
+    int k = S->k, nl = 0;
+    for (int q = 0; q < nt; q++) {
+        const cand *c = &S->top[q];
+        const hyp *h = &S->live[b * k + c->i];
+        bool eos = c->v == m->o.eos, last = t + 1 == S->max_len;
+        if (eos || last) { /* finished: with its eos, or cut at max_len */
+            int64_t len = h->len + 1; /* the eos, or the token cut at */
+            double norm = S->alpha == 0 ? c->score : c->score / pow((double)len, S->alpha);
+            if (S->nfin[b] < k && norm > S->bestnorm[b]) {
+                hyp *best = &S->best[b];
+                S->bestnorm[b] = norm;
+                best->score = c->score;
+                best->len = eos ? h->len : h->len + 1;
+                memcpy(best->tok, h->tok, (size_t)h->len * sizeof *h->tok);
+                if (!eos)
+                    best->tok[h->len] = c->v;
+            }
+            S->nfin[b]++;
+            continue;
+        }
+        hyp *d = &S->next[b * k + nl];
+        memcpy(d->tok, h->tok, (size_t)h->len * sizeof *h->tok);
+        d->tok[h->len] = c->v;
+        d->len = h->len + 1;
+        d->score = c->score;
+        S->parent[b * k + nl] = (int32_t)(b * k + c->i);
+        S->prev[b * k + nl] = c->v;
+        nl++;
+    }
+    if (S->nfin[b] >= k)
+        nl = 0; /* k finished: done */
+    for (int i = nl; i < k; i++) {
+        S->parent[b * k + i] = (int32_t)(b * k);
+        S->prev[b * k + i] = m->o.eos;
+    }
+    S->nlive[b] = nl;
+    return nl > 0;
+}
+
 /* The core of both decoders. weights: NULL, or [max_len, S] for sentence 0
  * (greedy only). */
 static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
@@ -340,151 +511,50 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         return tn_set_error(TN_ERR_ARG, "%s: beam %d, max_len %lld, len_alpha %g: need beam >= 1, "
                                         "max_len >= 1, len_alpha >= 0",
                             fn, k, (long long)max_len, alpha);
-    int64_t B = src->shape[0], V = m->o.tgt_vocab, n, seqs, slots, nc_max;
-    /* n = B*k rows; the token store holds 2n + B sequences of max_len ids;
-     * k*V candidates: sizes the caller chose, so counted without overflow
-     * (a wrapped product gave a tiny store written far past) */
-    if (__builtin_mul_overflow(B, (int64_t)k, &n) || __builtin_mul_overflow(n, 2, &seqs) ||
-        __builtin_add_overflow(seqs, B, &seqs) || __builtin_mul_overflow(seqs, max_len, &slots) ||
-        __builtin_mul_overflow((int64_t)k, V, &nc_max))
-        return tn_set_error(TN_ERR_MEMORY, "%s: beam %d, batch %lld, max_len %lld, vocab %lld: "
-                                           "the search's memory is beyond the address space",
-                            fn, k, (long long)B, (long long)max_len, (long long)V);
+    int64_t B = src->shape[0], L = src->shape[1];
+    search S;
+    if ((s = search_new(&S, m, B, k, alpha, max_len, fn)))
+        return s;
     bool grad = tn_tape_set_grad(tp, false), train = tn_tape_training(tp);
     tn_tape_set_training(tp, false);
-    /* host memory of the search, through the allocator hooks */
-    hyp *live = tn__alloc_array((size_t)n, sizeof *live);
-    hyp *next = tn__alloc_array((size_t)n, sizeof *next);
-    hyp *best = tn__alloc_array((size_t)B, sizeof *best);
-    int *nlive = tn__alloc_array((size_t)B, sizeof *nlive);
-    int *nfin = tn__alloc_array((size_t)B, sizeof *nfin);
-    double *bestnorm = tn__alloc_array((size_t)B, sizeof *bestnorm);
-    int32_t *store = tn__alloc_array((size_t)slots, sizeof *store);
-    int32_t *prev = tn__alloc_array((size_t)n, sizeof *prev);
-    int32_t *parent = tn__alloc_array((size_t)n, sizeof *parent);
-    cand *cands = tn__alloc_array((size_t)nc_max, sizeof *cands);
-    cand *top = tn__alloc_array((size_t)k, sizeof *top);
-    double *logp = tn__alloc_array((size_t)V, sizeof *logp);
-    if (!live || !next || !best || !nlive || !nfin || !bestnorm || !store || !prev || !parent ||
-        !cands || !top || !logp) {
-        s = tn_set_error(TN_ERR_MEMORY, "%s: out of memory (beam %d, batch %lld, vocab %lld)", fn,
-                         k, (long long)B, (long long)V);
-        goto done;
-    }
-    int32_t *live_tok = store, *next_tok = store + n * max_len, *best_tok = store + 2 * n * max_len;
-    for (int64_t r = 0; r < n; r++) {
-        live[r].tok = live_tok + r * max_len;
-        next[r].tok = next_tok + r * max_len;
-        prev[r] = m->o.sos;
-        parent[r] = (int32_t)(r / k); /* every beam of sentence b starts from its row b */
-    }
-    for (int64_t b = 0; b < B; b++) {
-        nlive[b] = 1;
-        best[b].tok = best_tok + b * max_len;
-        bestnorm[b] = -INFINITY;
-        best[b].score = -INFINITY;
-    }
     if (weights)
-        memset(weights, 0, sizeof(double) * (size_t)(max_len * src->shape[1]));
+        memset(weights, 0, sizeof(double) * (size_t)(max_len * L));
     tn_attn_memory mem;
     dstate st;
     if ((s = encode(tp, m, src, src_len, &mem, &st)))
         goto done;
-    tn_tensor *rows = ids_tensor(tp, n, parent);
+    tn_tensor *rows = ids_tensor(tp, S.n, S.parent);
     if (!rows || (s = memory_repeat(tp, &mem, B, k, rows)))
         goto done;
     if (k > 1)
         state_gather(tp, m, &st, rows);
     for (int64_t t = 0; t < max_len; t++) {
         tn_tensor *w = NULL;
-        tn_tensor *lg = decode_step(tp, m, &mem, ids_tensor(tp, n, prev), &st, weights ? &w : NULL);
+        tn_tensor *lg = decode_step(tp, m, &mem, ids_tensor(tp, S.n, S.prev), &st,
+                                    weights ? &w : NULL);
         tn_tensor *lp = tn_log_softmax(tp, lg, 1);
         if (!lp) {
             s = tn_last_status();
             goto done;
         }
         if (weights && w)
-            for (int64_t j = 0; j < src->shape[1]; j++)
-                weights[t * src->shape[1] + j] = tn_tensor_get(w, j);
+            for (int64_t j = 0; j < L; j++)
+                weights[t * L + j] = tn_tensor_get(w, j);
         bool any = false;
         for (int64_t b = 0; b < B; b++) {
-            int nc = 0;
-            for (int i = 0; i < nlive[b]; i++) {
-                const hyp *h = &live[b * k + i];
-                for (int64_t v = 0; v < V; v++)
-                    logp[v] = tn_tensor_get(lp, (b * k + i) * V + v);
-                for (int64_t v = 0; v < V; v++) {
-                    if (v == m->o.tgt_pad || v == m->o.sos)
-                        continue;
-                    /* A NaN or infinite log-probability (a broken model: a
-                     * non-finite parameter or input) would make every
-                     * comparison of the search false, so that no hypothesis
-                     * finishes and the output is silently empty. */
-                    if (!isfinite(logp[v])) {
-                        s = tn_set_error(TN_ERR_NUMERIC,
-                                         "%s: log-probability of token %lld for sentence %lld at "
-                                         "step %lld is %s: the decoder's output is not finite",
-                                         fn, (long long)v, (long long)b, (long long)t,
-                                         isnan(logp[v]) ? "nan" : logp[v] > 0 ? "inf" : "-inf");
-                        goto done;
-                    }
-                    cands[nc++] = (cand){h->score + logp[v], i, (int32_t)v};
-                }
+            int nc = sentence_candidates(&S, m, lp, b, t, fn);
+            if (nc < 0) {
+                s = tn_last_status();
+                goto done;
             }
-            /* the k best candidates, in order (selection: k is small) */
-            int nt = 0;
-            for (int c = 0; c < nc; c++) {
-                if (nt == k && !cand_before(&cands[c], &top[k - 1]))
-                    continue;
-                int q = nt < k ? nt++ : k - 1;
-                while (q > 0 && cand_before(&cands[c], &top[q - 1])) {
-                    top[q] = top[q - 1];
-                    q--;
-                }
-                top[q] = cands[c];
-            }
-            int nl = 0;
-            for (int q = 0; q < nt; q++) {
-                const hyp *h = &live[b * k + top[q].i];
-                bool eos = top[q].v == m->o.eos, last = t + 1 == max_len;
-                if (eos || last) { /* finished: with its eos, or cut at max_len */
-                    int64_t len = h->len + 1; /* the eos, or the token cut at */
-                    double norm = alpha == 0 ? top[q].score : top[q].score / pow((double)len, alpha);
-                    if (nfin[b] < k && norm > bestnorm[b]) {
-                        bestnorm[b] = norm;
-                        best[b].score = top[q].score;
-                        best[b].len = eos ? h->len : h->len + 1;
-                        memcpy(best[b].tok, h->tok, (size_t)h->len * sizeof *h->tok);
-                        if (!eos)
-                            best[b].tok[h->len] = top[q].v;
-                    }
-                    nfin[b]++;
-                    continue;
-                }
-                hyp *d = &next[b * k + nl];
-                memcpy(d->tok, h->tok, (size_t)h->len * sizeof *h->tok);
-                d->tok[h->len] = top[q].v;
-                d->len = h->len + 1;
-                d->score = top[q].score;
-                parent[b * k + nl] = (int32_t)(b * k + top[q].i);
-                prev[b * k + nl] = top[q].v;
-                nl++;
-            }
-            if (nfin[b] >= k)
-                nl = 0; /* k finished: done */
-            for (int i = nl; i < k; i++) { /* idle rows: any state, fed eos */
-                parent[b * k + i] = (int32_t)(b * k);
-                prev[b * k + i] = m->o.eos;
-            }
-            nlive[b] = nl;
-            any = any || nl > 0;
+            any = sentence_advance(&S, m, b, t, select_top(&S, nc)) || any;
         }
-        hyp *sw = live;
-        live = next;
-        next = sw;
+        hyp *sw = S.live;
+        S.live = S.next;
+        S.next = sw;
         if (!any)
             break;
-        tn_tensor *pr = ids_tensor(tp, n, parent);
+        tn_tensor *pr = ids_tensor(tp, S.n, S.parent);
         if (!pr) {
             s = tn_last_status();
             goto done;
@@ -492,21 +562,19 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         state_gather(tp, m, &st, pr);
     }
     for (int64_t b = 0; b < B; b++) {
-        out_len[b] = (int32_t)best[b].len;
-        score[b] = best[b].score;
+        out_len[b] = (int32_t)S.best[b].len;
+        score[b] = S.best[b].score;
         for (int64_t j = 0; j < max_len; j++)
-            out[b * max_len + j] = j < best[b].len ? best[b].tok[j] : m->o.tgt_pad;
+            out[b * max_len + j] = j < S.best[b].len ? S.best[b].tok[j] : m->o.tgt_pad;
     }
     if (weights)
         for (int64_t t = out_len[0] + 1; t < max_len; t++)
-            memset(weights + t * src->shape[1], 0, sizeof(double) * (size_t)src->shape[1]);
+            memset(weights + t * L, 0, sizeof(double) * (size_t)L);
     s = tn_tape_error(tp) ? tn_last_status() : TN_OK;
 done:
     tn_tape_set_grad(tp, grad);
     tn_tape_set_training(tp, train);
-    tn_free(live), tn_free(next), tn_free(best), tn_free(nlive), tn_free(nfin);
-    tn_free(bestnorm), tn_free(store), tn_free(prev), tn_free(parent), tn_free(cands);
-    tn_free(top), tn_free(logp);
+    search_free(&S);
     return s;
 }
 
