@@ -206,7 +206,7 @@ static void errors(void)
     tn_tape *tp = tn_tape_new();
     tn_attn_memory m;
     CHECK(tn_attention_prepare(tp, &a, keys, NULL, &m) == TN_ERR_SHAPE);
-    CHECK_MSG(tn_last_error(), "attention: keys [2, 3, 4], expected [B, S, 5]");
+    CHECK_MSG(tn_last_error(), "tn_attention_prepare: keys [2, 3, 4], expected [B, S, 5]");
     tn_tape_free(tp);
     tn_tensor_free(keys);
     keys = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 3, 5});
@@ -219,7 +219,7 @@ static void errors(void)
     CHECK(tn_attention_prepare(tp, &a, keys, NULL, &m) == TN_OK);
     tn_tensor *badq = tn_tensor_new(TN_F32, 2, (int64_t[]){3, 4});
     CHECK(tn_attention_forward(tp, &a, &m, badq, &ctx, &w) == TN_ERR_SHAPE && !ctx && !w);
-    CHECK_MSG(tn_last_error(), "attention: query [3, 4], expected [2, 4]");
+    CHECK_MSG(tn_last_error(), "tn_attention_forward: query [3, 4], expected [2, 4]");
     tn_tape_free(tp);
     tn_tensor_free(badq);
     tn_tensor_free(keys);

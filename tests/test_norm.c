@@ -330,7 +330,7 @@ static void test_layer(void)
     tn_tensor *x5 = tn_tensor_new(TN_F32, 2, (int64_t[]){2, 5});
     CHECK(tn_layer_norm_forward(tp, &plain, x5) == NULL);
     CHECK(tn_last_status() == TN_ERR_SHAPE);
-    CHECK_MSG(tn_tape_error(tp), "layer_norm: input [2, 5], expected a last dim of 6");
+    CHECK_MSG(tn_tape_error(tp), "tn_layer_norm_forward: input [2, 5], expected a last dim of 6");
     tn_layernorm bad;
     CHECK(tn_layer_norm_init(&bad, &ps, "bad", 0, 1e-5, true, TN_F32) == TN_ERR_ARG);
     CHECK(tn_layer_norm_init(&bad, &ps, "bad", 4, 0, true, TN_F32) == TN_ERR_ARG);

@@ -93,7 +93,7 @@ tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *ke
         return tn_last_status();
     if (!keys || keys->ndim != 3 || keys->shape[2] != a->key_size) {
         char buf[64];
-        return tn_tape_fail(tp, TN_ERR_SHAPE, "attention: keys %s, expected [B, S, %lld]",
+        return tn_tape_fail(tp, TN_ERR_SHAPE, "tn_attention_prepare: keys %s, expected [B, S, %lld]",
                             keys ? tn_shape_str(keys, buf, sizeof buf) : "NULL",
                             (long long)a->key_size);
     }
@@ -105,7 +105,7 @@ tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *ke
     for (int64_t b = 0; b < B; b++) {
         if (lengths && (lengths[b] < 1 || lengths[b] > S))
             return tn_tape_fail(tp, TN_ERR_INDEX,
-                                "attention: lengths[%lld] = %d outside 1..S = %lld",
+                                "tn_attention_prepare: lengths[%lld] = %d outside 1..S = %lld",
                                 (long long)b, (int)lengths[b], (long long)S);
         for (int64_t s = 0; s < S; s++)
             mk[b * S + s] = !lengths || s < lengths[b];
@@ -138,7 +138,7 @@ tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn
     int64_t B = keys->shape[0], S = keys->shape[1], Hk = a->key_size;
     if (!query || query->ndim != 2 || query->shape[0] != B || query->shape[1] != a->query_size) {
         char buf[64];
-        return tn_tape_fail(tp, TN_ERR_SHAPE, "attention: query %s, expected [%lld, %lld]",
+        return tn_tape_fail(tp, TN_ERR_SHAPE, "tn_attention_forward: query %s, expected [%lld, %lld]",
                             query ? tn_shape_str(query, buf, sizeof buf) : "NULL", (long long)B,
                             (long long)a->query_size);
     }

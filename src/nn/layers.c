@@ -58,7 +58,7 @@ tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x)
         return NULL;
     if (x->shape[x->ndim - 1] != l->in || x->ndim > 3) {
         char buf[64];
-        tn_tape_fail(tp, TN_ERR_SHAPE, "linear: input %s, expected [N, %lld] or [B, T, %lld]",
+        tn_tape_fail(tp, TN_ERR_SHAPE, "tn_linear_forward: input %s, expected [N, %lld] or [B, T, %lld]",
                      tn_shape_str(x, buf, sizeof buf), (long long)l->in, (long long)l->in);
         return NULL;
     }
@@ -96,7 +96,7 @@ tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *
         return NULL;
     if (x->ndim < 1 || x->shape[x->ndim - 1] != l->dim) {
         char buf[64];
-        tn_tape_fail(tp, TN_ERR_SHAPE, "layer_norm: input %s, expected a last dim of %lld",
+        tn_tape_fail(tp, TN_ERR_SHAPE, "tn_layer_norm_forward: input %s, expected a last dim of %lld",
                      tn_shape_str(x, buf, sizeof buf), (long long)l->dim);
         return NULL;
     }

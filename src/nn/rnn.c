@@ -221,7 +221,7 @@ tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, 
         (h && (h->ndim != 2 || h->shape[0] != B || h->shape[1] != H)) ||
         (cs && (cs->ndim != 2 || cs->shape[0] != B || cs->shape[1] != H))) {
         tn_tape_fail(tp, TN_ERR_SHAPE,
-                     "%s cell: x %s, h %s; expected x [B, %lld] and states [B, %lld]",
+                     "tn_rnn_cell_forward (%s): x %s, h %s; expected x [B, %lld] and states [B, %lld]",
                      tn_cell_name(c->cell), tn_shape_str(x, a, sizeof a),
                      h ? tn_shape_str(h, b, sizeof b) : "none", (long long)c->input_size,
                      (long long)H);
@@ -303,7 +303,7 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
                          tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out)
 {
     if (!tp || !m || !out)
-        return tn_set_error(TN_ERR_ARG, "rnn: NULL argument");
+        return tn_set_error(TN_ERR_ARG, "tn_rnn_forward: NULL argument");
     memset(out, 0, sizeof *out);
     if (tn_tape_error(tp)) /* an earlier op failed: its status is the cause */
         return tn_tape_status(tp);
