@@ -130,6 +130,17 @@ for kind in static shared; do
         "$WORK/lib-$kind/examples/char_rnn" --version | grep -qx "char_rnn $VERSION (libtensor $VERSION)" ||
             die "shared: char_rnn --version"
         say "shared: the examples link libtensor.so: $("$WORK/lib-$kind/examples/char_rnn" --version)"
+        # Installed under tn- names (no clash on a PATH), finding the
+        # installed libtensor.so through their RPATH, not the build tree.
+        for p in char-rnn word-lm translate classify tagger forecast tensor-info; do
+            [ -x "$prefix/bin/tn-$p" ] || die "shared: tn-$p not installed"
+        done
+        out=$("$prefix/bin/tn-char-rnn" --version) &&
+            [ "$out" = "char_rnn $VERSION (libtensor $VERSION)" ] ||
+            die "shared: installed tn-char-rnn --version: $out"
+        ldd "$prefix/bin/tn-char-rnn" | grep -q "libtensor.so.* => $prefix/" ||
+            die "shared: tn-char-rnn does not use the installed libtensor.so"
+        say "shared: the programs are installed as tn-*: $out"
     fi
 
     # 4. tensor_dist (MPI) from the install
