@@ -273,7 +273,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rnn_bench: batch %ld does not split over %d ranks\n", B, ranks);
         return 1;
     }
-    tn_cell cell = (tn_cell)tn_cell_from_name(cfg.cell);
+    tn_cell cell = ex_cell(cfg.cell);
 
     /* Hooks before any library object exists; then the runtime (BLIS
      * sub-configuration, threads, flush-to-zero) before any BLIS call. */

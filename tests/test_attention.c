@@ -199,8 +199,10 @@ static void errors(void)
     CHECK_MSG(tn_last_error(), "dot attention needs query size 4 == key size 5");
     CHECK(tn_attention_init(&a, &ps, "attn", TN_ATTN_BAHDANAU, 4, 5, 3, TN_F32, &r) == TN_OK);
     CHECK(tn_params_get(&ps, "attn.key.weight") && tn_params_get(&ps, "attn.v.weight"));
-    CHECK(tn_attn_kind_from_name("general") == TN_ATTN_LUONG_GENERAL);
-    CHECK(tn_attn_kind_from_name("nope") == -1);
+    tn_attn_kind kind = TN_ATTN_BAHDANAU;
+    CHECK(tn_attn_kind_from_name("general", &kind) == TN_OK && kind == TN_ATTN_LUONG_GENERAL);
+    CHECK(tn_attn_kind_from_name("nope", &kind) == TN_ERR_ARG && kind == TN_ATTN_LUONG_GENERAL);
+    CHECK_MSG(tn_last_error(), "tn_attn_kind_from_name: unknown attention 'nope'");
     tn_tensor *keys = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 3, 4});
     tn_tensor *q = tn_tensor_new(TN_F32, 2, (int64_t[]){2, 4});
     tn_tape *tp = tn_tape_new();

@@ -420,7 +420,7 @@ static int cmd_train(const opts *o)
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
-        if (ex_char_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), t.V, o->embed, o->hidden,
+        if (ex_char_model_init(&m, ex_cell(o->cell), t.V, o->embed, o->hidden,
                        o->layers, o->dropout, NULL, &r)) {
             free(t.ids);
             tn_tape_free(tp);

@@ -457,7 +457,7 @@ static int model_build(model *m, uint64_t seed)
     tn_params_init(&m->ps);
     int D = m->bidirectional ? 2 : 1;
     if (tn_embedding_init(&m->emb, &m->ps, "embed", m->v.n + 2, m->embed, PAD, TN_F32, &r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", (tn_cell)tn_cell_from_name(m->cell), m->embed,
+        tn_rnn_init(&m->rnn, &m->ps, "rnn", ex_cell(m->cell), m->embed,
                     m->hidden, (int)m->layers, m->bidirectional, 0.0, TN_F32, &r) ||
         tn_linear_init(&m->head, &m->ps, "head", D * m->hidden, m->C, true, TN_F32, &r)) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
@@ -615,7 +615,7 @@ static int model_load(const char *path, model *m)
     /* the sizes against the file's tensors before the model is built from
      * them: the embedding, the first input and last recurrent weights, the
      * head */
-    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(m->cell)), H = m->hidden;
+    int64_t G = tn_cell_gates(ex_cell(m->cell)), H = m->hidden;
     char hh[32], sizes[160];
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
     snprintf(sizes, sizeof sizes, "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64

@@ -339,7 +339,7 @@ static int model_build(model *m, uint64_t seed)
     tn_rng r;
     tn_rng_seed(&r, seed);
     tn_params_init(&m->ps);
-    if (tn_rnn_init(&m->rnn, &m->ps, "rnn", (tn_cell)tn_cell_from_name(m->cell), model_inputs(m),
+    if (tn_rnn_init(&m->rnn, &m->ps, "rnn", ex_cell(m->cell), model_inputs(m),
                     m->hidden, (int)m->layers, false, 0.0, TN_F32, &r) ||
         tn_linear_init(&m->head, &m->ps, "head", m->hidden, m->direct ? m->horizon : 1, true,
                        TN_F32, &r)) {
@@ -554,7 +554,7 @@ static int model_load(const char *path, model *m)
     if (file && !(m->data = strdup(data)))
         goto done;
     /* the sizes against the file's tensors before the model is built */
-    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(m->cell)), H = m->hidden;
+    int64_t G = tn_cell_gates(ex_cell(m->cell)), H = m->hidden;
     char hh[32], sizes[200];
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
     snprintf(sizes, sizeof sizes, "cell %s, hidden %" PRId64 ", layers %" PRId64 ", periods %d, "

@@ -451,7 +451,7 @@ static int cmd_train(const opts *o)
         tn_rng r;
         tn_rng_seed(&r, o->seed);
         if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
-            ex_word_model_init(&m, (tn_cell)tn_cell_from_name(o->cell), v.n, o->embed, o->hidden,
+            ex_word_model_init(&m, ex_cell(o->cell), v.n, o->embed, o->hidden,
                        o->layers, o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {

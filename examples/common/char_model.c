@@ -118,10 +118,10 @@ int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_met
         return -1;
     }
     const char *cell = tn_meta_get(meta, "cell"), *vocab = tn_meta_get(meta, "vocab");
-    int c = tn_cell_from_name(cell);
+    tn_cell c;
     /* The metadata sizes the model: a crafted file must get a refusal, not
      * a model of 2^60 parameters (the limits are far above any char model). */
-    if (c < 0 || !vocab || H < 1 || H > EX_CHAR_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
+    if (tn_cell_from_name(cell, &c) != TN_OK || !vocab || H < 1 || H > EX_CHAR_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
         E < 1 || E > EX_CHAR_MAX_DIM) {
         fprintf(stderr,
                 "char_rnn: %s: bad metadata: need a known cell, a vocab, hidden and embed in "
@@ -142,7 +142,7 @@ int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_met
             fprintf(stderr, "char_rnn: %s: vocab is not sorted distinct characters\n", path);
             return -1;
         }
-    if (ex_char_model_init(m, (tn_cell)c, t->V, E, H, L, dropout, path, &r))
+    if (ex_char_model_init(m, c, t->V, E, H, L, dropout, path, &r))
         return -1;
     tn_adam_opts ao = tn_adam_defaults();
     ao.lr = lr;

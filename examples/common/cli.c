@@ -511,6 +511,13 @@ int ex_runtime(const char *prog, int64_t threads)
     return 0;
 }
 
+tn_cell ex_cell(const char *name)
+{
+    tn_cell c = TN_CELL_LSTM;
+    tn_cell_from_name(name, &c);
+    return c;
+}
+
 double ex_seconds(void)
 {
     struct timespec t;

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <tensor/tensor.h>
+
 typedef enum ex_type {
     EX_FLAG,   /* no argument; value: bool *, set to true */
     EX_STRING, /* any text; value: const char ** (points into argv) */
@@ -165,6 +167,11 @@ int ex_utf8_encode(uint32_t cp, char *out);
  * $TN_NUM_THREADS or all cores); a failure is printed naming prog.
  * Returns 0 or -1. */
 int ex_runtime(const char *prog, int64_t threads);
+
+/* The cell of a name the option parser accepted (EX_CHOICE "lstm|gru|rnn"
+ * or a checkpoint's checked metadata): tn_cell_from_name's, LSTM for a
+ * name it does not know (which the caller's checks rule out). */
+tn_cell ex_cell(const char *name);
 
 /* Seconds of a monotonic clock (for durations). */
 double ex_seconds(void);

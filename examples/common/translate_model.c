@@ -35,14 +35,17 @@ void ex_translate_run_free(ex_translate_run *r)
     ex_words_free(&r->tv);
 }
 
+/* The attention kind of a name (tn_seq2seq_opts.attention), -1 for "none"
+ * and for a name that is not a kind. */
 static int attention_kind(const char *name)
 {
-    return strcmp(name, "none") == 0 ? -1 : tn_attn_kind_from_name(name);
+    tn_attn_kind k;
+    return strcmp(name, "none") != 0 && tn_attn_kind_from_name(name, &k) == TN_OK ? (int)k : -1;
 }
 
 int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_rng *rng)
 {
-    r->so = (tn_seq2seq_opts){.cell = (tn_cell)tn_cell_from_name(o->cell),
+    r->so = (tn_seq2seq_opts){.cell = ex_cell(o->cell),
                               .src_vocab = r->sv.n, .tgt_vocab = r->tv.n, .embed = o->embed,
                               .hidden = o->hidden, .layers = (int)o->layers,
                               .bidirectional = o->bidirectional,
@@ -103,7 +106,7 @@ int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_op
     /* the sizes against the file's tensors before the model is built from
      * them: both embeddings, the encoder's first input and last recurrent
      * weights, the output layer */
-    int64_t G = tn_cell_gates((tn_cell)tn_cell_from_name(o->cell));
+    int64_t G = tn_cell_gates(ex_cell(o->cell));
     char hh[32], sizes[160];
     snprintf(hh, sizeof hh, "encoder.weight_hh_l%d", (int)L - 1);
     snprintf(sizes, sizeof sizes, "vocabularies %d and %d, embed %" PRId64 ", hidden %" PRId64

@@ -131,8 +131,8 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     const char *cell = tn_meta_get(meta, "cell"), *words = tn_meta_get(meta, "vocab");
     const char *tie = tn_meta_get(meta, "tie_weights"), *dr = tn_meta_get(meta, "dropout");
     const char *fmt = tn_meta_get(meta, "format");
-    int c = tn_cell_from_name(cell);
-    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || c < 0 || !words || H < 1 ||
+    tn_cell c;
+    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || tn_cell_from_name(cell, &c) != TN_OK || !words || H < 1 ||
         H > EX_WORD_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > EX_WORD_MAX_DIM) {
         fprintf(stderr,
                 "word_lm: %s: not a word_lm checkpoint (format \"word_lm 1\", a known cell, a "
@@ -151,7 +151,7 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     double dropout = dr ? atof(dr) : 0;
     if (!(dropout >= 0 && dropout < 1))
         dropout = 0;
-    if (ex_word_model_init(m, (tn_cell)c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
+    if (ex_word_model_init(m, c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
                    &r)) {
         ex_words_free(v);
         return -1;

@@ -300,13 +300,14 @@ typedef struct tn_attention {
 /** Create the parameters of kind in ps under prefix (attn_size is used by
  * Bahdanau only; LUONG_DOT needs query_size == key_size), initialised as
  * nn.Linear's (uniform(+-1/sqrt(in))) from r. "bahdanau", "luong" (dot)
- * and "general" name the kinds in tn_attn_kind_from_name (-1: unknown). */
+ * and "general" name the kinds in tn_attn_kind_from_name. */
 TN_API tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
                                    tn_attn_kind kind, int64_t query_size, int64_t key_size,
                                    int64_t attn_size, tn_dtype dt, tn_rng *r);
-/** The kind named "bahdanau", "luong" (or "dot") or "general"; -1 for
- * any other name or NULL. */
-TN_API int tn_attn_kind_from_name(const char *name);
+/** *out gets the kind named "bahdanau", "luong" (or "dot") or "general";
+ * any other name (or NULL) is TN_ERR_ARG with a message listing them (*out
+ * unchanged). */
+TN_API tn_status tn_attn_kind_from_name(const char *name, tn_attn_kind *out);
 
 /* What the score function needs of the keys, made once per source batch
  * and reused at every decoder step (tape tensors, valid until the tape is

@@ -300,10 +300,11 @@ typedef enum tn_cell {
 } tn_cell;
 
 /** @{ */
-/** "rnn_tanh", "rnn_relu", "lstm", "gru"; and back (-1 if unknown; "rnn"
- * is rnn_tanh). */
+/** "rnn_tanh", "rnn_relu", "lstm", "gru"; and back: *out gets the cell
+ * of name ("rnn" is rnn_tanh), or TN_ERR_ARG with a message listing the
+ * names (*out unchanged). */
 TN_API const char *tn_cell_name(tn_cell c);
-TN_API int tn_cell_from_name(const char *name);
+TN_API tn_status tn_cell_from_name(const char *name, tn_cell *out);
 /** @} */
 /** Gates per cell: 1, 1, 4, 3; 0 for an unknown cell. */
 TN_API int tn_cell_gates(tn_cell c);

@@ -10,17 +10,26 @@
 #include <math.h>
 #include <string.h>
 
-int tn_attn_kind_from_name(const char *name)
+tn_status tn_attn_kind_from_name(const char *name, tn_attn_kind *out)
 {
-    if (!name)
-        return -1;
-    if (strcmp(name, "bahdanau") == 0)
-        return TN_ATTN_BAHDANAU;
-    if (strcmp(name, "luong") == 0 || strcmp(name, "dot") == 0)
-        return TN_ATTN_LUONG_DOT;
-    if (strcmp(name, "general") == 0)
-        return TN_ATTN_LUONG_GENERAL;
-    return -1;
+    static const struct {
+        const char *name;
+        tn_attn_kind kind;
+    } known[] = {{"bahdanau", TN_ATTN_BAHDANAU},
+                 {"luong", TN_ATTN_LUONG_DOT},
+                 {"dot", TN_ATTN_LUONG_DOT},
+                 {"general", TN_ATTN_LUONG_GENERAL}};
+    if (!out)
+        return tn_set_error(TN_ERR_ARG, "tn_attn_kind_from_name: out is NULL");
+    for (size_t i = 0; name && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0) {
+            *out = known[i].kind;
+            return TN_OK;
+        }
+    return tn_set_error(TN_ERR_ARG,
+                        "tn_attn_kind_from_name: unknown attention '%s' (bahdanau, luong or dot, "
+                        "general)",
+                        name ? name : "(null)");
 }
 
 /* A [rows, in]-shaped nn.Linear-style parameter, uniform(+-1/sqrt(in)). */

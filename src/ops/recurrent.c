@@ -37,19 +37,26 @@ const char *tn_cell_name(tn_cell c)
     return "?";
 }
 
-int tn_cell_from_name(const char *name)
+tn_status tn_cell_from_name(const char *name, tn_cell *out)
 {
-    if (!name)
-        return -1;
-    if (strcmp(name, "rnn") == 0 || strcmp(name, "rnn_tanh") == 0)
-        return TN_CELL_RNN_TANH;
-    if (strcmp(name, "rnn_relu") == 0)
-        return TN_CELL_RNN_RELU;
-    if (strcmp(name, "lstm") == 0)
-        return TN_CELL_LSTM;
-    if (strcmp(name, "gru") == 0)
-        return TN_CELL_GRU;
-    return -1;
+    static const struct {
+        const char *name;
+        tn_cell cell;
+    } known[] = {{"rnn", TN_CELL_RNN_TANH},
+                 {"rnn_tanh", TN_CELL_RNN_TANH},
+                 {"rnn_relu", TN_CELL_RNN_RELU},
+                 {"lstm", TN_CELL_LSTM},
+                 {"gru", TN_CELL_GRU}};
+    if (!out)
+        return tn_set_error(TN_ERR_ARG, "tn_cell_from_name: out is NULL");
+    for (size_t i = 0; name && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0) {
+            *out = known[i].cell;
+            return TN_OK;
+        }
+    return tn_set_error(TN_ERR_ARG,
+                        "tn_cell_from_name: unknown cell '%s' (rnn, rnn_tanh, rnn_relu, lstm, gru)",
+                        name ? name : "(null)");
 }
 
 int tn_cell_gates(tn_cell c)
