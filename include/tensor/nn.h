@@ -122,6 +122,34 @@ TN_API tn_status tn_layer_norm_init(tn_layernorm *l, tn_params *ps, const char *
  * dim (x: 1 to 4 dims). */
 TN_API tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *x);
 
+/* ---- BatchNorm ---- */
+
+typedef struct tn_batchnorm {
+    int64_t channels; /* C, dim 1 of its input */
+    double eps, momentum;
+    tn_tensor *weight, *bias;             /* [C], or NULL without affine */
+    tn_tensor *running_mean, *running_var; /* [C], or NULL without tracking */
+} tn_batchnorm;
+
+/** PyTorch's nn.BatchNorm1d / BatchNorm2d(channels, eps, momentum, affine,
+ * track_running_stats): with affine, weight (ones) and bias (zeros); with
+ * track, the running statistics running_mean (zeros) and running_var
+ * (ones), all [channels], in ps under prefix with PyTorch's names. The
+ * running statistics are entries of ps without gradient (requires_grad
+ * off: optimizers and clipping leave them alone), so tn_save and tn_load
+ * keep them with the model; PyTorch's num_batches_tracked is not kept
+ * (load_state_dict(..., strict=False) in PyTorch). Returns TN_OK, or
+ * TN_ERR_ARG for channels < 1, eps <= 0 or non-finite, momentum outside
+ * [0, 1], or a NULL b or ps. */
+TN_API tn_status tn_batch_norm_init(tn_batchnorm *b, tn_params *ps, const char *prefix,
+                                    int64_t channels, double eps, double momentum, bool affine,
+                                    bool track, tn_dtype dt);
+/** tn_batch_norm of x ([N, C], [N, C, L] or [N, C, H, W], C = channels) in
+ * the tape's mode (tn_tape_training): training normalises by the batch's
+ * statistics and updates the running ones in place; evaluation uses the
+ * running ones (the batch's without tracking). */
+TN_API tn_tensor *tn_batch_norm_forward(tn_tape *tp, const tn_batchnorm *b, tn_tensor *x);
+
 typedef struct tn_embedding {
     int64_t num, dim;
     int64_t padding_idx; /* -1: none */

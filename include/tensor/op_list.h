@@ -78,6 +78,8 @@
     /* linear_loss.c: output layer and cross-entropy in one op */ \
     OP(TN_OP_LINEAR_CROSS_ENTROPY, "linear_cross_entropy", tn__bw_linear_cross_entropy) \
     /* norm.c: layer normalisation over the last dim */ \
-    OP(TN_OP_LAYER_NORM, "layer_norm", tn__bw_layer_norm)
+    OP(TN_OP_LAYER_NORM, "layer_norm", tn__bw_layer_norm) \
+    /* norm.c: batch normalisation over dim 1 (the channels) */ \
+    OP(TN_OP_BATCH_NORM, "batch_norm", tn__bw_batch_norm)
 
 #endif

@@ -274,6 +274,26 @@ TN_API tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *
 TN_API tn_tensor *tn_layer_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
                                 double eps);
 
+/** Batch normalisation, PyTorch's F.batch_norm(x, running_mean,
+ * running_var, weight, bias, training, momentum, eps): x [N, C], [N, C, L]
+ * or [N, C, H, W] (any strides) is normalised per channel c over the N *
+ * L (or N * H * W) elements of channel c, y = (x - mean_c) / sqrt(var_c +
+ * eps) * weight_c + bias_c, weight and bias [C] or NULL (ones, zeros).
+ * With training true, or without running statistics (running_mean and
+ * running_var NULL), mean_c and var_c are the batch's (var biased) and the
+ * gradient flows through them; with training true and running statistics
+ * given, those are updated in place, as PyTorch does: running = (1 -
+ * momentum) * running + momentum * batch, the variance unbiased (times n /
+ * (n - 1), n the elements per channel). With training false and running
+ * statistics, they normalise (constants for backward). running_mean and
+ * running_var are [C] contiguous tensors of x's dtype (not on a tape),
+ * both or neither; n must be at least 2 in training mode. Statistics are
+ * summed in double. Failures (shapes, dtypes, eps <= 0, momentum outside
+ * [0, 1]) fail the tape naming batch_norm. Returns NULL on error. */
+TN_API tn_tensor *tn_batch_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
+                                tn_tensor *running_mean, tn_tensor *running_var, bool training,
+                                double momentum, double eps);
+
 /* ---- fused.c: point-wise recurrent cells ---- */
 
 /** LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of

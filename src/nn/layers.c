@@ -103,6 +103,55 @@ tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *
     return tn_layer_norm(tp, x, l->weight, l->bias, l->eps);
 }
 
+tn_status tn_batch_norm_init(tn_batchnorm *b, tn_params *ps, const char *prefix,
+                             int64_t channels, double eps, double momentum, bool affine, bool track,
+                             tn_dtype dt)
+{
+    if (!b || !ps || channels < 1 || !(eps > 0) || !isfinite(eps) ||
+        !(momentum >= 0 && momentum <= 1))
+        return tn_set_error(TN_ERR_ARG,
+                            "tn_batch_norm_init: bad arguments (channels %lld, eps %g, momentum %g)",
+                            (long long)channels, eps, momentum);
+    *b = (tn_batchnorm){.channels = channels, .eps = eps, .momentum = momentum};
+    int64_t shape[1] = {channels};
+    if (affine) {
+        b->weight = tn_params_new(ps, prefix, "weight", dt, 1, shape);
+        b->bias = tn_params_new(ps, prefix, "bias", dt, 1, shape);
+        if (!b->weight || !b->bias)
+            return tn_last_status();
+        tn_tensor_fill(b->weight, 1); /* PyTorch: ones and zeros */
+        tn_tensor_fill(b->bias, 0);
+    }
+    if (track) {
+        b->running_mean = tn_params_new(ps, prefix, "running_mean", dt, 1, shape);
+        b->running_var = tn_params_new(ps, prefix, "running_var", dt, 1, shape);
+        if (!b->running_mean || !b->running_var ||
+            tn_tensor_set_requires_grad(b->running_mean, false) != TN_OK ||
+            tn_tensor_set_requires_grad(b->running_var, false) != TN_OK)
+            return tn_last_status();
+        tn_tensor_fill(b->running_mean, 0);
+        tn_tensor_fill(b->running_var, 1);
+    }
+    return TN_OK;
+}
+
+tn_tensor *tn_batch_norm_forward(tn_tape *tp, const tn_batchnorm *b, tn_tensor *x)
+{
+    if (!x || !tp || tn_tape_error(tp))
+        return NULL;
+    if (x->ndim < 2 || x->ndim > 4 || x->shape[1] != b->channels) {
+        char buf[64];
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "tn_batch_norm_forward: input %s, expected [N, %lld], [N, %lld, L] or "
+                     "[N, %lld, H, W]",
+                     tn_shape_str(x, buf, sizeof buf), (long long)b->channels,
+                     (long long)b->channels, (long long)b->channels);
+        return NULL;
+    }
+    return tn_batch_norm(tp, x, b->weight, b->bias, b->running_mean, b->running_var,
+                         tn_tape_training(tp), b->momentum, b->eps);
+}
+
 tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,
                             int64_t dim, int64_t padding_idx, tn_dtype dt, tn_rng *r)
 {
