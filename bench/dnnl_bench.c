@@ -301,6 +301,28 @@ static int bench_init(bench *b, const bench_config *cfg)
     return 0;
 }
 
+/* Mean |value| of memory m into *mean; -1 (message printed) when a value
+ * is not finite. */
+static int mean_abs(dnnl_memory_t m, const char *what, double *mean)
+{
+    void *p = NULL;
+    const dnnl_memory_desc_t *md = NULL;
+    DN(dnnl_memory_get_data_handle(m, &p));
+    DN(dnnl_memory_get_memory_desc(m, &md));
+    const size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
+    const float *f = p;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(f[i])) {
+            fprintf(stderr, "dnnl_bench: %s[%zu] = %g is not finite\n", what, i, (double)f[i]);
+            return -1;
+        }
+        sum += fabs((double)f[i]);
+    }
+    *mean = n ? sum / (double)n : 0;
+    return 0;
+}
+
 static void bench_free(bench *b)
 {
     for (int k = 0; k < b->n_re; k++) {
@@ -514,6 +536,14 @@ int main(int argc, char **argv)
         steps++;
         el = ex_seconds() - t0;
     } while (el < seconds || steps < 2);
+
+    /* the computation ran: the output and the input gradient are finite */
+    double y_abs = 0, dx_abs = 0;
+    doing = "check";
+    if (mean_abs(b.g[b.n_groups - 1].dst, "y", &y_abs) || mean_abs(b.g[0].diff_src, "dx", &dx_abs))
+        return 1;
+    fprintf(stderr, "dnnl_bench: %ld steps; mean |y| %.4g, mean |dx| %.4g\n", warmup + steps, y_abs,
+            dx_abs);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
