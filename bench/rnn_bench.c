@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "configs.h"
 #include "train_dist.h"
 
 /* ---- counting every heap allocation of the process ---- */
@@ -98,21 +99,7 @@ static void hook_free(void *p)
 
 /* ---- options ---- */
 
-typedef struct config {
-    const char *name;
-    const char *cell;
-    long hidden, batch, seq, layers;
-} config;
-
-static const config named[] = {
-    {"lstm-s", "lstm", 128, 32, 64, 1},
-    {"lstm-m", "lstm", 512, 64, 128, 2},
-    {"gru-s", "gru", 256, 32, 64, 1},
-    {"rnn-s", "rnn", 128, 32, 64, 1},
-};
-#define N_NAMED (int)(sizeof named / sizeof named[0])
-
-enum { V = 65, E = 64 };
+enum { V = BENCH_V, E = BENCH_E };
 
 
 /* ---- SGEMM peak ---- */
@@ -207,29 +194,14 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
 
 int main(int argc, char **argv)
 {
-    config cfg = named[0];
-    const char *config_opt = "lstm-s", *cell_opt = NULL;
-    int64_t hidden = 0, batch = 0, seq = 0, layers = 0, threads = 2, warmup = 3;
+    bench_shape_opts so = {.config = "lstm-s"};
+    int64_t threads = 2, warmup = 3;
     double seconds = 5.0;
-    bool custom = false;
     const ex_opt table[] = {
-        {"--config", EX_CHOICE, &config_opt, "NAME", "named configuration (docs/design.md)",
-         .choices = "lstm-s|lstm-m|gru-s|rnn-s"},
-        {"--cell", EX_CHOICE, &cell_opt, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
-         .def = "the config's"},
-        {"--hidden", EX_INT, &hidden, "H", "hidden units", .imin = 1, .imax = 16384,
-         .def = "the config's"},
-        {"--batch", EX_INT, &batch, "B", "batch size", .imin = 1, .imax = 65536,
-         .def = "the config's"},
-        {"--seq", EX_INT, &seq, "T", "sequence length", .imin = 1, .imax = 1000000,
-         .def = "the config's"},
-        {"--layers", EX_INT, &layers, "L", "stacked layers", .imin = 1,
-         .imax = TN_RNN_MAX_LAYERS, .def = "the config's"},
+        BENCH_SHAPE_OPTS(&so),
         {"--threads", EX_INT, &threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024},
-        {"--seconds", EX_REAL, &seconds, "S", "time the steps for about S seconds", .dmin = 0,
-         .dmax = 86400},
-        {"--warmup", EX_INT, &warmup, "W", "untimed steps first", .imin = 0, .imax = 1000000},
+        BENCH_TIME_OPTS(&seconds, &warmup),
     };
     const ex_spec spec = {
         .prog = "rnn_bench",
@@ -249,23 +221,8 @@ int main(int argc, char **argv)
         return rc == EX_DONE ? 0 : 2;
     if (ex_dist_start(&argc, &argv))
         return 1;
-    for (int k = 0; k < N_NAMED; k++)
-        if (strcmp(named[k].name, config_opt) == 0)
-            cfg = named[k];
-    /* explicit sizes override the named configuration */
-    if (cell_opt && strcmp(cell_opt, cfg.cell) != 0)
-        cfg.cell = cell_opt, custom = true;
-    long *fields[4] = {&cfg.hidden, &cfg.batch, &cfg.seq, &cfg.layers};
-    long given[4] = {hidden, batch, seq, layers};
-    for (int k = 0; k < 4; k++)
-        if (given[k] && given[k] != *fields[k])
-            *fields[k] = given[k], custom = true;
     char name[96];
-    if (custom)
-        snprintf(name, sizeof name, "%s-h%ld-b%ld-t%ld-l%ld", cfg.cell, cfg.hidden, cfg.batch,
-                 cfg.seq, cfg.layers);
-    else
-        snprintf(name, sizeof name, "%s", cfg.name);
+    const bench_config cfg = bench_config_pick(&so, name, sizeof name);
     const long B = cfg.batch, T = cfg.seq, H = cfg.hidden, L = cfg.layers;
     const int ranks = ex_dist_size(), rank = ex_dist_rank();
     const long Bl = B / ranks; /* this rank's rows of the batch */
@@ -354,11 +311,8 @@ int main(int argc, char **argv)
         fprintf(stderr, " %s %.3f", phase_name[k], 1e3 * phase_s[k] / (double)steps);
     fprintf(stderr, "\n");
     double tok = (double)(B * T) / (el / (double)steps);
-    double per = cell == TN_CELL_LSTM ? 24 : cell == TN_CELL_GRU ? 18 : 6;
-    double flops = 0; /* per step: forward + backward, all timesteps */
-    for (long l = 0; l < L; l++)
-        flops += per * (double)B * H * ((l == 0 ? E : H) + H) * T;
-    flops += 6.0 * B * H * V * T;
+    /* per step: forward + backward, all timesteps */
+    double flops = bench_rnn_flops(&cfg) + 6.0 * B * H * V * T;
     double gflops = flops / (el / (double)steps) / 1e9;
     double peak = ex_dist_mean(sgemm_peak(5)) * ranks; /* the ranks measure at once */
     if (rank != 0) {
