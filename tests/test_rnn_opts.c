@@ -183,6 +183,11 @@ static void check_errors(void)
     bad = o;
     bad.init = (tn_rnn_init_kind)2;
     expect_refused(&bad, "init");
+    bad = o;
+    bad.set_forget_bias = true, bad.forget_bias = INFINITY;
+    expect_refused(&bad, "forget_bias");
+    bad.cell = TN_CELL_GRU, bad.forget_bias = 1;
+    expect_refused(&bad, "forget_bias 1 needs an LSTM");
     expect_refused(NULL, "NULL");
 
     /* the old entry point names itself */
@@ -206,6 +211,29 @@ static void check_errors(void)
     tn_params_free(&ps);
 }
 
+/* forget_bias: rows H..2H of every b_ih hold it, of b_hh 0, the other
+ * rows as init made them (the same draws as without the option). */
+static void check_forget_bias(void)
+{
+    tn_params a, b;
+    tn_params_init(&a), tn_params_init(&b);
+    tn_rng r1, r2;
+    tn_rng_seed(&r1, 4), tn_rng_seed(&r2, 4);
+    tn_rnn ma, mb;
+    tn_rnn_opts o = opts(TN_CELL_LSTM, 2, true);
+    CHECK(tn_rnn_init_ex(&ma, &a, "rnn", &o, TN_F32, &r1) == TN_OK);
+    o.set_forget_bias = true, o.forget_bias = 1.0;
+    CHECK(tn_rnn_init_ex(&mb, &b, "rnn", &o, TN_F32, &r2) == TN_OK);
+    int64_t H = o.hidden;
+    for (int k = 0; k < 4; k++) /* 2 layers x 2 directions */
+        for (int64_t j = 0; j < 4 * H; j++) {
+            bool f = j >= H && j < 2 * H;
+            CHECK(tn_tensor_get(mb.b_ih[k], j) == (f ? 1.0 : tn_tensor_get(ma.b_ih[k], j)));
+            CHECK(tn_tensor_get(mb.b_hh[k], j) == (f ? 0.0 : tn_tensor_get(ma.b_hh[k], j)));
+        }
+    tn_params_free(&a), tn_params_free(&b);
+}
+
 int main(void)
 {
     tn_set_num_threads(1);
@@ -215,5 +243,6 @@ int main(void)
     check_defaults_same();
     check_one_layer();
     check_errors();
+    check_forget_bias();
     return check_report("test_rnn_opts");
 }

@@ -339,8 +339,9 @@ static int32_t vocab_id(const vocab *v, int32_t cp)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *log, *loss_log, *balance, *plot, *split;
-    bool bidirectional;
+    const char *data, *cell, *checkpoint, *log, *loss_log, *balance, *plot, *split, *init;
+    bool bidirectional, residual, layer_norm;
+    double forget_bias; /* NAN: as --init makes it */
     int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
     double lr, clip, val_fraction;
     uint64_t seed;
@@ -350,7 +351,8 @@ enum { TRAIN = 1, PREDICT = 2, EVAL = 4 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .hidden = 128, .embed = 64,
+    *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .init = "uniform",
+                .forget_bias = NAN, .hidden = 128, .embed = 64,
                 .layers = 1, .batch = 64, .steps = 3000, .eval_every = 1000, .top = 3,
                 .lr = 3e-3, .clip = 1.0, .val_fraction = 0.1, .seed = 1234};
     const ex_opt table[] = {
@@ -367,6 +369,17 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = 8192, .commands = TRAIN},
         {"--layers", EX_INT, &o->layers, "L", "recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--residual", EX_FLAG, &o->residual, NULL,
+         "skip connections between stacked layers (layer l >= 1 adds its input)",
+         .commands = TRAIN},
+        {"--layer-norm", EX_FLAG, &o->layer_norm, NULL,
+         "LayerNorm of every layer's output sequence", .commands = TRAIN},
+        {"--init", EX_CHOICE, &o->init, "HOW",
+         "recurrent weights: PyTorch's uniform, or Xavier W_ih and orthogonal W_hh, zero biases",
+         .choices = "uniform|xavier-orthogonal", .commands = TRAIN},
+        {"--forget-bias", EX_REAL, &o->forget_bias, "X",
+         "LSTM: the forget gate's bias starts at X (1 is common)", .dmin = -100, .dmax = 100,
+         .def = "as --init makes it", .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "examples per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
         {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0,
@@ -436,7 +449,9 @@ typedef struct model {
     int C;
     vocab v;
     const char *cell;
-    bool bidirectional;
+    bool bidirectional, residual, layer_norm;
+    const char *init;   /* a new model's (not in checkpoints) */
+    double forget_bias; /* a new model's; NAN: as init makes it */
     int64_t hidden, embed, layers;
 } model;
 
@@ -456,9 +471,15 @@ static int model_build(model *m, uint64_t seed)
     tn_rng_seed(&r, seed);
     tn_params_init(&m->ps);
     int D = m->bidirectional ? 2 : 1;
+    tn_rnn_opts ro = tn_rnn_defaults();
+    ro.cell = ex_cell(m->cell), ro.input_size = m->embed, ro.hidden = m->hidden;
+    ro.layers = (int)m->layers, ro.bidirectional = m->bidirectional;
+    ro.residual = m->residual, ro.layer_norm = m->layer_norm;
+    ro.init = m->init && strcmp(m->init, "xavier-orthogonal") == 0 ? TN_RNN_INIT_XAVIER_ORTHOGONAL
+                                                                  : TN_RNN_INIT_UNIFORM;
+    ro.set_forget_bias = !isnan(m->forget_bias), ro.forget_bias = m->forget_bias;
     if (tn_embedding_init(&m->emb, &m->ps, "embed", m->v.n + 2, m->embed, PAD, TN_F32, &r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", ex_cell(m->cell), m->embed,
-                    m->hidden, (int)m->layers, m->bidirectional, 0.0, TN_F32, &r) ||
+        tn_rnn_init_ex(&m->rnn, &m->ps, "rnn", &ro, TN_F32, &r) ||
         tn_linear_init(&m->head, &m->ps, "head", D * m->hidden, m->C, true, TN_F32, &r)) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
         return -1;
@@ -513,6 +534,8 @@ static int model_save(const char *path, const model *m, const opts *o, int64_t s
     tn_meta_set(&meta, "format", "classify 1");
     tn_meta_set(&meta, "cell", m->cell);
     tn_meta_set(&meta, "bidirectional", m->bidirectional ? "1" : "0");
+    tn_meta_set(&meta, "residual", m->residual ? "1" : "0");
+    tn_meta_set(&meta, "layer_norm", m->layer_norm ? "1" : "0");
     tn_meta_set_int(&meta, "hidden", m->hidden);
     tn_meta_set_int(&meta, "embed", m->embed);
     tn_meta_set_int(&meta, "layers", m->layers);
@@ -600,6 +623,11 @@ static int model_load(const char *path, model *m)
         goto done;
     }
     m->bidirectional = strcmp(bi, "1") == 0;
+    /* absent in checkpoints older than the options: plain stacked layers */
+    const char *res = tn_meta_get(&meta, "residual"), *ln = tn_meta_get(&meta, "layer_norm");
+    m->residual = res && strcmp(res, "1") == 0;
+    m->layer_norm = ln && strcmp(ln, "1") == 0;
+    m->forget_bias = NAN;
     size_t n = strlen(chars), at = 0;
     m->v.cp = malloc(sizeof *m->v.cp * (n + 1));
     if (!m->v.cp)
@@ -847,6 +875,8 @@ static int cmd_train(const opts *o)
     m.labels = d.labels, m.C = d.C;
     d.labels = NULL, d.C = 0;
     m.cell = o->cell, m.bidirectional = o->bidirectional;
+    m.residual = o->residual, m.layer_norm = o->layer_norm;
+    m.init = o->init, m.forget_bias = o->forget_bias;
     m.hidden = o->hidden, m.embed = o->embed, m.layers = o->layers;
     if (vocab_build(&m.v, &d, tr, ntr)) {
         fprintf(stderr, PROG ": out of memory\n");

@@ -204,6 +204,13 @@ typedef struct tn_rnn_opts {
      * prefix.norm_l{l}.bias. States are not normalised. */
     bool layer_norm;
     tn_rnn_init_kind init; /* default TN_RNN_INIT_UNIFORM */
+    /* LSTM only: after init, the forget gate's bias (rows H..2H) of b_ih is
+     * forget_bias and of b_hh is 0, so the gate starts at
+     * sigmoid(forget_bias) (Jozefowicz et al. 2015 use 1). With
+     * set_forget_bias false (the default) the biases stay as init made
+     * them. */
+    bool set_forget_bias;
+    double forget_bias;
 } tn_rnn_opts;
 
 typedef struct tn_rnn {

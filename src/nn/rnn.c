@@ -91,6 +91,9 @@ static tn_status check_opts(const char *fn, const tn_rnn_opts *o)
     if (!init_kind_valid(o->init))
         return tn_set_error(TN_ERR_ARG, "%s: init %d is not a tn_rnn_init_kind", fn,
                             (int)o->init);
+    if (o->set_forget_bias && (o->cell != TN_CELL_LSTM || !isfinite(o->forget_bias)))
+        return tn_set_error(TN_ERR_ARG, "%s: forget_bias %g needs an LSTM and a finite value", fn,
+                            o->forget_bias);
     return TN_OK;
 }
 
@@ -140,6 +143,10 @@ static tn_status rnn_init(const char *fn, tn_rnn *m, tn_params *ps, const char *
                 init_uniform(all, o->hidden, r);
             else if ((st = init_xavier_orthogonal(all, o->hidden, r)) != TN_OK)
                 return st;
+            for (int64_t j = o->hidden; o->set_forget_bias && j < 2 * o->hidden; j++) {
+                tn_tensor_set(m->b_ih[k], j, o->forget_bias); /* rows of f: i, f, g, o */
+                tn_tensor_set(m->b_hh[k], j, 0.0);
+            }
         }
         if (o->layer_norm &&
             (st = make_norm(&m->norm[l], ps, prefix, l, D * o->hidden, dt)) != TN_OK)
