@@ -259,7 +259,7 @@ TN_API tn_tensor *tn_layer_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn
 
 /* ---- conv.c: convolution (PyTorch's F.conv1d / F.conv2d) ---- */
 
-/* The geometry of a 2-D convolution (torch.nn.Conv2d's arguments). */
+/** The geometry of a 2-D convolution (torch.nn.Conv2d's arguments). */
 typedef struct tn_conv2d_opts {
     int64_t stride_h, stride_w;     /* >= 1 (default 1) */
     int64_t padding_h, padding_w;   /* >= 0 zeros on each side (default 0) */
