@@ -271,7 +271,7 @@ void tn__bw_conv2d(tn_tensor *y)
                           dcol ? dcol + ko : NULL, 1, false);
         }
     }
-    if (dwp) /* weight's gradient += the threads' sums, in thread order */
+    if (dwp) /* weight's gradient [O, Kc] += the threads' sums [nt, O, Kc], in thread order */
         TN_FOR_DTYPE(y->dtype, T, {
             const T *P = (const T *)dwp;
             T *GW = TN_GRAD(T, w);
@@ -317,6 +317,8 @@ void tn__bw_conv2d(tn_tensor *y)
                     }                                                                       \
     } while (0)
 
+/* y [B, O, OH, OW] := conv(x [B, C, H, W], w [O, Cg, KH, KW]) + bias [O]
+ * (or none), one output at a time, summed in double. */
 void tn__conv2d_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const void *w,
                       const void *bias, void *y)
 {
@@ -329,6 +331,9 @@ void tn__conv2d_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const 
     });
 }
 
+/* dx [B, C, H, W], dw [O, Cg, KH, KW], db [O] += the gradients of
+ * sum(dy [B, O, OH, OW] * y), scattered from each output's window into
+ * double accumulators, then added (each target may be NULL). */
 void tn__conv2d_backward_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const void *w,
                                const void *dy, void *dx, void *dw, void *db)
 {
