@@ -3,7 +3,9 @@
  * in float64 and float32, the GEMM kernels against their naive direct-loop
  * twins (tn__conv2d_naive, tn__conv2d_backward_naive) on every path
  * (images split over threads, images in turn on BLIS's threads, 1x1
- * without columns, groups, 1 and 2 threads), and bad arguments.
+ * without columns, groups, 1 and 2 threads), bad arguments, a small CNN
+ * into an RNN-shaped [B, T, C], and an allocation-failure sweep over a CNN
+ * step (SWEEP_DEBUG=1 prints where each failure was seen).
  *
  * Tolerances, |got - want| <= tol * (1 + |want|):
  *   float64 against PyTorch: both sum at most a few hundred products in
@@ -25,6 +27,7 @@
  */
 #include "check.h"
 #include "fixture_check.h"
+#include "sweep_alloc.h"
 #include "tensor/ops.h"
 
 #include "../src/ops/ops_internal.h"
@@ -439,12 +442,74 @@ static void test_pipeline(void)
     tn_tape_free(tp);
 }
 
+/* ---- out of memory ---- */
+
+/* A CNN step (conv2d with groups, relu, max pool, conv 1x1, conv 7x7, avg
+ * pool, adaptive pool, mean, backward) with the N-th allocation failing, for
+ * every N until a step makes fewer: its tape outgrows the arena's first
+ * 1 MiB chunk, so the failures land inside the forward and the backward
+ * (the columns, the per-thread weight gradients). Every failure must be
+ * TN_ERR_MEMORY saying "out of memory", and everything is freed again. */
+static void test_oom(void)
+{
+    tn_set_allocator(sweep_alloc, sweep_free);
+    long failures = 0;
+    for (long target = 1;; target++) {
+        n_alloc = 0;
+        fail_at = 0; /* the heap tensors: no failure */
+        tn_tensor *x = rand_t(TN_F32, 4, (int64_t[]){16, 4, 32, 32}, true);
+        tn_tensor *w1 = rand_t(TN_F32, 4, (int64_t[]){16, 2, 3, 3}, true);
+        tn_tensor *b1 = rand_t(TN_F32, 1, (int64_t[]){16}, true);
+        tn_tensor *w2 = rand_t(TN_F32, 4, (int64_t[]){8, 16, 1, 1}, true);
+        tn_tensor *w3 = rand_t(TN_F32, 4, (int64_t[]){2, 8, 7, 7}, true);
+        n_alloc = 0;
+        fail_at = target;
+        tn_tape *tp = tn_tape_new();
+        tn_status st = tp ? TN_OK : tn_last_status();
+        if (tp) {
+            tn_conv2d_opts o = tn_conv2d_defaults();
+            o.padding_h = o.padding_w = 1;
+            o.groups = 2;
+            tn_tensor *h = tn_max_pool2d(tp, tn_relu(tp, tn_conv2d(tp, x, w1, b1, &o)), 2, 2, 0);
+            h = tn_conv2d(tp, h, w2, NULL, NULL);
+            o.padding_h = o.padding_w = 3;
+            o.groups = 1; /* columns of 392 rows: the backward's need a chunk of their own */
+            h = tn_avg_pool2d(tp, tn_conv2d(tp, h, w3, NULL, &o), 3, 1, 1, false);
+            tn_tensor *loss = tn_mean(tp, tn_adaptive_avg_pool2d(tp, h, 2, 3));
+            st = loss ? tn_backward(tp, loss) : tn_last_status();
+            if (st != TN_OK) {
+                if (getenv("SWEEP_DEBUG"))
+                    printf("allocation %ld: %s\n", target, tn_last_error());
+                CHECK(st == TN_ERR_MEMORY);
+                CHECK_MSG(tn_last_error(), "out of memory");
+            }
+            tn_tape_free(tp);
+        } else {
+            CHECK(st == TN_ERR_MEMORY);
+        }
+        bool done = n_alloc < target;
+        failures += st != TN_OK;
+        fail_at = 0;
+        tn_tensor_free(x), tn_tensor_free(w1), tn_tensor_free(b1), tn_tensor_free(w2);
+        tn_tensor_free(w3);
+        CHECK(n_live == 0);
+        if (done || target > 10000) {
+            CHECK(st == TN_OK && done);
+            break;
+        }
+    }
+    tn_set_allocator(NULL, NULL);
+    printf("out of memory: %ld failing steps, all reported\n", failures);
+    CHECK(failures >= 3);
+}
+
 int main(void)
 {
     tn_rng_seed(&rng, 42);
     run_naive();
     test_errors();
     test_pipeline();
+    test_oom();
     int rc = run_parity();
     for (int s = 0; s < NSRC; s++)
         printf("worst %-12s %.3g\n", src_name[s], worst[s]);
