@@ -4,8 +4,9 @@
  * twins (tn__conv2d_naive, tn__conv2d_backward_naive) on every path
  * (images split over threads, images in turn on BLIS's threads, 1x1
  * without columns, groups, 1 and 2 threads), bad arguments, a small CNN
- * into an RNN-shaped [B, T, C], and an allocation-failure sweep over a CNN
- * step (SWEEP_DEBUG=1 prints where each failure was seen).
+ * into an RNN-shaped [B, T, C], an allocation-failure sweep over a CNN
+ * step (SWEEP_DEBUG=1 prints where each failure was seen), and no heap
+ * allocation in a CNN's steady-state training step.
  *
  * Tolerances, |got - want| <= tol * (1 + |want|):
  *   float64 against PyTorch: both sum at most a few hundred products in
@@ -503,6 +504,40 @@ static void test_oom(void)
     CHECK(failures >= 3);
 }
 
+/* The same CNN's training steps (zero_grad, forward, backward) make no
+ * heap allocation once the tape's arena has settled (after two steps). */
+static void test_steady(void)
+{
+    tn_set_allocator(sweep_alloc, sweep_free);
+    fail_at = 0;
+    /* the first conv: 4.7M multiply-adds, the images split over threads */
+    tn_tensor *x = rand_t(TN_F32, 4, (int64_t[]){8, 16, 16, 16}, false);
+    tn_tensor *w1 = rand_t(TN_F32, 4, (int64_t[]){16, 16, 3, 3}, true);
+    tn_tensor *w2 = rand_t(TN_F32, 4, (int64_t[]){8, 16, 3, 3}, true);
+    tn_tensor *b2 = rand_t(TN_F32, 1, (int64_t[]){8}, true);
+    tn_tape *tp = tn_tape_new();
+    tn_conv2d_opts o = tn_conv2d_defaults();
+    o.padding_h = o.padding_w = 1;
+    long per_step[4] = {0};
+    for (int step = 0; step < 4; step++) {
+        n_alloc = 0;
+        tn_tape_reset(tp);
+        tn_tensor_zero_grad(w1), tn_tensor_zero_grad(w2), tn_tensor_zero_grad(b2);
+        tn_tensor *h = tn_max_pool2d(tp, tn_relu(tp, tn_conv2d(tp, x, w1, NULL, &o)), 2, 2, 0);
+        h = tn_avg_pool2d(tp, tn_conv2d(tp, h, w2, b2, &o), 2, 2, 0, true);
+        tn_tensor *loss = tn_mean(tp, tn_adaptive_avg_pool2d(tp, h, 1, 1));
+        CHECK(loss && tn_backward(tp, loss) == TN_OK);
+        per_step[step] = n_alloc;
+    }
+    CHECK(per_step[2] == 0 && per_step[3] == 0);
+    printf("heap allocations per CNN step: %ld %ld %ld %ld\n", per_step[0], per_step[1],
+           per_step[2], per_step[3]);
+    tn_tape_free(tp);
+    tn_tensor_free(x), tn_tensor_free(w1), tn_tensor_free(w2), tn_tensor_free(b2);
+    CHECK(n_live == 0);
+    tn_set_allocator(NULL, NULL);
+}
+
 int main(void)
 {
     tn_rng_seed(&rng, 42);
@@ -510,6 +545,7 @@ int main(void)
     test_errors();
     test_pipeline();
     test_oom();
+    test_steady();
     int rc = run_parity();
     for (int s = 0; s < NSRC; s++)
         printf("worst %-12s %.3g\n", src_name[s], worst[s]);
