@@ -47,5 +47,6 @@ GC_FAMILY(custom) __attribute__((weak));
 GC_FAMILY(scan) __attribute__((weak));
 GC_FAMILY(linear_loss) __attribute__((weak));
 GC_FAMILY(norm) __attribute__((weak));
+GC_FAMILY(conv) __attribute__((weak));
 
 #endif

@@ -42,23 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long n_alloc, fail_at; /* fail allocation number fail_at (1-based); 0: none */
-static long n_live;            /* allocations not freed yet */
-
-static void *sweep_alloc(size_t n)
-{
-    if (++n_alloc == fail_at)
-        return NULL;
-    void *p = malloc(n);
-    n_live += p != NULL;
-    return p;
-}
-
-static void sweep_free(void *p)
-{
-    n_live -= p != NULL;
-    free(p);
-}
+#include "sweep_alloc.h"
 
 static char dir[64], path[128];
 

@@ -82,7 +82,8 @@ int main(void)
                                 gc_family_matmul, gc_family_reduce,  gc_family_softmax,
                                 gc_family_index,  gc_family_loss,    gc_family_fused,
                                 gc_family_recurrent, gc_family_select, gc_family_custom,
-                                gc_family_scan, gc_family_linear_loss, gc_family_norm};
+                                gc_family_scan, gc_family_linear_loss, gc_family_norm,
+                                gc_family_conv};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         if (!families[f])
             continue;

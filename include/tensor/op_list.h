@@ -80,6 +80,12 @@
     /* norm.c: layer normalisation over the last dim */ \
     OP(TN_OP_LAYER_NORM, "layer_norm", tn__bw_layer_norm) \
     /* norm.c: batch normalisation over dim 1 (the channels) */ \
-    OP(TN_OP_BATCH_NORM, "batch_norm", tn__bw_batch_norm)
+    OP(TN_OP_BATCH_NORM, "batch_norm", tn__bw_batch_norm) \
+    /* conv.c: convolution (conv1d runs as conv2d on [B, C, 1, L] views) */ \
+    OP(TN_OP_CONV2D, "conv2d", tn__bw_conv2d) \
+    /* pool.c: pooling over the last two dims (the 1-D pools as their 2-D forms) */ \
+    OP(TN_OP_MAX_POOL2D, "max_pool2d", tn__bw_max_pool2d) \
+    OP(TN_OP_AVG_POOL2D, "avg_pool2d", tn__bw_avg_pool2d) \
+    OP(TN_OP_ADAPTIVE_AVG_POOL2D, "adaptive_avg_pool2d", tn__bw_adaptive_avg_pool2d)
 
 #endif

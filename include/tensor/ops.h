@@ -294,6 +294,93 @@ TN_API tn_tensor *tn_batch_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn
                                 tn_tensor *running_mean, tn_tensor *running_var, bool training,
                                 double momentum, double eps);
 
+/* ---- conv.c: convolution (PyTorch's F.conv1d / F.conv2d) ---- */
+
+/** The geometry of a 2-D convolution (torch.nn.Conv2d's arguments). */
+typedef struct tn_conv2d_opts {
+    int64_t stride_h, stride_w;     /* >= 1 (default 1) */
+    int64_t padding_h, padding_w;   /* >= 0 zeros on each side (default 0) */
+    int64_t dilation_h, dilation_w; /* >= 1 (default 1) */
+    int64_t groups;                 /* >= 1, divides C_in and C_out (default 1) */
+} tn_conv2d_opts;
+
+/** The defaults: stride 1, padding 0, dilation 1, groups 1. */
+TN_API tn_conv2d_opts tn_conv2d_defaults(void);
+
+/** 2-D convolution (cross-correlation), PyTorch's F.conv2d(x, weight,
+ * bias, stride, padding, dilation, groups) with nn.Conv2d's weight layout,
+ * so its state_dict tensors load as they are:
+ *   x [B, C_in, H, W], weight [C_out, C_in / groups, KH, KW],
+ *   bias [C_out] or NULL, o: the geometry (NULL: tn_conv2d_defaults()).
+ * Returns y [B, C_out, OH, OW] with
+ *   OH = (H + 2 padding_h - dilation_h (KH - 1) - 1) / stride_h + 1
+ * (rounded down; OW likewise), and
+ *   y[b, o, i, j] = bias[o] + sum over c in o's group, p < KH, q < KW of
+ *     weight[o, c, p, q] x[b, g C_in/groups + c, i s_h - pad_h + p d_h,
+ *                                                 j s_w - pad_w + q d_w]
+ * (zero outside x), g = o / (C_out / groups). Gradients reach x, weight
+ * and bias. Computed per image and group as one GEMM on im2col columns
+ * [C_in/groups KH KW, OH OW] (none for a 1x1 kernel with stride 1 and no
+ * padding), images split over the threads; backward recomputes the
+ * columns (nothing but the op's geometry is kept) and makes the input
+ * gradient by col2im. Strided x or weight are copied (tn_contiguous)
+ * first; bias may have any stride. A bad geometry (wrong dims, channels
+ * not matching weight x groups or not divisible by groups, a bias not
+ * [C_out], stride or dilation < 1, padding < 0, an output size < 1) or a
+ * dtype mismatch fails the tape naming conv2d and the shapes
+ * (TN_ERR_SHAPE, TN_ERR_ARG, TN_ERR_DTYPE). Returns NULL on error. */
+TN_API tn_tensor *tn_conv2d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
+                            const tn_conv2d_opts *o);
+
+/** 1-D convolution, PyTorch's F.conv1d(x, weight, bias, stride, padding,
+ * dilation, groups): x [B, C_in, L], weight [C_out, C_in / groups, K]
+ * (nn.Conv1d's layout), bias [C_out] or NULL -> y [B, C_out, OL],
+ * OL = (L + 2 padding - dilation (K - 1) - 1) / stride + 1. Runs as
+ * tn_conv2d on [B, C_in, 1, L] and [C_out, C_in / groups, 1, K] views (y
+ * is a [B, C_out, OL] view of its result, so the tape shows conv2d between
+ * reshapes); errors name conv1d and the 3-D shapes, as tn_conv2d's. */
+TN_API tn_tensor *tn_conv1d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
+                            int64_t stride, int64_t padding, int64_t dilation, int64_t groups);
+
+/* ---- pool.c: pooling over the last two dims of x [B, C, H, W] ---- */
+
+/** Max pooling, PyTorch's F.max_pool2d(x, kernel, stride, padding) (no
+ * dilation, ceil_mode False): square windows of kernel x kernel at steps
+ * of stride, x padded with -inf by padding on each side; y [B, C, OH, OW],
+ * OH = (H + 2 padding - kernel) / stride + 1 (rounded down). The gradient
+ * of each output goes to its window's maximum, the first in row-major
+ * order on ties (a NaN counts as the maximum), as PyTorch; the positions
+ * are kept (int64, one per output) for backward. kernel >= 1, stride >= 1,
+ * 0 <= padding <= kernel / 2 (PyTorch's limit), output sizes >= 1, else
+ * the tape fails naming max_pool2d and x's shape. Returns NULL on error. */
+TN_API tn_tensor *tn_max_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
+                                int64_t padding);
+/** Average pooling, PyTorch's F.avg_pool2d(x, kernel, stride, padding,
+ * ceil_mode=False, count_include_pad): windows and sizes as
+ * tn_max_pool2d, x padded with zeros; each output is its window's sum
+ * divided by kernel^2 (window cut at the padded edge) when
+ * count_include_pad, else by the number of elements of x in it. Same
+ * argument rules, errors naming avg_pool2d. */
+TN_API tn_tensor *tn_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
+                                int64_t padding, bool count_include_pad);
+/** Adaptive average pooling, PyTorch's F.adaptive_avg_pool2d(x, (out_h,
+ * out_w)): y [B, C, out_h, out_w], output (i, j) the mean of x's rows
+ * floor(i H / out_h) .. ceil((i + 1) H / out_h) - 1 and columns likewise.
+ * out_h, out_w >= 1 (larger than H, W is allowed: windows then overlap),
+ * else the tape fails naming adaptive_avg_pool2d. Returns NULL on error. */
+TN_API tn_tensor *tn_adaptive_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t out_h,
+                                         int64_t out_w);
+/** @{ */
+/** 1-D max / average pooling of x [B, C, L] (F.max_pool1d, F.avg_pool1d):
+ * the 2-D ops on a [B, C, 1, L] view with windows 1 x kernel, errors
+ * naming max_pool1d / avg_pool1d; y [B, C, OL] (a view of the 2-D op's
+ * result). */
+TN_API tn_tensor *tn_max_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
+                                int64_t padding);
+TN_API tn_tensor *tn_avg_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
+                                int64_t padding, bool count_include_pad);
+/** @} */
+
 /* ---- fused.c: point-wise recurrent cells ---- */
 
 /** LSTM cell point-wise math in one pass. gates [B, 4H]: pre-activations of

@@ -113,6 +113,22 @@ bool tn__is_weight(const tn_tensor *t);
  * out of memory. Serial code only (src/ops/matmul.c). */
 bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc);
 
+/* The geometry of a 2-D convolution (src/ops/conv.c): x [B, C, H, W],
+ * weight [O, C / G, KH, KW], y [B, O, OH, OW]; strides, paddings,
+ * dilations, groups. A conv2d node keeps it in aux. */
+typedef struct tn__conv_geom {
+    int64_t B, C, H, W, O, KH, KW, OH, OW;
+    int64_t sh, sw, ph, pw, dh, dw, G;
+} tn__conv_geom;
+/* The plain direct-loop twins of conv2d's kernels (tests), all buffers
+ * contiguous in the layouts above, sums in double:
+ *   y := conv(x, w) + b (b [O] or NULL);
+ *   dx += d/dx, dw += d/dw, db += d/db of sum(dy * y) (each may be NULL). */
+void tn__conv2d_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const void *w,
+                      const void *b, void *y);
+void tn__conv2d_backward_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const void *w,
+                               const void *dy, void *dx, void *dw, void *db);
+
 /* The tensors a scan node's backward adds into (src/ops/scan.c). */
 void tn__scan_inputs(const tn_tensor *y, tn_tensor *const **list, int *n);
 

@@ -1,0 +1,82 @@
+/* bench/conv_bench.c - a small CNN's forward + backward, float32: three
+ * 3x3 convolutions (padding 1) with ReLUs, C_in -> 32 -> 64 -> 64
+ * channels, on [B, 3, 32, 32] images, the loss the mean of the last
+ * activations; gradients for the weights and biases (not the images).
+ * bench/torch_conv.py runs the same model in PyTorch and this program, one
+ * after the other, in one run.
+ *
+ *   conv_bench [B [steps]]      (default 64 10)
+ *
+ * Prints the median milliseconds per step over the steps (after one
+ * warm-up step), images per second and GFLOP/s (forward 2 B C_out C_in 9
+ * H W per layer; backward twice that, less the first layer's input
+ * gradient, which is not made). Benchmark only on an idle machine: BLIS
+ * and OpenMP threads spin at barriers, so a loaded one gives numbers that
+ * mean little (docs/design.md). */
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench_time.h"
+
+enum { NL = 3, HW = 32 };
+static const int64_t chans[NL + 1] = {3, 32, 64, 64};
+
+int main(int argc, char **argv)
+{
+    int64_t B = argc >= 2 ? atoll(argv[1]) : 64;
+    int steps = argc >= 3 ? atoi(argv[2]) : 10;
+    if (B < 1 || steps < 1 || steps > 1000) {
+        fprintf(stderr, "usage: conv_bench [B [steps]]\n");
+        return 2;
+    }
+    tn_rng rng;
+    tn_rng_seed(&rng, 1);
+    tn_tensor *x = tn_tensor_new(TN_F32, 4, (int64_t[]){B, chans[0], HW, HW});
+    tn_tensor_uniform(x, &rng, -1, 1);
+    tn_tensor *w[NL], *b[NL];
+    double flops = 0;
+    for (int l = 0; l < NL; l++) {
+        w[l] = tn_tensor_new(TN_F32, 4, (int64_t[]){chans[l + 1], chans[l], 3, 3});
+        b[l] = tn_tensor_new(TN_F32, 1, (int64_t[]){chans[l + 1]});
+        double bound = 1 / sqrt((double)(chans[l] * 9)); /* PyTorch's default init */
+        tn_tensor_uniform(w[l], &rng, -bound, bound);
+        tn_tensor_uniform(b[l], &rng, -bound, bound);
+        tn_tensor_set_requires_grad(w[l], true);
+        tn_tensor_set_requires_grad(b[l], true);
+        double f = 2.0 * (double)B * (double)(chans[l + 1] * chans[l] * 9) * HW * HW;
+        flops += f * (l == 0 ? 2 : 3); /* forward, dweight, dx (not for the images) */
+    }
+    tn_conv2d_opts o = tn_conv2d_defaults();
+    o.padding_h = o.padding_w = 1;
+    tn_tape *tp = tn_tape_new();
+    double *ms = malloc(sizeof(double) * (size_t)steps);
+    for (int s = -1; s < steps; s++) {
+        for (int l = 0; l < NL; l++)
+            tn_tensor_zero_grad(w[l]), tn_tensor_zero_grad(b[l]);
+        tn_tape_reset(tp);
+        double t0 = now_ms();
+        tn_tensor *h = x;
+        for (int l = 0; l < NL; l++)
+            h = tn_relu(tp, tn_conv2d(tp, h, w[l], b[l], &o));
+        tn_tensor *loss = tn_mean(tp, h);
+        if (!loss || tn_backward(tp, loss) != TN_OK) {
+            fprintf(stderr, "conv_bench: %s\n", tn_last_error());
+            return 1;
+        }
+        if (s >= 0)
+            ms[s] = now_ms() - t0;
+    }
+    qsort(ms, (size_t)steps, sizeof *ms, cmp);
+    double med = ms[steps / 2];
+    printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s\n",
+           (long long)B, tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6);
+    free(ms);
+    tn_tape_free(tp);
+    for (int l = 0; l < NL; l++)
+        tn_tensor_free(w[l]), tn_tensor_free(b[l]);
+    tn_tensor_free(x);
+    return 0;
+}
