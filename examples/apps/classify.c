@@ -596,16 +596,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const ints[] = {"hidden", "embed", "layers"};
+    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->embed, &m->layers}, 3))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "embed", &m->embed) ||
-        tn_meta_get_int(&meta, "layers", &m->layers)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *bi = tn_meta_get(&meta, "bidirectional"), *labels = tn_meta_get(&meta, "labels");
     const char *chars = tn_meta_get(&meta, "chars");

@@ -506,17 +506,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const ints[] = {"hidden", "layers", "window", "horizon"};
+    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->layers, &m->window, &m->horizon}, 4))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "layers", &m->layers) ||
-        tn_meta_get_int(&meta, "window", &m->window) ||
-        tn_meta_get_int(&meta, "horizon", &m->horizon)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *mode = tn_meta_get(&meta, "mode"), *per = tn_meta_get(&meta, "periods");
     const char *src = tn_meta_get(&meta, "series"), *why;

@@ -599,16 +599,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const ints[] = {"hidden", "embed", "step", "sentences"};
+    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->embed, &m->step, &m->sentences}, 4))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "embed", &m->embed) || tn_meta_get_int(&meta, "step", &m->step) ||
-        tn_meta_get_int(&meta, "sentences", &m->sentences)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *bi = tn_meta_get(&meta, "bidirectional");
     const char *words = tn_meta_get(&meta, "words"), *tags = tn_meta_get(&meta, "tags");
     const char *seed = tn_meta_get(&meta, "seed"), *data = tn_meta_get(&meta, "data");
