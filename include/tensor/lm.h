@@ -85,7 +85,7 @@ typedef struct tn_lm {
  * tape of tn_lm_step (created on its first call). A state made by hand
  * ({.h = ..., .c = ...}, tp NULL) works with tn_lm_forward, tn_lm_loss,
  * tn_lm_state_keep and tn_lm_window; tn_lm_state_free must not be called
- * on it. */
+ * on it (after a tn_lm_step, its owner frees st->tp with tn_tape_free). */
 typedef struct tn_lm_state {
     tn_tensor *h, *c;
     tn_tape *tp;
