@@ -404,6 +404,20 @@ static void test_roundtrip(void)
     tn_optim_free(opt2);
     tn_lm_free(&a);
 
+    /* a file without the lm.* keys (a program's older checkpoint): refused
+     * by tn_lm_load naming the key, loaded with the options given */
+    const char *plain = tmp("plain.st");
+    CHECK(tn_save(plain, (tn_params *[]){&m.ps}, 1, NULL) == TN_OK);
+    CHECK(tn_lm_load(plain, &a, NULL, NULL) == TN_ERR_FORMAT && a.ps.n == 0);
+    CHECK_MSG(tn_last_error(), "lm.format");
+    CHECK(tn_lm_open(plain, &a, &o, NULL) == TN_OK);
+    CHECK(tn_lm_load_params(plain, &a, &st2, NULL, 0, NULL) == TN_OK && st2 == NULL);
+    CHECK(same_params(&a.ps, &m.ps));
+    tn_lm_free(&a);
+    o.hidden = 7; /* options the file's tensors do not have */
+    CHECK(tn_lm_open(plain, &a, &o, NULL) == TN_ERR_FORMAT && a.ps.n == 0);
+    CHECK_MSG(tn_last_error(), "metadata (vocab 10, embed 4, hidden 7, layers 2)");
+
     /* a tied model: the weight saved once, loaded back tied */
     tn_lm w, w2;
     o = word_opts();
@@ -623,7 +637,8 @@ int main(void)
     } else {
         printf("TN_FIXTURES not set, or no checkpoints: PyTorch parity skipped\n");
     }
-    const char *names[] = {"full.st", "model.st", "tied.st", "src.st", "crafted.st", "junk.st"};
+    const char *names[] = {"full.st", "model.st", "tied.st", "src.st", "crafted.st", "junk.st",
+                           "plain.st"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(tmp(names[i]));
     rmdir(tmpdir);
