@@ -8,12 +8,15 @@
  * the GEMMs' sums differs): |a - b| <= 1e-6 * max(1, |b|). tn_lm_eval against
  * the per-step log-softmax summed in double: 1e-6 relative. PyTorch
  * (float64 reference of the float32 weights) against tn_lm_step and
- * tn_lm_forward: |a - b| <= 1e-5 * max(1, |b|). Round trips are exact. */
+ * tn_lm_forward: |a - b| <= 1e-5 * max(1, |b|). Round trips, and streams
+ * run in two threads on one model against the same streams run in turn,
+ * are exact. */
 #include "check.h"
 #include "fixture.h"
 #include "tensor/tensor.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -243,6 +246,50 @@ static void test_step(void)
         tn_lm_state_free(st);
         tn_lm_free(&m);
     }
+}
+
+/* One thread's stream through a shared model: T steps of 1 stream. */
+typedef struct stream_job {
+    const tn_lm *m;
+    int32_t ids[16];
+    float logits[16 * 10];
+    int rc;
+} stream_job;
+
+static void *run_stream(void *arg)
+{
+    stream_job *j = arg;
+    tn_lm_state *st = tn_lm_state_new(j->m, 1);
+    j->rc = st ? 0 : -1;
+    for (int t = 0; j->rc == 0 && t < 16; t++)
+        j->rc = tn_lm_step(j->m, st, &j->ids[t], &j->logits[t * 10]) == TN_OK ? 0 : -1;
+    tn_lm_state_free(st);
+    return NULL;
+}
+
+/* Two threads, each with its own state, share one model: the same logits
+ * as the streams run one after the other, bit for bit. */
+static void test_threads(void)
+{
+    tn_lm m;
+    tn_rng r = new_model(&m, char_opts(TN_CELL_LSTM), 12);
+    stream_job seq[2], par[2];
+    for (int k = 0; k < 2; k++) {
+        seq[k] = (stream_job){.m = &m};
+        for (int t = 0; t < 16; t++)
+            seq[k].ids[t] = (int32_t)(tn_rng_next(&r) % 10);
+        par[k] = seq[k];
+        run_stream(&seq[k]);
+    }
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        CHECK(pthread_create(&th[k], NULL, run_stream, &par[k]) == 0);
+    for (int k = 0; k < 2; k++) {
+        pthread_join(th[k], NULL);
+        CHECK(seq[k].rc == 0 && par[k].rc == 0);
+        CHECK(memcmp(seq[k].logits, par[k].logits, sizeof seq[k].logits) == 0);
+    }
+    tn_lm_free(&m);
 }
 
 /* ---- 3. training windows: loss, backward, carried state ---- */
@@ -616,6 +663,7 @@ int main(void)
     }
     test_init();
     test_step();
+    test_threads();
     test_window();
     test_eval();
     tn_lm m; /* checkpoints need jansson (not with -DTN_CHECKPOINTS=OFF) */
