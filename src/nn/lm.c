@@ -496,9 +496,13 @@ static tn_status opts_from_meta(const char *path, const tn_meta *meta, tn_lm_opt
     const char *tie = tn_meta_get(meta, KEY_TIE);
     if (!fmt || strcmp(fmt, "1") != 0)
         return meta_error(path, KEY_FORMAT, fmt, "unknown (this library reads \"1\")");
-    int c = tn_cell_from_name(cell);
+    /* the names tn_lm_save writes (tn_cell_name), and "rnn" for rnn_tanh */
+    int c = cell && strcmp(cell, "rnn") == 0 ? TN_CELL_RNN_TANH : -1;
+    for (int k = TN_CELL_RNN_TANH; cell && c < 0 && k <= TN_CELL_GRU; k++)
+        if (strcmp(cell, tn_cell_name((tn_cell)k)) == 0)
+            c = k;
     if (c < 0)
-        return meta_error(path, KEY_CELL, cell, "not lstm, gru, rnn_tanh or rnn_relu");
+        return meta_error(path, KEY_CELL, cell, "not lstm, gru, rnn_tanh, rnn_relu or rnn");
     o->cell = (tn_cell)c;
     int64_t L;
     tn_status s = meta_int(path, meta, KEY_VOCAB, 1, LM_MAX_SIZE, &o->vocab);
