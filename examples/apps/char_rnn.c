@@ -167,25 +167,19 @@ static int model_sample(ex_lm_model *m, const char *path, const ex_text *vocab, 
             print_cp(vocab->vocab[pt.ids[i]]);
     }
     bool printed = pt.n > 0 && *prime;
-    ex_lm_reset_state(m, 1);
-    tn_tape *tp = tn_tape_new();
-    tn_tape_set_grad(tp, false);
-    tn_tape_set_training(tp, false);
+    /* one character at a time through the carried state (tn_lm_step) */
+    tn_tensor *logits = tn_tensor_new(TN_F32, 1, (int64_t[]){m->lm.o.vocab});
     int32_t next = pt.ids[0];
-    int rc = 0;
-    for (int64_t i = 0; i < pt.n - 1 + length; i++) {
+    int rc = logits ? ex_lm_reset_state(m, 1) : -1;
+    if (!logits)
+        fprintf(stderr, "char_rnn: out of memory\n");
+    for (int64_t i = 0; rc == 0 && i < pt.n - 1 + length; i++) {
         int32_t cur = i < pt.n ? pt.ids[i] : next;
-        tn_tape_reset(tp);
-        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
-        ((int32_t *)x->data)[0] = cur;
-        tn_rnn_out fin;
-        tn_tensor *logits = ex_lm_forward(tp, m, x, &fin);
-        if (!logits || tn_tape_error(tp)) {
+        if (tn_lm_step(&m->lm, m->st, &cur, tn_tensor_data_f32(logits)) != TN_OK) {
             fprintf(stderr, "char_rnn: %s: sample: %s\n", path, tn_last_error());
             rc = -1;
             break;
         }
-        ex_lm_keep_state(m, &fin);
         if (i + 1 < pt.n)
             continue; /* still reading the prime */
         if (tn_sample(logits, so, &r, &next) != TN_OK) {
@@ -198,7 +192,7 @@ static int model_sample(ex_lm_model *m, const char *path, const ex_text *vocab, 
     }
     if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
         printf("\n");
-    tn_tape_free(tp);
+    tn_tensor_free(logits);
     free(pt.ids);
     return rc;
 }
@@ -230,7 +224,7 @@ static bool params_finite(const tn_params *ps)
 static int save_checkpoint(const char *path, ex_lm_model *m, const ex_text *t, tn_optim *opt,
                            tn_meta *meta, int64_t step, int64_t pos, const opts *o)
 {
-    if (!params_finite(&m->ps)) {
+    if (!params_finite(&m->lm.ps)) {
         fprintf(stderr,
                 "\nchar_rnn: training diverged at step %" PRId64 ": a parameter is not finite; "
                 "stopping; the last good checkpoint %s is kept\n",
@@ -240,10 +234,11 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_text *t, t
     char *vs = malloc((size_t)t->V * 4 + 8);
     vocab_string(t, vs, (size_t)t->V * 4 + 8);
     tn_meta_set(meta, "format", "char_rnn 1");
-    tn_meta_set(meta, "cell", tn_cell_name(m->cell)[0] == 'r' ? "rnn" : tn_cell_name(m->cell));
-    tn_meta_set_int(meta, "hidden", m->H);
-    tn_meta_set_int(meta, "layers", m->L);
-    tn_meta_set_int(meta, "embed", m->E);
+    const tn_lm_opts *lo = &m->lm.o;
+    tn_meta_set(meta, "cell", tn_cell_name(lo->cell)[0] == 'r' ? "rnn" : tn_cell_name(lo->cell));
+    tn_meta_set_int(meta, "hidden", lo->hidden);
+    tn_meta_set_int(meta, "layers", lo->layers);
+    tn_meta_set_int(meta, "embed", lo->embed);
     tn_meta_set(meta, "vocab", vs);
     tn_meta_set_int(meta, "step", step);
     tn_meta_set_int(meta, "data_pos", pos);
@@ -381,13 +376,13 @@ static int cmd_train(const opts *o)
         if (rc == 0 && (!opt || tn_meta_get_int(&meta, "step", &step) ||
                         tn_meta_get_int(&meta, "data_pos", &pos) ||
                         tn_meta_get_int(&meta, "seq", &seq) ||
-                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.h->shape[1] != B ||
+                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.st->h->shape[1] != B ||
                         seq != T)) {
             fprintf(stderr, "char_rnn: %s cannot resume this run (no training state, or "
                             "another --batch or --seq)\n", o->checkpoint);
             rc = -1;
         }
-        /* the window start must lie in the streams (ex_lm_window indexes the
+        /* the window start must lie in the streams (tn_lm_window indexes the
          * text with it) */
         if (rc == 0 && (ex_check_range("char_rnn", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
                                         "the steps --steps allows") ||
@@ -426,10 +421,10 @@ static int cmd_train(const opts *o)
             tn_tape_free(tp);
             return 1;
         }
-        ex_lm_reset_state(&m, Bl);
         tn_adam_opts ao = tn_adam_defaults();
         ao.lr = o->lr;
-        opt = ex_lm_optim(&m, &ao, false);
+        if (ex_lm_reset_state(&m, Bl) == 0)
+            opt = ex_lm_optim(&m, &ao, false);
         if (!opt) { /* e.g. --lr inf */
             ex_lm_free(&m);
             free(t.ids);
@@ -439,7 +434,7 @@ static int cmd_train(const opts *o)
         /* dropout masks: one stream of random numbers per rank */
         ex_train_seed_tape(tp, o->seed);
     }
-    if (ex_dist_attach(&m.ps)) {
+    if (ex_dist_attach(&m.lm.ps)) {
         tn_optim_free(opt);
         ex_lm_free(&m);
         free(t.ids);
@@ -451,7 +446,8 @@ static int cmd_train(const opts *o)
                 "char_rnn: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
                 " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64
                 " train / %" PRId64 " val chars; %d rank(s) x %d threads, BLIS %s\n",
-                tn_cell_name(m.cell), m.H, m.L, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
+                tn_cell_name(m.lm.o.cell), m.lm.o.hidden, (int64_t)m.lm.o.layers, m.lm.o.embed,
+                m.lm.o.vocab, tn_params_numel(&m.lm.ps), B, T, n_train,
                 t.n - n_train, N, tn_num_threads(), tn_blis_config());
     char_run run = {.lm = {.m = &m, .ids = t.ids, .stream = stream, .r0 = r0, .pos = pos,
                            .val = t.ids + n_train,
@@ -461,7 +457,7 @@ static int cmd_train(const opts *o)
     ex_lm_run *lm = &run.lm;
     lm->x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
     lm->y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    ex_train tr = {.prog = "char_rnn", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
+    ex_train tr = {.prog = "char_rnn", .tp = tp, .ps = &m.lm.ps, .opt = opt, .step = step,
                    .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
                    .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
                    .loss_log = o->loss_log, .append = resumed, .checkpoint = o->checkpoint,
@@ -505,7 +501,7 @@ static int cmd_eval(const opts *o)
         fprintf(stderr, "char_rnn eval: --checkpoint PATH and --data FILE are required\n");
         return 2;
     }
-    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the ex_lm_model */
+    unsigned char *bytes = NULL; /* the data first: a bad file is refused before the model */
     int64_t nbytes;
     if (read_text(o, &bytes, &nbytes))
         return 1;

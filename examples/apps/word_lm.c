@@ -322,15 +322,16 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, 
 {
     char *vs = ex_words_join(v), buf[64];
     tn_status s = vs ? TN_OK : TN_ERR_MEMORY;
-    const char *cell = m->cell == TN_CELL_LSTM ? "lstm" : m->cell == TN_CELL_GRU ? "gru" : "rnn";
+    const tn_lm_opts *lo = &m->lm.o;
+    const char *cell = lo->cell == TN_CELL_LSTM ? "lstm" : lo->cell == TN_CELL_GRU ? "gru" : "rnn";
     if (s == TN_OK)
         s = tn_meta_set(meta, "format", "word_lm 1") || tn_meta_set(meta, "cell", cell) ||
-                    tn_meta_set_int(meta, "hidden", m->H) ||
-                    tn_meta_set_int(meta, "layers", m->L) ||
-                    tn_meta_set_int(meta, "embed", m->E) ||
-                    tn_meta_set(meta, "tie_weights", m->tied ? "1" : "0") ||
+                    tn_meta_set_int(meta, "hidden", lo->hidden) ||
+                    tn_meta_set_int(meta, "layers", lo->layers) ||
+                    tn_meta_set_int(meta, "embed", lo->embed) ||
+                    tn_meta_set(meta, "tie_weights", lo->tie ? "1" : "0") ||
                     tn_meta_set(meta, "freeze_embedding",
-                                m->embed.weight->requires_grad ? "0" : "1") ||
+                                m->lm.embed.weight->requires_grad ? "0" : "1") ||
                     tn_meta_set(meta, "vocab", vs) || tn_meta_set_int(meta, "step", step) ||
                     tn_meta_set_int(meta, "data_pos", pos) ||
                     tn_meta_set_int(meta, "batch", o->batch) ||
@@ -338,7 +339,7 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, 
                     tn_meta_set_int(meta, "min_count", o->min_count)
                 ? tn_last_status()
                 : TN_OK;
-    snprintf(buf, sizeof buf, "%.17g", m->io_dropout);
+    snprintf(buf, sizeof buf, "%.17g", lo->io_dropout);
     if (s == TN_OK)
         s = tn_meta_set(meta, "dropout", buf);
     int rc = -1;
@@ -455,16 +456,15 @@ static int cmd_train(const opts *o)
                        o->layers, o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {
-            int64_t found = ex_load_vectors(o->vectors, &v, m.embed.weight);
+            int64_t found = ex_load_vectors(o->vectors, &v, m.lm.embed.weight);
             if (found < 0)
                 goto done;
             fprintf(stderr, "word_lm: --vectors: %" PRId64 " of %d words found\n", found, v.n);
         }
-        if (o->freeze && tn_tensor_set_requires_grad(m.embed.weight, false) != TN_OK)
+        if (o->freeze && tn_tensor_set_requires_grad(m.lm.embed.weight, false) != TN_OK)
             goto done;
-        ex_lm_reset_state(&m, B);
         tn_adam_opts ao = adam_opts(o);
-        if (!(opt = ex_lm_optim(&m, &ao, o->weight_decay > 0)))
+        if (ex_lm_reset_state(&m, B) || !(opt = ex_lm_optim(&m, &ao, o->weight_decay > 0)))
             goto done;
         ex_train_seed_tape(tp, o->seed); /* dropout masks */
     }
@@ -478,30 +478,31 @@ static int cmd_train(const opts *o)
                         " streams of %" PRId64 "+1 words\n", ntrain, B, T);
         goto done;
     }
-    /* a resumed window start must lie in the streams (ex_lm_window indexes the
+    /* a resumed window start must lie in the streams (tn_lm_window indexes the
      * words with it) */
     if (o->resume && ex_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
                                      "the positions in a stream of this training split"))
         goto done;
     /* this rank trains streams [r0, r0 + Bl) of the B */
     int64_t r0, Bl;
-    if (ex_train_split("word_lm", B, ntrain, &r0, &Bl) || ex_dist_attach(&m.ps) ||
+    if (ex_train_split("word_lm", B, ntrain, &r0, &Bl) || ex_dist_attach(&m.lm.ps) ||
         (Bl < B && ex_lm_take_rows(&m, r0, Bl)))
         goto done;
     if (ex_dist_rank() == 0)
         fprintf(stderr,
             "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
             "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
-            tn_cell_name(m.cell), m.H, m.L, m.E, m.V, m.tied ? " tied" : "",
-            m.embed.weight->requires_grad ? "" : " frozen-embedding", tn_params_numel(&m.ps), B, T,
-            ntrain, nval, tn_num_threads());
+            tn_cell_name(m.lm.o.cell), m.lm.o.hidden, (int64_t)m.lm.o.layers, m.lm.o.embed,
+            m.lm.o.vocab, m.lm.o.tie ? " tied" : "",
+            m.lm.embed.weight->requires_grad ? "" : " frozen-embedding",
+            tn_params_numel(&m.lm.ps), B, T, ntrain, nval, tn_num_threads());
     wl_run run = {.lm = {.m = &m, .ids = train, .stream = stream, .r0 = r0, .pos = pos,
                          .val = val, .n_val = nval},
                   .v = &v, .opt = opt, .o = o};
     ex_lm_run *lm = &run.lm;
     lm->x = x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
     lm->y = y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    ex_train tr = {.prog = "word_lm", .tp = tp, .ps = &m.ps, .opt = opt, .step = step,
+    ex_train tr = {.prog = "word_lm", .tp = tp, .ps = &m.lm.ps, .opt = opt, .step = step,
                    .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
                    .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
                    .loss_log = o->loss_log, .append = o->resume, .checkpoint = o->checkpoint,
@@ -584,12 +585,13 @@ static int cmd_sample(const opts *o)
         return rc;
     int64_t nprime = 0;
     int32_t *prime = text_ids(&v, o->prime, strlen(o->prime), 0, 1, &nprime);
-    tn_tape *tp = tn_tape_new();
-    tn_tape_set_grad(tp, false);
-    tn_tape_set_training(tp, false);
+    /* one word at a time through the carried state (tn_lm_step) */
+    tn_tensor *logits = tn_tensor_new(TN_F32, 1, (int64_t[]){m.lm.o.vocab});
     tn_rng r;
     tn_rng_seed(&r, o->seed);
-    rc = prime ? 0 : 1;
+    rc = prime && logits ? 0 : 1;
+    if (prime && !logits)
+        fprintf(stderr, "word_lm: out of memory\n");
     /* the prime's words, then its line end is dropped: sampling goes on
      * from its last word (an empty prime starts after a line end) */
     int64_t given = nprime - 1;
@@ -604,17 +606,12 @@ static int cmd_sample(const opts *o)
             line_start = false;
             printed = true;
         }
-        tn_tape_reset(tp);
-        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
-        ((int32_t *)x->data)[0] = cur;
-        tn_rnn_out fin;
-        tn_tensor *logits = ex_lm_forward(tp, &m, x, &fin);
-        if (!logits || tn_tape_error(tp) || (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
+        if (tn_lm_step(&m.lm, m.st, &cur, tn_tensor_data_f32(logits)) != TN_OK ||
+            (i + 1 >= given && tn_sample(logits, &o->sample, &r, &next))) {
             fprintf(stderr, "word_lm: %s: sample: %s\n", o->checkpoint, tn_last_error());
             rc = 1;
             break;
         }
-        ex_lm_keep_state(&m, &fin);
         if (i + 1 < given)
             continue;
         if (next == EOS) {
@@ -629,7 +626,7 @@ static int cmd_sample(const opts *o)
     if (rc == 0 || printed) /* end the text; a failure before any prints nothing */
         printf("\n");
     free(prime);
-    tn_tape_free(tp);
+    tn_tensor_free(logits);
     ex_lm_free(&m);
     ex_words_free(&v);
     return rc;
@@ -652,11 +649,12 @@ static int cmd_vectors(const opts *o)
         return rc;
     FILE *f = fopen(o->out, "w");
     if (f) {
-        fprintf(f, "%" PRId64 " %" PRId64 "\n", m.V, m.E);
-        for (int64_t i = 0; i < m.V; i++) {
+        int64_t V = m.lm.o.vocab, E = m.lm.o.embed;
+        fprintf(f, "%" PRId64 " %" PRId64 "\n", V, E);
+        for (int64_t i = 0; i < V; i++) {
             fputs(v.words[i], f);
-            for (int64_t j = 0; j < m.E; j++)
-                fprintf(f, " %.9g", tn_tensor_get(m.embed.weight, i * m.E + j));
+            for (int64_t j = 0; j < E; j++)
+                fprintf(f, " %.9g", tn_tensor_get(m.lm.embed.weight, i * E + j));
             fputc('\n', f);
         }
     }

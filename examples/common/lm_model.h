@@ -1,8 +1,10 @@
-/* examples/common/lm_model.h - the language model of char_rnn and word_lm (and
- * the model hidden_states reads): an embedding, recurrent layers and an
- * output layer over a stream of token ids, with the recurrent state
- * carried from one window to the next (truncated BPTT). Built into the
- * helper library tn_examples; not part of libtensor's API.
+/* examples/common/lm_model.h - the programs' side of the language model of
+ * char_rnn and word_lm (and the model hidden_states reads): the library's
+ * tn_lm (tensor/lm.h: the model, its checkpoints, training windows,
+ * evaluation, streaming steps) with messages prefixed by the program, the
+ * carried state of a training run, its optimizer, its several ranks and
+ * its hooks for the training driver. Built into the helper library
+ * tn_examples; not part of libtensor's API.
  *
  * Parameters are named as the PyTorch modules <embed> = Embedding(V, E),
  * rnn = LSTM/GRU/RNN(E, H, L, batch_first) and <head> = Linear(H, V), the
@@ -25,108 +27,65 @@ typedef struct ex_lm_spec {
     double dropout;    /* between recurrent layers */
     double io_dropout; /* on the embeddings and before the head (0: none) */
     bool tie;          /* the head's weight is the embedding (E must equal H) */
+    double init_range; /* 0, or word_language_model's init (tn_lm_opts) */
     const char *embed_name, *head_name;
     const char *prog; /* prefix of messages */
     const char *file; /* the checkpoint the sizes come from, or NULL (a new model) */
 } ex_lm_spec;
 
+/* The library's model (tensor/lm.h: its options in lm.o, its parameters
+ * in lm.ps) with the state carried from one training window to the next. */
 typedef struct ex_lm_model {
-    tn_cell cell;
-    int64_t V, E, H, L;
-    bool tied;
-    double io_dropout;
+    tn_lm lm;
+    tn_lm_state *st; /* [L, B, H] (NULL until ex_lm_reset_state) */
     const char *prog;
-    tn_params ps;
-    tn_embedding embed;
-    tn_rnn rnn;
-    tn_linear head;
-    tn_tensor *h, *c; /* carried state [L, B, H] (heap, no grad); c: LSTM only */
 } ex_lm_model;
 
-/* A new float32 model as s describes, initialised from r as PyTorch's
- * modules; no carried state yet (ex_lm_reset_state). With s->file, the sizes
- * are first checked against that checkpoint's tensors (ex_check_shapes:
- * the embedding, the first layer's input weights, the last layer's
- * recurrent weights, the untied head), so that crafted metadata is refused
- * before anything is allocated. Returns 0, or -1 (message printed; nothing
- * to free). */
+/* A new float32 model as s describes (tn_lm_init), initialised from r as
+ * PyTorch's modules; no carried state yet (ex_lm_reset_state). With
+ * s->file, the sizes are first checked against that checkpoint's tensors
+ * (tn_lm_open), so that crafted metadata is refused before anything is
+ * allocated. Returns 0, or -1 (message printed; nothing to free). */
 int ex_lm_init(ex_lm_model *m, const ex_lm_spec *s, tn_rng *r);
 
-/* (Re)allocate the carried state for batch B, zeroed. */
-void ex_lm_reset_state(ex_lm_model *m, int64_t B);
+/* (Re)allocate the carried state for batch B, zeroed. Returns 0, or -1
+ * (out of memory, message printed; no state). */
+int ex_lm_reset_state(ex_lm_model *m, int64_t B);
 
 /* Free the parameters and the carried state. */
 void ex_lm_free(ex_lm_model *m);
-
-/* Logits [B*T, V] for ids [B, T] (I32), starting from the carried state;
- * tape tensors. The final state goes to *fin (fin->output is the last
- * layer's h at every step, [B, T, H]); ex_lm_keep_state copies it into the
- * carried state once the tape no longer needs the old one (after
- * backward): the next window then starts from it with no history.
- * NULL on error (the tape's error is set). */
-tn_tensor *ex_lm_forward(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_rnn_out *fin);
-
-/* The mean cross-entropy of the next-token targets [B*T] (I32) after ids
- * [B, T]: ex_lm_forward with the head and the loss fused
- * (tn_linear_cross_entropy: the [B*T, V] logits are never stored whole).
- * NULL on error (the tape holds it). */
-tn_tensor *ex_lm_loss(tn_tape *tp, ex_lm_model *m, tn_tensor *ids, tn_tensor *targets,
-                      tn_rnn_out *fin);
-
-/* Copy the final state of an ex_lm_forward into the carried state. */
-void ex_lm_keep_state(ex_lm_model *m, const tn_rnn_out *fin);
-
-/* The carried state as a parameter set ("state.h", "state.c") whose
- * tensors are m's h and c, so it is saved and loaded with the rest. The
- * set borrows them: release it with free(st->items), never
- * tn_params_free. */
-void ex_lm_state_set(ex_lm_model *m, tn_params *st);
-
-/* The next window of truncated BPTT over the streams r0 .. r0+B of ids
- * (each `stream` tokens long, stream b at ids + b * stream) at *pos: x
- * [B, T] (I32) gets the inputs, y [B*T] (I32) the tokens that follow them.
- * When the window would run past the streams' end, *pos restarts at 0 and
- * the carried state is zeroed. The caller advances *pos by T after the
- * step. */
-void ex_lm_window(ex_lm_model *m, const int32_t *ids, int64_t stream, int64_t r0, int64_t *pos,
-               tn_tensor *x, tn_tensor *y);
 
 /* A new Adam (AdamW when adamw) with options *ao over m's parameters, or
  * NULL (message printed, e.g. for --lr inf). */
 tn_optim *ex_lm_optim(ex_lm_model *m, const tn_adam_opts *ao, bool adamw);
 
-/* Write m's parameters, opt's state and the carried state (ex_lm_state_set)
- * with meta to path (tn_save: atomic). Returns 0, or -1 (message
- * printed). */
+/* tn_lm_save of m, its carried state and opt's state (NULL: none) with
+ * meta (plus the lm.* keys) to path. Returns 0, or -1 (message printed). */
 int ex_lm_save(ex_lm_model *m, const char *path, tn_optim *opt, const tn_meta *meta);
 
 /* Load path into m, whose parameters the caller built from the file's
  * metadata (meta: initialised by the caller, filled here). A checkpoint of
- * a training run also holds the carried state ("state.h" [L, B, H], B in
- * 1..65536) and the optimizer's state: both are loaded too (strictly), the
- * latter into ex_lm_optim(m, ao, adamw). With opt_out (resume) *opt_out gets
- * that optimizer and the carried state keeps the file's batch; a file with
- * the model's tensors only (written by PyTorch) gives *opt_out = NULL.
- * Without opt_out the optimizer is dropped and the carried state is a
- * zeroed batch of 1. Returns 0, or -1 (message printed; m is left for the
- * caller to free). */
+ * a training run also holds the carried state ("state.h" [L, B, H]) and the
+ * optimizer's state: with opt_out (resume) both are loaded too (strictly),
+ * the latter into *opt_out = ex_lm_optim(m, ao, adamw), and the carried
+ * state keeps the file's batch; a file with the model's tensors only
+ * (written by PyTorch) gives *opt_out = NULL. Without opt_out both are
+ * skipped. A carried state that is not loaded is a zeroed batch of 1.
+ * Returns 0, or -1 (message printed; m is left for the caller to free). */
 int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
             tn_optim **opt_out);
 
-/* Mean negative log-likelihood (nats per token) of ids[1..n) given the
- * tokens before, reading ids as one stream from a zero state in windows of
- * 256 with the state carried; no grad, eval mode (dropout off). The
- * carried training state is left as it was. NAN for n < 2 (nothing
- * printed: the caller says which data is short), and on an error or a loss
- * that is not finite (a broken model), message printed naming `what` (the
- * checkpoint, or "validation"). */
+/* tn_lm_eval of ids[0..n) (a tape of the caller's): the mean NLL, or NAN
+ * for n < 2 (nothing printed: the caller says which data is short), and
+ * on an error or a loss that is not finite (message printed naming `what`,
+ * the checkpoint or "validation"). The carried state is not used. */
 double ex_lm_eval(ex_lm_model *m, tn_tape *tp, const int32_t *ids, int64_t n, const char *what);
 
 /* ---- several ranks (train_dist.h) ---- */
 
 /* Collective: the carried states [L, b, H] of every rank's b streams
- * gathered into a model on rank 0: *full is m with h (and c) [L, b*N, H]
- * of its own (rank r's streams at rows r*b..), for writing a checkpoint of
+ * gathered into a model on rank 0: *full is m with a carried state
+ * [L, b*N, H] of its own (rank r's streams at rows r*b..), for writing a checkpoint of
  * the whole run; release them with ex_lm_free_state(full). Other ranks
  * get nothing in *full. Returns 0 or -1 on every rank. */
 int ex_lm_gather_state(ex_lm_model *m, ex_lm_model *full);
@@ -159,7 +118,7 @@ typedef struct ex_lm_run {
     int64_t n_val;
 } ex_lm_run;
 
-/* forward: the next window (ex_lm_window) and its mean cross-entropy.
+/* forward: the next window (tn_lm_window) and its mean cross-entropy.
  * stepped: the state carried, the window advanced. evaluate: val_loss
  * (ex_lm_eval of val) and val_ppl, the columns ex_lm_run_cols names. */
 tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step);

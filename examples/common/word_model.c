@@ -23,15 +23,9 @@ int ex_word_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64
                double dropout, bool tie, const char *file, tn_rng *r)
 {
     ex_lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
-                 .io_dropout = dropout, .tie = tie, .embed_name = "encoder",
+                 .io_dropout = dropout, .tie = tie, .init_range = 0.1, .embed_name = "encoder",
                  .head_name = "decoder", .prog = "word_lm", .file = file};
-    if (ex_lm_init(m, &s, r))
-        return -1;
-    tn_tensor_uniform(m->embed.weight, r, -0.1, 0.1);
-    if (!tie)
-        tn_tensor_uniform(m->head.weight, r, -0.1, 0.1);
-    tn_tensor_fill(m->head.bias, 0);
-    return 0;
+    return ex_lm_init(m, &s, r);
 }
 
 /* Set the embedding rows of the words of v found in the GloVe / word2vec
@@ -169,7 +163,7 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     tn_status s = TN_OK;
     const char *fr = tn_meta_get(meta, "freeze_embedding");
     if (s == TN_OK && fr && strcmp(fr, "1") == 0)
-        s = tn_tensor_set_requires_grad(m->embed.weight, false);
+        s = tn_tensor_set_requires_grad(m->lm.embed.weight, false);
     if (s != TN_OK) {
         fprintf(stderr, "word_lm: %s\n", tn_last_error());
         tn_optim_free(opt);

@@ -29,8 +29,9 @@
  * peephole, G = 4; f, n for mgu, G = 2), cell.weight_ci, cell.weight_cf,
  * cell.weight_co [H] (the peepholes), head.weight [V, H], head.bias [V].
  * Text, vocabulary, splits and truncated-BPTT windows are char_rnn's (the
- * shared helpers char_model.h and lm_model.h); checkpoints are safetensors
- * of the parameters with the vocabulary in the metadata (no resume).
+ * shared helper char_model.h, and tn_lm_window of tensor/lm.h);
+ * checkpoints are safetensors of the parameters with the vocabulary in
+ * the metadata (no resume).
  *
  * tests/torch_custom_cell.py is the same model in PyTorch (the parity
  * test), bench/torch_custom_cell.py its benchmark.
@@ -242,7 +243,7 @@ static void time_major(const int32_t *src, int64_t B, int64_t T, int32_t *dst)
             dst[t * B + b] = src[b * T + t];
 }
 
-/* The loss of one window on tp: x [B, T] and y [B*T] (ex_lm_window's layout),
+/* The loss of one window on tp: x [B, T] and y [B*T] (tn_lm_window's layout),
  * from the state s; *fin gets the final state (tape tensors). reduce: mean
  * (training) or sum (eval). NULL on error. */
 static tn_tensor *window_loss(tn_tape *tp, const cell_model *m, const tn_tensor *x,
@@ -489,7 +490,7 @@ typedef struct cell_run {
     const ex_text *t;
     const opts *o;
     int64_t stream, pos; /* characters per stream, the window */
-    ex_lm_model win;     /* the carried state for ex_lm_window (zeroed at the wrap) */
+    tn_lm_state win;     /* the carried state for tn_lm_window (zeroed at the wrap) */
     state s, fin;        /* the carried state [B, H], the window's final (tape) */
     tn_tensor *x, *y;    /* the window's inputs [B, T] and targets [B * T] */
     const int32_t *val;  /* the validation split's first n_val characters */
@@ -500,7 +501,10 @@ static tn_tensor *cell_forward(void *ctx, tn_tape *tp, int64_t step)
 {
     (void)step;
     cell_run *r = ctx;
-    ex_lm_window(&r->win, r->t->ids, r->stream, 0, &r->pos, r->x, r->y);
+    if (tn_lm_window(&r->win, r->t->ids, r->stream, 0, &r->pos, r->x, r->y) != TN_OK) {
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: the window's shapes", PROG); /* never: cell_train's */
+        return NULL;
+    }
     return window_loss(tp, r->m, r->x, r->y, &r->s, &r->fin, TN_REDUCE_MEAN);
 }
 
@@ -563,7 +567,7 @@ static int cmd_train(const opts *o)
     cell_run run = {.m = &m, .t = &t, .o = o, .stream = stream, .val = t.ids + n_train,
                     .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars};
     state_new(&run.s, B, m.H, TN_F32);
-    run.win = (ex_lm_model){.h = run.s.h, .c = run.s.c};
+    run.win = (tn_lm_state){.h = run.s.h, .c = run.s.c};
     run.x = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     run.y = tn_tensor_new(TN_I32, 1, (int64_t[]){B * T});
     int rc = 1;

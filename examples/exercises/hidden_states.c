@@ -158,31 +158,25 @@ static int units_parse(const char *list, int64_t H, int64_t U, int64_t *chosen, 
 static int activations(ex_lm_model *m, const char *checkpoint, const int32_t *ids, int64_t n,
                        double *act)
 {
-    int64_t H = m->H, L = m->L, U = m->c ? 2 * H : H;
-    tn_tape *tp = tn_tape_new();
-    if (!tp) {
+    int64_t H = m->lm.o.hidden, L = m->lm.o.layers;
+    bool lstm = m->lm.o.cell == TN_CELL_LSTM;
+    int64_t U = lstm ? 2 * H : H;
+    float *logits = malloc(sizeof *logits * (size_t)m->lm.o.vocab);
+    if (!logits || ex_lm_reset_state(m, 1)) {
         fprintf(stderr, "hidden_states: out of memory\n");
+        free(logits);
         return -1;
     }
-    tn_tape_set_grad(tp, false);
-    tn_tape_set_training(tp, false);
-    ex_lm_reset_state(m, 1);
-    for (int64_t i = 0; i < n; i++) {
-        tn_tape_reset(tp);
-        tn_tensor *x = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){1, 1});
-        if (x)
-            ((int32_t *)x->data)[0] = ids[i];
-        tn_rnn_out fin;
-        if (!x || !ex_lm_forward(tp, m, x, &fin)) {
+    for (int64_t i = 0; i < n; i++) { /* one character at a time (tn_lm_step) */
+        if (tn_lm_step(&m->lm, m->st, &ids[i], logits) != TN_OK) {
             fprintf(stderr, "hidden_states: %s\n", tn_last_error());
-            tn_tape_free(tp);
+            free(logits);
             return -1;
         }
-        ex_lm_keep_state(m, &fin);
-        for (int64_t j = 0; j < H; j++) /* h_n, c_n: [L, 1, H] */
-            act[i * U + j] = tn_tensor_get(fin.h_n, (L - 1) * H + j);
-        for (int64_t j = 0; m->c && j < H; j++)
-            act[i * U + H + j] = tn_tensor_get(fin.c_n, (L - 1) * H + j);
+        for (int64_t j = 0; j < H; j++) /* the state after the step: [L, 1, H] */
+            act[i * U + j] = tn_tensor_get(m->st->h, (L - 1) * H + j);
+        for (int64_t j = 0; lstm && j < H; j++)
+            act[i * U + H + j] = tn_tensor_get(m->st->c, (L - 1) * H + j);
         for (int64_t u = 0; u < U; u++)
             if (!isfinite(act[i * U + u])) {
                 char name[32];
@@ -190,11 +184,11 @@ static int activations(ex_lm_model *m, const char *checkpoint, const int32_t *id
                 fprintf(stderr, "hidden_states: %s: unit %s is %g after character %" PRId64
                                 ": the model's output is not finite\n",
                         checkpoint, name, act[i * U + u], i);
-                tn_tape_free(tp);
+                free(logits);
                 return -1;
             }
     }
-    tn_tape_free(tp);
+    free(logits);
     return 0;
 }
 
@@ -308,8 +302,8 @@ static int html_write(const char *path, const char *checkpoint, const ex_lm_mode
     html_string(f, checkpoint);
     fprintf(f, "</h1>\n<p>%s, %" PRId64 " layer%s of %" PRId64 " units; the last layer's "
                "hidden state h%s after each of %" PRId64 " characters.</p>\n",
-            tn_cell_name(m->cell), m->L, m->L > 1 ? "s" : "", m->H,
-            m->c ? " and cell state c" : "", n);
+            tn_cell_name(m->lm.o.cell), (int64_t)m->lm.o.layers, m->lm.o.layers > 1 ? "s" : "",
+            m->lm.o.hidden, m->lm.o.cell == TN_CELL_LSTM ? " and cell state c" : "", n);
     fputs("<h2>Units by |correlation| with features of the text</h2>\n<table>\n", f);
     ranking_print(f, rk, true);
     fputs("</table>\n<p>Below, each character's background is the unit's activation after "
@@ -422,7 +416,7 @@ int main(int argc, char **argv)
         free(cps);
         return 1;
     }
-    int64_t H = m.H, U = m.c ? 2 * H : H;
+    int64_t H = m.lm.o.hidden, U = m.lm.o.cell == TN_CELL_LSTM ? 2 * H : H;
     int32_t *ids = malloc(sizeof *ids * (size_t)n);
     double *act = malloc(sizeof *act * (size_t)(n * U));
     double *feat = malloc(sizeof *feat * (size_t)(n * N_FEATURES));
@@ -457,11 +451,12 @@ int main(int argc, char **argv)
         features_compute(cps, n, feat);
         ranking_compute(&rk, act, feat, n);
         char cs[48] = "";
-        if (m.c)
+        if (m.lm.o.cell == TN_CELL_LSTM)
             snprintf(cs, sizeof cs, " and cell state c0..c%" PRId64, H - 1);
         printf("%s: %s, %" PRId64 " layer%s of %" PRId64 " units; the last layer's h0..h%" PRId64
                "%s over %" PRId64 " characters\n\n",
-               checkpoint, tn_cell_name(m.cell), m.L, m.L > 1 ? "s" : "", H, H - 1, cs, n);
+               checkpoint, tn_cell_name(m.lm.o.cell), (int64_t)m.lm.o.layers,
+               m.lm.o.layers > 1 ? "s" : "", H, H - 1, cs, n);
         printf("feature     units by |correlation| (Pearson r)\n");
         ranking_print(stdout, &rk, false);
         if (!units) /* the best unit of each feature, once each */

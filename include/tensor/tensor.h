@@ -9,5 +9,6 @@
 #include "tensor/nn.h"
 #include "tensor/optim.h"
 #include "tensor/io.h"
+#include "tensor/lm.h"
 
 #endif

@@ -3,7 +3,7 @@
  * with ex_word_load_checkpoint (examples/common/word_model.c, the function word_lm's eval,
  * sample, vectors and train --resume call): the metadata's format, cell,
  * sizes and vocabulary are parsed and checked, the sizes against the
- * file's tensors (ex_lm_init, ex_check_shapes), then the model is built and
+ * file's tensors (ex_lm_init, tn_lm_open), then the model is built and
  * ex_lm_load reads the parameters, the carried state and the optimizer's
  * state. An input that loads is loaded again as train --resume does
  * (opt_out). Built with ASan + UBSan: any report, leak, crash or abort is
@@ -28,9 +28,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* What ex_word_load_checkpoint promises the commands about a model it returns. */
 static void check_model(const ex_lm_model *m, const ex_words *v)
 {
-    if (v->n < 2 || m->V != v->n || strcmp(v->words[UNK], "<unk>") ||
-        strcmp(v->words[EOS], "<eos>") || !m->h || m->h->ndim != 3 || m->h->shape[0] != m->L ||
-        m->h->shape[2] != m->H || m->embed.weight->shape[0] != v->n)
+    const tn_tensor *h = m->st ? m->st->h : NULL;
+    if (v->n < 2 || m->lm.o.vocab != v->n || strcmp(v->words[UNK], "<unk>") ||
+        strcmp(v->words[EOS], "<eos>") || !h || h->ndim != 3 || h->shape[0] != m->lm.o.layers ||
+        h->shape[2] != m->lm.o.hidden || m->lm.embed.weight->shape[0] != v->n)
         abort();
 }
 
