@@ -14,7 +14,10 @@
 # 7. --resume refuses a crafted data_pos or step, naming it; eval of a
 #    model with a NaN weight is refused naming the checkpoint; sizes in the
 #    metadata that the file's tensors do not have are refused before the
-#    model is built.
+#    model is built;
+# 8. export writes the model alone: exactly the tensors of the PyTorch
+#    module's state_dict (embed, rnn, head; no optimizer or carried state),
+#    which char_rnn still reads: eval gives the checkpoint's loss.
 # No Python: everything here is bash, coreutils and awk.
 set -u
 BIN=${1:?usage: test_char_rnn.sh CHAR_RNN FIXTURES}
@@ -240,5 +243,22 @@ refuse_nan "$TMP/straight1.st" 'head\.weight' 0 "$BIN" sample --checkpoint "$TMP
 for kv in "hidden 1024" "embed 1024" "layers 3"; do
     refuse_meta "$TMP/straight1.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --length 5
 done
+
+# ---- 8. export: the model alone ----
+"$BIN" train --hidden 16 --layers 2 --embed 8 --batch 4 --seq 16 --steps 4 --eval-every 0 \
+    --checkpoint "$TMP/ex.st" --threads 1 > /dev/null 2>&1
+"$BIN" export --checkpoint "$TMP/ex.st" --out "$TMP/ex_model.st" > /dev/null
+names=$(head -c 4096 "$TMP/ex_model.st" | grep -ao '"[a-z_.0-9]*":{"dtype' | sed 's/":{"dtype//; s/"//' | sort | tr '\n' ' ')
+want="embed.weight head.bias head.weight rnn.bias_hh_l0 rnn.bias_hh_l1 rnn.bias_ih_l0 rnn.bias_ih_l1 rnn.weight_hh_l0 rnn.weight_hh_l1 rnn.weight_ih_l0 rnn.weight_ih_l1 "
+printf 'the cat saw the hen.\n' > "$TMP/ex.txt"
+a=$("$BIN" eval --checkpoint "$TMP/ex.st" --data "$TMP/ex.txt")
+b=$("$BIN" eval --checkpoint "$TMP/ex_model.st" --data "$TMP/ex.txt")
+err=$("$BIN" export --checkpoint "$TMP/ex.st" 2>&1); rc=$?
+if [ "$names" = "$want" ] && [ -n "$a" ] && [ "$a" = "$b" ] && [ $rc -eq 2 ] &&
+   [[ "$err" == *"--out PATH are required"* ]]; then
+    pass "export: the state_dict's 11 tensors alone; eval of both files: $b"
+else
+    fail "export: tensors '$names', eval '$a' vs '$b', missing --out: $rc $err"
+fi
 
 checks_end

@@ -43,7 +43,7 @@
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding;
+    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding, *out;
     int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
     int64_t length, threads;
     double lr, clip, dropout;
@@ -52,7 +52,7 @@ typedef struct opts {
     bool resume;
 } opts;
 
-enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2 };
+enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2, EXPORT = 1u << 3 };
 
 /* Parse argv into *o (the defaults are set here, and --help shows them).
  * Returns EX_OK, or the exit status (0 after --help/--version, 2 when an
@@ -110,16 +110,19 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
          .imax = 1000000000, .commands = SAMPLE},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
+        {"--out", EX_STRING, &o->out, "PATH", "the model-only safetensors file to write",
+         .commands = EXPORT},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (initial weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024, .def = EX_THREADS_DEFAULT},
     };
-    static const char *const commands[] = {"train", "sample", "eval", NULL};
+    static const char *const commands[] = {"train", "sample", "eval", "export", NULL};
     static const char *const command_help[] = {
         "train a model (and write --checkpoint)",
         "print text sampled from a checkpoint's model",
         "print a checkpoint's loss (nats/char) and perplexity on --data",
+        "write the model of --checkpoint alone to --out: the state_dict of the PyTorch module",
     };
     const ex_spec spec = {
         .prog = "char_rnn",
@@ -495,6 +498,53 @@ static int cmd_sample(const opts *o)
     return rc ? 1 : 0;
 }
 
+/* The model of --checkpoint alone (no optimizer state, no carried state)
+ * to --out: tensors named and shaped as the PyTorch module's state_dict
+ * (embed, rnn, head), so load_state_dict(strict=True) takes it; the
+ * metadata keeps what char_rnn needs to read it back (format, sizes,
+ * vocabulary) and tn_lm_load's lm.* keys. */
+static int cmd_export(const opts *o)
+{
+    if (!o->checkpoint || !o->out) {
+        fprintf(stderr, "char_rnn export: --checkpoint PATH and --out PATH are required\n");
+        return 2;
+    }
+    if (ex_check_output("char_rnn", "--out", o->out))
+        return 2;
+    ex_lm_model m;
+    ex_text t = {0};
+    tn_meta meta;
+    tn_meta_init(&meta);
+    if (ex_char_load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3)) {
+        tn_meta_free(&meta);
+        return 1;
+    }
+    static const char *const training[] = {"step", "data_pos", "batch", "seq", "lr", "rng",
+                                           "ranks"};
+    tn_meta keep;
+    tn_meta_init(&keep);
+    tn_status s = TN_OK;
+    for (int i = 0; s == TN_OK && i < meta.n; i++) {
+        const char *k = meta.keys[i];
+        bool drop = strncmp(k, "rng.", 4) == 0;
+        for (size_t j = 0; j < sizeof training / sizeof training[0]; j++)
+            drop = drop || strcmp(k, training[j]) == 0;
+        if (!drop)
+            s = tn_meta_set(&keep, k, meta.values[i]);
+    }
+    if (s == TN_OK)
+        s = tn_lm_save(o->out, &m.lm, NULL, NULL, 0, &keep);
+    if (s != TN_OK)
+        fprintf(stderr, "char_rnn export: %s\n", tn_last_error());
+    else
+        printf("wrote %s: %d tensors, %" PRId64 " parameters\n", o->out, m.lm.ps.n,
+               tn_params_numel(&m.lm.ps));
+    tn_meta_free(&keep);
+    tn_meta_free(&meta);
+    ex_lm_free(&m);
+    return s == TN_OK ? 0 : 1;
+}
+
 static int cmd_eval(const opts *o)
 {
     if (!o->checkpoint || !o->data) {
@@ -541,7 +591,8 @@ int main(int argc, char **argv)
         return rc == EX_DONE ? 0 : 2;
     if (ex_start("char_rnn", &argc, &argv, o.threads, command == 0))
         return 1;
-    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : cmd_eval(&o);
+    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o)
+       : command == 2 ? cmd_eval(&o) : cmd_export(&o);
     ex_stop();
     return rc;
 }
