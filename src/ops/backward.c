@@ -6,6 +6,8 @@
  */
 #include "ops_internal.h"
 
+#include <stdlib.h>
+
 /* Give every recorded node its gradient: views alias their base's, other
  * tape tensors get a contiguous buffer from the arena (reused when
  * backward runs twice on one tape), not yet zeroed (see zmap). Nodes are
