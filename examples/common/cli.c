@@ -591,6 +591,22 @@ int ex_load_params(const char *prog, const char *path, tn_params *ps)
     return -1;
 }
 
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
+                       const char *const *keys, int64_t *const *vals, int n)
+{
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    tn_status s = tn_load_meta(path, meta);
+    for (int i = 0; i < n && s == TN_OK; i++)
+        s = tn_meta_get_int(meta, keys[i], vals[i]);
+    if (s == TN_OK)
+        return 0;
+    fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
+    return -1;
+}
+
 int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
                   int64_t *lineno)
 {

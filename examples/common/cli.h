@@ -193,6 +193,13 @@ struct tn_params;
  * or -1 (message naming the file). */
 int ex_load_params(const char *prog, const char *path, struct tn_params *ps);
 
+/* The start of a program's model_load: the checkpoint path (given as
+ * --checkpoint) must be readable; its metadata is read into meta (which
+ * the caller initialised and frees) and the integer entries keys[0..n)
+ * into *vals[0..n). Returns 0, or -1 (message naming the file). */
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
+                       const char *const *keys, int64_t *const *vals, int n);
+
 /* The next line of f (standard input) into *line (getline's buffer, *cap),
  * *n bytes with its newline; *lineno counts the lines. Returns 1 for a
  * line, 0 at the end, -1 for a line that is not UTF-8 text or holds a NUL
