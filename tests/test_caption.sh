@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # examples/caption end to end (usage: test_caption.sh CAPTION):
 #   1. train a small captioner on the generated scenes (STEPS steps, batch
-#      64, 2 threads; about 20-35 s): the CSV log has a row per evaluation
-#      and the final held-out BLEU (greedy) is at least MIN_BLEU. Measured
-#      (see the comment at MIN_BLEU), a model that has learnt nothing
-#      scores 0 (no 4-gram right); one that names the colours wrong but the
-#      rest right about 30;
+#      64, 2 threads: about 20 s at 31 ms a step on an idle 2-core machine):
+#      the CSV log has a row per evaluation and the final held-out BLEU
+#      (greedy) is at least MIN_BLEU (measured: see there). A model that has
+#      learnt nothing scores 0 (no 4-gram right);
 #   2. the checkpoint round trip: eval prints the same held-out loss as the
 #      training run's last evaluation (to its 4 decimals) and the same
 #      greedy BLEU;
@@ -15,7 +14,10 @@
 #      righter one);
 #   4. caption --scenes 5 --beam 3: a header, 5 rows "i<TAB>true<TAB>model",
 #      a summary line;
-#   5. refusals: a missing checkpoint, a file that is not a checkpoint,
+#   5. gradcheck: the loss's gradients (encoder, start, decoder, output
+#      layer) against central differences in float64 on a small model
+#      (under a second; max relative error 8.8e-8 measured, tolerance 1e-6);
+#   6. refusals: a missing checkpoint, a file that is not a checkpoint,
 #      eval/caption without --checkpoint, bad --beam (0, 65, x), bad
 #      --scenes, outputs in a missing directory, a checkpoint whose
 #      metadata sizes its tensors do not have.
@@ -23,14 +25,16 @@ set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
 STEPS=600
-# Measured on the project's 2-core machine (loaded by another build):
-# held-out BLEU 70.5 after 600 steps (seed 1234; runs with seeds 1 and 7:
-# 66.9, 73.8). The threshold leaves about 20 points of margin for other
-# BLAS paths and thread counts; at 300 steps the BLEU is about 31.
-MIN_BLEU=50
+# Measured on the project's 2-core machine (loaded by another engineer's
+# runs), --lr 0.006, seed 1234, 2 threads: held-out BLEU 28.9 at step 200,
+# 43.0 at 400, 62.8 at 600 (twice, the same). MIN_BLEU leaves 17.8 points
+# of margin for other kernel paths and thread counts; a model stuck at 400
+# steps' quality fails it. (The shapes are the last thing it learns: at
+# 600 steps most errors name a circle for a square.)
+MIN_BLEU=45
 
 # 1. training
-out=$("$BIN" train --steps $STEPS --eval-every 300 --threads 2 --checkpoint "$TMP/c.st" \
+out=$("$BIN" train --steps $STEPS --eval-every 300 --lr 0.006 --threads 2 --checkpoint "$TMP/c.st" \
       --log "$TMP/c.csv" 2>&1)
 rc=$?
 final=$(echo "$out" | grep '^final step')
@@ -75,7 +79,16 @@ else
     fail "caption (rc $rc): '$cap'"
 fi
 
-# 5. refusals
+# 5. gradient check
+gc=$("$BIN" gradcheck --threads 2)
+rc=$?
+if [ $rc -eq 0 ] && [[ "$gc" == "gradcheck (float64"*": ok (tolerance 1e-06)" ]]; then
+    pass "$gc"
+else
+    fail "gradcheck (rc $rc): $gc"
+fi
+
+# 6. refusals
 echo "not a checkpoint" > "$TMP/bad.st"
 refuse "a missing checkpoint" "--checkpoint $TMP/none.st" "$BIN" eval --checkpoint "$TMP/none.st"
 refuse "a file that is not a checkpoint" "--checkpoint $TMP/bad.st" \

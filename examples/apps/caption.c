@@ -9,6 +9,7 @@
  *                   [--log CSV] [--loss-log CSV] [--threads N] [--seed S]
  *   caption eval    --checkpoint PATH [--beam K] [--length-norm] [--val-scenes N]
  *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N]
+ *   caption gradcheck [--seed S]   (the loss's gradients, float64, a small model)
  *
  * Data, generated (no download): a scene is a 32x32 RGB canvas, float
  * [3, 32, 32] in [0, 1] with a little Gaussian noise, holding one or two
@@ -225,7 +226,7 @@ typedef struct opts {
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, EVAL = 2, CAPTION = 4 };
+enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -257,7 +258,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "generated held-out scenes (evaluation; the same for train, eval and caption)",
          .imin = 1, .imax = MAX_SCENES, .commands = TRAIN | EVAL | CAPTION},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights and batches; not the scenes)",
-         .commands = TRAIN},
+         .commands = TRAIN | GRADCHECK},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024, .def = EX_THREADS_DEFAULT},
         {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
@@ -274,11 +275,12 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--scenes", EX_INT, &o->scenes, "N", "held-out scenes to caption (the first N)",
          .imin = 1, .imax = MAX_SCENES, .commands = CAPTION},
     };
-    static const char *const commands[] = {"train", "eval", "caption", NULL};
+    static const char *const commands[] = {"train", "eval", "caption", "gradcheck", NULL};
     static const char *const command_help[] = {
         "train a captioner on generated scenes (and write --checkpoint)",
         "print the held-out loss and BLEU of greedy captions (and of --beam K)",
         "print held-out scenes' true captions next to the model's",
+        "check the loss's gradients against central differences (float64, a small model)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -306,6 +308,7 @@ typedef struct model {
     tn_rnn_cell dec;
     ex_words v;
     int64_t embed, hidden, channels, grid;
+    tn_dtype dt; /* TN_F32 (0, a zeroed model's); TN_F64 for the gradient check */
 } model;
 
 static void model_free(model *m)
@@ -331,9 +334,9 @@ static int model_build(model *m, uint64_t seed)
     for (int k = 0; k < 3; k++) {
         int64_t cout = m->channels << k, fan_in = cin * 9;
         double bound = 1 / sqrt((double)fan_in);
-        m->conv_w[k] = tn_params_new(&m->ps, conv_names[k], "weight", TN_F32, 4,
+        m->conv_w[k] = tn_params_new(&m->ps, conv_names[k], "weight", m->dt, 4,
                                      (int64_t[]){cout, cin, 3, 3});
-        m->conv_b[k] = tn_params_new(&m->ps, conv_names[k], "bias", TN_F32, 1, &cout);
+        m->conv_b[k] = tn_params_new(&m->ps, conv_names[k], "bias", m->dt, 1, &cout);
         if (!m->conv_w[k] || !m->conv_b[k]) {
             fprintf(stderr, PROG ": %s\n", tn_last_error());
             return -1;
@@ -343,12 +346,12 @@ static int model_build(model *m, uint64_t seed)
         cin = cout;
     }
     int64_t F = model_features(m);
-    if (tn_linear_init(&m->init_h, &m->ps, "init_h", F, m->hidden, true, TN_F32, &r) ||
-        tn_linear_init(&m->init_c, &m->ps, "init_c", F, m->hidden, true, TN_F32, &r) ||
-        tn_embedding_init(&m->emb, &m->ps, "embed", V, m->embed, PAD, TN_F32, &r) ||
-        tn_rnn_cell_init(&m->dec, &m->ps, "decoder", TN_CELL_LSTM, m->embed, m->hidden, TN_F32,
+    if (tn_linear_init(&m->init_h, &m->ps, "init_h", F, m->hidden, true, m->dt, &r) ||
+        tn_linear_init(&m->init_c, &m->ps, "init_c", F, m->hidden, true, m->dt, &r) ||
+        tn_embedding_init(&m->emb, &m->ps, "embed", V, m->embed, PAD, m->dt, &r) ||
+        tn_rnn_cell_init(&m->dec, &m->ps, "decoder", TN_CELL_LSTM, m->embed, m->hidden, m->dt,
                          &r) ||
-        tn_linear_init(&m->out, &m->ps, "out", m->hidden, V, true, TN_F32, &r)) {
+        tn_linear_init(&m->out, &m->ps, "out", m->hidden, V, true, m->dt, &r)) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
         return -1;
     }
@@ -455,11 +458,17 @@ done:
 /* ---- batches, loss, decoding ---- */
 
 /* Images x [B, 3, SIDE, SIDE] of scenes idx[0..B) on the tape. */
-static tn_tensor *batch_images(tn_tape *tp, const scenes *s, const int64_t *idx, int64_t B)
+static tn_tensor *batch_images(tn_tape *tp, const model *m, const scenes *s,
+                                const int64_t *idx, int64_t B)
 {
-    tn_tensor *x = tn_tape_tensor(tp, TN_F32, 4, (int64_t[]){B, 3, SIDE, SIDE});
-    for (int64_t b = 0; x && b < B; b++)
-        memcpy((float *)x->data + b * PIX, s->img + idx[b] * PIX, sizeof(float) * PIX);
+    tn_tensor *x = tn_tape_tensor(tp, m->dt, 4, (int64_t[]){B, 3, SIDE, SIDE});
+    for (int64_t b = 0; x && b < B; b++) {
+        if (m->dt == TN_F32)
+            memcpy((float *)x->data + b * PIX, s->img + idx[b] * PIX, sizeof(float) * PIX);
+        else
+            for (int64_t i = 0; i < PIX; i++)
+                tn_tensor_set(x, b * PIX + i, s->img[idx[b] * PIX + i]);
+    }
     return x;
 }
 
@@ -474,7 +483,7 @@ static tn_tensor *caption_loss(tn_tape *tp, const model *m, const scenes *s, con
     /* time-major: row t of ids is every scene's input at step t */
     tn_tensor *ids = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){T, B});
     tn_tensor *tg = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){T * B});
-    tn_tensor *x = batch_images(tp, s, idx, B);
+    tn_tensor *x = batch_images(tp, m, s, idx, B);
     if (!ids || !tg || !x)
         return NULL;
     int32_t *in = ids->data, *out = tg->data;
@@ -503,6 +512,13 @@ static tn_tensor *caption_loss(tn_tape *tp, const model *m, const scenes *s, con
     return tn_linear_cross_entropy(tp, all, m->out.weight, m->out.bias, tg, NULL, PAD, 0, red);
 }
 
+/* Row i of the contiguous 2-D dst = row j of the contiguous src. */
+static void copy_row(tn_tensor *dst, int64_t i, const tn_tensor *src, int64_t j)
+{
+    size_t row = tn_dtype_size(dst->dtype) * (size_t)dst->shape[1];
+    memcpy((char *)dst->data + (size_t)i * row, (const char *)src->data + (size_t)j * row, row);
+}
+
 /* Captions of scenes idx[0..B) into words (B x MAX_WORDS) and len: beam
  * search with K beams (K 1: greedy exactly). No gradients; tp is reset
  * by the caller. Returns 0 or -1 (tape error; the caller prints it). */
@@ -510,12 +526,12 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
                   int K, bool length_norm, int32_t *words, int32_t *len)
 {
     int64_t R = B * K, H = m->hidden, V = m->v.n;
-    tn_tensor *x = batch_images(tp, s, idx, B);
+    tn_tensor *x = batch_images(tp, m, s, idx, B);
     tn_tensor *f = x ? encode(tp, m, x) : NULL;
     tn_tensor *h0 = f ? tn_contiguous(tp, tn_linear_forward(tp, &m->init_h, f)) : NULL;
     tn_tensor *c0 = f ? tn_contiguous(tp, tn_linear_forward(tp, &m->init_c, f)) : NULL;
-    tn_tensor *h = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){R, H});
-    tn_tensor *c = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){R, H});
+    tn_tensor *h = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
+    tn_tensor *c = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
     tn_tensor *ids = tn_tape_tensor(tp, TN_I32, 1, &R);
     /* per row (scene b's beam k at b K + k): score, words; per scene the
      * best finished caption */
@@ -539,8 +555,8 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         goto done;
     }
     for (int64_t r = 0; r < R; r++) {
-        memcpy((float *)h->data + r * H, (float *)h0->data + r / K * H, sizeof(float) * (size_t)H);
-        memcpy((float *)c->data + r * H, (float *)c0->data + r / K * H, sizeof(float) * (size_t)H);
+        copy_row(h, r, h0, r / K);
+        copy_row(c, r, c0, r / K);
         score[r] = r % K == 0 ? 0 : -INFINITY; /* one live beam to start */
         ((int32_t *)ids->data)[r] = SOS;
     }
@@ -625,16 +641,14 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         bw = nbw, nbw = sw;
         if (all_done)
             break;
-        h = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){R, H});
-        c = tn_tape_tensor(tp, TN_F32, 2, (int64_t[]){R, H});
+        h = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
+        c = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
         ids = tn_tape_tensor(tp, TN_I32, 1, &R);
         if (!h || !c || !ids)
             goto done;
         for (int64_t r = 0; r < R; r++) {
-            memcpy((float *)h->data + r * H, (float *)hn->data + (int64_t)parent[r] * H,
-                   sizeof(float) * (size_t)H);
-            memcpy((float *)c->data + r * H, (float *)cn->data + (int64_t)parent[r] * H,
-                   sizeof(float) * (size_t)H);
+            copy_row(h, r, hn, parent[r]);
+            copy_row(c, r, cn, parent[r]);
             ((int32_t *)ids->data)[r] = ntok[r];
         }
     }
@@ -891,19 +905,87 @@ static int cmd_caption(const opts *o)
     return rc;
 }
 
+/* ---- gradcheck ---- */
+
+typedef struct gc_ctx {
+    const model *m;
+    const scenes *s;
+    int64_t idx[2];
+} gc_ctx;
+
+/* inputs: the model's parameters (in place) */
+static tn_tensor *gc_loss(tn_tape *tp, tn_tensor *const *inputs, void *ctx)
+{
+    (void)inputs;
+    gc_ctx *g = ctx;
+    int64_t tokens;
+    return caption_loss(tp, g->m, g->s, g->idx, 2, TN_REDUCE_MEAN, &tokens);
+}
+
+/* The captioner's loss (encoder, start, decoder, output layer) checked
+ * against central differences in float64 on a small model: C 2, G 2, E 3,
+ * H 4, two held-out scenes (one and two shapes). */
+static int cmd_gradcheck(const opts *o)
+{
+    model m = {.embed = 3, .hidden = 4, .channels = 2, .grid = 2, .dt = TN_F64};
+    scenes va;
+    if (scenes_make(&va, 8, VAL_SEED))
+        return 1;
+    tn_tensor **in = NULL;
+    int rc = 1;
+    if (words_build(&m.v) || model_build(&m, o->seed))
+        goto done;
+    gc_ctx g = {.m = &m, .s = &va, .idx = {0, 0}};
+    for (int64_t i = 0; i < va.n; i++) /* the first scene of two shapes */
+        if (va.len[i] > 4) {
+            g.idx[1] = i;
+            break;
+        }
+    int n = m.ps.n;
+    if (!(in = malloc(sizeof *in * (size_t)n))) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto done;
+    }
+    for (int k = 0; k < n; k++)
+        in[k] = m.ps.items[k].t;
+    tn_gradcheck_result res;
+    if (tn_gradcheck(gc_loss, &g, n, in, 1e-6, &res) != TN_OK) {
+        fprintf(stderr, PROG ": gradcheck: %s\n", tn_last_error());
+        goto done;
+    }
+    /* As custom_cell's: in float64 with eps 1e-6 right gradients differ by
+     * ~1e-8 relative (floor 1e-2, gradcheck.h); a wrong one by far more. */
+    const double tol = 1e-6;
+    bool ok = res.max_rel_err <= tol;
+    printf("gradcheck (float64, C=2 G=2 E=3 H=4, 2 scenes): %" PRId64 " elements, max abs "
+           "error %.3g, max relative error %.3g at %s[%" PRId64 "] (analytic %.9g, numeric "
+           "%.9g): %s (tolerance %g)\n",
+           res.n_checked, res.max_abs_err, res.max_rel_err, m.ps.items[res.worst_input].name,
+           res.worst_index, res.worst_analytic, res.worst_numeric, ok ? "ok" : "FAILED", tol);
+    rc = ok ? 0 : 1;
+done:
+    free(in);
+    model_free(&m);
+    scenes_free(&va);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
-    if (command != 0 && !o.checkpoint) {
+    if ((command == 1 || command == 2) && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "caption");
         return 2;
     }
     if (ex_start(PROG, &argc, &argv, o.threads, false))
         return 1;
-    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_eval(&o) : cmd_caption(&o);
+    rc = command == 0   ? cmd_train(&o)
+         : command == 1 ? cmd_eval(&o)
+         : command == 2 ? cmd_caption(&o)
+                        : cmd_gradcheck(&o);
     ex_stop();
     return rc;
 }
