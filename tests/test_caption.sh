@@ -13,7 +13,7 @@
 #      it may still lose a little, as a likelier caption is not always a
 #      righter one);
 #   4. caption --scenes 5 --beam 3: a header, 5 rows "i<TAB>true<TAB>model",
-#      a summary line;
+#      a summary line; --show draws each scene in 16 lines of 16 letters;
 #   5. gradcheck: the loss's gradients (encoder, start, decoder, output
 #      layer) against central differences in float64 on a small model
 #      (under a second; max relative error 8.8e-8 measured, tolerance 1e-6);
@@ -77,6 +77,13 @@ if [ $rc -eq 0 ] && [ "$rows" -eq 5 ] && [ "$(echo "$cap" | head -1)" = $'# scen
     pass "caption: 5 scenes, true and model's captions ($(echo "$cap" | sed -n 2p | tr '\t' '|'))"
 else
     fail "caption (rc $rc): '$cap'"
+fi
+
+pic=$("$BIN" caption --checkpoint "$TMP/c.st" --scenes 2 --show --threads 2)
+if [ "$(echo "$pic" | grep -cE '^    [.rgby]{16}$')" -eq 32 ] && [ "$(echo "$pic" | grep -c '[rgby]' )" -gt 2 ]; then
+    pass "caption --show: 2 scenes drawn in 16 lines each"
+else
+    fail "caption --show: '$pic'"
 fi
 
 # 5. gradient check

@@ -8,7 +8,7 @@
  *                   [--val-scenes N] [--eval-every N] [--checkpoint PATH]
  *                   [--log CSV] [--loss-log CSV] [--threads N] [--seed S]
  *   caption eval    --checkpoint PATH [--beam K] [--length-norm] [--val-scenes N]
- *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N]
+ *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N] [--show]
  *   caption gradcheck [--seed S]   (the loss's gradients, float64, a small model)
  *
  * Data, generated (no download): a scene is a 32x32 RGB canvas, float
@@ -76,7 +76,7 @@ enum {
     T_MAX = MAX_WORDS + 1, /* decoder steps: the words and <eos> */
     EVAL_BATCH = 250,
     MAX_BEAM = 64,
-    MAX_SCENES = 1000000,
+    MAX_SCENES = 100000, /* 1.2 GB of images */
 };
 
 /* The vocabulary: specials, then the words of the captions. */
@@ -222,7 +222,7 @@ typedef struct opts {
     int64_t steps, batch, eval_every, threads, embed, hidden, channels, grid;
     int64_t train_scenes, val_scenes, beam, scenes;
     double lr, clip;
-    bool length_norm;
+    bool length_norm, show;
     uint64_t seed;
 } opts;
 
@@ -255,8 +255,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--train-scenes", EX_INT, &o->train_scenes, "N", "generated training scenes",
          .imin = 1, .imax = MAX_SCENES, .commands = TRAIN},
         {"--val-scenes", EX_INT, &o->val_scenes, "N",
-         "generated held-out scenes (evaluation; the same for train, eval and caption)",
-         .imin = 1, .imax = MAX_SCENES, .commands = TRAIN | EVAL | CAPTION},
+         "generated held-out scenes (the same ones for train and eval)", .imin = 1,
+         .imax = MAX_SCENES, .commands = TRAIN | EVAL},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights and batches; not the scenes)",
          .commands = TRAIN | GRADCHECK},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -270,10 +270,13 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--beam", EX_INT, &o->beam, "K", "beam search with K beams (1: greedy)", .imin = 1,
          .imax = MAX_BEAM, .commands = EVAL | CAPTION},
         {"--length-norm", EX_FLAG, &o->length_norm, NULL,
-         "rank finished beams by log-probability per word (default: total log-probability)",
+         "rank finished beams by log-probability per token (words and <eos>), not the total",
          .commands = EVAL | CAPTION},
         {"--scenes", EX_INT, &o->scenes, "N", "held-out scenes to caption (the first N)",
          .imin = 1, .imax = MAX_SCENES, .commands = CAPTION},
+        {"--show", EX_FLAG, &o->show, NULL,
+         "draw each scene in text after its row (16x16, a letter per 2x2 pixels: r g b y, "
+         ". background)", .commands = CAPTION},
     };
     static const char *const commands[] = {"train", "eval", "caption", "gradcheck", NULL};
     static const char *const command_help[] = {
@@ -854,6 +857,45 @@ static int cmd_eval(const opts *o)
     return rc ? 1 : 0;
 }
 
+/* The colour (0..3) nearest to pixel i of img, or -1 when it is dark
+ * (background). */
+static int pixel_colour(const float *img, int i)
+{
+    float p[3] = {img[i], img[SIDE * SIDE + i], img[2 * SIDE * SIDE + i]};
+    if (fmaxf(p[0], fmaxf(p[1], p[2])) < 0.45f)
+        return -1;
+    int best = 0;
+    double be = INFINITY;
+    for (int j = 0; j < 4; j++) {
+        double e = 0;
+        for (int k = 0; k < 3; k++)
+            e += (p[k] - COLOUR[j][k]) * (p[k] - COLOUR[j][k]);
+        if (e < be)
+            be = e, best = j;
+    }
+    return best;
+}
+
+/* The scene img [3, SIDE, SIDE] as SIDE/2 lines of SIDE/2 letters, one per
+ * 2x2 pixels: the colour (r g b y) of at least 2 of them, else '.'. */
+static void print_scene(const float *img)
+{
+    for (int y = 0; y < SIDE; y += 2) {
+        printf("    ");
+        for (int x = 0; x < SIDE; x += 2) {
+            int n[4] = {0, 0, 0, 0};
+            char ch = '.';
+            for (int d = 0; d < 4; d++) {
+                int c = pixel_colour(img, (y + d / 2) * SIDE + x + d % 2);
+                if (c >= 0 && ++n[c] == 2)
+                    ch = "rgby"[c];
+            }
+            putchar(ch);
+        }
+        putchar('\n');
+    }
+}
+
 /* Caption words w[0..n) printed with the model's vocabulary. */
 static void print_words(const model *m, const int32_t *w, int32_t n)
 {
@@ -892,6 +934,8 @@ static int cmd_caption(const opts *o)
                 putchar('\t');
                 print_words(&m, hyp + i * MAX_WORDS, hlen[i]);
                 putchar('\n');
+                if (o->show)
+                    print_scene(va.img + i * PIX);
             }
             printf("# %" PRId64 " scenes: %.0f%% exactly right, BLEU %.2f\n", n, 100 * res.exact,
                    res.bleu);
