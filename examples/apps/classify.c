@@ -596,16 +596,10 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const keys[3] = {"hidden", "embed", "layers"};
+    int64_t *const vals[3] = {&m->hidden, &m->embed, &m->layers};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 3))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "embed", &m->embed) ||
-        tn_meta_get_int(&meta, "layers", &m->layers)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *bi = tn_meta_get(&meta, "bidirectional"), *labels = tn_meta_get(&meta, "labels");
     const char *chars = tn_meta_get(&meta, "chars");
@@ -843,9 +837,7 @@ static int class_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     dataset d;
     if (read_data(o, &d))

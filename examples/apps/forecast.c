@@ -506,17 +506,10 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const keys[4] = {"hidden", "layers", "window", "horizon"};
+    int64_t *const vals[4] = {&m->hidden, &m->layers, &m->window, &m->horizon};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 4))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "layers", &m->layers) ||
-        tn_meta_get_int(&meta, "window", &m->window) ||
-        tn_meta_get_int(&meta, "horizon", &m->horizon)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *mode = tn_meta_get(&meta, "mode"), *per = tn_meta_get(&meta, "periods");
     const char *src = tn_meta_get(&meta, "series"), *why;
@@ -836,9 +829,7 @@ static int fc_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     model m = {.cell = o->cell, .direct = strcmp(o->mode, "direct") == 0, .hidden = o->hidden,
                .layers = o->layers, .window = o->window, .horizon = o->horizon ? o->horizon : 12,

@@ -599,16 +599,10 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, strerror(errno));
+    static const char *const keys[4] = {"hidden", "embed", "step", "sentences"};
+    int64_t *const vals[4] = {&m->hidden, &m->embed, &m->step, &m->sentences};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 4))
         goto done;
-    }
-    if (tn_load_meta(path, &meta) || tn_meta_get_int(&meta, "hidden", &m->hidden) ||
-        tn_meta_get_int(&meta, "embed", &m->embed) || tn_meta_get_int(&meta, "step", &m->step) ||
-        tn_meta_get_int(&meta, "sentences", &m->sentences)) {
-        fprintf(stderr, PROG ": --checkpoint %s: %s\n", path, tn_last_error());
-        goto done;
-    }
     const char *fmt = tn_meta_get(&meta, "format"), *bi = tn_meta_get(&meta, "bidirectional");
     const char *words = tn_meta_get(&meta, "words"), *tags = tn_meta_get(&meta, "tags");
     const char *seed = tn_meta_get(&meta, "seed"), *data = tn_meta_get(&meta, "data");
@@ -877,9 +871,7 @@ static int tag_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     corpus c;
     if (read_data(o->data, o->sentences, o->seed, &c))
