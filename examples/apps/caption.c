@@ -475,8 +475,9 @@ static tn_tensor *batch_images(tn_tape *tp, const model *m, const scenes *s,
     return x;
 }
 
-/* The mean cross-entropy per word (and <eos>) of the captions of scenes
- * idx[0..B), teacher forcing; *tokens gets the number of targets. */
+/* The cross-entropy of the captions of scenes idx[0..B) (their words and
+ * <eos>; teacher forcing), the mean over the targets or their sum (red);
+ * *tokens gets the number of targets. */
 static tn_tensor *caption_loss(tn_tape *tp, const model *m, const scenes *s, const int64_t *idx,
                                int64_t B, tn_reduction red, int64_t *tokens)
 {
