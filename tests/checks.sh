@@ -1,6 +1,7 @@
 # tests/checks.sh - what the shell tests share; source it after set -u:
 #   TMP    a fresh temporary directory, removed on exit
 #   pass WHAT / fail WHAT   one line per check ("ok   - ...", "FAIL - ...")
+#   refuse WHAT WANT CMD... CMD must exit non-zero with WANT in its message
 #   checks_end              the summary line; its status is 0 when nothing failed
 #   patch FILE TENSOR BYTES set_meta FILE KEY VALUE   edit a safetensors checkpoint
 #   refuse_meta, refuse_nan  a crafted checkpoint must be refused
@@ -9,6 +10,19 @@ trap 'rm -rf "$TMP"' EXIT
 fails=0
 pass() { echo "ok   - $*"; }
 fail() { echo "FAIL - $*"; fails=$((fails + 1)); }
+# refuse WHAT WANT CMD...: CMD (stdin empty) must exit non-zero with a
+# message containing WANT.
+refuse() {
+    local what=$1 want=$2 msg rc
+    shift 2
+    msg=$("$@" 2>&1 < /dev/null)
+    rc=$?
+    if [ $rc -ne 0 ] && [[ "$msg" == *"$want"* ]]; then
+        pass "refused ($rc): $what"
+    else
+        fail "$what: rc $rc, message '$msg' lacks '$want'"
+    fi
+}
 checks_end() {
     [ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
     [ $fails -eq 0 ]

@@ -85,18 +85,7 @@ else
     echo "skip - --plot PNG: no gnuplot with pngcairo (the CSV was checked)"
 fi
 
-# 4. refusals: non-zero exit and the message
-refuse() { # what want-in-message command...
-    local what=$1 want=$2
-    shift 2
-    msg=$("$@" 2>&1 < /dev/null)
-    local rc=$?
-    if [ $rc -ne 0 ] && [[ "$msg" == *"$want"* ]]; then
-        pass "refused ($rc): $what"
-    else
-        fail "$what: rc $rc, message '$msg' lacks '$want'"
-    fi
-}
+# 4. refusals: non-zero exit and the message (refuse: checks.sh)
 mkdir "$TMP/empty" "$TMP/one" "$TMP/hollow" "$TMP/other"
 echo abc > "$TMP/one/A.txt"
 printf 'Kotsu\n' > "$TMP/other/kotsuk.txt"

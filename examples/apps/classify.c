@@ -596,8 +596,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    static const char *const ints[] = {"hidden", "embed", "layers"};
-    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->embed, &m->layers}, 3))
+    static const char *const keys[3] = {"hidden", "embed", "layers"};
+    int64_t *const vals[3] = {&m->hidden, &m->embed, &m->layers};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 3))
         goto done;
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *bi = tn_meta_get(&meta, "bidirectional"), *labels = tn_meta_get(&meta, "labels");
@@ -836,9 +837,7 @@ static int class_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     dataset d;
     if (read_data(o, &d))

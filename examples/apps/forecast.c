@@ -506,8 +506,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    static const char *const ints[] = {"hidden", "layers", "window", "horizon"};
-    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->layers, &m->window, &m->horizon}, 4))
+    static const char *const keys[4] = {"hidden", "layers", "window", "horizon"};
+    int64_t *const vals[4] = {&m->hidden, &m->layers, &m->window, &m->horizon};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 4))
         goto done;
     const char *fmt = tn_meta_get(&meta, "format"), *cell = tn_meta_get(&meta, "cell");
     const char *mode = tn_meta_get(&meta, "mode"), *per = tn_meta_get(&meta, "periods");
@@ -828,9 +829,7 @@ static int fc_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     model m = {.cell = o->cell, .direct = strcmp(o->mode, "direct") == 0, .hidden = o->hidden,
                .layers = o->layers, .window = o->window, .horizon = o->horizon ? o->horizon : 12,

@@ -599,8 +599,9 @@ static int model_load(const char *path, model *m)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = -1;
-    static const char *const ints[] = {"hidden", "embed", "step", "sentences"};
-    if (ex_meta_ints(PROG, path, &meta, ints, (int64_t *const[]){&m->hidden, &m->embed, &m->step, &m->sentences}, 4))
+    static const char *const keys[4] = {"hidden", "embed", "step", "sentences"};
+    int64_t *const vals[4] = {&m->hidden, &m->embed, &m->step, &m->sentences};
+    if (ex_checkpoint_ints(PROG, path, &meta, keys, vals, 4))
         goto done;
     const char *fmt = tn_meta_get(&meta, "format"), *bi = tn_meta_get(&meta, "bidirectional");
     const char *words = tn_meta_get(&meta, "words"), *tags = tn_meta_get(&meta, "tags");
@@ -870,9 +871,7 @@ static int tag_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     corpus c;
     if (read_data(o->data, o->sentences, o->seed, &c))

@@ -582,29 +582,26 @@ int ex_read_text(const char *prog, const char *opt, const char *path, const char
 
 /* ---- checkpoints, input ---- */
 
-int ex_meta_ints(const char *prog, const char *path, tn_meta *meta, const char *const *keys,
-                 int64_t *const *vals, int n)
+int ex_load_params(const char *prog, const char *path, tn_params *ps)
+{
+    tn_params *sets[1] = {ps};
+    if (tn_load(path, sets, 1, NULL) == TN_OK)
+        return 0;
+    fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
+    return -1;
+}
+
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
+                       const char *const *keys, int64_t *const *vals, int n)
 {
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, strerror(errno));
         return -1;
     }
-    if (tn_load_meta(path, meta) != TN_OK) {
-        fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
-        return -1;
-    }
-    for (int k = 0; k < n; k++)
-        if (tn_meta_get_int(meta, keys[k], vals[k]) != TN_OK) {
-            fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
-            return -1;
-        }
-    return 0;
-}
-
-int ex_load_params(const char *prog, const char *path, tn_params *ps)
-{
-    tn_params *sets[1] = {ps};
-    if (tn_load(path, sets, 1, NULL) == TN_OK)
+    tn_status s = tn_load_meta(path, meta);
+    for (int i = 0; i < n && s == TN_OK; i++)
+        s = tn_meta_get_int(meta, keys[i], vals[i]);
+    if (s == TN_OK)
         return 0;
     fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, tn_last_error());
     return -1;

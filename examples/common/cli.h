@@ -188,17 +188,17 @@ void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0
 /* The libtensor type the helper below takes (tensor/tensor.h). */
 struct tn_params;
 
-/* A checkpoint's metadata for building its model: path (given as
- * --checkpoint) must be readable; its metadata goes into meta (initialised
- * by the caller) and its integer fields keys[0..n) into *vals[0..n).
- * Returns 0, or -1 (message naming prog, the file and the reason). */
-int ex_meta_ints(const char *prog, const char *path, tn_meta *meta, const char *const *keys,
-                 int64_t *const *vals, int n);
-
 /* tn_load of the parameters ps from the checkpoint path (given as
  * --checkpoint), after the program built them from its metadata. Returns 0,
  * or -1 (message naming the file). */
 int ex_load_params(const char *prog, const char *path, struct tn_params *ps);
+
+/* The start of a program's model_load: the checkpoint path (given as
+ * --checkpoint) must be readable; its metadata is read into meta (which
+ * the caller initialised and frees) and the integer entries keys[0..n)
+ * into *vals[0..n). Returns 0, or -1 (message naming the file). */
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
+                       const char *const *keys, int64_t *const *vals, int n);
 
 /* The next line of f (standard input) into *line (getline's buffer, *cap),
  * *n bytes with its newline; *lineno counts the lines. Returns 1 for a

@@ -263,3 +263,14 @@ int ex_train_run(ex_train *t)
         fclose(loss_log);
     return rc ? 1 : 0;
 }
+
+int ex_train_check_outputs(const char *prog, const char *checkpoint, const char *log,
+                           const char *loss_log)
+{
+    const char *opt[3] = {"--checkpoint", "--log", "--loss-log"};
+    const char *path[3] = {checkpoint, log, loss_log};
+    for (int i = 0; i < 3; i++)
+        if (path[i] && ex_check_output(prog, opt[i], path[i]))
+            return -1;
+    return 0;
+}

@@ -129,6 +129,12 @@ int ex_train_agree(int rc);
  * gives the initial weights. */
 void ex_train_seed_tape(tn_tape *tp, uint64_t seed);
 
+/* Before a training run loads anything: each of its outputs that is given
+ * (not NULL: --checkpoint, --log, --loss-log) can be written
+ * (ex_check_output). Returns 0 or -1 (message printed). */
+int ex_train_check_outputs(const char *prog, const char *checkpoint, const char *log,
+                           const char *loss_log);
+
 /* Run steps t->step + 1 .. t->steps as described above and print the final
  * line. The logs are opened first (check their paths with ex_check_output
  * before loading data). Returns

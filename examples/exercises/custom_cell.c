@@ -538,9 +538,7 @@ static int cell_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if ((o->checkpoint && ex_check_output(PROG, "--checkpoint", o->checkpoint)) ||
-        (o->log && ex_check_output(PROG, "--log", o->log)) ||
-        (o->loss_log && ex_check_output(PROG, "--loss-log", o->loss_log)))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
     ex_text t = {0};
     if (load_training_text(o, &t))

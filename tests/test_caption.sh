@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# examples/caption end to end (usage: test_caption.sh CAPTION):
+#   1. train a small captioner on the generated scenes (STEPS steps, batch
+#      64, 1 thread: about 30 s at 50 ms a step on the 2-core machine while
+#      it was loaded; every run here takes --threads 1, because two threads
+#      on 2 cores that other work shares ran 30-50 times slower a step,
+#      1,600 ms measured with two runs at once, against 31 ms idle):
+#      the CSV log has a row per evaluation and the final held-out BLEU
+#      (greedy) is at least MIN_BLEU (measured: see there). A model that has
+#      learnt nothing scores 0 (no 4-gram right);
+#   2. the checkpoint round trip: eval prints the same held-out loss as the
+#      training run's last evaluation (to its 4 decimals) and the same
+#      greedy BLEU;
+#   3. eval --beam 4: runs, and its BLEU is no more than 2 points under
+#      greedy's (beam search keeps greedy's caption among its candidates;
+#      it may still lose a little, as a likelier caption is not always a
+#      righter one);
+#   4. caption --scenes 5 --beam 3: a header, 5 rows "i<TAB>true<TAB>model",
+#      a summary line; --show draws each scene in 16 lines of 16 letters;
+#   5. gradcheck: the loss's gradients (encoder, start, decoder, output
+#      layer) against central differences in float64 on a small model
+#      (under a second; max relative error 8.8e-8 measured, tolerance 1e-6);
+#   6. refusals: a missing checkpoint, a file that is not a checkpoint,
+#      eval/caption without --checkpoint, bad --beam (0, 65, x), bad
+#      --scenes, outputs in a missing directory, a checkpoint whose
+#      metadata sizes its tensors do not have.
+set -u
+BIN=$1
+source "$(dirname "$0")/checks.sh"
+STEPS=600
+# Measured on the project's 2-core machine (loaded by other work: load
+# average 5.5), --lr 0.006, seed 1234, 1 thread: held-out BLEU 35.8 at step
+# 300, 58.4 at 600 (with 2 threads, whose sums round otherwise: 43.0 at
+# 400, 62.8 at 600). MIN_BLEU leaves 13.4 points of margin for other
+# kernel paths; a model stuck at 400 steps' quality fails it. (The shapes are the last thing it learns: at
+# 600 steps most errors name a circle for a square.)
+MIN_BLEU=45
+
+# 1. training
+out=$("$BIN" train --steps $STEPS --eval-every 300 --lr 0.006 --threads 1 --checkpoint "$TMP/c.st" \
+      --log "$TMP/c.csv" 2>&1)
+rc=$?
+final=$(echo "$out" | grep '^final step')
+bleu=$(echo "$final" | sed -n 's/.* val_bleu \([0-9.]*\).*/\1/p')
+vloss=$(echo "$final" | sed -n 's/.* val_loss \([0-9.]*\).*/\1/p')
+if [ $rc -eq 0 ] && [ -n "$bleu" ] && awk -v b="$bleu" -v m=$MIN_BLEU 'BEGIN { exit !(b >= m) }' &&
+   [ "$(wc -l < "$TMP/c.csv")" -eq 3 ] &&
+   [ "$(head -1 "$TMP/c.csv")" = "step,train_loss,val_loss,val_bleu,elapsed_s,train_s" ]; then
+    pass "train: held-out BLEU $bleu >= $MIN_BLEU after $STEPS steps; log of 2 evaluations"
+else
+    fail "train (rc $rc): $out"
+fi
+
+# 2. round trip
+ev=$("$BIN" eval --checkpoint "$TMP/c.st" --beam 4 --threads 1)
+rc=$?
+eloss=$(echo "$ev" | sed -n 's/^loss \([0-9.]*\)$/\1/p')
+gbleu=$(echo "$ev" | sed -n 's/^bleu_greedy \([0-9.]*\)$/\1/p')
+bbleu=$(echo "$ev" | sed -n 's/^bleu_beam4 \([0-9.]*\)$/\1/p')
+if [ $rc -eq 0 ] && [ -n "$eloss" ] && [ "$(printf '%.4f' "$eloss")" = "$vloss" ] &&
+   [ "$(printf '%.2f' "$gbleu")" = "$bleu" ] && [[ "$ev" == *"scenes 500"* ]]; then
+    pass "eval reproduces training's last evaluation: loss $eloss (train $vloss), BLEU $gbleu"
+else
+    fail "eval round trip (rc $rc): '$ev' against val_loss $vloss val_bleu $bleu"
+fi
+
+# 3. beam search
+if [ -n "$bbleu" ] && awk -v b="$bbleu" -v g="$gbleu" 'BEGIN { exit !(b >= g - 2) }'; then
+    pass "beam 4: BLEU $bbleu (greedy $gbleu)"
+else
+    fail "beam 4: BLEU '$bbleu' against greedy '$gbleu'"
+fi
+
+# 4. caption
+cap=$("$BIN" caption --checkpoint "$TMP/c.st" --scenes 5 --beam 3 --threads 1)
+rc=$?
+rows=$(echo "$cap" | awk -F'\t' '/^[0-9]/ && NF == 3 && $2 ~ /^a / { n++ } END { print n + 0 }')
+if [ $rc -eq 0 ] && [ "$rows" -eq 5 ] && [ "$(echo "$cap" | head -1)" = $'# scene\ttrue caption\tmodel\'s caption (beam 3)' ] &&
+   [[ "$(echo "$cap" | tail -1)" == "# 5 scenes: "*"BLEU"* ]]; then
+    pass "caption: 5 scenes, true and model's captions ($(echo "$cap" | sed -n 2p | tr '\t' '|'))"
+else
+    fail "caption (rc $rc): '$cap'"
+fi
+
+pic=$("$BIN" caption --checkpoint "$TMP/c.st" --scenes 2 --show --threads 1)
+if [ "$(echo "$pic" | grep -cE '^    [.rgby]{16}$')" -eq 32 ] && [ "$(echo "$pic" | grep -c '[rgby]' )" -gt 2 ]; then
+    pass "caption --show: 2 scenes drawn in 16 lines each"
+else
+    fail "caption --show: '$pic'"
+fi
+
+# 5. gradient check
+gc=$("$BIN" gradcheck --threads 1)
+rc=$?
+if [ $rc -eq 0 ] && [[ "$gc" == "gradcheck (float64"*": ok (tolerance 1e-06)" ]]; then
+    pass "$gc"
+else
+    fail "gradcheck (rc $rc): $gc"
+fi
+
+# 6. refusals
+echo "not a checkpoint" > "$TMP/bad.st"
+refuse "a missing checkpoint" "--checkpoint $TMP/none.st" "$BIN" eval --checkpoint "$TMP/none.st"
+refuse "a file that is not a checkpoint" "--checkpoint $TMP/bad.st" \
+    "$BIN" caption --checkpoint "$TMP/bad.st"
+refuse "eval without --checkpoint" "eval needs --checkpoint" "$BIN" eval
+refuse "caption without --checkpoint" "caption needs --checkpoint" "$BIN" caption
+for k in 0 65 x; do
+    refuse "--beam $k" "--beam" "$BIN" eval --checkpoint "$TMP/c.st" --beam $k
+done
+refuse "--scenes 0" "--scenes" "$BIN" caption --checkpoint "$TMP/c.st" --scenes 0
+refuse "--beam for train" "--beam" "$BIN" train --beam 2
+refuse "--grid 0" "--grid" "$BIN" train --grid 0
+for opt in --checkpoint --log --loss-log; do
+    refuse "$opt in a missing directory" "$opt" "$BIN" train --steps 1 $opt "$TMP/no/such/dir/x"
+done
+refuse_meta "$TMP/c.st" hidden 64 "$BIN" eval --checkpoint "$TMP/crafted.st"
+refuse_meta "$TMP/c.st" grid 1 "$BIN" eval --checkpoint "$TMP/crafted.st"
+cp "$TMP/c.st" "$TMP/other.st" && set_meta "$TMP/other.st" format "tagger 1" ||
+    fail "no format in the checkpoint's metadata"
+refuse "a checkpoint of another format" "not a caption checkpoint" \
+    "$BIN" eval --checkpoint "$TMP/other.st"
+
+checks_end
