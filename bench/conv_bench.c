@@ -71,8 +71,8 @@ int main(int argc, char **argv)
     }
     qsort(ms, (size_t)steps, sizeof *ms, cmp);
     double med = ms[steps / 2];
-    printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s\n",
-           (long long)B, tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6);
+    printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s\n", (long long)B,
+           tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6);
     free(ms);
     tn_tape_free(tp);
     for (int l = 0; l < NL; l++)

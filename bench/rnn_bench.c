@@ -53,9 +53,9 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 
-static atomic_int counting;          /* set during the timed steps */
-static atomic_long n_mallocs;        /* every malloc/calloc/realloc meanwhile */
-static atomic_long n_tn_allocs;      /* the library's allocations (hooks) */
+static atomic_int counting;     /* set during the timed steps */
+static atomic_long n_mallocs;   /* every malloc/calloc/realloc meanwhile */
+static atomic_long n_tn_allocs; /* the library's allocations (hooks) */
 
 #if COUNT_MALLOCS
 void *malloc(size_t n)
@@ -79,10 +79,7 @@ void *realloc(void *p, size_t n)
     return __libc_realloc(p, n);
 }
 
-void free(void *p)
-{
-    __libc_free(p);
-}
+void free(void *p) { __libc_free(p); }
 #endif
 
 static void *hook_alloc(size_t n)
@@ -92,15 +89,11 @@ static void *hook_alloc(size_t n)
     return malloc(n);
 }
 
-static void hook_free(void *p)
-{
-    free(p);
-}
+static void hook_free(void *p) { free(p); }
 
 /* ---- options ---- */
 
 enum { V = BENCH_V, E = BENCH_E };
-
 
 /* ---- SGEMM peak ---- */
 
@@ -125,8 +118,8 @@ static double sgemm_peak(int reps)
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* first call is a warm-up */
         double t0 = ex_seconds();
-        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero,
-                  c, n, 1);
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero, c,
+                  n, 1);
         double dt = ex_seconds() - t0;
         if (r > 0 && dt < best)
             best = dt;
@@ -147,10 +140,9 @@ typedef struct model {
 
 /* Seconds spent in each phase of the timed steps (printed on stderr). */
 enum { PH_RESET, PH_FORWARD, PH_BACKWARD, PH_ALLREDUCE, PH_CLIP, PH_ADAM, PH_N };
-static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward", "allreduce",
-                                       "clip", "adam"};
+static const char *phase_name[PH_N] = {"reset+zero_grad", "forward", "backward",
+                                       "allreduce",       "clip",    "adam"};
 static double phase_s[PH_N];
-
 
 /* One full training step; returns the loss, or NAN (message printed). */
 static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targets)
@@ -167,7 +159,7 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
         return NAN;
     }
     tn_tensor *logits = tn_linear_forward(tp, &m->head, out.output); /* [B, T, V] */
-    logits = tn_reshape(tp, logits, 2, (int64_t[]){-1, V});           /* [B*T, V] */
+    logits = tn_reshape(tp, logits, 2, (int64_t[]){-1, V});          /* [B*T, V] */
     tn_tensor *loss = tn_cross_entropy(tp, logits, targets, -1, TN_REDUCE_MEAN);
     t[2] = ex_seconds();
     if (!loss || tn_backward(tp, loss) != TN_OK) {
@@ -247,8 +239,7 @@ int main(int argc, char **argv)
     tn_rng rng;
     tn_rng_seed(&rng, 1234);
     if (tn_embedding_init(&m.emb, &m.ps, "embed", V, E, -1, TN_F32, &rng) != TN_OK ||
-        tn_rnn_init(&m.rnn, &m.ps, "rnn", cell, E, H, (int)L, false, 0.0, TN_F32, &rng) !=
-            TN_OK ||
+        tn_rnn_init(&m.rnn, &m.ps, "rnn", cell, E, H, (int)L, false, 0.0, TN_F32, &rng) != TN_OK ||
         tn_linear_init(&m.head, &m.ps, "head", H, V, true, TN_F32, &rng) != TN_OK) {
         fprintf(stderr, "rnn_bench: model: %s\n", tn_last_error());
         return 1;
@@ -274,9 +265,8 @@ int main(int argc, char **argv)
     fprintf(stderr,
             "rnn_bench: %s: %s H=%ld B=%ld T=%ld L=%ld E=%d V=%d params=%lld; %ld threads, "
             "BLIS %s (%s)\n",
-            name, tn_cell_name(cell), H, B, T, L, (int)E, (int)V,
-            (long long)tn_params_numel(&m.ps), threads, tn_blis_config(),
-            tn_blis_config_reason());
+            name, tn_cell_name(cell), H, B, T, L, (int)E, (int)V, (long long)tn_params_numel(&m.ps),
+            threads, tn_blis_config(), tn_blis_config_reason());
 
     double first = NAN, loss = NAN;
     for (long w = 0; w < warmup; w++) {
@@ -302,7 +292,8 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
-    fprintf(stderr, "rnn_bench: loss %.4f (first warm-up step) -> %.4f after %ld steps; arena %.1f MB\n",
+    fprintf(stderr,
+            "rnn_bench: loss %.4f (first warm-up step) -> %.4f after %ld steps; arena %.1f MB\n",
             first, loss, warmup + steps, (double)tn_tape_arena_capacity(tp) / 1048576.0);
 
     double ms = 1e3 * el / (double)steps;
@@ -325,9 +316,10 @@ int main(int argc, char **argv)
            "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s blis_arch=%d "
            "isa=%s ranks=%d allreduce_pct=%.1f params=%lld\n",
            name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
-           atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps, cfg.cell, H, B, T, L,
-           tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()), ranks,
-           100.0 * phase_s[PH_ALLREDUCE] / el, (long long)tn_params_numel(&m.ps));
+           atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps,
+           cfg.cell, H, B, T, L, tn_blis_config(), (int)bli_arch_query_id(),
+           tn_isa_name(tn_isa_active()), ranks, 100.0 * phase_s[PH_ALLREDUCE] / el,
+           (long long)tn_params_numel(&m.ps));
 
     tn_tensor_free(ids);
     tn_tensor_free(targets);

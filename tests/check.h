@@ -13,37 +13,37 @@
 static int check_failures = 0;
 static int check_count = 0;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        check_count++;                                                           \
-        if (!(cond)) {                                                           \
-            check_failures++;                                                    \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        check_count++;                                                               \
+        if (!(cond)) {                                                               \
+            check_failures++;                                                        \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
+        }                                                                            \
     } while (0)
 
 /* |got - want| <= tol, printing both on failure. */
-#define CHECK_NEAR(got, want, tol)                                                       \
-    do {                                                                                 \
-        double g_ = (got), w_ = (want), t_ = (tol);                                      \
-        check_count++;                                                                   \
-        if (!(fabs(g_ - w_) <= t_)) {                                                    \
-            check_failures++;                                                            \
-            fprintf(stderr, "%s:%d: %s = %.17g, want %.17g (tol %g)\n", __FILE__, __LINE__, \
-                    #got, g_, w_, t_);                                                   \
-        }                                                                                \
+#define CHECK_NEAR(got, want, tol)                                                                \
+    do {                                                                                          \
+        double g_ = (got), w_ = (want), t_ = (tol);                                               \
+        check_count++;                                                                            \
+        if (!(fabs(g_ - w_) <= t_)) {                                                             \
+            check_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: %s = %.17g, want %.17g (tol %g)\n", __FILE__, __LINE__, #got, \
+                    g_, w_, t_);                                                                  \
+        }                                                                                         \
     } while (0)
 
 /* The error message contains every one of the given substrings. */
-#define CHECK_MSG(msg, sub)                                                                \
-    do {                                                                                   \
-        const char *m_ = (msg);                                                            \
-        check_count++;                                                                     \
-        if (!m_ || !strstr(m_, (sub))) {                                                   \
-            check_failures++;                                                              \
-            fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", (sub));                                            \
-        }                                                                                  \
+#define CHECK_MSG(msg, sub)                                                             \
+    do {                                                                                \
+        const char *m_ = (msg);                                                         \
+        check_count++;                                                                  \
+        if (!m_ || !strstr(m_, (sub))) {                                                \
+            check_failures++;                                                           \
+            fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, \
+                    m_ ? m_ : "(null)", (sub));                                         \
+        }                                                                               \
     } while (0)
 
 /* log(sum_k exp(x[k])) of x[0..n), the naive reference (max shifted). */

@@ -27,16 +27,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define FIXTURE_MAX_DIMS 8
-#define FIXTURE_MAX_NAME 4096
+#define FIXTURE_MAX_DIMS  8
+#define FIXTURE_MAX_NAME  4096
 #define FIXTURE_MAX_BYTES ((long)1 << 30)
 
 typedef struct fixture_tensor {
-    char *name;                       /* NUL-terminated */
-    int ndim;                         /* 0 (scalar) .. FIXTURE_MAX_DIMS */
-    int64_t shape[FIXTURE_MAX_DIMS];  /* unused dims are 1 */
-    int64_t numel;                    /* product of shape (1 for ndim 0) */
-    double *data;                     /* numel values, row-major */
+    char *name;                      /* NUL-terminated */
+    int ndim;                        /* 0 (scalar) .. FIXTURE_MAX_DIMS */
+    int64_t shape[FIXTURE_MAX_DIMS]; /* unused dims are 1 */
+    int64_t numel;                   /* product of shape (1 for ndim 0) */
+    double *data;                    /* numel values, row-major */
 } fixture_tensor;
 
 typedef struct fixture {
@@ -58,14 +58,16 @@ static inline void fixture__fail(fixture *fx, const char *fmt, ...)
 static inline uint64_t fixture__le(const unsigned char *p, int nbytes)
 {
     uint64_t v = 0;
-    for (int i = nbytes - 1; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = nbytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
 /* Free every tensor; the struct is left empty (count 0). NULL-safe. */
 static inline void fixture_free(fixture *fx)
 {
-    if (!fx) return;
+    if (!fx)
+        return;
     for (int i = 0; i < fx->count; i++) {
         free(fx->items[i].name);
         free(fx->items[i].data);
@@ -76,8 +78,7 @@ static inline void fixture_free(fixture *fx)
 }
 
 /* Parse the n bytes at buf into fx (which is empty). 0 or -1. */
-static inline int fixture__parse(fixture *fx, const unsigned char *buf, size_t n,
-                                 const char *path)
+static inline int fixture__parse(fixture *fx, const unsigned char *buf, size_t n, const char *path)
 {
     size_t pos = 12;
     if (n < 12 || memcmp(buf, "TNFX", 4) != 0) {
@@ -102,16 +103,19 @@ static inline int fixture__parse(fixture *fx, const unsigned char *buf, size_t n
     }
     for (uint32_t k = 0; k < count; k++) {
         fixture_tensor *t = &fx->items[k];
-        if (n - pos < 4) goto truncated;
+        if (n - pos < 4)
+            goto truncated;
         uint32_t len = (uint32_t)fixture__le(buf + pos, 4);
         pos += 4;
         if (len == 0 || len > FIXTURE_MAX_NAME) {
             fixture__fail(fx, "%s: tensor %u: name length %u out of range", path, k, len);
             return -1;
         }
-        if (n - pos < len) goto truncated;
+        if (n - pos < len)
+            goto truncated;
         t->name = (char *)malloc(len + 1);
-        if (!t->name) goto oom;
+        if (!t->name)
+            goto oom;
         fx->count = (int)k + 1; /* from here on fixture_free releases t */
         memcpy(t->name, buf + pos, len);
         t->name[len] = '\0';
@@ -125,17 +129,20 @@ static inline int fixture__parse(fixture *fx, const unsigned char *buf, size_t n
                 fixture__fail(fx, "%s: duplicate tensor name \"%s\"", path, t->name);
                 return -1;
             }
-        if (n - pos < 4) goto truncated;
+        if (n - pos < 4)
+            goto truncated;
         uint32_t ndim = (uint32_t)fixture__le(buf + pos, 4);
         pos += 4;
         if (ndim > FIXTURE_MAX_DIMS) {
             fixture__fail(fx, "%s: \"%s\": ndim %u > %d", path, t->name, ndim, FIXTURE_MAX_DIMS);
             return -1;
         }
-        if ((n - pos) / 8 < ndim) goto truncated;
+        if ((n - pos) / 8 < ndim)
+            goto truncated;
         t->ndim = (int)ndim;
         t->numel = 1;
-        for (int d = 0; d < FIXTURE_MAX_DIMS; d++) t->shape[d] = 1;
+        for (int d = 0; d < FIXTURE_MAX_DIMS; d++)
+            t->shape[d] = 1;
         for (uint32_t d = 0; d < ndim; d++) {
             int64_t s = (int64_t)fixture__le(buf + pos, 8);
             pos += 8;
@@ -143,13 +150,16 @@ static inline int fixture__parse(fixture *fx, const unsigned char *buf, size_t n
                 fixture__fail(fx, "%s: \"%s\": negative size %lld", path, t->name, (long long)s);
                 return -1;
             }
-            if (s > 0 && t->numel > (int64_t)(n / 8) / s) goto truncated; /* also overflow */
+            if (s > 0 && t->numel > (int64_t)(n / 8) / s)
+                goto truncated; /* also overflow */
             t->shape[d] = s;
             t->numel *= s;
         }
-        if ((uint64_t)(n - pos) / 8 < (uint64_t)t->numel) goto truncated;
+        if ((uint64_t)(n - pos) / 8 < (uint64_t)t->numel)
+            goto truncated;
         t->data = (double *)malloc(t->numel ? (size_t)t->numel * sizeof(double) : 1);
-        if (!t->data) goto oom;
+        if (!t->data)
+            goto oom;
         for (int64_t i = 0; i < t->numel; i++, pos += 8) {
             uint64_t bits = fixture__le(buf + pos, 8);
             memcpy(&t->data[i], &bits, sizeof bits);
@@ -181,11 +191,11 @@ static inline int fixture_load(fixture *fx, const char *path)
         return -1;
     }
     long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
     if (size < 0 || size > FIXTURE_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        fixture__fail(fx, "%s: cannot determine size (or over %ld bytes)", path,
-                      FIXTURE_MAX_BYTES);
+        fixture__fail(fx, "%s: cannot determine size (or over %ld bytes)", path, FIXTURE_MAX_BYTES);
         return -1;
     }
     unsigned char *buf = (unsigned char *)malloc(size ? (size_t)size : 1);
@@ -215,7 +225,8 @@ static inline int fixture_load(fixture *fx, const char *path)
 static inline const fixture_tensor *fixture_get(const fixture *fx, const char *name)
 {
     for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->items[i].name, name) == 0) return &fx->items[i];
+        if (strcmp(fx->items[i].name, name) == 0)
+            return &fx->items[i];
     return NULL;
 }
 
@@ -225,18 +236,23 @@ static inline const double *fixture_lookup(const fixture *fx, const char *name, 
                                            const int64_t **shape)
 {
     const fixture_tensor *t = fixture_get(fx, name);
-    if (!t) return NULL;
-    if (ndim) *ndim = t->ndim;
-    if (shape) *shape = t->shape;
+    if (!t)
+        return NULL;
+    if (ndim)
+        *ndim = t->ndim;
+    if (shape)
+        *shape = t->shape;
     return t->data;
 }
 
 /* True when t has exactly the given shape. */
 static inline int fixture_shape_is(const fixture_tensor *t, int ndim, const int64_t *shape)
 {
-    if (!t || t->ndim != ndim) return 0;
+    if (!t || t->ndim != ndim)
+        return 0;
     for (int d = 0; d < ndim; d++)
-        if (t->shape[d] != shape[d]) return 0;
+        if (t->shape[d] != shape[d])
+            return 0;
     return 1;
 }
 
@@ -246,7 +262,8 @@ static inline const char *fixture_dir(void)
 {
     const char *d = getenv("TN_FIXTURES");
     struct stat st;
-    if (!d || !*d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    if (!d || !*d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
     return d;
 }
 

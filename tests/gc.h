@@ -15,8 +15,8 @@ typedef struct gc_input {
     tn_dtype dtype; /* TN_F64 (converted to F32 for the f32 check) or TN_I32 */
     int ndim;
     int64_t shape[4];
-    bool grad;      /* checked (requires_grad) */
-    double lo, hi;  /* uniform values in [lo, hi); I32: integers in [lo, hi) */
+    bool grad;     /* checked (requires_grad) */
+    double lo, hi; /* uniform values in [lo, hi); I32: integers in [lo, hi) */
 } gc_input;
 
 typedef struct gc_case {

@@ -55,7 +55,10 @@ static tn_tensor *f_gate_view(tn_tape *tp, tn_tensor *const *x, void *c)
     return tn_custom(tp, &gate, NULL, 2, in, 2, x[0]->shape);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -2, 2}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -2, 2 \
+    }
 
 /* Tolerance 1e-7 as for tanh (smooth, central differences at eps 1e-6);
  * float32 forward 1e-6 (a tanh and a product rounded to float). */

@@ -94,9 +94,15 @@ static tn_tensor *f_blocks_none(tn_tape *tp, tn_tensor *const *x, void *c)
                                    -100, 0.1, TN_REDUCE_NONE);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -1, 1 \
+    }
 /* class weights: no gradient, in [0.2, 3) */
-#define W(n) {TN_F64, 1, {n}, false, 0.2, 3}
+#define W(n)                          \
+    {                                 \
+        TN_F64, 1, {n}, false, 0.2, 3 \
+    }
 
 /* Tolerances: the loss is log-sum-exp of bilinear logits (|x| <= 3 here),
  * smooth: central differences agree to ~1e-9 relative, 1e-7 is the bound
@@ -108,17 +114,83 @@ static tn_tensor *f_blocks_none(tn_tape *tp, tn_tensor *const *x, void *c)
  * quotient, a few 1e-7 against the checker's 1e-2 floor (measured
  * 3.3e-7): 1e-6 there. */
 static const gc_case cases[] = {
-    {TN_OP_LINEAR_CROSS_ENTROPY, "bias, mean", f_mean, 3, {G(2, 5, 3), G(2, 4, 3), G(1, 4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "no bias, sum", f_sum_nobias, 2, {G(2, 5, 3), G(2, 4, 3)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "bias, ignore_index -100, none", f_none, 3, {G(2, 6, 3), G(2, 4, 3), G(1, 4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "class weights, ignore_index -100, mean", f_cw_ign_mean, 4, {G(2, 6, 3), G(2, 4, 3), G(1, 4), W(4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "label smoothing 0.1, class weights, ignore_index -100, mean", f_ls_cw_ign_mean, 4, {G(2, 6, 3), G(2, 4, 3), G(1, 4), W(4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "label smoothing 0.25, no bias, ignore_index 2 (a class), sum", f_ls_ign_class_sum, 2, {G(2, 6, 3), G(2, 4, 3)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "label smoothing 0.3, class weights, no bias, none", f_ls_cw_none, 3, {G(2, 6, 3), G(2, 4, 3), W(4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "narrowed h, transposed weight, smoothing, class weights, mean", f_views, 4, {G(2, 5, 6), G(2, 3, 4), G(1, 4), W(4)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "V > H: gradient buffers, no bias, smoothing, sum", f_buffers_sum, 2, {G(2, 6, 2), G(2, 12, 2)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "260 rows (blocks of 256 and 4), smoothing, class weights, mean", f_blocks, 4, {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)}, 1e-7, 1e-6},
-    {TN_OP_LINEAR_CROSS_ENTROPY, "260 rows (blocks of 256 and 4), smoothing, class weights, none", f_blocks_none, 4, {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)}, 1e-6, 1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "bias, mean",
+     f_mean,
+     3,
+     {G(2, 5, 3), G(2, 4, 3), G(1, 4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "no bias, sum",
+     f_sum_nobias,
+     2,
+     {G(2, 5, 3), G(2, 4, 3)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "bias, ignore_index -100, none",
+     f_none,
+     3,
+     {G(2, 6, 3), G(2, 4, 3), G(1, 4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "class weights, ignore_index -100, mean",
+     f_cw_ign_mean,
+     4,
+     {G(2, 6, 3), G(2, 4, 3), G(1, 4), W(4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "label smoothing 0.1, class weights, ignore_index -100, mean",
+     f_ls_cw_ign_mean,
+     4,
+     {G(2, 6, 3), G(2, 4, 3), G(1, 4), W(4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "label smoothing 0.25, no bias, ignore_index 2 (a class), sum",
+     f_ls_ign_class_sum,
+     2,
+     {G(2, 6, 3), G(2, 4, 3)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "label smoothing 0.3, class weights, no bias, none",
+     f_ls_cw_none,
+     3,
+     {G(2, 6, 3), G(2, 4, 3), W(4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "narrowed h, transposed weight, smoothing, class weights, mean",
+     f_views,
+     4,
+     {G(2, 5, 6), G(2, 3, 4), G(1, 4), W(4)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "V > H: gradient buffers, no bias, smoothing, sum",
+     f_buffers_sum,
+     2,
+     {G(2, 6, 2), G(2, 12, 2)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "260 rows (blocks of 256 and 4), smoothing, class weights, mean",
+     f_blocks,
+     4,
+     {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)},
+     1e-7,
+     1e-6},
+    {TN_OP_LINEAR_CROSS_ENTROPY,
+     "260 rows (blocks of 256 and 4), smoothing, class weights, none",
+     f_blocks_none,
+     4,
+     {G(2, 260, 3), G(2, 5, 3), G(1, 5), W(5)},
+     1e-6,
+     1e-6},
 };
 
 GC_FAMILY(linear_loss)

@@ -5,9 +5,21 @@
 
 #define UNUSED (void)c
 
-static tn_tensor *f_mm(tn_tape *tp, tn_tensor *const *x, void *c) { UNUSED; return tn_matmul(tp, x[0], x[1]); }
-static tn_tensor *f_bmm(tn_tape *tp, tn_tensor *const *x, void *c) { UNUSED; return tn_bmm(tp, x[0], x[1]); }
-static tn_tensor *f_addmm(tn_tape *tp, tn_tensor *const *x, void *c) { UNUSED; return tn_addmm(tp, x[0], x[1], x[2]); }
+static tn_tensor *f_mm(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    UNUSED;
+    return tn_matmul(tp, x[0], x[1]);
+}
+static tn_tensor *f_bmm(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    UNUSED;
+    return tn_bmm(tp, x[0], x[1]);
+}
+static tn_tensor *f_addmm(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    UNUSED;
+    return tn_addmm(tp, x[0], x[1], x[2]);
+}
 
 /* x[0] [K, M] and x[1] [N, K], both transposed: a^T @ b^T */
 static tn_tensor *f_mm_tt(tn_tape *tp, tn_tensor *const *x, void *c)
@@ -75,8 +87,14 @@ static tn_tensor *f_addmm_narrow_bias(tn_tape *tp, tn_tensor *const *x, void *c)
     return tn_addmm(tp, tn_narrow(tp, x[0], 1, 3, 5), x[1], x[2]);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
-#define C(nd, ...) {TN_F64, nd, {__VA_ARGS__}, false, -1, 1}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -1, 1 \
+    }
+#define C(nd, ...)                              \
+    {                                           \
+        TN_F64, nd, {__VA_ARGS__}, false, -1, 1 \
+    }
 
 /* Tolerances. The products are linear in each operand (quadratic in x for
  * x @ x^T), so central differences have no truncation error, only rounding:
@@ -106,8 +124,20 @@ static const gc_case cases[] = {
     {TN_OP_ADDMM, "bias [N]", f_addmm, 3, {G(1, 5), G(2, 3, 4), G(2, 4, 5)}, 1e-7, 1e-5},
     {TN_OP_ADDMM, "bias [M, N]", f_addmm, 3, {G(2, 3, 5), G(2, 3, 4), G(2, 4, 5)}, 1e-7, 1e-5},
     {TN_OP_ADDMM, "bias [1, N]", f_addmm, 3, {G(2, 1, 5), G(2, 3, 4), G(2, 4, 5)}, 1e-7, 1e-5},
-    {TN_OP_ADDMM, "linear: x @ W^T", f_addmm_linear, 3, {G(1, 6), G(2, 4, 3), G(2, 6, 3)}, 1e-7, 1e-5},
-    {TN_OP_ADDMM, "narrowed bias view", f_addmm_narrow_bias, 3, {G(2, 3, 8), G(2, 3, 2), G(2, 2, 5)}, 1e-7, 1e-5},
+    {TN_OP_ADDMM,
+     "linear: x @ W^T",
+     f_addmm_linear,
+     3,
+     {G(1, 6), G(2, 4, 3), G(2, 6, 3)},
+     1e-7,
+     1e-5},
+    {TN_OP_ADDMM,
+     "narrowed bias view",
+     f_addmm_narrow_bias,
+     3,
+     {G(2, 3, 8), G(2, 3, 2), G(2, 2, 5)},
+     1e-7,
+     1e-5},
     {TN_OP_ADDMM, "M = 1, K = 1", f_addmm, 3, {G(1, 4), G(2, 1, 1), G(2, 1, 4)}, 1e-7, 1e-5},
 };
 

@@ -71,14 +71,22 @@ static tn_tensor *f_bn_eval_batch(tn_tape *tp, tn_tensor *const *x, void *c)
 static tn_tensor *f_bn_view(tn_tape *tp, tn_tensor *const *x, void *c)
 {
     (void)c;
-    return tn_batch_norm(tp, tn_transpose(tp, x[0], 0, 1), x[1], x[2], NULL, NULL, true, 0.1,
-                         EPS);
+    return tn_batch_norm(tp, tn_transpose(tp, x[0], 0, 1), x[1], x[2], NULL, NULL, true, 0.1, EPS);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -2, 2}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -2, 2 \
+    }
 /* running statistics: no gradient; means in [-1, 1), variances in [0.5, 2) */
-#define RM(c) {TN_F64, 1, {c}, false, -1, 1}
-#define RV(c) {TN_F64, 1, {c}, false, 0.5, 2}
+#define RM(c)                        \
+    {                                \
+        TN_F64, 1, {c}, false, -1, 1 \
+    }
+#define RV(c)                         \
+    {                                 \
+        TN_F64, 1, {c}, false, 0.5, 2 \
+    }
 
 /* Tolerance 1e-7 as for the other smooth ops (central differences, eps
  * 1e-6), 3e-7 for the 4-D case: its 72 outputs, each depending on its
@@ -89,18 +97,72 @@ static tn_tensor *f_bn_view(tn_tape *tp, tn_tensor *const *x, void *c)
  * gradient element of 6e-3, 3e-9 absolute, the same noise. float32 forward
  * 1e-6: sums in double, a few float roundings per element. */
 static const gc_case cases[] = {
-    {TN_OP_LAYER_NORM, "2-D x, weight and bias", f_ln_wb, 3, {G(2, 3, 5), G(1, 5), G(1, 5)}, 1e-7, 1e-6},
-    {TN_OP_LAYER_NORM, "3-D x, weight and bias", f_ln_wb, 3, {G(3, 2, 3, 4), G(1, 4), G(1, 4)}, 1e-7, 1e-6},
+    {TN_OP_LAYER_NORM,
+     "2-D x, weight and bias",
+     f_ln_wb,
+     3,
+     {G(2, 3, 5), G(1, 5), G(1, 5)},
+     1e-7,
+     1e-6},
+    {TN_OP_LAYER_NORM,
+     "3-D x, weight and bias",
+     f_ln_wb,
+     3,
+     {G(3, 2, 3, 4), G(1, 4), G(1, 4)},
+     1e-7,
+     1e-6},
     {TN_OP_LAYER_NORM, "4-D x, no weight or bias", f_ln_plain, 1, {G(4, 2, 2, 3, 6)}, 3e-7, 1e-6},
     {TN_OP_LAYER_NORM, "1-D x, weight only", f_ln_w, 2, {G(1, 7), G(1, 7)}, 1e-7, 1e-6},
-    {TN_OP_LAYER_NORM, "3-D x, bias only, eps 0.5", f_ln_b, 2, {G(3, 3, 2, 5), G(1, 5)}, 1e-7, 1e-6},
+    {TN_OP_LAYER_NORM,
+     "3-D x, bias only, eps 0.5",
+     f_ln_b,
+     2,
+     {G(3, 3, 2, 5), G(1, 5)},
+     1e-7,
+     1e-6},
     {TN_OP_LAYER_NORM, "transposed x", f_ln_view, 3, {G(2, 5, 3), G(1, 5), G(1, 5)}, 1e-7, 1e-6},
-    {TN_OP_LAYER_NORM, "x narrowed along the last dim", f_ln_narrow, 3, {G(3, 2, 3, 9), G(1, 4), G(1, 4)}, 1e-7, 1e-6},
-    {TN_OP_BATCH_NORM, "training, [N, C], weight and bias", f_bn_train, 3, {G(2, 6, 3), G(1, 3), G(1, 3)}, 1e-7, 1e-6},
-    {TN_OP_BATCH_NORM, "training, [N, C, L], running statistics updated", f_bn_train_running, 5, {G(3, 4, 3, 5), G(1, 3), G(1, 3), RM(3), RV(3)}, 5e-7, 1e-6},
-    {TN_OP_BATCH_NORM, "training, [N, C, H, W], no weight or bias", f_bn_plain, 1, {G(4, 3, 2, 3, 4)}, 3e-7, 1e-6},
-    {TN_OP_BATCH_NORM, "evaluation with running statistics", f_bn_eval, 5, {G(4, 2, 3, 2, 2), G(1, 3), G(1, 3), RM(3), RV(3)}, 1e-7, 1e-6},
-    {TN_OP_BATCH_NORM, "evaluation without running statistics, eps 0.5", f_bn_eval_batch, 2, {G(3, 4, 2, 3), G(1, 2)}, 1e-7, 1e-6},
+    {TN_OP_LAYER_NORM,
+     "x narrowed along the last dim",
+     f_ln_narrow,
+     3,
+     {G(3, 2, 3, 9), G(1, 4), G(1, 4)},
+     1e-7,
+     1e-6},
+    {TN_OP_BATCH_NORM,
+     "training, [N, C], weight and bias",
+     f_bn_train,
+     3,
+     {G(2, 6, 3), G(1, 3), G(1, 3)},
+     1e-7,
+     1e-6},
+    {TN_OP_BATCH_NORM,
+     "training, [N, C, L], running statistics updated",
+     f_bn_train_running,
+     5,
+     {G(3, 4, 3, 5), G(1, 3), G(1, 3), RM(3), RV(3)},
+     5e-7,
+     1e-6},
+    {TN_OP_BATCH_NORM,
+     "training, [N, C, H, W], no weight or bias",
+     f_bn_plain,
+     1,
+     {G(4, 3, 2, 3, 4)},
+     3e-7,
+     1e-6},
+    {TN_OP_BATCH_NORM,
+     "evaluation with running statistics",
+     f_bn_eval,
+     5,
+     {G(4, 2, 3, 2, 2), G(1, 3), G(1, 3), RM(3), RV(3)},
+     1e-7,
+     1e-6},
+    {TN_OP_BATCH_NORM,
+     "evaluation without running statistics, eps 0.5",
+     f_bn_eval_batch,
+     2,
+     {G(3, 4, 2, 3), G(1, 2)},
+     1e-7,
+     1e-6},
     {TN_OP_BATCH_NORM, "transposed x", f_bn_view, 3, {G(2, 3, 6), G(1, 3), G(1, 3)}, 1e-7, 1e-6},
 };
 

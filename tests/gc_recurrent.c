@@ -6,8 +6,8 @@
 
 static const int32_t lens[3] = {4, 2, 1}; /* one full, one short, one of a step */
 
-static tn_tensor *run(tn_tape *tp, tn_cell cell, tn_tensor *const *x, bool bias, bool h0,
-                      bool c0, bool use_len, bool reverse)
+static tn_tensor *run(tn_tape *tp, tn_cell cell, tn_tensor *const *x, bool bias, bool h0, bool c0,
+                      bool use_len, bool reverse)
 {
     tn_rnn_weights w = {x[1], x[2], bias ? x[3] : NULL, bias ? x[4] : NULL};
     int k = bias ? 5 : 3;
@@ -70,10 +70,13 @@ static tn_tensor *f_gru_xt(tn_tape *tp, tn_tensor *const *x, void *c)
     return run(tp, TN_CELL_GRU, v, true, false, false, true, false);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
-#define X G(3, 3, 4, 2)
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -1, 1 \
+    }
+#define X    G(3, 3, 4, 2)
 #define W(g) G(2, g * 2, 2), G(2, g * 2, 2), G(1, g * 2), G(1, g * 2)
-#define S G(2, 3, 2)
+#define S    G(2, 3, 2)
 
 /* Tolerance 1e-7 as for the fused cells (smooth functions of the inputs,
  * composed over 4 steps; measured worst ~1e-8). float32 forward 1e-5: the
@@ -82,11 +85,23 @@ static tn_tensor *f_gru_xt(tn_tape *tp, tn_tensor *const *x, void *c)
  * (the check would fail loudly if one fell within eps of it). */
 static const gc_case cases[] = {
     {TN_OP_RECURRENT, "lstm, h0, c0", f_lstm, 7, {X, W(4), S, S}, 1e-7, 1e-5},
-    {TN_OP_RECURRENT, "lstm reverse, lengths, h0, c0", f_lstm_rev_len, 7, {X, W(4), S, S}, 1e-7, 1e-5},
+    {TN_OP_RECURRENT,
+     "lstm reverse, lengths, h0, c0",
+     f_lstm_rev_len,
+     7,
+     {X, W(4), S, S},
+     1e-7,
+     1e-5},
     {TN_OP_RECURRENT, "lstm, lengths, zero state", f_lstm_len_nostate, 5, {X, W(4)}, 1e-7, 1e-5},
     {TN_OP_RECURRENT, "gru, h0", f_gru, 6, {X, W(3), S}, 1e-7, 1e-5},
     {TN_OP_RECURRENT, "gru reverse, lengths, h0", f_gru_rev_len, 6, {X, W(3), S}, 1e-7, 1e-5},
-    {TN_OP_RECURRENT, "gru reverse, no bias", f_gru_nobias, 3, {X, G(2, 6, 2), G(2, 6, 2)}, 1e-7, 1e-5},
+    {TN_OP_RECURRENT,
+     "gru reverse, no bias",
+     f_gru_nobias,
+     3,
+     {X, G(2, 6, 2), G(2, 6, 2)},
+     1e-7,
+     1e-5},
     {TN_OP_RECURRENT, "rnn_tanh, h0", f_tanh, 6, {X, W(1), S}, 1e-7, 1e-5},
     {TN_OP_RECURRENT, "rnn_relu reverse, lengths, h0", f_relu_rev_len, 6, {X, W(1), S}, 1e-7, 1e-5},
     {TN_OP_RECURRENT, "lstm, x a column view", f_lstm_xview, 5, {G(3, 3, 4, 5), W(4)}, 1e-7, 1e-5},

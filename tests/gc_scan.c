@@ -40,14 +40,29 @@ static tn_tensor *f_scan_eager(tn_tape *tp, tn_tensor *const *x, void *c)
     return tn_scan(tp, step_softmax, w, 1, &x[0], 1, &x[1]);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -1, 1 \
+    }
 
 /* Tolerance 1e-7 as for the unary ops the step is made of (smooth: tanh,
  * sigmoid, products), float32 forward 1e-5 (four steps of a few float
  * roundings each, fed back through the state). */
 static const gc_case cases[] = {
-    {TN_OP_SCAN, "captured step", f_scan, 4, {G(3, 4, 3, 6), G(2, 3, 3), G(2, 6, 3), G(1, 3)}, 1e-7, 1e-5},
-    {TN_OP_SCAN, "eager step (softmax)", f_scan_eager, 4, {G(3, 4, 3, 6), G(2, 3, 3), G(2, 6, 3), G(1, 3)}, 1e-7, 1e-5},
+    {TN_OP_SCAN,
+     "captured step",
+     f_scan,
+     4,
+     {G(3, 4, 3, 6), G(2, 3, 3), G(2, 6, 3), G(1, 3)},
+     1e-7,
+     1e-5},
+    {TN_OP_SCAN,
+     "eager step (softmax)",
+     f_scan_eager,
+     4,
+     {G(3, 4, 3, 6), G(2, 3, 3), G(2, 6, 3), G(1, 3)},
+     1e-7,
+     1e-5},
 };
 
 GC_FAMILY(scan)

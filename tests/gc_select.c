@@ -9,15 +9,26 @@ static tn_tensor *topk_values(tn_tape *tp, tn_tensor *x, int64_t k, int dim)
     tn_tensor *v, *ix;
     return tn_topk(tp, x, k, dim, &v, &ix) == TN_OK ? v : NULL;
 }
-static tn_tensor *f_top3_last(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return topk_values(tp, x[0], 3, -1); }
-static tn_tensor *f_top2_d0(tn_tape *tp, tn_tensor *const *x, void *c) { (void)c; return topk_values(tp, x[0], 2, 0); }
+static tn_tensor *f_top3_last(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return topk_values(tp, x[0], 3, -1);
+}
+static tn_tensor *f_top2_d0(tn_tape *tp, tn_tensor *const *x, void *c)
+{
+    (void)c;
+    return topk_values(tp, x[0], 2, 0);
+}
 static tn_tensor *f_top_all_view(tn_tape *tp, tn_tensor *const *x, void *c)
 {
     (void)c;
     return topk_values(tp, tn_transpose(tp, x[0], 0, 2), 4, 1);
 }
 
-#define G(nd, ...) {TN_F64, nd, {__VA_ARGS__}, true, -1, 1}
+#define G(nd, ...)                             \
+    {                                          \
+        TN_F64, nd, {__VA_ARGS__}, true, -1, 1 \
+    }
 
 /* Tolerances: topk copies values, so the check is exact up to the rounding
  * of the difference quotient; 1e-7. float32 forward: the rounding of the

@@ -1,11 +1,11 @@
 /* tests/gc_unary.c - gradient-check cases for the element-wise ops. */
 #include "gc.h"
 
-#define FN(name, expr)                                                      \
-    static tn_tensor *name(tn_tape *tp, tn_tensor *const *x, void *c)       \
-    {                                                                       \
-        (void)c;                                                            \
-        return expr;                                                        \
+#define FN(name, expr)                                                \
+    static tn_tensor *name(tn_tape *tp, tn_tensor *const *x, void *c) \
+    {                                                                 \
+        (void)c;                                                      \
+        return expr;                                                  \
     }
 
 FN(f_scale, tn_scale(tp, x[0], -2.5))
@@ -35,10 +35,16 @@ FN(f_mask_t, tn_mask(tp, tn_transpose(tp, x[0], 0, 1), x[1]))
 FN(f_dropout_gate, tn_dropout(tp, tn_narrow(tp, x[0], 1, 2, 4), 0.5))
 FN(f_neg_t, tn_neg(tp, tn_transpose(tp, x[0], 0, 1)))
 
-#define IN(nd, lo, hi, ...) {TN_F64, nd, {__VA_ARGS__}, true, lo, hi}
+#define IN(nd, lo, hi, ...)                     \
+    {                                           \
+        TN_F64, nd, {__VA_ARGS__}, true, lo, hi \
+    }
 #define G(nd, ...) IN(nd, -1, 1, __VA_ARGS__)
 /* 0/1 mask (no gradient): integers in [0, 2) */
-#define M(nd, ...) {TN_I32, nd, {__VA_ARGS__}, false, 0, 2}
+#define M(nd, ...)                             \
+    {                                          \
+        TN_I32, nd, {__VA_ARGS__}, false, 0, 2 \
+    }
 
 /* Tolerances. The gradient check's loss L = sum(w * y) carries rounding
  * noise of a few ulps of |L| ~ 1, which central differences (eps 1e-6) turn
@@ -66,7 +72,12 @@ static const gc_case cases[] = {
     {TN_OP_LOG, "[0.2, 3)", f_log, 1, {IN(2, 0.2, 3, 3, 4)}, 1e-7, 1e-6},
     {TN_OP_LOG, "transposed view", f_log_t, 1, {IN(2, 0.5, 2, 4, 3)}, 1e-7, 1e-6},
     {TN_OP_SIGMOID, "[-3, 3)", f_sigmoid, 1, {IN(2, -3, 3, 4, 5)}, 1e-7, 1e-6},
-    {TN_OP_SIGMOID, "gate narrowed from [3, 8]", f_sigmoid_gate, 1, {IN(2, -3, 3, 3, 8)}, 1e-7,
+    {TN_OP_SIGMOID,
+     "gate narrowed from [3, 8]",
+     f_sigmoid_gate,
+     1,
+     {IN(2, -3, 3, 3, 8)},
+     1e-7,
      1e-6},
     {TN_OP_TANH, "[-2, 2) 4-D", f_tanh, 1, {IN(4, -2, 2, 2, 2, 3, 2)}, 1e-7, 1e-6},
     {TN_OP_TANH, "gate narrowed from [3, 8]", f_tanh_gate, 1, {IN(2, -2, 2, 3, 8)}, 1e-7, 1e-6},
@@ -75,13 +86,17 @@ static const gc_case cases[] = {
     {TN_OP_RELU, "positive, 3-D transposed", f_relu_t, 1, {IN(3, 0.1, 2, 2, 3, 4)}, 1e-7, 1e-6},
     {TN_OP_LEAKY_RELU, "positive side", f_leaky, 1, {IN(2, 0.1, 2, 3, 4)}, 1e-7, 1e-6},
     {TN_OP_LEAKY_RELU, "negative side", f_leaky, 1, {IN(2, -2, -0.1, 3, 4)}, 1e-7, 1e-6},
-    {TN_OP_LEAKY_RELU, "negative, gate narrowed", f_leaky_gate, 1, {IN(2, -2, -0.1, 3, 8)}, 1e-7,
+    {TN_OP_LEAKY_RELU,
+     "negative, gate narrowed",
+     f_leaky_gate,
+     1,
+     {IN(2, -2, -0.1, 3, 8)},
+     1e-7,
      1e-6},
     {TN_OP_GELU, "[-0.55, 3)", f_gelu, 1, {IN(2, -0.55, 3, 4, 5)}, 1e-7, 1e-6},
     {TN_OP_GELU, "[-3, -1), 3-D transposed", f_gelu_t, 1, {IN(3, -3, -1, 2, 3, 4)}, 1e-7, 1e-6},
     {TN_OP_SILU, "[-2, 4)", f_silu, 1, {IN(2, -2, 4, 4, 5)}, 1e-7, 1e-6},
-    {TN_OP_SILU, "[-6, -2.8), gate narrowed", f_silu_gate, 1, {IN(2, -6, -2.8, 3, 8)}, 1e-7,
-     1e-6},
+    {TN_OP_SILU, "[-6, -2.8), gate narrowed", f_silu_gate, 1, {IN(2, -6, -2.8, 3, 8)}, 1e-7, 1e-6},
     {TN_OP_MASK, "same shape", f_mask, 2, {G(2, 3, 4), M(2, 3, 4)}, 1e-7, 1e-6},
     {TN_OP_MASK, "mask [3, 1] over [2, 3, 4]", f_mask, 2, {G(3, 2, 3, 4), M(2, 3, 1)}, 1e-7, 1e-6},
     {TN_OP_MASK, "row mask over transposed view", f_mask_t, 2, {G(2, 5, 3), M(1, 5)}, 1e-7, 1e-6},

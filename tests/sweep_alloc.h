@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 static long n_alloc, fail_at; /* fail allocation number fail_at (1-based); 0: none */
-static long n_live;            /* allocations not freed yet */
+static long n_live;           /* allocations not freed yet */
 
 static inline void *sweep_alloc(size_t n)
 {

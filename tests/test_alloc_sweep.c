@@ -127,8 +127,8 @@ static bool scenario(model *a, tn_optim *opt, const unsigned char *good, size_t 
         tn_tape_free(tp);
     }
     /* save over the good checkpoint */
-    tn_status st = tn_save(path, (tn_params *[]){&a->ps, (tn_params *)tn_optim_state(opt)}, 2,
-                           NULL);
+    tn_status st =
+        tn_save(path, (tn_params *[]){&a->ps, (tn_params *)tn_optim_state(opt)}, 2, NULL);
     check_oom("tn_save", st);
     size_t n;
     unsigned char *now = check_read_file(path, &n);
@@ -299,10 +299,19 @@ static tn_status s2s_init(s2s *s, tn_rng *r)
 {
     tn_params_init(&s->ps);
     s->opt = NULL;
-    tn_seq2seq_opts so = {.cell = TN_CELL_LSTM, .src_vocab = SV, .tgt_vocab = SV, .embed = SE,
-                          .hidden = SH, .layers = 1, .bidirectional = true,
-                          .attention = TN_ATTN_BAHDANAU, .dropout = 0.1, .src_pad = 0,
-                          .tgt_pad = 0, .sos = 1, .eos = 2};
+    tn_seq2seq_opts so = {.cell = TN_CELL_LSTM,
+                          .src_vocab = SV,
+                          .tgt_vocab = SV,
+                          .embed = SE,
+                          .hidden = SH,
+                          .layers = 1,
+                          .bidirectional = true,
+                          .attention = TN_ATTN_BAHDANAU,
+                          .dropout = 0.1,
+                          .src_pad = 0,
+                          .tgt_pad = 0,
+                          .sos = 1,
+                          .eos = 2};
     tn_status st = tn_seq2seq_init(&s->m, &s->ps, NULL, &so, TN_F32, r);
     check_oom("tn_seq2seq_init", st);
     if (st == TN_OK && !(s->opt = tn_optim_adam(&s->ps, NULL)))
@@ -379,8 +388,8 @@ static tn_status wlm_step(wlm *w, double *loss_out)
     tn_tensor *loss = NULL;
     if (st == TN_OK) {
         tn_tensor *lg = tn_linear_forward(tp, &w->head, tn_dropout(tp, fin.output, 0.2));
-        loss = tn_cross_entropy(tp, tn_reshape(tp, lg, 2, (int64_t[]){-1, SV}), y, -1,
-                                TN_REDUCE_MEAN);
+        loss =
+            tn_cross_entropy(tp, tn_reshape(tp, lg, 2, (int64_t[]){-1, SV}), y, -1, TN_REDUCE_MEAN);
         st = tn_tape_status(tp);
     }
     check_oom("word LM forward", st);
@@ -420,13 +429,15 @@ static void decode_all(const s2s *s, const tn_tensor *logits, decoded *d)
         tn_tensor *src = ids_on(tp, S_SRC, DB, SS);
         tn_status st = src ? TN_OK : tn_tape_status(tp);
         if (st == TN_OK)
-            st = k == 0 ? tn_seq2seq_greedy(tp, &s->m, src, S_LEN, DMAX, d->out[k], d->len[k],
-                                            d->score[k])
-               : k == 1 ? tn_seq2seq_beam(tp, &s->m, src, S_LEN, 3, 0.7, DMAX, d->out[k],
-                                          d->len[k], d->score[k])
-                        : tn_seq2seq_sample(tp, &s->m, src, S_LEN, DMAX, &so, &r, d->out[k],
-                                            d->len[k], d->score[k]);
-        check_oom(k == 0 ? "tn_seq2seq_greedy" : k == 1 ? "tn_seq2seq_beam" : "tn_seq2seq_sample",
+            st = k == 0   ? tn_seq2seq_greedy(tp, &s->m, src, S_LEN, DMAX, d->out[k], d->len[k],
+                                              d->score[k])
+                 : k == 1 ? tn_seq2seq_beam(tp, &s->m, src, S_LEN, 3, 0.7, DMAX, d->out[k],
+                                            d->len[k], d->score[k])
+                          : tn_seq2seq_sample(tp, &s->m, src, S_LEN, DMAX, &so, &r, d->out[k],
+                                              d->len[k], d->score[k]);
+        check_oom(k == 0   ? "tn_seq2seq_greedy"
+                  : k == 1 ? "tn_seq2seq_beam"
+                           : "tn_seq2seq_sample",
                   st);
         d->st[k] = st;
     }
@@ -488,8 +499,7 @@ static bool model_run(models *md, int k)
         CHECK(false);
     }
     if (st != TN_OK && params_hash(ps) != before) {
-        fprintf(stderr, "sweep %d fail_at %ld: a failed step changed the parameters\n", k,
-                fail_at);
+        fprintf(stderr, "sweep %d fail_at %ld: a failed step changed the parameters\n", k, fail_at);
         CHECK(false);
     }
     if (st == TN_OK && k <= 3 && !isfinite(loss)) {
@@ -542,8 +552,8 @@ static void sweep_models(void)
             runs++;
         fail_at = 0;
         printf("test_alloc_sweep: sweep %d (%s): %ld runs, each failing one allocation (of %ld "
-               "per run; %.1f s)\n", k, what[k - 2], runs, n_alloc,
-               (double)clock() / CLOCKS_PER_SEC - t0);
+               "per run; %.1f s)\n",
+               k, what[k - 2], runs, n_alloc, (double)clock() / CLOCKS_PER_SEC - t0);
         CHECK(runs >= 5); /* the scenario really allocates: the sweep is not empty */
     }
     s2s_free(&md.s);

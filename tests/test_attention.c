@@ -100,7 +100,8 @@ static void parity(const fixture *fx, const char *kind)
         CHECK(!"setup");
         return;
     }
-    tn_tensor *wc = from_fx(fixture_get(fx, "wc"), TN_F64), *ww = from_fx(fixture_get(fx, "ww"), TN_F64);
+    tn_tensor *wc = from_fx(fixture_get(fx, "wc"), TN_F64),
+              *ww = from_fx(fixture_get(fx, "ww"), TN_F64);
     tn_tape *tp = tn_tape_new();
     tn_attn_memory m;
     tn_tensor *ctx, *w;

@@ -49,7 +49,7 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
     char key[128];
     bool offset = strstr(name, "offset") != NULL;
     double tol = dt == TN_F32 ? 1e-5 : offset ? 1e-9 : 1e-12;
-#define GET(v, suffix) \
+#define GET(v, suffix)                             \
     snprintf(key, sizeof key, "%s." suffix, name); \
     const fixture_tensor *v = fixture_get(fx, key)
     GET(fxx, "x");
@@ -79,8 +79,8 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
     tn_tensor_set_requires_grad(x, true);
     tn_tensor_set_requires_grad(w, true);
     tn_tensor_set_requires_grad(b, true);
-    tn_tensor *y = tn_batch_norm(tp, x, w, b, rm, rv, ftrain->data[0] != 0, fmom->data[0],
-                                 feps->data[0]);
+    tn_tensor *y =
+        tn_batch_norm(tp, x, w, b, rm, rv, ftrain->data[0] != 0, fmom->data[0], feps->data[0]);
     CHECK(y && tn_numel(y) == fy->numel);
     if (y && tn_backward_from(tp, y, dy) == TN_OK) {
         compare(name, "y", y, false, fy, tol);
@@ -106,8 +106,8 @@ static int run_parity(void)
     int rc = fixture_open(&f, "batch_norm.bin", "test_batchnorm");
     if (rc)
         return rc;
-    const char *cases[] = {"train_2d", "train_3d", "train_4d", "train_no_running", "eval_4d",
-                           "train_offset"};
+    const char *cases[] = {"train_2d",         "train_3d", "train_4d",
+                           "train_no_running", "eval_4d",  "train_offset"};
     const tn_dtype dts[2] = {TN_F64, TN_F32};
     for (int d = 0; d < 2; d++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -166,8 +166,10 @@ static void test_errors(void)
     } bad[] = {
         {x1, NULL, NULL, NULL, true, 0.1, 1e-5, "x [3] must be [N, C]"},
         {x, c4, NULL, NULL, true, 0.1, 1e-5, "weight [4] (float32) must be [C] = [3]"},
-        {x, c3d, NULL, NULL, true, 0.1, 1e-5, "weight [3] (float64) must be [C] = [3] of x's dtype float32"},
-        {x, NULL, c3, NULL, true, 0.1, 1e-5, "running_mean and running_var must be given both or neither"},
+        {x, c3d, NULL, NULL, true, 0.1, 1e-5,
+         "weight [3] (float64) must be [C] = [3] of x's dtype float32"},
+        {x, NULL, c3, NULL, true, 0.1, 1e-5,
+         "running_mean and running_var must be given both or neither"},
         {x, NULL, c4, c4, true, 0.1, 1e-5, "running_mean [4]"},
         {x, NULL, NULL, NULL, true, 1.5, 1e-5, "momentum = 1.5 in [0, 1]"},
         {x, NULL, NULL, NULL, true, 0.1, 0, "eps = 0 must be finite and > 0"},
@@ -225,7 +227,8 @@ static void test_layer(void)
     y = tn_batch_norm_forward(tp, &bn, x);
     CHECK(y && tn_tensor_get(bn.running_mean, 0) == rm1);
     double want = (tn_tensor_get(x, 0) - rm1) / sqrt(tn_tensor_get(bn.running_var, 0) + 1e-5) *
-                      tn_tensor_get(bn.weight, 0) + tn_tensor_get(bn.bias, 0);
+                      tn_tensor_get(bn.weight, 0) +
+                  tn_tensor_get(bn.bias, 0);
     CHECK(y && fabs(tn_tensor_get(y, 0) - want) < 1e-5 * (1 + fabs(want)));
     /* saved and loaded with the model */
     const char *path = "test_batchnorm.safetensors";

@@ -74,11 +74,10 @@ static void compare_t(const char *what, int src, const tn_tensor *t, bool grad, 
 
 /* ---- PyTorch parity ---- */
 
-static const char *conv_cases[] = {"basic",     "s2p1", "dilated", "groups",
-                                   "depthwise", "k1",   "k1_s2",   "nonsquare",
-                                   "wide",      "conv1d", "conv1d_k1"};
-static const char *pool_cases[] = {"max_k2",   "max_k3s2p1", "max_ties",    "max1d",
-                                   "avg_incl", "avg_excl",   "avg_k2s1",    "avg1d",
+static const char *conv_cases[] = {"basic", "s2p1",      "dilated", "groups", "depthwise", "k1",
+                                   "k1_s2", "nonsquare", "wide",    "conv1d", "conv1d_k1"};
+static const char *pool_cases[] = {"max_k2",      "max_k3s2p1",  "max_ties",   "max1d",
+                                   "avg_incl",    "avg_excl",    "avg_k2s1",   "avg1d",
                                    "adaptive_32", "adaptive_11", "adaptive_up"};
 
 /* fx's tensor "<name>.<what>" (NULL when absent; a failed check when need). */
@@ -125,10 +124,10 @@ static void test_parity(const fixture *fx, const char *name, bool conv, tn_dtype
         y = tn_conv2d(tp, x, w, b, &o);
     } else if (strncmp(name, "max", 3) == 0) {
         y = (one_d ? tn_max_pool1d : tn_max_pool2d)(tp, x, (int64_t)a[0], (int64_t)a[1],
-                                                     (int64_t)a[2]);
+                                                    (int64_t)a[2]);
     } else if (strncmp(name, "avg", 3) == 0) {
         y = (one_d ? tn_avg_pool1d : tn_avg_pool2d)(tp, x, (int64_t)a[0], (int64_t)a[1],
-                                                     (int64_t)a[2], a[3] != 0);
+                                                    (int64_t)a[2], a[3] != 0);
     } else {
         y = tn_adaptive_avg_pool2d(tp, x, (int64_t)a[0], (int64_t)a[1]);
     }
@@ -233,7 +232,8 @@ static void test_naive(tn_dtype dt, tn__conv_geom g, bool with_bias, bool wgrad,
     void *bias = malloc((size_t)g.O * es), *yn = malloc((size_t)ny * es);
     for (int64_t k = 0; k < g.O; k++)
         memcpy((char *)bias + k * es, (char *)b2->data + 2 * k * es, es);
-    void *dxn = calloc((size_t)nx, es), *dwn = calloc((size_t)nw, es), *dbn = calloc((size_t)g.O, es);
+    void *dxn = calloc((size_t)nx, es), *dwn = calloc((size_t)nw, es),
+         *dbn = calloc((size_t)g.O, es);
     void *xr = raw(x), *wr = raw(w), *dyr = raw(dy);
     tn__conv2d_naive(dt, &g, xr, wr, with_bias ? bias : NULL, yn);
     tn__conv2d_backward_naive(dt, &g, xr, wr, dyr, dxn, dwn, dbn);
@@ -284,7 +284,8 @@ static void run_naive(void)
         /* one image: BLIS's threads, im2col split over channels */
         {{1, 32, 40, 40, 16, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}, "one image, 3x3 pad 1"},
         {{3, 8, 9, 11, 6, 3, 2, 0, 0, 2, 1, 2, 1, 2, 3, 2}, "groups 2, stride, dilation, padding"},
-        {{5, 64, 16, 16, 64, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1}, "1x1 (no columns), images over threads"},
+        {{5, 64, 16, 16, 64, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1},
+         "1x1 (no columns), images over threads"},
         {{2, 6, 7, 5, 6, 3, 3, 0, 0, 1, 2, 1, 0, 1, 1, 6}, "depthwise, non-square"},
         {{3, 4, 1, 13, 8, 1, 3, 0, 0, 1, 2, 0, 1, 1, 2, 2}, "conv1d shape"},
     };
@@ -319,19 +320,74 @@ static void test_errors(void)
         const char *msg[2];
     } bad[] = {
         /* groups 1: weight takes 2 channels, x has 4 */
-        {x, w, NULL, {1, 1, 0, 0, 1, 1, 1}, TN_ERR_SHAPE, {"x [2, 4, 5, 5] has C_in = 4", "weight [6, 2, 3, 3] with groups 1 takes 2 x 1 = 2"}},
-        {x, w, NULL, {1, 1, 0, 0, 1, 1, 3}, TN_ERR_SHAPE, {"groups 3 must divide C_in 4 and C_out 6", "x [2, 4, 5, 5], weight [6, 2, 3, 3]"}},
-        {x, w, b5, {1, 1, 0, 0, 1, 1, 2}, TN_ERR_SHAPE, {"bias [5] must be [C_out] = [6]", "weight [6, 2, 3, 3]"}},
-        {x, w3, NULL, {1, 1, 0, 0, 1, 1, 1}, TN_ERR_SHAPE, {"x [2, 4, 5, 5] must be [B, C_in, H, W]", "weight [6, 4, 3]"}},
-        {x3, w, NULL, {1, 1, 0, 0, 1, 1, 2}, TN_ERR_SHAPE, {"x [2, 4, 9] must be", "weight [6, 2, 3, 3]"}},
-        {x, w, NULL, {0, 1, 0, 0, 1, 1, 2}, TN_ERR_ARG, {"stride (0, 1)", "x [2, 4, 5, 5], weight [6, 2, 3, 3]"}},
-        {x, w, NULL, {1, 1, 0, 0, 1, -1, 2}, TN_ERR_ARG, {"dilation (1, -1) must be >= 1", "x [2, 4, 5, 5]"}},
-        {x, w, NULL, {1, 1, -1, 0, 1, 1, 2}, TN_ERR_ARG, {"padding (-1, 0) >= 0", "x [2, 4, 5, 5]"}},
+        {x,
+         w,
+         NULL,
+         {1, 1, 0, 0, 1, 1, 1},
+         TN_ERR_SHAPE,
+         {"x [2, 4, 5, 5] has C_in = 4", "weight [6, 2, 3, 3] with groups 1 takes 2 x 1 = 2"}},
+        {x,
+         w,
+         NULL,
+         {1, 1, 0, 0, 1, 1, 3},
+         TN_ERR_SHAPE,
+         {"groups 3 must divide C_in 4 and C_out 6", "x [2, 4, 5, 5], weight [6, 2, 3, 3]"}},
+        {x,
+         w,
+         b5,
+         {1, 1, 0, 0, 1, 1, 2},
+         TN_ERR_SHAPE,
+         {"bias [5] must be [C_out] = [6]", "weight [6, 2, 3, 3]"}},
+        {x,
+         w3,
+         NULL,
+         {1, 1, 0, 0, 1, 1, 1},
+         TN_ERR_SHAPE,
+         {"x [2, 4, 5, 5] must be [B, C_in, H, W]", "weight [6, 4, 3]"}},
+        {x3,
+         w,
+         NULL,
+         {1, 1, 0, 0, 1, 1, 2},
+         TN_ERR_SHAPE,
+         {"x [2, 4, 9] must be", "weight [6, 2, 3, 3]"}},
+        {x,
+         w,
+         NULL,
+         {0, 1, 0, 0, 1, 1, 2},
+         TN_ERR_ARG,
+         {"stride (0, 1)", "x [2, 4, 5, 5], weight [6, 2, 3, 3]"}},
+        {x,
+         w,
+         NULL,
+         {1, 1, 0, 0, 1, -1, 2},
+         TN_ERR_ARG,
+         {"dilation (1, -1) must be >= 1", "x [2, 4, 5, 5]"}},
+        {x,
+         w,
+         NULL,
+         {1, 1, -1, 0, 1, 1, 2},
+         TN_ERR_ARG,
+         {"padding (-1, 0) >= 0", "x [2, 4, 5, 5]"}},
         {x, w, NULL, {1, 1, 0, 0, 1, 1, 0}, TN_ERR_ARG, {"groups 0 >= 1", "weight [6, 2, 3, 3]"}},
-        {x, w, NULL, {1, 1, 0, 0, 3, 1, 2}, TN_ERR_SHAPE, {"output would be empty: x [2, 4, 5, 5], weight [6, 2, 3, 3]", "dilation (3, 1)"}},
-        {x, big, NULL, {1, 1, 0, 0, 1, 1, 2}, TN_ERR_SHAPE, {"output would be empty", "weight [6, 2, 7, 7]"}},
+        {x,
+         w,
+         NULL,
+         {1, 1, 0, 0, 3, 1, 2},
+         TN_ERR_SHAPE,
+         {"output would be empty: x [2, 4, 5, 5], weight [6, 2, 3, 3]", "dilation (3, 1)"}},
+        {x,
+         big,
+         NULL,
+         {1, 1, 0, 0, 1, 1, 2},
+         TN_ERR_SHAPE,
+         {"output would be empty", "weight [6, 2, 7, 7]"}},
         {x, w64, NULL, {1, 1, 0, 0, 1, 1, 2}, TN_ERR_DTYPE, {"mixed dtypes", "float32"}},
-        {x, w, NULL, {(int64_t)1 << 40, 1, 0, 0, 1, 1, 2}, TN_ERR_ARG, {"stride (1099511627776, 1)", "at most 2^30"}},
+        {x,
+         w,
+         NULL,
+         {(int64_t)1 << 40, 1, 0, 0, 1, 1, 2},
+         TN_ERR_ARG,
+         {"stride (1099511627776, 1)", "at most 2^30"}},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         tn_tape_reset(tp);
@@ -378,21 +434,27 @@ static void test_errors(void)
         tn_status st;
         const char *msg;
     } pb[] = {
-        {0, x, 0, 1, 0, TN_ERR_ARG, "max_pool2d: kernel 0 and stride 1 must be 1 to 2^30, padding 0 0 to kernel / 2 (x [2, 4, 5, 5])"},
+        {0, x, 0, 1, 0, TN_ERR_ARG,
+         "max_pool2d: kernel 0 and stride 1 must be 1 to 2^30, padding 0 0 to kernel / 2 (x [2, 4, "
+         "5, 5])"},
         {0, x, 3, 0, 0, TN_ERR_ARG, "max_pool2d: kernel 3 and stride 0"},
-        {1, x, 3, 1, 2, TN_ERR_ARG, "avg_pool2d: kernel 3 and stride 1 must be 1 to 2^30, padding 2 0 to kernel / 2"},
+        {1, x, 3, 1, 2, TN_ERR_ARG,
+         "avg_pool2d: kernel 3 and stride 1 must be 1 to 2^30, padding 2 0 to kernel / 2"},
         {1, x, 3, 1, -1, TN_ERR_ARG, "padding -1"},
-        {0, x, 6, 1, 0, TN_ERR_SHAPE, "max_pool2d: the output would be empty: x [2, 4, 5, 5] with kernel 6, padding 0"},
+        {0, x, 6, 1, 0, TN_ERR_SHAPE,
+         "max_pool2d: the output would be empty: x [2, 4, 5, 5] with kernel 6, padding 0"},
         {0, x3, 2, 2, 0, TN_ERR_SHAPE, "max_pool2d: x [2, 4, 9] must be [B, C, H, W]"},
         {2, x, 2, 2, 0, TN_ERR_SHAPE, "max_pool1d: x [2, 4, 5, 5] must be [B, C, L]"},
-        {3, x3, 10, 1, 0, TN_ERR_SHAPE, "avg_pool1d: the output would be empty: x [2, 4, 9] with kernel 10"},
+        {3, x3, 10, 1, 0, TN_ERR_SHAPE,
+         "avg_pool1d: the output would be empty: x [2, 4, 9] with kernel 10"},
     };
     for (size_t k = 0; k < sizeof pb / sizeof pb[0]; k++) {
         tn_tape_reset(tp);
-        tn_tensor *r = pb[k].which == 0   ? tn_max_pool2d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p)
-                       : pb[k].which == 1 ? tn_avg_pool2d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p, true)
-                       : pb[k].which == 2 ? tn_max_pool1d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p)
-                                          : tn_avg_pool1d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p, false);
+        tn_tensor *r =
+            pb[k].which == 0   ? tn_max_pool2d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p)
+            : pb[k].which == 1 ? tn_avg_pool2d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p, true)
+            : pb[k].which == 2 ? tn_max_pool1d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p)
+                               : tn_avg_pool1d(tp, pb[k].x, pb[k].k, pb[k].s, pb[k].p, false);
         CHECK(r == NULL);
         CHECK(tn_last_status() == pb[k].st);
         CHECK_MSG(tn_tape_error(tp), pb[k].msg);
@@ -400,7 +462,8 @@ static void test_errors(void)
     tn_tape_reset(tp);
     CHECK(tn_adaptive_avg_pool2d(tp, x, 0, 2) == NULL);
     CHECK(tn_last_status() == TN_ERR_ARG);
-    CHECK_MSG(tn_tape_error(tp), "adaptive_avg_pool2d: output size (0, 2) must be 1 to 2^30 (x [2, 4, 5, 5])");
+    CHECK_MSG(tn_tape_error(tp),
+              "adaptive_avg_pool2d: output size (0, 2) must be 1 to 2^30 (x [2, 4, 5, 5])");
     tn_tape_reset(tp);
     CHECK(tn_adaptive_avg_pool2d(tp, x3, 2, 2) == NULL);
     CHECK_MSG(tn_tape_error(tp), "adaptive_avg_pool2d: x [2, 4, 9] must be [B, C, H, W]");

@@ -254,7 +254,7 @@ static void test_watch(void)
     tn_tape *tp = tn_tape_new();
     tn_tape_set_watch(tp, true);
     tn_tensor *a = tn_tape_tensor(tp, TN_F64, 1, (int64_t[]){2}); /* zeros */
-    tn_tensor *q = tn_div(tp, a, a);                               /* 0/0 */
+    tn_tensor *q = tn_div(tp, a, a);                              /* 0/0 */
     CHECK(q == NULL);
     CHECK_MSG(tn_tape_error(tp), "div: produced a non-finite value");
     CHECK(tn_last_status() == TN_ERR_NUMERIC);
@@ -330,7 +330,7 @@ static void test_no_alloc(void)
     CHECK(n_allocs - before == 0);
     if (n_allocs != before)
         fprintf(stderr, "steady-state steps made %ld allocations\n", n_allocs - before);
-    CHECK(n_allocs > 0); /* the hook was really in use */
+    CHECK(n_allocs > 0);  /* the hook was really in use */
     CHECK(first == last); /* same inputs, same parameters: same loss */
     tn_tape_free(tp);
     for (int i = 0; i < 4; i++)

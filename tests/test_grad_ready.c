@@ -24,9 +24,9 @@ typedef struct model {
     tn_params ps;
     tn_embedding emb;
     tn_rnn rnn;
-    tn_tensor *U, *u;  /* the scan step's weight [H, H] and vector [H] */
-    tn_tensor *gates;  /* [2H, H]: read through two narrow views */
-    tn_linear head;    /* tied to emb.weight */
+    tn_tensor *U, *u; /* the scan step's weight [H, H] and vector [H] */
+    tn_tensor *gates; /* [2H, H]: read through two narrow views */
+    tn_linear head;   /* tied to emb.weight */
 } model;
 
 typedef struct reports {
@@ -102,8 +102,7 @@ int main(void)
     CHECK(tn_init_uniform(m.U, &rng, -0.5, 0.5) == TN_OK);
     CHECK(tn_init_uniform(m.u, &rng, 0.5, 1.5) == TN_OK);
     CHECK(tn_init_uniform(m.gates, &rng, -0.5, 0.5) == TN_OK);
-    CHECK(tn_linear_init_tied(&m.head, &m.ps, "head", "emb.weight", true, TN_F32, &rng) ==
-          TN_OK);
+    CHECK(tn_linear_init_tied(&m.head, &m.ps, "head", "emb.weight", true, TN_F32, &rng) == TN_OK);
     tn_tensor *ids = tn_tensor_new(TN_I32, 2, (int64_t[]){B, T});
     tn_tensor *tgt = tn_tensor_new(TN_I32, 1, (int64_t[]){T * B});
     for (int i = 0; i < B * T; i++) {

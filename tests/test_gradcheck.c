@@ -78,12 +78,11 @@ static void run_case(const gc_case *c)
 int main(void)
 {
     typedef const gc_case *(*family_fn)(int *n);
-    family_fn families[] = {gc_family_binary, gc_family_unary,   gc_family_shape,
-                                gc_family_matmul, gc_family_reduce,  gc_family_softmax,
-                                gc_family_index,  gc_family_loss,    gc_family_fused,
-                                gc_family_recurrent, gc_family_select, gc_family_custom,
-                                gc_family_scan, gc_family_linear_loss, gc_family_norm,
-                                gc_family_conv};
+    family_fn families[] = {
+        gc_family_binary, gc_family_unary,       gc_family_shape,  gc_family_matmul,
+        gc_family_reduce, gc_family_softmax,     gc_family_index,  gc_family_loss,
+        gc_family_fused,  gc_family_recurrent,   gc_family_select, gc_family_custom,
+        gc_family_scan,   gc_family_linear_loss, gc_family_norm,   gc_family_conv};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         if (!families[f])
             continue;

@@ -326,8 +326,7 @@ static void expect_fail(const char *what, const char *file, int flags, tn_status
     if (getenv("TN_IO_VERBOSE"))
         printf("%-24.24s -> %s\n", what, msg);
     if (check_failures != before)
-        fprintf(stderr, "  in case: %s (message: %s)\n", what,
-                msg);
+        fprintf(stderr, "  in case: %s (message: %s)\n", what, msg);
 }
 
 static void test_strict(void)
@@ -366,7 +365,8 @@ static void test_strict(void)
     size_t n;
     unsigned char *f = check_read_file(good, &n);
     size_t hlen = f[0] | (size_t)f[1] << 8;
-    size_t cuts[] = {0, 3, 7, 8, 9, 8 + hlen / 2, 8 + hlen - 1, 8 + hlen, 8 + hlen + 1, n - 9, n - 1};
+    size_t cuts[] = {0,     3,    7, 8, 9, 8 + hlen / 2, 8 + hlen - 1, 8 + hlen, 8 + hlen + 1,
+                     n - 9, n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu of %zu bytes", cuts[i], n);
@@ -386,11 +386,11 @@ static void test_strict(void)
         unsigned char byte;
         const char *sub;
     } flips[] = {
-        {8, 'x', "not valid JSON"},              /* '{' */
-        {8 + hlen / 2, 0xff, "not valid JSON"},  /* invalid UTF-8 or syntax */
+        {8, 'x', "not valid JSON"},             /* '{' */
+        {8 + hlen / 2, 0xff, "not valid JSON"}, /* invalid UTF-8 or syntax */
         {8 + hlen / 3, '"', "not valid JSON"},
-        {8 + 14, 0, "not valid JSON"},           /* a NUL inside the header */
-        {7, 0x40, "header length"},              /* huge header length */
+        {8 + 14, 0, "not valid JSON"}, /* a NUL inside the header */
+        {7, 0x40, "header length"},    /* huge header length */
         {4, 0x01, "header length"},
     };
     for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
@@ -437,26 +437,25 @@ static void test_strict(void)
          "trailing bytes"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, TN_ERR_FORMAT,
          "data_offsets must be"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.0,8.0]}}", 8,
-         TN_ERR_FORMAT, "data_offsets must be"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.0,8.0]}}", 8, TN_ERR_FORMAT,
+         "data_offsets must be"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, TN_ERR_FORMAT,
          "data_offsets must be"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, TN_ERR_FORMAT,
          "shape entry 0"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,2,1],\"data_offsets\":[0,8]}}", 8,
          TN_ERR_FORMAT, "at most 4"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,16],\"data_offsets\":[0,8]}}",
-         8, TN_ERR_FORMAT, "shape too large"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,16],\"data_offsets\":[0,8]}}", 8,
+         TN_ERR_FORMAT, "shape too large"},
         {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, TN_ERR_DTYPE,
          "dtype \"I64\""},
         /* half precision: 2 bytes per element, not 4; other dtypes still refused */
         {"{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, TN_ERR_FORMAT,
          "tensor 'a': data_offsets [0, 8] hold 8 bytes but shape [2] of F16 needs 4"},
-        {"{\"a\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
-         TN_ERR_FORMAT,
+        {"{\"a\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
          "tensor 'a': data_offsets [0, 4] hold 4 bytes but shape [3] of BF16 needs 6"},
-        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
-         TN_ERR_DTYPE, "tensor 'a' has dtype \"F8_E4M3\""},
+        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2, TN_ERR_DTYPE,
+         "tensor 'a' has dtype \"F8_E4M3\""},
         {"{\"a\":{\"dtype\":\"f16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, TN_ERR_DTYPE,
          "tensor 'a' has dtype \"f16\""},
         {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, TN_ERR_FORMAT,
@@ -477,8 +476,9 @@ static void test_strict(void)
         CHECK(tn_load_list(p, &e, &ne) == hdrs[i].st && e == NULL && ne == -1);
     }
     /* a valid hand-made file (scalar shape [] and metadata) lists and loads */
-    write_raw(p, "{\"__metadata__\":{\"k\":\"v\"},\"s\":{\"dtype\":\"F64\",\"shape\":[],"
-                 "\"data_offsets\":[0,8]}}",
+    write_raw(p,
+              "{\"__metadata__\":{\"k\":\"v\"},\"s\":{\"dtype\":\"F64\",\"shape\":[],"
+              "\"data_offsets\":[0,8]}}",
               8);
     tn_ckpt_entry *e = NULL;
     int ne = 0;
@@ -519,8 +519,7 @@ static void test_atomic(void)
     CHECK(same_file(old, n, p));
 
     /* no such directory */
-    CHECK(tn_save("/nonexistent-dir-tn/x.safetensors", (tn_params *[]){&a}, 1, NULL) ==
-          TN_ERR_IO);
+    CHECK(tn_save("/nonexistent-dir-tn/x.safetensors", (tn_params *[]){&a}, 1, NULL) == TN_ERR_IO);
     CHECK_MSG(tn_last_error(), "/nonexistent-dir-tn/x.safetensors");
     CHECK_MSG(tn_last_error(), "cannot create temporary file");
 
@@ -578,8 +577,7 @@ static void test_stale_tmp(void)
     const char *names[] = {"stale.safetensors.tmp.%ld.0", "stale.safetensors.tmp.%ld.17",
                            "stale.safetensors.tmp.%ld.3", "stale.safetensors.tmp.%ld.4",
                            "other.safetensors.tmp.%ld.0", "stale.safetensors.tmp.%ld.x"};
-    long pids[] = {(long)dead, (long)dead, (long)getppid(), (long)getpid(), (long)dead,
-                   (long)dead};
+    long pids[] = {(long)dead, (long)dead, (long)getppid(), (long)getpid(), (long)dead, (long)dead};
     bool removed[] = {true, true, false, false, false, false};
     for (int i = 0; i < 6; i++) {
         char nm[128];
@@ -703,8 +701,8 @@ static int test_python_fixture(void)
         tn_params_init(&ps);
         tn_tensor *w = tn_params_new(&ps, "lin", "weight", dt < 0 ? TN_F32 : (tn_dtype)dt, 2,
                                      (int64_t[]){2, 3});
-        tn_tensor *bias = tn_params_new(&ps, "lin", "bias", dt < 0 ? TN_F64 : (tn_dtype)dt, 1,
-                                        (int64_t[]){3});
+        tn_tensor *bias =
+            tn_params_new(&ps, "lin", "bias", dt < 0 ? TN_F64 : (tn_dtype)dt, 1, (int64_t[]){3});
         tn_meta m = {0};
         CHECK(tn_load(p, (tn_params *[]){&ps}, 1, &m) == TN_OK);
         for (int i = 0; i < 6; i++)
@@ -781,8 +779,8 @@ static void test_half_exhaustive(void)
         int bad = 0;
         for (int i = 0; i < N; i++) {
             for (int k = 0; k < 2; k++) {
-                uint32_t w = k ? half_reference((uint16_t)i, 7, 8)
-                               : half_reference((uint16_t)i, 10, 5);
+                uint32_t w =
+                    k ? half_reference((uint16_t)i, 7, 8) : half_reference((uint16_t)i, 10, 5);
                 const unsigned char *got = (const unsigned char *)(k ? b : h)->data;
                 float wf;
                 memcpy(&wf, &w, 4);

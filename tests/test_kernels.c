@@ -139,8 +139,8 @@ static const int64_t widths[] = {1, 7, 16, 37, 64, 100};
 
 static void test_rows(void)
 {
-    static const char *const kname[] = {"lstm_fw", "lstm_bw", "gru_fw", "gru_bw", "rnn_fw",
-                                        "rnn_relu_fw", "rnn_bw", "rnn_relu_bw", "colsum"};
+    static const char *const kname[] = {"lstm_fw",     "lstm_bw", "gru_fw",      "gru_bw", "rnn_fw",
+                                        "rnn_relu_fw", "rnn_bw",  "rnn_relu_bw", "colsum"};
     for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
         if (tabs[ti].needs > tn_isa_cpu()) {
             printf("rows %s: skipped (this CPU lacks the path)\n", tabs[ti].name);
@@ -149,8 +149,8 @@ static void test_rows(void)
         double worst[9] = {0};
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             kcase c = {.n = widths[wi], .ga = widths[wi] + 3, .gp = widths[wi] + 1};
-            int64_t lens[NB] = {4 * c.ga, 4 * c.ga, 4 * c.gp, c.n, c.n, c.n, c.n, c.n,
-                                c.n,      4 * c.ga, c.n,      1};
+            int64_t lens[NB] = {4 * c.ga, 4 * c.ga, 4 * c.gp, c.n,      c.n, c.n,
+                                c.n,      c.n,      c.n,      4 * c.ga, c.n, 1};
             for (int i = 0; i < NB; i++) {
                 c.len[i] = lens[i];
                 c.in[i] = malloc(sizeof(double) * (size_t)lens[i]);
@@ -212,8 +212,10 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
                     x[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
             void *X = to_dt(x, len, dt), *Y = to_dt(x, n, dt), *DY = to_dt(dy, n, dt);
             void *DX = to_dt(dx0, len, dt);
-            double *rx = malloc(sizeof(double) * (size_t)len), *ry = malloc(sizeof(double) * (size_t)n);
-            double *rdy = malloc(sizeof(double) * (size_t)n), *rdx = malloc(sizeof(double) * (size_t)len);
+            double *rx = malloc(sizeof(double) * (size_t)len),
+                   *ry = malloc(sizeof(double) * (size_t)n);
+            double *rdy = malloc(sizeof(double) * (size_t)n),
+                   *rdx = malloc(sizeof(double) * (size_t)len);
             for (int64_t k = 0; k < len; k++)
                 rx[k] = val(X, k, dt), rdx[k] = val(DX, k, dt);
             for (int64_t k = 0; k < n; k++)
@@ -239,8 +241,10 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
                 z[k] *= tn_rng_uniform(&rng) < 0.5 ? -1 : 1;
             void *A = to_dt(x, len, dt), *B = to_dt(z, len, dt), *Y = to_dt(x, n, dt);
             void *DY = to_dt(dy, n, dt), *DX = to_dt(dx0, len, dt);
-            double *ra = malloc(sizeof(double) * (size_t)len), *rb = malloc(sizeof(double) * (size_t)len);
-            double *ry = malloc(sizeof(double) * (size_t)n), *rdy = malloc(sizeof(double) * (size_t)n);
+            double *ra = malloc(sizeof(double) * (size_t)len),
+                   *rb = malloc(sizeof(double) * (size_t)len);
+            double *ry = malloc(sizeof(double) * (size_t)n),
+                   *rdy = malloc(sizeof(double) * (size_t)n);
             double *rdx = malloc(sizeof(double) * (size_t)len);
             for (int64_t k = 0; k < len; k++)
                 ra[k] = val(A, k, dt), rb[k] = val(B, k, dt), rdx[k] = val(DX, k, dt);
@@ -265,8 +269,10 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
             fill(x, len, -4, 4);
             void *X = to_dt(x, len, dt), *Y = to_dt(x, len, dt), *DY = to_dt(dx0, len, dt);
             void *DX = to_dt(dx0, len, dt);
-            double *rx = malloc(sizeof(double) * (size_t)len), *ry = malloc(sizeof(double) * (size_t)len);
-            double *rdy = malloc(sizeof(double) * (size_t)len), *rdx = malloc(sizeof(double) * (size_t)len);
+            double *rx = malloc(sizeof(double) * (size_t)len),
+                   *ry = malloc(sizeof(double) * (size_t)len);
+            double *rdy = malloc(sizeof(double) * (size_t)len),
+                   *rdx = malloc(sizeof(double) * (size_t)len);
             for (int64_t k = 0; k < len; k++)
                 rx[k] = val(X, k, dt), ry[k] = val(Y, k, dt), rdy[k] = val(DY, k, dt),
                 rdx[k] = val(DX, k, dt);
@@ -307,8 +313,7 @@ static void test_elementwise(void)
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
  * product. Returns the max difference. */
-static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool transposed,
-                          bool acc)
+static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool transposed, bool acc)
 {
     int64_t lda = K + 2, ldc = N + 5;
     double *a = malloc(sizeof(double) * (size_t)(M * lda));

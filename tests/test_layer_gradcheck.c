@@ -36,7 +36,7 @@ typedef struct ctx {
 } ctx;
 
 enum { B = 3, T = 4, I = 3, H = 3 };
-#define TOL 1e-6      /* max relative error of the check */
+#define TOL      1e-6 /* max relative error of the check */
 #define TOL_NORM 1e-5 /* with LayerNorm between the layers (see above) */
 
 /* Flatten output, h_n (and c_n) into one vector. */
@@ -104,8 +104,7 @@ static void check_config(const cfg *c)
     CHECK(res.max_rel_err <= tol);
     if (res.max_rel_err > tol)
         fprintf(stderr, "  worst: input %d index %lld analytic %.12g numeric %.12g\n",
-                res.worst_input, (long long)res.worst_index, res.worst_analytic,
-                res.worst_numeric);
+                res.worst_input, (long long)res.worst_index, res.worst_analytic, res.worst_numeric);
     free(in);
     tn_tensor_free(x);
     tn_tensor_free(h0);

@@ -48,25 +48,25 @@
 #include "fixture.h"
 #include "tensor/nn.h"
 
-#define PREFIX "m"
-#define TOL64 1e-10
+#define PREFIX      "m"
+#define TOL64       1e-10
 #define TOL32_SHORT 1e-5
-#define TOL32_LONG 5e-5
+#define TOL32_LONG  5e-5
 
 enum { KIND_SEQ = 0, KIND_CELL = 1, KIND_LINEAR = 2, KIND_EMBEDDING = 3 };
 
 /* The fixture matrix of issue 3: listed so that a missing file fails. */
 static const char *const CELLS[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
-static const char *const SEQ_CONFIGS[] = {"l1",  "l2", "bi", "l2bi_h0", "len",       "bi_len",
-                                          "l2bi_h0_len", "t1", "b1", "b7", "b7_bi_len", "t50"};
+static const char *const SEQ_CONFIGS[] = {"l1",  "l2",     "bi",          "l2bi_h0",
+                                          "len", "bi_len", "l2bi_h0_len", "t1",
+                                          "b1",  "b7",     "b7_bi_len",   "t50"};
 /* tn_rnn's residual / LayerNorm options against per-layer PyTorch modules
  * (layer_resid_<name>.bin from tests/gen_resid_fixtures.py). */
-static const char *const RESID[] = {"lstm_l3_res",          "gru_l3_res",
-                                    "lstm_l2_ln",           "gru_l2_ln",
-                                    "lstm_l3_res_ln",       "gru_l3_res_ln",
-                                    "lstm_l2bi_res_ln_h0",  "gru_l3_res_ln_len",
-                                    "lstm_l2bi_res_ln_len"};
-static const char *const OTHER[] = {"cell_rnn_tanh", "cell_rnn_relu", "cell_lstm", "cell_gru",
+static const char *const RESID[] = {
+    "lstm_l3_res",         "gru_l3_res",        "lstm_l2_ln",
+    "gru_l2_ln",           "lstm_l3_res_ln",    "gru_l3_res_ln",
+    "lstm_l2bi_res_ln_h0", "gru_l3_res_ln_len", "lstm_l2bi_res_ln_len"};
+static const char *const OTHER[] = {"cell_rnn_tanh", "cell_rnn_relu", "cell_lstm",    "cell_gru",
                                     "linear_bias",   "linear_nobias", "embedding_pad"};
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -320,9 +320,9 @@ static void run_linear(run *r, tn_tape *tp, tn_params *ps, tn_rng *rng)
 {
     const fixture *fx = r->fx;
     tn_linear l;
-    tn_status st = tn_linear_init(&l, ps, PREFIX, (int64_t)meta(fx, "meta.in"),
-                                  (int64_t)meta(fx, "meta.out"), meta(fx, "meta.bias") == 1,
-                                  r->dt, rng);
+    tn_status st =
+        tn_linear_init(&l, ps, PREFIX, (int64_t)meta(fx, "meta.in"), (int64_t)meta(fx, "meta.out"),
+                       meta(fx, "meta.bias") == 1, r->dt, rng);
     CHECK(st == TN_OK);
     if (st != TN_OK)
         return;
@@ -388,9 +388,7 @@ static bool run_fixture(const char *dir, const char *name, tn_dtype dt, double *
     case KIND_CELL: run_cell(&r, tp, &ps, &rng); break;
     case KIND_LINEAR: run_linear(&r, tp, &ps, &rng); break;
     case KIND_EMBEDDING: run_embedding(&r, tp, &ps, &rng); break;
-    default:
-        fprintf(stderr, "%s: unknown meta.kind\n", name);
-        CHECK(0);
+    default: fprintf(stderr, "%s: unknown meta.kind\n", name); CHECK(0);
     }
     tn_tape_free(tp);
     for (int i = 0; i < r.n_heap; i++)

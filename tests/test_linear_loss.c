@@ -54,9 +54,9 @@ typedef struct setup {
     tn_reduction red;
     bool bias, bias_grad, cw;
     double eps;
-    double g;      /* upstream gradient of a scalar loss (scale), or 0: tn_backward */
-    bool no_grad;  /* forward only, in no-grad mode */
-    int64_t v;     /* classes: 1000 (blocks and gradient buffers) or 50 (G kept whole) */
+    double g;     /* upstream gradient of a scalar loss (scale), or 0: tn_backward */
+    bool no_grad; /* forward only, in no-grad mode */
+    int64_t v;    /* classes: 1000 (blocks and gradient buffers) or 50 (G kept whole) */
 } setup;
 
 /* The unfused reference: logits = b + h W^T (addmm), then
@@ -350,7 +350,8 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
     if (!fh || !fw || !ft || !fi || !fe || !fdy)
         return;
     tn_tape *tp = tn_tape_new();
-    tn_tensor *h = fixture_to_tensor(fh, dt), *w = fixture_to_tensor(fw, dt), *b = fixture_to_tensor(fb, dt);
+    tn_tensor *h = fixture_to_tensor(fh, dt), *w = fixture_to_tensor(fw, dt),
+              *b = fixture_to_tensor(fb, dt);
     tn_tensor *tg = fixture_to_tensor(ft, TN_I32), *cw = fixture_to_tensor(fc, dt);
     tn_tensor *dy = fixture_to_tensor(fdy, dt);
     tn_tensor_set_requires_grad(h, true), tn_tensor_set_requires_grad(w, true);
@@ -364,8 +365,8 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
         if (b)
             tn_tensor_zero_grad(b);
         tn_reduction red = r == 0 ? TN_REDUCE_MEAN : r == 1 ? TN_REDUCE_SUM : TN_REDUCE_NONE;
-        tn_tensor *y = tn_linear_cross_entropy(tp, h, w, b, tg, cw, (int64_t)fi->data[0],
-                                               fe->data[0], red);
+        tn_tensor *y =
+            tn_linear_cross_entropy(tp, h, w, b, tg, cw, (int64_t)fi->data[0], fe->data[0], red);
         CHECK(y);
         if (!y)
             continue;

@@ -98,10 +98,10 @@ static void test_init(void)
     tn_lm_opts o = char_opts(TN_CELL_LSTM);
     tn_rng r = new_model(&m, o, 1);
     /* PyTorch's state_dict order and shapes */
-    const char *names[] = {"embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
-                           "rnn.bias_ih_l0", "rnn.bias_hh_l0", "rnn.weight_ih_l1",
-                           "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l1",
-                           "head.weight", "head.bias"};
+    const char *names[] = {"embed.weight",     "rnn.weight_ih_l0", "rnn.weight_hh_l0",
+                           "rnn.bias_ih_l0",   "rnn.bias_hh_l0",   "rnn.weight_ih_l1",
+                           "rnn.weight_hh_l1", "rnn.bias_ih_l1",   "rnn.bias_hh_l1",
+                           "head.weight",      "head.bias"};
     int64_t shapes[][2] = {{10, 4}, {24, 4}, {24, 6}, {24, 1}, {24, 1}, {24, 6},
                            {24, 6}, {24, 1}, {24, 1}, {10, 6}, {10, 1}};
     CHECK(m.ps.n == 11);
@@ -177,8 +177,8 @@ static void forward_logits(const tn_lm *m, const int32_t *ids, int64_t B, int64_
 
 /* tn_lm_step over ids [B, T] (column t at step t) from st against want
  * [B*T, V]: the largest |got - want| / max(1, |want|). st advances. */
-static double step_worst(const tn_lm *m, tn_lm_state *st, const int32_t *ids, int64_t B,
-                         int64_t T, const double *want)
+static double step_worst(const tn_lm *m, tn_lm_state *st, const int32_t *ids, int64_t B, int64_t T,
+                         const double *want)
 {
     int64_t V = m->o.vocab;
     float *got = malloc(sizeof(float) * (size_t)(B * V));
@@ -318,8 +318,8 @@ static void test_window(void)
         tn_rnn_out fin, fin2;
         tn_tensor *loss = tn_lm_loss(tp, &m, st, x, y, &fin);
         /* the fused loss against cross-entropy of the logits */
-        tn_tensor *ce = tn_cross_entropy(tp, tn_lm_forward(tp, &m, st, x, &fin2), y, -1,
-                                         TN_REDUCE_MEAN);
+        tn_tensor *ce =
+            tn_cross_entropy(tp, tn_lm_forward(tp, &m, st, x, &fin2), y, -1, TN_REDUCE_MEAN);
         CHECK(loss && ce && close_rel(tn_tensor_get(loss, 0), tn_tensor_get(ce, 0), 1e-6));
         tn_params_zero_grad(&m.ps);
         CHECK(tn_backward(tp, loss) == TN_OK);
@@ -546,27 +546,21 @@ static void test_crafted(void)
     struct {
         const char *key, *value;
     } bad[] = {
-        {"lm.hidden", "1048576"},     /* sizes the tensors do not have: before any allocation */
-        {"lm.embed", "1024"},
-        {"lm.vocab", "4611686018427387904"},
-        {"lm.layers", "3"},
-        {"lm.layers", "9"},
-        {"lm.hidden", "abc"},
-        {"lm.hidden", NULL},
-        {"lm.cell", "transformer"},
-        {"lm.format", "2"},
-        {"lm.dropout", "1.5"},
-        {"lm.io_dropout", "nan"},
-        {"lm.tie", "yes"},
-        {"lm.tie", "1"},              /* embed != hidden */
-        {"lm.embed_name", ""},
-        {"lm.head_name", "embed"},
-        {"lm.head_name", "decoder"},  /* no decoder.weight in the file */
+        {"lm.hidden", "1048576"}, /* sizes the tensors do not have: before any allocation */
+        {"lm.embed", "1024"},        {"lm.vocab", "4611686018427387904"},
+        {"lm.layers", "3"},          {"lm.layers", "9"},
+        {"lm.hidden", "abc"},        {"lm.hidden", NULL},
+        {"lm.cell", "transformer"},  {"lm.format", "2"},
+        {"lm.dropout", "1.5"},       {"lm.io_dropout", "nan"},
+        {"lm.tie", "yes"},           {"lm.tie", "1"}, /* embed != hidden */
+        {"lm.embed_name", ""},       {"lm.head_name", "embed"},
+        {"lm.head_name", "decoder"}, /* no decoder.weight in the file */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *p = crafted(&m, NULL, bad[i].key, bad[i].value);
-        refused(p, strcmp(bad[i].value ? bad[i].value : "", "decoder") == 0 ? "decoder.weight"
-                                                                          : bad[i].key,
+        refused(p,
+                strcmp(bad[i].value ? bad[i].value : "", "decoder") == 0 ? "decoder.weight"
+                                                                         : bad[i].key,
                 false);
     }
     CHECK_MSG(tn_last_error(), "metadata");
@@ -685,8 +679,8 @@ int main(void)
     } else {
         printf("TN_FIXTURES not set, or no checkpoints: PyTorch parity skipped\n");
     }
-    const char *names[] = {"full.st", "model.st", "tied.st", "src.st", "crafted.st", "junk.st",
-                           "plain.st"};
+    const char *names[] = {"full.st",    "model.st", "tied.st", "src.st",
+                           "crafted.st", "junk.st",  "plain.st"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(tmp(names[i]));
     rmdir(tmpdir);

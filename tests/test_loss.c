@@ -409,8 +409,7 @@ static void test_ce_large(tn_dtype dt)
     for (int i = 0; i < N; i++) {
         double lse = check_logsumexp(xv + i * C, C);
         for (int k = 0; k < C; k++) {
-            double g = tv[i] == -1 ? 0
-                                   : (exp(xv[i * C + k] - lse) - (k == tv[i])) / (double)cnt;
+            double g = tv[i] == -1 ? 0 : (exp(xv[i * C + k] - lse) - (k == tv[i])) / (double)cnt;
             err = fmax(err, fabs(tn_tensor_grad_get(x, i * C + k) - g));
         }
     }

@@ -27,9 +27,8 @@ static double tol_of(tn_dtype dt) { return dt == TN_F32 ? 1e-6 : 1e-12; }
 /* Naive weighted cross-entropy: li [n] = w[t_i] (lse(x_i) - x_i[t_i]) (0
  * when ignored); g [n, c] = d loss / d x for the reduction (none: seeded
  * with dy). Returns the reduced loss. */
-static double ce_naive(const double *x, int64_t n, int64_t c, const int32_t *t,
-                       const double *w, int64_t ignore, tn_reduction red, const double *dy,
-                       double *li, double *g)
+static double ce_naive(const double *x, int64_t n, int64_t c, const int32_t *t, const double *w,
+                       int64_t ignore, tn_reduction red, const double *dy, double *li, double *g)
 {
     double s = 0, ws = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -43,7 +42,7 @@ static double ce_naive(const double *x, int64_t n, int64_t c, const int32_t *t,
     double out = red == TN_REDUCE_MEAN ? s / ws : s;
     for (int64_t i = 0; i < n; i++) {
         double lse = check_logsumexp(x + i * c, c);
-        double gi = t[i] == ignore ? 0
+        double gi = t[i] == ignore          ? 0
                     : red == TN_REDUCE_NONE ? dy[i] * w[t[i]]
                     : red == TN_REDUCE_MEAN ? w[t[i]] / ws
                                             : w[t[i]];
@@ -158,8 +157,9 @@ static void test_unweighted_same(tn_dtype dt)
         for (int k = 0; k < 3; k++) {
             tn_tape_reset(tp);
             tn_tensor_zero_grad(x);
-            tn_tensor *y = k == 0 ? tn_cross_entropy(tp, x, tg, -100, red)
-                           : tn_cross_entropy_weighted(tp, x, tg, k == 1 ? NULL : ones, -100, red);
+            tn_tensor *y =
+                k == 0 ? tn_cross_entropy(tp, x, tg, -100, red)
+                       : tn_cross_entropy_weighted(tp, x, tg, k == 1 ? NULL : ones, -100, red);
             CHECK(y && tn_backward(tp, tn_sum(tp, y)) == TN_OK);
             for (int64_t i = 0; y && i < tn_numel(y); i++)
                 v[k][i] = tn_tensor_get(y, i);
@@ -211,7 +211,8 @@ static void test_errors(void)
         tn_status st;
         const char *msg;
     } bad[] = {
-        {w64, TN_ERR_DTYPE, "weight [3] is float64"}, {wi, TN_ERR_DTYPE, "int32"},
+        {w64, TN_ERR_DTYPE, "weight [3] is float64"},
+        {wi, TN_ERR_DTYPE, "int32"},
         {w4, TN_ERR_SHAPE, "weight [4] must be [C] = [3]"},
         {w2d, TN_ERR_SHAPE, "weight [1, 3]"},
     };
@@ -263,7 +264,8 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
     if (!fl || !ft || !fw || !fi || !fdy)
         return;
     tn_tape *tp = tn_tape_new();
-    tn_tensor *x = fixture_to_tensor(fl, dt), *tg = fixture_to_tensor(ft, TN_I32), *w = fixture_to_tensor(fw, dt);
+    tn_tensor *x = fixture_to_tensor(fl, dt), *tg = fixture_to_tensor(ft, TN_I32),
+              *w = fixture_to_tensor(fw, dt);
     tn_tensor *dy = fixture_to_tensor(fdy, dt);
     tn_tensor_set_requires_grad(x, true);
     const char *reds[3] = {"mean", "sum", "none"};
@@ -286,8 +288,7 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
             CHECK_NEAR(tn_tensor_get(y, i), fy->data[i], tol_of(dt) * (1 + fabs(fy->data[i])));
         CHECK((r == 2 ? tn_backward_from(tp, y, dy) : tn_backward(tp, y)) == TN_OK);
         for (int64_t i = 0; i < fg->numel; i++)
-            CHECK_NEAR(tn_tensor_grad_get(x, i), fg->data[i],
-                       tol_of(dt) * (1 + fabs(fg->data[i])));
+            CHECK_NEAR(tn_tensor_grad_get(x, i), fg->data[i], tol_of(dt) * (1 + fabs(fg->data[i])));
     }
     tn_tensor_free(x), tn_tensor_free(tg), tn_tensor_free(w), tn_tensor_free(dy);
     tn_tape_free(tp);

@@ -38,7 +38,8 @@ static void matmul_naive(const double *a, const double *b, double *c, double *ma
 static void transpose_naive(const double *x, double *y, int64_t r, int64_t c)
 {
     for (int64_t i = 0; i < r; i++)
-        for (int64_t j = 0; j < c; j++) y[j * r + i] = x[i * c + j];
+        for (int64_t j = 0; j < c; j++)
+            y[j * r + i] = x[i * c + j];
 }
 
 /* ---- helpers ---- */
@@ -101,14 +102,10 @@ static void check_tensor(const tn_tensor *y, const double *want, const double *m
 static tn_tensor *operand_again(tn_tape *tp, tn_tensor *base, int layout, int64_t r, int64_t c)
 {
     switch (layout) {
-    case 0:
-        return base;
-    case 1:
-        return tn_transpose(tp, base, 0, 1);
-    case 2:
-        return tn_narrow(tp, tn_narrow(tp, base, 0, 1, r), 1, 3, c);
-    default:
-        return tn_transpose(tp, tn_narrow(tp, tn_narrow(tp, base, 0, 2, c), 1, 1, r), 0, 1);
+    case 0: return base;
+    case 1: return tn_transpose(tp, base, 0, 1);
+    case 2: return tn_narrow(tp, tn_narrow(tp, base, 0, 1, r), 1, 3, c);
+    default: return tn_transpose(tp, tn_narrow(tp, tn_narrow(tp, base, 0, 2, c), 1, 1, r), 0, 1);
     }
 }
 
@@ -126,8 +123,8 @@ static const char *layout_name[4] = {"contiguous", "transposed", "narrowed", "na
 /* ---- forward ---- */
 
 static const int64_t sizes[][3] = {
-    {1, 1, 1}, {1, 7, 1}, {1, 1, 9}, {5, 1, 7}, {1, 13, 6}, {6, 13, 1},
-    {4, 3, 5}, {37, 53, 29}, {64, 64, 64}, {130, 64, 97},
+    {1, 1, 1},  {1, 7, 1}, {1, 1, 9},    {5, 1, 7},    {1, 13, 6},
+    {6, 13, 1}, {4, 3, 5}, {37, 53, 29}, {64, 64, 64}, {130, 64, 97},
 };
 #define N_SIZES (sizeof sizes / sizeof sizes[0])
 
@@ -231,12 +228,12 @@ static void test_bmm_forward(tn_dtype dt)
                 double *want = malloc(sizeof(double) * (size_t)(Bt * M * N));
                 double *mag = malloc(sizeof(double) * (size_t)(Bt * M * N));
                 for (int64_t i = 0; i < Bt; i++)
-                    matmul_naive(av + i * M * K, bv + i * K * N, want + i * M * N,
-                                 mag + i * M * N, M, K, N);
+                    matmul_naive(av + i * M * K, bv + i * K * N, want + i * M * N, mag + i * M * N,
+                                 M, K, N);
                 char what[128];
                 snprintf(what, sizeof what, "bmm %s [%lld,%lld,%lld,%lld] a layout %d b layout %d",
-                         tn_dtype_name(dt), (long long)Bt, (long long)M, (long long)K,
-                         (long long)N, la, lb);
+                         tn_dtype_name(dt), (long long)Bt, (long long)M, (long long)K, (long long)N,
+                         la, lb);
                 CHECK(y && y->ndim == 3 && y->shape[0] == Bt && y->shape[1] == M &&
                       y->shape[2] == N);
                 check_tensor(y, want, mag, tol_of(dt, K), what);
@@ -268,11 +265,14 @@ static void test_backward(tn_dtype dt, bool with_bias, int bias_2d)
     CHECK(y && tn_backward_from(tp, y, dy) == TN_OK);
 
     double *av = check_values(a), *bv = check_values(b), *dyv = check_values(dy);
-    double *bT = malloc(sizeof(double) * (size_t)(K * N)), *aT = malloc(sizeof(double) * (size_t)(K * M));
+    double *bT = malloc(sizeof(double) * (size_t)(K * N)),
+           *aT = malloc(sizeof(double) * (size_t)(K * M));
     transpose_naive(bv, bT, K, N);
     transpose_naive(av, aT, M, K);
-    double *da = malloc(sizeof(double) * (size_t)(M * K)), *dam = malloc(sizeof(double) * (size_t)(M * K));
-    double *db = malloc(sizeof(double) * (size_t)(K * N)), *dbm = malloc(sizeof(double) * (size_t)(K * N));
+    double *da = malloc(sizeof(double) * (size_t)(M * K)),
+           *dam = malloc(sizeof(double) * (size_t)(M * K));
+    double *db = malloc(sizeof(double) * (size_t)(K * N)),
+           *dbm = malloc(sizeof(double) * (size_t)(K * N));
     matmul_naive(dyv, bT, da, dam, M, N, K); /* da [M, K] = dy [M, N] @ b^T [N, K] */
     matmul_naive(aT, dyv, db, dbm, K, M, N); /* db [K, N] = a^T [K, M] @ dy [M, N] */
 
@@ -280,11 +280,13 @@ static void test_backward(tn_dtype dt, bool with_bias, int bias_2d)
     size_t cap = (size_t)(M * N + K * M + (K + 3) * (N + 4)); /* >= every use below */
     double *g = malloc(sizeof(double) * cap), *want = malloc(sizeof(double) * cap);
     double *mag = malloc(sizeof(double) * cap);
-    for (int64_t i = 0; i < K * M; i++) g[i] = tn_tensor_grad_get(A0, i);
+    for (int64_t i = 0; i < K * M; i++)
+        g[i] = tn_tensor_grad_get(A0, i);
     transpose_naive(da, want, M, K);
     transpose_naive(dam, mag, M, K);
     char what[96];
-    snprintf(what, sizeof what, "%s backward %s: dA", with_bias ? "addmm" : "matmul", tn_dtype_name(dt));
+    snprintf(what, sizeof what, "%s backward %s: dA", with_bias ? "addmm" : "matmul",
+             tn_dtype_name(dt));
     check_close(g, want, mag, K * M, tol_of(dt, N), what);
     for (int64_t r = 0; r < K + 3; r++)
         for (int64_t c = 0; c < N + 4; c++) {
@@ -294,7 +296,8 @@ static void test_backward(tn_dtype dt, bool with_bias, int bias_2d)
             want[i] = in ? db[(r - 1) * N + (c - 3)] : 0;
             mag[i] = in ? dbm[(r - 1) * N + (c - 3)] : 0;
         }
-    snprintf(what, sizeof what, "%s backward %s: dB", with_bias ? "addmm" : "matmul", tn_dtype_name(dt));
+    snprintf(what, sizeof what, "%s backward %s: dB", with_bias ? "addmm" : "matmul",
+             tn_dtype_name(dt));
     check_close(g, want, mag, (K + 3) * (N + 4), tol_of(dt, M), what);
     if (with_bias) {
         /* dbias = dy ([M, N] bias) or its column sums ([N] bias) */
@@ -335,7 +338,8 @@ static void test_no_stale_read(tn_dtype dt)
     if (y2) {
         if (y2->data != old)
             printf("note: arena did not reuse the NaN buffer; stale-read test is weaker\n");
-        for (int64_t i = 0; i < tn_numel(y2); i++) CHECK(isfinite(tn_tensor_get(y2, i)));
+        for (int64_t i = 0; i < tn_numel(y2); i++)
+            CHECK(isfinite(tn_tensor_get(y2, i)));
     }
     tn_tape_free(tp);
     tn_tensor_free(a), tn_tensor_free(b), tn_tensor_free(nan_a);
@@ -372,8 +376,7 @@ static void test_weight_forward(tn_dtype dt)
                      tn_dtype_name(dt), layout_name[lb], (long long)M, (long long)K, (long long)K,
                      (long long)N);
             check_tensor(y2, want, mag, tol_of(dt, K), what);
-            CHECK(y1 && y2 &&
-                  memcmp(y1->data, y2->data, (size_t)(M * N) * tn_dtype_size(dt)) == 0);
+            CHECK(y1 && y2 && memcmp(y1->data, y2->data, (size_t)(M * N) * tn_dtype_size(dt)) == 0);
             /* addmm: the packed product accumulates onto the bias */
             tn_tensor *bias = rand_t(dt, 1, N, 1, 1);
             for (int64_t i = 0; i < M * N; i++)
@@ -416,15 +419,18 @@ static void test_weight_changes(tn_dtype dt)
 
 /* ---- errors ---- */
 
-static tn_tensor *new2(tn_dtype dt, int64_t r, int64_t c) { return tn_tensor_new(dt, 2, (int64_t[]){r, c}); }
+static tn_tensor *new2(tn_dtype dt, int64_t r, int64_t c)
+{
+    return tn_tensor_new(dt, 2, (int64_t[]){r, c});
+}
 
-#define EXPECT_FAIL(expr, sub)                        \
-    do {                                              \
-        tn_tape *tp_ = tn_tape_new();                 \
-        tn_tape *tp = tp_;                            \
-        CHECK((expr) == NULL);                        \
-        CHECK_MSG(tn_tape_error(tp_), sub);           \
-        tn_tape_free(tp_);                            \
+#define EXPECT_FAIL(expr, sub)              \
+    do {                                    \
+        tn_tape *tp_ = tn_tape_new();       \
+        tn_tape *tp = tp_;                  \
+        CHECK((expr) == NULL);              \
+        CHECK_MSG(tn_tape_error(tp_), sub); \
+        tn_tape_free(tp_);                  \
     } while (0)
 
 static void test_errors(void)
@@ -436,7 +442,8 @@ static void test_errors(void)
     tn_tensor *t245 = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 4, 5});
     tn_tensor *t345 = tn_tensor_new(TN_F32, 3, (int64_t[]){3, 4, 5});
     tn_tensor *t256 = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 5, 6});
-    tn_tensor *v4 = tn_tensor_new(TN_F32, 1, (int64_t[]){4}), *v5 = tn_tensor_new(TN_F32, 1, (int64_t[]){5});
+    tn_tensor *v4 = tn_tensor_new(TN_F32, 1, (int64_t[]){4}),
+              *v5 = tn_tensor_new(TN_F32, 1, (int64_t[]){5});
     tn_tensor *m24 = new2(TN_F32, 2, 4), *m34 = new2(TN_F32, 3, 4);
 
     /* matmul */
@@ -495,7 +502,8 @@ static void test_errors(void)
         tn_tape_free(tp);
     }
     tn_tensor *all[] = {a23, b45, b34, d34, i34, v3, t234, t245, t345, t256, v4, v5, m24, m34};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tn_tensor_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tn_tensor_free(all[i]);
 }
 
 int main(void)

@@ -13,9 +13,9 @@
 
 #include <float.h>
 
-static const float special[] = {NAN,   -NAN,     INFINITY, -INFINITY, 0.0f,     -0.0f,
-                                1.0f,  -1.0f,    88.5f,    -88.5f,    1e-40f,   -1e-40f,
-                                FLT_MAX, -FLT_MAX, 3e38f,   1e30f,     -1e30f,   0.25f};
+static const float special[] = {NAN,     -NAN,     INFINITY, -INFINITY, 0.0f,   -0.0f,
+                                1.0f,    -1.0f,    88.5f,    -88.5f,    1e-40f, -1e-40f,
+                                FLT_MAX, -FLT_MAX, 3e38f,    1e30f,     -1e30f, 0.25f};
 #define NSPECIAL ((int)(sizeof special / sizeof special[0]))
 
 static void scalar_kernels(void)
@@ -132,8 +132,7 @@ static void gates_and_recurrent(void)
         tn_rnn m;
         tn_rng r;
         tn_rng_seed(&r, 1);
-        CHECK(tn_rnn_init(&m, &ps, "rnn", (tn_cell)cell, 4, 8, 1, false, 0.0, TN_F32, &r) ==
-              TN_OK);
+        CHECK(tn_rnn_init(&m, &ps, "rnn", (tn_cell)cell, 4, 8, 1, false, 0.0, TN_F32, &r) == TN_OK);
         tn_tensor *x = tn_tensor_new(TN_F32, 3, (int64_t[]){2, 5, 4});
         for (int64_t i = 0; i < tn_numel(x); i++)
             tn_tensor_set(x, i, special[i % NSPECIAL]);

@@ -98,8 +98,8 @@ static void test_parity(const fixture *fx, const char *name, tn_dtype dt)
         return; /* see the tolerances above */
     double tol = dt == TN_F32 ? 2e-6 : offset ? 1e-9 : 1e-12;
     int src = dt == TN_F32 ? PAR32 : offset ? PAR64_OFFSET : PAR64;
-#define GET(v, suffix, need)                                                \
-    snprintf(key, sizeof key, "%s." suffix, name);                          \
+#define GET(v, suffix, need)                       \
+    snprintf(key, sizeof key, "%s." suffix, name); \
     const fixture_tensor *v = need ? fixture_need(fx, key) : fixture_get(fx, key)
     GET(fxx, "x", 1);
     GET(feps, "eps", 1);
@@ -160,8 +160,8 @@ static int run_parity(void)
     int rc = fixture_open(&f, "layer_norm.bin", "test_norm");
     if (rc)
         return rc;
-    const char *cases[] = {"small", "seq",  "plain", "weight_only", "bias_only",
-                           "offset", "wide", "transposed"};
+    const char *cases[] = {"small",     "seq",    "plain", "weight_only",
+                           "bias_only", "offset", "wide",  "transposed"};
     const tn_dtype dts[2] = {TN_F64, TN_F32};
     for (int d = 0; d < 2; d++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -322,7 +322,8 @@ static void test_layer(void)
         CHECK(tn_backward(tp, tn_sum(tp, tn_mul(tp, y, y))) == TN_OK);
         double gw = 0, gb = 0;
         for (int64_t k = 0; k < 6; k++)
-            gw += fabs(tn_tensor_grad_get(ln.weight, k)), gb += fabs(tn_tensor_grad_get(ln.bias, k));
+            gw += fabs(tn_tensor_grad_get(ln.weight, k)),
+                gb += fabs(tn_tensor_grad_get(ln.bias, k));
         CHECK(gw > 0 && gb > 0);
     }
     /* a last dim other than dim fails the tape naming layer_norm */
@@ -346,8 +347,8 @@ int main(void)
     tn_rng_seed(&rng, 23);
     const tn_dtype dts[2] = {TN_F64, TN_F32};
     for (int k = 0; k < 2; k++) {
-        test_naive(dts[k], 300, 130, 0, false); /* 39000 elements: the parallel path */
-        test_naive(dts[k], 7, 70, 0, true);     /* strided weight, two column blocks */
+        test_naive(dts[k], 300, 130, 0, false);  /* 39000 elements: the parallel path */
+        test_naive(dts[k], 7, 70, 0, true);      /* strided weight, two column blocks */
         test_naive(dts[k], 300, 130, 100, true); /* values ~100, parallel */
     }
     test_errors();

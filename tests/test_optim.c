@@ -52,8 +52,8 @@ static void near_rel(const char *what, double got, double want, tn_dtype dt, dou
     check_count++;
     if (!(rel <= tol)) {
         check_failures++;
-        fprintf(stderr, "%s (%s): got %.17g want %.17g rel %.3g > %g\n", what,
-                tn_dtype_name(dt), got, want, rel, tol);
+        fprintf(stderr, "%s (%s): got %.17g want %.17g rel %.3g > %g\n", what, tn_dtype_name(dt),
+                got, want, rel, tol);
     }
 }
 
@@ -65,10 +65,14 @@ typedef struct cfg {
 } cfg;
 
 static const cfg configs[] = {
-    {"sgd_plain", TN_OPTIM_SGD},           {"sgd_nesterov", TN_OPTIM_SGD},
-    {"sgd_dampening", TN_OPTIM_SGD},       {"adagrad", TN_OPTIM_ADAGRAD},
-    {"rmsprop_plain", TN_OPTIM_RMSPROP},   {"rmsprop_centered", TN_OPTIM_RMSPROP},
-    {"adam", TN_OPTIM_ADAM},               {"adam_amsgrad", TN_OPTIM_ADAM},
+    {"sgd_plain", TN_OPTIM_SGD},
+    {"sgd_nesterov", TN_OPTIM_SGD},
+    {"sgd_dampening", TN_OPTIM_SGD},
+    {"adagrad", TN_OPTIM_ADAGRAD},
+    {"rmsprop_plain", TN_OPTIM_RMSPROP},
+    {"rmsprop_centered", TN_OPTIM_RMSPROP},
+    {"adam", TN_OPTIM_ADAM},
+    {"adam_amsgrad", TN_OPTIM_ADAM},
     {"adamw", TN_OPTIM_ADAMW},
 };
 
@@ -112,24 +116,38 @@ static tn_optim *make_optim(const cfg *c, const tn_params *ps)
     const double *v = h->data;
     switch (c->kind) {
     case TN_OPTIM_SGD: {
-        tn_sgd_opts o = {.lr = v[0], .momentum = v[1], .dampening = v[2],
-                         .weight_decay = v[3], .nesterov = v[4] != 0};
+        tn_sgd_opts o = {.lr = v[0],
+                         .momentum = v[1],
+                         .dampening = v[2],
+                         .weight_decay = v[3],
+                         .nesterov = v[4] != 0};
         return tn_optim_sgd(ps, &o);
     }
     case TN_OPTIM_ADAGRAD: {
-        tn_adagrad_opts o = {.lr = v[0], .lr_decay = v[1], .weight_decay = v[2],
-                             .initial_accumulator_value = v[3], .eps = v[4]};
+        tn_adagrad_opts o = {.lr = v[0],
+                             .lr_decay = v[1],
+                             .weight_decay = v[2],
+                             .initial_accumulator_value = v[3],
+                             .eps = v[4]};
         return tn_optim_adagrad(ps, &o);
     }
     case TN_OPTIM_RMSPROP: {
-        tn_rmsprop_opts o = {.lr = v[0], .alpha = v[1], .eps = v[2], .weight_decay = v[3],
-                             .momentum = v[4], .centered = v[5] != 0};
+        tn_rmsprop_opts o = {.lr = v[0],
+                             .alpha = v[1],
+                             .eps = v[2],
+                             .weight_decay = v[3],
+                             .momentum = v[4],
+                             .centered = v[5] != 0};
         return tn_optim_rmsprop(ps, &o);
     }
     case TN_OPTIM_ADAM:
     case TN_OPTIM_ADAMW: {
-        tn_adam_opts o = {.lr = v[0], .beta1 = v[1], .beta2 = v[2], .eps = v[3],
-                          .weight_decay = v[4], .amsgrad = v[5] != 0};
+        tn_adam_opts o = {.lr = v[0],
+                          .beta1 = v[1],
+                          .beta2 = v[2],
+                          .eps = v[3],
+                          .weight_decay = v[4],
+                          .amsgrad = v[5] != 0};
         return c->kind == TN_OPTIM_ADAM ? tn_optim_adam(ps, &o) : tn_optim_adamw(ps, &o);
     }
     }
@@ -217,8 +235,8 @@ static void test_resume(const cfg *c)
             const tn_params *from = tn_optim_state(ob), *to = tn_optim_state(ob2);
             CHECK(from->n == to->n);
             for (int i = 0; i < to->n && i < from->n; i++)
-                CHECK(tn_tensor_copy(tn_params_get(to, from->items[i].name),
-                                     from->items[i].t) == TN_OK);
+                CHECK(tn_tensor_copy(tn_params_get(to, from->items[i].name), from->items[i].t) ==
+                      TN_OK);
             tn_optim_set_step(ob2, tn_optim_get_step(ob));
             tn_optim_free(ob);
             ob = ob2;
@@ -319,8 +337,10 @@ static void test_schedules(void)
         for (int s = 0; s < w->numel; s++) {
             near_rel("lr.step", tn_lr_step_decay(a->data[0], s, (int64_t)a->data[1], a->data[2]),
                      w->data[s], TN_F64, 1e-3);
-            tn_lr_schedule sc = {.kind = TN_LR_STEP, .base_lr = a->data[0],
-                                 .step_size = (int64_t)a->data[1], .gamma = a->data[2]};
+            tn_lr_schedule sc = {.kind = TN_LR_STEP,
+                                 .base_lr = a->data[0],
+                                 .step_size = (int64_t)a->data[1],
+                                 .gamma = a->data[2]};
             near_rel("lr_at step", tn_lr_at(&sc, s), w->data[s], TN_F64, 1e-3);
         }
     if ((a = need("lr.cosine.args")) && (w = need("lr.cosine")))
@@ -331,13 +351,15 @@ static void test_schedules(void)
         for (int s = 0; s < w->numel; s++) {
             near_rel("lr.warmup", tn_lr_warmup(a->data[0], s, (int64_t)a->data[1]), w->data[s],
                      TN_F64, 1e-3);
-            tn_lr_schedule sc = {.kind = TN_LR_CONSTANT, .base_lr = a->data[0],
-                                 .warmup = (int64_t)a->data[1]};
+            tn_lr_schedule sc = {
+                .kind = TN_LR_CONSTANT, .base_lr = a->data[0], .warmup = (int64_t)a->data[1]};
             near_rel("lr_at warmup", tn_lr_at(&sc, s), w->data[s], TN_F64, 1e-3);
         }
     if ((a = need("lr.warmup_cosine.args")) && (w = need("lr.warmup_cosine"))) {
-        tn_lr_schedule sc = {.kind = TN_LR_COSINE, .base_lr = a->data[0],
-                             .warmup = (int64_t)a->data[1], .total = (int64_t)a->data[2],
+        tn_lr_schedule sc = {.kind = TN_LR_COSINE,
+                             .base_lr = a->data[0],
+                             .warmup = (int64_t)a->data[1],
+                             .total = (int64_t)a->data[2],
                              .eta_min = a->data[3]};
         for (int s = 0; s < w->numel; s++) {
             near_rel("lr.warmup_cosine",

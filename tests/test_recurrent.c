@@ -56,8 +56,8 @@ static int64_t run(net *n, tn_cell cell, int threads, float *out)
         tn_tensor_zero_grad(all[i]);
     tn_tape *tp = tn_tape_new();
     tn_rnn_weights w = {n->w_ih, n->w_hh, n->b_ih, n->b_hh};
-    tn_tensor *o = tn_recurrent(tp, cell, &w, n->x, n->h0, cell == TN_CELL_LSTM ? n->c0 : NULL,
-                                len, true);
+    tn_tensor *o =
+        tn_recurrent(tp, cell, &w, n->x, n->h0, cell == TN_CELL_LSTM ? n->c0 : NULL, len, true);
     tn_tensor *loss = tn_sum(tp, tn_mul(tp, o, o));
     CHECK(loss && tn_backward(tp, loss) == TN_OK);
     int64_t k = 0;

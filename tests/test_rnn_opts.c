@@ -34,7 +34,8 @@ static double block_orthogonality(const tn_tensor *w, int64_t g)
         for (int64_t j = 0; j < H; j++) {
             double dot = 0;
             for (int64_t k = 0; k < H; k++)
-                dot += tn_tensor_get(w, (g * H + i) * H + k) * tn_tensor_get(w, (g * H + j) * H + k);
+                dot +=
+                    tn_tensor_get(w, (g * H + i) * H + k) * tn_tensor_get(w, (g * H + j) * H + k);
             worst = fmax(worst, fabs(dot - (i == j)));
         }
     return worst;
@@ -196,8 +197,7 @@ static void check_errors(void)
     tn_rng r;
     tn_rng_seed(&r, 1);
     tn_rnn m;
-    CHECK(tn_rnn_init(&m, &ps, "rnn", TN_CELL_GRU, 3, 4, 0, false, 0.0, TN_F32, &r) ==
-          TN_ERR_ARG);
+    CHECK(tn_rnn_init(&m, &ps, "rnn", TN_CELL_GRU, 3, 4, 0, false, 0.0, TN_F32, &r) == TN_ERR_ARG);
     CHECK_MSG(tn_last_error(), "tn_rnn_init:");
     CHECK_MSG(tn_last_error(), "layers 0");
 

@@ -48,8 +48,8 @@ static tn_status step(tn_tape *tp, void *ctx, tn_tensor *const *x, tn_tensor *co
     }
     if (c->mgu) {
         tn_tensor *h = st[0];
-        tn_tensor *f = tn_sigmoid(tp, tn_addmm(tp, tn_narrow(tp, xw, 1, 0, H), h,
-                                               tn_transpose(tp, c->U, 0, 1)));
+        tn_tensor *f = tn_sigmoid(
+            tp, tn_addmm(tp, tn_narrow(tp, xw, 1, 0, H), h, tn_transpose(tp, c->U, 0, 1)));
         tn_tensor *n = tn_tanh(tp, tn_addmm(tp, tn_narrow(tp, xw, 1, H, H), tn_mul(tp, f, h),
                                             tn_transpose(tp, c->Un, 0, 1)));
         next[0] = tn_add(tp, h, tn_mul(tp, f, tn_sub(tp, n, h)));
@@ -59,7 +59,8 @@ static tn_status step(tn_tape *tp, void *ctx, tn_tensor *const *x, tn_tensor *co
     tn_tensor *g = tn_addmm(tp, xw, h, tn_transpose(tp, c->U, 0, 1));
     tn_tensor *i = tn_sigmoid(tp, tn_add(tp, tn_narrow(tp, g, 1, 0, H), tn_mul(tp, cs, c->pi)));
     tn_tensor *f = tn_sigmoid(tp, tn_add(tp, tn_narrow(tp, g, 1, H, H), tn_mul(tp, cs, c->pf)));
-    tn_tensor *cn = tn_add(tp, tn_mul(tp, f, cs), tn_mul(tp, i, tn_tanh(tp, tn_narrow(tp, g, 1, 2 * H, H))));
+    tn_tensor *cn =
+        tn_add(tp, tn_mul(tp, f, cs), tn_mul(tp, i, tn_tanh(tp, tn_narrow(tp, g, 1, 2 * H, H))));
     tn_tensor *o = tn_sigmoid(tp, tn_add(tp, tn_narrow(tp, g, 1, 3 * H, H), tn_mul(tp, cn, c->po)));
     next[0] = tn_mul(tp, o, tn_tanh(tp, cn));
     next[1] = cn;
@@ -104,8 +105,8 @@ static void model_init(model *m, tn_dtype dt, bool mgu, bool softmax)
 
 static void model_free(model *m)
 {
-    tn_tensor *all[] = {m->c.w_ih, m->c.b, m->c.U, m->c.pi, m->c.pf, m->c.po, m->c.Un,
-                        m->x,      m->h0,  m->c0};
+    tn_tensor *all[] = {m->c.w_ih, m->c.b,  m->c.U, m->c.pi, m->c.pf,
+                        m->c.po,   m->c.Un, m->x,   m->h0,   m->c0};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tn_tensor_free(all[i]);
 }
@@ -139,8 +140,8 @@ static tn_tensor *run(tn_tape *tp, model *m, bool eager)
 /* Every value and gradient of one run, in order, for comparisons. */
 static double *snapshot(model *m, tn_tensor *y, int64_t *n)
 {
-    tn_tensor *g[] = {m->c.w_ih, m->c.b, m->c.U, m->c.pi, m->c.pf, m->c.po, m->c.Un,
-                      m->x,      m->h0,  m->c0};
+    tn_tensor *g[] = {m->c.w_ih, m->c.b,  m->c.U, m->c.pi, m->c.pf,
+                      m->c.po,   m->c.Un, m->x,   m->h0,   m->c0};
     int64_t cnt = tn_numel(y);
     for (size_t k = 0; k < sizeof g / sizeof g[0]; k++)
         cnt += tn_numel(g[k]);
@@ -157,8 +158,8 @@ static double *snapshot(model *m, tn_tensor *y, int64_t *n)
 
 static void zero_all(model *m)
 {
-    tn_tensor *g[] = {m->c.w_ih, m->c.b, m->c.U, m->c.pi, m->c.pf, m->c.po, m->c.Un,
-                      m->x,      m->h0,  m->c0};
+    tn_tensor *g[] = {m->c.w_ih, m->c.b,  m->c.U, m->c.pi, m->c.pf,
+                      m->c.po,   m->c.Un, m->x,   m->h0,   m->c0};
     for (size_t k = 0; k < sizeof g / sizeof g[0]; k++)
         tn_tensor_zero_grad(g[k]);
 }

@@ -29,13 +29,13 @@
 #define DX 4
 #define DH 3
 #define DY 4
-#define T 4
+#define T  4
 
-static const double W_x[DH][DX] = {{0.1, -0.2, 0.3, 0.4}, {-0.5, 0.6, 0.7, -0.8},
-                                   {0.9, -1.0, 0.2, 0.3}};
+static const double W_x[DH][DX] = {
+    {0.1, -0.2, 0.3, 0.4}, {-0.5, 0.6, 0.7, -0.8}, {0.9, -1.0, 0.2, 0.3}};
 static const double W_h[DH][DH] = {{0.5, -0.1, 0.2}, {0.3, 0.4, -0.6}, {-0.2, 0.7, 0.1}};
-static const double W_y[DY][DH] = {{0.2, -0.3, 0.1}, {-0.4, 0.5, 0.2}, {0.3, 0.1, -0.5},
-                                   {0.6, -0.2, 0.4}};
+static const double W_y[DY][DH] = {
+    {0.2, -0.3, 0.1}, {-0.4, 0.5, 0.2}, {0.3, 0.1, -0.5}, {0.6, -0.2, 0.4}};
 static const double b_h[DH] = {0.1, -0.2, 0.3};
 static const double b_y[DY] = {0.1, 0.2, -0.3, 0.4};
 
@@ -76,9 +76,9 @@ static double reference(double h[T][DH], double y[T][DY])
 
 typedef struct model {
     tn_rnn_cell cell;
-    tn_tensor *w_y, *b_y;  /* [DY, DH], [DY] */
-    tn_tensor *x[T];       /* one-hot [1, DX] per step */
-    tn_tensor *targets;    /* I32 [T] */
+    tn_tensor *w_y, *b_y; /* [DY, DH], [DY] */
+    tn_tensor *x[T];      /* one-hot [1, DX] per step */
+    tn_tensor *targets;   /* I32 [T] */
 } model;
 
 /* Run the four steps: hs[t] [1, DH] and the stacked logits [T, DY]. */

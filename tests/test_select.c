@@ -34,8 +34,8 @@ static void test_topk_values(void)
             for (int64_t q = 0; q < k; q++) {
                 int64_t best = -1;
                 for (int64_t j = 0; j < N; j++)
-                    if (!used[j] && (best < 0 || tn_tensor_get(x, r * N + j) >
-                                                     tn_tensor_get(x, r * N + best)))
+                    if (!used[j] &&
+                        (best < 0 || tn_tensor_get(x, r * N + j) > tn_tensor_get(x, r * N + best)))
                         best = j;
                 used[best] = true;
                 bad += tn_tensor_get(ix, r * k + q) != (double)best;
@@ -77,7 +77,8 @@ static void test_order(void)
     CHECK(a2 && a2->ndim == 2 && a2->shape[1] == 1);
     CHECK(a1 && tn_tensor_get(a1, 0) == 1 && tn_tensor_get(a1, 1) == 0);
     tn_tensor *a0 = tn_argmax(tp, m, 0, false);
-    CHECK(a0 && tn_tensor_get(a0, 0) == 1 && tn_tensor_get(a0, 1) == 0 && tn_tensor_get(a0, 2) == 0);
+    CHECK(a0 && tn_tensor_get(a0, 0) == 1 && tn_tensor_get(a0, 1) == 0 &&
+          tn_tensor_get(a0, 2) == 0);
     tn_tape_free(tp);
     tn_tensor_free(x);
     tn_tensor_free(m);

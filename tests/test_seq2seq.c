@@ -20,9 +20,18 @@ enum { PAD = 0, SOS = 1, EOS = 2 };
 
 static tn_seq2seq_opts opts(tn_cell cell, int attn, bool bi, int64_t V, int64_t E, int64_t H)
 {
-    return (tn_seq2seq_opts){.cell = cell, .src_vocab = V, .tgt_vocab = V, .embed = E,
-                             .hidden = H, .layers = 1, .bidirectional = bi, .attention = attn,
-                             .dropout = 0, .src_pad = PAD, .tgt_pad = PAD, .sos = SOS,
+    return (tn_seq2seq_opts){.cell = cell,
+                             .src_vocab = V,
+                             .tgt_vocab = V,
+                             .embed = E,
+                             .hidden = H,
+                             .layers = 1,
+                             .bidirectional = bi,
+                             .attention = attn,
+                             .dropout = 0,
+                             .src_pad = PAD,
+                             .tgt_pad = PAD,
+                             .sos = SOS,
                              .eos = EOS};
 }
 
@@ -59,7 +68,9 @@ static void gradcheck(tn_cell cell, int attn, bool bi, int layers)
     CHECK(tn_seq2seq_init(&m, &ps, "s2s", &o, TN_F64, &r) == TN_OK);
     /* B 2, S 5 (second source padded after 3), T 4 (second target padded) */
     int32_t sv[10] = {3, 4, 5, 6, 3, 6, 5, 4, PAD, PAD}, tv[8] = {4, 5, 6, EOS, 3, EOS, PAD, PAD};
-    gcx g = {.m = &m, .src = ids(2, (int64_t[]){2, 5}, sv), .tgt = ids(2, (int64_t[]){2, 4}, tv),
+    gcx g = {.m = &m,
+             .src = ids(2, (int64_t[]){2, 5}, sv),
+             .tgt = ids(2, (int64_t[]){2, 4}, tv),
              .len = {5, 3}};
     tn_rng_seed(&g.rng, 1);
     tn_tensor *in[64];
@@ -70,8 +81,8 @@ static void gradcheck(tn_cell cell, int attn, bool bi, int layers)
     CHECK(tn_gradcheck(f_loss, &g, n, in, 1e-6, &res) == TN_OK);
     printf("gradcheck %s attention %d%s, %d layer(s): %lld elements of %d parameters, max rel "
            "err %.3g\n",
-           tn_cell_name(cell), attn, bi ? " bidirectional" : "", layers,
-           (long long)res.n_checked, n, res.max_rel_err);
+           tn_cell_name(cell), attn, bi ? " bidirectional" : "", layers, (long long)res.n_checked,
+           n, res.max_rel_err);
     CHECK(res.max_rel_err <= 1e-6);
     tn_tensor_free(g.src);
     tn_tensor_free(g.tgt);
@@ -398,10 +409,7 @@ static void nonfinite_model(void)
  * overflows size_t (5 rows x 3689348814741910324 ids: 2^64 + 4, wrapping to
  * 4) must be refused, not wrap to a 16-byte store written far past. */
 static bool refuse_alloc;
-static void *refusing_alloc(size_t n)
-{
-    return refuse_alloc ? NULL : malloc(n);
-}
+static void *refusing_alloc(size_t n) { return refuse_alloc ? NULL : malloc(n); }
 
 static void scratch_hooked(void)
 {

@@ -35,7 +35,7 @@ enum { V = 11, E = 6, H = 16, B = 3, T = 7, STEPS = 6 };
 typedef struct job {
     uint64_t seed;
     char path[64]; /* checkpoint written and read back ("" = none) */
-    float *out; /* every parameter value after training, in set order */
+    float *out;    /* every parameter value after training, in set order */
     int64_t n;
     tn_status st;
 } job;
@@ -67,11 +67,11 @@ static void *train(void *arg)
             ((int32_t *)tg->data)[i] = (int32_t)(tn_rng_next(&r) % V);
         }
         tn_rnn_out out;
-        j->st = tn_rnn_forward(tp, &rnn, tn_embedding_forward(tp, &emb, ids), NULL, NULL, NULL,
-                               &out);
+        j->st =
+            tn_rnn_forward(tp, &rnn, tn_embedding_forward(tp, &emb, ids), NULL, NULL, NULL, &out);
         tn_tensor *lg = tn_linear_forward(tp, &head, out.output);
-        tn_tensor *loss = tn_cross_entropy(tp, tn_reshape(tp, lg, 2, (int64_t[]){B * T, V}), tg,
-                                           -1, TN_REDUCE_MEAN);
+        tn_tensor *loss = tn_cross_entropy(tp, tn_reshape(tp, lg, 2, (int64_t[]){B * T, V}), tg, -1,
+                                           TN_REDUCE_MEAN);
         if (j->st == TN_OK)
             j->st = tn_backward(tp, loss);
         if (j->st == TN_OK)
@@ -103,8 +103,8 @@ static void *train(void *arg)
 
 /* The library's threads and modes, seen from one thread. */
 typedef struct probe {
-    int max_threads; /* omp_get_max_threads() after a library call */
-    uint32_t product; /* bits of tn_mul of 1e-20f by 1e-20f (bits: comparing
+    int max_threads;                /* omp_get_max_threads() after a library call */
+    uint32_t product;               /* bits of tn_mul of 1e-20f by 1e-20f (bits: comparing
                        * floats in a thread with denormals-are-zero on would
                        * see a denormal as 0) */
     unsigned ftz_before, ftz_after; /* this thread's FTZ/DAZ bits around it */
@@ -157,8 +157,7 @@ int main(void)
     /* 1. concurrent training in a fresh process, then the same sequentially */
     job par[2] = {{.seed = 11}, {.seed = 22}}, seq[2] = {{.seed = 11}, {.seed = 22}};
     for (int i = 0; i < 2; i++)
-        snprintf(par[i].path, sizeof par[i].path, "/tmp/tn_test_threads.%ld.%d",
-                 (long)getpid(), i);
+        snprintf(par[i].path, sizeof par[i].path, "/tmp/tn_test_threads.%ld.%d", (long)getpid(), i);
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&th[i], NULL, train, &par[i]) == 0);

@@ -50,9 +50,8 @@ static tn_tensor *apply(tn_tape *tp, int op, tn_tensor *x, double a)
     }
 }
 
-static const int ops[] = {TN_OP_SCALE, TN_OP_NEG,  TN_OP_EXP,        TN_OP_LOG,
-                          TN_OP_SIGMOID, TN_OP_TANH, TN_OP_RELU,       TN_OP_LEAKY_RELU,
-                          TN_OP_GELU,  TN_OP_SILU};
+static const int ops[] = {TN_OP_SCALE, TN_OP_NEG,  TN_OP_EXP,        TN_OP_LOG,  TN_OP_SIGMOID,
+                          TN_OP_TANH,  TN_OP_RELU, TN_OP_LEAKY_RELU, TN_OP_GELU, TN_OP_SILU};
 #define N_OPS ((int)(sizeof ops / sizeof ops[0]))
 
 /* Parameter a of op (alpha, negative_slope); log sees |x| + 0.1. */

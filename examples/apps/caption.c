@@ -63,16 +63,19 @@
 #include "train.h"
 #include "vocab.h"
 
-#define PROG "caption"
-#define TRAIN_SEED 20261205u
-#define VAL_SEED 31337u
+#define PROG          "caption"
+#define TRAIN_SEED    20261205u
+#define VAL_SEED      31337u
 #define DATA_SEED_MIX 0x5851f42d4c957f2dULL
 
 enum {
-    PAD = 0, SOS = 1, EOS = 2, UNK = 3,
-    SIDE = 32,           /* the canvas: SIDE x SIDE pixels */
+    PAD = 0,
+    SOS = 1,
+    EOS = 2,
+    UNK = 3,
+    SIDE = 32, /* the canvas: SIDE x SIDE pixels */
     PIX = 3 * SIDE * SIDE,
-    MAX_WORDS = 10,      /* the longest caption */
+    MAX_WORDS = 10,        /* the longest caption */
     T_MAX = MAX_WORDS + 1, /* decoder steps: the words and <eos> */
     EVAL_BATCH = 250,
     MAX_BEAM = 64,
@@ -80,9 +83,9 @@ enum {
 };
 
 /* The vocabulary: specials, then the words of the captions. */
-static const char *const WORDS[] = {"<pad>", "<sos>", "<eos>", "<unk>", "a", "small", "large",
-                                    "red", "green", "blue", "yellow", "circle", "square",
-                                    "triangle", "left", "of", "above"};
+static const char *const WORDS[] = {"<pad>",  "<sos>",    "<eos>", "<unk>", "a",      "small",
+                                    "large",  "red",      "green", "blue",  "yellow", "circle",
+                                    "square", "triangle", "left",  "of",    "above"};
 enum { N_WORDS = (int)(sizeof WORDS / sizeof WORDS[0]), N_SPECIAL = 4 };
 enum { W_A = 4, W_SMALL = 5, W_RED = 7, W_CIRCLE = 11, W_LEFT = 14, W_OF = 15, W_ABOVE = 16 };
 
@@ -230,9 +233,20 @@ enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.steps = 1500, .batch = 64, .eval_every = 500, .embed = 32, .hidden = 128,
-                .channels = 16, .grid = 2, .train_scenes = 8000, .val_scenes = 500, .beam = 1,
-                .scenes = 10, .lr = 3e-3, .clip = 5.0, .seed = 1234};
+    *o = (opts){.steps = 1500,
+                .batch = 64,
+                .eval_every = 500,
+                .embed = 32,
+                .hidden = 128,
+                .channels = 16,
+                .grid = 2,
+                .train_scenes = 8000,
+                .val_scenes = 500,
+                .beam = 1,
+                .scenes = 10,
+                .lr = 3e-3,
+                .clip = 5.0,
+                .seed = 1234};
     const ex_opt table[] = {
         {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
@@ -240,20 +254,19 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
         {"--embed", EX_INT, &o->embed, "E", "word embedding size", .imin = 1, .imax = 4096,
          .commands = TRAIN},
-        {"--hidden", EX_INT, &o->hidden, "H", "decoder LSTM hidden units", .imin = 1,
-         .imax = 4096, .commands = TRAIN},
-        {"--channels", EX_INT, &o->channels, "C",
-         "channels of the first convolution (then 2C, 4C)", .imin = 1, .imax = 256,
+        {"--hidden", EX_INT, &o->hidden, "H", "decoder LSTM hidden units", .imin = 1, .imax = 4096,
          .commands = TRAIN},
+        {"--channels", EX_INT, &o->channels, "C", "channels of the first convolution (then 2C, 4C)",
+         .imin = 1, .imax = 256, .commands = TRAIN},
         {"--grid", EX_INT, &o->grid, "G",
          "the encoder's adaptive average pool: G x G cells (1: global average)", .imin = 1,
          .imax = 8, .commands = TRAIN},
-        {"--train-scenes", EX_INT, &o->train_scenes, "N", "generated training scenes",
-         .imin = 1, .imax = MAX_SCENES, .commands = TRAIN},
+        {"--train-scenes", EX_INT, &o->train_scenes, "N", "generated training scenes", .imin = 1,
+         .imax = MAX_SCENES, .commands = TRAIN},
         {"--val-scenes", EX_INT, &o->val_scenes, "N",
          "generated held-out scenes (the same ones for train and eval)", .imin = 1,
          .imax = MAX_SCENES, .commands = TRAIN | EVAL},
@@ -272,11 +285,12 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--length-norm", EX_FLAG, &o->length_norm, NULL,
          "rank finished beams by log-probability per token (words and <eos>), not the total",
          .commands = EVAL | CAPTION},
-        {"--scenes", EX_INT, &o->scenes, "N", "held-out scenes to caption (the first N)",
-         .imin = 1, .imax = MAX_SCENES, .commands = CAPTION},
+        {"--scenes", EX_INT, &o->scenes, "N", "held-out scenes to caption (the first N)", .imin = 1,
+         .imax = MAX_SCENES, .commands = CAPTION},
         {"--show", EX_FLAG, &o->show, NULL,
          "draw each scene in text after its row (16x16, a letter per 2x2 pixels: r g b y, "
-         ". background)", .commands = CAPTION},
+         ". background)",
+         .commands = CAPTION},
     };
     static const char *const commands[] = {"train", "eval", "caption", "gradcheck", NULL};
     static const char *const command_help[] = {
@@ -321,10 +335,7 @@ static void model_free(model *m)
     memset(m, 0, sizeof *m);
 }
 
-static int64_t model_features(const model *m)
-{
-    return 4 * m->channels * m->grid * m->grid;
-}
+static int64_t model_features(const model *m) { return 4 * m->channels * m->grid * m->grid; }
 
 /* The parameters of m's sizes (m->v holds the vocabulary), from seed. */
 static int model_build(model *m, uint64_t seed)
@@ -337,8 +348,8 @@ static int model_build(model *m, uint64_t seed)
     for (int k = 0; k < 3; k++) {
         int64_t cout = m->channels << k, fan_in = cin * 9;
         double bound = 1 / sqrt((double)fan_in);
-        m->conv_w[k] = tn_params_new(&m->ps, conv_names[k], "weight", m->dt, 4,
-                                     (int64_t[]){cout, cin, 3, 3});
+        m->conv_w[k] =
+            tn_params_new(&m->ps, conv_names[k], "weight", m->dt, 4, (int64_t[]){cout, cin, 3, 3});
         m->conv_b[k] = tn_params_new(&m->ps, conv_names[k], "bias", m->dt, 1, &cout);
         if (!m->conv_w[k] || !m->conv_b[k]) {
             fprintf(stderr, PROG ": %s\n", tn_last_error());
@@ -425,25 +436,29 @@ static int model_load(const char *path, model *m)
         goto done;
     const char *fmt = tn_meta_get(&meta, "format"), *words = tn_meta_get(&meta, "words");
     if (!fmt || strcmp(fmt, "caption 1") || !words || m->embed < 1 || m->embed > 4096 ||
-        m->hidden < 1 || m->hidden > 4096 || m->channels < 1 || m->channels > 256 ||
-        m->grid < 1 || m->grid > 8) {
-        fprintf(stderr, PROG ": --checkpoint %s: not a caption checkpoint (bad or missing "
-                        "format, sizes or words)\n", path);
+        m->hidden < 1 || m->hidden > 4096 || m->channels < 1 || m->channels > 256 || m->grid < 1 ||
+        m->grid > 8) {
+        fprintf(stderr,
+                PROG ": --checkpoint %s: not a caption checkpoint (bad or missing "
+                     "format, sizes or words)\n",
+                path);
         goto done;
     }
     /* the words must be this program's: its scenes' captions are made of them */
-    bool same = ex_words_split(&m->v, words, N_WORDS, WORDS, N_SPECIAL) == 0 &&
-                m->v.n == N_WORDS;
+    bool same = ex_words_split(&m->v, words, N_WORDS, WORDS, N_SPECIAL) == 0 && m->v.n == N_WORDS;
     for (int i = 0; same && i < N_WORDS; i++)
         same = strcmp(m->v.words[i], WORDS[i]) == 0;
     if (!same) {
-        fprintf(stderr, PROG ": --checkpoint %s: its vocabulary is not this program's %d "
-                        "words\n", path, N_WORDS);
+        fprintf(stderr,
+                PROG ": --checkpoint %s: its vocabulary is not this program's %d "
+                     "words\n",
+                path, N_WORDS);
         goto done;
     }
     char sizes[160];
-    snprintf(sizes, sizeof sizes, "embed %" PRId64 ", hidden %" PRId64 ", channels %" PRId64
-             ", grid %" PRId64, m->embed, m->hidden, m->channels, m->grid);
+    snprintf(sizes, sizeof sizes,
+             "embed %" PRId64 ", hidden %" PRId64 ", channels %" PRId64 ", grid %" PRId64, m->embed,
+             m->hidden, m->channels, m->grid);
     int64_t H = m->hidden;
     ex_shape want[4] = {{"init_h.weight", H, model_features(m)},
                         {"decoder.weight_ih", 4 * H, m->embed},
@@ -461,8 +476,8 @@ done:
 /* ---- batches, loss, decoding ---- */
 
 /* Images x [B, 3, SIDE, SIDE] of scenes idx[0..B) on the tape. */
-static tn_tensor *batch_images(tn_tape *tp, const model *m, const scenes *s,
-                                const int64_t *idx, int64_t B)
+static tn_tensor *batch_images(tn_tape *tp, const model *m, const scenes *s, const int64_t *idx,
+                               int64_t B)
 {
     tn_tensor *x = tn_tape_tensor(tp, m->dt, 4, (int64_t[]){B, 3, SIDE, SIDE});
     for (int64_t b = 0; x && b < B; b++) {
@@ -554,8 +569,7 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         goto done;
     if (!score || !lp || !nscore || !fin || !bw || !nbw || !parent || !ntok || !nfin || !done ||
         !cs || !ck || !cv) {
-        tn_tape_fail(tp, TN_ERR_MEMORY, "caption: out of memory decoding %" PRId64 " scenes",
-                     B);
+        tn_tape_fail(tp, TN_ERR_MEMORY, "caption: out of memory decoding %" PRId64 " scenes", B);
         goto done;
     }
     for (int64_t r = 0; r < R; r++) {
@@ -568,8 +582,8 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         fin[b] = -INFINITY, len[b] = 0;
     for (int t = 0; t < T_MAX; t++) {
         tn_tensor *cn = NULL;
-        tn_tensor *hn = tn_rnn_cell_forward(tp, &m->dec, tn_embedding_forward(tp, &m->emb, ids),
-                                            h, c, &cn);
+        tn_tensor *hn =
+            tn_rnn_cell_forward(tp, &m->dec, tn_embedding_forward(tp, &m->emb, ids), h, c, &cn);
         tn_tensor *l = hn ? tn_log_softmax(tp, tn_linear_forward(tp, &m->out, hn), 1) : NULL;
         hn = hn ? tn_contiguous(tp, hn) : NULL;
         cn = cn ? tn_contiguous(tp, cn) : NULL;
@@ -580,8 +594,7 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         for (int64_t b = 0; b < B; b++) {
             int64_t r0 = b * K;
             for (int k = 0; k < K; k++)
-                nscore[r0 + k] = -INFINITY, parent[r0 + k] = (int32_t)(r0 + k),
-                ntok[r0 + k] = PAD;
+                nscore[r0 + k] = -INFINITY, parent[r0 + k] = (int32_t)(r0 + k), ntok[r0 + k] = PAD;
             if (done[b])
                 continue;
             /* the 2K best continuations, best first (ties: lower beam, word) */
@@ -697,9 +710,10 @@ static int evaluate(tn_tape *tp, const model *m, const scenes *s, int K, bool le
             break;
         }
         if (!isfinite(tn_tensor_get(l, 0))) {
-            fprintf(stderr, PROG ": %s: the loss of scenes %" PRId64 "..%" PRId64 " is %g: the "
-                            "model's output is not finite\n", what, i0 + 1, i0 + B,
-                    tn_tensor_get(l, 0));
+            fprintf(stderr,
+                    PROG ": %s: the loss of scenes %" PRId64 "..%" PRId64 " is %g: the "
+                         "model's output is not finite\n",
+                    what, i0 + 1, i0 + B, tn_tensor_get(l, 0));
             rc = -1;
             break;
         }
@@ -710,8 +724,8 @@ static int evaluate(tn_tape *tp, const model *m, const scenes *s, int K, bool le
         int64_t right = 0;
         for (int64_t i = 0; i < n; i++) {
             hp[i] = hyp + i * MAX_WORDS, rp[i] = s->words + i * MAX_WORDS;
-            right += hlen[i] == s->len[i] &&
-                     memcmp(hp[i], rp[i], sizeof **hp * (size_t)hlen[i]) == 0;
+            right +=
+                hlen[i] == s->len[i] && memcmp(hp[i], rp[i], sizeof **hp * (size_t)hlen[i]) == 0;
         }
         res->loss = loss / (double)tokens;
         res->bleu = 100 * ex_bleu(n, hp, hlen, rp, s->len);
@@ -799,18 +813,29 @@ static int cmd_train(const opts *o)
             PROG ": CNN %" PRId64 "-%" PRId64 "-%" PRId64 " channels, pool %" PRId64 "x%" PRId64
                  " (%" PRId64 " features) -> LSTM H=%" PRId64 " E=%" PRId64 "; %d words; %" PRId64
                  " train / %" PRId64 " held-out scenes; params %" PRId64 "; %d threads\n",
-            o->channels, 2 * o->channels, 4 * o->channels, o->grid, o->grid,
-            model_features(&m), o->hidden, o->embed, m.v.n, tr.n, va.n,
-            tn_params_numel(&m.ps), tn_num_threads());
+            o->channels, 2 * o->channels, 4 * o->channels, o->grid, o->grid, model_features(&m),
+            o->hidden, o->embed, m.v.n, tr.n, va.n, tn_params_numel(&m.ps), tn_num_threads());
     cap_run run = {.m = &m, .tr = &tr, .va = &va, .o = o, .idx = idx};
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {{"val_loss", 4}, {"val_bleu", 2}};
-    ex_train t = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
-                  .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
-                  .loss_log = o->loss_log, .checkpoint = o->checkpoint,
-                  .per_step = (double)o->batch, .unit = "scenes", .ctx = &run,
-                  .forward = cap_forward, .evaluate = cap_evaluate,
-                  .save = o->checkpoint ? cap_save : NULL, .cols = cols, .n_cols = 2};
+    ex_train t = {.prog = PROG,
+                  .tp = tp,
+                  .ps = &m.ps,
+                  .opt = opt,
+                  .steps = o->steps,
+                  .clip = o->clip,
+                  .eval_every = o->eval_every,
+                  .log = o->log,
+                  .loss_log = o->loss_log,
+                  .checkpoint = o->checkpoint,
+                  .per_step = (double)o->batch,
+                  .unit = "scenes",
+                  .ctx = &run,
+                  .forward = cap_forward,
+                  .evaluate = cap_evaluate,
+                  .save = o->checkpoint ? cap_save : NULL,
+                  .cols = cols,
+                  .n_cols = 2};
     rc = ex_train_run(&t);
 done:
     free(idx);
@@ -843,13 +868,12 @@ static int cmd_eval(const opts *o)
     result g, bm;
     int rc = evaluate(tp, &m, &va, 1, false, o->checkpoint, &g, NULL, NULL);
     if (rc == 0 && o->beam > 1)
-        rc = evaluate(tp, &m, &va, (int)o->beam, o->length_norm, o->checkpoint, &bm, NULL,
-                      NULL);
+        rc = evaluate(tp, &m, &va, (int)o->beam, o->length_norm, o->checkpoint, &bm, NULL, NULL);
     if (rc == 0) {
         printf("loss %.6f\nbleu_greedy %.4f\nexact_greedy %.4f\n", g.loss, g.bleu, g.exact);
         if (o->beam > 1)
-            printf("bleu_beam%d %.4f\nexact_beam%d %.4f\n", (int)o->beam, bm.bleu,
-                   (int)o->beam, bm.exact);
+            printf("bleu_beam%d %.4f\nexact_beam%d %.4f\n", (int)o->beam, bm.bleu, (int)o->beam,
+                   bm.exact);
         printf("scenes %" PRId64 "\n", va.n);
     }
     tn_tape_free(tp);
@@ -924,8 +948,8 @@ static int cmd_caption(const opts *o)
     }
     if (scenes_make(&va, n, VAL_SEED) == 0) {
         result res;
-        if (evaluate(tp, &m, &va, (int)o->beam, o->length_norm, o->checkpoint, &res, hyp,
-                     hlen) == 0) {
+        if (evaluate(tp, &m, &va, (int)o->beam, o->length_norm, o->checkpoint, &res, hyp, hlen) ==
+            0) {
             char how[32];
             snprintf(how, sizeof how, o->beam > 1 ? "beam %d" : "greedy", (int)o->beam);
             printf("# scene\ttrue caption\tmodel's caption (%s)\n", how);

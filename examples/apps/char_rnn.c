@@ -59,11 +59,25 @@ enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2, EXPORT = 1u << 3 };
  * option was refused). */
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.hidden = 256, .layers = 2, .embed = 64, .batch = 32, .seq = 64, .steps = 1000,
-                .eval_every = 200, .eval_chars = 20000, .save_every = 0, .length = 500,
-                .threads = 0, .lr = 2e-3, .clip = 1.0, .dropout = 0.0,
-                .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1}, .seed = 1337,
-                .prime = "", .cell = "lstm", .encoding = "utf-8"};
+    *o = (opts){.hidden = 256,
+                .layers = 2,
+                .embed = 64,
+                .batch = 32,
+                .seq = 64,
+                .steps = 1000,
+                .eval_every = 200,
+                .eval_chars = 20000,
+                .save_every = 0,
+                .length = 500,
+                .threads = 0,
+                .lr = 2e-3,
+                .clip = 1.0,
+                .dropout = 0.0,
+                .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1},
+                .seed = 1337,
+                .prime = "",
+                .cell = "lstm",
+                .encoding = "utf-8"};
     const ex_opt table[] = {
         {"--data", EX_STRING, &o->data, "FILE", "text to train on / to evaluate",
          .def = "train: generated English-like text; eval: required", .commands = TRAIN | EVAL},
@@ -72,8 +86,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .choices = "utf-8|latin-1", .commands = TRAIN | EVAL},
         {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "lstm|gru|rnn",
          .commands = TRAIN},
-        {"--hidden", EX_INT, &o->hidden, "H", "hidden units per layer", .imin = 1,
-         .imax = 16384, .commands = TRAIN},
+        {"--hidden", EX_INT, &o->hidden, "H", "hidden units per layer", .imin = 1, .imax = 16384,
+         .commands = TRAIN},
         {"--layers", EX_INT, &o->layers, "L", "stacked recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
         {"--embed", EX_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 16384,
@@ -86,10 +100,10 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = EX_STEPS_MAX, .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--dropout", EX_REAL, &o->dropout, "X", "dropout between layers", .dmin = 0,
-         .dmax = 1, .dmax_open = true, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
+        {"--dropout", EX_REAL, &o->dropout, "X", "dropout between layers", .dmin = 0, .dmax = 1,
+         .dmax_open = true, .commands = TRAIN},
         {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read (sample, eval)",
          .def = "train: none; sample, eval: required"},
@@ -107,8 +121,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
-        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
-         .imax = 1000000000, .commands = SAMPLE},
+        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0, .imax = 1000000000,
+         .commands = SAMPLE},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--out", EX_STRING, &o->out, "PATH", "the model-only safetensors file to write",
          .commands = EXPORT},
@@ -281,8 +295,10 @@ static int load_training_text(const opts *o, ex_text *t)
             return -1;
     } else {
         bytes = ex_generated_text(&nbytes);
-        fprintf(stderr, "char_rnn: no --data given: training on %" PRId64
-                        " bytes of generated English-like text\n", nbytes);
+        fprintf(stderr,
+                "char_rnn: no --data given: training on %" PRId64
+                " bytes of generated English-like text\n",
+                nbytes);
     }
     int rc = ex_text_load(t, bytes, nbytes, true, o->data ? o->data : "generated text");
     free(bytes);
@@ -312,7 +328,6 @@ static int check_train_paths(const opts *o)
         return -1;
     return 0;
 }
-
 
 /* A training run for the driver's hooks (train.h): the language model's
  * run and what its checkpoints need. */
@@ -355,8 +370,10 @@ static int cmd_train(const opts *o)
         return 1;
     }
     if (stream < T + 1) {
-        fprintf(stderr, "char_rnn: training split (%" PRId64 " chars) too short for %" PRId64
-                        " streams of %" PRId64 "+1 characters\n", n_train, B, T);
+        fprintf(stderr,
+                "char_rnn: training split (%" PRId64 " chars) too short for %" PRId64
+                " streams of %" PRId64 "+1 characters\n",
+                n_train, B, T);
         free(t.ids);
         return 1;
     }
@@ -376,21 +393,23 @@ static int cmd_train(const opts *o)
             rc = -1;
         }
         int64_t seq = -1;
-        if (rc == 0 && (!opt || tn_meta_get_int(&meta, "step", &step) ||
-                        tn_meta_get_int(&meta, "data_pos", &pos) ||
-                        tn_meta_get_int(&meta, "seq", &seq) ||
-                        tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.st->h->shape[1] != B ||
-                        seq != T)) {
-            fprintf(stderr, "char_rnn: %s cannot resume this run (no training state, or "
-                            "another --batch or --seq)\n", o->checkpoint);
+        if (rc == 0 &&
+            (!opt || tn_meta_get_int(&meta, "step", &step) ||
+             tn_meta_get_int(&meta, "data_pos", &pos) || tn_meta_get_int(&meta, "seq", &seq) ||
+             tn_meta_get_rng(&meta, "rng", tn_tape_rng(tp)) || m.st->h->shape[1] != B ||
+             seq != T)) {
+            fprintf(stderr,
+                    "char_rnn: %s cannot resume this run (no training state, or "
+                    "another --batch or --seq)\n",
+                    o->checkpoint);
             rc = -1;
         }
         /* the window start must lie in the streams (tn_lm_window indexes the
          * text with it) */
         if (rc == 0 && (ex_check_range("char_rnn", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
-                                        "the steps --steps allows") ||
+                                       "the steps --steps allows") ||
                         ex_check_range("char_rnn", o->checkpoint, "data_pos", pos, 0, stream - 1,
-                                        "the positions in a stream of this training split")))
+                                       "the positions in a stream of this training split")))
             rc = -1;
         if (rc == 0 && ex_train_resume_ranks("char_rnn", o->checkpoint, &meta, tp))
             rc = -1;
@@ -418,8 +437,8 @@ static int cmd_train(const opts *o)
     } else {
         tn_rng r;
         tn_rng_seed(&r, o->seed);
-        if (ex_char_model_init(&m, ex_cell(o->cell), t.V, o->embed, o->hidden,
-                       o->layers, o->dropout, NULL, &r)) {
+        if (ex_char_model_init(&m, ex_cell(o->cell), t.V, o->embed, o->hidden, o->layers,
+                               o->dropout, NULL, &r)) {
             free(t.ids);
             tn_tape_free(tp);
             return 1;
@@ -447,27 +466,46 @@ static int cmd_train(const opts *o)
     if (lead)
         fprintf(stderr,
                 "char_rnn: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
-                " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64
-                " train / %" PRId64 " val chars; %d rank(s) x %d threads, BLIS %s\n",
+                " params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64
+                " val chars; %d rank(s) x %d threads, BLIS %s\n",
                 tn_cell_name(m.lm.o.cell), m.lm.o.hidden, (int64_t)m.lm.o.layers, m.lm.o.embed,
-                m.lm.o.vocab, tn_params_numel(&m.lm.ps), B, T, n_train,
-                t.n - n_train, N, tn_num_threads(), tn_blis_config());
-    char_run run = {.lm = {.m = &m, .ids = t.ids, .stream = stream, .r0 = r0, .pos = pos,
+                m.lm.o.vocab, tn_params_numel(&m.lm.ps), B, T, n_train, t.n - n_train, N,
+                tn_num_threads(), tn_blis_config());
+    char_run run = {.lm = {.m = &m,
+                           .ids = t.ids,
+                           .stream = stream,
+                           .r0 = r0,
+                           .pos = pos,
                            .val = t.ids + n_train,
-                           .n_val = t.n - n_train < o->eval_chars ? t.n - n_train
-                                                                  : o->eval_chars},
-                    .t = &t, .opt = opt, .o = o};
+                           .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars},
+                    .t = &t,
+                    .opt = opt,
+                    .o = o};
     ex_lm_run *lm = &run.lm;
     lm->x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
     lm->y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    ex_train tr = {.prog = "char_rnn", .tp = tp, .ps = &m.lm.ps, .opt = opt, .step = step,
-                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
-                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
-                   .loss_log = o->loss_log, .append = resumed, .checkpoint = o->checkpoint,
-                   .per_step = (double)(B * T), .unit = "tok", .ctx = &run,
-                   .forward = ex_lm_run_forward, .stepped = ex_lm_run_stepped,
+    ex_train tr = {.prog = "char_rnn",
+                   .tp = tp,
+                   .ps = &m.lm.ps,
+                   .opt = opt,
+                   .step = step,
+                   .steps = o->steps,
+                   .clip = o->clip,
+                   .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every,
+                   .log = o->log,
+                   .loss_log = o->loss_log,
+                   .append = resumed,
+                   .checkpoint = o->checkpoint,
+                   .per_step = (double)(B * T),
+                   .unit = "tok",
+                   .ctx = &run,
+                   .forward = ex_lm_run_forward,
+                   .stepped = ex_lm_run_stepped,
                    .evaluate = lm->n_val > 1 ? ex_lm_run_evaluate : NULL,
-                   .save = o->checkpoint ? char_save : NULL, .cols = ex_lm_run_cols, .n_cols = 2};
+                   .save = o->checkpoint ? char_save : NULL,
+                   .cols = ex_lm_run_cols,
+                   .n_cols = 2};
     int rc = lm->x && lm->y ? ex_train_run(&tr) : 1;
     tn_tensor_free(lm->x);
     tn_tensor_free(lm->y);
@@ -519,8 +557,8 @@ static int cmd_export(const opts *o)
         tn_meta_free(&meta);
         return 1;
     }
-    static const char *const training[] = {"step", "data_pos", "batch", "seq", "lr", "rng",
-                                           "ranks"};
+    static const char *const training[] = {"step", "data_pos", "batch", "seq",
+                                           "lr",   "rng",      "ranks"};
     tn_meta keep;
     tn_meta_init(&keep);
     tn_status s = TN_OK;
@@ -591,8 +629,10 @@ int main(int argc, char **argv)
         return rc == EX_DONE ? 0 : 2;
     if (ex_start("char_rnn", &argc, &argv, o.threads, command == 0))
         return 1;
-    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o)
-       : command == 2 ? cmd_eval(&o) : cmd_export(&o);
+    rc = command == 0   ? cmd_train(&o)
+         : command == 1 ? cmd_sample(&o)
+         : command == 2 ? cmd_eval(&o)
+                        : cmd_export(&o);
     ex_stop();
     return rc;
 }

@@ -53,9 +53,9 @@
 #include "vocab.h"
 
 enum { PAD = 0, UNK = 1, MAX_LEN = 64, MAX_CLASSES = 1000, EVAL_BATCH = 256 };
-#define SPLIT_SEED 20240u
+#define SPLIT_SEED    20240u
 #define DATA_SEED_MIX 0x5851f42d4c957f2dULL
-#define PROG "classify"
+#define PROG          "classify"
 
 /* ---- data: labelled examples as code points ---- */
 
@@ -173,9 +173,11 @@ static int dataset_read_dir(const char *dir, dataset *d)
         size_t at;
         const char *why = label_problem(e->d_name, l - 4, &at);
         if (why) {
-            fprintf(stderr, PROG ": --data %s: file %s: its label (the file name without .txt) "
-                            "has a %s at byte %zu; a label must be one line of UTF-8 without "
-                            "tabs\n", dir, e->d_name, why, at);
+            fprintf(stderr,
+                    PROG ": --data %s: file %s: its label (the file name without .txt) "
+                         "has a %s at byte %zu; a label must be one line of UTF-8 without "
+                         "tabs\n",
+                    dir, e->d_name, why, at);
             rc = -1;
             break;
         }
@@ -187,8 +189,9 @@ static int dataset_read_dir(const char *dir, dataset *d)
     }
     closedir(dh);
     if (rc == 0 && n < 2) {
-        fprintf(stderr, PROG ": --data %s: %s; a class is a <Label>.txt file with one example "
-                        "a line, and at least 2 classes are needed\n",
+        fprintf(stderr,
+                PROG ": --data %s: %s; a class is a <Label>.txt file with one example "
+                     "a line, and at least 2 classes are needed\n",
                 dir, n ? "only one <Label>.txt file" : "no <Label>.txt files");
         rc = -1;
     }
@@ -207,8 +210,10 @@ static int dataset_read_dir(const char *dir, dataset *d)
         snprintf(path, plen, "%s/%s.txt", dir, names[c]);
         struct stat st; /* a FIFO or device would block or never end */
         if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-            fprintf(stderr, PROG ": --data %s: not a regular file (a class is a file of "
-                            "examples)\n", path);
+            fprintf(stderr,
+                    PROG ": --data %s: not a regular file (a class is a file of "
+                         "examples)\n",
+                    path);
             rc = -1;
         } else if (ex_read_text(PROG, "--data", path, "utf-8", &text, &got)) {
             rc = -1;
@@ -351,13 +356,24 @@ enum { TRAIN = 1, PREDICT = 2, EVAL = 4 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.cell = "gru", .balance = "weights", .split = "all", .init = "uniform",
-                .forget_bias = NAN, .hidden = 128, .embed = 64,
-                .layers = 1, .batch = 64, .steps = 3000, .eval_every = 1000, .top = 3,
-                .lr = 3e-3, .clip = 1.0, .val_fraction = 0.1, .seed = 1234};
+    *o = (opts){.cell = "gru",
+                .balance = "weights",
+                .split = "all",
+                .init = "uniform",
+                .forget_bias = NAN,
+                .hidden = 128,
+                .embed = 64,
+                .layers = 1,
+                .batch = 64,
+                .steps = 3000,
+                .eval_every = 1000,
+                .top = 3,
+                .lr = 3e-3,
+                .clip = 1.0,
+                .val_fraction = 0.1,
+                .seed = 1234};
     const ex_opt table[] = {
-        {"--data", EX_STRING, &o->data, "DIR",
-         "one <Label>.txt per class, one example a line",
+        {"--data", EX_STRING, &o->data, "DIR", "one <Label>.txt per class, one example a line",
          .def = "a generated task (four invented languages)", .commands = TRAIN | EVAL},
         {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm|rnn",
          .commands = TRAIN},
@@ -365,8 +381,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "read both ways (the two final states are concatenated)", .commands = TRAIN},
         {"--hidden", EX_INT, &o->hidden, "H", "hidden units", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--embed", EX_INT, &o->embed, "E", "character embedding size", .imin = 1,
-         .imax = 8192, .commands = TRAIN},
+        {"--embed", EX_INT, &o->embed, "E", "character embedding size", .imin = 1, .imax = 8192,
+         .commands = TRAIN},
         {"--layers", EX_INT, &o->layers, "L", "recurrent layers", .imin = 1,
          .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
         {"--residual", EX_FLAG, &o->residual, NULL,
@@ -386,8 +402,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
         {"--balance", EX_CHOICE, &o->balance, "HOW",
          "class imbalance: weights = loss weight n/(C*n_c) per class (sklearn's 'balanced'), "
          "sample = draw classes uniformly, none",
@@ -406,15 +422,14 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
         EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--top", EX_INT, &o->top, "K",
-         "labels (with probabilities) printed per example (at most all the labels)",
-         .imin = 1, .imax = MAX_CLASSES, .commands = PREDICT},
+         "labels (with probabilities) printed per example (at most all the labels)", .imin = 1,
+         .imax = MAX_CLASSES, .commands = PREDICT},
         {"--split", EX_CHOICE, &o->split, "WHICH",
          "evaluate every example, or only the validation split that train held out (same "
          "--val-fraction)",
          .choices = "all|val", .commands = EVAL},
         {"--plot", EX_STRING, &o->plot, "FILE.png",
-         "draw the confusion matrix (rows normalised) as an 800x800 heat map",
-         .commands = EVAL},
+         "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
     static const char *const commands[] = {"train", "predict", "eval", NULL};
     static const char *const command_help[] = {
@@ -476,7 +491,7 @@ static int model_build(model *m, uint64_t seed)
     ro.layers = (int)m->layers, ro.bidirectional = m->bidirectional;
     ro.residual = m->residual, ro.layer_norm = m->layer_norm;
     ro.init = m->init && strcmp(m->init, "xavier-orthogonal") == 0 ? TN_RNN_INIT_XAVIER_ORTHOGONAL
-                                                                  : TN_RNN_INIT_UNIFORM;
+                                                                   : TN_RNN_INIT_UNIFORM;
     ro.set_forget_bias = !isnan(m->forget_bias), ro.forget_bias = m->forget_bias;
     if (tn_embedding_init(&m->emb, &m->ps, "embed", m->v.n + 2, m->embed, PAD, TN_F32, &r) ||
         tn_rnn_init_ex(&m->rnn, &m->ps, "rnn", &ro, TN_F32, &r) ||
@@ -498,8 +513,8 @@ static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, cons
     /* h_n [L*D, B, H]: the last layer's D rows -> [B, D*H] (forward first,
      * as torch.cat([h_n[-2], h_n[-1]], 1)) */
     tn_tensor *last = tn_narrow(tp, out.h_n, 0, (L - 1) * D, D);
-    tn_tensor *feat = tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2,
-                                 (int64_t[]){B, D * m->hidden});
+    tn_tensor *feat =
+        tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2, (int64_t[]){B, D * m->hidden});
     return tn_linear_forward(tp, &m->head, feat);
 }
 
@@ -608,11 +623,12 @@ static int model_load(const char *path, model *m)
         if (strcmp(cell, cells[k]) == 0)
             m->cell = cells[k];
     if (!fmt || strcmp(fmt, "classify 1") || !m->cell || !bi || !labels || !chars ||
-        m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
-        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels, path) ||
+        m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 || m->layers < 1 ||
+        m->layers > TN_RNN_MAX_LAYERS || labels_split(m, labels, path) ||
         ex_utf8_invalid_at((const unsigned char *)chars, strlen(chars)) >= 0) {
-        fprintf(stderr, PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
-                        "format, cell, sizes, labels or chars)\n",
+        fprintf(stderr,
+                PROG ": --checkpoint %s: not a classify checkpoint (bad or missing "
+                     "format, cell, sizes, labels or chars)\n",
                 path);
         goto done;
     }
@@ -640,10 +656,13 @@ static int model_load(const char *path, model *m)
     int64_t G = tn_cell_gates(ex_cell(m->cell)), H = m->hidden;
     char hh[32], sizes[160];
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
-    snprintf(sizes, sizeof sizes, "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64
-             ", layers %" PRId64, m->C, m->v.n, m->embed, H, m->layers);
-    ex_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed}, {"rnn.weight_ih_l0", G * H, m->embed},
-                         {hh, G * H, H}, {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
+    snprintf(sizes, sizeof sizes,
+             "%d labels, %d chars, embed %" PRId64 ", hidden %" PRId64 ", layers %" PRId64, m->C,
+             m->v.n, m->embed, H, m->layers);
+    ex_shape want[4] = {{"embed.weight", m->v.n + 2, m->embed},
+                        {"rnn.weight_ih_l0", G * H, m->embed},
+                        {hh, G * H, H},
+                        {"head.weight", m->C, (m->bidirectional ? 2 : 1) * H}};
     if (ex_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
         rc = ex_load_params(PROG, path, &m->ps);
 done:
@@ -658,8 +677,8 @@ done:
 /* ids [B, T] (T: the longest of the batch; PAD after each example) and
  * targets [B] of examples idx[0..B) of d; tape tensors of tp (valid until
  * its next reset: a training step allocates nothing). */
-static void make_batch(tn_tape *tp, const model *m, const dataset *d, const int64_t *idx,
-                       int64_t B, tn_tensor **ids, tn_tensor **tg, int32_t *len)
+static void make_batch(tn_tape *tp, const model *m, const dataset *d, const int64_t *idx, int64_t B,
+                       tn_tensor **ids, tn_tensor **tg, int32_t *len)
 {
     int64_t T = 1;
     for (int64_t b = 0; b < B; b++)
@@ -691,8 +710,7 @@ typedef struct scores {
  * a loss that is not finite (a broken model: its scores would mean
  * nothing). */
 static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *lab,
-                    const int64_t *idx, int64_t n, const char *what, scores *sc,
-                    int64_t *confusion)
+                    const int64_t *idx, int64_t n, const char *what, scores *sc, int64_t *confusion)
 {
     bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -721,8 +739,9 @@ static int evaluate(tn_tape *tp, const model *m, const dataset *d, const int *la
             break;
         }
         if (!isfinite(tn_tensor_get(l, 0))) {
-            fprintf(stderr, PROG ": %s: the loss of examples %" PRId64 "..%" PRId64 " is %g: the "
-                            "model's output is not finite\n",
+            fprintf(stderr,
+                    PROG ": %s: the loss of examples %" PRId64 "..%" PRId64 " is %g: the "
+                         "model's output is not finite\n",
                     what, i0 + 1, i0 + B, tn_tensor_get(l, 0));
             rc = -1;
             break;
@@ -813,8 +832,7 @@ static tn_tensor *class_forward(void *ctx, tn_tape *tp, int64_t step)
     tn_tensor *ids, *tg;
     make_batch(tp, r->m, r->d, r->idx + r->r0, r->b, &ids, &tg, r->len);
     tn_tensor *logits = ids && tg ? model_logits(tp, r->m, ids, r->len) : NULL;
-    return logits ? tn_cross_entropy_weighted(tp, logits, tg, r->weight, -1, TN_REDUCE_MEAN)
-                  : NULL;
+    return logits ? tn_cross_entropy_weighted(tp, logits, tg, r->weight, -1, TN_REDUCE_MEAN) : NULL;
 }
 
 static int class_evaluate(void *ctx, tn_tape *tp, double *values)
@@ -908,25 +926,47 @@ static int cmd_train(const opts *o)
     }
     if (ex_dist_rank() == 0)
         fprintf(stderr,
-            PROG ": %s%s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64 "; %d classes, %d characters; "
-                 "%" PRId64 " train / %" PRId64 " val examples; balance %s; params %" PRId64
-                 "; %d threads\n",
-            o->cell, o->bidirectional ? " (bidirectional)" : "", o->hidden, o->embed, o->layers,
-            m.C, m.v.n, ntr, nva, o->balance, tn_params_numel(&m.ps), tn_num_threads());
-    class_run run = {.m = &m, .d = &d, .o = o, .tr = tr, .va = va, .ntr = ntr, .nva = nva,
-                     .cls_idx = cls_idx, .cls_count = cls_count,
+                PROG ": %s%s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
+                     "; %d classes, %d characters; "
+                     "%" PRId64 " train / %" PRId64 " val examples; balance %s; params %" PRId64
+                     "; %d threads\n",
+                o->cell, o->bidirectional ? " (bidirectional)" : "", o->hidden, o->embed, o->layers,
+                m.C, m.v.n, ntr, nva, o->balance, tn_params_numel(&m.ps), tn_num_threads());
+    class_run run = {.m = &m,
+                     .d = &d,
+                     .o = o,
+                     .tr = tr,
+                     .va = va,
+                     .ntr = ntr,
+                     .nva = nva,
+                     .cls_idx = cls_idx,
+                     .cls_count = cls_count,
                      .weight = strcmp(o->balance, "weights") == 0 ? weight : NULL,
-                     .sampled = strcmp(o->balance, "sample") == 0, .idx = idx, .len = len,
-                     .r0 = r0, .b = b};
+                     .sampled = strcmp(o->balance, "sample") == 0,
+                     .idx = idx,
+                     .len = len,
+                     .r0 = r0,
+                     .b = b};
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {
         {"val_loss", 4}, {"val_accuracy", 4}, {"val_balanced_accuracy", 4}};
-    ex_train t = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
-                  .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
-                  .loss_log = o->loss_log, .per_step = (double)B, .unit = "examples",
-                  .ctx = &run, .forward = class_forward,
+    ex_train t = {.prog = PROG,
+                  .tp = tp,
+                  .ps = &m.ps,
+                  .opt = opt,
+                  .steps = o->steps,
+                  .clip = o->clip,
+                  .eval_every = o->eval_every,
+                  .log = o->log,
+                  .loss_log = o->loss_log,
+                  .per_step = (double)B,
+                  .unit = "examples",
+                  .ctx = &run,
+                  .forward = class_forward,
                   .evaluate = nva ? class_evaluate : NULL,
-                  .save = o->checkpoint ? class_save : NULL, .cols = cols, .n_cols = 3};
+                  .save = o->checkpoint ? class_save : NULL,
+                  .cols = cols,
+                  .n_cols = 3};
     rc = ex_train_run(&t);
 done:
     for (int c = 0; cls_idx && c < m.C; c++)
@@ -989,9 +1029,11 @@ static int cmd_predict(const opts *o)
         tn_tensor_to_double(prob, p);
         for (int c = 0; c < C && rc == 0; c++)
             if (!isfinite(p[c])) { /* a broken model: its ranking would mean nothing */
-                fprintf(stderr, PROG ": --checkpoint %s: standard input line %" PRId64
-                                ": the probability of %s is %g: the model's output is not "
-                                "finite\n", o->checkpoint, lineno, m.labels[c], p[c]);
+                fprintf(stderr,
+                        PROG ": --checkpoint %s: standard input line %" PRId64
+                             ": the probability of %s is %g: the model's output is not "
+                             "finite\n",
+                        o->checkpoint, lineno, m.labels[c], p[c]);
                 rc = 1;
             }
         if (rc)
@@ -1036,12 +1078,10 @@ static int cmd_eval(const opts *o)
     }
     int rc = 1, C = m.C;
     int *lab = malloc(sizeof *lab * (size_t)d.C);
-    int64_t *conf = malloc(sizeof *conf * (size_t)C * (size_t)C), *tr = NULL, *va = NULL, ntr,
-            nva;
+    int64_t *conf = malloc(sizeof *conf * (size_t)C * (size_t)C), *tr = NULL, *va = NULL, ntr, nva;
     double *norm = malloc(sizeof *norm * (size_t)C * (size_t)C);
     tn_tape *tp = tn_tape_new();
-    if (!lab || !conf || !norm || !tp ||
-        dataset_split(&d, o->val_fraction, &tr, &ntr, &va, &nva)) {
+    if (!lab || !conf || !norm || !tp || dataset_split(&d, o->val_fraction, &tr, &ntr, &va, &nva)) {
         fprintf(stderr, PROG ": out of memory\n");
         goto done;
     }
@@ -1073,8 +1113,8 @@ static int cmd_eval(const opts *o)
     scores sc;
     if (evaluate(tp, &m, &d, lab, idx, n, o->checkpoint, &sc, conf))
         goto done;
-    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n",
-           sc.accuracy, sc.balanced, sc.loss, n);
+    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n", sc.accuracy,
+           sc.balanced, sc.loss, n);
     /* the confusion matrix: rows true labels, columns predicted (numbered
      * as the rows) */
     int w = 5, lw = 5;
@@ -1106,9 +1146,9 @@ static int cmd_eval(const opts *o)
     rc = 0;
     if (o->plot &&
         ex_plot_heatmap(PROG, o->plot, norm, C, C, (const char *const *)m.labels,
-                     (const char *const *)m.labels,
-                     "confusion matrix (rows: true label, normalised; columns: predicted)", 0, 1,
-                     800, 800) == PLOT_ERROR)
+                        (const char *const *)m.labels,
+                        "confusion matrix (rows: true label, normalised; columns: predicted)", 0, 1,
+                        800, 800) == PLOT_ERROR)
         rc = 1;
 done:
     free(lab), free(conf), free(norm), free(tr), free(va);

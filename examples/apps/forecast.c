@@ -51,9 +51,9 @@
 #include "plot.h"
 #include "train.h"
 
-#define PROG "forecast"
+#define PROG            "forecast"
 #define SERIES_SEED_MIX 0x2545f4914f6cdd1dULL
-#define DATA_SEED_MIX 0x5851f42d4c957f2dULL
+#define DATA_SEED_MIX   0x5851f42d4c957f2dULL
 enum {
     MAX_PERIODS = 4,
     EVAL_BATCH = 256,
@@ -68,8 +68,8 @@ enum {
 
 typedef struct opts {
     const char *data, *cell, *mode, *periods, *checkpoint, *plot, *log, *loss_log;
-    int64_t column, length, hidden, layers, window, horizon, batch, steps, threads, eval_every,
-        ar, plot_length;
+    int64_t column, length, hidden, layers, window, horizon, batch, steps, threads, eval_every, ar,
+        plot_length;
     double lr, clip, val_fraction;
     uint64_t seed;
 } opts;
@@ -78,10 +78,23 @@ enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.cell = "gru", .mode = "ar", .column = 1, .length = 3000, .hidden = 32,
-                .layers = 1, .window = 48, .horizon = 0, .batch = 32, .steps = 1000,
-                .eval_every = 250, .ar = 16, .plot_length = 0, .lr = 5e-3, .clip = 1.0,
-                .val_fraction = 0.2, .seed = 1};
+    *o = (opts){.cell = "gru",
+                .mode = "ar",
+                .column = 1,
+                .length = 3000,
+                .hidden = 32,
+                .layers = 1,
+                .window = 48,
+                .horizon = 0,
+                .batch = 32,
+                .steps = 1000,
+                .eval_every = 250,
+                .ar = 16,
+                .plot_length = 0,
+                .lr = 5e-3,
+                .clip = 1.0,
+                .val_fraction = 0.2,
+                .seed = 1};
     const ex_opt table[] = {
         {"--data", EX_STRING, &o->data, "FILE.csv",
          "the series: one number a line, or column --column of comma-separated lines",
@@ -106,20 +119,20 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN | PREDICT},
         {"--periods", EX_STRING, &o->periods, "P1,P2",
          "extra inputs sin and cos of 2 pi t / P for each period (at most 4; known ahead, so "
-         "the rollout has them)", .def = "none", .commands = TRAIN},
+         "the rollout has them)",
+         .def = "none", .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "windows per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
         {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
         {"--val-fraction", EX_REAL, &o->val_fraction, "F",
-         "the last fraction F of the series is held out (saved in the checkpoint)",
-         .dmin = 0.01, .dmax = 0.9, .commands = TRAIN},
-        {"--ar", EX_INT, &o->ar, "P", "order of the AR(P) baseline", .imin = 1,
-         .imax = MAX_AR},
+         "the last fraction F of the series is held out (saved in the checkpoint)", .dmin = 0.01,
+         .dmax = 0.9, .commands = TRAIN},
+        {"--ar", EX_INT, &o->ar, "P", "order of the AR(P) baseline", .imin = 1, .imax = MAX_AR},
         {"--seed", EX_UINT64, &o->seed, "S",
          "random seed (the generated series, the weights, the batches)", .commands = TRAIN},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -211,8 +224,7 @@ static int series_generate(series *s, int64_t n, uint64_t seed)
 
 /* Field `column` (1-based) of the line [p, e) separated by ',' or tab: its
  * bounds in *fs, *fe; -1 when the line has fewer fields. */
-static int field_of(const char *p, const char *e, int64_t column, const char **fs,
-                    const char **fe)
+static int field_of(const char *p, const char *e, int64_t column, const char **fs, const char **fe)
 {
     for (int64_t c = 1;; c++) {
         const char *q = p;
@@ -251,8 +263,8 @@ static int series_read(series *s, const char *path, int64_t column)
         if (le == p)
             continue;
         if (field_of(p, le, column, &fs, &fe)) {
-            fprintf(stderr, PROG ": --data %s: line %" PRId64 " has no column %" PRId64 "\n",
-                    path, lineno, column);
+            fprintf(stderr, PROG ": --data %s: line %" PRId64 " has no column %" PRId64 "\n", path,
+                    lineno, column);
             rc = -1;
             break;
         }
@@ -272,9 +284,10 @@ static int series_read(series *s, const char *path, int64_t column)
         if (l == 0 || l >= sizeof tmp || *end != '\0' || errno == ERANGE || !isfinite(v)) {
             if (s->n == 0 && lineno == 1)
                 continue; /* a header */
-            fprintf(stderr, PROG ": --data %s: line %" PRId64 ", column %" PRId64 ": '%.*s' is "
-                            "not a finite number\n", path, lineno, column, (int)(l < 40 ? l : 40),
-                    fs);
+            fprintf(stderr,
+                    PROG ": --data %s: line %" PRId64 ", column %" PRId64 ": '%.*s' is "
+                         "not a finite number\n",
+                    path, lineno, column, (int)(l < 40 ? l : 40), fs);
             rc = -1;
             break;
         }
@@ -322,10 +335,7 @@ typedef struct model {
     double val_fraction;
 } model;
 
-static int64_t model_inputs(const model *m)
-{
-    return 1 + 2 * m->nper;
-}
+static int64_t model_inputs(const model *m) { return 1 + 2 * m->nper; }
 
 static void model_free(model *m)
 {
@@ -339,8 +349,8 @@ static int model_build(model *m, uint64_t seed)
     tn_rng r;
     tn_rng_seed(&r, seed);
     tn_params_init(&m->ps);
-    if (tn_rnn_init(&m->rnn, &m->ps, "rnn", ex_cell(m->cell), model_inputs(m),
-                    m->hidden, (int)m->layers, false, 0.0, TN_F32, &r) ||
+    if (tn_rnn_init(&m->rnn, &m->ps, "rnn", ex_cell(m->cell), model_inputs(m), m->hidden,
+                    (int)m->layers, false, 0.0, TN_F32, &r) ||
         tn_linear_init(&m->head, &m->ps, "head", m->hidden, m->direct ? m->horizon : 1, true,
                        TN_F32, &r)) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
@@ -390,8 +400,8 @@ static tn_tensor *last_state(tn_tape *tp, const model *m, const tn_rnn_out *out,
  * out[i * K + k]. mode ar rolls out (any K); direct needs K == horizon.
  * Returns 0, or -1 (message printed, starting with `what`) on an error or
  * a prediction that is not finite. */
-static int forecast_rnn(tn_tape *tp, const model *m, const double *z, const int64_t *org,
-                        int64_t n, int64_t K, double *out, const char *what)
+static int forecast_rnn(tn_tape *tp, const model *m, const double *z, const int64_t *org, int64_t n,
+                        int64_t K, double *out, const char *what)
 {
     bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -413,8 +423,9 @@ static int forecast_rnn(tn_tape *tp, const model *m, const double *z, const int6
             for (int64_t b = 0; b < B; b++)
                 for (int64_t j = 0; j < got; j++) {
                     if (!isfinite(y[b * got + j])) {
-                        fprintf(stderr, PROG ": %s: the forecast from origin %" PRId64 " is %g: "
-                                        "the model's output is not finite\n",
+                        fprintf(stderr,
+                                PROG ": %s: the forecast from origin %" PRId64 " is %g: "
+                                     "the model's output is not finite\n",
                                 what, org[i0 + b], y[b * got + j]);
                         rc = -1;
                         goto next;
@@ -527,20 +538,22 @@ static int model_load(const char *path, model *m)
             end = NULL;
     }
     if (!fmt || strcmp(fmt, "forecast 1") || !m->cell || !mode ||
-        (strcmp(mode, "ar") && strcmp(mode, "direct")) || m->hidden < 1 ||
-        m->hidden > MAX_HIDDEN || m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS ||
-        m->window < 1 || m->window > MAX_WINDOW || m->horizon < 1 || m->horizon > MAX_HORIZON ||
-        !per || parse_periods(per, m->period, &m->nper, &why) ||
-        meta_get_double(&meta, "mean", &m->mean) || meta_get_double(&meta, "std", &m->std) ||
-        !(m->std > 0) || meta_get_double(&meta, "val_fraction", &m->val_fraction) ||
+        (strcmp(mode, "ar") && strcmp(mode, "direct")) || m->hidden < 1 || m->hidden > MAX_HIDDEN ||
+        m->layers < 1 || m->layers > TN_RNN_MAX_LAYERS || m->window < 1 || m->window > MAX_WINDOW ||
+        m->horizon < 1 || m->horizon > MAX_HORIZON || !per ||
+        parse_periods(per, m->period, &m->nper, &why) || meta_get_double(&meta, "mean", &m->mean) ||
+        meta_get_double(&meta, "std", &m->std) || !(m->std > 0) ||
+        meta_get_double(&meta, "val_fraction", &m->val_fraction) ||
         !(m->val_fraction >= 0.01 && m->val_fraction <= 0.9) || !src ||
         (file ? !data || tn_meta_get_int(&meta, "column", &m->column) || m->column < 1
               : strcmp(src, "generated") || !end || *end ||
                     tn_meta_get_int(&meta, "length", &m->length) || m->length < 100 ||
                     m->length > MAX_LENGTH)) {
-        fprintf(stderr, PROG ": --checkpoint %s: not a forecast checkpoint (bad or missing "
-                        "format, cell, mode, sizes, periods, normalisation or series in its "
-                        "metadata)\n", path);
+        fprintf(stderr,
+                PROG ": --checkpoint %s: not a forecast checkpoint (bad or missing "
+                     "format, cell, mode, sizes, periods, normalisation or series in its "
+                     "metadata)\n",
+                path);
         goto done;
     }
     m->direct = strcmp(mode, "direct") == 0;
@@ -550,11 +563,13 @@ static int model_load(const char *path, model *m)
     int64_t G = tn_cell_gates(ex_cell(m->cell)), H = m->hidden;
     char hh[32], sizes[200];
     snprintf(hh, sizeof hh, "rnn.weight_hh_l%d", (int)m->layers - 1);
-    snprintf(sizes, sizeof sizes, "cell %s, hidden %" PRId64 ", layers %" PRId64 ", periods %d, "
-             "mode %s, horizon %" PRId64, m->cell, H, m->layers, m->nper, mode, m->horizon);
+    snprintf(sizes, sizeof sizes,
+             "cell %s, hidden %" PRId64 ", layers %" PRId64 ", periods %d, "
+             "mode %s, horizon %" PRId64,
+             m->cell, H, m->layers, m->nper, mode, m->horizon);
     ex_shape want[3] = {{"rnn.weight_ih_l0", G * H, model_inputs(m)},
-                         {hh, G * H, H},
-                         {"head.weight", m->direct ? m->horizon : 1, H}};
+                        {hh, G * H, H},
+                        {"head.weight", m->direct ? m->horizon : 1, H}};
     if (ex_check_shapes(PROG, path, sizes, want, 3) || model_build(m, 0))
         goto done;
     tn_params *sets[1] = {&m->ps};
@@ -616,9 +631,11 @@ static int ar_fit(const double *z, int64_t ntr, int p, double *coef)
         if (ok)
             break;
         ridge = 1e-9 * trace / q;
-        fprintf(stderr, PROG ": the AR(%d) normal equations are singular (is the series an "
-                        "exact recurrence of lower order, or constant?); solved with a ridge of "
-                        "%.3g\n", p, ridge);
+        fprintf(stderr,
+                PROG ": the AR(%d) normal equations are singular (is the series an "
+                     "exact recurrence of lower order, or constant?); solved with a ridge of "
+                     "%.3g\n",
+                p, ridge);
     }
     for (int i = 0; i < q; i++) { /* L y = b, then L^T x = y */
         double s = b[i];
@@ -668,11 +685,11 @@ static void ar_print(FILE *f, const double *coef, int p, double mean, double std
 
 typedef struct task {
     series s;
-    double *z;        /* normalised */
-    int64_t ntr;      /* the training part: 0..ntr-1 */
+    double *z;           /* normalised */
+    int64_t ntr;         /* the training part: 0..ntr-1 */
     int64_t *org, n_org; /* held-out origins */
     int p;
-    double *coef;     /* AR(p) */
+    double *coef; /* AR(p) */
 } task;
 
 static void task_free(task *t)
@@ -694,10 +711,11 @@ static int task_prepare(task *t, const model *m, int p, int64_t K, const char *s
     int64_t need_tr = m->window + (m->direct ? m->horizon : 1);
     need_tr = need_tr > 2 * p + 2 ? need_tr : 2 * p + 2;
     if (t->ntr < need_tr || n - K < first) {
-        fprintf(stderr, PROG ": %s: %" PRId64 " values: too few for a training part of at "
-                        "least %" PRId64 " (window %" PRId64 " and its targets, and twice "
-                        "AR(%d)'s order) and a held-out part (the last %g) of at least %" PRId64
-                        " (the horizon)\n",
+        fprintf(stderr,
+                PROG ": %s: %" PRId64 " values: too few for a training part of at "
+                     "least %" PRId64 " (window %" PRId64 " and its targets, and twice "
+                     "AR(%d)'s order) and a held-out part (the last %g) of at least %" PRId64
+                     " (the horizon)\n",
                 src, n, need_tr, m->window, p, m->val_fraction, K);
         return -1;
     }
@@ -831,9 +849,15 @@ static int cmd_train(const opts *o)
 {
     if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
         return 2;
-    model m = {.cell = o->cell, .direct = strcmp(o->mode, "direct") == 0, .hidden = o->hidden,
-               .layers = o->layers, .window = o->window, .horizon = o->horizon ? o->horizon : 12,
-               .column = o->column, .length = o->length, .seed = o->seed,
+    model m = {.cell = o->cell,
+               .direct = strcmp(o->mode, "direct") == 0,
+               .hidden = o->hidden,
+               .layers = o->layers,
+               .window = o->window,
+               .horizon = o->horizon ? o->horizon : 12,
+               .column = o->column,
+               .length = o->length,
+               .seed = o->seed,
                .val_fraction = o->val_fraction};
     const char *why;
     if (parse_periods(o->periods, m.period, &m.nper, &why)) {
@@ -864,13 +888,17 @@ static int cmd_train(const opts *o)
         s2 += (t.s.v[i] - m.mean) * (t.s.v[i] - m.mean);
     m.std = ntr > 1 ? sqrt(s2 / (double)(ntr - 1)) : 0;
     if (!isfinite(m.mean) || !isfinite(m.std)) {
-        fprintf(stderr, PROG ": %s: the training part's mean or standard deviation is not a "
-                        "finite number (values too large)\n", src);
+        fprintf(stderr,
+                PROG ": %s: the training part's mean or standard deviation is not a "
+                     "finite number (values too large)\n",
+                src);
         goto done;
     }
     if (!(m.std > 1e-12 * (fabs(m.mean) + 1)) && ntr > 1) {
-        fprintf(stderr, PROG ": %s: the training part (%" PRId64 " values) is constant: nothing "
-                        "to learn\n", src, ntr);
+        fprintf(stderr,
+                PROG ": %s: the training part (%" PRId64 " values) is constant: nothing "
+                     "to learn\n",
+                src, ntr);
         goto done;
     }
     if (task_prepare(&t, &m, (int)o->ar, K, src) || model_build(&m, o->seed))
@@ -901,11 +929,23 @@ static int cmd_train(const opts *o)
     run.n_start = (uint64_t)(t.ntr - W - (m.direct ? K : 1) + 1);
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {{"val_mse", 5}, {"naive_mse", 5}, {"ar_mse", 5}};
-    ex_train tr = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
-                   .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
-                   .loss_log = o->loss_log, .per_step = (double)B, .unit = "windows",
-                   .ctx = &run, .forward = fc_forward, .evaluate = fc_evaluate,
-                   .save = o->checkpoint ? fc_save : NULL, .cols = cols, .n_cols = 3};
+    ex_train tr = {.prog = PROG,
+                   .tp = tp,
+                   .ps = &m.ps,
+                   .opt = opt,
+                   .steps = o->steps,
+                   .clip = o->clip,
+                   .eval_every = o->eval_every,
+                   .log = o->log,
+                   .loss_log = o->loss_log,
+                   .per_step = (double)B,
+                   .unit = "windows",
+                   .ctx = &run,
+                   .forward = fc_forward,
+                   .evaluate = fc_evaluate,
+                   .save = o->checkpoint ? fc_save : NULL,
+                   .cols = cols,
+                   .n_cols = 3};
     rc = ex_train_run(&tr);
 done:
     free(run.starts), free(run.fc), free(run.tmp), free(run.sc.mse), free(run.sc.mae);
@@ -972,14 +1012,14 @@ static int cmd_eval(const opts *o)
     score(&t, &m, fc, K, &sc, tmp);
     printf("%s: %" PRId64 " values, held out %" PRId64 "..%" PRId64 "; %" PRId64 " origins, "
            "horizon %" PRId64 "; model %s %s H=%" PRId64 " L=%" PRId64 " window %" PRId64 "\n",
-           src, t.s.n, t.ntr, t.s.n - 1, t.n_org, K, m.cell, m.direct ? "direct" : "ar",
-           m.hidden, m.layers, m.window);
+           src, t.s.n, t.ntr, t.s.n - 1, t.n_org, K, m.cell, m.direct ? "direct" : "ar", m.hidden,
+           m.layers, m.window);
     ar_print(stdout, t.coef, t.p, m.mean, m.std);
     char ar_mse[24], ar_mae[24];
     snprintf(ar_mse, sizeof ar_mse, "ar%d_mse", t.p);
     snprintf(ar_mae, sizeof ar_mae, "ar%d_mae", t.p);
-    printf("%5s %11s %11s %11s %11s %11s %11s\n", "step", "rnn_mse", "naive_mse", ar_mse,
-           "rnn_mae", "naive_mae", ar_mae);
+    printf("%5s %11s %11s %11s %11s %11s %11s\n", "step", "rnn_mse", "naive_mse", ar_mse, "rnn_mae",
+           "naive_mae", ar_mae);
     for (int64_t k = 0; k <= K; k++) {
         if (k < K)
             printf("%5" PRId64, k + 1);
@@ -994,10 +1034,13 @@ static int cmd_eval(const opts *o)
     rc = 0;
     if (o->plot) {
         char csv[4096], title[160];
-        snprintf(title, sizeof title, "%s: %" PRId64 "-step forecasts from successive held-out "
-                 "origins", src, K);
+        snprintf(title, sizeof title,
+                 "%s: %" PRId64 "-step forecasts from successive held-out "
+                 "origins",
+                 src, K);
         if (write_plot(o, &t, &m, fc, K, tmp, csv, sizeof csv) ||
-            ex_plot_lines(PROG, o->plot, csv, 4, title, "t", "value", false, 1100, 500) == PLOT_ERROR)
+            ex_plot_lines(PROG, o->plot, csv, 4, title, "t", "value", false, 1100, 500) ==
+                PLOT_ERROR)
             rc = 1;
     }
 done:
@@ -1017,8 +1060,9 @@ static int cmd_predict(const opts *o)
         return 1;
     int64_t K = o->horizon ? o->horizon : m.horizon;
     if (m.direct && K != m.horizon) {
-        fprintf(stderr, PROG ": --horizon %" PRId64 ": the checkpoint %s forecasts %" PRId64
-                        " values at once (mode direct); only mode ar rolls out further\n",
+        fprintf(stderr,
+                PROG ": --horizon %" PRId64 ": the checkpoint %s forecasts %" PRId64
+                     " values at once (mode direct); only mode ar rolls out further\n",
                 K, o->checkpoint, m.horizon);
         model_free(&m);
         return 2;
@@ -1032,8 +1076,10 @@ static int cmd_predict(const opts *o)
         goto done;
     int64_t n = t.s.n, org = n;
     if (n < m.window || n < o->ar || n < 2 * o->ar + 2) {
-        fprintf(stderr, PROG ": %s: %" PRId64 " values; predict needs the window (%" PRId64
-                        ") and twice AR(%" PRId64 ")'s order\n", src, n, m.window, o->ar);
+        fprintf(stderr,
+                PROG ": %s: %" PRId64 " values; predict needs the window (%" PRId64
+                     ") and twice AR(%" PRId64 ")'s order\n",
+                src, n, m.window, o->ar);
         goto done;
     }
     t.z = malloc(sizeof *t.z * (size_t)n);
@@ -1050,7 +1096,8 @@ static int cmd_predict(const opts *o)
         goto done;
     ar_forecast(t.z, org, (int)o->ar, t.coef, K, ar);
     printf("# %s: %" PRId64 " values; forecasts of t = %" PRId64 "..%" PRId64 " (AR(%" PRId64
-           ") fitted on all of them)\n", src, n, n, n + K - 1, o->ar);
+           ") fitted on all of them)\n",
+           src, n, n, n + K - 1, o->ar);
     printf("t,rnn,last_value,ar%" PRId64 "\n", o->ar);
     for (int64_t k = 0; k < K; k++)
         printf("%" PRId64 ",%.6g,%.6g,%.6g\n", n + k, m.mean + m.std * fc[k], t.s.v[n - 1],

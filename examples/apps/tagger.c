@@ -40,10 +40,10 @@
 #include "train.h"
 
 enum { PAD = 0, UNK = 1, MAX_TAGS = 1000, EVAL_BATCH = 128 };
-#define VAL_FRACTION 0.1
-#define SPLIT_SEED 20250u
+#define VAL_FRACTION  0.1
+#define SPLIT_SEED    20250u
 #define DATA_SEED_MIX 0x2545f4914f6cdd1dULL
-#define PROG "tagger"
+#define PROG          "tagger"
 
 /* ---- sorted sets of strings (vocabulary, tags) ---- */
 
@@ -154,8 +154,8 @@ static int strset_from_lines(strset *t, const char *lines, const char *path, con
         if (!why && t->n > 1 && strcmp(t->s[t->n - 2], t->s[t->n - 1]) >= 0)
             why = "is not after the one before it (the list must be ascending, no repeats)";
         if (why) {
-            fprintf(stderr, PROG ": --checkpoint %s: metadata %s: entry %d \"%s\" %s\n", path,
-                    key, t->n, t->s[t->n - 1], why);
+            fprintf(stderr, PROG ": --checkpoint %s: metadata %s: entry %d \"%s\" %s\n", path, key,
+                    t->n, t->s[t->n - 1], why);
             return -1;
         }
         if (!e)
@@ -261,8 +261,10 @@ static int corpus_read(corpus *c, const char *path)
              tok = strtok_r(NULL, " \t\r\f\v", &save)) {
             char *slash = strrchr(tok, '/');
             if (!slash || slash == tok || !slash[1]) {
-                fprintf(stderr, PROG ": --data %s: line %" PRId64 ": token \"%s\" is not "
-                                "word/TAG\n", path, line, tok);
+                fprintf(stderr,
+                        PROG ": --data %s: line %" PRId64 ": token \"%s\" is not "
+                             "word/TAG\n",
+                        path, line, tok);
                 goto fail;
             }
             *slash = '\0';
@@ -286,8 +288,10 @@ static int corpus_read(corpus *c, const char *path)
     if (corpus_index_tags(c))
         goto oom;
     if (c->n < 2 || c->tags.n < 2 || c->tags.n > MAX_TAGS) {
-        fprintf(stderr, PROG ": --data %s: %" PRId64 " sentences and %d tags; at least 2 of "
-                        "each (at most %d tags) are needed\n", path, c->n, c->tags.n, MAX_TAGS);
+        fprintf(stderr,
+                PROG ": --data %s: %" PRId64 " sentences and %d tags; at least 2 of "
+                     "each (at most %d tags) are needed\n",
+                path, c->n, c->tags.n, MAX_TAGS);
         goto fail;
     }
     return 0;
@@ -310,18 +314,18 @@ fail:
  */
 
 static const char *const DETS[] = {"the", "a", "every", "this", "my", "our"};
-static const char *const ADJS[] = {"big", "small", "red", "old", "happy", "quiet", "light",
-                                   "cold", "dark"};
-static const char *const NOUNS[] = {"dog", "cat", "man", "woman", "child", "house", "river",
-                                    "boat", "tree", "garden", "park", "can", "saw", "light",
-                                    "cold", "dark", "fish", "watch", "duck", "run"};
+static const char *const ADJS[] = {"big",   "small", "red",  "old", "happy",
+                                   "quiet", "light", "cold", "dark"};
+static const char *const NOUNS[] = {"dog",  "cat",  "man",    "woman", "child", "house", "river",
+                                    "boat", "tree", "garden", "park",  "can",   "saw",   "light",
+                                    "cold", "dark", "fish",   "watch", "duck",  "run"};
 static const char *const SUBJ[] = {"she", "he", "it", "they", "we", "i", "you"};
 static const char *const OBJ[] = {"them", "her", "him", "us", "me", "it"};
 static const char *const PAST[] = {"saw", "found", "liked", "ate", "watched", "left", "painted"};
-static const char *const BASE[] = {"run", "fish", "watch", "duck", "park", "see", "find", "like",
-                                   "paint", "leave"};
-static const char *const ADVS[] = {"quickly", "slowly", "often", "today", "near", "in", "on",
-                                   "around", "outside"};
+static const char *const BASE[] = {"run", "fish", "watch", "duck",  "park",
+                                   "see", "find", "like",  "paint", "leave"};
+static const char *const ADVS[] = {"quickly", "slowly", "often",  "today",  "near",
+                                   "in",      "on",     "around", "outside"};
 static const char *const PREPS[] = {"in", "on", "near", "with", "under", "around", "outside"};
 static const char *const CONJS[] = {"and", "but", "or"};
 #define PICK(r, a) ((a)[tn_rng_next(r) % (sizeof(a) / sizeof((a)[0]))])
@@ -426,19 +430,26 @@ enum { TRAIN = 1, EVAL = 2, TAG = 4 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.sentences = 3000, .hidden = 64, .embed = 32, .batch = 32, .steps = 1000,
-                .eval_every = 250, .lr = 1e-2, .clip = 1.0, .unk = 0.05, .seed = 1};
+    *o = (opts){.sentences = 3000,
+                .hidden = 64,
+                .embed = 32,
+                .batch = 32,
+                .steps = 1000,
+                .eval_every = 250,
+                .lr = 1e-2,
+                .clip = 1.0,
+                .unk = 0.05,
+                .seed = 1};
     const ex_opt table[] = {
         {"--data", EX_STRING, &o->data, "FILE",
          "a sentence a line of word/TAG tokens; eval scores its held-out sentences",
          .def = "train: the generated task; eval: the checkpoint's", .commands = TRAIN | EVAL},
-        {"--sentences", EX_INT, &o->sentences, "N", "sentences of the generated task",
-         .imin = 20, .imax = 10000000, .commands = TRAIN},
+        {"--sentences", EX_INT, &o->sentences, "N", "sentences of the generated task", .imin = 20,
+         .imax = 10000000, .commands = TRAIN},
         {"--unidirectional", EX_FLAG, &o->unidirectional, NULL,
-         "read left to right only (the baseline of the bidirectional default)",
+         "read left to right only (the baseline of the bidirectional default)", .commands = TRAIN},
+        {"--hidden", EX_INT, &o->hidden, "H", "LSTM units per direction", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--hidden", EX_INT, &o->hidden, "H", "LSTM units per direction", .imin = 1,
-         .imax = 8192, .commands = TRAIN},
         {"--embed", EX_INT, &o->embed, "E", "word embedding size", .imin = 1, .imax = 8192,
          .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "sentences per step", .imin = 1, .imax = 65536,
@@ -447,8 +458,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
         {"--unk", EX_REAL, &o->unk, "P",
          "read each training word as <unk> with probability P (teaches <unk> for unknown words)",
          .dmin = 0, .dmax = 0.5, .commands = TRAIN},
@@ -519,8 +530,8 @@ static int model_build(model *m, uint64_t seed)
     tn_params_init(&m->ps);
     int D = m->bidirectional ? 2 : 1;
     if (tn_embedding_init(&m->emb, &m->ps, "embed", m->words.n + 2, m->embed, PAD, TN_F32, &r) ||
-        tn_rnn_init(&m->rnn, &m->ps, "rnn", TN_CELL_LSTM, m->embed, m->hidden, 1,
-                    m->bidirectional, 0.0, TN_F32, &r) ||
+        tn_rnn_init(&m->rnn, &m->ps, "rnn", TN_CELL_LSTM, m->embed, m->hidden, 1, m->bidirectional,
+                    0.0, TN_F32, &r) ||
         tn_linear_init(&m->head, &m->ps, "head", D * m->hidden, m->tags.n, true, TN_F32, &r)) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
         return -1;
@@ -609,13 +620,15 @@ static int model_load(const char *path, model *m)
     char *end = NULL;
     errno = 0;
     m->seed = seed ? strtoull(seed, &end, 10) : 0;
-    if (!fmt || strcmp(fmt, "tagger 1") || !bi || (strcmp(bi, "0") && strcmp(bi, "1")) ||
-        !words || !tags || !data || !seed || !*seed || *end || errno || !isdigit(*seed) ||
-        m->hidden < 1 || m->hidden > 8192 || m->embed < 1 || m->embed > 8192 ||
-        m->sentences < 20 || m->sentences > 10000000) {
-        fprintf(stderr, PROG ": --checkpoint %s: not a tagger checkpoint (bad or missing "
-                        "metadata format, bidirectional, hidden, embed, sentences, seed, data, "
-                        "words or tags)\n", path);
+    if (!fmt || strcmp(fmt, "tagger 1") || !bi || (strcmp(bi, "0") && strcmp(bi, "1")) || !words ||
+        !tags || !data || !seed || !*seed || *end || errno || !isdigit(*seed) || m->hidden < 1 ||
+        m->hidden > 8192 || m->embed < 1 || m->embed > 8192 || m->sentences < 20 ||
+        m->sentences > 10000000) {
+        fprintf(stderr,
+                PROG ": --checkpoint %s: not a tagger checkpoint (bad or missing "
+                     "metadata format, bidirectional, hidden, embed, sentences, seed, data, "
+                     "words or tags)\n",
+                path);
         goto done;
     }
     m->bidirectional = strcmp(bi, "1") == 0;
@@ -632,12 +645,13 @@ static int model_load(const char *path, model *m)
     /* the metadata's sizes against the file's tensors before building */
     int64_t H = m->hidden, D = m->bidirectional ? 2 : 1;
     char sizes[200];
-    snprintf(sizes, sizeof sizes, "%d words, %d tags, embed %" PRId64 ", hidden %" PRId64
-             ", bidirectional %d", m->words.n, m->tags.n, m->embed, H, D == 2);
+    snprintf(sizes, sizeof sizes,
+             "%d words, %d tags, embed %" PRId64 ", hidden %" PRId64 ", bidirectional %d",
+             m->words.n, m->tags.n, m->embed, H, D == 2);
     ex_shape want[4] = {{"embed.weight", m->words.n + 2, m->embed},
-                         {"rnn.weight_ih_l0", 4 * H, m->embed},
-                         {D == 2 ? "rnn.weight_hh_l0_reverse" : "rnn.weight_hh_l0", 4 * H, H},
-                         {"head.weight", m->tags.n, D * H}};
+                        {"rnn.weight_ih_l0", 4 * H, m->embed},
+                        {D == 2 ? "rnn.weight_hh_l0_reverse" : "rnn.weight_hh_l0", 4 * H, H},
+                        {"head.weight", m->tags.n, D * H}};
     if (ex_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
         rc = ex_load_params(PROG, path, &m->ps);
 done:
@@ -654,8 +668,8 @@ done:
  * (training), each word is read as <unk> with probability p, so that <unk>
  * learns to stand for a word the context must tag. Tape tensors. */
 static int make_batch(tn_tape *tp, const model *m, const corpus *c, const int *lab,
-                      const int64_t *idx, int64_t B, tn_tensor **ids, tn_tensor **tg,
-                      int32_t *len, tn_rng *drop, double p_unk)
+                      const int64_t *idx, int64_t B, tn_tensor **ids, tn_tensor **tg, int32_t *len,
+                      tn_rng *drop, double p_unk)
 {
     int64_t T = 1;
     for (int64_t b = 0; b < B; b++)
@@ -680,7 +694,7 @@ static int make_batch(tn_tape *tp, const model *m, const corpus *c, const int *l
 
 /* What the training split says of each word: its tag counts. */
 typedef struct lexicon {
-    int64_t *count; /* [(V + 2) * C]: row word id, column tag */
+    int64_t *count;     /* [(V + 2) * C]: row word id, column tag */
     int64_t *tag_total; /* [C] */
     int V, C;
 } lexicon;
@@ -702,10 +716,7 @@ static int lexicon_build(lexicon *lx, const model *m, const corpus *c, const int
     return 0;
 }
 
-static void lexicon_free(lexicon *lx)
-{
-    free(lx->count), free(lx->tag_total);
-}
+static void lexicon_free(lexicon *lx) { free(lx->count), free(lx->tag_total); }
 
 /* The tag seen most often with word id w in training (ties: the first), or
  * -1 for a word never seen; *kinds gets how many tags it was seen with. */
@@ -725,20 +736,19 @@ static int lexicon_best(const lexicon *lx, int32_t w, int *kinds)
 }
 
 typedef struct scores {
-    double loss;           /* mean cross-entropy per token */
-    int64_t tokens, right; /* tokens, tagged right */
-    int64_t amb, amb_right; /* of them, words seen with more than one tag in training */
+    double loss;                   /* mean cross-entropy per token */
+    int64_t tokens, right;         /* tokens, tagged right */
+    int64_t amb, amb_right;        /* of them, words seen with more than one tag in training */
     int64_t base_major, base_word; /* right by the majority tag, by each word's own */
-    int major;             /* the majority tag */
-    int64_t *conf;         /* [C x C] true row, predicted column, or NULL */
+    int major;                     /* the majority tag */
+    int64_t *conf;                 /* [C x C] true row, predicted column, or NULL */
 } scores;
 
 /* Score the model on sentences idx[0..n) of c (tags through lab). Returns
  * 0, or -1 (message starting with `what`) on an error or a loss that is
  * not finite. */
-static int evaluate(tn_tape *tp, const model *m, const corpus *c, const int *lab,
-                    const lexicon *lx, const int64_t *idx, int64_t n, const char *what,
-                    scores *sc)
+static int evaluate(tn_tape *tp, const model *m, const corpus *c, const int *lab, const lexicon *lx,
+                    const int64_t *idx, int64_t n, const char *what, scores *sc)
 {
     bool train = tn_tape_training(tp), grad = tn_tape_set_grad(tp, false);
     tn_tape_set_training(tp, false);
@@ -771,8 +781,9 @@ static int evaluate(tn_tape *tp, const model *m, const corpus *c, const int *lab
         }
         lg = nl;
         if (!isfinite(tn_tensor_get(l, 0))) {
-            fprintf(stderr, PROG ": %s: the loss of sentences %" PRId64 "..%" PRId64 " is %g: "
-                            "the model's output is not finite\n",
+            fprintf(stderr,
+                    PROG ": %s: the loss of sentences %" PRId64 "..%" PRId64 " is %g: "
+                         "the model's output is not finite\n",
                     what, i0 + 1, i0 + B, tn_tensor_get(l, 0));
             rc = -1;
             break;
@@ -806,10 +817,7 @@ static int evaluate(tn_tape *tp, const model *m, const corpus *c, const int *lab
     return rc;
 }
 
-static double ratio(int64_t a, int64_t b)
-{
-    return b ? (double)a / (double)b : NAN;
-}
+static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : NAN; }
 
 /* The data of --data, or the generated task of `sentences` from `seed`. */
 static int read_data(const char *data, int64_t sentences, uint64_t seed, corpus *c)
@@ -824,13 +832,13 @@ typedef struct tag_run {
     model *m;
     const corpus *c;
     const opts *o;
-    const int *lab;          /* the corpus's tag ids -> the model's (the same) */
-    const lexicon *lx;       /* the training split's tag counts per word */
-    const int64_t *tr, *va;  /* the training and held-out sentences */
+    const int *lab;         /* the corpus's tag ids -> the model's (the same) */
+    const lexicon *lx;      /* the training split's tag counts per word */
+    const int64_t *tr, *va; /* the training and held-out sentences */
     int64_t ntr, nva;
-    int64_t *bi;             /* the batch's sentences [B] and lengths */
+    int64_t *bi; /* the batch's sentences [B] and lengths */
     int32_t *len;
-    tn_rng rng;              /* the batches and the <unk> drops */
+    tn_rng rng; /* the batches and the <unk> drops */
 } tag_run;
 
 /* B training sentences drawn with replacement, words dropped to <unk> with
@@ -924,19 +932,39 @@ static int cmd_train(const opts *o)
                  " train / %" PRId64 " held-out sentences (%s); params %" PRId64 "; %d threads\n",
             m.bidirectional ? "bidirectional" : "unidirectional", o->hidden, o->embed, m.tags.n,
             m.words.n, ntr, nva, m.data, tn_params_numel(&m.ps), tn_num_threads());
-    tag_run run = {.m = &m, .c = &c, .o = o, .lab = lab, .lx = &lx, .tr = tr, .va = idx,
-                   .ntr = ntr, .nva = nva, .bi = bi, .len = len};
+    tag_run run = {.m = &m,
+                   .c = &c,
+                   .o = o,
+                   .lab = lab,
+                   .lx = &lx,
+                   .tr = tr,
+                   .va = idx,
+                   .ntr = ntr,
+                   .nva = nva,
+                   .bi = bi,
+                   .len = len};
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {{"val_loss", 4},
                                   {"val_accuracy", 4},
                                   {"val_ambiguous_accuracy", 4},
                                   {"baseline_majority_tag", 4}};
-    ex_train t = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
-                  .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
+    ex_train t = {.prog = PROG,
+                  .tp = tp,
+                  .ps = &m.ps,
+                  .opt = opt,
+                  .steps = o->steps,
+                  .clip = o->clip,
+                  .eval_every = o->eval_every,
+                  .log = o->log,
                   .loss_log = o->loss_log,
-                  .per_step = (double)B * (double)c.ntok / (double)c.n, .unit = "tokens",
-                  .ctx = &run, .forward = tag_forward, .evaluate = tag_evaluate,
-                  .save = o->checkpoint ? tag_save : NULL, .cols = cols, .n_cols = 4};
+                  .per_step = (double)B * (double)c.ntok / (double)c.n,
+                  .unit = "tokens",
+                  .ctx = &run,
+                  .forward = tag_forward,
+                  .evaluate = tag_evaluate,
+                  .save = o->checkpoint ? tag_save : NULL,
+                  .cols = cols,
+                  .n_cols = 4};
     rc = ex_train_run(&t);
 done:
     free(bi), free(len), free(idx), free(lab);
@@ -1013,7 +1041,8 @@ static int cmd_eval(const opts *o)
     printf("micro_f1 %.4f\nmacro_f1 %.4f\ntoken_accuracy %.4f\n", ratio(sc.right, sc.tokens),
            seen ? macro / seen : NAN, ratio(sc.right, sc.tokens));
     printf("ambiguous_accuracy %.4f (%" PRId64 " tokens of words seen with more than one tag in "
-           "training)\n", ratio(sc.amb_right, sc.amb), sc.amb);
+           "training)\n",
+           ratio(sc.amb_right, sc.amb), sc.amb);
     printf("baseline_majority_tag %.4f (always %s)\n", ratio(sc.base_major, sc.tokens),
            m.tags.s[sc.major]);
     printf("baseline_word_majority %.4f (each word's most frequent training tag)\n",
@@ -1022,9 +1051,9 @@ static int cmd_eval(const opts *o)
     rc = 0;
     if (o->heatmap &&
         ex_plot_heatmap(PROG, o->heatmap, norm, C, C, (const char *const *)m.tags.s,
-                     (const char *const *)m.tags.s,
-                     "tag confusion (rows: true tag, normalised; columns: predicted)", 0, 1, 800,
-                     800) == PLOT_ERROR)
+                        (const char *const *)m.tags.s,
+                        "tag confusion (rows: true tag, normalised; columns: predicted)", 0, 1, 800,
+                        800) == PLOT_ERROR)
         rc = 1;
 done:
     free(lab), free(conf), free(norm), free(idx);
@@ -1093,9 +1122,10 @@ static int cmd_tag(const opts *o)
         tn_tensor_to_double(logits, lg);
         for (int64_t k = 0; k < one.ntok * C; k++)
             if (!isfinite(lg[k])) { /* a broken model: its tags would mean nothing */
-                fprintf(stderr, PROG ": --checkpoint %s: standard input line %" PRId64
-                                ": the model's output is %g (not finite)\n", o->checkpoint, lineno,
-                        lg[k]);
+                fprintf(stderr,
+                        PROG ": --checkpoint %s: standard input line %" PRId64
+                             ": the model's output is %g (not finite)\n",
+                        o->checkpoint, lineno, lg[k]);
                 rc = 1;
                 break;
             }

@@ -139,12 +139,12 @@ static int pairs_push(pairs *p, int64_t *cap)
 }
 
 /* The generated task: n in digits -> n in English words. */
-static const char *const ONES[] = {"zero", "one", "two", "three", "four", "five", "six",
-                                   "seven", "eight", "nine", "ten", "eleven", "twelve",
-                                   "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-                                   "eighteen", "nineteen"};
-static const char *const TENS[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty",
-                                   "seventy", "eighty", "ninety"};
+static const char *const ONES[] = {"zero",    "one",     "two",       "three",    "four",
+                                   "five",    "six",     "seven",     "eight",    "nine",
+                                   "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                   "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+static const char *const TENS[] = {"",      "",      "twenty",  "thirty", "forty",
+                                   "fifty", "sixty", "seventy", "eighty", "ninety"};
 
 static void number_words(int n, char *out, size_t cap)
 {
@@ -289,7 +289,8 @@ static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs
             for (int j = 0; j < MAX_TOK; j++)
                 ids[k][j] = PAD;
             for (int j = 0; j < len[k]; j++) {
-                int id = grow ? ex_words_add(v[k], tok[k][j], strlen(tok[k][j])) : ex_words_find(v[k], tok[k][j], strlen(tok[k][j]));
+                int id = grow ? ex_words_add(v[k], tok[k][j], strlen(tok[k][j]))
+                              : ex_words_find(v[k], tok[k][j], strlen(tok[k][j]));
                 ids[k][j] = id < 0 ? UNK : id;
             }
         }
@@ -307,11 +308,24 @@ enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16 };
 
 static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
 {
-    *o = (ex_translate_opts){.cell = "gru", .attention = "bahdanau", .hidden = 256, .embed = 256,
-                .layers = 1, .batch = 64, .steps = 2000, .max_len = 10, .eval_every = 500,
-                .save_every = 0, .beam = 1, .eval_pairs = 1000, .lr = 1e-3, .clip = 1.0,
-                .dropout = 0.0, .teacher_forcing = 1.0, .seed = 1234,
-                .sample = {.temperature = 0, .top_k = 0, .top_p = 1}};
+    *o = (ex_translate_opts){.cell = "gru",
+                             .attention = "bahdanau",
+                             .hidden = 256,
+                             .embed = 256,
+                             .layers = 1,
+                             .batch = 64,
+                             .steps = 2000,
+                             .max_len = 10,
+                             .eval_every = 500,
+                             .save_every = 0,
+                             .beam = 1,
+                             .eval_pairs = 1000,
+                             .lr = 1e-3,
+                             .clip = 1.0,
+                             .dropout = 0.0,
+                             .teacher_forcing = 1.0,
+                             .seed = 1234,
+                             .sample = {.temperature = 0, .top_k = 0, .top_p = 1}};
     const ex_opt table[] = {
         {"--data", EX_STRING, &o->data, "FILE", "pairs, one a line: source<TAB>target",
          .def = "train: a generated task (numbers in digits to words); eval: required",
@@ -326,21 +340,21 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
          .commands = TRAIN},
         {"--embed", EX_INT, &o->embed, "E", "embedding size", .imin = 1, .imax = 8192,
          .commands = TRAIN},
-        {"--layers", EX_INT, &o->layers, "L", "layers of the encoder and of the decoder",
-         .imin = 1, .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
+        {"--layers", EX_INT, &o->layers, "L", "layers of the encoder and of the decoder", .imin = 1,
+         .imax = TN_RNN_MAX_LAYERS, .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "pairs per step", .imin = 1, .imax = 65536,
          .commands = TRAIN},
         {"--steps", EX_INT, &o->steps, "N", "train until this step", .imin = 0,
          .imax = EX_STEPS_MAX, .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
-        {"--dropout", EX_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1,
-         .dmax_open = true, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
+        {"--dropout", EX_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1, .dmax_open = true,
+         .commands = TRAIN},
         {"--teacher-forcing", EX_REAL, &o->teacher_forcing, "P",
-         "probability of feeding the gold token at a step (else the model's)", .dmin = 0,
-         .dmax = 1, .commands = TRAIN},
+         "probability of feeding the gold token at a step (else the model's)", .dmin = 0, .dmax = 1,
+         .commands = TRAIN},
         {"--max-len", EX_INT, &o->max_len, "N",
          "longest sentence in tokens (train: longer pairs are dropped; decoding: output limit)",
          .imin = 1, .imax = MAX_TOK - 1, .commands = TRAIN | SAMPLE | ATTN},
@@ -355,8 +369,8 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation loss and BLEU every N steps and after the last (0: after the last)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        {"--eval-pairs", EX_INT, &o->eval_pairs, "N", "validation pairs to evaluate",
-         .imin = 1, .imax = INT64_C(1000000000), .commands = TRAIN},
+        {"--eval-pairs", EX_INT, &o->eval_pairs, "N", "validation pairs to evaluate", .imin = 1,
+         .imax = INT64_C(1000000000), .commands = TRAIN},
         {"--save-every", EX_INT, &o->save_every, "N",
          "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
@@ -432,13 +446,12 @@ static int save_run(const char *path, ex_translate_run *r, const ex_translate_op
 
 /* ---- training ---- */
 
-
 /* Copy pairs idx[0..B) into src [B, S] / tgt [B, T] (S, T: the longest
  * of the batch) and lengths. The tensors are tape tensors of tp (valid
  * until its next reset: a training step allocates nothing), or heap
  * tensors when tp is NULL (free them). */
-static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t B,
-                       tn_tensor **src, tn_tensor **tgt, int32_t *len)
+static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t B, tn_tensor **src,
+                       tn_tensor **tgt, int32_t *len)
 {
     int64_t S = 1, T = 1;
     for (int64_t b = 0; b < B; b++) {
@@ -452,8 +465,10 @@ static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t 
     if (!*src || !*tgt)
         return;
     for (int64_t b = 0; b < B; b++) {
-        memcpy((int32_t *)(*src)->data + b * S, p->src + idx[b] * MAX_TOK, sizeof(int32_t) * (size_t)S);
-        memcpy((int32_t *)(*tgt)->data + b * T, p->tgt + idx[b] * MAX_TOK, sizeof(int32_t) * (size_t)T);
+        memcpy((int32_t *)(*src)->data + b * S, p->src + idx[b] * MAX_TOK,
+               sizeof(int32_t) * (size_t)S);
+        memcpy((int32_t *)(*tgt)->data + b * T, p->tgt + idx[b] * MAX_TOK,
+               sizeof(int32_t) * (size_t)T);
         len[b] = p->slen[idx[b]];
     }
 }
@@ -463,8 +478,8 @@ static void make_batch(tn_tape *tp, const pairs *p, const int64_t *idx, int64_t 
  * (message printed, starting with `what`) when the loss or a decoding
  * fails, or the loss is not finite (a broken model: its numbers would mean
  * nothing). */
-static int evaluate(ex_translate_run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B, int beam,
-                    int64_t max_len, const char *what, double *loss_out, double *bleu_out)
+static int evaluate(ex_translate_run *r, tn_tape *tp, const pairs *p, int64_t n, int64_t B,
+                    int beam, int64_t max_len, const char *what, double *loss_out, double *bleu_out)
 {
     int rc = 0;
     bool train = tn_tape_training(tp);
@@ -474,7 +489,8 @@ static int evaluate(ex_translate_run *r, tn_tape *tp, const pairs *p, int64_t n,
     int32_t **hyp = calloc((size_t)n, sizeof *hyp), *hn = calloc((size_t)n, sizeof *hn);
     const int32_t **ref = calloc((size_t)n, sizeof *ref);
     int32_t *rn = calloc((size_t)n, sizeof *rn), *len = calloc((size_t)B, sizeof *len);
-    int32_t *out = calloc((size_t)(B * max_len), sizeof *out), *olen = calloc((size_t)B, sizeof *olen);
+    int32_t *out = calloc((size_t)(B * max_len), sizeof *out),
+            *olen = calloc((size_t)B, sizeof *olen);
     double *sc = calloc((size_t)B, sizeof *sc);
     int64_t *idx = calloc((size_t)B, sizeof *idx);
     if (!hyp || !hn || !ref || !rn || !len || !out || !olen || !sc || !idx) {
@@ -495,9 +511,10 @@ static int evaluate(ex_translate_run *r, tn_tape *tp, const pairs *p, int64_t n,
         tn_status s = !src || !tgt ? tn_set_error(TN_ERR_MEMORY, "out of memory")
                                    : tn_seq2seq_loss(tp, &r->m, src, len, tgt, 1.0, &rng, &l);
         if (s == TN_OK && !isfinite(tn_tensor_get(l, 0)))
-            s = tn_set_error(TN_ERR_NUMERIC, "the loss of pairs %" PRId64 "..%" PRId64 " is %g: "
-                             "the model's output is not finite", i0 + 1, i0 + b,
-                             tn_tensor_get(l, 0));
+            s = tn_set_error(TN_ERR_NUMERIC,
+                             "the loss of pairs %" PRId64 "..%" PRId64 " is %g: "
+                             "the model's output is not finite",
+                             i0 + 1, i0 + b, tn_tensor_get(l, 0));
         if (s == TN_OK) {
             int64_t tokens = 0;
             for (int64_t k = 0; k < b; k++)
@@ -565,10 +582,10 @@ typedef struct tr_run {
     tn_optim *opt;
     tn_rng data_rng; /* batches (and teacher forcing's coin), saved in checkpoints */
     pairs trn, val;
-    int64_t *idx;    /* [B]: the global batch's pairs */
-    int32_t *len;    /* this rank's source lengths */
-    int64_t r0, b;   /* this rank's rows of the global batch */
-    int64_t n_eval;  /* validation pairs evaluated */
+    int64_t *idx;   /* [B]: the global batch's pairs */
+    int32_t *len;   /* this rank's source lengths */
+    int64_t r0, b;  /* this rank's rows of the global batch */
+    int64_t n_eval; /* validation pairs evaluated */
 } tr_run;
 
 static tn_tensor *tr_forward(void *ctx, tn_tape *tp, int64_t step)
@@ -605,7 +622,7 @@ static int tr_save(void *ctx, tn_tape *tp, int64_t step)
     tn_meta meta;
     tn_meta_init(&meta);
     int rc = ex_train_meta_ranks(&meta, tp); /* collective */
-    if (rc == 0 && ex_dist_rank() == 0) /* rank 0 writes the file */
+    if (rc == 0 && ex_dist_rank() == 0)      /* rank 0 writes the file */
         rc = save_run(t->o->checkpoint, t->r, t->o, t->opt, step, &t->data_rng, &meta);
     tn_meta_free(&meta);
     return ex_train_agree(rc);
@@ -621,12 +638,12 @@ static int resume_run(ex_translate_opts *o, ex_translate_run *r, tn_optim **opt,
     tn_meta_init(&meta);
     int rc = ex_translate_load_run(o->checkpoint, r, o, &meta, opt);
     bool loaded = rc == 0;
-    if (rc == 0 && (tn_meta_get_int(&meta, "step", step) ||
-                    tn_meta_get_rng(&meta, "data_rng", data_rng))) {
+    if (rc == 0 &&
+        (tn_meta_get_int(&meta, "step", step) || tn_meta_get_rng(&meta, "data_rng", data_rng))) {
         fprintf(stderr, "translate: %s has no training state to resume\n", o->checkpoint);
         rc = -1;
     } else if (rc == 0 && (ex_check_range("translate", o->checkpoint, "step", *step, 0,
-                                           EX_STEPS_MAX, "the steps --steps allows") ||
+                                          EX_STEPS_MAX, "the steps --steps allows") ||
                            ex_train_resume_ranks("translate", o->checkpoint, &meta, tp))) {
         rc = -1;
     }
@@ -661,8 +678,10 @@ static int split_pairs(char *text, const ex_translate_opts *o, ex_translate_run 
             dropped++;
     int64_t n_val = n / 20, n_train = n - n_val;
     if (!lines || n_train < 1 || n_val < 1) {
-        fprintf(stderr, "translate: %" PRId64 " usable pairs (%" PRId64 " dropped for --max-len "
-                        "%" PRId64 "): too few to train and validate\n", n, dropped, o->max_len);
+        fprintf(stderr,
+                "translate: %" PRId64 " usable pairs (%" PRId64 " dropped for --max-len "
+                "%" PRId64 "): too few to train and validate\n",
+                n, dropped, o->max_len);
         free(lines);
         return -1;
     }
@@ -677,8 +696,8 @@ static int split_pairs(char *text, const ex_translate_opts *o, ex_translate_run 
         int64_t k = perm[i];
         perm[i] = perm[j], perm[j] = k;
     }
-    if (rc == 0 && (pairs_read(lines, perm, n_train, &t->trn, &r->sv, &r->tv, grow,
-                               (int)o->max_len, &dropped) ||
+    if (rc == 0 && (pairs_read(lines, perm, n_train, &t->trn, &r->sv, &r->tv, grow, (int)o->max_len,
+                               &dropped) ||
                     pairs_read(lines, perm + n_train, n_val, &t->val, &r->sv, &r->tv, false,
                                (int)o->max_len, &dropped)))
         rc = -1;
@@ -737,12 +756,12 @@ static int cmd_train(ex_translate_opts *o)
         goto done;
     if (ex_dist_rank() == 0)
         fprintf(stderr,
-            "translate: %s encoder%s, attention %s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
-            "; vocab %d -> %d; %" PRId64 " train / %" PRId64 " val pairs; params %" PRId64
-            "; %d threads\n",
-            o->cell, o->bidirectional ? " (bidirectional)" : "", o->attention, o->hidden,
-            o->embed, o->layers, r.sv.n, r.tv.n, t.trn.n, t.val.n, tn_params_numel(&r.ps),
-            tn_num_threads());
+                "translate: %s encoder%s, attention %s, H=%" PRId64 " E=%" PRId64 " L=%" PRId64
+                "; vocab %d -> %d; %" PRId64 " train / %" PRId64 " val pairs; params %" PRId64
+                "; %d threads\n",
+                o->cell, o->bidirectional ? " (bidirectional)" : "", o->attention, o->hidden,
+                o->embed, o->layers, r.sv.n, r.tv.n, t.trn.n, t.val.n, tn_params_numel(&r.ps),
+                tn_num_threads());
     t.idx = malloc(sizeof *t.idx * (size_t)B);
     t.len = malloc(sizeof *t.len * (size_t)B);
     if (!t.idx || !t.len) {
@@ -751,13 +770,27 @@ static int cmd_train(ex_translate_opts *o)
     }
     t.n_eval = t.val.n < o->eval_pairs ? t.val.n : o->eval_pairs;
     static const ex_col cols[] = {{"val_loss", 4}, {"val_bleu", 2}};
-    ex_train tr = {.prog = "translate", .tp = tp, .ps = &r.ps, .opt = t.opt, .step = step,
-                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
-                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
-                   .loss_log = o->loss_log, .append = o->resume, .checkpoint = o->checkpoint,
-                   .per_step = (double)B, .unit = "pairs", .ctx = &t, .forward = tr_forward,
-                   .evaluate = tr_evaluate, .save = o->checkpoint ? tr_save : NULL,
-                   .cols = cols, .n_cols = 2};
+    ex_train tr = {.prog = "translate",
+                   .tp = tp,
+                   .ps = &r.ps,
+                   .opt = t.opt,
+                   .step = step,
+                   .steps = o->steps,
+                   .clip = o->clip,
+                   .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every,
+                   .log = o->log,
+                   .loss_log = o->loss_log,
+                   .append = o->resume,
+                   .checkpoint = o->checkpoint,
+                   .per_step = (double)B,
+                   .unit = "pairs",
+                   .ctx = &t,
+                   .forward = tr_forward,
+                   .evaluate = tr_evaluate,
+                   .save = o->checkpoint ? tr_save : NULL,
+                   .cols = cols,
+                   .n_cols = 2};
     rc = ex_train_run(&tr);
 done:
     free(t.idx), free(t.len);
@@ -855,7 +888,7 @@ static int cmd_sample(ex_translate_opts *o)
         int32_t len;
         tn_tensor *src = encode_sentence(&r, line, &len);
         tn_tape_reset(tp);
-        tn_status st = !src            ? tn_last_status()
+        tn_status st = !src          ? tn_last_status()
                        : o->beam > 1 ? tn_seq2seq_beam(tp, &r.m, src, &len, (int)o->beam, 1.0,
                                                        o->max_len, out, &olen, &sc)
                                      : tn_seq2seq_sample(tp, &r.m, src, &len, o->max_len,
@@ -900,8 +933,7 @@ static int cmd_eval(ex_translate_opts *o)
     }
     tn_tape *tp = tn_tape_new();
     double loss, b;
-    rc = evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, o->checkpoint, &loss, &b) ? 1
-                                                                                           : 0;
+    rc = evaluate(&r, tp, &p, p.n, 64, (int)o->beam, o->max_len, o->checkpoint, &loss, &b) ? 1 : 0;
     if (rc == 0)
         printf("loss %.6f bleu %.4f\n", loss, b);
     tn_tape_free(tp);
@@ -978,7 +1010,8 @@ static int cmd_bleu(ex_translate_opts *o)
     int64_t n = lines[0] && lines[1] ? nl[0] : 0;
     int32_t **ids[2] = {calloc((size_t)n + 1, sizeof(int32_t *)),
                         calloc((size_t)n + 1, sizeof(int32_t *))};
-    int32_t *cnt[2] = {calloc((size_t)n + 1, sizeof(int32_t)), calloc((size_t)n + 1, sizeof(int32_t))};
+    int32_t *cnt[2] = {calloc((size_t)n + 1, sizeof(int32_t)),
+                       calloc((size_t)n + 1, sizeof(int32_t))};
     ex_words v;
     ex_translate_words_init(&v);
     int rc = 0;
@@ -986,8 +1019,8 @@ static int cmd_bleu(ex_translate_opts *o)
         fprintf(stderr, "translate: bleu: out of memory\n");
         rc = 1;
     } else if (nl[0] != nl[1]) {
-        fprintf(stderr, "translate: --ref %s has %" PRId64 " lines, --hyp %s %" PRId64 "\n",
-                o->ref, nl[0], o->hyp, nl[1]);
+        fprintf(stderr, "translate: --ref %s has %" PRId64 " lines, --hyp %s %" PRId64 "\n", o->ref,
+                nl[0], o->hyp, nl[1]);
         rc = 1;
     }
     for (int64_t i = 0; rc == 0 && i < n; i++)
@@ -1015,8 +1048,9 @@ static int cmd_bleu(ex_translate_opts *o)
             free(buf);
             free(tok);
         }
-    double score = rc ? NAN : ex_bleu(n, (const int32_t *const *)ids[1], cnt[1],
-                                   (const int32_t *const *)ids[0], cnt[0]);
+    double score = rc ? NAN
+                      : ex_bleu(n, (const int32_t *const *)ids[1], cnt[1],
+                                (const int32_t *const *)ids[0], cnt[0]);
     if (rc == 0 && isnan(score)) {
         fprintf(stderr, "translate: bleu: out of memory\n");
         rc = 1;
@@ -1051,8 +1085,11 @@ int main(int argc, char **argv)
     }
     if (ex_start("translate", &argc, &argv, o.threads, command == 0))
         return 1;
-    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_sample(&o) : command == 2 ? cmd_eval(&o)
-       : command == 3 ? cmd_attention(&o) : cmd_bleu(&o);
+    rc = command == 0   ? cmd_train(&o)
+         : command == 1 ? cmd_sample(&o)
+         : command == 2 ? cmd_eval(&o)
+         : command == 3 ? cmd_attention(&o)
+                        : cmd_bleu(&o);
     ex_stop();
     return rc;
 }

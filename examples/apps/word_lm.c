@@ -65,9 +65,21 @@ typedef struct opts {
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.cell = "lstm", .hidden = 256, .embed = 256, .layers = 2, .batch = 32, .seq = 35,
-                .steps = 1000, .eval_every = 250, .min_count = 1, .words = 100, .dropout = 0.2,
-                .lr = 2e-3, .clip = 0.25, .seed = 1, .prime = "",
+    *o = (opts){.cell = "lstm",
+                .hidden = 256,
+                .embed = 256,
+                .layers = 2,
+                .batch = 32,
+                .seq = 35,
+                .steps = 1000,
+                .eval_every = 250,
+                .min_count = 1,
+                .words = 100,
+                .dropout = 0.2,
+                .lr = 2e-3,
+                .clip = 0.25,
+                .seed = 1,
+                .prime = "",
                 .sample = {.temperature = 1.0, .top_k = 0, .top_p = 1}};
     static const char *const commands[] = {"train", "eval", "sample", "vectors", NULL};
     static const char *const command_help[] = {
@@ -99,17 +111,17 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN},
         {"--seq", EX_INT, &o->seq, "T", "words per window (truncated BPTT)", .imin = 1,
          .imax = 65536, .commands = TRAIN},
-        {"--steps", EX_INT, &o->steps, "N", "training steps (with --resume: the total)",
-         .imin = 0, .imax = EX_STEPS_MAX, .commands = TRAIN},
+        {"--steps", EX_INT, &o->steps, "N", "training steps (with --resume: the total)", .imin = 0,
+         .imax = EX_STEPS_MAX, .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
         {"--weight-decay", EX_REAL, &o->weight_decay, "X",
          "decoupled weight decay (AdamW; 0: Adam)", .dmin = 0, .dmax = 1, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "gradient norm limit (0: none)", .dmin = 0,
-         .dmax = 1e9, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "gradient norm limit (0: none)", .dmin = 0, .dmax = 1e9,
+         .commands = TRAIN},
         {"--min-count", EX_INT, &o->min_count, "N",
-         "words seen fewer times in the training split read as <unk>", .imin = 1,
-         .imax = INT32_MAX, .commands = TRAIN},
+         "words seen fewer times in the training split read as <unk>", .imin = 1, .imax = INT32_MAX,
+         .commands = TRAIN},
         {"--vectors", EX_STRING, &o->vectors, "FILE",
          "initialise the embedding from word vectors (GloVe / word2vec text: `word v1 .. vE` "
          "a line)",
@@ -132,8 +144,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--words", EX_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
          .commands = SAMPLE},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--out", EX_STRING, &o->out, "FILE", "where to write the vectors",
-         .commands = VECTORS},
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the vectors", .commands = VECTORS},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -270,13 +281,12 @@ static int vocab_build(ex_words *v, const char *s, size_t n, int64_t nlines, int
 /* Sentences of a small grammar, for training on a fresh machine. */
 static char *generated_text(size_t *n)
 {
-    static const char *const subj[] = {"the cat", "the dog", "a bird", "my friend",
-                                       "the old man", "she", "he", "the children"};
+    static const char *const subj[] = {"the cat",     "the dog", "a bird", "my friend",
+                                       "the old man", "she",     "he",     "the children"};
     static const char *const verb[] = {"sees", "likes", "follows", "finds", "hears", "calls"};
-    static const char *const obj[] = {"the river", "a small house", "the moon", "her brother",
-                                      "the green hill", "a song", "the garden"};
-    static const char *const tail[] = {"", " in the morning", " at night", " every day",
-                                       " again"};
+    static const char *const obj[] = {"the river",      "a small house", "the moon",  "her brother",
+                                      "the green hill", "a song",        "the garden"};
+    static const char *const tail[] = {"", " in the morning", " at night", " every day", " again"};
     tn_rng r;
     tn_rng_seed(&r, 7);
     size_t cap = 1 << 20, k = 0;
@@ -351,7 +361,6 @@ static int save_checkpoint(const char *path, ex_lm_model *m, const ex_words *v, 
     return rc;
 }
 
-
 /* The optimizer's options: Adam, or AdamW with --weight-decay. */
 static tn_adam_opts adam_opts(const opts *o)
 {
@@ -396,7 +405,9 @@ static int cmd_train(const opts *o)
         return 2;
     }
     if (o->tie && o->embed != o->hidden) {
-        fprintf(stderr, "word_lm: --tie-weights needs --embed (%" PRId64 ") equal to --hidden (%" PRId64 ")\n",
+        fprintf(stderr,
+                "word_lm: --tie-weights needs --embed (%" PRId64 ") equal to --hidden (%" PRId64
+                ")\n",
                 o->embed, o->hidden);
         return 2;
     }
@@ -427,19 +438,21 @@ static int cmd_train(const opts *o)
         tn_adam_opts ao = adam_opts(o);
         int bad = ex_word_load_checkpoint(o->checkpoint, &m, &v, &meta, &opt, &ao);
         int64_t b = 0, t = 0;
-        if (!bad && (tn_meta_get_int(&meta, "step", &step) ||
-                     tn_meta_get_int(&meta, "data_pos", &pos) ||
-                     tn_meta_get_int(&meta, "batch", &b) || tn_meta_get_int(&meta, "seq", &t))) {
+        if (!bad &&
+            (tn_meta_get_int(&meta, "step", &step) || tn_meta_get_int(&meta, "data_pos", &pos) ||
+             tn_meta_get_int(&meta, "batch", &b) || tn_meta_get_int(&meta, "seq", &t))) {
             fprintf(stderr, "word_lm: %s: %s\n", o->checkpoint, tn_last_error());
             bad = 1;
         }
         if (!bad && (b != B || t != T)) {
-            fprintf(stderr, "word_lm: %s was trained with --batch %" PRId64 " --seq %" PRId64
-                            "; resume with the same\n", o->checkpoint, b, t);
+            fprintf(stderr,
+                    "word_lm: %s was trained with --batch %" PRId64 " --seq %" PRId64
+                    "; resume with the same\n",
+                    o->checkpoint, b, t);
             bad = 1;
         }
         if (!bad && (ex_check_range("word_lm", o->checkpoint, "step", step, 0, EX_STEPS_MAX,
-                                     "the steps --steps allows") ||
+                                    "the steps --steps allows") ||
                      ex_train_resume_ranks("word_lm", o->checkpoint, &meta, tp)))
             bad = 1;
         tn_meta_free(&meta);
@@ -452,8 +465,8 @@ static int cmd_train(const opts *o)
         tn_rng r;
         tn_rng_seed(&r, o->seed);
         if (vocab_build(&v, text, nbytes, ntrain_lines, o->min_count) ||
-            ex_word_model_init(&m, ex_cell(o->cell), v.n, o->embed, o->hidden,
-                       o->layers, o->dropout, o->tie, NULL, &r))
+            ex_word_model_init(&m, ex_cell(o->cell), v.n, o->embed, o->hidden, o->layers,
+                               o->dropout, o->tie, NULL, &r))
             goto done;
         if (o->vectors) {
             int64_t found = ex_load_vectors(o->vectors, &v, m.lm.embed.weight);
@@ -474,14 +487,16 @@ static int cmd_train(const opts *o)
         goto done;
     int64_t stream = ntrain / B;
     if (stream < T + 1) {
-        fprintf(stderr, "word_lm: the training split (%" PRId64 " words) is too short for %" PRId64
-                        " streams of %" PRId64 "+1 words\n", ntrain, B, T);
+        fprintf(stderr,
+                "word_lm: the training split (%" PRId64 " words) is too short for %" PRId64
+                " streams of %" PRId64 "+1 words\n",
+                ntrain, B, T);
         goto done;
     }
     /* a resumed window start must lie in the streams (tn_lm_window indexes the
      * words with it) */
     if (o->resume && ex_check_range("word_lm", o->checkpoint, "data_pos", pos, 0, stream - 1,
-                                     "the positions in a stream of this training split"))
+                                    "the positions in a stream of this training split"))
         goto done;
     /* this rank trains streams [r0, r0 + Bl) of the B */
     int64_t r0, Bl;
@@ -490,26 +505,48 @@ static int cmd_train(const opts *o)
         goto done;
     if (ex_dist_rank() == 0)
         fprintf(stderr,
-            "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64 "%s%s params=%" PRId64
-            "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val words; %d threads\n",
-            tn_cell_name(m.lm.o.cell), m.lm.o.hidden, (int64_t)m.lm.o.layers, m.lm.o.embed,
-            m.lm.o.vocab, m.lm.o.tie ? " tied" : "",
-            m.lm.embed.weight->requires_grad ? "" : " frozen-embedding",
-            tn_params_numel(&m.lm.ps), B, T, ntrain, nval, tn_num_threads());
-    wl_run run = {.lm = {.m = &m, .ids = train, .stream = stream, .r0 = r0, .pos = pos,
-                         .val = val, .n_val = nval},
-                  .v = &v, .opt = opt, .o = o};
+                "word_lm: %s H=%" PRId64 " L=%" PRId64 " E=%" PRId64 " V=%" PRId64
+                "%s%s params=%" PRId64 "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64
+                " val words; %d threads\n",
+                tn_cell_name(m.lm.o.cell), m.lm.o.hidden, (int64_t)m.lm.o.layers, m.lm.o.embed,
+                m.lm.o.vocab, m.lm.o.tie ? " tied" : "",
+                m.lm.embed.weight->requires_grad ? "" : " frozen-embedding",
+                tn_params_numel(&m.lm.ps), B, T, ntrain, nval, tn_num_threads());
+    wl_run run = {.lm = {.m = &m,
+                         .ids = train,
+                         .stream = stream,
+                         .r0 = r0,
+                         .pos = pos,
+                         .val = val,
+                         .n_val = nval},
+                  .v = &v,
+                  .opt = opt,
+                  .o = o};
     ex_lm_run *lm = &run.lm;
     lm->x = x = tn_tensor_new(TN_I32, 2, (int64_t[]){Bl, T});
     lm->y = y = tn_tensor_new(TN_I32, 1, (int64_t[]){Bl * T});
-    ex_train tr = {.prog = "word_lm", .tp = tp, .ps = &m.lm.ps, .opt = opt, .step = step,
-                   .steps = o->steps, .clip = o->clip, .eval_every = o->eval_every,
-                   .save_every = o->save_every ? o->save_every : o->eval_every, .log = o->log,
-                   .loss_log = o->loss_log, .append = o->resume, .checkpoint = o->checkpoint,
-                   .per_step = (double)(B * T), .unit = "words", .ctx = &run,
-                   .forward = ex_lm_run_forward, .stepped = ex_lm_run_stepped,
+    ex_train tr = {.prog = "word_lm",
+                   .tp = tp,
+                   .ps = &m.lm.ps,
+                   .opt = opt,
+                   .step = step,
+                   .steps = o->steps,
+                   .clip = o->clip,
+                   .eval_every = o->eval_every,
+                   .save_every = o->save_every ? o->save_every : o->eval_every,
+                   .log = o->log,
+                   .loss_log = o->loss_log,
+                   .append = o->resume,
+                   .checkpoint = o->checkpoint,
+                   .per_step = (double)(B * T),
+                   .unit = "words",
+                   .ctx = &run,
+                   .forward = ex_lm_run_forward,
+                   .stepped = ex_lm_run_stepped,
                    .evaluate = nval > 1 ? ex_lm_run_evaluate : NULL,
-                   .save = o->checkpoint ? wl_save : NULL, .cols = ex_lm_run_cols, .n_cols = 2};
+                   .save = o->checkpoint ? wl_save : NULL,
+                   .cols = ex_lm_run_cols,
+                   .n_cols = 2};
     rc = x && y ? ex_train_run(&tr) : 1;
 done:
     tn_tensor_free(x);
@@ -676,8 +713,10 @@ int main(int argc, char **argv)
         return pr == EX_DONE ? 0 : pr;
     if (ex_start("word_lm", &argc, &argv, o.threads, command == 0))
         return 1;
-    int rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_eval(&o)
-           : command == 2 ? cmd_sample(&o) : cmd_vectors(&o);
+    int rc = command == 0   ? cmd_train(&o)
+             : command == 1 ? cmd_eval(&o)
+             : command == 2 ? cmd_sample(&o)
+                            : cmd_vectors(&o);
     ex_stop();
     return rc;
 }

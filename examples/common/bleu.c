@@ -52,8 +52,8 @@ static int64_t clipped_matches(const int32_t *hyp, int64_t nh, const int32_t *re
     return match;
 }
 
-double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
-               const int32_t *const *ref, const int32_t *rn)
+double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn, const int32_t *const *ref,
+               const int32_t *rn)
 {
     double match[4] = {0}, total[4] = {0};
     int64_t c = 0, r = 0, hmax = 1, rmax = 1;
@@ -61,7 +61,8 @@ double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
         hmax = hn[i] > hmax ? hn[i] : hmax;
         rmax = rn[i] > rmax ? rn[i] : rmax;
     }
-    const int32_t **hs = malloc(sizeof *hs * (size_t)hmax), **rs = malloc(sizeof *rs * (size_t)rmax);
+    const int32_t **hs = malloc(sizeof *hs * (size_t)hmax),
+                  **rs = malloc(sizeof *rs * (size_t)rmax);
     if (!hs || !rs) {
         free(hs), free(rs);
         return NAN;
@@ -84,4 +85,3 @@ double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
     double bp = c >= r ? 1 : (c ? exp(1 - (double)r / (double)c) : 0);
     return bp * exp(logp);
 }
-

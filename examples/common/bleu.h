@@ -10,7 +10,7 @@
  * ids. Geometric mean of the modified n-gram precisions n = 1..4 (clipped
  * counts summed over the corpus) times min(1, exp(1 - r/c)); 0 when some
  * precision is 0. In [0, 1]; NAN when out of memory. Thread-safe. */
-double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn,
-               const int32_t *const *ref, const int32_t *rn);
+double ex_bleu(int64_t n, const int32_t *const *hyp, const int32_t *hn, const int32_t *const *ref,
+               const int32_t *rn);
 
 #endif

@@ -24,15 +24,15 @@ int64_t ex_utf8_decode(const unsigned char *s, int64_t n, uint32_t *out, int64_t
 
 unsigned char *ex_generated_text(int64_t *n)
 {
-    static const char *subj[] = {"the old man", "a young queen", "my brother", "the king",
-                                 "a quiet child", "the sailor", "her mother", "the poet"};
-    static const char *verb[] = {"loves", "remembers", "watches", "follows", "forgets",
-                                 "answers", "carries", "finds"};
-    static const char *obj[] = {"the sea", "a golden ring", "the long road", "his own shadow",
-                                "the winter light", "an empty house", "the last letter",
-                                "the river"};
-    static const char *tail[] = {" at night", " in the morning", "", " without a word",
-                                 " again and again", " with great care"};
+    static const char *subj[] = {"the old man",   "a young queen", "my brother", "the king",
+                                 "a quiet child", "the sailor",    "her mother", "the poet"};
+    static const char *verb[] = {"loves",   "remembers", "watches", "follows",
+                                 "forgets", "answers",   "carries", "finds"};
+    static const char *obj[] = {"the sea",         "a golden ring",    "the long road",
+                                "his own shadow",  "the winter light", "an empty house",
+                                "the last letter", "the river"};
+    static const char *tail[] = {" at night",       " in the morning",  "",
+                                 " without a word", " again and again", " with great care"};
     size_t cap = 220000, k = 0;
     unsigned char *s = malloc(cap + 256);
     tn_rng r;
@@ -51,13 +51,10 @@ unsigned char *ex_generated_text(int64_t *n)
     return s;
 }
 
-int ex_text_index(const ex_text *t, uint32_t cp)
-{
-    return (int)ex_chars_index(t->vocab, t->V, cp);
-}
+int ex_text_index(const ex_text *t, uint32_t cp) { return (int)ex_chars_index(t->vocab, t->V, cp); }
 
 int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
-                     const char *what)
+                 const char *what)
 {
     uint32_t *cps = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *cps);
     int64_t n = ex_utf8_decode(bytes, nbytes, cps, nbytes); /* at most one per byte */
@@ -99,15 +96,23 @@ int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool bu
 }
 
 int ex_char_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                    double dropout, const char *file, tn_rng *r)
+                       double dropout, const char *file, tn_rng *r)
 {
-    ex_lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
-                 .embed_name = "embed", .head_name = "head", .prog = "char_rnn", .file = file};
+    ex_lm_spec s = {.cell = cell,
+                    .V = V,
+                    .E = E,
+                    .H = H,
+                    .L = L,
+                    .dropout = dropout,
+                    .embed_name = "embed",
+                    .head_name = "head",
+                    .prog = "char_rnn",
+                    .file = file};
     return ex_lm_init(m, &s, r);
 }
 
-int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta, double dropout,
-                           tn_optim **opt_out, double lr)
+int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta,
+                            double dropout, tn_optim **opt_out, double lr)
 {
     tn_rng r;
     tn_rng_seed(&r, 0);
@@ -121,8 +126,8 @@ int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_met
     tn_cell c;
     /* The metadata sizes the model: a crafted file must get a refusal, not
      * a model of 2^60 parameters (the limits are far above any char model). */
-    if (tn_cell_from_name(cell, &c) != TN_OK || !vocab || H < 1 || H > EX_CHAR_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS ||
-        E < 1 || E > EX_CHAR_MAX_DIM) {
+    if (tn_cell_from_name(cell, &c) != TN_OK || !vocab || H < 1 || H > EX_CHAR_MAX_DIM || L < 1 ||
+        L > TN_RNN_MAX_LAYERS || E < 1 || E > EX_CHAR_MAX_DIM) {
         fprintf(stderr,
                 "char_rnn: %s: bad metadata: need a known cell, a vocab, hidden and embed in "
                 "1..%d, layers in 1..%d\n",
@@ -130,7 +135,7 @@ int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_met
         return -1;
     }
     int64_t V = ex_utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab), t->vocab,
-                            EX_CHAR_MAX_VOCAB);
+                               EX_CHAR_MAX_VOCAB);
     if (V < 1) {
         fprintf(stderr, "char_rnn: %s: bad metadata: vocab must have 1..%d characters\n", path,
                 EX_CHAR_MAX_VOCAB);

@@ -21,7 +21,7 @@
 
 /* Limits of the model a checkpoint's metadata may ask for. */
 #define EX_CHAR_MAX_VOCAB 4096
-#define EX_CHAR_MAX_DIM 65536
+#define EX_CHAR_MAX_DIM   65536
 
 /* A text as token ids, and the vocabulary that maps them. */
 typedef struct ex_text {
@@ -51,7 +51,7 @@ int ex_text_index(const ex_text *t, uint32_t cp);
  * and a character outside it is refused, naming `what`, the character and
  * its position. Returns 0, or -1 (message printed; t->ids NULL). */
 int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool build_vocab,
-              const char *what);
+                 const char *what);
 
 /* char_rnn's model: ex_lm_model with the names embed and head, messages
  * prefixed "char_rnn:", initialised from r as PyTorch's modules; no
@@ -59,7 +59,7 @@ int ex_text_load(ex_text *t, const unsigned char *bytes, int64_t nbytes, bool bu
  * from (checked against its tensors first, see ex_lm_init), or NULL. Returns
  * 0, or -1 (message printed; nothing to free). */
 int ex_char_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-                    double dropout, const char *file, tn_rng *r);
+                       double dropout, const char *file, tn_rng *r);
 
 /* Build the model (and t's vocabulary) from the checkpoint's metadata
  * (meta: initialised by the caller, filled here) and load its parameters.
@@ -70,8 +70,8 @@ int ex_char_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64
  * carried state is a zeroed batch of 1. Crafted metadata (unknown cell,
  * sizes beyond the limits, an unsorted vocabulary) is refused. Returns 0,
  * or -1 (message printed; nothing to free but meta). */
-int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta, double dropout,
-                    tn_optim **opt_out, double lr);
+int ex_char_load_checkpoint(const char *path, ex_lm_model *m, ex_text *t, tn_meta *meta,
+                            double dropout, tn_optim **opt_out, double lr);
 
 /* The model and vocabulary of a checkpoint for inference (no dropout, no
  * optimizer, carried state a zeroed batch of 1). Returns 0 or -1 (message

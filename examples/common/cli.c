@@ -24,22 +24,14 @@ static void describe(const ex_opt *o, char *buf, size_t cap)
     case EX_INT:
         snprintf(buf, cap, "an integer from %" PRId64 " to %" PRId64, o->imin, o->imax);
         break;
-    case EX_UINT64:
-        snprintf(buf, cap, "an integer from 0 to %" PRIu64, UINT64_MAX);
-        break;
+    case EX_UINT64: snprintf(buf, cap, "an integer from 0 to %" PRIu64, UINT64_MAX); break;
     case EX_REAL:
         snprintf(buf, cap, "a number %s %g and %s %g", o->dmin_open ? ">" : ">=", o->dmin,
                  o->dmax_open ? "<" : "<=", o->dmax);
         break;
-    case EX_CHOICE:
-        snprintf(buf, cap, "one of %s", o->choices);
-        break;
-    case EX_STRING:
-        snprintf(buf, cap, "%s", o->arg ? o->arg : "text");
-        break;
-    case EX_FLAG:
-        snprintf(buf, cap, "no value");
-        break;
+    case EX_CHOICE: snprintf(buf, cap, "one of %s", o->choices); break;
+    case EX_STRING: snprintf(buf, cap, "%s", o->arg ? o->arg : "text"); break;
+    case EX_FLAG: snprintf(buf, cap, "no value"); break;
     }
 }
 
@@ -51,24 +43,16 @@ static void value_str(const ex_opt *o, char *buf, size_t cap)
         return;
     }
     switch (o->type) {
-    case EX_FLAG:
-        snprintf(buf, cap, "%s", *(bool *)o->value ? "on" : "off");
-        break;
+    case EX_FLAG: snprintf(buf, cap, "%s", *(bool *)o->value ? "on" : "off"); break;
     case EX_STRING:
     case EX_CHOICE: {
         const char *s = *(const char **)o->value;
         snprintf(buf, cap, "%s", s ? (*s ? s : "\"\"") : "none");
         break;
     }
-    case EX_INT:
-        snprintf(buf, cap, "%" PRId64, *(int64_t *)o->value);
-        break;
-    case EX_UINT64:
-        snprintf(buf, cap, "%" PRIu64, *(uint64_t *)o->value);
-        break;
-    case EX_REAL:
-        snprintf(buf, cap, "%g", *(double *)o->value);
-        break;
+    case EX_INT: snprintf(buf, cap, "%" PRId64, *(int64_t *)o->value); break;
+    case EX_UINT64: snprintf(buf, cap, "%" PRIu64, *(uint64_t *)o->value); break;
+    case EX_REAL: snprintf(buf, cap, "%g", *(double *)o->value); break;
     }
 }
 
@@ -111,8 +95,8 @@ static void print_help(const ex_spec *spec, int command)
                 print_options(spec, c);
             }
     }
-    printf("\n  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",
-           "--version", "print the version and exit");
+    printf("\n  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit", "--version",
+           "print the version and exit");
     if (spec->notes)
         printf("\n%s", spec->notes);
 }
@@ -134,12 +118,8 @@ static int set_value(const ex_spec *spec, const ex_opt *o, const char *v)
     bool starts_ok = v && *v && !(*v == ' ' || *v == '\t' || *v == '\n');
     errno = 0;
     switch (o->type) {
-    case EX_FLAG:
-        *(bool *)o->value = true;
-        return EX_OK;
-    case EX_STRING:
-        *(const char **)o->value = v;
-        return EX_OK;
+    case EX_FLAG: *(bool *)o->value = true; return EX_OK;
+    case EX_STRING: *(const char **)o->value = v; return EX_OK;
     case EX_CHOICE: {
         size_t n = strlen(v);
         for (const char *c = o->choices; *c;) {
@@ -281,7 +261,7 @@ int ex_parse(const ex_spec *spec, int argc, char **argv, int *command)
 /* ---- files ---- */
 
 int ex_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
-                  size_t *n)
+                 size_t *n)
 {
     struct stat st;
     FILE *f = NULL;
@@ -343,8 +323,9 @@ int ex_check_output(const char *prog, const char *opt, const char *path)
         probe[dlen++] = '.';
     probe[dlen] = '\0';
     int rc = 0;
-    const char *why = stat(probe, &st) != 0 ? strerror(errno)
-                      : !S_ISDIR(st.st_mode) ? "is not a directory" : NULL;
+    const char *why = stat(probe, &st) != 0  ? strerror(errno)
+                      : !S_ISDIR(st.st_mode) ? "is not a directory"
+                                             : NULL;
     if (why) {
         fprintf(stderr, "%s: %s %s: directory %s: %s\n", prog, opt, path, probe, why);
         free(probe);
@@ -372,18 +353,19 @@ int ex_check_output(const char *prog, const char *opt, const char *path)
 }
 
 int ex_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
-                    int64_t hi, const char *what)
+                   int64_t hi, const char *what)
 {
     if (v >= lo && v <= hi)
         return 0;
-    fprintf(stderr, "%s: %s: metadata \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64
-                    " (%s): cannot resume from it\n",
+    fprintf(stderr,
+            "%s: %s: metadata \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64
+            " (%s): cannot resume from it\n",
             prog, path, key, v, lo, hi, what);
     return -1;
 }
 
 int ex_check_shapes(const char *prog, const char *path, const char *sizes, const ex_shape *want,
-                     int n)
+                    int n)
 {
     tn_ckpt_entry *ents = NULL;
     int ne = 0;
@@ -408,8 +390,9 @@ int ex_check_shapes(const char *prog, const char *path, const char *sizes, const
             if (at < (int)sizeof has)
                 snprintf(has + at, sizeof has - (size_t)at, "]");
         }
-        fprintf(stderr, "%s: %s: metadata (%s) needs tensor %s of [%" PRId64 ", %" PRId64
-                        "]; the file has %s\n",
+        fprintf(stderr,
+                "%s: %s: metadata (%s) needs tensor %s of [%" PRId64 ", %" PRId64
+                "]; the file has %s\n",
                 prog, path, sizes, want[i].name, want[i].rows, want[i].cols, has);
         rc = -1;
     }
@@ -428,8 +411,10 @@ int64_t ex_utf8_invalid_at(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
         if (len == 0 || i + len > n)
             return (int64_t)i;
         /* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
@@ -526,24 +511,23 @@ double ex_seconds(void)
 }
 
 void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
-                  double per_step, const char *unit)
+                 double per_step, const char *unit)
 {
     double el = ex_seconds() - t0, done = (double)(step - start);
     double rate = done * per_step / el, eta = (double)(steps - step) * el / done;
     if (tty) {
         int w = 30, fill = (int)(w * step / (steps ? steps : 1));
         fprintf(stderr, "\r[%.*s%*s] step %" PRId64 "/%" PRId64 " loss %.4f  %.0f %s/s  ETA %.0fs ",
-                fill, "##############################", w - fill, "", step, steps, loss, rate,
-                unit, eta);
+                fill, "##############################", w - fill, "", step, steps, loss, rate, unit,
+                eta);
     } else if (step % 50 == 0 || step == steps) {
         fprintf(stderr, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f %s/s ETA %.0fs\n", step, steps,
                 loss, rate, unit, eta);
     }
 }
 
-
 int ex_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
-                  char **text, size_t *n)
+                 char **text, size_t *n)
 {
     unsigned char *buf;
     size_t len;
@@ -591,8 +575,8 @@ int ex_load_params(const char *prog, const char *path, tn_params *ps)
     return -1;
 }
 
-int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
-                       const char *const *keys, int64_t *const *vals, int n)
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta, const char *const *keys,
+                       int64_t *const *vals, int n)
 {
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "%s: --checkpoint %s: %s\n", prog, path, strerror(errno));
@@ -607,8 +591,7 @@ int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
     return -1;
 }
 
-int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
-                  int64_t *lineno)
+int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n, int64_t *lineno)
 {
     ssize_t got = getline(line, cap, f);
     if (got < 0)
@@ -617,7 +600,6 @@ int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
     *n = (size_t)got;
     if (ex_utf8_invalid_at((const unsigned char *)*line, *n) < 0 && strlen(*line) == *n)
         return 1;
-    fprintf(stderr, "%s: standard input line %" PRId64 ": not valid UTF-8 text\n", prog,
-            *lineno);
+    fprintf(stderr, "%s: standard input line %" PRId64 ": not valid UTF-8 text\n", prog, *lineno);
     return -1;
 }

@@ -34,7 +34,7 @@ typedef enum ex_type {
 } ex_type;
 
 typedef struct ex_opt {
-    const char *name;   /* "--hidden" */
+    const char *name; /* "--hidden" */
     ex_type type;
     void *value;        /* where the value goes (see ex_type); its value
                          * before parsing is the default --help shows */
@@ -43,16 +43,16 @@ typedef struct ex_opt {
     int64_t imin, imax; /* EX_INT: the allowed range, inclusive */
     double dmin, dmax;  /* EX_REAL: the allowed range */
     bool dmin_open, dmax_open;
-    const char *choices;  /* EX_CHOICE: "a|b|c" */
-    const char *def;      /* --help's default when not the value itself
+    const char *choices; /* EX_CHOICE: "a|b|c" */
+    const char *def;     /* --help's default when not the value itself
                            * ("all cores"); NULL: print the value */
-    unsigned commands;    /* bit i: an option of spec->commands[i]; 0: of all */
+    unsigned commands;   /* bit i: an option of spec->commands[i]; 0: of all */
 } ex_opt;
 
 typedef struct ex_spec {
-    const char *prog;              /* "char_rnn" */
-    const char *summary;           /* one line: what the program does */
-    const char *const *commands;   /* subcommand names, NULL-terminated; or NULL */
+    const char *prog;                /* "char_rnn" */
+    const char *summary;             /* one line: what the program does */
+    const char *const *commands;     /* subcommand names, NULL-terminated; or NULL */
     const char *const *command_help; /* one line per command (same order) */
     const ex_opt *opts;
     int n_opts;
@@ -81,22 +81,35 @@ int ex_parse(const ex_spec *spec, int argc, char **argv, int *command);
  * translate): --temperature, --top-k and --top-p into the tn_sample_opts
  * *so (tensor/nn.h), for the commands of the bit mask cmds. Three
  * entries of a ex_opt table. */
-#define EX_SAMPLE_OPTS(so, cmds)                                                            \
-    {"--temperature", EX_REAL, &(so)->temperature, "X",                                     \
-     "sampling temperature (0: greedy, always the likeliest)", .dmin = 0, .dmax = 100,       \
-     .commands = (cmds)},                                                                    \
-    {"--top-k", EX_INT, &(so)->top_k, "K", "sample among the K likeliest (0: all)",          \
-     .imin = 0, .imax = 1000000000, .commands = (cmds)},                                     \
-    {"--top-p", EX_REAL, &(so)->top_p, "P",                                                 \
-     "sample among the fewest likeliest whose probability reaches P (1: all)", .dmin = 0,    \
-     .dmin_open = true, .dmax = 1, .commands = (cmds)}
+#define EX_SAMPLE_OPTS(so, cmds)                                                      \
+    {"--temperature",                                                                 \
+     EX_REAL,                                                                         \
+     &(so)->temperature,                                                              \
+     "X",                                                                             \
+     "sampling temperature (0: greedy, always the likeliest)",                        \
+     .dmin = 0,                                                                       \
+     .dmax = 100,                                                                     \
+     .commands = (cmds)},                                                             \
+        {"--top-k",                                                                   \
+         EX_INT,                                                                      \
+         &(so)->top_k,                                                                \
+         "K",                                                                         \
+         "sample among the K likeliest (0: all)",                                     \
+         .imin = 0,                                                                   \
+         .imax = 1000000000,                                                          \
+         .commands = (cmds)},                                                         \
+    {                                                                                 \
+        "--top-p", EX_REAL, &(so)->top_p, "P",                                        \
+            "sample among the fewest likeliest whose probability reaches P (1: all)", \
+            .dmin = 0, .dmin_open = true, .dmax = 1, .commands = (cmds)               \
+    }
 
 /* Read a whole input file (given as option `opt`, e.g. "--data") into a
  * malloc'd buffer (*buf, *n; the caller frees *buf). Refuses, naming the
  * option and the path, a path that does not exist, is a directory or
  * cannot be read. Returns 0 or -1 (message printed). */
 int ex_read_file(const char *prog, const char *opt, const char *path, unsigned char **buf,
-                  size_t *n);
+                 size_t *n);
 
 /* Check, without creating or changing anything, that `path` (option `opt`)
  * can be written: it is not a directory, its directory exists and accepts a
@@ -118,7 +131,7 @@ int ex_check_output(const char *prog, const char *opt, const char *path);
  * would read out of bounds, overflow, or end a run silently. Returns 0, or
  * -1 (message printed). */
 int ex_check_range(const char *prog, const char *path, const char *key, int64_t v, int64_t lo,
-                    int64_t hi, const char *what);
+                   int64_t hi, const char *what);
 
 /* A tensor a model built from a checkpoint's metadata will have: its name
  * and 2-D shape. */
@@ -138,7 +151,7 @@ typedef struct ex_shape {
  * 0, or -1 (message printed naming the file, the sizes, the tensor and its
  * shape in the file). */
 int ex_check_shapes(const char *prog, const char *path, const char *sizes, const ex_shape *want,
-                     int n);
+                    int n);
 
 /* Byte offset of the first byte that is not part of valid UTF-8 (RFC 3629:
  * no overlong forms, surrogates or code points above U+10FFFF) in s[0..n),
@@ -155,7 +168,7 @@ unsigned char *ex_latin1_to_utf8(const unsigned char *s, size_t n, size_t *out_n
  * NUL-terminated buffer of *n bytes (the caller frees it). Returns 0 or -1
  * (message printed). */
 int ex_read_text(const char *prog, const char *opt, const char *path, const char *encoding,
-                  char **text, size_t *n);
+                 char **text, size_t *n);
 
 /* The code point at s[*i] of s[0..n), *i advanced past it; an invalid or
  * cut sequence gives U+FFFD and advances one byte. */
@@ -183,7 +196,7 @@ double ex_seconds(void);
  * step (print "\n" before a line of one's own, and at the end); otherwise
  * a line every 50 steps and at the last. */
 void ex_progress(bool tty, int64_t step, int64_t steps, int64_t start, double t0, double loss,
-                  double per_step, const char *unit);
+                 double per_step, const char *unit);
 
 /* The libtensor type the helper below takes (tensor/tensor.h). */
 struct tn_params;
@@ -197,14 +210,13 @@ int ex_load_params(const char *prog, const char *path, struct tn_params *ps);
  * --checkpoint) must be readable; its metadata is read into meta (which
  * the caller initialised and frees) and the integer entries keys[0..n)
  * into *vals[0..n). Returns 0, or -1 (message naming the file). */
-int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta,
-                       const char *const *keys, int64_t *const *vals, int n);
+int ex_checkpoint_ints(const char *prog, const char *path, tn_meta *meta, const char *const *keys,
+                       int64_t *const *vals, int n);
 
 /* The next line of f (standard input) into *line (getline's buffer, *cap),
  * *n bytes with its newline; *lineno counts the lines. Returns 1 for a
  * line, 0 at the end, -1 for a line that is not UTF-8 text or holds a NUL
  * byte (refused naming the line). */
-int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n,
-                  int64_t *lineno);
+int ex_read_line(const char *prog, FILE *f, char **line, size_t *cap, size_t *n, int64_t *lineno);
 
 #endif

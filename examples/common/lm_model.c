@@ -23,8 +23,8 @@ int ex_lm_init(ex_lm_model *m, const ex_lm_spec *s, tn_rng *r)
     /* L beyond int is refused as layers beyond TN_RNN_MAX_LAYERS */
     if (s->L > TN_RNN_MAX_LAYERS)
         o.layers = TN_RNN_MAX_LAYERS + 1;
-    tn_status st = s->file ? tn_lm_open(s->file, &m->lm, &o, NULL)
-                           : tn_lm_init(&m->lm, &o, TN_F32, r);
+    tn_status st =
+        s->file ? tn_lm_open(s->file, &m->lm, &o, NULL) : tn_lm_init(&m->lm, &o, TN_F32, r);
     if (st != TN_OK) {
         fprintf(stderr, "%s: %s\n", s->prog, tn_last_error());
         return -1;
@@ -81,7 +81,7 @@ static bool has_state(const char *path)
 }
 
 int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
-            tn_optim **opt_out)
+               tn_optim **opt_out)
 {
     bool full = opt_out && has_state(path); /* resume a training run */
     tn_optim *opt = full ? ex_lm_optim(m, ao, adamw) : NULL;
@@ -141,8 +141,8 @@ int ex_lm_gather_state(ex_lm_model *m, ex_lm_model *full)
             rc = -1;
         for (int r = 0; rank == 0 && rc == 0 && r < N; r++) /* rank r's [L, b, H] */
             for (int64_t l = 0; l < L; l++)
-                memcpy((float *)dst[k]->data + (l * b * N + r * b) * H,
-                       all + r * part + l * b * H, (size_t)(b * H) * sizeof(float));
+                memcpy((float *)dst[k]->data + (l * b * N + r * b) * H, all + r * part + l * b * H,
+                       (size_t)(b * H) * sizeof(float));
     }
     free(all);
     rc = ex_dist_agree(rc ? TN_ERR_MEMORY : TN_OK) == TN_OK ? 0 : -1;

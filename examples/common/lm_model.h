@@ -73,7 +73,7 @@ int ex_lm_save(ex_lm_model *m, const char *path, tn_optim *opt, const tn_meta *m
  * skipped. A carried state that is not loaded is a zeroed batch of 1.
  * Returns 0, or -1 (message printed; m is left for the caller to free). */
 int ex_lm_load(ex_lm_model *m, const char *path, const tn_adam_opts *ao, bool adamw, tn_meta *meta,
-            tn_optim **opt_out);
+               tn_optim **opt_out);
 
 /* tn_lm_eval of ids[0..n) (a tape of the caller's): the mean NLL, or NAN
  * for n < 2 (nothing printed: the caller says which data is short), and

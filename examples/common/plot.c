@@ -97,8 +97,8 @@ static FILE *open_side(const char *prog, const char *png, const char *ext, char 
 }
 
 int ex_plot_heatmap(const char *prog, const char *png, const double *m, int rows, int cols,
-                 const char *const *row_labels, const char *const *col_labels, const char *title,
-                 double lo, double hi, int width, int height)
+                    const char *const *row_labels, const char *const *col_labels, const char *title,
+                    double lo, double hi, int width, int height)
 {
     char csv[4096], gp[4096];
     FILE *f = open_side(prog, png, ".csv", csv, sizeof csv);
@@ -113,9 +113,10 @@ int ex_plot_heatmap(const char *prog, const char *png, const double *m, int rows
         return PLOT_ERROR;
     fprintf(f, "set terminal pngcairo size %d,%d\nset output ", width, height);
     put_path(f, png);
-    fprintf(f, "\nset datafile separator ','\n"
-               "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
-               "set yrange [%d.5:-0.5]\nset xrange [-0.5:%d.5]\n",
+    fprintf(f,
+            "\nset datafile separator ','\n"
+            "set palette grey negative\nunset key\nset xtics rotate by 45 right\n"
+            "set yrange [%d.5:-0.5]\nset xrange [-0.5:%d.5]\n",
             rows - 1, cols - 1);
     if (lo != hi)
         fprintf(f, "set cbrange [%g:%g]\n", lo, hi);
@@ -137,7 +138,7 @@ int ex_plot_heatmap(const char *prog, const char *png, const double *m, int rows
 }
 
 int ex_plot_lines(const char *prog, const char *png, const char *csv, int ncols, const char *title,
-               const char *xlabel, const char *ylabel, bool logy, int width, int height)
+                  const char *xlabel, const char *ylabel, bool logy, int width, int height)
 {
     char gp[4096];
     FILE *f = open_side(prog, png, ".gp", gp, sizeof gp);
@@ -146,7 +147,8 @@ int ex_plot_lines(const char *prog, const char *png, const char *csv, int ncols,
     fprintf(f, "set terminal pngcairo size %d,%d\nset output ", width, height);
     put_path(f, png);
     fputs("\nset datafile separator ','\nset key outside right\nset key autotitle columnhead\n"
-          "set grid\n", f);
+          "set grid\n",
+          f);
     if (logy)
         fputs("set logscale y\nset format y '10^{%L}'\n", f);
     const char *what[3] = {"title", "xlabel", "ylabel"};

@@ -20,14 +20,14 @@ enum { PLOT_PNG = 0, PLOT_CSV_ONLY = 1, PLOT_ERROR = -1 };
  * Returns PLOT_PNG, PLOT_CSV_ONLY (message printed on stdout), or
  * PLOT_ERROR (a file could not be written; message on stderr). */
 int ex_plot_heatmap(const char *prog, const char *png, const double *m, int rows, int cols,
-                 const char *const *row_labels, const char *const *col_labels, const char *title,
-                 double lo, double hi, int width, int height);
+                    const char *const *row_labels, const char *const *col_labels, const char *title,
+                    double lo, double hi, int width, int height);
 
 /* Lines from an existing CSV file with a header row: column 1 is x, columns
  * 2..ncols+1 are the series, named by the header. logy: logarithmic y axis.
  * The script goes to png + ".gp". Returns as ex_plot_heatmap. */
 int ex_plot_lines(const char *prog, const char *png, const char *csv, int ncols, const char *title,
-               const char *xlabel, const char *ylabel, bool logy, int width, int height);
+                  const char *xlabel, const char *ylabel, bool logy, int width, int height);
 
 /* Whether a gnuplot that can write PNG (pngcairo) is on PATH. */
 bool ex_plot_available(void);

@@ -48,8 +48,7 @@ static int train_step(ex_train *t, bool lead, double *loss)
         st = ex_dist_allreduce(NULL); /* mean of the ranks' gradients */
     if (ex_dist_agree(st) != TN_OK) {
         if (lead || st != TN_OK)
-            fprintf(stderr, "\n%s: step %" PRId64 ": %s\n", t->prog, t->step + 1,
-                    tn_last_error());
+            fprintf(stderr, "\n%s: step %" PRId64 ": %s\n", t->prog, t->step + 1, tn_last_error());
         return -1;
     }
     /* Divergence stops the run before it reaches the parameters: a
@@ -111,10 +110,7 @@ int ex_start(const char *prog, int *argc, char ***argv, int64_t threads, bool se
     return 0;
 }
 
-void ex_stop(void)
-{
-    ex_dist_stop();
-}
+void ex_stop(void) { ex_dist_stop(); }
 
 int ex_train_split(const char *prog, int64_t B, int64_t data, int64_t *r0, int64_t *b)
 {
@@ -123,11 +119,10 @@ int ex_train_split(const char *prog, int64_t B, int64_t data, int64_t *r0, int64
     if (B % N != 0 || !same) {
         if (ex_dist_rank() == 0) {
             if (B % N)
-                fprintf(stderr, "%s: --batch %" PRId64 " does not split over %d ranks\n", prog,
-                        B, N);
+                fprintf(stderr, "%s: --batch %" PRId64 " does not split over %d ranks\n", prog, B,
+                        N);
             else
-                fprintf(stderr, "%s: the ranks read different data (%" PRId64 ")\n", prog,
-                        data);
+                fprintf(stderr, "%s: the ranks read different data (%" PRId64 ")\n", prog, data);
         }
         return -1;
     }
@@ -163,8 +158,10 @@ int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *met
     if (tn_meta_get(meta, "ranks") && tn_meta_get_int(meta, "ranks", &ranks))
         ranks = -1;
     if (ranks != N) {
-        fprintf(stderr, "%s: %s was written by a run of %" PRId64 " ranks; resume it with as "
-                        "many (this run has %d)\n", prog, path, ranks, N);
+        fprintf(stderr,
+                "%s: %s was written by a run of %" PRId64 " ranks; resume it with as "
+                "many (this run has %d)\n",
+                prog, path, ranks, N);
         return -1;
     }
     char key[32];
@@ -176,10 +173,7 @@ int ex_train_resume_ranks(const char *prog, const char *path, const tn_meta *met
     return 0;
 }
 
-int ex_train_agree(int rc)
-{
-    return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1;
-}
+int ex_train_agree(int rc) { return ex_dist_agree(rc ? TN_ERR_IO : TN_OK) == TN_OK ? 0 : -1; }
 
 void ex_train_seed_tape(tn_tape *tp, uint64_t seed)
 {
@@ -254,8 +248,8 @@ int ex_train_run(ex_train *t)
         for (int k = 0; t->evaluate && k < t->n_cols; k++)
             printf(" %s %.*f", t->cols[k].name, t->cols[k].digits, t->values[k]);
         int64_t done = t->step - start;
-        printf(" in %.1fs (evaluation %.1fs) train_ms_per_step %.1f\n", t->seconds,
-               t->eval_seconds, done ? 1e3 * t->train_seconds / (double)done : 0.0);
+        printf(" in %.1fs (evaluation %.1fs) train_ms_per_step %.1f\n", t->seconds, t->eval_seconds,
+               done ? 1e3 * t->train_seconds / (double)done : 0.0);
     }
     if (log)
         fclose(log);

@@ -42,12 +42,17 @@
 
 /* The options --log and --loss-log (CSV paths into *logp, *loss_logp) of
  * the commands of the bit mask cmds: two entries of an ex_opt table. */
-#define EX_TRAIN_LOG_OPTS(logp, loss_logp, cmds)                                             \
-    {"--log", EX_STRING, (logp), "CSV",                                                      \
-     "a row per evaluation: step,train_loss,<the evaluation>,elapsed_s,train_s",             \
-     .commands = (cmds)},                                                                    \
-    {"--loss-log", EX_STRING, (loss_logp), "CSV",                                            \
-     "a row per step: step,loss (to compare with PyTorch step by step)", .commands = (cmds)}
+#define EX_TRAIN_LOG_OPTS(logp, loss_logp, cmds)                                                   \
+    {"--log",                                                                                      \
+     EX_STRING,                                                                                    \
+     (logp),                                                                                       \
+     "CSV",                                                                                        \
+     "a row per evaluation: step,train_loss,<the evaluation>,elapsed_s,train_s",                   \
+     .commands = (cmds)},                                                                          \
+    {                                                                                              \
+        "--loss-log", EX_STRING, (loss_logp), "CSV",                                               \
+            "a row per step: step,loss (to compare with PyTorch step by step)", .commands = (cmds) \
+    }
 
 /* An evaluation column: its name ("val_loss") and its decimals. */
 typedef struct ex_col {
@@ -62,9 +67,9 @@ typedef struct ex_train {
     tn_tape *tp;
     tn_params *ps; /* the trained parameters (clipped) */
     tn_optim *opt;
-    int64_t step;  /* steps already done (a resumed run's), then the last done */
-    int64_t steps; /* the run ends after this step */
-    double clip;   /* global gradient norm limit; 0: none */
+    int64_t step;                   /* steps already done (a resumed run's), then the last done */
+    int64_t steps;                  /* the run ends after this step */
+    double clip;                    /* global gradient norm limit; 0: none */
     int64_t eval_every, save_every; /* 0: only after the last step */
     const char *log, *loss_log;     /* CSV paths or NULL */
     bool append;                    /* resumed: append to an existing log */
@@ -85,8 +90,8 @@ typedef struct ex_train {
     int n_cols;
 
     /* Results, read after ex_train_run. */
-    double loss;   /* the last step's loss (mean over the ranks) */
-    double smooth; /* 0.95-smoothed */
+    double loss;                      /* the last step's loss (mean over the ranks) */
+    double smooth;                    /* 0.95-smoothed */
     double values[EX_TRAIN_MAX_COLS]; /* the last evaluation's (NaN before one) */
     double seconds, train_seconds, eval_seconds;
 } ex_train;

@@ -123,8 +123,8 @@ int ex_dist_gather(const void *mine, void *all, int64_t bytes)
         memcpy(all, mine, (size_t)bytes);
         return 0;
     }
-    return MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0,
-                      MPI_COMM_WORLD) == MPI_SUCCESS
+    return MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD) ==
+                   MPI_SUCCESS
                ? 0
                : -1;
 }
@@ -139,8 +139,10 @@ int ex_dist_start(int *argc, char ***argv)
         if (!n)
             n = getenv("PMI_SIZE");
         if (atoi(n) > 1) {
-            fprintf(stderr, "launched as %s ranks, but this build has no MPI "
-                            "(install libopenmpi-dev and rebuild)\n", n);
+            fprintf(stderr,
+                    "launched as %s ranks, but this build has no MPI "
+                    "(install libopenmpi-dev and rebuild)\n",
+                    n);
             return -1;
         }
     }

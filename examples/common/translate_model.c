@@ -46,11 +46,18 @@ static int attention_kind(const char *name)
 int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_rng *rng)
 {
     r->so = (tn_seq2seq_opts){.cell = ex_cell(o->cell),
-                              .src_vocab = r->sv.n, .tgt_vocab = r->tv.n, .embed = o->embed,
-                              .hidden = o->hidden, .layers = (int)o->layers,
+                              .src_vocab = r->sv.n,
+                              .tgt_vocab = r->tv.n,
+                              .embed = o->embed,
+                              .hidden = o->hidden,
+                              .layers = (int)o->layers,
                               .bidirectional = o->bidirectional,
-                              .attention = attention_kind(o->attention), .dropout = o->dropout,
-                              .src_pad = PAD, .tgt_pad = PAD, .sos = SOS, .eos = EOS};
+                              .attention = attention_kind(o->attention),
+                              .dropout = o->dropout,
+                              .src_pad = PAD,
+                              .tgt_pad = PAD,
+                              .sos = SOS,
+                              .eos = EOS};
     tn_params_init(&r->ps);
     if (r->so.attention == TN_ATTN_LUONG_DOT && o->bidirectional) {
         fprintf(stderr, "translate: --attention luong (dot) needs a unidirectional encoder "
@@ -66,7 +73,8 @@ int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_r
 
 /* Build the model of a checkpoint (options into *o) and load it; with
  * opt_out the Adam state too. */
-int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o, tn_meta *meta, tn_optim **opt_out)
+int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o,
+                          tn_meta *meta, tn_optim **opt_out)
 {
     memset(r, 0, sizeof *r);
     int64_t H, E, L, ml;
@@ -83,13 +91,15 @@ int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_op
      * nor the metadata */
     double dropout = dr ? atof(dr) : 0;
     if (!cell || (strcmp(cell, "gru") && strcmp(cell, "lstm")) || !att ||
-        (attention_kind(att) < 0 && strcmp(att, "none")) || !bi || H < 1 || H > 8192 ||
-        E < 1 || E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || ml < 1 || ml >= MAX_TOK ||
+        (attention_kind(att) < 0 && strcmp(att, "none")) || !bi || H < 1 || H > 8192 || E < 1 ||
+        E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || ml < 1 || ml >= MAX_TOK ||
         !(dropout >= 0 && dropout < 1) ||
         ex_translate_words_split(&r->sv, tn_meta_get(meta, "src_vocab")) ||
         ex_translate_words_split(&r->tv, tn_meta_get(meta, "tgt_vocab"))) {
-        fprintf(stderr, "translate: %s: bad metadata (cell, attention, sizes, dropout, "
-                        "vocabularies)\n", path);
+        fprintf(stderr,
+                "translate: %s: bad metadata (cell, attention, sizes, dropout, "
+                "vocabularies)\n",
+                path);
         ex_words_free(&r->sv);
         ex_words_free(&r->tv);
         return -1;
@@ -109,11 +119,14 @@ int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_op
     int64_t G = tn_cell_gates(ex_cell(o->cell));
     char hh[32], sizes[160];
     snprintf(hh, sizeof hh, "encoder.weight_hh_l%d", (int)L - 1);
-    snprintf(sizes, sizeof sizes, "vocabularies %d and %d, embed %" PRId64 ", hidden %" PRId64
-             ", layers %" PRId64, r->sv.n, r->tv.n, E, H, L);
-    ex_shape want[5] = {{"src_embed.weight", r->sv.n, E}, {"tgt_embed.weight", r->tv.n, E},
-                         {"encoder.weight_ih_l0", G * H, E}, {hh, G * H, H},
-                         {"out.weight", r->tv.n, H}};
+    snprintf(sizes, sizeof sizes,
+             "vocabularies %d and %d, embed %" PRId64 ", hidden %" PRId64 ", layers %" PRId64,
+             r->sv.n, r->tv.n, E, H, L);
+    ex_shape want[5] = {{"src_embed.weight", r->sv.n, E},
+                        {"tgt_embed.weight", r->tv.n, E},
+                        {"encoder.weight_ih_l0", G * H, E},
+                        {hh, G * H, H},
+                        {"out.weight", r->tv.n, H}};
     tn_rng rng;
     tn_rng_seed(&rng, 0);
     if (ex_check_shapes("translate", path, sizes, want, 5) || ex_translate_run_build(r, o, &rng)) {

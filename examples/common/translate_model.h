@@ -57,6 +57,7 @@ int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_r
  * with opt_out the Adam state too (learning rate o->lr), which the file
  * must hold.
  * Returns 0, or -1 (message printed; nothing to free but meta). */
-int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o, tn_meta *meta, tn_optim **opt_out);
+int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o,
+                          tn_meta *meta, tn_optim **opt_out);
 
 #endif

@@ -11,20 +11,27 @@
 
 #include "cli.h"
 
-bool ex_is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
+bool ex_is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
 /* ex_lm_model named as PyTorch's word_language_model (encoder, rnn, decoder)
  * and initialised as it does: encoder and decoder weights uniform(+-0.1),
  * decoder bias 0. Returns 0 or -1 (message printed). */
 int ex_word_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-               double dropout, bool tie, const char *file, tn_rng *r)
+                       double dropout, bool tie, const char *file, tn_rng *r)
 {
-    ex_lm_spec s = {.cell = cell, .V = V, .E = E, .H = H, .L = L, .dropout = dropout,
-                 .io_dropout = dropout, .tie = tie, .init_range = 0.1, .embed_name = "encoder",
-                 .head_name = "decoder", .prog = "word_lm", .file = file};
+    ex_lm_spec s = {.cell = cell,
+                    .V = V,
+                    .E = E,
+                    .H = H,
+                    .L = L,
+                    .dropout = dropout,
+                    .io_dropout = dropout,
+                    .tie = tie,
+                    .init_range = 0.1,
+                    .embed_name = "encoder",
+                    .head_name = "decoder",
+                    .prog = "word_lm",
+                    .file = file};
     return ex_lm_init(m, &s, r);
 }
 
@@ -80,16 +87,19 @@ int64_t ex_load_vectors(const char *path, const ex_words *v, tn_tensor *weight)
         while (*p && (ex_is_space(*p) || *p == '\n'))
             p++;
         /* word2vec's header: two integers */
-        bool header = line == 1 && k == 1 && we > w && strspn(w, "0123456789") == (size_t)(we - w) &&
-                      strspn(we + strspn(we, " \t"), "0123456789") > 0 && !strpbrk(we, ".eE+-") && !*p;
+        bool header =
+            line == 1 && k == 1 && we > w && strspn(w, "0123456789") == (size_t)(we - w) &&
+            strspn(we + strspn(we, " \t"), "0123456789") > 0 && !strpbrk(we, ".eE+-") && !*p;
         if (we == w && k == 0) { /* blank line */
         } else if (header) {
         } else if (bad || *p || k != E) {
             fprintf(stderr,
                     "word_lm: --vectors %s line %" PRId64 ": %s; expected a word and %" PRId64
                     " finite numbers (the embedding size)\n",
-                    path, line, bad ? "a value is not a finite float" : *p ? "not a number"
-                                                                  : "wrong number of values",
+                    path, line,
+                    bad  ? "a value is not a finite float"
+                    : *p ? "not a number"
+                         : "wrong number of values",
                     E);
             rc = -1;
         } else {
@@ -113,8 +123,8 @@ int64_t ex_load_vectors(const char *path, const ex_words *v, tn_tensor *weight)
 
 /* Build the model and vocabulary a checkpoint describes and load it; with
  * opt_out (resume) also the optimizer and the carried state. */
-int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_meta *meta, tn_optim **opt_out,
-                    const tn_adam_opts *ao)
+int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_meta *meta,
+                            tn_optim **opt_out, const tn_adam_opts *ao)
 {
     int64_t H, L, E;
     if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
@@ -126,8 +136,9 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     const char *tie = tn_meta_get(meta, "tie_weights"), *dr = tn_meta_get(meta, "dropout");
     const char *fmt = tn_meta_get(meta, "format");
     tn_cell c;
-    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || tn_cell_from_name(cell, &c) != TN_OK || !words || H < 1 ||
-        H > EX_WORD_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 || E > EX_WORD_MAX_DIM) {
+    if (!fmt || strcmp(fmt, "word_lm 1") != 0 || tn_cell_from_name(cell, &c) != TN_OK || !words ||
+        H < 1 || H > EX_WORD_MAX_DIM || L < 1 || L > TN_RNN_MAX_LAYERS || E < 1 ||
+        E > EX_WORD_MAX_DIM) {
         fprintf(stderr,
                 "word_lm: %s: not a word_lm checkpoint (format \"word_lm 1\", a known cell, a "
                 "vocab, hidden and embed in 1..%d, layers in 1..%d)\n",
@@ -136,8 +147,10 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     }
     static const char *const special[] = {"<unk>", "<eos>"}; /* ids UNK, EOS */
     if (ex_words_split(v, words, EX_WORD_MAX_VOCAB, special, 2)) {
-        fprintf(stderr, "word_lm: %s: bad vocab (an empty or repeated word, too many, or not "
-                        "starting <unk>, <eos>)\n", path);
+        fprintf(stderr,
+                "word_lm: %s: bad vocab (an empty or repeated word, too many, or not "
+                "starting <unk>, <eos>)\n",
+                path);
         return -1;
     }
     tn_rng r;
@@ -145,8 +158,7 @@ int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_me
     double dropout = dr ? atof(dr) : 0;
     if (!(dropout >= 0 && dropout < 1))
         dropout = 0;
-    if (ex_word_model_init(m, c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path,
-                   &r)) {
+    if (ex_word_model_init(m, c, v->n, E, H, L, dropout, tie && strcmp(tie, "1") == 0, path, &r)) {
         ex_words_free(v);
         return -1;
     }

@@ -28,7 +28,7 @@ bool ex_is_space(char c);
  * (checked against its tensors first, see ex_lm_init), or NULL. Returns 0 or
  * -1 (message printed; nothing to free). */
 int ex_word_model_init(ex_lm_model *m, tn_cell cell, int64_t V, int64_t E, int64_t H, int64_t L,
-               double dropout, bool tie, const char *file, tn_rng *r);
+                       double dropout, bool tie, const char *file, tn_rng *r);
 
 /* Set the embedding rows (weight [V, E]) of the words of v found in the
  * GloVe / word2vec text file path (--vectors). Returns the number of
@@ -42,7 +42,7 @@ int64_t ex_load_vectors(const char *path, const ex_words *v, tn_tensor *weight);
  * (resume) also the optimizer (Adam with *ao, AdamW when its weight decay
  * is positive; the file must hold its state) and the carried state.
  * Returns 0, or -1 (message printed; nothing to free but meta). */
-int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_meta *meta, tn_optim **opt_out,
-                    const tn_adam_opts *ao);
+int ex_word_load_checkpoint(const char *path, ex_lm_model *m, ex_words *v, tn_meta *meta,
+                            tn_optim **opt_out, const tn_adam_opts *ao);
 
 #endif

@@ -71,10 +71,7 @@ typedef struct cell_model {
     bool eager;    /* run the step loop here instead of through tn_scan (bench --eager) */
 } cell_model;
 
-static int gates(cell_kind k)
-{
-    return k == PEEPHOLE ? 4 : 2;
-}
+static int gates(cell_kind k) { return k == PEEPHOLE ? 4 : 2; }
 
 static int cell_from_name(const char *name)
 {
@@ -87,8 +84,8 @@ static int cell_from_name(const char *name)
 /* The parameters, initialised as PyTorch's modules: the cell's (peepholes
  * included) uniform(+-1/sqrt(H)) as nn.LSTM's, the embedding N(0, 1), the
  * head as nn.Linear. Returns 0, or -1 (message printed; nothing to free). */
-static int model_init(cell_model *m, cell_kind kind, int64_t V, int64_t E, int64_t H,
-                      tn_dtype dt, tn_rng *r)
+static int model_init(cell_model *m, cell_kind kind, int64_t V, int64_t E, int64_t H, tn_dtype dt,
+                      tn_rng *r)
 {
     *m = (cell_model){.kind = kind, .V = V, .E = E, .H = H};
     tn_params_init(&m->ps);
@@ -140,10 +137,10 @@ static tn_tensor *mgu_step(tn_tape *tp, const cell_model *m, tn_tensor *xt, tn_t
                            tn_tensor *h)
 {
     int64_t H = m->H;
-    tn_tensor *f = tn_sigmoid(tp, tn_addmm(tp, tn_narrow(tp, xt, 1, 0, H), h,
-                                           tn_narrow(tp, u, 1, 0, H)));
-    tn_tensor *n = tn_tanh(tp, tn_addmm(tp, tn_narrow(tp, xt, 1, H, H), tn_mul(tp, f, h),
-                                        tn_narrow(tp, u, 1, H, H)));
+    tn_tensor *f =
+        tn_sigmoid(tp, tn_addmm(tp, tn_narrow(tp, xt, 1, 0, H), h, tn_narrow(tp, u, 1, 0, H)));
+    tn_tensor *n = tn_tanh(
+        tp, tn_addmm(tp, tn_narrow(tp, xt, 1, H, H), tn_mul(tp, f, h), tn_narrow(tp, u, 1, H, H)));
     return tn_add(tp, h, tn_mul(tp, f, tn_sub(tp, n, h)));
 }
 
@@ -187,8 +184,8 @@ static tn_tensor *model_forward(tn_tape *tp, const cell_model *m, tn_tensor *ids
     int64_t T = ids->shape[0], B = ids->shape[1], H = m->H;
     int ns = m->kind == PEEPHOLE ? 2 : 1;
     /* The input projections of all T steps: one [T*B, E] x [E, G*H] product. */
-    tn_tensor *x = tn_reshape(tp, tn_embedding_forward(tp, &m->embed, ids), 2,
-                              (int64_t[]){T * B, m->E});
+    tn_tensor *x =
+        tn_reshape(tp, tn_embedding_forward(tp, &m->embed, ids), 2, (int64_t[]){T * B, m->E});
     tn_tensor *xp = tn_addmm(tp, m->bias, x, tn_transpose(tp, m->w_ih, 0, 1));
     step_ctx sc = {m, tn_transpose(tp, m->w_hh, 0, 1)}; /* a view: no copy */
     tn_tensor *st[2] = {*h, *c}, *y;
@@ -336,7 +333,7 @@ static int load_cell_model(const char *path, cell_model *m, ex_text *t)
     const char *vocab = tn_meta_get(&meta, "vocab");
     int kind = cell ? cell_from_name(cell) : -1;
     int64_t V = vocab ? ex_utf8_decode((const unsigned char *)vocab, (int64_t)strlen(vocab),
-                                    t->vocab, EX_CHAR_MAX_VOCAB)
+                                       t->vocab, EX_CHAR_MAX_VOCAB)
                       : -1;
     bool sorted = V >= 1;
     for (int64_t v = 1; sorted && v < V; v++)
@@ -382,10 +379,22 @@ enum { TRAIN = 1u << 0, SAMPLE = 1u << 1, EVAL = 1u << 2, GRADCHECK = 1u << 3, B
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
-    *o = (opts){.hidden = 128, .embed = 64, .batch = 32, .seq = 64, .steps = 1000,
-                .eval_every = 200, .eval_chars = 20000, .length = 500, .warmup = 3,
-                .lr = 2e-3, .clip = 1.0, .seconds = 5.0, .seed = 1337, .prime = "",
-                .cell = "peephole", .encoding = "utf-8",
+    *o = (opts){.hidden = 128,
+                .embed = 64,
+                .batch = 32,
+                .seq = 64,
+                .steps = 1000,
+                .eval_every = 200,
+                .eval_chars = 20000,
+                .length = 500,
+                .warmup = 3,
+                .lr = 2e-3,
+                .clip = 1.0,
+                .seconds = 5.0,
+                .seed = 1337,
+                .prime = "",
+                .cell = "peephole",
+                .encoding = "utf-8",
                 .sample = {.temperature = 0.8, .top_k = 0, .top_p = 1}};
     const ex_opt table[] = {
         {"--cell", EX_CHOICE, &o->cell, "CELL",
@@ -407,8 +416,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = INT64_C(1000000000000), .commands = TRAIN},
         {"--lr", EX_REAL, &o->lr, "X", "Adam learning rate", .dmin = 0, .dmin_open = true,
          .dmax = 10, .commands = TRAIN},
-        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)",
-         .dmin = 0, .dmax = 1e6, .commands = TRAIN},
+        {"--clip", EX_REAL, &o->clip, "X", "clip the global gradient norm to X (0: off)", .dmin = 0,
+         .dmax = 1e6, .commands = TRAIN},
         {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read (sample, eval)",
          .def = "train: none; sample, eval: required", .commands = TRAIN | SAMPLE | EVAL},
@@ -421,8 +430,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
-        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0,
-         .imax = 1000000000, .commands = SAMPLE},
+        {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0, .imax = 1000000000,
+         .commands = SAMPLE},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (initial weights, sampling)",
          .commands = TRAIN | SAMPLE | GRADCHECK},
@@ -432,15 +441,14 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--cut-bptt", EX_FLAG, &o->cut_bptt, NULL,
          "detach the state at every step (a negative control: the check must then fail)",
          .commands = GRADCHECK},
-        {"--seconds", EX_REAL, &o->seconds, "S", "time the steps for about S seconds",
-         .dmin = 0, .dmax = 86400, .commands = BENCH},
-        {"--warmup", EX_INT, &o->warmup, "W", "untimed steps first", .imin = 0,
-         .imax = 1000000, .commands = BENCH},
+        {"--seconds", EX_REAL, &o->seconds, "S", "time the steps for about S seconds", .dmin = 0,
+         .dmax = 86400, .commands = BENCH},
+        {"--warmup", EX_INT, &o->warmup, "W", "untimed steps first", .imin = 0, .imax = 1000000,
+         .commands = BENCH},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
          .imax = 1024, .def = EX_THREADS_DEFAULT},
     };
-    static const char *const commands[] = {"train", "sample", "eval", "gradcheck", "bench",
-                                           NULL};
+    static const char *const commands[] = {"train", "sample", "eval", "gradcheck", "bench", NULL};
     static const char *const command_help[] = {
         "train a model (and write --checkpoint)",
         "print text sampled from a checkpoint's model",
@@ -545,16 +553,17 @@ static int cmd_train(const opts *o)
         return 1;
     int64_t n_train = t.n * 9 / 10, B = o->batch, T = o->seq, stream = n_train / B;
     if (stream < T + 1) {
-        fprintf(stderr, PROG ": the training split (%" PRId64 " characters) is too short for %"
-                        PRId64 " streams of %" PRId64 "+1 characters\n", n_train, B, T);
+        fprintf(stderr,
+                PROG ": the training split (%" PRId64 " characters) is too short for %" PRId64
+                     " streams of %" PRId64 "+1 characters\n",
+                n_train, B, T);
         free(t.ids);
         return 1;
     }
     cell_model m;
     tn_rng r;
     tn_rng_seed(&r, o->seed);
-    if (model_init(&m, (cell_kind)cell_from_name(o->cell), t.V, o->embed, o->hidden, TN_F32,
-                   &r)) {
+    if (model_init(&m, (cell_kind)cell_from_name(o->cell), t.V, o->embed, o->hidden, TN_F32, &r)) {
         free(t.ids);
         return 1;
     }
@@ -562,7 +571,11 @@ static int cmd_train(const opts *o)
     ao.lr = o->lr;
     tn_optim *opt = tn_optim_adam(&m.ps, &ao);
     tn_tape *tp = tn_tape_new();
-    cell_run run = {.m = &m, .t = &t, .o = o, .stream = stream, .val = t.ids + n_train,
+    cell_run run = {.m = &m,
+                    .t = &t,
+                    .o = o,
+                    .stream = stream,
+                    .val = t.ids + n_train,
                     .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars};
     state_new(&run.s, B, m.H, TN_F32);
     run.win = (tn_lm_state){.h = run.s.h, .c = run.s.c};
@@ -572,18 +585,30 @@ static int cmd_train(const opts *o)
     if (!opt || !tp || !run.s.h || !run.s.c || !run.x || !run.y) {
         fprintf(stderr, PROG ": %s\n", tn_last_error()[0] ? tn_last_error() : "out of memory");
     } else {
-        fprintf(stderr, PROG ": %s H=%" PRId64 " E=%" PRId64 " V=%" PRId64 " params=%" PRId64
-                        "; B=%" PRId64 " T=%" PRId64 "; %" PRId64 " train / %" PRId64
-                        " val chars; %d threads\n",
+        fprintf(stderr,
+                PROG ": %s H=%" PRId64 " E=%" PRId64 " V=%" PRId64 " params=%" PRId64 "; B=%" PRId64
+                     " T=%" PRId64 "; %" PRId64 " train / %" PRId64 " val chars; %d threads\n",
                 cell_names[m.kind], m.H, m.E, m.V, tn_params_numel(&m.ps), B, T, n_train,
                 t.n - n_train, tn_num_threads());
         static const ex_col cols[] = {{"val_loss", 4}, {"val_ppl", 3}};
-        ex_train tr = {.prog = PROG, .tp = tp, .ps = &m.ps, .opt = opt, .steps = o->steps,
-                       .clip = o->clip, .eval_every = o->eval_every, .log = o->log,
-                       .loss_log = o->loss_log, .per_step = (double)(B * T), .unit = "tok",
-                       .ctx = &run, .forward = cell_forward, .stepped = cell_stepped,
+        ex_train tr = {.prog = PROG,
+                       .tp = tp,
+                       .ps = &m.ps,
+                       .opt = opt,
+                       .steps = o->steps,
+                       .clip = o->clip,
+                       .eval_every = o->eval_every,
+                       .log = o->log,
+                       .loss_log = o->loss_log,
+                       .per_step = (double)(B * T),
+                       .unit = "tok",
+                       .ctx = &run,
+                       .forward = cell_forward,
+                       .stepped = cell_stepped,
                        .evaluate = run.n_val > 1 ? cell_evaluate : NULL,
-                       .save = o->checkpoint ? cell_save : NULL, .cols = cols, .n_cols = 2};
+                       .save = o->checkpoint ? cell_save : NULL,
+                       .cols = cols,
+                       .n_cols = 2};
         rc = ex_train_run(&tr);
     }
     tn_tape_free(tp);
@@ -620,7 +645,7 @@ static int cmd_sample(const opts *o)
     }
     int rc = 0;
     if (ex_text_load(t, (const unsigned char *)o->prime, (int64_t)strlen(o->prime), false,
-                  "--prime")) {
+                     "--prime")) {
         rc = 1;
         goto out;
     }
@@ -733,7 +758,8 @@ static int cmd_gradcheck(const opts *o)
     tn_tensor_uniform(c0, &r, -0.5, 0.5);
     tn_tensor_set_requires_grad(h0, true);
     tn_tensor_set_requires_grad(c0, true);
-    gc_ctx g = {.m = &m, .ids = tn_tensor_new(TN_I32, 2, (int64_t[]){T, B}),
+    gc_ctx g = {.m = &m,
+                .ids = tn_tensor_new(TN_I32, 2, (int64_t[]){T, B}),
                 .tgt = tn_tensor_new(TN_I32, 1, (int64_t[]){T * B})};
     for (int64_t k = 0; k < T * B; k++) {
         ((int32_t *)g.ids->data)[k] = (int32_t)(tn_rng_next(&r) % V);
@@ -760,15 +786,16 @@ static int cmd_gradcheck(const opts *o)
         fprintf(stderr, PROG ": gradcheck: %s\n", tn_last_error());
         rc = 1;
     } else {
-        const char *worst = res.worst_input < m.ps.n ? m.ps.items[res.worst_input].name
-                            : res.worst_input == n - 2 ? "h0" : "c0";
+        const char *worst = res.worst_input < m.ps.n   ? m.ps.items[res.worst_input].name
+                            : res.worst_input == n - 2 ? "h0"
+                                                       : "c0";
         bool ok = res.max_rel_err <= tol;
         printf("gradcheck %s%s (float64, V=%" PRId64 " E=%" PRId64 " H=%" PRId64 " B=%" PRId64
                " T=%" PRId64 "): %" PRId64 " elements, max abs error %.3g, max relative error "
                "%.3g at %s[%" PRId64 "] (analytic %.9g, numeric %.9g): %s (tolerance %g)\n",
-               cell_names[m.kind], o->cut_bptt ? " --cut-bptt" : "", V, E, H, B, T,
-               res.n_checked, res.max_abs_err, res.max_rel_err, worst, res.worst_index,
-               res.worst_analytic, res.worst_numeric, ok ? "ok" : "FAILED", tol);
+               cell_names[m.kind], o->cut_bptt ? " --cut-bptt" : "", V, E, H, B, T, res.n_checked,
+               res.max_abs_err, res.max_rel_err, worst, res.worst_index, res.worst_analytic,
+               res.worst_numeric, ok ? "ok" : "FAILED", tol);
         rc = ok ? 0 : 1;
     }
     free(in);
@@ -833,8 +860,9 @@ static int cmd_bench(const opts *o)
     char name[64];
     snprintf(name, sizeof name, "%s%s-h%" PRId64 "-b%" PRId64 "-t%" PRId64, cell_names[m.kind],
              m.eager ? "-eager" : "", H, B, T);
-    fprintf(stderr, PROG " bench: %s: E=%" PRId64 " V=%" PRId64 " params=%" PRId64
-                    "; %d threads, BLIS %s\n",
+    fprintf(stderr,
+            PROG " bench: %s: E=%" PRId64 " V=%" PRId64 " params=%" PRId64
+                 "; %d threads, BLIS %s\n",
             name, E, V, tn_params_numel(&m.ps), tn_num_threads(), tn_blis_config());
     int64_t steps = 0;
     double t0 = 0, el = 0, first = NAN, loss_v = NAN;
@@ -871,16 +899,17 @@ static int cmd_bench(const opts *o)
         double flops = 6.0 * gates(m.kind) * (double)(B * T * H) * (double)(E + H) +
                        6.0 * (double)(B * T * H * V);
         double gf = flops / sec / 1e9, peak = sgemm_peak();
-        fprintf(stderr, PROG " bench: loss %.4f (first warm-up step) -> %.4f after %" PRId64
-                        " steps; arena %.1f MB\n",
+        fprintf(stderr,
+                PROG " bench: loss %.4f (first warm-up step) -> %.4f after %" PRId64
+                     " steps; arena %.1f MB\n",
                 first, loss_v, o->warmup + steps, (double)tn_tape_arena_capacity(tp) / 1048576.0);
         printf("config=%s threads=%d ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
                "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steps=%" PRId64
                " cell=%s H=%" PRId64 " B=%" PRId64 " T=%" PRId64 " L=1 blis=%s blis_arch=%d "
                "isa=%s\n",
                name, tn_num_threads(), 1e3 * sec, (double)(B * T) / sec, gf, peak,
-               100.0 * gf / peak, (double)ru.ru_maxrss / 1024.0, steps, cell_names[m.kind], H, B,
-               T, tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()));
+               100.0 * gf / peak, (double)ru.ru_maxrss / 1024.0, steps, cell_names[m.kind], H, B, T,
+               tn_blis_config(), (int)bli_arch_query_id(), tn_isa_name(tn_isa_active()));
     }
     tn_tape_free(tp);
     state_free(&zero);

@@ -249,8 +249,7 @@ int main(int argc, char **argv)
          .dmin_open = true},
         {"--clip", EX_REAL, &clip, "C", "maximum gradient norm when clipping", .dmin = 0,
          .dmax = 1e9, .dmin_open = true},
-        {"--csv", EX_STRING, &csv, "FILE", "the norms: t, then one column per model",
-         .def = NULL},
+        {"--csv", EX_STRING, &csv, "FILE", "the norms: t, then one column per model", .def = NULL},
         {"--png", EX_STRING, &png, "FILE", "their plot, log scale (needs gnuplot)", .def = NULL},
         {"--width", EX_INT, &width, "PX", "the plot's width", .imin = 100, .imax = 10000},
         {"--height", EX_INT, &height, "PX", "the plot's height", .imin = 100, .imax = 10000},
@@ -323,8 +322,8 @@ int main(int argc, char **argv)
         tn_params_free(&m.ps);
     }
     printf("%-34s %12.4e %12.4e %12.4e  (all times %.3g: the same shape)\n", names[boom + 1],
-           factor * norms[boom * T + T - 1], factor * norms[boom * T], norms[boom * T] /
-           norms[boom * T + T - 1], factor);
+           factor * norms[boom * T + T - 1], factor * norms[boom * T],
+           norms[boom * T] / norms[boom * T + T - 1], factor);
 
     FILE *f = fopen(csv, "w");
     if (!f) {
@@ -349,7 +348,7 @@ int main(int argc, char **argv)
     char title[128];
     snprintf(title, sizeof title, "||dL/dh_t||, loss at t = %lld only", (long long)T);
     int pr = ex_plot_lines("gradient_flow", png, csv, N_COLUMNS, title, "t", "||dL/dh_t||", true,
-                        (int)width, (int)height);
+                           (int)width, (int)height);
     if (pr == PLOT_ERROR)
         return 1;
 
@@ -372,8 +371,7 @@ int main(int argc, char **argv)
             if (done[c] < 0)
                 return 1;
         }
-        printf("%6s %14s %14s %14s %14s\n", "step", "loss", "||g||", "loss (clip)",
-               "||g|| (clip)");
+        printf("%6s %14s %14s %14s %14s\n", "step", "loss", "||g||", "loss (clip)", "||g|| (clip)");
         int64_t every = steps >= 10 ? steps / 10 : 1;
         for (int64_t s = 0; s < steps; s++) {
             bool last = s == done[0] || s == done[1] || s == steps - 1;

@@ -181,8 +181,9 @@ static int activations(ex_lm_model *m, const char *checkpoint, const int32_t *id
             if (!isfinite(act[i * U + u])) {
                 char name[32];
                 unit_name(u, H, name, sizeof name);
-                fprintf(stderr, "hidden_states: %s: unit %s is %g after character %" PRId64
-                                ": the model's output is not finite\n",
+                fprintf(stderr,
+                        "hidden_states: %s: unit %s is %g after character %" PRId64
+                        ": the model's output is not finite\n",
                         checkpoint, name, act[i * U + u], i);
                 free(logits);
                 return -1;
@@ -291,17 +292,20 @@ static int html_write(const char *path, const char *checkpoint, const ex_lm_mode
     }
     int64_t U = rk->U;
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-          "<title>hidden states of ", f);
+          "<title>hidden states of ",
+          f);
     html_string(f, checkpoint);
     fputs("</title>\n<style>\n"
           "body { font-family: sans-serif; margin: 2em; max-width: 70em; }\n"
           "td { padding: 0 1em 0 0; font-family: monospace; }\n"
           ".text { font-family: monospace; white-space: pre-wrap; line-height: 1.6; "
           "border: 1px solid #ccc; padding: 0.5em; }\n"
-          "</style>\n</head>\n<body>\n<h1>Hidden states of ", f);
+          "</style>\n</head>\n<body>\n<h1>Hidden states of ",
+          f);
     html_string(f, checkpoint);
-    fprintf(f, "</h1>\n<p>%s, %" PRId64 " layer%s of %" PRId64 " units; the last layer's "
-               "hidden state h%s after each of %" PRId64 " characters.</p>\n",
+    fprintf(f,
+            "</h1>\n<p>%s, %" PRId64 " layer%s of %" PRId64 " units; the last layer's "
+            "hidden state h%s after each of %" PRId64 " characters.</p>\n",
             tn_cell_name(m->lm.o.cell), (int64_t)m->lm.o.layers, m->lm.o.layers > 1 ? "s" : "",
             m->lm.o.hidden, m->lm.o.cell == TN_CELL_LSTM ? " and cell state c" : "", n);
     fputs("<h2>Units by |correlation| with features of the text</h2>\n<table>\n", f);
@@ -355,10 +359,9 @@ int main(int argc, char **argv)
         {"--text", EX_STRING, &text_path, "FILE", "the text to read",
          .def = "char_rnn's generated training text"},
         {"--encoding", EX_CHOICE, &encoding, "ENC", "of --text", .choices = "utf-8|latin-1"},
-        {"--chars", EX_INT, &chars, "N", "characters of the text read (from its start)",
-         .imin = 2, .imax = 1000000},
-        {"--units", EX_STRING, &units, "LIST",
-         "units to show, e.g. h3,c17 (c: LSTM cell state)",
+        {"--chars", EX_INT, &chars, "N", "characters of the text read (from its start)", .imin = 2,
+         .imax = 1000000},
+        {"--units", EX_STRING, &units, "LIST", "units to show, e.g. h3,c17 (c: LSTM cell state)",
          .def = "the best unit of each feature"},
         {"--top", EX_INT, &top, "N", "units listed per feature", .imin = 1, .imax = 1000},
         {"--threads", EX_INT, &threads, "N", "threads", .imin = 1, .imax = 1024},
@@ -400,8 +403,9 @@ int main(int argc, char **argv)
         nbytes = (size_t)gn;
     }
     uint32_t *cps = malloc(sizeof *cps * (nbytes > 0 ? nbytes : 1));
-    int64_t n = cps ? ex_utf8_decode((const unsigned char *)bytes, (int64_t)nbytes, cps,
-                                  (int64_t)nbytes) : 0;
+    int64_t n =
+        cps ? ex_utf8_decode((const unsigned char *)bytes, (int64_t)nbytes, cps, (int64_t)nbytes)
+            : 0;
     free(bytes);
     n = n < chars ? n : chars;
     if (n < 2) {

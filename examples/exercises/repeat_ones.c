@@ -131,7 +131,7 @@ static void print_weights(const char *title, net *n)
     const struct {
         const char *name;
         tn_tensor *t;
-    } w[] = {{"W_xh", n->cell.w_ih}, {"W_hh", n->cell.w_hh}, {"b_ih", n->cell.b_ih},
+    } w[] = {{"W_xh", n->cell.w_ih}, {"W_hh", n->cell.w_hh},  {"b_ih", n->cell.b_ih},
              {"b_hh", n->cell.b_hh}, {"W_hy", n->out.weight}, {"b_y", n->out.bias}};
     for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
         printf("  %-5s", w[k].name);
@@ -153,10 +153,10 @@ int main(int argc, char **argv)
          .def = EX_THREADS_DEFAULT},
     };
     const ex_spec spec = {.prog = "repeat_ones",
-                           .summary = "a hand-built RNN that detects two 1s in a row, and the "
-                                      "same RNN trained by BPTT (an exercise of the lecture notes)",
-                           .opts = table,
-                           .n_opts = (int)(sizeof table / sizeof table[0])};
+                          .summary = "a hand-built RNN that detects two 1s in a row, and the "
+                                     "same RNN trained by BPTT (an exercise of the lecture notes)",
+                          .opts = table,
+                          .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = ex_parse(&spec, argc, argv, NULL);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     tn_optim *opt = NULL;
     double learnt_acc = 0; /* sequence accuracy at the last evaluation */
     printf("\ntraining the same architecture from a random start (Adam lr 0.05, batch %d, "
-           "cross-entropy at every step):\n", B);
+           "cross-entropy at every step):\n",
+           B);
     for (int start = 1; start <= STARTS && learnt_acc < 1.0; start++) {
         if (start > 1) {
             tn_params_free(&learnt.ps);
@@ -215,8 +216,8 @@ int main(int argc, char **argv)
             memcpy(y->data, lab, sizeof *lab * (size_t)(B * T));
             tn_tape_reset(tp);
             tn_optim_zero_grad(opt);
-            tn_tensor *loss = tn_cross_entropy(tp, run(tp, &learnt, bits, B, T, NULL), y, -1,
-                                               TN_REDUCE_MEAN);
+            tn_tensor *loss =
+                tn_cross_entropy(tp, run(tp, &learnt, bits, B, T, NULL), y, -1, TN_REDUCE_MEAN);
             if (!loss || tn_backward(tp, loss) != TN_OK) {
                 fprintf(stderr, "repeat_ones: %s\n", tn_last_error());
                 return 1;

@@ -83,14 +83,14 @@ int main(int argc, char **argv)
 {
     double lr = 0.1;
     const ex_opt table[] = {
-        {"--lr", EX_REAL, &lr, "X", "learning rate of the SGD step", .dmin = 0,
-         .dmin_open = true, .dmax = 10},
+        {"--lr", EX_REAL, &lr, "X", "learning rate of the SGD step", .dmin = 0, .dmin_open = true,
+         .dmax = 10},
     };
     const ex_spec spec = {.prog = "worked_example",
-                           .summary = "the lecture notes' 'hell' RNN: forward pass, loss, BPTT "
-                                      "gradients checked numerically, one SGD step",
-                           .opts = table,
-                           .n_opts = (int)(sizeof table / sizeof table[0])};
+                          .summary = "the lecture notes' 'hell' RNN: forward pass, loss, BPTT "
+                                     "gradients checked numerically, one SGD step",
+                          .opts = table,
+                          .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = ex_parse(&spec, argc, argv, NULL);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
@@ -147,7 +147,8 @@ int main(int argc, char **argv)
 
     printf("\nBPTT gradients from the tape:\n");
     const char *names[6] = {"W_x", "W_h", "b_h", "b_hh", "W_y", "b_y"};
-    tn_tensor *ps[6] = {m.cell.w_ih, m.cell.w_hh, m.cell.b_ih, m.cell.b_hh, m.out.weight, m.out.bias};
+    tn_tensor *ps[6] = {m.cell.w_ih, m.cell.w_hh,  m.cell.b_ih,
+                        m.cell.b_hh, m.out.weight, m.out.bias};
     for (int k = 0; k < 6; k++) {
         if (k == 3)
             continue; /* b_hh = 0 here: its gradient equals b_h's */

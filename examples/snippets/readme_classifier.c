@@ -33,8 +33,8 @@ int main(void)
         tn_rnn_forward(tp, &lstm, tn_embedding_forward(tp, &emb, x), NULL, NULL, lengths, &out);
         /* h_n [L, B, H]: the last layer's state at each sequence's own end */
         tn_tensor *last = tn_reshape(tp, tn_narrow(tp, out.h_n, 0, 1, 1), 2, (int64_t[]){B, H});
-        tn_tensor *loss = tn_cross_entropy(tp, tn_linear_forward(tp, &head, last), y, -1,
-                                           TN_REDUCE_MEAN);
+        tn_tensor *loss =
+            tn_cross_entropy(tp, tn_linear_forward(tp, &head, last), y, -1, TN_REDUCE_MEAN);
         if (tn_tape_error(tp) || tn_backward(tp, loss) != TN_OK) {
             fprintf(stderr, "error: %s\n", tn_last_error());
             return 1;

@@ -22,7 +22,7 @@
 
 #include "cli.h"
 
-#define GEMM_N 1024
+#define GEMM_N    1024
 #define GEMM_RUNS 9
 
 /* Median of the sorted timings (also filled: the fastest, in *best). */
@@ -111,9 +111,9 @@ int main(int argc, char **argv)
          "time a 1024^3 SGEMM (the peak speed figures are compared with)", .commands = 0},
     };
     const ex_spec spec = {.prog = "tensor_info",
-                           .summary = "what this build of libtensor runs on",
-                           .opts = table,
-                           .n_opts = (int)(sizeof table / sizeof table[0])};
+                          .summary = "what this build of libtensor runs on",
+                          .opts = table,
+                          .n_opts = (int)(sizeof table / sizeof table[0])};
     int rc = ex_parse(&spec, argc, argv, NULL);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define TN_MAX_DIMS 4
-#define TN_MAX_SRC 7
+#define TN_MAX_SRC  7
 
 typedef enum tn_dtype {
     TN_F32 = 0, /* float, training */
@@ -100,7 +100,7 @@ TN_API tn_status tn_last_status(void);
 TN_API void tn_clear_error(void);
 /** Record a failure (used by the library's own modules; printf-style). */
 TN_API tn_status tn_set_error(tn_status st, const char *fmt, ...)
-           __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /** Name of a status code, e.g. "shape error". */
 TN_API const char *tn_status_name(tn_status st);
 
@@ -218,7 +218,7 @@ TN_API const char *tn_tape_error(const tn_tape *tp);
 TN_API tn_status tn_tape_status(const tn_tape *tp);
 /** Record an error on the tape (used by op builders). */
 TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
-           __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /** @{ */
 /** Gradient recording on (default) or off. With it off, ops compute results
  * but record no inputs (no-grad mode for inference and sampling). Returns

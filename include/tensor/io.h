@@ -159,12 +159,12 @@ TN_API tn_status tn_load_meta(const char *path, tn_meta *meta_out);
 
 /* One tensor of a checkpoint, as listed by tn_load_list. */
 typedef struct tn_ckpt_entry {
-    char *name;                  /* owned by the array */
-    tn_dtype dtype;              /* TN_F32 or TN_F64: the file's F32 or F64, and
+    char *name;                 /* owned by the array */
+    tn_dtype dtype;             /* TN_F32 or TN_F64: the file's F32 or F64, and
                                     TN_F32 for F16 and BF16 (holds them exactly) */
-    int ndim;                    /* 0..4 (0: a scalar) */
-    int64_t shape[TN_MAX_DIMS];  /* unused trailing dims are 1 */
-    const char *file_dtype;      /* as in the file: "F32", "F64", "F16" or
+    int ndim;                   /* 0..4 (0: a scalar) */
+    int64_t shape[TN_MAX_DIMS]; /* unused trailing dims are 1 */
+    const char *file_dtype;     /* as in the file: "F32", "F64", "F16" or
                                     "BF16" (a static string, not freed) */
 } tn_ckpt_entry;
 

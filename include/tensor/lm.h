@@ -52,14 +52,14 @@ extern "C" {
 /* The options of a tn_lm. Start from tn_lm_defaults() and set at least
  * vocab, embed and hidden. */
 typedef struct tn_lm_opts {
-    tn_cell cell;       /* default TN_CELL_LSTM */
-    int64_t vocab;      /* V >= 1 (default 0: must be set) */
-    int64_t embed;      /* E >= 1 (default 0: must be set) */
-    int64_t hidden;     /* H >= 1 (default 0: must be set) */
-    int layers;         /* L, 1..TN_RNN_MAX_LAYERS (default 1) */
-    double dropout;     /* between recurrent layers, in [0, 1) (default 0) */
-    double io_dropout;  /* on the embeddings and the head's input, [0, 1) (default 0) */
-    bool tie;           /* head weight = embedding weight (needs embed == hidden) */
+    tn_cell cell;      /* default TN_CELL_LSTM */
+    int64_t vocab;     /* V >= 1 (default 0: must be set) */
+    int64_t embed;     /* E >= 1 (default 0: must be set) */
+    int64_t hidden;    /* H >= 1 (default 0: must be set) */
+    int layers;        /* L, 1..TN_RNN_MAX_LAYERS (default 1) */
+    double dropout;    /* between recurrent layers, in [0, 1) (default 0) */
+    double io_dropout; /* on the embeddings and the head's input, [0, 1) (default 0) */
+    bool tie;          /* head weight = embedding weight (needs embed == hidden) */
     /* 0 (default): every module initialised as PyTorch's defaults.
      * > 0: afterwards, as word_language_model's init_weights: the embedding
      * and (untied) head weights uniform(+-init_range), the head bias 0.
@@ -133,8 +133,8 @@ TN_API void tn_lm_state_free(tn_lm_state *st);
  * outputs [B, T, H], before io_dropout), and tn_lm_state_keep copies it
  * into st after tn_backward (before tn_tape_reset). NULL on error (the
  * tape's error is set; ids out of 0..V-1 fail it). */
-TN_API tn_tensor *tn_lm_forward(tn_tape *tp, const tn_lm *m, const tn_lm_state *st,
-                                tn_tensor *ids, tn_rnn_out *fin);
+TN_API tn_tensor *tn_lm_forward(tn_tape *tp, const tn_lm *m, const tn_lm_state *st, tn_tensor *ids,
+                                tn_rnn_out *fin);
 
 /** The mean cross-entropy of targets [B*T] (I32, the tokens following
  * ids) under tn_lm_forward's logits, with the head and the loss as one op
@@ -183,8 +183,7 @@ TN_API tn_status tn_lm_eval(const tn_lm *m, tn_tape *tp, const int32_t *ids, int
  * logits as tn_lm_forward over the same tokens in eval mode. Returns
  * TN_OK, or an error (NULL arguments, a state of another shape, an id out
  * of 0..V-1, out of memory) with st and logits_out unchanged. */
-TN_API tn_status tn_lm_step(const tn_lm *m, tn_lm_state *st, const int32_t *ids,
-                            float *logits_out);
+TN_API tn_status tn_lm_step(const tn_lm *m, tn_lm_state *st, const int32_t *ids, float *logits_out);
 
 /* ---- checkpoints ---- */
 

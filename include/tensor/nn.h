@@ -106,7 +106,7 @@ TN_API tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *
 /* ---- LayerNorm ---- */
 
 typedef struct tn_layernorm {
-    int64_t dim;       /* D, the size of the last dim it normalises */
+    int64_t dim; /* D, the size of the last dim it normalises */
     double eps;
     tn_tensor *weight; /* [D], or NULL without affine */
     tn_tensor *bias;   /* [D], or NULL without affine */
@@ -116,8 +116,8 @@ typedef struct tn_layernorm {
  * affine, creates weight (ones) and bias (zeros), both [dim], in ps under
  * prefix. Returns TN_OK, or TN_ERR_ARG for dim < 1, eps <= 0 or non-finite
  * or a NULL l or ps. */
-TN_API tn_status tn_layer_norm_init(tn_layernorm *l, tn_params *ps, const char *prefix,
-                                    int64_t dim, double eps, bool affine, tn_dtype dt);
+TN_API tn_status tn_layer_norm_init(tn_layernorm *l, tn_params *ps, const char *prefix, int64_t dim,
+                                    double eps, bool affine, tn_dtype dt);
 /** tn_layer_norm(x, weight, bias, eps) over x's last dim, which must be
  * dim (x: 1 to 4 dims). */
 TN_API tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *x);
@@ -127,7 +127,7 @@ TN_API tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_t
 typedef struct tn_batchnorm {
     int64_t channels; /* C, dim 1 of its input */
     double eps, momentum;
-    tn_tensor *weight, *bias;             /* [C], or NULL without affine */
+    tn_tensor *weight, *bias;              /* [C], or NULL without affine */
     tn_tensor *running_mean, *running_var; /* [C], or NULL without tracking */
 } tn_batchnorm;
 
@@ -184,12 +184,12 @@ typedef enum tn_rnn_init_kind {
 /* Options of a recurrent layer (tn_rnn_init_ex). Start from
  * tn_rnn_defaults() and set at least input_size and hidden. */
 typedef struct tn_rnn_opts {
-    tn_cell cell;           /* default TN_CELL_LSTM */
-    int64_t input_size;     /* I >= 1 (default 0: must be set) */
-    int64_t hidden;         /* H >= 1 (default 0: must be set) */
-    int layers;             /* 1 .. TN_RNN_MAX_LAYERS (default 1) */
-    bool bidirectional;     /* D = 2 when set (default false) */
-    double dropout;         /* in [0, 1), between layers (default 0) */
+    tn_cell cell;       /* default TN_CELL_LSTM */
+    int64_t input_size; /* I >= 1 (default 0: must be set) */
+    int64_t hidden;     /* H >= 1 (default 0: must be set) */
+    int layers;         /* 1 .. TN_RNN_MAX_LAYERS (default 1) */
+    bool bidirectional; /* D = 2 when set (default false) */
+    double dropout;     /* in [0, 1), between layers (default 0) */
     /* Residual (skip) connections (default false): for every layer l >= 1
      * the layer's output is its recurrent output plus its input (both
      * [B, T, D*H]; the input is what the layer ran on, i.e. after the
@@ -404,10 +404,10 @@ TN_API tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tens
 typedef struct tn_seq2seq_opts {
     tn_cell cell; /* TN_CELL_GRU or TN_CELL_LSTM (RNN cells work too) */
     int64_t src_vocab, tgt_vocab, embed, hidden;
-    int layers;          /* of the encoder, and of the decoder */
-    bool bidirectional;  /* encoder */
-    int attention;       /* a tn_attn_kind, or -1 for none */
-    double dropout;      /* on embeddings, between layers and before out */
+    int layers;         /* of the encoder, and of the decoder */
+    bool bidirectional; /* encoder */
+    int attention;      /* a tn_attn_kind, or -1 for none */
+    double dropout;     /* on embeddings, between layers and before out */
     int32_t src_pad, tgt_pad, sos, eos;
 } tn_seq2seq_opts;
 
@@ -453,8 +453,8 @@ TN_API tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *
                                    const int32_t *src_len, int64_t max_len, int32_t *out,
                                    int32_t *out_len, double *score);
 TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                                 const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
-                                 int32_t *out, int32_t *out_len, double *score);
+                                 const int32_t *src_len, int beam, double len_alpha,
+                                 int64_t max_len, int32_t *out, int32_t *out_len, double *score);
 /** @} */
 /** Sampled decoding: as tn_seq2seq_greedy, but each sentence's next token
  * is drawn with tn_sample (so: temperature, top-k, top-p; one draw of r

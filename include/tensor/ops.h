@@ -38,7 +38,11 @@ TN_API const char *tn_op_name(int op);
 TN_API const char *tn_tensor_op_name(const tn_tensor *t);
 
 /* Loss reductions (PyTorch's 'none', 'mean', 'sum'). */
-typedef enum tn_reduction { TN_REDUCE_MEAN = 0, TN_REDUCE_SUM = 1, TN_REDUCE_NONE = 2 } tn_reduction;
+typedef enum tn_reduction {
+    TN_REDUCE_MEAN = 0,
+    TN_REDUCE_SUM = 1,
+    TN_REDUCE_NONE = 2
+} tn_reduction;
 
 /* ---- backward engine (src/ops/backward.c) ---- */
 
@@ -188,7 +192,8 @@ TN_API tn_tensor *tn_argmax(tn_tape *tp, tn_tensor *x, int dim, bool keepdim);
 /** Embedding lookup: table [V, E], ids (I32, any shape S, each in [0, V))
  * -> S x [E] (ndim of ids + 1 <= 4). Backward scatter-adds into table.
  * Rows whose id equals padding_idx get no gradient (-1: none). */
-TN_API tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t padding_idx);
+TN_API tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids,
+                                 int64_t padding_idx);
 
 /* ---- loss.c ---- */
 
@@ -368,8 +373,7 @@ TN_API tn_tensor *tn_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64
  * floor(i H / out_h) .. ceil((i + 1) H / out_h) - 1 and columns likewise.
  * out_h, out_w >= 1 (larger than H, W is allowed: windows then overlap),
  * else the tape fails naming adaptive_avg_pool2d. Returns NULL on error. */
-TN_API tn_tensor *tn_adaptive_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t out_h,
-                                         int64_t out_w);
+TN_API tn_tensor *tn_adaptive_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t out_h, int64_t out_w);
 /** @{ */
 /** 1-D max / average pooling of x [B, C, L] (F.max_pool1d, F.avg_pool1d):
  * the 2-D ops on a [B, C, 1, L] view with windows 1 x kernel, errors

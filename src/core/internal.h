@@ -16,7 +16,6 @@ typedef struct tn_chunk {
     unsigned char *mem;
 } tn_chunk;
 
-
 struct tn_tape {
     tn_chunk *chunks;  /* first chunk */
     tn_chunk *cur;     /* chunk being filled */

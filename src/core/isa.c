@@ -65,8 +65,7 @@ tn_status tn__isa_choose(char *msg, size_t cap)
     else if (strcmp(env, "generic") == 0)
         want = TN_ISA_GENERIC;
     else {
-        snprintf(msg, cap, "TN_ISA=%s: unknown kernel path; expected avx512, avx2 or generic",
-                 env);
+        snprintf(msg, cap, "TN_ISA=%s: unknown kernel path; expected avx512, avx2 or generic", env);
         isa_active = TN_ISA_GENERIC;
         return TN_ERR_ARG;
     }

@@ -35,23 +35,22 @@ static inline void tn__ftz_leave(const unsigned *old)
 #define TN_FTZ_SCOPE \
     const unsigned tn__csr __attribute__((cleanup(tn__ftz_leave), unused)) = tn__ftz_enter()
 #else
-#define TN_FTZ_SCOPE \
-    const int tn__csr __attribute__((unused)) = (tn__thread_sync(), 0)
+#define TN_FTZ_SCOPE const int tn__csr __attribute__((unused)) = (tn__thread_sync(), 0)
 #endif
 
 /* Run a statement block with T typedef'd to the element type of a float
  * dtype (float for TN_F32, double otherwise), in a TN_FTZ_SCOPE. With
  * <tgmath.h>, math calls on T values pick the float or double function. */
-#define TN_FOR_DTYPE(dt, T, ...)      \
-    do {                              \
-        TN_FTZ_SCOPE;                 \
-        if ((dt) == TN_F32) {         \
-            typedef float T;          \
-            __VA_ARGS__               \
-        } else {                      \
-            typedef double T;         \
-            __VA_ARGS__               \
-        }                             \
+#define TN_FOR_DTYPE(dt, T, ...) \
+    do {                         \
+        TN_FTZ_SCOPE;            \
+        if ((dt) == TN_F32) {    \
+            typedef float T;     \
+            __VA_ARGS__          \
+        } else {                 \
+            typedef double T;    \
+            __VA_ARGS__          \
+        }                        \
     } while (0)
 
 /* for (int64_t i = lo; i < hi; i++) { body }, split over the OpenMP team
@@ -61,19 +60,19 @@ static inline void tn__ftz_leave(const unsigned *old)
  * a brace block; usable inside TN_FOR_DTYPE bodies (a #pragma line is not
  * allowed in a macro argument, _Pragma is). The split is static, so which
  * thread computes an element never changes a result. */
-#define TN_PRAGMA(x) _Pragma(#x)
+#define TN_PRAGMA(x)                    _Pragma(#x)
 #define TN_PAR_FOR(par, i, lo, hi, ...) TN_PAR_FOR_STEP(par, i, lo, hi, 1, __VA_ARGS__)
 /* The same with i += step. */
-#define TN_PAR_FOR_STEP(par, i, lo, hi, step, ...)                   \
-    do {                                                            \
-        if (par) {                                                  \
-            TN_PRAGMA(omp parallel for schedule(static))            \
-            for (int64_t i = (lo); i < (hi); i += (step))           \
-                __VA_ARGS__                                         \
-        } else {                                                    \
-            for (int64_t i = (lo); i < (hi); i += (step))           \
-                __VA_ARGS__                                         \
-        }                                                           \
+#define TN_PAR_FOR_STEP(par, i, lo, hi, step, ...)        \
+    do {                                                  \
+        if (par) {                                        \
+            TN_PRAGMA(omp parallel for schedule(static))  \
+            for (int64_t i = (lo); i < (hi); i += (step)) \
+                __VA_ARGS__                               \
+        } else {                                          \
+            for (int64_t i = (lo); i < (hi); i += (step)) \
+                __VA_ARGS__                               \
+        }                                                 \
     } while (0)
 
 /* OpenMP loops only pay off above this many elements. */

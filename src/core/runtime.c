@@ -38,8 +38,8 @@
 
 static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
 static atomic_int n_threads = 1;
-static atomic_int threads_gen = 1;        /* bumped by every thread-count change */
-static _Thread_local int thread_gen = 0;  /* generation this thread applied */
+static atomic_int threads_gen = 1;       /* bumped by every thread-count change */
+static _Thread_local int thread_gen = 0; /* generation this thread applied */
 /* written once inside runtime_once, read-only afterwards */
 static char config_name[32] = "uninitialised";
 static char config_reason[256] = "";
@@ -96,8 +96,9 @@ static void choose_blis_arch(void)
     char num[8];
     snprintf(num, sizeof num, "%d", arch);
     setenv("BLIS_ARCH_TYPE", num, 0);
-    snprintf(config_reason, sizeof config_reason, "chosen: %s path%s (%s family 0x%x), BLIS_ARCH_TYPE=%s",
-             tn_isa_name(isa), forced ? " forced by TN_ISA" : " of this cpu", vendor, family, num);
+    snprintf(config_reason, sizeof config_reason,
+             "chosen: %s path%s (%s family 0x%x), BLIS_ARCH_TYPE=%s", tn_isa_name(isa),
+             forced ? " forced by TN_ISA" : " of this cpu", vendor, family, num);
 }
 
 void tn_flush_denormals(void)

@@ -94,10 +94,7 @@ const char *tn_tape_error(const tn_tape *tp)
     return tp->err == TN_OK ? NULL : tp->errmsg;
 }
 
-tn_status tn_tape_status(const tn_tape *tp)
-{
-    return tp ? tp->err : TN_ERR_ARG;
-}
+tn_status tn_tape_status(const tn_tape *tp) { return tp ? tp->err : TN_ERR_ARG; }
 
 tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
 {

@@ -90,8 +90,10 @@ void *tn__alloc_array(size_t n, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(n, size, &bytes)) {
-        tn_set_error(TN_ERR_MEMORY, "tn_alloc: %zu elements of %zu bytes is beyond the address "
-                                    "space", n, size);
+        tn_set_error(TN_ERR_MEMORY,
+                     "tn_alloc: %zu elements of %zu bytes is beyond the address "
+                     "space",
+                     n, size);
         return NULL;
     }
     void *p = tn_alloc(bytes);
@@ -113,10 +115,7 @@ void tn_free(void *p)
 
 /* ---- dtype and shape helpers ---- */
 
-size_t tn_dtype_size(tn_dtype dt)
-{
-    return dt == TN_F64 ? 8 : 4;
-}
+size_t tn_dtype_size(tn_dtype dt) { return dt == TN_F64 ? 8 : 4; }
 
 const char *tn_dtype_name(tn_dtype dt)
 {
@@ -346,8 +345,8 @@ static bool index_ok(const tn_tensor *t, int64_t i, const char *fn)
     }
     int64_t n = tn_numel(t);
     if (i < 0 || i >= n) {
-        tn_set_error(TN_ERR_ARG, "%s: index %lld outside 0..%lld of a tensor of %lld elements",
-                     fn, (long long)i, (long long)n - 1, (long long)n);
+        tn_set_error(TN_ERR_ARG, "%s: index %lld outside 0..%lld of a tensor of %lld elements", fn,
+                     (long long)i, (long long)n - 1, (long long)n);
         return false;
     }
     return true;
@@ -389,8 +388,7 @@ static void *data_of(tn_tensor *t, tn_dtype dt, const char *fn)
         return NULL;
     }
     if (!tn_is_contiguous(t)) {
-        tn_set_error(TN_ERR_ARG, "%s: the tensor is a strided view; make it contiguous first",
-                     fn);
+        tn_set_error(TN_ERR_ARG, "%s: the tensor is a strided view; make it contiguous first", fn);
         return NULL;
     }
     return t->data;
@@ -470,10 +468,7 @@ uint64_t tn_rng_next(tn_rng *r)
     return result;
 }
 
-double tn_rng_uniform(tn_rng *r)
-{
-    return (double)(tn_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double tn_rng_uniform(tn_rng *r) { return (double)(tn_rng_next(r) >> 11) * 0x1.0p-53; }
 
 double tn_rng_normal(tn_rng *r)
 {

@@ -165,8 +165,7 @@ double tn_dist_last_seconds(const tn_dist *d) { return d ? d->last_seconds : 0; 
 tn_status tn_dist_set_bucket_bytes(tn_dist *d, size_t bytes)
 {
     if (!d || bytes < 1024)
-        return tn_set_error(TN_ERR_ARG, "tn_dist_set_bucket_bytes: %zu bytes, need >= 1024",
-                            bytes);
+        return tn_set_error(TN_ERR_ARG, "tn_dist_set_bucket_bytes: %zu bytes, need >= 1024", bytes);
     d->bucket_bytes = bytes;
     buckets_free(d); /* made again at the next all-reduce */
     return TN_OK;
@@ -190,8 +189,9 @@ tn_status tn_dist_broadcast(tn_dist *d, const tn_params *ps)
     for (int i = 0; i < ps->n; i++) {
         tn_tensor *t = ps->items[i].t;
         if (!tn_dist_same(d, tn_numel(t)))
-            return tn_set_error(TN_ERR_SHAPE, "tn_dist_broadcast: parameter %s differs in size "
-                                              "between ranks",
+            return tn_set_error(TN_ERR_SHAPE,
+                                "tn_dist_broadcast: parameter %s differs in size "
+                                "between ranks",
                                 ps->items[i].name);
         if (MPI_Bcast(t->data, (int)tn_numel(t), mpi_type(t->dtype), 0, d->comm) != MPI_SUCCESS)
             return tn_set_error(TN_ERR_STATE, "tn_dist_broadcast: MPI_Bcast of %s failed",
@@ -264,8 +264,8 @@ static tn_status bucket_start(tn_dist *d, bucket *b)
         if (!b->gather &&
             !(b->gather = tn_alloc((size_t)d->size * (size_t)b->numel * tn_dtype_size(b->dt))))
             return tn_set_error(TN_ERR_MEMORY, "tn_dist_allreduce: out of memory");
-        d->err |= MPI_Iallgather(b->buf, (int)b->numel, mpi_type(b->dt), b->gather,
-                                 (int)b->numel, mpi_type(b->dt), d->comm, &b->req);
+        d->err |= MPI_Iallgather(b->buf, (int)b->numel, mpi_type(b->dt), b->gather, (int)b->numel,
+                                 mpi_type(b->dt), d->comm, &b->req);
     } else {
         d->err |= MPI_Iallreduce(MPI_IN_PLACE, b->buf, (int)b->numel, mpi_type(b->dt), MPI_SUM,
                                  d->comm, &b->req);
@@ -372,8 +372,7 @@ tn_status tn_dist_agree(tn_dist *d, tn_status local)
         return local;
     int mine = local == TN_OK ? d->size : d->rank, first;
     if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm) != MPI_SUCCESS)
-        return tn_set_error(TN_ERR_STATE, "tn_dist_agree: MPI_Allreduce failed (rank %d)",
-                            d->rank);
+        return tn_set_error(TN_ERR_STATE, "tn_dist_agree: MPI_Allreduce failed (rank %d)", d->rank);
     if (first == d->size)
         return TN_OK;
     struct {

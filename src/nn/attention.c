@@ -44,9 +44,9 @@ static tn_tensor *linear_param(tn_params *ps, const char *prefix, const char *na
     return t;
 }
 
-tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
-                            tn_attn_kind kind, int64_t query_size, int64_t key_size,
-                            int64_t attn_size, tn_dtype dt, tn_rng *r)
+tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix, tn_attn_kind kind,
+                            int64_t query_size, int64_t key_size, int64_t attn_size, tn_dtype dt,
+                            tn_rng *r)
 {
     if (!a || !ps || !r || query_size < 1 || key_size < 1 ||
         (kind == TN_ATTN_BAHDANAU && attn_size < 1) ||
@@ -69,17 +69,17 @@ tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *prefix,
     if (kind == TN_ATTN_BAHDANAU) {
         int64_t A = attn_size;
         /* PyTorch's registration order: key, query, v */
-        a->w_key = linear_param(ps, prefix, "key.weight", dt, 2, (int64_t[]){A, key_size},
-                                key_size, r);
+        a->w_key =
+            linear_param(ps, prefix, "key.weight", dt, 2, (int64_t[]){A, key_size}, key_size, r);
         a->b_key = linear_param(ps, prefix, "key.bias", dt, 1, (int64_t[]){A}, key_size, r);
-        a->w_query = linear_param(ps, prefix, "query.weight", dt, 2,
-                                  (int64_t[]){A, query_size}, query_size, r);
+        a->w_query = linear_param(ps, prefix, "query.weight", dt, 2, (int64_t[]){A, query_size},
+                                  query_size, r);
         a->v = linear_param(ps, prefix, "v.weight", dt, 2, (int64_t[]){1, A}, A, r);
         if (!a->w_key || !a->b_key || !a->w_query || !a->v)
             return tn_last_status();
     } else if (kind == TN_ATTN_LUONG_GENERAL) {
-        a->w = linear_param(ps, prefix, "linear.weight", dt, 2,
-                            (int64_t[]){query_size, key_size}, key_size, r);
+        a->w = linear_param(ps, prefix, "linear.weight", dt, 2, (int64_t[]){query_size, key_size},
+                            key_size, r);
         if (!a->w)
             return tn_last_status();
     }
@@ -102,9 +102,9 @@ tn_status tn_attention_prepare(tn_tape *tp, const tn_attention *a, tn_tensor *ke
         return tn_last_status();
     if (!keys || keys->ndim != 3 || keys->shape[2] != a->key_size) {
         char buf[64];
-        return tn_tape_fail(tp, TN_ERR_SHAPE, "tn_attention_prepare: keys %s, expected [B, S, %lld]",
-                            keys ? tn_shape_str(keys, buf, sizeof buf) : "NULL",
-                            (long long)a->key_size);
+        return tn_tape_fail(
+            tp, TN_ERR_SHAPE, "tn_attention_prepare: keys %s, expected [B, S, %lld]",
+            keys ? tn_shape_str(keys, buf, sizeof buf) : "NULL", (long long)a->key_size);
     }
     int64_t B = keys->shape[0], S = keys->shape[1];
     tn_tensor *mask = tn_tape_tensor(tp, TN_I32, 2, (int64_t[]){B, S});
@@ -147,7 +147,8 @@ tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn
     int64_t B = keys->shape[0], S = keys->shape[1], Hk = a->key_size;
     if (!query || query->ndim != 2 || query->shape[0] != B || query->shape[1] != a->query_size) {
         char buf[64];
-        return tn_tape_fail(tp, TN_ERR_SHAPE, "tn_attention_forward: query %s, expected [%lld, %lld]",
+        return tn_tape_fail(tp, TN_ERR_SHAPE,
+                            "tn_attention_forward: query %s, expected [%lld, %lld]",
                             query ? tn_shape_str(query, buf, sizeof buf) : "NULL", (long long)B,
                             (long long)a->query_size);
     }
@@ -155,7 +156,8 @@ tn_status tn_attention_forward(tn_tape *tp, const tn_attention *a, const tn_attn
     if (a->kind == TN_ATTN_BAHDANAU) {
         int64_t A = a->attn_size;
         tn_tensor *qp = tn_matmul(tp, query, tn_transpose(tp, a->w_query, 0, 1)); /* [B, A] */
-        tn_tensor *e = tn_tanh(tp, tn_add(tp, m->proj, tn_reshape(tp, qp, 3, (int64_t[]){B, 1, A})));
+        tn_tensor *e =
+            tn_tanh(tp, tn_add(tp, m->proj, tn_reshape(tp, qp, 3, (int64_t[]){B, 1, A})));
         tn_tensor *sc = tn_matmul(tp, tn_reshape(tp, e, 2, (int64_t[]){B * S, A}),
                                   tn_transpose(tp, a->v, 0, 1)); /* [B*S, 1] */
         scores = tn_reshape(tp, sc, 2, (int64_t[]){B, S});

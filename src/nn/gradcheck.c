@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GC_SEED 0x5eedULL
+#define GC_SEED  0x5eedULL
 #define GC_FLOOR 1e-2
 
 /* Weight i of the fixed projection w (1 for a scalar output). */
@@ -16,8 +16,8 @@ static double weight(tn_rng *wr, int64_t n)
 }
 
 /* Run f on a reset tape; *loss = sum(w * y). */
-static tn_status eval(tn_gradcheck_fn f, void *ctx, tn_tape *tp, tn_tensor *const *in,
-                      double *loss, tn_tensor **y_out)
+static tn_status eval(tn_gradcheck_fn f, void *ctx, tn_tape *tp, tn_tensor *const *in, double *loss,
+                      tn_tensor **y_out)
 {
     tn_tape_reset(tp);
     tn_rng_seed(tn_tape_rng(tp), GC_SEED);
@@ -122,9 +122,9 @@ done:
  * or an input (pos -1), its sample elements and their analytic gradients
  * from the first backward (the tape is re-recorded by every probe). */
 typedef struct probe_t {
-    tn_tensor *t;  /* node of the first recording, or the input */
-    int64_t pos;   /* tape position, -1 for an input */
-    int n;         /* samples */
+    tn_tensor *t; /* node of the first recording, or the input */
+    int64_t pos;  /* tape position, -1 for an input */
+    int n;        /* samples */
     int64_t idx[BLAME_SAMPLES];
     double ana[BLAME_SAMPLES];
 } probe_t;
@@ -135,7 +135,9 @@ static void probe_take(probe_t *p, tn_tensor *t, int64_t pos)
     p->t = t, p->pos = pos;
     p->n = numel < BLAME_SAMPLES ? (int)numel : BLAME_SAMPLES;
     for (int k = 0; k < p->n; k++) {
-        p->idx[k] = numel <= BLAME_SAMPLES ? k : (int64_t)k * numel / BLAME_SAMPLES + numel / (2 * BLAME_SAMPLES);
+        p->idx[k] = numel <= BLAME_SAMPLES
+                        ? k
+                        : (int64_t)k * numel / BLAME_SAMPLES + numel / (2 * BLAME_SAMPLES);
         p->ana[k] = tn_tensor_grad_get(t, p->idx[k]);
     }
 }
@@ -173,9 +175,8 @@ static int64_t consumers(tn_tape *tp, size_t n_nodes, const tn_tensor *t, char *
     return last;
 }
 
-tn_status tn_gradcheck_blame(tn_gradcheck_fn f, void *ctx, int n_inputs,
-                             tn_tensor *const *inputs, double eps, double tol,
-                             tn_gradcheck_report *res)
+tn_status tn_gradcheck_blame(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tensor *const *inputs,
+                             double eps, double tol, tn_gradcheck_report *res)
 {
     if (!f || !inputs || !res || n_inputs < 1 || !(eps > 0) || !(tol > 0))
         return tn_set_error(TN_ERR_ARG, "tn_gradcheck_blame: bad arguments");
@@ -253,8 +254,8 @@ tn_status tn_gradcheck_blame(tn_gradcheck_fn f, void *ctx, int n_inputs,
                 snprintf(res->message, sizeof res->message,
                          "the backward of %s is wrong: the gradient it gives %s, element %lld, "
                          "is %.10g, central differences give %.10g",
-                         c >= 0 ? who : "the op that made the output", what,
-                         (long long)res->index, ana, num);
+                         c >= 0 ? who : "the op that made the output", what, (long long)res->index,
+                         ana, num);
             }
         }
     }

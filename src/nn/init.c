@@ -195,8 +195,8 @@ tn_status tn_init_orthogonal(tn_tensor *t, tn_rng *r, double gain)
     int64_t m = tall ? rows : cols, k = tall ? cols : rows;
     double *q = tn_alloc((size_t)(m * k) * sizeof *q);
     if (!q)
-        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld x %lld", fn,
-                            (long long)rows, (long long)cols);
+        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld x %lld", fn, (long long)rows,
+                            (long long)cols);
     /* Draw A [rows, cols] row-major; column j of the tall matrix is column
      * j of A (tall) or row j of A (wide, A transposed as PyTorch does). */
     for (int64_t i = 0; i < rows; i++)

@@ -245,10 +245,10 @@ typedef struct entry {
 } entry;
 
 typedef struct header {
-    FILE *f;       /* positioned at the data buffer */
-    json_t *root;  /* the parsed header */
-    json_t *meta;  /* "__metadata__" object or NULL (borrowed from root) */
-    entry *e;      /* tensors sorted by data offset */
+    FILE *f;      /* positioned at the data buffer */
+    json_t *root; /* the parsed header */
+    json_t *meta; /* "__metadata__" object or NULL (borrowed from root) */
+    entry *e;     /* tensors sorted by data offset */
     int n;
     uint64_t data_size;
 } header;
@@ -270,11 +270,11 @@ static int entry_by_offset(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-#define FAIL(st, ...)                                                                        \
-    do {                                                                                     \
-        char msg_[400];                                                                      \
-        snprintf(msg_, sizeof msg_, __VA_ARGS__);                                            \
-        return tn_set_error((st), "%s: %s: %s", fn, path, msg_);                             \
+#define FAIL(st, ...)                                            \
+    do {                                                         \
+        char msg_[400];                                          \
+        snprintf(msg_, sizeof msg_, __VA_ARGS__);                \
+        return tn_set_error((st), "%s: %s: %s", fn, path, msg_); \
     } while (0)
 
 static tn_status parse_entry(const char *fn, const char *path, const char *name, json_t *v,
@@ -336,7 +336,6 @@ static tn_status parse_entry(const char *fn, const char *path, const char *name,
     }
     return TN_OK;
 }
-
 
 /* Body of header_read: fills h as it goes (the caller frees it on error). */
 static tn_status header_parse(const char *fn, const char *path, header *h)
@@ -450,8 +449,7 @@ static tn_status header_read(const char *fn, const char *path, header *h)
 }
 
 /* The header's metadata as a new map in *out (empty when there is none). */
-static tn_status meta_from_header(const char *fn, const char *path, const header *h,
-                                  tn_meta *out)
+static tn_status meta_from_header(const char *fn, const char *path, const header *h, tn_meta *out)
 {
     tn_meta_init(out);
     const char *k;
@@ -726,10 +724,10 @@ static tn_status header_build(const char *path, const pref *p, int np, const tn_
                                              "%s: %s: metadata value of '%s' is not valid UTF-8",
                                              fn, path, meta->keys[i]);
             else if (json_object_set_new(md, meta->keys[i], s))
-                st = json_oom ? TN_ERR_MEMORY
-                              : tn_set_error(TN_ERR_ARG,
-                                             "%s: %s: metadata key '%s' is not valid UTF-8", fn,
-                                             path, meta->keys[i]);
+                st = json_oom
+                         ? TN_ERR_MEMORY
+                         : tn_set_error(TN_ERR_ARG, "%s: %s: metadata key '%s' is not valid UTF-8",
+                                        fn, path, meta->keys[i]);
         }
     }
     uint64_t off = 0;
@@ -749,10 +747,10 @@ static tn_status header_build(const char *path, const pref *p, int np, const tn_
             json_decref(e);
             st = TN_ERR_MEMORY;
         } else if (json_object_set_new(root, p[i].name, e)) {
-            st = json_oom ? TN_ERR_MEMORY
-                          : tn_set_error(TN_ERR_ARG,
-                                         "%s: %s: parameter name '%s' is not valid UTF-8", fn,
-                                         path, p[i].name);
+            st = json_oom
+                     ? TN_ERR_MEMORY
+                     : tn_set_error(TN_ERR_ARG, "%s: %s: parameter name '%s' is not valid UTF-8",
+                                    fn, path, p[i].name);
         }
         off += nb;
     }
@@ -920,9 +918,9 @@ static tn_status write_atomic(const char *path, const char *hdr, const pref *p, 
     if (!bad && !named) {
         int fd = name_tmp(path, tmp, cap, -1);
         if (fd < 0) {
-            tn_status st = tn_set_error(TN_ERR_IO,
-                                        "tn_save: %s: cannot create temporary file %s: %s", path,
-                                        tmp, strerror(errno));
+            tn_status st =
+                tn_set_error(TN_ERR_IO, "tn_save: %s: cannot create temporary file %s: %s", path,
+                             tmp, strerror(errno));
             tn_free(tmp);
             tn_free(dir);
             return st;

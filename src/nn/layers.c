@@ -3,8 +3,8 @@
 
 #include <math.h>
 
-tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in,
-                         int64_t out, bool bias, tn_dtype dt, tn_rng *r)
+tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in, int64_t out,
+                         bool bias, tn_dtype dt, tn_rng *r)
 {
     if (!l || !ps || !r || in < 1 || out < 1)
         return tn_set_error(TN_ERR_ARG, "tn_linear_init: bad arguments (in %lld, out %lld)",
@@ -58,7 +58,8 @@ tn_tensor *tn_linear_forward(tn_tape *tp, const tn_linear *l, tn_tensor *x)
         return NULL;
     if (x->shape[x->ndim - 1] != l->in || x->ndim > 3) {
         char buf[64];
-        tn_tape_fail(tp, TN_ERR_SHAPE, "tn_linear_forward: input %s, expected [N, %lld] or [B, T, %lld]",
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "tn_linear_forward: input %s, expected [N, %lld] or [B, T, %lld]",
                      tn_shape_str(x, buf, sizeof buf), (long long)l->in, (long long)l->in);
         return NULL;
     }
@@ -96,22 +97,22 @@ tn_tensor *tn_layer_norm_forward(tn_tape *tp, const tn_layernorm *l, tn_tensor *
         return NULL;
     if (x->ndim < 1 || x->shape[x->ndim - 1] != l->dim) {
         char buf[64];
-        tn_tape_fail(tp, TN_ERR_SHAPE, "tn_layer_norm_forward: input %s, expected a last dim of %lld",
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "tn_layer_norm_forward: input %s, expected a last dim of %lld",
                      tn_shape_str(x, buf, sizeof buf), (long long)l->dim);
         return NULL;
     }
     return tn_layer_norm(tp, x, l->weight, l->bias, l->eps);
 }
 
-tn_status tn_batch_norm_init(tn_batchnorm *b, tn_params *ps, const char *prefix,
-                             int64_t channels, double eps, double momentum, bool affine, bool track,
-                             tn_dtype dt)
+tn_status tn_batch_norm_init(tn_batchnorm *b, tn_params *ps, const char *prefix, int64_t channels,
+                             double eps, double momentum, bool affine, bool track, tn_dtype dt)
 {
     if (!b || !ps || channels < 1 || !(eps > 0) || !isfinite(eps) ||
         !(momentum >= 0 && momentum <= 1))
-        return tn_set_error(TN_ERR_ARG,
-                            "tn_batch_norm_init: bad arguments (channels %lld, eps %g, momentum %g)",
-                            (long long)channels, eps, momentum);
+        return tn_set_error(
+            TN_ERR_ARG, "tn_batch_norm_init: bad arguments (channels %lld, eps %g, momentum %g)",
+            (long long)channels, eps, momentum);
     *b = (tn_batchnorm){.channels = channels, .eps = eps, .momentum = momentum};
     int64_t shape[1] = {channels};
     if (affine) {

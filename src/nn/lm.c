@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LM_MAX_SIZE INT32_MAX /* vocab, embed, hidden: far above any model */
+#define LM_MAX_SIZE    INT32_MAX /* vocab, embed, hidden: far above any model */
 #define LM_EVAL_WINDOW 256
 
 /* Prefix the last error's message with fn (a copy first: tn_set_error
@@ -48,8 +48,8 @@ static tn_status check_opts(const char *fn, const tn_lm_opts *o)
     int64_t sizes[3] = {o->vocab, o->embed, o->hidden};
     for (int i = 0; i < 3; i++)
         if (sizes[i] < 1 || sizes[i] > LM_MAX_SIZE)
-            return tn_set_error(TN_ERR_ARG, "%s: %s %" PRId64 " is not in 1..%d", fn,
-                                size_names[i], sizes[i], LM_MAX_SIZE);
+            return tn_set_error(TN_ERR_ARG, "%s: %s %" PRId64 " is not in 1..%d", fn, size_names[i],
+                                sizes[i], LM_MAX_SIZE);
     if (o->layers < 1 || o->layers > TN_RNN_MAX_LAYERS)
         return tn_set_error(TN_ERR_ARG, "%s: layers %d is not in 1..%d", fn, o->layers,
                             TN_RNN_MAX_LAYERS);
@@ -60,15 +60,16 @@ static tn_status check_opts(const char *fn, const tn_lm_opts *o)
         return tn_set_error(TN_ERR_ARG, "%s: init_range %g must be finite and >= 0", fn,
                             o->init_range);
     if (o->tie && o->embed != o->hidden)
-        return tn_set_error(TN_ERR_ARG,
-                            "%s: tied weights need embed (%" PRId64 ") equal to hidden (%" PRId64
-                            ")", fn, o->embed, o->hidden);
+        return tn_set_error(
+            TN_ERR_ARG, "%s: tied weights need embed (%" PRId64 ") equal to hidden (%" PRId64 ")",
+            fn, o->embed, o->hidden);
     if (!name_ok(o->embed_name) || !name_ok(o->head_name) ||
         strcmp(o->embed_name, o->head_name) == 0 || strcmp(o->embed_name, "rnn") == 0 ||
         strcmp(o->head_name, "rnn") == 0)
         return tn_set_error(TN_ERR_ARG,
                             "%s: embed_name and head_name must be distinct, not \"rnn\", and of "
-                            "1..%d characters", fn, TN_LM_NAME_MAX - 1);
+                            "1..%d characters",
+                            fn, TN_LM_NAME_MAX - 1);
     return TN_OK;
 }
 
@@ -94,9 +95,9 @@ tn_status tn_lm_init(tn_lm *m, const tn_lm_opts *o, tn_dtype dt, tn_rng *r)
         s = tn_rnn_init(&m->rnn, &m->ps, "rnn", o->cell, o->embed, o->hidden, o->layers, false,
                         o->dropout, dt, r);
     if (s == TN_OK)
-        s = o->tie ? tn_linear_init_tied(&m->head, &m->ps, o->head_name, weight, true, dt, r)
-                   : tn_linear_init(&m->head, &m->ps, o->head_name, o->hidden, o->vocab, true,
-                                    dt, r);
+        s = o->tie
+                ? tn_linear_init_tied(&m->head, &m->ps, o->head_name, weight, true, dt, r)
+                : tn_linear_init(&m->head, &m->ps, o->head_name, o->hidden, o->vocab, true, dt, r);
     if (s != TN_OK) {
         prefix_error(fn, NULL);
         tn_lm_free(m);
@@ -124,8 +125,8 @@ void tn_lm_free(tn_lm *m)
 tn_lm_state *tn_lm_state_new(const tn_lm *m, int64_t batch)
 {
     if (!m || batch < 1 || !m->ps.n) {
-        tn_set_error(TN_ERR_ARG, "tn_lm_state_new: %s", !m || !m->ps.n ? "no model" :
-                     "batch must be >= 1");
+        tn_set_error(TN_ERR_ARG, "tn_lm_state_new: %s",
+                     !m || !m->ps.n ? "no model" : "batch must be >= 1");
         return NULL;
     }
     tn_lm_state *st = tn_alloc(sizeof *st);
@@ -255,8 +256,8 @@ static tn_status eval_windows(const tn_lm *m, tn_tape *tp, tn_lm_state *st, cons
         memcpy(x->data, ids + s, (size_t)len * sizeof(int32_t));
         memcpy(y->data, ids + s + 1, (size_t)len * sizeof(int32_t));
         tn_rnn_out fin;
-        tn_tensor *loss = tn_cross_entropy(tp, tn_lm_forward(tp, m, st, x, &fin), y, -1,
-                                           TN_REDUCE_SUM);
+        tn_tensor *loss =
+            tn_cross_entropy(tp, tn_lm_forward(tp, m, st, x, &fin), y, -1, TN_REDUCE_SUM);
         if (!loss || tn_tape_error(tp))
             return tn_set_error(tn_tape_status(tp) != TN_OK ? tn_tape_status(tp) : TN_ERR_STATE,
                                 "tn_lm_eval: %s", tn_tape_error(tp) ? tn_tape_error(tp) : "");
@@ -343,17 +344,17 @@ tn_status tn_lm_step(const tn_lm *m, tn_lm_state *st, const int32_t *ids, float 
 
 /* ---- checkpoints ---- */
 
-#define KEY_FORMAT "lm.format"
-#define KEY_CELL "lm.cell"
-#define KEY_VOCAB "lm.vocab"
-#define KEY_EMBED "lm.embed"
-#define KEY_HIDDEN "lm.hidden"
-#define KEY_LAYERS "lm.layers"
-#define KEY_DROPOUT "lm.dropout"
+#define KEY_FORMAT     "lm.format"
+#define KEY_CELL       "lm.cell"
+#define KEY_VOCAB      "lm.vocab"
+#define KEY_EMBED      "lm.embed"
+#define KEY_HIDDEN     "lm.hidden"
+#define KEY_LAYERS     "lm.layers"
+#define KEY_DROPOUT    "lm.dropout"
 #define KEY_IO_DROPOUT "lm.io_dropout"
-#define KEY_TIE "lm.tie"
+#define KEY_TIE        "lm.tie"
 #define KEY_EMBED_NAME "lm.embed_name"
-#define KEY_HEAD_NAME "lm.head_name"
+#define KEY_HEAD_NAME  "lm.head_name"
 
 /* A set that borrows st's tensors under the names "state.h", "state.c"
  * (items from tn_alloc: release with tn_free(set->items), never
@@ -446,8 +447,7 @@ tn_status tn_lm_save(const char *path, const tn_lm *m, const tn_lm_state *st,
 
 /* ---- building a model from a file ---- */
 
-static tn_status meta_error(const char *path, const char *key, const char *value,
-                            const char *want)
+static tn_status meta_error(const char *path, const char *key, const char *value, const char *want)
 {
     return tn_set_error(TN_ERR_FORMAT, "tn_lm_open: %s: metadata %s%s%s%s: %s", path, key,
                         value ? " \"" : "", value ? value : "", value ? "\"" : "",
@@ -467,8 +467,7 @@ static tn_status meta_int(const char *path, const tn_meta *meta, const char *key
 }
 
 /* Key `key` of meta as a number in [0, 1). */
-static tn_status meta_fraction(const char *path, const tn_meta *meta, const char *key,
-                               double *out)
+static tn_status meta_fraction(const char *path, const tn_meta *meta, const char *key, double *out)
 {
     const char *v = tn_meta_get(meta, key);
     char *end = NULL;
@@ -560,8 +559,10 @@ static tn_status check_sizes(const char *path, const tn_ckpt_entry *ents, int n,
     struct {
         const char *name;
         int64_t rows, cols;
-    } want[4] = {{embed, o->vocab, o->embed}, {"rnn.weight_ih_l0", GH, o->embed},
-                 {hh, GH, o->hidden}, {head, o->vocab, o->hidden}};
+    } want[4] = {{embed, o->vocab, o->embed},
+                 {"rnn.weight_ih_l0", GH, o->embed},
+                 {hh, GH, o->hidden},
+                 {head, o->vocab, o->hidden}};
     for (int i = 0; i < (o->tie ? 3 : 4); i++) {
         const tn_ckpt_entry *e = find_entry(ents, n, want[i].name);
         if (e && e->ndim == 2 && e->shape[0] == want[i].rows && e->shape[1] == want[i].cols)
@@ -643,8 +644,10 @@ static bool module_param_name(const tn_lm *m, const char *name)
 static tn_status skip_entry(const char *path, tn_params *skip, const tn_ckpt_entry *e)
 {
     if (e->ndim < 1 || strlen(e->name) >= TN_NAME_MAX)
-        return tn_set_error(TN_ERR_FORMAT, "tn_lm_load_params: %s: cannot skip tensor %s "
-                            "(a scalar, or a name too long)", path, e->name);
+        return tn_set_error(TN_ERR_FORMAT,
+                            "tn_lm_load_params: %s: cannot skip tensor %s "
+                            "(a scalar, or a name too long)",
+                            path, e->name);
     if (skip->n == skip->cap) {
         int cap = skip->cap ? 2 * skip->cap : 8;
         tn_param *items = tn_alloc((size_t)cap * sizeof *items);

@@ -43,15 +43,9 @@ static const char *const kind_names[] = {"sgd", "adagrad", "rmsprop", "adam", "a
 
 /* ---- defaults ---- */
 
-tn_sgd_opts tn_sgd_defaults(void)
-{
-    return (tn_sgd_opts){.lr = 1e-3};
-}
+tn_sgd_opts tn_sgd_defaults(void) { return (tn_sgd_opts){.lr = 1e-3}; }
 
-tn_adagrad_opts tn_adagrad_defaults(void)
-{
-    return (tn_adagrad_opts){.lr = 1e-2, .eps = 1e-10};
-}
+tn_adagrad_opts tn_adagrad_defaults(void) { return (tn_adagrad_opts){.lr = 1e-2, .eps = 1e-10}; }
 
 tn_rmsprop_opts tn_rmsprop_defaults(void)
 {
@@ -74,16 +68,10 @@ tn_adam_opts tn_adamw_defaults(void)
 
 /* Finite and >= 0 (false for NaN and +inf: an infinite rate, decay or eps
  * only ever produces NaN parameters). */
-static bool nonneg(double x)
-{
-    return x >= 0 && isfinite(x);
-}
+static bool nonneg(double x) { return x >= 0 && isfinite(x); }
 
 /* 0 <= x < 1. */
-static bool unit(double x)
-{
-    return x >= 0 && x < 1;
-}
+static bool unit(double x) { return x >= 0 && x < 1; }
 
 /* New state tensor "<param>.<key>" like p, filled with value, appended to
  * o->state (whose items array was sized for every state tensor). */
@@ -188,12 +176,11 @@ tn_optim *tn_optim_adagrad(const tn_params *ps, const tn_adagrad_opts *opts)
                             "%s: invalid option (lr %g, lr_decay %g, weight_decay %g, "
                             "initial_accumulator_value %g, eps %g): all must be finite and "
                             ">= 0",
-                            fn, op.lr, op.lr_decay, op.weight_decay,
-                            op.initial_accumulator_value, op.eps),
+                            fn, op.lr, op.lr_decay, op.weight_decay, op.initial_accumulator_value,
+                            op.eps),
                NULL;
     static const char *const keys[] = {"sum"};
-    tn_optim *o = optim_new(fn, TN_OPTIM_ADAGRAD, ps, op.lr, keys, 1,
-                            op.initial_accumulator_value);
+    tn_optim *o = optim_new(fn, TN_OPTIM_ADAGRAD, ps, op.lr, keys, 1, op.initial_accumulator_value);
     if (o)
         o->opt.adagrad = op;
     return o;
@@ -223,8 +210,7 @@ tn_optim *tn_optim_rmsprop(const tn_params *ps, const tn_rmsprop_opts *opts)
     return o;
 }
 
-static tn_optim *adam_new(const char *fn, tn_optim_kind kind, const tn_params *ps,
-                          tn_adam_opts op)
+static tn_optim *adam_new(const char *fn, tn_optim_kind kind, const tn_params *ps, tn_adam_opts op)
 {
     if (!nonneg(op.lr) || !unit(op.beta1) || !unit(op.beta2) || !nonneg(op.eps) ||
         !nonneg(op.weight_decay))
@@ -340,8 +326,8 @@ static void rmsprop_update(const tn_rmsprop_opts *op, double lr, tn_tensor *p, t
 
 /* Adam / AdamW (decoupled); m exp_avg, v exp_avg_sq, vm max_exp_avg_sq or
  * NULL; t the 1-based step. */
-static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64_t t,
-                        tn_tensor *p, tn_tensor *m, tn_tensor *v, tn_tensor *vm)
+static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64_t t, tn_tensor *p,
+                        tn_tensor *m, tn_tensor *v, tn_tensor *vm)
 {
     int64_t n = tn_numel(p);
     double bc1 = 1 - pow(op->beta1, (double)t), bc2 = 1 - pow(op->beta2, (double)t);
@@ -378,10 +364,7 @@ static double sum_squares(const tn_tensor *t); /* clipping, below */
 
 /* Has a gradient and is not frozen (requires_grad off): the parameters that
  * tn_optim_step updates and the clipping functions read. */
-static bool trainable(const tn_tensor *p)
-{
-    return p->grad && p->requires_grad;
-}
+static bool trainable(const tn_tensor *p) { return p->grad && p->requires_grad; }
 
 /* Whether every gradient element of o's parameters is finite (a sum of
  * squares in double is non-finite exactly then, for float gradients). */
@@ -401,10 +384,7 @@ void tn_optim_set_skip_nonfinite(tn_optim *o, bool on)
         o->skip_nonfinite = on;
 }
 
-int64_t tn_optim_skipped(const tn_optim *o)
-{
-    return o ? o->skipped : 0;
-}
+int64_t tn_optim_skipped(const tn_optim *o) { return o ? o->skipped : 0; }
 
 tn_status tn_optim_step(tn_optim *o)
 {
@@ -445,8 +425,7 @@ tn_status tn_optim_step(tn_optim *o)
         }
         case TN_OPTIM_ADAM:
         case TN_OPTIM_ADAMW:
-            adam_update(&o->opt.adam, o->kind == TN_OPTIM_ADAMW, o->lr, t, p, s[0], s[1],
-                        s[2]);
+            adam_update(&o->opt.adam, o->kind == TN_OPTIM_ADAMW, o->lr, t, p, s[0], s[1], s[2]);
             break;
         }
     }
@@ -466,8 +445,9 @@ tn_status tn_optim_set_lr(tn_optim *o, double lr)
     if (!o)
         return tn_set_error(TN_ERR_ARG, "tn_optim_set_lr: NULL optimizer");
     if (!nonneg(lr))
-        return tn_set_error(TN_ERR_ARG, "tn_optim_set_lr: lr %g must be finite and >= 0 (%s "
-                                        "keeps lr %g)",
+        return tn_set_error(TN_ERR_ARG,
+                            "tn_optim_set_lr: lr %g must be finite and >= 0 (%s "
+                            "keeps lr %g)",
                             lr, kind_names[o->kind], o->lr);
     o->lr = lr;
     /* keep the copied options in step (they are reported nowhere else) */
@@ -481,15 +461,9 @@ tn_status tn_optim_set_lr(tn_optim *o, double lr)
     return TN_OK;
 }
 
-double tn_optim_get_lr(const tn_optim *o)
-{
-    return o ? o->lr : 0.0;
-}
+double tn_optim_get_lr(const tn_optim *o) { return o ? o->lr : 0.0; }
 
-int64_t tn_optim_get_step(const tn_optim *o)
-{
-    return o ? o->step : 0;
-}
+int64_t tn_optim_get_step(const tn_optim *o) { return o ? o->step : 0; }
 
 void tn_optim_set_step(tn_optim *o, int64_t step)
 {
@@ -501,20 +475,11 @@ void tn_optim_set_step(tn_optim *o, int64_t step)
     o->step = step;
 }
 
-tn_optim_kind tn_optim_get_kind(const tn_optim *o)
-{
-    return o ? o->kind : TN_OPTIM_SGD;
-}
+tn_optim_kind tn_optim_get_kind(const tn_optim *o) { return o ? o->kind : TN_OPTIM_SGD; }
 
-const char *tn_optim_name(const tn_optim *o)
-{
-    return o ? kind_names[o->kind] : "(null)";
-}
+const char *tn_optim_name(const tn_optim *o) { return o ? kind_names[o->kind] : "(null)"; }
 
-tn_params *tn_optim_state(tn_optim *o)
-{
-    return o ? &o->state : NULL;
-}
+tn_params *tn_optim_state(tn_optim *o) { return o ? &o->state : NULL; }
 
 /* ---- learning-rate schedules ---- */
 
@@ -611,9 +576,7 @@ static void scale_grad(tn_tensor *t, double c)
     TN_FOR_DTYPE(t->dtype, T, {
         T *g = t->grad;
         const T c_ = (T)c;
-        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
-            g[i] = g[i] * c_;
-        });
+        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, { g[i] = g[i] * c_; });
     });
 }
 
@@ -677,9 +640,7 @@ tn_status tn_clip_grad_value(const tn_params *ps, double clip_value)
         TN_FOR_DTYPE(t->dtype, T, {
             T *g = t->grad;
             const T hi = (T)clip_value, lo = -hi;
-            TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
-                g[i] = g[i] < lo ? lo : g[i] > hi ? hi : g[i];
-            });
+            TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, { g[i] = g[i] < lo ? lo : g[i] > hi ? hi : g[i]; });
         });
     }
     return TN_OK;

@@ -36,8 +36,8 @@ tn_tensor *tn_params_get(const tn_params *ps, const char *name)
 
 /* prefix + "." + name (or name alone) into full, a name not yet used in
  * ps; its length, or -1 with the error set. */
-static int new_name(const char *fn, const tn_params *ps, char full[TN_NAME_MAX],
-                    const char *prefix, const char *name)
+static int new_name(const char *fn, const tn_params *ps, char full[TN_NAME_MAX], const char *prefix,
+                    const char *name)
 {
     int len = prefix && *prefix ? snprintf(full, TN_NAME_MAX, "%s.%s", prefix, name)
                                 : snprintf(full, TN_NAME_MAX, "%s", name);
@@ -87,8 +87,8 @@ tn_tensor *tn_params_tie(tn_params *ps, const char *prefix, const char *name, co
     return t;
 }
 
-tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt,
-                         int ndim, const int64_t *shape)
+tn_tensor *tn_params_new(tn_params *ps, const char *prefix, const char *name, tn_dtype dt, int ndim,
+                         const int64_t *shape)
 {
     char full[TN_NAME_MAX];
     int len = new_name("tn_params_new", ps, full, prefix, name);

@@ -89,8 +89,7 @@ static tn_status check_opts(const char *fn, const tn_rnn_opts *o)
     if (!(o->dropout >= 0 && o->dropout < 1))
         return tn_set_error(TN_ERR_ARG, "%s: dropout %g outside [0, 1)", fn, o->dropout);
     if (!init_kind_valid(o->init))
-        return tn_set_error(TN_ERR_ARG, "%s: init %d is not a tn_rnn_init_kind", fn,
-                            (int)o->init);
+        return tn_set_error(TN_ERR_ARG, "%s: init %d is not a tn_rnn_init_kind", fn, (int)o->init);
     if (o->set_forget_bias && (o->cell != TN_CELL_LSTM || !isfinite(o->forget_bias)))
         return tn_set_error(TN_ERR_ARG, "%s: forget_bias %g needs an LSTM and a finite value", fn,
                             o->forget_bias);
@@ -98,8 +97,8 @@ static tn_status check_opts(const char *fn, const tn_rnn_opts *o)
 }
 
 /* LayerNorm of layer l's output [.., D*H], under prefix.norm_l{l}. */
-static tn_status make_norm(tn_layernorm *n, tn_params *ps, const char *prefix, int l,
-                           int64_t dim, tn_dtype dt)
+static tn_status make_norm(tn_layernorm *n, tn_params *ps, const char *prefix, int l, int64_t dim,
+                           tn_dtype dt)
 {
     char sub[TN_NAME_MAX];
     int len = prefix && *prefix ? snprintf(sub, sizeof sub, "%s.norm_l%d", prefix, l)
@@ -166,8 +165,12 @@ tn_status tn_rnn_init(tn_rnn *m, tn_params *ps, const char *prefix, tn_cell cell
                       double dropout, tn_dtype dt, tn_rng *r)
 {
     /* the plain layer: no residual, no norm, PyTorch's init */
-    tn_rnn_opts o = {.cell = cell, .input_size = input_size, .hidden = hidden, .layers = layers,
-                     .bidirectional = bidirectional, .dropout = dropout,
+    tn_rnn_opts o = {.cell = cell,
+                     .input_size = input_size,
+                     .hidden = hidden,
+                     .layers = layers,
+                     .bidirectional = bidirectional,
+                     .dropout = dropout,
                      .init = TN_RNN_INIT_UNIFORM};
     return rnn_init("tn_rnn_init", m, ps, prefix, &o, dt, r);
 }
@@ -227,18 +230,18 @@ tn_tensor *tn_rnn_cell_forward(tn_tape *tp, const tn_rnn_cell *c, tn_tensor *x, 
     if (x->ndim != 2 || x->shape[1] != c->input_size ||
         (h && (h->ndim != 2 || h->shape[0] != B || h->shape[1] != H)) ||
         (cs && (cs->ndim != 2 || cs->shape[0] != B || cs->shape[1] != H))) {
-        tn_tape_fail(tp, TN_ERR_SHAPE,
-                     "tn_rnn_cell_forward (%s): x %s, h %s; expected x [B, %lld] and states [B, %lld]",
-                     tn_cell_name(c->cell), tn_shape_str(x, a, sizeof a),
-                     h ? tn_shape_str(h, b, sizeof b) : "none", (long long)c->input_size,
-                     (long long)H);
+        tn_tape_fail(
+            tp, TN_ERR_SHAPE,
+            "tn_rnn_cell_forward (%s): x %s, h %s; expected x [B, %lld] and states [B, %lld]",
+            tn_cell_name(c->cell), tn_shape_str(x, a, sizeof a),
+            h ? tn_shape_str(h, b, sizeof b) : "none", (long long)c->input_size, (long long)H);
         return NULL;
     }
-    tn_tensor *xg = tn_addmm(tp, input_bias(tp, c->cell, c->b_ih, c->b_hh), x,
-                             tn_transpose(tp, c->w_ih, 0, 1));
+    tn_tensor *xg =
+        tn_addmm(tp, input_bias(tp, c->cell, c->b_ih, c->b_hh), x, tn_transpose(tp, c->w_ih, 0, 1));
     tn_tensor *c2 = NULL;
-    tn_tensor *h2 = cell_step(tp, c->cell, H, xg, h, cs, tn_transpose(tp, c->w_hh, 0, 1),
-                              c->b_hh, &c2);
+    tn_tensor *h2 =
+        cell_step(tp, c->cell, H, xg, h, cs, tn_transpose(tp, c->w_hh, 0, 1), c->b_hh, &c2);
     if (c_out)
         *c_out = c2;
     return h2;
@@ -270,8 +273,8 @@ static void final_state(tn_tape *tp, tn_tensor *o, const int32_t *len, bool reve
                 id[s * B + b] = (int32_t)((s * B + b) * T + len[b] - 1);
         last = tn_gather_rows(tp, tn_reshape(tp, o, 2, (int64_t[]){S * B * T, H}), ids, -1);
     } else {
-        last = tn_reshape(tp, tn_narrow(tp, o, 2, reverse ? 0 : T - 1, 1), 2,
-                          (int64_t[]){S * B, H});
+        last =
+            tn_reshape(tp, tn_narrow(tp, o, 2, reverse ? 0 : T - 1, 1), 2, (int64_t[]){S * B, H});
     }
     fin[k] = tn_narrow(tp, last, 0, 0, B);
     if (S == 2)
@@ -280,9 +283,9 @@ static void final_state(tn_tape *tp, tn_tensor *o, const int32_t *len, bool reve
 
 /* One direction of one layer over the whole sequence (one recurrent op):
  *   xin [B, T, I] -> output [B, T, H]; final states into fin (see above). */
-static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool reverse,
-                                tn_tensor *xin, tn_tensor *h0, tn_tensor *c0,
-                                const int32_t *len, tn_tensor **fin, int64_t LD)
+static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool reverse, tn_tensor *xin,
+                                tn_tensor *h0, tn_tensor *c0, const int32_t *len, tn_tensor **fin,
+                                int64_t LD)
 {
     int64_t B = xin->shape[0], T = xin->shape[1], H = m->hidden;
     tn_rnn_weights w = {m->w_ih[k], m->w_hh[k], m->b_ih[k], m->b_hh[k]};
@@ -306,8 +309,8 @@ static tn_tensor *length_mask(tn_tape *tp, const int32_t *lengths, int64_t B, in
     return mask;
 }
 
-tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0,
-                         tn_tensor *c0, const int32_t *lengths, tn_rnn_out *out)
+tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0, tn_tensor *c0,
+                         const int32_t *lengths, tn_rnn_out *out)
 {
     if (!tp || !m || !out)
         return tn_set_error(TN_ERR_ARG, "tn_rnn_forward: NULL argument");
@@ -328,8 +331,8 @@ tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *
         if (st[i] && (st[i]->ndim != 3 || st[i]->shape[0] != LD || st[i]->shape[1] != B ||
                       st[i]->shape[2] != H))
             return tn_tape_fail(tp, TN_ERR_SHAPE, "%s: %s %s, expected [%lld, %lld, %lld]", name,
-                                i ? "c0" : "h0", tn_shape_str(st[i], b, sizeof b),
-                                (long long)LD, (long long)B, (long long)H);
+                                i ? "c0" : "h0", tn_shape_str(st[i], b, sizeof b), (long long)LD,
+                                (long long)B, (long long)H);
     if (c0 && m->cell != TN_CELL_LSTM)
         return tn_tape_fail(tp, TN_ERR_ARG, "%s: c0 given, but only LSTM has a cell state", name);
     if (lengths)

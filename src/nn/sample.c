@@ -57,8 +57,7 @@ static tn_status check_args(const char *fn, const tn_tensor *logits, const tn_sa
     *V = logits->shape[logits->ndim - 1];
     *rows = logits->ndim == 2 ? logits->shape[0] : 1;
     if (*V > INT32_MAX)
-        return tn_set_error(TN_ERR_ARG, "%s: %lld classes do not fit int32 ids", fn,
-                            (long long)*V);
+        return tn_set_error(TN_ERR_ARG, "%s: %lld classes do not fit int32 ids", fn, (long long)*V);
     return TN_OK;
 }
 
@@ -125,8 +124,7 @@ static tn_status scratch_new(const char *fn, int64_t V, scratch *s)
     s->order = tn__alloc_array((size_t)V, sizeof *s->order);
     if (!s->w || !s->order) {
         tn_free(s->w), tn_free(s->order);
-        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld classes", fn,
-                            (long long)V);
+        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld classes", fn, (long long)V);
     }
     return TN_OK;
 }

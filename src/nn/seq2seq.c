@@ -42,9 +42,9 @@ tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
         bad = "dropout in [0, 1)";
     else if (o->src_pad < 0 || o->src_pad >= o->src_vocab)
         bad = "src_pad in 0..src_vocab-1";
-    else if (o->tgt_pad < 0 || o->tgt_pad >= o->tgt_vocab || o->sos < 0 ||
-             o->sos >= o->tgt_vocab || o->eos < 0 || o->eos >= o->tgt_vocab ||
-             o->sos == o->eos || o->tgt_pad == o->eos || o->tgt_pad == o->sos)
+    else if (o->tgt_pad < 0 || o->tgt_pad >= o->tgt_vocab || o->sos < 0 || o->sos >= o->tgt_vocab ||
+             o->eos < 0 || o->eos >= o->tgt_vocab || o->sos == o->eos || o->tgt_pad == o->eos ||
+             o->tgt_pad == o->sos)
         bad = "tgt_pad, sos and eos distinct ids in 0..tgt_vocab-1";
     if (bad)
         return tn_set_error(TN_ERR_ARG, "tn_seq2seq_init: bad options: need %s", bad);
@@ -75,8 +75,8 @@ tn_status tn_seq2seq_init(tn_seq2seq *m, tn_params *ps, const char *prefix,
             return st;
     }
     if (o->attention >= 0 &&
-        ((st = tn_attention_init(&m->attn, ps, SUB("attn"), (tn_attn_kind)o->attention, H, D * H,
-                                 H, dt, r)) ||
+        ((st = tn_attention_init(&m->attn, ps, SUB("attn"), (tn_attn_kind)o->attention, H, D * H, H,
+                                 dt, r)) ||
          (st = tn_linear_init(&m->combine, ps, SUB("combine"), H + D * H, H, false, dt, r))))
         return st;
     return tn_linear_init(&m->out, ps, SUB("out"), H, o->tgt_vocab, true, dt, r);
@@ -107,8 +107,8 @@ static tn_status check_src(tn_tape *tp, const char *fn, const tn_seq2seq *m, tn_
     }
     for (int64_t b = 0; b < src->shape[0]; b++)
         if (src_len[b] < 1 || src_len[b] > src->shape[1])
-            return tn_tape_fail(tp, TN_ERR_INDEX, "%s: src_len[%lld] = %d outside 1..S = %lld",
-                                fn, (long long)b, (int)src_len[b], (long long)src->shape[1]);
+            return tn_tape_fail(tp, TN_ERR_INDEX, "%s: src_len[%lld] = %d outside 1..S = %lld", fn,
+                                (long long)b, (int)src_len[b], (long long)src->shape[1]);
     return TN_OK;
 }
 
@@ -131,18 +131,19 @@ static tn_status encode(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src, const 
     for (int l = 0; l < o->layers; l++) {
         tn_tensor *parts[2][2];
         for (int64_t d = 0; d < D; d++) {
-            parts[0][d] = tn_reshape(tp, tn_narrow(tp, enc.h_n, 0, l * D + d, 1), 2,
-                                     (int64_t[]){B, H});
+            parts[0][d] =
+                tn_reshape(tp, tn_narrow(tp, enc.h_n, 0, l * D + d, 1), 2, (int64_t[]){B, H});
             if (enc.c_n)
-                parts[1][d] = tn_reshape(tp, tn_narrow(tp, enc.c_n, 0, l * D + d, 1), 2,
-                                         (int64_t[]){B, H});
+                parts[1][d] =
+                    tn_reshape(tp, tn_narrow(tp, enc.c_n, 0, l * D + d, 1), 2, (int64_t[]){B, H});
         }
-        st->h[l] = tn_tanh(tp, tn_linear_forward(tp, &m->bridge,
-                                                 D == 1 ? parts[0][0] : tn_concat(tp, 2, parts[0], 1)));
+        st->h[l] =
+            tn_tanh(tp, tn_linear_forward(tp, &m->bridge,
+                                          D == 1 ? parts[0][0] : tn_concat(tp, 2, parts[0], 1)));
         if (enc.c_n)
-            st->c[l] = tn_tanh(tp, tn_linear_forward(tp, &m->bridge_c,
-                                                     D == 1 ? parts[1][0]
-                                                            : tn_concat(tp, 2, parts[1], 1)));
+            st->c[l] = tn_tanh(
+                tp, tn_linear_forward(tp, &m->bridge_c,
+                                      D == 1 ? parts[1][0] : tn_concat(tp, 2, parts[1], 1)));
     }
     st->feed = with_attn(m) ? tn_tape_tensor(tp, m->out.weight->dtype, 2, (int64_t[]){B, H}) : NULL;
     return tn_tape_error(tp) ? tn_last_status() : TN_OK;
@@ -171,8 +172,8 @@ static tn_tensor *decode_features(tn_tape *tp, const tn_seq2seq *m, const tn_att
         tn_tensor *ctx = NULL;
         if (tn_attention_forward(tp, &m->attn, mem, top, &ctx, w))
             return NULL;
-        top = tn_tanh(tp, tn_linear_forward(tp, &m->combine,
-                                            tn_concat(tp, 2, (tn_tensor *[]){top, ctx}, 1)));
+        top = tn_tanh(
+            tp, tn_linear_forward(tp, &m->combine, tn_concat(tp, 2, (tn_tensor *[]){top, ctx}, 1)));
         st->feed = top;
     }
     return tn_dropout(tp, top, o->dropout);
@@ -186,9 +187,8 @@ static tn_tensor *decode_step(tn_tape *tp, const tn_seq2seq *m, const tn_attn_me
     return top ? tn_linear_forward(tp, &m->out, top) : NULL;
 }
 
-tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                          const int32_t *src_len, tn_tensor *tgt, double teacher_forcing,
-                          tn_rng *rng, tn_tensor **loss)
+tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src, const int32_t *src_len,
+                          tn_tensor *tgt, double teacher_forcing, tn_rng *rng, tn_tensor **loss)
 {
     if (loss)
         *loss = NULL;
@@ -249,8 +249,8 @@ tn_status tn_seq2seq_loss(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
     memcpy(flat->data, Y, (size_t)(B * T) * sizeof *Y);
     if (all_forced) /* the output layer and the loss in one op: no [B*T, V] logits kept */
         *loss = tn_linear_cross_entropy(tp, tn_reshape(tp, all, 2, (int64_t[]){B * T, m->o.hidden}),
-                                        m->out.weight, m->out.bias, flat, NULL, m->o.tgt_pad,
-                                        0.0, TN_REDUCE_MEAN);
+                                        m->out.weight, m->out.bias, flat, NULL, m->o.tgt_pad, 0.0,
+                                        TN_REDUCE_MEAN);
     else
         *loss = tn_cross_entropy(tp, tn_reshape(tp, all, 2, (int64_t[]){B * T, V}), flat,
                                  m->o.tgt_pad, TN_REDUCE_MEAN);
@@ -271,8 +271,7 @@ static void state_gather(tn_tape *tp, const tn_seq2seq *m, dstate *st, tn_tensor
 
 /* The attention memory of B sentences repeated k times (row b*k + i);
  * rows [B*k] holds b for each. */
-static tn_status memory_repeat(tn_tape *tp, tn_attn_memory *mem, int64_t B, int k,
-                               tn_tensor *rows)
+static tn_status memory_repeat(tn_tape *tp, tn_attn_memory *mem, int64_t B, int k, tn_tensor *rows)
 {
     if (!mem->keys || k == 1)
         return TN_OK;
@@ -283,8 +282,8 @@ static tn_status memory_repeat(tn_tape *tp, tn_attn_memory *mem, int64_t B, int 
             continue;
         int64_t F = src[i]->shape[2];
         tn_tensor *flat = tn_reshape(tp, tn_contiguous(tp, src[i]), 2, (int64_t[]){B, S * F});
-        tn_tensor *rep = tn_reshape(tp, tn_gather_rows(tp, flat, rows, -1), 3,
-                                    (int64_t[]){B * k, S, F});
+        tn_tensor *rep =
+            tn_reshape(tp, tn_gather_rows(tp, flat, rows, -1), 3, (int64_t[]){B * k, S, F});
         if (i == 0)
             mem->keys = rep;
         else
@@ -360,8 +359,9 @@ static tn_status search_new(search *S, const tn_seq2seq *m, int64_t B, int k, do
     if (__builtin_mul_overflow(B, (int64_t)k, &n) || __builtin_mul_overflow(n, 2, &seqs) ||
         __builtin_add_overflow(seqs, B, &seqs) || __builtin_mul_overflow(seqs, max_len, &slots) ||
         __builtin_mul_overflow((int64_t)k, V, &nc_max))
-        return tn_set_error(TN_ERR_MEMORY, "%s: beam %d, batch %lld, max_len %lld, vocab %lld: "
-                                           "the search's memory is beyond the address space",
+        return tn_set_error(TN_ERR_MEMORY,
+                            "%s: beam %d, batch %lld, max_len %lld, vocab %lld: "
+                            "the search's memory is beyond the address space",
                             fn, k, (long long)B, (long long)max_len, (long long)V);
     *S = (search){.B = B, .n = n, .max_len = max_len, .V = V, .k = k, .alpha = alpha};
     S->live = tn__alloc_array((size_t)n, sizeof *S->live);
@@ -421,7 +421,9 @@ static int sentence_candidates(search *S, const tn_seq2seq *m, const tn_tensor *
                              "%s: log-probability of token %lld for sentence %lld at step %lld "
                              "is %s: the decoder's output is not finite",
                              fn, (long long)v, (long long)b, (long long)t,
-                             isnan(S->logp[v]) ? "nan" : S->logp[v] > 0 ? "inf" : "-inf");
+                             isnan(S->logp[v]) ? "nan"
+                             : S->logp[v] > 0  ? "inf"
+                                               : "-inf");
                 return -1;
             }
             S->cands[nc++] = (cand){h->score + S->logp[v], i, (int32_t)v};
@@ -461,7 +463,7 @@ static bool sentence_advance(search *S, const tn_seq2seq *m, int64_t b, int64_t 
         const cand *c = &S->top[q];
         const hyp *h = &S->live[b * k + c->i];
         bool eos = c->v == m->o.eos, last = t + 1 == S->max_len;
-        if (eos || last) { /* finished: with its eos, or cut at max_len */
+        if (eos || last) {            /* finished: with its eos, or cut at max_len */
             int64_t len = h->len + 1; /* the eos, or the token cut at */
             double norm = S->alpha == 0 ? c->score : c->score / pow((double)len, S->alpha);
             if (S->nfin[b] < k && norm > S->bestnorm[b]) {
@@ -508,8 +510,9 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
     if (!out || !out_len || !score)
         return tn_set_error(TN_ERR_ARG, "%s: NULL output", fn);
     if (k < 1 || max_len < 1 || !(alpha >= 0))
-        return tn_set_error(TN_ERR_ARG, "%s: beam %d, max_len %lld, len_alpha %g: need beam >= 1, "
-                                        "max_len >= 1, len_alpha >= 0",
+        return tn_set_error(TN_ERR_ARG,
+                            "%s: beam %d, max_len %lld, len_alpha %g: need beam >= 1, "
+                            "max_len >= 1, len_alpha >= 0",
                             fn, k, (long long)max_len, alpha);
     int64_t B = src->shape[0], L = src->shape[1];
     search S;
@@ -530,8 +533,8 @@ static tn_status beam_search(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
         state_gather(tp, m, &st, rows);
     for (int64_t t = 0; t < max_len; t++) {
         tn_tensor *w = NULL;
-        tn_tensor *lg = decode_step(tp, m, &mem, ids_tensor(tp, S.n, S.prev), &st,
-                                    weights ? &w : NULL);
+        tn_tensor *lg =
+            decode_step(tp, m, &mem, ids_tensor(tp, S.n, S.prev), &st, weights ? &w : NULL);
         tn_tensor *lp = tn_log_softmax(tp, lg, 1);
         if (!lp) {
             s = tn_last_status();
@@ -579,16 +582,16 @@ done:
 }
 
 tn_status tn_seq2seq_greedy(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                            const int32_t *src_len, int64_t max_len, int32_t *out,
-                            int32_t *out_len, double *score)
+                            const int32_t *src_len, int64_t max_len, int32_t *out, int32_t *out_len,
+                            double *score)
 {
     return beam_search(tp, m, src, src_len, 1, 0.0, max_len, out, out_len, score, NULL,
                        "tn_seq2seq_greedy");
 }
 
-tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                          const int32_t *src_len, int beam, double len_alpha, int64_t max_len,
-                          int32_t *out, int32_t *out_len, double *score)
+tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src, const int32_t *src_len,
+                          int beam, double len_alpha, int64_t max_len, int32_t *out,
+                          int32_t *out_len, double *score)
 {
     return beam_search(tp, m, src, src_len, beam, len_alpha, max_len, out, out_len, score, NULL,
                        "tn_seq2seq_beam");
@@ -657,7 +660,9 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
                                  "%s: log-probability of token %d for sentence %lld at step %lld "
                                  "is %s: the decoder's output is not finite",
                                  fn, (int)next[b], (long long)b, (long long)t,
-                                 isnan(lpv) ? "nan" : lpv > 0 ? "inf" : "-inf");
+                                 isnan(lpv) ? "nan"
+                                 : lpv > 0  ? "inf"
+                                            : "-inf");
                 break;
             }
             score[b] += lpv;
@@ -679,8 +684,8 @@ tn_status tn_seq2seq_sample(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
 }
 
 tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *src,
-                                   int32_t src_len, int64_t max_len, int32_t *out,
-                                   int32_t *out_len, double *weights)
+                                   int32_t src_len, int64_t max_len, int32_t *out, int32_t *out_len,
+                                   double *weights)
 {
     if (!m || !weights)
         return tn_set_error(TN_ERR_ARG, "tn_seq2seq_attention_map: NULL argument");

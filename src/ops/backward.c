@@ -248,16 +248,13 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     if (tp->flush)
         tp->flush(tp, NULL);
     tp->flush = NULL;
-    tp->op_cache = NULL; /* an optimizer step may follow */
+    tp->op_cache = NULL;  /* an optimizer step may follow */
     if (tp->err != TN_OK) /* a backward kernel failed (e.g. out of memory) */
         return tn_set_error(tp->err, "%s: %s", fn, tp->errmsg);
     return TN_OK;
 }
 
-tn_status tn_backward(tn_tape *tp, tn_tensor *loss)
-{
-    return run(tp, loss, NULL, "tn_backward");
-}
+tn_status tn_backward(tn_tape *tp, tn_tensor *loss) { return run(tp, loss, NULL, "tn_backward"); }
 
 tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy)
 {

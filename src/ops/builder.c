@@ -34,10 +34,7 @@ bool tn__check(tn_tape *tp, const char *name, int n, tn_tensor *const *xs)
     return true;
 }
 
-static bool src_wants(const tn_tensor *x)
-{
-    return x && x->dtype != TN_I32 && x->requires_grad;
-}
+static bool src_wants(const tn_tensor *x) { return x && x->dtype != TN_I32 && x->requires_grad; }
 
 static tn_tensor *node_new(tn_tape *tp, int op, int n, tn_tensor *const *srcs)
 {
@@ -58,8 +55,8 @@ static tn_tensor *node_new(tn_tape *tp, int op, int n, tn_tensor *const *srcs)
     return y;
 }
 
-tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape,
-                        bool zero, int n, tn_tensor *const *srcs)
+tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
+                        int n, tn_tensor *const *srcs)
 {
     tn_tensor tmp = {0};
     int64_t numel = tn__set_contiguous(&tmp, ndim, shape, dt);
@@ -185,8 +182,7 @@ bool tn__is_broadcast(const int64_t st[4], const int64_t s[4])
     return false;
 }
 
-void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
-                      int64_t *sn)
+void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n, int64_t *sn)
 {
     for (int k = 0; k < 4; k++) {
         s[k] = 1;

@@ -37,7 +37,7 @@
 #define CONV_PAR_MIN ((int64_t)1 << 22)
 /* Geometry values above this are refused (keeps every size computation far
  * from overflowing). */
-#define CONV_MAX ((int64_t)1 << 30)
+#define CONV_MAX     ((int64_t)1 << 30)
 
 /* The derived sizes of a geometry. */
 typedef struct cv {
@@ -50,8 +50,8 @@ typedef struct cv {
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
 {
-    cv s = {g, dt, tn_dtype_size(dt), g->C / g->G, g->O / g->G, 0, g->OH * g->OW, g->H * g->W,
-            false};
+    cv s = {g,           dt,   tn_dtype_size(dt), g->C / g->G, g->O / g->G, 0, g->OH * g->OW,
+            g->H * g->W, false};
     s.Kc = s.Cg * g->KH * g->KW;
     s.direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     return s;
@@ -166,8 +166,8 @@ static void bwd_image(const cv *s, const char *xb, const void *w, const void *dy
             }
         }
         if (dw)
-            tn__gemm_on(s->dt, dY, tn__mat_t(columns(s, xb, gi, col, par)), 1.0,
-                        wmat(s, dw, gi), gt);
+            tn__gemm_on(s->dt, dY, tn__mat_t(columns(s, xb, gi, col, par)), 1.0, wmat(s, dw, gi),
+                        gt);
     }
 }
 
@@ -287,34 +287,34 @@ void tn__bw_conv2d(tn_tensor *y)
 /* ---- the naive twins (tests) ---- */
 
 /* Element offsets in x [B, C, H, W] and weight [O, Cg, KH, KW]. */
-#define XI(g, b, c, h, w) ((((b) * (g)->C + (c)) * (g)->H + (h)) * (g)->W + (w))
+#define XI(g, b, c, h, w)     ((((b) * (g)->C + (c)) * (g)->H + (h)) * (g)->W + (w))
 #define WI(g, cg, o, c, p, q) ((((o) * (cg) + (c)) * (g)->KH + (p)) * (g)->KW + (q))
 
 /* Calls body for every (b, o, i, j) of y and every (c, p, q) of o's window
  * that falls inside x, with ix = XI of the input, iw = WI of the weight
  * and iy the output's offset. */
-#define CONV_NAIVE_LOOP(g, before, body, after)                                              \
-    do {                                                                                    \
-        int64_t cg_ = (g)->C / (g)->G, og_ = (g)->O / (g)->G;                                \
-        for (int64_t b = 0; b < (g)->B; b++)                                                \
-            for (int64_t o = 0; o < (g)->O; o++)                                            \
-                for (int64_t i = 0; i < (g)->OH; i++)                                       \
-                    for (int64_t j = 0; j < (g)->OW; j++) {                                 \
-                        int64_t iy = ((b * (g)->O + o) * (g)->OH + i) * (g)->OW + j;         \
-                        before;                                                             \
-                        for (int64_t c = 0; c < cg_; c++)                                   \
-                            for (int64_t p = 0; p < (g)->KH; p++)                           \
-                                for (int64_t q = 0; q < (g)->KW; q++) {                     \
-                                    int64_t h = i * (g)->sh - (g)->ph + p * (g)->dh;         \
-                                    int64_t w_ = j * (g)->sw - (g)->pw + q * (g)->dw;        \
-                                    if (h < 0 || h >= (g)->H || w_ < 0 || w_ >= (g)->W)     \
-                                        continue;                                           \
-                                    int64_t ix = XI(g, b, o / og_ * cg_ + c, h, w_);         \
-                                    int64_t iw = WI(g, cg_, o, c, p, q);                     \
-                                    body;                                                   \
-                                }                                                           \
-                        after;                                                              \
-                    }                                                                       \
+#define CONV_NAIVE_LOOP(g, before, body, after)                                         \
+    do {                                                                                \
+        int64_t cg_ = (g)->C / (g)->G, og_ = (g)->O / (g)->G;                           \
+        for (int64_t b = 0; b < (g)->B; b++)                                            \
+            for (int64_t o = 0; o < (g)->O; o++)                                        \
+                for (int64_t i = 0; i < (g)->OH; i++)                                   \
+                    for (int64_t j = 0; j < (g)->OW; j++) {                             \
+                        int64_t iy = ((b * (g)->O + o) * (g)->OH + i) * (g)->OW + j;    \
+                        before;                                                         \
+                        for (int64_t c = 0; c < cg_; c++)                               \
+                            for (int64_t p = 0; p < (g)->KH; p++)                       \
+                                for (int64_t q = 0; q < (g)->KW; q++) {                 \
+                                    int64_t h = i * (g)->sh - (g)->ph + p * (g)->dh;    \
+                                    int64_t w_ = j * (g)->sw - (g)->pw + q * (g)->dw;   \
+                                    if (h < 0 || h >= (g)->H || w_ < 0 || w_ >= (g)->W) \
+                                        continue;                                       \
+                                    int64_t ix = XI(g, b, o / og_ * cg_ + c, h, w_);    \
+                                    int64_t iw = WI(g, cg_, o, c, p, q);                \
+                                    body;                                               \
+                                }                                                       \
+                        after;                                                          \
+                    }                                                                   \
     } while (0)
 
 /* y [B, O, OH, OW] := conv(x [B, C, H, W], w [O, Cg, KH, KW]) + bias [O]
@@ -326,8 +326,8 @@ void tn__conv2d_naive(tn_dtype dt, const tn__conv_geom *g, const void *x, const 
         const T *X = x, *WT = w, *BS = bias;
         T *Y = y;
         double acc = 0;
-        CONV_NAIVE_LOOP(g, acc = BS ? (double)BS[o] : 0.0,
-                        acc += (double)X[ix] * (double)WT[iw], Y[iy] = (T)acc);
+        CONV_NAIVE_LOOP(g, acc = BS ? (double)BS[o] : 0.0, acc += (double)X[ix] * (double)WT[iw],
+                        Y[iy] = (T)acc);
     });
 }
 
@@ -385,8 +385,8 @@ static bool conv_check(tn_tape *tp, const char *name, int nsp, tn_tensor *x, tn_
     const char *xs = nsp == 2 ? "[B, C_in, H, W]" : "[B, C_in, L]";
     const char *ws = nsp == 2 ? "[C_out, C_in / groups, KH, KW]" : "[C_out, C_in / groups, K]";
     if (x->ndim != nsp + 2 || w->ndim != nsp + 2) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: x %s must be %s and weight %s %s", name, TN_SHP(x),
-                     xs, TN_SHP(w), ws);
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: x %s must be %s and weight %s %s", name, TN_SHP(x), xs,
+                     TN_SHP(w), ws);
         return false;
     }
     bool ok = G >= 1 && G <= CONV_MAX;
@@ -412,8 +412,8 @@ static bool conv_check(tn_tape *tp, const char *name, int nsp, tn_tensor *x, tn_
         tn_tape_fail(tp, TN_ERR_SHAPE,
                      "%s: x %s has C_in = %lld channels, weight %s with groups %lld takes %lld x "
                      "%lld = %lld",
-                     name, TN_SHP(x), (long long)C, TN_SHP(w), (long long)G,
-                     (long long)w->shape[1], (long long)G, (long long)(w->shape[1] * G));
+                     name, TN_SHP(x), (long long)C, TN_SHP(w), (long long)G, (long long)w->shape[1],
+                     (long long)G, (long long)(w->shape[1] * G));
         return false;
     }
     if (b && (b->ndim != 1 || b->shape[0] != O)) {
@@ -436,7 +436,7 @@ static bool conv_check(tn_tape *tp, const char *name, int nsp, tn_tensor *x, tn_
         }
         out[k] = (span - dl[k] * (k2[k] - 1)) / st[k] + 1;
     }
-    *g = (tn__conv_geom){x->shape[0], C,      in2[0], in2[1], O,     k2[0], k2[1], out[0],
+    *g = (tn__conv_geom){x->shape[0], C,     in2[0], in2[1], O,     k2[0], k2[1], out[0],
                          out[1],      st[0], st[1],  pd[0],  pd[1], dl[0], dl[1], G};
     return true;
 }
@@ -476,10 +476,7 @@ static tn_tensor *conv_run(tn_tape *tp, tn_tensor *x, tn_tensor *w, tn_tensor *b
     return y;
 }
 
-tn_conv2d_opts tn_conv2d_defaults(void)
-{
-    return (tn_conv2d_opts){1, 1, 0, 0, 1, 1, 1};
-}
+tn_conv2d_opts tn_conv2d_defaults(void) { return (tn_conv2d_opts){1, 1, 0, 0, 1, 1, 1}; }
 
 tn_tensor *tn_conv2d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
                      const tn_conv2d_opts *o)
@@ -493,8 +490,8 @@ tn_tensor *tn_conv2d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bi
     return conv_run(tp, x, weight, bias, &g);
 }
 
-tn_tensor *tn_conv1d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias,
-                     int64_t stride, int64_t padding, int64_t dilation, int64_t groups)
+tn_tensor *tn_conv1d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor *bias, int64_t stride,
+                     int64_t padding, int64_t dilation, int64_t groups)
 {
     tn__conv_geom g;
     if (!conv_check(tp, "conv1d", 1, x, weight, bias, (int64_t[]){1, stride},

@@ -15,8 +15,8 @@ typedef struct custom_rec {
     int n_in;
 } custom_rec;
 
-tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in,
-                     tn_tensor *const *in, int ndim, const int64_t *shape)
+tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in, tn_tensor *const *in,
+                     int ndim, const int64_t *shape)
 {
     if (!tp) {
         tn_set_error(TN_ERR_ARG, "tn_custom: tape is NULL");

@@ -73,9 +73,9 @@ static inline float tn__tanhf(float x)
 }
 
 /* Type-generic picks: the fast float versions, libm for double. */
-#define TN_EXP(v) _Generic((v), float: tn__expf, default: exp)(v)
-#define TN_TANH(v) _Generic((v), float: tn__tanhf, default: tanh)(v)
-#define TN_SIGMOID(v) _Generic((v), float: tn__sigmoidf, default: tn__sigmoid)(v)
+#define TN_EXP(v)     _Generic((v), float : tn__expf, default : exp)(v)
+#define TN_TANH(v)    _Generic((v), float : tn__tanhf, default : tanh)(v)
+#define TN_SIGMOID(v) _Generic((v), float : tn__sigmoidf, default : tn__sigmoid)(v)
 
 /* Double sigmoid, stable for large |x|. */
 static inline double tn__sigmoid(double x)

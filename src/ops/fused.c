@@ -155,9 +155,9 @@ tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h)
     size_t es = tn_dtype_size(dt);
     void *aux = tn_tape_alloc(tp, (size_t)(B * 4 * H) * es);
     void *zero = scratch(tp, 3 * H, dt), *work = scratch(tp, B * 4 * H, dt);
-    tn_tensor *y = aux && zero && work ? tn__result(tp, TN_OP_GRU_CELL, dt, 2,
-                                                    (int64_t[]){B, H}, false, xg, hg, h)
-                                       : NULL;
+    tn_tensor *y = aux && zero && work
+                       ? tn__result(tp, TN_OP_GRU_CELL, dt, 2, (int64_t[]){B, H}, false, xg, hg, h)
+                       : NULL;
     if (!y)
         return NULL;
     y->aux = aux;

@@ -43,15 +43,15 @@
 /* The op's record (tape memory). */
 typedef struct lce {
     tn_dtype dt;
-    int64_t n, hd, v, r;  /* rows, features, classes, rows per block */
+    int64_t n, hd, v, r; /* rows, features, classes, rows per block */
     tn_reduction red;
     int64_t ignore;
-    double eps, sw, div;  /* smoothing; sum of the class weights; the mean's divisor (else 1) */
-    int32_t *tg;          /* [N] targets (copied) */
-    double *cw;           /* [V] class weights, or NULL (all 1) */
-    void *blk;            /* [R, V] logits of one block; with keep, G [N, V] */
-    void *dh, *dw, *db;   /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
-    bool keep;            /* blk holds the whole G (small V), scaled by gk so far */
+    double eps, sw, div; /* smoothing; sum of the class weights; the mean's divisor (else 1) */
+    int32_t *tg;         /* [N] targets (copied) */
+    double *cw;          /* [V] class weights, or NULL (all 1) */
+    void *blk;           /* [R, V] logits of one block; with keep, G [N, V] */
+    void *dh, *dw, *db;  /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
+    bool keep;           /* blk holds the whole G (small V), scaled by gk so far */
     double gk;
 } lce;
 
@@ -77,9 +77,9 @@ static int64_t block_rows(int64_t n, int64_t v, size_t es)
 /* Where a pass puts the gradients (p NULL: not wanted). dh and dW are
  * added to (beta 1) unless the flag says the target is uninitialised. */
 typedef struct lce_out {
-    tn__mat dh;    /* [N, H] */
-    tn__mat dw;    /* [V, H] */
-    void *db;      /* [V] at stride dbs */
+    tn__mat dh; /* [N, H] */
+    tn__mat dw; /* [V, H] */
+    void *db;   /* [V] at stride dbs */
     int64_t dbs;
     bool dh_fresh, dw_fresh; /* dh: each block written once (beta 0); dW: first block beta 0 */
 } lce_out;
@@ -88,54 +88,54 @@ typedef struct lce_out {
  * divided by the mean's divisor); with grad, x := coef * d loss_i / d x.
  * Written once per element type (lce_row_f32, lce_row_f64); the float
  * exps go through the vectorised kernel exp_shift. */
-#define LCE_ROW_FN(T, SUF)                                                                     \
-    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef,         \
-                                const tn__rows *kern)                                          \
-    {                                                                                          \
-        int64_t t = s->tg[i], v = s->v;                                                        \
-        if (t == s->ignore) {                                                                  \
-            if (grad)                                                                          \
-                memset(x, 0, (size_t)v * sizeof(T));                                           \
-            return 0;                                                                          \
-        }                                                                                      \
-        const double *cw = s->cw;                                                              \
-        double e = s->eps, ev = e / (double)v;                                                 \
-        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                                       \
-        T m = x[0];                                                                            \
-        for (int64_t k = 1; k < v; k++)                                                        \
-            m = x[k] > m ? x[k] : m;                                                           \
-        double z = 0, sm = 0; /* sum exp(x - m); sum w (m - x) */                              \
-        for (int64_t k0 = 0; k0 < v; k0 += 64) { /* exps vectorise; sums stay in order */      \
-            T ex[64];                                                                          \
-            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                            \
-            if (sizeof(T) == sizeof(float))                                                    \
-                kern->exp_shift(nk, (const float *)x + k0, (float)m, (float *)ex);             \
-            else                                                                               \
-                for (int64_t k = 0; k < nk; k++)                                               \
-                    ex[k] = TN_EXP(x[k0 + k] - m);                                             \
-            for (int64_t k = 0; k < nk; k++)                                                   \
-                z += (double)ex[k];                                                            \
-            if (e > 0)                                                                         \
-                for (int64_t k = 0; k < nk; k++)                                               \
-                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);           \
-            if (grad)                                                                          \
-                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                                    \
-        }                                                                                      \
-        double lse = (double)m + log(z);                                                       \
-        double loss = (1 - e) * wt * (lse - xt);                                               \
-        if (e > 0)                                                                             \
-            loss += ev * (sm + s->sw * (lse - (double)m));                                     \
-        if (grad) { /* x holds exp(x - m), so p = x / z */                                     \
-            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);           \
-            if (e > 0)                                                                         \
-                for (int64_t k = 0; k < v; k++)                                                \
-                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                             \
-            else                                                                               \
-                for (int64_t k = 0; k < v; k++)                                                \
-                    x[k] *= pa;                                                                \
-            x[t] -= (T)(coef * (1 - e) * wt);                                                  \
-        }                                                                                      \
-        return loss;                                                                           \
+#define LCE_ROW_FN(T, SUF)                                                                \
+    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef,    \
+                                const tn__rows *kern)                                     \
+    {                                                                                     \
+        int64_t t = s->tg[i], v = s->v;                                                   \
+        if (t == s->ignore) {                                                             \
+            if (grad)                                                                     \
+                memset(x, 0, (size_t)v * sizeof(T));                                      \
+            return 0;                                                                     \
+        }                                                                                 \
+        const double *cw = s->cw;                                                         \
+        double e = s->eps, ev = e / (double)v;                                            \
+        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                                  \
+        T m = x[0];                                                                       \
+        for (int64_t k = 1; k < v; k++)                                                   \
+            m = x[k] > m ? x[k] : m;                                                      \
+        double z = 0, sm = 0;                    /* sum exp(x - m); sum w (m - x) */      \
+        for (int64_t k0 = 0; k0 < v; k0 += 64) { /* exps vectorise; sums stay in order */ \
+            T ex[64];                                                                     \
+            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                       \
+            if (sizeof(T) == sizeof(float))                                               \
+                kern->exp_shift(nk, (const float *)x + k0, (float)m, (float *)ex);        \
+            else                                                                          \
+                for (int64_t k = 0; k < nk; k++)                                          \
+                    ex[k] = TN_EXP(x[k0 + k] - m);                                        \
+            for (int64_t k = 0; k < nk; k++)                                              \
+                z += (double)ex[k];                                                       \
+            if (e > 0)                                                                    \
+                for (int64_t k = 0; k < nk; k++)                                          \
+                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);      \
+            if (grad)                                                                     \
+                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                               \
+        }                                                                                 \
+        double lse = (double)m + log(z);                                                  \
+        double loss = (1 - e) * wt * (lse - xt);                                          \
+        if (e > 0)                                                                        \
+            loss += ev * (sm + s->sw * (lse - (double)m));                                \
+        if (grad) { /* x holds exp(x - m), so p = x / z */                                \
+            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);      \
+            if (e > 0)                                                                    \
+                for (int64_t k = 0; k < v; k++)                                           \
+                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                        \
+            else                                                                          \
+                for (int64_t k = 0; k < v; k++)                                           \
+                    x[k] *= pa;                                                           \
+            x[t] -= (T)(coef * (1 - e) * wt);                                             \
+        }                                                                                 \
+        return loss;                                                                      \
     }
 LCE_ROW_FN(float, f32)
 LCE_ROW_FN(double, f64)
@@ -187,7 +187,8 @@ static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const
                 const T *B = TN_DATA(T, b);
                 int64_t bs = b->stride[0];
                 TN_PAR_FOR(rr * v > TN_PAR_MIN, i, 0, rr, {
-                    for (int64_t k = 0; k < v; k++) XB[i * v + k] = B[k * bs];
+                    for (int64_t k = 0; k < v; k++)
+                        XB[i * v + k] = B[k * bs];
                 });
             }
         });
@@ -281,7 +282,7 @@ static bool lce_check(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *b
     if (!tn__mat_ok(hm) || !tn__mat_ok(wm)) {
         tn_tape_fail(tp, TN_ERR_ARG,
                      NAME ": h %s (strides %lld, %lld) or weight %s (strides %lld, %lld) has a "
-                     "layout BLIS cannot take; make it contiguous first (tn_contiguous)",
+                          "layout BLIS cannot take; make it contiguous first (tn_contiguous)",
                      TN_SHP(h), (long long)h->stride[0], (long long)h->stride[1], TN_SHP(weight),
                      (long long)weight->stride[0], (long long)weight->stride[1]);
         return false;
@@ -291,7 +292,7 @@ static bool lce_check(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *b
         if (!(x >= 0) || !isfinite(x)) {
             tn_tape_fail(tp, TN_ERR_ARG,
                          NAME ": class_weight[%lld] = %g (class_weight %s); class weights must "
-                         "be finite and >= 0",
+                              "be finite and >= 0",
                          (long long)k, x, TN_SHP(cw));
             return false;
         }
@@ -302,7 +303,7 @@ static bool lce_check(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *b
         if (t != ignore && (t < 0 || t >= v)) {
             tn_tape_fail(tp, TN_ERR_INDEX,
                          NAME ": target %lld at position %lld is out of range [0, %lld) for "
-                         "weight %s (ignore_index %lld)",
+                              "weight %s (ignore_index %lld)",
                          (long long)t, (long long)i, (long long)v, TN_SHP(weight),
                          (long long)ignore);
             return false;
@@ -313,13 +314,11 @@ static bool lce_check(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *b
 
 /* ---- builder ---- */
 
-tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
-                                   tn_tensor *bias, tn_tensor *targets,
-                                   tn_tensor *class_weight, int64_t ignore_index,
-                                   double label_smoothing, tn_reduction red)
+tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *bias,
+                                   tn_tensor *targets, tn_tensor *class_weight,
+                                   int64_t ignore_index, double label_smoothing, tn_reduction red)
 {
-    if (!lce_check(tp, h, weight, bias, targets, class_weight, ignore_index, label_smoothing,
-                   red))
+    if (!lce_check(tp, h, weight, bias, targets, class_weight, ignore_index, label_smoothing, red))
         return NULL;
     tn_dtype dt = h->dtype;
     size_t es = tn_dtype_size(dt);
@@ -407,7 +406,8 @@ static void add_scaled(tn_dtype dt, double g, const void *D, int64_t m, int64_t 
         const T *d = D;
         T *o = G, gg = (T)g;
         TN_PAR_FOR(m * n > TN_PAR_MIN, i, 0, m, {
-            for (int64_t j = 0; j < n; j++) o[i * rs + j * cs] += gg * d[i * n + j];
+            for (int64_t j = 0; j < n; j++)
+                o[i * rs + j * cs] += gg * d[i * n + j];
         });
     });
 }
@@ -444,7 +444,8 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
             TN_FOR_DTYPE(y->dtype, T, {
                 T *G = s->blk, f = (T)(g / s->gk);
                 TN_PAR_FOR(n * v > TN_PAR_MIN, i, 0, n, {
-                    for (int64_t k = 0; k < v; k++) G[i * v + k] *= f;
+                    for (int64_t k = 0; k < v; k++)
+                        G[i * v + k] *= f;
                 });
             });
             s->gk = g;

@@ -49,8 +49,7 @@ static bool check_class_loss(tn_tape *tp, const char *name, const char *xname, t
         return false;
     }
     if (x->ndim != 2) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: %s must be 2-D [N, C], got %s", name, xname,
-                     TN_SHP(x));
+        tn_tape_fail(tp, TN_ERR_SHAPE, "%s: %s must be 2-D [N, C], got %s", name, xname, TN_SHP(x));
         return false;
     }
     if (targets->ndim != 1 || targets->shape[0] != x->shape[0]) {
@@ -83,8 +82,8 @@ static bool check_class_loss(tn_tape *tp, const char *name, const char *xname, t
 }
 
 /* Result of a loss with per-row (or per-element) values: [1] or shape. */
-static tn_tensor *loss_result(tn_tape *tp, int op, tn_tensor *x, tn_tensor *other,
-                              tn_reduction red, int ndim, const int64_t *shape)
+static tn_tensor *loss_result(tn_tape *tp, int op, tn_tensor *x, tn_tensor *other, tn_reduction red,
+                              int ndim, const int64_t *shape)
 {
     int64_t one = 1;
     if (red == TN_REDUCE_NONE)

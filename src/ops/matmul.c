@@ -25,7 +25,7 @@ static tn__mat mat_of(const tn_tensor *t, int d, int64_t off, bool grad)
 {
     char *base = grad ? t->grad : t->data;
     tn__mat x = {base + off * (int64_t)tn_dtype_size(t->dtype), t->shape[d], t->shape[d + 1],
-                  t->stride[d], t->stride[d + 1]};
+                 t->stride[d], t->stride[d + 1]};
     return x;
 }
 
@@ -76,14 +76,14 @@ void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int 
     bli_rntm_set_num_threads(nthreads, &rntm);
     if (dt == TN_F32) {
         float one = 1.0f, be = (float)beta;
-        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n,
-                     &one, A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be,
-                     C.p, (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
+                     A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
+                     (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
     } else {
         double one = 1.0, be = beta;
-        bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n,
-                     &one, A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be,
-                     C.p, (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
+        bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)C.m, (dim_t)C.n, (dim_t)A.n, &one,
+                     A.p, (inc_t)A.rs, (inc_t)A.cs, B.p, (inc_t)B.rs, (inc_t)B.cs, &be, C.p,
+                     (inc_t)C.rs, (inc_t)C.cs, NULL, &rntm);
     }
 }
 
@@ -107,17 +107,17 @@ void tn__gemm(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C)
  * batch); larger ones amortise BLIS's own packing. Inner sizes up to
  * TN_PACKED_MAX_K (the left operand's panel is K values per row and is
  * not blocked over K). */
-#define TN_PACKED_MAX_M 256
-#define TN_PACKED_MAX_K 2048
+#define TN_PACKED_MAX_M   256
+#define TN_PACKED_MAX_K   2048
 /* Products below this many multiply-adds stay on one thread. */
 #define TN_PACKED_PAR_MIN ((int64_t)1 << 18)
 
 typedef struct wpack {
     struct wpack *next;
-    const void *src;  /* the operand's first element */
-    int64_t rs, cs;   /* and its strides */
-    tn__packed p;     /* dtype, K, N and the panels */
-    void **scratch;   /* per thread: space to pack a left operand of up to m rows */
+    const void *src; /* the operand's first element */
+    int64_t rs, cs;  /* and its strides */
+    tn__packed p;    /* dtype, K, N and the panels */
+    void **scratch;  /* per thread: space to pack a left operand of up to m rows */
     int64_t scratch_m;
     int nt;
 } wpack;
@@ -204,8 +204,7 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
 bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc)
 {
     int64_t M = C.m, N = C.n, K = A.n;
-    if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) ||
-        (C.cs != 1 && N > 1))
+    if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) || (C.cs != 1 && N > 1))
         return false;
     int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn_num_threads() : 1;
     wpack *w = wpack_get(tp, dt, B, M, nt);
@@ -224,8 +223,8 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
         int64_t q0 = panels * k / nt, q1 = panels * (k + 1) / nt;
         tn__packed part = tn__packed_part(&w->p, q0, q1);
         if (part.N > 0)
-            tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc,
-                           acc, w->scratch[k]);
+            tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc, acc,
+                           w->scratch[k]);
     }
     return true;
 }
@@ -288,8 +287,7 @@ tn_tensor *tn_matmul(tn_tape *tp, tn_tensor *a, tn_tensor *b)
  * right before that runs (and a parameter's at the end). */
 static void matmul_flush(tn_tape *tp, tn_tensor *owner);
 
-static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, tn__mat l, tn__mat r,
-                       tn__mat c)
+static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, tn__mat l, tn__mat r, tn__mat c)
 {
     mm_cache *mc = mm_of(tp);
     if (!mc)
@@ -304,8 +302,8 @@ static bool defer_push(tn_tape *tp, tn_tensor *owner, tn_dtype dt, tn__mat l, tn
         mc->q = d;
         mc->cap = cap;
     }
-    mc->q[mc->n++] = (tn_defer){owner, c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs,
-                                l.rs, l.cs, r.rs, r.cs, dt};
+    mc->q[mc->n++] =
+        (tn_defer){owner, c.p, l.p, r.p, c.m, c.n, l.n, c.rs, c.cs, l.rs, l.cs, r.rs, r.cs, dt};
     tp->flush = matmul_flush; /* the engine calls it before owner's gradient is read */
     return true;
 }
@@ -369,8 +367,8 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
 
 static bool same_target(const tn_defer *x, const tn_defer *y)
 {
-    return x->owner == y->owner && x->c == y->c && x->m == y->m && x->n == y->n && x->crs == y->crs &&
-           x->ccs == y->ccs && x->dtype == y->dtype;
+    return x->owner == y->owner && x->c == y->c && x->m == y->m && x->n == y->n &&
+           x->crs == y->crs && x->ccs == y->ccs && x->dtype == y->dtype;
 }
 
 /* Run the deferred products into owner's gradient (all when owner is
@@ -410,12 +408,12 @@ static void matmul_flush(tn_tape *tp, tn_tensor *owner)
             f->c = NULL;
             if (!rb) { /* a single product, or no memory to stack */
                 tn__gemm(f->dtype, (tn__mat){f->l, f->m, f->k, f->lrs, f->lcs},
-                     (tn__mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
+                         (tn__mat){f->r, f->k, f->n, f->rrs, f->rcs}, 1.0, C);
                 continue;
             }
             if (k0 + f->k > kc) { /* staging full: multiply what it holds */
-                tn__gemm(first.dtype, (tn__mat){lt, m, k0, 1, m}, (tn__mat){rb, k0, nn, nn, 1},
-                     1.0, C);
+                tn__gemm(first.dtype, (tn__mat){lt, m, k0, 1, m}, (tn__mat){rb, k0, nn, nn, 1}, 1.0,
+                         C);
                 k0 = 0;
             }
             /* Lt[k0 + q][p] = L[p][q]; R_all[k0 + q][c] = R[q][c] */
@@ -423,8 +421,10 @@ static void matmul_flush(tn_tape *tp, tn_tensor *owner)
                 const T *L = f->l, *R = f->r;
                 T *LT = (T *)lt + k0 * m, *RB = (T *)rb + k0 * nn;
                 TN_PAR_FOR(f->k * (m + nn) > TN_PAR_MIN, q, 0, f->k, {
-                    for (int64_t p = 0; p < m; p++) LT[q * m + p] = L[p * f->lrs + q * f->lcs];
-                    for (int64_t c = 0; c < nn; c++) RB[q * nn + c] = R[q * f->rrs + c * f->rcs];
+                    for (int64_t p = 0; p < m; p++)
+                        LT[q * m + p] = L[p * f->lrs + q * f->lcs];
+                    for (int64_t c = 0; c < nn; c++)
+                        RB[q * nn + c] = R[q * f->rrs + c * f->rcs];
                 });
             });
             k0 += f->k;
@@ -456,8 +456,7 @@ tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b)
         return NULL;
     }
     if (a->shape[2] != b->shape[1]) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "bmm: inner dims differ: a %s @ b %s", TN_SHP(a),
-                     TN_SHP(b));
+        tn_tape_fail(tp, TN_ERR_SHAPE, "bmm: inner dims differ: a %s @ b %s", TN_SHP(a), TN_SHP(b));
         return NULL;
     }
     if (!layout_ok(tp, "bmm", "a", a, 1) || !layout_ok(tp, "bmm", "b", b, 1))
@@ -468,8 +467,8 @@ tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b)
         return NULL;
     /* y[i] [M, N] := a[i] [M, K] @ b[i] [K, N] for each batch i */
     for (int64_t i = 0; i < shape[0]; i++)
-        tn__gemm(y->dtype, mat_of(a, 1, i * a->stride[0], false), mat_of(b, 1, i * b->stride[0], false),
-             0.0, mat_of(y, 1, i * y->stride[0], false));
+        tn__gemm(y->dtype, mat_of(a, 1, i * a->stride[0], false),
+                 mat_of(b, 1, i * b->stride[0], false), 0.0, mat_of(y, 1, i * y->stride[0], false));
     return tn__finish(tp, y);
 }
 
@@ -501,9 +500,9 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
     if (!tn__check(tp, "addmm", 3, in) || !check_2d(tp, "addmm", a, b))
         return NULL;
     int64_t M = a->shape[0], N = b->shape[1];
-    bool fits = (bias->ndim == 1 && bias->shape[0] == N) ||
-                (bias->ndim == 2 && (bias->shape[0] == M || bias->shape[0] == 1) &&
-                 bias->shape[1] == N);
+    bool fits =
+        (bias->ndim == 1 && bias->shape[0] == N) ||
+        (bias->ndim == 2 && (bias->shape[0] == M || bias->shape[0] == 1) && bias->shape[1] == N);
     if (!fits) {
         tn_tape_fail(tp, TN_ERR_SHAPE,
                      "addmm: bias %s does not fit a %s @ b %s -> [%lld, %lld] (need [%lld] or "
@@ -523,7 +522,8 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
         const T *B = TN_DATA(T, bias);
         T *Y = TN_DATA(T, y);
         TN_PAR_FOR(M * N > TN_PAR_MIN, i, 0, M, {
-            for (int64_t j = 0; j < N; j++) Y[i * N + j] = B[i * rs + j * cs];
+            for (int64_t j = 0; j < N; j++)
+                Y[i * N + j] = B[i * rs + j * cs];
         });
     });
     tn__mat A = mat_of(a, 0, 0, false), B = mat_of(b, 0, 0, false), Y = mat_of(y, 0, 0, false);
@@ -546,7 +546,8 @@ static void bias_backward(tn_tensor *y, tn_tensor *bias)
         TN_PAR_FOR_STEP(M * N > TN_PAR_MIN, j0, 0, N, blk, {
             int64_t j1 = j0 + blk < N ? j0 + blk : N;
             for (int64_t i = 0; i < M; i++)
-                for (int64_t j = j0; j < j1; j++) DB[i * rs + j * cs] += DY[i * N + j];
+                for (int64_t j = j0; j < j1; j++)
+                    DB[i * rs + j * cs] += DY[i * N + j];
         });
     });
 }

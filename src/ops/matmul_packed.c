@@ -61,8 +61,7 @@ int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M)
 /* Copy `cols` columns of the strided S [K, cols] (element (i, c) at
  * S[i*rs + c*cs]) into the packed columns c0 .. c0 + cols of p->w; packed
  * columns beyond N are zero (tn__packed_zero). */
-void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs,
-                    int64_t cs)
+void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs, int64_t cs)
 {
     int64_t pb = panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
@@ -85,10 +84,7 @@ tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1)
     return part;
 }
 
-void tn__packed_zero(tn__packed *p)
-{
-    memset(p->w, 0, (size_t)tn__packed_bytes(p));
-}
+void tn__packed_zero(tn__packed *p) { memset(p->w, 0, (size_t)tn__packed_bytes(p)); }
 
 /* A [M, K] (lda) into pa-row panels at dst, rows beyond M zero. Row by
  * row: the reads run along A's rows (which may be far apart: a step's rows

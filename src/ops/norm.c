@@ -132,8 +132,9 @@ static bool ln_param_ok(tn_tape *tp, const tn_tensor *p, const char *what, const
     }
     int64_t d = x->shape[x->ndim - 1];
     if (p->ndim != 1 || p->shape[0] != d) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "layer_norm: %s %s must be [D] = [%lld] (the last dim of x %s)",
-                     what, TN_SHP(p), (long long)d, TN_SHP(x));
+        tn_tape_fail(tp, TN_ERR_SHAPE,
+                     "layer_norm: %s %s must be [D] = [%lld] (the last dim of x %s)", what,
+                     TN_SHP(p), (long long)d, TN_SHP(x));
         return false;
     }
     return true;
@@ -196,12 +197,12 @@ static void bn_dims(const tn_tensor *t, int64_t d[4], int64_t st[4])
 
 /* Visit the elements of channel c of a tensor of dims d and strides st:
  * `body` runs with `o` the element's offset. */
-#define BN_EACH(d, st, c, o, body)                                                       \
-    for (int64_t i0_ = 0; i0_ < (d)[0]; i0_++)                                           \
-        for (int64_t i2_ = 0; i2_ < (d)[2]; i2_++)                                       \
-            for (int64_t i3_ = 0; i3_ < (d)[3]; i3_++) {                                 \
+#define BN_EACH(d, st, c, o, body)                                                         \
+    for (int64_t i0_ = 0; i0_ < (d)[0]; i0_++)                                             \
+        for (int64_t i2_ = 0; i2_ < (d)[2]; i2_++)                                         \
+            for (int64_t i3_ = 0; i3_ < (d)[3]; i3_++) {                                   \
                 int64_t o = i0_ * (st)[0] + (c) * (st)[1] + i2_ * (st)[2] + i3_ * (st)[3]; \
-                body;                                                                     \
+                body;                                                                      \
             }
 
 static void bn_forward(tn_tensor *y, const tn_tensor *x, const tn_tensor *w, const tn_tensor *b,
@@ -231,8 +232,7 @@ static void bn_forward(tn_tensor *y, const tn_tensor *x, const tn_tensor *w, con
                 var = ss / (double)n;
                 if (update) {
                     RM[c] = (T)((1 - momentum) * (double)RM[c] + momentum * mean);
-                    RV[c] = (T)((1 - momentum) * (double)RV[c] +
-                                momentum * ss / (double)(n - 1));
+                    RV[c] = (T)((1 - momentum) * (double)RV[c] + momentum * ss / (double)(n - 1));
                 }
             } else {
                 mean = (double)RM[c], var = (double)RV[c];

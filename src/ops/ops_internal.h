@@ -40,8 +40,8 @@ tn_tensor *tn__result(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t 
                       tn_tensor *a, tn_tensor *b, tn_tensor *c);
 
 /* The same with n (<= TN_MAX_SRC) inputs srcs[0..n-1], some maybe NULL. */
-tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape,
-                        bool zero, int n, tn_tensor *const *srcs);
+tn_tensor *tn__result_n(tn_tape *tp, int op, tn_dtype dt, int ndim, const int64_t *shape, bool zero,
+                        int n, tn_tensor *const *srcs);
 
 /* New view of base (shares data; grad aliases base's at backward). */
 tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_t *shape,
@@ -89,8 +89,7 @@ int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M);
 void tn__packed_zero(tn__packed *p);
 /* Columns c0 .. c0 + cols of W from S [K, cols], element (i, c) at
  * S[i*rs + c*cs]. */
-void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs,
-                    int64_t cs);
+void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs, int64_t cs);
 /* The panels q0 .. q1 - 1 of p (its columns q0*pw up to min(q1*pw, N)) as
  * a packed operand of their own that shares p's memory: one thread's part
  * of a product split by columns. */
@@ -132,7 +131,6 @@ void tn__conv2d_backward_naive(tn_dtype dt, const tn__conv_geom *g, const void *
 /* The tensors a scan node's backward adds into (src/ops/scan.c). */
 void tn__scan_inputs(const tn_tensor *y, tn_tensor *const **list, int *n);
 
-
 /* Watch mode: fail the tape if y has a non-finite value. Returns y or NULL. */
 tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y);
 
@@ -159,8 +157,7 @@ bool tn__is_broadcast(const int64_t st[4], const int64_t s[4]);
  * get the size and stride of dim d. Row r of the frame (row-major over the
  * kept dims, which is also a contiguous result's order) starts at
  * tn__row_off(r, s, st). Used by reductions and softmax along a dim. */
-void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n,
-                   int64_t *sn);
+void tn__split_dim(const tn_tensor *x, int d, int64_t s[4], int64_t st[4], int64_t *n, int64_t *sn);
 
 /* Element offset of row r (over dims 0..2 of frame s) for strides st. */
 static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t st[4])

@@ -194,8 +194,19 @@ static bool pool_check(tn_tape *tp, const char *name, int nsp, tn_tensor *x, int
         return false;
     }
     int64_t H = nsp == 2 ? x->shape[2] : 1, W = x->shape[nsp + 1];
-    *p = (pool){x->shape[0] * x->shape[1], H, W, 0, 0, nsp == 2 ? kernel : 1, kernel,
-                nsp == 2 ? stride : 1, stride, nsp == 2 ? padding : 0, padding, false, NULL};
+    *p = (pool){x->shape[0] * x->shape[1],
+                H,
+                W,
+                0,
+                0,
+                nsp == 2 ? kernel : 1,
+                kernel,
+                nsp == 2 ? stride : 1,
+                stride,
+                nsp == 2 ? padding : 0,
+                padding,
+                false,
+                NULL};
     if (H + 2 * p->ph < p->kh || W + 2 * p->pw < p->kw) {
         tn_tape_fail(tp, TN_ERR_SHAPE,
                      "%s: the output would be empty: x %s with kernel %lld, padding %lld", name,
@@ -251,27 +262,25 @@ static tn_tensor *pool_op(tn_tape *tp, const char *name, int nsp, int op, tn_ten
     return pool_run(tp, op, x, &p);
 }
 
-tn_tensor *tn_max_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
-                         int64_t padding)
+tn_tensor *tn_max_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride, int64_t padding)
 {
     return pool_op(tp, "max_pool2d", 2, TN_OP_MAX_POOL2D, x, kernel, stride, padding, false);
 }
 
-tn_tensor *tn_max_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
-                         int64_t padding)
+tn_tensor *tn_max_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride, int64_t padding)
 {
     return pool_op(tp, "max_pool1d", 1, TN_OP_MAX_POOL2D, x, kernel, stride, padding, false);
 }
 
-tn_tensor *tn_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
-                         int64_t padding, bool count_include_pad)
+tn_tensor *tn_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride, int64_t padding,
+                         bool count_include_pad)
 {
     return pool_op(tp, "avg_pool2d", 2, TN_OP_AVG_POOL2D, x, kernel, stride, padding,
                    count_include_pad);
 }
 
-tn_tensor *tn_avg_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride,
-                         int64_t padding, bool count_include_pad)
+tn_tensor *tn_avg_pool1d(tn_tape *tp, tn_tensor *x, int64_t kernel, int64_t stride, int64_t padding,
+                         bool count_include_pad)
 {
     return pool_op(tp, "avg_pool1d", 1, TN_OP_AVG_POOL2D, x, kernel, stride, padding,
                    count_include_pad);
@@ -282,8 +291,7 @@ tn_tensor *tn_adaptive_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t out_h, int6
     if (!tn__check(tp, "adaptive_avg_pool2d", 1, &x))
         return NULL;
     if (x->ndim != 4) {
-        tn_tape_fail(tp, TN_ERR_SHAPE, "adaptive_avg_pool2d: x %s must be [B, C, H, W]",
-                     TN_SHP(x));
+        tn_tape_fail(tp, TN_ERR_SHAPE, "adaptive_avg_pool2d: x %s must be [B, C, H, W]", TN_SHP(x));
         return NULL;
     }
     if (out_h < 1 || out_w < 1 || out_h > POOL_MAX || out_w > POOL_MAX) {
@@ -292,7 +300,18 @@ tn_tensor *tn_adaptive_avg_pool2d(tn_tape *tp, tn_tensor *x, int64_t out_h, int6
                      (long long)out_h, (long long)out_w, TN_SHP(x));
         return NULL;
     }
-    pool p = {x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h, out_w,
-              0, 0, 0, 0, 0, 0, false, NULL};
+    pool p = {x->shape[0] * x->shape[1],
+              x->shape[2],
+              x->shape[3],
+              out_h,
+              out_w,
+              0,
+              0,
+              0,
+              0,
+              0,
+              0,
+              false,
+              NULL};
     return pool_run(tp, TN_OP_ADAPTIVE_AVG_POOL2D, x, &p);
 }

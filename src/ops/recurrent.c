@@ -87,10 +87,7 @@ static bool is_bh(const tn_tensor *t, int64_t B, int64_t H)
     return t->ndim == 2 && t->shape[0] == B && t->shape[1] == H;
 }
 
-static void *arena(tn_tape *tp, int64_t n, size_t es)
-{
-    return tn_tape_alloc(tp, (size_t)n * es);
-}
+static void *arena(tn_tape *tp, int64_t n, size_t es) { return tn_tape_alloc(tp, (size_t)n * es); }
 
 /* The biases in the op's layout: bias [G] added to A's rows (b_ih + b_hh;
  * for GRU's n gate b_ih only), bhn [H] (GRU: b_hn). */
@@ -214,7 +211,8 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
     int64_t B = x->shape[0], T = x->shape[1], In = x->shape[2], H = w_hh->shape[1];
     int64_t G = tn_cell_gates(cell) * H;
     bool gru = cell == TN_CELL_GRU;
-    *r = (rec){.cell = cell, .reverse = reverse, .dt = dt, .B = B, .T = T, .In = In, .H = H, .G = G};
+    *r =
+        (rec){.cell = cell, .reverse = reverse, .dt = dt, .B = B, .T = T, .In = In, .H = H, .G = G};
     int32_t *len = lengths ? tn_tape_alloc(tp, (size_t)B * sizeof *len) : NULL;
     r->A = arena(tp, B * T * G, es);
     r->P = arena(tp, (gru ? 2 : 1) * B * G, es);
@@ -326,8 +324,7 @@ static void grads_recurrent(const rec *r, const void *O, tn_tensor *w_hh, void *
         tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->A, BT, 2 * H, G, 1}), hm, 1.0,
                     (tn__mat){dW.p, 2 * H, H, dW.rs, dW.cs}, nt);
         tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->Q, BT, H, H, 1}), hm, 1.0,
-                    (tn__mat){(char *)dW.p + (size_t)(2 * H * dW.rs) * es, H, H, dW.rs, dW.cs},
-                    nt);
+                    (tn__mat){(char *)dW.p + (size_t)(2 * H * dW.rs) * es, H, H, dW.rs, dW.cs}, nt);
     } else {
         tn__gemm_on(r->dt, tn__mat_t((tn__mat){r->A, BT, G, G, 1}), hm, 1.0, dW, nt);
     }

@@ -14,24 +14,24 @@ typedef struct rec {
     bool used; /* backward ran: A holds gradients, not activations */
     tn_dtype dt;
     int64_t B, T, In, H, G;
-    const int32_t *len; /* [B], or NULL: every sequence has T steps */
-    void *A;            /* [B*T, G] gates, then their gradients */
-    void *Q;            /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
-    void *P;            /* [B, G] one step's products, thread k's at columns
+    const int32_t *len;  /* [B], or NULL: every sequence has T steps */
+    void *A;             /* [B*T, G] gates, then their gradients */
+    void *Q;             /* GRU: [B*T, H] q = p_n + b_hn, then its gradient */
+    void *P;             /* [B, G] one step's products, thread k's at columns
                            gates*j0 (gate g of its unit j at g*n + j); GRU
                            backward: 2 x [B, G] the gradient of p */
-    void *bias, *bhn;   /* [G] bias of A's rows; GRU: [H] b_hn */
-    tn__mat whh;        /* W_hh [G, H] as it is */
+    void *bias, *bhn;    /* [G] bias of A's rows; GRU: [H] b_hn */
+    tn__mat whh;         /* W_hh [G, H] as it is */
     tn__packed *pf, *pb; /* [nt] each thread's packed right operand of the
                             per-step product, forward and backward */
-    void *scratch;      /* nt x scratch_bytes: each thread's packed state */
+    void *scratch;       /* nt x scratch_bytes: each thread's packed state */
     int64_t scratch_bytes;
     const tn__rows *rows; /* the row kernels of dt on the active path */
-    void *zero;         /* [H] zeros: a missing initial state */
-    void *hcur, *ccur;  /* 2 x [B, H]: the state before and after a step */
-    int nt;             /* threads of the time loops */
-    int64_t per;        /* hidden units per thread */
-    const void *h0, *c0; /* [B, H] contiguous initial states, or NULL */
+    void *zero;           /* [H] zeros: a missing initial state */
+    void *hcur, *ccur;    /* 2 x [B, H]: the state before and after a step */
+    int nt;               /* threads of the time loops */
+    int64_t per;          /* hidden units per thread */
+    const void *h0, *c0;  /* [B, H] contiguous initial states, or NULL */
 } rec;
 
 static inline size_t rec_es(const rec *r) { return tn_dtype_size(r->dt); }

@@ -101,8 +101,7 @@ void tn__rec_forward_steps(rec *r, void *O)
                     kr->gru_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, r->bhn, j0),
                                rec_at(r, hp, u), rec_at(r, r->Q, row * H + j0), h);
                     break;
-                default:
-                    kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
+                default: kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
                 }
                 memcpy(rec_at(r, hn, u), h, (size_t)n * es);
             }
@@ -118,8 +117,7 @@ void tn__rec_forward_steps(rec *r, void *O)
  * gh[:, j0:j1] += dA_t [B, G] @ W_hh[:, j0:j1] (GRU: dP), which needs every
  * unit's dA_t: one barrier per step. GRU's dP is double-buffered. Without
  * need_h0 the last product is skipped. */
-void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, void *gc,
-                            bool need_h0)
+void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, void *gc, bool need_h0)
 {
     int64_t B = r->B, T = r->T, H = r->H, G = r->G, ng = G / H;
     size_t es = rec_es(r);
@@ -164,16 +162,14 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
                 case TN_CELL_LSTM:
                     kr->lstm_bw(n, H, a, rec_at(r, Oc, row * H + j0),
                                 rec_at(r, prev_row(r, Oc, r->c0, b, t), j0), doh,
-                                rec_at(r, dOc, row * H + j0), rec_at(r, gh, u),
-                                rec_at(r, gc, u));
+                                rec_at(r, dOc, row * H + j0), rec_at(r, gh, u), rec_at(r, gc, u));
                     break;
                 case TN_CELL_GRU:
                     kr->gru_bw(n, H, a, rec_at(r, r->Q, row * H + j0),
                                rec_at(r, prev_row(r, Oh, r->h0, b, t), j0), doh, rec_at(r, gh, u),
                                rec_at(r, dp, b * G + j0));
                     break;
-                default:
-                    kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
+                default: kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
                 }
             }
 #pragma omp barrier

@@ -12,7 +12,7 @@
  */
 #include "ops_internal.h"
 
-#define SUM_PARTS 64       /* at most this many partial sums */
+#define SUM_PARTS    64    /* at most this many partial sums */
 #define SUM_PART_MIN 16384 /* elements per part below which parts merge */
 
 /* y [1] = (sum of every element of x) / div; x any shape, strided. */

@@ -50,8 +50,8 @@ typedef struct tn__rows {
      * previous; doh, doc [n] gradients of the step's outputs h and c. gh,
      * gc [n]: in, gradients reaching h and c from later steps; out, gh = 0
      * and gc = the gradient of cp. */
-    void (*lstm_bw)(int64_t n, int64_t ga, void *a, const void *c, const void *cp,
-                    const void *doh, const void *doc, void *gh, void *gc);
+    void (*lstm_bw)(int64_t n, int64_t ga, void *a, const void *c, const void *cp, const void *doh,
+                    const void *doc, void *gh, void *gc);
     /* GRU step, units j < n. a (stride ga): in, the input parts; out, r, z,
      * n. bx (stride ga): their bias; p (gate stride gp): the recurrent
      * parts without b_hn; bn [n] = b_hn; hp [n] previous h ->
@@ -74,12 +74,12 @@ typedef struct tn__rows {
      * x [n] at stride ix; a is the op's scalar (scale's alpha,
      * leaky_relu's slope, dropout's 1/(1-p)); keep [n] dropout's mask
      * (NULL for the other functions). */
-    void (*map_fw)(tn__map f, int64_t n, const void *x, int64_t ix, double a,
-                   const uint8_t *keep, void *y);
+    void (*map_fw)(tn__map f, int64_t n, const void *x, int64_t ix, double a, const uint8_t *keep,
+                   void *y);
     /* Its backward: dx [n] (stride ix, x's layout) += dy [n] f'(x), with x
      * at stride ix and y = f(x), dy contiguous. */
-    void (*map_bw)(tn__map f, int64_t n, const void *x, int64_t ix, const void *y,
-                   const void *dy, double a, const uint8_t *keep, void *dx);
+    void (*map_bw)(tn__map f, int64_t n, const void *x, int64_t ix, const void *y, const void *dy,
+                   double a, const uint8_t *keep, void *dx);
     /* One row of a two-input op: y [n] (contiguous) = a op b, a and b at
      * strides ia, ib (0 where the operand broadcasts along the row). */
     void (*zip_fw)(tn__zip op, int64_t n, const void *a, int64_t ia, const void *b, int64_t ib,
@@ -95,8 +95,8 @@ typedef struct tn__rows {
     /* Its backward, from the output: dx [n] (stride ix) += y (dy - sum(dy
      * y)) for softmax, dy - exp(y) sum(dy) for log_softmax; y, dy [n] at
      * stride iy; sums in double. */
-    void (*softmax_bw)(int64_t n, const void *y, const void *dy, int64_t iy, bool log_out,
-                       void *dx, int64_t ix);
+    void (*softmax_bw)(int64_t n, const void *y, const void *dy, int64_t iy, bool log_out, void *dx,
+                       int64_t ix);
     /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
      * in row order whatever the thread count. */
     void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);
@@ -106,8 +106,7 @@ typedef struct tn__rows {
     void (*softmax_axpy)(int64_t n, float g, const float *x, double l, float *dx);
 } tn__rows;
 
-extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic,
-    tn__rows_f64;
+extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic, tn__rows_f64;
 
 /* The row function of op (a TN_OP_ id): map_of gives TN__MAP_COUNT and
  * zip_of TN__ZIP_COUNT for an op that is not one of theirs. */

@@ -5,7 +5,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(__FMA__)
 #error "rows_f32_avx2.c must be compiled with -march=x86-64-v3 (see CMakeLists.txt)"
 #endif
-#define RT float
+#define RT       float
 #define RT_FLOAT 1
 #include "rows_impl.h"
 

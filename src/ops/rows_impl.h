@@ -9,8 +9,9 @@
 #include "fastmath.h"
 #include "../core/loops.h"
 
-static void lstm_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bias_, const void *restrict p_,
-                    int64_t gp, const void *restrict cp_, void *restrict h_, void *restrict c_)
+static void lstm_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bias_,
+                    const void *restrict p_, int64_t gp, const void *restrict cp_,
+                    void *restrict h_, void *restrict c_)
 {
     RT *a = a_, *h = h_, *c = c_;
     const RT *bias = bias_, *p = p_, *cp = cp_;
@@ -26,8 +27,9 @@ static void lstm_fw(int64_t n, int64_t ga, void *restrict a_, const void *restri
         h[j] = a[3 * ga + j] * TN_TANH(c[j]);
 }
 
-static void lstm_bw(int64_t n, int64_t ga, void *restrict a_, const void *restrict c_, const void *restrict cp_,
-                    const void *restrict doh_, const void *restrict doc_, void *restrict gh_, void *restrict gc_)
+static void lstm_bw(int64_t n, int64_t ga, void *restrict a_, const void *restrict c_,
+                    const void *restrict cp_, const void *restrict doh_, const void *restrict doc_,
+                    void *restrict gh_, void *restrict gc_)
 {
     RT *a = a_, *gh = gh_, *gc = gc_;
     const RT *c = c_, *cp = cp_, *doh = doh_, *doc = doc_;
@@ -45,8 +47,9 @@ static void lstm_bw(int64_t n, int64_t ga, void *restrict a_, const void *restri
     }
 }
 
-static void gru_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bx_, const void *restrict p_, int64_t gp,
-                   const void *restrict bn_, const void *restrict hp_, void *restrict q_, void *restrict h_)
+static void gru_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bx_,
+                   const void *restrict p_, int64_t gp, const void *restrict bn_,
+                   const void *restrict hp_, void *restrict q_, void *restrict h_)
 {
     RT *a = a_, *q = q_, *h = h_;
     const RT *bx = bx_, *p = p_, *bn = bn_, *hp = hp_;
@@ -61,8 +64,9 @@ static void gru_fw(int64_t n, int64_t ga, void *restrict a_, const void *restric
     }
 }
 
-static void gru_bw(int64_t n, int64_t ga, void *restrict a_, void *restrict q_, const void *restrict hp_, const void *restrict doh_,
-                   void *restrict gh_, void *restrict dp_)
+static void gru_bw(int64_t n, int64_t ga, void *restrict a_, void *restrict q_,
+                   const void *restrict hp_, const void *restrict doh_, void *restrict gh_,
+                   void *restrict dp_)
 {
     RT *a = a_, *q = q_, *gh = gh_, *dp = dp_;
     const RT *hp = hp_, *doh = doh_;
@@ -79,8 +83,8 @@ static void gru_bw(int64_t n, int64_t ga, void *restrict a_, void *restrict q_, 
     }
 }
 
-static void rnn_fw(int64_t n, const void *restrict a_, const void *restrict bias_, const void *restrict p_, bool relu,
-                   void *restrict h_)
+static void rnn_fw(int64_t n, const void *restrict a_, const void *restrict bias_,
+                   const void *restrict p_, bool relu, void *restrict h_)
 {
     const RT *a = a_, *bias = bias_, *p = p_;
     RT *h = h_;
@@ -94,7 +98,8 @@ static void rnn_fw(int64_t n, const void *restrict a_, const void *restrict bias
             h[j] = TN_TANH(a[j] + p[j] + bias[j]);
 }
 
-static void rnn_bw(int64_t n, void *restrict a_, const void *restrict h_, const void *restrict doh_, bool relu, void *restrict gh_)
+static void rnn_bw(int64_t n, void *restrict a_, const void *restrict h_, const void *restrict doh_,
+                   bool relu, void *restrict gh_)
 {
     RT *a = a_, *gh = gh_;
     const RT *h = h_, *doh = doh_;
@@ -112,25 +117,25 @@ static void rnn_bw(int64_t n, void *restrict a_, const void *restrict h_, const 
 
 /* ---- element-wise rows (unary.c, binary.c) ---- */
 
-#define RT_LOG(v) _Generic((v), float: logf, default: log)(v)
-#define RT_ERF(v) _Generic((v), float: erff, default: erf)(v)
-#define RT_INV_SQRT2 0.70710678118654752440   /* 1 / sqrt(2) */
+#define RT_LOG(v)      _Generic((v), float : logf, default : log)(v)
+#define RT_ERF(v)      _Generic((v), float : erff, default : erf)(v)
+#define RT_INV_SQRT2   0.70710678118654752440 /* 1 / sqrt(2) */
 #define RT_INV_SQRT2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
 
 /* The block once with the strides SA, SB, SC the constant 1 (all three
  * operands contiguous: the loops vectorise), and once with the strides
  * given. */
-#define EW_STRIDES(sa, sb, sc, ...)                                   \
-    do {                                                              \
-        if ((sa) == 1 && (sb) == 1 && (sc) == 1) {                    \
-            const int64_t SA = 1, SB = 1, SC = 1;                     \
-            (void)SA, (void)SB, (void)SC;                             \
-            __VA_ARGS__                                               \
-        } else {                                                      \
-            const int64_t SA = (sa), SB = (sb), SC = (sc);            \
-            (void)SA, (void)SB, (void)SC;                             \
-            __VA_ARGS__                                               \
-        }                                                             \
+#define EW_STRIDES(sa, sb, sc, ...)                        \
+    do {                                                   \
+        if ((sa) == 1 && (sb) == 1 && (sc) == 1) {         \
+            const int64_t SA = 1, SB = 1, SC = 1;          \
+            (void)SA, (void)SB, (void)SC;                  \
+            __VA_ARGS__                                    \
+        } else {                                           \
+            const int64_t SA = (sa), SB = (sb), SC = (sc); \
+            (void)SA, (void)SB, (void)SC;                  \
+            __VA_ARGS__                                    \
+        }                                                  \
     } while (0)
 
 static void map_fw(tn__map f, int64_t n, const void *restrict x_, int64_t ix, double a_,
@@ -142,28 +147,36 @@ static void map_fw(tn__map f, int64_t n, const void *restrict x_, int64_t ix, do
     EW_STRIDES(ix, 1, 1, {
         switch (f) {
         case TN__MAP_SCALE:
-            for (int64_t j = 0; j < n; j++) y[j] = a * x[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = a * x[j * SA];
             break;
         case TN__MAP_NEG:
-            for (int64_t j = 0; j < n; j++) y[j] = -x[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = -x[j * SA];
             break;
         case TN__MAP_EXP:
-            for (int64_t j = 0; j < n; j++) y[j] = TN_EXP(x[j * SA]);
+            for (int64_t j = 0; j < n; j++)
+                y[j] = TN_EXP(x[j * SA]);
             break;
         case TN__MAP_LOG:
-            for (int64_t j = 0; j < n; j++) y[j] = RT_LOG(x[j * SA]);
+            for (int64_t j = 0; j < n; j++)
+                y[j] = RT_LOG(x[j * SA]);
             break;
         case TN__MAP_SIGMOID:
-            for (int64_t j = 0; j < n; j++) y[j] = TN_SIGMOID(x[j * SA]);
+            for (int64_t j = 0; j < n; j++)
+                y[j] = TN_SIGMOID(x[j * SA]);
             break;
         case TN__MAP_TANH:
-            for (int64_t j = 0; j < n; j++) y[j] = TN_TANH(x[j * SA]);
+            for (int64_t j = 0; j < n; j++)
+                y[j] = TN_TANH(x[j * SA]);
             break;
         case TN__MAP_RELU: /* NaN passes through */
-            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] < 0 ? (RT)0 : x[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = x[j * SA] < 0 ? (RT)0 : x[j * SA];
             break;
         case TN__MAP_LEAKY_RELU:
-            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] > 0 ? x[j * SA] : a * x[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = x[j * SA] > 0 ? x[j * SA] : a * x[j * SA];
             break;
         case TN__MAP_GELU:
             for (int64_t j = 0; j < n; j++) {
@@ -172,13 +185,14 @@ static void map_fw(tn__map f, int64_t n, const void *restrict x_, int64_t ix, do
             }
             break;
         case TN__MAP_SILU:
-            for (int64_t j = 0; j < n; j++) y[j] = x[j * SA] * TN_SIGMOID(x[j * SA]);
+            for (int64_t j = 0; j < n; j++)
+                y[j] = x[j * SA] * TN_SIGMOID(x[j * SA]);
             break;
         case TN__MAP_DROPOUT:
-            for (int64_t j = 0; j < n; j++) y[j] = keep[j] ? a * x[j * SA] : (RT)0;
+            for (int64_t j = 0; j < n; j++)
+                y[j] = keep[j] ? a * x[j * SA] : (RT)0;
             break;
-        case TN__MAP_COUNT:
-            break;
+        case TN__MAP_COUNT: break;
         }
     });
 }
@@ -195,28 +209,36 @@ static void map_bw(tn__map f, int64_t n, const void *restrict x_, int64_t ix,
     EW_STRIDES(ix, 1, 1, {
         switch (f) {
         case TN__MAP_SCALE:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += a * dy[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += a * dy[j];
             break;
         case TN__MAP_NEG:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] -= dy[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] -= dy[j];
             break;
         case TN__MAP_EXP:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * y[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += dy[j] * y[j];
             break;
         case TN__MAP_LOG:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] / x[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += dy[j] / x[j * SA];
             break;
         case TN__MAP_SIGMOID:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * y[j] * (1 - y[j]);
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += dy[j] * y[j] * (1 - y[j]);
             break;
         case TN__MAP_TANH:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += dy[j] * (1 - y[j] * y[j]);
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += dy[j] * (1 - y[j] * y[j]);
             break;
         case TN__MAP_RELU:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += y[j] > 0 ? dy[j] : (RT)0;
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += y[j] > 0 ? dy[j] : (RT)0;
             break;
         case TN__MAP_LEAKY_RELU:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += x[j * SA] > 0 ? dy[j] : a * dy[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += x[j * SA] > 0 ? dy[j] : a * dy[j];
             break;
         case TN__MAP_GELU: /* Phi(x) + x phi(x) */
             for (int64_t j = 0; j < n; j++) {
@@ -233,10 +255,10 @@ static void map_bw(tn__map f, int64_t n, const void *restrict x_, int64_t ix,
             }
             break;
         case TN__MAP_DROPOUT:
-            for (int64_t j = 0; j < n; j++) dx[j * SA] += keep[j] ? a * dy[j] : (RT)0;
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SA] += keep[j] ? a * dy[j] : (RT)0;
             break;
-        case TN__MAP_COUNT:
-            break;
+        case TN__MAP_COUNT: break;
         }
     });
 }
@@ -249,19 +271,22 @@ static void zip_fw(tn__zip op, int64_t n, const void *restrict a_, int64_t ia,
     EW_STRIDES(ia, ib, 1, {
         switch (op) {
         case TN__ZIP_ADD:
-            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] + b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = a[j * SA] + b[j * SB];
             break;
         case TN__ZIP_SUB:
-            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] - b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = a[j * SA] - b[j * SB];
             break;
         case TN__ZIP_MUL:
-            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] * b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = a[j * SA] * b[j * SB];
             break;
         case TN__ZIP_DIV:
-            for (int64_t j = 0; j < n; j++) y[j] = a[j * SA] / b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                y[j] = a[j * SA] / b[j * SB];
             break;
-        case TN__ZIP_COUNT:
-            break;
+        case TN__ZIP_COUNT: break;
         }
     });
 }
@@ -276,15 +301,20 @@ static void zip_bw(tn__zip op, int which, int64_t n, const void *a_, int64_t ia,
     RT *dx = dx_;
     EW_STRIDES(ia, ib, ix, {
         if (op == TN__ZIP_ADD || (op == TN__ZIP_SUB && which == 0)) {
-            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += dy[j];
         } else if (op == TN__ZIP_SUB) {
-            for (int64_t j = 0; j < n; j++) dx[j * SC] -= dy[j];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] -= dy[j];
         } else if (op == TN__ZIP_MUL && which == 0) {
-            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] * b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += dy[j] * b[j * SB];
         } else if (op == TN__ZIP_MUL) {
-            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] * a[j * SA];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += dy[j] * a[j * SA];
         } else if (which == 0) {
-            for (int64_t j = 0; j < n; j++) dx[j * SC] += dy[j] / b[j * SB];
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += dy[j] / b[j * SB];
         } else {
             for (int64_t j = 0; j < n; j++) {
                 RT bv = b[j * SB];
@@ -345,7 +375,8 @@ static void softmax_bw(int64_t n, const void *restrict y_, const void *restrict 
 
 /* Blocks of 64 columns, one per thread at a time; whole blocks by a
  * fixed-width loop, which vectorises. */
-static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs, void *restrict out_, int64_t os)
+static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs,
+                   void *restrict out_, int64_t os)
 {
     const RT *M = M_;
     RT *out = out_;
@@ -373,8 +404,7 @@ static void exp_shift(int64_t n, const float *restrict x, float m, float *restri
 
 /* The double l split into floats l_hi + l_lo: x - l_hi is exact for x
  * near l, so the shift keeps nearly double accuracy when l is large. */
-static void softmax_axpy(int64_t n, float g, const float *restrict x, double l,
-                         float *restrict dx)
+static void softmax_axpy(int64_t n, float g, const float *restrict x, double l, float *restrict dx)
 {
     float hi = (float)l, lo = (float)(l - hi);
     for (int64_t k = 0; k < n; k++)
@@ -386,10 +416,10 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l,
 #define ROWS_FLOAT_ONLY .exp_shift = NULL, .softmax_axpy = NULL
 #endif
 
-#define ROWS_TABLE                                                                              \
-    {                                                                                           \
-        .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,             \
-        .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .map_fw = map_fw, .map_bw = map_bw,                 \
-        .zip_fw = zip_fw, .zip_bw = zip_bw, .softmax_fw = softmax_fw, .softmax_bw = softmax_bw,  \
-        .colsum = colsum, ROWS_FLOAT_ONLY                                                        \
+#define ROWS_TABLE                                                                                \
+    {                                                                                             \
+        .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,               \
+        .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .map_fw = map_fw, .map_bw = map_bw, .zip_fw = zip_fw, \
+        .zip_bw = zip_bw, .softmax_fw = softmax_fw, .softmax_bw = softmax_bw, .colsum = colsum,   \
+        ROWS_FLOAT_ONLY                                                                           \
     }

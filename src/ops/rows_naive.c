@@ -32,9 +32,9 @@ static void lstm_bw_naive(int64_t n, int64_t ga, void *a_, const void *c_, const
         double i = a[j], f = a[ga + j], g = a[2 * ga + j], o = a[3 * ga + j];
         double dh = doh[j] + gh[j];
         double dc = doc[j] + gc[j] + dh * o * (1 - tanh(c[j]) * tanh(c[j]));
-        a[j] = dc * g * i * (1 - i);                /* d(pre_i) */
-        a[ga + j] = dc * cp[j] * f * (1 - f);       /* d(pre_f) */
-        a[2 * ga + j] = dc * i * (1 - g * g);       /* d(pre_g) */
+        a[j] = dc * g * i * (1 - i);                   /* d(pre_i) */
+        a[ga + j] = dc * cp[j] * f * (1 - f);          /* d(pre_f) */
+        a[2 * ga + j] = dc * i * (1 - g * g);          /* d(pre_g) */
         a[3 * ga + j] = dh * tanh(c[j]) * o * (1 - o); /* d(pre_o) */
         gh[j] = 0;
         gc[j] = dc * f;
@@ -163,7 +163,10 @@ static void zip_fw_naive(tn__zip op, int64_t n, const void *a_, int64_t ia, cons
     double *y = y_;
     for (int64_t j = 0; j < n; j++) {
         double u = a[j * ia], v = b[j * ib];
-        y[j] = op == TN__ZIP_ADD ? u + v : op == TN__ZIP_SUB ? u - v : op == TN__ZIP_MUL ? u * v : u / v;
+        y[j] = op == TN__ZIP_ADD   ? u + v
+               : op == TN__ZIP_SUB ? u - v
+               : op == TN__ZIP_MUL ? u * v
+                                   : u / v;
     }
 }
 
@@ -222,9 +225,17 @@ static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, vo
 }
 
 const tn__rows tn__rows_naive = {
-    .lstm_fw = lstm_fw_naive, .lstm_bw = lstm_bw_naive, .gru_fw = gru_fw_naive,
-    .gru_bw = gru_bw_naive, .rnn_fw = rnn_fw_naive, .rnn_bw = rnn_bw_naive,
-    .map_fw = map_fw_naive, .map_bw = map_bw_naive, .zip_fw = zip_fw_naive,
-    .zip_bw = zip_bw_naive, .softmax_fw = softmax_fw_naive, .softmax_bw = softmax_bw_naive,
+    .lstm_fw = lstm_fw_naive,
+    .lstm_bw = lstm_bw_naive,
+    .gru_fw = gru_fw_naive,
+    .gru_bw = gru_bw_naive,
+    .rnn_fw = rnn_fw_naive,
+    .rnn_bw = rnn_bw_naive,
+    .map_fw = map_fw_naive,
+    .map_bw = map_bw_naive,
+    .zip_fw = zip_fw_naive,
+    .zip_bw = zip_bw_naive,
+    .softmax_fw = softmax_fw_naive,
+    .softmax_bw = softmax_bw_naive,
     .colsum = colsum_naive,
 };

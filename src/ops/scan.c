@@ -34,16 +34,16 @@
 
 #include <omp.h>
 
-#define TN__SCAN_MAX_ROWS 256
-#define SCAN_MAX_NODES 256
+#define TN__SCAN_MAX_ROWS   256
+#define SCAN_MAX_NODES      256
 #define TN__SCAN_MAX_STATES 8
-#define TN__SCAN_MAX_X 8
+#define TN__SCAN_MAX_X      8
 
 enum { V_X, V_STATE, V_NODE, V_PARAM };
 
 typedef struct sval {
-    int kind, id;        /* V_*; index of the input, state or node */
-    int64_t off, width;  /* columns */
+    int kind, id;       /* V_*; index of the input, state or node */
+    int64_t off, width; /* columns */
 } sval;
 
 enum { S_MM, S_MAP, S_ZIP };
@@ -60,21 +60,21 @@ typedef struct snode {
     int64_t wrs, wcs, K; /* its strides and inner size */
     char *buf;           /* values [T][B] rows of row stride rs, step stride ts */
     int64_t rs, ts;
-    char *g;             /* this step's gradient [B, n] (MM: step t's part of dsave) */
-    char *dsave;         /* MM: dY of every step [T][B][n] (the merged weight gradient) */
+    char *g;     /* this step's gradient [B, n] (MM: step t's part of dsave) */
+    char *dsave; /* MM: dY of every step [T][B][n] (the merged weight gradient) */
 } snode;
 
 typedef struct scan {
     tn_dtype dt;
     int64_t T, B, S;
     int n_x, n_state, n_node, n_param;
-    tn_tensor **x;       /* [n_x] */
-    tn_tensor **init;    /* [n_state] */
-    tn_tensor **param;   /* [n_param]: broadcast parameters (roots) */
-    int64_t *h, *soff;   /* state widths and their columns in y */
-    int *out;            /* [n_state]: the node giving each state */
+    tn_tensor **x;     /* [n_x] */
+    tn_tensor **init;  /* [n_state] */
+    tn_tensor **param; /* [n_param]: broadcast parameters (roots) */
+    int64_t *h, *soff; /* state widths and their columns in y */
+    int *out;          /* [n_state]: the node giving each state */
     snode *node;
-    tn_tensor **inputs;  /* every tensor the backward adds into: x, init, parameters */
+    tn_tensor **inputs; /* every tensor the backward adds into: x, init, parameters */
     int n_inputs;
 } scan;
 
@@ -101,8 +101,7 @@ static char *vrow(const scan *s, const sval *v, int64_t t, int64_t r)
         const snode *nd = &s->node[v->id];
         return nd->buf + (size_t)(t * nd->ts + r * nd->rs + v->off) * es;
     }
-    default:
-        return (char *)s->param[v->id]->data + (size_t)v->off * es;
+    default: return (char *)s->param[v->id]->data + (size_t)v->off * es;
     }
 }
 
@@ -136,12 +135,9 @@ static char *grow(const scan *s, const sgrad *gb, const sval *v, int64_t t, int6
             return NULL;
         return (char *)x->grad + (size_t)(t * x->stride[0] + r * x->stride[1] + v->off) * es;
     }
-    case V_STATE:
-        return gb->carry[v->id] + (size_t)(r * s->h[v->id] + v->off) * es;
-    case V_NODE:
-        return s->node[v->id].g + (size_t)(r * s->node[v->id].n + v->off) * es;
-    default:
-        return gb->pgrad + (size_t)(r * gb->P + gb->poff[v->id] + v->off) * es;
+    case V_STATE: return gb->carry[v->id] + (size_t)(r * s->h[v->id] + v->off) * es;
+    case V_NODE: return s->node[v->id].g + (size_t)(r * s->node[v->id].n + v->off) * es;
+    default: return gb->pgrad + (size_t)(r * gb->P + gb->poff[v->id] + v->off) * es;
     }
 }
 
@@ -159,7 +155,7 @@ static int64_t gstride(const scan *s, const sgrad *gb, const sval *v, int64_t t)
 
 typedef struct capture {
     tn_tape *priv;
-    tn_tensor **xph, **sph; /* placeholders */
+    tn_tensor **xph, **sph;           /* placeholders */
     tn_tensor *nodes[SCAN_MAX_NODES]; /* private tensor of each program node */
 } capture;
 
@@ -398,8 +394,8 @@ static void node_row_bw(const scan *s, const sgrad *gb, const tn__rows *kr, cons
     for (int which = 0; which < 2; which++) {
         char *dx = grow(s, gb, &nd->in[which], t, r);
         if (dx)
-            kr->zip_bw(nd->z, which, nd->n, vrow(s, &nd->in[0], t, r), 1,
-                       vrow(s, &nd->in[1], t, r), 1, dy, dx, 1);
+            kr->zip_bw(nd->z, which, nd->n, vrow(s, &nd->in[0], t, r), 1, vrow(s, &nd->in[1], t, r),
+                       1, dy, dx, 1);
     }
 }
 
@@ -415,7 +411,8 @@ static void node_mm_bw(tn_tape *tp, const scan *s, const sgrad *gb, snode *nd, i
                 T *db = (T *)grow(s, gb, &nd->in[1], t, r);
                 const T *d = (const T *)(nd->g + (size_t)(r * n) * es);
                 if (db)
-                    for (int64_t j = 0; j < n; j++) db[j] += d[j];
+                    for (int64_t j = 0; j < n; j++)
+                        db[j] += d[j];
             }
         });
     char *da = grow(s, gb, &nd->in[0], t, 0);
@@ -490,9 +487,8 @@ void tn__bw_scan(tn_tensor *y)
         snode *nd = &s->node[i];
         /* a product's dY of every step is kept for its weight gradient:
          * there its step gradient lives, step by step */
-        nd->dsave = nd->kind == S_MM && nd->wg
-                        ? tn_tape_alloc(tp, (size_t)(s->T * B * nd->n) * es)
-                        : NULL;
+        nd->dsave =
+            nd->kind == S_MM && nd->wg ? tn_tape_alloc(tp, (size_t)(s->T * B * nd->n) * es) : NULL;
         nd->g = nd->dsave ? nd->dsave : tn_tape_alloc(tp, (size_t)(B * nd->n) * es);
         if (!nd->g)
             return;
@@ -644,8 +640,8 @@ tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *
     }
     if (tn_tape_error(tp))
         return NULL;
-    if (!step || n_x < 1 || n_x > TN__SCAN_MAX_X || n_state < 1 ||
-        n_state > TN__SCAN_MAX_STATES || !x || !init) {
+    if (!step || n_x < 1 || n_x > TN__SCAN_MAX_X || n_state < 1 || n_state > TN__SCAN_MAX_STATES ||
+        !x || !init) {
         tn_tape_fail(tp, TN_ERR_ARG,
                      "tn_scan: needs a step function, 1 to %d sequences and 1 to %d states "
                      "(got %d and %d)",
@@ -708,8 +704,8 @@ tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *
         return scan_eager(tp, step, ctx, s);
 
     /* the captured program: inputs, buffers, the node */
-    s->inputs = tn_tape_alloc(tp, sizeof *s->inputs * (size_t)(n_x + n_state + s->n_param +
-                                                               s->n_node));
+    s->inputs =
+        tn_tape_alloc(tp, sizeof *s->inputs * (size_t)(n_x + n_state + s->n_param + s->n_node));
     if (!s->inputs)
         return NULL;
     for (int j = 0; j < n_x; j++)
@@ -721,8 +717,8 @@ tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *
     for (int i = 0; i < s->n_node; i++)
         if (s->node[i].kind == S_MM)
             input_add(s, s->node[i].wroot);
-    tn_tensor *y = tn__result(tp, TN_OP_SCAN, s->dt, 3, (int64_t[]){s->T, s->B, s->S}, false,
-                              NULL, NULL, NULL);
+    tn_tensor *y = tn__result(tp, TN_OP_SCAN, s->dt, 3, (int64_t[]){s->T, s->B, s->S}, false, NULL,
+                              NULL, NULL);
     if (!y)
         return NULL;
     y->aux = s;

@@ -89,8 +89,8 @@ tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **val
     int64_t shape[4];
     shape_with(x, d, k, shape);
     tn_tensor *ix = tn_tape_tensor(tp, TN_I32, x->ndim, shape);
-    tn_tensor *y = ix ? tn__result(tp, TN_OP_TOPK, x->dtype, x->ndim, shape, false, x, NULL, NULL)
-                      : NULL;
+    tn_tensor *y =
+        ix ? tn__result(tp, TN_OP_TOPK, x->dtype, x->ndim, shape, false, x, NULL, NULL) : NULL;
     if (!y)
         return tp->err != TN_OK ? tp->err : tn_tape_fail(tp, TN_ERR_MEMORY, "topk: out of memory");
     y->iparam[0] = d;

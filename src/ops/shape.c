@@ -44,9 +44,11 @@ static void block_copy(block dst, block src, tn_dtype dt, bool acc)
             T *d = (T *)dst.p + tn__row_off(r, dst.s, dst.st);
             const T *s = (const T *)src.p + tn__row_off(r, dst.s, src.st);
             if (acc)
-                for (int64_t j = 0; j < n; j++) d[j * dst.st[3]] += s[j * src.st[3]];
+                for (int64_t j = 0; j < n; j++)
+                    d[j * dst.st[3]] += s[j * src.st[3]];
             else
-                for (int64_t j = 0; j < n; j++) d[j * dst.st[3]] = s[j * src.st[3]];
+                for (int64_t j = 0; j < n; j++)
+                    d[j * dst.st[3]] = s[j * src.st[3]];
         });
     });
 }
@@ -68,8 +70,8 @@ tn_tensor *tn_reshape(tn_tape *tp, tn_tensor *x, int ndim, const int64_t *shape)
         if (sh[d] == -1 && infer < 0)
             infer = d;
         else if (sh[d] < 1) {
-            tn_tape_fail(tp, TN_ERR_SHAPE, "reshape: invalid size %lld at dim %d",
-                         (long long)sh[d], d);
+            tn_tape_fail(tp, TN_ERR_SHAPE, "reshape: invalid size %lld at dim %d", (long long)sh[d],
+                         d);
             return NULL;
         } else if (__builtin_mul_overflow(known, sh[d], &known)) {
             tn_tape_fail(tp, TN_ERR_SHAPE,
@@ -138,8 +140,8 @@ tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x)
         return NULL;
     if (tn_is_contiguous(x))
         return x;
-    tn_tensor *y = tn__result(tp, TN_OP_CONTIGUOUS, x->dtype, x->ndim, x->shape, false, x, NULL,
-                              NULL);
+    tn_tensor *y =
+        tn__result(tp, TN_OP_CONTIGUOUS, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
     block_copy(block_of(y, y->data, -1), block_of(x, x->data, -1), x->dtype, false);
@@ -174,8 +176,8 @@ static tn_tensor *join(tn_tape *tp, int op, int n, tn_tensor *const *xs, int dim
     int nd = x0->ndim + (stack ? 1 : 0);
     int d = tn__dim(dim, nd);
     if (d < 0 || nd > TN_MAX_DIMS) {
-        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d out of range for %d inputs of shape %s", name,
-                     dim, n, TN_SHP(x0));
+        tn_tape_fail(tp, TN_ERR_ARG, "%s: dim %d out of range for %d inputs of shape %s", name, dim,
+                     n, TN_SHP(x0));
         return NULL;
     }
     int64_t total = 0;
@@ -215,7 +217,8 @@ static tn_tensor *join(tn_tape *tp, int op, int n, tn_tensor *const *xs, int dim
     }
     int64_t off = 0;
     for (int k = 0; k < n; k++) {
-        block dst = block_of(y, (char *)y->data + off * y->stride[d] * (int64_t)tn_dtype_size(y->dtype), -1);
+        block dst = block_of(
+            y, (char *)y->data + off * y->stride[d] * (int64_t)tn_dtype_size(y->dtype), -1);
         int64_t len = stack ? 1 : xs[k]->shape[d];
         dst.s[4 - nd + d] = len;
         block_copy(dst, block_of(xs[k], xs[k]->data, stack ? d : -1), y->dtype, false);

@@ -126,8 +126,8 @@ tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask
         return NULL;
     int64_t n = tn_numel(x);
     int32_t *keep = tn_tape_alloc(tp, (size_t)n * sizeof *keep);
-    tn_tensor *y = keep ? tn__result(tp, TN_OP_SOFTMAX_MASKED, x->dtype, x->ndim, x->shape,
-                                     false, x, mask, NULL)
+    tn_tensor *y = keep ? tn__result(tp, TN_OP_SOFTMAX_MASKED, x->dtype, x->ndim, x->shape, false,
+                                     x, mask, NULL)
                         : NULL;
     if (!y)
         return NULL;

@@ -16,7 +16,8 @@ _Static_assert(sizeof tn__op_table / sizeof tn__op_table[0] == TN_OP_COUNT,
                "the op table has one entry per op of enum tn_op");
 /* Op ids are ABI (tn_tensor.op, tn_op_name): new ops go at the end of
  * TN_OP_LIST, so the ids of the existing ones stay as they are. */
-_Static_assert(TN_OP_RECURRENT == 38, "an op was inserted or removed in TN_OP_LIST: append instead");
+_Static_assert(TN_OP_RECURRENT == 38,
+               "an op was inserted or removed in TN_OP_LIST: append instead");
 
 const char *tn_op_name(int op)
 {

@@ -32,8 +32,7 @@ static frame frame_of(const tn_tensor *x)
  * x [rows, n] strided (frame of x), y [rows, n] contiguous;
  * a: alpha (scale), negative_slope (leaky_relu) or 1/(1-p) (dropout);
  * keep [rows * n] contiguous (dropout only): 1 where the element survives. */
-static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
-                          const uint8_t *keep)
+static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a, const uint8_t *keep)
 {
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
@@ -42,8 +41,8 @@ static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a,
     size_t es = tn_dtype_size(y->dtype);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-        kr->map_fw(fn, n, (const char *)x->data + tn__row_off(r, f.s, f.sx) * (int64_t)es, ix,
-                   a, keep ? keep + r * n : NULL, (char *)y->data + r * n * (int64_t)es);
+        kr->map_fw(fn, n, (const char *)x->data + tn__row_off(r, f.s, f.sx) * (int64_t)es, ix, a,
+                   keep ? keep + r * n : NULL, (char *)y->data + r * n * (int64_t)es);
     });
 }
 
@@ -122,8 +121,7 @@ tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p)
     }
     if (p == 0 || !tn_tape_training(tp))
         return x;
-    tn_tensor *y = tn__result(tp, TN_OP_DROPOUT, x->dtype, x->ndim, x->shape, false, x, NULL,
-                              NULL);
+    tn_tensor *y = tn__result(tp, TN_OP_DROPOUT, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
     int64_t n = tn_numel(x);
@@ -144,12 +142,9 @@ tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p)
 static inline bool mask_on(const tn_tensor *m, int64_t o)
 {
     switch (m->dtype) {
-    case TN_F32:
-        return ((const float *)m->data)[o] != 0;
-    case TN_F64:
-        return ((const double *)m->data)[o] != 0;
-    default:
-        return ((const int32_t *)m->data)[o] != 0;
+    case TN_F32: return ((const float *)m->data)[o] != 0;
+    case TN_F64: return ((const double *)m->data)[o] != 0;
+    default: return ((const int32_t *)m->data)[o] != 0;
     }
 }
 

@@ -61,8 +61,8 @@ static tn_status step(model *m, tn_tape *tp, const int32_t *x, const int32_t *y,
     tn_tape_reset(tp);
     tn_optim_zero_grad(m->opt);
     tn_rnn_out o;
-    tn_status s = tn_rnn_forward(tp, &m->rnn, tn_embedding_forward(tp, &m->emb, ids), NULL, NULL,
-                                 NULL, &o);
+    tn_status s =
+        tn_rnn_forward(tp, &m->rnn, tn_embedding_forward(tp, &m->emb, ids), NULL, NULL, NULL, &o);
     tn_tensor *loss = s ? NULL
                         : tn_cross_entropy(tp,
                                            tn_reshape(tp, tn_linear_forward(tp, &m->head, o.output),
@@ -94,8 +94,7 @@ static double max_rel(const model *a, const model *b)
 /* Train dist (this rank's half) and, when ref, one process (whole batch);
  * with watch, the buckets start during backward (tn_dist_watch), and every
  * step must start some of them early. */
-static void train(tn_dist *d, model *dm, model *ref, const int32_t *x, const int32_t *y,
-                  bool watch)
+static void train(tn_dist *d, model *dm, model *ref, const int32_t *x, const int32_t *y, bool watch)
 {
     int rank = tn_dist_rank(d), size = tn_dist_size(d), n = B / size;
     tn_tape *tp = tn_tape_new();
