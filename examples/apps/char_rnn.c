@@ -338,17 +338,12 @@ typedef struct char_run {
     const opts *o;
 } char_run;
 
-/* ex_lm_save_run's writer (rank 0): the checkpoint of the gathered model. */
+/* ex_lm_run's writer (rank 0): the checkpoint of the gathered model; ctx is
+ * the run (its ex_lm_run comes first). */
 static int char_save_write(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step)
 {
     char_run *r = ctx;
     return save_checkpoint(r->o->checkpoint, full, r->t, r->opt, meta, step, r->lm.pos, r->o);
-}
-
-static int char_save(void *ctx, tn_tape *tp, int64_t step)
-{
-    char_run *r = ctx;
-    return ex_lm_save_run(r->lm.m, tp, step, r, char_save_write);
 }
 
 static int cmd_train(const opts *o)
@@ -477,7 +472,8 @@ static int cmd_train(const opts *o)
                            .r0 = r0,
                            .pos = pos,
                            .val = t.ids + n_train,
-                           .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars},
+                           .n_val = t.n - n_train < o->eval_chars ? t.n - n_train : o->eval_chars,
+                           .write = char_save_write},
                     .t = &t,
                     .opt = opt,
                     .o = o};
@@ -503,7 +499,7 @@ static int cmd_train(const opts *o)
                    .forward = ex_lm_run_forward,
                    .stepped = ex_lm_run_stepped,
                    .evaluate = lm->n_val > 1 ? ex_lm_run_evaluate : NULL,
-                   .save = o->checkpoint ? char_save : NULL,
+                   .save = o->checkpoint ? ex_lm_run_save : NULL,
                    .cols = ex_lm_run_cols,
                    .n_cols = 2};
     int rc = lm->x && lm->y ? ex_train_run(&tr) : 1;

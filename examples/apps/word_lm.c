@@ -381,17 +381,12 @@ typedef struct wl_run {
     const opts *o;
 } wl_run;
 
-/* ex_lm_save_run's writer (rank 0): the checkpoint of the gathered model. */
+/* ex_lm_run's writer (rank 0): the checkpoint of the gathered model; ctx is
+ * the run (its ex_lm_run comes first). */
 static int wl_save_write(void *ctx, ex_lm_model *full, tn_meta *meta, int64_t step)
 {
     wl_run *r = ctx;
     return save_checkpoint(r->o->checkpoint, full, r->v, r->opt, meta, step, r->lm.pos, r->o);
-}
-
-static int wl_save(void *ctx, tn_tape *tp, int64_t step)
-{
-    wl_run *r = ctx;
-    return ex_lm_save_run(r->lm.m, tp, step, r, wl_save_write);
 }
 
 static int cmd_train(const opts *o)
@@ -518,7 +513,8 @@ static int cmd_train(const opts *o)
                          .r0 = r0,
                          .pos = pos,
                          .val = val,
-                         .n_val = nval},
+                         .n_val = nval,
+                         .write = wl_save_write},
                   .v = &v,
                   .opt = opt,
                   .o = o};
@@ -544,7 +540,7 @@ static int cmd_train(const opts *o)
                    .forward = ex_lm_run_forward,
                    .stepped = ex_lm_run_stepped,
                    .evaluate = nval > 1 ? ex_lm_run_evaluate : NULL,
-                   .save = o->checkpoint ? wl_save : NULL,
+                   .save = o->checkpoint ? ex_lm_run_save : NULL,
                    .cols = ex_lm_run_cols,
                    .n_cols = 2};
     rc = x && y ? ex_train_run(&tr) : 1;

@@ -224,3 +224,9 @@ int ex_lm_run_evaluate(void *run, tn_tape *tp, double *values)
     values[1] = exp(values[0]);
     return isnan(values[0]) ? -1 : 0;
 }
+
+int ex_lm_run_save(void *run, tn_tape *tp, int64_t step)
+{
+    ex_lm_run *r = run;
+    return ex_lm_save_run(r->m, tp, step, r, r->write);
+}

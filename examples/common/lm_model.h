@@ -116,6 +116,9 @@ typedef struct ex_lm_run {
     tn_rnn_out fin;          /* the window's final state, carried to the next */
     const int32_t *val;      /* the validation tokens evaluated */
     int64_t n_val;
+    /* ex_lm_run_save's writer of the gathered model's checkpoint (rank 0;
+     * see ex_lm_save_run), called with the run itself as ctx */
+    int (*write)(void *run, ex_lm_model *full, tn_meta *meta, int64_t step);
 } ex_lm_run;
 
 /* forward: the next window (tn_lm_window) and its mean cross-entropy.
@@ -124,6 +127,9 @@ typedef struct ex_lm_run {
 tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step);
 int ex_lm_run_stepped(void *run);
 int ex_lm_run_evaluate(void *run, tn_tape *tp, double *values);
+/* save: the whole run's checkpoint (collective), ex_lm_save_run with the
+ * run's write. */
+int ex_lm_run_save(void *run, tn_tape *tp, int64_t step);
 extern const ex_col ex_lm_run_cols[2];
 
 #endif
