@@ -373,26 +373,14 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
     if (!y)
         return NULL;
     y->iparam[1] = red;
-    TN_FOR_DTYPE(a->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b);
-        T *Y = TN_DATA(T, y);
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            if (part) {
-                double acc = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    double d = (double)pa[j * sa[3]] - (double)pb[j * sb[3]];
-                    acc += d * d;
-                }
-                part[r] = acc;
-            } else {
-                T *py = Y + r * n;
-                for (int64_t j = 0; j < n; j++) {
-                    T d = pa[j * sa[3]] - pb[j * sb[3]];
-                    py[j] = d * d;
-                }
-            }
-        });
+    const tn__rows *kr = tn__rows_get(a->dtype);
+    int64_t es = (int64_t)tn_dtype_size(a->dtype);
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        double acc = kr->sqdiff_fw(n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                                   (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                                   part ? NULL : (char *)y->data + r * n * es);
+        if (part)
+            part[r] = acc;
     });
     if (part) {
         double tot = 0;
@@ -422,19 +410,16 @@ static void mse_backward(tn_tensor *y, int which)
     tn__bstrides(x, a->ndim, a->shape, sx);
     int64_t rows = s[0] * s[1] * s[2], n = s[3];
     double scale = (which == 0 ? 2.0 : -2.0) / (red == TN_REDUCE_MEAN ? (double)tn_numel(a) : 1.0);
-    TN_FOR_DTYPE(a->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b), *DY = TN_GRAD(T, y);
-        T *DX = TN_GRAD(T, x);
-        T g0 = (T)(red == TN_REDUCE_NONE ? scale : scale * DY[0]);
-        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            T *dx = DX + tn__row_off(r, s, sx);
-            const T *dy = DY + r * n;
-            for (int64_t j = 0; j < n; j++) {
-                T g = red == TN_REDUCE_NONE ? g0 * dy[j] : g0;
-                dx[j * sx[3]] += g * (pa[j * sa[3]] - pb[j * sb[3]]);
-            }
-        });
+    const tn__rows *kr = tn__rows_get(a->dtype);
+    int64_t es = (int64_t)tn_dtype_size(a->dtype);
+    double g = scale;
+    if (red != TN_REDUCE_NONE)
+        TN_FOR_DTYPE(a->dtype, T, { g = scale * (double)TN_GRAD(T, y)[0]; });
+    TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
+        kr->sqdiff_bw(n, g, red == TN_REDUCE_NONE ? (const char *)y->grad + r * n * es : NULL,
+                      (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                      (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                      (char *)x->grad + tn__row_off(r, s, sx) * es, sx[3]);
     });
 }
 

@@ -26,40 +26,17 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
-    int64_t rows = tn_numel(x) / n;
-    if (!keep) { /* the row kernels of the active path (rows.h) */
-        const tn__rows *kr = tn__rows_get(x->dtype);
-        int64_t es = (int64_t)tn_dtype_size(x->dtype);
-        TN_FTZ_SCOPE;
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            kr->softmax_fw(n, (const char *)x->data + tn__row_off(r, s, sx) * es, snx, log_out,
-                           (char *)y->data + tn__row_off(r, s, sy) * es, sny);
-        });
-        return;
-    }
-    TN_FOR_DTYPE(x->dtype, T, {
-        const T *X = TN_DATA(T, x);
-        T *Y = TN_DATA(T, y);
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *px = X + tn__row_off(r, s, sx);
-            int64_t oy = tn__row_off(r, s, sy);
-            T *py = Y + oy;
-            const int32_t *kp = keep + oy;
-            bool any = false;
-            T m = 0;
-            for (int64_t k = 0; k < n; k++)
-                if (kp[k * sny] && (!any || px[k * snx] > m))
-                    m = px[k * snx], any = true;
-            double z = 0;
-            for (int64_t k = 0; k < n; k++) {
-                T e = kp[k * sny] ? exp(px[k * snx] - m) : 0;
-                py[k * sny] = e;
-                z += e;
-            }
-            T inv = any ? (T)(1.0 / z) : 0;
-            for (int64_t k = 0; k < n; k++)
-                py[k * sny] *= inv;
-        });
+    int64_t rows = tn_numel(x) / n, es = (int64_t)tn_dtype_size(x->dtype);
+    const tn__rows *kr = tn__rows_get(x->dtype); /* the row kernels of the active path */
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        const char *px = (const char *)x->data + tn__row_off(r, s, sx) * es;
+        int64_t oy = tn__row_off(r, s, sy);
+        char *py = (char *)y->data + oy * es;
+        if (keep)
+            kr->softmax_masked_fw(n, px, snx, keep + oy, py, sny);
+        else
+            kr->softmax_fw(n, px, snx, log_out, py, sny);
     });
 }
 
