@@ -295,6 +295,21 @@ TN_API const char *tn_runtime_error(void);
  * it could not initialise. */
 TN_API tn_status tn_set_num_threads(int n);
 TN_API int tn_num_threads(void);
+/** The threads the library runs on now: tn_num_threads(), or fewer while
+ * other processes keep the cores busy. OpenMP's and BLIS's barriers spin,
+ * so a team as large as the machine slows down many times (measured 30-75x
+ * on 2 cores) when another process takes a core; on Linux the runtime
+ * therefore counts, at most every 0.1 s, the running threads of other
+ * processes (/proc/loadavg minus this process's) and uses min(N, cores -
+ * others) threads, at least 1, once two counts in a row agree; back to N
+ * when the cores free up. Results that do not depend on the thread count
+ * (the recurrent and element-wise kernels) do not depend on it either. */
+TN_API int tn_num_threads_active(void);
+/** Turn the back-off of tn_num_threads_active on (the default) or off (the
+ * library then always runs on tn_num_threads()); also TN_THREAD_BACKOFF=0
+ * or 1 in the environment at initialisation (anything else is a runtime
+ * error). Returns TN_OK or the runtime's error. */
+TN_API tn_status tn_set_thread_backoff(bool on);
 /** @} */
 /** @{ */
 /** Name of the active BLIS sub-configuration (e.g. "skx"), and how it was

@@ -175,7 +175,7 @@ static void bwd_image(const cv *s, const char *xb, const void *w, const void *dy
  * a single image, one thread or little work. */
 static int image_threads(const cv *s)
 {
-    int nt = tn_num_threads();
+    int nt = tn__threads_now();
     if (nt < 2 || s->g->B < 2 ||
         (double)s->g->B * (double)s->g->O * (double)s->Kc * (double)s->P < (double)CONV_PAR_MIN)
         return 1;

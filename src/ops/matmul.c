@@ -72,7 +72,7 @@ void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int 
     rntm_t rntm;
     bli_rntm_init(&rntm);
     if (nthreads < 1)
-        nthreads = C.m * C.n * A.n < TN_GEMM_PAR_MIN ? 1 : tn_num_threads();
+        nthreads = C.m * C.n * A.n < TN_GEMM_PAR_MIN ? 1 : tn__threads_now();
     bli_rntm_set_num_threads(nthreads, &rntm);
     if (dt == TN_F32) {
         float one = 1.0f, be = (float)beta;
@@ -206,7 +206,7 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
     int64_t M = C.m, N = C.n, K = A.n;
     if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) || (C.cs != 1 && N > 1))
         return false;
-    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn_num_threads() : 1;
+    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn__threads_now() : 1;
     wpack *w = wpack_get(tp, dt, B, M, nt);
     if (!w)
         return false;

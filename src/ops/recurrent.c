@@ -240,7 +240,7 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
             memset(s0[i], 0, (size_t)(B * H) * es);
     /* Threads of the time loops: each owns whole vectors of units, at
      * least 16 (below that the barriers cost more than they save). */
-    int nt = H >= 32 ? tn_num_threads() : 1;
+    int nt = H >= 32 ? tn__threads_now() : 1;
     r->per = ((H + nt - 1) / nt + 15) / 16 * 16;
     r->nt = (int)((H + r->per - 1) / r->per);
     r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
@@ -370,7 +370,7 @@ void tn__bw_recurrent(tn_tensor *y)
         return;
     double mac_in = (double)BT * G * r->In * ((tn__wants(x) ? 1 : 0) + (tn__wants(w_ih) ? 1 : 0));
     double mac_hh = hp ? (double)BT * G * H : 0;
-    bool pair = tn_num_threads() == 2 && mac_in <= 1.5 * mac_hh && mac_hh <= 1.5 * mac_in;
+    bool pair = tn__threads_now() == 2 && mac_in <= 1.5 * mac_hh && mac_hh <= 1.5 * mac_in;
     if (pair) {
 #pragma omp parallel sections num_threads(2)
         {

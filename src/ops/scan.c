@@ -331,7 +331,7 @@ static void node_row_fw(const scan *s, const tn__rows *kr, const snode *nd, int6
 
 static int scan_threads(const scan *s)
 {
-    int nt = tn_num_threads();
+    int nt = tn__threads_now();
     return nt > s->B ? (int)s->B : nt;
 }
 
