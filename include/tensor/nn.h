@@ -252,6 +252,18 @@ typedef struct tn_rnn_opts {
      * them. */
     bool set_forget_bias;
     double forget_bias;
+    /* LSTM only: the layer-norm LSTM of Ba et al. 2016 (default false).
+     * Per layer and direction, with LN a LayerNorm (eps 1e-5, gain ones
+     * and bias zeros at init) over the features:
+     *   gates = LN_ih(x W_ih^T) + LN_hh(h W_hh^T) + b_ih + b_hh   (i, f, g, o)
+     *   c' = s(f) c + s(i) tanh(g),   h' = s(o) tanh(LN_c(c'))
+     * Parameters prefix.ln_ih_l{l}[_reverse].weight / .bias [4H],
+     * ln_hh_... [4H] and ln_c_... [H] after each direction's four. The
+     * input part is one product and one layer_norm over all steps; the
+     * recurrence is a tn_scan of public ops (its step uses layer_norm, so
+     * it runs step by step on the tape: slower than the fused cells).
+     * Lengths and both directions behave as the plain layer's. */
+    bool ln_gates;
 } tn_rnn_opts;
 
 typedef struct tn_rnn {
@@ -266,6 +278,9 @@ typedef struct tn_rnn {
     bool residual;   /* see tn_rnn_opts; false: the plain stacked layer */
     bool layer_norm; /* see tn_rnn_opts; norm[l] is used only when set */
     tn_layernorm norm[TN_RNN_MAX_LAYERS];
+    bool ln_gates; /* see tn_rnn_opts; ln_* [layer * D + dir] used only when set */
+    tn_layernorm ln_ih[2 * TN_RNN_MAX_LAYERS], ln_hh[2 * TN_RNN_MAX_LAYERS],
+        ln_c[2 * TN_RNN_MAX_LAYERS];
 } tn_rnn;
 
 /** The default options: an LSTM of 1 unidirectional layer, no dropout, no
