@@ -58,7 +58,7 @@ static int train_step(ex_train *t, bool lead, double *loss)
      * clipping and the step agree without a word. */
     *loss = ex_dist_mean(tn_tensor_get(l, 0));
     if (!isfinite(*loss) ||
-        tn_clip_grad_norm_ex(t->ps, t->clip > 0 ? t->clip : INFINITY, NULL) != TN_OK ||
+        tn_clip_grad_norm(t->ps, t->clip > 0 ? t->clip : INFINITY, NULL) != TN_OK ||
         tn_optim_step(t->opt) != TN_OK) {
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", *loss);

@@ -873,7 +873,7 @@ static int cmd_bench(const opts *o)
         tn_optim_zero_grad(opt);
         state fin;
         tn_tensor *loss = window_loss(tp, &m, x, y, &zero, &fin, TN_REDUCE_MEAN);
-        if (!loss || tn_backward(tp, loss) != TN_OK || tn_clip_grad_norm_ex(&m.ps, 1.0, NULL) ||
+        if (!loss || tn_backward(tp, loss) != TN_OK || tn_clip_grad_norm(&m.ps, 1.0, NULL) ||
             tn_optim_step(opt) != TN_OK) {
             fprintf(stderr, PROG " bench: %s\n", tn_last_error());
             break;

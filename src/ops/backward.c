@@ -266,10 +266,11 @@ tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy)
     return run(tp, y, dy, "tn_backward_from");
 }
 
-void tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx)
+tn_status tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx)
 {
     if (!tp)
-        return;
+        return tn_set_error(TN_ERR_ARG, "tn_tape_set_grad_ready: tape is NULL");
     tp->grad_ready = fn;
     tp->grad_ready_ctx = ctx;
+    return TN_OK;
 }
