@@ -98,7 +98,10 @@ TN_API const char *tn_last_error(void);
 TN_API tn_status tn_last_status(void);
 /** Forget the last error of this thread. */
 TN_API void tn_clear_error(void);
-/** Record a failure (used by the library's own modules; printf-style). */
+/** Record a failure as the library's own calls do (printf-style message,
+ * starting with what failed), and return st: for code that reports
+ * through tn_last_error() like the library, such as a tn_custom op's
+ * forward, a callback, or a library built on this one (tensor_dist). */
 TN_API tn_status tn_set_error(tn_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /** Name of a status code, e.g. "shape error". */
@@ -224,9 +227,6 @@ TN_API const char *tn_tape_error(const tn_tape *tp);
 /** Status of that sticky error: TN_OK when all is well, TN_ERR_ARG for a
  * NULL tape. */
 TN_API tn_status tn_tape_status(const tn_tape *tp);
-/** Record an error on the tape (used by op builders). */
-TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /** @{ */
 /** Gradient recording on (default) or off. With it off, ops compute results
  * but record no inputs (no-grad mode for inference and sampling). Returns

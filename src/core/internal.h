@@ -74,6 +74,13 @@ void *tn__alloc_array(size_t n, size_t size);
 /* Offset (in elements) of the row-major logical index i. */
 int64_t tn__offset_of(const tn_tensor *t, int64_t i);
 
+/* Record an error on the tape: sticky (later ops refuse, backward
+ * refuses) and the thread's last error; returns st. For the op builders
+ * and the layers (users fail a tape by returning the error of their own
+ * call, see tensor/core.h). */
+tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Append a tensor to the tape's node list. Returns false (sticky error) when
  * out of memory. */
 bool tn__tape_record(tn_tape *tp, tn_tensor *t);

@@ -10,6 +10,8 @@
  * The single-step cell API composes addmm and the fused cell ops.
  */
 #include "tensor/nn.h"
+
+#include "../core/internal.h"
 #include "tensor/optim.h"
 
 #include <math.h>

@@ -122,7 +122,13 @@ for kind in static shared; do
         internal=$(echo "$exported" | grep '^tn__' || true)
         [ -z "$bad" ] && [ -z "$internal" ] ||
             die "shared: exports other than the public tn_ API: $bad $internal"
-        say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__)"
+        # every exported symbol is declared TN_API in a public header
+        # (issue 21: nothing internal exported)
+        undeclared=$(for sym in $exported; do
+            grep -qE "\\b$sym\\(" "$SRC"/include/tensor/*.h || echo "$sym"
+        done)
+        [ -z "$undeclared" ] || die "shared: exported but not declared in include/tensor/: $undeclared"
+        say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__), all declared in include/tensor/"
         # The examples (built in this configuration only) link the shared
         # library through its public API alone.
         ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
