@@ -61,6 +61,14 @@ typedef struct tn_tape tn_tape;
  * tensor/ops.h and src/ops; core only needs the integer. */
 typedef int tn_op_id;
 
+/* The public part of a tensor: a stable prefix of the library's own
+ * record, which holds the tape's bookkeeping (the op, its inputs and
+ * parameters; src/core/internal.h) after it. Only the library allocates
+ * tensors (tn_tensor_new and friends, tape tensors from ops): never
+ * declare a tn_tensor, allocate one or copy one by value, and pass the
+ * library only pointers it returned. Read any field; write only the
+ * elements behind data and grad, and name. What the tape recorded is
+ * available through tn_tensor_op_name and tn_tape_node (tensor/ops.h). */
 struct tn_tensor {
     tn_dtype dtype;
     int ndim;
@@ -69,15 +77,6 @@ struct tn_tensor {
     void *data;                  /* first element (views point inside a base) */
     void *grad;                  /* same layout as data; NULL until needed */
     bool requires_grad;          /* gradient wanted (parameter or derived) */
-    bool is_view;                /* data and grad alias src[0] at view_offset */
-    bool on_heap;                /* heap tensor (caller owns) vs tape tensor */
-    tn_op_id op;                 /* 0 (TN_OP_NONE) for leaves */
-    tn_tensor *src[TN_MAX_SRC];  /* inputs of op */
-    int64_t view_offset;         /* element offset of data in src[0] (views) */
-    int64_t iparam[4];           /* op parameters (dims, flags, indices) */
-    double fparam[2];            /* op parameters (scalars) */
-    void *aux;                   /* op scratch kept for backward (arena) */
-    tn_tape *tape;               /* tape that owns this tensor, or NULL */
     const char *name;            /* optional, not owned (e.g. "weight_ih_l0") */
 };
 

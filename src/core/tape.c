@@ -205,24 +205,24 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
         tn_set_error(TN_ERR_ARG, "tn_tape_tensor: tape is NULL");
         return NULL;
     }
-    tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
+    tn_node tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp.pub, ndim, shape, dt);
     if (n < 0) {
         char msg[200];
         tn_tape_fail(tp, TN_ERR_SHAPE, "tn_tape_tensor: %s",
                      tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
-    tn_tensor *t = tn_tape_alloc(tp, sizeof *t);
-    void *data = t ? tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt)) : NULL;
+    tn_node *nd = tn_tape_alloc(tp, sizeof *nd);
+    void *data = nd ? tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt)) : NULL;
     if (!data)
         return NULL;
-    *t = tmp;
-    t->dtype = dt;
-    t->tape = tp;
-    t->data = data;
+    *nd = tmp;
+    nd->pub.dtype = dt;
+    nd->tape = tp;
+    nd->pub.data = data;
     memset(data, 0, (size_t)n * tn_dtype_size(dt));
-    return t;
+    return &nd->pub;
 }
 
 bool tn__tape_record(tn_tape *tp, tn_tensor *t)

@@ -218,26 +218,27 @@ static tn_tensor *heap_new(const char *fn, tn_dtype dt, int ndim, const int64_t 
         tn_set_error(TN_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dt);
         return NULL;
     }
-    tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
+    tn_node tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp.pub, ndim, shape, dt);
     if (n < 0) {
         char msg[200];
         tn_set_error(TN_ERR_SHAPE, "%s: %s", fn,
                      tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
-    tn_tensor *t = tn_alloc(sizeof *t);
-    if (!t)
+    tn_node *nd = tn_alloc(sizeof *nd);
+    if (!nd)
         return NULL;
-    *t = tmp;
+    *nd = tmp;
+    nd->on_heap = true;
+    tn_tensor *t = &nd->pub;
     t->dtype = dt;
-    t->on_heap = true;
     t->data = tn_alloc((size_t)n * tn_dtype_size(dt));
     if (!t->data) {
-        tn_free(t);
+        tn_free(nd);
         char s[64];
         tn_set_error(TN_ERR_MEMORY, "%s: out of memory for a %s tensor of shape %s (%lld bytes)",
-                     fn, tn_dtype_name(dt), tn_shape_str(&tmp, s, sizeof s),
+                     fn, tn_dtype_name(dt), tn_shape_str(&tmp.pub, s, sizeof s),
                      (long long)(n * (int64_t)tn_dtype_size(dt)));
         return NULL;
     }
@@ -272,7 +273,7 @@ tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double va
 
 void tn_tensor_free(tn_tensor *t)
 {
-    if (!t || !t->on_heap)
+    if (!t || !tn__node(t)->on_heap)
         return;
     tn_free(t->grad);
     tn_free(t->data);
@@ -283,7 +284,7 @@ tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on)
 {
     if (!t)
         return tn_set_error(TN_ERR_ARG, "tn_tensor_set_requires_grad: tensor is NULL");
-    if (!t->on_heap)
+    if (!tn__node(t)->on_heap)
         return tn_set_error(TN_ERR_ARG,
                             "tn_tensor_set_requires_grad: only heap tensors can be parameters");
     if (t->dtype == TN_I32)
