@@ -205,16 +205,16 @@ tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
 {
     if (!tn__check(tp, "detach", 1, &x))
         return NULL;
-    tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
-    if (!y)
+    tn_node *nd = tn_tape_alloc(tp, sizeof *nd);
+    if (!nd)
         return NULL;
-    *y = *x;
-    tn__node(y)->on_heap = false;
-    tn__node(y)->tape = tp;
-    tn__node(y)->op = TN_OP_NONE;
-    memset(tn__node(y)->src, 0, sizeof tn__node(y)->src);
-    tn__node(y)->is_view = false;
-    y->requires_grad = false;
-    y->grad = NULL;
-    return y;
+    *nd = *tn__node(x);
+    nd->on_heap = false;
+    nd->tape = tp;
+    nd->op = TN_OP_NONE;
+    memset(nd->src, 0, sizeof nd->src);
+    nd->is_view = false;
+    nd->pub.requires_grad = false;
+    nd->pub.grad = NULL;
+    return &nd->pub;
 }
