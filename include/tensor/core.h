@@ -68,7 +68,7 @@ typedef int tn_op_id;
  * declare a tn_tensor, allocate one or copy one by value, and pass the
  * library only pointers it returned. Read any field; write only the
  * elements behind data and grad, and name. What the tape recorded is
- * available through tn_tensor_op_name and tn_tape_node (tensor/ops.h). */
+ * available through tn_tape_node and tn_tensor_op_name (tensor/ops.h). */
 struct tn_tensor {
     tn_dtype dtype;
     int ndim;
