@@ -176,7 +176,7 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
         return NAN;
     }
     t[4] = ex_seconds();
-    tn_clip_grad_norm(&m->ps, 1.0);
+    tn_clip_grad_norm(&m->ps, 1.0, NULL);
     t[5] = ex_seconds();
     if (tn_optim_step(m->opt) != TN_OK) {
         fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());

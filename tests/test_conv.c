@@ -29,6 +29,7 @@
  *     (measured 1.2e-5); a wrong index or a missed term is off by O(1).
  */
 #include "check.h"
+#include "white_box.h"
 #include "fixture_check.h"
 #include "sweep_alloc.h"
 #include "tensor/nn.h"
@@ -218,12 +219,13 @@ static void test_naive(tn_dtype dt, tn__conv_geom g, bool with_bias, bool wgrad,
     int64_t ys[4] = {g.B, g.O, g.OH, g.OW};
     tn_tensor *x = rand_t(dt, 4, xs, true), *w = rand_t(dt, 4, ws, wgrad);
     tn_tensor *b2 = rand_t(dt, 1, (int64_t[]){2 * g.O}, true), *dy = rand_t(dt, 4, ys, false);
-    tn_tensor bview = *b2; /* every other element of b2: shares its data and grad */
-    bview.shape[0] = g.O;
-    bview.stride[0] = 2;
+    tn_node bview_node = *tn__node(b2);
+    tn_tensor *bview = &bview_node.pub; /* every other element of b2: shares its data and grad */
+    bview->shape[0] = g.O;
+    bview->stride[0] = 2;
     tn_tape *tp = tn_tape_new();
     tn_conv2d_opts o = {g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G};
-    tn_tensor *y = tn_conv2d(tp, x, w, with_bias ? &bview : NULL, &o);
+    tn_tensor *y = tn_conv2d(tp, x, w, with_bias ? bview : NULL, &o);
     CHECK(y && tn_backward_from(tp, y, dy) == TN_OK);
     if (!y) {
         fprintf(stderr, "%s: %s\n", what, tn_last_error());

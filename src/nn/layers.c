@@ -1,6 +1,8 @@
 /* src/nn/layers.c - Linear and Embedding, from the public ops. */
 #include "tensor/nn.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 
 tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in, int64_t out,

@@ -12,6 +12,8 @@
  * The single-step cell API composes addmm and the fused cell ops.
  */
 #include "tensor/nn.h"
+
+#include "../core/internal.h"
 #include "tensor/optim.h"
 
 #include <math.h>
@@ -56,11 +58,11 @@ static tn_status init_xavier_orthogonal(tn_tensor *const all[4], int64_t hidden,
     int64_t gates = w->shape[0] / hidden;
     size_t block = (size_t)(hidden * w->stride[0]) * tn_dtype_size(w->dtype);
     for (int64_t g = 0; g < gates && st == TN_OK; g++) {
-        tn_tensor rows = *w; /* rows g*H .. g*H+H-1: a local view, data only */
-        rows.shape[0] = hidden;
-        rows.data = (char *)w->data + (size_t)g * block;
-        rows.grad = NULL;
-        st = tn_init_orthogonal(&rows, r, 1.0);
+        tn_node rows = *tn__node(w); /* rows g*H .. g*H+H-1: a local view, data only */
+        rows.pub.shape[0] = hidden;
+        rows.pub.data = (char *)w->data + (size_t)g * block;
+        rows.pub.grad = NULL;
+        st = tn_init_orthogonal(&rows.pub, r, 1.0);
     }
     tn_tensor_fill(all[2], 0.0);
     tn_tensor_fill(all[3], 0.0);

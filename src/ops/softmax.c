@@ -44,10 +44,10 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
  * y and dy contiguous. */
 static void softmax_backward(tn_tensor *y, bool log_out)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int d = (int)y->iparam[0];
+    int d = (int)tn__node(y)->iparam[0];
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
@@ -72,7 +72,7 @@ static tn_tensor *softmax_op(tn_tape *tp, int op, tn_tensor *x, int dim)
     tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->iparam[0] = d;
+    tn__node(y)->iparam[0] = d;
     softmax_forward(y, x, d, op == TN_OP_LOG_SOFTMAX, NULL);
     return tn__finish(tp, y);
 }
@@ -119,8 +119,8 @@ tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask
             for (int64_t c = 0; c < f[2]; c++)
                 for (int64_t e = 0; e < f[3]; e++)
                     keep[i++] = M[a * st[0] + b * st[1] + c * st[2] + e * st[3]] != 0;
-    y->aux = keep;
-    y->iparam[0] = d;
+    tn__node(y)->aux = keep;
+    tn__node(y)->iparam[0] = d;
     softmax_forward(y, x, d, false, keep);
     return tn__finish(tp, y);
 }

@@ -51,12 +51,12 @@ static void unary_forward(tn__map fn, tn_tensor *y, const tn_tensor *x, double a
  * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. */
 static void unary_backward(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int op = y->op;
-    double a = op == TN_OP_DROPOUT ? y->fparam[1] : y->fparam[0];
-    const uint8_t *keep = y->aux;
+    int op = tn__node(y)->op;
+    double a = op == TN_OP_DROPOUT ? tn__node(y)->fparam[1] : tn__node(y)->fparam[0];
+    const uint8_t *keep = tn__node(y)->aux;
     tn__map fn = op == TN_OP_MASK ? TN__MAP_DROPOUT : tn__map_of(op);
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
@@ -85,7 +85,7 @@ static tn_tensor *unary(tn_tape *tp, int op, tn_tensor *x, double a, const char 
     tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->fparam[0] = a;
+    tn__node(y)->fparam[0] = a;
     unary_forward(tn__map_of(op), y, x, a, NULL);
     return tn__finish(tp, y);
 }
@@ -132,10 +132,10 @@ tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p)
     tn_rng *rng = tn_tape_rng(tp);
     for (int64_t i = 0; i < n; i++)
         keep[i] = tn_rng_uniform(rng) >= p;
-    y->aux = keep;
-    y->fparam[0] = p;
-    y->fparam[1] = 1.0 / (1.0 - p);
-    unary_forward(TN__MAP_DROPOUT, y, x, y->fparam[1], keep);
+    tn__node(y)->aux = keep;
+    tn__node(y)->fparam[0] = p;
+    tn__node(y)->fparam[1] = 1.0 / (1.0 - p);
+    unary_forward(TN__MAP_DROPOUT, y, x, tn__node(y)->fparam[1], keep);
     return tn__finish(tp, y);
 }
 
@@ -195,8 +195,8 @@ tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask)
     if (!keep)
         return NULL;
     mask_flags(keep, x, mask);
-    y->aux = keep;
-    y->fparam[0] = 1;
+    tn__node(y)->aux = keep;
+    tn__node(y)->fparam[0] = 1;
     unary_forward(TN__MAP_DROPOUT, y, x, 1, keep);
     return tn__finish(tp, y);
 }
