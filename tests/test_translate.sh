@@ -3,7 +3,8 @@
 #   1. train on the generated task (no data needed), with the CSV log and
 #      val_loss/val_bleu lines; the loss falls;
 #   2. --resume continues exactly: a run stopped at step 20 and resumed to
-#      40 writes the same checkpoint, byte for byte, as a straight run;
+#      40 writes the same checkpoint, byte for byte, as a straight run (also
+#      with --sparse-embed, which the checkpoint records);
 #   3. sample prints one line per input line (beam, greedy or sampled:
 #      temperature 0 is greedy, a seed repeats); eval prints loss and bleu;
 #      attention writes the weights (CSV, and the PNG when gnuplot exists);
@@ -41,6 +42,18 @@ if cmp -s "$TMP/a.st" "$TMP/b.st"; then
     pass "resumed at step 20 = straight run (byte-identical checkpoint)"
 else
     fail "resumed at step 20 differs from the straight run"
+fi
+
+# 2b. --sparse-embed (SparseAdam on the embeddings' rows): recorded in the
+#     checkpoint, so a resumed run continues it byte for byte; it trains
+#     otherwise than the dense default (another optimizer on those rows)
+"$BIN" train "${FLAGS[@]}" --sparse-embed --steps 40 --checkpoint "$TMP/s.st" > /dev/null 2>&1
+"$BIN" train "${FLAGS[@]}" --sparse-embed --steps 20 --checkpoint "$TMP/s2.st" > /dev/null 2>&1
+"$BIN" train "${FLAGS[@]}" --steps 40 --checkpoint "$TMP/s2.st" --resume > /dev/null 2>&1
+if [ -s "$TMP/s.st" ] && cmp -s "$TMP/s.st" "$TMP/s2.st" && ! cmp -s "$TMP/a.st" "$TMP/s.st"; then
+    pass "--sparse-embed: resumed at step 20 = straight run; differs from the dense run"
+else
+    fail "--sparse-embed: resume or difference from the dense run"
 fi
 
 n=$(printf '1 2\n3 4 5\n6\n' | "$BIN" sample --checkpoint "$TMP/a.st" --beam 2 | wc -l)

@@ -352,6 +352,10 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
          .dmax = 1e6, .commands = TRAIN},
         {"--dropout", EX_REAL, &o->dropout, "X", "dropout", .dmin = 0, .dmax = 1, .dmax_open = true,
          .commands = TRAIN},
+        {"--sparse-embed", EX_FLAG, &o->sparse_embed, NULL,
+         "sparse embedding gradients: only the batch's rows are cleared, clipped and updated "
+         "(SparseAdam; PyTorch's nn.Embedding(sparse=True))",
+         .commands = TRAIN},
         {"--teacher-forcing", EX_REAL, &o->teacher_forcing, "P",
          "probability of feeding the gold token at a step (else the model's)", .dmin = 0, .dmax = 1,
          .commands = TRAIN},
@@ -431,6 +435,7 @@ static int save_run(const char *path, ex_translate_run *r, const ex_translate_op
     tn_meta_set_int(meta, "step", step);
     snprintf(buf, sizeof buf, "%.17g", o->dropout);
     tn_meta_set(meta, "dropout", buf);
+    tn_meta_set(meta, "sparse_embed", o->sparse_embed ? "1" : "0");
     tn_meta_set_rng(meta, "data_rng", data_rng);
     tn_status s = sv && tv ? tn_meta_set(meta, "src_vocab", sv) : TN_ERR_MEMORY;
     if (s == TN_OK)

@@ -64,7 +64,9 @@ int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_r
                         "(query and key sizes must match); use general or bahdanau\n");
         return -1;
     }
-    if (tn_seq2seq_init(&r->m, &r->ps, NULL, &r->so, TN_F32, rng)) {
+    if (tn_seq2seq_init(&r->m, &r->ps, NULL, &r->so, TN_F32, rng) ||
+        (o->sparse_embed && (tn_tensor_set_sparse_grad(r->m.src_embed.weight, true) ||
+                             tn_tensor_set_sparse_grad(r->m.tgt_embed.weight, true)))) {
         fprintf(stderr, "translate: %s\n", tn_last_error());
         return -1;
     }
@@ -113,6 +115,8 @@ int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_op
     if (!o->max_len || o->max_len > ml)
         o->max_len = ml;
     o->dropout = dropout;
+    const char *se = tn_meta_get(meta, "sparse_embed"); /* absent before the option: off */
+    o->sparse_embed = se && strcmp(se, "1") == 0;
     /* the sizes against the file's tensors before the model is built from
      * them: both embeddings, the encoder's first input and last recurrent
      * weights, the output layer */

@@ -29,7 +29,7 @@ int ex_translate_words_split(ex_words *v, const char *s);
  * model's). */
 typedef struct ex_translate_opts {
     const char *data, *cell, *attention, *checkpoint, *log, *loss_log, *text, *out, *ref, *hyp;
-    bool bidirectional, resume;
+    bool bidirectional, resume, sparse_embed;
     int64_t hidden, embed, layers, batch, steps, max_len, threads, eval_every, save_every, beam;
     int64_t eval_pairs;
     double lr, clip, dropout, teacher_forcing;

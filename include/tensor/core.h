@@ -149,8 +149,35 @@ TN_API void tn_tensor_free(tn_tensor *t);
 /** Mark a heap tensor as a parameter: allocates its zeroed gradient.
  * Returns TN_OK, or an error for tape/I32 tensors. */
 TN_API tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on);
-/** Zero the gradient (no-op when there is none). */
+/** Zero the gradient (no-op when there is none); of a sparse-gradient
+ * parameter only the rows tn_tensor_grad_rows lists (the others are 0),
+ * and the list starts empty again. */
 TN_API void tn_tensor_zero_grad(tn_tensor *t);
+/** Sparse embedding gradients (PyTorch's nn.Embedding(sparse=True)): with
+ * on, the library keeps the list of rows of the parameter t ([V, E],
+ * contiguous, requires_grad) that gather_rows' backward wrote since the
+ * last zero_grad, and then tn_tensor_zero_grad, the clipping functions and
+ * the optimizers touch only those rows, as PyTorch's optimizers for sparse
+ * gradients: Adam and AdamW without weight decay and amsgrad apply
+ * SparseAdam's update (the listed rows' moments only; w -= lr sqrt(bc2) /
+ * bc1 m / (sqrt(v) + eps)), Adagrad without weight decay sparse Adagrad's,
+ * SGD without momentum and weight decay the dense result exactly; other
+ * settings (RMSprop, weight decay, momentum, amsgrad) update every row as
+ * without the option. The gradient buffer stays dense [V, E]. When any
+ * other op reads t in a backward (a tied output layer, a view of t), or an
+ * all-reduce (tensor_dist) sums other processes' rows into it, every row
+ * counts until the next zero_grad. Returns TN_OK, TN_ERR_ARG for a tensor
+ * that is not such a parameter, TN_ERR_MEMORY; off frees the list. */
+TN_API tn_status tn_tensor_set_sparse_grad(tn_tensor *t, bool on);
+/** The rows of t's gradient that may be nonzero: their count, and the list
+ * in *rows (valid until the next backward or zero_grad; unordered); -1 (and
+ * *rows NULL) when every row counts: no sparse gradient, or a dense use
+ * since the last zero_grad. */
+TN_API int64_t tn_tensor_grad_rows(const tn_tensor *t, const int64_t **rows);
+/** Every row of t's gradient counts from now until its next zero_grad (e.g.
+ * after an all-reduce summed other processes' rows into it). No-op
+ * without sparse gradients. */
+TN_API void tn_tensor_mark_grad_dense(tn_tensor *t);
 /** Element i (row-major logical index over the shape) as double; NaN
  * with tn_last_error set when t is NULL or i is outside 0..numel-1. */
 TN_API double tn_tensor_get(const tn_tensor *t, int64_t i);

@@ -24,7 +24,29 @@ typedef struct tn_node {
     double fparam[2];           /* op parameters (scalars) */
     void *aux;                  /* op scratch kept for backward (arena) */
     tn_tape *tape;              /* tape that owns this tensor, or NULL */
+    struct tn_rowset *rows;     /* tn_tensor_set_sparse_grad, or NULL */
 } tn_node;
+
+/* The rows of a [V, E] parameter whose gradient may be nonzero since its
+ * last zero_grad (tn_tensor_set_sparse_grad): row i is listed once (seen[i]
+ * set) by gather_rows' backward; dense, set when another op read the
+ * parameter in a backward (or tn_tensor_mark_grad_dense), means every
+ * row. */
+typedef struct tn_rowset {
+    int64_t n;     /* rows listed in idx */
+    bool dense;    /* every row counts */
+    int64_t *idx;  /* [V] */
+    uint8_t *seen; /* [V] */
+} tn_rowset;
+
+/* Row r of t's sparse-gradient set joins it (t a sparse parameter). */
+static inline void tn__rowset_add(tn_rowset *rs, int64_t r)
+{
+    if (!rs->seen[r]) {
+        rs->seen[r] = 1;
+        rs->idx[rs->n++] = r;
+    }
+}
 
 /* The node of t (pub is its first member: the same address). NULL for
  * NULL. */

@@ -271,10 +271,20 @@ tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double va
     return t;
 }
 
+static void rowset_free(tn_rowset *rs)
+{
+    if (rs) {
+        tn_free(rs->idx);
+        tn_free(rs->seen);
+        tn_free(rs);
+    }
+}
+
 void tn_tensor_free(tn_tensor *t)
 {
     if (!t || !tn__node(t)->on_heap)
         return;
+    rowset_free(tn__node(t)->rows);
     tn_free(t->grad);
     tn_free(t->data);
     tn_free(t);
@@ -323,8 +333,72 @@ static void fill_region(void *base, const tn_tensor *t, double v)
 
 void tn_tensor_zero_grad(tn_tensor *t)
 {
-    if (t && t->grad)
+    if (!t || !t->grad)
+        return;
+    tn_rowset *rs = tn__node(t)->rows;
+    if (!rs || rs->dense) {
         fill_region(t->grad, t, 0.0);
+    } else { /* only the rows the last backwards wrote (the others are 0) */
+        size_t row = (size_t)t->shape[1] * tn_dtype_size(t->dtype);
+        for (int64_t k = 0; k < rs->n; k++)
+            memset((char *)t->grad + (size_t)rs->idx[k] * row, 0, row);
+    }
+    if (rs) {
+        for (int64_t k = 0; k < rs->n; k++)
+            rs->seen[rs->idx[k]] = 0;
+        rs->n = 0;
+        rs->dense = false;
+    }
+}
+
+tn_status tn_tensor_set_sparse_grad(tn_tensor *t, bool on)
+{
+    const char *fn = "tn_tensor_set_sparse_grad";
+    if (!t)
+        return tn_set_error(TN_ERR_ARG, "%s: tensor is NULL", fn);
+    tn_node *nd = tn__node(t);
+    if (!on) {
+        rowset_free(nd->rows);
+        nd->rows = NULL;
+        return TN_OK;
+    }
+    if (!nd->on_heap || !t->grad || t->ndim != 2 || !tn_is_contiguous(t)) {
+        char buf[64];
+        return tn_set_error(TN_ERR_ARG,
+                            "%s: %s tensor %s: needs a contiguous 2-D parameter (a heap tensor "
+                            "with requires_grad, e.g. an embedding table)",
+                            fn, t->name ? t->name : "unnamed", tn_shape_str(t, buf, sizeof buf));
+    }
+    if (nd->rows)
+        return TN_OK;
+    int64_t V = t->shape[0];
+    tn_rowset *rs = tn_alloc(sizeof *rs);
+    int64_t *idx = tn_alloc((size_t)V * sizeof *idx);
+    uint8_t *seen = tn_alloc((size_t)V);
+    if (!rs || !idx || !seen) {
+        tn_free(rs), tn_free(idx), tn_free(seen);
+        return tn_set_error(TN_ERR_MEMORY, "%s: out of memory for %lld rows", fn, (long long)V);
+    }
+    memset(seen, 0, (size_t)V);
+    /* rows written before the switch are unknown: every row counts until
+     * the next zero_grad */
+    *rs = (tn_rowset){.n = 0, .dense = true, .idx = idx, .seen = seen};
+    nd->rows = rs;
+    return TN_OK;
+}
+
+int64_t tn_tensor_grad_rows(const tn_tensor *t, const int64_t **rows)
+{
+    const tn_rowset *rs = t ? tn__node(t)->rows : NULL;
+    if (rows)
+        *rows = rs && !rs->dense ? rs->idx : NULL;
+    return rs && !rs->dense ? rs->n : -1;
+}
+
+void tn_tensor_mark_grad_dense(tn_tensor *t)
+{
+    if (t && tn__node(t)->rows)
+        tn__node(t)->rows->dense = true;
 }
 
 static double load(const void *base, tn_dtype dt, int64_t o)

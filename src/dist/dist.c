@@ -357,6 +357,9 @@ tn_status tn_dist_allreduce(tn_dist *d)
         bucket_copy(d, b, false);
     }
     buckets_rearm(d);
+    /* other ranks' rows are in every sparse gradient now */
+    for (int i = 0; i < d->ps->n; i++)
+        tn_tensor_mark_grad_dense(d->ps->items[i].t);
     d->last_seconds = MPI_Wtime() - t0;
     if (s != TN_OK)
         return s;

@@ -244,16 +244,17 @@ void tn_optim_free(tn_optim *o)
     tn_free(o);
 }
 
-/* ---- update kernels: w, g, state [n] contiguous, same dtype ---- */
+/* ---- update kernels: w, g, state contiguous, same dtype; elements
+ * off .. off + n - 1 (all of them, or one row of a sparse gradient) ---- */
 
 /* SGD; b NULL without momentum; first: the buffer takes the gradient. */
-static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *p, tn_tensor *b)
+static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *p, tn_tensor *b,
+                       int64_t off, int64_t n)
 {
-    int64_t n = tn_numel(p);
     TN_FOR_DTYPE(p->dtype, T, {
-        T *w = p->data;
-        const T *g = p->grad;
-        T *buf = b ? b->data : NULL;
+        T *w = (T *)p->data + off;
+        const T *g = (const T *)p->grad + off;
+        T *buf = b ? (T *)b->data + off : NULL;
         const T lr_ = (T)lr, wd = (T)op->weight_decay, mom = (T)op->momentum;
         const T damp = (T)(1 - op->dampening);
         const bool nest = op->nesterov, decay = op->weight_decay != 0;
@@ -271,12 +272,12 @@ static void sgd_update(const tn_sgd_opts *op, double lr, bool first, tn_tensor *
 }
 
 /* Adagrad; s the sum of squares; clr the decayed rate of this step. */
-static void adagrad_update(const tn_adagrad_opts *op, double clr, tn_tensor *p, tn_tensor *s)
+static void adagrad_update(const tn_adagrad_opts *op, double clr, tn_tensor *p, tn_tensor *s,
+                           int64_t off, int64_t n)
 {
-    int64_t n = tn_numel(p);
     TN_FOR_DTYPE(p->dtype, T, {
-        T *w = p->data, *sum = s->data;
-        const T *g = p->grad;
+        T *w = (T *)p->data + off, *sum = (T *)s->data + off;
+        const T *g = (const T *)p->grad + off;
         const T lr_ = (T)clr, wd = (T)op->weight_decay, eps = (T)op->eps;
         const bool decay = op->weight_decay != 0;
         TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
@@ -325,16 +326,20 @@ static void rmsprop_update(const tn_rmsprop_opts *op, double lr, tn_tensor *p, t
 }
 
 /* Adam / AdamW (decoupled); m exp_avg, v exp_avg_sq, vm max_exp_avg_sq or
- * NULL; t the 1-based step. */
+ * NULL; t the 1-based step; sparse: SparseAdam's form (rows of a sparse
+ * gradient). */
 static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64_t t, tn_tensor *p,
-                        tn_tensor *m, tn_tensor *v, tn_tensor *vm)
+                        tn_tensor *m, tn_tensor *v, tn_tensor *vm, int64_t off, int64_t n,
+                        bool sparse)
 {
-    int64_t n = tn_numel(p);
     double bc1 = 1 - pow(op->beta1, (double)t), bc2 = 1 - pow(op->beta2, (double)t);
-    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
+    /* Adam: w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps); SparseAdam (rows of a
+     * sparse gradient): w -= lr sqrt(bc2)/bc1 m / (sqrt(v) + eps) */
+    double step_size = sparse ? lr * sqrt(bc2) / bc1 : lr / bc1, bc2_sqrt = sparse ? 1 : sqrt(bc2);
     TN_FOR_DTYPE(p->dtype, T, {
-        T *w = p->data, *ea = m->data, *eas = v->data, *mx = vm ? vm->data : NULL;
-        const T *g = p->grad;
+        T *w = (T *)p->data + off, *ea = (T *)m->data + off, *eas = (T *)v->data + off;
+        T *mx = vm ? (T *)vm->data + off : NULL;
+        const T *g = (const T *)p->grad + off;
         const T b1 = (T)op->beta1, b1c = (T)(1 - op->beta1);
         const T b2 = (T)op->beta2, b2c = (T)(1 - op->beta2);
         const T eps = (T)op->eps, wd = (T)op->weight_decay;
@@ -388,6 +393,22 @@ tn_status tn_optim_set_skip_nonfinite(tn_optim *o, bool on)
 
 int64_t tn_optim_skipped(const tn_optim *o) { return o ? o->skipped : 0; }
 
+/* Whether o updates a sparse gradient's rows only (tn_tensor_set_sparse_grad),
+ * as PyTorch's optimizers for sparse gradients do: Adam and AdamW without
+ * weight decay and amsgrad (SparseAdam's update), Adagrad without weight
+ * decay (sparse Adagrad), SGD without momentum and weight decay (the dense
+ * result). Any other setting updates every row. */
+static bool row_updates(const tn_optim *o)
+{
+    switch (o->kind) {
+    case TN_OPTIM_SGD: return o->opt.sgd.momentum == 0 && o->opt.sgd.weight_decay == 0;
+    case TN_OPTIM_ADAGRAD: return o->opt.adagrad.weight_decay == 0;
+    case TN_OPTIM_ADAM:
+    case TN_OPTIM_ADAMW: return o->opt.adam.weight_decay == 0 && !o->opt.adam.amsgrad;
+    default: return false;
+    }
+}
+
 tn_status tn_optim_step(tn_optim *o)
 {
     if (!o)
@@ -410,25 +431,32 @@ tn_status tn_optim_step(tn_optim *o)
             s[k] = o->state.items[i * o->nstate + k].t;
         if (!trainable(p))
             continue;
-        switch (o->kind) {
-        case TN_OPTIM_SGD: sgd_update(&o->opt.sgd, o->lr, first, p, s[0]); break;
-        case TN_OPTIM_ADAGRAD: {
-            double clr = o->lr / (1 + (double)(t - 1) * o->opt.adagrad.lr_decay);
-            adagrad_update(&o->opt.adagrad, clr, p, s[0]);
-            break;
-        }
-        case TN_OPTIM_RMSPROP: {
-            const tn_rmsprop_opts *op = &o->opt.rmsprop;
-            int k = 1;
-            tn_tensor *b = op->momentum > 0 ? s[k++] : NULL;
-            tn_tensor *a = op->centered ? s[k++] : NULL;
-            rmsprop_update(op, o->lr, p, s[0], b, a);
-            break;
-        }
-        case TN_OPTIM_ADAM:
-        case TN_OPTIM_ADAMW:
-            adam_update(&o->opt.adam, o->kind == TN_OPTIM_ADAMW, o->lr, t, p, s[0], s[1], s[2]);
-            break;
+        const int64_t *rows = NULL;
+        int64_t nr = row_updates(o) ? tn_tensor_grad_rows(p, &rows) : -1;
+        int64_t E = nr >= 0 ? p->shape[1] : tn_numel(p);
+        for (int64_t r = 0; r < (nr >= 0 ? nr : 1); r++) {
+            int64_t off = nr >= 0 ? rows[r] * E : 0;
+            switch (o->kind) {
+            case TN_OPTIM_SGD: sgd_update(&o->opt.sgd, o->lr, first, p, s[0], off, E); break;
+            case TN_OPTIM_ADAGRAD: {
+                double clr = o->lr / (1 + (double)(t - 1) * o->opt.adagrad.lr_decay);
+                adagrad_update(&o->opt.adagrad, clr, p, s[0], off, E);
+                break;
+            }
+            case TN_OPTIM_RMSPROP: {
+                const tn_rmsprop_opts *op = &o->opt.rmsprop;
+                int k = 1;
+                tn_tensor *b = op->momentum > 0 ? s[k++] : NULL;
+                tn_tensor *a = op->centered ? s[k++] : NULL;
+                rmsprop_update(op, o->lr, p, s[0], b, a);
+                break;
+            }
+            case TN_OPTIM_ADAM:
+            case TN_OPTIM_ADAMW:
+                adam_update(&o->opt.adam, o->kind == TN_OPTIM_ADAMW, o->lr, t, p, s[0], s[1], s[2],
+                            off, E, nr >= 0);
+                break;
+            }
         }
     }
     return TN_OK;
@@ -551,12 +579,11 @@ double tn_lr_at(const tn_lr_schedule *s, int64_t step)
  * over OPT_BLOCKS fixed blocks (threads share the blocks) whose partial sums
  * are added in order, so the result does not depend on the thread count. */
 #define OPT_BLOCKS 64
-static double sum_squares(const tn_tensor *t)
+static double sum_squares_range(const tn_tensor *t, int64_t off, int64_t n)
 {
-    int64_t n = tn_numel(t);
     double part[OPT_BLOCKS];
     TN_FOR_DTYPE(t->dtype, T, {
-        const T *g = t->grad;
+        const T *g = (const T *)t->grad + off;
         TN_PAR_FOR(n > TN_PAR_MIN, b, 0, OPT_BLOCKS, {
             double s = 0;
             for (int64_t i = n * b / OPT_BLOCKS; i < n * (b + 1) / OPT_BLOCKS; i++)
@@ -570,15 +597,39 @@ static double sum_squares(const tn_tensor *t)
     return s;
 }
 
-/* g [n] contiguous *= c. */
-static void scale_grad(tn_tensor *t, double c)
+/* Of a sparse gradient only the listed rows, in list order (the others are
+ * 0). */
+static double sum_squares(const tn_tensor *t)
 {
-    int64_t n = tn_numel(t);
+    const int64_t *rows;
+    int64_t nr = tn_tensor_grad_rows(t, &rows);
+    if (nr < 0)
+        return sum_squares_range(t, 0, tn_numel(t));
+    double s = 0;
+    for (int64_t r = 0; r < nr; r++)
+        s += sum_squares_range(t, rows[r] * t->shape[1], t->shape[1]);
+    return s;
+}
+
+/* g *= c over elements off .. off + n - 1. */
+static void scale_range(tn_tensor *t, double c, int64_t off, int64_t n)
+{
     TN_FOR_DTYPE(t->dtype, T, {
-        T *g = t->grad;
+        T *g = (T *)t->grad + off;
         const T c_ = (T)c;
         TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, { g[i] = g[i] * c_; });
     });
+}
+
+/* g [n] contiguous *= c (of a sparse gradient the listed rows). */
+static void scale_grad(tn_tensor *t, double c)
+{
+    const int64_t *rows;
+    int64_t nr = tn_tensor_grad_rows(t, &rows);
+    if (nr < 0)
+        scale_range(t, c, 0, tn_numel(t));
+    for (int64_t r = 0; r < nr; r++)
+        scale_range(t, c, rows[r] * t->shape[1], t->shape[1]);
 }
 
 /* Trainable and contiguous (tensors a tn_params set creates always are). */

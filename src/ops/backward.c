@@ -198,6 +198,27 @@ static void ready_report(tn_tape *tp, ready_list *r, size_t i)
     }
 }
 
+/* A sparse-gradient parameter (tn_tensor_set_sparse_grad) read by t's op
+ * other than as gather_rows' table may get a gradient in any row: every
+ * row counts until its next zero_grad. */
+static void mark_dense_reads(const tn_tensor *t)
+{
+    const tn_node *nd = tn__node(t);
+    for (int k = 0; k < TN_MAX_SRC; k++) {
+        const tn_tensor *s = nd->src[k];
+        if (s && tn__node(s)->rows && !(nd->op == TN_OP_GATHER_ROWS && k == 0))
+            tn__node(s)->rows->dense = true;
+    }
+    if (nd->op == TN_OP_SCAN) { /* its parameters are inputs beyond src */
+        tn_tensor *const *in;
+        int n;
+        tn__scan_inputs(t, &in, &n);
+        for (int k = 0; k < n; k++)
+            if (in[k] && tn__node(in[k])->rows)
+                tn__node(in[k])->rows->dense = true;
+    }
+}
+
 static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char *fn)
 {
     TN_FTZ_SCOPE; /* every backward kernel */
@@ -237,6 +258,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     for (size_t i = tp->n_nodes; i-- > 0;) {
         tn_tensor *t = tp->nodes[i];
         tn_backward_fn bw = tn__op_table[tn__node(t)->op].backward;
+        mark_dense_reads(t);
         zero_for(&z, t);
         if (tp->flush) /* work postponed into t's gradient is done before use */
             tp->flush(tp, t);

@@ -214,6 +214,7 @@ tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
     nd->op = TN_OP_NONE;
     memset(nd->src, 0, sizeof nd->src);
     nd->is_view = false;
+    nd->rows = NULL;
     nd->pub.requires_grad = false;
     nd->pub.grad = NULL;
     return &nd->pub;

@@ -62,6 +62,10 @@ void tn__bw_gather_rows(tn_tensor *y)
     int64_t pad = tn__node(y)->iparam[0];
     int64_t e = table->shape[1], st0 = table->stride[0], st1 = table->stride[1];
     int64_t m = tn_numel(y) / e;
+    tn_rowset *rs = tn__node(table)->rows; /* sparse gradient: list the rows written */
+    for (int64_t i = 0; rs && i < m; i++)
+        if (ids[i] != pad)
+            tn__rowset_add(rs, ids[i]);
     int64_t nblk = (e + COL_BLOCK - 1) / COL_BLOCK;
     TN_FOR_DTYPE(table->dtype, T, {
         const T *DY = TN_GRAD(T, y);
