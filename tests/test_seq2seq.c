@@ -450,9 +450,77 @@ static void scratch_hooked(void)
     tn_params_free(&ps);
 }
 
+/* tn_seq2seq_save / tn_seq2seq_open: the options come back equal (with a
+ * prefix, two layers, LSTM, general attention, dropout), the parameters
+ * load bit for bit into a model built from them; a file without the keys
+ * and crafted keys are refused naming the file and the key. */
+static void checkpoint_round_trip(void)
+{
+    tn_seq2seq_opts o = opts(TN_CELL_LSTM, TN_ATTN_LUONG_GENERAL, true, 9, 5, 6);
+    o.tgt_vocab = 11, o.layers = 2, o.dropout = 0.25;
+    tn_params ps, ps2;
+    tn_params_init(&ps), tn_params_init(&ps2);
+    tn_rng r;
+    tn_rng_seed(&r, 3);
+    tn_seq2seq m, m2;
+    CHECK(tn_seq2seq_init(&m, &ps, "mt", &o, TN_F64, &r) == TN_OK);
+    tn_meta extra;
+    tn_meta_init(&extra);
+    tn_meta_set(&extra, "note", "kept");
+    const char *path = "test_seq2seq.safetensors";
+    CHECK(tn_seq2seq_save(path, &m, &ps, NULL, 0, &extra) == TN_OK);
+    tn_seq2seq_opts back;
+    char prefix[TN_NAME_MAX];
+    tn_meta meta;
+    tn_meta_init(&meta);
+    CHECK(tn_seq2seq_open(path, &back, prefix, &meta) == TN_OK);
+    CHECK(back.cell == o.cell && back.src_vocab == o.src_vocab && back.tgt_vocab == o.tgt_vocab &&
+          back.embed == o.embed && back.hidden == o.hidden && back.layers == o.layers &&
+          back.bidirectional == o.bidirectional && back.attention == o.attention &&
+          back.dropout == o.dropout && back.src_pad == o.src_pad && back.tgt_pad == o.tgt_pad &&
+          back.sos == o.sos && back.eos == o.eos);
+    CHECK(strcmp(prefix, "mt") == 0);
+    CHECK(tn_meta_get(&meta, "note") && strcmp(tn_meta_get(&meta, "note"), "kept") == 0);
+    tn_rng_seed(&r, 99); /* other values, replaced by the file's */
+    CHECK(tn_seq2seq_init(&m2, &ps2, prefix, &back, TN_F64, &r) == TN_OK);
+    tn_params *sets[1] = {&ps2};
+    CHECK(tn_load(path, sets, 1, NULL) == TN_OK);
+    bool same = ps.n == ps2.n;
+    for (int i = 0; same && i < ps.n; i++)
+        same = memcmp(ps.items[i].t->data, ps2.items[i].t->data,
+                      (size_t)tn_numel(ps.items[i].t) * sizeof(double)) == 0;
+    CHECK(same);
+    /* crafted: an unknown cell, a vocabulary larger than the file's tensors */
+    tn_meta bad;
+    tn_meta_init(&bad);
+    tn_meta_set(&bad, "s2s.cell", "transformer");
+    CHECK(tn_seq2seq_save(path, &m, &ps, NULL, 0, NULL) == TN_OK);
+    tn_params *one[1] = {&ps};
+    tn_meta_free(&meta);
+    tn_meta_init(&meta);
+    CHECK(tn_load(path, one, 1, &meta) == TN_OK);
+    tn_meta_set(&meta, "s2s.cell", "transformer");
+    CHECK(tn_save(path, one, 1, &meta) == TN_OK);
+    CHECK(tn_seq2seq_open(path, &back, prefix, NULL) == TN_ERR_FORMAT &&
+          strstr(tn_last_error(), path) && strstr(tn_last_error(), "s2s.cell"));
+    tn_meta_set(&meta, "s2s.cell", "lstm");
+    tn_meta_set(&meta, "s2s.src_vocab", "900000");
+    CHECK(tn_save(path, one, 1, &meta) == TN_OK);
+    CHECK(tn_seq2seq_open(path, &back, prefix, NULL) == TN_ERR_FORMAT &&
+          strstr(tn_last_error(), "s2s.src_vocab 900000") &&
+          strstr(tn_last_error(), "mt.src_embed.weight"));
+    CHECK(tn_save(path, one, 1, NULL) == TN_OK); /* no s2s.* keys at all */
+    CHECK(tn_seq2seq_open(path, &back, prefix, NULL) == TN_ERR_FORMAT &&
+          strstr(tn_last_error(), "s2s.format: missing"));
+    remove(path);
+    tn_meta_free(&meta), tn_meta_free(&bad), tn_meta_free(&extra);
+    tn_params_free(&ps), tn_params_free(&ps2);
+}
+
 int main(void)
 {
     errors();
+    checkpoint_round_trip();
     nonfinite_model();
     scratch_hooked();
     gradcheck(TN_CELL_GRU, TN_ATTN_BAHDANAU, true, 1);

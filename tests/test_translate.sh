@@ -150,15 +150,15 @@ refuse_nan "$TMP/a.st" 'out\.bias' 16 "$BIN" attention --text "4 5 6" --out "$TM
 # before "out of memory"). Moderate sizes here, so that the old code, which
 # built the model, did not take gigabytes: the refusal must come before it,
 # naming the file and the sizes.
-for kv in "hidden 1024" "embed 1024" "layers 3"; do
+for kv in "s2s.hidden 1024" "s2s.embed 1024" "s2s.layers 3"; do
     refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
 done
-refuse_meta "$TMP/a.st" hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
+refuse_meta "$TMP/a.st" s2s.hidden 1024 "$BIN" eval --data "$TMP/pairs.txt" --checkpoint "$TMP/crafted.st"
 # (issue 19, found with tests/fuzz/fuzz_translate's seed dropout_nan: the
 # refusal came from tn_seq2seq_init, naming neither the file nor the
 # metadata)
 for v in nan 1 -0.5; do
-    refuse_meta "$TMP/a.st" dropout $v "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
+    refuse_meta "$TMP/a.st" s2s.dropout $v "$BIN" sample --checkpoint "$TMP/crafted.st" <<< "4 5 6"
 done
 
 # 9. a NUL byte in an input line (issue 19: sample translated the line up to

@@ -422,27 +422,19 @@ static int save_run(const char *path, ex_translate_run *r, const ex_translate_op
                     tn_optim *opt, int64_t step, const tn_rng *data_rng, tn_meta *meta)
 {
     char *sv = ex_words_join(&r->sv), *tv = ex_words_join(&r->tv);
-    char buf[64];
-    tn_meta_set(meta, "format", "translate 1");
-    tn_meta_set(meta, "cell", o->cell);
-    tn_meta_set(meta, "attention", o->attention);
-    tn_meta_set(meta, "bidirectional", o->bidirectional ? "1" : "0");
-    tn_meta_set_int(meta, "hidden", o->hidden);
-    tn_meta_set_int(meta, "embed", o->embed);
-    tn_meta_set_int(meta, "layers", o->layers);
+    /* the model's options: the library's s2s.* keys (tn_seq2seq_save) */
+    tn_meta_set(meta, "format", "translate 2");
     tn_meta_set_int(meta, "max_len", o->max_len);
     tn_meta_set_int(meta, "batch", o->batch);
     tn_meta_set_int(meta, "step", step);
-    snprintf(buf, sizeof buf, "%.17g", o->dropout);
-    tn_meta_set(meta, "dropout", buf);
     tn_meta_set(meta, "sparse_embed", o->sparse_embed ? "1" : "0");
     tn_meta_set_rng(meta, "data_rng", data_rng);
     tn_status s = sv && tv ? tn_meta_set(meta, "src_vocab", sv) : TN_ERR_MEMORY;
     if (s == TN_OK)
         s = tn_meta_set(meta, "tgt_vocab", tv);
-    tn_params *sets[2] = {&r->ps, opt ? (tn_params *)tn_optim_state(opt) : NULL};
+    tn_params *state = opt ? tn_optim_state(opt) : NULL;
     if (s == TN_OK)
-        s = tn_save(path, sets, opt ? 2 : 1, meta);
+        s = tn_seq2seq_save(path, &r->m, &r->ps, &state, opt ? 1 : 0, meta);
     if (s != TN_OK)
         fprintf(stderr, "translate: %s\n", tn_last_error());
     free(sv), free(tv);

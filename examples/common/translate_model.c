@@ -73,53 +73,92 @@ int ex_translate_run_build(ex_translate_run *r, const ex_translate_opts *o, tn_r
     return 0;
 }
 
-/* Build the model of a checkpoint (options into *o) and load it; with
- * opt_out the Adam state too. */
-int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o,
-                          tn_meta *meta, tn_optim **opt_out)
+/* o's model options (and *out the library's) from the s2s.* keys of path
+ * (tn_seq2seq_open, which checks them and the file's tensors); translate's
+ * own ids and cells only. */
+static int s2s_options(const char *path, ex_translate_opts *o, tn_seq2seq_opts *out)
 {
-    memset(r, 0, sizeof *r);
-    int64_t H, E, L, ml;
-    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "hidden", &H) ||
-        tn_meta_get_int(meta, "embed", &E) || tn_meta_get_int(meta, "layers", &L) ||
-        tn_meta_get_int(meta, "max_len", &ml)) {
-        fprintf(stderr, "translate: %s\n", tn_last_error());
+    tn_seq2seq_opts so;
+    char pre[TN_NAME_MAX];
+    if (tn_seq2seq_open(path, &so, pre, NULL))
+        return -1;
+    *out = so;
+    if (*pre || (so.cell != TN_CELL_GRU && so.cell != TN_CELL_LSTM) || so.src_pad != PAD ||
+        so.tgt_pad != PAD || so.sos != SOS || so.eos != EOS) {
+        tn_set_error(TN_ERR_FORMAT,
+                     "%s: metadata s2s.*: not a translate model (a prefix, another cell, or "
+                     "other ids for pad, sos, eos)",
+                     path);
         return -1;
     }
+    static const char *const att[] = {"bahdanau", "luong", "general"};
+    o->cell = tn_cell_name(so.cell);
+    o->attention = so.attention < 0 ? "none" : att[so.attention];
+    o->bidirectional = so.bidirectional;
+    o->hidden = so.hidden, o->embed = so.embed, o->layers = so.layers;
+    o->dropout = so.dropout;
+    return 0;
+}
+
+/* o's model options from the keys of a "translate 1" checkpoint. */
+static int old_options(const tn_meta *meta, ex_translate_opts *o)
+{
+    int64_t H, E, L;
     const char *cell = tn_meta_get(meta, "cell"), *att = tn_meta_get(meta, "attention");
     const char *bi = tn_meta_get(meta, "bidirectional"), *dr = tn_meta_get(meta, "dropout");
     /* a dropout that train's --dropout could not have saved (NaN, 1, -1)
      * was refused only when the model was built, naming neither the file
      * nor the metadata */
     double dropout = dr ? atof(dr) : 0;
-    if (!cell || (strcmp(cell, "gru") && strcmp(cell, "lstm")) || !att ||
+    if (tn_meta_get_int(meta, "hidden", &H) || tn_meta_get_int(meta, "embed", &E) ||
+        tn_meta_get_int(meta, "layers", &L) || !cell ||
+        (strcmp(cell, "gru") && strcmp(cell, "lstm")) || !att ||
         (attention_kind(att) < 0 && strcmp(att, "none")) || !bi || H < 1 || H > 8192 || E < 1 ||
-        E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || ml < 1 || ml >= MAX_TOK ||
-        !(dropout >= 0 && dropout < 1) ||
-        ex_translate_words_split(&r->sv, tn_meta_get(meta, "src_vocab")) ||
-        ex_translate_words_split(&r->tv, tn_meta_get(meta, "tgt_vocab"))) {
-        fprintf(stderr,
-                "translate: %s: bad metadata (cell, attention, sizes, dropout, "
-                "vocabularies)\n",
-                path);
-        ex_words_free(&r->sv);
-        ex_words_free(&r->tv);
+        E > 8192 || L < 1 || L > TN_RNN_MAX_LAYERS || !(dropout >= 0 && dropout < 1))
         return -1;
-    }
     o->cell = strcmp(cell, "gru") == 0 ? "gru" : "lstm";
     static char att_buf[16];
     snprintf(att_buf, sizeof att_buf, "%s", att);
     o->attention = att_buf;
     o->bidirectional = strcmp(bi, "1") == 0;
     o->hidden = H, o->embed = E, o->layers = L;
+    o->dropout = dropout;
+    return 0;
+}
+
+/* Build the model of a checkpoint (options into *o) and load it; with
+ * opt_out the Adam state too. */
+int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_opts *o,
+                          tn_meta *meta, tn_optim **opt_out)
+{
+    memset(r, 0, sizeof *r);
+    int64_t ml;
+    bool s2s; /* the library's s2s.* keys, or those of "translate 1" files */
+    if (tn_load_meta(path, meta) || tn_meta_get_int(meta, "max_len", &ml) ||
+        ((s2s = tn_meta_get(meta, "s2s.format") != NULL) && s2s_options(path, o, &r->so))) {
+        fprintf(stderr, "translate: %s\n", tn_last_error());
+        return -1;
+    }
+    if (ml < 1 || ml >= MAX_TOK || (!s2s && old_options(meta, o)) ||
+        ex_translate_words_split(&r->sv, tn_meta_get(meta, "src_vocab")) ||
+        ex_translate_words_split(&r->tv, tn_meta_get(meta, "tgt_vocab")) ||
+        (s2s && (r->sv.n != r->so.src_vocab || r->tv.n != r->so.tgt_vocab))) {
+        fprintf(stderr,
+                "translate: %s: bad metadata (cell, attention, sizes, dropout, max_len, "
+                "vocabularies)\n",
+                path);
+        ex_words_free(&r->sv);
+        ex_words_free(&r->tv);
+        return -1;
+    }
     if (!o->max_len || o->max_len > ml)
         o->max_len = ml;
-    o->dropout = dropout;
     const char *se = tn_meta_get(meta, "sparse_embed"); /* absent before the option: off */
     o->sparse_embed = se && strcmp(se, "1") == 0;
     /* the sizes against the file's tensors before the model is built from
-     * them: both embeddings, the encoder's first input and last recurrent
-     * weights, the output layer */
+     * them (tn_seq2seq_open did it for s2s.* keys): both embeddings, the
+     * encoder's first input and last recurrent weights, the output layer */
+    int64_t E = o->embed, H = o->hidden, L = o->layers;
     int64_t G = tn_cell_gates(ex_cell(o->cell));
     char hh[32], sizes[160];
     snprintf(hh, sizeof hh, "encoder.weight_hh_l%d", (int)L - 1);
@@ -133,7 +172,8 @@ int ex_translate_load_run(const char *path, ex_translate_run *r, ex_translate_op
                         {"out.weight", r->tv.n, H}};
     tn_rng rng;
     tn_rng_seed(&rng, 0);
-    if (ex_check_shapes("translate", path, sizes, want, 5) || ex_translate_run_build(r, o, &rng)) {
+    if ((!s2s && ex_check_shapes("translate", path, sizes, want, 5)) ||
+        ex_translate_run_build(r, o, &rng)) {
         ex_words_free(&r->sv), ex_words_free(&r->tv);
         return -1;
     }

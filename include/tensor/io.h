@@ -176,6 +176,30 @@ TN_API tn_status tn_load_list(const char *path, tn_ckpt_entry **entries, int *n)
 /** Free an array from tn_load_list. NULL is a no-op. */
 TN_API void tn_ckpt_entries_free(tn_ckpt_entry *entries, int n);
 
+/* ---- seq2seq checkpoints (src/nn/seq2seq.c) ---- */
+
+/** Checkpoints of a seq2seq model. tn_seq2seq_save writes the model's
+ * parameters ps (those tn_seq2seq_init created, under its prefix), the
+ * optional extra sets (an optimizer's state, ...) and meta, plus the
+ * model's options under these keys (format version "1"):
+ *   s2s.format "1", s2s.cell (gru, lstm, rnn_tanh, rnn_relu),
+ *   s2s.attention (none, bahdanau, luong, general), s2s.bidirectional (0/1),
+ *   s2s.src_vocab, s2s.tgt_vocab, s2s.embed, s2s.hidden, s2s.layers,
+ *   s2s.dropout, s2s.src_pad, s2s.tgt_pad, s2s.sos, s2s.eos, s2s.prefix.
+ * Returns TN_OK or tn_save's error. */
+TN_API tn_status tn_seq2seq_save(const char *path, const tn_seq2seq *m, const tn_params *ps,
+                                 tn_params *const *extra, int nextra, const tn_meta *meta);
+/** The options of path's s2s.* metadata in *o (and in prefix[TN_NAME_MAX]
+ * the prefix tn_seq2seq_init was given, "" for none), checked (every key present and in
+ * range, TN_ERR_FORMAT naming the file and the key otherwise) and against
+ * the file's tensors (both embeddings, the encoder's last recurrent weight
+ * and the output layer must have the shapes the options give), so that a
+ * model built from them is no larger than the file. The whole metadata in
+ * *meta_out when not NULL (the caller frees it). Then tn_seq2seq_init(m,
+ * ps, prefix, o, dt, rng) and tn_load(path, {ps, ...}) load the model. */
+TN_API tn_status tn_seq2seq_open(const char *path, tn_seq2seq_opts *o, char *prefix,
+                                 tn_meta *meta_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 #include "tensor/lm.h"
 
 #include "../core/internal.h"
+#include "nn_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -378,13 +379,6 @@ static tn_status state_set(const tn_lm_state *st, tn_params *set)
     return TN_OK;
 }
 
-static tn_status meta_set_double(tn_meta *meta, const char *key, double v)
-{
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", v);
-    return tn_meta_set(meta, key, buf);
-}
-
 /* meta plus m's lm.* keys. */
 static tn_status lm_meta(const tn_lm *m, tn_meta *meta)
 {
@@ -401,9 +395,9 @@ static tn_status lm_meta(const tn_lm *m, tn_meta *meta)
     if (s == TN_OK)
         s = tn_meta_set_int(meta, KEY_LAYERS, o->layers);
     if (s == TN_OK)
-        s = meta_set_double(meta, KEY_DROPOUT, o->dropout);
+        s = tn__meta_set_double(meta, KEY_DROPOUT, o->dropout);
     if (s == TN_OK)
-        s = meta_set_double(meta, KEY_IO_DROPOUT, o->io_dropout);
+        s = tn__meta_set_double(meta, KEY_IO_DROPOUT, o->io_dropout);
     if (s == TN_OK)
         s = tn_meta_set(meta, KEY_TIE, o->tie ? "1" : "0");
     if (s == TN_OK)
@@ -451,33 +445,13 @@ tn_status tn_lm_save(const char *path, const tn_lm *m, const tn_lm_state *st,
 
 static tn_status meta_error(const char *path, const char *key, const char *value, const char *want)
 {
-    return tn_set_error(TN_ERR_FORMAT, "tn_lm_open: %s: metadata %s%s%s%s: %s", path, key,
-                        value ? " \"" : "", value ? value : "", value ? "\"" : "",
-                        value ? want : "missing (not a file of tn_lm_save?)");
+    return tn__meta_error("tn_lm_open", "tn_lm_save", path, key, value, want);
 }
 
-/* Key `key` of meta as an integer in lo..hi. */
 static tn_status meta_int(const char *path, const tn_meta *meta, const char *key, int64_t lo,
                           int64_t hi, int64_t *out)
 {
-    const char *v = tn_meta_get(meta, key);
-    char want[64];
-    snprintf(want, sizeof want, "not an integer in %" PRId64 "..%" PRId64, lo, hi);
-    if (!v || tn_meta_get_int(meta, key, out) != TN_OK || *out < lo || *out > hi)
-        return meta_error(path, key, v, want);
-    return TN_OK;
-}
-
-/* Key `key` of meta as a number in [0, 1). */
-static tn_status meta_fraction(const char *path, const tn_meta *meta, const char *key, double *out)
-{
-    const char *v = tn_meta_get(meta, key);
-    char *end = NULL;
-    double d = v ? strtod(v, &end) : NAN;
-    if (!v || end == v || *end || !(d >= 0 && d < 1))
-        return meta_error(path, key, v, "not a number in [0, 1)");
-    *out = d;
-    return TN_OK;
+    return tn__meta_int("tn_lm_open", "tn_lm_save", path, meta, key, lo, hi, out);
 }
 
 static tn_status meta_name(const char *path, const tn_meta *meta, const char *key, char *out)
@@ -514,9 +488,10 @@ static tn_status opts_from_meta(const char *path, const tn_meta *meta, tn_lm_opt
     if (s == TN_OK)
         s = meta_int(path, meta, KEY_LAYERS, 1, TN_RNN_MAX_LAYERS, &L);
     if (s == TN_OK)
-        s = meta_fraction(path, meta, KEY_DROPOUT, &o->dropout);
+        s = tn__meta_fraction("tn_lm_open", "tn_lm_save", path, meta, KEY_DROPOUT, &o->dropout);
     if (s == TN_OK)
-        s = meta_fraction(path, meta, KEY_IO_DROPOUT, &o->io_dropout);
+        s = tn__meta_fraction("tn_lm_open", "tn_lm_save", path, meta, KEY_IO_DROPOUT,
+                              &o->io_dropout);
     if (s == TN_OK && (!tie || (strcmp(tie, "0") != 0 && strcmp(tie, "1") != 0)))
         s = meta_error(path, KEY_TIE, tie, "not 0 or 1");
     if (s == TN_OK)
@@ -532,14 +507,6 @@ static tn_status opts_from_meta(const char *path, const tn_meta *meta, tn_lm_opt
     if (strcmp(o->embed_name, o->head_name) == 0)
         return meta_error(path, KEY_HEAD_NAME, o->head_name, "the same as lm.embed_name");
     return TN_OK;
-}
-
-static const tn_ckpt_entry *find_entry(const tn_ckpt_entry *ents, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(ents[i].name, name) == 0)
-            return &ents[i];
-    return NULL;
 }
 
 /* The sizes of o against the tensors of path (listed in ents): the
@@ -566,7 +533,7 @@ static tn_status check_sizes(const char *path, const tn_ckpt_entry *ents, int n,
                  {hh, GH, o->hidden},
                  {head, o->vocab, o->hidden}};
     for (int i = 0; i < (o->tie ? 3 : 4); i++) {
-        const tn_ckpt_entry *e = find_entry(ents, n, want[i].name);
+        const tn_ckpt_entry *e = tn__ckpt_find(ents, n, want[i].name);
         if (e && e->ndim == 2 && e->shape[0] == want[i].rows && e->shape[1] == want[i].cols)
             continue;
         char has[96] = "no such tensor";
@@ -611,7 +578,7 @@ tn_status tn_lm_open(const char *path, tn_lm *m, const tn_lm_opts *o, tn_meta *m
     if (s == TN_OK) {
         char embed[TN_NAME_MAX];
         snprintf(embed, sizeof embed, "%s.weight", opts.embed_name);
-        dt = find_entry(ents, n, embed)->dtype;
+        dt = tn__ckpt_find(ents, n, embed)->dtype;
     }
     tn_ckpt_entries_free(ents, n);
     if (s == TN_OK) {
@@ -705,7 +672,8 @@ tn_status tn_lm_load_params(const char *path, tn_lm *m, tn_lm_state **st_out,
     tn_params_init(&skip);
     tn_params_init(&sset);
     tn_lm_state *st = NULL;
-    const tn_ckpt_entry *eh = find_entry(ents, n, "state.h"), *ec = find_entry(ents, n, "state.c");
+    const tn_ckpt_entry *eh = tn__ckpt_find(ents, n, "state.h"),
+                        *ec = tn__ckpt_find(ents, n, "state.c");
     if (st_out && eh)
         s = file_state(path, m, eh, ec, &st);
     if (s == TN_OK && st)

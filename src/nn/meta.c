@@ -1,8 +1,10 @@
 /* src/nn/meta.c - the string map of checkpoint metadata (tensor/io.h). */
 #include "tensor/io.h"
+#include "nn_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +146,54 @@ tn_status tn_meta_get_rng(const tn_meta *m, const char *key, tn_rng *r)
                             key ? key : "(null)", s ? "malformed" : "absent");
     memcpy(r->s, w, sizeof w);
     return TN_OK;
+}
+
+/* ---- metadata checks shared by lm.c and seq2seq.c (nn_internal.h) ---- */
+
+tn_status tn__meta_error(const char *fn, const char *saver, const char *path, const char *key,
+                         const char *value, const char *want)
+{
+    if (!value)
+        return tn_set_error(TN_ERR_FORMAT, "%s: %s: metadata %s: missing (not a file of %s?)", fn,
+                            path, key, saver);
+    return tn_set_error(TN_ERR_FORMAT, "%s: %s: metadata %s \"%s\": %s", fn, path, key, value,
+                        want);
+}
+
+tn_status tn__meta_int(const char *fn, const char *saver, const char *path, const tn_meta *meta,
+                       const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = tn_meta_get(meta, key);
+    char want[64];
+    snprintf(want, sizeof want, "not an integer in %" PRId64 "..%" PRId64, lo, hi);
+    if (!v || tn_meta_get_int(meta, key, out) != TN_OK || *out < lo || *out > hi)
+        return tn__meta_error(fn, saver, path, key, v, want);
+    return TN_OK;
+}
+
+tn_status tn__meta_fraction(const char *fn, const char *saver, const char *path,
+                            const tn_meta *meta, const char *key, double *out)
+{
+    const char *v = tn_meta_get(meta, key);
+    char *end = NULL;
+    double d = v ? strtod(v, &end) : NAN;
+    if (!v || end == v || *end || !(d >= 0 && d < 1))
+        return tn__meta_error(fn, saver, path, key, v, "not a number in [0, 1)");
+    *out = d;
+    return TN_OK;
+}
+
+tn_status tn__meta_set_double(tn_meta *meta, const char *key, double v)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return tn_meta_set(meta, key, buf);
+}
+
+const tn_ckpt_entry *tn__ckpt_find(const tn_ckpt_entry *ents, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(ents[i].name, name) == 0)
+            return &ents[i];
+    return NULL;
 }

@@ -10,7 +10,9 @@
 #include "tensor/nn.h"
 
 #include "../core/internal.h"
+#include "nn_internal.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -696,4 +698,192 @@ tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *
     double score;
     return beam_search(tp, m, src, &src_len, 1, 0.0, max_len, out, out_len, &score, weights,
                        "tn_seq2seq_attention_map");
+}
+
+/* ---- checkpoints ---- */
+
+#define S2S_OPEN "tn_seq2seq_open"
+#define S2S_SAVE "tn_seq2seq_save"
+#define S2S_MAX  ((int64_t)1 << 24) /* sizes and vocabularies read from a file */
+
+static const char *const attn_names[] = {"bahdanau", "luong", "general"};
+
+static const char *attn_name(int kind)
+{
+    return kind >= 0 && kind <= TN_ATTN_LUONG_GENERAL ? attn_names[kind] : "none";
+}
+
+tn_status tn_seq2seq_save(const char *path, const tn_seq2seq *m, const tn_params *ps,
+                          tn_params *const *extra, int nextra, const tn_meta *meta)
+{
+    if (!path || !m || !ps || nextra < 0 || (nextra > 0 && !extra))
+        return tn_set_error(TN_ERR_ARG, S2S_SAVE ": NULL argument or a bad nextra");
+    const tn_seq2seq_opts *o = &m->o;
+    tn_params **sets = tn_alloc((size_t)(nextra + 1) * sizeof *sets);
+    tn_meta all;
+    tn_meta_init(&all);
+    tn_status s = sets ? TN_OK : tn_set_error(TN_ERR_MEMORY, S2S_SAVE ": out of memory");
+    for (int i = 0; s == TN_OK && meta && i < meta->n; i++)
+        s = tn_meta_set(&all, meta->keys[i], meta->values[i]);
+    const struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {{"s2s.bidirectional", o->bidirectional},
+                {"s2s.src_vocab", o->src_vocab},
+                {"s2s.tgt_vocab", o->tgt_vocab},
+                {"s2s.embed", o->embed},
+                {"s2s.hidden", o->hidden},
+                {"s2s.layers", o->layers},
+                {"s2s.src_pad", o->src_pad},
+                {"s2s.tgt_pad", o->tgt_pad},
+                {"s2s.sos", o->sos},
+                {"s2s.eos", o->eos}};
+    for (size_t i = 0; s == TN_OK && i < sizeof ints / sizeof ints[0]; i++)
+        s = tn_meta_set_int(&all, ints[i].key, ints[i].v);
+    if (s == TN_OK)
+        s = tn_meta_set(&all, "s2s.format", "1");
+    if (s == TN_OK)
+        s = tn_meta_set(&all, "s2s.cell", tn_cell_name(o->cell));
+    if (s == TN_OK)
+        s = tn_meta_set(&all, "s2s.attention", attn_name(o->attention));
+    if (s == TN_OK)
+        s = tn__meta_set_double(&all, "s2s.dropout", o->dropout);
+    if (s == TN_OK) { /* the prefix: the part of the first name before "src_embed" */
+        const char *first = ps->n ? ps->items[0].name : "";
+        const char *at = strstr(first, "src_embed.weight");
+        char pre[TN_NAME_MAX] = "";
+        if (at && at > first) /* "<prefix>.src_embed.weight": without the dot */
+            snprintf(pre, sizeof pre, "%.*s", (int)(at - first - 1), first);
+        s = tn_meta_set(&all, "s2s.prefix", pre);
+    }
+    if (s == TN_OK) {
+        int n = 0;
+        sets[n++] = (tn_params *)ps; /* tn_save only reads the sets */
+        for (int i = 0; i < nextra; i++)
+            if (extra[i])
+                sets[n++] = extra[i];
+        s = tn_save(path, sets, n, &all);
+    }
+    tn_meta_free(&all);
+    tn_free(sets);
+    return s;
+}
+
+/* The options of meta's s2s.* keys (read from path). */
+static tn_status s2s_opts(const char *path, const tn_meta *meta, tn_seq2seq_opts *o, char *prefix)
+{
+    const char *fmt = tn_meta_get(meta, "s2s.format"), *cell = tn_meta_get(meta, "s2s.cell");
+    const char *att = tn_meta_get(meta, "s2s.attention"), *pre = tn_meta_get(meta, "s2s.prefix");
+    if (!fmt || strcmp(fmt, "1") != 0)
+        return tn__meta_error(S2S_OPEN, S2S_SAVE, path, "s2s.format", fmt,
+                              "unknown (this library reads \"1\")");
+    tn_cell c;
+    if (!cell || tn_cell_from_name(cell, &c) != TN_OK)
+        return tn__meta_error(S2S_OPEN, S2S_SAVE, path, "s2s.cell", cell,
+                              "not gru, lstm, rnn_tanh or rnn_relu");
+    int kind = -2;
+    for (int k = -1; att && kind == -2 && k <= TN_ATTN_LUONG_GENERAL; k++)
+        if (strcmp(att, attn_name(k)) == 0)
+            kind = k;
+    if (kind == -2)
+        return tn__meta_error(S2S_OPEN, S2S_SAVE, path, "s2s.attention", att,
+                              "not none, bahdanau, luong or general");
+    if (!pre || strlen(pre) >= TN_NAME_MAX - 32)
+        return tn__meta_error(S2S_OPEN, S2S_SAVE, path, "s2s.prefix", pre, "too long");
+    int64_t v[10];
+    const struct {
+        const char *key;
+        int64_t lo, hi;
+    } ints[] = {{"s2s.bidirectional", 0, 1},   {"s2s.src_vocab", 1, S2S_MAX},
+                {"s2s.tgt_vocab", 3, S2S_MAX}, {"s2s.embed", 1, S2S_MAX},
+                {"s2s.hidden", 1, S2S_MAX},    {"s2s.layers", 1, TN_RNN_MAX_LAYERS},
+                {"s2s.src_pad", 0, S2S_MAX},   {"s2s.tgt_pad", 0, S2S_MAX},
+                {"s2s.sos", 0, S2S_MAX},       {"s2s.eos", 0, S2S_MAX}};
+    tn_status s = TN_OK;
+    for (int i = 0; s == TN_OK && i < 10; i++)
+        s = tn__meta_int(S2S_OPEN, S2S_SAVE, path, meta, ints[i].key, ints[i].lo, ints[i].hi,
+                         &v[i]);
+    double dropout = 0;
+    if (s == TN_OK)
+        s = tn__meta_fraction(S2S_OPEN, S2S_SAVE, path, meta, "s2s.dropout", &dropout);
+    if (s != TN_OK)
+        return s;
+    *o = (tn_seq2seq_opts){.cell = c,
+                           .bidirectional = v[0] == 1,
+                           .src_vocab = v[1],
+                           .tgt_vocab = v[2],
+                           .embed = v[3],
+                           .hidden = v[4],
+                           .layers = (int)v[5],
+                           .attention = kind,
+                           .dropout = dropout,
+                           .src_pad = (int32_t)v[6],
+                           .tgt_pad = (int32_t)v[7],
+                           .sos = (int32_t)v[8],
+                           .eos = (int32_t)v[9]};
+    snprintf(prefix, TN_NAME_MAX, "%s", pre);
+    return TN_OK;
+}
+
+/* o's sizes against the file's tensors (listed in ents). */
+static tn_status s2s_sizes(const char *path, const tn_ckpt_entry *ents, int n,
+                           const tn_seq2seq_opts *o, const char *pre)
+{
+    int64_t GH = tn_cell_gates(o->cell) * o->hidden;
+    char dot[TN_NAME_MAX + 2];
+    snprintf(dot, sizeof dot, "%s%s", pre, *pre ? "." : "");
+    pre = dot;
+    char names[4][TN_NAME_MAX + 48];
+    snprintf(names[0], sizeof names[0], "%ssrc_embed.weight", pre);
+    snprintf(names[1], sizeof names[1], "%stgt_embed.weight", pre);
+    snprintf(names[2], sizeof names[2], "%sencoder.weight_hh_l%d", pre, o->layers - 1);
+    snprintf(names[3], sizeof names[3], "%sout.weight", pre);
+    const int64_t want[4][2] = {{o->src_vocab, o->embed},
+                                {o->tgt_vocab, o->embed},
+                                {GH, o->hidden},
+                                {o->tgt_vocab, o->hidden}};
+    for (int i = 0; i < 4; i++) {
+        const tn_ckpt_entry *e = tn__ckpt_find(ents, n, names[i]);
+        if (e && e->ndim == 2 && e->shape[0] == want[i][0] && e->shape[1] == want[i][1])
+            continue;
+        return tn_set_error(
+            TN_ERR_FORMAT,
+            S2S_OPEN ": %s: the metadata (s2s.src_vocab %" PRId64 ", s2s.tgt_vocab %" PRId64
+                     ", s2s.embed %" PRId64 ", s2s.hidden %" PRId64
+                     ", s2s.layers %d) needs tensor %s of [%" PRId64 ", %" PRId64 "]; the file %s",
+            path, o->src_vocab, o->tgt_vocab, o->embed, o->hidden, o->layers, names[i], want[i][0],
+            want[i][1], e ? "has another shape" : "has no such tensor");
+    }
+    return TN_OK;
+}
+
+tn_status tn_seq2seq_open(const char *path, tn_seq2seq_opts *o, char *prefix, tn_meta *meta_out)
+{
+    if (!path || !o || !prefix)
+        return tn_set_error(TN_ERR_ARG, S2S_OPEN ": NULL argument");
+    tn_meta meta;
+    tn_meta_init(&meta);
+    tn_seq2seq_opts opts;
+    char pre[TN_NAME_MAX];
+    tn_status s = tn_load_meta(path, &meta);
+    if (s == TN_OK)
+        s = s2s_opts(path, &meta, &opts, pre);
+    tn_ckpt_entry *ents = NULL;
+    int n = 0;
+    if (s == TN_OK)
+        s = tn_load_list(path, &ents, &n);
+    if (s == TN_OK)
+        s = s2s_sizes(path, ents, n, &opts, pre);
+    tn_ckpt_entries_free(ents, n);
+    if (s == TN_OK) {
+        *o = opts;
+        snprintf(prefix, TN_NAME_MAX, "%s", pre);
+    }
+    if (s == TN_OK && meta_out) {
+        tn_meta_free(meta_out);
+        *meta_out = meta;
+    } else {
+        tn_meta_free(&meta);
+    }
+    return s;
 }
