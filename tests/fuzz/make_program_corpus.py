@@ -6,7 +6,9 @@ the small base checkpoints).
 
 corpus_translate (fuzz_translate), corpus_word_lm (fuzz_word_lm): small
 checkpoints written by the programs (translate: GRU + Bahdanau, LSTM +
-general attention bidirectional 2 layers; word_lm: LSTM, GRU 2 layers tied
+general attention bidirectional 2 layers, with the s2s.* keys, and one
+rewritten with the older "translate 1" keys, the base of the crafted cases
+of those keys; word_lm: LSTM, GRU 2 layers tied
 and frozen under AdamW), the same with the model's tensors only (as
 PyTorch writes them), and crafted variants: the cases of
 tests/test_translate.sh and tests/test_word_lm.sh (sizes that do not match
@@ -114,13 +116,29 @@ def programs(build, tmp):
     variant(t, "valid")
     variant(t2, "valid_lstm_bi_2layers")
     variant(t, "model_only", drop=".exp_avg")
+    # the same model as a "translate 1" file (options in program keys)
+    old = {"format": "translate 1"}
+    for k in ("cell", "attention", "bidirectional", "hidden", "embed", "layers", "dropout"):
+        old[k] = t[0]["__metadata__"]["s2s." + k]
+    old.update({k: None for k in t[0]["__metadata__"] if k.startswith("s2s.")})
+    variant(t, "valid_translate1", meta=old)
+    t1 = read_st("valid_translate1")
     # tests/test_translate.sh: 6 (step), 7 (NaN output bias), 8 (sizes)
-    for k, v in [("step", "-1"), ("step", "9223372036854775807"), ("hidden", "1024"),
-                 ("embed", "1024"), ("layers", "3")]:
+    for k, v in [("step", "-1"), ("step", "9223372036854775807"), ("s2s.hidden", "1024"),
+                 ("s2s.embed", "1024"), ("s2s.layers", "3"), ("s2s.src_vocab", "900000")]:
         variant(t, f"{k}_{v}", meta={k: v})
     variant(t, "nan_out_bias", nan="out.bias")
     for name, meta in [
+            ("s2s_format_2", {"s2s.format": "2"}), ("s2s_cell_bad", {"s2s.cell": "rnn"}),
+            ("s2s_attention_bad", {"s2s.attention": "dot"}), ("s2s_hidden_0", {"s2s.hidden": "0"}),
+            ("s2s_prefix", {"s2s.prefix": "model"}), ("s2s_eos_pad", {"s2s.eos": "0"}),
+            ("s2s_dropout_nan", {"s2s.dropout": "nan"}), ("s2s_missing", {"s2s.layers": None})]:
+        variant(t, name, meta=meta)
+    t = t1  # the crafted cases of the older keys
+    for name, meta in [
             ("hidden_0", {"hidden": "0"}), ("hidden_huge", {"hidden": "4611686018427387904"}),
+            ("hidden_1024", {"hidden": "1024"}), ("embed_1024", {"embed": "1024"}),
+            ("layers_3", {"layers": "3"}),
             ("layers_0", {"layers": "0"}), ("max_len_64", {"max_len": "64"}),
             ("max_len_neg", {"max_len": "-5"}), ("cell_rnn", {"cell": "rnn"}),
             ("cell_missing", {"cell": None}), ("attention_bad", {"attention": "dot"}),
