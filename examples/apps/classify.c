@@ -1118,7 +1118,7 @@ static int cmd_eval(const opts *o)
     scores sc;
     if (evaluate(tp, &m, &d, lab, idx, n, o->checkpoint, &sc, conf))
         goto done;
-    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n", sc.accuracy,
+    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.6f\nexamples %" PRId64 "\n", sc.accuracy,
            sc.balanced, sc.loss, n);
     /* the confusion matrix: rows true labels, columns predicted (numbered
      * as the rows) */

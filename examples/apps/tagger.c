@@ -1052,7 +1052,7 @@ static int cmd_eval(const opts *o)
            m.tags.s[sc.major]);
     printf("baseline_word_majority %.4f (each word's most frequent training tag)\n",
            ratio(sc.base_word, sc.tokens));
-    printf("loss %.4f\nsentences %" PRId64 "\ntokens %" PRId64 "\n", sc.loss, nva, sc.tokens);
+    printf("loss %.6f\nsentences %" PRId64 "\ntokens %" PRId64 "\n", sc.loss, nva, sc.tokens);
     rc = 0;
     if (o->heatmap &&
         ex_plot_heatmap(PROG, o->heatmap, norm, C, C, (const char *const *)m.tags.s,

@@ -19,8 +19,8 @@ int ex_export_check(const char *prog, const char *checkpoint, const char *out)
 
 tn_status ex_export_meta(const tn_meta *meta, tn_meta *keep)
 {
-    static const char *const training[] = {"step", "data_pos", "batch", "seq",
-                                           "lr",   "ranks",    "rng",   "data_rng"};
+    static const char *const training[] = {"data_pos", "batch", "seq",     "lr",
+                                           "ranks",    "rng",   "data_rng"};
     tn_status s = TN_OK;
     for (int i = 0; s == TN_OK && i < meta->n; i++) {
         const char *k = meta->keys[i];

@@ -15,10 +15,11 @@
 int ex_export_check(const char *prog, const char *checkpoint, const char *out);
 
 /* Copy meta into keep (initialised by the caller) without the keys of a
- * training run: step, data_pos, batch, seq, lr, ranks, rng, rng.<r>,
+ * training run's position: data_pos, batch, seq, lr, ranks, rng, rng.<r>,
  * data_rng. What is left describes the model (format, sizes,
- * vocabularies), so the program (and the import side) can read the file
- * back. Returns TN_OK or TN_ERR_MEMORY. */
+ * vocabularies, and "step", the steps it was trained), so the program
+ * (and the import side) can read the file back. Returns TN_OK or
+ * TN_ERR_MEMORY. */
 tn_status ex_export_meta(const tn_meta *meta, tn_meta *keep);
 
 /* Write to out the model loaded from checkpoint: lm (a language model,
