@@ -16,7 +16,7 @@
 #      sees the weights that were written);
 #   the command line's import --save / export round trip (word_lm: the
 #   same eval output); and the program reads its own export back: the same eval loss, exactly
-#   (forecast and caption too: the same eval output).
+#   (forecast, translate and caption too: the same eval output).
 #
 # Tolerance: 1e-5 absolute on losses of 1 to 4 nats (the issue's figure).
 # Both sides compute in float32 from the same float32 weights; the sums are
@@ -26,7 +26,7 @@
 # (relative would be the same test).
 set -u
 BIN=$1
-PY=/usr/bin/python3
+PY=${PYTHON:-/usr/bin/python3} # (PYTHON: another interpreter, e.g. to see the skip)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 TM=$SRC/tools/torch_models.py
 if ! "$PY" -c "import torch" 2>/dev/null; then
@@ -126,14 +126,15 @@ export_import tagger
 check tagger --data "$TMP/tags.txt" "$TMP/tags.txt"
 
 # the others: export and the strict import (no eval loss reproduced here);
-# forecast and caption read their export back: eval's whole output is the
+# forecast, translate and caption read their export back: eval's whole output is the
 # checkpoint's
-same_eval() {
-    local a b
-    a=$("$BIN/$1" eval --checkpoint "$TMP/$1.st" --threads 1 2>&1)
-    b=$("$BIN/$1" eval --checkpoint "$TMP/$1.x.st" --threads 1 2>&1)
-    [ -n "$a" ] && [ "$a" = "$b" ] && pass "$1 reads its export: the same eval output" ||
-        fail "$1 reads its export: '$b', the checkpoint '$a'"
+same_eval() { # NAME [EVAL OPTIONS]
+    local a b name=$1
+    shift
+    a=$("$BIN/$name" eval --checkpoint "$TMP/$name.st" --threads 1 "$@" 2>&1)
+    b=$("$BIN/$name" eval --checkpoint "$TMP/$name.x.st" --threads 1 "$@" 2>&1)
+    [ -n "$a" ] && [ "$a" = "$b" ] && pass "$name reads its export: the same eval output" ||
+        fail "$name reads its export: '$b', the checkpoint '$a'"
 }
 "$BIN/forecast" train "${T[@]}" --hidden 8 --steps 5 --checkpoint "$TMP/forecast.st" \
     > "$TMP/log" 2>&1 || fail "forecast train: $(cat "$TMP/log")"
@@ -142,6 +143,8 @@ same_eval forecast
 "$BIN/translate" train "${T[@]}" --hidden 8 --embed 8 --batch 8 --steps 5 \
     --checkpoint "$TMP/translate.st" > "$TMP/log" 2>&1 || fail "translate train: $(cat "$TMP/log")"
 export_import translate
+printf '2 3\ttwo three\n6 0\tsix zero\n' > "$TMP/pairs.txt"
+same_eval translate --data "$TMP/pairs.txt"
 "$BIN/caption" train "${T[@]}" --hidden 8 --embed 8 --steps 5 --checkpoint "$TMP/caption.st" \
     > "$TMP/log" 2>&1 || fail "caption train: $(cat "$TMP/log")"
 export_import caption
