@@ -21,6 +21,10 @@
  * The last line of stdout is one line of key=value pairs:
  *   config=... threads=... ms_per_step=... tokens_per_s=... gflops=...
  *   sgemm_peak_gflops=... peak_pct=... rss_mb=... steady_allocs=... ...
+ *   threads_active_min=... (the fewest threads the library ran on during
+ *   the timed steps: below threads when its back-off saw other processes
+ *   on the cores, tn_num_threads_active; such a run measured a busy
+ *   machine)
  */
 #define _GNU_SOURCE
 #include <tensor/tensor.h>
@@ -172,7 +176,7 @@ static double train_step(model *m, tn_tape *tp, tn_tensor *ids, tn_tensor *targe
         return NAN;
     }
     t[4] = ex_seconds();
-    tn_clip_grad_norm(&m->ps, 1.0);
+    tn_clip_grad_norm(&m->ps, 1.0, NULL);
     t[5] = ex_seconds();
     if (tn_optim_step(m->opt) != TN_OK) {
         fprintf(stderr, "rnn_bench: adam: %s\n", tn_last_error());
@@ -281,9 +285,12 @@ int main(int argc, char **argv)
     memset(phase_s, 0, sizeof phase_s);
     atomic_store(&counting, 1);
     double t0 = ex_seconds(), el = 0;
+    int active_min = tn_num_threads_active();
     do {
         loss = train_step(&m, tp, ids, targets);
         steps++;
+        int active = tn_num_threads_active(); /* fewer when other processes took cores */
+        active_min = active < active_min ? active : active_min;
         el = ex_dist_mean(ex_seconds() - t0); /* every rank decides alike */
     } while (loss == loss && (el < seconds || steps < 2));
     atomic_store(&counting, 0);
@@ -314,12 +321,12 @@ int main(int argc, char **argv)
     printf("config=%s threads=%ld ms_per_step=%.3f tokens_per_s=%.0f gflops=%.2f "
            "sgemm_peak_gflops=%.1f peak_pct=%.1f rss_mb=%.1f steady_allocs=%ld "
            "steady_mallocs=%ld steps=%ld cell=%s H=%ld B=%ld T=%ld L=%ld blis=%s blis_arch=%d "
-           "isa=%s ranks=%d allreduce_pct=%.1f params=%lld\n",
+           "isa=%s ranks=%d allreduce_pct=%.1f params=%lld threads_active_min=%d\n",
            name, threads, ms, tok, gflops, peak, peak > 0 ? 100.0 * gflops / peak : 0.0, rss_mb,
            atomic_load(&n_tn_allocs), COUNT_MALLOCS ? atomic_load(&n_mallocs) : -1L, steps,
            cfg.cell, H, B, T, L, tn_blis_config(), (int)bli_arch_query_id(),
            tn_isa_name(tn_isa_active()), ranks, 100.0 * phase_s[PH_ALLREDUCE] / el,
-           (long long)tn_params_numel(&m.ps));
+           (long long)tn_params_numel(&m.ps), active_min);
 
     tn_tensor_free(ids);
     tn_tensor_free(targets);

@@ -21,6 +21,18 @@ per-fixture seed; LayerNorm weight 1 + 0.2 N(0,1) and bias 0.2 N(0,1), so
 the affine part is not the identity) and stored under tn_rnn's names:
 weight_ih_l{l}[_reverse] etc. and norm_l{l}.weight / norm_l{l}.bias.
 
+The layer-norm LSTM (tn_rnn_opts.ln_gates, Ba et al. 2016) has no PyTorch
+module either; ln_lstm_forward writes it out step by step with
+F.layer_norm (eps 1e-5), per layer and direction:
+
+    gates = LN_ih(x W_ih^T) + LN_hh(h W_hh^T) + b_ih + b_hh     (i, f, g, o)
+    c' = s(f) c + s(i) tanh(g),   h' = s(o) tanh(LN_c(c'))
+
+with lengths: a finished sequence keeps its state and outputs 0, and the
+reverse direction reads each sequence backwards from its own last step.
+Its gains and biases (1 + 0.2 N(0,1), 0.2 N(0,1)) are stored as
+ln_ih_l{l}[_reverse].weight / .bias etc., meta.ln_gates = 1.
+
 Each fixture tests/fixtures/layer_resid_<name>.bin (format:
 tests/fixture_io.py) is read by tests/test_layer_parity.c like the plain
 layer fixtures of tests/gen_layer_fixtures.py (same entries: meta.*, x,
@@ -97,6 +109,81 @@ def forward(cell, layers, norms, residual, x, h0, c0, lengths):
     return inp, torch.cat(hs, 0), (torch.cat(cs, 0) if cs else None)
 
 
+def ln_lstm_params(I, H, L, bi):
+    """(tn_rnn name, parameter) of a layer-norm LSTM in tn_rnn_init_ex's
+    order: per layer and direction the four LSTM tensors (nn.LSTM's init)
+    and the three LayerNorms' gains and biases."""
+    D = 2 if bi else 1
+    k = 1.0 / H ** 0.5
+    out = []
+    for l in range(L):
+        for d in range(D):
+            sfx = "_l%d%s" % (l, "_reverse" if d else "")
+            inp = I if l == 0 else D * H
+            for name, shape in (("weight_ih", (4 * H, inp)), ("weight_hh", (4 * H, H)),
+                                ("bias_ih", (4 * H,)), ("bias_hh", (4 * H,))):
+                out.append((name + sfx, torch.empty(shape).uniform_(-k, k).requires_grad_()))
+            for ln, n in (("ln_ih", 4 * H), ("ln_hh", 4 * H), ("ln_c", H)):
+                out.append(("%s%s.weight" % (ln, sfx), (1 + 0.2 * torch.randn(n)).requires_grad_()))
+                out.append(("%s%s.bias" % (ln, sfx), (0.2 * torch.randn(n)).requires_grad_()))
+    return out
+
+
+def ln_lstm_forward(params, H, L, bi, x, h0, c0, lengths):
+    """The layer-norm LSTM over x [B, T, I]: (output, h_n, c_n)."""
+    P = dict(params)
+    D = 2 if bi else 1
+    B, T, _ = x.shape
+    lens = lengths if lengths is not None else [T] * B
+    F = torch.nn.functional
+
+    def ln(v, name):
+        return F.layer_norm(v, (v.shape[-1],), P[name + ".weight"], P[name + ".bias"], 1e-5)
+
+    inp, hs, cs = x, [], []
+    for l in range(L):
+        outs = []
+        for d in range(D):
+            sfx = "_l%d%s" % (l, "_reverse" if d else "")
+            kk = l * D + d
+            h = h0[kk] if h0 is not None else torch.zeros(B, H)
+            c = c0[kk] if c0 is not None else torch.zeros(B, H)
+            gx = ln(inp @ P["weight_ih" + sfx].t(), "ln_ih" + sfx) + P["bias_ih" + sfx] + \
+                P["bias_hh" + sfx]
+            ys = []
+            for step in range(T):
+                src = [lens[b] - 1 - step if d and step < lens[b] else step for b in range(B)]
+                g = gx[torch.arange(B), src] + ln(h @ P["weight_hh" + sfx].t(), "ln_hh" + sfx)
+                i, f, u, o = g.chunk(4, 1)
+                c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(u)
+                h2 = torch.sigmoid(o) * torch.tanh(ln(c2, "ln_c" + sfx))
+                m = torch.tensor([[1.0 if step < lens[b] else 0.0] for b in range(B)])
+                h = h + m * (h2 - h)
+                c = c + m * (c2 - c)
+                ys.append(h * m)
+            hs.append(h)
+            cs.append(c)
+            outs.append(torch.stack([torch.stack(
+                [ys[lens[b] - 1 - t if d and t < lens[b] else t][b] for t in range(T)])
+                for b in range(B)]))
+        inp = torch.cat(outs, 2)
+    return inp, torch.stack(hs), torch.stack(cs)
+
+
+def ln_fixture(name, I, H, L, bi=False, T=5, B=3, h0=False, lengths=None):
+    seed_for(name)
+    D = 2 if bi else 1
+    params = ln_lstm_params(I, H, L, bi)
+    x = torch.randn(B, T, I, requires_grad=True)
+    hx = torch.randn(L * D, B, H).mul(0.5).requires_grad_() if h0 else None
+    cx = torch.randn(L * D, B, H).mul(0.5).requires_grad_() if h0 else None
+    output, h_n, c_n = ln_lstm_forward(params, H, L, bi, x, hx, cx, lengths)
+    meta = {"meta.kind": KIND_SEQ, "meta.cell": CELLS["lstm"], "meta.input_size": I,
+            "meta.hidden": H, "meta.layers": L, "meta.bidirectional": int(bi),
+            "meta.ln_gates": 1, "meta.batch": B, "meta.seq_len": T}
+    return seq_record(meta, x, hx, cx, lengths, params, output, h_n, c_n)
+
+
 def resid_fixture(name, cell, I, H, L, bi=False, residual=True, layer_norm=True, T=5, B=3,
                   h0=False, lengths=None):
     seed_for(name)
@@ -145,7 +232,14 @@ def all_fixtures():
         "lstm_l2bi_res_ln_len": dict(cell="lstm", I=4, H=3, L=2, bi=True, h0=True,
                                      lengths=[3, 5, 1]),
     }
-    return {name: resid_fixture(name, **kw) for name, kw in specs.items()}
+    out = {name: resid_fixture(name, **kw) for name, kw in specs.items()}
+    ln_specs = {
+        "lstm_lngates": dict(I=3, H=4, L=1),
+        "lstm_l2bi_lngates_h0": dict(I=3, H=4, L=2, bi=True, h0=True),
+        "lstm_l2bi_lngates_len": dict(I=4, H=3, L=2, bi=True, h0=True, lengths=[3, 5, 1]),
+    }
+    out.update({name: ln_fixture(name, **kw) for name, kw in ln_specs.items()})
+    return out
 
 
 def main():

@@ -120,7 +120,7 @@ static bool scenario(model *a, tn_optim *opt, const unsigned char *good, size_t 
             st = tn_backward(tp, loss);
             check_oom("tn_backward", st);
             if (st == TN_OK) {
-                tn_clip_grad_norm(&a->ps, 1.0);
+                tn_clip_grad_norm(&a->ps, 1.0, NULL);
                 CHECK(tn_optim_step(opt) == TN_OK);
             }
         }
@@ -247,7 +247,7 @@ static tn_status backward_step(tn_tape *tp, tn_tensor *loss, tn_params *ps, tn_o
     tn_status st = tn_backward(tp, loss);
     check_oom("tn_backward", st);
     if (st == TN_OK) {
-        tn_clip_grad_norm(ps, 1.0);
+        tn_clip_grad_norm(ps, 1.0, NULL);
         st = tn_optim_step(opt);
         check_oom("tn_optim_step", st);
     }

@@ -164,6 +164,18 @@ if [ $rc -eq 0 ] && [ -n "$vl" ] && [ -n "$el" ] &&
 else
     fail "rnn options (rc $rc): val_loss '$vl', eval '$el': $out $err"
 fi
+# the layer-norm LSTM, likewise (and refused for a GRU)
+out=$("$BIN" train "${FLAGS[@]}" --cell lstm --ln-gates --bidirectional --steps 20 --eval-every 0 \
+      --checkpoint "$TMP/lng.st" 2>&1)
+rc=$?
+vl=$(echo "$out" | grep '^final step' | sed -n 's/.* val_loss \([0-9.]*\).*/\1/p')
+el=$("$BIN" eval --checkpoint "$TMP/lng.st" --split val 2>/dev/null | awk '$1 == "loss" { print $2 }')
+err=$("$BIN" train "${FLAGS[@]}" --cell gru --ln-gates --steps 1 2>&1)
+if [ $rc -eq 0 ] && [ -n "$vl" ] && [ "$vl" = "$el" ] && [[ "$err" == *"needs the LSTM cell"* ]]; then
+    pass "--ln-gates: val_loss $vl, eval of the checkpoint $el; GRU refused"
+else
+    fail "--ln-gates (rc $rc): val_loss '$vl', eval '$el': $out $err"
+fi
 
 # 5. the surnames of DATA_DIR/names
 if [ -n "$DATA" ]; then

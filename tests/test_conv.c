@@ -6,7 +6,9 @@
  * without columns, groups, 1 and 2 threads), bad arguments, a small CNN
  * into an RNN-shaped [B, T, C], an allocation-failure sweep over a CNN
  * step (SWEEP_DEBUG=1 prints where each failure was seen), and no heap
- * allocation in a CNN's steady-state training step.
+ * allocation in a CNN's steady-state training step; the Conv2d / Conv1d
+ * layers (tn_conv2d_init, tn_conv1d_init): shapes, names, nn.Conv2d's
+ * init bound, their forward = the op, their argument checks.
  *
  * Tolerances, |got - want| <= tol * (1 + |want|):
  *   float64 against PyTorch: both sum at most a few hundred products in
@@ -27,8 +29,10 @@
  *     (measured 1.2e-5); a wrong index or a missed term is off by O(1).
  */
 #include "check.h"
+#include "white_box.h"
 #include "fixture_check.h"
 #include "sweep_alloc.h"
+#include "tensor/nn.h"
 #include "tensor/ops.h"
 
 #include "../src/ops/ops_internal.h"
@@ -215,12 +219,13 @@ static void test_naive(tn_dtype dt, tn__conv_geom g, bool with_bias, bool wgrad,
     int64_t ys[4] = {g.B, g.O, g.OH, g.OW};
     tn_tensor *x = rand_t(dt, 4, xs, true), *w = rand_t(dt, 4, ws, wgrad);
     tn_tensor *b2 = rand_t(dt, 1, (int64_t[]){2 * g.O}, true), *dy = rand_t(dt, 4, ys, false);
-    tn_tensor bview = *b2; /* every other element of b2: shares its data and grad */
-    bview.shape[0] = g.O;
-    bview.stride[0] = 2;
+    tn_node bview_node = *tn__node(b2);
+    tn_tensor *bview = &bview_node.pub; /* every other element of b2: shares its data and grad */
+    bview->shape[0] = g.O;
+    bview->stride[0] = 2;
     tn_tape *tp = tn_tape_new();
     tn_conv2d_opts o = {g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.G};
-    tn_tensor *y = tn_conv2d(tp, x, w, with_bias ? &bview : NULL, &o);
+    tn_tensor *y = tn_conv2d(tp, x, w, with_bias ? bview : NULL, &o);
     CHECK(y && tn_backward_from(tp, y, dy) == TN_OK);
     if (!y) {
         fprintf(stderr, "%s: %s\n", what, tn_last_error());
@@ -601,6 +606,70 @@ static void test_steady(void)
     tn_set_allocator(NULL, NULL);
 }
 
+/* Largest |value| of t, and whether every value is within bound. */
+static double max_abs(const tn_tensor *t)
+{
+    double m = 0;
+    for (int64_t i = 0; i < tn_numel(t); i++)
+        m = fmax(m, fabs(tn_tensor_get(t, i)));
+    return m;
+}
+
+/* The layers: weight [out, in / groups, k...] and bias [out] under the
+ * prefix, uniform within +-1/sqrt(fan_in) and reaching past 0.9 of it (72
+ * and 40 values: a wrong fan_in, e.g. in instead of in / groups, gives a
+ * bound 0.71 or less of the right one, so the largest value would fall
+ * short), the forward equal to the op bit for bit, bad arguments refused
+ * naming the function. */
+static void test_layers(void)
+{
+    tn_params ps;
+    tn_params_init(&ps);
+    tn_conv2d_opts o = tn_conv2d_defaults();
+    o.groups = 2, o.padding_h = 1, o.stride_w = 2;
+    tn_conv2d_layer c2;
+    CHECK(tn_conv2d_init(&c2, &ps, "enc.0", 6, 4, 3, 2, &o, true, TN_F64, &rng) == TN_OK);
+    CHECK(c2.weight == tn_params_get(&ps, "enc.0.weight") &&
+          c2.bias == tn_params_get(&ps, "enc.0.bias"));
+    CHECK(c2.weight->ndim == 4 && c2.weight->shape[0] == 4 && c2.weight->shape[1] == 3 &&
+          c2.weight->shape[2] == 3 && c2.weight->shape[3] == 2 && c2.bias->shape[0] == 4);
+    double b2 = 1 / sqrt(3.0 * 3 * 2);
+    CHECK(max_abs(c2.weight) <= b2 && max_abs(c2.weight) > 0.9 * b2 && max_abs(c2.bias) <= b2);
+    tn_conv1d_layer c1;
+    CHECK(tn_conv1d_init(&c1, &ps, "enc.1", 4, 8, 5, 2, 2, 1, 1, false, TN_F64, &rng) == TN_OK);
+    CHECK(c1.weight->ndim == 3 && c1.weight->shape[0] == 8 && c1.weight->shape[1] == 4 &&
+          c1.weight->shape[2] == 5 && c1.bias == NULL && !tn_params_get(&ps, "enc.1.bias"));
+    double b1 = 1 / sqrt(4.0 * 5);
+    CHECK(max_abs(c1.weight) <= b1 && max_abs(c1.weight) > 0.9 * b1);
+
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *x = rand_t(TN_F64, 4, (int64_t[]){2, 6, 5, 7}, false);
+    tn_tensor *y = tn_conv2d_forward(tp, &c2, x), *want = tn_conv2d(tp, x, c2.weight, c2.bias, &o);
+    CHECK(y && want && y->shape[2] == 5 && y->shape[3] == 3 &&
+          memcmp(y->data, want->data, (size_t)tn_numel(y) * sizeof(double)) == 0);
+    tn_tensor *x1 = rand_t(TN_F64, 3, (int64_t[]){2, 4, 9}, false);
+    tn_tensor *y1 = tn_conv1d_forward(tp, &c1, x1),
+              *w1 = tn_conv1d(tp, x1, c1.weight, NULL, 2, 2, 1, 1);
+    CHECK(y1 && w1 && y1->shape[2] == 5 &&
+          memcmp(y1->data, w1->data, (size_t)tn_numel(y1) * sizeof(double)) == 0);
+    tn_tape_free(tp);
+    tn_tensor_free(x), tn_tensor_free(x1);
+
+    tn_conv2d_layer bad;
+    int n0 = ps.n;
+    CHECK(tn_conv2d_init(&bad, &ps, "b", 6, 5, 3, 3, &o, true, TN_F32, &rng) == TN_ERR_ARG &&
+          strstr(tn_last_error(), "tn_conv2d_init") && strstr(tn_last_error(), "groups 2"));
+    o.stride_h = 0;
+    CHECK(tn_conv2d_init(&bad, &ps, "b", 6, 4, 3, 3, &o, true, TN_F32, &rng) == TN_ERR_ARG &&
+          strstr(tn_last_error(), "stride 0"));
+    CHECK(tn_conv2d_init(&bad, NULL, "b", 6, 4, 3, 3, NULL, true, TN_F32, &rng) == TN_ERR_ARG);
+    CHECK(tn_conv1d_init(&c1, &ps, "b", 4, 8, 0, 1, 0, 1, 1, true, TN_F32, &rng) == TN_ERR_ARG &&
+          strstr(tn_last_error(), "tn_conv1d_init") && strstr(tn_last_error(), "kernel 0"));
+    CHECK(tn_conv1d_init(&c1, &ps, "b", 4, 8, 3, 1, -1, 1, 1, true, TN_F32, &rng) == TN_ERR_ARG);
+    CHECK(ps.n == n0); /* nothing registered by a refused layer */
+    tn_params_free(&ps);
+}
+
 int main(void)
 {
     tn_rng_seed(&rng, 42);
@@ -609,6 +678,7 @@ int main(void)
     test_pipeline();
     test_oom();
     test_steady();
+    test_layers();
     int rc = run_parity();
     for (int s = 0; s < NSRC; s++)
         printf("worst %-12s %.3g\n", src_name[s], worst[s]);

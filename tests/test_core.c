@@ -188,7 +188,28 @@ static void test_accessors(void)
         CHECK(tn_tensor_set(ids, 3, bad[k]) == TN_ERR_ARG);
         CHECK_MSG(tn_last_error(), "is not an int32 value");
         CHECK(tn_tensor_get(ids, 3) == -7); /* unchanged */
+        CHECK(tn_tensor_fill(ids, bad[k]) == TN_ERR_ARG);
+        CHECK_MSG(tn_last_error(), "tn_tensor_fill");
+        CHECK(tn_tensor_get(ids, 3) == -7); /* nothing written */
     }
+    /* the other fallible calls on tensors, tapes and optimizers return a
+     * status (they were void and did nothing, or crashed, before) */
+    CHECK(tn_tensor_fill(ids, 5) == TN_OK && tn_tensor_get(ids, 0) == 5);
+    CHECK(tn_tensor_fill(NULL, 0) == TN_ERR_ARG);
+    double out[6] = {0};
+    CHECK(tn_tensor_to_double(f, out) == TN_OK && out[5] == 2.5);
+    CHECK(tn_tensor_to_double(f, NULL) == TN_ERR_ARG &&
+          tn_tensor_to_double(NULL, out) == TN_ERR_ARG);
+    tn_rng rng;
+    tn_rng_seed(&rng, 1);
+    CHECK(tn_tensor_uniform(ids, &rng, 0, 1) == TN_ERR_DTYPE);
+    CHECK_MSG(tn_last_error(), "tn_tensor_uniform: the tensor is int32");
+    CHECK(tn_tensor_get(ids, 0) == 5);
+    CHECK(tn_tensor_normal(f, NULL, 0, 1) == TN_ERR_ARG && tn_tensor_normal(NULL, &rng, 0, 1));
+    CHECK(tn_tape_set_training(NULL, true) == TN_ERR_ARG && tn_tape_set_watch(NULL, true));
+    CHECK(tn_tape_set_probe(NULL, 0, 0, 1.0) == TN_ERR_ARG);
+    CHECK(!tn_tape_training(NULL) && !tn_tape_grad_enabled(NULL) && tn_tape_size(NULL) == 0);
+    CHECK(tn_optim_set_step(NULL, 1) == TN_ERR_ARG && tn_optim_set_skip_nonfinite(NULL, true));
     /* typed access to a contiguous tensor's elements; other dtypes and
      * strided views refused */
     CHECK(tn_tensor_data_f32(f) == f->data && tn_tensor_data_i32(ids) == ids->data);

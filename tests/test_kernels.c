@@ -186,9 +186,10 @@ static void test_rows(void)
     }
 }
 
-/* The element-wise rows (map_fw/map_bw, zip_fw/zip_bw) of table t against
- * the naive ones: every function, widths across the vector tails, each
- * input contiguous and strided (stride 3; 0 for a broadcast zip operand).
+/* The element-wise rows (map_fw/map_bw, zip_fw/zip_bw, softmax and masked
+ * softmax, mse's sqdiff) of table t against the naive ones: every
+ * function, widths across the vector tails, each input contiguous and
+ * strided (stride 3; 0 for a broadcast zip operand).
  * Inputs in [0.2, 2] (log and div stay well conditioned) with random signs
  * except for log. Returns the worst difference relative to max(1, |ref|). */
 static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
@@ -286,6 +287,53 @@ static double run_elementwise(const tn__rows *t, tn_dtype dt, int64_t n)
             }
             free(X), free(Y), free(DY), free(DX), free(rx), free(ry), free(rdy), free(rdx);
         }
+    for (int v = 0; v < 2; v++) { /* masked softmax rows (forward; backward is softmax's) */
+        int64_t ix = v ? 3 : 1;
+        fill(x, len, -4, 4);
+        int32_t *mk = malloc(sizeof(int32_t) * (size_t)len);
+        for (int64_t k = 0; k < len; k++) /* every third row element kept at least */
+            mk[k] = k % 3 == 0 || tn_rng_uniform(&rng) < 0.5;
+        void *X = to_dt(x, len, dt), *Y = to_dt(x, len, dt);
+        double *rx = malloc(sizeof(double) * (size_t)len),
+               *ry = malloc(sizeof(double) * (size_t)len);
+        for (int64_t k = 0; k < len; k++)
+            rx[k] = val(X, k, dt), ry[k] = val(Y, k, dt);
+        t->softmax_masked_fw(n, X, ix, mk, Y, ix);
+        nv->softmax_masked_fw(n, rx, ix, mk, ry, ix);
+        for (int64_t k = 0; k < len; k++)
+            worst = fmax(worst, fabs(val(Y, k, dt) - ry[k]) / fmax(1, fabs(ry[k])));
+        free(X), free(Y), free(rx), free(ry), free(mk);
+    }
+    for (int v = 0; v < 4; v++) { /* mse rows: sum, per element, both backwards */
+        int64_t ia = v & 1 ? 3 : 1, ib = v >= 2 ? 3 : 1, ix = v == 3 ? 3 : 1;
+        fill(x, len, -2, 2);
+        fill(z, len, -2, 2);
+        void *A = to_dt(x, len, dt), *B = to_dt(z, len, dt), *Y = to_dt(x, n, dt);
+        void *DY = to_dt(dy, n, dt), *DX = to_dt(dx0, len, dt);
+        double *ra = malloc(sizeof(double) * (size_t)len),
+               *rb = malloc(sizeof(double) * (size_t)len);
+        double *ry = malloc(sizeof(double) * (size_t)n), *rdy = malloc(sizeof(double) * (size_t)n);
+        double *rdx = malloc(sizeof(double) * (size_t)len);
+        for (int64_t k = 0; k < len; k++)
+            ra[k] = val(A, k, dt), rb[k] = val(B, k, dt), rdx[k] = val(DX, k, dt);
+        for (int64_t k = 0; k < n; k++)
+            rdy[k] = val(DY, k, dt);
+        double sum = t->sqdiff_fw(n, A, ia, B, ib, NULL),
+               rsum = nv->sqdiff_fw(n, ra, ia, rb, ib, NULL);
+        worst = fmax(worst, fabs(sum - rsum) / fmax(1, fabs(rsum)));
+        t->sqdiff_fw(n, A, ia, B, ib, Y);
+        nv->sqdiff_fw(n, ra, ia, rb, ib, ry);
+        t->sqdiff_bw(n, 2.0, DY, A, ia, B, ib, DX, ix);
+        nv->sqdiff_bw(n, 2.0, rdy, ra, ia, rb, ib, rdx, ix);
+        t->sqdiff_bw(n, -0.25, NULL, A, ia, B, ib, DX, ix);
+        nv->sqdiff_bw(n, -0.25, NULL, ra, ia, rb, ib, rdx, ix);
+        for (int64_t k = 0; k < n; k++)
+            worst = fmax(worst, fabs(val(Y, k, dt) - ry[k]) / fmax(1, fabs(ry[k])));
+        for (int64_t k = 0; k < len; k++)
+            worst = fmax(worst, fabs(val(DX, k, dt) - rdx[k]) / fmax(1, fabs(rdx[k])));
+        free(A), free(B), free(Y), free(DY), free(DX), free(ra), free(rb), free(ry), free(rdy),
+            free(rdx);
+    }
     free(x), free(z), free(dy), free(dx0), free(keep);
     return worst;
 }

@@ -27,6 +27,7 @@ typedef struct cfg {
     int layers;
     bool bidir, with_h0, with_len;
     bool residual, layer_norm; /* tn_rnn_opts */
+    bool ln_gates;             /* tn_rnn_opts: the layer-norm LSTM */
 } cfg;
 
 typedef struct ctx {
@@ -69,11 +70,19 @@ static void check_config(const cfg *c)
     o.bidirectional = c->bidir;
     o.residual = c->residual;
     o.layer_norm = c->layer_norm;
+    o.ln_gates = c->ln_gates;
     CHECK(tn_rnn_init_ex(&cx.m, &ps, "rnn", &o, TN_F64, &r) == TN_OK);
     /* LayerNorm weights off their ones and zeros, so the affine terms count */
     for (int l = 0; c->layer_norm && l < c->layers; l++) {
         tn_tensor_uniform(cx.m.norm[l].weight, &r, 0.5, 1.5);
         tn_tensor_uniform(cx.m.norm[l].bias, &r, -0.3, 0.3);
+    }
+    for (int k = 0; c->ln_gates && k < c->layers * (c->bidir ? 2 : 1); k++) {
+        tn_layernorm *ln[3] = {&cx.m.ln_ih[k], &cx.m.ln_hh[k], &cx.m.ln_c[k]};
+        for (int j = 0; j < 3; j++) {
+            tn_tensor_uniform(ln[j]->weight, &r, 0.5, 1.5);
+            tn_tensor_uniform(ln[j]->bias, &r, -0.3, 0.3);
+        }
     }
     int D = c->bidir ? 2 : 1;
     tn_tensor *x = tn_tensor_new(TN_F64, 3, (int64_t[]){B, T, I});
@@ -93,13 +102,13 @@ static void check_config(const cfg *c)
     tn_gradcheck_result res;
     tn_status st = tn_gradcheck(f_rnn, &cx, n, in, 1e-6, &res);
     char name[128];
-    snprintf(name, sizeof name, "%s layers=%d %s%s%s%s%s", tn_cell_name(c->cell), c->layers,
+    snprintf(name, sizeof name, "%s layers=%d %s%s%s%s%s%s", tn_cell_name(c->cell), c->layers,
              c->bidir ? "bidirectional" : "unidirectional", c->with_h0 ? " h0" : "",
              c->with_len ? " lengths" : "", c->residual ? " residual" : "",
-             c->layer_norm ? " layer_norm" : "");
+             c->layer_norm ? " layer_norm" : "", c->ln_gates ? " ln_gates" : "");
     printf("%-60s checked %5lld  max rel %.3g  max abs %.3g\n", name, (long long)res.n_checked,
            res.max_rel_err, res.max_abs_err);
-    double tol = c->layer_norm ? TOL_NORM : TOL;
+    double tol = c->layer_norm || c->ln_gates ? TOL_NORM : TOL;
     CHECK(st == TN_OK);
     CHECK(res.max_rel_err <= tol);
     if (res.max_rel_err > tol)
@@ -222,10 +231,10 @@ int main(void)
     const tn_cell cells[4] = {TN_CELL_RNN_TANH, TN_CELL_RNN_RELU, TN_CELL_LSTM, TN_CELL_GRU};
     /* per cell: every axis varied at least once */
     const cfg shapes[4] = {
-        {0, 1, false, false, false, false, false},
-        {0, 2, true, true, false, false, false},
-        {0, 1, true, false, true, false, false},
-        {0, 2, false, true, true, false, false},
+        {0, 1, false, false, false, false, false, false},
+        {0, 2, true, true, false, false, false, false},
+        {0, 1, true, false, true, false, false, false},
+        {0, 2, false, true, true, false, false, false},
     };
     for (int ci = 0; ci < 4; ci++)
         for (int s = 0; s < 4; s++) {
@@ -237,15 +246,23 @@ int main(void)
      * each option alone and both, LSTM and GRU, 2-3 layers, bidirectional,
      * initial states and lengths (the output mask after the last norm) once */
     const cfg opts[6] = {
-        {TN_CELL_LSTM, 3, false, false, false, true, false},
-        {TN_CELL_GRU, 3, false, false, false, true, false},
-        {TN_CELL_LSTM, 2, false, false, true, false, true},
-        {TN_CELL_GRU, 2, false, true, false, false, true},
-        {TN_CELL_LSTM, 2, true, true, true, true, true},
-        {TN_CELL_GRU, 3, false, false, true, true, true},
+        {TN_CELL_LSTM, 3, false, false, false, true, false, false},
+        {TN_CELL_GRU, 3, false, false, false, true, false, false},
+        {TN_CELL_LSTM, 2, false, false, true, false, true, false},
+        {TN_CELL_GRU, 2, false, true, false, false, true, false},
+        {TN_CELL_LSTM, 2, true, true, true, true, true, false},
+        {TN_CELL_GRU, 3, false, false, true, true, true, false},
     };
     for (int k = 0; k < 6; k++)
         check_config(&opts[k]);
+    /* the layer-norm LSTM: one layer; two bidirectional layers with initial
+     * states, lengths and the other two options */
+    const cfg ln[2] = {
+        {TN_CELL_LSTM, 1, false, false, false, false, false, true},
+        {TN_CELL_LSTM, 2, true, true, true, true, true, true},
+    };
+    for (int k = 0; k < 2; k++)
+        check_config(&ln[k]);
     for (int ci = 0; ci < 4; ci++)
         check_cell(cells[ci]);
     for (int ci = 0; ci < 4; ci++)

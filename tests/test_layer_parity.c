@@ -60,12 +60,13 @@ static const char *const CELLS[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
 static const char *const SEQ_CONFIGS[] = {"l1",  "l2",     "bi",          "l2bi_h0",
                                           "len", "bi_len", "l2bi_h0_len", "t1",
                                           "b1",  "b7",     "b7_bi_len",   "t50"};
-/* tn_rnn's residual / LayerNorm options against per-layer PyTorch modules
+/* tn_rnn's residual / LayerNorm options against per-layer PyTorch modules,
+ * and the layer-norm LSTM (ln_gates) against a step-by-step PyTorch one
  * (layer_resid_<name>.bin from tests/gen_resid_fixtures.py). */
 static const char *const RESID[] = {
-    "lstm_l3_res",         "gru_l3_res",        "lstm_l2_ln",
-    "gru_l2_ln",           "lstm_l3_res_ln",    "gru_l3_res_ln",
-    "lstm_l2bi_res_ln_h0", "gru_l3_res_ln_len", "lstm_l2bi_res_ln_len"};
+    "lstm_l3_res",          "gru_l3_res",    "lstm_l2_ln",           "gru_l2_ln",
+    "lstm_l3_res_ln",       "gru_l3_res_ln", "lstm_l2bi_res_ln_h0",  "gru_l3_res_ln_len",
+    "lstm_l2bi_res_ln_len", "lstm_lngates",  "lstm_l2bi_lngates_h0", "lstm_l2bi_lngates_len"};
 static const char *const OTHER[] = {"cell_rnn_tanh", "cell_rnn_relu", "cell_lstm",    "cell_gru",
                                     "linear_bias",   "linear_nobias", "embedding_pad"};
 
@@ -228,6 +229,7 @@ static void run_seq(run *r, tn_tape *tp, tn_params *ps, tn_rng *rng)
     o.bidirectional = meta(fx, "meta.bidirectional") == 1;
     o.residual = meta(fx, "meta.residual") == 1; /* absent (-1) in the plain fixtures */
     o.layer_norm = meta(fx, "meta.layer_norm") == 1;
+    o.ln_gates = meta(fx, "meta.ln_gates") == 1;
     tn_status st = tn_rnn_init_ex(&m, ps, PREFIX, &o, r->dt, rng);
     CHECK(st == TN_OK);
     if (st != TN_OK)

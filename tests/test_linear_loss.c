@@ -26,6 +26,7 @@
  * (6e-8 relative) and the float logits (|x| <~ 10, H <= 16 terms): 1e-5.
  */
 #include "check.h"
+#include "white_box.h"
 #include "fixture_check.h"
 #include "tensor/ops.h"
 
@@ -285,8 +286,9 @@ static void test_errors(void)
     tn_tensor_set_requires_grad(cwg, true);
     /* a weight view whose rows overlap (row stride 1, column stride 1):
      * no BLIS layout */
-    tn_tensor wbad = *w;
-    wbad.stride[0] = 1;
+    tn_node wbad_node = *tn__node(w);
+    tn_tensor *wbad = &wbad_node.pub;
+    wbad->stride[0] = 1;
     struct {
         tn_tensor *h, *w, *b, *tg, *cw;
         double eps;
@@ -310,7 +312,7 @@ static void test_errors(void)
         {h, w, b, tg, cw, 1.5, 0, TN_ERR_ARG, "label_smoothing 1.5 is outside [0, 1]"},
         {h, w, b, tg, cw, NAN, 0, TN_ERR_ARG, "label_smoothing nan is outside [0, 1]"},
         {h, w, b, tg, cw, 0, 7, TN_ERR_ARG, "unknown reduction 7"},
-        {h, &wbad, b, tg, cw, 0, 0, TN_ERR_ARG, "layout BLIS cannot take"},
+        {h, wbad, b, tg, cw, 0, 0, TN_ERR_ARG, "layout BLIS cannot take"},
         {NULL, w, b, tg, cw, 0, 0, TN_ERR_ARG, "input 0 is NULL"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -13,6 +13,7 @@
  *     = 5e-6 of sum|terms|, tol 1e-5.
  */
 #include "check.h"
+#include "white_box.h"
 #include "tensor/ops.h"
 
 #include <stdlib.h>
@@ -47,12 +48,13 @@ static void test_gather_forward(tn_dtype dt)
         for (int j = 0; j < 5; j++)
             CHECK(tn_tensor_get(y, i * 5 + j) == tn_tensor_get(table, iv[i] * 5 + j));
     /* strided ids: a transposed [3, 2] view of the same int32 buffer */
-    tn_tensor idt = *ids;
-    idt.shape[0] = 3;
-    idt.shape[1] = 2;
-    idt.stride[0] = 1;
-    idt.stride[1] = 3;
-    tn_tensor *yt = tn_gather_rows(tp, table, &idt, -1);
+    tn_node idt_node = *tn__node(ids);
+    tn_tensor *idt = &idt_node.pub;
+    idt->shape[0] = 3;
+    idt->shape[1] = 2;
+    idt->stride[0] = 1;
+    idt->stride[1] = 3;
+    tn_tensor *yt = tn_gather_rows(tp, table, idt, -1);
     CHECK(yt && yt->shape[0] == 3 && yt->shape[1] == 2);
     for (int r = 0; yt && r < 3; r++)
         for (int c = 0; c < 2; c++)

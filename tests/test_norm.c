@@ -23,6 +23,7 @@
  * The test prints the worst errors it measured.
  */
 #include "check.h"
+#include "white_box.h"
 #include "fixture_check.h"
 #include "tensor/nn.h"
 #include "tensor/ops.h"
@@ -183,12 +184,13 @@ static void test_naive(tn_dtype dt, int64_t rows, int64_t D, double offset, bool
     tn_tensor_uniform(w2, &rng, 0.5, 1.5);
     tn_tensor_set_requires_grad(w2, true);
     tn_tensor_zero_grad(w2);
-    tn_tensor wview = *w2; /* shares w2's data and (allocated) grad */
+    tn_node wview_node = *tn__node(w2);
+    tn_tensor *wview = &wview_node.pub; /* shares w2's data and (allocated) grad */
     if (strided_w) {
-        wview.shape[0] = D;
-        wview.stride[0] = 2;
+        wview->shape[0] = D;
+        wview->stride[0] = 2;
     }
-    tn_tensor *w = strided_w ? &wview : w2;
+    tn_tensor *w = strided_w ? wview : w2;
     tn_tensor *b = tn_tensor_new(dt, 1, (int64_t[]){D});
     tn_tensor_uniform(b, &rng, -1, 1);
     tn_tensor_set_requires_grad(b, true);

@@ -291,7 +291,8 @@ static void test_clip(void)
         make_params(&ps, TN_F64);
         set_grad(ps.items[0].t, need("clip.g.w"), 0);
         set_grad(ps.items[1].t, need("clip.g.b"), 0);
-        double norm = tn_clip_grad_norm(&ps, mn->data[k]);
+        double norm = NAN;
+        CHECK(tn_clip_grad_norm(&ps, mn->data[k], &norm) == TN_OK);
         char key[64];
         snprintf(key, sizeof key, "clip.%d.norm", k);
         const fixture_tensor *wn = need(key);
@@ -321,10 +322,14 @@ static void test_clip(void)
     /* a non-finite norm is returned and leaves the gradients alone */
     ((double *)ps.items[1].t->grad)[2] = INFINITY;
     double before = tn_tensor_grad_get(ps.items[0].t, 0);
-    CHECK(isinf(tn_clip_grad_norm(&ps, 1.0)));
+    double norm = 0;
+    CHECK(tn_clip_grad_norm(&ps, 1.0, &norm) == TN_ERR_NUMERIC && isinf(norm));
     CHECK(tn_tensor_grad_get(ps.items[0].t, 0) == before);
-    CHECK(tn_clip_grad_norm(&ps, -1.0) == -1.0);
+    /* a bad argument: an error, and *norm_out untouched */
+    norm = 7.0;
+    CHECK(tn_clip_grad_norm(&ps, -1.0, &norm) == TN_ERR_ARG && norm == 7.0);
     CHECK_MSG(tn_last_error(), "tn_clip_grad_norm");
+    CHECK(tn_clip_grad_norm(NULL, 1.0, &norm) == TN_ERR_ARG && norm == 7.0);
     CHECK(tn_clip_grad_value(&ps, NAN) == TN_ERR_ARG);
     CHECK_MSG(tn_last_error(), "tn_clip_grad_value");
     tn_params_free(&ps);
@@ -406,9 +411,10 @@ static void test_api(void)
     /* the norm does not depend on the thread count (fixed blocks) */
     int threads = tn_num_threads();
     tn_set_num_threads(1);
-    double n1 = tn_clip_grad_norm(&ps, 1e9);
+    double n1 = 0, n2 = 1;
+    CHECK(tn_clip_grad_norm(&ps, 1e9, &n1) == TN_OK);
     tn_set_num_threads(2);
-    double n2 = tn_clip_grad_norm(&ps, 1e9);
+    CHECK(tn_clip_grad_norm(&ps, 1e9, &n2) == TN_OK);
     tn_set_num_threads(threads);
     CHECK(n1 == n2 && n1 > 0);
     CHECK(n_allocs == before);
@@ -564,12 +570,19 @@ static void test_init(void)
     int64_t s3[3] = {6, 4, 5}, fi = 0, fo = 0;
     tn_tensor *c = tn_tensor_new(TN_F32, 3, s3);
     CHECK(tn_init_fans(c, &fi, &fo) == TN_OK && fi == 20 && fo == 30);
-    CHECK_NEAR(tn_init_gain("tanh", 0), 5.0 / 3, 1e-15);
-    CHECK_NEAR(tn_init_gain("relu", 0), sqrt(2.0), 1e-15);
-    CHECK_NEAR(tn_init_gain("leaky_relu", -1), sqrt(2.0 / (1 + 1e-4)), 1e-15);
-    CHECK_NEAR(tn_init_gain("selu", 0), 0.75, 0);
-    CHECK(tn_init_gain("swish", 0) == 0);
+    /* the gains (1e-15: one rounding of the closed forms) */
+    double g[4] = {0};
+    CHECK(tn_init_gain("tanh", 0, &g[0]) == TN_OK && tn_init_gain("relu", 0, &g[1]) == TN_OK);
+    CHECK(tn_init_gain("leaky_relu", -1, &g[2]) == TN_OK &&
+          tn_init_gain("selu", 0, &g[3]) == TN_OK);
+    CHECK_NEAR(g[0], 5.0 / 3, 1e-15);
+    CHECK_NEAR(g[1], sqrt(2.0), 1e-15);
+    CHECK_NEAR(g[2], sqrt(2.0 / (1 + 1e-4)), 1e-15);
+    CHECK_NEAR(g[3], 0.75, 0);
+    CHECK(tn_init_gain("swish", 0, &g[0]) == TN_ERR_ARG && g[0] == 5.0 / 3); /* untouched */
     CHECK_MSG(tn_last_error(), "swish");
+    CHECK(tn_init_gain(NULL, 0, &g[0]) == TN_ERR_ARG &&
+          tn_init_gain("relu", 0, NULL) == TN_ERR_ARG);
 
     /* orthogonal: tall, wide, square, 3-D (viewed [6, 20]), both dtypes */
     int64_t tall[2] = {50, 20}, wide[2] = {20, 50}, sq[2] = {30, 30};
@@ -644,7 +657,7 @@ static void test_frozen(void)
         CHECK(o != NULL);
         double norm = -1;
         /* only v's gradient counts: sqrt(4 * 0.25) = 1 */
-        CHECK(tn_clip_grad_norm_ex(&ps, 1e9, &norm) == TN_OK && fabs(norm - 1.0) < 1e-15);
+        CHECK(tn_clip_grad_norm(&ps, 1e9, &norm) == TN_OK && fabs(norm - 1.0) < 1e-15);
         CHECK(tn_optim_step(o) == TN_OK && tn_optim_step(o) == TN_OK);
         for (int i = 0; i < 4; i++) {
             CHECK(tn_tensor_get(w, i) == 1.0 + i);

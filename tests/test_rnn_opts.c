@@ -189,6 +189,9 @@ static void check_errors(void)
     expect_refused(&bad, "forget_bias");
     bad.cell = TN_CELL_GRU, bad.forget_bias = 1;
     expect_refused(&bad, "forget_bias 1 needs an LSTM");
+    bad = o;
+    bad.cell = TN_CELL_GRU, bad.ln_gates = true;
+    expect_refused(&bad, "ln_gates (the layer-norm LSTM) needs the LSTM cell, not gru");
     expect_refused(NULL, "NULL");
 
     /* the old entry point names itself */

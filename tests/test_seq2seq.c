@@ -273,7 +273,7 @@ static void learns_reversal(void)
             CHECK(!"train step");
             break;
         }
-        tn_clip_grad_norm(&ps, 1.0);
+        tn_clip_grad_norm(&ps, 1.0, NULL);
         tn_optim_step(opt);
         double l = tn_tensor_get(loss, 0);
         if (step == 0)

@@ -75,7 +75,7 @@ static void *train(void *arg)
         if (j->st == TN_OK)
             j->st = tn_backward(tp, loss);
         if (j->st == TN_OK)
-            j->st = tn_clip_grad_norm_ex(&ps, 1.0, NULL);
+            j->st = tn_clip_grad_norm(&ps, 1.0, NULL);
         if (j->st == TN_OK)
             j->st = tn_optim_step(opt);
     }

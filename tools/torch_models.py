@@ -34,7 +34,7 @@ The modules (parameter names as the programs' checkpoints):
             the file holds it once, under encoder.weight, and import
             ties the module before loading)
   classify  tests/torch_classify.py Classifier: embed, rnn, head (plain
-            stacked layers: --residual and --layer-norm are refused)
+            stacked layers: --residual, --layer-norm, --ln-gates refused)
   tagger    tests/torch_tagger.py Tagger: embed, rnn (LSTM, bidirectional
             unless trained --unidirectional), head
   forecast  Forecaster: rnn, head (module only: no eval here)
@@ -148,8 +148,9 @@ def build(meta, tensors):
                                  float(meta.get("dropout", 0)), meta["tie_weights"] == "1")
         return m
     if fmt == "classify 1":
-        if meta.get("residual") == "1" or meta.get("layer_norm") == "1":
-            sys.exit("torch_models: classify with --residual or --layer-norm has no module here")
+        if any(meta.get(k) == "1" for k in ("residual", "layer_norm", "ln_gates")):
+            sys.exit("torch_models: classify with --residual, --layer-norm or --ln-gates has no "
+                     "module here")
         a = types.SimpleNamespace(embed=int(meta["embed"]), hidden=int(meta["hidden"]),
                                   layers=int(meta["layers"]), cell=meta["cell"],
                                   bidirectional=meta["bidirectional"] == "1")

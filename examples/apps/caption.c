@@ -574,7 +574,7 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         goto done;
     if (!score || !lp || !nscore || !fin || !bw || !nbw || !parent || !ntok || !nfin || !done ||
         !cs || !ck || !cv) {
-        tn_tape_fail(tp, TN_ERR_MEMORY, "caption: out of memory decoding %" PRId64 " scenes", B);
+        tn_set_error(TN_ERR_MEMORY, "caption: out of memory decoding %" PRId64 " scenes", B);
         goto done;
     }
     for (int64_t r = 0; r < R; r++) {

@@ -346,7 +346,7 @@ static int32_t vocab_id(const vocab *v, int32_t cp)
 
 typedef struct opts {
     const char *data, *cell, *checkpoint, *out, *log, *loss_log, *balance, *plot, *split, *init;
-    bool bidirectional, residual, layer_norm;
+    bool bidirectional, residual, layer_norm, ln_gates;
     double forget_bias; /* NAN: as --init makes it */
     int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
     double lr, clip, val_fraction;
@@ -393,6 +393,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .commands = TRAIN},
         {"--layer-norm", EX_FLAG, &o->layer_norm, NULL,
          "LayerNorm of every layer's output sequence", .commands = TRAIN},
+        {"--ln-gates", EX_FLAG, &o->ln_gates, NULL,
+         "layer-norm LSTM (Ba et al. 2016): LayerNorm of the gates' two parts and of c",
+         .commands = TRAIN},
         {"--init", EX_CHOICE, &o->init, "HOW",
          "recurrent weights: PyTorch's uniform, or Xavier W_ih and orthogonal W_hh, zero biases",
          .choices = "uniform|xavier-orthogonal", .commands = TRAIN},
@@ -469,7 +472,7 @@ typedef struct model {
     int C;
     vocab v;
     const char *cell;
-    bool bidirectional, residual, layer_norm;
+    bool bidirectional, residual, layer_norm, ln_gates;
     const char *init;   /* a new model's (not in checkpoints) */
     double forget_bias; /* a new model's; NAN: as init makes it */
     int64_t hidden, embed, layers;
@@ -494,7 +497,7 @@ static int model_build(model *m, uint64_t seed)
     tn_rnn_opts ro = tn_rnn_defaults();
     ro.cell = ex_cell(m->cell), ro.input_size = m->embed, ro.hidden = m->hidden;
     ro.layers = (int)m->layers, ro.bidirectional = m->bidirectional;
-    ro.residual = m->residual, ro.layer_norm = m->layer_norm;
+    ro.residual = m->residual, ro.layer_norm = m->layer_norm, ro.ln_gates = m->ln_gates;
     ro.init = m->init && strcmp(m->init, "xavier-orthogonal") == 0 ? TN_RNN_INIT_XAVIER_ORTHOGONAL
                                                                    : TN_RNN_INIT_UNIFORM;
     ro.set_forget_bias = !isnan(m->forget_bias), ro.forget_bias = m->forget_bias;
@@ -556,6 +559,7 @@ static int model_save(const char *path, const model *m, const opts *o, int64_t s
     tn_meta_set(&meta, "bidirectional", m->bidirectional ? "1" : "0");
     tn_meta_set(&meta, "residual", m->residual ? "1" : "0");
     tn_meta_set(&meta, "layer_norm", m->layer_norm ? "1" : "0");
+    tn_meta_set(&meta, "ln_gates", m->ln_gates ? "1" : "0");
     tn_meta_set_int(&meta, "hidden", m->hidden);
     tn_meta_set_int(&meta, "embed", m->embed);
     tn_meta_set_int(&meta, "layers", m->layers);
@@ -642,6 +646,8 @@ static int model_load(const char *path, model *m)
     const char *res = tn_meta_get(&meta, "residual"), *ln = tn_meta_get(&meta, "layer_norm");
     m->residual = res && strcmp(res, "1") == 0;
     m->layer_norm = ln && strcmp(ln, "1") == 0;
+    const char *lg = tn_meta_get(&meta, "ln_gates");
+    m->ln_gates = lg && strcmp(lg, "1") == 0;
     m->forget_bias = NAN;
     size_t n = strlen(chars), at = 0;
     m->v.cp = malloc(sizeof *m->v.cp * (n + 1));
@@ -890,7 +896,7 @@ static int cmd_train(const opts *o)
     m.labels = d.labels, m.C = d.C;
     d.labels = NULL, d.C = 0;
     m.cell = o->cell, m.bidirectional = o->bidirectional;
-    m.residual = o->residual, m.layer_norm = o->layer_norm;
+    m.residual = o->residual, m.layer_norm = o->layer_norm, m.ln_gates = o->ln_gates;
     m.init = o->init, m.forget_bias = o->forget_bias;
     m.hidden = o->hidden, m.embed = o->embed, m.layers = o->layers;
     if (vocab_build(&m.v, &d, tr, ntr)) {

@@ -196,13 +196,8 @@ tn_tensor *ex_lm_run_forward(void *run, tn_tape *tp, int64_t step)
 {
     (void)step;
     ex_lm_run *r = run;
-    tn_status s = tn_lm_window(r->m->st, r->ids, r->stream, r->r0, &r->pos, r->x, r->y);
-    if (s != TN_OK) { /* the tape's error, for the driver (a copy: the tape sets the last error) */
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", tn_last_error());
-        tn_tape_fail(tp, s, "%s", msg);
-        return NULL;
-    }
+    if (tn_lm_window(r->m->st, r->ids, r->stream, r->r0, &r->pos, r->x, r->y) != TN_OK)
+        return NULL; /* the driver reports tn_last_error() */
     return tn_lm_loss(tp, &r->m->lm, r->m->st, r->x, r->y, &r->fin);
 }
 

@@ -44,6 +44,8 @@ static int train_step(ex_train *t, bool lead, double *loss)
     tn_optim_zero_grad(t->opt);
     tn_tensor *l = t->forward(t->ctx, t->tp, t->step);
     tn_status st = l ? tn_backward(t->tp, l) : tn_tape_status(t->tp);
+    if (!l && st == TN_OK) /* failed before recording: its message is the last error */
+        st = tn_last_status() != TN_OK ? tn_last_status() : TN_ERR_STATE;
     if (st == TN_OK)
         st = ex_dist_allreduce(NULL); /* mean of the ranks' gradients */
     if (ex_dist_agree(st) != TN_OK) {
@@ -58,7 +60,7 @@ static int train_step(ex_train *t, bool lead, double *loss)
      * clipping and the step agree without a word. */
     *loss = ex_dist_mean(tn_tensor_get(l, 0));
     if (!isfinite(*loss) ||
-        tn_clip_grad_norm_ex(t->ps, t->clip > 0 ? t->clip : INFINITY, NULL) != TN_OK ||
+        tn_clip_grad_norm(t->ps, t->clip > 0 ? t->clip : INFINITY, NULL) != TN_OK ||
         tn_optim_step(t->opt) != TN_OK) {
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", *loss);

@@ -79,7 +79,8 @@ typedef struct ex_train {
 
     /* The hooks; ctx is passed to each. forward records step `step`'s loss
      * (a scalar) on the reset tape tp and returns it (NULL: failed, the
-     * tape holds the error). The others may be NULL; they return 0, or -1
+     * message in the tape's error or, for a failure of its own, in
+     * tn_last_error()). The others may be NULL; they return 0, or -1
      * after printing why (the run stops, exit status 1). */
     void *ctx;
     tn_tensor *(*forward)(void *ctx, tn_tape *tp, int64_t step);

@@ -210,7 +210,7 @@ static int64_t train(model *m, tn_rng *r, int64_t T, int64_t steps, double lr, d
             goto out;
         }
         loss[done] = tn_tensor_get(l, 0);
-        tn_status st = tn_clip_grad_norm_ex(&m->ps, clip > 0 ? clip : INFINITY, &norm[done]);
+        tn_status st = tn_clip_grad_norm(&m->ps, clip > 0 ? clip : INFINITY, &norm[done]);
         if (st != TN_OK || !isfinite(loss[done]) || loss[done] > 1e6)
             break;
         tn_optim_step(opt);
@@ -313,7 +313,7 @@ int main(int argc, char **argv)
             return 1;
         if (k == boom) {
             double total;
-            tn_clip_grad_norm_ex(&m.ps, clip, &total);
+            tn_clip_grad_norm(&m.ps, clip, &total);
             factor = total > clip ? clip / (total + 1e-6) : 1.0;
             for (int64_t t = 0; t < T; t++)
                 norms[(k + 1) * T + t] = factor * nk[t];

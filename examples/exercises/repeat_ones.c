@@ -222,7 +222,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "repeat_ones: %s\n", tn_last_error());
                 return 1;
             }
-            tn_clip_grad_norm(&learnt.ps, 5.0);
+            tn_clip_grad_norm(&learnt.ps, 5.0, NULL);
             tn_optim_step(opt);
             if (step % 250 == 0) {
                 accuracy(&learnt, &r, T, &acc_steps, &acc_seqs);

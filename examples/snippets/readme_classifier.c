@@ -40,7 +40,7 @@ int main(void)
             return 1;
         }
         /* a NaN/Inf gradient norm: stop before it reaches the parameters */
-        if (tn_clip_grad_norm_ex(&ps, 1.0, NULL) != TN_OK || tn_optim_step(opt) != TN_OK) {
+        if (tn_clip_grad_norm(&ps, 1.0, NULL) != TN_OK || tn_optim_step(opt) != TN_OK) {
             fprintf(stderr, "step %d: training diverged: %s\n", step, tn_last_error());
             return 1;
         }

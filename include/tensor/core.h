@@ -61,6 +61,14 @@ typedef struct tn_tape tn_tape;
  * tensor/ops.h and src/ops; core only needs the integer. */
 typedef int tn_op_id;
 
+/* The public part of a tensor: a stable prefix of the library's own
+ * record, which holds the tape's bookkeeping (the op, its inputs and
+ * parameters; src/core/internal.h) after it. Only the library allocates
+ * tensors (tn_tensor_new and friends, tape tensors from ops): never
+ * declare a tn_tensor, allocate one or copy one by value, and pass the
+ * library only pointers it returned. Read any field; write only the
+ * elements behind data and grad, and name. What the tape recorded is
+ * available through tn_tape_node and tn_tensor_op_name (tensor/ops.h). */
 struct tn_tensor {
     tn_dtype dtype;
     int ndim;
@@ -69,15 +77,6 @@ struct tn_tensor {
     void *data;                  /* first element (views point inside a base) */
     void *grad;                  /* same layout as data; NULL until needed */
     bool requires_grad;          /* gradient wanted (parameter or derived) */
-    bool is_view;                /* data and grad alias src[0] at view_offset */
-    bool on_heap;                /* heap tensor (caller owns) vs tape tensor */
-    tn_op_id op;                 /* 0 (TN_OP_NONE) for leaves */
-    tn_tensor *src[TN_MAX_SRC];  /* inputs of op */
-    int64_t view_offset;         /* element offset of data in src[0] (views) */
-    int64_t iparam[4];           /* op parameters (dims, flags, indices) */
-    double fparam[2];            /* op parameters (scalars) */
-    void *aux;                   /* op scratch kept for backward (arena) */
-    tn_tape *tape;               /* tape that owns this tensor, or NULL */
     const char *name;            /* optional, not owned (e.g. "weight_ih_l0") */
 };
 
@@ -98,7 +97,10 @@ TN_API const char *tn_last_error(void);
 TN_API tn_status tn_last_status(void);
 /** Forget the last error of this thread. */
 TN_API void tn_clear_error(void);
-/** Record a failure (used by the library's own modules; printf-style). */
+/** Record a failure as the library's own calls do (printf-style message,
+ * starting with what failed), and return st: for code that reports
+ * through tn_last_error() like the library, such as a tn_custom op's
+ * forward, a callback, or a library built on this one (tensor_dist). */
 TN_API tn_status tn_set_error(tn_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /** Name of a status code, e.g. "shape error". */
@@ -171,10 +173,13 @@ TN_API double tn_tensor_grad_get(const tn_tensor *t, int64_t i);
 /** Copy values from src to dst (same shape; dtypes may differ, converting).
  * Works for heap and tape tensors; does not touch gradients or the tape. */
 TN_API tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src);
-/** Copy all elements into out (row-major, converted to double). */
-TN_API void tn_tensor_to_double(const tn_tensor *t, double *out);
-/** Fill every element with value. */
-TN_API void tn_tensor_fill(tn_tensor *t, double value);
+/** Copy all elements into out (numel doubles, row-major, converted).
+ * Returns TN_OK, or TN_ERR_ARG when t or out is NULL. */
+TN_API tn_status tn_tensor_to_double(const tn_tensor *t, double *out);
+/** Fill every element with value (in place; views write into their base).
+ * Returns TN_OK, or TN_ERR_ARG (nothing written) when t is NULL or t is
+ * int32 and value is not an integer in int32's range. */
+TN_API tn_status tn_tensor_fill(tn_tensor *t, double value);
 
 /* ---- random numbers ----------------------------------------------------- */
 
@@ -193,10 +198,15 @@ TN_API double tn_rng_uniform(tn_rng *r);
 /** Standard normal (Box-Muller, no cached second value, so the state alone
  * determines the stream). */
 TN_API double tn_rng_normal(tn_rng *r);
-/** Fill t with uniform values in [lo, hi). */
-TN_API void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
-/** Fill t with normal values of the given mean and standard deviation. */
-TN_API void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
+/** @{ */
+/** Fill t in place with uniform values in [lo, hi), or normal values of
+ * the given mean and standard deviation; r advances. Returns TN_OK, or
+ * TN_ERR_ARG (t or r NULL) or TN_ERR_DTYPE (an int32 t), nothing written.
+ * (tn_init_uniform and tn_init_normal in tensor/optim.h check the range
+ * too.) */
+TN_API tn_status tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi);
+TN_API tn_status tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std);
+/** @} */
 
 /* ---- the tape ------------------------------------------------------------ */
 
@@ -216,29 +226,31 @@ TN_API const char *tn_tape_error(const tn_tape *tp);
 /** Status of that sticky error: TN_OK when all is well, TN_ERR_ARG for a
  * NULL tape. */
 TN_API tn_status tn_tape_status(const tn_tape *tp);
-/** Record an error on the tape (used by op builders). */
-TN_API tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /** @{ */
 /** Gradient recording on (default) or off. With it off, ops compute results
  * but record no inputs (no-grad mode for inference and sampling). Returns
- * the previous setting. */
+ * the previous setting (false, nothing set, for a NULL tape; the getter
+ * returns false for NULL). */
 TN_API bool tn_tape_set_grad(tn_tape *tp, bool enabled);
 TN_API bool tn_tape_grad_enabled(const tn_tape *tp);
 /** @} */
 /** @{ */
-/** Training mode (default true): dropout is the identity when false. */
-TN_API void tn_tape_set_training(tn_tape *tp, bool training);
+/** Training mode (default true): dropout is the identity when false. The
+ * setter returns TN_OK, or TN_ERR_ARG for a NULL tape; the getter returns
+ * false for NULL. */
+TN_API tn_status tn_tape_set_training(tn_tape *tp, bool training);
 TN_API bool tn_tape_training(const tn_tape *tp);
 /** @} */
 /** NaN/Inf watch: when on, every op checks its output and the first op that
- * produced a non-finite value fails the tape naming itself. */
-TN_API void tn_tape_set_watch(tn_tape *tp, bool on);
-/** Random generator used by stochastic ops (dropout) on this tape. */
+ * produced a non-finite value fails the tape naming itself. Returns TN_OK,
+ * or TN_ERR_ARG for a NULL tape. */
+TN_API tn_status tn_tape_set_watch(tn_tape *tp, bool on);
+/** Random generator used by stochastic ops (dropout) on this tape (owned
+ * by the tape; NULL for a NULL tape). */
 TN_API tn_rng *tn_tape_rng(tn_tape *tp);
-/** Bytes currently held by the arena (capacity), and high-water mark used. */
+/** Bytes currently held by the arena (0 for a NULL tape). */
 TN_API size_t tn_tape_arena_capacity(const tn_tape *tp);
-/** Number of ops recorded since the last reset. */
+/** Number of ops recorded since the last reset (0 for a NULL tape). */
 TN_API size_t tn_tape_size(const tn_tape *tp);
 /** The op recorded at position i (0-based, in recording order) since the
  * last reset, or NULL when i >= tn_tape_size. Owned by the tape. */
@@ -248,8 +260,8 @@ TN_API tn_tensor *tn_tape_node(const tn_tape *tp, size_t i);
  * of its result right after it is computed, so that every later op sees
  * the changed value. node < 0 turns it off (the default); tn_tape_reset
  * keeps the setting, so one probe can be replayed by resetting and
- * recording again. */
-TN_API void tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta);
+ * recording again. Returns TN_OK, or TN_ERR_ARG for a NULL tape. */
+TN_API tn_status tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta);
 
 /** Scratch memory from the arena, valid until reset; 64-byte aligned,
  * uninitialised. NULL (and a sticky error) when out of memory. */
@@ -295,6 +307,21 @@ TN_API const char *tn_runtime_error(void);
  * it could not initialise. */
 TN_API tn_status tn_set_num_threads(int n);
 TN_API int tn_num_threads(void);
+/** The threads the library runs on now: tn_num_threads(), or fewer while
+ * other processes keep the cores busy. OpenMP's and BLIS's barriers spin,
+ * so a team as large as the machine slows down many times (measured 30-75x
+ * on 2 cores) when another process takes a core; on Linux the runtime
+ * therefore counts, at most every 0.1 s, the running threads of other
+ * processes (/proc/loadavg minus this process's) and uses min(N, cores -
+ * others) threads, at least 1, once two counts in a row agree; back to N
+ * when the cores free up. Results that do not depend on the thread count
+ * (the recurrent and element-wise kernels) do not depend on it either. */
+TN_API int tn_num_threads_active(void);
+/** Turn the back-off of tn_num_threads_active on (the default) or off (the
+ * library then always runs on tn_num_threads()); also TN_THREAD_BACKOFF=0
+ * or 1 in the environment at initialisation (anything else is a runtime
+ * error). Returns TN_OK or the runtime's error. */
+TN_API tn_status tn_set_thread_backoff(bool on);
 /** @} */
 /** @{ */
 /** Name of the active BLIS sub-configuration (e.g. "skx"), and how it was

@@ -12,7 +12,7 @@
  *     for each step:
  *         forward on this rank's rows; tn_backward(...)
  *         tn_dist_allreduce(d);                // average the gradients
- *         tn_clip_grad_norm(&ps, 1.0); tn_optim_step(opt);
+ *         tn_clip_grad_norm(&ps, 1.0, NULL); tn_optim_step(opt);
  *
  * Gradients travel in a few large buckets (packed once per step into
  * buffers made at init: no allocation per step), started with

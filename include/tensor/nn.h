@@ -150,6 +150,47 @@ TN_API tn_status tn_batch_norm_init(tn_batchnorm *b, tn_params *ps, const char *
  * running ones (the batch's without tracking). */
 TN_API tn_tensor *tn_batch_norm_forward(tn_tape *tp, const tn_batchnorm *b, tn_tensor *x);
 
+/* ---- Conv2d, Conv1d ---- */
+
+typedef struct tn_conv2d_layer {
+    int64_t in, out, kh, kw; /* channels in and out, kernel size */
+    tn_conv2d_opts opts;     /* stride, padding, dilation, groups */
+    tn_tensor *weight;       /* [out, in / groups, kh, kw] */
+    tn_tensor *bias;         /* [out] or NULL */
+} tn_conv2d_layer;
+
+/** PyTorch's nn.Conv2d(in, out, (kh, kw), stride, padding, dilation,
+ * groups, bias) with o's geometry (NULL: tn_conv2d_defaults()): creates
+ * weight [out, in / groups, kh, kw] (and bias [out]) in ps under prefix
+ * with nn.Conv2d's names, both uniform(+-1/sqrt(in / groups kh kw)) from r
+ * as nn.Conv2d's default init (kaiming-uniform with a = sqrt(5)). Returns
+ * TN_OK, or TN_ERR_ARG naming tn_conv2d_init and the bad value (a size <
+ * 1, groups not dividing in and out, stride or dilation < 1, padding < 0,
+ * a NULL l, ps or r). */
+TN_API tn_status tn_conv2d_init(tn_conv2d_layer *l, tn_params *ps, const char *prefix, int64_t in,
+                                int64_t out, int64_t kh, int64_t kw, const tn_conv2d_opts *o,
+                                bool bias, tn_dtype dt, tn_rng *r);
+/** tn_conv2d(x, weight, bias, opts): x [B, in, H, W] -> [B, out, OH, OW]. */
+TN_API tn_tensor *tn_conv2d_forward(tn_tape *tp, const tn_conv2d_layer *l, tn_tensor *x);
+
+typedef struct tn_conv1d_layer {
+    int64_t in, out, kernel, stride, padding, dilation, groups;
+    tn_tensor *weight; /* [out, in / groups, kernel] */
+    tn_tensor *bias;   /* [out] or NULL */
+} tn_conv1d_layer;
+
+/** PyTorch's nn.Conv1d(in, out, kernel, stride, padding, dilation, groups,
+ * bias): weight [out, in / groups, kernel] (and bias [out]) in ps under
+ * prefix, both uniform(+-1/sqrt(in / groups kernel)) from r. Returns TN_OK,
+ * or TN_ERR_ARG naming tn_conv1d_init and the bad value, as
+ * tn_conv2d_init. */
+TN_API tn_status tn_conv1d_init(tn_conv1d_layer *l, tn_params *ps, const char *prefix, int64_t in,
+                                int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+                                int64_t dilation, int64_t groups, bool bias, tn_dtype dt,
+                                tn_rng *r);
+/** tn_conv1d(x, weight, bias, ...): x [B, in, L] -> [B, out, OL]. */
+TN_API tn_tensor *tn_conv1d_forward(tn_tape *tp, const tn_conv1d_layer *l, tn_tensor *x);
+
 typedef struct tn_embedding {
     int64_t num, dim;
     int64_t padding_idx; /* -1: none */
@@ -211,6 +252,18 @@ typedef struct tn_rnn_opts {
      * them. */
     bool set_forget_bias;
     double forget_bias;
+    /* LSTM only: the layer-norm LSTM of Ba et al. 2016 (default false).
+     * Per layer and direction, with LN a LayerNorm (eps 1e-5, gain ones
+     * and bias zeros at init) over the features:
+     *   gates = LN_ih(x W_ih^T) + LN_hh(h W_hh^T) + b_ih + b_hh   (i, f, g, o)
+     *   c' = s(f) c + s(i) tanh(g),   h' = s(o) tanh(LN_c(c'))
+     * Parameters prefix.ln_ih_l{l}[_reverse].weight / .bias [4H],
+     * ln_hh_... [4H] and ln_c_... [H] after each direction's four. The
+     * input part is one product and one layer_norm over all steps; the
+     * recurrence is a tn_scan of public ops (its step uses layer_norm, so
+     * it runs step by step on the tape: slower than the fused cells).
+     * Lengths and both directions behave as the plain layer's. */
+    bool ln_gates;
 } tn_rnn_opts;
 
 typedef struct tn_rnn {
@@ -225,6 +278,9 @@ typedef struct tn_rnn {
     bool residual;   /* see tn_rnn_opts; false: the plain stacked layer */
     bool layer_norm; /* see tn_rnn_opts; norm[l] is used only when set */
     tn_layernorm norm[TN_RNN_MAX_LAYERS];
+    bool ln_gates; /* see tn_rnn_opts; ln_* [layer * D + dir] used only when set */
+    tn_layernorm ln_ih[2 * TN_RNN_MAX_LAYERS], ln_hh[2 * TN_RNN_MAX_LAYERS],
+        ln_c[2 * TN_RNN_MAX_LAYERS];
 } tn_rnn;
 
 /** The default options: an LSTM of 1 unidirectional layer, no dropout, no

@@ -70,8 +70,8 @@ TN_API tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy
 typedef void (*tn_grad_ready_fn)(void *ctx, tn_tensor *param);
 
 /** Set (fn NULL: remove) tp's gradient-ready function; kept across
- * tn_tape_reset. */
-TN_API void tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx);
+ * tn_tape_reset. Returns TN_OK, or TN_ERR_ARG for a NULL tape. */
+TN_API tn_status tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx);
 
 /** Detach: a tensor sharing x's data that carries no gradient and no history
  * (the cut of truncated BPTT). Not an op: the result is a leaf. */

@@ -9,7 +9,7 @@
  *
  *     tn_optim_zero_grad(opt);            // or tn_params_zero_grad
  *     ... forward, tn_backward ...
- *     tn_clip_grad_norm(&ps, 1.0);        // optional
+ *     tn_clip_grad_norm(&ps, 1.0, NULL);  // optional
  *     tn_optim_set_lr(opt, tn_lr_at(&sched, tn_optim_get_step(opt)));
  *     tn_optim_step(opt);
  *
@@ -148,13 +148,14 @@ TN_API void tn_optim_free(tn_optim *o);
  * hold a NaN or an infinity changes nothing (parameters, state and the step
  * counter stay as they were), is counted (tn_optim_skipped) and returns
  * TN_OK: the loss-scaling idiom. Off by default: non-finite gradients then
- * poison the parameters and state, so check tn_clip_grad_norm_ex's status
+ * poison the parameters and state, so check tn_clip_grad_norm's status
  * (or the loss) before stepping. */
 TN_API tn_status tn_optim_step(tn_optim *o);
 
-/** Skip steps with non-finite gradients (on) or not (off, the default);
- * NULL: no-op. Checking costs one pass over the gradients per step. */
-TN_API void tn_optim_set_skip_nonfinite(tn_optim *o, bool on);
+/** Skip steps with non-finite gradients (on) or not (off, the default).
+ * Checking costs one pass over the gradients per step. Returns TN_OK, or
+ * TN_ERR_ARG for a NULL optimizer. */
+TN_API tn_status tn_optim_set_skip_nonfinite(tn_optim *o, bool on);
 /** Number of steps skipped so far (0 for NULL). */
 TN_API int64_t tn_optim_skipped(const tn_optim *o);
 
@@ -172,9 +173,10 @@ TN_API double tn_optim_get_lr(const tn_optim *o);
 /** @{ */
 /** Number of completed steps (0 after creation). set_step is for restoring a
  * checkpoint together with the state tensors; the next step uses step + 1.
- * Negative values are ignored (with an error recorded). */
+ * set_step returns TN_OK, or TN_ERR_ARG (nothing changed) for a NULL
+ * optimizer or a negative step; get_step returns 0 for NULL. */
 TN_API int64_t tn_optim_get_step(const tn_optim *o);
-TN_API void tn_optim_set_step(tn_optim *o, int64_t step);
+TN_API tn_status tn_optim_set_step(tn_optim *o, int64_t step);
 /** @} */
 
 /** @{ */
@@ -243,21 +245,16 @@ TN_API double tn_lr_at(const tn_lr_schedule *s, int64_t step);
 /* ---- gradient clipping -------------------------------------------------------- */
 
 /** torch.nn.utils.clip_grad_norm_ (norm_type 2): the total L2 norm of every
- * gradient of ps taken together (accumulated in double) is returned; when
- * c = max_norm / (norm + 1e-6) < 1, every gradient is multiplied by c in
- * place (so the clipped norm is just under max_norm). Parameters without a
- * grad and frozen parameters (requires_grad off) are skipped. If the norm
- * is not finite, the gradients are left
- * unchanged (PyTorch would multiply them by NaN), the norm is returned and
- * TN_ERR_NUMERIC is recorded (tn_last_status) naming the first non-finite
- * gradient. max_norm < 0 or NaN: returns -1 and records TN_ERR_ARG;
- * nothing changes. */
-TN_API double tn_clip_grad_norm(const tn_params *ps, double max_norm);
-/** The same with a status, for training loops that stop on divergence:
- * TN_OK, TN_ERR_NUMERIC when the norm is not finite (gradients unchanged),
- * or TN_ERR_ARG as above. *norm_out (may be NULL) gets the norm unless the
- * arguments are invalid. */
-TN_API tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out);
+ * gradient of ps taken together (accumulated in double) goes to *norm_out
+ * (may be NULL); when c = max_norm / (norm + 1e-6) < 1, every gradient is
+ * multiplied by c in place (so the clipped norm is just under max_norm).
+ * Parameters without a grad and frozen parameters (requires_grad off) are
+ * skipped. Returns TN_OK; TN_ERR_NUMERIC (naming the first non-finite
+ * gradient) when the norm is not finite: the gradients are left unchanged
+ * (PyTorch would multiply them by NaN) and *norm_out still gets the norm,
+ * so a training loop can stop on divergence; TN_ERR_ARG when ps is NULL
+ * or max_norm < 0 or NaN: nothing changes, *norm_out included. */
+TN_API tn_status tn_clip_grad_norm(const tn_params *ps, double max_norm, double *norm_out);
 
 /** torch.nn.utils.clip_grad_value_: clamp every gradient element of the
  * trainable parameters (as tn_clip_grad_norm) to [-clip_value, clip_value]
@@ -281,9 +278,10 @@ TN_API tn_status tn_clip_grad_value(const tn_params *ps, double clip_value);
 TN_API tn_status tn_init_fans(const tn_tensor *t, int64_t *fan_in, int64_t *fan_out);
 /** torch.nn.init.calculate_gain: "linear", "conv1d".."conv3d", "sigmoid": 1;
  * "tanh": 5/3; "relu": sqrt(2); "leaky_relu": sqrt(2 / (1 + param^2))
- * (param < 0 means PyTorch's default slope 0.01); "selu": 3/4.
- * Unknown names: returns 0 with TN_ERR_ARG recorded. */
-TN_API double tn_init_gain(const char *nonlinearity, double param);
+ * (param < 0 means PyTorch's default slope 0.01); "selu": 3/4, into
+ * *gain_out. Returns TN_OK, or TN_ERR_ARG (*gain_out unchanged) for an
+ * unknown name or a NULL argument. */
+TN_API tn_status tn_init_gain(const char *nonlinearity, double param, double *gain_out);
 
 /** All zeros. */
 TN_API tn_status tn_init_zeros(tn_tensor *t);

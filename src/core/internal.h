@@ -8,6 +8,28 @@
 
 #include <string.h>
 
+/* A tensor as the library allocates it: the public fields (tensor/core.h,
+ * a stable prefix) first, then the tape's bookkeeping, which is not part
+ * of the ABI. Every tn_tensor is the pub of a tn_node (tn_tensor_new and
+ * the tape's tensors allocate sizeof(tn_node)), so tn__node reaches the
+ * rest from any tn_tensor pointer the library handed out. */
+typedef struct tn_node {
+    tn_tensor pub;
+    bool is_view;               /* data and grad alias src[0] at view_offset */
+    bool on_heap;               /* heap tensor (caller owns) vs tape tensor */
+    tn_op_id op;                /* 0 (TN_OP_NONE) for leaves */
+    tn_tensor *src[TN_MAX_SRC]; /* inputs of op */
+    int64_t view_offset;        /* element offset of data in src[0] (views) */
+    int64_t iparam[4];          /* op parameters (dims, flags, indices) */
+    double fparam[2];           /* op parameters (scalars) */
+    void *aux;                  /* op scratch kept for backward (arena) */
+    tn_tape *tape;              /* tape that owns this tensor, or NULL */
+} tn_node;
+
+/* The node of t (pub is its first member: the same address). NULL for
+ * NULL. */
+static inline tn_node *tn__node(const tn_tensor *t) { return (tn_node *)t; }
+
 /* The tape. Tape tensors and scratch come from a chunked bump arena; the
  * list of recorded nodes is a heap array whose capacity survives resets. */
 typedef struct tn_chunk {
@@ -73,6 +95,13 @@ void *tn__alloc_array(size_t n, size_t size);
 
 /* Offset (in elements) of the row-major logical index i. */
 int64_t tn__offset_of(const tn_tensor *t, int64_t i);
+
+/* Record an error on the tape: sticky (later ops refuse, backward
+ * refuses) and the thread's last error; returns st. For the op builders
+ * and the layers (users fail a tape by returning the error of their own
+ * call, see tensor/core.h). */
+tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Append a tensor to the tape's node list. Returns false (sticky error) when
  * out of memory. */

@@ -9,6 +9,16 @@
  * (src/core/runtime.c); a no-op inside a parallel region. */
 void tn__thread_sync(void);
 
+/* The threads the library's own parallel regions and GEMMs use now:
+ * tn_num_threads(), or fewer while the back-off sees the cores busy with
+ * other processes (src/core/runtime.c). Read it once per op and size
+ * per-thread buffers and num_threads clauses from that one value. */
+int tn__threads_now(void);
+
+/* Tests: probe replaces the /proc count of other processes' running
+ * threads (NULL: back to /proc) and the next kernel entry probes. */
+void tn__backoff_test_probe(int (*probe)(void));
+
 /* The rest of the enclosing block computes with flush-to-zero and
  * denormals-are-zero on in the calling thread (denormals in RNN gates slow
  * kernels many times), after tn__thread_sync; at the end of the block the

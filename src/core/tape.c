@@ -113,36 +113,55 @@ tn_status tn_tape_fail(tn_tape *tp, tn_status st, const char *fmt, ...)
 
 bool tn_tape_set_grad(tn_tape *tp, bool enabled)
 {
+    if (!tp)
+        return false;
     bool old = tp->grad_enabled;
     tp->grad_enabled = enabled;
     return old;
 }
 
-bool tn_tape_grad_enabled(const tn_tape *tp) { return tp->grad_enabled; }
-void tn_tape_set_training(tn_tape *tp, bool training) { tp->training = training; }
-bool tn_tape_training(const tn_tape *tp) { return tp->training; }
-void tn_tape_set_watch(tn_tape *tp, bool on) { tp->watch = on; }
-tn_rng *tn_tape_rng(tn_tape *tp) { return &tp->rng; }
-size_t tn_tape_size(const tn_tape *tp) { return tp->n_nodes; }
+bool tn_tape_grad_enabled(const tn_tape *tp) { return tp && tp->grad_enabled; }
+
+tn_status tn_tape_set_training(tn_tape *tp, bool training)
+{
+    if (!tp)
+        return tn_set_error(TN_ERR_ARG, "tn_tape_set_training: tape is NULL");
+    tp->training = training;
+    return TN_OK;
+}
+
+bool tn_tape_training(const tn_tape *tp) { return tp && tp->training; }
+
+tn_status tn_tape_set_watch(tn_tape *tp, bool on)
+{
+    if (!tp)
+        return tn_set_error(TN_ERR_ARG, "tn_tape_set_watch: tape is NULL");
+    tp->watch = on;
+    return TN_OK;
+}
+
+tn_rng *tn_tape_rng(tn_tape *tp) { return tp ? &tp->rng : NULL; }
+size_t tn_tape_size(const tn_tape *tp) { return tp ? tp->n_nodes : 0; }
 
 tn_tensor *tn_tape_node(const tn_tape *tp, size_t i)
 {
     return tp && i < tp->n_nodes ? tp->nodes[i] : NULL;
 }
 
-void tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta)
+tn_status tn_tape_set_probe(tn_tape *tp, int64_t node, int64_t index, double delta)
 {
     if (!tp)
-        return;
+        return tn_set_error(TN_ERR_ARG, "tn_tape_set_probe: tape is NULL");
     tp->probe_node = node < 0 ? -1 : node;
     tp->probe_index = index;
     tp->probe_delta = delta;
+    return TN_OK;
 }
 
 size_t tn_tape_arena_capacity(const tn_tape *tp)
 {
     size_t cap = 0;
-    for (tn_chunk *c = tp->chunks; c; c = c->next)
+    for (tn_chunk *c = tp ? tp->chunks : NULL; c; c = c->next)
         cap += c->cap;
     return cap;
 }
@@ -186,24 +205,24 @@ tn_tensor *tn_tape_tensor(tn_tape *tp, tn_dtype dt, int ndim, const int64_t *sha
         tn_set_error(TN_ERR_ARG, "tn_tape_tensor: tape is NULL");
         return NULL;
     }
-    tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
+    tn_node tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp.pub, ndim, shape, dt);
     if (n < 0) {
         char msg[200];
         tn_tape_fail(tp, TN_ERR_SHAPE, "tn_tape_tensor: %s",
                      tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
-    tn_tensor *t = tn_tape_alloc(tp, sizeof *t);
-    void *data = t ? tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt)) : NULL;
+    tn_node *nd = tn_tape_alloc(tp, sizeof *nd);
+    void *data = nd ? tn_tape_alloc(tp, (size_t)n * tn_dtype_size(dt)) : NULL;
     if (!data)
         return NULL;
-    *t = tmp;
-    t->dtype = dt;
-    t->tape = tp;
-    t->data = data;
+    *nd = tmp;
+    nd->pub.dtype = dt;
+    nd->tape = tp;
+    nd->pub.data = data;
     memset(data, 0, (size_t)n * tn_dtype_size(dt));
-    return t;
+    return &nd->pub;
 }
 
 bool tn__tape_record(tn_tape *tp, tn_tensor *t)

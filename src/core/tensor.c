@@ -218,26 +218,27 @@ static tn_tensor *heap_new(const char *fn, tn_dtype dt, int ndim, const int64_t 
         tn_set_error(TN_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dt);
         return NULL;
     }
-    tn_tensor tmp = {0};
-    int64_t n = tn__set_contiguous(&tmp, ndim, shape, dt);
+    tn_node tmp = {0};
+    int64_t n = tn__set_contiguous(&tmp.pub, ndim, shape, dt);
     if (n < 0) {
         char msg[200];
         tn_set_error(TN_ERR_SHAPE, "%s: %s", fn,
                      tn__shape_problem(n, ndim, shape, dt, msg, sizeof msg));
         return NULL;
     }
-    tn_tensor *t = tn_alloc(sizeof *t);
-    if (!t)
+    tn_node *nd = tn_alloc(sizeof *nd);
+    if (!nd)
         return NULL;
-    *t = tmp;
+    *nd = tmp;
+    nd->on_heap = true;
+    tn_tensor *t = &nd->pub;
     t->dtype = dt;
-    t->on_heap = true;
     t->data = tn_alloc((size_t)n * tn_dtype_size(dt));
     if (!t->data) {
-        tn_free(t);
+        tn_free(nd);
         char s[64];
         tn_set_error(TN_ERR_MEMORY, "%s: out of memory for a %s tensor of shape %s (%lld bytes)",
-                     fn, tn_dtype_name(dt), tn_shape_str(&tmp, s, sizeof s),
+                     fn, tn_dtype_name(dt), tn_shape_str(&tmp.pub, s, sizeof s),
                      (long long)(n * (int64_t)tn_dtype_size(dt)));
         return NULL;
     }
@@ -272,7 +273,7 @@ tn_tensor *tn_tensor_full(tn_dtype dt, int ndim, const int64_t *shape, double va
 
 void tn_tensor_free(tn_tensor *t)
 {
-    if (!t || !t->on_heap)
+    if (!t || !tn__node(t)->on_heap)
         return;
     tn_free(t->grad);
     tn_free(t->data);
@@ -283,7 +284,7 @@ tn_status tn_tensor_set_requires_grad(tn_tensor *t, bool on)
 {
     if (!t)
         return tn_set_error(TN_ERR_ARG, "tn_tensor_set_requires_grad: tensor is NULL");
-    if (!t->on_heap)
+    if (!tn__node(t)->on_heap)
         return tn_set_error(TN_ERR_ARG,
                             "tn_tensor_set_requires_grad: only heap tensors can be parameters");
     if (t->dtype == TN_I32)
@@ -359,6 +360,15 @@ double tn_tensor_get(const tn_tensor *t, int64_t i)
     return load(t->data, t->dtype, tn__offset_of(t, i));
 }
 
+/* TN_OK when v can be stored in an int32 tensor (an integer in its range),
+ * else TN_ERR_ARG naming fn. */
+static tn_status int32_value_ok(double v, const char *fn)
+{
+    if (v >= INT32_MIN && v <= INT32_MAX && v == (double)(int64_t)v)
+        return TN_OK;
+    return tn_set_error(TN_ERR_ARG, "%s: %g is not an int32 value", fn, v);
+}
+
 tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v)
 {
     if (!index_ok(t, i, "tn_tensor_set"))
@@ -368,8 +378,8 @@ tn_status tn_tensor_set(tn_tensor *t, int64_t i, double v)
     case TN_F32: ((float *)t->data)[o] = (float)v; break;
     case TN_F64: ((double *)t->data)[o] = v; break;
     case TN_I32:
-        if (!(v >= INT32_MIN && v <= INT32_MAX && v == (double)(int64_t)v))
-            return tn_set_error(TN_ERR_ARG, "tn_tensor_set: %g is not an int32 value", v);
+        if (int32_value_ok(v, "tn_tensor_set"))
+            return tn_last_status();
         ((int32_t *)t->data)[o] = (int32_t)v;
         break;
     }
@@ -405,10 +415,14 @@ double tn_tensor_grad_get(const tn_tensor *t, int64_t i)
     return t->grad ? load(t->grad, t->dtype, tn__offset_of(t, i)) : 0.0;
 }
 
-void tn_tensor_fill(tn_tensor *t, double value)
+tn_status tn_tensor_fill(tn_tensor *t, double value)
 {
-    if (t)
-        fill_region(t->data, t, value);
+    if (!t)
+        return tn_set_error(TN_ERR_ARG, "tn_tensor_fill: tensor is NULL");
+    if (t->dtype == TN_I32 && int32_value_ok(value, "tn_tensor_fill"))
+        return tn_last_status();
+    fill_region(t->data, t, value);
+    return TN_OK;
 }
 
 tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src)
@@ -429,11 +443,14 @@ tn_status tn_tensor_copy(tn_tensor *dst, const tn_tensor *src)
     return TN_OK;
 }
 
-void tn_tensor_to_double(const tn_tensor *t, double *out)
+tn_status tn_tensor_to_double(const tn_tensor *t, double *out)
 {
+    if (!t || !out)
+        return tn_set_error(TN_ERR_ARG, "tn_tensor_to_double: %s is NULL", t ? "out" : "tensor");
     int64_t n = tn_numel(t);
     for (int64_t i = 0; i < n; i++)
         out[i] = tn_tensor_get(t, i);
+    return TN_OK;
 }
 
 /* ---- random numbers: xoshiro256** seeded by splitmix64 ---- */
@@ -477,16 +494,33 @@ double tn_rng_normal(tn_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-void tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi)
+/* TN_OK when t and r are given and t holds floating-point values (random
+ * values are not int32 ones), else the error naming fn. */
+static tn_status random_fill_ok(const tn_tensor *t, const tn_rng *r, const char *fn)
 {
+    if (!t || !r)
+        return tn_set_error(TN_ERR_ARG, "%s: %s is NULL", fn, t ? "rng" : "tensor");
+    if (t->dtype == TN_I32)
+        return tn_set_error(TN_ERR_DTYPE, "%s: the tensor is int32 (need float32 or float64)", fn);
+    return TN_OK;
+}
+
+tn_status tn_tensor_uniform(tn_tensor *t, tn_rng *r, double lo, double hi)
+{
+    if (random_fill_ok(t, r, "tn_tensor_uniform"))
+        return tn_last_status();
     int64_t n = tn_numel(t);
     for (int64_t i = 0; i < n; i++)
         tn_tensor_set(t, i, lo + (hi - lo) * tn_rng_uniform(r));
+    return TN_OK;
 }
 
-void tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std)
+tn_status tn_tensor_normal(tn_tensor *t, tn_rng *r, double mean, double std)
 {
+    if (random_fill_ok(t, r, "tn_tensor_normal"))
+        return tn_last_status();
     int64_t n = tn_numel(t);
     for (int64_t i = 0; i < n; i++)
         tn_tensor_set(t, i, mean + std * tn_rng_normal(r));
+    return TN_OK;
 }

@@ -7,6 +7,8 @@
  */
 #include "tensor/nn.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 #include <string.h>
 

@@ -1,6 +1,8 @@
 /* src/nn/gradcheck.c - central-difference gradient checking. */
 #include "tensor/gradcheck.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,8 +147,8 @@ static void probe_take(probe_t *p, tn_tensor *t, int64_t pos)
 /* The non-view tensor whose memory t is. */
 static const tn_tensor *root_of(const tn_tensor *t)
 {
-    while (t && t->is_view)
-        t = t->src[0];
+    while (t && tn__node(t)->is_view)
+        t = tn__node(t)->src[0];
     return t;
 }
 
@@ -160,11 +162,11 @@ static int64_t consumers(tn_tape *tp, size_t n_nodes, const tn_tensor *t, char *
     buf[0] = '\0';
     for (size_t j = 0; j < n_nodes; j++) {
         tn_tensor *c = tn_tape_node(tp, j);
-        if (c->is_view)
+        if (tn__node(c)->is_view)
             continue;
         bool uses = false;
         for (int k = 0; k < TN_MAX_SRC && !uses; k++)
-            uses = c->src[k] && root_of(c->src[k]) == t;
+            uses = tn__node(c)->src[k] && root_of(tn__node(c)->src[k]) == t;
         if (!uses)
             continue;
         int w = snprintf(buf + used, cap - used, "%s'%s' (position %zu)", last < 0 ? "" : ", ",
@@ -205,7 +207,7 @@ tn_status tn_gradcheck_blame(tn_gradcheck_fn f, void *ctx, int n_inputs, tn_tens
     }
     size_t np = 0;
     for (size_t j = n_nodes; j-- > 0;) /* from the output towards the inputs */
-        if (!tn_tape_node(first, j)->is_view)
+        if (!tn__node(tn_tape_node(first, j))->is_view)
             probe_take(&ps[np++], tn_tape_node(first, j), (int64_t)j);
     for (int k = 0; k < n_inputs; k++)
         if (inputs[k] && inputs[k]->requires_grad)

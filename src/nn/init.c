@@ -46,12 +46,9 @@ tn_status tn_init_fans(const tn_tensor *t, int64_t *fan_in, int64_t *fan_out)
     return fans("tn_init_fans", t, fan_in, fan_out);
 }
 
-double tn_init_gain(const char *nl, double param)
+/* The gain of nonlinearity nl, or 0 when nl is unknown. */
+static double gain_of(const char *nl, double param)
 {
-    if (!nl) {
-        tn_set_error(TN_ERR_ARG, "tn_init_gain: nonlinearity is NULL");
-        return 0.0;
-    }
     if (!strcmp(nl, "linear") || !strcmp(nl, "conv1d") || !strcmp(nl, "conv2d") ||
         !strcmp(nl, "conv3d") || !strcmp(nl, "sigmoid"))
         return 1.0;
@@ -65,8 +62,19 @@ double tn_init_gain(const char *nl, double param)
     }
     if (!strcmp(nl, "selu"))
         return 3.0 / 4;
-    tn_set_error(TN_ERR_ARG, "tn_init_gain: unknown nonlinearity \"%s\"", nl);
     return 0.0;
+}
+
+tn_status tn_init_gain(const char *nl, double param, double *gain_out)
+{
+    if (!nl || !gain_out)
+        return tn_set_error(TN_ERR_ARG, "tn_init_gain: %s is NULL",
+                            nl ? "gain_out" : "nonlinearity");
+    double g = gain_of(nl, param);
+    if (g == 0.0)
+        return tn_set_error(TN_ERR_ARG, "tn_init_gain: unknown nonlinearity \"%s\"", nl);
+    *gain_out = g;
+    return TN_OK;
 }
 
 tn_status tn_init_zeros(tn_tensor *t)

@@ -1,6 +1,8 @@
 /* src/nn/layers.c - Linear and Embedding, from the public ops. */
 #include "tensor/nn.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 
 tn_status tn_linear_init(tn_linear *l, tn_params *ps, const char *prefix, int64_t in, int64_t out,
@@ -151,6 +153,86 @@ tn_tensor *tn_batch_norm_forward(tn_tape *tp, const tn_batchnorm *b, tn_tensor *
     }
     return tn_batch_norm(tp, x, b->weight, b->bias, b->running_mean, b->running_var,
                          tn_tape_training(tp), b->momentum, b->eps);
+}
+
+/* The checks and parameters shared by the convolution layers: weight
+ * [out, in / groups, k...] (nk kernel sizes) and bias [out], uniform in
+ * +-1/sqrt(fan_in) with fan_in = in / groups times the kernel sizes. */
+static tn_status conv_params(const char *fn, tn_params *ps, const char *prefix, int64_t in,
+                             int64_t out, int nk, const int64_t *k, const int64_t *geom,
+                             int64_t groups, bool bias, tn_dtype dt, tn_rng *r, tn_tensor **weight,
+                             tn_tensor **b)
+{
+    /* geom: nk strides, nk paddings, nk dilations */
+    if (!ps || !r)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL parameter set or generator", fn);
+    if (in < 1 || out < 1 || groups < 1 || in % groups || out % groups)
+        return tn_set_error(TN_ERR_ARG,
+                            "%s: channels in %lld and out %lld must be >= 1 and divisible by "
+                            "groups %lld",
+                            fn, (long long)in, (long long)out, (long long)groups);
+    int64_t fan_in = in / groups;
+    for (int i = 0; i < nk; i++) {
+        if (k[i] < 1 || geom[i] < 1 || geom[nk + i] < 0 || geom[2 * nk + i] < 1)
+            return tn_set_error(TN_ERR_ARG,
+                                "%s: kernel %lld, stride %lld, padding %lld, dilation %lld "
+                                "(kernel, stride and dilation must be >= 1, padding >= 0)",
+                                fn, (long long)k[i], (long long)geom[i], (long long)geom[nk + i],
+                                (long long)geom[2 * nk + i]);
+        fan_in *= k[i];
+    }
+    int64_t shape[4] = {out, in / groups, k[0], nk > 1 ? k[1] : 1};
+    *weight = tn_params_new(ps, prefix, "weight", dt, 2 + nk, shape);
+    *b = bias ? tn_params_new(ps, prefix, "bias", dt, 1, &out) : NULL;
+    if (!*weight || (bias && !*b))
+        return tn_last_status();
+    double bound = 1.0 / sqrt((double)fan_in); /* PyTorch: kaiming_uniform(a = sqrt(5)) */
+    tn_tensor_uniform(*weight, r, -bound, bound);
+    if (*b)
+        tn_tensor_uniform(*b, r, -bound, bound);
+    return TN_OK;
+}
+
+tn_status tn_conv2d_init(tn_conv2d_layer *l, tn_params *ps, const char *prefix, int64_t in,
+                         int64_t out, int64_t kh, int64_t kw, const tn_conv2d_opts *o, bool bias,
+                         tn_dtype dt, tn_rng *r)
+{
+    if (!l)
+        return tn_set_error(TN_ERR_ARG, "tn_conv2d_init: NULL layer");
+    tn_conv2d_opts d = o ? *o : tn_conv2d_defaults();
+    *l = (tn_conv2d_layer){.in = in, .out = out, .kh = kh, .kw = kw, .opts = d};
+    return conv_params(
+        "tn_conv2d_init", ps, prefix, in, out, 2, (int64_t[]){kh, kw},
+        (int64_t[]){d.stride_h, d.stride_w, d.padding_h, d.padding_w, d.dilation_h, d.dilation_w},
+        d.groups, bias, dt, r, &l->weight, &l->bias);
+}
+
+tn_tensor *tn_conv2d_forward(tn_tape *tp, const tn_conv2d_layer *l, tn_tensor *x)
+{
+    return tn_conv2d(tp, x, l->weight, l->bias, &l->opts);
+}
+
+tn_status tn_conv1d_init(tn_conv1d_layer *l, tn_params *ps, const char *prefix, int64_t in,
+                         int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+                         int64_t dilation, int64_t groups, bool bias, tn_dtype dt, tn_rng *r)
+{
+    if (!l)
+        return tn_set_error(TN_ERR_ARG, "tn_conv1d_init: NULL layer");
+    *l = (tn_conv1d_layer){.in = in,
+                           .out = out,
+                           .kernel = kernel,
+                           .stride = stride,
+                           .padding = padding,
+                           .dilation = dilation,
+                           .groups = groups};
+    return conv_params("tn_conv1d_init", ps, prefix, in, out, 1, &kernel,
+                       (int64_t[]){stride, padding, dilation}, groups, bias, dt, r, &l->weight,
+                       &l->bias);
+}
+
+tn_tensor *tn_conv1d_forward(tn_tape *tp, const tn_conv1d_layer *l, tn_tensor *x)
+{
+    return tn_conv1d(tp, x, l->weight, l->bias, l->stride, l->padding, l->dilation, l->groups);
 }
 
 tn_status tn_embedding_init(tn_embedding *e, tn_params *ps, const char *prefix, int64_t num,

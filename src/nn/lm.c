@@ -3,6 +3,8 @@
  * training windows, evaluation and streaming inference. */
 #include "tensor/lm.h"
 
+#include "../core/internal.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>

@@ -378,10 +378,12 @@ static bool grads_finite(const tn_optim *o)
     return true;
 }
 
-void tn_optim_set_skip_nonfinite(tn_optim *o, bool on)
+tn_status tn_optim_set_skip_nonfinite(tn_optim *o, bool on)
 {
-    if (o)
-        o->skip_nonfinite = on;
+    if (!o)
+        return tn_set_error(TN_ERR_ARG, "tn_optim_set_skip_nonfinite: NULL optimizer");
+    o->skip_nonfinite = on;
+    return TN_OK;
 }
 
 int64_t tn_optim_skipped(const tn_optim *o) { return o ? o->skipped : 0; }
@@ -465,14 +467,13 @@ double tn_optim_get_lr(const tn_optim *o) { return o ? o->lr : 0.0; }
 
 int64_t tn_optim_get_step(const tn_optim *o) { return o ? o->step : 0; }
 
-void tn_optim_set_step(tn_optim *o, int64_t step)
+tn_status tn_optim_set_step(tn_optim *o, int64_t step)
 {
-    if (!o || step < 0) {
-        tn_set_error(TN_ERR_ARG, "tn_optim_set_step: %s",
-                     o ? "step must be >= 0" : "NULL optimizer");
-        return;
-    }
+    if (!o || step < 0)
+        return tn_set_error(TN_ERR_ARG, "tn_optim_set_step: %s",
+                            o ? "step must be >= 0" : "NULL optimizer");
     o->step = step;
+    return TN_OK;
 }
 
 tn_optim_kind tn_optim_get_kind(const tn_optim *o) { return o ? o->kind : TN_OPTIM_SGD; }
@@ -586,7 +587,7 @@ static bool clippable(const tn_tensor *t)
     return t && trainable(t) && (t->dtype == TN_F32 || t->dtype == TN_F64) && tn_is_contiguous(t);
 }
 
-tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *norm_out)
+tn_status tn_clip_grad_norm(const tn_params *ps, double max_norm, double *norm_out)
 {
     if (!ps || !(max_norm >= 0))
         return tn_set_error(TN_ERR_ARG, "tn_clip_grad_norm: %s",
@@ -616,13 +617,6 @@ tn_status tn_clip_grad_norm_ex(const tn_params *ps, double max_norm, double *nor
             if (clippable(ps->items[i].t))
                 scale_grad(ps->items[i].t, c);
     return TN_OK;
-}
-
-double tn_clip_grad_norm(const tn_params *ps, double max_norm)
-{
-    double norm = -1.0;
-    tn_status st = tn_clip_grad_norm_ex(ps, max_norm, &norm);
-    return st == TN_ERR_ARG ? -1.0 : norm;
 }
 
 tn_status tn_clip_grad_value(const tn_params *ps, double clip_value)

@@ -7,9 +7,13 @@
  * describes), then concat of the directions, optionally a residual add of
  * the layer's input and a LayerNorm (tn_rnn_opts), and dropout between
  * layers; without those options the op sequence is the plain stacked one.
+ * The layer-norm LSTM (ln_gates) replaces the recurrent op by a tn_scan of
+ * generic ops (run_direction_ln).
  * The single-step cell API composes addmm and the fused cell ops.
  */
 #include "tensor/nn.h"
+
+#include "../core/internal.h"
 #include "tensor/optim.h"
 
 #include <math.h>
@@ -54,11 +58,11 @@ static tn_status init_xavier_orthogonal(tn_tensor *const all[4], int64_t hidden,
     int64_t gates = w->shape[0] / hidden;
     size_t block = (size_t)(hidden * w->stride[0]) * tn_dtype_size(w->dtype);
     for (int64_t g = 0; g < gates && st == TN_OK; g++) {
-        tn_tensor rows = *w; /* rows g*H .. g*H+H-1: a local view, data only */
-        rows.shape[0] = hidden;
-        rows.data = (char *)w->data + (size_t)g * block;
-        rows.grad = NULL;
-        st = tn_init_orthogonal(&rows, r, 1.0);
+        tn_node rows = *tn__node(w); /* rows g*H .. g*H+H-1: a local view, data only */
+        rows.pub.shape[0] = hidden;
+        rows.pub.data = (char *)w->data + (size_t)g * block;
+        rows.pub.grad = NULL;
+        st = tn_init_orthogonal(&rows.pub, r, 1.0);
     }
     tn_tensor_fill(all[2], 0.0);
     tn_tensor_fill(all[3], 0.0);
@@ -93,19 +97,24 @@ static tn_status check_opts(const char *fn, const tn_rnn_opts *o)
     if (o->set_forget_bias && (o->cell != TN_CELL_LSTM || !isfinite(o->forget_bias)))
         return tn_set_error(TN_ERR_ARG, "%s: forget_bias %g needs an LSTM and a finite value", fn,
                             o->forget_bias);
+    if (o->ln_gates && o->cell != TN_CELL_LSTM)
+        return tn_set_error(TN_ERR_ARG,
+                            "%s: ln_gates (the layer-norm LSTM) needs the LSTM cell, "
+                            "not %s",
+                            fn, tn_cell_name(o->cell));
     return TN_OK;
 }
 
-/* LayerNorm of layer l's output [.., D*H], under prefix.norm_l{l}. */
-static tn_status make_norm(tn_layernorm *n, tn_params *ps, const char *prefix, int l, int64_t dim,
-                           tn_dtype dt)
+/* A LayerNorm over dim features (eps 1e-5, affine) under prefix.sub. */
+static tn_status make_norm(tn_layernorm *n, tn_params *ps, const char *prefix, const char *sub,
+                           int64_t dim, tn_dtype dt)
 {
-    char sub[TN_NAME_MAX];
-    int len = prefix && *prefix ? snprintf(sub, sizeof sub, "%s.norm_l%d", prefix, l)
-                                : snprintf(sub, sizeof sub, "norm_l%d", l);
-    if (len < 0 || len >= (int)sizeof sub)
+    char name[TN_NAME_MAX];
+    int len = prefix && *prefix ? snprintf(name, sizeof name, "%s.%s", prefix, sub)
+                                : snprintf(name, sizeof name, "%s", sub);
+    if (len < 0 || len >= (int)sizeof name)
         return tn_set_error(TN_ERR_ARG, "tn_rnn_init_ex: prefix \"%s\" too long", prefix);
-    return tn_layer_norm_init(n, ps, sub, dim, 1e-5, true, dt);
+    return tn_layer_norm_init(n, ps, name, dim, 1e-5, true, dt);
 }
 
 static tn_status rnn_init(const char *fn, tn_rnn *m, tn_params *ps, const char *prefix,
@@ -125,6 +134,7 @@ static tn_status rnn_init(const char *fn, tn_rnn *m, tn_params *ps, const char *
     m->dropout = o->dropout;
     m->residual = o->residual;
     m->layer_norm = o->layer_norm;
+    m->ln_gates = o->ln_gates;
     int D = o->bidirectional ? 2 : 1;
     int64_t gh = tn_cell_gates(o->cell) * o->hidden;
     for (int l = 0; l < o->layers; l++) {
@@ -146,9 +156,20 @@ static tn_status rnn_init(const char *fn, tn_rnn *m, tn_params *ps, const char *
                 tn_tensor_set(m->b_ih[k], j, o->forget_bias); /* rows of f: i, f, g, o */
                 tn_tensor_set(m->b_hh[k], j, 0.0);
             }
+            char sub[3][48];
+            snprintf(sub[0], sizeof sub[0], "ln_ih%s", sfx);
+            snprintf(sub[1], sizeof sub[1], "ln_hh%s", sfx);
+            snprintf(sub[2], sizeof sub[2], "ln_c%s", sfx);
+            if (o->ln_gates &&
+                ((st = make_norm(&m->ln_ih[k], ps, prefix, sub[0], gh, dt)) != TN_OK ||
+                 (st = make_norm(&m->ln_hh[k], ps, prefix, sub[1], gh, dt)) != TN_OK ||
+                 (st = make_norm(&m->ln_c[k], ps, prefix, sub[2], o->hidden, dt)) != TN_OK))
+                return st;
         }
+        char sub[32];
+        snprintf(sub, sizeof sub, "norm_l%d", l);
         if (o->layer_norm &&
-            (st = make_norm(&m->norm[l], ps, prefix, l, D * o->hidden, dt)) != TN_OK)
+            (st = make_norm(&m->norm[l], ps, prefix, sub, D * o->hidden, dt)) != TN_OK)
             return st;
     }
     return TN_OK;
@@ -281,21 +302,6 @@ static void final_state(tn_tape *tp, tn_tensor *o, const int32_t *len, bool reve
         fin[LD + k] = tn_narrow(tp, last, 0, B, B);
 }
 
-/* One direction of one layer over the whole sequence (one recurrent op):
- *   xin [B, T, I] -> output [B, T, H]; final states into fin (see above). */
-static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool reverse, tn_tensor *xin,
-                                tn_tensor *h0, tn_tensor *c0, const int32_t *len, tn_tensor **fin,
-                                int64_t LD)
-{
-    int64_t B = xin->shape[0], T = xin->shape[1], H = m->hidden;
-    tn_rnn_weights w = {m->w_ih[k], m->w_hh[k], m->b_ih[k], m->b_hh[k]};
-    tn_tensor *o = tn_recurrent(tp, m->cell, &w, xin, h0, c0, len, reverse);
-    if (!o)
-        return NULL;
-    final_state(tp, o, len, reverse, fin, k, LD);
-    return tn_reshape(tp, tn_narrow(tp, o, 0, 0, 1), 3, (int64_t[]){B, T, H});
-}
-
 /* int32 [B, T, 1]: 1 where t < lengths[b] (NULL when out of memory). */
 static tn_tensor *length_mask(tn_tape *tp, const int32_t *lengths, int64_t B, int64_t T)
 {
@@ -307,6 +313,129 @@ static tn_tensor *length_mask(tn_tape *tp, const int32_t *lengths, int64_t B, in
         for (int64_t t = 0; t < T; t++)
             v[b * T + t] = t < lengths[b];
     return mask;
+}
+
+/* ---- the layer-norm LSTM (tn_rnn_opts.ln_gates) ---- */
+
+typedef struct ln_step_ctx {
+    const tn_layernorm *hh, *c;
+    tn_tensor *whT; /* W_hh^T [H, 4H] */
+    int64_t H;
+    bool masked; /* x[1] is the step's length mask [B, 1] */
+} ln_step_ctx;
+
+/* One step: x[0] [B, 4H] = LN_ih(x W_ih^T) + b_ih + b_hh of this step,
+ * states h, c [B, H] -> next h', c'; with the mask m, s' = s + m (s_new -
+ * s), so a finished sequence keeps its state. */
+static tn_status ln_step(tn_tape *tp, void *ctx, tn_tensor *const *x, tn_tensor *const *s,
+                         tn_tensor **next)
+{
+    const ln_step_ctx *k = ctx;
+    int64_t H = k->H;
+    tn_tensor *h = s[0], *c = s[1];
+    tn_tensor *g = tn_add(tp, x[0], tn_layer_norm_forward(tp, k->hh, tn_matmul(tp, h, k->whT)));
+    tn_tensor *i = tn_sigmoid(tp, tn_narrow(tp, g, 1, 0, H));
+    tn_tensor *f = tn_sigmoid(tp, tn_narrow(tp, g, 1, H, H));
+    tn_tensor *u = tn_tanh(tp, tn_narrow(tp, g, 1, 2 * H, H));
+    tn_tensor *o = tn_sigmoid(tp, tn_narrow(tp, g, 1, 3 * H, H));
+    tn_tensor *c2 = tn_add(tp, tn_mul(tp, f, c), tn_mul(tp, i, u));
+    tn_tensor *h2 = tn_mul(tp, o, tn_tanh(tp, tn_layer_norm_forward(tp, k->c, c2)));
+    if (k->masked) {
+        h2 = tn_add(tp, h, tn_mul(tp, x[1], tn_sub(tp, h2, h)));
+        c2 = tn_add(tp, c, tn_mul(tp, x[1], tn_sub(tp, c2, c)));
+    }
+    next[0] = h2;
+    next[1] = c2;
+    return tn_tape_status(tp);
+}
+
+/* The step t' that step t of a direction reads for sequence b: t, or in
+ * reverse len - 1 - t within the sequence's length (len = T without
+ * lengths) and t past it. An involution. */
+static int64_t ln_time(int64_t t, int64_t len, bool reverse)
+{
+    return reverse && t < len ? len - 1 - t : t;
+}
+
+/* rows [B*T or T*B] int32 ids mapping the rows of one layout to the other:
+ * to time-major (row t B + b from batch-major row b T + t'), or back. */
+static tn_tensor *ln_ids(tn_tape *tp, int64_t B, int64_t T, const int32_t *len, bool reverse,
+                         bool to_time)
+{
+    tn_tensor *ids = tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){B * T});
+    if (!ids)
+        return NULL;
+    int32_t *id = ids->data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t tt = ln_time(t, len ? len[b] : T, reverse);
+            if (to_time)
+                id[t * B + b] = (int32_t)(b * T + tt);
+            else
+                id[b * T + t] = (int32_t)(tt * B + b);
+        }
+    return ids;
+}
+
+/* run_direction for the layer-norm LSTM, through tn_scan: the input part
+ * of all steps at once, gathered into time-major order (reversed within
+ * each length for the reverse direction), the scan, and its h and c
+ * gathered back. o [2, B, T, H] as the recurrent op's (h, c), the output h
+ * zeroed past each length. */
+static tn_tensor *run_direction_ln(tn_tape *tp, const tn_rnn *m, int k, bool reverse,
+                                   tn_tensor *xin, tn_tensor *h0, tn_tensor *c0, const int32_t *len,
+                                   tn_tensor **fin, int64_t LD)
+{
+    int64_t B = xin->shape[0], T = xin->shape[1], I = xin->shape[2], H = m->hidden;
+    tn_dtype dt = m->w_ih[k]->dtype;
+    tn_tensor *xg = tn_matmul(tp, tn_reshape(tp, tn_contiguous(tp, xin), 2, (int64_t[]){B * T, I}),
+                              tn_transpose(tp, m->w_ih[k], 0, 1));
+    xg = tn_add(tp, tn_layer_norm_forward(tp, &m->ln_ih[k], xg),
+                tn_add(tp, m->b_ih[k], m->b_hh[k])); /* [B*T, 4H] */
+    tn_tensor *xs[2] = {tn_reshape(tp,
+                                   tn_gather_rows(tp, xg, ln_ids(tp, B, T, len, reverse, true), -1),
+                                   3, (int64_t[]){T, B, 4 * H}),
+                        NULL};
+    if (len) { /* [T, B, 1]: 1 while sequence b runs */
+        xs[1] = tn_tape_tensor(tp, dt, 3, (int64_t[]){T, B, 1});
+        for (int64_t t = 0; xs[1] && t < T; t++)
+            for (int64_t b = 0; b < B; b++)
+                tn_tensor_set(xs[1], t * B + b, t < len[b] ? 1.0 : 0.0);
+    }
+    tn_tensor *init[2] = {h0 ? h0 : tn_tape_tensor(tp, dt, 2, (int64_t[]){B, H}),
+                          c0 ? c0 : tn_tape_tensor(tp, dt, 2, (int64_t[]){B, H})};
+    ln_step_ctx ctx = {&m->ln_hh[k], &m->ln_c[k], tn_transpose(tp, m->w_hh[k], 0, 1), H,
+                       len != NULL};
+    tn_tensor *y = tn_scan(tp, ln_step, &ctx, len ? 2 : 1, xs, 2, init); /* [T, B, 2H] */
+    if (!y)
+        return NULL;
+    tn_tensor *hc = tn_reshape(tp,
+                               tn_gather_rows(tp, tn_reshape(tp, y, 2, (int64_t[]){T * B, 2 * H}),
+                                              ln_ids(tp, B, T, len, reverse, false), -1),
+                               3, (int64_t[]){B, T, 2 * H});
+    tn_tensor *hs[2] = {tn_narrow(tp, hc, 2, 0, H), tn_narrow(tp, hc, 2, H, H)};
+    tn_tensor *o = tn_stack(tp, 2, hs, 0);
+    if (!o)
+        return NULL;
+    final_state(tp, o, len, reverse, fin, k, LD);
+    return len ? tn_mask(tp, hs[0], length_mask(tp, len, B, T)) : hs[0];
+}
+
+/* One direction of one layer over the whole sequence (one recurrent op):
+ *   xin [B, T, I] -> output [B, T, H]; final states into fin (see above). */
+static tn_tensor *run_direction(tn_tape *tp, const tn_rnn *m, int k, bool reverse, tn_tensor *xin,
+                                tn_tensor *h0, tn_tensor *c0, const int32_t *len, tn_tensor **fin,
+                                int64_t LD)
+{
+    if (m->ln_gates)
+        return run_direction_ln(tp, m, k, reverse, xin, h0, c0, len, fin, LD);
+    int64_t B = xin->shape[0], T = xin->shape[1], H = m->hidden;
+    tn_rnn_weights w = {m->w_ih[k], m->w_hh[k], m->b_ih[k], m->b_hh[k]};
+    tn_tensor *o = tn_recurrent(tp, m->cell, &w, xin, h0, c0, len, reverse);
+    if (!o)
+        return NULL;
+    final_state(tp, o, len, reverse, fin, k, LD);
+    return tn_reshape(tp, tn_narrow(tp, o, 0, 0, 1), 3, (int64_t[]){B, T, H});
 }
 
 tn_status tn_rnn_forward(tn_tape *tp, const tn_rnn *m, tn_tensor *x, tn_tensor *h0, tn_tensor *c0,

@@ -17,8 +17,8 @@ static bool grads_prepare(tn_tape *tp)
     for (size_t i = 0; i < tp->n_nodes; i++) {
         tn_tensor *t = tp->nodes[i];
         size_t es = tn_dtype_size(t->dtype);
-        if (t->is_view) {
-            t->grad = (char *)t->src[0]->grad + t->view_offset * (int64_t)es;
+        if (tn__node(t)->is_view) {
+            t->grad = (char *)tn__node(t)->src[0]->grad + tn__node(t)->view_offset * (int64_t)es;
             continue;
         }
         size_t nb = (size_t)tn_numel(t) * es;
@@ -62,7 +62,7 @@ static bool zmap_build(tn_tape *tp, zmap *z)
     memset(z->done, 0, cap * sizeof *z->done);
     z->mask = cap - 1;
     for (size_t i = 0; i < tp->n_nodes; i++)
-        if (!tp->nodes[i]->is_view)
+        if (!tn__node(tp->nodes[i])->is_view)
             z->key[zmap_slot(z, tp->nodes[i])] = tp->nodes[i];
     return true;
 }
@@ -73,8 +73,8 @@ static void zero_once(zmap *z, tn_tensor *t)
 {
     if (!t)
         return;
-    while (t->is_view)
-        t = t->src[0];
+    while (tn__node(t)->is_view)
+        t = tn__node(t)->src[0];
     size_t i = zmap_slot(z, t);
     if (z->key[i] == t && !z->done[i]) {
         memset(t->grad, 0, (size_t)tn_numel(t) * tn_dtype_size(t->dtype));
@@ -89,12 +89,12 @@ static void zero_for(zmap *z, tn_tensor *t)
 {
     zero_once(z, t);
     for (int k = 0; k < TN_MAX_SRC; k++)
-        zero_once(z, t->src[k]);
-    if (t->op == TN_OP_CONCAT || t->op == TN_OP_STACK) {
-        tn_tensor **xs = t->aux;
-        for (int64_t k = 0; k < t->iparam[1]; k++)
+        zero_once(z, tn__node(t)->src[k]);
+    if (tn__node(t)->op == TN_OP_CONCAT || tn__node(t)->op == TN_OP_STACK) {
+        tn_tensor **xs = tn__node(t)->aux;
+        for (int64_t k = 0; k < tn__node(t)->iparam[1]; k++)
             zero_once(z, xs[k]);
-    } else if (t->op == TN_OP_SCAN) {
+    } else if (tn__node(t)->op == TN_OP_SCAN) {
         tn_tensor *const *xs;
         int n;
         tn__scan_inputs(t, &xs, &n);
@@ -120,9 +120,9 @@ typedef struct ready_list {
  * earliest reader. A parameter is a heap tensor that requires grad. */
 static void ready_note(ready_list *r, tn_tensor *x, size_t i, size_t cap)
 {
-    while (x && x->is_view && !x->on_heap)
-        x = x->src[0];
-    if (!x || !x->on_heap || !x->requires_grad || !x->grad)
+    while (x && tn__node(x)->is_view && !tn__node(x)->on_heap)
+        x = tn__node(x)->src[0];
+    if (!x || !tn__node(x)->on_heap || !x->requires_grad || !x->grad)
         return;
     for (size_t k = 0; k < r->n; k++)
         if (r->param[k] == x) {
@@ -156,12 +156,12 @@ static bool ready_build(tn_tape *tp, ready_list *r)
         for (size_t i = tp->n_nodes; i-- > 0;) {
             tn_tensor *t = tp->nodes[i];
             for (int k = 0; k < TN_MAX_SRC; k++)
-                ready_note(r, t->src[k], i, cap);
+                ready_note(r, tn__node(t)->src[k], i, cap);
             tn_tensor *const *xs = NULL;
             int nx = 0;
-            if (t->op == TN_OP_CONCAT || t->op == TN_OP_STACK)
-                xs = t->aux, nx = (int)t->iparam[1];
-            else if (t->op == TN_OP_SCAN)
+            if (tn__node(t)->op == TN_OP_CONCAT || tn__node(t)->op == TN_OP_STACK)
+                xs = tn__node(t)->aux, nx = (int)tn__node(t)->iparam[1];
+            else if (tn__node(t)->op == TN_OP_SCAN)
                 tn__scan_inputs(t, &xs, &nx);
             for (int k = 0; k < nx; k++)
                 ready_note(r, xs[k], i, cap);
@@ -208,7 +208,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
                             tp->errmsg);
     if (!y)
         return tn_set_error(TN_ERR_ARG, "%s: output tensor is NULL", fn);
-    if (!y->requires_grad || y->tape != tp || y->on_heap)
+    if (!y->requires_grad || tn__node(y)->tape != tp || tn__node(y)->on_heap)
         return tn_set_error(TN_ERR_STATE,
                             "%s: the output does not depend on any tensor that requires grad "
                             "on this tape (no-grad mode, a detached value, or another tape)",
@@ -236,7 +236,7 @@ static tn_status run(tn_tape *tp, tn_tensor *y, const tn_tensor *dy, const char 
     }
     for (size_t i = tp->n_nodes; i-- > 0;) {
         tn_tensor *t = tp->nodes[i];
-        tn_backward_fn bw = tn__op_table[t->op].backward;
+        tn_backward_fn bw = tn__op_table[tn__node(t)->op].backward;
         zero_for(&z, t);
         if (tp->flush) /* work postponed into t's gradient is done before use */
             tp->flush(tp, t);
@@ -266,10 +266,11 @@ tn_status tn_backward_from(tn_tape *tp, tn_tensor *y, const tn_tensor *dy)
     return run(tp, y, dy, "tn_backward_from");
 }
 
-void tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx)
+tn_status tn_tape_set_grad_ready(tn_tape *tp, tn_grad_ready_fn fn, void *ctx)
 {
     if (!tp)
-        return;
+        return tn_set_error(TN_ERR_ARG, "tn_tape_set_grad_ready: tape is NULL");
     tp->grad_ready = fn;
     tp->grad_ready_ctx = ctx;
+    return TN_OK;
 }

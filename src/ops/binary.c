@@ -34,7 +34,7 @@ static void binary_forward(int op, tn_tensor *y, const tn_tensor *a, const tn_te
  * gradient is accumulated serially. */
 static void binary_backward(tn_tensor *y, int which)
 {
-    tn_tensor *a = y->src[0], *b = y->src[1], *x = y->src[which];
+    tn_tensor *a = tn__node(y)->src[0], *b = tn__node(y)->src[1], *x = tn__node(y)->src[which];
     if (!tn__wants(x))
         return;
     int64_t s[4], sa[4], sb[4], sy[4], sx[4];
@@ -46,7 +46,7 @@ static void binary_backward(tn_tensor *y, int which)
     int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
     bool par = rows > 1 && !tn__is_broadcast(sx, s) && rows * n > TN_PAR_MIN;
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__zip z = tn__zip_of(y->op);
+    tn__zip z = tn__zip_of(tn__node(y)->op);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(par, r, 0, rows, {
         kr->zip_bw(z, which, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],

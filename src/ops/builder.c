@@ -38,15 +38,16 @@ static bool src_wants(const tn_tensor *x) { return x && x->dtype != TN_I32 && x-
 
 static tn_tensor *node_new(tn_tape *tp, int op, int n, tn_tensor *const *srcs)
 {
-    tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
-    if (!y)
+    tn_node *nd = tn_tape_alloc(tp, sizeof *nd);
+    if (!nd)
         return NULL;
-    memset(y, 0, sizeof *y);
-    y->tape = tp;
-    y->op = op;
+    memset(nd, 0, sizeof *nd);
+    nd->tape = tp;
+    nd->op = op;
+    tn_tensor *y = &nd->pub;
     bool wants = false;
     for (int i = 0; i < n; i++) {
-        y->src[i] = srcs[i];
+        tn__node(y)->src[i] = srcs[i];
         wants = wants || src_wants(srcs[i]);
     }
     y->requires_grad = tp->grad_enabled && wants;
@@ -100,8 +101,8 @@ tn_tensor *tn__view(tn_tape *tp, int op, tn_tensor *base, int ndim, const int64_
         y->shape[d] = d < ndim ? shape[d] : 1;
         y->stride[d] = d < ndim ? stride[d] : 1;
     }
-    y->is_view = true;
-    y->view_offset = offset;
+    tn__node(y)->is_view = true;
+    tn__node(y)->view_offset = offset;
     y->data = (char *)base->data + offset * (int64_t)tn_dtype_size(base->dtype);
     return y;
 }
@@ -121,7 +122,7 @@ tn_tensor *tn__finish(tn_tape *tp, tn_tensor *y)
         if (!isfinite(v)) {
             tn_tape_fail(tp, TN_ERR_NUMERIC,
                          "%s: produced a non-finite value (%g) at element %lld of its %s output",
-                         tn_op_name(y->op), v, (long long)i, TN_SHP(y));
+                         tn_op_name(tn__node(y)->op), v, (long long)i, TN_SHP(y));
             return NULL;
         }
     }
@@ -204,16 +205,16 @@ tn_tensor *tn_detach(tn_tape *tp, tn_tensor *x)
 {
     if (!tn__check(tp, "detach", 1, &x))
         return NULL;
-    tn_tensor *y = tn_tape_alloc(tp, sizeof *y);
-    if (!y)
+    tn_node *nd = tn_tape_alloc(tp, sizeof *nd);
+    if (!nd)
         return NULL;
-    *y = *x;
-    y->on_heap = false;
-    y->tape = tp;
-    y->op = TN_OP_NONE;
-    memset(y->src, 0, sizeof y->src);
-    y->is_view = false;
-    y->requires_grad = false;
-    y->grad = NULL;
-    return y;
+    *nd = *tn__node(x);
+    nd->on_heap = false;
+    nd->tape = tp;
+    nd->op = TN_OP_NONE;
+    memset(nd->src, 0, sizeof nd->src);
+    nd->is_view = false;
+    nd->pub.requires_grad = false;
+    nd->pub.grad = NULL;
+    return &nd->pub;
 }

@@ -175,7 +175,7 @@ static void bwd_image(const cv *s, const char *xb, const void *w, const void *dy
  * a single image, one thread or little work. */
 static int image_threads(const cv *s)
 {
-    int nt = tn_num_threads();
+    int nt = tn__threads_now();
     if (nt < 2 || s->g->B < 2 ||
         (double)s->g->B * (double)s->g->O * (double)s->Kc * (double)s->P < (double)CONV_PAR_MIN)
         return 1;
@@ -220,9 +220,9 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
 
 void tn__bw_conv2d(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0], *w = y->src[1], *bias = y->src[2];
-    const tn__conv_geom *g = y->aux;
-    tn_tape *tp = y->tape;
+    tn_tensor *x = tn__node(y)->src[0], *w = tn__node(y)->src[1], *bias = tn__node(y)->src[2];
+    const tn__conv_geom *g = tn__node(y)->aux;
+    tn_tape *tp = tn__node(y)->tape;
     cv s = cv_of(g, y->dtype);
     bool wx = tn__wants(x), ww = tn__wants(w);
     if (tn__wants(bias)) /* db[o] += sum over b, k of dy[b, o, k] */
@@ -467,7 +467,7 @@ static tn_tensor *conv_run(tn_tape *tp, tn_tensor *x, tn_tensor *w, tn_tensor *b
     tn_tensor *y = tn__result(tp, TN_OP_CONV2D, x->dtype, 4, shape, false, x4, w4, b);
     if (!y)
         return NULL;
-    y->aux = keep;
+    tn__node(y)->aux = keep;
     if (!conv_forward(tp, g, x4, w4, b, y))
         return NULL;
     y = tn__finish(tp, y);

@@ -44,7 +44,7 @@ tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in, t
     tn_tensor *y = tn__result_n(tp, TN_OP_CUSTOM, in[0]->dtype, ndim, shape, false, n_in, xs);
     if (!y)
         return NULL;
-    y->aux = rec;
+    tn__node(y)->aux = rec;
     tn_status st = op->forward(y, xs, n_in, ctx);
     if (st != TN_OK) {
         tn_tape_fail(tp, st, "%s (tn_custom): forward failed: %s", op->name, tn_last_error());
@@ -57,15 +57,16 @@ tn_tensor *tn_custom(tn_tape *tp, const tn_custom_op *op, void *ctx, int n_in, t
  * others' grad pointers are hidden as NULL, as its contract says). */
 void tn__bw_custom(tn_tensor *y)
 {
-    const custom_rec *rec = y->aux;
+    const custom_rec *rec = tn__node(y)->aux;
     if (!rec->op->backward)
         return;
-    tn_tensor views[TN_MAX_SRC], *xs[TN_MAX_SRC];
+    tn_node views[TN_MAX_SRC]; /* whole nodes: the user may pass them to the library */
+    tn_tensor *xs[TN_MAX_SRC];
     for (int k = 0; k < rec->n_in; k++) {
-        views[k] = *y->src[k];
-        if (!tn__wants(y->src[k]))
-            views[k].grad = NULL;
-        xs[k] = &views[k];
+        views[k] = *tn__node(tn__node(y)->src[k]);
+        if (!tn__wants(tn__node(y)->src[k]))
+            views[k].pub.grad = NULL;
+        xs[k] = &views[k].pub;
     }
     TN_FTZ_SCOPE;
     rec->op->backward(y, xs, rec->n_in, rec->ctx);
@@ -75,7 +76,7 @@ const char *tn_tensor_op_name(const tn_tensor *t)
 {
     if (!t)
         return "?";
-    if (t->op == TN_OP_CUSTOM && t->aux)
-        return ((const custom_rec *)t->aux)->op->name;
-    return tn_op_name(t->op);
+    if (tn__node(t)->op == TN_OP_CUSTOM && tn__node(t)->aux)
+        return ((const custom_rec *)tn__node(t)->aux)->op->name;
+    return tn_op_name(tn__node(t)->op);
 }

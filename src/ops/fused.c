@@ -85,7 +85,7 @@ tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c)
                                       : NULL;
     if (!y)
         return NULL;
-    y->aux = act;
+    tn__node(y)->aux = act;
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mg = mat2_of(gates), mc = c ? mat2_of(c) : (mat2){0, 0};
     TN_PAR_FOR(B * H > TN_PAR_MIN / 8, b, 0, B, {
@@ -103,7 +103,7 @@ tn_tensor *tn_lstm_cell(tn_tape *tp, tn_tensor *gates, tn_tensor *c)
  * row kernel on a copy of the activations (see rows.h for its maths). */
 void tn__bw_lstm_cell(tn_tensor *y)
 {
-    tn_tensor *gates = y->src[0], *c = y->src[1];
+    tn_tensor *gates = tn__node(y)->src[0], *c = tn__node(y)->src[1];
     bool wg = tn__wants(gates), wc = tn__wants(c);
     if (!wg && !wc)
         return;
@@ -111,7 +111,7 @@ void tn__bw_lstm_cell(tn_tensor *y)
     tn_dtype dt = y->dtype;
     size_t es = tn_dtype_size(dt);
     /* per row: 4H gate gradients, H previous c, H gh, H gc */
-    void *work = scratch(y->tape, B * 7 * H, dt);
+    void *work = scratch(tn__node(y)->tape, B * 7 * H, dt);
     if (!work)
         return; /* out of memory: the tape has the error */
     const tn__rows *kr = tn__rows_get(dt);
@@ -121,7 +121,7 @@ void tn__bw_lstm_cell(tn_tensor *y)
         char *cp = d + (size_t)(4 * H) * es, *gh = cp + (size_t)H * es, *gc = gh + (size_t)H * es;
         const char *yrow = (const char *)y->data + (size_t)(b * 2 * H) * es;
         const char *dy = (const char *)y->grad + (size_t)(b * 2 * H) * es;
-        memcpy(d, (const char *)y->aux + (size_t)(b * 4 * H) * es, (size_t)(4 * H) * es);
+        memcpy(d, (const char *)tn__node(y)->aux + (size_t)(b * 4 * H) * es, (size_t)(4 * H) * es);
         if (c)
             row_get(cp, c->data, mc, b, H, dt);
         kr->lstm_bw(H, H, d, yrow + (size_t)H * es, cp, dy, dy + (size_t)H * es, gh, gc);
@@ -160,7 +160,7 @@ tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h)
                        : NULL;
     if (!y)
         return NULL;
-    y->aux = aux;
+    tn__node(y)->aux = aux;
     const tn__rows *kr = tn__rows_get(dt);
     mat2 mx = mat2_of(xg), mh = mat2_of(hg), mp = h ? mat2_of(h) : (mat2){0, 0};
     TN_PAR_FOR(B * H > TN_PAR_MIN / 8, b, 0, B, {
@@ -180,7 +180,7 @@ tn_tensor *tn_gru_cell(tn_tape *tp, tn_tensor *xg, tn_tensor *hg, tn_tensor *h)
  * (all +=), by the row kernel on a copy of the activations. */
 void tn__bw_gru_cell(tn_tensor *y)
 {
-    tn_tensor *xg = y->src[0], *hg = y->src[1], *h = y->src[2];
+    tn_tensor *xg = tn__node(y)->src[0], *hg = tn__node(y)->src[1], *h = tn__node(y)->src[2];
     bool wx = tn__wants(xg), wg = tn__wants(hg), wh = tn__wants(h);
     if (!wx && !wg && !wh)
         return;
@@ -188,7 +188,7 @@ void tn__bw_gru_cell(tn_tensor *y)
     tn_dtype dt = y->dtype;
     size_t es = tn_dtype_size(dt);
     /* per row: 3H gate gradients, H q, H previous h, H gh, 3H dp */
-    void *work = scratch(y->tape, B * 9 * H, dt);
+    void *work = scratch(tn__node(y)->tape, B * 9 * H, dt);
     if (!work)
         return; /* out of memory: the tape has the error */
     const tn__rows *kr = tn__rows_get(dt);
@@ -198,8 +198,9 @@ void tn__bw_gru_cell(tn_tensor *y)
         char *d = (char *)work + (size_t)(b * 9 * H) * es;
         char *q = d + (size_t)(3 * H) * es, *hp = q + (size_t)H * es;
         char *gh = hp + (size_t)H * es, *dp = gh + (size_t)H * es;
-        memcpy(d, (const char *)y->aux + (size_t)(b * 3 * H) * es, (size_t)(3 * H) * es);
-        memcpy(q, (const char *)y->aux + (size_t)(B * 3 * H + b * H) * es, (size_t)H * es);
+        memcpy(d, (const char *)tn__node(y)->aux + (size_t)(b * 3 * H) * es, (size_t)(3 * H) * es);
+        memcpy(q, (const char *)tn__node(y)->aux + (size_t)(B * 3 * H + b * H) * es,
+               (size_t)H * es);
         if (h)
             row_get(hp, h->data, mp, b, H, dt);
         kr->gru_bw(H, H, d, q, hp, (const char *)y->grad + (size_t)(b * H) * es, gh, dp);

@@ -55,11 +55,11 @@ static void gather_forward(tn_tensor *y, const tn_tensor *table, const int32_t *
  * rows whose id is padding_idx. */
 void tn__bw_gather_rows(tn_tensor *y)
 {
-    tn_tensor *table = y->src[0];
+    tn_tensor *table = tn__node(y)->src[0];
     if (!tn__wants(table))
         return;
-    const int32_t *ids = y->aux;
-    int64_t pad = y->iparam[0];
+    const int32_t *ids = tn__node(y)->aux;
+    int64_t pad = tn__node(y)->iparam[0];
     int64_t e = table->shape[1], st0 = table->stride[0], st1 = table->stride[1];
     int64_t m = tn_numel(y) / e;
     int64_t nblk = (e + COL_BLOCK - 1) / COL_BLOCK;
@@ -138,8 +138,8 @@ tn_tensor *tn_gather_rows(tn_tape *tp, tn_tensor *table, tn_tensor *ids, int64_t
                               table, ids, NULL);
     if (!y)
         return NULL;
-    y->iparam[0] = padding_idx;
-    y->aux = idv;
+    tn__node(y)->iparam[0] = padding_idx;
+    tn__node(y)->aux = idv;
     gather_forward(y, table, idv, m);
     return tn__finish(tp, y);
 }

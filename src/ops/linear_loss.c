@@ -352,7 +352,7 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
                               red == TN_REDUCE_NONE ? &n : &one, false, h, weight, bias);
     if (!y)
         return NULL;
-    y->aux = s;
+    tn__node(y)->aux = s;
     /* With a scalar loss and gradients recorded, the forward makes the
      * gradient: d loss / d x_i scaled by 1 / div (0 when div is 0: every
      * row is then ignored and the mean NaN, its gradient zero as PyTorch).
@@ -432,8 +432,8 @@ static lce_out grads_of(const lce *s, tn_tensor *h, tn_tensor *w, tn_tensor *b)
  * coef_i = dy[i], their products added straight into the gradients. */
 void tn__bw_linear_cross_entropy(tn_tensor *y)
 {
-    lce *s = y->aux;
-    tn_tensor *h = y->src[0], *w = y->src[1], *b = y->src[2];
+    lce *s = tn__node(y)->aux;
+    tn_tensor *h = tn__node(y)->src[0], *w = tn__node(y)->src[1], *b = tn__node(y)->src[2];
     bool gh = tn__wants(h), gw = tn__wants(w), gb = tn__wants(b);
     int64_t n = s->n, hd = s->hd, v = s->v;
     if (s->keep) {
@@ -468,7 +468,7 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
     }
     if (!gh && !gw && !gb)
         return;
-    double *coef = tn_tape_alloc(y->tape, (size_t)n * sizeof(double));
+    double *coef = tn_tape_alloc(tn__node(y)->tape, (size_t)n * sizeof(double));
     if (!coef)
         return; /* the tape has the error; tn_backward reports it */
     TN_FOR_DTYPE(y->dtype, T, {

@@ -106,8 +106,8 @@ static void reduce_rows(tn_tensor *y, const double *li, int64_t n, tn_reduction 
 /* Gradient scale of row i: dy[i] for none; dy[0] (/ count for mean). */
 static double row_grad(const tn_tensor *y, int64_t i)
 {
-    tn_reduction red = (tn_reduction)y->iparam[1];
-    int64_t count = y->iparam[2];
+    tn_reduction red = (tn_reduction)tn__node(y)->iparam[1];
+    int64_t count = tn__node(y)->iparam[2];
     double g = 0;
     TN_FOR_DTYPE(y->dtype, T, { g = TN_GRAD(T, y)[red == TN_REDUCE_NONE ? i : 0]; });
     if (red == TN_REDUCE_MEAN)
@@ -214,10 +214,10 @@ tn_tensor *tn_cross_entropy_weighted(tn_tape *tp, tn_tensor *logits, tn_tensor *
     tn_tensor *y = loss_result(tp, TN_OP_CROSS_ENTROPY, logits, targets, red, 1, &n);
     if (!y)
         return NULL;
-    y->iparam[0] = ignore_index;
-    y->iparam[1] = red;
-    y->iparam[2] = count;
-    y->aux = lse;
+    tn__node(y)->iparam[0] = ignore_index;
+    tn__node(y)->iparam[1] = red;
+    tn__node(y)->iparam[2] = count;
+    tn__node(y)->aux = lse;
     const int32_t *tg = TN_DATA(int32_t, targets);
     int64_t ts = targets->stride[0];
     ce_forward(logits, tg, ts, ignore_index, lse, li);
@@ -228,7 +228,7 @@ tn_tensor *tn_cross_entropy_weighted(tn_tape *tp, tn_tensor *logits, tn_tensor *
         li[i] *= wrow[i];
         wsum += wrow[i];
     }
-    y->fparam[0] = wsum;
+    tn__node(y)->fparam[0] = wsum;
     if (red == TN_REDUCE_NONE) {
         TN_FOR_DTYPE(y->dtype, T, {
             for (int64_t i = 0; i < n; i++)
@@ -256,18 +256,18 @@ tn_tensor *tn_cross_entropy(tn_tape *tp, tn_tensor *logits, tn_tensor *targets,
  * softmax = exp(x - lse) and w_i from the forward's aux. */
 void tn__bw_cross_entropy(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0], *targets = y->src[1];
+    tn_tensor *x = tn__node(y)->src[0], *targets = tn__node(y)->src[1];
     if (!tn__wants(x))
         return;
     int64_t n = x->shape[0], c = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];
     const int32_t *tg = TN_DATA(int32_t, targets);
-    int64_t ts = targets->stride[0], ignore = y->iparam[0];
-    tn_reduction red = (tn_reduction)y->iparam[1];
-    double wsum = y->fparam[0];
+    int64_t ts = targets->stride[0], ignore = tn__node(y)->iparam[0];
+    tn_reduction red = (tn_reduction)tn__node(y)->iparam[1];
+    double wsum = tn__node(y)->fparam[0];
     const tn__rows *kern = tn__rows_get(TN_F32);
     TN_FOR_DTYPE(x->dtype, T, {
         const T *X = TN_DATA(T, x), *DY = TN_GRAD(T, y);
-        const double *lse = y->aux, *wrow = lse + n;
+        const double *lse = tn__node(y)->aux, *wrow = lse + n;
         T *DX = TN_GRAD(T, x);
         TN_PAR_FOR(n > 1 && n * c > TN_PAR_MIN, i, 0, n, {
             int64_t t = tg[i * ts];
@@ -305,9 +305,9 @@ tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t igno
     tn_tensor *y = loss_result(tp, TN_OP_NLL, logp, targets, red, 1, &n);
     if (!y)
         return NULL;
-    y->iparam[0] = ignore_index;
-    y->iparam[1] = red;
-    y->iparam[2] = count;
+    tn__node(y)->iparam[0] = ignore_index;
+    tn__node(y)->iparam[1] = red;
+    tn__node(y)->iparam[2] = count;
     /* logp [N, C] strided -> li [N] */
     const int32_t *tg = TN_DATA(int32_t, targets);
     int64_t ts = targets->stride[0];
@@ -329,12 +329,12 @@ tn_tensor *tn_nll(tn_tape *tp, tn_tensor *logp, tn_tensor *targets, int64_t igno
 /* dlogp [N, C] (logp's strides): dlogp[i, t_i] -= g_i for counted rows. */
 void tn__bw_nll(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0], *targets = y->src[1];
+    tn_tensor *x = tn__node(y)->src[0], *targets = tn__node(y)->src[1];
     if (!tn__wants(x))
         return;
     int64_t n = x->shape[0], s0 = x->stride[0], s1 = x->stride[1];
     const int32_t *tg = TN_DATA(int32_t, targets);
-    int64_t ts = targets->stride[0], ignore = y->iparam[0];
+    int64_t ts = targets->stride[0], ignore = tn__node(y)->iparam[0];
     TN_FOR_DTYPE(x->dtype, T, {
         T *DX = TN_GRAD(T, x);
         for (int64_t i = 0; i < n; i++) {
@@ -372,27 +372,15 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
     tn_tensor *y = loss_result(tp, TN_OP_MSE, a, b, red, a->ndim, a->shape);
     if (!y)
         return NULL;
-    y->iparam[1] = red;
-    TN_FOR_DTYPE(a->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b);
-        T *Y = TN_DATA(T, y);
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            if (part) {
-                double acc = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    double d = (double)pa[j * sa[3]] - (double)pb[j * sb[3]];
-                    acc += d * d;
-                }
-                part[r] = acc;
-            } else {
-                T *py = Y + r * n;
-                for (int64_t j = 0; j < n; j++) {
-                    T d = pa[j * sa[3]] - pb[j * sb[3]];
-                    py[j] = d * d;
-                }
-            }
-        });
+    tn__node(y)->iparam[1] = red;
+    const tn__rows *kr = tn__rows_get(a->dtype);
+    int64_t es = (int64_t)tn_dtype_size(a->dtype);
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        double acc = kr->sqdiff_fw(n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                                   (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                                   part ? NULL : (char *)y->data + r * n * es);
+        if (part)
+            part[r] = acc;
     });
     if (part) {
         double tot = 0;
@@ -411,10 +399,10 @@ tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction red)
  * race on the same gradient element. */
 static void mse_backward(tn_tensor *y, int which)
 {
-    tn_tensor *a = y->src[0], *b = y->src[1], *x = y->src[which];
+    tn_tensor *a = tn__node(y)->src[0], *b = tn__node(y)->src[1], *x = tn__node(y)->src[which];
     if (!tn__wants(x))
         return;
-    tn_reduction red = (tn_reduction)y->iparam[1];
+    tn_reduction red = (tn_reduction)tn__node(y)->iparam[1];
     int64_t s[4], sa[4], sb[4], sx[4];
     tn__frame(a->ndim, a->shape, s);
     tn__bstrides(a, a->ndim, a->shape, sa);
@@ -422,19 +410,16 @@ static void mse_backward(tn_tensor *y, int which)
     tn__bstrides(x, a->ndim, a->shape, sx);
     int64_t rows = s[0] * s[1] * s[2], n = s[3];
     double scale = (which == 0 ? 2.0 : -2.0) / (red == TN_REDUCE_MEAN ? (double)tn_numel(a) : 1.0);
-    TN_FOR_DTYPE(a->dtype, T, {
-        const T *A = TN_DATA(T, a), *B = TN_DATA(T, b), *DY = TN_GRAD(T, y);
-        T *DX = TN_GRAD(T, x);
-        T g0 = (T)(red == TN_REDUCE_NONE ? scale : scale * DY[0]);
-        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *pa = A + tn__row_off(r, s, sa), *pb = B + tn__row_off(r, s, sb);
-            T *dx = DX + tn__row_off(r, s, sx);
-            const T *dy = DY + r * n;
-            for (int64_t j = 0; j < n; j++) {
-                T g = red == TN_REDUCE_NONE ? g0 * dy[j] : g0;
-                dx[j * sx[3]] += g * (pa[j * sa[3]] - pb[j * sb[3]]);
-            }
-        });
+    const tn__rows *kr = tn__rows_get(a->dtype);
+    int64_t es = (int64_t)tn_dtype_size(a->dtype);
+    double g = scale;
+    if (red != TN_REDUCE_NONE)
+        TN_FOR_DTYPE(a->dtype, T, { g = scale * (double)TN_GRAD(T, y)[0]; });
+    TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
+        kr->sqdiff_bw(n, g, red == TN_REDUCE_NONE ? (const char *)y->grad + r * n * es : NULL,
+                      (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                      (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                      (char *)x->grad + tn__row_off(r, s, sx) * es, sx[3]);
     });
 }
 

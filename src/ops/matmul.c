@@ -72,7 +72,7 @@ void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int 
     rntm_t rntm;
     bli_rntm_init(&rntm);
     if (nthreads < 1)
-        nthreads = C.m * C.n * A.n < TN_GEMM_PAR_MIN ? 1 : tn_num_threads();
+        nthreads = C.m * C.n * A.n < TN_GEMM_PAR_MIN ? 1 : tn__threads_now();
     bli_rntm_set_num_threads(nthreads, &rntm);
     if (dt == TN_F32) {
         float one = 1.0f, be = (float)beta;
@@ -153,9 +153,9 @@ static mm_cache *mm_of(tn_tape *tp)
  * recordings. */
 bool tn__is_weight(const tn_tensor *t)
 {
-    while (t->is_view)
-        t = t->src[0];
-    return t->on_heap && t->requires_grad;
+    while (tn__node(t)->is_view)
+        t = tn__node(t)->src[0];
+    return tn__node(t)->on_heap && t->requires_grad;
 }
 
 /* The packing of B (K x N at p with strides rs, cs) in tp's cache, made on
@@ -206,7 +206,7 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
     int64_t M = C.m, N = C.n, K = A.n;
     if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) || (C.cs != 1 && N > 1))
         return false;
-    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn_num_threads() : 1;
+    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn__threads_now() : 1;
     wpack *w = wpack_get(tp, dt, B, M, nt);
     if (!w)
         return false;
@@ -342,10 +342,10 @@ static void defer_read_env(void)
 static void grad_gemm(const tn_tensor *y, tn_tensor *into, tn__mat l, tn__mat r, tn__mat c)
 {
     tn_tensor *root = into; /* the tensor whose memory the gradient is */
-    while (root->is_view)
-        root = root->src[0];
+    while (tn__node(root)->is_view)
+        root = tn__node(root)->src[0];
     pthread_once(&defer_once, defer_read_env);
-    if (!(c.m * c.n >= defer_min && defer_push(y->tape, root, y->dtype, l, r, c)))
+    if (!(c.m * c.n >= defer_min && defer_push(tn__node(y)->tape, root, y->dtype, l, r, c)))
         tn__gemm(y->dtype, l, r, 1.0, c);
 }
 
@@ -358,7 +358,8 @@ static void product_backward(tn_tensor *y, tn_tensor *a, tn_tensor *b, int d, in
     tn__mat dy = mat_of(y, d, oy, true);
     if (tn__wants(a)) {
         tn__mat bt = tn__mat_t(mat_of(b, d, ob, false)), da = mat_of(a, d, oa, true);
-        if (!(tn__is_weight(b) && tn__packed_product(y->tape, y->dtype, dy, bt, da, true)))
+        if (!(tn__is_weight(b) &&
+              tn__packed_product(tn__node(y)->tape, y->dtype, dy, bt, da, true)))
             grad_gemm(y, a, dy, bt, da);
     }
     if (tn__wants(b))
@@ -436,7 +437,10 @@ static void matmul_flush(tn_tape *tp, tn_tensor *owner)
         mc->n = 0;
 }
 
-void tn__bw_matmul(tn_tensor *y) { product_backward(y, y->src[0], y->src[1], 0, 0, 0, 0); }
+void tn__bw_matmul(tn_tensor *y)
+{
+    product_backward(y, tn__node(y)->src[0], tn__node(y)->src[1], 0, 0, 0, 0);
+}
 
 /* ---- bmm ---- */
 
@@ -474,7 +478,7 @@ tn_tensor *tn_bmm(tn_tape *tp, tn_tensor *a, tn_tensor *b)
 
 void tn__bw_bmm(tn_tensor *y)
 {
-    tn_tensor *a = y->src[0], *b = y->src[1];
+    tn_tensor *a = tn__node(y)->src[0], *b = tn__node(y)->src[1];
     for (int64_t i = 0; i < y->shape[0]; i++)
         product_backward(y, a, b, 1, i * a->stride[0], i * b->stride[0], i * y->stride[0]);
 }
@@ -554,8 +558,8 @@ static void bias_backward(tn_tensor *y, tn_tensor *bias)
 
 void tn__bw_addmm(tn_tensor *y)
 {
-    tn_tensor *bias = y->src[0];
+    tn_tensor *bias = tn__node(y)->src[0];
     if (tn__wants(bias))
         bias_backward(y, bias);
-    product_backward(y, y->src[1], y->src[2], 0, 0, 0, 0);
+    product_backward(y, tn__node(y)->src[1], tn__node(y)->src[2], 0, 0, 0, 0);
 }

@@ -61,8 +61,8 @@ static void ln_forward(tn_tensor *y, const tn_tensor *x, const tn_tensor *w, con
 
 void tn__bw_layer_norm(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0], *w = y->src[1], *b = y->src[2];
-    const double *stats = y->aux;
+    tn_tensor *x = tn__node(y)->src[0], *w = tn__node(y)->src[1], *b = tn__node(y)->src[2];
+    const double *stats = tn__node(y)->aux;
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, x->ndim - 1, s, sx, &n, &snx);
     tn__split_dim(y, y->ndim - 1, s, sy, &n, &sny);
@@ -164,8 +164,8 @@ tn_tensor *tn_layer_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor
                          : NULL;
     if (!y)
         return NULL;
-    y->aux = stats;
-    y->fparam[0] = eps;
+    tn__node(y)->aux = stats;
+    tn__node(y)->fparam[0] = eps;
     ln_forward(y, x, weight, bias, eps, stats);
     return tn__finish(tp, y);
 }
@@ -254,9 +254,9 @@ static void bn_forward(tn_tensor *y, const tn_tensor *x, const tn_tensor *w, con
 
 void tn__bw_batch_norm(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0], *w = y->src[1], *b = y->src[2];
-    const double *stats = y->aux;
-    bool batch = y->iparam[0] != 0;
+    tn_tensor *x = tn__node(y)->src[0], *w = tn__node(y)->src[1], *b = tn__node(y)->src[2];
+    const double *stats = tn__node(y)->aux;
+    bool batch = tn__node(y)->iparam[0] != 0;
     int64_t d[4], sx[4], dd[4], sy[4];
     bn_dims(x, d, sx);
     bn_dims(y, dd, sy);
@@ -309,7 +309,7 @@ static bool bn_param_ok(tn_tape *tp, const tn_tensor *p, const char *what, const
         return true;
     int64_t C = x->shape[1];
     if (p->dtype != x->dtype || p->ndim != 1 || p->shape[0] != C ||
-        (running && (!p->on_heap || p->stride[0] != 1))) {
+        (running && (!tn__node(p)->on_heap || p->stride[0] != 1))) {
         tn_tape_fail(tp, p->dtype != x->dtype ? TN_ERR_DTYPE : TN_ERR_SHAPE,
                      "batch_norm: %s %s (%s) must be [C] = [%lld] of x's dtype %s (x %s)%s", what,
                      TN_SHP(p), tn_dtype_name(p->dtype), (long long)C, tn_dtype_name(x->dtype),
@@ -359,8 +359,8 @@ tn_tensor *tn_batch_norm(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_tensor
                          : NULL;
     if (!y)
         return NULL;
-    y->aux = stats;
-    y->iparam[0] = batch;
+    tn__node(y)->aux = stats;
+    tn__node(y)->iparam[0] = batch;
     bn_forward(y, x, weight, bias, running_mean, running_var, batch, training && running_mean,
                momentum, eps, stats);
     return tn__finish(tp, y);

@@ -125,8 +125,8 @@ static void avg_forward(const pool *p, bool ad, tn_dtype dt, const void *x, void
 
 void tn__bw_max_pool2d(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0];
-    const pool *p = y->aux;
+    tn_tensor *x = tn__node(y)->src[0];
+    const pool *p = tn__node(y)->aux;
     if (!tn__wants(x))
         return;
     /* dx [planes, H, W] += dy [planes, OH, OW] at the kept positions */
@@ -144,8 +144,8 @@ void tn__bw_max_pool2d(tn_tensor *y)
 /* dx [planes, H, W] += dy [planes, OH, OW] / divisor over each window. */
 static void avg_backward(tn_tensor *y, bool ad)
 {
-    tn_tensor *x = y->src[0];
-    const pool *p = y->aux;
+    tn_tensor *x = tn__node(y)->src[0];
+    const pool *p = tn__node(y)->aux;
     if (!tn__wants(x))
         return;
     TN_FOR_DTYPE(y->dtype, T, {
@@ -240,7 +240,7 @@ static tn_tensor *pool_run(tn_tape *tp, int op, tn_tensor *x, const pool *p)
     tn_tensor *y = tn__result(tp, op, x->dtype, 4, shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->aux = keep;
+    tn__node(y)->aux = keep;
     if (op == TN_OP_MAX_POOL2D)
         max_forward(keep, x->dtype, x->data, y->data);
     else

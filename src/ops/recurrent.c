@@ -240,7 +240,7 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
             memset(s0[i], 0, (size_t)(B * H) * es);
     /* Threads of the time loops: each owns whole vectors of units, at
      * least 16 (below that the barriers cost more than they save). */
-    int nt = H >= 32 ? tn_num_threads() : 1;
+    int nt = H >= 32 ? tn__threads_now() : 1;
     r->per = ((H + nt - 1) / nt + 15) / 16 * 16;
     r->nt = (int)((H + r->per - 1) / r->per);
     r->whh = (tn__mat){w_hh->data, G, H, w_hh->stride[0], w_hh->stride[1]};
@@ -286,7 +286,7 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
                                 false, 7, src);
     if (!y)
         return NULL;
-    y->aux = r;
+    tn__node(y)->aux = r;
 
     /* The input projection of every step in one product, then the loop. */
     biases(r, w->b_ih, w->b_hh);
@@ -332,10 +332,11 @@ static void grads_recurrent(const rec *r, const void *O, tn_tensor *w_hh, void *
 
 void tn__bw_recurrent(tn_tensor *y)
 {
-    rec *r = y->aux;
-    tn_tape *tp = y->tape;
-    tn_tensor *x = y->src[0], *w_ih = y->src[1], *w_hh = y->src[2], *b_ih = y->src[3];
-    tn_tensor *b_hh = y->src[4], *h0 = y->src[5], *c0 = y->src[6];
+    rec *r = tn__node(y)->aux;
+    tn_tape *tp = tn__node(y)->tape;
+    tn_tensor *x = tn__node(y)->src[0], *w_ih = tn__node(y)->src[1], *w_hh = tn__node(y)->src[2],
+              *b_ih = tn__node(y)->src[3];
+    tn_tensor *b_hh = tn__node(y)->src[4], *h0 = tn__node(y)->src[5], *c0 = tn__node(y)->src[6];
     if (r->used) {
         tn_tape_fail(tp, TN_ERR_STATE,
                      "recurrent: a second backward through the same result; the first "
@@ -370,7 +371,7 @@ void tn__bw_recurrent(tn_tensor *y)
         return;
     double mac_in = (double)BT * G * r->In * ((tn__wants(x) ? 1 : 0) + (tn__wants(w_ih) ? 1 : 0));
     double mac_hh = hp ? (double)BT * G * H : 0;
-    bool pair = tn_num_threads() == 2 && mac_in <= 1.5 * mac_hh && mac_hh <= 1.5 * mac_in;
+    bool pair = tn__threads_now() == 2 && mac_in <= 1.5 * mac_hh && mac_hh <= 1.5 * mac_in;
     if (pair) {
 #pragma omp parallel sections num_threads(2)
         {

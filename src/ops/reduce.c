@@ -85,10 +85,10 @@ static void sum_dim_forward(tn_tensor *y, const tn_tensor *x, int d, double div)
  * dx += dy / div broadcast over the reduced elements. dx has x's strides. */
 static void reduce_backward(tn_tensor *y, bool mean)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int d = (int)y->iparam[0];
+    int d = (int)tn__node(y)->iparam[0];
     if (d < 0) {
         /* x any shape (frame s, strides st), dy [1] */
         int64_t s[4], st[4];
@@ -132,8 +132,8 @@ static tn_tensor *reduce_all(tn_tape *tp, int op, tn_tensor *x)
     tn_tensor *y = tn__result(tp, op, x->dtype, 1, &one, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->iparam[0] = -1;
-    y->iparam[1] = 0;
+    tn__node(y)->iparam[0] = -1;
+    tn__node(y)->iparam[1] = 0;
     sum_all_forward(y, x, op == TN_OP_MEAN ? (double)tn_numel(x) : 1.0);
     return tn__finish(tp, y);
 }
@@ -159,8 +159,8 @@ static tn_tensor *reduce_dim(tn_tape *tp, int op, const char *name, tn_tensor *x
     tn_tensor *y = tn__result(tp, op, x->dtype, nd, shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->iparam[0] = d;
-    y->iparam[1] = keepdim;
+    tn__node(y)->iparam[0] = d;
+    tn__node(y)->iparam[1] = keepdim;
     sum_dim_forward(y, x, d, op == TN_OP_MEAN ? (double)x->shape[d] : 1.0);
     return tn__finish(tp, y);
 }

@@ -97,6 +97,21 @@ typedef struct tn__rows {
      * stride iy; sums in double. */
     void (*softmax_bw)(int64_t n, const void *y, const void *dy, int64_t iy, bool log_out, void *dx,
                        int64_t ix);
+    /* One row of the masked softmax: y [n] (stride iy) = the softmax of
+     * the x [n] (stride ix) whose keep [n] (stride iy) is nonzero, exactly
+     * 0 where keep is 0 (all zeros when nothing is kept); the maximum of
+     * the kept elements subtracted before exp, the normaliser in double. */
+    void (*softmax_masked_fw)(int64_t n, const void *x, int64_t ix, const int32_t *keep, void *y,
+                              int64_t iy);
+    /* One row of mse: d = a - b, a and b [n] at strides ia, ib. With y
+     * (contiguous [n], NULL for none) y = d^2 in the table's type; returns
+     * sum d^2 formed in double from the operands in double (0 when y is
+     * given). */
+    double (*sqdiff_fw)(int64_t n, const void *a, int64_t ia, const void *b, int64_t ib, void *y);
+    /* Its backward: dx [n] (stride ix) += g (a - b), times dy [n]
+     * (contiguous) when dy is not NULL. */
+    void (*sqdiff_bw)(int64_t n, double g, const void *dy, const void *a, int64_t ia, const void *b,
+                      int64_t ib, void *dx, int64_t ix);
     /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
      * in row order whatever the thread count. */
     void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);

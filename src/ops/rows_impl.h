@@ -373,6 +373,65 @@ static void softmax_bw(int64_t n, const void *restrict y_, const void *restrict 
     });
 }
 
+static void softmax_masked_fw(int64_t n, const void *restrict x_, int64_t ix,
+                              const int32_t *restrict keep, void *restrict y_, int64_t iy)
+{
+    const RT *x = x_;
+    RT *y = y_;
+    EW_STRIDES(ix, iy, 1, {
+        bool any = false;
+        RT m = 0;
+        for (int64_t k = 0; k < n; k++)
+            if (keep[k * SB] && (!any || x[k * SA] > m))
+                m = x[k * SA], any = true;
+        for (int64_t k = 0; k < n; k++) /* vectorises: exp of the shifted row, masked */
+            y[k * SB] = keep[k * SB] ? TN_EXP(x[k * SA] - m) : (RT)0;
+        double z = 0;
+        for (int64_t k = 0; k < n; k++)
+            z += y[k * SB];
+        RT inv = any ? (RT)(1.0 / z) : (RT)0;
+        for (int64_t k = 0; k < n; k++)
+            y[k * SB] *= inv;
+    });
+}
+
+static double sqdiff_fw(int64_t n, const void *restrict a_, int64_t ia, const void *restrict b_,
+                        int64_t ib, void *restrict y_)
+{
+    const RT *a = a_, *b = b_;
+    RT *y = y_;
+    double acc = 0;
+    EW_STRIDES(ia, ib, 1, {
+        if (y)
+            for (int64_t j = 0; j < n; j++) {
+                RT d = a[j * SA] - b[j * SB];
+                y[j] = d * d;
+            }
+        else
+            for (int64_t j = 0; j < n; j++) {
+                double d = (double)a[j * SA] - (double)b[j * SB];
+                acc += d * d;
+            }
+    });
+    return acc;
+}
+
+static void sqdiff_bw(int64_t n, double g_, const void *restrict dy_, const void *restrict a_,
+                      int64_t ia, const void *restrict b_, int64_t ib, void *restrict dx_,
+                      int64_t ix)
+{
+    const RT *a = a_, *b = b_, *dy = dy_;
+    RT *dx = dx_, g = (RT)g_; /* dx is a gradient, a and b data: no aliasing */
+    EW_STRIDES(ia, ib, ix, {
+        if (dy)
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += g * dy[j] * (a[j * SA] - b[j * SB]);
+        else
+            for (int64_t j = 0; j < n; j++)
+                dx[j * SC] += g * (a[j * SA] - b[j * SB]);
+    });
+}
+
 /* Blocks of 64 columns, one per thread at a time; whole blocks by a
  * fixed-width loop, which vectorises. */
 static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs,
@@ -420,6 +479,7 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l, 
     {                                                                                             \
         .lstm_fw = lstm_fw, .lstm_bw = lstm_bw, .gru_fw = gru_fw, .gru_bw = gru_bw,               \
         .rnn_fw = rnn_fw, .rnn_bw = rnn_bw, .map_fw = map_fw, .map_bw = map_bw, .zip_fw = zip_fw, \
-        .zip_bw = zip_bw, .softmax_fw = softmax_fw, .softmax_bw = softmax_bw, .colsum = colsum,   \
-        ROWS_FLOAT_ONLY                                                                           \
+        .zip_bw = zip_bw, .softmax_fw = softmax_fw, .softmax_bw = softmax_bw,                     \
+        .softmax_masked_fw = softmax_masked_fw, .sqdiff_fw = sqdiff_fw, .sqdiff_bw = sqdiff_bw,   \
+        .colsum = colsum, ROWS_FLOAT_ONLY                                                         \
     }

@@ -211,6 +211,44 @@ static void softmax_bw_naive(int64_t n, const void *y_, const void *dy_, int64_t
         dx[k * ix] += log_out ? dy[k * iy] - exp(y[k * iy]) * s : y[k * iy] * (dy[k * iy] - s);
 }
 
+static void softmax_masked_fw_naive(int64_t n, const void *x_, int64_t ix, const int32_t *keep,
+                                    void *y_, int64_t iy)
+{
+    const double *x = x_;
+    double *y = y_, m = -INFINITY, z = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (keep[k * iy])
+            m = fmax(m, x[k * ix]);
+    for (int64_t k = 0; k < n; k++)
+        z += keep[k * iy] ? exp(x[k * ix] - m) : 0;
+    for (int64_t k = 0; k < n; k++)
+        y[k * iy] = keep[k * iy] ? exp(x[k * ix] - m) / z : 0;
+}
+
+static double sqdiff_fw_naive(int64_t n, const void *a_, int64_t ia, const void *b_, int64_t ib,
+                              void *y_)
+{
+    const double *a = a_, *b = b_;
+    double *y = y_, s = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double d = a[j * ia] - b[j * ib];
+        if (y)
+            y[j] = d * d;
+        else
+            s += d * d;
+    }
+    return s;
+}
+
+static void sqdiff_bw_naive(int64_t n, double g, const void *dy_, const void *a_, int64_t ia,
+                            const void *b_, int64_t ib, void *dx_, int64_t ix)
+{
+    const double *a = a_, *b = b_, *dy = dy_;
+    double *dx = dx_;
+    for (int64_t j = 0; j < n; j++)
+        dx[j * ix] += (dy ? g * dy[j] : g) * (a[j * ia] - b[j * ib]);
+}
+
 static void colsum_naive(const void *M_, int64_t rows, int64_t n, int64_t rs, void *out_,
                          int64_t os)
 {
@@ -237,5 +275,8 @@ const tn__rows tn__rows_naive = {
     .zip_bw = zip_bw_naive,
     .softmax_fw = softmax_fw_naive,
     .softmax_bw = softmax_bw_naive,
+    .softmax_masked_fw = softmax_masked_fw_naive,
+    .sqdiff_fw = sqdiff_fw_naive,
+    .sqdiff_bw = sqdiff_bw_naive,
     .colsum = colsum_naive,
 };

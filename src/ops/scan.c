@@ -164,12 +164,13 @@ typedef struct capture {
 static bool value_of(scan *s, capture *c, const tn_tensor *t, sval *v)
 {
     int64_t off = 0;
-    while (t->is_view && t->tape == c->priv) {
-        if (t->op != TN_OP_NARROW || t->ndim != 2 || t->src[0]->ndim != 2 ||
-            t->shape[0] != t->src[0]->shape[0] || t->stride[0] != t->src[0]->stride[0])
+    while (tn__node(t)->is_view && tn__node(t)->tape == c->priv) {
+        if (tn__node(t)->op != TN_OP_NARROW || t->ndim != 2 || tn__node(t)->src[0]->ndim != 2 ||
+            t->shape[0] != tn__node(t)->src[0]->shape[0] ||
+            t->stride[0] != tn__node(t)->src[0]->stride[0])
             return false;
-        off += t->view_offset; /* within the row: the row stride is unchanged */
-        t = t->src[0];
+        off += tn__node(t)->view_offset; /* within the row: the row stride is unchanged */
+        t = tn__node(t)->src[0];
     }
     v->off = off;
     v->width = 0;
@@ -182,7 +183,7 @@ static bool value_of(scan *s, capture *c, const tn_tensor *t, sval *v)
     for (int i = 0; i < s->n_node; i++)
         if (t == c->nodes[i])
             return *v = (sval){V_NODE, i, off, 0}, true;
-    if (t->on_heap && (t->ndim == 1 || (t->ndim == 2 && t->shape[0] == 1)) && off == 0 &&
+    if (tn__node(t)->on_heap && (t->ndim == 1 || (t->ndim == 2 && t->shape[0] == 1)) && off == 0 &&
         t->stride[t->ndim - 1] == 1) {
         for (int p = 0; p < s->n_param; p++)
             if (s->param[p] == t)
@@ -201,17 +202,18 @@ static bool read_node(scan *s, capture *c, const tn_tensor *t, snode *nd)
         return false;
     memset(nd, 0, sizeof *nd);
     nd->n = t->shape[1];
-    tn__map f = t->op == TN_OP_DROPOUT ? TN__MAP_COUNT : tn__map_of(t->op);
+    tn__map f = tn__node(t)->op == TN_OP_DROPOUT ? TN__MAP_COUNT : tn__map_of(tn__node(t)->op);
     if (f != TN__MAP_COUNT) { /* dropout needs its mask: not captured */
-        nd->kind = S_MAP, nd->f = f, nd->a = t->fparam[0];
-        return value_of(s, c, t->src[0], &nd->in[0]) && t->src[0]->shape[0] == s->B &&
-               t->src[0]->ndim == 2 && nd->in[0].kind != V_PARAM;
+        nd->kind = S_MAP, nd->f = f, nd->a = tn__node(t)->fparam[0];
+        return value_of(s, c, tn__node(t)->src[0], &nd->in[0]) &&
+               tn__node(t)->src[0]->shape[0] == s->B && tn__node(t)->src[0]->ndim == 2 &&
+               nd->in[0].kind != V_PARAM;
     }
-    if (tn__zip_of(t->op) != TN__ZIP_COUNT) {
+    if (tn__zip_of(tn__node(t)->op) != TN__ZIP_COUNT) {
         nd->kind = S_ZIP;
-        nd->z = tn__zip_of(t->op);
+        nd->z = tn__zip_of(tn__node(t)->op);
         for (int k = 0; k < 2; k++) {
-            const tn_tensor *o = t->src[k];
+            const tn_tensor *o = tn__node(t)->src[k];
             int64_t ow = o->shape[o->ndim - 1];
             bool rows_ok = (o->ndim == 2 && o->shape[0] == s->B) || o->ndim == 1 ||
                            (o->ndim == 2 && o->shape[0] == 1);
@@ -222,25 +224,25 @@ static bool read_node(scan *s, capture *c, const tn_tensor *t, snode *nd)
         }
         return nd->in[0].kind != V_PARAM || nd->in[1].kind != V_PARAM;
     }
-    if (t->op == TN_OP_MATMUL || t->op == TN_OP_ADDMM) {
-        const tn_tensor *a = t->src[t->op == TN_OP_ADDMM ? 1 : 0];
-        const tn_tensor *w = t->src[t->op == TN_OP_ADDMM ? 2 : 1];
+    if (tn__node(t)->op == TN_OP_MATMUL || tn__node(t)->op == TN_OP_ADDMM) {
+        const tn_tensor *a = tn__node(t)->src[tn__node(t)->op == TN_OP_ADDMM ? 1 : 0];
+        const tn_tensor *w = tn__node(t)->src[tn__node(t)->op == TN_OP_ADDMM ? 2 : 1];
         nd->kind = S_MM;
         nd->in[1].kind = -1;
         if (!tn__is_weight(w) || (w->stride[0] != 1 && w->stride[1] != 1) || a->ndim != 2 ||
             a->shape[0] != s->B || !value_of(s, c, a, &nd->in[0]) || nd->in[0].kind == V_PARAM)
             return false;
         const tn_tensor *root = w;
-        while (root->is_view)
-            root = root->src[0];
+        while (tn__node(root)->is_view)
+            root = tn__node(root)->src[0];
         if (!root->grad && root->requires_grad)
             return false;
         nd->wroot = (tn_tensor *)root;
         nd->w = w->data;
         nd->wg = root->grad ? (char *)root->grad + ((char *)w->data - (char *)root->data) : NULL;
         nd->wrs = w->stride[0], nd->wcs = w->stride[1], nd->K = w->shape[0];
-        if (t->op == TN_OP_ADDMM) {
-            const tn_tensor *b = t->src[0];
+        if (tn__node(t)->op == TN_OP_ADDMM) {
+            const tn_tensor *b = tn__node(t)->src[0];
             bool row = b->ndim == 1 || (b->ndim == 2 && b->shape[0] == 1);
             if (!(row || (b->ndim == 2 && b->shape[0] == s->B)) || !value_of(s, c, b, &nd->in[1]))
                 return false;
@@ -293,7 +295,7 @@ static int capture_step(scan *s, tn_step_fn step, void *ctx, tn_tape *tp)
     }
     for (size_t i = 0; i < nn; i++) {
         tn_tensor *t = tn_tape_node(c.priv, i);
-        if (t->is_view)
+        if (tn__node(t)->is_view)
             continue;
         if (s->n_node == SCAN_MAX_NODES || !read_node(s, &c, t, &s->node[s->n_node]))
             goto done;
@@ -331,7 +333,7 @@ static void node_row_fw(const scan *s, const tn__rows *kr, const snode *nd, int6
 
 static int scan_threads(const scan *s)
 {
-    int nt = tn_num_threads();
+    int nt = tn__threads_now();
     return nt > s->B ? (int)s->B : nt;
 }
 
@@ -454,8 +456,8 @@ static void node_mm_dw(const scan *s, const snode *nd)
 
 void tn__bw_scan(tn_tensor *y)
 {
-    scan *s = y->aux;
-    tn_tape *tp = y->tape;
+    scan *s = tn__node(y)->aux;
+    tn_tape *tp = tn__node(y)->tape;
     size_t es = esz(s);
     int64_t B = s->B;
     const tn__rows *kr = tn__rows_get(s->dt);
@@ -570,7 +572,7 @@ void tn__bw_scan(tn_tensor *y)
 
 void tn__scan_inputs(const tn_tensor *y, tn_tensor *const **list, int *n)
 {
-    const scan *s = y->aux;
+    const scan *s = tn__node(y)->aux;
     *list = s ? s->inputs : NULL;
     *n = s ? s->n_inputs : 0;
 }
@@ -721,7 +723,7 @@ tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *
                               NULL, NULL);
     if (!y)
         return NULL;
-    y->aux = s;
+    tn__node(y)->aux = s;
     bool wants = false;
     for (int i = 0; i < s->n_inputs; i++)
         wants = wants || s->inputs[i]->requires_grad;

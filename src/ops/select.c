@@ -93,9 +93,9 @@ tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **val
         ix ? tn__result(tp, TN_OP_TOPK, x->dtype, x->ndim, shape, false, x, NULL, NULL) : NULL;
     if (!y)
         return tp->err != TN_OK ? tp->err : tn_tape_fail(tp, TN_ERR_MEMORY, "topk: out of memory");
-    y->iparam[0] = d;
-    y->iparam[1] = k;
-    y->aux = ix->data;
+    tn__node(y)->iparam[0] = d;
+    tn__node(y)->iparam[1] = k;
+    tn__node(y)->aux = ix->data;
     int64_t s[4], sy[4], n, si;
     tn__split_dim(y, d, s, sy, &n, &si);
     select_rows(x, d, k, ix->data, y->data, s, sy, si);
@@ -109,16 +109,16 @@ tn_status tn_topk(tn_tape *tp, tn_tensor *x, int64_t k, int dim, tn_tensor **val
 /* dx[row, idx[q]] += dy[row, q]. */
 void tn__bw_topk(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int d = (int)y->iparam[0];
-    int64_t k = y->iparam[1];
+    int d = (int)tn__node(y)->iparam[0];
+    int64_t k = tn__node(y)->iparam[1];
     int64_t s[4], sy[4], sx[4], n, si, sn, s2[4];
     tn__split_dim(y, d, s, sy, &n, &si);
     tn__split_dim(x, d, s2, sx, &n, &sn);
     int64_t rows = tn_numel(y) / k;
-    const int32_t *ids = y->aux;
+    const int32_t *ids = tn__node(y)->aux;
     TN_FOR_DTYPE(x->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DX = TN_GRAD(T, x);

@@ -150,7 +150,7 @@ tn_tensor *tn_contiguous(tn_tape *tp, tn_tensor *x)
 
 void tn__bw_contiguous(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (tn__wants(x))
         block_copy(block_of(x, x->grad, -1), block_of(y, y->grad, -1), y->dtype, true);
 }
@@ -204,9 +204,9 @@ static tn_tensor *join(tn_tape *tp, int op, int n, tn_tensor *const *xs, int dim
     if (!y)
         return NULL;
     memcpy(keep, xs, (size_t)n * sizeof *keep);
-    y->aux = keep;
-    y->iparam[0] = d;
-    y->iparam[1] = n;
+    tn__node(y)->aux = keep;
+    tn__node(y)->iparam[0] = d;
+    tn__node(y)->iparam[1] = n;
     bool wants = false;
     for (int k = 0; k < n; k++)
         wants = wants || xs[k]->requires_grad;
@@ -229,9 +229,9 @@ static tn_tensor *join(tn_tape *tp, int op, int n, tn_tensor *const *xs, int dim
 
 static void join_backward(tn_tensor *y)
 {
-    tn_tensor **xs = y->aux;
-    int d = (int)y->iparam[0], n = (int)y->iparam[1], nd = y->ndim;
-    bool stack = y->op == TN_OP_STACK;
+    tn_tensor **xs = tn__node(y)->aux;
+    int d = (int)tn__node(y)->iparam[0], n = (int)tn__node(y)->iparam[1], nd = y->ndim;
+    bool stack = tn__node(y)->op == TN_OP_STACK;
     size_t es = tn_dtype_size(y->dtype);
     int64_t off = 0;
     for (int k = 0; k < n; k++) {

@@ -26,40 +26,17 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
-    int64_t rows = tn_numel(x) / n;
-    if (!keep) { /* the row kernels of the active path (rows.h) */
-        const tn__rows *kr = tn__rows_get(x->dtype);
-        int64_t es = (int64_t)tn_dtype_size(x->dtype);
-        TN_FTZ_SCOPE;
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            kr->softmax_fw(n, (const char *)x->data + tn__row_off(r, s, sx) * es, snx, log_out,
-                           (char *)y->data + tn__row_off(r, s, sy) * es, sny);
-        });
-        return;
-    }
-    TN_FOR_DTYPE(x->dtype, T, {
-        const T *X = TN_DATA(T, x);
-        T *Y = TN_DATA(T, y);
-        TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-            const T *px = X + tn__row_off(r, s, sx);
-            int64_t oy = tn__row_off(r, s, sy);
-            T *py = Y + oy;
-            const int32_t *kp = keep + oy;
-            bool any = false;
-            T m = 0;
-            for (int64_t k = 0; k < n; k++)
-                if (kp[k * sny] && (!any || px[k * snx] > m))
-                    m = px[k * snx], any = true;
-            double z = 0;
-            for (int64_t k = 0; k < n; k++) {
-                T e = kp[k * sny] ? exp(px[k * snx] - m) : 0;
-                py[k * sny] = e;
-                z += e;
-            }
-            T inv = any ? (T)(1.0 / z) : 0;
-            for (int64_t k = 0; k < n; k++)
-                py[k * sny] *= inv;
-        });
+    int64_t rows = tn_numel(x) / n, es = (int64_t)tn_dtype_size(x->dtype);
+    const tn__rows *kr = tn__rows_get(x->dtype); /* the row kernels of the active path */
+    TN_FTZ_SCOPE;
+    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
+        const char *px = (const char *)x->data + tn__row_off(r, s, sx) * es;
+        int64_t oy = tn__row_off(r, s, sy);
+        char *py = (char *)y->data + oy * es;
+        if (keep)
+            kr->softmax_masked_fw(n, px, snx, keep + oy, py, sny);
+        else
+            kr->softmax_fw(n, px, snx, log_out, py, sny);
     });
 }
 
@@ -67,10 +44,10 @@ static void softmax_forward(tn_tensor *y, const tn_tensor *x, int d, bool log_ou
  * y and dy contiguous. */
 static void softmax_backward(tn_tensor *y, bool log_out)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int d = (int)y->iparam[0];
+    int d = (int)tn__node(y)->iparam[0];
     int64_t s[4], sx[4], sy[4], n, snx, sny;
     tn__split_dim(x, d, s, sx, &n, &snx);
     tn__split_dim(y, d, s, sy, &n, &sny);
@@ -95,7 +72,7 @@ static tn_tensor *softmax_op(tn_tape *tp, int op, tn_tensor *x, int dim)
     tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->iparam[0] = d;
+    tn__node(y)->iparam[0] = d;
     softmax_forward(y, x, d, op == TN_OP_LOG_SOFTMAX, NULL);
     return tn__finish(tp, y);
 }
@@ -142,8 +119,8 @@ tn_tensor *tn_softmax_masked(tn_tape *tp, tn_tensor *x, int dim, tn_tensor *mask
             for (int64_t c = 0; c < f[2]; c++)
                 for (int64_t e = 0; e < f[3]; e++)
                     keep[i++] = M[a * st[0] + b * st[1] + c * st[2] + e * st[3]] != 0;
-    y->aux = keep;
-    y->iparam[0] = d;
+    tn__node(y)->aux = keep;
+    tn__node(y)->iparam[0] = d;
     softmax_forward(y, x, d, false, keep);
     return tn__finish(tp, y);
 }

@@ -30,14 +30,15 @@ static frame frame_of(const tn_tensor *x)
 /* Forward of the one-input ops, a row at a time through the row kernels
  * of the active kernel path (rows.h: map_fw).
  * x [rows, n] strided (frame of x), y [rows, n] contiguous;
- * a: alpha (scale), negative_slope (leaky_relu) or 1/(1-p) (dropout);
- * keep [rows * n] contiguous (dropout only): 1 where the element survives. */
-static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a, const uint8_t *keep)
+ * a: alpha (scale), negative_slope (leaky_relu), 1/(1-p) (dropout) or 1
+ * (mask); keep [rows * n] contiguous (dropout and mask, which run as
+ * TN__MAP_DROPOUT): 1 where the element survives. */
+static void unary_forward(tn__map fn, tn_tensor *y, const tn_tensor *x, double a,
+                          const uint8_t *keep)
 {
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__map fn = tn__map_of(op);
     size_t es = tn_dtype_size(y->dtype);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
@@ -50,16 +51,16 @@ static void unary_forward(int op, tn_tensor *y, const tn_tensor *x, double a, co
  * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. */
 static void unary_backward(tn_tensor *y)
 {
-    tn_tensor *x = y->src[0];
+    tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    int op = y->op;
-    double a = op == TN_OP_DROPOUT ? y->fparam[1] : y->fparam[0];
-    const uint8_t *keep = y->aux;
+    int op = tn__node(y)->op;
+    double a = op == TN_OP_DROPOUT ? tn__node(y)->fparam[1] : tn__node(y)->fparam[0];
+    const uint8_t *keep = tn__node(y)->aux;
+    tn__map fn = op == TN_OP_MASK ? TN__MAP_DROPOUT : tn__map_of(op);
     frame f = frame_of(x);
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
-    tn__map fn = tn__map_of(op);
     int64_t es = (int64_t)tn_dtype_size(y->dtype);
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
@@ -84,8 +85,8 @@ static tn_tensor *unary(tn_tape *tp, int op, tn_tensor *x, double a, const char 
     tn_tensor *y = tn__result(tp, op, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
     if (!y)
         return NULL;
-    y->fparam[0] = a;
-    unary_forward(op, y, x, a, NULL);
+    tn__node(y)->fparam[0] = a;
+    unary_forward(tn__map_of(op), y, x, a, NULL);
     return tn__finish(tp, y);
 }
 
@@ -131,10 +132,10 @@ tn_tensor *tn_dropout(tn_tape *tp, tn_tensor *x, double p)
     tn_rng *rng = tn_tape_rng(tp);
     for (int64_t i = 0; i < n; i++)
         keep[i] = tn_rng_uniform(rng) >= p;
-    y->aux = keep;
-    y->fparam[0] = p;
-    y->fparam[1] = 1.0 / (1.0 - p);
-    unary_forward(TN_OP_DROPOUT, y, x, y->fparam[1], keep);
+    tn__node(y)->aux = keep;
+    tn__node(y)->fparam[0] = p;
+    tn__node(y)->fparam[1] = 1.0 / (1.0 - p);
+    unary_forward(TN__MAP_DROPOUT, y, x, tn__node(y)->fparam[1], keep);
     return tn__finish(tp, y);
 }
 
@@ -148,37 +149,25 @@ static inline bool mask_on(const tn_tensor *m, int64_t o)
     }
 }
 
-/* Forward (backward = 0) y = x where m != 0, else 0; backward (backward = 1)
- * dx += dy where m != 0.
- * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous;
- * m broadcast into the frame of x (stride 0 along its size-1 dims). */
-static void mask_kernel(tn_tensor *y, const tn_tensor *x, const tn_tensor *m, bool backward)
+/* keep [rows, n] (contiguous, x's frame) = m != 0, m broadcast into the
+ * frame of x (stride 0 along its size-1 dims). */
+static void mask_flags(uint8_t *keep, const tn_tensor *x, const tn_tensor *m)
 {
     frame f = frame_of(x);
     int64_t sm[4];
     tn__bstrides(m, x->ndim, x->shape, sm);
-    int64_t rows = f.rows, n = f.n, ix = f.sx[3], im = sm[3];
-    TN_FOR_DTYPE(y->dtype, T, {
-        T *X = backward ? TN_GRAD(T, x) : TN_DATA(T, x);
-        T *Y = backward ? TN_GRAD(T, y) : TN_DATA(T, y);
-        TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
-            T *px = X + tn__row_off(r, f.s, f.sx), *py = Y + r * n;
-            int64_t om = tn__row_off(r, f.s, sm);
-            if (backward) {
-                for (int64_t j = 0; j < n; j++)
-                    if (mask_on(m, om + j * im))
-                        px[j * ix] += py[j];
-            } else {
-                for (int64_t j = 0; j < n; j++)
-                    py[j] = mask_on(m, om + j * im) ? px[j * ix] : (T)0;
-            }
-        });
-    });
+    for (int64_t r = 0; r < f.rows; r++) {
+        int64_t om = tn__row_off(r, f.s, sm);
+        for (int64_t j = 0; j < f.n; j++)
+            keep[r * f.n + j] = mask_on(m, om + j * sm[3]);
+    }
 }
 
-/* The mask is kept in src[1] for backward but passed to tn__result as no
- * input, so a float mask that happens to require grad neither makes y
- * require grad nor receives a gradient. */
+/* The mask is passed to tn__result as no input, so a float mask that
+ * happens to require grad neither makes y require grad nor receives a
+ * gradient. It is read once into flags (y->aux, like dropout's), and y =
+ * keep ? 1 x : 0 and its backward run as dropout's row kernels with scale
+ * 1 (fparam[0]), which is exact. */
 tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask)
 {
     if (!tn__check(tp, "mask", 1, &x))
@@ -202,10 +191,13 @@ tn_tensor *tn_mask(tn_tape *tp, tn_tensor *x, tn_tensor *mask)
         return NULL;
     }
     tn_tensor *y = tn__result(tp, TN_OP_MASK, x->dtype, x->ndim, x->shape, false, x, NULL, NULL);
-    if (!y)
+    uint8_t *keep = y ? tn_tape_alloc(tp, (size_t)tn_numel(x)) : NULL;
+    if (!keep)
         return NULL;
-    y->src[1] = mask;
-    mask_kernel(y, x, mask, false);
+    mask_flags(keep, x, mask);
+    tn__node(y)->aux = keep;
+    tn__node(y)->fparam[0] = 1;
+    unary_forward(TN__MAP_DROPOUT, y, x, 1, keep);
     return tn__finish(tp, y);
 }
 
@@ -221,8 +213,4 @@ void tn__bw_gelu(tn_tensor *y) { unary_backward(y); }
 void tn__bw_silu(tn_tensor *y) { unary_backward(y); }
 void tn__bw_dropout(tn_tensor *y) { unary_backward(y); }
 
-void tn__bw_mask(tn_tensor *y)
-{
-    if (tn__wants(y->src[0]))
-        mask_kernel(y, y->src[0], y->src[1], true);
-}
+void tn__bw_mask(tn_tensor *y) { unary_backward(y); }

@@ -72,7 +72,7 @@ static tn_status step(model *m, tn_tape *tp, const int32_t *x, const int32_t *y,
     if (!s && d)
         s = tn_dist_allreduce(d);
     if (!s) {
-        tn_clip_grad_norm(&m->ps, 1.0);
+        tn_clip_grad_norm(&m->ps, 1.0, NULL);
         s = tn_optim_step(m->opt);
     }
     tn_tensor_free(ids);

@@ -3,7 +3,7 @@
 # static and shared into prefixes, then build and run the README's API
 # example (examples/snippets/readme_example.c) against each install
 #
-#   1. through CMake's find_package(tensor 0.5) + tensor::tensor,
+#   1. through CMake's find_package(tensor 0.6) + tensor::tensor,
 #   2. through pkg-config (`pkg-config --static` for the static library),
 #
 # and once more as a subproject (add_subdirectory: tensor::tensor exists, and
@@ -17,11 +17,11 @@
 #
 # With MPI (mpirun on PATH; CI installs Open MPI) both installs must hold
 # tensor_dist, and a small MPI program (tests/downstream/dist_example.c) is
-# built against each through find_package(tensor 0.5 COMPONENTS dist) +
+# built against each through find_package(tensor 0.6 COMPONENTS dist) +
 # tensor::dist and through pkg-config tensor-dist, and run on 2 ranks.
-# find_package(tensor 0.5) without components must not look for MPI. A
+# find_package(tensor 0.6) without components must not look for MPI. A
 # third install, static with -DTN_MPI=OFF, must hold nothing of tensor_dist,
-# serve find_package(tensor 0.5) and refuse COMPONENTS dist with a message.
+# serve find_package(tensor 0.6) and refuse COMPONENTS dist with a message.
 #
 #   tests/downstream/run.sh [WORKDIR]     (default: build-downstream)
 #
@@ -75,7 +75,7 @@ for kind in static shared; do
     cmake --build "$WORK/app-cmake-$kind" >> "$WORK/app-cmake-$kind.log"
     check_run "find_package, $kind" "$WORK/app-cmake-$kind/readme_example"
     grep -q "dist: , MPI searched: )" "$WORK/app-cmake-$kind.log" ||
-        die "find_package, $kind: find_package(tensor 0.5) without components looked for MPI"
+        die "find_package, $kind: find_package(tensor 0.6) without components looked for MPI"
     # Before 1.0 a minor release may break compatibility: 0.N.x answers
     # find_package(tensor 0.N) only, not 0.(N-1) or 0.(N+1).
     minor=$(echo "$VERSION" | cut -d. -f2)
@@ -126,7 +126,13 @@ for kind in static shared; do
         internal=$(echo "$exported" | grep '^tn__' || true)
         [ -z "$bad" ] && [ -z "$internal" ] ||
             die "shared: exports other than the public tn_ API: $bad $internal"
-        say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__)"
+        # every exported symbol is declared TN_API in a public header
+        # (issue 21: nothing internal exported)
+        undeclared=$(for sym in $exported; do
+            grep -qE "\\b$sym\\(" "$SRC"/include/tensor/*.h || echo "$sym"
+        done)
+        [ -z "$undeclared" ] || die "shared: exported but not declared in include/tensor/: $undeclared"
+        say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__), all declared in include/tensor/"
         # The examples (built in this configuration only) link the shared
         # library through its public API alone.
         ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
@@ -197,7 +203,7 @@ for kind in static shared; do
 done
 
 # 5. an install without MPI (-DTN_MPI=OFF, static): nothing of tensor_dist,
-# find_package(tensor 0.5) works, COMPONENTS dist is refused with a message
+# find_package(tensor 0.6) works, COMPONENTS dist is refused with a message
 # and OPTIONAL_COMPONENTS dist finds tensor without it.
 prefix=$WORK/prefix-nompi
 rm -rf "$prefix" "$WORK/lib-nompi"
