@@ -6,7 +6,7 @@
 #   for each program: train a tiny model for a few steps (--threads 1),
 #   export it, and load the export in PyTorch with load_state_dict(strict=True)
 #   (tools/torch_models.py import); then, for the programs with an eval
-#   loss (char_rnn, word_lm, classify, tagger):
+#   loss (char_rnn, word_lm untied and --tie-weights, classify, tagger):
 #   1. import: the program's `eval` loss of its checkpoint and PyTorch's
 #      loss of the export on the same data agree within 1e-5;
 #   2. export: PyTorch perturbs every weight (N(0, 0.01) noise), writes the
@@ -41,25 +41,26 @@ loss_of() { awk '$1 == "loss" { print $2; exit }'; }
 # within A B TOL: |A - B| <= TOL
 within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
 
-# check NAME EVAL_ARGS...: the round trips of $TMP/NAME.st (trained) and
-# $TMP/NAME.x.st (exported); EVAL_ARGS: the data options of `eval`, and
-# the data for tools/torch_models.py last.
+# [STEM=S] check NAME EVAL_ARGS...: the round trips of $TMP/S.st (trained
+# by program NAME) and $TMP/S.x.st (exported); S is NAME unless given;
+# EVAL_ARGS: the data options of `eval`, and the data for
+# tools/torch_models.py last.
 check() {
-    local name=$1 data=${*: -1} ours torch back pert theirs
+    local prog=$1 name=${STEM:-$1} data=${*: -1} ours torch back pert theirs
     shift
     local args=("${@:1:$#-1}")
-    ours=$("$BIN/$name" eval --checkpoint "$TMP/$name.st" "${args[@]}" --threads 1 | loss_of)
+    ours=$("$BIN/$prog" eval --checkpoint "$TMP/$name.st" "${args[@]}" --threads 1 | loss_of)
     torch=$("$PY" "$TM" eval "$TMP/$name.x.st" "$data" | loss_of)
     if within "$ours" "$torch" $TOL; then
         pass "$name import: eval $ours, PyTorch $torch, |difference| $(awk -v a="$ours" -v b="$torch" 'BEGIN { d = a - b; printf "%.2g", d < 0 ? -d : d }')"
     else
         fail "$name import: eval '$ours', PyTorch '$torch'"
     fi
-    back=$("$BIN/$name" eval --checkpoint "$TMP/$name.x.st" "${args[@]}" --threads 1 | loss_of)
+    back=$("$BIN/$prog" eval --checkpoint "$TMP/$name.x.st" "${args[@]}" --threads 1 | loss_of)
     [ -n "$ours" ] && [ "$back" = "$ours" ] && pass "$name reads its export: loss $back" ||
         fail "$name reads its export: '$back', the checkpoint '$ours'"
     pert=$("$PY" "$TM" perturb "$TMP/$name.x.st" "$TMP/$name.p.st" 1 "$data" | loss_of)
-    theirs=$("$BIN/$name" eval --checkpoint "$TMP/$name.p.st" "${args[@]}" --threads 1 | loss_of)
+    theirs=$("$BIN/$prog" eval --checkpoint "$TMP/$name.p.st" "${args[@]}" --threads 1 | loss_of)
     if within "$theirs" "$pert" $TOL && ! within "$pert" "$ours" 1e-4; then
         pass "$name export: PyTorch $pert, eval $theirs, |difference| $(awk -v a="$theirs" -v b="$pert" 'BEGIN { d = a - b; printf "%.2g", d < 0 ? -d : d }')"
     else
@@ -67,15 +68,16 @@ check() {
     fi
 }
 
-# export NAME: $TMP/NAME.st -> $TMP/NAME.x.st, then the strict import.
+# [STEM=S] export_import NAME: $TMP/S.st -> $TMP/S.x.st, then the strict
+# import.
 export_import() {
-    local out
-    if ! out=$("$BIN/$1" export --checkpoint "$TMP/$1.st" --out "$TMP/$1.x.st" 2>&1); then
-        fail "$1 export: $out"
+    local out name=${STEM:-$1}
+    if ! out=$("$BIN/$1" export --checkpoint "$TMP/$name.st" --out "$TMP/$name.x.st" 2>&1); then
+        fail "$name export: $out"
         return
     fi
-    out=$("$PY" "$TM" import "$TMP/$1.x.st" 2>&1 | tail -1)
-    [[ "$out" == *"loaded with strict=True" ]] && pass "$1: $out" || fail "$1 import: $out"
+    out=$("$PY" "$TM" import "$TMP/$name.x.st" 2>&1 | tail -1)
+    [[ "$out" == *"loaded with strict=True" ]] && pass "$name: $out" || fail "$name import: $out"
 }
 
 T=(--threads 1 --eval-every 0)
@@ -96,6 +98,11 @@ awk 'BEGIN { for (i = 0; i < 30; i++) print "the cat sees the moon . she hears a
     > "$TMP/words.txt"
 export_import word_lm
 check word_lm --data "$TMP/words.txt" "$TMP/words.txt"
+# --tie-weights: the file holds the shared matrix once (encoder.weight)
+"$BIN/word_lm" train "${T[@]}" --hidden 16 --embed 16 --tie-weights --steps 20 \
+    --checkpoint "$TMP/word_lm_tied.st" > "$TMP/log" 2>&1 || fail "word_lm train: $(cat "$TMP/log")"
+STEM=word_lm_tied export_import word_lm
+STEM=word_lm_tied check word_lm --data "$TMP/words.txt" "$TMP/words.txt"
 # the command line's way: import --save a state_dict, export it back
 "$PY" "$TM" import "$TMP/word_lm.x.st" --save "$TMP/sd.pt" > /dev/null &&
     "$PY" "$TM" export "$TMP/sd.pt" "$TMP/word_lm.x.st" "$TMP/word_lm.r.st" > /dev/null

@@ -44,7 +44,6 @@ The modules (parameter names as the programs' checkpoints):
             init_c, embed, decoder (LSTMCell), out (module only)
 """
 import argparse
-import math
 import os
 import sys
 import types
@@ -143,10 +142,9 @@ def build(meta, tensors):
         return torch_char_rnn.CharRNN(meta["cell"], len(meta["vocab"]), int(meta["embed"]),
                                       int(meta["hidden"]), int(meta["layers"]))
     if fmt == "word_lm 1":
-        m = torch_word_lm.WordLM(meta["cell"], len(meta["vocab"].split("\n")), int(meta["embed"]),
-                                 int(meta["hidden"]), int(meta["layers"]),
-                                 float(meta.get("dropout", 0)), meta["tie_weights"] == "1")
-        return m
+        return torch_word_lm.WordLM(meta["cell"], len(meta["vocab"].split("\n")),
+                                    int(meta["embed"]), int(meta["hidden"]), int(meta["layers"]),
+                                    float(meta.get("dropout", 0)), meta["tie_weights"] == "1")
     if fmt == "classify 1":
         if any(meta.get(k) == "1" for k in ("residual", "layer_norm", "ln_gates")):
             sys.exit("torch_models: classify with --residual, --layer-norm or --ln-gates has no "
@@ -156,8 +154,9 @@ def build(meta, tensors):
                                   bidirectional=meta["bidirectional"] == "1")
         return torch_classify.Classifier(2 + len(meta["chars"]), len(lines(meta["labels"])), a)
     if fmt == "tagger 1":
-        return torch_tagger.Tagger(2 + len(lines(meta["words"])), int(meta["embed"]), int(meta["hidden"]),
-                      len(lines(meta["tags"])), meta["bidirectional"] == "1")
+        return torch_tagger.Tagger(2 + len(lines(meta["words"])), int(meta["embed"]),
+                                   int(meta["hidden"]), len(lines(meta["tags"])),
+                                   meta["bidirectional"] == "1")
     if fmt == "forecast 1":
         return Forecaster(meta["cell"], tensors["rnn.weight_ih_l0"].shape[1], int(meta["hidden"]),
                           int(meta["layers"]), tensors["head.weight"].shape[0])
