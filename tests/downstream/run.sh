@@ -135,7 +135,9 @@ for kind in static shared; do
         say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__), all declared in include/tensor/"
         # The examples (built in this configuration only) link the shared
         # library through its public API alone.
-        ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
+        # (grep to the end, not -q: with pipefail, ldd writing after grep -q
+        # quit would fail the pipeline with SIGPIPE)
+        ldd "$WORK/lib-$kind/examples/char_rnn" | grep "libtensor.so.${VERSION%.*}" > /dev/null ||
             die "shared: char_rnn does not use libtensor.so"
         "$WORK/lib-$kind/examples/char_rnn" --version | grep -qx "char_rnn $VERSION (libtensor $VERSION)" ||
             die "shared: char_rnn --version"
@@ -148,7 +150,7 @@ for kind in static shared; do
         out=$("$prefix/bin/tn-char-rnn" --version) &&
             [ "$out" = "char_rnn $VERSION (libtensor $VERSION)" ] ||
             die "shared: installed tn-char-rnn --version: $out"
-        ldd "$prefix/bin/tn-char-rnn" | grep -q "libtensor.so.* => $prefix/" ||
+        ldd "$prefix/bin/tn-char-rnn" | grep "libtensor.so.* => $prefix/" > /dev/null ||
             die "shared: tn-char-rnn does not use the installed libtensor.so"
         say "shared: the programs are installed as tn-*: $out"
         # The step API from outside: a checkpoint trained by the installed
