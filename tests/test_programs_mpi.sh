@@ -5,7 +5,7 @@
 #   1. classify: 2 ranks x half the batch give the model of 1 process x the
 #      whole batch (--balance none: every example weighs the same, so the
 #      mean of the ranks' means is the batch's mean): eval losses agree to
-#      2e-4 (eval prints 4 decimals);
+#      2e-4 (set when eval printed 4 decimals; it prints 6 now);
 #   2. translate with dropout and teacher forcing 0.8, 2 ranks: a run
 #      resumed half-way ends at the straight run's checkpoint
 #      (byte-identical: every rank's generators are saved); its loss is

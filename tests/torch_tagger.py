@@ -138,15 +138,31 @@ def split(n):
     return p[:nva], p[nva:]
 
 
+def make_batch(sents, idx, wid, tid, rng=None, unk=0.0):
+    """Sentences idx as ids [B, T] (0 padding; an unknown word as its
+    lowercase, else <unk> 1; with rng, each token <unk> with probability
+    unk), tags [B*T] (-1 padding) and lengths [B]."""
+    T = max(len(sents[i]) for i in idx)
+    ids = torch.zeros(len(idx), T, dtype=torch.long)
+    tg = torch.full((len(idx), T), -1, dtype=torch.long)
+    for b, i in enumerate(idx):
+        for k, (w, t) in enumerate(sents[i]):
+            ids[b, k] = wid.get(w, wid.get(w.lower(), 1))
+            if rng is not None and (rng.next() >> 11) * 2.0**-53 < unk:
+                ids[b, k] = 1
+            tg[b, k] = tid[t]
+    return ids, tg.reshape(-1), torch.tensor([len(sents[i]) for i in idx])
+
+
 class Tagger(nn.Module):
     def __init__(self, V, E, H, C, bi):
         super().__init__()
-        self.emb = nn.Embedding(V, E, padding_idx=0)
+        self.embed = nn.Embedding(V, E, padding_idx=0)
         self.rnn = nn.LSTM(E, H, batch_first=True, bidirectional=bi)
         self.head = nn.Linear((2 if bi else 1) * H, C)
 
     def forward(self, ids, lens):
-        x = self.emb(ids)
+        x = self.embed(ids)
         packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
@@ -188,16 +204,7 @@ def main():
             seen.setdefault(wid[w], set()).add(tid[t])
 
     def batch(idx, rng=None):
-        T = max(len(sents[i]) for i in idx)
-        ids = torch.zeros(len(idx), T, dtype=torch.long)
-        tg = torch.full((len(idx), T), -1, dtype=torch.long)
-        for b, i in enumerate(idx):
-            for k, (w, t) in enumerate(sents[i]):
-                ids[b, k] = wid.get(w, wid.get(w.lower(), 1))
-                if rng is not None and (rng.next() >> 11) * 2.0**-53 < a.unk:
-                    ids[b, k] = 1
-                tg[b, k] = tid[t]
-        return ids, tg.reshape(-1), torch.tensor([len(sents[i]) for i in idx])
+        return make_batch(sents, idx, wid, tid, rng, a.unk)
 
     model = Tagger(len(words) + 2, a.embed, a.hidden, C, not a.unidirectional)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)

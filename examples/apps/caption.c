@@ -60,6 +60,7 @@
 
 #include "bleu.h"
 #include "cli.h"
+#include "export.h"
 #include "train.h"
 #include "vocab.h"
 
@@ -221,7 +222,7 @@ static int scenes_make(scenes *s, int64_t n, uint64_t seed)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *checkpoint, *log, *loss_log;
+    const char *checkpoint, *out, *log, *loss_log;
     int64_t steps, batch, eval_every, threads, embed, hidden, channels, grid;
     int64_t train_scenes, val_scenes, beam, scenes;
     double lr, clip;
@@ -229,7 +230,7 @@ typedef struct opts {
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8 };
+enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8, EXPORT = 16 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -248,6 +249,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .clip = 5.0,
                 .seed = 1234};
     const ex_opt table[] = {
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the exported model",
+         .commands = EXPORT},
         {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "scenes per step", .imin = 1, .imax = 4096,
@@ -292,12 +295,14 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          ". background)",
          .commands = CAPTION},
     };
-    static const char *const commands[] = {"train", "eval", "caption", "gradcheck", NULL};
+    static const char *const commands[] = {"train", "eval", "caption", "gradcheck", "export", NULL};
     static const char *const command_help[] = {
         "train a captioner on generated scenes (and write --checkpoint)",
         "print the held-out loss and BLEU of greedy captions (and of --beam K)",
         "print held-out scenes' true captions next to the model's",
         "check the loss's gradients against central differences (float64, a small model)",
+        "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1039,6 +1044,22 @@ done:
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h), its parameters named as
+ * the PyTorch module's state_dict (tools/torch_models.py); the metadata
+ * keeps what caption needs to read it back. */
+static int cmd_export(const opts *o)
+{
+    int rc = ex_export_check(PROG, o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    rc = ex_export_write(PROG, o->checkpoint, o->out, NULL, &m.ps);
+    model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -1054,7 +1075,8 @@ int main(int argc, char **argv)
     rc = command == 0   ? cmd_train(&o)
          : command == 1 ? cmd_eval(&o)
          : command == 2 ? cmd_caption(&o)
-                        : cmd_gradcheck(&o);
+         : command == 3 ? cmd_gradcheck(&o)
+                        : cmd_export(&o);
     ex_stop();
     return rc;
 }

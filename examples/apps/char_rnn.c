@@ -35,6 +35,7 @@
 
 #include "char_model.h"
 #include "cli.h"
+#include "export.h"
 #include "train.h"
 #include "train_dist.h"
 
@@ -532,51 +533,22 @@ static int cmd_sample(const opts *o)
     return rc ? 1 : 0;
 }
 
-/* The model of --checkpoint alone (no optimizer state, no carried state)
- * to --out: tensors named and shaped as the PyTorch module's state_dict
- * (embed, rnn, head), so load_state_dict(strict=True) takes it; the
- * metadata keeps what char_rnn needs to read it back (format, sizes,
- * vocabulary) and tn_lm_load's lm.* keys. */
+/* The model of --checkpoint alone (export.h): tensors named and shaped
+ * as the PyTorch module's state_dict (embed, rnn, head); the metadata
+ * keeps what char_rnn needs to read it back (format, sizes, vocabulary)
+ * and tn_lm_load's lm.* keys. */
 static int cmd_export(const opts *o)
 {
-    if (!o->checkpoint || !o->out) {
-        fprintf(stderr, "char_rnn export: --checkpoint PATH and --out PATH are required\n");
-        return 2;
-    }
-    if (ex_check_output("char_rnn", "--out", o->out))
-        return 2;
+    int rc = ex_export_check("char_rnn", o->checkpoint, o->out);
+    if (rc)
+        return rc;
     ex_lm_model m;
     ex_text t = {0};
-    tn_meta meta;
-    tn_meta_init(&meta);
-    if (ex_char_load_checkpoint(o->checkpoint, &m, &t, &meta, 0.0, NULL, 1e-3)) {
-        tn_meta_free(&meta);
+    if (ex_char_load_model(o->checkpoint, &m, &t))
         return 1;
-    }
-    static const char *const training[] = {"step", "data_pos", "batch", "seq",
-                                           "lr",   "rng",      "ranks"};
-    tn_meta keep;
-    tn_meta_init(&keep);
-    tn_status s = TN_OK;
-    for (int i = 0; s == TN_OK && i < meta.n; i++) {
-        const char *k = meta.keys[i];
-        bool drop = strncmp(k, "rng.", 4) == 0;
-        for (size_t j = 0; j < sizeof training / sizeof training[0]; j++)
-            drop = drop || strcmp(k, training[j]) == 0;
-        if (!drop)
-            s = tn_meta_set(&keep, k, meta.values[i]);
-    }
-    if (s == TN_OK)
-        s = tn_lm_save(o->out, &m.lm, NULL, NULL, 0, &keep);
-    if (s != TN_OK)
-        fprintf(stderr, "char_rnn export: %s\n", tn_last_error());
-    else
-        printf("wrote %s: %d tensors, %" PRId64 " parameters\n", o->out, m.lm.ps.n,
-               tn_params_numel(&m.lm.ps));
-    tn_meta_free(&keep);
-    tn_meta_free(&meta);
+    rc = ex_export_write("char_rnn", o->checkpoint, o->out, &m.lm, NULL);
     ex_lm_free(&m);
-    return s == TN_OK ? 0 : 1;
+    return rc;
 }
 
 static int cmd_eval(const opts *o)

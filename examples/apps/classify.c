@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "plot.h"
 #include "train.h"
 #include "train_dist.h"
@@ -344,7 +345,7 @@ static int32_t vocab_id(const vocab *v, int32_t cp)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *log, *loss_log, *balance, *plot, *split, *init;
+    const char *data, *cell, *checkpoint, *out, *log, *loss_log, *balance, *plot, *split, *init;
     bool bidirectional, residual, layer_norm, ln_gates;
     double forget_bias; /* NAN: as --init makes it */
     int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
@@ -352,7 +353,7 @@ typedef struct opts {
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, PREDICT = 2, EVAL = 4 };
+enum { TRAIN = 1, PREDICT = 2, EVAL = 4, EXPORT = 8 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -373,6 +374,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .val_fraction = 0.1,
                 .seed = 1234};
     const ex_opt table[] = {
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the exported model",
+         .commands = EXPORT},
         {"--data", EX_STRING, &o->data, "DIR", "one <Label>.txt per class, one example a line",
          .def = "a generated task (four invented languages)", .commands = TRAIN | EVAL},
         {"--cell", EX_CHOICE, &o->cell, "CELL", "recurrent cell", .choices = "gru|lstm|rnn",
@@ -434,11 +437,13 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--plot", EX_STRING, &o->plot, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
-    static const char *const commands[] = {"train", "predict", "eval", NULL};
+    static const char *const commands[] = {"train", "predict", "eval", "export", NULL};
     static const char *const command_help[] = {
         "train a classifier (and write --checkpoint)",
         "classify standard input, one example a line: label<TAB>label1 p1<TAB>label2 p2 ...",
         "print accuracy and the confusion matrix of --checkpoint on --data",
+        "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1119,7 +1124,7 @@ static int cmd_eval(const opts *o)
     scores sc;
     if (evaluate(tp, &m, &d, lab, idx, n, o->checkpoint, &sc, conf))
         goto done;
-    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.4f\nexamples %" PRId64 "\n", sc.accuracy,
+    printf("accuracy %.4f\nbalanced_accuracy %.4f\nloss %.6f\nexamples %" PRId64 "\n", sc.accuracy,
            sc.balanced, sc.loss, n);
     /* the confusion matrix: rows true labels, columns predicted (numbered
      * as the rows) */
@@ -1164,19 +1169,38 @@ done:
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h), its parameters named as
+ * the PyTorch module's state_dict (tools/torch_models.py); the metadata
+ * keeps what classify needs to read it back. */
+static int cmd_export(const opts *o)
+{
+    int rc = ex_export_check(PROG, o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    rc = ex_export_write(PROG, o->checkpoint, o->out, NULL, &m.ps);
+    model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
-    if (command != 0 && !o.checkpoint) {
+    if ((command == 1 || command == 2) && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "predict" : "eval");
         return 2;
     }
     if (ex_start(PROG, &argc, &argv, o.threads, command == 0))
         return 1;
-    rc = command == 0 ? cmd_train(&o) : command == 1 ? cmd_predict(&o) : cmd_eval(&o);
+    rc = command == 0   ? cmd_train(&o)
+         : command == 1 ? cmd_predict(&o)
+         : command == 2 ? cmd_eval(&o)
+                        : cmd_export(&o);
     ex_stop();
     return rc;
 }

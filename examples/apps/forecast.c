@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "plot.h"
 #include "train.h"
 
@@ -67,14 +68,14 @@ enum {
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *mode, *periods, *checkpoint, *plot, *log, *loss_log;
+    const char *data, *cell, *mode, *periods, *checkpoint, *out, *plot, *log, *loss_log;
     int64_t column, length, hidden, layers, window, horizon, batch, steps, threads, eval_every, ar,
         plot_length;
     double lr, clip, val_fraction;
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, EVAL = 2, PREDICT = 4 };
+enum { TRAIN = 1, EVAL = 2, PREDICT = 4, EXPORT = 8 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -96,6 +97,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .val_fraction = 0.2,
                 .seed = 1};
     const ex_opt table[] = {
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the exported model",
+         .commands = EXPORT},
         {"--data", EX_STRING, &o->data, "FILE.csv",
          "the series: one number a line, or column --column of comma-separated lines",
          .def = "train: a generated series; else the checkpoint's"},
@@ -150,11 +153,13 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "values of the held-out part the plot covers", .imin = 1, .imax = 100000,
          .def = "8 horizons", .commands = EVAL},
     };
-    static const char *const commands[] = {"train", "eval", "predict", NULL};
+    static const char *const commands[] = {"train", "eval", "predict", "export", NULL};
     static const char *const command_help[] = {
         "train a forecaster (and write --checkpoint)",
         "MSE and MAE per forecast step on the held-out part: the RNN, last value, AR(P)",
         "forecast the values after the end of the series",
+        "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1111,13 +1116,29 @@ done:
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h), its parameters named as
+ * the PyTorch module's state_dict (tools/torch_models.py); the metadata
+ * keeps what forecast needs to read it back. */
+static int cmd_export(const opts *o)
+{
+    int rc = ex_export_check(PROG, o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    rc = ex_export_write(PROG, o->checkpoint, o->out, NULL, &m.ps);
+    model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
-    if (command != 0 && !o.checkpoint) {
+    if ((command == 1 || command == 2) && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "predict");
         return 2;
     }
@@ -1126,6 +1147,7 @@ int main(int argc, char **argv)
     switch (command) {
     case 0: return cmd_train(&o);
     case 1: return cmd_eval(&o);
-    default: return cmd_predict(&o);
+    case 2: return cmd_predict(&o);
+    default: return cmd_export(&o);
     }
 }

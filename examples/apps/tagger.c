@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "plot.h"
 #include "train.h"
 
@@ -419,14 +420,14 @@ static int corpus_split(const corpus *c, int64_t **idx, int64_t *nva)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *heatmap, *log, *loss_log;
+    const char *data, *checkpoint, *out, *heatmap, *log, *loss_log;
     bool unidirectional;
     int64_t sentences, hidden, embed, batch, steps, threads, eval_every;
     double lr, clip, unk;
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, EVAL = 2, TAG = 4 };
+enum { TRAIN = 1, EVAL = 2, TAG = 4, EXPORT = 8 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -441,6 +442,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .unk = 0.05,
                 .seed = 1};
     const ex_opt table[] = {
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the exported model",
+         .commands = EXPORT},
         {"--data", EX_STRING, &o->data, "FILE",
          "a sentence a line of word/TAG tokens; eval scores its held-out sentences",
          .def = "train: the generated task; eval: the checkpoint's", .commands = TRAIN | EVAL},
@@ -476,12 +479,14 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--heatmap", EX_STRING, &o->heatmap, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
-    static const char *const commands[] = {"train", "eval", "tag", NULL};
+    static const char *const commands[] = {"train", "eval", "tag", "export", NULL};
     static const char *const command_help[] = {
         "train a tagger (and write --checkpoint)",
         "per-tag precision, recall and F1, micro and macro F1, token accuracy on the held-out "
         "sentences",
         "tag standard input, a sentence a line of blank-separated words: word/TAG ...",
+        "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1047,7 +1052,7 @@ static int cmd_eval(const opts *o)
            m.tags.s[sc.major]);
     printf("baseline_word_majority %.4f (each word's most frequent training tag)\n",
            ratio(sc.base_word, sc.tokens));
-    printf("loss %.4f\nsentences %" PRId64 "\ntokens %" PRId64 "\n", sc.loss, nva, sc.tokens);
+    printf("loss %.6f\nsentences %" PRId64 "\ntokens %" PRId64 "\n", sc.loss, nva, sc.tokens);
     rc = 0;
     if (o->heatmap &&
         ex_plot_heatmap(PROG, o->heatmap, norm, C, C, (const char *const *)m.tags.s,
@@ -1146,16 +1151,32 @@ static int cmd_tag(const opts *o)
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h), its parameters named as
+ * the PyTorch module's state_dict (tools/torch_models.py); the metadata
+ * keeps what tagger needs to read it back. */
+static int cmd_export(const opts *o)
+{
+    int rc = ex_export_check(PROG, o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    model m;
+    if (model_load(o->checkpoint, &m))
+        return 1;
+    rc = ex_export_write(PROG, o->checkpoint, o->out, NULL, &m.ps);
+    model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     int command, rc = parse_opts(argc, argv, &o, &command);
     if (rc != EX_OK)
         return rc == EX_DONE ? 0 : 2;
-    if (command != 0 && !o.checkpoint) {
+    if ((command == 1 || command == 2) && !o.checkpoint) {
         fprintf(stderr, PROG ": %s needs --checkpoint\n", command == 1 ? "eval" : "tag");
         return 2;
     }
-    static int (*const run[3])(const opts *) = {cmd_train, cmd_eval, cmd_tag};
+    static int (*const run[4])(const opts *) = {cmd_train, cmd_eval, cmd_tag, cmd_export};
     return ex_runtime(PROG, o.threads) ? 1 : run[command](&o);
 }

@@ -12,6 +12,7 @@
  *   translate eval   --checkpoint PATH --data FILE [--beam K]     (loss <x> bleu <y>)
  *   translate attention --checkpoint PATH --text "..." --out FILE.png
  *   translate bleu   --ref FILE --hyp FILE                         (bleu <y>)
+ *   translate export --checkpoint PATH --out FILE     (the model alone, PyTorch's names)
  *
  * Data: one pair a line, "source<TAB>target[<TAB>anything]". Tokens: the
  * text lowercased (ASCII and Latin-1 letters), the punctuation
@@ -38,6 +39,7 @@
 
 #include "bleu.h"
 #include "cli.h"
+#include "export.h"
 #include "plot.h"
 
 #include "train.h"
@@ -304,7 +306,7 @@ static int pairs_read(char *const *lines, const int64_t *order, int64_t n, pairs
 
 /* ---- options ---- */
 
-enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16 };
+enum { TRAIN = 1, SAMPLE = 2, EVAL = 4, ATTN = 8, BLEU = 16, EXPORT = 32 };
 
 static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
 {
@@ -369,7 +371,7 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
          .imax = 1024, .def = EX_THREADS_DEFAULT},
         {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint to write (train) or read", .def = "train: none; else required",
-         .commands = TRAIN | SAMPLE | EVAL | ATTN},
+         .commands = TRAIN | SAMPLE | EVAL | ATTN | EXPORT},
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation loss and BLEU every N steps and after the last (0: after the last)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
@@ -385,20 +387,25 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
          .imin = 1, .imax = 256, .commands = SAMPLE | EVAL},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
         {"--text", EX_STRING, &o->text, "TEXT", "the sentence to translate", .commands = ATTN},
-        {"--out", EX_STRING, &o->out, "FILE.png",
-         "heat map of the attention weights (CSV when gnuplot is missing)", .commands = ATTN},
+        {"--out", EX_STRING, &o->out, "FILE",
+         "attention: heat map of the attention weights (PNG; CSV when gnuplot is missing); "
+         "export: the model",
+         .commands = ATTN | EXPORT},
         {"--ref", EX_STRING, &o->ref, "FILE", "reference translations, one a line",
          .commands = BLEU},
         {"--hyp", EX_STRING, &o->hyp, "FILE", "translations to score, one a line",
          .commands = BLEU},
     };
-    static const char *const commands[] = {"train", "sample", "eval", "attention", "bleu", NULL};
+    static const char *const commands[] = {"train", "sample", "eval", "attention",
+                                           "bleu",  "export", NULL};
     static const char *const command_help[] = {
         "train a model (and write --checkpoint)",
         "translate standard input, one sentence a line, to standard output",
         "print a checkpoint's loss and BLEU on --data",
         "draw the attention weights of one translation",
         "print the corpus BLEU-4 of --hyp against --ref (same tokens as training)",
+        "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_spec spec = {
         .prog = "translate",
@@ -1066,6 +1073,23 @@ static int cmd_bleu(ex_translate_opts *o)
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h): no optimizer state, its
+ * parameters named as the PyTorch module's state_dict
+ * (tools/torch_models.py); the metadata keeps the options and
+ * vocabularies. */
+static int cmd_export(ex_translate_opts *o)
+{
+    int rc = ex_export_check("translate", o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    ex_translate_run r;
+    if (open_run(o, &r))
+        return 1;
+    rc = ex_export_write("translate", o->checkpoint, o->out, NULL, &r.ps);
+    ex_translate_run_free(&r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ex_translate_opts o;
@@ -1086,7 +1110,8 @@ int main(int argc, char **argv)
          : command == 1 ? cmd_sample(&o)
          : command == 2 ? cmd_eval(&o)
          : command == 3 ? cmd_attention(&o)
-                        : cmd_bleu(&o);
+         : command == 4 ? cmd_bleu(&o)
+                        : cmd_export(&o);
     ex_stop();
     return rc;
 }

@@ -11,6 +11,7 @@
  *   word_lm sample --checkpoint PATH [--prime TEXT] [--words N] [--temperature X]
  *                  [--top-k K] [--top-p P] [--seed S]
  *   word_lm vectors --checkpoint PATH --out FILE
+ *   word_lm export --checkpoint PATH --out FILE
  *
  * Tokens: the words of each line (separated by spaces, tabs, \r, \v, \f),
  * then "<eos>" for the line's end (every line, empty ones too). The first
@@ -46,12 +47,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "lm_model.h"
 #include "train.h"
 #include "train_dist.h"
 #include "word_model.h"
 
-enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8 };
+enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8, EXPORT = 16 };
 
 typedef struct opts {
     const char *data, *cell, *checkpoint, *log, *loss_log, *vectors, *prime, *out;
@@ -81,12 +83,14 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .seed = 1,
                 .prime = "",
                 .sample = {.temperature = 1.0, .top_k = 0, .top_p = 1}};
-    static const char *const commands[] = {"train", "eval", "sample", "vectors", NULL};
+    static const char *const commands[] = {"train", "eval", "sample", "vectors", "export", NULL};
     static const char *const command_help[] = {
         "train a model (on --data, or on a generated grammar)",
         "print `loss <nats/word> ppl <x>` of a checkpoint over a whole file",
         "print text sampled from a checkpoint",
         "write a checkpoint's word embeddings as a word2vec text file (--out)",
+        "write a checkpoint's model alone to --out, as the PyTorch module's state_dict "
+        "(tools/torch_models.py)",
     };
     const ex_opt table[] = {
         {"--data", EX_STRING, &o->data, "FILE",
@@ -130,7 +134,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "keep the embedding fixed (no update, no weight decay)", .commands = TRAIN},
         {"--checkpoint", EX_STRING, &o->checkpoint, "PATH",
          "safetensors checkpoint (train: written at --save-every and at the end)",
-         .def = "train: none; eval, sample: required"},
+         .def = "train: none; otherwise required"},
         {"--resume", EX_FLAG, &o->resume, NULL,
          "continue the run saved in --checkpoint exactly (its model options win)",
          .commands = TRAIN},
@@ -144,7 +148,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--words", EX_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
          .commands = SAMPLE},
         EX_SAMPLE_OPTS(&o->sample, SAMPLE),
-        {"--out", EX_STRING, &o->out, "FILE", "where to write the vectors", .commands = VECTORS},
+        {"--out", EX_STRING, &o->out, "FILE", "where to write the vectors or the model",
+         .commands = VECTORS | EXPORT},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights, dropout, sampling)",
          .commands = TRAIN | SAMPLE},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -597,7 +602,7 @@ static int cmd_eval(const opts *o)
     } else if (ids) {
         double loss = ex_lm_eval(&m, tp, ids, count, o->checkpoint);
         if (isfinite(loss)) {
-            printf("loss %.4f ppl %.2f\n", loss, exp(loss));
+            printf("loss %.6f ppl %.6f\n", loss, exp(loss));
             rc = 0;
         }
     }
@@ -700,6 +705,24 @@ static int cmd_vectors(const opts *o)
     return rc;
 }
 
+/* The model of --checkpoint alone (export.h): encoder, rnn, decoder as
+ * PyTorch's word_language_model; the metadata keeps the vocabulary and
+ * sizes (word_lm and tn_lm_load read the file back). */
+static int cmd_export(const opts *o)
+{
+    int rc = ex_export_check("word_lm", o->checkpoint, o->out);
+    if (rc)
+        return rc;
+    ex_lm_model m;
+    ex_words v;
+    if (open_model(o, &m, &v))
+        return 1;
+    rc = ex_export_write("word_lm", o->checkpoint, o->out, &m.lm, NULL);
+    ex_lm_free(&m);
+    ex_words_free(&v);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -712,7 +735,8 @@ int main(int argc, char **argv)
     int rc = command == 0   ? cmd_train(&o)
              : command == 1 ? cmd_eval(&o)
              : command == 2 ? cmd_sample(&o)
-                            : cmd_vectors(&o);
+             : command == 3 ? cmd_vectors(&o)
+                            : cmd_export(&o);
     ex_stop();
     return rc;
 }

@@ -9,7 +9,11 @@
 # and once more as a subproject (add_subdirectory: tensor::tensor exists, and
 # tensor's tests are not added to the parent's). The static library must
 # link into a shared object; the shared library must have a versioned SONAME
-# and export only tn_ symbols.
+# and export only tn_ symbols. From the shared install, lm_generate
+# (tests/downstream/lm_generate.c, built through find_package) must print,
+# byte for byte, what the installed `tn-word-lm sample` prints for 100
+# words of a checkpoint trained by the installed `tn-word-lm train`, with
+# the same seed (generating through tn_lm_step, no tape of its own).
 #
 # With MPI (mpirun on PATH; CI installs Open MPI) both installs must hold
 # tensor_dist, and a small MPI program (tests/downstream/dist_example.c) is
@@ -131,7 +135,9 @@ for kind in static shared; do
         say "shared: SONAME $soname, $(echo "$exported" | wc -l) exported symbols, all tn_ (none tn__), all declared in include/tensor/"
         # The examples (built in this configuration only) link the shared
         # library through its public API alone.
-        ldd "$WORK/lib-$kind/examples/char_rnn" | grep -q "libtensor.so.${VERSION%.*}" ||
+        # (grep to the end, not -q: with pipefail, ldd writing after grep -q
+        # quit would fail the pipeline with SIGPIPE)
+        ldd "$WORK/lib-$kind/examples/char_rnn" | grep "libtensor.so.${VERSION%.*}" > /dev/null ||
             die "shared: char_rnn does not use libtensor.so"
         "$WORK/lib-$kind/examples/char_rnn" --version | grep -qx "char_rnn $VERSION (libtensor $VERSION)" ||
             die "shared: char_rnn --version"
@@ -144,9 +150,24 @@ for kind in static shared; do
         out=$("$prefix/bin/tn-char-rnn" --version) &&
             [ "$out" = "char_rnn $VERSION (libtensor $VERSION)" ] ||
             die "shared: installed tn-char-rnn --version: $out"
-        ldd "$prefix/bin/tn-char-rnn" | grep -q "libtensor.so.* => $prefix/" ||
+        ldd "$prefix/bin/tn-char-rnn" | grep "libtensor.so.* => $prefix/" > /dev/null ||
             die "shared: tn-char-rnn does not use the installed libtensor.so"
         say "shared: the programs are installed as tn-*: $out"
+        # The step API from outside: a checkpoint trained by the installed
+        # tn-word-lm; lm_generate (built through find_package) generates
+        # 100 words from it through tn_lm_step, byte for byte the text of
+        # tn-word-lm sample with the same seed and length.
+        ck=$WORK/word_lm.safetensors
+        "$prefix/bin/tn-word-lm" train --hidden 16 --embed 16 --layers 1 --steps 20 --threads 1 \
+            --eval-every 0 --checkpoint "$ck" > "$WORK/word_lm.log" 2>&1 ||
+            die "shared: tn-word-lm train (see $WORK/word_lm.log)"
+        "$prefix/bin/tn-word-lm" sample --checkpoint "$ck" --words 100 --seed 3 --threads 1 \
+            > "$WORK/sample.txt" || die "shared: tn-word-lm sample"
+        "$WORK/app-cmake-$kind/lm_generate" "$ck" 100 3 > "$WORK/generated.txt" ||
+            die "shared: lm_generate"
+        cmp "$WORK/sample.txt" "$WORK/generated.txt" ||
+            die "shared: lm_generate's 100 words differ from tn-word-lm sample's"
+        say "shared: lm_generate (tn_lm_step) = tn-word-lm sample, $(wc -w < "$WORK/sample.txt") words + $(wc -l < "$WORK/sample.txt") line ends"
     fi
 
     # 4. tensor_dist (MPI) from the install

@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""The PyTorch modules of the programs (examples/apps), to move their models
+between tensor and PyTorch (docs/pytorch.md). Needs torch and numpy; reads
+and writes safetensors with struct + json (no safetensors package).
+
+    torch_models.py import FILE [--save STATE_DICT.pt]
+        FILE: what `PROGRAM export --checkpoint IN --out FILE` wrote. Build
+        the program's module from FILE's metadata and load the tensors with
+        load_state_dict(strict=True); print the module (and torch.save its
+        state_dict to --save).
+    torch_models.py export STATE_DICT.pt LIKE OUT
+        The reverse: the tensors of a torch.save'd state_dict of the module
+        of LIKE (a file the program exported: it gives the metadata, the
+        vocabularies and sizes) to OUT, a file the program loads (every
+        program reads model-only files: `PROGRAM eval --checkpoint OUT`).
+    torch_models.py eval FILE DATA
+        The loss the program's `eval --checkpoint FILE --data DATA` prints,
+        computed by the module in PyTorch (char_rnn, word_lm: mean NLL of
+        the text read as one stream; classify: mean cross-entropy of every
+        example of the directory DATA (eval --split all); tagger: mean
+        cross-entropy of the held-out sentences' tokens), as `loss X`.
+    torch_models.py perturb FILE OUT SEED DATA
+        Add N(0, 0.01) noise (torch.manual_seed(SEED)) to every parameter
+        of FILE's module, write the module to OUT (export_model) and print
+        its loss on DATA as `eval` does (tests/test_export_torch.sh).
+
+From Python: `module, meta = import_model(path)`, `export_model(module,
+meta, path)`, `eval_loss(module, meta, data)`.
+
+The modules (parameter names as the programs' checkpoints):
+  char_rnn  tests/torch_char_rnn.py CharRNN: embed, rnn, head
+  word_lm   tests/torch_word_lm.py WordLM (PyTorch's word_language_model):
+            encoder, rnn, decoder (tied: decoder.weight is encoder.weight;
+            the file holds it once, under encoder.weight, and import
+            ties the module before loading)
+  classify  tests/torch_classify.py Classifier: embed, rnn, head (plain
+            stacked layers: --residual, --layer-norm, --ln-gates refused)
+  tagger    tests/torch_tagger.py Tagger: embed, rnn (LSTM, bidirectional
+            unless trained --unidirectional), head
+  forecast  Forecaster: rnn, head (module only: no eval here)
+  translate Seq2seq: src_embed, tgt_embed, encoder, bridge(_c), decoder.l
+            (cells), attn.*, combine, out (module only: no eval here)
+  caption   Captioner: encoder (Conv2d/ReLU/MaxPool2d x 3), init_h,
+            init_c, embed, decoder (LSTMCell), out (module only)
+"""
+import argparse
+import os
+import sys
+import types
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
+sys.path.insert(0, TESTS)
+import torch_char_rnn  # noqa: E402
+import torch_classify  # noqa: E402
+import torch_tagger  # noqa: E402
+import torch_word_lm  # noqa: E402
+from safetensors_io import write_safetensors  # noqa: E402
+from torch_char_rnn import read_safetensors  # noqa: E402
+
+
+def cell_module(cell):
+    return {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell]
+
+
+class Forecaster(nn.Module):
+    """examples/apps/forecast.c: rnn(F inputs per step, H, L) -> head
+    Linear(H, K); F and K are read from the file's tensors."""
+
+    def __init__(self, cell, F_in, H, L, K):
+        super().__init__()
+        self.rnn = cell_module(cell)(F_in, H, L, batch_first=True)
+        self.head = nn.Linear(H, K)
+
+
+class Attention(nn.Module):
+    """tn_attention's parameters (include/tensor/nn.h)."""
+
+    def __init__(self, kind, Hq, Hk):
+        super().__init__()
+        if kind == "bahdanau":
+            self.key = nn.Linear(Hk, Hq)
+            self.query = nn.Linear(Hq, Hq, bias=False)
+            self.v = nn.Linear(Hq, 1, bias=False)
+        elif kind == "general":
+            self.linear = nn.Linear(Hk, Hq, bias=False)
+
+
+class Seq2seq(nn.Module):
+    """examples/apps/translate.c (tn_seq2seq): the parameters only."""
+
+    def __init__(self, meta, SV, TV):
+        super().__init__()
+        cell, att = meta["cell"], meta["attention"]
+        E, H, L = int(meta["embed"]), int(meta["hidden"]), int(meta["layers"])
+        D = 2 if meta["bidirectional"] == "1" else 1
+        self.src_embed = nn.Embedding(SV, E, padding_idx=0)
+        self.tgt_embed = nn.Embedding(TV, E, padding_idx=0)
+        self.encoder = cell_module(cell)(E, H, L, batch_first=True, bidirectional=D == 2)
+        self.bridge = nn.Linear(D * H, H)
+        if cell == "lstm":
+            self.bridge_c = nn.Linear(D * H, H)
+        C = nn.GRUCell if cell == "gru" else nn.LSTMCell
+        ctx = 0 if att == "none" else H
+        self.decoder = nn.ModuleList([C(E + ctx if l == 0 else H, H) for l in range(L)])
+        if att != "none":
+            self.attn = Attention(att, H, D * H)
+            self.combine = nn.Linear(H + D * H, H, bias=False)
+        self.out = nn.Linear(H, TV)
+
+
+class Captioner(nn.Module):
+    """examples/apps/caption.c: the parameters only."""
+
+    def __init__(self, meta, V):
+        super().__init__()
+        c, E, H, g = (int(meta[k]) for k in ("channels", "embed", "hidden", "grid"))
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * c, 4 * c, 3, padding=1), nn.ReLU())
+        self.init_h = nn.Linear(4 * c * g * g, H)
+        self.init_c = nn.Linear(4 * c * g * g, H)
+        self.embed = nn.Embedding(V, E)
+        self.decoder = nn.LSTMCell(E, H)
+        self.out = nn.Linear(H, V)
+
+
+def lines(s):
+    return [w for w in s.split("\n") if w]
+
+
+def build(meta, tensors):
+    """The module a file's metadata (and, where the metadata has no size,
+    its tensors' shapes) describes."""
+    fmt = meta.get("format", "")
+    if fmt == "char_rnn 1":
+        return torch_char_rnn.CharRNN(meta["cell"], len(meta["vocab"]), int(meta["embed"]),
+                                      int(meta["hidden"]), int(meta["layers"]))
+    if fmt == "word_lm 1":
+        return torch_word_lm.WordLM(meta["cell"], len(meta["vocab"].split("\n")),
+                                    int(meta["embed"]), int(meta["hidden"]), int(meta["layers"]),
+                                    float(meta.get("dropout", 0)), meta["tie_weights"] == "1")
+    if fmt == "classify 1":
+        if any(meta.get(k) == "1" for k in ("residual", "layer_norm", "ln_gates")):
+            sys.exit("torch_models: classify with --residual, --layer-norm or --ln-gates has no "
+                     "module here")
+        a = types.SimpleNamespace(embed=int(meta["embed"]), hidden=int(meta["hidden"]),
+                                  layers=int(meta["layers"]), cell=meta["cell"],
+                                  bidirectional=meta["bidirectional"] == "1")
+        return torch_classify.Classifier(2 + len(meta["chars"]), len(lines(meta["labels"])), a)
+    if fmt == "tagger 1":
+        return torch_tagger.Tagger(2 + len(lines(meta["words"])), int(meta["embed"]),
+                                   int(meta["hidden"]), len(lines(meta["tags"])),
+                                   meta["bidirectional"] == "1")
+    if fmt == "forecast 1":
+        return Forecaster(meta["cell"], tensors["rnn.weight_ih_l0"].shape[1], int(meta["hidden"]),
+                          int(meta["layers"]), tensors["head.weight"].shape[0])
+    if fmt == "translate 1":
+        return Seq2seq(meta, len(lines(meta["src_vocab"])), len(lines(meta["tgt_vocab"])))
+    if fmt == "caption 1":
+        return Captioner(meta, len(lines(meta["words"])))
+    sys.exit(f"torch_models: unknown format {fmt!r} (not a file a program exported?)")
+
+
+def import_model(path):
+    """(module, metadata) of an exported file, loaded with strict=True."""
+    meta, tensors = read_safetensors(path)
+    m = build(meta, tensors)
+    sd = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}
+    if meta.get("lm.tie") == "1":  # saved once: the module's two names of one tensor
+        sd[meta["lm.head_name"] + ".weight"] = sd[meta["lm.embed_name"] + ".weight"]
+    m.load_state_dict(sd, strict=True)
+    return m.float(), meta
+
+
+def export_model(module, meta, path):
+    """module's state_dict with meta (a file's metadata) to path, float32;
+    a tied head weight once, as tn_lm_save writes it."""
+    sd = module.state_dict()
+    if meta.get("lm.tie") == "1":
+        sd.pop(meta["lm.head_name"] + ".weight")
+    tensors = [(k, "F32", tuple(v.shape), v.detach().cpu().float().contiguous().numpy()
+                .astype("<f4").tobytes()) for k, v in sd.items()]
+    write_safetensors(path, tensors, meta)
+
+
+# ---- the programs' eval losses ----
+
+def eval_loss(m, meta, data):
+    fmt = meta["format"]
+    if fmt == "char_rnn 1":
+        stoi = {c: i for i, c in enumerate(meta["vocab"])}
+        return torch_char_rnn.stream_nll(m, [stoi[c] for c in torch_char_rnn.read_text(data)])
+    if fmt == "word_lm 1":
+        stoi = {w.encode(): i for i, w in enumerate(meta["vocab"].split("\n"))}
+        return torch_word_lm.stream_nll(m, torch_word_lm.encode(torch_word_lm.read_lines(data),
+                                                                stoi))
+    if fmt == "classify 1":
+        labels = lines(meta["labels"])
+        names, examples, y = torch_classify.read_dir(data)
+        y = [labels.index(names[c]) for c in y]
+        cp = {ord(c): i + 2 for i, c in enumerate(meta["chars"])}
+        loss, _, _ = torch_classify.evaluate(m, examples, y, list(range(len(examples))),
+                                             len(labels), lambda c: cp.get(c, 1))
+        return loss
+    if fmt == "tagger 1":
+        sents = torch_tagger.read_data(data)
+        va, _ = torch_tagger.split(len(sents))
+        wid = {w: k + 2 for k, w in enumerate(lines(meta["words"]))}
+        tid = {t: k for k, t in enumerate(lines(meta["tags"]))}
+        m.eval()
+        loss, n = 0.0, 0
+        with torch.no_grad():
+            for i0 in range(0, len(va), 128):
+                ids, tg, lens = torch_tagger.make_batch(sents, va[i0:i0 + 128], wid, tid)
+                loss += F.cross_entropy(m(ids, lens), tg, ignore_index=-1,
+                                        reduction="sum").item()
+                n += int(lens.sum())
+        return loss / n
+    sys.exit(f"torch_models: no eval for {fmt}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for cmd, args in (("import", ["file"]), ("export", ["state_dict", "like", "out"]),
+                      ("eval", ["file", "data"]), ("perturb", ["file", "out", "seed", "data"])):
+        sp = sub.add_parser(cmd)
+        for arg in args:
+            sp.add_argument(arg, type=int if arg == "seed" else str)
+        if cmd == "import":
+            sp.add_argument("--save")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    if a.cmd == "import":
+        m, meta = import_model(a.file)
+        print(m)
+        print(f"{a.file}: {meta['format']}, {sum(t.numel() for t in m.parameters())} "
+              "parameters, loaded with strict=True")
+        if a.save:
+            torch.save(m.state_dict(), a.save)
+    elif a.cmd == "export":
+        m, meta = import_model(a.like)
+        m.load_state_dict(torch.load(a.state_dict), strict=True)
+        export_model(m, meta, a.out)
+        print(f"wrote {a.out}")
+    elif a.cmd == "eval":
+        m, meta = import_model(a.file)
+        print(f"loss {eval_loss(m, meta, a.data):.9f}")
+    else:
+        m, meta = import_model(a.file)
+        torch.manual_seed(a.seed)
+        with torch.no_grad():
+            for t in m.parameters():
+                t.add_(0.01 * torch.randn_like(t))
+        export_model(m, meta, a.out)
+        print(f"loss {eval_loss(m, meta, a.data):.9f}")
+
+
+if __name__ == "__main__":
+    main()
