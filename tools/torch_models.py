@@ -95,9 +95,11 @@ class Seq2seq(nn.Module):
 
     def __init__(self, meta, SV, TV):
         super().__init__()
-        cell, att = meta["cell"], meta["attention"]
-        E, H, L = int(meta["embed"]), int(meta["hidden"]), int(meta["layers"])
-        D = 2 if meta["bidirectional"] == "1" else 1
+        # the library's s2s.* keys ("translate 2"), or the program's ("translate 1")
+        key = (lambda k: "s2s." + k) if "s2s.format" in meta else (lambda k: k)
+        cell, att = meta[key("cell")], meta[key("attention")]
+        E, H, L = (int(meta[key(k)]) for k in ("embed", "hidden", "layers"))
+        D = 2 if meta[key("bidirectional")] == "1" else 1
         self.src_embed = nn.Embedding(SV, E, padding_idx=0)
         self.tgt_embed = nn.Embedding(TV, E, padding_idx=0)
         self.encoder = cell_module(cell)(E, H, L, batch_first=True, bidirectional=D == 2)
@@ -160,7 +162,7 @@ def build(meta, tensors):
     if fmt == "forecast 1":
         return Forecaster(meta["cell"], tensors["rnn.weight_ih_l0"].shape[1], int(meta["hidden"]),
                           int(meta["layers"]), tensors["head.weight"].shape[0])
-    if fmt == "translate 1":
+    if fmt in ("translate 1", "translate 2"):
         return Seq2seq(meta, len(lines(meta["src_vocab"])), len(lines(meta["tgt_vocab"])))
     if fmt == "caption 1":
         return Captioner(meta, len(lines(meta["words"])))
