@@ -10,8 +10,14 @@
 #    data that is a directory, missing or not UTF-8) are refused before
 #    training starts, also for the 1000-step run of docs/programs/char_rnn.md;
 # 3. --encoding latin-1 reads Latin-1; --temperature 0 samples greedily;
-# 4. -h/--help prints every option with its default to stdout, exit 0;
-#    --version prints VERSION, for every program.
+# 4. -h/--help prints every option with its default to stdout, exit 0,
+#    and the exit status section; --version prints VERSION, for every
+#    program;
+# 5. the short aliases (-s -t -c for --steps --threads --checkpoint) train
+#    the same model as the long names; -- ends the options, and an argument
+#    after it is refused (exit 2);
+# 6. train --plot FILE.png writes the learning curve's rows to FILE.png.csv
+#    (one per evaluation) and, with gnuplot, the PNG.
 set -u
 VERSION=${1:?usage: test_cli.sh VERSION CHAR_RNN TENSOR_INFO [RNN_BENCH]}
 BIN=${2:?usage}
@@ -209,7 +215,7 @@ help_ok() { # PROGRAM_ARGS... : exit 0, stdout has every --option, stderr empty
     "$@" > "$TMP/out" 2> "$TMP/err"
     local rc=$? missing=""
     for o in $(grep -o -- '"--[a-z-]*"' "$SRC" | tr -d '"' | sort -u); do
-        grep -q -- "^  $o" "$TMP/out" || missing="$missing $o"
+        grep -qE -- "^  (-[a-z], )?$o" "$TMP/out" || missing="$missing $o"
     done
     if [ $rc -eq 0 ] && [ ! -s "$TMP/err" ] && [ -z "$missing" ] && grep -q "(default: " "$TMP/out"; then
         pass "$*: every option of $(basename "$SRC") with its default, exit 0"
@@ -237,5 +243,34 @@ for prog in "$BIN" "$INFO" $BENCH; do
         fail "$(basename "$prog") --version: exit $rc: '$out' (want version $VERSION)"
     fi
 done
+
+for prog in "$BIN" "$INFO" $BENCH "$(dirname "$BIN")"/{word_lm,translate,classify,tagger,forecast,caption}; do
+    if "$prog" --help | grep -q "^Exit status:" && "$prog" --help | grep -q "^  2  bad arguments"; then
+        pass "$(basename "$prog") --help: exit status section"
+    else
+        fail "$(basename "$prog") --help: no exit status section"
+    fi
+done
+
+# 5. short aliases and --
+"$BIN" train --steps 3 --threads 1 --checkpoint "$TMP/long.st" > /dev/null 2>&1
+"$BIN" train -s 3 -t 1 -c "$TMP/short.st" -- > /dev/null 2>&1
+if [ -s "$TMP/long.st" ] && cmp -s "$TMP/long.st" "$TMP/short.st"; then
+    pass "-s 3 -t 1 -c PATH --: the same checkpoint as --steps 3 --threads 1 --checkpoint PATH"
+else
+    fail "short aliases: checkpoints differ or missing"
+fi
+refused "unexpected argument 'extra' after --" -- "$BIN" train --steps 1 -- extra
+
+# 6. the learning curve
+rm -f "$TMP/curve.png" "$TMP/curve.png.csv"
+"$BIN" train --steps 4 --eval-every 2 --threads 1 --plot "$TMP/curve.png" > /dev/null 2>&1
+rows=$(wc -l < "$TMP/curve.png.csv" 2>/dev/null || echo 0)
+if [ "$rows" -eq 3 ] && head -1 "$TMP/curve.png.csv" | grep -q '^step,train_loss,val_loss' &&
+   { ! command -v gnuplot > /dev/null || [ -s "$TMP/curve.png" ]; }; then
+    pass "train --plot: $rows lines of curve rows$(command -v gnuplot > /dev/null && echo ' and the PNG')"
+else
+    fail "train --plot: $rows lines in curve.png.csv: $(cat "$TMP/curve.png.csv" 2>&1)"
+fi
 
 checks_end

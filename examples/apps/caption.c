@@ -222,7 +222,7 @@ static int scenes_make(scenes *s, int64_t n, uint64_t seed)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *checkpoint, *out, *log, *loss_log;
+    const char *checkpoint, *out, *log, *loss_log, *curve;
     int64_t steps, batch, eval_every, threads, embed, hidden, channels, grid;
     int64_t train_scenes, val_scenes, beam, scenes;
     double lr, clip;
@@ -282,7 +282,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "held-out loss and greedy BLEU every N steps and at the end (0: only at the end)",
          .imin = 0, .imax = EX_STEPS_MAX, .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--beam", EX_INT, &o->beam, "K", "beam search with K beams (1: greedy)", .imin = 1,
          .imax = MAX_BEAM, .commands = EVAL | CAPTION},
         {"--length-norm", EX_FLAG, &o->length_norm, NULL,
@@ -789,7 +789,7 @@ static int cap_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     scenes tr, va;
     if (scenes_make(&tr, o->train_scenes, TRAIN_SEED))
@@ -832,6 +832,7 @@ static int cmd_train(const opts *o)
                   .eval_every = o->eval_every,
                   .log = o->log,
                   .loss_log = o->loss_log,
+                  .curve = o->curve,
                   .checkpoint = o->checkpoint,
                   .per_step = (double)o->batch,
                   .unit = "scenes",

@@ -44,7 +44,7 @@
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding, *out;
+    const char *data, *checkpoint, *log, *loss_log, *curve, *prime, *cell, *encoding, *out;
     int64_t hidden, layers, embed, batch, seq, steps, save_every, eval_every, eval_chars;
     int64_t length, threads;
     double lr, clip, dropout;
@@ -119,7 +119,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
         {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0, .imax = 1000000000,
@@ -325,7 +325,8 @@ static int check_train_paths(const opts *o)
         return -1;
     }
     if ((o->log && ex_check_output("char_rnn", "--log", o->log)) ||
-        (o->loss_log && ex_check_output("char_rnn", "--loss-log", o->loss_log)))
+        (o->loss_log && ex_check_output("char_rnn", "--loss-log", o->loss_log)) ||
+        (o->curve && ex_check_output("char_rnn", "--plot", o->curve)))
         return -1;
     return 0;
 }
@@ -492,6 +493,7 @@ static int cmd_train(const opts *o)
                    .save_every = o->save_every ? o->save_every : o->eval_every,
                    .log = o->log,
                    .loss_log = o->loss_log,
+                   .curve = o->curve,
                    .append = resumed,
                    .checkpoint = o->checkpoint,
                    .per_step = (double)(B * T),

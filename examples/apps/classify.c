@@ -345,7 +345,8 @@ static int32_t vocab_id(const vocab *v, int32_t cp)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *out, *log, *loss_log, *balance, *plot, *split, *init;
+    const char *data, *cell, *checkpoint, *out, *log, *loss_log, *curve, *balance, *plot, *split,
+        *init;
     bool bidirectional, residual, layer_norm, ln_gates;
     double forget_bias; /* NAN: as --init makes it */
     int64_t hidden, embed, layers, batch, steps, threads, eval_every, top;
@@ -426,7 +427,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation accuracy and loss every N steps and at the end (0: only at the end)",
          .imin = 0, .imax = INT64_C(1000000000000), .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--top", EX_INT, &o->top, "K",
          "labels (with probabilities) printed per example (at most all the labels)", .imin = 1,
          .imax = MAX_CLASSES, .commands = PREDICT},
@@ -866,7 +867,7 @@ static int class_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     dataset d;
     if (read_data(o, &d))
@@ -970,6 +971,7 @@ static int cmd_train(const opts *o)
                   .eval_every = o->eval_every,
                   .log = o->log,
                   .loss_log = o->loss_log,
+                  .curve = o->curve,
                   .per_step = (double)B,
                   .unit = "examples",
                   .ctx = &run,

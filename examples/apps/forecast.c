@@ -68,7 +68,7 @@ enum {
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *cell, *mode, *periods, *checkpoint, *out, *plot, *log, *loss_log;
+    const char *data, *cell, *mode, *periods, *checkpoint, *out, *plot, *log, *loss_log, *curve;
     int64_t column, length, hidden, layers, window, horizon, batch, steps, threads, eval_every, ar,
         plot_length;
     double lr, clip, val_fraction;
@@ -145,7 +145,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "held-out MSE every N steps and at the end (0: only at the end)", .imin = 0,
          .imax = EX_STEPS_MAX, .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--plot", EX_STRING, &o->plot, "FILE.png",
          "draw forecasts from successive origins against the truth, with the baselines",
          .commands = EVAL},
@@ -852,7 +852,7 @@ static int fc_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     model m = {.cell = o->cell,
                .direct = strcmp(o->mode, "direct") == 0,
@@ -943,6 +943,7 @@ static int cmd_train(const opts *o)
                    .eval_every = o->eval_every,
                    .log = o->log,
                    .loss_log = o->loss_log,
+                   .curve = o->curve,
                    .per_step = (double)B,
                    .unit = "windows",
                    .ctx = &run,

@@ -420,7 +420,7 @@ static int corpus_split(const corpus *c, int64_t **idx, int64_t *nva)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *out, *heatmap, *log, *loss_log;
+    const char *data, *checkpoint, *out, *heatmap, *log, *loss_log, *curve;
     bool unidirectional;
     int64_t sentences, hidden, embed, batch, steps, threads, eval_every;
     double lr, clip, unk;
@@ -475,7 +475,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-every", EX_INT, &o->eval_every, "N",
          "validation every N steps and at the end (0: only at the end)", .imin = 0,
          .imax = EX_STEPS_MAX, .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--heatmap", EX_STRING, &o->heatmap, "FILE.png",
          "draw the confusion matrix (rows normalised) as an 800x800 heat map", .commands = EVAL},
     };
@@ -498,8 +498,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         .notes = "The generated task (without --data) is a small grammar whose ambiguous words\n"
                  "(light, cold, near, in, can, saw, run, ...) take their tag from the words\n"
                  "around them; eval reports the accuracy on them. 10% of the sentences (a\n"
-                 "fixed-seed shuffle) are held out for validation and eval.\n"
-                 "Exit status: 0 done, 1 failed (data, checkpoint, training), 2 bad arguments.\n",
+                 "fixed-seed shuffle) are held out for validation and eval.\n",
     };
     return ex_parse(&spec, argc, argv, command);
 }
@@ -884,7 +883,7 @@ static int tag_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     corpus c;
     if (read_data(o->data, o->sentences, o->seed, &c))
@@ -962,6 +961,7 @@ static int cmd_train(const opts *o)
                   .eval_every = o->eval_every,
                   .log = o->log,
                   .loss_log = o->loss_log,
+                  .curve = o->curve,
                   .per_step = (double)B * (double)c.ntok / (double)c.n,
                   .unit = "tokens",
                   .ctx = &run,

@@ -380,7 +380,7 @@ static int parse_opts(int argc, char **argv, ex_translate_opts *o, int *command)
         {"--save-every", EX_INT, &o->save_every, "N",
          "write the checkpoint every N steps (0: every --eval-every steps)", .imin = 0,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--resume", EX_FLAG, &o->resume, NULL, "continue the run saved in --checkpoint",
          .commands = TRAIN},
         {"--beam", EX_INT, &o->beam, "K", "beam width (1: greedy or sampled, see --temperature)",
@@ -716,7 +716,8 @@ static int cmd_train(ex_translate_opts *o)
 {
     if ((o->checkpoint && ex_check_output("translate", "--checkpoint", o->checkpoint)) ||
         (o->log && ex_check_output("translate", "--log", o->log)) ||
-        (o->loss_log && ex_check_output("translate", "--loss-log", o->loss_log)))
+        (o->loss_log && ex_check_output("translate", "--loss-log", o->loss_log)) ||
+        (o->curve && ex_check_output("translate", "--plot", o->curve)))
         return 2;
     if (o->resume && (!o->checkpoint || access(o->checkpoint, R_OK) != 0)) {
         fprintf(stderr, "translate: --resume needs an existing --checkpoint\n");
@@ -785,6 +786,7 @@ static int cmd_train(ex_translate_opts *o)
                    .save_every = o->save_every ? o->save_every : o->eval_every,
                    .log = o->log,
                    .loss_log = o->loss_log,
+                   .curve = o->curve,
                    .append = o->resume,
                    .checkpoint = o->checkpoint,
                    .per_step = (double)B,

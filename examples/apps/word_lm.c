@@ -56,7 +56,7 @@
 enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, VECTORS = 8, EXPORT = 16 };
 
 typedef struct opts {
-    const char *data, *cell, *checkpoint, *log, *loss_log, *vectors, *prime, *out;
+    const char *data, *cell, *checkpoint, *log, *loss_log, *curve, *vectors, *prime, *out;
     int64_t hidden, embed, layers, batch, seq, steps, eval_every, save_every, min_count, words,
         threads;
     double dropout, lr, weight_decay, clip;
@@ -143,7 +143,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          .imax = INT64_MAX / 2, .commands = TRAIN},
         {"--save-every", EX_INT, &o->save_every, "N", "checkpoint every N steps", .imin = 0,
          .imax = INT64_MAX / 2, .def = "--eval-every", .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "words to start from", .commands = SAMPLE},
         {"--words", EX_INT, &o->words, "N", "words to sample", .imin = 0, .imax = 100000000,
          .commands = SAMPLE},
@@ -398,7 +398,8 @@ static int cmd_train(const opts *o)
 {
     if ((o->checkpoint && ex_check_output("word_lm", "--checkpoint", o->checkpoint)) ||
         (o->log && ex_check_output("word_lm", "--log", o->log)) ||
-        (o->loss_log && ex_check_output("word_lm", "--loss-log", o->loss_log)))
+        (o->loss_log && ex_check_output("word_lm", "--loss-log", o->loss_log)) ||
+        (o->curve && ex_check_output("word_lm", "--plot", o->curve)))
         return 2;
     if (o->resume && !o->checkpoint) {
         fprintf(stderr, "word_lm: --resume needs --checkpoint\n");
@@ -537,6 +538,7 @@ static int cmd_train(const opts *o)
                    .save_every = o->save_every ? o->save_every : o->eval_every,
                    .log = o->log,
                    .loss_log = o->loss_log,
+                   .curve = o->curve,
                    .append = o->resume,
                    .checkpoint = o->checkpoint,
                    .per_step = (double)(B * T),

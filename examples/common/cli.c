@@ -61,14 +61,49 @@ static bool of_command(const ex_opt *o, int command)
     return o->commands == 0 || (o->commands >> command & 1u);
 }
 
+/* Short aliases of the common options, for every program that has them. */
+static const struct {
+    char c;
+    const char *name;
+} aliases[] = {{'c', "--checkpoint"}, {'d', "--data"}, {'s', "--steps"}, {'t', "--threads"},
+               {'o', "--out"},        {'l', "--log"},  {'b', "--batch"}, {'p', "--plot"}};
+
+/* The short alias of the option named name ('\0': none). */
+static char alias_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(aliases[i].name, name) == 0)
+            return aliases[i].c;
+    return '\0';
+}
+
+/* The option named name[0..len) of command (one of another command when
+ * the command has none of that name, for the message), or NULL. */
+static const ex_opt *find_opt(const ex_spec *spec, const char *name, size_t len, int command)
+{
+    const ex_opt *other = NULL;
+    for (int k = 0; k < spec->n_opts; k++) {
+        const ex_opt *o = &spec->opts[k];
+        if (strncmp(o->name, name, len) != 0 || o->name[len] != '\0')
+            continue;
+        if (of_command(o, command))
+            return o;
+        other = other ? other : o;
+    }
+    return other;
+}
+
 static void print_options(const ex_spec *spec, int command)
 {
     for (int i = 0; i < spec->n_opts; i++) {
         const ex_opt *o = &spec->opts[i];
         if (!of_command(o, command))
             continue;
-        char head[64], range[128] = "", def[128];
-        snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        char head[64], range[128] = "", def[128], sc = alias_of(o->name), al[8] = "";
+        if (sc)
+            snprintf(al, sizeof al, "-%c, ", sc);
+        snprintf(head, sizeof head, "%s%s%s%s", al, o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
         if (o->type == EX_INT || o->type == EX_REAL || o->type == EX_CHOICE) {
             describe(o, range, sizeof range);
             memmove(range + 2, range, strlen(range) + 1);
@@ -95,10 +130,17 @@ static void print_help(const ex_spec *spec, int command)
                 print_options(spec, c);
             }
     }
-    printf("\n  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit", "--version",
-           "print the version and exit");
+    printf("\n  %-20s %s\n  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",
+           "--version", "print the version and exit", "--", "end of the options");
     if (spec->notes)
         printf("\n%s", spec->notes);
+    printf("\nExit status:\n%s",
+           spec->exit_status ? spec->exit_status
+                             : "  0  done (also for --help and --version)\n"
+                               "  1  failed while running: a file, the data, the model, the "
+                               "numbers or memory (the message says which)\n"
+                               "  2  bad arguments: an unknown command or option, a value out "
+                               "of range, an output that cannot be written\n");
 }
 
 /* ---- parsing values ---- */
@@ -217,13 +259,22 @@ int ex_parse(const ex_spec *spec, int argc, char **argv, int *command)
             printf("%s %s (libtensor %s)\n", spec->prog, TN_VERSION_STRING, tn_version());
             return EX_DONE;
         }
+        const char *cmd_name = spec->commands ? spec->commands[cmd] : "";
+        if (strcmp(a, "--") == 0) { /* the end of the options: the programs take no operands */
+            if (i + 1 < argc) {
+                fprintf(stderr, "%s: unexpected argument '%s' after -- (see %s%s%s --help)\n",
+                        spec->prog, argv[i + 1], spec->prog, *cmd_name ? " " : "", cmd_name);
+                return EX_USAGE;
+            }
+            break;
+        }
+        for (size_t k = 0; a[0] == '-' && a[1] && !a[2] && k < sizeof aliases / sizeof aliases[0];
+             k++)
+            if (aliases[k].c == a[1]) /* -c PATH: --checkpoint PATH */
+                a = aliases[k].name;
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        const ex_opt *o = NULL;
-        for (int k = 0; k < spec->n_opts && !o; k++)
-            if (strncmp(spec->opts[k].name, a, len) == 0 && spec->opts[k].name[len] == '\0')
-                o = &spec->opts[k];
-        const char *cmd_name = spec->commands ? spec->commands[cmd] : "";
+        const ex_opt *o = find_opt(spec, a, len, cmd);
         if (!o || strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "%s: unknown %s '%s' (see %s%s%s --help)\n", spec->prog,
                     a[0] == '-' ? "option" : "argument", a, spec->prog, *cmd_name ? " " : "",

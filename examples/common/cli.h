@@ -56,7 +56,9 @@ typedef struct ex_spec {
     const char *const *command_help; /* one line per command (same order) */
     const ex_opt *opts;
     int n_opts;
-    const char *notes; /* more --help text (may be NULL) */
+    const char *notes;       /* more --help text (may be NULL) */
+    const char *exit_status; /* --help's exit status lines; NULL: the common ones (0 done,
+                              * 1 failed while running, 2 bad arguments) */
 } ex_spec;
 
 enum {

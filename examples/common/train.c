@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "plot.h"
 #include "train_dist.h"
 
 /* Open a log (rank 0): appended to when t->append and it exists, else
@@ -74,8 +75,21 @@ static int train_step(ex_train *t, bool lead, double *loss)
     return 0;
 }
 
-/* Evaluate (rank 0), print the line and log the row. Returns 0 or -1. */
-static int train_evaluate(ex_train *t, bool tty, FILE *log, double since, double t0)
+/* The row of an evaluation in a per-evaluation log (NULL: none). */
+static void log_row(const ex_train *t, FILE *f, double since, double t0)
+{
+    if (!f)
+        return;
+    fprintf(f, "%" PRId64 ",%.6f", t->step, since);
+    for (int k = 0; k < t->n_cols; k++)
+        fprintf(f, ",%.6f", t->values[k]);
+    fprintf(f, ",%.3f,%.3f\n", ex_seconds() - t0, t->train_seconds);
+    fflush(f);
+}
+
+/* Evaluate (rank 0), print the line and log the row (--log and the
+ * learning curve's rows). Returns 0 or -1. */
+static int train_evaluate(ex_train *t, bool tty, FILE *log, FILE *curve, double since, double t0)
 {
     double e0 = ex_seconds();
     if (t->evaluate(t->ctx, t->tp, t->values))
@@ -85,14 +99,20 @@ static int train_evaluate(ex_train *t, bool tty, FILE *log, double since, double
     for (int k = 0; k < t->n_cols; k++)
         fprintf(stderr, " %s %.*f", t->cols[k].name, t->cols[k].digits, t->values[k]);
     fprintf(stderr, "\n");
-    if (log) {
-        fprintf(log, "%" PRId64 ",%.6f", t->step, since);
-        for (int k = 0; k < t->n_cols; k++)
-            fprintf(log, ",%.6f", t->values[k]);
-        fprintf(log, ",%.3f,%.3f\n", ex_seconds() - t0, t->train_seconds);
-        fflush(log);
-    }
+    log_row(t, log, since, t0);
+    log_row(t, curve, since, t0);
     return 0;
+}
+
+/* The learning curve (--plot): its rows went to png.csv; draw them. */
+static int curve_draw(const ex_train *t, const char *csv)
+{
+    char title[96];
+    snprintf(title, sizeof title, "%s: learning curve", t->prog);
+    return ex_plot_lines(t->prog, t->curve, csv, 1 + t->n_cols, title, "step", "", false, 900,
+                         500) == PLOT_ERROR
+               ? -1
+               : 0;
 }
 
 int ex_start(const char *prog, int *argc, char ***argv, int64_t threads, bool several_ranks)
@@ -185,10 +205,14 @@ void ex_train_seed_tape(tn_tape *tp, uint64_t seed)
 int ex_train_run(ex_train *t)
 {
     bool lead = ex_dist_rank() == 0, tty = lead && isatty(STDERR_FILENO);
-    FILE *log = NULL, *loss_log = NULL;
+    FILE *log = NULL, *loss_log = NULL, *curve = NULL;
+    char curve_csv[4096] = "";
+    if (t->curve && t->evaluate)
+        snprintf(curve_csv, sizeof curve_csv, "%s.csv", t->curve);
     int rc = 0;
     if (lead && (log_open(t, "--log", t->log, true, &log) ||
-                 log_open(t, "--loss-log", t->loss_log, false, &loss_log)))
+                 log_open(t, "--loss-log", t->loss_log, false, &loss_log) ||
+                 log_open(t, "--plot", *curve_csv ? curve_csv : NULL, true, &curve)))
         rc = -1;
     if (ex_dist_watch(t->tp)) /* all-reduces overlap backward */
         rc = -1;
@@ -204,7 +228,7 @@ int ex_train_run(ex_train *t)
     int64_t start = t->step, n_since = 0;
     double t0 = ex_seconds(), since = 0;
     if (t->evaluate && t->step == t->steps) { /* no step to take: the model as it is */
-        int e = lead ? train_evaluate(t, false, log, NAN, t0) : 0;
+        int e = lead ? train_evaluate(t, false, log, curve, NAN, t0) : 0;
         if (ex_dist_agree(e ? TN_ERR_IO : TN_OK) != TN_OK)
             rc = -1;
     }
@@ -225,7 +249,7 @@ int ex_train_run(ex_train *t)
             ex_progress(tty, t->step, t->steps, start, t0, t->smooth, t->per_step, t->unit);
         bool last = t->step == t->steps;
         if (t->evaluate && ((t->eval_every && t->step % t->eval_every == 0) || last)) {
-            int e = lead ? train_evaluate(t, tty, log, since / (double)n_since, t0) : 0;
+            int e = lead ? train_evaluate(t, tty, log, curve, since / (double)n_since, t0) : 0;
             if (ex_dist_agree(e ? TN_ERR_IO : TN_OK) != TN_OK) {
                 rc = -1;
                 break;
@@ -257,15 +281,20 @@ int ex_train_run(ex_train *t)
         fclose(log);
     if (loss_log)
         fclose(loss_log);
+    if (curve) {
+        fclose(curve);
+        if (rc == 0 && curve_draw(t, curve_csv))
+            rc = -1;
+    }
     return rc ? 1 : 0;
 }
 
 int ex_train_check_outputs(const char *prog, const char *checkpoint, const char *log,
-                           const char *loss_log)
+                           const char *loss_log, const char *curve)
 {
-    const char *opt[3] = {"--checkpoint", "--log", "--loss-log"};
-    const char *path[3] = {checkpoint, log, loss_log};
-    for (int i = 0; i < 3; i++)
+    const char *opt[4] = {"--checkpoint", "--log", "--loss-log", "--plot"};
+    const char *path[4] = {checkpoint, log, loss_log, curve};
+    for (int i = 0; i < 4; i++)
         if (path[i] && ex_check_output(prog, opt[i], path[i]))
             return -1;
     return 0;

@@ -42,16 +42,24 @@
 
 /* The options --log and --loss-log (CSV paths into *logp, *loss_logp) of
  * the commands of the bit mask cmds: two entries of an ex_opt table. */
-#define EX_TRAIN_LOG_OPTS(logp, loss_logp, cmds)                                                   \
-    {"--log",                                                                                      \
-     EX_STRING,                                                                                    \
-     (logp),                                                                                       \
-     "CSV",                                                                                        \
-     "a row per evaluation: step,train_loss,<the evaluation>,elapsed_s,train_s",                   \
-     .commands = (cmds)},                                                                          \
-    {                                                                                              \
-        "--loss-log", EX_STRING, (loss_logp), "CSV",                                               \
-            "a row per step: step,loss (to compare with PyTorch step by step)", .commands = (cmds) \
+#define EX_TRAIN_LOG_OPTS(logp, loss_logp, curvep, cmds)                                   \
+    {"--log",                                                                              \
+     EX_STRING,                                                                            \
+     (logp),                                                                               \
+     "CSV",                                                                                \
+     "a row per evaluation: step,train_loss,<the evaluation>,elapsed_s,train_s",           \
+     .commands = (cmds)},                                                                  \
+        {"--loss-log",                                                                     \
+         EX_STRING,                                                                        \
+         (loss_logp),                                                                      \
+         "CSV",                                                                            \
+         "a row per step: step,loss (to compare with PyTorch step by step)",               \
+         .commands = (cmds)},                                                              \
+    {                                                                                      \
+        "--plot", EX_STRING, (curvep), "FILE.png",                                         \
+            "the learning curve: train_loss and the evaluation against step (its rows in " \
+            "FILE.png.csv; the PNG when gnuplot is installed)",                            \
+            .commands = (cmds)                                                             \
     }
 
 /* An evaluation column: its name ("val_loss") and its decimals. */
@@ -72,6 +80,7 @@ typedef struct ex_train {
     double clip;                    /* global gradient norm limit; 0: none */
     int64_t eval_every, save_every; /* 0: only after the last step */
     const char *log, *loss_log;     /* CSV paths or NULL */
+    const char *curve;              /* --plot: the learning curve's PNG, or NULL */
     bool append;                    /* resumed: append to an existing log */
     const char *checkpoint;         /* named in the divergence message, or NULL */
     double per_step;                /* units a step ("tok", "pairs") for the rate */
@@ -136,10 +145,10 @@ int ex_train_agree(int rc);
 void ex_train_seed_tape(tn_tape *tp, uint64_t seed);
 
 /* Before a training run loads anything: each of its outputs that is given
- * (not NULL: --checkpoint, --log, --loss-log) can be written
+ * (not NULL: --checkpoint, --log, --loss-log, --plot) can be written
  * (ex_check_output). Returns 0 or -1 (message printed). */
 int ex_train_check_outputs(const char *prog, const char *checkpoint, const char *log,
-                           const char *loss_log);
+                           const char *loss_log, const char *curve);
 
 /* Run steps t->step + 1 .. t->steps as described above and print the final
  * line. The logs are opened first (check their paths with ex_check_output

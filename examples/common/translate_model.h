@@ -28,7 +28,8 @@ int ex_translate_words_split(ex_words *v, const char *s);
 /* translate's options (ex_parse fills them; a checkpoint sets the
  * model's). */
 typedef struct ex_translate_opts {
-    const char *data, *cell, *attention, *checkpoint, *log, *loss_log, *text, *out, *ref, *hyp;
+    const char *data, *cell, *attention, *checkpoint, *log, *loss_log, *curve, *text, *out, *ref,
+        *hyp;
     bool bidirectional, resume, sparse_embed;
     int64_t hidden, embed, layers, batch, steps, max_len, threads, eval_every, save_every, beam;
     int64_t eval_pairs;

@@ -367,7 +367,7 @@ out:
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *data, *checkpoint, *log, *loss_log, *prime, *cell, *encoding;
+    const char *data, *checkpoint, *log, *loss_log, *curve, *prime, *cell, *encoding;
     int64_t hidden, embed, batch, seq, steps, eval_every, eval_chars, length, threads, warmup;
     double lr, clip, seconds;
     tn_sample_opts sample;
@@ -427,7 +427,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--eval-chars", EX_INT, &o->eval_chars, "N",
          "characters of the validation split to evaluate", .imin = 2,
          .imax = INT64_C(1000000000000), .commands = TRAIN},
-        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, TRAIN),
+        EX_TRAIN_LOG_OPTS(&o->log, &o->loss_log, &o->curve, TRAIN),
         {"--prime", EX_STRING, &o->prime, "TEXT", "text to start sampling from (UTF-8)",
          .commands = SAMPLE},
         {"--length", EX_INT, &o->length, "N", "characters to sample", .imin = 0, .imax = 1000000000,
@@ -545,7 +545,7 @@ static int cell_save(void *ctx, tn_tape *tp, int64_t step)
 
 static int cmd_train(const opts *o)
 {
-    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log))
+    if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     ex_text t = {0};
     if (load_training_text(o, &t))
@@ -599,6 +599,7 @@ static int cmd_train(const opts *o)
                        .eval_every = o->eval_every,
                        .log = o->log,
                        .loss_log = o->loss_log,
+                       .curve = o->curve,
                        .per_step = (double)(B * T),
                        .unit = "tok",
                        .ctx = &run,
