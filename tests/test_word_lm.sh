@@ -166,4 +166,22 @@ for kv in "hidden 2048" "embed 2048" "layers 3"; do
     refuse_meta "$TMP/a.st" $kv "$BIN" sample --checkpoint "$TMP/crafted.st" --words 3
 done
 
+# examples/tools/lm_complete (the library for inference only): each stdin
+# line completed through tn_lm_step is the first line word_lm sample prints
+# with that prime, sampled (same seed) and greedy; every line is answered
+LMC=$(dirname "$BIN")/lm_complete
+for args in "--temperature 1 --seed 7" "--temperature 0"; do
+    want=$("$BIN" sample --checkpoint "$TMP/a.st" --prime "the cat" --words 12 $args | head -1)
+    got=$(printf 'the cat\nthe\n' | "$LMC" --checkpoint "$TMP/a.st" --words 12 $args)
+    if [ -n "$want" ] && [ "$(echo "$got" | head -1)" = "$want" ] &&
+       [ "$(echo "$got" | wc -l)" -eq 2 ]; then
+        pass "lm_complete $args: '$want' as word_lm sample --prime"
+    else
+        fail "lm_complete $args: got '$got', word_lm sample's first line '$want'"
+    fi
+done
+err=$(echo x | "$LMC" --checkpoint "$TMP/none.st" 2>&1); rc=$?
+[ $rc -eq 1 ] && [[ "$err" == *none.st* ]] && pass "lm_complete: a missing checkpoint, exit 1" ||
+    fail "lm_complete missing checkpoint: exit $rc, '$err'"
+
 checks_end

@@ -144,7 +144,7 @@ for kind in static shared; do
         say "shared: the examples link libtensor.so: $("$WORK/lib-$kind/examples/char_rnn" --version)"
         # Installed under tn- names (no clash on a PATH), finding the
         # installed libtensor.so through their RPATH, not the build tree.
-        for p in char-rnn word-lm translate classify tagger forecast tensor-info; do
+        for p in char-rnn word-lm translate classify tagger forecast caption lm-complete tensor-info; do
             [ -x "$prefix/bin/tn-$p" ] || die "shared: tn-$p not installed"
         done
         out=$("$prefix/bin/tn-char-rnn" --version) &&
