@@ -243,6 +243,23 @@ static void test_step(void)
         CHECK_MSG(tn_last_error(), "tn_lm_step");
         CHECK(tn_tensor_get(st->h, 0) == 0);
         CHECK(tn_lm_step(&m, st, NULL, out) == TN_ERR_ARG);
+
+        /* a copy branches the streams: stepping the copy and the original
+         * with the same ids gives the same logits, bit for bit; a state of
+         * another batch is refused and left alone */
+        int32_t some[B] = {1, 2, 3}, more[B] = {4, 5, 6};
+        float o1[B * 10], o2[B * 10];
+        CHECK(tn_lm_step(&m, st, some, out) == TN_OK);
+        tn_lm_state *br = tn_lm_state_new(&m, B), *other = tn_lm_state_new(&m, B + 1);
+        CHECK(br && other && tn_lm_state_copy(br, st) == TN_OK);
+        CHECK(tn_lm_step(&m, st, more, o1) == TN_OK && tn_lm_step(&m, br, more, o2) == TN_OK);
+        CHECK(memcmp(o1, o2, sizeof o1) == 0);
+        CHECK(tn_lm_state_copy(other, st) == TN_ERR_SHAPE);
+        CHECK_MSG(tn_last_error(), "tn_lm_state_copy");
+        CHECK(tn_tensor_get(other->h, 0) == 0);
+        CHECK(tn_lm_state_copy(NULL, st) == TN_ERR_ARG);
+        tn_lm_state_free(br);
+        tn_lm_state_free(other);
         tn_lm_state_free(st);
         tn_lm_free(&m);
     }

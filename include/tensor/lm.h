@@ -122,6 +122,14 @@ TN_API tn_lm_state *tn_lm_state_new(const tn_lm *m, int64_t batch);
 TN_API void tn_lm_state_reset(tn_lm_state *st);
 /** Free h, c, the step tape and st itself. NULL is a no-op. */
 TN_API void tn_lm_state_free(tn_lm_state *st);
+/** Copy src's h (and c) into dst, e.g. to branch a stream (try two
+ * continuations from one point) or to keep a checkpoint of it. The states
+ * are values, never tied to a tape (tn_lm_step records nothing;
+ * tn_lm_state_keep copies a forward's final states out of the tape, which
+ * is PyTorch's detach), so a copy is a detached copy. Returns TN_OK, or
+ * TN_ERR_SHAPE (dst untouched) when the two were not made for models of
+ * the same shape and batch, TN_ERR_ARG for NULL. */
+TN_API tn_status tn_lm_state_copy(tn_lm_state *dst, const tn_lm_state *src);
 
 /* ---- training and evaluation ---- */
 

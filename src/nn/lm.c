@@ -159,6 +159,28 @@ void tn_lm_state_reset(tn_lm_state *st)
         tn_tensor_fill(st->c, 0);
 }
 
+tn_status tn_lm_state_copy(tn_lm_state *dst, const tn_lm_state *src)
+{
+    if (!dst || !src)
+        return tn_set_error(TN_ERR_ARG, "tn_lm_state_copy: NULL state");
+    const tn_tensor *a = dst->h, *b = src->h;
+    bool same = a->dtype == b->dtype && (dst->c == NULL) == (src->c == NULL);
+    for (int k = 0; same && k < 3; k++)
+        same = a->shape[k] == b->shape[k];
+    if (!same) {
+        char x[64], y[64];
+        return tn_set_error(TN_ERR_SHAPE,
+                            "tn_lm_state_copy: states of other models or batches (%s%s into %s%s)",
+                            tn_shape_str(b, y, sizeof y), src->c ? " with c" : "",
+                            tn_shape_str(a, x, sizeof x), dst->c ? " with c" : "");
+    }
+    size_t bytes = (size_t)tn_numel(a) * tn_dtype_size(a->dtype);
+    memcpy(dst->h->data, src->h->data, bytes);
+    if (src->c)
+        memcpy(dst->c->data, src->c->data, bytes);
+    return TN_OK;
+}
+
 void tn_lm_state_free(tn_lm_state *st)
 {
     if (!st)
