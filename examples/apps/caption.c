@@ -324,7 +324,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
 
 typedef struct model {
     tn_params ps;
-    tn_tensor *conv_w[3], *conv_b[3];
+    tn_conv2d_layer conv[3]; /* encoder.0, .3, .6: Conv2d(.., 3, padding 1) */
     tn_linear init_h, init_c, out;
     tn_embedding emb;
     tn_rnn_cell dec;
@@ -349,19 +349,16 @@ static int model_build(model *m, uint64_t seed)
     tn_rng_seed(&r, seed);
     tn_params_init(&m->ps);
     static const char *const conv_names[3] = {"encoder.0", "encoder.3", "encoder.6"};
+    tn_conv2d_opts co = tn_conv2d_defaults();
+    co.padding_h = co.padding_w = 1;
     int64_t cin = 3, V = m->v.n;
-    for (int k = 0; k < 3; k++) {
-        int64_t cout = m->channels << k, fan_in = cin * 9;
-        double bound = 1 / sqrt((double)fan_in);
-        m->conv_w[k] =
-            tn_params_new(&m->ps, conv_names[k], "weight", m->dt, 4, (int64_t[]){cout, cin, 3, 3});
-        m->conv_b[k] = tn_params_new(&m->ps, conv_names[k], "bias", m->dt, 1, &cout);
-        if (!m->conv_w[k] || !m->conv_b[k]) {
+    for (int k = 0; k < 3; k++) { /* nn.Conv2d's names and init */
+        int64_t cout = m->channels << k;
+        if (tn_conv2d_init(&m->conv[k], &m->ps, conv_names[k], cin, cout, 3, 3, &co, true, m->dt,
+                           &r)) {
             fprintf(stderr, PROG ": %s\n", tn_last_error());
             return -1;
         }
-        tn_tensor_uniform(m->conv_w[k], &r, -bound, bound);
-        tn_tensor_uniform(m->conv_b[k], &r, -bound, bound);
         cin = cout;
     }
     int64_t F = model_features(m);
@@ -392,11 +389,9 @@ static int words_build(ex_words *v)
 /* features [B, F] of images x [B, 3, SIDE, SIDE]. */
 static tn_tensor *encode(tn_tape *tp, const model *m, tn_tensor *x)
 {
-    tn_conv2d_opts co = tn_conv2d_defaults();
-    co.padding_h = co.padding_w = 1;
     tn_tensor *y = x;
     for (int k = 0; k < 3; k++) {
-        y = tn_relu(tp, tn_conv2d(tp, y, m->conv_w[k], m->conv_b[k], &co));
+        y = tn_relu(tp, tn_conv2d_forward(tp, &m->conv[k], y));
         if (k < 2)
             y = tn_max_pool2d(tp, y, 2, 2, 0);
     }
