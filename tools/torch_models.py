@@ -58,6 +58,7 @@ sys.path.insert(0, TESTS)
 import torch_char_rnn  # noqa: E402
 import torch_classify  # noqa: E402
 import torch_tagger  # noqa: E402
+import torch_translate  # noqa: E402
 import torch_word_lm  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 from torch_char_rnn import read_safetensors  # noqa: E402
@@ -77,42 +78,16 @@ class Forecaster(nn.Module):
         self.head = nn.Linear(H, K)
 
 
-class Attention(nn.Module):
-    """tn_attention's parameters (include/tensor/nn.h)."""
-
-    def __init__(self, kind, Hq, Hk):
-        super().__init__()
-        if kind == "bahdanau":
-            self.key = nn.Linear(Hk, Hq)
-            self.query = nn.Linear(Hq, Hq, bias=False)
-            self.v = nn.Linear(Hq, 1, bias=False)
-        elif kind == "general":
-            self.linear = nn.Linear(Hk, Hq, bias=False)
-
-
-class Seq2seq(nn.Module):
-    """examples/apps/translate.c (tn_seq2seq): the parameters only."""
+class Seq2seq(torch_translate.Seq2seq):
+    """examples/apps/translate.c (tn_seq2seq): tests/torch_translate.py's
+    model, its options from the file's metadata."""
 
     def __init__(self, meta, SV, TV):
-        super().__init__()
         # the library's s2s.* keys ("translate 2"), or the program's ("translate 1")
         key = (lambda k: "s2s." + k) if "s2s.format" in meta else (lambda k: k)
-        cell, att = meta[key("cell")], meta[key("attention")]
         E, H, L = (int(meta[key(k)]) for k in ("embed", "hidden", "layers"))
-        D = 2 if meta[key("bidirectional")] == "1" else 1
-        self.src_embed = nn.Embedding(SV, E, padding_idx=0)
-        self.tgt_embed = nn.Embedding(TV, E, padding_idx=0)
-        self.encoder = cell_module(cell)(E, H, L, batch_first=True, bidirectional=D == 2)
-        self.bridge = nn.Linear(D * H, H)
-        if cell == "lstm":
-            self.bridge_c = nn.Linear(D * H, H)
-        C = nn.GRUCell if cell == "gru" else nn.LSTMCell
-        ctx = 0 if att == "none" else H
-        self.decoder = nn.ModuleList([C(E + ctx if l == 0 else H, H) for l in range(L)])
-        if att != "none":
-            self.attn = Attention(att, H, D * H)
-            self.combine = nn.Linear(H + D * H, H, bias=False)
-        self.out = nn.Linear(H, TV)
+        super().__init__(meta[key("cell")], SV, TV, E, H, L, meta[key("bidirectional")] == "1",
+                         meta[key("attention")])
 
 
 class Captioner(nn.Module):
@@ -224,7 +199,23 @@ def eval_loss(m, meta, data):
                                         reduction="sum").item()
                 n += int(lens.sum())
         return loss / n
+    if fmt in ("translate 1", "translate 2"):
+        return translate_loss(m, meta, data)
     sys.exit(f"torch_models: no eval for {fmt}")
+
+
+TRANSLATE_MAX_TOK = 64  # examples/common/translate_model.h MAX_TOK
+
+
+def translate_loss(m, meta, data):
+    """translate eval's loss (examples/apps/translate.c cmd_eval): every
+    pair of DATA in order with at most MAX_TOK - 1 tokens a side, unknown
+    words <unk>, batches of 64, teacher forced; the mean cross-entropy of
+    the target tokens and <eos> (tests/torch_translate.py evaluate)."""
+    sv, tv = ({w: i for i, w in enumerate(lines(meta[k]))} for k in ("src_vocab", "tgt_vocab"))
+    pairs = torch_translate.read_pairs(data, TRANSLATE_MAX_TOK - 1)
+    # (evaluate's BLEU unused: its greedy decoding cut at one token)
+    return torch_translate.evaluate(m, pairs, sv, tv, 1, B=64)[0]
 
 
 def main():
