@@ -27,37 +27,13 @@ import sys
 import zlib
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixture_io import write_fixture  # noqa: E402
+from torch_translate import Attention  # noqa: E402 (the library's scores)
 
 torch.set_default_dtype(torch.float64)
 KINDS = {"bahdanau": 0, "luong": 1, "general": 2}  # tn_attn_kind
-
-
-class Attention(nn.Module):
-    def __init__(self, kind, Hq, Hk, A):
-        super().__init__()
-        self.kind = kind
-        if kind == "bahdanau":
-            self.key = nn.Linear(Hk, A)
-            self.query = nn.Linear(Hq, A, bias=False)
-            self.v = nn.Linear(A, 1, bias=False)
-        elif kind == "general":
-            self.linear = nn.Linear(Hk, Hq, bias=False)
-
-    def forward(self, q, k, lengths):
-        B, S, _ = k.shape
-        if self.kind == "bahdanau":
-            scores = self.v(torch.tanh(self.key(k) + self.query(q).unsqueeze(1))).squeeze(2)
-        elif self.kind == "general":
-            scores = torch.bmm(self.linear(k), q.unsqueeze(2)).squeeze(2)
-        else:
-            scores = torch.bmm(k, q.unsqueeze(2)).squeeze(2)
-        pad = torch.arange(S).unsqueeze(0) >= lengths.unsqueeze(1)
-        w = torch.softmax(scores.masked_fill(pad, float("-inf")), dim=1)
-        return torch.bmm(w.unsqueeze(1), k).squeeze(1), w
 
 
 def fixture(kind, outdir, B=3, S=5, Hq=4, Hk=6, A=7):

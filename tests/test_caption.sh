@@ -23,7 +23,11 @@
 #   6. refusals: a missing checkpoint, a file that is not a checkpoint,
 #      eval/caption without --checkpoint, bad --beam (0, 65, x), bad
 #      --scenes, outputs in a missing directory, a checkpoint whose
-#      metadata sizes its tensors do not have.
+#      metadata sizes its tensors do not have, scenes without --out;
+#   7. scenes --val-scenes 3: a safetensors file of images [3, 3, 32, 32]
+#      and captions [3, 11] whose ids spell the true captions `caption
+#      --scenes 3` prints, then <eos> and <pad> (tests/test_export_torch.sh
+#      computes eval's loss on such a file in PyTorch).
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -99,6 +103,8 @@ else
 fi
 
 # 6. refusals
+refuse "scenes without --out" "scenes needs --out" "$BIN" scenes
+refuse "scenes --out in a missing directory" "--out" "$BIN" scenes --out "$TMP/no/such/dir/x"
 echo "not a checkpoint" > "$TMP/bad.st"
 refuse "a missing checkpoint" "--checkpoint $TMP/none.st" "$BIN" eval --checkpoint "$TMP/none.st"
 refuse "a file that is not a checkpoint" "--checkpoint $TMP/bad.st" \
@@ -120,5 +126,25 @@ cp "$TMP/c.st" "$TMP/other.st" && set_meta "$TMP/other.st" format "tagger 1" ||
     fail "no format in the checkpoint's metadata"
 refuse "a checkpoint of another format" "not a caption checkpoint" \
     "$BIN" eval --checkpoint "$TMP/other.st"
+
+# 7. scenes: the file's header, and its captions read back (od) as words
+out=$("$BIN" scenes --out "$TMP/sc.st" --val-scenes 3 2>&1)
+hlen=$(od -An -t u8 -N8 "$TMP/sc.st" | tr -d ' ')
+hdr=$(dd if="$TMP/sc.st" bs=1 skip=8 count="${hlen:-0}" 2>/dev/null)
+at=$(echo "$hdr" | sed -n 's/.*"captions":{"dtype":"F32","shape":\[3,11\],"data_offsets":\[\([0-9]*\),.*/\1/p')
+words="<pad> <sos> <eos> <unk> a small large red green blue yellow circle square triangle left of above"
+got=$(od -An -v -t f4 -j $((8 + ${hlen:-0} + ${at:-0})) -N 132 "$TMP/sc.st" |
+      awk -v w="$words" 'BEGIN { split(w, v, " ") } { for (i = 1; i <= NF; i++) { k++;
+        printf "%s%s", v[$i + 1], k % 11 ? " " : "\n" } }')
+want=$("$BIN" caption --checkpoint "$TMP/c.st" --scenes 3 --threads 1 |
+       awk -F'\t' '/^[0-9]/ { s = $2 " <eos>"; n = split(s, a, " ");
+         for (i = n; i < 11; i++) s = s " <pad>"; print s }')
+if [ "$out" = "wrote $TMP/sc.st: 3 scenes" ] && [ -n "$at" ] &&
+   [[ "$hdr" == *'"images":{"dtype":"F32","shape":[3,3,32,32]'* ]] &&
+   [[ "$hdr" == *'"format":"caption scenes 1"'* ]] && [ -n "$want" ] && [ "$got" = "$want" ]; then
+    pass "scenes: images [3, 3, 32, 32], captions [3, 11] as caption prints them ($(echo "$got" | head -1))"
+else
+    fail "scenes: '$out', header '$hdr', captions '$got', caption's '$want'"
+fi
 
 checks_end

@@ -17,7 +17,9 @@ train` with its defaults (bidirectional is an option here as there):
     decoder layer l starts at tanh(bridge(h_n of encoder layer l, both
     directions)); per step x = [embed(y_prev); feed] -> cells -> h,
     context = attention(h), feed = tanh(combine([h; context])) (no bias),
-    logits = out(feed); Bahdanau score v(tanh(key(k) + query(h)));
+    logits = out(feed); Bahdanau score v(tanh(key(k) + query(h)))
+    (--attention: also Luong dot (luong) or general, or none: logits =
+    out(h));
   - loss: mean cross-entropy over target tokens (ignore <pad>), teacher
     forcing 1.0, Adam, clip 1.0; batches of --batch random training pairs;
   - validation: loss (teacher forced) and corpus BLEU-4 of greedy decoding
@@ -102,8 +104,45 @@ def vocab(pairs, side):
     return v
 
 
+class Attention(nn.Module):
+    """tn_attention (src/nn/attention.c): Bahdanau score v(tanh(key(k) +
+    query(q))) (A units: key, query, v); Luong "general" q . linear(k);
+    "luong" (dot) q . k, no parameters (tests/gen_attention_fixtures.py too)."""
+
+    def __init__(self, kind, Hq, Hk, A=None):
+        super().__init__()
+        self.kind = kind
+        if kind == "bahdanau":
+            self.key = nn.Linear(Hk, A or Hq)
+            self.query = nn.Linear(Hq, A or Hq, bias=False)
+            self.v = nn.Linear(A or Hq, 1, bias=False)
+        elif kind == "general":
+            self.linear = nn.Linear(Hk, Hq, bias=False)
+
+    def prepare(self, k):
+        """What the scores read of the keys k [B, S, Hk] (computed once)."""
+        return self.key(k) if self.kind == "bahdanau" else k
+
+    def scores(self, keys, q):
+        """[B, S] scores of the query q [B, Hq] against prepare()'s keys."""
+        if self.kind == "bahdanau":
+            return self.v(torch.tanh(keys + self.query(q).unsqueeze(1))).squeeze(2)
+        if self.kind == "general":
+            q = q @ self.linear.weight  # [B, Hk], as the library: (q W) . k
+        return torch.bmm(keys, q.unsqueeze(2)).squeeze(2)
+
+    def forward(self, q, k, lengths):
+        """(context [B, Hk], weights [B, S]) of q over k's first lengths rows."""
+        pad = torch.arange(k.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
+        w = torch.softmax(self.scores(self.prepare(k), q).masked_fill(pad, float("-inf")), dim=1)
+        return torch.bmm(w.unsqueeze(1), k).squeeze(1), w
+
+
 class Seq2seq(nn.Module):
-    def __init__(self, cell, SV, TV, E, H, L, bi):
+    """attention: bahdanau (translate's default), general, dot or none (no
+    context, no input feeding: logits = out(top layer's h))."""
+
+    def __init__(self, cell, SV, TV, E, H, L, bi, attention="bahdanau"):
         super().__init__()
         D = 2 if bi else 1
         R = nn.GRU if cell == "gru" else nn.LSTM
@@ -115,11 +154,12 @@ class Seq2seq(nn.Module):
         self.bridge = nn.Linear(D * H, H)
         if cell == "lstm":
             self.bridge_c = nn.Linear(D * H, H)
-        self.decoder = nn.ModuleList([C(E + H if l == 0 else H, H) for l in range(L)])
-        self.key = nn.Linear(D * H, H)
-        self.query = nn.Linear(H, H, bias=False)
-        self.v = nn.Linear(H, 1, bias=False)
-        self.combine = nn.Linear(H + D * H, H, bias=False)
+        ctx = 0 if attention == "none" else H
+        self.decoder = nn.ModuleList([C(E + ctx if l == 0 else H, H) for l in range(L)])
+        self.attn = None
+        if attention != "none":
+            self.attn = Attention(attention, H, D * H)
+            self.combine = nn.Linear(H + D * H, H, bias=False)
         self.out = nn.Linear(H, TV)
 
     def encode(self, src, lengths):
@@ -136,17 +176,21 @@ class Seq2seq(nn.Module):
         h = bridge(hn, self.bridge)
         c = bridge(cn, self.bridge_c) if cn is not None else None
         mask = torch.arange(S).unsqueeze(0) < lengths.unsqueeze(1)
-        return out, self.key(out), mask, h, c
+        return out, self.attn.prepare(out) if self.attn else None, mask, h, c
 
     def step(self, y, enc, keys, mask, h, c, feed):
-        x = torch.cat([self.tgt_embed(y), feed], 1)
+        x = self.tgt_embed(y)
+        if self.attn:
+            x = torch.cat([x, feed], 1)
         for l in range(self.L):
             if self.cell == "lstm":
                 h[l], c[l] = self.decoder[l](x, (h[l], c[l]))
             else:
                 h[l] = self.decoder[l](x, h[l])
             x = h[l]
-        e = self.v(torch.tanh(keys + self.query(x).unsqueeze(1))).squeeze(2)
+        if not self.attn:
+            return self.out(x), feed
+        e = self.attn.scores(keys, x)
         w = torch.softmax(e.masked_fill(~mask, float("-inf")), 1)
         ctx = torch.bmm(w.unsqueeze(1), enc).squeeze(1)
         feed = torch.tanh(self.combine(torch.cat([x, ctx], 1)))
@@ -238,6 +282,8 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--cell", default="gru", choices=["gru", "lstm"])
     ap.add_argument("--bidirectional", action="store_true")
+    ap.add_argument("--attention", default="bahdanau", choices=["bahdanau", "luong", "general",
+                                                                "none"])
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--embed", type=int, default=256)
     ap.add_argument("--layers", type=int, default=1)
@@ -258,7 +304,8 @@ def main():
     train, val = split(read_pairs(a.data, a.max_len))
     sv, tv = vocab(train, 0), vocab(train, 1)
     val = val[:a.eval_pairs]
-    model = Seq2seq(a.cell, len(sv), len(tv), a.embed, a.hidden, a.layers, a.bidirectional)
+    model = Seq2seq(a.cell, len(sv), len(tv), a.embed, a.hidden, a.layers, a.bidirectional,
+                    a.attention)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     print(f"torch_translate: {len(train)} train / {len(val)} val pairs, vocab {len(sv)} -> "
           f"{len(tv)}, params {sum(p.numel() for p in model.parameters())}", file=sys.stderr)

@@ -14,11 +14,15 @@ and writes safetensors with struct + json (no safetensors package).
         vocabularies and sizes) to OUT, a file the program loads (every
         program reads model-only files: `PROGRAM eval --checkpoint OUT`).
     torch_models.py eval FILE DATA
-        The loss the program's `eval --checkpoint FILE --data DATA` prints,
-        computed by the module in PyTorch (char_rnn, word_lm: mean NLL of
-        the text read as one stream; classify: mean cross-entropy of every
-        example of the directory DATA (eval --split all); tagger: mean
-        cross-entropy of the held-out sentences' tokens), as `loss X`.
+        The figure the program's `eval --checkpoint FILE --data DATA` prints,
+        computed by the module in PyTorch, as `loss X` (char_rnn, word_lm:
+        mean NLL of the text read as one stream; classify: mean
+        cross-entropy of every example of the directory DATA (eval --split
+        all); tagger: mean cross-entropy of the held-out sentences' tokens;
+        translate: mean cross-entropy of the target tokens of the pairs
+        file DATA; forecast: the "mean" rnn_mse of the series DATA; caption:
+        eval's loss on the scenes DATA that `caption scenes --out DATA
+        [--val-scenes N]` wrote, as `eval --val-scenes N`).
     torch_models.py perturb FILE OUT SEED DATA
         Add N(0, 0.01) noise (torch.manual_seed(SEED)) to every parameter
         of FILE's module, write the module to OUT (export_model) and print
@@ -37,11 +41,12 @@ The modules (parameter names as the programs' checkpoints):
             stacked layers: --residual, --layer-norm, --ln-gates refused)
   tagger    tests/torch_tagger.py Tagger: embed, rnn (LSTM, bidirectional
             unless trained --unidirectional), head
-  forecast  Forecaster: rnn, head (module only: no eval here)
-  translate Seq2seq: src_embed, tgt_embed, encoder, bridge(_c), decoder.l
-            (cells), attn.*, combine, out (module only: no eval here)
-  caption   Captioner: encoder (Conv2d/ReLU/MaxPool2d x 3), init_h,
-            init_c, embed, decoder (LSTMCell), out (module only)
+  forecast  Forecaster: rnn, head
+  translate Seq2seq (tests/torch_translate.py's): src_embed, tgt_embed,
+            encoder, bridge(_c), decoder.l (cells), attn.*, combine, out
+  caption   Captioner: encoder (Conv2d/ReLU/MaxPool2d x 3,
+            AdaptiveAvgPool2d), init_h, init_c, embed, decoder (LSTMCell),
+            out
 """
 import argparse
 import os
@@ -58,6 +63,7 @@ sys.path.insert(0, TESTS)
 import torch_char_rnn  # noqa: E402
 import torch_classify  # noqa: E402
 import torch_tagger  # noqa: E402
+import torch_translate  # noqa: E402
 import torch_word_lm  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 from torch_char_rnn import read_safetensors  # noqa: E402
@@ -76,47 +82,27 @@ class Forecaster(nn.Module):
         self.rnn = cell_module(cell)(F_in, H, L, batch_first=True)
         self.head = nn.Linear(H, K)
 
-
-class Attention(nn.Module):
-    """tn_attention's parameters (include/tensor/nn.h)."""
-
-    def __init__(self, kind, Hq, Hk):
-        super().__init__()
-        if kind == "bahdanau":
-            self.key = nn.Linear(Hk, Hq)
-            self.query = nn.Linear(Hq, Hq, bias=False)
-            self.v = nn.Linear(Hq, 1, bias=False)
-        elif kind == "general":
-            self.linear = nn.Linear(Hk, Hq, bias=False)
+    def forward(self, x, state=None):
+        """(head(the last layer's last h) [B, K], the state) of x [B, T, F]
+        from state (None: zeros)."""
+        _, st = self.rnn(x, state)
+        return self.head((st[0] if isinstance(st, tuple) else st)[-1]), st
 
 
-class Seq2seq(nn.Module):
-    """examples/apps/translate.c (tn_seq2seq): the parameters only."""
+class Seq2seq(torch_translate.Seq2seq):
+    """examples/apps/translate.c (tn_seq2seq): tests/torch_translate.py's
+    model, its options from the file's metadata."""
 
     def __init__(self, meta, SV, TV):
-        super().__init__()
         # the library's s2s.* keys ("translate 2"), or the program's ("translate 1")
         key = (lambda k: "s2s." + k) if "s2s.format" in meta else (lambda k: k)
-        cell, att = meta[key("cell")], meta[key("attention")]
         E, H, L = (int(meta[key(k)]) for k in ("embed", "hidden", "layers"))
-        D = 2 if meta[key("bidirectional")] == "1" else 1
-        self.src_embed = nn.Embedding(SV, E, padding_idx=0)
-        self.tgt_embed = nn.Embedding(TV, E, padding_idx=0)
-        self.encoder = cell_module(cell)(E, H, L, batch_first=True, bidirectional=D == 2)
-        self.bridge = nn.Linear(D * H, H)
-        if cell == "lstm":
-            self.bridge_c = nn.Linear(D * H, H)
-        C = nn.GRUCell if cell == "gru" else nn.LSTMCell
-        ctx = 0 if att == "none" else H
-        self.decoder = nn.ModuleList([C(E + ctx if l == 0 else H, H) for l in range(L)])
-        if att != "none":
-            self.attn = Attention(att, H, D * H)
-            self.combine = nn.Linear(H + D * H, H, bias=False)
-        self.out = nn.Linear(H, TV)
+        super().__init__(meta[key("cell")], SV, TV, E, H, L, meta[key("bidirectional")] == "1",
+                         meta[key("attention")])
 
 
 class Captioner(nn.Module):
-    """examples/apps/caption.c: the parameters only."""
+    """examples/apps/caption.c: CNN encoder -> LSTMCell decoder."""
 
     def __init__(self, meta, V):
         super().__init__()
@@ -124,12 +110,28 @@ class Captioner(nn.Module):
         self.encoder = nn.Sequential(
             nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * c, 4 * c, 3, padding=1), nn.ReLU())
+            nn.Conv2d(2 * c, 4 * c, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(g))
         self.init_h = nn.Linear(4 * c * g * g, H)
         self.init_c = nn.Linear(4 * c * g * g, H)
         self.embed = nn.Embedding(V, E)
         self.decoder = nn.LSTMCell(E, H)
         self.out = nn.Linear(H, V)
+
+    def loss(self, images, captions, sos=1, pad=0):
+        """Sum of the cross-entropies of captions [B, T] (word ids, <eos>,
+        <pad>) given images [B, 3, 32, 32], teacher forced (<sos> first),
+        and the number of targets (not <pad>)."""
+        f = self.encoder(images).flatten(1)
+        h, c = self.init_h(f), self.init_c(f)
+        x = torch.cat([torch.full_like(captions[:, :1], sos), captions[:, :-1]], 1)
+        hs = []
+        for t in range(captions.shape[1]):
+            h, c = self.decoder(self.embed(x[:, t]), (h, c))
+            hs.append(h)
+        logits = self.out(torch.stack(hs, 1))
+        return (F.cross_entropy(logits.reshape(-1, logits.shape[2]), captions.reshape(-1),
+                                ignore_index=pad, reduction="sum"),
+                int((captions != pad).sum()))
 
 
 def lines(s):
@@ -224,7 +226,88 @@ def eval_loss(m, meta, data):
                                         reduction="sum").item()
                 n += int(lens.sum())
         return loss / n
+    if fmt in ("translate 1", "translate 2"):
+        return translate_loss(m, meta, data)
+    if fmt == "forecast 1":
+        return forecast_mse(m, meta, data)
+    if fmt == "caption 1":
+        # DATA: `caption scenes --out DATA [--val-scenes N]`, eval's scenes
+        smeta, t = read_safetensors(data)
+        if smeta.get("format") != "caption scenes 1" or smeta.get("words") != meta["words"]:
+            sys.exit(f"torch_models: {data}: not caption scenes of this model's words")
+        m.eval()
+        with torch.no_grad():
+            loss, n = m.loss(torch.from_numpy(np.array(t["images"], dtype=np.float32)),
+                             torch.from_numpy(np.array(t["captions"])).long())
+        return loss.item() / n
     sys.exit(f"torch_models: no eval for {fmt}")
+
+
+FORECAST_AR = 16  # forecast eval's default --ar: the first origin is at least this
+
+
+def forecast_mse(m, meta, data):
+    """forecast eval --data DATA's "mean" rnn_mse (examples/apps/forecast.c
+    task_prepare, forecast_rnn, score): DATA one number a line (a first
+    line that is not one: a header); the last val_fraction held out; from
+    every origin o with its horizon K of targets held out (o >= the
+    training part's end, the window, FORECAST_AR), the window of W values
+    before o normalised by the file's mean and std, each step's inputs z
+    and sin, cos(2 pi (t mod P) / P) per period; mode ar rolls out K steps
+    (each prediction the next input, the state carried on), direct gives
+    the K values at once; the squared errors in the series' units, mean
+    over the origins per step, then over the K steps."""
+    import math
+    vals = []
+    for i, line in enumerate(open(data).read().split("\n")):
+        if line.strip():
+            try:
+                vals.append(float(line.strip().strip('"')))
+            except ValueError:
+                if i or vals:
+                    raise
+    mean, std, vf = (float(meta[k]) for k in ("mean", "std", "val_fraction"))
+    W, K = int(meta["window"]), int(meta["horizon"])
+    periods = [float(p) for p in meta["periods"].split(",") if p]
+    n = len(vals)
+    first = max(n - math.floor(vf * n), W, FORECAST_AR)
+    orgs = range(first, n - K + 1)
+    z = [(v - mean) / std for v in vals]
+
+    def inputs(v, t):  # fill_input: float32 of the doubles
+        row = [v]
+        for P in periods:
+            a = 2 * math.pi * math.fmod(t, P) / P
+            row += [math.sin(a), math.cos(a)]
+        return row
+    m.eval()
+    with torch.no_grad():
+        x = torch.tensor([[inputs(z[t], t) for t in range(o - W, o)] for o in orgs],
+                         dtype=torch.float32)
+        p, st = m(x)
+        fc = [p]
+        for k in range(1, K if meta["mode"] == "ar" else 1):
+            x1 = torch.tensor([[inputs(float(y), o + k - 1)] for y, o in zip(fc[-1][:, 0], orgs)],
+                              dtype=torch.float32)
+            p, st = m(x1, st)
+            fc.append(p)
+        fc = torch.cat(fc, 1).double()  # [origins, K]
+    truth = torch.tensor([vals[o:o + K] for o in orgs], dtype=torch.float64)
+    return float(((mean + std * fc - truth) ** 2).mean(0).mean())
+
+
+TRANSLATE_MAX_TOK = 64  # examples/common/translate_model.h MAX_TOK
+
+
+def translate_loss(m, meta, data):
+    """translate eval's loss (examples/apps/translate.c cmd_eval): every
+    pair of DATA in order with at most MAX_TOK - 1 tokens a side, unknown
+    words <unk>, batches of 64, teacher forced; the mean cross-entropy of
+    the target tokens and <eos> (tests/torch_translate.py evaluate)."""
+    sv, tv = ({w: i for i, w in enumerate(lines(meta[k]))} for k in ("src_vocab", "tgt_vocab"))
+    pairs = torch_translate.read_pairs(data, TRANSLATE_MAX_TOK - 1)
+    # (evaluate's BLEU unused: its greedy decoding cut at one token)
+    return torch_translate.evaluate(m, pairs, sv, tv, 1, B=64)[0]
 
 
 def main():

@@ -10,6 +10,7 @@
  *   caption eval    --checkpoint PATH [--beam K] [--length-norm] [--val-scenes N]
  *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N] [--show]
  *   caption gradcheck [--seed S]   (the loss's gradients, float64, a small model)
+ *   caption scenes  --out FILE [--val-scenes N]   (the held-out scenes, for PyTorch)
  *
  * Data, generated (no download): a scene is a 32x32 RGB canvas, float
  * [3, 32, 32] in [0, 1] with a little Gaussian noise, holding one or two
@@ -230,7 +231,7 @@ typedef struct opts {
     uint64_t seed;
 } opts;
 
-enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8, EXPORT = 16 };
+enum { TRAIN = 1, EVAL = 2, CAPTION = 4, GRADCHECK = 8, EXPORT = 16, SCENES = 32 };
 
 static int parse_opts(int argc, char **argv, opts *o, int *command)
 {
@@ -249,8 +250,9 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .clip = 5.0,
                 .seed = 1234};
     const ex_opt table[] = {
-        {"--out", EX_STRING, &o->out, "FILE", "where to write the exported model",
-         .commands = EXPORT},
+        {"--out", EX_STRING, &o->out, "FILE",
+         "export: where to write the model; scenes: the scenes (safetensors)",
+         .commands = EXPORT | SCENES},
         {"--steps", EX_INT, &o->steps, "N", "training steps", .imin = 0, .imax = EX_STEPS_MAX,
          .commands = TRAIN},
         {"--batch", EX_INT, &o->batch, "B", "scenes per step", .imin = 1, .imax = 4096,
@@ -271,8 +273,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--train-scenes", EX_INT, &o->train_scenes, "N", "generated training scenes", .imin = 1,
          .imax = MAX_SCENES, .commands = TRAIN},
         {"--val-scenes", EX_INT, &o->val_scenes, "N",
-         "generated held-out scenes (the same ones for train and eval)", .imin = 1,
-         .imax = MAX_SCENES, .commands = TRAIN | EVAL},
+         "generated held-out scenes (the same ones for train, eval and scenes)", .imin = 1,
+         .imax = MAX_SCENES, .commands = TRAIN | EVAL | SCENES},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights and batches; not the scenes)",
          .commands = TRAIN | GRADCHECK},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -295,7 +297,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          ". background)",
          .commands = CAPTION},
     };
-    static const char *const commands[] = {"train", "eval", "caption", "gradcheck", "export", NULL};
+    static const char *const commands[] = {"train",  "eval",   "caption", "gradcheck",
+                                           "export", "scenes", NULL};
     static const char *const command_help[] = {
         "train a captioner on generated scenes (and write --checkpoint)",
         "print the held-out loss and BLEU of greedy captions (and of --beam K)",
@@ -303,6 +306,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "check the loss's gradients against central differences (float64, a small model)",
         "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
         "(tools/torch_models.py)",
+        "write eval's held-out scenes to --out: images [N, 3, 32, 32] and captions [N, 11] "
+        "(word ids, <eos>, then <pad>; float32)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1056,6 +1061,57 @@ static int cmd_export(const opts *o)
     return rc;
 }
 
+/* The held-out scenes eval scores (tools/torch_models.py computes eval's
+ * loss on them): "images" [N, 3, SIDE, SIDE] and "captions" [N, T_MAX],
+ * each caption's word ids, <eos>, then <pad>, stored as float32 (tn_save
+ * writes floats; the ids are exact), with the vocabulary in "words". */
+static int cmd_scenes(const opts *o)
+{
+    if (!o->out) {
+        fprintf(stderr, PROG ": scenes needs --out\n");
+        return 2;
+    }
+    if (ex_check_output(PROG, "--out", o->out))
+        return 2;
+    scenes va;
+    if (scenes_make(&va, o->val_scenes, VAL_SEED))
+        return 1;
+    tn_params ps;
+    tn_params_init(&ps);
+    tn_meta meta;
+    tn_meta_init(&meta);
+    ex_words v = {0};
+    char *words = words_build(&v) ? NULL : ex_words_join(&v);
+    tn_tensor *img =
+        tn_params_new(&ps, NULL, "images", TN_F32, 4, (int64_t[]){va.n, 3, SIDE, SIDE});
+    tn_tensor *cap = tn_params_new(&ps, NULL, "captions", TN_F32, 2, (int64_t[]){va.n, T_MAX});
+    tn_status s = words && img && cap ? TN_OK : TN_ERR_MEMORY;
+    if (s == TN_OK) {
+        memcpy(img->data, va.img, sizeof(float) * (size_t)(va.n * PIX));
+        float *c = cap->data;
+        for (int64_t i = 0; i < va.n; i++)
+            for (int64_t t = 0; t < T_MAX; t++)
+                c[i * T_MAX + t] = (float)(t < va.len[i]    ? va.words[i * MAX_WORDS + t]
+                                           : t == va.len[i] ? EOS
+                                                            : PAD);
+        s = tn_meta_set(&meta, "format", "caption scenes 1");
+        s = s ? s : tn_meta_set(&meta, "words", words);
+        tn_params *sets[1] = {&ps};
+        s = s ? s : tn_save(o->out, sets, 1, &meta);
+    }
+    if (s != TN_OK)
+        fprintf(stderr, PROG ": --out %s: %s\n", o->out,
+                s == TN_ERR_MEMORY ? "out of memory" : tn_last_error());
+    else
+        printf("wrote %s: %" PRId64 " scenes\n", o->out, va.n);
+    free(words);
+    ex_words_free(&v);
+    tn_meta_free(&meta);
+    tn_params_free(&ps);
+    scenes_free(&va);
+    return s == TN_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -1072,7 +1128,8 @@ int main(int argc, char **argv)
          : command == 1 ? cmd_eval(&o)
          : command == 2 ? cmd_caption(&o)
          : command == 3 ? cmd_gradcheck(&o)
-                        : cmd_export(&o);
+         : command == 4 ? cmd_export(&o)
+                        : cmd_scenes(&o);
     ex_stop();
     return rc;
 }
