@@ -517,10 +517,79 @@ static void checkpoint_round_trip(void)
     tn_params_free(&ps), tn_params_free(&ps2);
 }
 
+/* tn_seq2seq_state / tn_seq2seq_step: greedy decoding by steps (argmax
+ * over the logits, pad and sos excluded, stop at eos) chooses exactly what
+ * tn_seq2seq_greedy chooses; a copied state steps to the same logits bit
+ * for bit; a bad token is refused and leaves the state as it was. */
+static void streaming(tn_cell cell, int attn, int layers)
+{
+    enum { B = 3, S = 5, T = 7, V = 13 };
+    tn_seq2seq_opts o = opts(cell, attn, attn != TN_ATTN_LUONG_DOT, V, 6, 8);
+    o.layers = layers;
+    tn_params ps;
+    tn_params_init(&ps);
+    tn_rng r;
+    tn_rng_seed(&r, 21 + (uint64_t)layers);
+    tn_seq2seq m;
+    CHECK(tn_seq2seq_init(&m, &ps, NULL, &o, TN_F32, &r) == TN_OK);
+    int32_t src[B * S], len[B] = {5, 3, 1};
+    for (int i = 0; i < B * S; i++)
+        src[i] = 3 + (int32_t)(tn_rng_next(&r) % (V - 3));
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *x = tn_tensor_from(TN_I32, 2, (int64_t[]){B, S}, src);
+    int32_t want[B * T], want_len[B];
+    double score[B];
+    CHECK(tn_seq2seq_greedy(tp, &m, x, len, T, want, want_len, score) == TN_OK);
+    tn_seq2seq_state *st = tn_seq2seq_state_new(&m, src, len, B, S);
+    tn_seq2seq_state *br = tn_seq2seq_state_new(&m, src, len, B, S);
+    CHECK(st && br);
+    float logits[B * V], l2[B * V];
+    int32_t tok[B] = {SOS, SOS, SOS}, got[B * T], got_len[B] = {0, 0, 0};
+    bool done[B] = {false, false, false}, same = true;
+    for (int t = 0; st && br && t < T; t++) {
+        CHECK(tn_seq2seq_state_copy(br, st) == TN_OK);
+        CHECK(tn_seq2seq_step(&m, st, tok, logits) == TN_OK);
+        CHECK(tn_seq2seq_step(&m, br, tok, l2) == TN_OK);
+        same = same && memcmp(logits, l2, sizeof logits) == 0;
+        for (int b = 0; b < B; b++) {
+            int best = -1;
+            for (int v = 0; v < V; v++)
+                if (v != PAD && v != SOS && (best < 0 || logits[b * V + v] > logits[b * V + best]))
+                    best = v;
+            if (!done[b] && best == EOS)
+                done[b] = true;
+            else if (!done[b])
+                got[b * T + got_len[b]++] = best;
+            tok[b] = best;
+        }
+    }
+    CHECK(same);
+    for (int b = 0; b < B; b++) {
+        CHECK(got_len[b] == want_len[b]);
+        for (int t = 0; t < got_len[b] && t < want_len[b]; t++)
+            CHECK(got[b * T + t] == want[b * T + t]);
+    }
+    int32_t bad[B] = {SOS, V, SOS};
+    CHECK(st && tn_seq2seq_step(&m, st, bad, logits) == TN_ERR_INDEX);
+    CHECK(strstr(tn_last_error(), "tn_seq2seq_step"));
+    tn_seq2seq_state *other = tn_seq2seq_state_new(&m, src, len, 2, S);
+    CHECK(other && tn_seq2seq_state_copy(other, st) == TN_ERR_SHAPE);
+    CHECK(tn_seq2seq_state_new(&m, src, (int32_t[]){5, 6, 1}, B, S) == NULL);
+    tn_seq2seq_state_free(other);
+    tn_seq2seq_state_free(st);
+    tn_seq2seq_state_free(br);
+    tn_tensor_free(x);
+    tn_tape_free(tp);
+    tn_params_free(&ps);
+}
+
 int main(void)
 {
     errors();
     checkpoint_round_trip();
+    streaming(TN_CELL_GRU, TN_ATTN_BAHDANAU, 1);
+    streaming(TN_CELL_LSTM, TN_ATTN_LUONG_GENERAL, 2);
+    streaming(TN_CELL_GRU, -1, 2);
     nonfinite_model();
     scratch_hooked();
     gradcheck(TN_CELL_GRU, TN_ATTN_BAHDANAU, true, 1);

@@ -512,6 +512,33 @@ TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *sr
                                  const int32_t *src_len, int beam, double len_alpha,
                                  int64_t max_len, int32_t *out, int32_t *out_len, double *score);
 /** @} */
+/** Streaming decoding: a state holds B sources' encoding (the attention's
+ * memory) and the decoder's state, and tn_seq2seq_step feeds one target
+ * token per sentence and returns the next token's logits, with no tape of
+ * the caller's and no heap allocation per step once warm (the state owns a
+ * no-grad, eval-mode tape that it resets). For decoding with your own
+ * search (constraints, a user in the loop) or to score a target token by
+ * token. tn_seq2seq_state_new encodes src ([B, S] int32 ids, B lengths in
+ * 1..S; the first token to feed is o.sos); NULL on error (the message names
+ * the function). The state borrows nothing from m but is only meaningful
+ * with m. */
+typedef struct tn_seq2seq_state tn_seq2seq_state;
+TN_API tn_seq2seq_state *tn_seq2seq_state_new(const tn_seq2seq *m, const int32_t *src,
+                                              const int32_t *src_len, int64_t B, int64_t S);
+/** Feed tokens [B] (ids of the target vocabulary) and write the logits of
+ * the next ones into logits [B, tgt_vocab] (float); advances st in place.
+ * Greedy decoding through it chooses what tn_seq2seq_greedy chooses.
+ * Returns TN_OK, or an error (TN_ERR_INDEX for an id out of range) with st
+ * unchanged. */
+TN_API tn_status tn_seq2seq_step(const tn_seq2seq *m, tn_seq2seq_state *st, const int32_t *tokens,
+                                 float *logits);
+/** Copy src's decoder state into dst (a state of the same model and
+ * sources: branch a hypothesis). TN_ERR_SHAPE when they differ, dst
+ * untouched. */
+TN_API tn_status tn_seq2seq_state_copy(tn_seq2seq_state *dst, const tn_seq2seq_state *src);
+/** Free the state. NULL is a no-op. */
+TN_API void tn_seq2seq_state_free(tn_seq2seq_state *st);
+
 /** Sampled decoding: as tn_seq2seq_greedy, but each sentence's next token
  * is drawn with tn_sample (so: temperature, top-k, top-p; one draw of r
  * per sentence and step) from the decoder's distribution with pad and sos

@@ -700,6 +700,170 @@ tn_status tn_seq2seq_attention_map(tn_tape *tp, const tn_seq2seq *m, tn_tensor *
                        "tn_seq2seq_attention_map");
 }
 
+/* ---- streaming decoding ---- */
+
+struct tn_seq2seq_state {
+    tn_tape *tp;       /* no grad, eval mode; reset after every call */
+    int64_t B, L;      /* sources, decoder layers */
+    tn_tensor *mem[3]; /* keys, proj, mask (heap copies; NULL when absent) */
+    tn_tensor *h[TN_RNN_MAX_LAYERS], *c[TN_RNN_MAX_LAYERS], *feed; /* heap copies */
+};
+
+/* A heap copy of t (NULL for NULL); *ok false when out of memory. */
+static tn_tensor *heap_copy(const tn_tensor *t, bool *ok)
+{
+    if (!t)
+        return NULL;
+    tn_tensor *h = tn_tensor_new(t->dtype, t->ndim, t->shape);
+    if (!h || tn_tensor_copy(h, t) != TN_OK) {
+        tn_tensor_free(h);
+        *ok = false;
+        return NULL;
+    }
+    return h;
+}
+
+void tn_seq2seq_state_free(tn_seq2seq_state *st)
+{
+    if (!st)
+        return;
+    for (int k = 0; k < 3; k++)
+        tn_tensor_free(st->mem[k]);
+    for (int l = 0; l < TN_RNN_MAX_LAYERS; l++)
+        tn_tensor_free(st->h[l]), tn_tensor_free(st->c[l]);
+    tn_tensor_free(st->feed);
+    tn_tape_free(st->tp);
+    tn_free(st);
+}
+
+/* The state's decoder tensors in a fixed order (2L + 1 of them). */
+static int state_parts(tn_seq2seq_state *st, tn_tensor **parts)
+{
+    int n = 0;
+    for (int l = 0; l < st->L; l++)
+        parts[n++] = st->h[l], parts[n++] = st->c[l];
+    parts[n++] = st->feed;
+    return n;
+}
+
+tn_seq2seq_state *tn_seq2seq_state_new(const tn_seq2seq *m, const int32_t *src,
+                                       const int32_t *src_len, int64_t B, int64_t S)
+{
+    const char *fn = "tn_seq2seq_state_new";
+    if (!m || !src || !src_len || B < 1 || S < 1) {
+        tn_set_error(TN_ERR_ARG, "%s: NULL argument or B, S < 1", fn);
+        return NULL;
+    }
+    tn_seq2seq_state *st = tn_alloc(sizeof *st);
+    if (!st) {
+        tn_set_error(TN_ERR_MEMORY, "%s: out of memory", fn);
+        return NULL;
+    }
+    memset(st, 0, sizeof *st);
+    st->B = B, st->L = m->o.layers;
+    if (!(st->tp = tn_tape_new())) {
+        tn_free(st);
+        tn_set_error(TN_ERR_MEMORY, "%s: out of memory", fn);
+        return NULL;
+    }
+    tn_tape_set_grad(st->tp, false);
+    tn_tape_set_training(st->tp, false);
+    tn_tensor *x = tn_tape_tensor(st->tp, TN_I32, 2, (int64_t[]){B, S});
+    if (x)
+        memcpy(x->data, src, (size_t)(B * S) * sizeof *src);
+    tn_attn_memory mem;
+    dstate ds;
+    tn_status s = x ? check_src(st->tp, fn, m, x, src_len) : TN_ERR_MEMORY;
+    for (int64_t i = 0; s == TN_OK && i < B * S; i++)
+        if (src[i] < 0 || src[i] >= m->o.src_vocab)
+            s = tn_set_error(TN_ERR_INDEX, "%s: src id %d at %lld outside 0..%lld", fn, (int)src[i],
+                             (long long)i, (long long)m->o.src_vocab - 1);
+    if (s == TN_OK)
+        s = encode(st->tp, m, x, src_len, &mem, &ds);
+    bool ok = s == TN_OK;
+    if (ok) {
+        st->mem[0] = heap_copy(mem.keys, &ok), st->mem[1] = heap_copy(mem.proj, &ok);
+        st->mem[2] = heap_copy(mem.mask, &ok);
+        for (int l = 0; l < st->L; l++)
+            st->h[l] = heap_copy(ds.h[l], &ok), st->c[l] = heap_copy(ds.c[l], &ok);
+        st->feed = heap_copy(ds.feed, &ok);
+        if (!ok)
+            tn_set_error(TN_ERR_MEMORY, "%s: out of memory", fn);
+    }
+    tn_tape_reset(st->tp);
+    if (!ok) {
+        tn_seq2seq_state_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+tn_status tn_seq2seq_step(const tn_seq2seq *m, tn_seq2seq_state *st, const int32_t *tokens,
+                          float *logits)
+{
+    const char *fn = "tn_seq2seq_step";
+    if (!m || !st || !tokens || !logits)
+        return tn_set_error(TN_ERR_ARG, "%s: NULL argument", fn);
+    int64_t B = st->B, V = m->o.tgt_vocab;
+    for (int64_t b = 0; b < B; b++)
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return tn_set_error(TN_ERR_INDEX, "%s: token %d of sentence %lld outside 0..%lld", fn,
+                                (int)tokens[b], (long long)b, (long long)V - 1);
+    tn_tape *tp = st->tp;
+    tn_tape_reset(tp);
+    tn_attn_memory mem = {st->mem[0], st->mem[1], st->mem[2]};
+    dstate ds;
+    memset(&ds, 0, sizeof ds);
+    for (int l = 0; l < st->L; l++)
+        ds.h[l] = st->h[l], ds.c[l] = st->c[l];
+    ds.feed = st->feed;
+    tn_tensor *y = ids_tensor(tp, B, tokens);
+    tn_tensor *out = y ? decode_step(tp, m, &mem, y, &ds, NULL) : NULL; /* [B, V] */
+    if (!out || tn_tape_error(tp)) {
+        tn_status s = tn_tape_status(tp) != TN_OK ? tn_tape_status(tp) : TN_ERR_MEMORY;
+        tn_set_error(s, "%s: %s", fn, tn_tape_error(tp) ? tn_tape_error(tp) : "out of memory");
+        tn_tape_reset(tp);
+        return s;
+    }
+    if (out->dtype == TN_F32 && tn_is_contiguous(out))
+        memcpy(logits, out->data, (size_t)(B * V) * sizeof *logits);
+    else
+        for (int64_t i = 0; i < B * V; i++)
+            logits[i] = (float)tn_tensor_get(out, i);
+    /* the new state into the state's own tensors (same shapes) */
+    tn_tensor *dst[2 * TN_RNN_MAX_LAYERS + 1], *src[2 * TN_RNN_MAX_LAYERS + 1];
+    int n = state_parts(st, dst);
+    for (int l = 0, k = 0; l < st->L; l++)
+        src[k++] = ds.h[l], src[k++] = ds.c[l];
+    src[n - 1] = ds.feed;
+    for (int k = 0; k < n; k++)
+        if (dst[k] && dst[k] != src[k])
+            tn_tensor_copy(dst[k], src[k]);
+    tn_tape_reset(tp);
+    return TN_OK;
+}
+
+tn_status tn_seq2seq_state_copy(tn_seq2seq_state *dst, const tn_seq2seq_state *src)
+{
+    if (!dst || !src)
+        return tn_set_error(TN_ERR_ARG, "tn_seq2seq_state_copy: NULL state");
+    tn_tensor *a[2 * TN_RNN_MAX_LAYERS + 1], *b[2 * TN_RNN_MAX_LAYERS + 1];
+    int n = dst->L == src->L && dst->B == src->B ? state_parts(dst, a) : -1;
+    if (n >= 0)
+        state_parts((tn_seq2seq_state *)src, b);
+    for (int k = 0; n >= 0 && k < n; k++)
+        if ((a[k] == NULL) != (b[k] == NULL) ||
+            (a[k] && (a[k]->dtype != b[k]->dtype || tn_numel(a[k]) != tn_numel(b[k]))))
+            n = -1;
+    if (n < 0)
+        return tn_set_error(TN_ERR_SHAPE,
+                            "tn_seq2seq_state_copy: states of other models or batches");
+    for (int k = 0; k < n; k++)
+        if (a[k])
+            tn_tensor_copy(a[k], b[k]);
+    return TN_OK;
+}
+
 /* ---- checkpoints ---- */
 
 #define S2S_OPEN "tn_seq2seq_open"
