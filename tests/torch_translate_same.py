@@ -26,30 +26,19 @@ BLEU-4 on the first --eval-pairs validation pairs): the same numbers as
 translate printed at that step mean the same decoding and BLEU.
 """
 import argparse
-import json
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 import torch_translate as tt
 from rng_reference import Xoshiro
+from safetensors_io import read_safetensors_f32
 
 
 def load(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        head = json.loads(f.read(n))
-        data = f.read()
-    meta = head.pop("__metadata__", {})
-    out = {}
-    for k, v in head.items():
-        assert v["dtype"] == "F32", (k, v["dtype"])
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(v["shape"]).copy())
-    return out, meta
+    arrays, metadata = read_safetensors_f32(path)
+    return {k: torch.from_numpy(a) for k, a in arrays.items()}, metadata
 
 
 def torch_name(c):
