@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixture_io import write_fixture  # noqa: E402
-from safetensors_io import write_safetensors  # noqa: E402
+from safetensors_io import read_safetensors_f32, write_safetensors  # noqa: E402
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -92,18 +92,8 @@ def write(case, seed):
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        import json
-        hdr = json.loads(f.read(n))
-        buf = f.read()
-    meta_ = hdr.pop("__metadata__", {})
-    sd = {}
-    for k, v in hdr.items():
-        assert v["dtype"] == "F32", v["dtype"]
-        b, e = v["data_offsets"]
-        sd[k] = torch.from_numpy(np.frombuffer(buf[b:e], "<f4").reshape(v["shape"]).copy())
-    return sd, meta_
+    arrays, metadata = read_safetensors_f32(path)
+    return {k: torch.from_numpy(a) for k, a in arrays.items()}, metadata
 
 
 def check(path):

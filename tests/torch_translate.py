@@ -24,6 +24,11 @@ train` with its defaults (bidirectional is an option here as there):
     forcing 1.0, Adam, clip 1.0; batches of --batch random training pairs;
   - validation: loss (teacher forced) and corpus BLEU-4 of greedy decoding
     on the first --eval-pairs validation pairs, every --eval-every steps.
+The random draws are torch's (initial weights: torch.manual_seed(--seed);
+batches: a torch.Generator seeded --seed), not translate's: the same
+distributions, other numbers. tests/torch_translate_same.py checks that
+from translate's initial weights and batches this model takes the same
+steps as translate (same losses and Adam state).
 Prints lines "step N train_loss X val_loss Y val_bleu Z elapsed_s T".
 """
 import argparse
