@@ -523,6 +523,10 @@ TN_API tn_status tn_seq2seq_beam(tn_tape *tp, const tn_seq2seq *m, tn_tensor *sr
  * the function). The state borrows nothing from m but is only meaningful
  * with m. */
 typedef struct tn_seq2seq_state tn_seq2seq_state;
+/** A new streaming state of B sources src [B, S] (int32 ids) with lengths
+ * src_len [B] in 1..S, encoded; the caller frees it with
+ * tn_seq2seq_state_free. NULL on error, the message naming
+ * tn_seq2seq_state_new. */
 TN_API tn_seq2seq_state *tn_seq2seq_state_new(const tn_seq2seq *m, const int32_t *src,
                                               const int32_t *src_len, int64_t B, int64_t S);
 /** Feed tokens [B] (ids of the target vocabulary) and write the logits of
