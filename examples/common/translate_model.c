@@ -91,9 +91,8 @@ static int s2s_options(const char *path, ex_translate_opts *o, tn_seq2seq_opts *
                      path);
         return -1;
     }
-    static const char *const att[] = {"bahdanau", "luong", "general"};
     o->cell = tn_cell_name(so.cell);
-    o->attention = so.attention < 0 ? "none" : att[so.attention];
+    o->attention = tn_attn_kind_name(so.attention);
     o->bidirectional = so.bidirectional;
     o->hidden = so.hidden, o->embed = so.embed, o->layers = so.layers;
     o->dropout = so.dropout;

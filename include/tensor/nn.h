@@ -399,6 +399,10 @@ TN_API tn_status tn_attention_init(tn_attention *a, tn_params *ps, const char *p
  * any other name (or NULL) is TN_ERR_ARG with a message listing them (*out
  * unchanged). */
 TN_API tn_status tn_attn_kind_from_name(const char *name, tn_attn_kind *out);
+/** The name tn_attn_kind_from_name reads for kind ("bahdanau", "luong",
+ * "general"), and "none" for anything else (-1: no attention). A static
+ * string. */
+TN_API const char *tn_attn_kind_name(int kind);
 
 /* What the score function needs of the keys, made once per source batch
  * and reused at every decoder step (tape tensors, valid until the tape is

@@ -12,6 +12,16 @@
 #include <math.h>
 #include <string.h>
 
+const char *tn_attn_kind_name(int kind)
+{
+    switch (kind) {
+    case TN_ATTN_BAHDANAU: return "bahdanau";
+    case TN_ATTN_LUONG_DOT: return "luong";
+    case TN_ATTN_LUONG_GENERAL: return "general";
+    default: return "none";
+    }
+}
+
 tn_status tn_attn_kind_from_name(const char *name, tn_attn_kind *out)
 {
     static const struct {

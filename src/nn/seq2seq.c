@@ -870,13 +870,6 @@ tn_status tn_seq2seq_state_copy(tn_seq2seq_state *dst, const tn_seq2seq_state *s
 #define S2S_SAVE "tn_seq2seq_save"
 #define S2S_MAX  ((int64_t)1 << 24) /* sizes and vocabularies read from a file */
 
-static const char *const attn_names[] = {"bahdanau", "luong", "general"};
-
-static const char *attn_name(int kind)
-{
-    return kind >= 0 && kind <= TN_ATTN_LUONG_GENERAL ? attn_names[kind] : "none";
-}
-
 tn_status tn_seq2seq_save(const char *path, const tn_seq2seq *m, const tn_params *ps,
                           tn_params *const *extra, int nextra, const tn_meta *meta)
 {
@@ -909,7 +902,7 @@ tn_status tn_seq2seq_save(const char *path, const tn_seq2seq *m, const tn_params
     if (s == TN_OK)
         s = tn_meta_set(&all, "s2s.cell", tn_cell_name(o->cell));
     if (s == TN_OK)
-        s = tn_meta_set(&all, "s2s.attention", attn_name(o->attention));
+        s = tn_meta_set(&all, "s2s.attention", tn_attn_kind_name(o->attention));
     if (s == TN_OK)
         s = tn__meta_set_double(&all, "s2s.dropout", o->dropout);
     if (s == TN_OK) { /* the prefix: the part of the first name before "src_embed" */
@@ -947,7 +940,7 @@ static tn_status s2s_opts(const char *path, const tn_meta *meta, tn_seq2seq_opts
                               "not gru, lstm, rnn_tanh or rnn_relu");
     int kind = -2;
     for (int k = -1; att && kind == -2 && k <= TN_ATTN_LUONG_GENERAL; k++)
-        if (strcmp(att, attn_name(k)) == 0)
+        if (strcmp(att, tn_attn_kind_name(k)) == 0)
             kind = k;
     if (kind == -2)
         return tn__meta_error(S2S_OPEN, S2S_SAVE, path, "s2s.attention", att,
