@@ -86,32 +86,35 @@ tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1)
 
 void tn__packed_zero(tn__packed *p) { memset(p->w, 0, (size_t)tn__packed_bytes(p)); }
 
-/* A [M, K] (lda) into pa-row panels at dst, rows beyond M zero. Row by
- * row: the reads run along A's rows (which may be far apart: a step's rows
- * of a [B*T, G] buffer), the strided writes stay in the panel, which fits
- * in L1. */
-static void pack_left(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *dst)
+int64_t tn__packed_panel_bytes(const tn__packed *p)
+{
+    return panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
+}
+
+/* Row by row: the reads run along A's rows (which may be far apart: a
+ * step's rows of a [B*T, G] buffer), the strided writes stay in the panel,
+ * which fits in L1. */
+void tn__packed_pack_left(const tn__packed *p, int64_t M, const void *A, int64_t rs, int64_t cs,
+                          void *dst)
 {
     int64_t K = p->K, pa = p->pa;
     int64_t pb = panel_bytes(K, pa, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
         for (int64_t r0 = 0; r0 < M; r0 += pa) {
             T *d = (T *)((char *)dst + (r0 / pa) * pb);
-            const T *a = (const T *)A + r0 * lda;
+            const T *a = (const T *)A + r0 * rs;
             for (int64_t i = 0; i < pa; i++)
                 for (int64_t k = 0; k < K; k++)
-                    d[k * pa + i] = r0 + i < M ? a[i * lda + k] : 0;
+                    d[k * pa + i] = r0 + i < M ? a[i * rs + k * cs] : 0;
         }
     });
 }
 
-void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
-                    int64_t ldc, bool acc, void *scratch)
+void tn__packed_panel_mul(const tn__packed *p, int64_t M, const void *a, const void *w, int64_t n,
+                          void *C, int64_t ldc, bool acc, const void *next_w)
 {
     size_t es = tn_dtype_size(p->dt);
-    int64_t K = p->K, pa = p->pa, pw = p->pw;
-    int64_t pba = panel_bytes(K, pa, es), pbw = panel_bytes(K, pw, es);
-    pack_left(p, M, A, lda, scratch);
+    int64_t K = p->K, pa = p->pa, pba = panel_bytes(K, pa, es);
     auxinfo_t aux;
     memset(&aux, 0, sizeof aux);
     TN_FOR_DTYPE(p->dt, T, {
@@ -120,24 +123,33 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
                               auxinfo_t *, cntx_t *);
         ukr_t u = (ukr_t)p->ukr;
         T one = 1, beta = acc ? 1 : 0;
-        for (int64_t c0 = 0; c0 < p->N; c0 += pw) {
-            int64_t n = p->N - c0 < pw ? p->N - c0 : pw;
-            T *w = (T *)((char *)p->w + (c0 / pw) * pbw);
-            for (int64_t r0 = 0; r0 < M; r0 += pa) {
-                int64_t m = M - r0 < pa ? M - r0 : pa;
-                T *a = (T *)((char *)scratch + (r0 / pa) * pba);
-                T *c = (T *)C + r0 * ldc + c0;
-                /* prefetch hints: the next A panel, or the next W panel */
-                bool last = r0 + pa >= M;
-                bli_auxinfo_set_next_a(last ? scratch : (char *)a + pba, &aux);
-                bli_auxinfo_set_next_b(last ? (char *)w + pbw : (char *)w, &aux);
-                if (p->rows)
-                    u(m, n, K, &one, a, w, &beta, c, ldc, 1, &aux, p->cntx);
-                else /* the transposed product: C^T = W^T A^T */
-                    u(n, m, K, &one, w, a, &beta, c, 1, ldc, &aux, p->cntx);
-            }
+        for (int64_t r0 = 0; r0 < M; r0 += pa) {
+            int64_t m = M - r0 < pa ? M - r0 : pa;
+            T *ap = (T *)((const char *)a + (r0 / pa) * pba), *wp = (T *)w;
+            T *c = (T *)C + r0 * ldc;
+            /* prefetch hints: the next A panel, or after the last one the next W panel */
+            bool last = r0 + pa >= M;
+            bli_auxinfo_set_next_a(last ? (void *)a : (char *)ap + pba, &aux);
+            bli_auxinfo_set_next_b(last ? (void *)next_w : (void *)w, &aux);
+            if (p->rows)
+                u(m, n, K, &one, ap, wp, &beta, c, ldc, 1, &aux, p->cntx);
+            else /* the transposed product: C^T = W^T A^T */
+                u(n, m, K, &one, wp, ap, &beta, c, 1, ldc, &aux, p->cntx);
         }
     });
+}
+
+void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
+                    int64_t ldc, bool acc, void *scratch)
+{
+    int64_t pbw = tn__packed_panel_bytes(p);
+    tn__packed_pack_left(p, M, A, lda, 1, scratch);
+    for (int64_t c0 = 0; c0 < p->N; c0 += p->pw) {
+        const char *w = (const char *)p->w + (c0 / p->pw) * pbw;
+        tn__packed_panel_mul(p, M, scratch, w, p->N - c0 < p->pw ? p->N - c0 : p->pw,
+                             (char *)C + (size_t)c0 * tn_dtype_size(p->dt), ldc, acc,
+                             c0 + p->pw < p->N ? w + pbw : w);
+    }
 }
 
 void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
