@@ -69,10 +69,10 @@ typedef struct cv {
     tn_dtype dt;
     size_t es;
     int64_t Cg, Og, Kc, P, HW;
-    bool direct;          /* 1x1, stride 1, no padding: rows is xt itself */
-    tn__packed fwd, bdx;  /* fwd: W_g @ panel; bdx: W_g^T @ dy panel */
-    int64_t fpan, dpan;   /* bytes of one position panel of each */
-    int64_t fleft, dleft; /* bytes of one group's packed left operand of each */
+    bool direct;                 /* 1x1, stride 1, no padding: rows is xt itself */
+    tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows */
+    int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
+    int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
 } cv;
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
@@ -88,10 +88,13 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
     s.direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     tn__packed_geometry(&s.fwd, dt, s.Kc, s.P);
     tn__packed_geometry(&s.bdx, dt, s.Og, s.P);
+    tn__packed_geometry(&s.bdw, dt, s.P, s.Kc);
     s.fpan = tn__packed_panel_bytes(&s.fwd);
     s.dpan = tn__packed_panel_bytes(&s.bdx);
+    s.wpan = tn__packed_panel_bytes(&s.bdw);
     s.fleft = tn__packed_scratch_bytes(&s.fwd, s.Og);
     s.dleft = tn__packed_scratch_bytes(&s.bdx, s.Kc);
+    s.wleft = tn__packed_scratch_bytes(&s.bdw, s.Og);
     return s;
 }
 
@@ -166,42 +169,60 @@ static void panel_move(const cv *s, void *xg, void *pan, int64_t c0, int64_t n, 
     });
 }
 
-/* Between an image's group xg [Cg, H, W] and its rows [P, Kc] in (p, q, c)
- * column order: xt [H W, Cg] := xg^T, then rows := im2row(xt) (a 1x1,
- * stride 1, unpadded kernel's rows are xt itself: rows is not written).
- * Returns the rows. Output rows split over the threads when par. */
-static tn__mat rows_of(const cv *s, const void *xg, void *xt, void *rows, bool par)
+/* xt [H W, Cg] := xg [Cg, H, W]^T, in tiles that stay in L1. */
+static void transpose_image(const cv *s, const void *xg, void *xt)
 {
-    const tn__conv_geom *g = s->g;
-    int64_t Cg = s->Cg, HW = s->HW, W = g->W, OW = g->OW, KW = g->KW;
+    int64_t Cg = s->Cg, HW = s->HW;
+    enum { TILE = 16 };
     TN_FOR_DTYPE(s->dt, T, {
         const T *X = xg;
-        T *XT = xt, *R = rows;
-        enum { TILE = 16 }; /* transpose in tiles that stay in L1 */
-        TN_PAR_FOR(par, k0, 0, (HW + TILE - 1) / TILE, {
-            int64_t k1 = k0 * TILE + TILE < HW ? k0 * TILE + TILE : HW;
+        T *XT = xt;
+        for (int64_t k0 = 0; k0 < HW; k0 += TILE)
             for (int64_t c0 = 0; c0 < Cg; c0 += TILE)
-                for (int64_t k = k0 * TILE; k < k1; k++)
+                for (int64_t k = k0; k < k0 + TILE && k < HW; k++)
                     for (int64_t c = c0; c < c0 + TILE && c < Cg; c++)
                         XT[k * Cg + c] = X[c * HW + k];
-        });
-        if (!s->direct)
-            TN_PAR_FOR(par, i, 0, g->OH, {
-                for (int64_t j = 0; j < OW; j++)
-                    for (int64_t p = 0; p < g->KH; p++) {
-                        int64_t ih = i * g->sh - g->ph + p * g->dh;
-                        for (int64_t q = 0; q < KW; q++) {
-                            int64_t jw = j * g->sw - g->pw + q * g->dw;
-                            T *d = R + (i * OW + j) * s->Kc + (p * KW + q) * Cg;
-                            if (ih < 0 || ih >= g->H || jw < 0 || jw >= W)
-                                memset(d, 0, (size_t)Cg * sizeof(T));
-                            else
-                                memcpy(d, XT + (ih * W + jw) * Cg, (size_t)Cg * sizeof(T));
-                        }
-                    }
-            });
     });
-    return (tn__mat){s->direct ? xt : rows, s->P, s->Kc, s->Kc, 1};
+}
+
+/* pan [P, ld] := the columns c0 .. c0 + n - 1 of rows [P, Kc] = im2row(xt)
+ * (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q
+ * dw, c], 0 outside), and zero in columns n .. ld - 1: a panel of the
+ * weight gradient's product, made straight from xt [H W, Cg] in runs of
+ * one tap's channels. */
+static void rows_panel(const cv *s, const void *xt, void *pan, int64_t c0, int64_t n, int64_t ld)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t Cg = s->Cg, OW = g->OW;
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *XT = xt;
+        T *D = pan;
+        for (int64_t t = 0; t < n;) { /* columns t .. t + len - 1: one tap's channels */
+            int64_t col = c0 + t, tap = col / Cg, c = col % Cg;
+            int64_t len = n - t < Cg - c ? n - t : Cg - c;
+            int64_t p = tap / g->KW, q = tap % g->KW;
+            for (int64_t i = 0; i < g->OH; i++) {
+                int64_t ih = i * g->sh - g->ph + p * g->dh;
+                for (int64_t j = 0; j < OW; j++) {
+                    int64_t jw = j * g->sw - g->pw + q * g->dw;
+                    T *d = D + (i * OW + j) * ld + t;
+                    if (ih < 0 || ih >= g->H || jw < 0 || jw >= g->W) {
+                        for (int64_t u = 0; u < len; u++)
+                            d[u] = 0;
+                    } else {
+                        const T *x = XT + (ih * g->W + jw) * Cg + c;
+                        for (int64_t u = 0; u < len; u++)
+                            d[u] = x[u];
+                    }
+                }
+            }
+            t += len;
+        }
+        if (n < ld)
+            for (int64_t k = 0; k < s->P; k++)
+                for (int64_t u = n; u < ld; u++)
+                    D[k * ld + u] = 0;
+    });
 }
 
 /* Group gi's weights W_g [Og, Kc] in w (or its gradient) [O, Kc]. */
@@ -283,16 +304,30 @@ static void dx_image(const cv *s, const char *dyb, const char *left, char *dxb, 
     }
 }
 
-/* One image's weight gradient: dwr [O, Kc] += d/dW in rows' (p, q, c)
- * column order, from dyb [O, P]; xt [HW, Cg] and rows [P, Kc] scratch;
- * GEMMs on gt threads (0: as tn__gemm chooses). */
-static void dw_image(const cv *s, const char *xb, const char *dyb, void *dwr, void *xt, void *rows,
-                     int gt, bool par)
+/* One image's weight gradient: dwr [O, Kc] += dyb [O, P] @ rows [P, Kc],
+ * in rows' (p, q, c) column order, with xb's rows made panel by panel;
+ * scratch: xt [HW, Cg], left (s->wleft bytes), nthreads panels of s->wpan
+ * bytes; the panels split over nthreads threads (1 inside a parallel
+ * region). */
+static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, char *xt, char *left,
+                     char *pan, int nthreads)
 {
+    int64_t np = (s->Kc + s->bdw.pw - 1) / s->bdw.pw;
     for (int64_t gi = 0; gi < s->g->G; gi++) {
-        const char *xg = xb + (size_t)(gi * s->Cg * s->HW) * s->es;
-        tn__gemm_on(s->dt, ymat(s, dyb, gi), rows_of(s, xg, xt, rows, par), 1.0, wmat(s, dwr, gi),
-                    gt);
+        transpose_image(s, xb + (size_t)(gi * s->Cg * s->HW) * s->es, xt);
+        tn__packed_pack_left(&s->bdw, s->Og, ymat(s, dyb, gi).p, s->P, 1, left);
+        tn__mat dw = wmat(s, dwr, gi);
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+        {
+            int k = omp_get_thread_num(), nk = omp_get_num_threads();
+            char *mine = pan + k * s->wpan;
+            for (int64_t q = np * k / nk; q < np * (k + 1) / nk; q++) {
+                int64_t c0, n = panel_cols(&s->bdw, s->Kc, q, &c0);
+                rows_panel(s, xt, mine, c0, n, s->bdw.pw);
+                tn__packed_panel_mul(&s->bdw, s->Og, left, mine, n,
+                                     (char *)dw.p + (size_t)c0 * s->es, s->Kc, true, mine);
+            }
+        }
     }
 }
 
@@ -430,14 +465,19 @@ void tn__bw_conv2d(tn_tensor *y)
     if (!wx && !ww)
         return;
     int nt = image_threads(&s);
-    int64_t nrow = s.direct ? 0 : s.Kc * s.P * (int64_t)s.es, nw = g->O * s.Kc;
+    /* one image at a time: the weight gradient's panels split over the threads when it pays */
+    int pt = nt == 1 && s.Kc > s.bdw.pw && (double)s.Og * (double)s.Kc * (double)s.P >= CONV_PAR_MIN
+                 ? tn__threads_now()
+                 : 1;
+    int64_t nw = g->O * s.Kc;
     char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
     char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;
     char *dcol = wx ? scratch(tp, nt, s.Kc * s.bdx.pw * (int64_t)s.es) : NULL;
-    char *rows = ww ? scratch(tp, nt, nrow) : NULL;
     char *xt = ww ? scratch(tp, nt, s.HW * s.Cg * (int64_t)s.es) : NULL;
+    char *wleft = ww ? scratch(tp, nt, s.wleft) : NULL;
+    char *wpan = ww ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
     char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order */
-    if ((wx && (!left || !pan || !dcol)) || (ww && ((nrow && !rows) || !xt || !dwr)))
+    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !wleft || !wpan || !dwr)))
         return; /* out of arena memory: the tape has the error */
     if (wx)
         pack_weights(&s, w->data, left, true);
@@ -448,12 +488,11 @@ void tn__bw_conv2d(tn_tensor *y)
     size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
     TN_FTZ_SCOPE;
     if (nt == 1) {
-        bool par = s.Kc * s.P > TN_PAR_MIN && s.Cg > 1;
         for (int64_t b = 0; b < g->B; b++) {
             if (DX)
                 dx_image(&s, DY + b * ys, left, DX + b * xs, pan, dcol);
             if (dwr)
-                dw_image(&s, X + b * xs, DY + b * ys, dwr, xt, rows, 0, par);
+                dw_image(&s, X + b * xs, DY + b * ys, dwr, xt, wleft, wpan, pt);
         }
     } else {
 #pragma omp parallel num_threads(nt)
@@ -466,8 +505,8 @@ void tn__bw_conv2d(tn_tensor *y)
                              dcol + (size_t)(k * s.Kc * s.bdx.pw) * s.es);
                 if (dwr)
                     dw_image(&s, X + b * xs, DY + b * ys, dwr + (size_t)(k * nw) * s.es,
-                             xt + (size_t)(k * s.HW * s.Cg) * s.es, rows ? rows + k * nrow : NULL,
-                             1, false);
+                             xt + (size_t)(k * s.HW * s.Cg) * s.es, wleft + k * s.wleft,
+                             wpan + k * s.wpan, 1);
             }
         }
     }

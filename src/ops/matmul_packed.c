@@ -91,21 +91,30 @@ int64_t tn__packed_panel_bytes(const tn__packed *p)
     return panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
 }
 
-/* Row by row: the reads run along A's rows (which may be far apart: a
- * step's rows of a [B*T, G] buffer), the strided writes stay in the panel,
- * which fits in L1. */
+/* In tiles of KT values of k: the reads run along A's rows (which may be
+ * far apart: a step's rows of a [B*T, G] buffer), the strided writes stay
+ * within KT of the panel's k-rows, in L1. Rows beyond M are zeroed apart,
+ * so that the copy has no branch. */
 void tn__packed_pack_left(const tn__packed *p, int64_t M, const void *A, int64_t rs, int64_t cs,
                           void *dst)
 {
+    enum { KT = 16 };
     int64_t K = p->K, pa = p->pa;
     int64_t pb = panel_bytes(K, pa, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
         for (int64_t r0 = 0; r0 < M; r0 += pa) {
             T *d = (T *)((char *)dst + (r0 / pa) * pb);
             const T *a = (const T *)A + r0 * rs;
-            for (int64_t i = 0; i < pa; i++)
-                for (int64_t k = 0; k < K; k++)
-                    d[k * pa + i] = r0 + i < M ? a[i * rs + k * cs] : 0;
+            int64_t m = M - r0 < pa ? M - r0 : pa;
+            for (int64_t k0 = 0; k0 < K; k0 += KT) {
+                int64_t k1 = k0 + KT < K ? k0 + KT : K;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t k = k0; k < k1; k++)
+                        d[k * pa + i] = a[i * rs + k * cs];
+            }
+            for (int64_t k = 0; k < K && m < pa; k++)
+                for (int64_t i = m; i < pa; i++)
+                    d[k * pa + i] = 0;
         }
     });
 }
