@@ -35,6 +35,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: conv_bench [B [steps]]\n");
         return 2;
     }
+    if (tn_runtime_init() != TN_OK) { /* BLIS's configuration, before sgemm_peak calls BLIS */
+        fprintf(stderr, "conv_bench: %s\n", tn_last_error());
+        return 1;
+    }
     tn_rng rng;
     tn_rng_seed(&rng, 1);
     tn_tensor *x = tn_tensor_new(TN_F32, 4, (int64_t[]){B, chans[0], HW, HW});
@@ -55,7 +59,7 @@ int main(int argc, char **argv)
     tn_conv2d_opts o = tn_conv2d_defaults();
     o.padding_h = o.padding_w = 1;
     tn_tape *tp = tn_tape_new();
-    double peak0 = sgemm_peak(5); /* after the library chose BLIS's configuration */
+    double peak0 = sgemm_peak(5);
     double *ms = malloc(sizeof(double) * (size_t)steps);
     for (int s = -1; s < steps; s++) {
         for (int l = 0; l < NL; l++)
@@ -78,9 +82,9 @@ int main(int argc, char **argv)
     qsort(ms, (size_t)steps, sizeof *ms, cmp);
     double med = ms[steps / 2];
     printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s "
-           "(%.1f%% of the SGEMM peak %.1f GFLOP/s, %s path)\n",
+           "(%.1f%% of the SGEMM peak %.1f GFLOP/s, %s path, BLIS %s)\n",
            (long long)B, tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6,
-           100 * flops / med / 1e6 / peak, peak, tn_isa_name(tn_isa_active()));
+           100 * flops / med / 1e6 / peak, peak, tn_isa_name(tn_isa_active()), tn_blis_config());
     free(ms);
     tn_tape_free(tp);
     for (int l = 0; l < NL; l++)

@@ -11,40 +11,36 @@
  *   y_bg [Og, P] = W_g [Og, Kc] @ col [Kc, P]     (+ the bias, copied in first)
  * Backward:
  *   dx_bg [Cg, H, W] += col2im(W_g^T [Kc, Og] @ dy_bg [Og, P])
- *   xt [H W, Cg] = x_bg^T,   rows [P, Kc] = im2row(xt)
+ *   dWr_g [Og, Kc] += dy_bg [Og, P] @ rows [P, Kc],   rows = im2row(xt),  xt [H W, Cg] = x_bg^T
  *       (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q dw, c])
- *   dWr_g [Og, Kc] += dy_bg [Og, P] @ rows [P, Kc]
  *   db [O] += the sums of dy over images and positions (in double).
  *
- * The two products over the columns run on BLIS's micro-kernel directly
- * (tn__packed_*, src/ops/matmul_packed.c): the left operand (W_g, or W_g^T
- * for dx) is packed into the kernel's panels once per call, and col is
- * never made whole. It is packed one panel of pw output positions at a
- * time straight from x (im2col and packing in one copy, contiguous runs
- * of an input row), the panel stays in cache while every block of the left
- * operand multiplies it, and for dx the panel's [Kc, pw] product is added
- * into dx (col2im) before the next panel. A whole image's columns would be
- * KH KW times its input and go through memory twice (made, then packed by
- * BLIS): measured 20% of a small CNN's step.
+ * All three products run on BLIS's micro-kernel directly (tn__packed_*,
+ * src/ops/matmul_packed.c), and neither col nor rows is ever made whole:
+ * the left operand is packed into the kernel's panels once (W_g and W_g^T
+ * per call, dy_bg per image), and the right one is packed one panel of pw
+ * columns at a time straight from x (im2col, or im2row from xt, and
+ * packing in one copy of contiguous runs); the panel stays in cache while
+ * every block of the left operand multiplies it, and for dx the panel's
+ * [Kc, pw] product is added into dx (col2im) before the next panel.
+ * Through BLIS's GEMM, a whole image's columns (KH KW times its input)
+ * would go through memory twice, made and then packed: measured 20% of a
+ * small CNN's step.
  *
  * The weight gradient reduces over positions, which are contiguous in both
- * dy and col: as col^T, both operands would reach BLIS's packing with the
- * reduction dimension contiguous, which its generic packing copies one
- * value at a time (measured: another 20% of that step). rows has the
- * reduction dimension strided, as the packing wants, and is made from
- * contiguous runs of Cg channels; its columns are in (p, q, c) order, so
- * dWr is permuted into weight's [Og, Cg, KH, KW] order once, at the end.
- * It is a BLIS GEMM (tn__gemm_on). A 1x1 kernel with stride 1 and no
- * padding needs no im2row: rows is xt.
+ * dy and col: as col^T, both operands would reach the packing with the
+ * reduction dimension contiguous (BLIS's generic packing then copies one
+ * value at a time: another 20% of that step). rows has it strided, and its
+ * panels are runs of Cg channels of xt; its columns are in (p, q, c)
+ * order, so dWr is permuted into weight's [Og, Cg, KH, KW] order once, at
+ * the end.
  *
  * Threads: with two images or more and enough work, the images are split
- * over the threads (static split), each thread with its own panels,
- * one-thread GEMMs (tn__gemm_on(.., 1) may run inside a parallel region)
- * and weight-gradient buffer; the buffers go into weight's gradient in
- * thread order (and permuted) afterwards. Otherwise the images go one
- * after another: the forward's panels split over the threads, dx's run on
- * one (their col2im would overlap), the weight gradient's GEMMs on BLIS's
- * threads.
+ * over the threads (static split), each thread with its own panels and
+ * weight-gradient buffer; the buffers go into weight's gradient in thread
+ * order (and permuted) afterwards. Otherwise the images go one after
+ * another, the forward's and the weight gradient's panels split over the
+ * threads, dx's on one (their col2im would overlap).
  *
  * Node: src = {x, weight, bias or NULL}, x and weight contiguous (the
  * builder copies strided ones); aux = the geometry (tn__conv_geom).
@@ -55,8 +51,7 @@
 #include <stdio.h>
 
 /* Below this many multiply-adds (forward) the images are not split over
- * threads, nor the panels of one image (the GEMMs then decide their own
- * threads: one when small). */
+ * threads, nor the panels of one image. */
 #define CONV_PAR_MIN ((int64_t)1 << 22)
 /* Geometry values above this are refused (keeps every size computation far
  * from overflowing). */
@@ -69,7 +64,6 @@ typedef struct cv {
     tn_dtype dt;
     size_t es;
     int64_t Cg, Og, Kc, P, HW;
-    bool direct;                 /* 1x1, stride 1, no padding: rows is xt itself */
     tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows */
     int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
     int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
@@ -85,7 +79,6 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
             .P = g->OH * g->OW,
             .HW = g->H * g->W};
     s.Kc = s.Cg * g->KH * g->KW;
-    s.direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     tn__packed_geometry(&s.fwd, dt, s.Kc, s.P);
     tn__packed_geometry(&s.bdx, dt, s.Og, s.P);
     tn__packed_geometry(&s.bdw, dt, s.P, s.Kc);
