@@ -87,55 +87,58 @@ typedef struct lce_out {
 /* One row: x [V] (contiguous, the logits of row i) -> its loss (not yet
  * divided by the mean's divisor); with grad, x := coef * d loss_i / d x.
  * Written once per element type (lce_row_f32, lce_row_f64); the float
- * exps go through the vectorised kernel exp_shift. */
-#define LCE_ROW_FN(T, SUF)                                                                \
-    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef,    \
-                                const tn__rows *kern)                                     \
-    {                                                                                     \
-        int64_t t = s->tg[i], v = s->v;                                                   \
-        if (t == s->ignore) {                                                             \
-            if (grad)                                                                     \
-                memset(x, 0, (size_t)v * sizeof(T));                                      \
-            return 0;                                                                     \
-        }                                                                                 \
-        const double *cw = s->cw;                                                         \
-        double e = s->eps, ev = e / (double)v;                                            \
-        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                                  \
-        T m = x[0];                                                                       \
-        for (int64_t k = 1; k < v; k++)                                                   \
-            m = x[k] > m ? x[k] : m;                                                      \
-        double z = 0, sm = 0;                    /* sum exp(x - m); sum w (m - x) */      \
-        for (int64_t k0 = 0; k0 < v; k0 += 64) { /* exps vectorise; sums stay in order */ \
-            T ex[64];                                                                     \
-            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                       \
-            if (sizeof(T) == sizeof(float))                                               \
-                kern->exp_shift(nk, (const float *)x + k0, (float)m, (float *)ex);        \
-            else                                                                          \
-                for (int64_t k = 0; k < nk; k++)                                          \
-                    ex[k] = TN_EXP(x[k0 + k] - m);                                        \
-            for (int64_t k = 0; k < nk; k++)                                              \
-                z += (double)ex[k];                                                       \
-            if (e > 0)                                                                    \
-                for (int64_t k = 0; k < nk; k++)                                          \
-                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);      \
-            if (grad)                                                                     \
-                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                               \
-        }                                                                                 \
-        double lse = (double)m + log(z);                                                  \
-        double loss = (1 - e) * wt * (lse - xt);                                          \
-        if (e > 0)                                                                        \
-            loss += ev * (sm + s->sw * (lse - (double)m));                                \
-        if (grad) { /* x holds exp(x - m), so p = x / z */                                \
-            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);      \
-            if (e > 0)                                                                    \
-                for (int64_t k = 0; k < v; k++)                                           \
-                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                        \
-            else                                                                          \
-                for (int64_t k = 0; k < v; k++)                                           \
-                    x[k] *= pa;                                                           \
-            x[t] -= (T)(coef * (1 - e) * wt);                                             \
-        }                                                                                 \
-        return loss;                                                                      \
+ * maximum and exps go through the vectorised kernels row_max and exp_sum. */
+#define LCE_ROW_FN(T, SUF)                                                             \
+    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef, \
+                                const tn__rows *kern)                                  \
+    {                                                                                  \
+        int64_t t = s->tg[i], v = s->v;                                                \
+        if (t == s->ignore) {                                                          \
+            if (grad)                                                                  \
+                memset(x, 0, (size_t)v * sizeof(T));                                   \
+            return 0;                                                                  \
+        }                                                                              \
+        const double *cw = s->cw;                                                      \
+        double e = s->eps, ev = e / (double)v;                                         \
+        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                               \
+        T m = x[0];                                                                    \
+        if (sizeof(T) == sizeof(float))                                                \
+            m = (T)kern->row_max(v, (const float *)x);                                 \
+        else                                                                           \
+            for (int64_t k = 1; k < v; k++)                                            \
+                m = x[k] > m ? x[k] : m;                                               \
+        double z = 0, sm = 0; /* sum exp(x - m); sum w (m - x) */                      \
+        for (int64_t k0 = 0; k0 < v; k0 += 64) {                                       \
+            T ex[64];                                                                  \
+            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                    \
+            if (sizeof(T) == sizeof(float)) /* vectorised, in lanes */                 \
+                z += kern->exp_sum(nk, (const float *)x + k0, (float)m, (float *)ex);  \
+            else                                                                       \
+                for (int64_t k = 0; k < nk; k++) {                                     \
+                    ex[k] = TN_EXP(x[k0 + k] - m);                                     \
+                    z += (double)ex[k];                                                \
+                }                                                                      \
+            if (e > 0)                                                                 \
+                for (int64_t k = 0; k < nk; k++)                                       \
+                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);   \
+            if (grad)                                                                  \
+                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                            \
+        }                                                                              \
+        double lse = (double)m + log(z);                                               \
+        double loss = (1 - e) * wt * (lse - xt);                                       \
+        if (e > 0)                                                                     \
+            loss += ev * (sm + s->sw * (lse - (double)m));                             \
+        if (grad) { /* x holds exp(x - m), so p = x / z */                             \
+            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);   \
+            if (e > 0)                                                                 \
+                for (int64_t k = 0; k < v; k++)                                        \
+                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                     \
+            else                                                                       \
+                for (int64_t k = 0; k < v; k++)                                        \
+                    x[k] *= pa;                                                        \
+            x[t] -= (T)(coef * (1 - e) * wt);                                          \
+        }                                                                              \
+        return loss;                                                                   \
     }
 LCE_ROW_FN(float, f32)
 LCE_ROW_FN(double, f64)
