@@ -168,8 +168,8 @@ static void lce_products(const lce *s, tn__mat G, tn__mat hb, tn__mat W, int64_t
  * scaled by coef[i] goes into out's targets (with none, it stays in the
  * block: the kept G when the block is all N rows). Serial code (the GEMMs start
  * their own threads; the row loop its OpenMP team). */
-static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const tn_tensor *b,
-                     double *li, const double *coef, const lce_out *out)
+static void lce_pass(tn_tape *tp, const lce *s, const tn_tensor *h, const tn_tensor *w,
+                     const tn_tensor *b, double *li, const double *coef, const lce_out *out)
 {
     tn_dtype dt = h->dtype;
     int64_t n = s->n, hd = s->hd, v = s->v;
@@ -195,7 +195,11 @@ static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const
                 });
             }
         });
-        tn__gemm(dt, hb, Wt, b ? 1.0 : 0.0, X);
+        /* W^T packed once per recording when W is a parameter (its
+         * transposed layout would make BLIS pack it one value at a time in
+         * every block) */
+        if (!tn__is_weight(w) || !tn__packed_product(tp, dt, hb, Wt, X, b != NULL))
+            tn__gemm(dt, hb, Wt, b ? 1.0 : 0.0, X);
         /* per row: X [rr, V] -> li [rr] and, with grad, X := G */
         TN_FOR_DTYPE(dt, T, {
             T *XB = s->blk;
@@ -385,7 +389,7 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
         for (int64_t i = 0; i < n; i++)
             coef[i] = s->div > 0 ? 1.0 / s->div : 0.0;
     }
-    lce_pass(s, h, weight, bias, li, coef, po);
+    lce_pass(tp, s, h, weight, bias, li, coef, po);
     double tot = 0;
     for (int64_t i = 0; i < n; i++)
         tot += li[i];
@@ -479,5 +483,5 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
             coef[i] = (double)TN_GRAD(T, y)[i];
     });
     lce_out out = grads_of(s, h, w, b);
-    lce_pass(s, h, w, b, NULL, coef, &out);
+    lce_pass(tn__node(y)->tape, s, h, w, b, NULL, coef, &out);
 }

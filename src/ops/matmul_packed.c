@@ -60,17 +60,26 @@ int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M)
 
 /* Copy `cols` columns of the strided S [K, cols] (element (i, c) at
  * S[i*rs + c*cs]) into the packed columns c0 .. c0 + cols of p->w; packed
- * columns beyond N are zero (tn__packed_zero). */
+ * columns beyond N are zero (tn__packed_zero). In tiles of KT values of k
+ * per column: reads along a column of S (contiguous when rs is 1), the
+ * strided writes within KT rows of one panel, in L1. */
 void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs, int64_t cs)
 {
+    enum { KT = 16 };
     int64_t pb = panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
-        for (int64_t c = 0; c < cols; c++) {
-            int64_t col = c0 + c;
+        for (int64_t a = 0; a < cols;) { /* the columns a .. b - 1 share a panel */
+            int64_t col = c0 + a, b = a + p->pw - col % p->pw;
+            b = b < cols ? b : cols;
             T *d = (T *)((char *)p->w + (col / p->pw) * pb) + col % p->pw;
-            const T *s = (const T *)S + c * cs;
-            for (int64_t i = 0; i < p->K; i++)
-                d[i * p->pw] = s[i * rs];
+            const T *s = (const T *)S + a * cs;
+            for (int64_t i0 = 0; i0 < p->K; i0 += KT) {
+                int64_t i1 = i0 + KT < p->K ? i0 + KT : p->K;
+                for (int64_t c = 0; c < b - a; c++)
+                    for (int64_t i = i0; i < i1; i++)
+                        d[i * p->pw + c] = s[i * rs + c * cs];
+            }
+            a = b;
         }
     });
 }
