@@ -201,7 +201,7 @@ map=$("$BIN" caption --checkpoint "$TMP/a.st" --scenes 2 --beam 3 --attention-ma
 rc=$?
 cap1=$(echo "$map" | awk -F'\t' '$1 == "1" { print $3 }')
 n=$(echo "$cap1" | wc -w)
-steps=$(echo "$map" | awk '/^# step / { k++; next } k && NF == 8 { r++; s += $0 == "" ? 0 : $1+$2+$3+$4+$5+$6+$7+$8
+steps=$(echo "$map" | awk '/^# step / { k++; next } k && NF == 8 { r++; s += $1 + $2 + $3 + $4 + $5 + $6 + $7 + $8
         if (r % 8 == 0 && (s < 96.8 || s > 103.2)) bad++; if (r % 8 == 0) s = 0 }
         END { print (bad || r != 8 * k) ? -1 : k }')
 csv=$(awk -F, '{ r++; c = NF } END { print r "x" c }' "$TMP/m.png.csv" 2>/dev/null)
