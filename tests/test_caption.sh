@@ -35,7 +35,8 @@
 #      panels' size; the PNG when gnuplot writes PNG), and the refusals:
 #      --attention-map of a plain model or in a missing directory, a bad
 #      --attention, luong with --hidden != 4 x --channels, crafted
-#      "attention" metadata.
+#      "attention" metadata; a checkpoint without the key (drop_meta) is
+#      read as no attention (the same eval loss).
 set -u
 BIN=$1
 source "$(dirname "$0")/checks.sh"
@@ -227,5 +228,14 @@ refuse "--attention luong with --hidden != 4 x --channels" "--hidden = 4 x --cha
 refuse_meta "$TMP/a.st" attention none "$BIN" eval --checkpoint "$TMP/crafted.st"
 refuse_meta "$TMP/a.st" attention xyz "$BIN" eval --checkpoint "$TMP/crafted.st"
 refuse_meta "$TMP/c.st" attention general "$BIN" caption --checkpoint "$TMP/crafted.st"
+# a checkpoint from before the key: read as no attention, the same loss
+cp "$TMP/c.st" "$TMP/old.st" && drop_meta "$TMP/old.st" attention || fail "no attention key in c.st"
+old=$("$BIN" eval --checkpoint "$TMP/old.st" --val-scenes 100 --threads 1 2>&1 | head -1)
+new=$("$BIN" eval --checkpoint "$TMP/c.st" --val-scenes 100 --threads 1 2>&1 | head -1)
+if [[ "$old" == "loss "* ]] && [ "$old" = "$new" ] && ! grep -q '"attention"' "$TMP/old.st"; then
+    pass "a checkpoint without the attention key: no attention ($old, as with the key)"
+else
+    fail "a checkpoint without the attention key: '$old' against '$new'"
+fi
 
 checks_end
