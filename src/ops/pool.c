@@ -85,14 +85,22 @@ static void max_forward(const pool *p, tn_dtype dt, const void *x, void *y)
                 for (int64_t j = 0; j < p->OW; j++) {
                     int64_t h0, h1, w0, w1, padded, o = (pl * p->OH + i) * p->OW + j;
                     window(p, i, j, &h0, &h1, &w0, &w1, &padded);
+                    /* the first maximum, or the last NaN (as PyTorch: it takes
+                     * v > best || isnan(v)), without branches: a branch per
+                     * element mispredicted about every other one */
                     T best = -INFINITY;
-                    int64_t at = h0 * p->W + w0;
+                    int64_t at = h0 * p->W + w0, nan_at = -1;
                     for (int64_t h = h0; h < h1; h++)
                         for (int64_t w = w0; w < w1; w++) {
-                            T v = xp[h * p->W + w];
-                            if (v > best || isnan(v))
-                                best = v, at = h * p->W + w;
+                            int64_t k = h * p->W + w;
+                            T v = xp[k];
+                            int64_t gt = v > best, nan = v != v;
+                            at += gt * (k - at);
+                            nan_at += nan * (k - nan_at);
+                            best = v > best ? v : best;
                         }
+                    if (nan_at >= 0)
+                        best = xp[nan_at], at = nan_at;
                     Y[o] = best;
                     p->arg[o] = at;
                 }
