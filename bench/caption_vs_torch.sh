@@ -3,7 +3,8 @@
 # after the other with the same thread count, seeds and steps; prints per
 # seed and side the held-out greedy BLEU, the held-out loss and the wall
 # time of a training step (train_ms_per_step, evaluations not counted),
-# then their means. Time it on an idle machine; on a shared one, nice it:
+# then per side the mean and standard deviation over the seeds. Time it on
+# an idle machine; on a shared one, nice it:
 #
 #   nice -n 10 bench/caption_vs_torch.sh [--steps 1500] [--threads 1]
 #       [--seeds "1234 1 2"] [--bin build/examples] [--python /usr/bin/python3]
@@ -96,7 +97,12 @@ for seed in $SEEDS; do
     echo "| $seed | PyTorch | $tb | $tl | $tm | |"
     rows="$rows torch $tb $tl $tm"
 done
-echo "$rows" | awk -v steps="$STEPS" -v threads="$THREADS" '{
-    for (i = 1; i <= NF; i += 4) { n[$i]++; b[$i] += $(i + 1); l[$i] += $(i + 2); m[$i] += $(i + 3) } }
-    END { for (s in n) printf "mean %s: BLEU %.2f, val loss %.4f, train ms/step %.1f (%d seeds, %d steps, %d threads)\n",
-          s, b[s] / n[s], l[s] / n[s], m[s] / n[s], n[s], steps, threads }'
+# per side: mean +- sample standard deviation over the seeds
+echo "$rows" | awk -v steps="$STEPS" -v threads="$THREADS" '
+    function sd(s2, s1, k) { return k > 1 ? sqrt((s2 - s1 * s1 / k) / (k - 1)) : 0 }
+    { for (i = 1; i <= NF; i += 4) {
+        s = $i; n[s]++; b[s] += $(i + 1); l[s] += $(i + 2); m[s] += $(i + 3)
+        b2[s] += $(i + 1) ^ 2; l2[s] += $(i + 2) ^ 2; m2[s] += $(i + 3) ^ 2 } }
+    END { for (s in n) printf "%s: BLEU %.2f +- %.2f, val loss %.4f +- %.4f, train ms/step %.1f +- %.1f (%d seeds, %d steps, %d threads)\n",
+          s, b[s] / n[s], sd(b2[s], b[s], n[s]), l[s] / n[s], sd(l2[s], l[s], n[s]),
+          m[s] / n[s], sd(m2[s], m[s], n[s]), n[s], steps, threads }'
