@@ -28,6 +28,14 @@ THREADS=1
 SEEDS="1234 1 2"
 DIR=/tmp/caption_vs_torch
 while [ $# -gt 0 ]; do
+    if [ "$1" = -h ] || [ "$1" = --help ]; then
+        sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+    fi
+    [ $# -ge 2 ] || {
+        echo "caption_vs_torch: $1 needs a value (--help)" >&2
+        exit 2
+    }
     case $1 in
     --steps) STEPS=$2 ;;
     --threads) THREADS=$2 ;;
@@ -35,19 +43,11 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2 ;;
     --python) PY=$2 ;;
     --dir) DIR=$2 ;;
-    -h | --help)
-        sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
     *)
         echo "caption_vs_torch: unknown option $1 (--help)" >&2
         exit 2
         ;;
     esac
-    [ $# -ge 2 ] || {
-        echo "caption_vs_torch: $1 needs a value" >&2
-        exit 2
-    }
     shift 2
 done
 [ -x "$BIN/caption" ] || {
@@ -103,6 +103,6 @@ echo "$rows" | awk -v steps="$STEPS" -v threads="$THREADS" '
     { for (i = 1; i <= NF; i += 4) {
         s = $i; n[s]++; b[s] += $(i + 1); l[s] += $(i + 2); m[s] += $(i + 3)
         b2[s] += $(i + 1) ^ 2; l2[s] += $(i + 2) ^ 2; m2[s] += $(i + 3) ^ 2 } }
-    END { for (s in n) printf "%s: BLEU %.2f +- %.2f, val loss %.4f +- %.4f, train ms/step %.1f +- %.1f (%d seeds, %d steps, %d threads)\n",
-          s, b[s] / n[s], sd(b2[s], b[s], n[s]), l[s] / n[s], sd(l2[s], l[s], n[s]),
+    END { for (s in n) printf "%s: BLEU %.2f +- %.2f, val loss %.4f +- %.4f, train ms/step " \
+          "%.1f +- %.1f (%d seeds, %d steps, %d threads)\n", s, b[s] / n[s], sd(b2[s], b[s], n[s]), l[s] / n[s], sd(l2[s], l[s], n[s]),
           m[s] / n[s], sd(m2[s], m[s], n[s]), n[s], steps, threads }'

@@ -32,8 +32,8 @@ figures() { awk '$1 == "final" { print $5, $8, $10, $12 }' | tr -d ')'; }
 
 # 1. the same steps
 "$BIN" train "${SC[@]}" --steps 0 --seed 7 --threads 1 --checkpoint "$TMP/c0.st" >/dev/null 2>&1
-ours=$("$BIN" train "${SC[@]}" --steps 5 --seed 7 --threads 1 --checkpoint "$TMP/c5.st" 2>/dev/null |
-    figures)
+ours=$("$BIN" train "${SC[@]}" --steps 5 --seed 7 --threads 1 --checkpoint "$TMP/c5.st" \
+    2>/dev/null | figures)
 out=$("$PY" "$TC" "${DATA[@]}" --init "$TMP/c0.st" --steps 5 --seed 7 --compare "$TMP/c5.st" 2>&1)
 theirs=$(echo "$out" | figures)
 ratio=$(echo "$out" | awk '/^largest weight difference/ { print $NF }')
