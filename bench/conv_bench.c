@@ -10,7 +10,9 @@
  * Prints the median milliseconds per step over the steps (after one
  * warm-up step), images per second and GFLOP/s (forward 2 B C_out C_in 9
  * H W per layer; backward twice that, less the first layer's input
- * gradient, which is not made). Benchmark only on an idle machine: BLIS
+ * gradient, which is not made), and that as a percentage of the SGEMM peak
+ * measured in the same process (bench_time.h: best of 5 1024^3 products
+ * on the same threads, before and after the steps; the higher one). Benchmark only on an idle machine: BLIS
  * and OpenMP threads spin at barriers, so a loaded one gives numbers that
  * mean little (docs/design.md). */
 #include "tensor/ops.h"
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define TN_BENCH_PEAK
 #include "bench_time.h"
 
 enum { NL = 3, HW = 32 };
@@ -31,6 +34,10 @@ int main(int argc, char **argv)
     if (B < 1 || steps < 1 || steps > 1000) {
         fprintf(stderr, "usage: conv_bench [B [steps]]\n");
         return 2;
+    }
+    if (tn_runtime_init() != TN_OK) { /* BLIS's configuration, before sgemm_peak calls BLIS */
+        fprintf(stderr, "conv_bench: %s\n", tn_last_error());
+        return 1;
     }
     tn_rng rng;
     tn_rng_seed(&rng, 1);
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
     tn_conv2d_opts o = tn_conv2d_defaults();
     o.padding_h = o.padding_w = 1;
     tn_tape *tp = tn_tape_new();
+    double peak0 = sgemm_peak(5);
     double *ms = malloc(sizeof(double) * (size_t)steps);
     for (int s = -1; s < steps; s++) {
         for (int l = 0; l < NL; l++)
@@ -69,10 +77,14 @@ int main(int argc, char **argv)
         if (s >= 0)
             ms[s] = now_ms() - t0;
     }
+    double peak = sgemm_peak(5);
+    peak = peak > peak0 ? peak : peak0;
     qsort(ms, (size_t)steps, sizeof *ms, cmp);
     double med = ms[steps / 2];
-    printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s\n", (long long)B,
-           tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6);
+    printf("ours:    B %lld, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s "
+           "(%.1f%% of the SGEMM peak %.1f GFLOP/s, %s path, BLIS %s)\n",
+           (long long)B, tn_num_threads(), med, (double)B * 1e3 / med, flops / med / 1e6,
+           100 * flops / med / 1e6 / peak, peak, tn_isa_name(tn_isa_active()), tn_blis_config());
     free(ms);
     tn_tape_free(tp);
     for (int l = 0; l < NL; l++)

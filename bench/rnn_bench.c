@@ -38,6 +38,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#define TN_BENCH_PEAK
+#include "bench_time.h"
 #include "cli.h"
 #include "configs.h"
 #include "train_dist.h"
@@ -98,39 +100,6 @@ static void hook_free(void *p) { free(p); }
 /* ---- options ---- */
 
 enum { V = BENCH_V, E = BENCH_E };
-
-/* ---- SGEMM peak ---- */
-
-/* Best of `reps` 1024^3 single-precision GEMMs, GFLOP/s, with BLIS's
- * global thread setting (tn_set_num_threads set it). */
-static double sgemm_peak(int reps)
-{
-    const dim_t n = 1024;
-    float *a = malloc((size_t)(n * n) * sizeof(float));
-    float *b = malloc((size_t)(n * n) * sizeof(float));
-    float *c = malloc((size_t)(n * n) * sizeof(float));
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0;
-    }
-    for (dim_t i = 0; i < n * n; i++) {
-        a[i] = (float)((i * 7) % 13) * 0.01f;
-        b[i] = (float)((i * 5) % 11) * 0.01f;
-        c[i] = 0;
-    }
-    float one = 1.0f, zero = 0.0f;
-    double best = 1e30;
-    for (int r = 0; r < reps + 1; r++) { /* first call is a warm-up */
-        double t0 = ex_seconds();
-        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero, c,
-                  n, 1);
-        double dt = ex_seconds() - t0;
-        if (r > 0 && dt < best)
-            best = dt;
-    }
-    free(a), free(b), free(c);
-    return 2.0 * (double)n * n * n / best / 1e9;
-}
 
 /* ---- the model and one training step ---- */
 

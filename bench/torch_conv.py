@@ -8,7 +8,8 @@ activations, forward + backward (weight and bias gradients).
         [--threads 2] [--ours build/bench/conv_bench]
 
 Prints the median ms per step, images/s and GFLOP/s of each (the same FLOP
-count as conv_bench). Both get the same thread count (torch.set_num_threads
+count as conv_bench; ours also as a percentage of the SGEMM peak measured
+in its process), and the ratio of the two rates. Both get the same thread count (torch.set_num_threads
 and TN_NUM_THREADS). Numbers from a loaded machine are not results: BLIS
 and OpenMP threads spin at barriers (docs/design.md).
 """
@@ -53,6 +54,10 @@ print("pytorch: B %d, %d threads: %.1f ms/step, %.0f images/s, %.1f GFLOP/s (tor
 
 env = dict(os.environ, TN_NUM_THREADS=str(a.threads))
 if os.path.exists(a.ours):
-    subprocess.run([a.ours, str(a.batch), str(a.steps)], env=env, check=True)
+    out = subprocess.run([a.ours, str(a.batch), str(a.steps)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    print(out, end="")
+    ours_ms = float(out.split("threads: ")[1].split(" ms/step")[0])
+    print("ours / pytorch: %.2fx the images/s" % (med / ours_ms))
 else:
     print("ours: %s not found (build the bench target)" % a.ours)

@@ -3,7 +3,8 @@
 #   pass WHAT / fail WHAT   one line per check ("ok   - ...", "FAIL - ...")
 #   refuse WHAT WANT CMD... CMD must exit non-zero with WANT in its message
 #   checks_end              the summary line; its status is 0 when nothing failed
-#   patch FILE TENSOR BYTES set_meta FILE KEY VALUE   edit a safetensors checkpoint
+#   patch FILE TENSOR BYTES, set_meta FILE KEY VALUE, drop_meta FILE KEY
+#                           edit a safetensors checkpoint
 #   refuse_meta, refuse_nan  a crafted checkpoint must be refused
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -46,11 +47,23 @@ patch() {
 # rewritten with its new length, padded to 8 bytes; the tensors' bytes follow
 # unchanged (their offsets count from the end of the header).
 set_meta() {
+    edit_meta "$1" "$2" "s/\"$2\":\"[^\"]*\"/\"$2\":\"$3\"/"
+}
+
+# drop_meta FILE KEY: remove the metadata string KEY (in FILE, not its only
+# entry) as set_meta edits it: a file written before the key existed.
+drop_meta() {
+    edit_meta "$1" "$2" "s/\"$2\":\"[^\"]*\",//; s/,\"$2\":\"[^\"]*\"//"
+}
+
+# edit_meta FILE KEY SED: FILE's header (which must hold the string KEY)
+# through the sed script SED, rewritten as set_meta says.
+edit_meta() {
     local LC_ALL=C hlen hdr new n
     hlen=$(od -An -t u4 -N 4 "$1" | tr -d ' ')
     hdr=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen")
     [[ "$hdr" == *"\"$2\":\""* ]] || return 1
-    new=$(printf '%s' "$hdr" | sed "s/\"$2\":\"[^\"]*\"/\"$2\":\"$3\"/; s/ *\$//")
+    new=$(printf '%s' "$hdr" | sed "$3; s/ *\$//")
     while [ $(( ${#new} % 8 )) -ne 0 ]; do new="$new "; done
     n=${#new}
     { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x00\\x00\\x00\\x00' \

@@ -286,7 +286,7 @@ static void run_naive(void)
     } geo[] = {
         /* 4 x 32 x 144 x 256 = 4.7M multiply-adds: images split over threads */
         {{4, 16, 16, 16, 32, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}, "images over threads, 3x3 pad 1"},
-        /* one image: BLIS's threads, im2col split over channels */
+        /* one image: its output panels split over the threads */
         {{1, 32, 40, 40, 16, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}, "one image, 3x3 pad 1"},
         {{3, 8, 9, 11, 6, 3, 2, 0, 0, 2, 1, 2, 1, 2, 3, 2}, "groups 2, stride, dilation, padding"},
         {{5, 64, 16, 16, 64, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1},

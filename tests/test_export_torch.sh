@@ -7,7 +7,8 @@
 #   export it, and load the export in PyTorch with load_state_dict(strict=True)
 #   (tools/torch_models.py import); then, for every program (char_rnn,
 #   word_lm untied and --tie-weights, classify, tagger, translate GRU and
-#   LSTM, forecast ar and direct, caption two encoders):
+#   LSTM, forecast ar and direct, caption two encoders and the three
+#   attentions):
 #   1. import: the program's `eval` loss of its checkpoint and PyTorch's
 #      loss of the export on the same data agree within 1e-5 (translate:
 #      the pairs file the test writes; forecast: eval's "mean" rnn_mse on a
@@ -187,5 +188,16 @@ check caption --val-scenes 100 "$TMP/scenes.st"
     --checkpoint "$TMP/caption_small.st" > "$TMP/log" 2>&1 || fail "caption train: $(cat "$TMP/log")"
 STEM=caption_small export_import caption
 STEM=caption_small check caption --val-scenes 100 "$TMP/scenes.st"
+# with attention over the last feature map (--attention), each score
+# function (luong, the dot product, needs hidden = 4 x channels)
+for att in bahdanau general luong; do
+    ch=4
+    [ $att = luong ] && ch=2
+    "$BIN/caption" train "${T[@]}" --hidden 8 --embed 8 --channels $ch --attention $att \
+        --steps 5 --val-scenes 100 --checkpoint "$TMP/caption_$att.st" > "$TMP/log" 2>&1 ||
+        fail "caption train --attention $att: $(cat "$TMP/log")"
+    STEM=caption_$att export_import caption
+    STEM=caption_$att check caption --val-scenes 100 "$TMP/scenes.st"
+done
 
 checks_end

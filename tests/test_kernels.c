@@ -358,6 +358,55 @@ static void test_elementwise(void)
     }
 }
 
+/* The float tables' cross-entropy row kernels against double loops: the
+ * maximum exactly (it is one of the values, whatever the order; with a
+ * NaN first it stays NaN, NaNs later are passed over), the exps and their
+ * sum within the fast exp's error (2e-6 relative each: a sum of positive
+ * terms has at most the largest relative error of its terms; a lane mixed
+ * up or a tail dropped is off by a whole term, >= 1e-3 here). */
+static void test_ce_rows(void)
+{
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].dt != TN_F32 || tabs[ti].needs > tn_isa_cpu())
+            continue;
+        const tn__rows *t = tabs[ti].t;
+        double worst = 0;
+        bool max_ok = true;
+        for (int64_t n = 1; n <= 300; n += n < 40 ? 1 : 37) {
+            float *x = malloc(sizeof(float) * (size_t)n), *e = malloc(sizeof(float) * (size_t)n);
+            double *r = malloc(sizeof(double) * (size_t)n);
+            fill(r, n, -6, 6);
+            for (int64_t k = 0; k < n; k++)
+                x[k] = (float)r[k];
+            float m = x[0];
+            for (int64_t k = 1; k < n; k++)
+                m = x[k] > m ? x[k] : m;
+            max_ok = max_ok && t->row_max(n, x) == m;
+            double s = t->exp_sum(n, x, m, e), rs = 0;
+            for (int64_t k = 0; k < n; k++) {
+                double ek = exp((double)x[k] - (double)m);
+                rs += ek;
+                worst = fmax(worst, fabs(e[k] - ek) / ek);
+            }
+            worst = fmax(worst, fabs(s - rs) / rs);
+            x[0] = NAN; /* a NaN first stays; a NaN later is passed over */
+            max_ok = max_ok && isnan(t->row_max(n, x));
+            if (n > 1) {
+                x[0] = -100, x[n - 1] = NAN;
+                float m2 = x[0];
+                for (int64_t k = 1; k < n; k++)
+                    m2 = x[k] > m2 ? x[k] : m2;
+                max_ok = max_ok && t->row_max(n, x) == m2;
+            }
+            free(x), free(e), free(r);
+        }
+        printf("cross-entropy rows %s: max %s, exp_sum worst relative difference %.2g\n",
+               tabs[ti].name, max_ok ? "exact" : "WRONG", worst);
+        CHECK(max_ok);
+        CHECK(worst <= 2e-6);
+    }
+}
+
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
  * product. Returns the max difference. */
@@ -436,6 +485,7 @@ int main(void)
            tn_isa_name(tn_isa_cpu()), tn_blis_config());
     test_rows();
     test_elementwise();
+    test_ce_rows();
     test_product();
     return check_report("test_kernels");
 }

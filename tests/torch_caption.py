@@ -11,7 +11,8 @@ and evaluation as `caption train`, timed the same way.
 
 (bench/caption_vs_torch.sh runs both sides one after the other.)
 
-The same as `caption train` with its defaults:
+The same as `caption train` with its defaults (no --attention; a
+checkpoint of an attention model is refused):
   - scenes: the ones caption made (`caption scenes`: --split train, its
     --train-scenes 8000, and the held-out --val-scenes 500), read from
     safetensors; Python has no copy of the scene generator;
@@ -200,6 +201,9 @@ def main():
     start = None
     if a.init:
         start, cmeta = load_caption(a.init)
+        if cmeta.get("attention", "none") != "none":
+            sys.exit(f"torch_caption: --init {a.init}: a model with --attention "
+                     f"{cmeta['attention']}; this reference trains the model without attention")
         meta = {k: int(cmeta[k]) for k in meta}
     torch.manual_seed(a.seed)
     model = Captioner(meta, len(words))

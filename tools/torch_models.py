@@ -46,7 +46,8 @@ The modules (parameter names as the programs' checkpoints):
             encoder, bridge(_c), decoder.l (cells), attn.*, combine, out
   caption   Captioner: encoder (Conv2d/ReLU/MaxPool2d x 3,
             AdaptiveAvgPool2d), init_h, init_c, embed, decoder (LSTMCell),
-            out
+            out, and with attention attn.* (tests/torch_translate.py's
+            Attention over the last feature map's 64 positions)
 """
 import argparse
 import os
@@ -102,11 +103,17 @@ class Seq2seq(torch_translate.Seq2seq):
 
 
 class Captioner(nn.Module):
-    """examples/apps/caption.c: CNN encoder -> LSTMCell decoder."""
+    """examples/apps/caption.c: CNN encoder -> LSTMCell decoder; with the
+    metadata's attention (bahdanau, luong, general; "none" or no key: none)
+    soft attention over the last convolution's activations before the pool
+    (the annotations, [B, 64, 4C]): at each step the query h_{t-1}, the
+    context sum_l w_l a_l, the cell's input [embed(word); context]
+    (tests/torch_translate.py's Attention, tn_attention's math, A = H)."""
 
     def __init__(self, meta, V):
         super().__init__()
         c, E, H, g = (int(meta[k]) for k in ("channels", "embed", "hidden", "grid"))
+        self.attention = meta.get("attention", "none")
         self.encoder = nn.Sequential(
             nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -114,19 +121,30 @@ class Captioner(nn.Module):
         self.init_h = nn.Linear(4 * c * g * g, H)
         self.init_c = nn.Linear(4 * c * g * g, H)
         self.embed = nn.Embedding(V, E)
-        self.decoder = nn.LSTMCell(E, H)
+        with_attn = self.attention != "none"
+        self.decoder = nn.LSTMCell(E + (4 * c if with_attn else 0), H)
         self.out = nn.Linear(H, V)
+        if with_attn:
+            self.attn = torch_translate.Attention(self.attention, H, 4 * c)
 
     def loss(self, images, captions, sos=1, pad=0):
         """Sum of the cross-entropies of captions [B, T] (word ids, <eos>,
         <pad>) given images [B, 3, 32, 32], teacher forced (<sos> first),
         and the number of targets (not <pad>)."""
-        f = self.encoder(images).flatten(1)
+        fm = self.encoder[:-1](images)  # [B, 4C, 8, 8], after the last ReLU
+        f = self.encoder[-1](fm).flatten(1)
         h, c = self.init_h(f), self.init_c(f)
         x = torch.cat([torch.full_like(captions[:, :1], sos), captions[:, :-1]], 1)
+        if self.attention != "none":
+            ann = fm.flatten(2).transpose(1, 2)  # [B, 64, 4C], positions row by row
+            every = torch.full((ann.shape[0],), ann.shape[1])
         hs = []
         for t in range(captions.shape[1]):
-            h, c = self.decoder(self.embed(x[:, t]), (h, c))
+            xt = self.embed(x[:, t])
+            if self.attention != "none":
+                ctx, _ = self.attn(h, ann, every)
+                xt = torch.cat([xt, ctx], 1)
+            h, c = self.decoder(xt, (h, c))
             hs.append(h)
         logits = self.out(torch.stack(hs, 1))
         return (F.cross_entropy(logits.reshape(-1, logits.shape[2]), captions.reshape(-1),

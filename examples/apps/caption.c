@@ -4,12 +4,14 @@
  * caption word by word.
  *
  *   caption train   [--steps N] [--batch B] [--lr X] [--clip X] [--embed E]
- *                   [--hidden H] [--channels C] [--grid G] [--train-scenes N]
+ *                   [--hidden H] [--channels C] [--grid G]
+ *                   [--attention bahdanau|luong|general|none] [--train-scenes N]
  *                   [--val-scenes N] [--eval-every N] [--checkpoint PATH]
  *                   [--log CSV] [--loss-log CSV] [--threads N] [--seed S]
  *   caption eval    --checkpoint PATH [--beam K] [--length-norm] [--val-scenes N]
  *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N] [--show]
- *   caption gradcheck [--seed S]   (the loss's gradients, float64, a small model)
+ *                   [--attention-map FILE.png]
+ *   caption gradcheck [--seed S]   (the loss's gradients, float64, small models)
  *   caption scenes  --out FILE [--split val|train] [--val-scenes N] [--train-scenes N]
  *                   (the held-out or the training scenes, for PyTorch)
  *
@@ -36,6 +38,19 @@
  *   decoder   embed (V, E) of the previous word (<sos> first) -> decoder
  *             (LSTMCell E -> H), one tn_rnn_cell_forward per word, teacher
  *             forcing in training -> out (Linear H -> V)
+ *   attention (--attention, "none" by default: the model above exactly)
+ *             soft attention over the CNN's grid (Show, Attend and Tell, Xu
+ *             et al. 2015): the annotation vectors are encoder.6's
+ *             activations after its ReLU, before the pool, [B, 4C, 8, 8]
+ *             read as 64 positions of 4C features; at each step the query
+ *             h_{t-1} scores them (tn_attention "attn", its score function
+ *             bahdanau with A = H, luong: the dot product, needs H = 4C, or
+ *             general), the context c_t = sum_l alpha_tl a_l, and the
+ *             cell's input is [embed(word); c_t] (decoder.weight_ih
+ *             [4H, E + 4C]); h0 and c0 as without attention. The kind is
+ *             the checkpoint's "attention" key (a file without it: none).
+ *             caption --attention-map draws the first scene and each
+ *             step's 8x8 weights (ex_plot_heatmap) and prints them.
  *   loss      tn_linear_cross_entropy over all T*B rows, <pad> ignored
  * The convolutions' weights and biases start uniform in +-1/sqrt(fan_in),
  * PyTorch's nn.Conv2d default (kaiming-uniform with a = sqrt(5)).
@@ -63,6 +78,7 @@
 #include "bleu.h"
 #include "cli.h"
 #include "export.h"
+#include "plot.h"
 #include "train.h"
 #include "vocab.h"
 
@@ -83,6 +99,8 @@ enum {
     EVAL_BATCH = 250,
     MAX_BEAM = 64,
     MAX_SCENES = 100000, /* 1.2 GB of images */
+    MAP_SIDE = SIDE / 4, /* the last feature map: MAP_SIDE x MAP_SIDE positions */
+    POS = MAP_SIDE * MAP_SIDE,
 };
 
 /* The vocabulary: specials, then the words of the captions. */
@@ -224,7 +242,7 @@ static int scenes_make(scenes *s, int64_t n, uint64_t seed)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *checkpoint, *out, *log, *loss_log, *curve, *split;
+    const char *checkpoint, *out, *log, *loss_log, *curve, *attention, *attention_map, *split;
     int64_t steps, batch, eval_every, threads, embed, hidden, channels, grid;
     int64_t train_scenes, val_scenes, beam, scenes;
     double lr, clip;
@@ -250,6 +268,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .lr = 3e-3,
                 .clip = 5.0,
                 .seed = 1234,
+                .attention = "none",
                 .split = "val"};
     const ex_opt table[] = {
         {"--out", EX_STRING, &o->out, "FILE",
@@ -272,6 +291,10 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         {"--grid", EX_INT, &o->grid, "G",
          "the encoder's adaptive average pool: G x G cells (1: global average)", .imin = 1,
          .imax = 8, .commands = TRAIN},
+        {"--attention", EX_CHOICE, &o->attention, "KIND",
+         "soft attention over the last feature map's 8x8 positions, its score function (luong: "
+         "the dot product, needs --hidden = 4 x --channels)",
+         .choices = "bahdanau|luong|general|none", .commands = TRAIN},
         {"--train-scenes", EX_INT, &o->train_scenes, "N",
          "generated training scenes (the same ones for train and scenes --split train)", .imin = 1,
          .imax = MAX_SCENES, .commands = TRAIN | SCENES},
@@ -302,6 +325,10 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "draw each scene in text after its row (16x16, a letter per 2x2 pixels: r g b y, "
          ". background)",
          .commands = CAPTION},
+        {"--attention-map", EX_STRING, &o->attention_map, "FILE",
+         "attention models: the first scene and the attention weights of each word of its "
+         "caption, as text and a heat map FILE (PNG; CSV when gnuplot is missing)",
+         .commands = CAPTION},
     };
     static const char *const commands[] = {"train",  "eval",   "caption", "gradcheck",
                                            "export", "scenes", NULL};
@@ -309,7 +336,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "train a captioner on generated scenes (and write --checkpoint)",
         "print the held-out loss and BLEU of greedy captions (and of --beam K)",
         "print held-out scenes' true captions next to the model's",
-        "check the loss's gradients against central differences (float64, a small model)",
+        "check the loss's gradients against central differences (float64, small models: "
+        "plain and with each attention)",
         "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
         "(tools/torch_models.py)",
         "write eval's held-out scenes (or with --split train train's training scenes) to --out: "
@@ -339,9 +367,11 @@ typedef struct model {
     tn_linear init_h, init_c, out;
     tn_embedding emb;
     tn_rnn_cell dec;
+    tn_attention attn; /* "attn" when attention >= 0 */
     ex_words v;
     int64_t embed, hidden, channels, grid;
-    tn_dtype dt; /* TN_F32 (0, a zeroed model's); TN_F64 for the gradient check */
+    int attention; /* a tn_attn_kind, or -1: none */
+    tn_dtype dt;   /* TN_F32 (0, a zeroed model's); TN_F64 for the gradient check */
 } model;
 
 static void model_free(model *m)
@@ -352,6 +382,13 @@ static void model_free(model *m)
 }
 
 static int64_t model_features(const model *m) { return 4 * m->channels * m->grid * m->grid; }
+
+/* The LSTM cell's input: the word's embedding, with attention and the
+ * context vector (4C features) after it. */
+static int64_t decoder_input(const model *m)
+{
+    return m->embed + (m->attention >= 0 ? 4 * m->channels : 0);
+}
 
 /* The parameters of m's sizes (m->v holds the vocabulary), from seed. */
 static int model_build(model *m, uint64_t seed)
@@ -376,9 +413,12 @@ static int model_build(model *m, uint64_t seed)
     if (tn_linear_init(&m->init_h, &m->ps, "init_h", F, m->hidden, true, m->dt, &r) ||
         tn_linear_init(&m->init_c, &m->ps, "init_c", F, m->hidden, true, m->dt, &r) ||
         tn_embedding_init(&m->emb, &m->ps, "embed", V, m->embed, PAD, m->dt, &r) ||
-        tn_rnn_cell_init(&m->dec, &m->ps, "decoder", TN_CELL_LSTM, m->embed, m->hidden, m->dt,
-                         &r) ||
-        tn_linear_init(&m->out, &m->ps, "out", m->hidden, V, true, m->dt, &r)) {
+        tn_rnn_cell_init(&m->dec, &m->ps, "decoder", TN_CELL_LSTM, decoder_input(m), m->hidden,
+                         m->dt, &r) ||
+        tn_linear_init(&m->out, &m->ps, "out", m->hidden, V, true, m->dt, &r) ||
+        (m->attention >= 0 &&
+         tn_attention_init(&m->attn, &m->ps, "attn", (tn_attn_kind)m->attention, m->hidden, cin,
+                           m->hidden, m->dt, &r))) {
         fprintf(stderr, PROG ": %s\n", tn_last_error());
         return -1;
     }
@@ -397,17 +437,59 @@ static int words_build(ex_words *v)
     return 0;
 }
 
-/* features [B, F] of images x [B, 3, SIDE, SIDE]. */
-static tn_tensor *encode(tn_tape *tp, const model *m, tn_tensor *x)
+/* features [B, F] of images x [B, 3, SIDE, SIDE]; with ann (attention)
+ * *ann gets the annotation vectors [B, POS, 4C]: the last convolution's
+ * activations (after its ReLU, before the pool) at each of the POS
+ * positions of its MAP_SIDE x MAP_SIDE map, row by row. */
+static tn_tensor *encode(tn_tape *tp, const model *m, tn_tensor *x, tn_tensor **ann)
 {
     tn_tensor *y = x;
+    int64_t B = x->shape[0], C4 = 4 * m->channels;
     for (int k = 0; k < 3; k++) {
         y = tn_relu(tp, tn_conv2d_forward(tp, &m->conv[k], y));
         if (k < 2)
             y = tn_max_pool2d(tp, y, 2, 2, 0);
     }
+    if (ann) /* [B, 4C, 8, 8] -> [B, 4C, 64] -> [B, 64, 4C] */
+        *ann = tn_contiguous(tp,
+                             tn_transpose(tp, tn_reshape(tp, y, 3, (int64_t[]){B, C4, POS}), 1, 2));
     y = tn_adaptive_avg_pool2d(tp, y, m->grid, m->grid);
-    return tn_reshape(tp, y, 2, (int64_t[]){x->shape[0], model_features(m)});
+    return tn_reshape(tp, y, 2, (int64_t[]){B, model_features(m)});
+}
+
+/* The attention's memory of the annotations ann [B, POS, 4C], each scene's
+ * repeated K times (row b K + k: its beams). Returns 0 or -1 (the tape's
+ * error). */
+static int attn_memory(tn_tape *tp, const model *m, tn_tensor *ann, int64_t B, int K,
+                       tn_attn_memory *mem)
+{
+    int64_t C4 = 4 * m->channels;
+    tn_tensor *rows = K > 1 ? tn_tape_tensor(tp, TN_I32, 1, (int64_t[]){B * K}) : NULL;
+    if (rows) {
+        for (int64_t r = 0; r < B * K; r++)
+            ((int32_t *)rows->data)[r] = (int32_t)(r / K);
+        tn_tensor *flat = tn_reshape(tp, ann, 2, (int64_t[]){B, POS * C4});
+        ann = tn_reshape(tp, tn_gather_rows(tp, flat, rows, -1), 3, (int64_t[]){B * K, POS, C4});
+    }
+    return tn_attention_prepare(tp, &m->attn, ann, NULL, mem) == TN_OK ? 0 : -1;
+}
+
+/* One decoder step from the state (h, c) [B, H] on the words' embeddings
+ * xe [B, E]: with attention the cell's input is [xe; context], the context
+ * of the query h (h_{t-1}) over mem, and *w (when not NULL) gets its
+ * weights [B, POS]. Returns the new h (*cn the new c), or NULL (the tape's
+ * error). */
+static tn_tensor *decoder_step(tn_tape *tp, const model *m, const tn_attn_memory *mem,
+                               tn_tensor *xe, tn_tensor *h, tn_tensor *c, tn_tensor **cn,
+                               tn_tensor **w)
+{
+    if (m->attention >= 0) {
+        tn_tensor *ctx;
+        if (tn_attention_forward(tp, &m->attn, mem, h, &ctx, w) != TN_OK)
+            return NULL;
+        xe = tn_concat(tp, 2, (tn_tensor *[]){xe, ctx}, 1);
+    }
+    return tn_rnn_cell_forward(tp, &m->dec, xe, h, c, cn);
 }
 
 static int model_save(const char *path, const model *m, int64_t step)
@@ -420,6 +502,8 @@ static int model_save(const char *path, const model *m, int64_t step)
         s = tn_meta_set(&meta, "format", "caption 1");
     if (s == TN_OK)
         s = tn_meta_set(&meta, "words", words);
+    if (s == TN_OK) /* "none" too (a file without the key is read as "none") */
+        s = tn_meta_set(&meta, "attention", tn_attn_kind_name(m->attention));
     const char *keys[5] = {"embed", "hidden", "channels", "grid", "step"};
     int64_t vals[5] = {m->embed, m->hidden, m->channels, m->grid, step};
     for (int k = 0; k < 5 && s == TN_OK; k++)
@@ -466,15 +550,37 @@ static int model_load(const char *path, model *m)
                 path, N_WORDS);
         goto done;
     }
-    char sizes[160];
+    /* the attention: none (also a file from before the key), or a kind */
+    const char *att = tn_meta_get(&meta, "attention");
+    tn_attn_kind kind;
+    m->attention = -1;
+    if (att && strcmp(att, "none") != 0) {
+        if (tn_attn_kind_from_name(att, &kind) != TN_OK) {
+            fprintf(stderr,
+                    PROG ": --checkpoint %s: its metadata attention \"%s\" is not none, "
+                         "bahdanau, luong or general\n",
+                    path, att);
+            goto done;
+        }
+        m->attention = (int)kind;
+    }
+    char sizes[192];
     snprintf(sizes, sizeof sizes,
-             "embed %" PRId64 ", hidden %" PRId64 ", channels %" PRId64 ", grid %" PRId64, m->embed,
-             m->hidden, m->channels, m->grid);
+             "embed %" PRId64 ", hidden %" PRId64 ", channels %" PRId64 ", grid %" PRId64
+             ", attention %s",
+             m->embed, m->hidden, m->channels, m->grid, tn_attn_kind_name(m->attention));
     int64_t H = m->hidden;
     ex_shape want[4] = {{"init_h.weight", H, model_features(m)},
-                        {"decoder.weight_ih", 4 * H, m->embed},
+                        {"decoder.weight_ih", 4 * H, decoder_input(m)},
                         {"decoder.weight_hh", 4 * H, H},
                         {"out.weight", N_WORDS, H}};
+    if (m->attention == TN_ATTN_LUONG_DOT && m->hidden != 4 * m->channels) {
+        fprintf(stderr,
+                PROG ": --checkpoint %s: metadata attention luong (dot) needs hidden %" PRId64
+                     " = 4 x channels %" PRId64 "\n",
+                path, m->hidden, m->channels);
+        goto done;
+    }
     if (ex_check_shapes(PROG, path, sizes, want, 4) == 0 && model_build(m, 0) == 0)
         rc = ex_load_params(PROG, path, &m->ps);
 done:
@@ -527,13 +633,17 @@ static tn_tensor *caption_loss(tn_tape *tp, const model *m, const scenes *s, con
         }
         *tokens += n + 1;
     }
-    tn_tensor *f = encode(tp, m, x);
+    tn_tensor *ann = NULL;
+    tn_tensor *f = encode(tp, m, x, m->attention >= 0 ? &ann : NULL);
+    tn_attn_memory mem = {0};
+    if (m->attention >= 0 && attn_memory(tp, m, ann, B, 1, &mem))
+        return NULL;
     tn_tensor *h = tn_linear_forward(tp, &m->init_h, f), *c = tn_linear_forward(tp, &m->init_c, f);
     tn_tensor *e = tn_embedding_forward(tp, &m->emb, ids); /* [T, B, E] */
     tn_tensor *hs[T_MAX];
     for (int64_t t = 0; t < T; t++) {
         tn_tensor *xt = tn_reshape(tp, tn_narrow(tp, e, 0, t, 1), 2, (int64_t[]){B, m->embed});
-        h = tn_rnn_cell_forward(tp, &m->dec, xt, h, c, &c);
+        h = decoder_step(tp, m, &mem, xt, h, c, &c, NULL);
         if (!h)
             return NULL;
         hs[t] = h;
@@ -550,14 +660,20 @@ static void copy_row(tn_tensor *dst, int64_t i, const tn_tensor *src, int64_t j)
 }
 
 /* Captions of scenes idx[0..B) into words (B x MAX_WORDS) and len: beam
- * search with K beams (K 1: greedy exactly). No gradients; tp is reset
- * by the caller. Returns 0 or -1 (tape error; the caller prints it). */
+ * search with K beams (K 1: greedy exactly). With attention and attn (B x
+ * T_MAX x POS) not NULL, attn gets the attention weights of each caption's
+ * steps (its words and <eos>). No gradients; tp is reset by the caller.
+ * Returns 0 or -1 (tape error; the caller prints it). */
 static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *idx, int64_t B,
-                  int K, bool length_norm, int32_t *words, int32_t *len)
+                  int K, bool length_norm, int32_t *words, int32_t *len, double *attn)
 {
     int64_t R = B * K, H = m->hidden, V = m->v.n;
-    tn_tensor *x = batch_images(tp, m, s, idx, B);
-    tn_tensor *f = x ? encode(tp, m, x) : NULL;
+    bool with_attn = m->attention >= 0;
+    if (!with_attn)
+        attn = NULL;
+    tn_tensor *x = batch_images(tp, m, s, idx, B), *ann = NULL;
+    tn_tensor *f = x ? encode(tp, m, x, with_attn ? &ann : NULL) : NULL;
+    tn_attn_memory mem = {0};
     tn_tensor *h0 = f ? tn_contiguous(tp, tn_linear_forward(tp, &m->init_h, f)) : NULL;
     tn_tensor *c0 = f ? tn_contiguous(tp, tn_linear_forward(tp, &m->init_c, f)) : NULL;
     tn_tensor *h = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
@@ -575,11 +691,16 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
     bool *done = calloc((size_t)B, sizeof *done);
     double *cs = malloc(sizeof *cs * (size_t)(2 * K));
     int32_t *ck = malloc(sizeof *ck * (size_t)(2 * K)), *cv = malloc(sizeof *cv * (size_t)(2 * K));
+    /* with attn: each row's weights so far (T_MAX x POS a row), as bw */
+    size_t arow = (size_t)(T_MAX * POS);
+    double *aw = attn ? malloc(sizeof *aw * (size_t)R * arow) : NULL;
+    double *naw = attn ? malloc(sizeof *naw * (size_t)R * arow) : NULL;
+    double *wt = attn ? malloc(sizeof *wt * (size_t)(R * POS)) : NULL;
     int rc = -1;
-    if (!h0 || !c0 || !h || !c || !ids)
+    if (!h0 || !c0 || !h || !c || !ids || (with_attn && attn_memory(tp, m, ann, B, K, &mem)))
         goto done;
     if (!score || !lp || !nscore || !fin || !bw || !nbw || !parent || !ntok || !nfin || !done ||
-        !cs || !ck || !cv) {
+        !cs || !ck || !cv || (attn && (!aw || !naw || !wt))) {
         tn_set_error(TN_ERR_MEMORY, "caption: out of memory decoding %" PRId64 " scenes", B);
         goto done;
     }
@@ -592,15 +713,20 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
     for (int64_t b = 0; b < B; b++)
         fin[b] = -INFINITY, len[b] = 0;
     for (int t = 0; t < T_MAX; t++) {
-        tn_tensor *cn = NULL;
-        tn_tensor *hn =
-            tn_rnn_cell_forward(tp, &m->dec, tn_embedding_forward(tp, &m->emb, ids), h, c, &cn);
+        tn_tensor *cn = NULL, *w = NULL;
+        tn_tensor *hn = decoder_step(tp, m, &mem, tn_embedding_forward(tp, &m->emb, ids), h, c, &cn,
+                                     attn ? &w : NULL);
         tn_tensor *l = hn ? tn_log_softmax(tp, tn_linear_forward(tp, &m->out, hn), 1) : NULL;
         hn = hn ? tn_contiguous(tp, hn) : NULL;
         cn = cn ? tn_contiguous(tp, cn) : NULL;
-        if (!l || !hn || !cn)
+        if (!l || !hn || !cn || (attn && !w))
             goto done;
         tn_tensor_to_double(l, lp);
+        if (attn) { /* row r's weights at step t: what its continuations were chosen with */
+            tn_tensor_to_double(w, wt);
+            for (int64_t r = 0; r < R; r++)
+                memcpy(aw + (size_t)r * arow + (size_t)(t * POS), wt + r * POS, sizeof *wt * POS);
+        }
         bool all_done = true;
         for (int64_t b = 0; b < B; b++) {
             int64_t r0 = b * K;
@@ -638,6 +764,9 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
                         len[b] = plen;
                         memcpy(words + b * MAX_WORDS, bw + pr * MAX_WORDS,
                                sizeof *words * (size_t)plen);
+                        if (attn)
+                            memcpy(attn + (size_t)b * arow, aw + (size_t)pr * arow,
+                                   sizeof *aw * (size_t)((t + 1) * POS));
                     }
                     nfin[b]++;
                     continue;
@@ -649,6 +778,9 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
             if (t == MAX_WORDS && nfin[b] == 0) { /* none ended: the best, cut */
                 len[b] = MAX_WORDS;
                 memcpy(words + b * MAX_WORDS, bw + r0 * MAX_WORDS, sizeof *words * MAX_WORDS);
+                if (attn)
+                    memcpy(attn + (size_t)b * arow, aw + (size_t)r0 * arow,
+                           sizeof *aw * MAX_WORDS * POS);
             }
             /* done: K finished, nothing live, or (raw scores only fall) the
              * best finished outscores every live beam */
@@ -667,6 +799,13 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
         }
         int32_t *sw = bw;
         bw = nbw, nbw = sw;
+        for (int64_t r = 0; attn && r < R; r++)
+            memcpy(naw + (size_t)r * arow, aw + (size_t)parent[r] * arow,
+                   sizeof *aw * (size_t)((t + 1) * POS));
+        if (attn) {
+            double *sa = aw;
+            aw = naw, naw = sa;
+        }
         if (all_done)
             break;
         h = tn_tape_tensor(tp, m->dt, 2, (int64_t[]){R, H});
@@ -683,7 +822,7 @@ static int decode(tn_tape *tp, const model *m, const scenes *s, const int64_t *i
     rc = 0;
 done:
     free(score), free(lp), free(nscore), free(fin), free(bw), free(nbw), free(parent);
-    free(ntok), free(nfin), free(done), free(cs), free(ck), free(cv);
+    free(ntok), free(nfin), free(done), free(cs), free(ck), free(cv), free(aw), free(naw), free(wt);
     return rc;
 }
 
@@ -715,7 +854,7 @@ static int evaluate(tn_tape *tp, const model *m, const scenes *s, int K, bool le
             idx[b] = i0 + b;
         tn_tape_reset(tp);
         tn_tensor *l = caption_loss(tp, m, s, idx, B, TN_REDUCE_SUM, &tok);
-        if (!l || decode(tp, m, s, idx, B, K, length_norm, hyp + i0 * MAX_WORDS, hlen + i0)) {
+        if (!l || decode(tp, m, s, idx, B, K, length_norm, hyp + i0 * MAX_WORDS, hlen + i0, NULL)) {
             fprintf(stderr, PROG ": %s: %s\n", what, tn_last_error());
             rc = -1;
             break;
@@ -793,8 +932,24 @@ static int cap_save(void *ctx, tn_tape *tp, int64_t step)
     return model_save(r->o->checkpoint, r->m, step);
 }
 
+/* The tn_attn_kind of an --attention value the parser accepted, or -1 for
+ * "none". */
+static int attention_kind(const char *name)
+{
+    tn_attn_kind kind;
+    return strcmp(name, "none") && tn_attn_kind_from_name(name, &kind) == TN_OK ? (int)kind : -1;
+}
+
 static int cmd_train(const opts *o)
 {
+    if (attention_kind(o->attention) == TN_ATTN_LUONG_DOT && o->hidden != 4 * o->channels) {
+        fprintf(stderr,
+                PROG ": --attention luong (the dot product of h and an annotation) needs "
+                     "--hidden = 4 x --channels, the annotations' size: %" PRId64
+                     " against 4 x %" PRId64 "\n",
+                o->hidden, o->channels);
+        return 2;
+    }
     if (ex_train_check_outputs(PROG, o->checkpoint, o->log, o->loss_log, o->curve))
         return 2;
     scenes tr, va;
@@ -804,7 +959,11 @@ static int cmd_train(const opts *o)
         scenes_free(&tr);
         return 1;
     }
-    model m = {.embed = o->embed, .hidden = o->hidden, .channels = o->channels, .grid = o->grid};
+    model m = {.embed = o->embed,
+               .hidden = o->hidden,
+               .channels = o->channels,
+               .grid = o->grid,
+               .attention = attention_kind(o->attention)};
     tn_tape *tp = NULL;
     tn_optim *opt = NULL;
     int64_t *idx = NULL;
@@ -822,10 +981,13 @@ static int cmd_train(const opts *o)
     }
     fprintf(stderr,
             PROG ": CNN %" PRId64 "-%" PRId64 "-%" PRId64 " channels, pool %" PRId64 "x%" PRId64
-                 " (%" PRId64 " features) -> LSTM H=%" PRId64 " E=%" PRId64 "; %d words; %" PRId64
-                 " train / %" PRId64 " held-out scenes; params %" PRId64 "; %d threads\n",
+                 " (%" PRId64 " features) -> LSTM H=%" PRId64 " E=%" PRId64
+                 "%s%s; %d words; %" PRId64 " train / %" PRId64 " held-out scenes; params %" PRId64
+                 "; %d threads\n",
             o->channels, 2 * o->channels, 4 * o->channels, o->grid, o->grid, model_features(&m),
-            o->hidden, o->embed, m.v.n, tr.n, va.n, tn_params_numel(&m.ps), tn_num_threads());
+            o->hidden, o->embed, m.attention >= 0 ? ", attention " : "",
+            m.attention >= 0 ? o->attention : "", m.v.n, tr.n, va.n, tn_params_numel(&m.ps),
+            tn_num_threads());
     cap_run run = {.m = &m, .tr = &tr, .va = &va, .o = o, .idx = idx};
     tn_rng_seed(&run.rng, o->seed ^ DATA_SEED_MIX);
     static const ex_col cols[] = {{"val_loss", 4}, {"val_bleu", 2}};
@@ -940,11 +1102,91 @@ static void print_words(const model *m, const int32_t *w, int32_t n)
         printf("%s%s", i ? " " : "", m->v.words[w[i]]);
 }
 
+/* The first scene of va, its caption by the model (greedy, or --beam) and
+ * the attention weights of each step (its words and <eos>): printed as
+ * text (the scene as print_scene, then per step the MAP_SIDE x MAP_SIDE
+ * weights x 100, row 1 at the top, a cell for SIDE / MAP_SIDE pixels
+ * square), and drawn into o->attention_map (ex_plot_heatmap): the scene's
+ * brightness (its largest channel), then per step the weights over the
+ * largest of all steps (1: black), each panel SIDE x SIDE, labelled with
+ * the word.
+ * Returns 0 or 1 (message printed). */
+static int attention_map(const opts *o, const model *m, tn_tape *tp, const scenes *va)
+{
+    enum { CELL = SIDE / MAP_SIDE, PANEL = SIDE + 1 }; /* a blank column after each panel */
+    int32_t w[MAX_WORDS], n = 0;
+    double *a = calloc((size_t)(T_MAX * POS), sizeof *a);
+    double *img = calloc((size_t)(SIDE * (T_MAX + 1) * PANEL), sizeof *img);
+    const char *col[(T_MAX + 1) * PANEL], *row[SIDE];
+    bool grad = tn_tape_set_grad(tp, false);
+    tn_tape_reset(tp);
+    int rc = a && img ? decode(tp, m, va, (int64_t[]){0}, 1, (int)o->beam, o->length_norm, w, &n, a)
+                      : -1;
+    tn_tape_reset(tp);
+    tn_tape_set_grad(tp, grad);
+    if (rc) {
+        fprintf(stderr, PROG ": --attention-map: %s\n",
+                a && img ? tn_last_error() : "out of memory");
+        free(a), free(img);
+        return 1;
+    }
+    int steps = n < MAX_WORDS ? n + 1 : n, panels = steps + 1, cols = panels * PANEL - 1;
+    double top = 0;
+    for (int i = 0; i < steps * POS; i++)
+        top = fmax(top, a[i]);
+    printf("# attention map of scene 1: \"");
+    print_words(m, w, n);
+    printf("\" (%s); the scene:\n", o->beam > 1 ? "beam search" : "greedy");
+    print_scene(va->img);
+    for (int i = 0; i < cols; i++)
+        col[i] = "";
+    for (int y = 0; y < SIDE; y++)
+        row[y] = "";
+    col[SIDE / 2] = "scene";
+    for (int y = 0; y < SIDE; y++) /* the scene's brightness */
+        for (int x = 0; x < SIDE; x++)
+            for (int k = 0; k < 3; k++)
+                img[y * cols + x] = fmax(img[y * cols + x], va->img[(k * SIDE + y) * SIDE + x]);
+    for (int t = 0; t < steps; t++) {
+        const double *at = a + t * POS;
+        const char *word = t < n ? m->v.words[w[t]] : "<eos>";
+        int best = 0;
+        for (int i = 1; i < POS; i++)
+            best = at[i] > at[best] ? i : best;
+        printf("# step %d, \"%s\": attention weights x 100 (the largest %.1f at row %d, column "
+               "%d)\n",
+               t + 1, word, 100 * at[best], best / MAP_SIDE + 1, best % MAP_SIDE + 1);
+        for (int i = 0; i < POS; i++)
+            printf("%6.1f%s", 100 * at[i], i % MAP_SIDE == MAP_SIDE - 1 ? "\n" : "");
+        int x0 = (t + 1) * PANEL;
+        col[x0 + SIDE / 2] = word;
+        for (int y = 0; y < SIDE; y++)
+            for (int x = 0; x < SIDE; x++)
+                img[y * cols + x0 + x] = top > 0 ? at[(y / CELL) * MAP_SIDE + x / CELL] / top : 0;
+    }
+    rc = ex_plot_heatmap(PROG, o->attention_map, img, SIDE, cols, row, col,
+                         "the scene, and the attention weights of each word (the largest: "
+                         "black)",
+                         0, 1, 120 * panels + 120, 300) == PLOT_ERROR;
+    free(a), free(img);
+    return rc;
+}
+
 static int cmd_caption(const opts *o)
 {
+    if (o->attention_map && ex_check_output(PROG, "--attention-map", o->attention_map))
+        return 2;
     model m;
     if (model_load(o->checkpoint, &m))
         return 1;
+    if (o->attention_map && m.attention < 0) {
+        fprintf(stderr,
+                PROG ": --attention-map: --checkpoint %s has no attention (trained with "
+                     "--attention none)\n",
+                o->checkpoint);
+        model_free(&m);
+        return 2;
+    }
     int64_t n = o->scenes;
     scenes va;
     tn_tape *tp = tn_tape_new();
@@ -976,7 +1218,7 @@ static int cmd_caption(const opts *o)
             }
             printf("# %" PRId64 " scenes: %.0f%% exactly right, BLEU %.2f\n", n, 100 * res.exact,
                    res.bleu);
-            rc = 0;
+            rc = o->attention_map ? attention_map(o, &m, tp, &va) : 0;
         }
         scenes_free(&va);
     }
@@ -1003,22 +1245,26 @@ static tn_tensor *gc_loss(tn_tape *tp, tn_tensor *const *inputs, void *ctx)
     return caption_loss(tp, g->m, g->s, g->idx, 2, TN_REDUCE_MEAN, &tokens);
 }
 
-/* The captioner's loss (encoder, start, decoder, output layer) checked
- * against central differences in float64 on a small model: C 2, G 2, E 3,
- * H 4, two held-out scenes (one and two shapes). */
-static int cmd_gradcheck(const opts *o)
+/* The captioner's loss (encoder, start, decoder, output layer, and the
+ * attention of kind `attention`, -1: none) checked against central
+ * differences in float64 on a small model: C `channels`, G 2, E 3, H 4, two
+ * held-out scenes of va (one and two shapes). Returns 0, or 1 (failed or
+ * an error; message printed). */
+static int gradcheck_model(const opts *o, const scenes *va, int attention, int64_t channels)
 {
-    model m = {.embed = 3, .hidden = 4, .channels = 2, .grid = 2, .dt = TN_F64};
-    scenes va;
-    if (scenes_make(&va, 8, VAL_SEED))
-        return 1;
+    model m = {.embed = 3,
+               .hidden = 4,
+               .channels = channels,
+               .grid = 2,
+               .attention = attention,
+               .dt = TN_F64};
     tn_tensor **in = NULL;
     int rc = 1;
     if (words_build(&m.v) || model_build(&m, o->seed))
         goto done;
-    gc_ctx g = {.m = &m, .s = &va, .idx = {0, 0}};
-    for (int64_t i = 0; i < va.n; i++) /* the first scene of two shapes */
-        if (va.len[i] > 4) {
+    gc_ctx g = {.m = &m, .s = va, .idx = {0, 0}};
+    for (int64_t i = 0; i < va->n; i++) /* the first scene of two shapes */
+        if (va->len[i] > 4) {
             g.idx[1] = i;
             break;
         }
@@ -1038,15 +1284,33 @@ static int cmd_gradcheck(const opts *o)
      * ~1e-8 relative (floor 1e-2, gradcheck.h); a wrong one by far more. */
     const double tol = 1e-6;
     bool ok = res.max_rel_err <= tol;
-    printf("gradcheck (float64, C=2 G=2 E=3 H=4, 2 scenes): %" PRId64 " elements, max abs "
-           "error %.3g, max relative error %.3g at %s[%" PRId64 "] (analytic %.9g, numeric "
-           "%.9g): %s (tolerance %g)\n",
-           res.n_checked, res.max_abs_err, res.max_rel_err, m.ps.items[res.worst_input].name,
-           res.worst_index, res.worst_analytic, res.worst_numeric, ok ? "ok" : "FAILED", tol);
+    printf("gradcheck (float64, C=%" PRId64 " G=2 E=3 H=4, attention %s, 2 scenes): %" PRId64
+           " elements, max abs error %.3g, max relative error %.3g at %s[%" PRId64
+           "] (analytic %.9g, numeric %.9g): %s (tolerance %g)\n",
+           channels, tn_attn_kind_name(attention), res.n_checked, res.max_abs_err, res.max_rel_err,
+           m.ps.items[res.worst_input].name, res.worst_index, res.worst_analytic, res.worst_numeric,
+           ok ? "ok" : "FAILED", tol);
     rc = ok ? 0 : 1;
 done:
     free(in);
     model_free(&m);
+    return rc;
+}
+
+/* gradcheck_model of the plain model and of each attention (C 2; luong,
+ * the dot product, C 1: H 4 = 4C). */
+static int cmd_gradcheck(const opts *o)
+{
+    scenes va;
+    if (scenes_make(&va, 8, VAL_SEED))
+        return 1;
+    static const struct {
+        int attention;
+        int64_t channels;
+    } runs[] = {{-1, 2}, {TN_ATTN_BAHDANAU, 2}, {TN_ATTN_LUONG_GENERAL, 2}, {TN_ATTN_LUONG_DOT, 1}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+        rc |= gradcheck_model(o, &va, runs[i].attention, runs[i].channels);
     scenes_free(&va);
     return rc;
 }

@@ -4,25 +4,43 @@
  * Shapes (tn__conv_geom): x [B, C, H, W], weight [O, Cg, KH, KW] with
  * Cg = C / G input and Og = O / G output channels per group g, y [B, O,
  * OH, OW]; per group the columns have Kc = Cg KH KW rows and P = OH OW
- * columns. Forward, for each image b and group g:
- *   col [Kc, P] = im2col(x[b, g Cg .. (g+1) Cg - 1])
+ * columns (the output positions, row-major):
+ *   col [Kc, P] = im2col(x_bg)
  *       (row (c, p, q), column (i, j): x[c, i sh - ph + p dh, j sw - pw + q dw], 0 outside)
- *   y_bg [Og, P] = W_g [Og, Kc] @ col [Kc, P]     (+ the bias, copied in first: beta 1)
- * Backward, for each image and group, the columns recomputed (a layer's
- * columns for a whole batch would be KH KW times its input):
- *   dcol [Kc, P] = W_g^T [Kc, Og] @ dy_bg [Og, P],   dx_bg [Cg, H, W] += col2im(dcol)
- *   dW_g [Og, Kc] += dy_bg [Og, P] @ col^T [P, Kc]
+ * Forward, for each image b and group g:
+ *   y_bg [Og, P] = W_g [Og, Kc] @ col [Kc, P]     (+ the bias, copied in first)
+ * Backward:
+ *   dx_bg [Cg, H, W] += col2im(W_g^T [Kc, Og] @ dy_bg [Og, P])
+ *   dWr_g [Og, Kc] += dy_bg [Og, P] @ rows [P, Kc],   rows = im2row(xt),  xt [H W, Cg] = x_bg^T
+ *       (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q dw, c])
  *   db [O] += the sums of dy over images and positions (in double).
- * A 1x1 kernel with stride 1 and no padding needs no columns: col is x_bg
- * itself, [Cg, H W], and dx_bg += W_g^T @ dy_bg directly.
+ *
+ * All three products run on BLIS's micro-kernel directly (tn__packed_*,
+ * src/ops/matmul_packed.c), and neither col nor rows is ever made whole:
+ * the left operand is packed into the kernel's panels once (W_g and W_g^T
+ * per call, dy_bg per image), and the right one is packed one panel of pw
+ * columns at a time straight from x (im2col, or im2row from xt, and
+ * packing in one copy of contiguous runs); the panel stays in cache while
+ * every block of the left operand multiplies it, and for dx the panel's
+ * [Kc, pw] product is added into dx (col2im) before the next panel.
+ * Through BLIS's GEMM, a whole image's columns (KH KW times its input)
+ * would go through memory twice, made and then packed: measured 20% of a
+ * small CNN's step.
+ *
+ * The weight gradient reduces over positions, which are contiguous in both
+ * dy and col: as col^T, both operands would reach the packing with the
+ * reduction dimension contiguous (BLIS's generic packing then copies one
+ * value at a time: another 20% of that step). rows has it strided, and its
+ * panels are runs of Cg channels of xt; its columns are in (p, q, c)
+ * order, so dWr is permuted into weight's [Og, Cg, KH, KW] order once, at
+ * the end.
  *
  * Threads: with two images or more and enough work, the images are split
- * over the threads (static split), each thread with its own columns and
- * one-thread GEMMs (tn__gemm_on(.., 1) may run inside a parallel region);
- * each thread adds its weight gradient into a buffer of its own, and the
- * buffers go into weight's gradient in thread order afterwards. Otherwise
- * the images go one after another, the GEMMs on BLIS's threads and the
- * im2col / col2im loops split over channels.
+ * over the threads (static split), each thread with its own panels and
+ * weight-gradient buffer; the buffers go into weight's gradient in thread
+ * order (and permuted) afterwards. Otherwise the images go one after
+ * another, the forward's and the weight gradient's panels split over the
+ * threads, dx's on one (their col2im would overlap).
  *
  * Node: src = {x, weight, bias or NULL}, x and weight contiguous (the
  * builder copies strided ones); aux = the geometry (tn__conv_geom).
@@ -33,27 +51,43 @@
 #include <stdio.h>
 
 /* Below this many multiply-adds (forward) the images are not split over
- * threads (the GEMMs then decide their own threads: one when small). */
+ * threads, nor the panels of one image. */
 #define CONV_PAR_MIN ((int64_t)1 << 22)
 /* Geometry values above this are refused (keeps every size computation far
  * from overflowing). */
 #define CONV_MAX     ((int64_t)1 << 30)
 
-/* The derived sizes of a geometry. */
+/* The derived sizes of a geometry, and the micro-kernel's shapes for the
+ * forward product (K = Kc) and dx's (K = Og). */
 typedef struct cv {
     const tn__conv_geom *g;
     tn_dtype dt;
     size_t es;
     int64_t Cg, Og, Kc, P, HW;
-    bool direct; /* 1x1, stride 1, no padding: the columns are x itself */
+    tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows */
+    int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
+    int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
 } cv;
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
 {
-    cv s = {g,           dt,   tn_dtype_size(dt), g->C / g->G, g->O / g->G, 0, g->OH * g->OW,
-            g->H * g->W, false};
+    cv s = {.g = g,
+            .dt = dt,
+            .es = tn_dtype_size(dt),
+            .Cg = g->C / g->G,
+            .Og = g->O / g->G,
+            .P = g->OH * g->OW,
+            .HW = g->H * g->W};
     s.Kc = s.Cg * g->KH * g->KW;
-    s.direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    tn__packed_geometry(&s.fwd, dt, s.Kc, s.P);
+    tn__packed_geometry(&s.bdx, dt, s.Og, s.P);
+    tn__packed_geometry(&s.bdw, dt, s.P, s.Kc);
+    s.fpan = tn__packed_panel_bytes(&s.fwd);
+    s.dpan = tn__packed_panel_bytes(&s.bdx);
+    s.wpan = tn__packed_panel_bytes(&s.bdw);
+    s.fleft = tn__packed_scratch_bytes(&s.fwd, s.Og);
+    s.dleft = tn__packed_scratch_bytes(&s.bdx, s.Kc);
+    s.wleft = tn__packed_scratch_bytes(&s.bdw, s.Og);
     return s;
 }
 
@@ -68,54 +102,120 @@ static void valid_range(int64_t off, int64_t s, int64_t n, int64_t on, int64_t *
     *j1 = b;
 }
 
-/* Between an image's group xg [Cg, H, W] and its columns col [Kc, P]:
- * col := im2col(xg) (back false), or xg += col2im(col), im2col's transpose
- * (back true). Channels split over the threads when par (each owns its
- * rows of col and planes of xg). */
-static void im2col(const cv *s, void *xg, void *col, bool par, bool back)
+/* Between an image's group xg [Cg, H, W] and the columns c0 .. c0 + n - 1
+ * of its col [Kc, P], held in pan [Kc, ld] (column c0 + t at pan[k ld +
+ * t]): pan := those columns, and zero in columns n .. ld - 1 (back
+ * false: a panel to multiply), or xg += col2im(pan) (back true). The
+ * columns go in runs along one output row; for each kernel tap (p, q) a
+ * run is a strided (stride 1: contiguous) run of one input row in every
+ * channel. */
+static void panel_move(const cv *s, void *xg, void *pan, int64_t c0, int64_t n, int64_t ld,
+                       bool back)
 {
     const tn__conv_geom *g = s->g;
-    int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, KH = g->KH, KW = g->KW, sw = g->sw;
+    int64_t H = g->H, W = g->W, OW = g->OW, KH = g->KH, KW = g->KW, sw = g->sw;
+    int64_t kstep = KH * KW * ld; /* from channel c's row of a tap to c + 1's */
     TN_FOR_DTYPE(s->dt, T, {
-        T *X = xg, *CL = col;
-        TN_PAR_FOR(par, c, 0, s->Cg, {
-            for (int64_t p = 0; p < KH; p++)
-                for (int64_t q = 0; q < KW; q++) {
-                    T *row = CL + ((c * KH + p) * KW + q) * s->P;
-                    int64_t off = q * g->dw - g->pw, j0, j1;
-                    valid_range(off, sw, W, OW, &j0, &j1);
-                    for (int64_t i = 0; i < OH; i++) {
-                        T *r = row + i * OW;
-                        int64_t ih = i * g->sh - g->ph + p * g->dh;
-                        bool in = ih >= 0 && ih < H;
-                        /* x's row ih, its column j sw + off for output j */
-                        int64_t a = in ? j0 : OW, e = in ? j1 : OW, x0 = (c * H + ih) * W + off;
-                        if (back) {
-                            for (int64_t j = a; j < e; j++)
-                                X[x0 + j * sw] += r[j];
-                            continue;
+        T *X = xg;
+        for (int64_t p = 0; p < KH; p++)
+            for (int64_t q = 0; q < KW; q++) {
+                T *row0 = (T *)pan + (p * KW + q) * ld; /* channel 0's row of the tap */
+                int64_t off = q * g->dw - g->pw, v0, v1;
+                valid_range(off, sw, W, OW, &v0, &v1);
+                for (int64_t t = 0; t < n;) { /* the run t .. t + len - 1 */
+                    int64_t i = (c0 + t) / OW, j = (c0 + t) % OW;
+                    int64_t len = n - t < OW - j ? n - t : OW - j, e = j + len;
+                    int64_t ih = i * g->sh - g->ph + p * g->dh;
+                    bool in = ih >= 0 && ih < H;
+                    /* output columns a .. b - 1 of the run read x's row ih,
+                     * its column jj sw + off for output column jj */
+                    int64_t a = in ? (v0 > j ? v0 : j) : e, b = in ? (v1 < e ? v1 : e) : e;
+                    a = a < e ? a : e, b = b > a ? b : a;
+                    for (int64_t c = 0; c < s->Cg; c++) {
+                        T *r = row0 + c * kstep + t - j;
+                        T *xr = X + (c * H + (in ? ih : 0)) * W + off;
+                        if (back && sw == 1) {
+                            for (int64_t jj = a; jj < b; jj++)
+                                xr[jj] += r[jj];
+                        } else if (back) {
+                            for (int64_t jj = a; jj < b; jj++)
+                                xr[jj * sw] += r[jj];
+                        } else { /* plain loops: the runs are short for memcpy's call */
+                            for (int64_t jj = j; jj < a; jj++)
+                                r[jj] = 0;
+                            if (sw == 1)
+                                for (int64_t jj = a; jj < b; jj++)
+                                    r[jj] = xr[jj];
+                            else
+                                for (int64_t jj = a; jj < b; jj++)
+                                    r[jj] = xr[jj * sw];
+                            for (int64_t jj = b; jj < e; jj++)
+                                r[jj] = 0;
                         }
-                        for (int64_t j = 0; j < a; j++)
-                            r[j] = 0;
-                        for (int64_t j = a; j < e; j++)
-                            r[j] = X[x0 + j * sw];
-                        for (int64_t j = e; j < OW; j++)
-                            r[j] = 0;
                     }
+                    t += len;
                 }
-        });
+                if (!back && n < ld)
+                    for (int64_t c = 0; c < s->Cg; c++)
+                        memset(row0 + c * kstep + n, 0, (size_t)(ld - n) * sizeof(T));
+            }
     });
 }
 
-/* The matrix [Kc, P] of group gi's columns of image xb [C, H, W]: x itself
- * when direct, else made in col. */
-static tn__mat columns(const cv *s, const char *xb, int64_t gi, void *col, bool par)
+/* xt [H W, Cg] := xg [Cg, H, W]^T, in tiles that stay in L1. */
+static void transpose_image(const cv *s, const void *xg, void *xt)
 {
-    const char *xg = xb + (size_t)(gi * s->Cg * s->HW) * s->es;
-    if (s->direct)
-        return (tn__mat){(void *)xg, s->Kc, s->P, s->P, 1};
-    im2col(s, (void *)xg, col, par, false);
-    return (tn__mat){col, s->Kc, s->P, s->P, 1};
+    int64_t Cg = s->Cg, HW = s->HW;
+    enum { TILE = 16 };
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *X = xg;
+        T *XT = xt;
+        for (int64_t k0 = 0; k0 < HW; k0 += TILE)
+            for (int64_t c0 = 0; c0 < Cg; c0 += TILE)
+                for (int64_t k = k0; k < k0 + TILE && k < HW; k++)
+                    for (int64_t c = c0; c < c0 + TILE && c < Cg; c++)
+                        XT[k * Cg + c] = X[c * HW + k];
+    });
+}
+
+/* pan [P, ld] := the columns c0 .. c0 + n - 1 of rows [P, Kc] = im2row(xt)
+ * (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q
+ * dw, c], 0 outside), and zero in columns n .. ld - 1: a panel of the
+ * weight gradient's product, made straight from xt [H W, Cg] in runs of
+ * one tap's channels. */
+static void rows_panel(const cv *s, const void *xt, void *pan, int64_t c0, int64_t n, int64_t ld)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t Cg = s->Cg, OW = g->OW;
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *XT = xt;
+        T *D = pan;
+        for (int64_t t = 0; t < n;) { /* columns t .. t + len - 1: one tap's channels */
+            int64_t col = c0 + t, tap = col / Cg, c = col % Cg;
+            int64_t len = n - t < Cg - c ? n - t : Cg - c;
+            int64_t p = tap / g->KW, q = tap % g->KW;
+            for (int64_t i = 0; i < g->OH; i++) {
+                int64_t ih = i * g->sh - g->ph + p * g->dh;
+                for (int64_t j = 0; j < OW; j++) {
+                    int64_t jw = j * g->sw - g->pw + q * g->dw;
+                    T *d = D + (i * OW + j) * ld + t;
+                    if (ih < 0 || ih >= g->H || jw < 0 || jw >= g->W) {
+                        for (int64_t u = 0; u < len; u++)
+                            d[u] = 0;
+                    } else {
+                        const T *x = XT + (ih * g->W + jw) * Cg + c;
+                        for (int64_t u = 0; u < len; u++)
+                            d[u] = x[u];
+                    }
+                }
+            }
+            t += len;
+        }
+        if (n < ld)
+            for (int64_t k = 0; k < s->P; k++)
+                for (int64_t u = n; u < ld; u++)
+                    D[k * ld + u] = 0;
+    });
 }
 
 /* Group gi's weights W_g [Og, Kc] in w (or its gradient) [O, Kc]. */
@@ -130,44 +230,97 @@ static tn__mat ymat(const cv *s, const void *yb, int64_t gi)
     return (tn__mat){(char *)yb + (size_t)(gi * s->Og * s->P) * s->es, s->Og, s->P, s->P, 1};
 }
 
-/* One image: yb [O, P] := W (*) xb [C, H, W] + bias; col [Kc, P] scratch;
- * GEMMs on gt threads (0: as tn__gemm chooses). */
-static void fwd_image(const cv *s, const char *xb, const void *w, const tn_tensor *bias, void *yb,
-                      void *col, int gt, bool par)
-{
-    if (bias)
-        TN_FOR_DTYPE(s->dt, T, {
-            const T *BS = TN_DATA(T, bias);
-            T *Y = yb;
-            for (int64_t o = 0; o < s->g->O; o++)
-                for (int64_t k = 0; k < s->P; k++)
-                    Y[o * s->P + k] = BS[o * bias->stride[0]];
-        });
-    for (int64_t gi = 0; gi < s->g->G; gi++)
-        tn__gemm_on(s->dt, wmat(s, w, gi), columns(s, xb, gi, col, par), bias ? 1.0 : 0.0,
-                    ymat(s, yb, gi), gt);
-}
-
-/* One image's backward: dxb [C, H, W] += d/dx (dxb NULL: not wanted),
- * dw [O, Kc] += d/dW (NULL: not wanted), from dyb [O, P]; col and dcol
- * [Kc, P] scratch. */
-static void bwd_image(const cv *s, const char *xb, const void *w, const void *dyb, char *dxb,
-                      void *dw, void *col, void *dcol, int gt, bool par)
+/* Every group's left operand packed once, at left (G of s->fleft bytes):
+ * W_g for the forward (dx false), W_g^T for dx (G of s->dleft bytes). */
+static void pack_weights(const cv *s, const void *w, char *left, bool dx)
 {
     for (int64_t gi = 0; gi < s->g->G; gi++) {
-        tn__mat dY = ymat(s, dyb, gi), Wt = tn__mat_t(wmat(s, w, gi));
-        if (dxb) {
-            char *dxg = dxb + (size_t)(gi * s->Cg * s->HW) * s->es;
-            if (s->direct) {
-                tn__gemm_on(s->dt, Wt, dY, 1.0, (tn__mat){dxg, s->Kc, s->P, s->P, 1}, gt);
-            } else {
-                tn__gemm_on(s->dt, Wt, dY, 0.0, (tn__mat){dcol, s->Kc, s->P, s->P, 1}, gt);
-                im2col(s, dxg, dcol, par, true);
+        tn__mat m = wmat(s, w, gi);
+        if (dx)
+            tn__packed_pack_left(&s->bdx, s->Kc, m.p, 1, s->Kc, left + gi * s->dleft);
+        else
+            tn__packed_pack_left(&s->fwd, s->Og, m.p, s->Kc, 1, left + gi * s->fleft);
+    }
+}
+
+/* Panel k of P / pw (rounded up): its first column and its width. */
+static int64_t panel_cols(const tn__packed *pk, int64_t P, int64_t k, int64_t *c0)
+{
+    *c0 = k * pk->pw;
+    return P - *c0 < pk->pw ? P - *c0 : pk->pw;
+}
+
+/* Output panels k0 .. k1 - 1 of one image: yb [O, P] (+)= W (*) xb [C, H, W]
+ * with the packed weights left; pan scratch of s->fpan bytes. With a bias,
+ * yb's panels already hold it. */
+static void fwd_panels(const cv *s, const char *xb, const char *left, bool acc, char *yb,
+                       int64_t k0, int64_t k1, char *pan)
+{
+    for (int64_t gi = 0; gi < s->g->G; gi++) {
+        const char *xg = xb + (size_t)(gi * s->Cg * s->HW) * s->es;
+        tn__mat y = ymat(s, yb, gi);
+        for (int64_t k = k0; k < k1; k++) {
+            int64_t c0, n = panel_cols(&s->fwd, s->P, k, &c0);
+            panel_move(s, (void *)xg, pan, c0, n, s->fwd.pw, false);
+            tn__packed_panel_mul(&s->fwd, s->Og, left + gi * s->fleft, pan, n,
+                                 (char *)y.p + (size_t)c0 * s->es, s->P, acc, pan);
+        }
+    }
+}
+
+/* One image's dx: dxb [C, H, W] += col2im(W^T @ dyb [O, P]), panel by
+ * panel, with the packed W^T left; pan (s->dpan bytes) and dcol ([Kc, pw])
+ * scratch. */
+static void dx_image(const cv *s, const char *dyb, const char *left, char *dxb, char *pan,
+                     char *dcol)
+{
+    int64_t pw = s->bdx.pw, np = (s->P + pw - 1) / pw;
+    for (int64_t gi = 0; gi < s->g->G; gi++) {
+        tn__mat dy = ymat(s, dyb, gi);
+        char *dxg = dxb + (size_t)(gi * s->Cg * s->HW) * s->es;
+        for (int64_t k = 0; k < np; k++) {
+            int64_t c0, n = panel_cols(&s->bdx, s->P, k, &c0);
+            /* the panel of dy_bg's columns c0 .. c0 + n - 1: per channel o, n values */
+            TN_FOR_DTYPE(s->dt, T, {
+                const T *D = (const T *)dy.p + c0;
+                T *d = (T *)pan;
+                for (int64_t o = 0; o < s->Og; o++) {
+                    memcpy(d + o * pw, D + o * s->P, (size_t)n * sizeof(T));
+                    for (int64_t t = n; t < pw; t++)
+                        d[o * pw + t] = 0;
+                }
+            });
+            tn__packed_panel_mul(&s->bdx, s->Kc, left + gi * s->dleft, pan, n, dcol, pw, false,
+                                 pan);
+            panel_move(s, dxg, dcol, c0, n, pw, true);
+        }
+    }
+}
+
+/* One image's weight gradient: dwr [O, Kc] += dyb [O, P] @ rows [P, Kc],
+ * in rows' (p, q, c) column order, with xb's rows made panel by panel;
+ * scratch: xt [HW, Cg], left (s->wleft bytes), nthreads panels of s->wpan
+ * bytes; the panels split over nthreads threads (1 inside a parallel
+ * region). */
+static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, char *xt, char *left,
+                     char *pan, int nthreads)
+{
+    int64_t np = (s->Kc + s->bdw.pw - 1) / s->bdw.pw;
+    for (int64_t gi = 0; gi < s->g->G; gi++) {
+        transpose_image(s, xb + (size_t)(gi * s->Cg * s->HW) * s->es, xt);
+        tn__packed_pack_left(&s->bdw, s->Og, ymat(s, dyb, gi).p, s->P, 1, left);
+        tn__mat dw = wmat(s, dwr, gi);
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+        {
+            int k = omp_get_thread_num(), nk = omp_get_num_threads();
+            char *mine = pan + k * s->wpan;
+            for (int64_t q = np * k / nk; q < np * (k + 1) / nk; q++) {
+                int64_t c0, n = panel_cols(&s->bdw, s->Kc, q, &c0);
+                rows_panel(s, xt, mine, c0, n, s->bdw.pw);
+                tn__packed_panel_mul(&s->bdw, s->Og, left, mine, n,
+                                     (char *)dw.p + (size_t)c0 * s->es, s->Kc, true, mine);
             }
         }
-        if (dw)
-            tn__gemm_on(s->dt, dY, tn__mat_t(columns(s, xb, gi, col, par)), 1.0, wmat(s, dw, gi),
-                        gt);
     }
 }
 
@@ -182,10 +335,23 @@ static int image_threads(const cv *s)
     return s->g->B < nt ? (int)s->g->B : nt;
 }
 
-/* Scratch of n values for each of nt threads (NULL when n is 0). */
-static void *scratch(tn_tape *tp, const cv *s, int nt, int64_t n)
+/* Scratch of n bytes for each of nt threads (NULL when n is 0). */
+static char *scratch(tn_tape *tp, int nt, int64_t n)
 {
-    return n ? tn_tape_alloc(tp, (size_t)(nt * n) * s->es) : NULL;
+    return n ? tn_tape_alloc(tp, (size_t)(nt * n)) : NULL;
+}
+
+/* yb [O, P] := the bias of every output channel (bias [O] or none: 0 is
+ * not written, the product then assigns). */
+static void bias_fill(const cv *s, const tn_tensor *bias, void *yb)
+{
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *BS = TN_DATA(T, bias);
+        T *Y = yb;
+        for (int64_t o = 0; o < s->g->O; o++)
+            for (int64_t k = 0; k < s->P; k++)
+                Y[o * s->P + k] = BS[o * bias->stride[0]];
+    });
 }
 
 static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x,
@@ -193,29 +359,91 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
 {
     cv s = cv_of(g, x->dtype);
     int nt = image_threads(&s);
-    int64_t ncol = s.direct ? 0 : s.Kc * s.P;
-    char *col = scratch(tp, &s, nt, ncol);
-    if (ncol && !col)
+    int64_t np = (s.P + s.fwd.pw - 1) / s.fwd.pw;
+    /* one image at a time: its panels split over the threads when it pays */
+    int pt = nt == 1 && np > 1 && (double)s.Og * (double)s.Kc * (double)s.P >= CONV_PAR_MIN
+                 ? tn__threads_now()
+                 : 1;
+    int nbuf = nt > pt ? nt : pt;
+    char *left = scratch(tp, 1, g->G * s.fleft), *pan = scratch(tp, nbuf, s.fpan);
+    if (!left || !pan)
         return false;
+    pack_weights(&s, w->data, left, false);
     const char *X = x->data;
     char *Y = y->data;
     size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
+    TN_FTZ_SCOPE;
     if (nt == 1) {
-        bool par = s.Kc * s.P > TN_PAR_MIN && s.Cg > 1;
-        for (int64_t b = 0; b < g->B; b++)
-            fwd_image(&s, X + b * xs, w->data, bias, Y + b * ys, col, 0, par);
+        for (int64_t b = 0; b < g->B; b++) {
+            if (bias)
+                bias_fill(&s, bias, Y + b * ys);
+#pragma omp parallel num_threads(pt) if (pt > 1)
+            {
+                int k = omp_get_thread_num(), n = omp_get_num_threads();
+                fwd_panels(&s, X + b * xs, left, bias != NULL, Y + b * ys, np * k / n,
+                           np * (k + 1) / n, pan + k * s.fpan);
+            }
+        }
         return true;
     }
-    TN_FTZ_SCOPE;
 #pragma omp parallel num_threads(nt)
     {
         int k = omp_get_thread_num();
         int64_t b0 = g->B * k / nt, b1 = g->B * (k + 1) / nt;
-        for (int64_t b = b0; b < b1; b++)
-            fwd_image(&s, X + b * xs, w->data, bias, Y + b * ys,
-                      col ? col + (size_t)(k * ncol) * s.es : NULL, 1, false);
+        for (int64_t b = b0; b < b1; b++) {
+            if (bias)
+                bias_fill(&s, bias, Y + b * ys);
+            fwd_panels(&s, X + b * xs, left, bias != NULL, Y + b * ys, 0, np, pan + k * s.fpan);
+        }
     }
     return true;
+}
+
+/* db [O] += the sums of dy [B, O, P] over images and positions, in double
+ * (LANES sums per channel, each of every LANES-th value, so that the loop
+ * vectorises without reordering a sum; then added in lane order). */
+static void bias_backward(const cv *s, const tn_tensor *y, tn_tensor *bias)
+{
+    const tn__conv_geom *g = s->g;
+    enum { LANES = 8 };
+    TN_FOR_DTYPE(y->dtype, T, {
+        const T *DY = TN_GRAD(T, y);
+        T *DB = TN_GRAD(T, bias);
+        TN_PAR_FOR(g->O > 1 && tn_numel(y) > TN_PAR_MIN, o, 0, g->O, {
+            double lane[LANES] = {0}, acc = 0;
+            for (int64_t b = 0; b < g->B; b++) {
+                const T *d = DY + (b * g->O + o) * s->P;
+                int64_t k = 0;
+                for (; k + LANES <= s->P; k += LANES)
+                    for (int l = 0; l < LANES; l++)
+                        lane[l] += (double)d[k + l];
+                for (; k < s->P; k++)
+                    acc += (double)d[k];
+            }
+            for (int l = 0; l < LANES; l++)
+                acc += lane[l];
+            DB[o * bias->stride[0]] += (T)acc;
+        });
+    });
+}
+
+/* weight's gradient [O, Cg, KH, KW] += the nt threads' sums dwr [nt, O,
+ * KH, KW, Cg], in thread order. */
+static void dw_reduce(const cv *s, const char *dwr, int nt, tn_tensor *w)
+{
+    int64_t KK = s->g->KH * s->g->KW, nw = s->g->O * s->Kc;
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *P = (const T *)dwr;
+        T *GW = TN_GRAD(T, w);
+        TN_PAR_FOR(nw > TN_PAR_MIN, i, 0, nw, {
+            int64_t o = i / s->Kc, c = i % s->Kc / KK, pq = i % KK;
+            int64_t r = o * s->Kc + pq * s->Cg + c;
+            T acc = GW[i];
+            for (int k = 0; k < nt; k++)
+                acc += P[k * nw + r];
+            GW[i] = acc;
+        });
+    });
 }
 
 void tn__bw_conv2d(tn_tensor *y)
@@ -225,63 +453,58 @@ void tn__bw_conv2d(tn_tensor *y)
     tn_tape *tp = tn__node(y)->tape;
     cv s = cv_of(g, y->dtype);
     bool wx = tn__wants(x), ww = tn__wants(w);
-    if (tn__wants(bias)) /* db[o] += sum over b, k of dy[b, o, k] */
-        TN_FOR_DTYPE(y->dtype, T, {
-            const T *DY = TN_GRAD(T, y);
-            T *DB = TN_GRAD(T, bias);
-            TN_PAR_FOR(g->O > 1 && tn_numel(y) > TN_PAR_MIN, o, 0, g->O, {
-                double acc = 0;
-                for (int64_t b = 0; b < g->B; b++)
-                    for (int64_t k = 0; k < s.P; k++)
-                        acc += (double)DY[(b * g->O + o) * s.P + k];
-                DB[o * bias->stride[0]] += (T)acc;
-            });
-        });
+    if (tn__wants(bias))
+        bias_backward(&s, y, bias);
     if (!wx && !ww)
         return;
     int nt = image_threads(&s);
-    int64_t ncol = s.direct ? 0 : s.Kc * s.P, nw = g->O * s.Kc;
-    char *col = scratch(tp, &s, nt, ww ? ncol : 0);
-    char *dcol = scratch(tp, &s, nt, wx ? ncol : 0);
-    char *dwp = nt > 1 && ww ? scratch(tp, &s, nt, nw) : NULL; /* per-thread dW */
-    if ((ww && ncol && !col) || (wx && ncol && !dcol) || (nt > 1 && ww && !dwp))
+    /* one image at a time: the weight gradient's panels split over the threads when it pays */
+    int pt = nt == 1 && s.Kc > s.bdw.pw && (double)s.Og * (double)s.Kc * (double)s.P >= CONV_PAR_MIN
+                 ? tn__threads_now()
+                 : 1;
+    int64_t nw = g->O * s.Kc;
+    char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
+    char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;
+    char *dcol = wx ? scratch(tp, nt, s.Kc * s.bdx.pw * (int64_t)s.es) : NULL;
+    char *xt = ww ? scratch(tp, nt, s.HW * s.Cg * (int64_t)s.es) : NULL;
+    char *wleft = ww ? scratch(tp, nt, s.wleft) : NULL;
+    char *wpan = ww ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
+    char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order */
+    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !wleft || !wpan || !dwr)))
         return; /* out of arena memory: the tape has the error */
+    if (wx)
+        pack_weights(&s, w->data, left, true);
+    if (dwr)
+        memset(dwr, 0, (size_t)(nt * nw) * s.es);
     const char *X = x->data, *DY = y->grad;
     char *DX = wx ? x->grad : NULL;
     size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
+    TN_FTZ_SCOPE;
     if (nt == 1) {
-        bool par = s.Kc * s.P > TN_PAR_MIN && s.Cg > 1;
-        for (int64_t b = 0; b < g->B; b++)
-            bwd_image(&s, X + b * xs, w->data, DY + b * ys, DX ? DX + b * xs : NULL,
-                      ww ? w->grad : NULL, col, dcol, 0, par);
-        return;
-    }
-    if (dwp)
-        memset(dwp, 0, (size_t)(nt * nw) * s.es);
-    {
-        TN_FTZ_SCOPE;
+        for (int64_t b = 0; b < g->B; b++) {
+            if (DX)
+                dx_image(&s, DY + b * ys, left, DX + b * xs, pan, dcol);
+            if (dwr)
+                dw_image(&s, X + b * xs, DY + b * ys, dwr, xt, wleft, wpan, pt);
+        }
+    } else {
 #pragma omp parallel num_threads(nt)
         {
             int k = omp_get_thread_num();
             int64_t b0 = g->B * k / nt, b1 = g->B * (k + 1) / nt;
-            size_t ko = (size_t)(k * ncol) * s.es;
-            for (int64_t b = b0; b < b1; b++)
-                bwd_image(&s, X + b * xs, w->data, DY + b * ys, DX ? DX + b * xs : NULL,
-                          dwp ? dwp + (size_t)(k * nw) * s.es : NULL, col ? col + ko : NULL,
-                          dcol ? dcol + ko : NULL, 1, false);
+            for (int64_t b = b0; b < b1; b++) {
+                if (DX)
+                    dx_image(&s, DY + b * ys, left, DX + b * xs, pan + k * s.dpan,
+                             dcol + (size_t)(k * s.Kc * s.bdx.pw) * s.es);
+                if (dwr)
+                    dw_image(&s, X + b * xs, DY + b * ys, dwr + (size_t)(k * nw) * s.es,
+                             xt + (size_t)(k * s.HW * s.Cg) * s.es, wleft + k * s.wleft,
+                             wpan + k * s.wpan, 1);
+            }
         }
     }
-    if (dwp) /* weight's gradient [O, Kc] += the threads' sums [nt, O, Kc], in thread order */
-        TN_FOR_DTYPE(y->dtype, T, {
-            const T *P = (const T *)dwp;
-            T *GW = TN_GRAD(T, w);
-            TN_PAR_FOR(nw > TN_PAR_MIN, i, 0, nw, {
-                T acc = GW[i];
-                for (int k = 0; k < nt; k++)
-                    acc += P[k * nw + i];
-                GW[i] = acc;
-            });
-        });
+    if (dwr)
+        dw_reduce(&s, dwr, nt, w);
 }
 
 /* ---- the naive twins (tests) ---- */

@@ -87,55 +87,58 @@ typedef struct lce_out {
 /* One row: x [V] (contiguous, the logits of row i) -> its loss (not yet
  * divided by the mean's divisor); with grad, x := coef * d loss_i / d x.
  * Written once per element type (lce_row_f32, lce_row_f64); the float
- * exps go through the vectorised kernel exp_shift. */
-#define LCE_ROW_FN(T, SUF)                                                                \
-    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef,    \
-                                const tn__rows *kern)                                     \
-    {                                                                                     \
-        int64_t t = s->tg[i], v = s->v;                                                   \
-        if (t == s->ignore) {                                                             \
-            if (grad)                                                                     \
-                memset(x, 0, (size_t)v * sizeof(T));                                      \
-            return 0;                                                                     \
-        }                                                                                 \
-        const double *cw = s->cw;                                                         \
-        double e = s->eps, ev = e / (double)v;                                            \
-        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                                  \
-        T m = x[0];                                                                       \
-        for (int64_t k = 1; k < v; k++)                                                   \
-            m = x[k] > m ? x[k] : m;                                                      \
-        double z = 0, sm = 0;                    /* sum exp(x - m); sum w (m - x) */      \
-        for (int64_t k0 = 0; k0 < v; k0 += 64) { /* exps vectorise; sums stay in order */ \
-            T ex[64];                                                                     \
-            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                       \
-            if (sizeof(T) == sizeof(float))                                               \
-                kern->exp_shift(nk, (const float *)x + k0, (float)m, (float *)ex);        \
-            else                                                                          \
-                for (int64_t k = 0; k < nk; k++)                                          \
-                    ex[k] = TN_EXP(x[k0 + k] - m);                                        \
-            for (int64_t k = 0; k < nk; k++)                                              \
-                z += (double)ex[k];                                                       \
-            if (e > 0)                                                                    \
-                for (int64_t k = 0; k < nk; k++)                                          \
-                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);      \
-            if (grad)                                                                     \
-                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                               \
-        }                                                                                 \
-        double lse = (double)m + log(z);                                                  \
-        double loss = (1 - e) * wt * (lse - xt);                                          \
-        if (e > 0)                                                                        \
-            loss += ev * (sm + s->sw * (lse - (double)m));                                \
-        if (grad) { /* x holds exp(x - m), so p = x / z */                                \
-            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);      \
-            if (e > 0)                                                                    \
-                for (int64_t k = 0; k < v; k++)                                           \
-                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                        \
-            else                                                                          \
-                for (int64_t k = 0; k < v; k++)                                           \
-                    x[k] *= pa;                                                           \
-            x[t] -= (T)(coef * (1 - e) * wt);                                             \
-        }                                                                                 \
-        return loss;                                                                      \
+ * maximum and exps go through the vectorised kernels row_max and exp_sum. */
+#define LCE_ROW_FN(T, SUF)                                                             \
+    static double lce_row_##SUF(const lce *s, T *x, int64_t i, bool grad, double coef, \
+                                const tn__rows *kern)                                  \
+    {                                                                                  \
+        int64_t t = s->tg[i], v = s->v;                                                \
+        if (t == s->ignore) {                                                          \
+            if (grad)                                                                  \
+                memset(x, 0, (size_t)v * sizeof(T));                                   \
+            return 0;                                                                  \
+        }                                                                              \
+        const double *cw = s->cw;                                                      \
+        double e = s->eps, ev = e / (double)v;                                         \
+        double wt = cw ? cw[t] : 1.0, xt = (double)x[t];                               \
+        T m = x[0];                                                                    \
+        if (sizeof(T) == sizeof(float))                                                \
+            m = (T)kern->row_max(v, (const float *)x);                                 \
+        else                                                                           \
+            for (int64_t k = 1; k < v; k++)                                            \
+                m = x[k] > m ? x[k] : m;                                               \
+        double z = 0, sm = 0; /* sum exp(x - m); sum w (m - x) */                      \
+        for (int64_t k0 = 0; k0 < v; k0 += 64) {                                       \
+            T ex[64];                                                                  \
+            int64_t nk = v - k0 < 64 ? v - k0 : 64;                                    \
+            if (sizeof(T) == sizeof(float)) /* vectorised, in lanes */                 \
+                z += kern->exp_sum(nk, (const float *)x + k0, (float)m, (float *)ex);  \
+            else                                                                       \
+                for (int64_t k = 0; k < nk; k++) {                                     \
+                    ex[k] = TN_EXP(x[k0 + k] - m);                                     \
+                    z += (double)ex[k];                                                \
+                }                                                                      \
+            if (e > 0)                                                                 \
+                for (int64_t k = 0; k < nk; k++)                                       \
+                    sm += (cw ? cw[k0 + k] : 1.0) * ((double)m - (double)x[k0 + k]);   \
+            if (grad)                                                                  \
+                memcpy(x + k0, ex, (size_t)nk * sizeof(T));                            \
+        }                                                                              \
+        double lse = (double)m + log(z);                                               \
+        double loss = (1 - e) * wt * (lse - xt);                                       \
+        if (e > 0)                                                                     \
+            loss += ev * (sm + s->sw * (lse - (double)m));                             \
+        if (grad) { /* x holds exp(x - m), so p = x / z */                             \
+            T pa = (T)(coef * ((1 - e) * wt + ev * s->sw) / z), sc = (T)(coef * ev);   \
+            if (e > 0)                                                                 \
+                for (int64_t k = 0; k < v; k++)                                        \
+                    x[k] = pa * x[k] - sc * (T)(cw ? cw[k] : 1.0);                     \
+            else                                                                       \
+                for (int64_t k = 0; k < v; k++)                                        \
+                    x[k] *= pa;                                                        \
+            x[t] -= (T)(coef * (1 - e) * wt);                                          \
+        }                                                                              \
+        return loss;                                                                   \
     }
 LCE_ROW_FN(float, f32)
 LCE_ROW_FN(double, f64)
@@ -165,8 +168,8 @@ static void lce_products(const lce *s, tn__mat G, tn__mat hb, tn__mat W, int64_t
  * scaled by coef[i] goes into out's targets (with none, it stays in the
  * block: the kept G when the block is all N rows). Serial code (the GEMMs start
  * their own threads; the row loop its OpenMP team). */
-static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const tn_tensor *b,
-                     double *li, const double *coef, const lce_out *out)
+static void lce_pass(tn_tape *tp, const lce *s, const tn_tensor *h, const tn_tensor *w,
+                     const tn_tensor *b, double *li, const double *coef, const lce_out *out)
 {
     tn_dtype dt = h->dtype;
     int64_t n = s->n, hd = s->hd, v = s->v;
@@ -192,7 +195,11 @@ static void lce_pass(const lce *s, const tn_tensor *h, const tn_tensor *w, const
                 });
             }
         });
-        tn__gemm(dt, hb, Wt, b ? 1.0 : 0.0, X);
+        /* W^T packed once per recording when W is a parameter (its
+         * transposed layout would make BLIS pack it one value at a time in
+         * every block) */
+        if (!tn__is_weight(w) || !tn__packed_product(tp, dt, hb, Wt, X, b != NULL))
+            tn__gemm(dt, hb, Wt, b ? 1.0 : 0.0, X);
         /* per row: X [rr, V] -> li [rr] and, with grad, X := G */
         TN_FOR_DTYPE(dt, T, {
             T *XB = s->blk;
@@ -382,7 +389,7 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
         for (int64_t i = 0; i < n; i++)
             coef[i] = s->div > 0 ? 1.0 / s->div : 0.0;
     }
-    lce_pass(s, h, weight, bias, li, coef, po);
+    lce_pass(tp, s, h, weight, bias, li, coef, po);
     double tot = 0;
     for (int64_t i = 0; i < n; i++)
         tot += li[i];
@@ -476,5 +483,5 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
             coef[i] = (double)TN_GRAD(T, y)[i];
     });
     lce_out out = grads_of(s, h, w, b);
-    lce_pass(s, h, w, b, NULL, coef, &out);
+    lce_pass(tn__node(y)->tape, s, h, w, b, NULL, coef, &out);
 }

@@ -134,21 +134,23 @@ static void ce_forward(const tn_tensor *x, const int32_t *tg, int64_t ts, int64_
                 continue;
             }
             const T *px = X + i * s0;
+            bool vec = s1 == 1 && sizeof(T) == sizeof(float); /* the vectorised kernels */
             T m = px[0];
-            for (int64_t k = 1; k < c; k++)
-                if (px[k * s1] > m)
-                    m = px[k * s1];
+            if (vec)
+                m = (T)kern->row_max(c, (const float *)px);
+            else
+                for (int64_t k = 1; k < c; k++)
+                    if (px[k * s1] > m)
+                        m = px[k * s1];
             double z = 0;
-            for (int64_t k0 = 0; k0 < c; k0 += 64) { /* exps vectorise; the sum stays in order */
+            for (int64_t k0 = 0; k0 < c; k0 += 64) {
                 T e[64];
                 int64_t w = c - k0 < 64 ? c - k0 : 64;
-                if (s1 == 1 && sizeof(T) == sizeof(float))
-                    kern->exp_shift(w, (const float *)px + k0, (float)m, (float *)e);
+                if (vec)
+                    z += kern->exp_sum(w, (const float *)px + k0, (float)m, (float *)e);
                 else
                     for (int64_t k = 0; k < w; k++)
-                        e[k] = TN_EXP(px[(k0 + k) * s1] - m);
-                for (int64_t k = 0; k < w; k++)
-                    z += e[k];
+                        z += TN_EXP(px[(k0 + k) * s1] - m);
             }
             double l = (double)m + log(z);
             lse[i] = l;

@@ -60,17 +60,26 @@ int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M)
 
 /* Copy `cols` columns of the strided S [K, cols] (element (i, c) at
  * S[i*rs + c*cs]) into the packed columns c0 .. c0 + cols of p->w; packed
- * columns beyond N are zero (tn__packed_zero). */
+ * columns beyond N are zero (tn__packed_zero). In tiles of KT values of k
+ * per column: reads along a column of S (contiguous when rs is 1), the
+ * strided writes within KT rows of one panel, in L1. */
 void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int64_t rs, int64_t cs)
 {
+    enum { KT = 16 };
     int64_t pb = panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
-        for (int64_t c = 0; c < cols; c++) {
-            int64_t col = c0 + c;
+        for (int64_t a = 0; a < cols;) { /* the columns a .. b - 1 share a panel */
+            int64_t col = c0 + a, b = a + p->pw - col % p->pw;
+            b = b < cols ? b : cols;
             T *d = (T *)((char *)p->w + (col / p->pw) * pb) + col % p->pw;
-            const T *s = (const T *)S + c * cs;
-            for (int64_t i = 0; i < p->K; i++)
-                d[i * p->pw] = s[i * rs];
+            const T *s = (const T *)S + a * cs;
+            for (int64_t i0 = 0; i0 < p->K; i0 += KT) {
+                int64_t i1 = i0 + KT < p->K ? i0 + KT : p->K;
+                for (int64_t c = 0; c < b - a; c++)
+                    for (int64_t i = i0; i < i1; i++)
+                        d[i * p->pw + c] = s[i * rs + c * cs];
+            }
+            a = b;
         }
     });
 }
@@ -86,32 +95,44 @@ tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1)
 
 void tn__packed_zero(tn__packed *p) { memset(p->w, 0, (size_t)tn__packed_bytes(p)); }
 
-/* A [M, K] (lda) into pa-row panels at dst, rows beyond M zero. Row by
- * row: the reads run along A's rows (which may be far apart: a step's rows
- * of a [B*T, G] buffer), the strided writes stay in the panel, which fits
- * in L1. */
-static void pack_left(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *dst)
+int64_t tn__packed_panel_bytes(const tn__packed *p)
 {
+    return panel_bytes(p->K, p->pw, tn_dtype_size(p->dt));
+}
+
+/* In tiles of KT values of k: the reads run along A's rows (which may be
+ * far apart: a step's rows of a [B*T, G] buffer), the strided writes stay
+ * within KT of the panel's k-rows, in L1. Rows beyond M are zeroed apart,
+ * so that the copy has no branch. */
+void tn__packed_pack_left(const tn__packed *p, int64_t M, const void *A, int64_t rs, int64_t cs,
+                          void *dst)
+{
+    enum { KT = 16 };
     int64_t K = p->K, pa = p->pa;
     int64_t pb = panel_bytes(K, pa, tn_dtype_size(p->dt));
     TN_FOR_DTYPE(p->dt, T, {
         for (int64_t r0 = 0; r0 < M; r0 += pa) {
             T *d = (T *)((char *)dst + (r0 / pa) * pb);
-            const T *a = (const T *)A + r0 * lda;
-            for (int64_t i = 0; i < pa; i++)
-                for (int64_t k = 0; k < K; k++)
-                    d[k * pa + i] = r0 + i < M ? a[i * lda + k] : 0;
+            const T *a = (const T *)A + r0 * rs;
+            int64_t m = M - r0 < pa ? M - r0 : pa;
+            for (int64_t k0 = 0; k0 < K; k0 += KT) {
+                int64_t k1 = k0 + KT < K ? k0 + KT : K;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t k = k0; k < k1; k++)
+                        d[k * pa + i] = a[i * rs + k * cs];
+            }
+            for (int64_t k = 0; k < K && m < pa; k++)
+                for (int64_t i = m; i < pa; i++)
+                    d[k * pa + i] = 0;
         }
     });
 }
 
-void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
-                    int64_t ldc, bool acc, void *scratch)
+void tn__packed_panel_mul(const tn__packed *p, int64_t M, const void *a, const void *w, int64_t n,
+                          void *C, int64_t ldc, bool acc, const void *next_w)
 {
     size_t es = tn_dtype_size(p->dt);
-    int64_t K = p->K, pa = p->pa, pw = p->pw;
-    int64_t pba = panel_bytes(K, pa, es), pbw = panel_bytes(K, pw, es);
-    pack_left(p, M, A, lda, scratch);
+    int64_t K = p->K, pa = p->pa, pba = panel_bytes(K, pa, es);
     auxinfo_t aux;
     memset(&aux, 0, sizeof aux);
     TN_FOR_DTYPE(p->dt, T, {
@@ -120,24 +141,33 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
                               auxinfo_t *, cntx_t *);
         ukr_t u = (ukr_t)p->ukr;
         T one = 1, beta = acc ? 1 : 0;
-        for (int64_t c0 = 0; c0 < p->N; c0 += pw) {
-            int64_t n = p->N - c0 < pw ? p->N - c0 : pw;
-            T *w = (T *)((char *)p->w + (c0 / pw) * pbw);
-            for (int64_t r0 = 0; r0 < M; r0 += pa) {
-                int64_t m = M - r0 < pa ? M - r0 : pa;
-                T *a = (T *)((char *)scratch + (r0 / pa) * pba);
-                T *c = (T *)C + r0 * ldc + c0;
-                /* prefetch hints: the next A panel, or the next W panel */
-                bool last = r0 + pa >= M;
-                bli_auxinfo_set_next_a(last ? scratch : (char *)a + pba, &aux);
-                bli_auxinfo_set_next_b(last ? (char *)w + pbw : (char *)w, &aux);
-                if (p->rows)
-                    u(m, n, K, &one, a, w, &beta, c, ldc, 1, &aux, p->cntx);
-                else /* the transposed product: C^T = W^T A^T */
-                    u(n, m, K, &one, w, a, &beta, c, 1, ldc, &aux, p->cntx);
-            }
+        for (int64_t r0 = 0; r0 < M; r0 += pa) {
+            int64_t m = M - r0 < pa ? M - r0 : pa;
+            T *ap = (T *)((const char *)a + (r0 / pa) * pba), *wp = (T *)w;
+            T *c = (T *)C + r0 * ldc;
+            /* prefetch hints: the next A panel, or after the last one the next W panel */
+            bool last = r0 + pa >= M;
+            bli_auxinfo_set_next_a(last ? (void *)a : (char *)ap + pba, &aux);
+            bli_auxinfo_set_next_b(last ? (void *)next_w : (void *)w, &aux);
+            if (p->rows)
+                u(m, n, K, &one, ap, wp, &beta, c, ldc, 1, &aux, p->cntx);
+            else /* the transposed product: C^T = W^T A^T */
+                u(n, m, K, &one, wp, ap, &beta, c, 1, ldc, &aux, p->cntx);
         }
     });
+}
+
+void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
+                    int64_t ldc, bool acc, void *scratch)
+{
+    int64_t pbw = tn__packed_panel_bytes(p);
+    tn__packed_pack_left(p, M, A, lda, 1, scratch);
+    for (int64_t c0 = 0; c0 < p->N; c0 += p->pw) {
+        const char *w = (const char *)p->w + (c0 / p->pw) * pbw;
+        tn__packed_panel_mul(p, M, scratch, w, p->N - c0 < p->pw ? p->N - c0 : p->pw,
+                             (char *)C + (size_t)c0 * tn_dtype_size(p->dt), ldc, acc,
+                             c0 + p->pw < p->N ? w + pbw : w);
+    }
 }
 
 void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,

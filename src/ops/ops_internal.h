@@ -94,6 +94,19 @@ void tn__packed_set(tn__packed *p, int64_t c0, int64_t cols, const void *S, int6
  * a packed operand of their own that shares p's memory: one thread's part
  * of a product split by columns. */
 tn__packed tn__packed_part(const tn__packed *p, int64_t q0, int64_t q1);
+/* Bytes of one of p's pw-column panels (K values per column). */
+int64_t tn__packed_panel_bytes(const tn__packed *p);
+/* A [M, K] (element (i, k) at A[i*rs + k*cs]) into p's pa-row panels at
+ * dst (tn__packed_scratch_bytes(p, M), 64-byte aligned), rows beyond M
+ * zero. */
+void tn__packed_pack_left(const tn__packed *p, int64_t M, const void *A, int64_t rs, int64_t cs,
+                          void *dst);
+/* C [M, n] (ldc) := (or += when acc) the packed left operand a (M rows,
+ * tn__packed_pack_left) @ one pw-column panel w holding n <= pw columns
+ * (K values per column, columns beyond n zero); next_w: the panel the
+ * caller multiplies next (a prefetch hint). */
+void tn__packed_panel_mul(const tn__packed *p, int64_t M, const void *a, const void *w, int64_t n,
+                          void *C, int64_t ldc, bool acc, const void *next_w);
 /* C [M, N] (ldc) := A [M, K] (lda) @ W, or += when acc. */
 void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, void *C,
                     int64_t ldc, bool acc, void *scratch);

@@ -1,6 +1,6 @@
 /* src/ops/rows.h - the point-wise row kernels of the recurrent cells (gate
  * math of LSTM, GRU and vanilla RNN, forward and backward), bias column
- * sums and the float exp loops of cross-entropy: written once, in
+ * sums and the float max and exp loops of cross-entropy: written once, in
  * rows_impl.h, and compiled once per element type and kernel path:
  *
  *   rows_f32_avx512.c   float, x86-64-v4 (AVX-512, FMA)
@@ -115,9 +115,14 @@ typedef struct tn__rows {
     /* out[j * os] += sum over rows i < rows of M[i * rs + j], j < n, summed
      * in row order whatever the thread count. */
     void (*colsum)(const void *M, int64_t rows, int64_t n, int64_t rs, void *out, int64_t os);
-    /* float tables only (NULL in the double one): e[k] = exp(x[k] - m);
-     * dx[k] += g exp(x[k] - l), k < n. */
-    void (*exp_shift)(int64_t n, const float *x, float m, float *e);
+    /* float tables only (NULL in the double one), k < n: row_max, the
+     * largest x[k] (n >= 1; NaNs after x[0] are passed over, as by
+     * m = x[k] > m ? x[k] : m from m = x[0]); exp_sum, e[k] = exp(x[k] -
+     * m) and their sum in double (in 16 interleaved partial sums: the same
+     * on every path, not the sequential order); softmax_axpy, dx[k] += g
+     * exp(x[k] - l). */
+    float (*row_max)(int64_t n, const float *x);
+    double (*exp_sum)(int64_t n, const float *x, float m, float *e);
     void (*softmax_axpy)(int64_t n, float g, const float *x, double l, float *dx);
 } tn__rows;
 

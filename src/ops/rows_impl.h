@@ -455,10 +455,43 @@ static void colsum(const void *restrict M_, int64_t rows, int64_t n, int64_t rs,
 }
 
 #ifdef RT_FLOAT
-static void exp_shift(int64_t n, const float *restrict x, float m, float *restrict e)
+/* In lanes of ROW_LANES: lane l takes the elements k = l mod ROW_LANES,
+ * so the loops vectorise and the result does not depend on the path's
+ * vector width. */
+enum { ROW_LANES = 16 };
+
+static float row_max(int64_t n, const float *restrict x)
 {
-    for (int64_t k = 0; k < n; k++)
+    float lane[ROW_LANES], m = x[0];
+    for (int l = 0; l < ROW_LANES; l++)
+        lane[l] = x[0];
+    int64_t k = 0;
+    for (; k + ROW_LANES <= n; k += ROW_LANES)
+        for (int l = 0; l < ROW_LANES; l++)
+            lane[l] = x[k + l] > lane[l] ? x[k + l] : lane[l];
+    for (; k < n; k++)
+        m = x[k] > m ? x[k] : m;
+    for (int l = 0; l < ROW_LANES; l++)
+        m = lane[l] > m ? lane[l] : m;
+    return m;
+}
+
+static double exp_sum(int64_t n, const float *restrict x, float m, float *restrict e)
+{
+    double lane[ROW_LANES] = {0}, s = 0;
+    int64_t k = 0;
+    for (; k + ROW_LANES <= n; k += ROW_LANES)
+        for (int l = 0; l < ROW_LANES; l++) {
+            e[k + l] = tn__expf(x[k + l] - m);
+            lane[l] += (double)e[k + l];
+        }
+    for (; k < n; k++) {
         e[k] = tn__expf(x[k] - m);
+        s += (double)e[k];
+    }
+    for (int l = 0; l < ROW_LANES; l++)
+        s += lane[l];
+    return s;
 }
 
 /* The double l split into floats l_hi + l_lo: x - l_hi is exact for x
@@ -470,9 +503,9 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l, 
         dx[k] += g * tn__expf((x[k] - hi) - lo);
 }
 
-#define ROWS_FLOAT_ONLY .exp_shift = exp_shift, .softmax_axpy = softmax_axpy
+#define ROWS_FLOAT_ONLY .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy
 #else
-#define ROWS_FLOAT_ONLY .exp_shift = NULL, .softmax_axpy = NULL
+#define ROWS_FLOAT_ONLY .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL
 #endif
 
 #define ROWS_TABLE                                                                                \
