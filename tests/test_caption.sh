@@ -28,7 +28,9 @@
 #   7. scenes --val-scenes 3: a safetensors file of images [3, 3, 32, 32]
 #      and captions [3, 11] whose ids spell the true captions `caption
 #      --scenes 3` prints, then <eos> and <pad> (tests/test_export_torch.sh
-#      computes eval's loss on such a file in PyTorch);
+#      computes eval's loss on such a file in PyTorch); scenes --split
+#      train --train-scenes 3: the training scenes, other images, the split
+#      in the metadata (tests/torch_caption.py trains on such a file);
 #   8. --attention bahdanau: a short run on a small model (A_MIN_BLEU),
 #      eval's round trip as 2., beam search, caption --attention-map (the
 #      text weights of each step sum to 100; the heat map's CSV has the
@@ -161,6 +163,17 @@ if [ "$out" = "wrote $TMP/sc.st: 3 scenes" ] && [ -n "$at" ] &&
     pass "scenes: images [3, 3, 32, 32], captions [3, 11] as caption prints them ($(echo "$got" | head -1))"
 else
     fail "scenes: '$out', header '$hdr', captions '$got', caption's '$want'"
+fi
+# ... and with --split train the training scenes: other images than the
+# held-out ones, the split named in the metadata
+out=$("$BIN" scenes --split train --train-scenes 3 --out "$TMP/sct.st" 2>&1)
+hdr=$(dd if="$TMP/sct.st" bs=1 skip=8 count="$(od -An -t u8 -N8 "$TMP/sct.st" | tr -d ' ')" 2>/dev/null)
+if [ "$out" = "wrote $TMP/sct.st: 3 training scenes" ] && [[ "$hdr" == *'"split":"train"'* ]] &&
+   [[ "$hdr" == *'"images":{"dtype":"F32","shape":[3,3,32,32]'* ]] &&
+   ! cmp -s "$TMP/sc.st" "$TMP/sct.st"; then
+    pass "scenes --split train: 3 training scenes, not the held-out ones"
+else
+    fail "scenes --split train: '$out', header '$hdr'"
 fi
 
 # 8. attention over the last feature map (bahdanau), a small model

@@ -12,7 +12,8 @@
  *   caption caption --checkpoint PATH [--beam K] [--length-norm] [--scenes N] [--show]
  *                   [--attention-map FILE.png]
  *   caption gradcheck [--seed S]   (the loss's gradients, float64, small models)
- *   caption scenes  --out FILE [--val-scenes N]   (the held-out scenes, for PyTorch)
+ *   caption scenes  --out FILE [--split val|train] [--val-scenes N] [--train-scenes N]
+ *                   (the held-out or the training scenes, for PyTorch)
  *
  * Data, generated (no download): a scene is a 32x32 RGB canvas, float
  * [3, 32, 32] in [0, 1] with a little Gaussian noise, holding one or two
@@ -241,7 +242,7 @@ static int scenes_make(scenes *s, int64_t n, uint64_t seed)
 /* ---- options ---- */
 
 typedef struct opts {
-    const char *checkpoint, *out, *log, *loss_log, *curve, *attention, *attention_map;
+    const char *checkpoint, *out, *log, *loss_log, *curve, *attention, *attention_map, *split;
     int64_t steps, batch, eval_every, threads, embed, hidden, channels, grid;
     int64_t train_scenes, val_scenes, beam, scenes;
     double lr, clip;
@@ -267,7 +268,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
                 .lr = 3e-3,
                 .clip = 5.0,
                 .seed = 1234,
-                .attention = "none"};
+                .attention = "none",
+                .split = "val"};
     const ex_opt table[] = {
         {"--out", EX_STRING, &o->out, "FILE",
          "export: where to write the model; scenes: the scenes (safetensors)",
@@ -293,11 +295,15 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
          "soft attention over the last feature map's 8x8 positions, its score function (luong: "
          "the dot product, needs --hidden = 4 x --channels)",
          .choices = "bahdanau|luong|general|none", .commands = TRAIN},
-        {"--train-scenes", EX_INT, &o->train_scenes, "N", "generated training scenes", .imin = 1,
-         .imax = MAX_SCENES, .commands = TRAIN},
+        {"--train-scenes", EX_INT, &o->train_scenes, "N",
+         "generated training scenes (the same ones for train and scenes --split train)", .imin = 1,
+         .imax = MAX_SCENES, .commands = TRAIN | SCENES},
         {"--val-scenes", EX_INT, &o->val_scenes, "N",
          "generated held-out scenes (the same ones for train, eval and scenes)", .imin = 1,
          .imax = MAX_SCENES, .commands = TRAIN | EVAL | SCENES},
+        {"--split", EX_CHOICE, &o->split, "WHICH",
+         "scenes: write the held-out scenes (val) or train's training scenes (train)",
+         .choices = "val|train", .commands = SCENES},
         {"--seed", EX_UINT64, &o->seed, "S", "random seed (weights and batches; not the scenes)",
          .commands = TRAIN | GRADCHECK},
         {"--threads", EX_INT, &o->threads, "N", "threads for OpenMP loops and BLIS", .imin = 1,
@@ -334,8 +340,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *command)
         "plain and with each attention)",
         "write --checkpoint's model alone to --out, as the PyTorch module's state_dict "
         "(tools/torch_models.py)",
-        "write eval's held-out scenes to --out: images [N, 3, 32, 32] and captions [N, 11] "
-        "(word ids, <eos>, then <pad>; float32)",
+        "write eval's held-out scenes (or with --split train train's training scenes) to --out: "
+        "images [N, 3, 32, 32] and captions [N, 11] (word ids, <eos>, then <pad>; float32)",
     };
     const ex_spec spec = {
         .prog = PROG,
@@ -1326,9 +1332,11 @@ static int cmd_export(const opts *o)
 }
 
 /* The held-out scenes eval scores (tools/torch_models.py computes eval's
- * loss on them): "images" [N, 3, SIDE, SIDE] and "captions" [N, T_MAX],
- * each caption's word ids, <eos>, then <pad>, stored as float32 (tn_save
- * writes floats; the ids are exact), with the vocabulary in "words". */
+ * loss on them), or with --split train the scenes train trains on
+ * (tests/torch_caption.py trains on them): "images" [N, 3, SIDE, SIDE] and
+ * "captions" [N, T_MAX], each caption's word ids, <eos>, then <pad>,
+ * stored as float32 (tn_save writes floats; the ids are exact), with the
+ * vocabulary in "words" and the split in "split". */
 static int cmd_scenes(const opts *o)
 {
     if (!o->out) {
@@ -1337,8 +1345,9 @@ static int cmd_scenes(const opts *o)
     }
     if (ex_check_output(PROG, "--out", o->out))
         return 2;
+    bool train = strcmp(o->split, "train") == 0;
     scenes va;
-    if (scenes_make(&va, o->val_scenes, VAL_SEED))
+    if (scenes_make(&va, train ? o->train_scenes : o->val_scenes, train ? TRAIN_SEED : VAL_SEED))
         return 1;
     tn_params ps;
     tn_params_init(&ps);
@@ -1360,6 +1369,7 @@ static int cmd_scenes(const opts *o)
                                                             : PAD);
         s = tn_meta_set(&meta, "format", "caption scenes 1");
         s = s ? s : tn_meta_set(&meta, "words", words);
+        s = s ? s : tn_meta_set(&meta, "split", o->split);
         tn_params *sets[1] = {&ps};
         s = s ? s : tn_save(o->out, sets, 1, &meta);
     }
@@ -1367,7 +1377,7 @@ static int cmd_scenes(const opts *o)
         fprintf(stderr, PROG ": --out %s: %s\n", o->out,
                 s == TN_ERR_MEMORY ? "out of memory" : tn_last_error());
     else
-        printf("wrote %s: %" PRId64 " scenes\n", o->out, va.n);
+        printf("wrote %s: %" PRId64 " %sscenes\n", o->out, va.n, train ? "training " : "");
     free(words);
     ex_words_free(&v);
     tn_meta_free(&meta);
