@@ -17,7 +17,8 @@
 # evaluate caption's final checkpoint (torch_caption.py --init CKPT
 # --steps 0): the column "torch eval of caption" should equal caption's own
 # loss and BLEU (the same loss, decoding and BLEU on both sides). The
-# PyTorch side gets OMP_NUM_THREADS and BLIS_NUM_THREADS = --threads too.
+# PyTorch side gets OMP_NUM_THREADS and BLIS_NUM_THREADS = --threads too,
+# and our BLIS configuration (BLIS_ARCH_TYPE, unless set).
 # Every run's output goes to --dir (caption_SEED.txt, torch_SEED.txt).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +67,13 @@ fi
 # field NAME: the value after NAME on the "final" line of stdin
 field() { awk -v k="$1" '$1 == "final" { for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 export OMP_NUM_THREADS=$THREADS BLIS_NUM_THREADS=$THREADS
+# PyTorch's products go through Debian's BLIS too: the same configuration
+# as ours (skx on the AVX-512 path, haswell with TN_ISA=avx2; left to BLIS,
+# it picks haswell on some AVX-512 CPUs), unless the caller set one.
+if [ -z "${BLIS_ARCH_TYPE:-}" ]; then
+    arch=$("$BIN/tensor_info" | sed -n 's/^blis config:.*BLIS_ARCH_TYPE=\([0-9]*\).*/\1/p')
+    [ -z "$arch" ] || export BLIS_ARCH_TYPE=$arch
+fi
 echo "| seed | side | val BLEU | val loss | train ms/step | torch eval of caption (loss, BLEU) |"
 echo "|---:|---|---:|---:|---:|---|"
 rows=""
