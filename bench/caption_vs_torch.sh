@@ -18,7 +18,8 @@
 # --steps 0): the column "torch eval of caption" should equal caption's own
 # loss and BLEU (the same loss, decoding and BLEU on both sides). The
 # PyTorch side gets OMP_NUM_THREADS and BLIS_NUM_THREADS = --threads too,
-# and our BLIS configuration (BLIS_ARCH_TYPE, unless set).
+# and our BLIS configuration (BLIS_ARCH_TYPE, unless set) and, on the AVX2
+# path, ONEDNN_MAX_CPU_ISA=AVX2 for its convolutions.
 # Every run's output goes to --dir (caption_SEED.txt, torch_SEED.txt).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +74,10 @@ export OMP_NUM_THREADS=$THREADS BLIS_NUM_THREADS=$THREADS
 if [ -z "${BLIS_ARCH_TYPE:-}" ]; then
     arch=$("$BIN/tensor_info" | sed -n 's/^blis config:.*BLIS_ARCH_TYPE=\([0-9]*\).*/\1/p')
     [ -z "$arch" ] || export BLIS_ARCH_TYPE=$arch
+fi
+# and its convolutions (oneDNN) no wider instructions than our path's
+if [ -z "${ONEDNN_MAX_CPU_ISA:-}" ] && "$BIN/tensor_info" | grep -q '^isa avx2 '; then
+    export ONEDNN_MAX_CPU_ISA=AVX2
 fi
 echo "| seed | side | val BLEU | val loss | train ms/step | torch eval of caption (loss, BLEU) |"
 echo "|---:|---|---:|---:|---:|---|"
