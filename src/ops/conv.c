@@ -53,6 +53,8 @@
 /* Below this many multiply-adds (forward) the images are not split over
  * threads, nor the panels of one image. */
 #define CONV_PAR_MIN ((int64_t)1 << 22)
+/* Output positions per block of the weight gradient's product (its K). */
+#define CONV_KC      256
 /* Geometry values above this are refused (keeps every size computation far
  * from overflowing). */
 #define CONV_MAX     ((int64_t)1 << 30)
@@ -64,7 +66,7 @@ typedef struct cv {
     tn_dtype dt;
     size_t es;
     int64_t Cg, Og, Kc, P, HW;
-    tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows */
+    tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows (K <= CONV_KC) */
     int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
     int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
 } cv;
@@ -81,7 +83,7 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
     s.Kc = s.Cg * g->KH * g->KW;
     tn__packed_geometry(&s.fwd, dt, s.Kc, s.P);
     tn__packed_geometry(&s.bdx, dt, s.Og, s.P);
-    tn__packed_geometry(&s.bdw, dt, s.P, s.Kc);
+    tn__packed_geometry(&s.bdw, dt, s.P < CONV_KC ? s.P : CONV_KC, s.Kc);
     s.fpan = tn__packed_panel_bytes(&s.fwd);
     s.dpan = tn__packed_panel_bytes(&s.bdx);
     s.wpan = tn__packed_panel_bytes(&s.bdw);
@@ -178,12 +180,13 @@ static void transpose_image(const cv *s, const void *xg, void *xt)
     });
 }
 
-/* pan [P, ld] := the columns c0 .. c0 + n - 1 of rows [P, Kc] = im2row(xt)
- * (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q
- * dw, c], 0 outside), and zero in columns n .. ld - 1: a panel of the
- * weight gradient's product, made straight from xt [H W, Cg] in runs of
- * one tap's channels. */
-static void rows_panel(const cv *s, const void *xt, void *pan, int64_t c0, int64_t n, int64_t ld)
+/* pan [kn, ld] := the rows r0 .. r0 + kn - 1 (output positions) and columns
+ * c0 .. c0 + n - 1 of rows [P, Kc] = im2row(xt) (row (i, j), column (p, q,
+ * c): xt[(i sh - ph + p dh) W + j sw - pw + q dw, c], 0 outside), and zero
+ * in columns n .. ld - 1: a panel of the weight gradient's product, made
+ * straight from xt [H W, Cg] in runs of one tap's channels. */
+static void rows_panel(const cv *s, const void *xt, void *pan, int64_t r0, int64_t kn, int64_t c0,
+                       int64_t n, int64_t ld)
 {
     const tn__conv_geom *g = s->g;
     int64_t Cg = s->Cg, OW = g->OW;
@@ -194,25 +197,24 @@ static void rows_panel(const cv *s, const void *xt, void *pan, int64_t c0, int64
             int64_t col = c0 + t, tap = col / Cg, c = col % Cg;
             int64_t len = n - t < Cg - c ? n - t : Cg - c;
             int64_t p = tap / g->KW, q = tap % g->KW;
-            for (int64_t i = 0; i < g->OH; i++) {
-                int64_t ih = i * g->sh - g->ph + p * g->dh;
-                for (int64_t j = 0; j < OW; j++) {
-                    int64_t jw = j * g->sw - g->pw + q * g->dw;
-                    T *d = D + (i * OW + j) * ld + t;
-                    if (ih < 0 || ih >= g->H || jw < 0 || jw >= g->W) {
-                        for (int64_t u = 0; u < len; u++)
-                            d[u] = 0;
-                    } else {
-                        const T *x = XT + (ih * g->W + jw) * Cg + c;
-                        for (int64_t u = 0; u < len; u++)
-                            d[u] = x[u];
-                    }
+            for (int64_t k = 0, i = r0 / OW, j = r0 % OW; k < kn; k++) {
+                int64_t ih = i * g->sh - g->ph + p * g->dh, jw = j * g->sw - g->pw + q * g->dw;
+                T *d = D + k * ld + t;
+                if (ih < 0 || ih >= g->H || jw < 0 || jw >= g->W) {
+                    for (int64_t u = 0; u < len; u++)
+                        d[u] = 0;
+                } else {
+                    const T *x = XT + (ih * g->W + jw) * Cg + c;
+                    for (int64_t u = 0; u < len; u++)
+                        d[u] = x[u];
                 }
+                if (++j == OW)
+                    j = 0, i++;
             }
             t += len;
         }
         if (n < ld)
-            for (int64_t k = 0; k < s->P; k++)
+            for (int64_t k = 0; k < kn; k++)
                 for (int64_t u = n; u < ld; u++)
                     D[k * ld + u] = 0;
     });
@@ -298,7 +300,9 @@ static void dx_image(const cv *s, const char *dyb, const char *left, char *dxb, 
 }
 
 /* One image's weight gradient: dwr [O, Kc] += dyb [O, P] @ rows [P, Kc],
- * in rows' (p, q, c) column order, with xb's rows made panel by panel;
+ * in rows' (p, q, c) column order, with xb's rows made panel by panel, in
+ * blocks of CONV_KC positions (each block's product added to dwr: shorter
+ * sums in the micro-kernel's registers, and panels that stay in L1/L2);
  * scratch: xt [HW, Cg], left (s->wleft bytes), nthreads panels of s->wpan
  * bytes; the panels split over nthreads threads (1 inside a parallel
  * region). */
@@ -308,17 +312,22 @@ static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, ch
     int64_t np = (s->Kc + s->bdw.pw - 1) / s->bdw.pw;
     for (int64_t gi = 0; gi < s->g->G; gi++) {
         transpose_image(s, xb + (size_t)(gi * s->Cg * s->HW) * s->es, xt);
-        tn__packed_pack_left(&s->bdw, s->Og, ymat(s, dyb, gi).p, s->P, 1, left);
-        tn__mat dw = wmat(s, dwr, gi);
+        tn__mat dw = wmat(s, dwr, gi), dy = ymat(s, dyb, gi);
+        for (int64_t r0 = 0; r0 < s->P; r0 += CONV_KC) {
+            tn__packed pk = s->bdw; /* this block's K */
+            pk.K = s->P - r0 < CONV_KC ? s->P - r0 : CONV_KC;
+            tn__packed_pack_left(&pk, s->Og, (const char *)dy.p + (size_t)r0 * s->es, s->P, 1,
+                                 left);
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-        {
-            int k = omp_get_thread_num(), nk = omp_get_num_threads();
-            char *mine = pan + k * s->wpan;
-            for (int64_t q = np * k / nk; q < np * (k + 1) / nk; q++) {
-                int64_t c0, n = panel_cols(&s->bdw, s->Kc, q, &c0);
-                rows_panel(s, xt, mine, c0, n, s->bdw.pw);
-                tn__packed_panel_mul(&s->bdw, s->Og, left, mine, n,
-                                     (char *)dw.p + (size_t)c0 * s->es, s->Kc, true, mine);
+            {
+                int k = omp_get_thread_num(), nk = omp_get_num_threads();
+                char *mine = pan + k * s->wpan;
+                for (int64_t q = np * k / nk; q < np * (k + 1) / nk; q++) {
+                    int64_t c0, n = panel_cols(&pk, s->Kc, q, &c0);
+                    rows_panel(s, xt, mine, r0, pk.K, c0, n, pk.pw);
+                    tn__packed_panel_mul(&pk, s->Og, left, mine, n,
+                                         (char *)dw.p + (size_t)c0 * s->es, s->Kc, true, mine);
+                }
             }
         }
     }
