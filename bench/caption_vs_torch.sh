@@ -7,7 +7,8 @@
 # an idle machine; on a shared one, nice it:
 #
 #   nice -n 10 bench/caption_vs_torch.sh [--steps 1500] [--threads 1]
-#       [--seeds "1234 1 2"] [--bin build/examples] [--python /usr/bin/python3]
+#       [--seeds "1234 1 2"] [--attention none|bahdanau|luong|general]
+#       [--bin build/examples] [--python /usr/bin/python3]
 #       [--dir /tmp/caption_vs_torch]
 #
 # Both sides train on the same scenes (`caption scenes --split train` and
@@ -28,6 +29,7 @@ PY=/usr/bin/python3
 STEPS=1500
 THREADS=1
 SEEDS="1234 1 2"
+ATTN=none
 DIR=/tmp/caption_vs_torch
 while [ $# -gt 0 ]; do
     if [ "$1" = -h ] || [ "$1" = --help ]; then
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
     --steps) STEPS=$2 ;;
     --threads) THREADS=$2 ;;
     --seeds) SEEDS=$2 ;;
+    --attention) ATTN=$2 ;;
     --bin) BIN=$2 ;;
     --python) PY=$2 ;;
     --dir) DIR=$2 ;;
@@ -84,7 +87,7 @@ echo "|---:|---|---:|---:|---:|---|"
 rows=""
 for seed in $SEEDS; do
     out=$DIR/caption_$seed.txt
-    "$BIN/caption" train --steps "$STEPS" --threads "$THREADS" --seed "$seed" \
+    "$BIN/caption" train --steps "$STEPS" --threads "$THREADS" --seed "$seed" --attention "$ATTN" \
         --checkpoint "$DIR/caption_$seed.st" >"$out" 2>&1 || {
         cat "$out" >&2
         exit 1
@@ -102,7 +105,7 @@ for seed in $SEEDS; do
     [ $TORCH = 1 ] || continue
     out=$DIR/torch_$seed.txt
     "$PY" "$SRC/tests/torch_caption.py" --train-data "$DIR/train.st" --val-data "$DIR/val.st" \
-        --steps "$STEPS" --threads "$THREADS" --seed "$seed" >"$out" 2>&1 || {
+        --attention "$ATTN" --steps "$STEPS" --threads "$THREADS" --seed "$seed" >"$out" 2>&1 || {
         cat "$out" >&2
         exit 1
     }

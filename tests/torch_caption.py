@@ -7,12 +7,14 @@ and evaluation as `caption train`, timed the same way.
     build/examples/caption scenes --out /tmp/cap_val.st
     /usr/bin/python3 tests/torch_caption.py --train-data /tmp/cap_train.st \\
         --val-data /tmp/cap_val.st [--steps 1500] [--eval-every 500] \\
-        [--threads 1] [--seed 1234] [--log CSV]
+        [--threads 1] [--seed 1234] [--attention none|bahdanau|luong|general] [--log CSV]
 
 (bench/caption_vs_torch.sh runs both sides one after the other.)
 
-The same as `caption train` with its defaults (no --attention; a
-checkpoint of an attention model is refused):
+The same as `caption train` with its defaults (and its --attention: the
+Captioner's attn, tests/torch_translate.py's Attention, over the last
+convolution's 8 x 8 activations, its context concatenated to the word's
+embedding at every step, as caption's):
   - scenes: the ones caption made (`caption scenes`: --split train, its
     --train-scenes 8000, and the held-out --val-scenes 500), read from
     safetensors; Python has no copy of the scene generator;
@@ -100,12 +102,18 @@ def batch_loss(model, images, captions, reduction):
 def greedy(model, images):
     """caption's decode with K = 1: the likeliest word each step (the first
     of equal log-probabilities), until <eos> or MAX_WORDS words."""
-    f = model.encoder(images).flatten(1)
+    fm = model.encoder[:-1](images)  # [B, 4C, 8, 8]: the annotations, with attention
+    f = model.encoder[-1](fm).flatten(1)
     h, c = model.init_h(f), model.init_c(f)
+    ann = fm.flatten(2).transpose(1, 2)
+    every = torch.full((ann.shape[0],), ann.shape[1])
     y = torch.full((images.shape[0],), SOS, dtype=torch.long)
     outs, live = [[] for _ in range(images.shape[0])], [True] * images.shape[0]
     for _ in range(MAX_WORDS):
-        h, c = model.decoder(model.embed(y), (h, c))
+        x = model.embed(y)
+        if model.attention != "none":
+            x = torch.cat([x, model.attn(h, ann, every)[0]], 1)
+        h, c = model.decoder(x, (h, c))
         y = torch.log_softmax(model.out(h), 1).argmax(1)
         for b, w in enumerate(y.tolist()):
             if live[b]:
@@ -181,6 +189,8 @@ def main():
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--grid", type=int, default=2)
+    ap.add_argument("--attention", default="none", choices=["none", "bahdanau", "luong", "general"],
+                    help="caption's --attention (with --init: the checkpoint's)")
     ap.add_argument("--eval-every", type=int, default=500,
                     help="evaluate every N steps and after the last (0: only after the last)")
     ap.add_argument("--seed", type=int, default=1234, help="initial weights and batches")
@@ -201,10 +211,11 @@ def main():
     start = None
     if a.init:
         start, cmeta = load_caption(a.init)
-        if cmeta.get("attention", "none") != "none":
-            sys.exit(f"torch_caption: --init {a.init}: a model with --attention "
-                     f"{cmeta['attention']}; this reference trains the model without attention")
         meta = {k: int(cmeta[k]) for k in meta}
+        a.attention = cmeta.get("attention", "none")
+    meta["attention"] = a.attention
+    if a.attention == "luong" and meta["hidden"] != 4 * meta["channels"]:
+        sys.exit("torch_caption: --attention luong (dot) needs --hidden = 4 x --channels")
     torch.manual_seed(a.seed)
     model = Captioner(meta, len(words))
     with torch.no_grad():
@@ -214,7 +225,8 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     N = tr_img.shape[0]
     print(f"torch_caption: CNN {meta['channels']} channels, pool {meta['grid']}, LSTM "
-          f"H={meta['hidden']} E={meta['embed']}; {len(words)} words; {N} train / "
+          f"H={meta['hidden']} E={meta['embed']}, attention {meta['attention']}; "
+          f"{len(words)} words; {N} train / "
           f"{va_img.shape[0]} held-out scenes; params "
           f"{sum(p.numel() for p in model.parameters())}; {torch.get_num_threads()} threads",
           file=sys.stderr)
