@@ -8,6 +8,7 @@
 #      prints the same losses (4 decimals) as `caption train --steps 5`,
 #      and its weights differ from caption's by less than 1% of the
 #      largest update (float32 rounding: 3.7e-4 measured over 3 steps);
+#      the same for a small model with --attention bahdanau;
 #   2. the same evaluation: torch_caption.py's held-out loss and greedy
 #      BLEU of a checkpoint caption trained 150 steps are caption's own
 #      (the same decoding and BLEU-4), and that BLEU is not 0;
@@ -46,6 +47,22 @@ if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r < 1e-2) }'; then
     pass "weights after 5 steps: largest difference / largest update $ratio (< 1e-2)"
 else
     fail "weights after 5 steps: ratio '$ratio': $out"
+fi
+
+# 1b. the same steps with attention over the feature map (a smaller model)
+ATT=(--attention bahdanau --channels 4 --hidden 32 --embed 16)
+"$BIN" train "${SC[@]}" "${ATT[@]}" --steps 0 --seed 7 --threads 1 --checkpoint "$TMP/a0.st" \
+    >/dev/null 2>&1
+ours=$("$BIN" train "${SC[@]}" "${ATT[@]}" --steps 5 --seed 7 --threads 1 \
+    --checkpoint "$TMP/a5.st" 2>/dev/null | figures)
+out=$("$PY" "$TC" "${DATA[@]}" --init "$TMP/a0.st" --steps 5 --seed 7 --compare "$TMP/a5.st" 2>&1)
+theirs=$(echo "$out" | figures)
+ratio=$(echo "$out" | awk '/^largest weight difference/ { print $NF }')
+if [ -n "$ours" ] && [ "$ours" = "$theirs" ] && [ -n "$ratio" ] &&
+    awk -v r="$ratio" 'BEGIN { exit !(r < 1e-2) }'; then
+    pass "attention, the same 5 steps: $ours on both sides, weights $ratio of the update apart"
+else
+    fail "attention, 5 steps: caption '$ours', torch_caption.py '$theirs', ratio '$ratio'"
 fi
 
 # 2. the same evaluation of a trained checkpoint
