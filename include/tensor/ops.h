@@ -324,11 +324,11 @@ TN_API tn_conv2d_opts tn_conv2d_defaults(void);
  *     weight[o, c, p, q] x[b, g C_in/groups + c, i s_h - pad_h + p d_h,
  *                                                 j s_w - pad_w + q d_w]
  * (zero outside x), g = o / (C_out / groups). Gradients reach x, weight
- * and bias. Computed per image and group as one GEMM on im2col columns
- * [C_in/groups KH KW, OH OW] (none for a 1x1 kernel with stride 1 and no
- * padding), images split over the threads; backward recomputes the
- * columns (nothing but the op's geometry is kept) and makes the input
- * gradient by col2im. Strided x or weight are copied (tn_contiguous)
+ * and bias. Computed per image and group as products with the im2col
+ * columns [C_in/groups KH KW, OH OW], packed panel by panel straight from
+ * x for BLIS's micro-kernel (never made whole), images split over the
+ * threads; backward packs them again (nothing but the op's geometry is
+ * kept) and makes the input gradient by col2im. Strided x or weight are copied (tn_contiguous)
  * first; bias may have any stride. A bad geometry (wrong dims, channels
  * not matching weight x groups or not divisible by groups, a bias not
  * [C_out], stride or dilation < 1, padding < 0, an output size < 1) or a
