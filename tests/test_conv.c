@@ -670,6 +670,34 @@ static void test_layers(void)
     tn_params_free(&ps);
 }
 
+/* max_pool2d's window maximum with NaNs and ties, as PyTorch's CPU kernel
+ * (it takes v > best || isnan(v) in scan order): a window with a NaN gives
+ * NaN and its gradient goes to the window's last NaN; ties go to the
+ * first maximum. Exact checks (a selection, no arithmetic). */
+static void test_pool_nan(void)
+{
+    tn_tape *tp = tn_tape_new();
+    tn_tensor *x = tn_tensor_new(TN_F32, 4, (int64_t[]){1, 1, 2, 4});
+    /* window 0: 1 NaN 3 NaN (last NaN at 3: row 1, col 1 -> flat 5);
+     * window 1: 2 7 7 -1 (first 7 at col 3 -> flat 3) */
+    const float v[8] = {1, NAN, 2, 7, 3, NAN, 7, -1};
+    for (int k = 0; k < 8; k++)
+        tn_tensor_set(x, k, v[k]);
+    tn_tensor_set_requires_grad(x, true);
+    tn_tensor *y = tn_max_pool2d(tp, x, 2, 2, 0);
+    tn_tensor *l = y ? tn_sum(tp, y) : NULL;
+    CHECK(l && isnan(tn_tensor_get(y, 0)));
+    CHECK(y && tn_tensor_get(y, 1) == 7);
+    tn_tensor_zero_grad(x);
+    /* the loss is NaN; its gradient (1 per output) still goes to the positions */
+    CHECK(l && tn_backward(tp, l) == TN_OK);
+    const float *g = x->grad;
+    for (int k = 0; k < 8; k++)
+        CHECK(g && g[k] == (k == 5 || k == 3 ? 1.0f : 0.0f));
+    tn_tape_free(tp);
+    tn_tensor_free(x);
+}
+
 int main(void)
 {
     tn_rng_seed(&rng, 42);
@@ -679,6 +707,7 @@ int main(void)
     test_oom();
     test_steady();
     test_layers();
+    test_pool_nan();
     int rc = run_parity();
     for (int s = 0; s < NSRC; s++)
         printf("worst %-12s %.3g\n", src_name[s], worst[s]);

@@ -354,7 +354,8 @@ TN_API tn_tensor *tn_conv1d(tn_tape *tp, tn_tensor *x, tn_tensor *weight, tn_ten
  * of stride, x padded with -inf by padding on each side; y [B, C, OH, OW],
  * OH = (H + 2 padding - kernel) / stride + 1 (rounded down). The gradient
  * of each output goes to its window's maximum, the first in row-major
- * order on ties (a NaN counts as the maximum), as PyTorch; the positions
+ * order on ties (a NaN counts as the maximum: the window's last NaN), as
+ * PyTorch's CPU kernel; the positions
  * are kept (int64, one per output) for backward. kernel >= 1, stride >= 1,
  * 0 <= padding <= kernel / 2 (PyTorch's limit), output sizes >= 1, else
  * the tape fails naming max_pool2d and x's shape. Returns NULL on error. */
