@@ -74,12 +74,13 @@ export OMP_NUM_THREADS=$THREADS BLIS_NUM_THREADS=$THREADS
 # PyTorch's products go through Debian's BLIS too: the same configuration
 # as ours (skx on the AVX-512 path, haswell with TN_ISA=avx2; left to BLIS,
 # it picks haswell on some AVX-512 CPUs), unless the caller set one.
+info=$("$BIN/tensor_info")
 if [ -z "${BLIS_ARCH_TYPE:-}" ]; then
-    arch=$("$BIN/tensor_info" | sed -n 's/^blis config:.*BLIS_ARCH_TYPE=\([0-9]*\).*/\1/p')
+    arch=$(echo "$info" | sed -n 's/^blis config:.*BLIS_ARCH_TYPE=\([0-9]*\).*/\1/p')
     [ -z "$arch" ] || export BLIS_ARCH_TYPE=$arch
 fi
 # and its convolutions (oneDNN) no wider instructions than our path's
-if [ -z "${ONEDNN_MAX_CPU_ISA:-}" ] && "$BIN/tensor_info" | grep -q '^isa avx2 '; then
+if [ -z "${ONEDNN_MAX_CPU_ISA:-}" ] && echo "$info" | grep -q '^isa avx2 '; then
     export ONEDNN_MAX_CPU_ISA=AVX2
 fi
 echo "| seed | side | val BLEU | val loss | train ms/step | torch eval of caption (loss, BLEU) |"

@@ -59,8 +59,9 @@
  * from overflowing). */
 #define CONV_MAX     ((int64_t)1 << 30)
 
-/* The derived sizes of a geometry, and the micro-kernel's shapes for the
- * forward product (K = Kc) and dx's (K = Og). */
+/* The derived sizes of a geometry, and the micro-kernel's shapes of the
+ * three products: the forward's (K = Kc), dx's (K = Og) and dW's (K: a
+ * block of at most CONV_KC positions). */
 typedef struct cv {
     const tn__conv_geom *g;
     tn_dtype dt;
