@@ -8,7 +8,7 @@
  *   col [Kc, P] = im2col(x_bg)
  *       (row (c, p, q), column (i, j): x[c, i sh - ph + p dh, j sw - pw + q dw], 0 outside)
  * Forward, for each image b and group g:
- *   y_bg [Og, P] = W_g [Og, Kc] @ col [Kc, P]     (+ the bias, copied in first)
+ *   y_bg [Og, P] = W_g [Og, Kc] @ col [Kc, P]     (+ the bias, added per panel)
  * Backward:
  *   dx_bg [Cg, H, W] += col2im(W_g^T [Kc, Og] @ dy_bg [Og, P])
  *   dWr_g [Og, Kc] += dy_bg [Og, P] @ rows [P, Kc],   rows = im2row(xt),  xt [H W, Cg] = x_bg^T
@@ -185,29 +185,44 @@ static void transpose_image(const cv *s, const void *xg, void *xt)
  * c0 .. c0 + n - 1 of rows [P, Kc] = im2row(xt) (row (i, j), column (p, q,
  * c): xt[(i sh - ph + p dh) W + j sw - pw + q dw, c], 0 outside), and zero
  * in columns n .. ld - 1: a panel of the weight gradient's product, made
- * straight from xt [H W, Cg] in runs of one tap's channels. */
+ * straight from xt [H W, Cg] in runs of columns within one kernel row p.
+ * With dilation 1 a run's taps q are adjacent in xt, so a row whose taps
+ * all fall inside is one copy (of KW Cg values for a whole kernel row);
+ * otherwise each tap's channels are copied or zeroed on their own. */
 static void rows_panel(const cv *s, const void *xt, void *pan, int64_t r0, int64_t kn, int64_t c0,
                        int64_t n, int64_t ld)
 {
     const tn__conv_geom *g = s->g;
-    int64_t Cg = s->Cg, OW = g->OW;
+    int64_t Cg = s->Cg, OW = g->OW, KC = g->KW * Cg; /* columns per kernel row */
     TN_FOR_DTYPE(s->dt, T, {
         const T *XT = xt;
         T *D = pan;
-        for (int64_t t = 0; t < n;) { /* columns t .. t + len - 1: one tap's channels */
-            int64_t col = c0 + t, tap = col / Cg, c = col % Cg;
-            int64_t len = n - t < Cg - c ? n - t : Cg - c;
-            int64_t p = tap / g->KW, q = tap % g->KW;
+        for (int64_t t = 0; t < n;) { /* columns t .. t + len - 1: kernel row p's */
+            int64_t col = c0 + t, p = col / KC, cq = col % KC;
+            int64_t len = n - t < KC - cq ? n - t : KC - cq;
+            int64_t qa = cq / Cg, qb = (cq + len - 1) / Cg; /* the run's first and last tap */
             for (int64_t k = 0, i = r0 / OW, j = r0 % OW; k < kn; k++) {
-                int64_t ih = i * g->sh - g->ph + p * g->dh, jw = j * g->sw - g->pw + q * g->dw;
+                int64_t ih = i * g->sh - g->ph + p * g->dh, j0 = j * g->sw - g->pw;
                 T *d = D + k * ld + t;
-                if (ih < 0 || ih >= g->H || jw < 0 || jw >= g->W) {
-                    for (int64_t u = 0; u < len; u++)
-                        d[u] = 0;
-                } else {
-                    const T *x = XT + (ih * g->W + jw) * Cg + c;
+                bool row_in = ih >= 0 && ih < g->H;
+                if (row_in && g->dw == 1 && j0 + qa >= 0 && j0 + qb < g->W) {
+                    const T *x = XT + (ih * g->W + j0) * Cg + cq;
                     for (int64_t u = 0; u < len; u++)
                         d[u] = x[u];
+                } else {
+                    for (int64_t u = 0; u < len;) { /* tap by tap */
+                        int64_t q = (cq + u) / Cg, c = (cq + u) % Cg;
+                        int64_t m = len - u < Cg - c ? len - u : Cg - c, jw = j0 + q * g->dw;
+                        if (!row_in || jw < 0 || jw >= g->W) {
+                            for (int64_t v = 0; v < m; v++)
+                                d[u + v] = 0;
+                        } else {
+                            const T *x = XT + (ih * g->W + jw) * Cg + c;
+                            for (int64_t v = 0; v < m; v++)
+                                d[u + v] = x[v];
+                        }
+                        u += m;
+                    }
                 }
                 if (++j == OW)
                     j = 0, i++;
@@ -253,11 +268,11 @@ static int64_t panel_cols(const tn__packed *pk, int64_t P, int64_t k, int64_t *c
     return P - *c0 < pk->pw ? P - *c0 : pk->pw;
 }
 
-/* Output panels k0 .. k1 - 1 of one image: yb [O, P] (+)= W (*) xb [C, H, W]
- * with the packed weights left; pan scratch of s->fpan bytes. With a bias,
- * yb's panels already hold it. */
-static void fwd_panels(const cv *s, const char *xb, const char *left, bool acc, char *yb,
-                       int64_t k0, int64_t k1, char *pan)
+/* Output panels k0 .. k1 - 1 of one image: yb [O, P] := W (*) xb [C, H, W]
+ * (+ bias [O], when not NULL, added to each panel while it is in cache),
+ * with the packed weights left; pan scratch of s->fpan bytes. */
+static void fwd_panels(const cv *s, const char *xb, const char *left, const tn_tensor *bias,
+                       char *yb, int64_t k0, int64_t k1, char *pan)
 {
     for (int64_t gi = 0; gi < s->g->G; gi++) {
         const char *xg = xb + (size_t)(gi * s->Cg * s->HW) * s->es;
@@ -266,8 +281,32 @@ static void fwd_panels(const cv *s, const char *xb, const char *left, bool acc, 
             int64_t c0, n = panel_cols(&s->fwd, s->P, k, &c0);
             panel_move(s, (void *)xg, pan, c0, n, s->fwd.pw, false);
             tn__packed_panel_mul(&s->fwd, s->Og, left + gi * s->fleft, pan, n,
-                                 (char *)y.p + (size_t)c0 * s->es, s->P, acc, pan);
+                                 (char *)y.p + (size_t)c0 * s->es, s->P, false, pan);
+            if (bias)
+                TN_FOR_DTYPE(s->dt, T, {
+                    const T *BS = TN_DATA(T, bias);
+                    for (int64_t o = 0; o < s->Og; o++) {
+                        T bo = BS[(gi * s->Og + o) * bias->stride[0]],
+                          *r = (T *)y.p + o * s->P + c0;
+                        for (int64_t t = 0; t < n; t++)
+                            r[t] += bo;
+                    }
+                });
         }
+    }
+}
+
+/* One image's output, its panels split over nthreads threads (1: on the
+ * calling thread, as inside a parallel region); pan: nthreads panels of
+ * s->fpan bytes. */
+static void fwd_image(const cv *s, const char *xb, const char *left, const tn_tensor *bias,
+                      char *yb, char *pan, int nthreads)
+{
+    int64_t np = (s->P + s->fwd.pw - 1) / s->fwd.pw;
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int k = omp_get_thread_num(), n = omp_get_num_threads();
+        fwd_panels(s, xb, left, bias, yb, np * k / n, np * (k + 1) / n, pan + k * s->fpan);
     }
 }
 
@@ -351,31 +390,22 @@ static char *scratch(tn_tape *tp, int nt, int64_t n)
     return n ? tn_tape_alloc(tp, (size_t)(nt * n)) : NULL;
 }
 
-/* yb [O, P] := the bias of every output channel (bias [O] or none: 0 is
- * not written, the product then assigns). */
-static void bias_fill(const cv *s, const tn_tensor *bias, void *yb)
+/* Threads to split one image's output panels over (when the images are
+ * not split: nt 1): all when there are two panels or more and enough work. */
+static int panel_threads(const cv *s, int nt)
 {
-    TN_FOR_DTYPE(s->dt, T, {
-        const T *BS = TN_DATA(T, bias);
-        T *Y = yb;
-        for (int64_t o = 0; o < s->g->O; o++)
-            for (int64_t k = 0; k < s->P; k++)
-                Y[o * s->P + k] = BS[o * bias->stride[0]];
-    });
+    int64_t np = (s->P + s->fwd.pw - 1) / s->fwd.pw;
+    return nt == 1 && np > 1 && (double)s->Og * (double)s->Kc * (double)s->P >= CONV_PAR_MIN
+               ? tn__threads_now()
+               : 1;
 }
 
 static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x,
                          const tn_tensor *w, const tn_tensor *bias, tn_tensor *y)
 {
     cv s = cv_of(g, x->dtype);
-    int nt = image_threads(&s);
-    int64_t np = (s.P + s.fwd.pw - 1) / s.fwd.pw;
-    /* one image at a time: its panels split over the threads when it pays */
-    int pt = nt == 1 && np > 1 && (double)s.Og * (double)s.Kc * (double)s.P >= CONV_PAR_MIN
-                 ? tn__threads_now()
-                 : 1;
-    int nbuf = nt > pt ? nt : pt;
-    char *left = scratch(tp, 1, g->G * s.fleft), *pan = scratch(tp, nbuf, s.fpan);
+    int nt = image_threads(&s), pt = panel_threads(&s, nt);
+    char *left = scratch(tp, 1, g->G * s.fleft), *pan = scratch(tp, nt > pt ? nt : pt, s.fpan);
     if (!left || !pan)
         return false;
     pack_weights(&s, w->data, left, false);
@@ -384,27 +414,15 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
     size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
     TN_FTZ_SCOPE;
     if (nt == 1) {
-        for (int64_t b = 0; b < g->B; b++) {
-            if (bias)
-                bias_fill(&s, bias, Y + b * ys);
-#pragma omp parallel num_threads(pt) if (pt > 1)
-            {
-                int k = omp_get_thread_num(), n = omp_get_num_threads();
-                fwd_panels(&s, X + b * xs, left, bias != NULL, Y + b * ys, np * k / n,
-                           np * (k + 1) / n, pan + k * s.fpan);
-            }
-        }
+        for (int64_t b = 0; b < g->B; b++)
+            fwd_image(&s, X + b * xs, left, bias, Y + b * ys, pan, pt);
         return true;
     }
 #pragma omp parallel num_threads(nt)
     {
         int k = omp_get_thread_num();
-        int64_t b0 = g->B * k / nt, b1 = g->B * (k + 1) / nt;
-        for (int64_t b = b0; b < b1; b++) {
-            if (bias)
-                bias_fill(&s, bias, Y + b * ys);
-            fwd_panels(&s, X + b * xs, left, bias != NULL, Y + b * ys, 0, np, pan + k * s.fpan);
-        }
+        for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+            fwd_image(&s, X + b * xs, left, bias, Y + b * ys, pan + k * s.fpan, 1);
     }
     return true;
 }
