@@ -29,6 +29,12 @@
  * whole instead, as one block, and backward scales it and makes the
  * products.
  *
+ * Ignored rows are dropped before any of this: when some targets are
+ * ignore_index, the other rows of h are copied into a compact [N', H]
+ * matrix that the passes read, and their gradient rows are added back to
+ * h's rows afterwards; padded batches (translate's targets) then spend
+ * no GEMM work on padding.
+ *
  * Per-row losses are summed in double in row order, so results do not
  * depend on the thread count; lse and the losses are computed in double
  * from the logits of h's dtype (float32 exps by the vectorised kernel).
@@ -43,11 +49,14 @@
 /* The op's record (tape memory). */
 typedef struct lce {
     tn_dtype dt;
-    int64_t n, hd, v, r; /* rows, features, classes, rows per block */
+    int64_t n, hd, v, r; /* rows the passes read, features, classes, rows per block */
+    int64_t n_all;       /* h's rows */
+    const int64_t *rows; /* [n] h's row of each row read, or NULL: all, in order */
+    tn__mat hm;          /* [n, H] the rows read: h, or the compact copy of the kept rows */
     tn_reduction red;
     int64_t ignore;
     double eps, sw, div; /* smoothing; sum of the class weights; the mean's divisor (else 1) */
-    int32_t *tg;         /* [N] targets (copied) */
+    int32_t *tg;         /* [n] targets of the rows read (copied) */
     double *cw;          /* [V] class weights, or NULL (all 1) */
     void *blk;           /* [R, V] logits of one block; with keep, G [N, V] */
     void *dh, *dw, *db;  /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
@@ -163,15 +172,15 @@ static void lce_products(const lce *s, tn__mat G, tn__mat hb, tn__mat W, int64_t
         tn__rows_get(dt)->colsum(G.p, G.m, s->v, s->v, out->db, out->dbs);
 }
 
-/* One pass over the rows of h [N, H] in blocks: logits = h W^T + b, li
- * [N] (or NULL) gets each row's loss; with out != NULL, row i's gradient
+/* One pass over the rows read, s->hm [n, H], in blocks: logits = h W^T +
+ * b, li [n] (or NULL) gets each row's loss; with out != NULL, row i's gradient
  * scaled by coef[i] goes into out's targets (with none, it stays in the
  * block: the kept G when the block is all N rows). Serial code (the GEMMs start
  * their own threads; the row loop its OpenMP team). */
-static void lce_pass(tn_tape *tp, const lce *s, const tn_tensor *h, const tn_tensor *w,
-                     const tn_tensor *b, double *li, const double *coef, const lce_out *out)
+static void lce_pass(tn_tape *tp, const lce *s, const tn_tensor *w, const tn_tensor *b, double *li,
+                     const double *coef, const lce_out *out)
 {
-    tn_dtype dt = h->dtype;
+    tn_dtype dt = s->dt;
     int64_t n = s->n, hd = s->hd, v = s->v;
     size_t es = tn_dtype_size(dt);
     bool grad = out != NULL;
@@ -180,8 +189,7 @@ static void lce_pass(tn_tape *tp, const lce *s, const tn_tensor *h, const tn_ten
     tn__mat W = {w->data, v, hd, w->stride[0], w->stride[1]}, Wt = tn__mat_t(W);
     for (int64_t r0 = 0; r0 < n; r0 += s->r) {
         int64_t rr = n - r0 < s->r ? n - r0 : s->r;
-        tn__mat hb = {(char *)h->data + (size_t)(r0 * h->stride[0]) * es, rr, hd, h->stride[0],
-                      h->stride[1]};
+        tn__mat hb = {(char *)s->hm.p + (size_t)(r0 * s->hm.rs) * es, rr, hd, s->hm.rs, s->hm.cs};
         tn__mat X = {s->blk, rr, v, v, 1};
         /* X [rr, V] := b (each row), then X += h_blk [rr, H] @ W^T [H, V] */
         TN_FOR_DTYPE(dt, T, {
@@ -321,6 +329,33 @@ static bool lce_check(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *b
 
 /* ---- builder ---- */
 
+/* Read only the `kept` rows whose targets are not ignored: s->rows their
+ * rows of h, s->hm a contiguous copy of them, s->tg compacted, s->n =
+ * kept. False when the arena is out of memory. */
+static bool compact_rows(tn_tape *tp, lce *s, const tn_tensor *h, int64_t kept)
+{
+    size_t es = tn_dtype_size(s->dt);
+    int64_t *rows = tn_tape_alloc(tp, (size_t)kept * sizeof *rows);
+    void *hc = tn_tape_alloc(tp, (size_t)(kept * s->hd) * es);
+    if (!rows || !hc)
+        return false;
+    int64_t k = 0;
+    for (int64_t i = 0; i < s->n_all; i++)
+        if (s->tg[i] != s->ignore)
+            s->tg[k] = s->tg[i], rows[k++] = i;
+    TN_FOR_DTYPE(s->dt, T, {
+        T *d = hc;
+        const T *H = TN_DATA(T, h);
+        for (int64_t r = 0; r < kept; r++)
+            for (int64_t j = 0; j < s->hd; j++)
+                d[r * s->hd + j] = H[rows[r] * h->stride[0] + j * h->stride[1]];
+    });
+    s->rows = rows;
+    s->n = kept;
+    s->hm = (tn__mat){hc, kept, s->hd, s->hd, 1};
+    return true;
+}
+
 tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight, tn_tensor *bias,
                                    tn_tensor *targets, tn_tensor *class_weight,
                                    int64_t ignore_index, double label_smoothing, tn_reduction red)
@@ -348,15 +383,21 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
     for (int64_t k = 0; class_weight && k < v; k++)
         s->sw += (s->cw[k] = tn_tensor_get(class_weight, k));
     double wsum = 0;
+    int64_t kept = 0;
     for (int64_t i = 0; i < n; i++) {
         s->tg[i] = TN_DATA(int32_t, targets)[i * targets->stride[0]];
         if (s->tg[i] != ignore_index)
-            wsum += s->cw ? s->cw[s->tg[i]] : 1.0;
+            wsum += s->cw ? s->cw[s->tg[i]] : 1.0, kept++;
     }
     s->div = red == TN_REDUCE_MEAN ? wsum : 1.0;
+    s->n_all = n;
+    s->hm = (tn__mat){h->data, n, hd, h->stride[0], h->stride[1]};
+    if (kept > 0 && kept < n && !compact_rows(tp, s, h, kept))
+        return NULL;
+    n = s->n;
     int64_t one = 1;
     tn_tensor *y = tn__result(tp, TN_OP_LINEAR_CROSS_ENTROPY, dt, 1,
-                              red == TN_REDUCE_NONE ? &n : &one, false, h, weight, bias);
+                              red == TN_REDUCE_NONE ? &s->n_all : &one, false, h, weight, bias);
     if (!y)
         return NULL;
     tn__node(y)->aux = s;
@@ -389,16 +430,18 @@ tn_tensor *tn_linear_cross_entropy(tn_tape *tp, tn_tensor *h, tn_tensor *weight,
         for (int64_t i = 0; i < n; i++)
             coef[i] = s->div > 0 ? 1.0 / s->div : 0.0;
     }
-    lce_pass(tp, s, h, weight, bias, li, coef, po);
+    lce_pass(tp, s, weight, bias, li, coef, po);
     double tot = 0;
     for (int64_t i = 0; i < n; i++)
         tot += li[i];
     TN_FOR_DTYPE(dt, T, {
         T *Y = TN_DATA(T, y);
-        if (red == TN_REDUCE_NONE)
+        if (red == TN_REDUCE_NONE) {
+            for (int64_t i = 0; i < s->n_all; i++)
+                Y[i] = 0; /* the ignored rows' */
             for (int64_t i = 0; i < n; i++)
-                Y[i] = (T)li[i];
-        else
+                Y[s->rows ? s->rows[i] : i] = (T)li[i];
+        } else
             Y[0] = (T)(tot / s->div); /* 0/0 = NaN when nothing counts, as PyTorch */
     });
     return tn__finish(tp, y);
@@ -419,11 +462,31 @@ static void add_scaled(tn_dtype dt, double g, const void *D, int64_t m, int64_t 
     });
 }
 
-/* The gradients a pass adds into directly (their own strides). */
-static lce_out grads_of(const lce *s, tn_tensor *h, tn_tensor *w, tn_tensor *b)
+/* h's gradient (h's strides) += g D [s->n, H] (contiguous), row i of D
+ * into h's row s->rows[i] (or i). */
+static void dh_add(const lce *s, double g, const void *D, tn_tensor *h)
+{
+    TN_FOR_DTYPE(s->dt, T, {
+        const T *d = D;
+        T *o = h->grad, gg = (T)g;
+        int64_t rs = h->stride[0], cs = h->stride[1];
+        TN_PAR_FOR(s->n * s->hd > TN_PAR_MIN, i, 0, s->n, {
+            T *r = o + (s->rows ? s->rows[i] : i) * rs;
+            for (int64_t j = 0; j < s->hd; j++)
+                r[j * cs] += gg * d[i * s->hd + j];
+        });
+    });
+}
+
+/* The gradients a pass adds into directly (their own strides); h's only
+ * when every row is read, else a pass writes the compact rows' into dhc
+ * [n, H] (fresh), for dh_add. */
+static lce_out grads_of(const lce *s, tn_tensor *h, tn_tensor *w, tn_tensor *b, void *dhc)
 {
     lce_out out = {0};
-    if (tn__wants(h))
+    if (tn__wants(h) && s->rows)
+        out.dh = (tn__mat){dhc, s->n, s->hd, s->hd, 1}, out.dh_fresh = true;
+    else if (tn__wants(h))
         out.dh = (tn__mat){h->grad, s->n, s->hd, h->stride[0], h->stride[1]};
     if (tn__wants(w))
         out.dw = (tn__mat){w->grad, s->v, s->hd, w->stride[0], w->stride[1]};
@@ -436,16 +499,34 @@ static lce_out grads_of(const lce *s, tn_tensor *h, tn_tensor *w, tn_tensor *b)
  * strides) += g dh, and the same for weight [V, H] and bias [V]; with G
  * kept, G is scaled to g (in place, undoing an earlier backward's scale)
  * and its products added into the gradients. 'none': the rows again with
- * coef_i = dy[i], their products added straight into the gradients. */
+ * coef_i = dy[i], their products added straight into the gradients. With
+ * ignored rows dropped, h's gradient rows come through dh_add. */
 void tn__bw_linear_cross_entropy(tn_tensor *y)
 {
     lce *s = tn__node(y)->aux;
     tn_tensor *h = tn__node(y)->src[0], *w = tn__node(y)->src[1], *b = tn__node(y)->src[2];
+    tn_tape *tp = tn__node(y)->tape;
     bool gh = tn__wants(h), gw = tn__wants(w), gb = tn__wants(b);
     int64_t n = s->n, hd = s->hd, v = s->v;
+    if (s->red != TN_REDUCE_NONE && !s->keep) {
+        double g = tn_tensor_grad_get(y, 0);
+        if (gh && s->dh)
+            dh_add(s, g, s->dh, h);
+        if (gw && s->dw)
+            add_scaled(y->dtype, g, s->dw, v, hd, w->grad, w->stride[0], w->stride[1]);
+        if (gb && s->db)
+            add_scaled(y->dtype, g, s->db, 1, v, b->grad, 0, b->stride[0]);
+        return;
+    }
+    if (!gh && !gw && !gb)
+        return;
+    void *dhc = gh && s->rows ? tn_tape_alloc(tp, (size_t)(n * hd) * tn_dtype_size(s->dt)) : NULL;
+    if (gh && s->rows && !dhc)
+        return; /* the tape has the error; tn_backward reports it */
+    lce_out out = grads_of(s, h, w, b, dhc);
     if (s->keep) {
         double g = tn_tensor_grad_get(y, 0);
-        if (g == 0 || (!gh && !gw && !gb))
+        if (g == 0)
             return;
         if (g != s->gk) { /* G [N, V] *= g / gk */
             TN_FOR_DTYPE(y->dtype, T, {
@@ -457,31 +538,18 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
             });
             s->gk = g;
         }
-        lce_out out = grads_of(s, h, w, b);
-        tn__mat hm = {h->data, n, hd, h->stride[0], h->stride[1]};
         tn__mat W = {w->data, v, hd, w->stride[0], w->stride[1]};
-        lce_products(s, (tn__mat){s->blk, n, v, v, 1}, hm, W, 0, &out);
-        return;
+        lce_products(s, (tn__mat){s->blk, n, v, v, 1}, s->hm, W, 0, &out);
+    } else {
+        double *coef = tn_tape_alloc(tp, (size_t)n * sizeof(double));
+        if (!coef)
+            return;
+        TN_FOR_DTYPE(y->dtype, T, {
+            for (int64_t i = 0; i < n; i++)
+                coef[i] = (double)TN_GRAD(T, y)[s->rows ? s->rows[i] : i];
+        });
+        lce_pass(tp, s, w, b, NULL, coef, &out);
     }
-    if (s->red != TN_REDUCE_NONE) {
-        double g = tn_tensor_grad_get(y, 0);
-        if (gh && s->dh)
-            add_scaled(y->dtype, g, s->dh, n, hd, h->grad, h->stride[0], h->stride[1]);
-        if (gw && s->dw)
-            add_scaled(y->dtype, g, s->dw, v, hd, w->grad, w->stride[0], w->stride[1]);
-        if (gb && s->db)
-            add_scaled(y->dtype, g, s->db, 1, v, b->grad, 0, b->stride[0]);
-        return;
-    }
-    if (!gh && !gw && !gb)
-        return;
-    double *coef = tn_tape_alloc(tn__node(y)->tape, (size_t)n * sizeof(double));
-    if (!coef)
-        return; /* the tape has the error; tn_backward reports it */
-    TN_FOR_DTYPE(y->dtype, T, {
-        for (int64_t i = 0; i < n; i++)
-            coef[i] = (double)TN_GRAD(T, y)[i];
-    });
-    lce_out out = grads_of(s, h, w, b);
-    lce_pass(tn__node(y)->tape, s, h, w, b, NULL, coef, &out);
+    if (dhc)
+        dh_add(s, 1.0, dhc, h);
 }
