@@ -243,6 +243,11 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * rows not ignored (NaN when it is 0, as PyTorch), 'none' gives the [N]
  * losses. Gradients reach h, weight and bias (those requiring grad).
  *
+ * Rows whose target is ignore_index cost nothing: when there are some,
+ * the other rows of h are copied into a compact matrix (N' H values of
+ * tape memory) that the rest works on, and their gradient rows are added
+ * back to h's, so a padded batch pays for its real rows only (N below
+ * counts those).
  * The rows are processed in blocks of up to 256: one GEMM makes a block's
  * logits, then each row's log-sum-exp and loss. For 'mean'
  * and 'sum' with gradients recorded, the forward also turns the block into
