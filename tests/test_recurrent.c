@@ -9,7 +9,10 @@
 #include <math.h>
 #include <string.h>
 
-enum { B = 5, T = 7, H = 40 }; /* H >= 32: the time loop uses 2 threads */
+enum { T = 7, H = 40, BMAX = 40 }; /* H >= 32: the time loop uses 2 threads */
+/* Batch size of the nets below: 5 (2 threads split the units) or 37 (at
+ * least 16 rows per thread with H <= 256: they split the rows). */
+static int64_t B = 5;
 
 typedef struct net {
     tn_tensor *x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0;
@@ -49,7 +52,9 @@ static void net_free(net *n)
  * result and every gradient into out (in a fixed order). Returns the count. */
 static int64_t run(net *n, tn_cell cell, int threads, float *out)
 {
-    static const int32_t len[B] = {7, 3, 1, 7, 5};
+    int32_t len[BMAX];
+    for (int64_t b = 0; b < B; b++) /* 7, 3, 1, 7, 5, ...: every length, full ones too */
+        len[b] = (int32_t)(b % 5 == 0 || b % 5 == 3 ? T : b % 5 == 1 ? 3 : b % 5 == 2 ? 1 : 5);
     tn_set_num_threads(threads);
     tn_tensor *all[7] = {n->x, n->w_ih, n->w_hh, n->b_ih, n->b_hh, n->h0, n->c0};
     for (int i = 0; i < 7; i++)
@@ -71,14 +76,16 @@ static int64_t run(net *n, tn_cell cell, int threads, float *out)
     return k;
 }
 
-/* The time loop splits the hidden units between threads; every value
- * must come out bit for bit the same as on one thread. */
+/* The time loop splits the hidden units (B 5) or the batch rows (B 37)
+ * between threads; every value must come out bit for bit the same as on
+ * one thread. */
 static void test_threads_exact(void)
 {
     tn_cell cells[4] = {TN_CELL_RNN_TANH, TN_CELL_RNN_RELU, TN_CELL_LSTM, TN_CELL_GRU};
-    static float a[200000], b[200000];
-    for (int c = 0; c < 8; c++) {
-        int64_t in = c < 4 ? 3 : 20; /* the weight gradients' serial and paired paths */
+    static float a[400000], b[400000];
+    for (int c = 0; c < 16; c++) {
+        B = c < 8 ? 5 : 37;
+        int64_t in = c % 8 < 4 ? 3 : 20; /* the weight gradients' serial and paired paths */
         net n;
         net_init(&n, tn_cell_gates(cells[c % 4]), in);
         int64_t na = run(&n, cells[c % 4], 1, a), nb = run(&n, cells[c % 4], 2, b);
@@ -88,10 +95,13 @@ static void test_threads_exact(void)
             diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
         CHECK(diff == 0);
         if (diff)
-            fprintf(stderr, "%s, I = %lld: %lld of %lld values differ between 1 and 2 threads\n",
-                    tn_cell_name(cells[c % 4]), (long long)in, (long long)diff, (long long)na);
+            fprintf(stderr,
+                    "%s, I = %lld, B = %lld: %lld of %lld values differ between 1 and 2 threads\n",
+                    tn_cell_name(cells[c % 4]), (long long)in, (long long)B, (long long)diff,
+                    (long long)na);
         net_free(&n);
     }
+    B = 5;
 }
 
 static void test_second_backward(void)
@@ -125,7 +135,7 @@ static void test_bad_args(void)
     CHECK_MSG(tn_tape_error(tp), "expected x [B, T, I]");
     tn_tape_reset(tp);
 
-    int32_t bad[B] = {7, 0, 1, 7, 5};
+    int32_t bad[5] = {7, 0, 1, 7, 5}; /* B is 5 here */
     CHECK(!tn_recurrent(tp, TN_CELL_LSTM, &w, n.x, NULL, NULL, bad, false));
     CHECK_MSG(tn_tape_error(tp), "recurrent (lstm): lengths[1] = 0 outside 1..T = 7");
     tn_tape_reset(tp);

@@ -30,7 +30,10 @@ typedef struct rec {
     void *zero;           /* [H] zeros: a missing initial state */
     void *hcur, *ccur;    /* 2 x [B, H]: the state before and after a step */
     int nt;               /* threads of the time loops */
-    int64_t per;          /* hidden units per thread */
+    bool by_rows;         /* they split the batch rows, each running all
+                             units with no barrier between steps; else
+                             the units, with one barrier per step */
+    int64_t per;          /* hidden units per thread (split by units) */
     const void *h0, *c0;  /* [B, H] contiguous initial states, or NULL */
 } rec;
 
@@ -61,12 +64,21 @@ static inline const void *prev_row(const rec *r, const void *seq, const void *in
     return init ? rec_at(r, init, b * r->H) : r->zero;
 }
 
-/* First unit of thread k of r->nt (k = nt gives H): whole 16-float
- * vectors per thread, the last one takes the rest. */
-static inline int64_t rec_units(const rec *r, int k)
+/* Thread k's part of the time loops: hidden units [*j0, *j0 + *n) of the
+ * batch rows [*b0, *b1). Split by units (whole 16-float vectors per
+ * thread, the last one takes the rest; every row), or with by_rows by
+ * rows (every unit). */
+static inline void rec_part(const rec *r, int k, int64_t *j0, int64_t *n, int64_t *b0, int64_t *b1)
 {
-    int64_t j = k * r->per;
-    return j < r->H ? j : r->H;
+    if (r->by_rows) {
+        *j0 = 0, *n = r->H;
+        *b0 = r->B * k / r->nt, *b1 = r->B * (k + 1) / r->nt;
+        return;
+    }
+    int64_t a = k * r->per, e = (k + 1) * r->per;
+    *j0 = a < r->H ? a : r->H;
+    *n = (e < r->H ? e : r->H) - *j0;
+    *b0 = 0, *b1 = r->B;
 }
 
 /* The time loops (recurrent_steps.c). Forward: O [S, B, T, H] gets h (and

@@ -1,12 +1,14 @@
 /* src/ops/recurrent_steps.c - the time loops of the recurrent op
  * (recurrent.c), forward and backward, for both dtypes.
  *
- * They run on r->nt threads, thread k owning the hidden units [j0, j1)
- * (rec_units). Per step each thread makes the recurrent product of its
- * units on BLIS's micro-kernel (tn__packed_mul; its right operand, from
- * W_hh, packed by the thread itself at the start) and applies the gate row
- * kernels of the active kernel path (rows.h) to them; one barrier per
- * step, before the next step reads the whole state.
+ * They run on r->nt threads, thread k owning the hidden units [j0, j0 +
+ * n) of the batch rows [b0, b1) (rec_part). Per step each thread makes
+ * the recurrent product of its part on BLIS's micro-kernel
+ * (tn__packed_mul; its right operand, from W_hh, packed by the thread
+ * itself at the start) and applies the gate row kernels of the active
+ * kernel path (rows.h) to it. Split by units (every row), the next step
+ * reads the whole state: one barrier per step. Split by rows (every unit),
+ * a thread's rows depend on nothing the others make: no barrier at all.
  *
  * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
  * rows are T rows apart, so they are prefetched while the product runs.
@@ -27,7 +29,8 @@ static inline void prefetch_span(const void *p, int64_t bytes)
  * unit j0 + j); backward, W_hh's columns j0 .. j0 + n ([G, n]). */
 static void pack_forward(rec *r, int k)
 {
-    int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0, H = r->H;
+    int64_t j0, n, b0, b1, H = r->H;
+    rec_part(r, k, &j0, &n, &b0, &b1);
     tn__packed *p = &r->pf[k];
     tn__packed_zero(p);
     for (int64_t g = 0; g < r->G / H; g++)
@@ -37,7 +40,8 @@ static void pack_forward(rec *r, int k)
 
 static void pack_backward(rec *r, int k)
 {
-    int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+    int64_t j0, n, b0, b1;
+    rec_part(r, k, &j0, &n, &b0, &b1);
     tn__packed *p = &r->pb[k];
     tn__packed_zero(p);
     tn__packed_set(p, 0, n, rec_at(r, r->whh.p, j0 * r->whh.cs), r->whh.rs, r->whh.cs);
@@ -57,13 +61,14 @@ void tn__rec_forward_steps(rec *r, void *O)
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
         int k = r->nt > 1 ? omp_get_thread_num() : 0;
-        int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+        int64_t j0, n, b0, b1;
+        rec_part(r, k, &j0, &n, &b0, &b1);
         void *Pk = rec_at(r, r->P, ng * j0);
         void *scratch = (char *)r->scratch + k * r->scratch_bytes;
         pack_forward(r, k);
         for (int64_t s = 0; s < T; s++) {
             int64_t t = r->reverse ? T - 1 - s : s;
-            for (int64_t b = 0; b < B; b++) {
+            for (int64_t b = b0; b < b1; b++) {
                 int64_t row = b * T + t;
                 for (int64_t g = 0; g < ng; g++)
                     prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
@@ -74,11 +79,12 @@ void tn__rec_forward_steps(rec *r, void *O)
             const void *hp = hc[s & 1], *cp = cc[s & 1];
             void *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
             if (s == 0 && !r->h0) /* zero state: no product */
-                for (int64_t b = 0; b < B; b++)
+                for (int64_t b = b0; b < b1; b++)
                     memset(rec_at(r, Pk, b * G), 0, (size_t)(ng * n) * es);
             else
-                tn__packed_mul(&r->pf[k], B, hp, H, Pk, G, false, scratch);
-            for (int64_t b = 0; b < B; b++) {
+                tn__packed_mul(&r->pf[k], b1 - b0, rec_at(r, hp, b0 * H), H, rec_at(r, Pk, b0 * G),
+                               G, false, scratch);
+            for (int64_t b = b0; b < b1; b++) {
                 int64_t row = b * T + t, u = b * H + j0;
                 void *a = rec_at(r, r->A, row * G + j0), *h = rec_at(r, Oh, row * H + j0);
                 const void *p = rec_at(r, Pk, b * G);
@@ -105,7 +111,9 @@ void tn__rec_forward_steps(rec *r, void *O)
                 }
                 memcpy(rec_at(r, hn, u), h, (size_t)n * es);
             }
+            if (!r->by_rows) { /* the next product reads every unit */
 #pragma omp barrier
+            }
         }
     }
 }
@@ -129,13 +137,14 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
         int k = r->nt > 1 ? omp_get_thread_num() : 0;
-        int64_t j0 = rec_units(r, k), n = rec_units(r, k + 1) - j0;
+        int64_t j0, n, b0, b1;
+        rec_part(r, k, &j0, &n, &b0, &b1);
         void *scratch = (char *)r->scratch + k * r->scratch_bytes;
         pack_backward(r, k);
         for (int64_t s = T; s-- > 0;) {
             int64_t t = r->reverse ? T - 1 - s : s;
             void *dp = dP[s & 1];
-            for (int64_t b = 0; b < B; b++) { /* as in forward */
+            for (int64_t b = b0; b < b1; b++) { /* as in forward */
                 int64_t row = b * T + t;
                 for (int64_t g = 0; g < ng; g++)
                     prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
@@ -144,7 +153,7 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
                 if (lstm)
                     prefetch_span(rec_at(r, dOc, row * H + j0), n * (int64_t)es);
             }
-            for (int64_t b = 0; b < B; b++) {
+            for (int64_t b = b0; b < b1; b++) {
                 int64_t row = b * T + t, u = b * H + j0;
                 void *a = rec_at(r, r->A, row * G + j0);
                 const void *doh = rec_at(r, dOh, row * H + j0);
@@ -172,10 +181,13 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
                 default: kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
                 }
             }
+            if (!r->by_rows) { /* the product reads every unit's dA_t */
 #pragma omp barrier
+            }
             if (s > 0 || need_h0)
-                tn__packed_mul(&r->pb[k], B, gru ? dp : rec_at(r, r->A, t * G), gru ? G : T * G,
-                               rec_at(r, gh, j0), H, true, scratch);
+                tn__packed_mul(&r->pb[k], b1 - b0,
+                               gru ? rec_at(r, dp, b0 * G) : rec_at(r, r->A, (b0 * T + t) * G),
+                               gru ? G : T * G, rec_at(r, gh, b0 * H + j0), H, true, scratch);
         }
     }
 }
