@@ -8,7 +8,8 @@
  *    left operand is computed in the step): the outputs and the gradients
  *    of every input, state and parameter, float64 and float32;
  *  - the capture happened (one tape op), and 1 and 2 threads give bitwise
- *    the same values and gradients;
+ *    the same values and gradients, with 6 rows (every op split over the
+ *    threads) and 37 (each thread its rows through all steps);
  *  - a step outside the captured subset (softmax) runs eagerly with the
  *    same result;
  *  - the gradient through tn_scan in float64 by central differences;
@@ -26,7 +27,10 @@
 
 #include <math.h>
 
-enum { T = 5, B = 6, G = 7, H = 4 };
+enum { T = 5, G = 7, H = 4 };
+/* Rows: 6, or 37 (at least 16 per thread on 2 threads: the captured
+ * program then runs each thread's rows through all steps, no barrier). */
+static int64_t B = 6;
 
 typedef struct cell {
     bool mgu, softmax; /* which step */
@@ -301,10 +305,13 @@ int main(void)
         return 1;
     for (int d = 0; d < 2; d++) {
         tn_dtype dt = d ? TN_F32 : TN_F64;
-        test_cell(dt, false, false);
-        test_cell(dt, true, false);
-        test_cell(dt, false, true);
+        for (B = 6; B <= 37; B += 31) {
+            test_cell(dt, false, false);
+            test_cell(dt, true, false);
+            test_cell(dt, false, true);
+        }
     }
+    B = 6;
     test_gradcheck(false);
     test_gradcheck(true);
     test_errors();

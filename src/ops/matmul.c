@@ -229,6 +229,18 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
     return true;
 }
 
+const tn__packed *tn__packed_weight(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt,
+                                    void *const **scratch)
+{
+    if (M > TN_PACKED_MAX_M || B.m > TN_PACKED_MAX_K)
+        return NULL;
+    wpack *w = wpack_get(tp, dt, B, M, nt);
+    if (!w)
+        return NULL;
+    *scratch = w->scratch;
+    return &w->p;
+}
+
 /* ---- checks shared by the builders ---- */
 
 /* Both operands' matrices (dims d, d+1) must be passable to BLIS. Gradients

@@ -125,6 +125,15 @@ bool tn__is_weight(const tn_tensor *t);
  * out of memory. Serial code only (src/ops/matmul.c). */
 bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc);
 
+/* The packed operand of B [K, N], a weight operand, from tp's op cache
+ * (packed on first use in this recording), and in *scratch nt buffers for
+ * a left operand of up to M rows each, one per thread; NULL when the
+ * shapes do not suit the packed path or the arena is out of memory.
+ * Serial code; threads then call tn__packed_mul on it, each with its own
+ * rows and scratch (src/ops/matmul.c). */
+const tn__packed *tn__packed_weight(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt,
+                                    void *const **scratch);
+
 /* The geometry of a 2-D convolution (src/ops/conv.c): x [B, C, H, W],
  * weight [O, C / G, KH, KW], y [B, O, OH, OW]; strides, paddings,
  * dilations, groups. A conv2d node keeps it in aux. */

@@ -60,8 +60,12 @@ typedef struct snode {
     int64_t wrs, wcs, K; /* its strides and inner size */
     char *buf;           /* values [T][B] rows of row stride rs, step stride ts */
     int64_t rs, ts;
-    char *g;     /* this step's gradient [B, n] (MM: step t's part of dsave) */
+    char *g;     /* a step's gradient [B, n], reused (none with dsave: node_g) */
     char *dsave; /* MM: dY of every step [T][B][n] (the merged weight gradient) */
+    /* MM in rows mode (scan_by_rows): the packed w (forward) or w^T
+     * (backward) and each thread's scratch for its rows */
+    const tn__packed *pk;
+    void *const *pscr;
 } snode;
 
 typedef struct scan {
@@ -125,6 +129,13 @@ typedef struct sgrad {
     int64_t P, *poff;
 } sgrad;
 
+/* Node nd's gradient at step t [B, n]: its slice of dsave, or the reused
+ * step buffer. */
+static char *node_g(const scan *s, const snode *nd, int64_t t)
+{
+    return nd->dsave ? nd->dsave + (size_t)(t * s->B * nd->n) * esz(s) : nd->g;
+}
+
 static char *grow(const scan *s, const sgrad *gb, const sval *v, int64_t t, int64_t r)
 {
     size_t es = esz(s);
@@ -136,7 +147,8 @@ static char *grow(const scan *s, const sgrad *gb, const sval *v, int64_t t, int6
         return (char *)x->grad + (size_t)(t * x->stride[0] + r * x->stride[1] + v->off) * es;
     }
     case V_STATE: return gb->carry[v->id] + (size_t)(r * s->h[v->id] + v->off) * es;
-    case V_NODE: return s->node[v->id].g + (size_t)(r * s->node[v->id].n + v->off) * es;
+    case V_NODE:
+        return node_g(s, &s->node[v->id], t) + (size_t)(r * s->node[v->id].n + v->off) * es;
     default: return gb->pgrad + (size_t)(r * gb->P + gb->poff[v->id] + v->off) * es;
     }
 }
@@ -337,31 +349,43 @@ static int scan_threads(const scan *s)
     return nt > s->B ? (int)s->B : nt;
 }
 
-/* The products of node nd at step t: y := bias; y += a @ w. */
-static void node_mm_fw(tn_tape *tp, const scan *s, const snode *nd, int64_t t)
+/* The products of node nd at step t, rows r0 .. r1 - 1: y := bias; y +=
+ * a @ w, through the packed w: the product's own threads (k < 0), or
+ * nd->pk on thread k with its scratch (rows mode). */
+static void node_mm_fw(tn_tape *tp, const scan *s, const snode *nd, int64_t t, int64_t r0,
+                       int64_t r1, int k)
 {
     size_t es = esz(s);
-    char *y = nd->buf + (size_t)(t * nd->ts) * es;
-    tn__mat A = {vrow(s, &nd->in[0], t, 0), s->B, nd->K, vstride(s, &nd->in[0], t), 1};
-    tn__mat W = {nd->w, nd->K, nd->n, nd->wrs, nd->wcs};
-    tn__mat Y = {y, s->B, nd->n, nd->rs, 1};
+    char *y = nd->buf + (size_t)(t * nd->ts + r0 * nd->rs) * es;
+    char *a = vrow(s, &nd->in[0], t, r0);
+    int64_t lda = vstride(s, &nd->in[0], t);
     bool acc = nd->in[1].kind >= 0;
     if (acc)
-        for (int64_t r = 0; r < s->B; r++)
-            memcpy(y + (size_t)(r * nd->rs) * es, vrow(s, &nd->in[1], t, r), (size_t)nd->n * es);
+        for (int64_t r = r0; r < r1; r++)
+            memcpy(y + (size_t)((r - r0) * nd->rs) * es, vrow(s, &nd->in[1], t, r),
+                   (size_t)nd->n * es);
+    if (k >= 0) {
+        tn__packed_mul(nd->pk, r1 - r0, a, lda, y, nd->rs, acc, nd->pscr[k]);
+        return;
+    }
+    tn__mat A = {a, r1 - r0, nd->K, lda, 1};
+    tn__mat W = {nd->w, nd->K, nd->n, nd->wrs, nd->wcs};
+    tn__mat Y = {y, r1 - r0, nd->n, nd->rs, 1};
     if (!tn__packed_product(tp, s->dt, A, W, Y, acc))
         tn__gemm(s->dt, A, W, acc ? 1.0 : 0.0, Y);
 }
 
-/* Runs of element-wise nodes [i0, i1) at step t, row by row, rows split
- * over the threads. */
-static void run_fw(tn_tape *tp, const scan *s, int64_t t)
+/* Step t. Rows mode (k >= 0): thread k's rows r0 .. r1 - 1 through every
+ * node. Else (k < 0, all rows): the products on their own threads, runs of
+ * element-wise nodes row by row (a row's chain stays in L1) with the rows
+ * split over the threads. */
+static void run_fw(tn_tape *tp, const scan *s, int64_t t, int64_t r0, int64_t r1, int k)
 {
     const tn__rows *kr = tn__rows_get(s->dt);
-    int nt = scan_threads(s);
+    int nt = k >= 0 ? 1 : scan_threads(s);
     for (int i0 = 0; i0 < s->n_node;) {
         if (s->node[i0].kind == S_MM) {
-            node_mm_fw(tp, s, &s->node[i0++], t);
+            node_mm_fw(tp, s, &s->node[i0++], t, r0, r1, k);
             continue;
         }
         int i1 = i0;
@@ -370,9 +394,9 @@ static void run_fw(tn_tape *tp, const scan *s, int64_t t)
         TN_FTZ_SCOPE;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int k = nt > 1 ? omp_get_thread_num() : 0;
-            int64_t r0 = s->B * k / nt, r1 = s->B * (k + 1) / nt;
-            for (int64_t r = r0; r < r1; r++)
+            int q = nt > 1 ? omp_get_thread_num() : 0;
+            int64_t a = r0 + (r1 - r0) * q / nt, b = r0 + (r1 - r0) * (q + 1) / nt;
+            for (int64_t r = a; r < b; r++)
                 for (int i = i0; i < i1; i++)
                     node_row_fw(s, kr, &s->node[i], t, r);
         }
@@ -380,12 +404,36 @@ static void run_fw(tn_tape *tp, const scan *s, int64_t t)
     }
 }
 
+/* Rows mode: with at least 16 rows per thread and every product's packed
+ * weight at most SCAN_ROWS_MAX_PACKED bytes (it stays in each core's L2),
+ * each thread runs its rows through all T steps, forward and backward,
+ * with no barrier: a step's values of row r depend on row r only. Else
+ * every op of a step splits over the threads on its own (several
+ * barriers per step). Sets each product's packed operand (w forward, w^T
+ * backward) and the threads' scratch; false for the other mode. */
+#define SCAN_ROWS_MAX_PACKED ((int64_t)3 << 19)
+static bool scan_by_rows(tn_tape *tp, scan *s, bool back, int nt)
+{
+    if (nt < 2 || s->B < 16 * (int64_t)nt)
+        return false;
+    for (int i = 0; i < s->n_node; i++) {
+        snode *nd = &s->node[i];
+        if (nd->kind != S_MM)
+            continue;
+        tn__mat W = {nd->w, nd->K, nd->n, nd->wrs, nd->wcs};
+        nd->pk = tn__packed_weight(tp, s->dt, back ? tn__mat_t(W) : W, s->B, nt, &nd->pscr);
+        if (!nd->pk || tn__packed_bytes(nd->pk) > SCAN_ROWS_MAX_PACKED)
+            return false;
+    }
+    return true;
+}
+
 /* ---- backward ---- */
 
 static void node_row_bw(const scan *s, const sgrad *gb, const tn__rows *kr, const snode *nd,
                         int64_t t, int64_t r)
 {
-    const char *dy = nd->g + (size_t)(r * nd->n) * esz(s);
+    const char *dy = node_g(s, nd, t) + (size_t)(r * nd->n) * esz(s);
     if (nd->kind == S_MAP) {
         char *dx = grow(s, gb, &nd->in[0], t, r);
         if (dx)
@@ -401,26 +449,34 @@ static void node_row_bw(const scan *s, const sgrad *gb, const tn__rows *kr, cons
     }
 }
 
-/* dbias and da of a product at step t; dY is saved for the merged dW. */
-static void node_mm_bw(tn_tape *tp, const scan *s, const sgrad *gb, snode *nd, int64_t t)
+/* dbias and da of a product at step t, rows r0 .. r1 - 1; dY is saved
+ * for the merged dW. da through the packed w^T: the product's own threads
+ * (wt NULL, all rows), or wt on the calling thread with scratch scr. */
+static void node_mm_bw(tn_tape *tp, const scan *s, const sgrad *gb, const snode *nd, int64_t t,
+                       int64_t r0, int64_t r1, const tn__packed *wt, void *scr)
 {
     size_t es = esz(s);
-    int64_t B = s->B, n = nd->n;
-    tn__mat dY = {nd->g, B, n, n, 1};
+    int64_t n = nd->n;
+    char *g = node_g(s, nd, t) + (size_t)(r0 * n) * es;
     if (nd->in[1].kind >= 0) /* dbias += dY, row by row */
         TN_FOR_DTYPE(s->dt, T, {
-            for (int64_t r = 0; r < B; r++) {
+            for (int64_t r = r0; r < r1; r++) {
                 T *db = (T *)grow(s, gb, &nd->in[1], t, r);
-                const T *d = (const T *)(nd->g + (size_t)(r * n) * es);
+                const T *d = (const T *)g + (r - r0) * n;
                 if (db)
                     for (int64_t j = 0; j < n; j++)
                         db[j] += d[j];
             }
         });
-    char *da = grow(s, gb, &nd->in[0], t, 0);
+    char *da = grow(s, gb, &nd->in[0], t, r0);
     if (!da)
         return;
-    tn__mat dA = {da, B, nd->K, gstride(s, gb, &nd->in[0], t), 1};
+    int64_t lda = gstride(s, gb, &nd->in[0], t);
+    if (wt) {
+        tn__packed_mul(wt, r1 - r0, g, n, da, lda, true, scr);
+        return;
+    }
+    tn__mat dY = {g, r1 - r0, n, n, 1}, dA = {da, r1 - r0, nd->K, lda, 1};
     tn__mat Wt = {nd->w, n, nd->K, nd->wcs, nd->wrs}; /* w^T */
     if (!tn__packed_product(tp, s->dt, dY, Wt, dA, true))
         tn__gemm(s->dt, dY, Wt, 1.0, dA);
@@ -454,13 +510,64 @@ static void node_mm_dw(const scan *s, const snode *nd)
     }
 }
 
+/* Backward of step t for rows r0 .. r1 - 1: the outputs' gradients (dL/dy
+ * at step t plus what step t + 1 sent back to its state inputs, in from),
+ * then the program in reverse, sending the states' gradients into to.
+ * Rows mode (k >= 0): thread k's rows, every node on it. Else (all rows,
+ * k < 0): products on their own threads, element-wise runs with the rows
+ * split over the threads. */
+static void bw_step(tn_tape *tp, const scan *s, const tn_tensor *y, sgrad *gb, char **from,
+                    char **to, int64_t t, int64_t r0, int64_t r1, int k)
+{
+    size_t es = esz(s);
+    int64_t B = s->B, m = r1 - r0;
+    const tn__rows *kr = tn__rows_get(s->dt);
+    int nt = k >= 0 ? 1 : scan_threads(s);
+    for (int i = 0; i < s->n_node; i++) {
+        const snode *nd = &s->node[i];
+        memset(node_g(s, nd, t) + (size_t)(r0 * nd->n) * es, 0, (size_t)(m * nd->n) * es);
+    }
+    for (int q = 0; q < s->n_state; q++) {
+        int64_t h = s->h[q];
+        TN_FOR_DTYPE(s->dt, T, {
+            T *g = (T *)node_g(s, &s->node[s->out[q]], t);
+            const T *c = (const T *)from[q];
+            const T *dy = (const T *)y->grad + t * B * s->S + s->soff[q];
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t j = 0; j < h; j++)
+                    g[r * h + j] += dy[r * s->S + j] + c[r * h + j];
+        });
+        memset(to[q] + (size_t)(r0 * h) * es, 0, (size_t)(m * h) * es);
+    }
+    gb->carry = to;
+    for (int i1 = s->n_node; i1 > 0;) {
+        if (s->node[i1 - 1].kind == S_MM) {
+            const snode *nd = &s->node[--i1];
+            node_mm_bw(tp, s, gb, nd, t, r0, r1, k >= 0 ? nd->pk : NULL,
+                       k >= 0 ? nd->pscr[k] : NULL);
+            continue;
+        }
+        int i0 = i1;
+        while (i0 > 0 && s->node[i0 - 1].kind != S_MM)
+            i0--;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int q = nt > 1 ? omp_get_thread_num() : 0;
+            int64_t a = r0 + m * q / nt, b = r0 + m * (q + 1) / nt;
+            for (int64_t r = a; r < b; r++)
+                for (int i = i1; i-- > i0;)
+                    node_row_bw(s, gb, kr, &s->node[i], t, r);
+        }
+        i1 = i0;
+    }
+}
+
 void tn__bw_scan(tn_tensor *y)
 {
     scan *s = tn__node(y)->aux;
     tn_tape *tp = tn__node(y)->tape;
     size_t es = esz(s);
     int64_t B = s->B;
-    const tn__rows *kr = tn__rows_get(s->dt);
     int nt = scan_threads(s);
     /* buffers: two sets of carries (the gradient reaching each state from
      * the step after, and the one this step sends to the step before),
@@ -491,53 +598,33 @@ void tn__bw_scan(tn_tensor *y)
          * there its step gradient lives, step by step */
         nd->dsave =
             nd->kind == S_MM && nd->wg ? tn_tape_alloc(tp, (size_t)(s->T * B * nd->n) * es) : NULL;
-        nd->g = nd->dsave ? nd->dsave : tn_tape_alloc(tp, (size_t)(B * nd->n) * es);
-        if (!nd->g)
+        nd->g = nd->dsave ? NULL : tn_tape_alloc(tp, (size_t)(B * nd->n) * es);
+        if (!nd->dsave && !nd->g)
             return;
     }
-    TN_FTZ_SCOPE;
-    for (int64_t t = s->T; t-- > 0;) {
-        /* the outputs' gradients: dL/dy at step t plus what step t + 1 sent
-         * back to its state inputs */
-        for (int i = 0; i < s->n_node; i++) {
-            snode *nd = &s->node[i];
-            if (nd->dsave)
-                nd->g = nd->dsave + (size_t)(t * B * nd->n) * es;
-            memset(nd->g, 0, (size_t)(B * nd->n) * es);
-        }
-        for (int k = 0; k < s->n_state; k++) {
-            TN_FOR_DTYPE(s->dt, T, {
-                T *g = (T *)s->node[s->out[k]].g;
-                const T *c = (const T *)from[k];
-                const T *dy = (const T *)y->grad + t * B * s->S + s->soff[k];
-                for (int64_t r = 0; r < B; r++)
-                    for (int64_t j = 0; j < s->h[k]; j++)
-                        g[r * s->h[k] + j] += dy[r * s->S + j] + c[r * s->h[k] + j];
-            });
-            memset(to[k], 0, (size_t)(B * s->h[k]) * es);
-        }
-        gb.carry = to;
-        for (int i1 = s->n_node; i1 > 0;) {
-            if (s->node[i1 - 1].kind == S_MM) {
-                node_mm_bw(tp, s, &gb, &s->node[--i1], t);
-                continue;
+    if (scan_by_rows(tp, s, true, nt)) {
+        TN_FTZ_SCOPE;
+#pragma omp parallel num_threads(nt)
+        {
+            int k = omp_get_thread_num(), n = omp_get_num_threads();
+            sgrad mine = gb; /* its own carry pointer */
+            char **f = cbuf[0], **c = cbuf[1];
+            for (int64_t t = s->T; t-- > 0;) {
+                bw_step(tp, s, y, &mine, f, c, t, B * k / n, B * (k + 1) / n, k);
+                char **sw = f;
+                f = c, c = sw;
             }
-            int i0 = i1;
-            while (i0 > 0 && s->node[i0 - 1].kind != S_MM)
-                i0--;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-            {
-                int k = nt > 1 ? omp_get_thread_num() : 0;
-                int64_t r0 = B * k / nt, r1 = B * (k + 1) / nt;
-                for (int64_t r = r0; r < r1; r++)
-                    for (int i = i1; i-- > i0;)
-                        node_row_bw(s, &gb, kr, &s->node[i], t, r);
-            }
-            i1 = i0;
         }
-        char **sw = from;
-        from = to, to = sw;
+    } else {
+        TN_FTZ_SCOPE;
+        char **f = cbuf[0], **c = cbuf[1];
+        for (int64_t t = s->T; t-- > 0;) {
+            bw_step(tp, s, y, &gb, f, c, t, 0, B, -1);
+            char **sw = f;
+            f = c, c = sw;
+        }
     }
+    from = cbuf[s->T & 1];
     /* from: the gradients of the initial states */
     for (int k = 0; k < s->n_state; k++) {
         tn_tensor *h0 = s->init[k];
@@ -748,7 +835,19 @@ tn_tensor *tn_scan(tn_tape *tp, tn_step_fn step, void *ctx, int n_x, tn_tensor *
             nd->rs = nd->n, nd->ts = s->B * nd->n;
         }
     }
-    for (int64_t t = 0; t < s->T; t++)
-        run_fw(tp, s, t);
+    int nt = scan_threads(s);
+    if (scan_by_rows(tp, s, false, nt)) {
+        TN_FTZ_SCOPE;
+#pragma omp parallel num_threads(nt)
+        {
+            int k = omp_get_thread_num(), n = omp_get_num_threads();
+            int64_t r0 = s->B * k / n, r1 = s->B * (k + 1) / n;
+            for (int64_t t = 0; t < s->T; t++)
+                run_fw(tp, s, t, r0, r1, k);
+        }
+    } else {
+        for (int64_t t = 0; t < s->T; t++)
+            run_fw(tp, s, t, 0, s->B, -1);
+    }
     return tn__finish(tp, y);
 }
