@@ -390,12 +390,13 @@ static char *scratch(tn_tape *tp, int nt, int64_t n)
     return n ? tn_tape_alloc(tp, (size_t)(nt * n)) : NULL;
 }
 
-/* Threads to split one image's output panels over (when the images are
- * not split: nt 1): all when there are two panels or more and enough work. */
-static int panel_threads(const cv *s, int nt)
+/* Threads to split one image's product over, by the `panels` panels of
+ * its right operand (the forward's output columns, or the weight
+ * gradient's): when the images are not split (nt 1), all threads for two
+ * panels or more and enough work; else 1. */
+static int panel_threads(const cv *s, int nt, int64_t panels)
 {
-    int64_t np = (s->P + s->fwd.pw - 1) / s->fwd.pw;
-    return nt == 1 && np > 1 && (double)s->Og * (double)s->Kc * (double)s->P >= CONV_PAR_MIN
+    return nt == 1 && panels > 1 && (double)s->Og * (double)s->Kc * (double)s->P >= CONV_PAR_MIN
                ? tn__threads_now()
                : 1;
 }
@@ -404,7 +405,7 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
                          const tn_tensor *w, const tn_tensor *bias, tn_tensor *y)
 {
     cv s = cv_of(g, x->dtype);
-    int nt = image_threads(&s), pt = panel_threads(&s, nt);
+    int nt = image_threads(&s), pt = panel_threads(&s, nt, (s.P + s.fwd.pw - 1) / s.fwd.pw);
     char *left = scratch(tp, 1, g->G * s.fleft), *pan = scratch(tp, nt > pt ? nt : pt, s.fpan);
     if (!left || !pan)
         return false;
@@ -486,10 +487,7 @@ void tn__bw_conv2d(tn_tensor *y)
     if (!wx && !ww)
         return;
     int nt = image_threads(&s);
-    /* one image at a time: the weight gradient's panels split over the threads when it pays */
-    int pt = nt == 1 && s.Kc > s.bdw.pw && (double)s.Og * (double)s.Kc * (double)s.P >= CONV_PAR_MIN
-                 ? tn__threads_now()
-                 : 1;
+    int pt = panel_threads(&s, nt, (s.Kc + s.bdw.pw - 1) / s.bdw.pw); /* dW's panels */
     int64_t nw = g->O * s.Kc;
     char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
     char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;

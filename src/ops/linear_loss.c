@@ -58,8 +58,8 @@ typedef struct lce {
     double eps, sw, div; /* smoothing; sum of the class weights; the mean's divisor (else 1) */
     int32_t *tg;         /* [n] targets of the rows read (copied) */
     double *cw;          /* [V] class weights, or NULL (all 1) */
-    void *blk;           /* [R, V] logits of one block; with keep, G [N, V] */
-    void *dh, *dw, *db;  /* forward's d loss / d h [N, H], W [V, H], b [V], or NULL */
+    void *blk;           /* [R, V] logits of one block; with keep, G [n, V] */
+    void *dh, *dw, *db;  /* forward's d loss / d h [n, H] (rows read), W [V, H], b [V], or NULL */
     bool keep;           /* blk holds the whole G (small V), scaled by gk so far */
     double gk;
 } lce;
@@ -520,15 +520,15 @@ void tn__bw_linear_cross_entropy(tn_tensor *y)
     }
     if (!gh && !gw && !gb)
         return;
+    if (s->keep && tn_tensor_grad_get(y, 0) == 0)
+        return;
     void *dhc = gh && s->rows ? tn_tape_alloc(tp, (size_t)(n * hd) * tn_dtype_size(s->dt)) : NULL;
     if (gh && s->rows && !dhc)
         return; /* the tape has the error; tn_backward reports it */
     lce_out out = grads_of(s, h, w, b, dhc);
     if (s->keep) {
         double g = tn_tensor_grad_get(y, 0);
-        if (g == 0)
-            return;
-        if (g != s->gk) { /* G [N, V] *= g / gk */
+        if (g != s->gk) { /* G [n, V] *= g / gk */
             TN_FOR_DTYPE(y->dtype, T, {
                 T *G = s->blk, f = (T)(g / s->gk);
                 TN_PAR_FOR(n * v > TN_PAR_MIN, i, 0, n, {

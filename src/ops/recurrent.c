@@ -253,7 +253,6 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
     int nt = tn__threads_now();
     r->by_rows = nt > 1 && B >= 16 * (int64_t)nt && H <= 256;
     if (r->by_rows) {
-        r->per = H;
         r->nt = nt;
     } else {
         nt = H >= 32 ? nt : 1;
