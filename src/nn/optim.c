@@ -346,22 +346,36 @@ static void adam_update(const tn_adam_opts *op, bool decoupled, double lr, int64
         const T shrink = (T)(1 - lr * op->weight_decay);
         const T ss = (T)step_size, bcs = (T)bc2_sqrt;
         const bool l2 = !decoupled && op->weight_decay != 0;
-        TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
-            T d = g[i];
-            if (decoupled)
-                w[i] = w[i] * shrink;
-            else if (l2)
-                d = d + wd * w[i];
-            ea[i] = ea[i] * b1 + b1c * d;
-            eas[i] = eas[i] * b2 + b2c * d * d;
-            T s = eas[i];
-            if (mx) {
-                mx[i] = mx[i] >= s ? mx[i] : s;
-                s = mx[i];
-            }
-            T denom = sqrt(s) / bcs + eps;
-            w[i] = w[i] - ss * ea[i] / denom;
-        });
+        if (!decoupled && !l2 && !mx) { /* plain Adam: the same update, branch-free (it
+                                          * vectorises; the general loop did not) */
+            T *restrict wr = w, *restrict ear = ea, *restrict easr = eas;
+            const T *restrict gr = g;
+            TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
+                T d = gr[i];
+                T a = ear[i] * b1 + b1c * d, s = easr[i] * b2 + b2c * d * d;
+                ear[i] = a;
+                easr[i] = s;
+                T denom = sqrt(s) / bcs + eps;
+                wr[i] = wr[i] - ss * a / denom;
+            });
+        } else {
+            TN_PAR_FOR(n > TN_PAR_MIN, i, 0, n, {
+                T d = g[i];
+                if (decoupled)
+                    w[i] = w[i] * shrink;
+                else if (l2)
+                    d = d + wd * w[i];
+                ea[i] = ea[i] * b1 + b1c * d;
+                eas[i] = eas[i] * b2 + b2c * d * d;
+                T s = eas[i];
+                if (mx) {
+                    mx[i] = mx[i] >= s ? mx[i] : s;
+                    s = mx[i];
+                }
+                T denom = sqrt(s) / bcs + eps;
+                w[i] = w[i] - ss * ea[i] / denom;
+            });
+        }
     });
 }
 
