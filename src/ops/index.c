@@ -77,8 +77,12 @@ void tn__bw_gather_rows(tn_tensor *y)
                     continue;
                 T *dw = DW + ids[i] * st0;
                 const T *dy = DY + i * e;
-                for (int64_t j = j0; j < j1; j++)
-                    dw[j * st1] += dy[j];
+                if (st1 == 1) /* vectorises */
+                    for (int64_t j = j0; j < j1; j++)
+                        dw[j] += dy[j];
+                else
+                    for (int64_t j = j0; j < j1; j++)
+                        dw[j * st1] += dy[j];
             }
         });
     });
