@@ -13,7 +13,9 @@
  *   dx_bg [Cg, H, W] += col2im(W_g^T [Kc, Og] @ dy_bg [Og, P])
  *   dWr_g [Og, Kc] += dy_bg [Og, P] @ rows [P, Kc],   rows = im2row(xt),  xt [H W, Cg] = x_bg^T
  *       (row (i, j), column (p, q, c): xt[(i sh - ph + p dh) W + j sw - pw + q dw, c])
- *   db [O] += the sums of dy over images and positions (in double).
+ *   db [O] += the sums of dy over images and positions (in double: each
+ *       image's after its dx and dW, while dy_b is in cache, then added in
+ *       image order).
  *
  * All three products run on BLIS's micro-kernel directly (tn__packed_*,
  * src/ops/matmul_packed.c), and neither col nor rows is ever made whole:
@@ -428,31 +430,42 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
     return true;
 }
 
-/* db [O] += the sums of dy [B, O, P] over images and positions, in double
- * (LANES sums per channel, each of every LANES-th value, so that the loop
- * vectorises without reordering a sum; then added in lane order). */
-static void bias_backward(const cv *s, const tn_tensor *y, tn_tensor *bias)
+/* bsum [O] := the sums of one image's dy_b [O, P] over its positions, in
+ * double (LANES sums per channel, each of every LANES-th value, so that
+ * the loop vectorises without reordering a sum; then added in lane order).
+ * Called right after the image's dx and dW, which leave dy_b in cache. */
+static void bias_image(const cv *s, const char *dyb, double *bsum)
 {
-    const tn__conv_geom *g = s->g;
     enum { LANES = 8 };
-    TN_FOR_DTYPE(y->dtype, T, {
-        const T *DY = TN_GRAD(T, y);
-        T *DB = TN_GRAD(T, bias);
-        TN_PAR_FOR(g->O > 1 && tn_numel(y) > TN_PAR_MIN, o, 0, g->O, {
+    TN_FOR_DTYPE(s->dt, T, {
+        for (int64_t o = 0; o < s->g->O; o++) {
+            const T *d = (const T *)dyb + o * s->P;
             double lane[LANES] = {0}, acc = 0;
-            for (int64_t b = 0; b < g->B; b++) {
-                const T *d = DY + (b * g->O + o) * s->P;
-                int64_t k = 0;
-                for (; k + LANES <= s->P; k += LANES)
-                    for (int l = 0; l < LANES; l++)
-                        lane[l] += (double)d[k + l];
-                for (; k < s->P; k++)
-                    acc += (double)d[k];
-            }
+            int64_t k = 0;
+            for (; k + LANES <= s->P; k += LANES)
+                for (int l = 0; l < LANES; l++)
+                    lane[l] += (double)d[k + l];
+            for (; k < s->P; k++)
+                acc += (double)d[k];
             for (int l = 0; l < LANES; l++)
                 acc += lane[l];
+            bsum[o] = acc;
+        }
+    });
+}
+
+/* db [O] += the images' sums bsum [B, O], added in image order (so the
+ * result does not depend on how the images were split over threads). */
+static void bias_reduce(const cv *s, const double *bsum, tn_tensor *bias)
+{
+    TN_FOR_DTYPE(s->dt, T, {
+        T *DB = TN_GRAD(T, bias);
+        for (int64_t o = 0; o < s->g->O; o++) {
+            double acc = 0;
+            for (int64_t b = 0; b < s->g->B; b++)
+                acc += bsum[b * s->g->O + o];
             DB[o * bias->stride[0]] += (T)acc;
-        });
+        }
     });
 }
 
@@ -481,10 +494,8 @@ void tn__bw_conv2d(tn_tensor *y)
     const tn__conv_geom *g = tn__node(y)->aux;
     tn_tape *tp = tn__node(y)->tape;
     cv s = cv_of(g, y->dtype);
-    bool wx = tn__wants(x), ww = tn__wants(w);
-    if (tn__wants(bias))
-        bias_backward(&s, y, bias);
-    if (!wx && !ww)
+    bool wx = tn__wants(x), ww = tn__wants(w), wb = tn__wants(bias);
+    if (!wx && !ww && !wb)
         return;
     int nt = image_threads(&s);
     int pt = panel_threads(&s, nt, (s.Kc + s.bdw.pw - 1) / s.bdw.pw); /* dW's panels */
@@ -496,7 +507,9 @@ void tn__bw_conv2d(tn_tensor *y)
     char *wleft = ww ? scratch(tp, nt, s.wleft) : NULL;
     char *wpan = ww ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
     char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order */
-    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !wleft || !wpan || !dwr)))
+    double *bsum = wb ? tn_tape_alloc(tp, (size_t)(g->B * g->O) * sizeof(double)) : NULL;
+    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !wleft || !wpan || !dwr)) ||
+        (wb && !bsum))
         return; /* out of arena memory: the tape has the error */
     if (wx)
         pack_weights(&s, w->data, left, true);
@@ -512,6 +525,8 @@ void tn__bw_conv2d(tn_tensor *y)
                 dx_image(&s, DY + b * ys, left, DX + b * xs, pan, dcol);
             if (dwr)
                 dw_image(&s, X + b * xs, DY + b * ys, dwr, xt, wleft, wpan, pt);
+            if (bsum)
+                bias_image(&s, DY + b * ys, bsum + b * g->O);
         }
     } else {
 #pragma omp parallel num_threads(nt)
@@ -526,11 +541,15 @@ void tn__bw_conv2d(tn_tensor *y)
                     dw_image(&s, X + b * xs, DY + b * ys, dwr + (size_t)(k * nw) * s.es,
                              xt + (size_t)(k * s.HW * s.Cg) * s.es, wleft + k * s.wleft,
                              wpan + k * s.wpan, 1);
+                if (bsum)
+                    bias_image(&s, DY + b * ys, bsum + b * g->O);
             }
         }
     }
     if (dwr)
         dw_reduce(&s, dwr, nt, w);
+    if (bsum)
+        bias_reduce(&s, bsum, bias);
 }
 
 /* ---- the naive twins (tests) ---- */
