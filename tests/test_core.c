@@ -4,7 +4,9 @@
 
 #include "tensor/tensor.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_create(void)
 {
@@ -163,6 +165,63 @@ static void test_backward_clears(void)
     tn_tape_free(tp);
     tn_tensor_free(w);
     tn_tensor_free(ones);
+}
+
+/* An element-wise op or conv2d that is the first consumer of an input's
+ * gradient clears it itself, a block at a time (src/ops/backward.c:
+ * clears_inputs); later consumers add. a is read by tanh (visited first:
+ * it clears a's gradient) and relu (adds); over two rounds on one arena
+ * and two backwards on one tape, a missing clear would add to the
+ * previous round's values. Large enough for many blocks on 2 threads.
+ * conv2d: x's gradient through a tape tensor (cleared by the kernel) is
+ * bitwise the one of a leaf (cleared by zero_grad). */
+static void test_backward_kernel_clears(void)
+{
+    enum { R = 500, C = 100 };
+    tn_tensor *w = tn_tensor_new(TN_F64, 2, (int64_t[]){R, C});
+    tn_rng rng;
+    tn_rng_seed(&rng, 3);
+    tn_tensor_uniform(w, &rng, -2, 2);
+    tn_tensor_set_requires_grad(w, true);
+    tn_tensor *ones = tn_tensor_full(TN_F64, 2, (int64_t[]){R, C}, 1.0);
+    tn_tape *tp = tn_tape_new();
+    for (int round = 0; round < 2; round++) {
+        tn_tape_reset(tp);
+        tn_tensor *a = tn_scale(tp, w, 1);
+        tn_tensor *b = tn_add(tp, tn_relu(tp, a), tn_tanh(tp, a));
+        CHECK(b && tn_backward_from(tp, b, ones) == TN_OK);
+        CHECK(tn_backward_from(tp, b, ones) == TN_OK);
+        double worst = 0;
+        for (int64_t i = 0; b && i < R * C; i++) {
+            double v = tn_tensor_get(w, i), t = tanh(v);
+            double want = (v > 0 ? 1 : 0) + (1 - t * t);
+            worst = fmax(worst, fabs(tn_tensor_grad_get(a, i) - want));
+        }
+        CHECK(worst < 1e-12); /* the library's tanh against libm's, in double */
+        tn_tensor_zero_grad(w);
+    }
+    tn_tensor *x0 = tn_tensor_new(TN_F64, 4, (int64_t[]){3, 4, 6, 5});
+    tn_tensor *x1 = tn_tensor_new(TN_F64, 4, (int64_t[]){3, 4, 6, 5});
+    tn_tensor *k = tn_tensor_new(TN_F64, 4, (int64_t[]){2, 4, 3, 3});
+    tn_tensor_uniform(x0, &rng, -1, 1);
+    tn_tensor_copy(x1, x0);
+    tn_tensor_uniform(k, &rng, -1, 1);
+    tn_tensor_set_requires_grad(x0, true);
+    tn_tensor_set_requires_grad(x1, true);
+    tn_conv2d_opts o = tn_conv2d_defaults();
+    o.padding_h = o.padding_w = 1;
+    for (int round = 0; round < 2; round++) {
+        tn_tape_reset(tp);
+        tn_tensor_zero_grad(x0), tn_tensor_zero_grad(x1);
+        tn_tensor *a = tn_scale(tp, x0, 1);
+        tn_tensor *y0 = tn_conv2d(tp, a, k, NULL, &o), *y1 = tn_conv2d(tp, x1, k, NULL, &o);
+        CHECK(y0 && y1 && tn_backward(tp, tn_sum(tp, y0)) == TN_OK);
+        CHECK(tn_backward(tp, tn_sum(tp, y1)) == TN_OK);
+        CHECK(memcmp(x0->grad, x1->grad, (size_t)tn_numel(x0) * sizeof(double)) == 0);
+    }
+    tn_tape_free(tp);
+    tn_tensor_free(w), tn_tensor_free(ones);
+    tn_tensor_free(x0), tn_tensor_free(x1), tn_tensor_free(k);
 }
 
 /* Element accessors are checked: NULL, an index outside the tensor, or an
@@ -395,6 +454,7 @@ int main(void)
     test_views();
     test_backward();
     test_backward_clears();
+    test_backward_kernel_clears();
     test_accessors();
     test_errors();
     test_watch();

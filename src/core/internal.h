@@ -25,6 +25,9 @@ typedef struct tn_node {
     void *aux;                  /* op scratch kept for backward (arena) */
     tn_tape *tape;              /* tape that owns this tensor, or NULL */
     struct tn_rowset *rows;     /* tn_tensor_set_sparse_grad, or NULL */
+    uint8_t fresh;              /* during its backward: bit k set when src[k]'s gradient is
+                                   not cleared yet and the kernel must clear it itself
+                                   (src/ops/backward.c: zero_for) */
 } tn_node;
 
 /* The rows of a [V, E] parameter whose gradient may be nonzero since its

@@ -5,6 +5,7 @@
  * backward kernel: whatever is accumulated into a view lands in its base.
  */
 #include "ops_internal.h"
+#include "rows.h"
 
 #include <stdlib.h>
 
@@ -82,14 +83,50 @@ static void zero_once(zmap *z, tn_tensor *t)
     }
 }
 
+/* The ops whose backward clears an input's gradient itself, a block at a
+ * time right before adding into it, when the engine leaves it uncleared
+ * (tn_node.fresh): the element-wise maps (unary.c) and conv2d's x. A
+ * whole-tensor clear of a gradient larger than the caches goes to memory
+ * and is read back by the kernel; cleared a block at a time the zeroes are
+ * still in cache when the sums arrive. */
+static bool clears_inputs(int op)
+{
+    return tn__map_of(op) != TN__MAP_COUNT || op == TN_OP_MASK || op == TN_OP_CONV2D;
+}
+
+/* Whether t's backward may clear src[k]'s gradient itself: a tape node of
+ * this backward whose gradient is not cleared yet (t is its first
+ * consumer in the backward order), not a view, contiguous, and no other
+ * input of t (nor t). Marks it cleared: the kernel will. */
+static bool leave_to_kernel(zmap *z, tn_tensor *t, int k)
+{
+    tn_tensor *x = tn__node(t)->src[k];
+    if (!x || x == t || tn__node(x)->is_view || !tn_is_contiguous(x))
+        return false;
+    for (int j = 0; j < TN_MAX_SRC; j++)
+        if (j != k && tn__node(t)->src[j] == x)
+            return false;
+    size_t i = zmap_slot(z, x);
+    if (z->key[i] != x || z->done[i])
+        return false;
+    z->done[i] = true;
+    return true;
+}
+
 /* Before t's backward: its own gradient and every gradient it adds into
  * (its inputs; concat and stack keep theirs in aux, iparam[1] of them,
- * scan in its record). */
+ * scan in its record), except the inputs left to t's kernel (fresh). */
 static void zero_for(zmap *z, tn_tensor *t)
 {
     zero_once(z, t);
-    for (int k = 0; k < TN_MAX_SRC; k++)
-        zero_once(z, tn__node(t)->src[k]);
+    bool own = clears_inputs(tn__node(t)->op);
+    tn__node(t)->fresh = 0;
+    for (int k = 0; k < TN_MAX_SRC; k++) {
+        if (own && leave_to_kernel(z, t, k))
+            tn__node(t)->fresh |= (uint8_t)(1u << k);
+        else
+            zero_once(z, tn__node(t)->src[k]);
+    }
     if (tn__node(t)->op == TN_OP_CONCAT || tn__node(t)->op == TN_OP_STACK) {
         tn_tensor **xs = tn__node(t)->aux;
         for (int64_t k = 0; k < tn__node(t)->iparam[1]; k++)

@@ -517,10 +517,13 @@ void tn__bw_conv2d(tn_tensor *y)
         memset(dwr, 0, (size_t)(nt * nw) * s.es);
     const char *X = x->data, *DY = y->grad;
     char *DX = wx ? x->grad : NULL;
+    bool clear = tn__node(y)->fresh & 1; /* dx not cleared yet: each image's before its sums */
     size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
     TN_FTZ_SCOPE;
     if (nt == 1) {
         for (int64_t b = 0; b < g->B; b++) {
+            if (DX && clear)
+                memset(DX + b * xs, 0, xs);
             if (DX)
                 dx_image(&s, DY + b * ys, left, DX + b * xs, pan, dcol);
             if (dwr)
@@ -534,6 +537,8 @@ void tn__bw_conv2d(tn_tensor *y)
             int k = omp_get_thread_num();
             int64_t b0 = g->B * k / nt, b1 = g->B * (k + 1) / nt;
             for (int64_t b = b0; b < b1; b++) {
+                if (DX && clear)
+                    memset(DX + b * xs, 0, xs);
                 if (DX)
                     dx_image(&s, DY + b * ys, left, DX + b * xs, pan + k * s.dpan,
                              dcol + (size_t)(k * s.Kc * s.bdx.pw) * s.es);

@@ -47,8 +47,14 @@ static void unary_forward(tn__map fn, tn_tensor *y, const tn_tensor *x, double a
     });
 }
 
+/* Rows per block of the backward: the block of dx cleared (when the
+ * engine left that to the kernel) and then added into while in L1. */
+#define BW_BLOCK_BYTES 16384
+
 /* Backward of the one-input ops: dx += dy * dy/dx (rows.h: map_bw).
- * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. */
+ * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. When
+ * dx is not cleared yet (tn_node.fresh; x is then contiguous), each block
+ * of rows of dx is cleared right before its sums. */
 static void unary_backward(tn_tensor *y)
 {
     tn_tensor *x = tn__node(y)->src[0];
@@ -62,12 +68,19 @@ static void unary_backward(tn_tensor *y)
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
     int64_t es = (int64_t)tn_dtype_size(y->dtype);
+    bool clear = tn__node(y)->fresh & 1;
+    int64_t blk = BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
     TN_FTZ_SCOPE;
-    TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
-        int64_t o = tn__row_off(r, f.s, f.sx) * es;
-        kr->map_bw(fn, n, (const char *)x->data + o, ix, (const char *)y->data + r * n * es,
-                   (const char *)y->grad + r * n * es, a, keep ? keep + r * n : NULL,
-                   (char *)x->grad + o);
+    TN_PAR_FOR(rows > blk && rows * n > TN_PAR_MIN, q, 0, (rows + blk - 1) / blk, {
+        int64_t r0 = q * blk, r1 = r0 + blk < rows ? r0 + blk : rows;
+        if (clear) /* x contiguous: rows r0 .. r1 - 1 are one run */
+            memset((char *)x->grad + r0 * n * es, 0, (size_t)((r1 - r0) * n * es));
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t o = tn__row_off(r, f.s, f.sx) * es;
+            kr->map_bw(fn, n, (const char *)x->data + o, ix, (const char *)y->data + r * n * es,
+                       (const char *)y->grad + r * n * es, a, keep ? keep + r * n : NULL,
+                       (char *)x->grad + o);
+        }
     });
 }
 
