@@ -72,6 +72,7 @@ typedef struct cv {
     tn__packed fwd, bdx, bdw;    /* W_g @ col, W_g^T @ dy_bg, dy_bg @ rows (K <= CONV_KC) */
     int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
     int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
+    int64_t dgrp;                /* dx's panels per col2im (dcol [Kc, dgrp pw]) */
 } cv;
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
@@ -93,6 +94,11 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
     s.fleft = tn__packed_scratch_bytes(&s.fwd, s.Og);
     s.dleft = tn__packed_scratch_bytes(&s.bdx, s.Kc);
     s.wleft = tn__packed_scratch_bytes(&s.bdw, s.Og);
+    /* col2im in runs of up to an output row: on 16-wide panels (haswell)
+     * one panel is half of a 32-wide row, and a run's setup then costs
+     * about as much as its adds */
+    int64_t pw = s.bdx.pw, rowp = (g->OW + pw - 1) / pw;
+    s.dgrp = rowp < 1 ? 1 : rowp > 4 ? 4 : rowp;
     return s;
 }
 
@@ -312,31 +318,36 @@ static void fwd_image(const cv *s, const char *xb, const char *left, const tn_te
     }
 }
 
-/* One image's dx: dxb [C, H, W] += col2im(W^T @ dyb [O, P]), panel by
- * panel, with the packed W^T left; pan (s->dpan bytes) and dcol ([Kc, pw])
+/* One image's dx: dxb [C, H, W] += col2im(W^T @ dyb [O, P]), s->dgrp
+ * panels at a time (their products side by side in dcol, then one col2im),
+ * with the packed W^T left; pan (s->dpan bytes) and dcol ([Kc, dgrp pw])
  * scratch. */
 static void dx_image(const cv *s, const char *dyb, const char *left, char *dxb, char *pan,
                      char *dcol)
 {
-    int64_t pw = s->bdx.pw, np = (s->P + pw - 1) / pw;
+    int64_t pw = s->bdx.pw, np = (s->P + pw - 1) / pw, gw = s->dgrp * pw;
     for (int64_t gi = 0; gi < s->g->G; gi++) {
         tn__mat dy = ymat(s, dyb, gi);
         char *dxg = dxb + (size_t)(gi * s->Cg * s->HW) * s->es;
-        for (int64_t k = 0; k < np; k++) {
-            int64_t c0, n = panel_cols(&s->bdx, s->P, k, &c0);
-            /* the panel of dy_bg's columns c0 .. c0 + n - 1: per channel o, n values */
-            TN_FOR_DTYPE(s->dt, T, {
-                const T *D = (const T *)dy.p + c0;
-                T *d = (T *)pan;
-                for (int64_t o = 0; o < s->Og; o++) {
-                    memcpy(d + o * pw, D + o * s->P, (size_t)n * sizeof(T));
-                    for (int64_t t = n; t < pw; t++)
-                        d[o * pw + t] = 0;
-                }
-            });
-            tn__packed_panel_mul(&s->bdx, s->Kc, left + gi * s->dleft, pan, n, dcol, pw, false,
-                                 pan);
-            panel_move(s, dxg, dcol, c0, n, pw, true);
+        for (int64_t k0 = 0; k0 < np; k0 += s->dgrp) {
+            int64_t k1 = k0 + s->dgrp < np ? k0 + s->dgrp : np, cols = 0;
+            for (int64_t k = k0; k < k1; k++) {
+                int64_t c0, n = panel_cols(&s->bdx, s->P, k, &c0);
+                /* the panel of dy_bg's columns c0 .. c0 + n - 1: per channel o, n values */
+                TN_FOR_DTYPE(s->dt, T, {
+                    const T *D = (const T *)dy.p + c0;
+                    T *d = (T *)pan;
+                    for (int64_t o = 0; o < s->Og; o++) {
+                        memcpy(d + o * pw, D + o * s->P, (size_t)n * sizeof(T));
+                        for (int64_t t = n; t < pw; t++)
+                            d[o * pw + t] = 0;
+                    }
+                });
+                tn__packed_panel_mul(&s->bdx, s->Kc, left + gi * s->dleft, pan, n,
+                                     dcol + (size_t)((k - k0) * pw) * s->es, gw, false, pan);
+                cols += n;
+            }
+            panel_move(s, dxg, dcol, k0 * pw, cols, gw, true);
         }
     }
 }
@@ -502,7 +513,7 @@ void tn__bw_conv2d(tn_tensor *y)
     int64_t nw = g->O * s.Kc;
     char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
     char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;
-    char *dcol = wx ? scratch(tp, nt, s.Kc * s.bdx.pw * (int64_t)s.es) : NULL;
+    char *dcol = wx ? scratch(tp, nt, s.Kc * s.dgrp * s.bdx.pw * (int64_t)s.es) : NULL;
     char *xt = ww ? scratch(tp, nt, s.HW * s.Cg * (int64_t)s.es) : NULL;
     char *wleft = ww ? scratch(tp, nt, s.wleft) : NULL;
     char *wpan = ww ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
@@ -541,7 +552,7 @@ void tn__bw_conv2d(tn_tensor *y)
                     memset(DX + b * xs, 0, xs);
                 if (DX)
                     dx_image(&s, DY + b * ys, left, DX + b * xs, pan + k * s.dpan,
-                             dcol + (size_t)(k * s.Kc * s.bdx.pw) * s.es);
+                             dcol + (size_t)(k * s.Kc * s.dgrp * s.bdx.pw) * s.es);
                 if (dwr)
                     dw_image(&s, X + b * xs, DY + b * ys, dwr + (size_t)(k * nw) * s.es,
                              xt + (size_t)(k * s.HW * s.Cg) * s.es, wleft + k * s.wleft,
