@@ -167,10 +167,10 @@ static void test_backward_clears(void)
     tn_tensor_free(ones);
 }
 
-/* An element-wise op or conv2d that is the first consumer of an input's
- * gradient clears it itself, a block at a time (src/ops/backward.c:
- * clears_inputs); later consumers add. a is read by tanh (visited first:
- * it clears a's gradient) and relu (adds); over two rounds on one arena
+/* An element-wise op, a reduction or conv2d that is the first consumer
+ * of an input's gradient clears (or writes) it itself, a block at a time
+ * (src/ops/backward.c: clears_inputs); later consumers add. a is read by tanh (visited first:
+ * it clears a's gradient) and relu (adds); over three rounds on one arena
  * and two backwards on one tape, a missing clear would add to the
  * previous round's values. Large enough for many blocks on 2 threads.
  * conv2d: x's gradient through a tape tensor (cleared by the kernel) is
@@ -185,7 +185,7 @@ static void test_backward_kernel_clears(void)
     tn_tensor_set_requires_grad(w, true);
     tn_tensor *ones = tn_tensor_full(TN_F64, 2, (int64_t[]){R, C}, 1.0);
     tn_tape *tp = tn_tape_new();
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) { /* rounds 1 and 2: one arena chunk, same layout */
         tn_tape_reset(tp);
         tn_tensor *a = tn_scale(tp, w, 1);
         tn_tensor *b = tn_add(tp, tn_relu(tp, a), tn_tanh(tp, a));
@@ -198,6 +198,20 @@ static void test_backward_kernel_clears(void)
             worst = fmax(worst, fabs(tn_tensor_grad_get(a, i) - want));
         }
         CHECK(worst < 1e-12); /* the library's tanh against libm's, in double */
+        /* sum and mean write their input's gradient when first: either
+         * reduction first (the other adds); d/da = 1 + 1/C everywhere */
+        for (int order = 0; order < 2; order++) {
+            a = tn_scale(tp, w, 1);
+            tn_tensor *u = order ? tn_mean_dim(tp, a, 1, false) : NULL, *v = tn_sum(tp, a);
+            if (!order)
+                u = tn_mean_dim(tp, a, 1, false);
+            tn_tensor *l = tn_add(tp, v, tn_sum(tp, u));
+            CHECK(l && tn_backward(tp, l) == TN_OK);
+            worst = 0;
+            for (int64_t i = 0; l && i < R * C; i++)
+                worst = fmax(worst, fabs(tn_tensor_grad_get(a, i) - (1 + 1.0 / C)));
+            CHECK(worst < 1e-15); /* 1 + 0.01 either way round: one rounding */
+        }
         tn_tensor_zero_grad(w);
     }
     tn_tensor *x0 = tn_tensor_new(TN_F64, 4, (int64_t[]){3, 4, 6, 5});

@@ -82,12 +82,15 @@ static void sum_dim_forward(tn_tensor *y, const tn_tensor *x, int d, double div)
 }
 
 /* Backward of y = sum(x) / div (all elements, or along iparam[0]):
- * dx += dy / div broadcast over the reduced elements. dx has x's strides. */
+ * dx += dy / div broadcast over the reduced elements, or dx = that when
+ * dx is not cleared yet (tn_node.fresh: each element is written once).
+ * dx has x's strides. */
 static void reduce_backward(tn_tensor *y, bool mean)
 {
     tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
+    bool set = tn__node(y)->fresh & 1;
     int d = (int)tn__node(y)->iparam[0];
     if (d < 0) {
         /* x any shape (frame s, strides st), dy [1] */
@@ -101,8 +104,12 @@ static void reduce_backward(tn_tensor *y, bool mean)
             T *DX = TN_GRAD(T, x);
             TN_PAR_FOR(rows * n > TN_PAR_MIN, r, 0, rows, {
                 T *dx = DX + tn__row_off(r, s, st);
-                for (int64_t j = 0; j < n; j++)
-                    dx[j * st[3]] += g;
+                if (set)
+                    for (int64_t j = 0; j < n; j++)
+                        dx[j * st[3]] = g;
+                else
+                    for (int64_t j = 0; j < n; j++)
+                        dx[j * st[3]] += g;
             });
         });
         return;
@@ -118,8 +125,12 @@ static void reduce_backward(tn_tensor *y, bool mean)
         TN_PAR_FOR(rows > 1 && rows * n > TN_PAR_MIN, r, 0, rows, {
             T *dx = DX + tn__row_off(r, s, st);
             T g = (T)(DY[r] / div);
-            for (int64_t k = 0; k < n; k++)
-                dx[k * sn] += g;
+            if (set)
+                for (int64_t k = 0; k < n; k++)
+                    dx[k * sn] = g;
+            else
+                for (int64_t k = 0; k < n; k++)
+                    dx[k * sn] += g;
         });
     });
 }
