@@ -167,9 +167,10 @@ static void test_backward_clears(void)
     tn_tensor_free(ones);
 }
 
-/* An element-wise op, a reduction or conv2d that is the first consumer
- * of an input's gradient clears (or writes) it itself, a block at a time
- * (src/ops/backward.c: clears_inputs); later consumers add. a is read by tanh (visited first:
+/* An element-wise op (one or two inputs, broadcast or not), a reduction
+ * or conv2d that is the first consumer of an input's gradient clears (or
+ * writes) it itself, a block at a time (src/ops/backward.c:
+ * clears_inputs); later consumers add. a is read by tanh (visited first:
  * it clears a's gradient) and relu (adds); over three rounds on one arena
  * and two backwards on one tape, a missing clear would add to the
  * previous round's values. Large enough for many blocks on 2 threads.
@@ -183,6 +184,9 @@ static void test_backward_kernel_clears(void)
     tn_rng_seed(&rng, 3);
     tn_tensor_uniform(w, &rng, -2, 2);
     tn_tensor_set_requires_grad(w, true);
+    tn_tensor *wv = tn_tensor_new(TN_F64, 1, (int64_t[]){C}); /* a broadcast row */
+    tn_tensor_uniform(wv, &rng, -1, 1);
+    tn_tensor_set_requires_grad(wv, true);
     tn_tensor *ones = tn_tensor_full(TN_F64, 2, (int64_t[]){R, C}, 1.0);
     tn_tape *tp = tn_tape_new();
     for (int round = 0; round < 3; round++) { /* rounds 1 and 2: one arena chunk, same layout */
@@ -212,7 +216,30 @@ static void test_backward_kernel_clears(void)
                 worst = fmax(worst, fabs(tn_tensor_grad_get(a, i) - (1 + 1.0 / C)));
             CHECK(worst < 1e-15); /* 1 + 0.01 either way round: one rounding */
         }
-        tn_tensor_zero_grad(w);
+        /* two-input ops: a * v (v = 2 wv a broadcast row) is the first to
+         * reach a and v, then a + w and relu(a) add: d/da = 2 wv[j] + 1 +
+         * (a > 0); d/dv[j] = the sum of column j of a, d/dwv twice that */
+        a = tn_scale(tp, w, 1);
+        tn_tensor *v = tn_scale(tp, wv, 2);
+        tn_tensor *r = tn_relu(tp, a), *s1 = tn_add(tp, a, w), *s2 = tn_mul(tp, a, v);
+        tn_tensor *l = tn_add(tp, tn_add(tp, tn_sum(tp, r), tn_sum(tp, s1)), tn_sum(tp, s2));
+        CHECK(l && tn_backward(tp, l) == TN_OK);
+        worst = 0;
+        for (int64_t i = 0; l && i < R * C; i++) {
+            double x = tn_tensor_get(w, i),
+                   want = 1 + (x > 0 ? 1 : 0) + 2 * tn_tensor_get(wv, i % C);
+            worst = fmax(worst, fabs(tn_tensor_grad_get(a, i) - want));
+        }
+        CHECK(worst < 1e-14); /* three terms of 1-4 added in another order */
+        worst = 0;
+        for (int64_t j = 0; l && j < C; j++) {
+            double col = 0;
+            for (int64_t i = 0; i < R; i++)
+                col += tn_tensor_get(w, i * C + j);
+            worst = fmax(worst, fabs(tn_tensor_grad_get(wv, j) - 2 * col));
+        }
+        CHECK(worst < 1e-12); /* 500-term sums in another order */
+        tn_tensor_zero_grad(w), tn_tensor_zero_grad(wv);
     }
     tn_tensor *x0 = tn_tensor_new(TN_F64, 4, (int64_t[]){3, 4, 6, 5});
     tn_tensor *x1 = tn_tensor_new(TN_F64, 4, (int64_t[]){3, 4, 6, 5});
@@ -234,7 +261,7 @@ static void test_backward_kernel_clears(void)
         CHECK(memcmp(x0->grad, x1->grad, (size_t)tn_numel(x0) * sizeof(double)) == 0);
     }
     tn_tape_free(tp);
-    tn_tensor_free(w), tn_tensor_free(ones);
+    tn_tensor_free(w), tn_tensor_free(wv), tn_tensor_free(ones);
     tn_tensor_free(x0), tn_tensor_free(x1), tn_tensor_free(k);
 }
 

@@ -86,14 +86,14 @@ static void zero_once(zmap *z, tn_tensor *t)
 /* The ops whose backward clears an input's gradient itself, a block at a
  * time right before adding into it, or writes every element of it, when
  * the engine leaves it uncleared (tn_node.fresh): the element-wise maps
- * (unary.c), conv2d's x and the sum and mean reductions. A whole-tensor
- * clear of a gradient larger than the caches goes to memory and is read
- * back by the kernel; cleared a block at a time the zeroes are still in
- * cache when the sums arrive. */
+ * (unary.c) and two-input ops (binary.c), conv2d's x and the sum and mean
+ * reductions. A whole-tensor clear of a gradient larger than the caches
+ * goes to memory and is read back by the kernel; cleared a block at a
+ * time the zeroes are still in cache when the sums arrive. */
 static bool clears_inputs(int op)
 {
-    return tn__map_of(op) != TN__MAP_COUNT || op == TN_OP_MASK || op == TN_OP_CONV2D ||
-           op == TN_OP_SUM || op == TN_OP_MEAN;
+    return tn__map_of(op) != TN__MAP_COUNT || tn__zip_of(op) != TN__ZIP_COUNT || op == TN_OP_MASK ||
+           op == TN_OP_CONV2D || op == TN_OP_SUM || op == TN_OP_MEAN;
 }
 
 /* Whether t's backward may clear src[k]'s gradient itself: a tape node of

@@ -44,15 +44,28 @@ static void binary_backward(tn_tensor *y, int which)
     tn__bstrides(y, y->ndim, y->shape, sy);
     tn__bstrides(x, y->ndim, y->shape, sx);
     int64_t rows = s[0] * s[1] * s[2], n = s[3], es = (int64_t)tn_dtype_size(y->dtype);
-    bool par = rows > 1 && !tn__is_broadcast(sx, s) && rows * n > TN_PAR_MIN;
+    bool bcast = tn__is_broadcast(sx, s);
+    /* x's gradient not cleared yet (tn_node.fresh; x contiguous): a
+     * broadcast x's (smaller) whole gradient now, else each block of rows
+     * (the same rows of y's frame) right before its sums */
+    bool clear = (tn__node(y)->fresh >> which) & 1;
+    if (clear && bcast)
+        memset(x->grad, 0, (size_t)(tn_numel(x) * es));
+    clear = clear && !bcast;
+    int64_t blk = TN_BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
+    bool par = rows > blk && !bcast && rows * n > TN_PAR_MIN;
     const tn__rows *kr = tn__rows_get(y->dtype);
     tn__zip z = tn__zip_of(tn__node(y)->op);
     TN_FTZ_SCOPE;
-    TN_PAR_FOR(par, r, 0, rows, {
-        kr->zip_bw(z, which, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
-                   (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
-                   (const char *)y->grad + tn__row_off(r, s, sy) * es,
-                   (char *)x->grad + tn__row_off(r, s, sx) * es, sx[3]);
+    TN_PAR_FOR(par, q, 0, (rows + blk - 1) / blk, {
+        int64_t r0 = q * blk, r1 = r0 + blk < rows ? r0 + blk : rows;
+        if (clear)
+            memset((char *)x->grad + r0 * n * es, 0, (size_t)((r1 - r0) * n * es));
+        for (int64_t r = r0; r < r1; r++)
+            kr->zip_bw(z, which, n, (const char *)a->data + tn__row_off(r, s, sa) * es, sa[3],
+                       (const char *)b->data + tn__row_off(r, s, sb) * es, sb[3],
+                       (const char *)y->grad + tn__row_off(r, s, sy) * es,
+                       (char *)x->grad + tn__row_off(r, s, sx) * es, sx[3]);
     });
 }
 

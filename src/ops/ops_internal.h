@@ -196,6 +196,11 @@ static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t s
 /* Whether a src wants a gradient (grad buffer allocated by the engine). */
 static inline bool tn__wants(const tn_tensor *x) { return x && x->requires_grad && x->grad; }
 
+/* Bytes per block of rows of an element-wise backward: a block of an
+ * input's gradient is cleared (when the engine left that to the kernel,
+ * tn_node.fresh) and then added into while it is in L1. */
+#define TN_BW_BLOCK_BYTES 16384
+
 /* Format a shape for messages: SHP(t) expands to a temporary buffer. */
 #define TN_SHP(t) tn_shape_str((t), (char[64]){0}, 64)
 

@@ -47,10 +47,6 @@ static void unary_forward(tn__map fn, tn_tensor *y, const tn_tensor *x, double a
     });
 }
 
-/* Rows per block of the backward: the block of dx cleared (when the
- * engine left that to the kernel) and then added into while in L1. */
-#define BW_BLOCK_BYTES 16384
-
 /* Backward of the one-input ops: dx += dy * dy/dx (rows.h: map_bw).
  * x, dx [rows, n] strided (frame of x); y, dy [rows, n] contiguous. When
  * dx is not cleared yet (tn_node.fresh; x is then contiguous), each block
@@ -69,7 +65,7 @@ static void unary_backward(tn_tensor *y)
     const tn__rows *kr = tn__rows_get(y->dtype);
     int64_t es = (int64_t)tn_dtype_size(y->dtype);
     bool clear = tn__node(y)->fresh & 1;
-    int64_t blk = BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
+    int64_t blk = TN_BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > blk && rows * n > TN_PAR_MIN, q, 0, (rows + blk - 1) / blk, {
         int64_t r0 = q * blk, r1 = r0 + blk < rows ? r0 + blk : rows;
