@@ -48,10 +48,9 @@ static void binary_backward(tn_tensor *y, int which)
     /* x's gradient not cleared yet (tn_node.fresh; x contiguous): a
      * broadcast x's (smaller) whole gradient now, else each block of rows
      * (the same rows of y's frame) right before its sums */
-    bool clear = (tn__node(y)->fresh >> which) & 1;
-    if (clear && bcast)
+    bool fresh = tn__fresh(y, which), clear = fresh && !bcast;
+    if (fresh && bcast)
         memset(x->grad, 0, (size_t)(tn_numel(x) * es));
-    clear = clear && !bcast;
     int64_t blk = TN_BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
     bool par = rows > blk && !bcast && rows * n > TN_PAR_MIN;
     const tn__rows *kr = tn__rows_get(y->dtype);

@@ -499,6 +499,43 @@ static void dw_reduce(const cv *s, const char *dwr, int nt, tn_tensor *w)
     });
 }
 
+/* The backward's buffers: x, dy, dx (NULL: not wanted; clear: not
+ * cleared yet, tn_node.fresh) and the scratch of tn__bw_conv2d, per thread
+ * where it says so; dwr NULL when dW is not wanted, bsum when db is not. */
+typedef struct bw_work {
+    const char *X, *DY;
+    char *DX;
+    bool clear;
+    const char *left;              /* the packed W^T of every group (dx) */
+    char *pan, *dcol, *xt, *wleft; /* per thread */
+    char *wpan;                    /* per thread, or one image's panel threads' */
+    char *dwr;                     /* per thread [O, Kc] sums */
+    double *bsum;                  /* [B, O] the images' bias sums */
+} bw_work;
+
+/* Image b's share of the backward on thread k (its scratch), the weight
+ * gradient's panels on nthreads threads (1 inside a parallel region): dx
+ * (cleared first when c->clear), dW, then db's sums while dy_b is in
+ * cache. */
+static void bw_image(const cv *s, const bw_work *c, int64_t b, int k, int nthreads)
+{
+    const tn__conv_geom *g = s->g;
+    size_t xs = (size_t)(g->C * s->HW) * s->es, ys = (size_t)(g->O * s->P) * s->es;
+    const char *dyb = c->DY + b * ys;
+    if (c->DX) {
+        if (c->clear)
+            memset(c->DX + b * xs, 0, xs);
+        dx_image(s, dyb, c->left, c->DX + b * xs, c->pan + k * s->dpan,
+                 c->dcol + (size_t)(k * s->Kc * s->dgrp * s->bdx.pw) * s->es);
+    }
+    if (c->dwr)
+        dw_image(s, c->X + b * xs, dyb, c->dwr + (size_t)(k * g->O * s->Kc) * s->es,
+                 c->xt + (size_t)(k * s->HW * s->Cg) * s->es, c->wleft + k * s->wleft,
+                 c->wpan + k * s->wpan, nthreads);
+    if (c->bsum)
+        bias_image(s, dyb, c->bsum + b * g->O);
+}
+
 void tn__bw_conv2d(tn_tensor *y)
 {
     tn_tensor *x = tn__node(y)->src[0], *w = tn__node(y)->src[1], *bias = tn__node(y)->src[2];
@@ -526,40 +563,28 @@ void tn__bw_conv2d(tn_tensor *y)
         pack_weights(&s, w->data, left, true);
     if (dwr)
         memset(dwr, 0, (size_t)(nt * nw) * s.es);
-    const char *X = x->data, *DY = y->grad;
-    char *DX = wx ? x->grad : NULL;
-    bool clear = tn__node(y)->fresh & 1; /* dx not cleared yet: each image's before its sums */
-    size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
+    bw_work c = {.X = x->data,
+                 .DY = y->grad,
+                 .DX = wx ? x->grad : NULL,
+                 .clear = tn__fresh(y, 0),
+                 .left = left,
+                 .pan = pan,
+                 .dcol = dcol,
+                 .xt = xt,
+                 .wleft = wleft,
+                 .wpan = wpan,
+                 .dwr = dwr,
+                 .bsum = bsum};
     TN_FTZ_SCOPE;
     if (nt == 1) {
-        for (int64_t b = 0; b < g->B; b++) {
-            if (DX && clear)
-                memset(DX + b * xs, 0, xs);
-            if (DX)
-                dx_image(&s, DY + b * ys, left, DX + b * xs, pan, dcol);
-            if (dwr)
-                dw_image(&s, X + b * xs, DY + b * ys, dwr, xt, wleft, wpan, pt);
-            if (bsum)
-                bias_image(&s, DY + b * ys, bsum + b * g->O);
-        }
+        for (int64_t b = 0; b < g->B; b++)
+            bw_image(&s, &c, b, 0, pt);
     } else {
 #pragma omp parallel num_threads(nt)
         {
             int k = omp_get_thread_num();
-            int64_t b0 = g->B * k / nt, b1 = g->B * (k + 1) / nt;
-            for (int64_t b = b0; b < b1; b++) {
-                if (DX && clear)
-                    memset(DX + b * xs, 0, xs);
-                if (DX)
-                    dx_image(&s, DY + b * ys, left, DX + b * xs, pan + k * s.dpan,
-                             dcol + (size_t)(k * s.Kc * s.dgrp * s.bdx.pw) * s.es);
-                if (dwr)
-                    dw_image(&s, X + b * xs, DY + b * ys, dwr + (size_t)(k * nw) * s.es,
-                             xt + (size_t)(k * s.HW * s.Cg) * s.es, wleft + k * s.wleft,
-                             wpan + k * s.wpan, 1);
-                if (bsum)
-                    bias_image(&s, DY + b * ys, bsum + b * g->O);
-            }
+            for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+                bw_image(&s, &c, b, k, 1);
         }
     }
     if (dwr)

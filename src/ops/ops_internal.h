@@ -196,6 +196,11 @@ static inline int64_t tn__row_off(int64_t r, const int64_t s[4], const int64_t s
 /* Whether a src wants a gradient (grad buffer allocated by the engine). */
 static inline bool tn__wants(const tn_tensor *x) { return x && x->requires_grad && x->grad; }
 
+/* Whether y's backward must clear (or wholly write) src[k]'s gradient
+ * itself: the engine left it uncleared (tn_node.fresh, set only for the
+ * ops of backward.c's clears_inputs). */
+static inline bool tn__fresh(const tn_tensor *y, int k) { return (tn__node(y)->fresh >> k) & 1; }
+
 /* Bytes per block of rows of an element-wise backward: a block of an
  * input's gradient is cleared (when the engine left that to the kernel,
  * tn_node.fresh) and then added into while it is in L1. */

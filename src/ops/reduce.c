@@ -90,7 +90,7 @@ static void reduce_backward(tn_tensor *y, bool mean)
     tn_tensor *x = tn__node(y)->src[0];
     if (!tn__wants(x))
         return;
-    bool set = tn__node(y)->fresh & 1;
+    bool set = tn__fresh(y, 0);
     int d = (int)tn__node(y)->iparam[0];
     if (d < 0) {
         /* x any shape (frame s, strides st), dy [1] */

@@ -64,7 +64,7 @@ static void unary_backward(tn_tensor *y)
     int64_t rows = f.rows, n = f.n, ix = f.sx[3];
     const tn__rows *kr = tn__rows_get(y->dtype);
     int64_t es = (int64_t)tn_dtype_size(y->dtype);
-    bool clear = tn__node(y)->fresh & 1;
+    bool clear = tn__fresh(y, 0);
     int64_t blk = TN_BW_BLOCK_BYTES / (n * es) + 1; /* rows per block */
     TN_FTZ_SCOPE;
     TN_PAR_FOR(rows > blk && rows * n > TN_PAR_MIN, q, 0, (rows + blk - 1) / blk, {
