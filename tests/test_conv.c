@@ -293,6 +293,10 @@ static void run_naive(void)
          "1x1 (no columns), images over threads"},
         {{2, 6, 7, 5, 6, 3, 3, 0, 0, 1, 2, 1, 0, 1, 1, 6}, "depthwise, non-square"},
         {{3, 4, 1, 13, 8, 1, 3, 0, 0, 1, 2, 0, 1, 1, 2, 2}, "conv1d shape"},
+        /* stride 1, dilation 1: float's weight gradient through the kernel
+         * table's conv_dw; short blocks of channels and taps, odd sizes */
+        {{2, 4, 7, 9, 6, 3, 5, 0, 0, 1, 1, 1, 2, 1, 1, 2}, "groups 2, 3x5 pad (1, 2), stride 1"},
+        {{3, 5, 6, 10, 37, 2, 4, 0, 0, 1, 1, 0, 0, 1, 1, 1}, "2x4 no padding, 37 channels"},
     };
     for (int dti = 0; dti < 2; dti++) {
         tn_dtype dt = dti ? TN_F32 : TN_F64;

@@ -407,6 +407,64 @@ static void test_ce_rows(void)
     }
 }
 
+/* The float tables' conv_dw (a stride-1 convolution's weight gradient as
+ * correlations, rows.h) against a double loop over the same data, on
+ * shapes that leave short blocks everywhere: Og not a multiple of any
+ * vector width (a last block of fewer vectors, zero columns up to ldd),
+ * KW 1 to 5 (blocks of 3 taps and a rest of 1 or 2), n not a multiple of
+ * the m chunks; dw starts nonzero (the kernel adds). Tolerance: 1e-5 of
+ * the sum of |terms| of each element (float sums of up to 700 products,
+ * each rounding within 6e-8 of that sum per addition, far below; a
+ * wrong tap, channel or block is off by a whole term, >= 1e-3 of it
+ * here). */
+static void test_conv_dw_rows(void)
+{
+    static const int64_t shapes[][5] = {/* Og, Cg, KH, KW, n */
+                                        {5, 3, 3, 3, 700},
+                                        {37, 2, 2, 5, 301},
+                                        {16, 4, 1, 1, 64},
+                                        {64, 1, 3, 4, 530},
+                                        {3, 3, 3, 2, 17}};
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].dt != TN_F32 || tabs[ti].needs > tn_isa_cpu())
+            continue;
+        double worst = 0;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int64_t Og = shapes[si][0], Cg = shapes[si][1], KH = shapes[si][2], KW = shapes[si][3];
+            int64_t n = shapes[si][4], Wp = 7 + KW, ldd = (Og + 15) / 16 * 16;
+            int64_t ldx = (KH - 1) * Wp + KW - 1 + n + 3, nx = Cg * ldx, nw = KH * KW * Cg * ldd;
+            double *r = malloc(sizeof(double) * (size_t)(n * ldd + nx + nw));
+            float *dy = malloc(sizeof(float) * (size_t)(n * ldd)),
+                  *x = malloc(sizeof(float) * (size_t)nx);
+            float *dw = malloc(sizeof(float) * (size_t)nw);
+            fill(r, n * ldd + nx + nw, -1, 1);
+            for (int64_t k = 0; k < n * ldd; k++)
+                dy[k] = k % ldd < Og ? (float)r[k] : 0;
+            for (int64_t k = 0; k < nx; k++)
+                x[k] = (float)r[n * ldd + k];
+            for (int64_t k = 0; k < nw; k++)
+                dw[k] = (float)r[n * ldd + nx + k];
+            tabs[ti].t->conv_dw(Og, Cg, KH, KW, n, dy, ldd, x, ldx, Wp, dw, ldd);
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t p = 0; p < KH; p++)
+                    for (int64_t q = 0; q < KW; q++)
+                        for (int64_t o = 0; o < Og; o++) {
+                            int64_t at = ((p * KW + q) * Cg + c) * ldd + o;
+                            double want = (float)r[n * ldd + nx + at], mag = fabs(want);
+                            for (int64_t m = 0; m < n; m++) {
+                                double t = (double)dy[m * ldd + o] * x[c * ldx + p * Wp + q + m];
+                                want += t, mag += fabs(t);
+                            }
+                            worst = fmax(worst, fabs(dw[at] - want) / mag);
+                        }
+            free(r), free(dy), free(x), free(dw);
+        }
+        printf("conv_dw %s vs double: worst difference %.2g of the sum of |terms|\n", tabs[ti].name,
+               worst);
+        CHECK(worst <= 1e-5);
+    }
+}
+
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
  * product. Returns the max difference. */
@@ -486,6 +544,7 @@ int main(void)
     test_rows();
     test_elementwise();
     test_ce_rows();
+    test_conv_dw_rows();
     test_product();
     return check_report("test_kernels");
 }

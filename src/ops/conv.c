@@ -37,6 +37,13 @@
  * order, so dWr is permuted into weight's [Og, Cg, KH, KW] order once, at
  * the end.
  *
+ * In float with stride 1 and dilation 1 the weight gradient skips rows:
+ * the kernel table's conv_dw (rows.h, one loop per kernel path) correlates
+ * dy_bg^T, its output rows padded to the padded input's row length, with
+ * the zero-padded input xp itself (dw_image_direct): the taps are shifts
+ * of xp, the output channels run along the vectors, and nothing but dy^T
+ * and xp is copied. It accumulates dW_g^T, transposed back at the end.
+ *
  * Threads: with two images or more and enough work, the images are split
  * over the threads (static split), each thread with its own panels and
  * weight-gradient buffer; the buffers go into weight's gradient in thread
@@ -48,6 +55,7 @@
  * builder copies strided ones); aux = the geometry (tn__conv_geom).
  */
 #include "ops_internal.h"
+#include "rows.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -73,6 +81,14 @@ typedef struct cv {
     int64_t fpan, dpan, wpan;    /* bytes of one right-operand panel of each */
     int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
     int64_t dgrp;                /* dx's panels per col2im (dcol [Kc, dgrp pw]) */
+    /* The weight gradient straight from the zero-padded input xp [Cg, Hp,
+     * Wp] (the kernel table's conv_dw) when not NULL: float, stride 1,
+     * dilation 1. */
+    void (*direct_dw)(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t,
+                      const float *, int64_t, int64_t, float *, int64_t);
+    int64_t Hp, Wp; /* the padded input's rows and columns */
+    int64_t nd;     /* the correlations' length: (OH - 1) Wp + OW */
+    int64_t ldd;    /* Og rounded up to 16: dy^T's and dW^T's row length */
 } cv;
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
@@ -99,6 +115,10 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
      * about as much as its adds */
     int64_t pw = s.bdx.pw, rowp = (g->OW + pw - 1) / pw;
     s.dgrp = rowp < 1 ? 1 : rowp > 4 ? 4 : rowp;
+    if (dt == TN_F32 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1)
+        s.direct_dw = tn__rows_get(dt)->conv_dw;
+    s.Hp = g->H + 2 * g->ph, s.Wp = g->W + 2 * g->pw;
+    s.nd = (g->OH - 1) * s.Wp + g->OW, s.ldd = (s.Og + 15) / 16 * 16;
     return s;
 }
 
@@ -386,6 +406,46 @@ static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, ch
     }
 }
 
+/* One image's weight gradient, straight from its input (float, stride 1,
+ * dilation 1: s->direct_dw), for each group: xp [Cg, Hp, Wp] := the
+ * group's input zero-padded, dyt [nd, ldd] := dy_bg^T with each output row
+ * i padded to Wp (output (i, j) at row i Wp + j), then dwt [Kc, ldd]
+ * (dW_g^T, rows in (p, q, c) order) += the table's conv_dw over m < nd.
+ * With stride 1, output (i, j) and tap (p, q) read xp[c, i + p, j + q], at
+ * (i Wp + j) + p Wp + q in a plane, so each of the Og Cg KH KW sums is one
+ * correlation along a plane of xp, and dyt's zero rows drop the terms that
+ * run past an output row (an infinite input value there makes NaN instead
+ * of an infinite gradient). xp and dyt: the thread's scratch
+ * (dw_direct_bytes), zero where this does not write (cleared once per
+ * backward). */
+static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float *dwt, float *xp)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t plane = s->Hp * s->Wp, ldd = s->ldd;
+    float *dyt = xp + s->Cg * plane;
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        const float *X = (const float *)xb + gi * s->Cg * s->HW;
+        const float *DY = (const float *)dyb + gi * s->Og * s->P;
+        for (int64_t c = 0; c < s->Cg; c++)
+            for (int64_t i = 0; i < g->H; i++)
+                memcpy(xp + c * plane + (i + g->ph) * s->Wp + g->pw, X + (c * g->H + i) * g->W,
+                       (size_t)g->W * sizeof(float));
+        for (int64_t i = 0; i < g->OH; i++)
+            for (int64_t o0 = 0; o0 < s->Og; o0 += 16)
+                for (int64_t j = 0; j < g->OW; j++)
+                    for (int64_t o = o0; o < o0 + 16 && o < s->Og; o++)
+                        dyt[(i * s->Wp + j) * ldd + o] = DY[(o * g->OH + i) * g->OW + j];
+        s->direct_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
+                     dwt + gi * s->Kc * ldd, ldd);
+    }
+}
+
+/* Bytes of dw_image_direct's scratch: xp, dyt. */
+static int64_t dw_direct_bytes(const cv *s)
+{
+    return (s->Cg * s->Hp * s->Wp + s->nd * s->ldd) * (int64_t)sizeof(float);
+}
+
 /* Threads to split the images over: 1 (the images one after another) for
  * a single image, one thread or little work. */
 static int image_threads(const cv *s)
@@ -480,20 +540,23 @@ static void bias_reduce(const cv *s, const double *bsum, tn_tensor *bias)
     });
 }
 
-/* weight's gradient [O, Cg, KH, KW] += the nt threads' sums dwr [nt, O,
- * KH, KW, Cg], in thread order. */
+/* weight's gradient [O, Cg, KH, KW] += the nt threads' sums dwr, in
+ * thread order: [nt, O, KH, KW, Cg], or with s->direct_dw [nt, G, KH, KW,
+ * Cg, ldd] (each group's dW_g^T). */
 static void dw_reduce(const cv *s, const char *dwr, int nt, tn_tensor *w)
 {
     int64_t KK = s->g->KH * s->g->KW, nw = s->g->O * s->Kc;
+    int64_t per = s->direct_dw ? s->g->G * s->Kc * s->ldd : nw; /* each thread's */
     TN_FOR_DTYPE(s->dt, T, {
         const T *P = (const T *)dwr;
         T *GW = TN_GRAD(T, w);
         TN_PAR_FOR(nw > TN_PAR_MIN, i, 0, nw, {
-            int64_t o = i / s->Kc, c = i % s->Kc / KK, pq = i % KK;
-            int64_t r = o * s->Kc + pq * s->Cg + c;
+            int64_t o = i / s->Kc, c = i % s->Kc / KK, pq = i % KK, og = o % s->Og;
+            int64_t r = s->direct_dw ? ((o / s->Og * s->Kc) + pq * s->Cg + c) * s->ldd + og
+                                     : o * s->Kc + pq * s->Cg + c;
             T acc = GW[i];
             for (int k = 0; k < nt; k++)
-                acc += P[k * nw + r];
+                acc += P[k * per + r];
             GW[i] = acc;
         });
     });
@@ -507,7 +570,7 @@ typedef struct bw_work {
     char *DX;
     bool clear;
     const char *left;              /* the packed W^T of every group (dx) */
-    char *pan, *dcol, *xt, *wleft; /* per thread */
+    char *pan, *dcol, *xt, *wleft; /* per thread (xt: dw_image_direct's xp and dyp) */
     char *wpan;                    /* per thread, or one image's panel threads' */
     char *dwr;                     /* per thread [O, Kc] sums */
     double *bsum;                  /* [B, O] the images' bias sums */
@@ -528,7 +591,10 @@ static void bw_image(const cv *s, const bw_work *c, int64_t b, int k, int nthrea
         dx_image(s, dyb, c->left, c->DX + b * xs, c->pan + k * s->dpan,
                  c->dcol + (size_t)(k * s->Kc * s->dgrp * s->bdx.pw) * s->es);
     }
-    if (c->dwr)
+    if (c->dwr && s->direct_dw)
+        dw_image_direct(s, c->X + b * xs, dyb, (float *)c->dwr + k * g->G * s->Kc * s->ldd,
+                        (float *)(c->xt + k * dw_direct_bytes(s)));
+    else if (c->dwr)
         dw_image(s, c->X + b * xs, dyb, c->dwr + (size_t)(k * g->O * s->Kc) * s->es,
                  c->xt + (size_t)(k * s->HW * s->Cg) * s->es, c->wleft + k * s->wleft,
                  c->wpan + k * s->wpan, nthreads);
@@ -547,22 +613,28 @@ void tn__bw_conv2d(tn_tensor *y)
         return;
     int nt = image_threads(&s);
     int pt = panel_threads(&s, nt, (s.Kc + s.bdw.pw - 1) / s.bdw.pw); /* dW's panels */
-    int64_t nw = g->O * s.Kc;
+    if (nt == 1 && pt > 1)
+        s.direct_dw = NULL; /* one image on every thread: its panels split */
+    bool direct = ww && s.direct_dw;
+    int64_t nw = direct ? g->G * s.Kc * s.ldd : g->O * s.Kc; /* per thread dwr */
     char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
     char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;
     char *dcol = wx ? scratch(tp, nt, s.Kc * s.dgrp * s.bdx.pw * (int64_t)s.es) : NULL;
-    char *xt = ww ? scratch(tp, nt, s.HW * s.Cg * (int64_t)s.es) : NULL;
-    char *wleft = ww ? scratch(tp, nt, s.wleft) : NULL;
-    char *wpan = ww ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
-    char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order */
+    char *xt =
+        ww ? scratch(tp, nt, direct ? dw_direct_bytes(&s) : s.HW * s.Cg * (int64_t)s.es) : NULL;
+    char *wleft = ww && !direct ? scratch(tp, nt, s.wleft) : NULL;
+    char *wpan = ww && !direct ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
+    char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order, or dW^T */
     double *bsum = wb ? tn_tape_alloc(tp, (size_t)(g->B * g->O) * sizeof(double)) : NULL;
-    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !wleft || !wpan || !dwr)) ||
-        (wb && !bsum))
+    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !dwr)) ||
+        (ww && !direct && (!wleft || !wpan)) || (wb && !bsum))
         return; /* out of arena memory: the tape has the error */
     if (wx)
         pack_weights(&s, w->data, left, true);
     if (dwr)
         memset(dwr, 0, (size_t)(nt * nw) * s.es);
+    if (direct)
+        memset(xt, 0, (size_t)(nt * dw_direct_bytes(&s)));
     bw_work c = {.X = x->data,
                  .DY = y->grad,
                  .DX = wx ? x->grad : NULL,

@@ -124,6 +124,19 @@ typedef struct tn__rows {
     float (*row_max)(int64_t n, const float *x);
     double (*exp_sum)(int64_t n, const float *x, float m, float *e);
     void (*softmax_axpy)(int64_t n, float g, const float *x, double l, float *dx);
+    /* float tables only: the weight gradient of a stride-1, dilation-1
+     * convolution (one image and group) as correlations, transposed, for
+     * output channels o < Og, input channels c < Cg and taps p < KH, q < KW:
+     *   dw[((p KW + q) Cg + c) ldw + o] += sum over m < n of
+     *       dy[m ldd + o] xp[c ldx + p Wp + q + m]
+     * where dy [n, ldd] holds dy^T with its output rows padded to the
+     * input's padded row length Wp (so that one run of m covers every
+     * output row; conv.c). ldd and ldw are multiples of 16 >= Og: columns
+     * up to the next multiple of the path's vector width are read in dy
+     * (zeros there) and written in dw (to be ignored). Reads xp up to
+     * (Cg - 1) ldx + (KH - 1) Wp + KW - 2 + n. */
+    void (*conv_dw)(int64_t Og, int64_t Cg, int64_t KH, int64_t KW, int64_t n, const float *dy,
+                    int64_t ldd, const float *xp, int64_t ldx, int64_t Wp, float *dw, int64_t ldw);
 } tn__rows;
 
 extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic, tn__rows_f64;

@@ -9,6 +9,8 @@
 #include "fastmath.h"
 #include "../core/loops.h"
 
+#include <string.h>
+
 static void lstm_fw(int64_t n, int64_t ga, void *restrict a_, const void *restrict bias_,
                     const void *restrict p_, int64_t gp, const void *restrict cp_,
                     void *restrict h_, void *restrict c_)
@@ -503,9 +505,120 @@ static void softmax_axpy(int64_t n, float g, const float *restrict x, double l, 
         dx[k] += g * tn__expf((x[k] - hi) - lo);
 }
 
-#define ROWS_FLOAT_ONLY .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy
+/* conv_dw (rows.h) in the path's own vectors: CONV_VL floats of the
+ * output channels (16 with AVX-512, 8 with AVX, else 4) in blocks of up
+ * to CONV_OV vectors, by up to CONV_QB taps of a kernel row: each step of
+ * m loads the block's dy vectors and one input value per tap (broadcast),
+ * and does CONV_OV CONV_QB multiply-adds into as many accumulators (the
+ * shape of BLIS's micro-kernels: the loads stay well below the
+ * multiply-adds; AVX2 and SSE have 16 registers, so 3 by 3 there, AVX-512
+ * 32, so 4 by 3). The sum runs over chunks of m whose dy rows fit in 32 KB
+ * (L1), every tap of every channel against a chunk before the next. */
+#if defined(__AVX512F__)
+#define CONV_VL 16
+#define CONV_OV 4
+#elif defined(__AVX__)
+#define CONV_VL 8
+#define CONV_OV 3
 #else
-#define ROWS_FLOAT_ONLY .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL
+#define CONV_VL 4
+#define CONV_OV 3
+#endif
+enum { CONV_QB = 3, CONV_CHUNK_BYTES = 32768 };
+typedef float conv_vf __attribute__((vector_size(CONV_VL * sizeof(float))));
+/* Keeps a loaded vector in a register: without it GCC 12 folds the load
+ * into each of the multiply-adds that use it (three loads instead of one),
+ * and the loop waits on loads (measured 74 against 100 GFLOP/s). */
+#if defined(__x86_64__) || defined(__i386__)
+#define CONV_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define CONV_IN_REGISTER(v) ((void)0)
+#endif
+
+static inline conv_vf conv_load(const float *p)
+{
+    conv_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* w[t tw + v CONV_VL + l] += sum over m < mn of d[m ldd + v CONV_VL + l] x[m + t],
+ * v < ov, t < qb, l < CONV_VL (ov and qb constants once inlined). */
+static inline __attribute__((always_inline)) void conv_dw_block(const int ov, const int qb,
+                                                                const float *d, int64_t ldd,
+                                                                const float *x, int64_t mn,
+                                                                float *w, int64_t tw)
+{
+    conv_vf acc[CONV_QB][CONV_OV] = {{{0}}};
+    for (int64_t m = 0; m < mn; m++) {
+        conv_vf dv[CONV_OV];
+        for (int v = 0; v < ov; v++) {
+            dv[v] = conv_load(d + m * ldd + v * CONV_VL);
+            CONV_IN_REGISTER(dv[v]);
+        }
+        for (int t = 0; t < qb; t++) {
+            float b = x[m + t];
+            for (int v = 0; v < ov; v++)
+                acc[t][v] += dv[v] * b;
+        }
+    }
+    for (int t = 0; t < qb; t++)
+        for (int v = 0; v < ov; v++) {
+            conv_vf r = conv_load(w + t * tw + v * CONV_VL) + acc[t][v];
+            memcpy(w + t * tw + v * CONV_VL, &r, sizeof r);
+        }
+}
+
+/* conv_dw_block for ov vectors (1 .. CONV_OV) and qb taps (1 .. 3). */
+static void conv_dw_any(int ov, int qb, const float *d, int64_t ldd, const float *x, int64_t mn,
+                        float *w, int64_t tw)
+{
+    switch (ov * 4 + qb) {
+    case 4 + 1: conv_dw_block(1, 1, d, ldd, x, mn, w, tw); break;
+    case 4 + 2: conv_dw_block(1, 2, d, ldd, x, mn, w, tw); break;
+    case 4 + 3: conv_dw_block(1, 3, d, ldd, x, mn, w, tw); break;
+    case 8 + 1: conv_dw_block(2, 1, d, ldd, x, mn, w, tw); break;
+    case 8 + 2: conv_dw_block(2, 2, d, ldd, x, mn, w, tw); break;
+    case 8 + 3: conv_dw_block(2, 3, d, ldd, x, mn, w, tw); break;
+    case 12 + 1: conv_dw_block(3, 1, d, ldd, x, mn, w, tw); break;
+    case 12 + 2: conv_dw_block(3, 2, d, ldd, x, mn, w, tw); break;
+    case 12 + 3: conv_dw_block(3, 3, d, ldd, x, mn, w, tw); break;
+#if CONV_OV >= 4
+    case 16 + 1: conv_dw_block(4, 1, d, ldd, x, mn, w, tw); break;
+    case 16 + 2: conv_dw_block(4, 2, d, ldd, x, mn, w, tw); break;
+    case 16 + 3: conv_dw_block(4, 3, d, ldd, x, mn, w, tw); break;
+#endif
+    }
+}
+
+static void conv_dw(int64_t Og, int64_t Cg, int64_t KH, int64_t KW, int64_t n,
+                    const float *restrict dy, int64_t ldd, const float *restrict xp, int64_t ldx,
+                    int64_t Wp, float *restrict dw, int64_t ldw)
+{
+    int64_t nv = (Og + CONV_VL - 1) / CONV_VL, nb = (nv + CONV_OV - 1) / CONV_OV;
+    int64_t mc = CONV_CHUNK_BYTES / (ldd * (int64_t)sizeof(float));
+    mc = mc < 16 ? 16 : mc;
+    for (int64_t m0 = 0; m0 < n; m0 += mc) {
+        int64_t mn = n - m0 < mc ? n - m0 : mc;
+        for (int64_t bk = 0, v0 = 0; bk < nb; bk++) { /* nv vectors in nb even blocks */
+            int ov = (int)(nv / nb + (bk < nv % nb));
+            const float *d = dy + m0 * ldd + v0 * CONV_VL;
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t p = 0; p < KH; p++)
+                    for (int64_t q0 = 0; q0 < KW; q0 += CONV_QB) {
+                        int qb = KW - q0 < CONV_QB ? (int)(KW - q0) : CONV_QB;
+                        conv_dw_any(ov, qb, d, ldd, xp + c * ldx + p * Wp + q0 + m0, mn,
+                                    dw + ((p * KW + q0) * Cg + c) * ldw + v0 * CONV_VL, Cg * ldw);
+                    }
+            v0 += ov;
+        }
+    }
+}
+
+#define ROWS_FLOAT_ONLY \
+    .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy, .conv_dw = conv_dw
+#else
+#define ROWS_FLOAT_ONLY .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL
 #endif
 
 #define ROWS_TABLE                                                                                \
