@@ -465,6 +465,56 @@ static void test_conv_dw_rows(void)
     }
 }
 
+/* The float tables' conv_fw (a convolution's output as correlations,
+ * rows.h) against a double loop: taps at arbitrary offsets (as conv.c's
+ * table gives them), Og leaving short blocks, n a multiple of the
+ * kernels' 6 positions, Kc over more than one chunk of taps (200 taps of
+ * 48 columns, 600 of 16: the partial sums kept in y between chunks); y's
+ * old contents must not matter (it is filled with NaN first). Tolerance
+ * as for conv_dw: 1e-5 of each element's sum of |terms|. */
+static void test_conv_fw_rows(void)
+{
+    static const int64_t shapes[][3] = {{5, 27, 96}, {37, 200, 60}, {64, 9, 12}, {16, 600, 30}};
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].dt != TN_F32 || tabs[ti].needs > tn_isa_cpu())
+            continue;
+        double worst = 0;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int64_t Og = shapes[si][0], Kc = shapes[si][1], n = shapes[si][2];
+            int64_t ld = (Og + 15) / 16 * 16, nx = 3 * Kc + n + 8;
+            double *r = malloc(sizeof(double) * (size_t)(nx + Kc * ld));
+            float *x = malloc(sizeof(float) * (size_t)nx),
+                  *w = malloc(sizeof(float) * (size_t)(Kc * ld));
+            float *y = malloc(sizeof(float) * (size_t)(n * ld));
+            int64_t *off = malloc(sizeof(int64_t) * (size_t)Kc);
+            fill(r, nx + Kc * ld, -1, 1);
+            for (int64_t k = 0; k < nx; k++)
+                x[k] = (float)r[k];
+            for (int64_t k = 0; k < Kc * ld; k++)
+                w[k] = k % ld < Og ? (float)r[nx + k] : 0;
+            for (int64_t k = 0; k < Kc; k++)
+                off[k] = (k * 7) % (3 * Kc); /* out of order, some repeated */
+            for (int64_t k = 0; k < n * ld; k++)
+                y[k] = NAN;
+            tabs[ti].t->conv_fw(Og, Kc, off, n, x, w, ld, y, ld);
+            for (int64_t m = 0; m < n; m++)
+                for (int64_t o = 0; o < Og; o++) {
+                    double want = 0, mag = 0;
+                    for (int64_t k = 0; k < Kc; k++) {
+                        double t = (double)x[off[k] + m] * w[k * ld + o];
+                        want += t, mag += fabs(t);
+                    }
+                    double d = fabs(y[m * ld + o] - want) / fmax(mag, 1e-30);
+                    worst = isnan(d) ? INFINITY : fmax(worst, d);
+                }
+            free(r), free(x), free(w), free(y), free(off);
+        }
+        printf("conv_fw %s vs double: worst difference %.2g of the sum of |terms|\n", tabs[ti].name,
+               worst);
+        CHECK(worst <= 1e-5);
+    }
+}
+
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
  * product. Returns the max difference. */
@@ -545,6 +595,7 @@ int main(void)
     test_elementwise();
     test_ce_rows();
     test_conv_dw_rows();
+    test_conv_fw_rows();
     test_product();
     return check_report("test_kernels");
 }

@@ -88,7 +88,12 @@ typedef struct cv {
                       const float *, int64_t, int64_t, float *, int64_t);
     int64_t Hp, Wp; /* the padded input's rows and columns */
     int64_t nd;     /* the correlations' length: (OH - 1) Wp + OW */
-    int64_t ldd;    /* Og rounded up to 16: dy^T's and dW^T's row length */
+    int64_t ldd;    /* Og rounded up to 16: dy^T's, dW^T's, W^T's and y^T's row length */
+    /* The forward as correlations of the zero-padded input with W^T (the
+     * kernel table's conv_fw) when not NULL: float, stride 1, dilation 1. */
+    void (*direct_fw)(int64_t, int64_t, const int64_t *, int64_t, const float *, const float *,
+                      int64_t, float *, int64_t);
+    int64_t nf; /* nd rounded up to conv_fw's blocks of 6 positions */
 } cv;
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
@@ -115,10 +120,13 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
      * about as much as its adds */
     int64_t pw = s.bdx.pw, rowp = (g->OW + pw - 1) / pw;
     s.dgrp = rowp < 1 ? 1 : rowp > 4 ? 4 : rowp;
-    if (dt == TN_F32 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1)
+    if (dt == TN_F32 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
         s.direct_dw = tn__rows_get(dt)->conv_dw;
+        s.direct_fw = tn__rows_get(dt)->conv_fw;
+    }
     s.Hp = g->H + 2 * g->ph, s.Wp = g->W + 2 * g->pw;
     s.nd = (g->OH - 1) * s.Wp + g->OW, s.ldd = (s.Og + 15) / 16 * 16;
+    s.nf = (s.nd + 5) / 6 * 6;
     return s;
 }
 
@@ -406,6 +414,36 @@ static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, ch
     }
 }
 
+/* dst[r dr + c] := src[c sr + r], r < nr, c < nc: in 16 x 16 tiles through
+ * a buffer, so that both sides are read and written in runs of 16. */
+static void transpose_f32(const float *src, int64_t sr, float *dst, int64_t dr, int64_t nr,
+                          int64_t nc)
+{
+    enum { TILE = 16 };
+    float t[TILE][TILE];
+    for (int64_t r0 = 0; r0 < nr; r0 += TILE)
+        for (int64_t c0 = 0; c0 < nc; c0 += TILE) {
+            int64_t rn = nr - r0 < TILE ? nr - r0 : TILE, cn = nc - c0 < TILE ? nc - c0 : TILE;
+            for (int64_t c = 0; c < cn; c++)
+                for (int64_t r = 0; r < rn; r++)
+                    t[r][c] = src[(c0 + c) * sr + r0 + r];
+            for (int64_t r = 0; r < rn; r++)
+                for (int64_t c = 0; c < cn; c++)
+                    dst[(r0 + r) * dr + c0 + c] = t[r][c];
+        }
+}
+
+/* xp [Cg, Hp, Wp] := image group xg [Cg, H, W] inside its zero padding
+ * (which xp already holds: cleared once per call). */
+static void pad_image(const cv *s, const float *xg, float *xp)
+{
+    const tn__conv_geom *g = s->g;
+    for (int64_t c = 0; c < s->Cg; c++)
+        for (int64_t i = 0; i < g->H; i++)
+            memcpy(xp + (c * s->Hp + i + g->ph) * s->Wp + g->pw, xg + (c * g->H + i) * g->W,
+                   (size_t)g->W * sizeof(float));
+}
+
 /* One image's weight gradient, straight from its input (float, stride 1,
  * dilation 1: s->direct_dw), for each group: xp [Cg, Hp, Wp] := the
  * group's input zero-padded, dyt [nd, ldd] := dy_bg^T with each output row
@@ -426,15 +464,9 @@ static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float 
     for (int64_t gi = 0; gi < g->G; gi++) {
         const float *X = (const float *)xb + gi * s->Cg * s->HW;
         const float *DY = (const float *)dyb + gi * s->Og * s->P;
-        for (int64_t c = 0; c < s->Cg; c++)
-            for (int64_t i = 0; i < g->H; i++)
-                memcpy(xp + c * plane + (i + g->ph) * s->Wp + g->pw, X + (c * g->H + i) * g->W,
-                       (size_t)g->W * sizeof(float));
-        for (int64_t i = 0; i < g->OH; i++)
-            for (int64_t o0 = 0; o0 < s->Og; o0 += 16)
-                for (int64_t j = 0; j < g->OW; j++)
-                    for (int64_t o = o0; o < o0 + 16 && o < s->Og; o++)
-                        dyt[(i * s->Wp + j) * ldd + o] = DY[(o * g->OH + i) * g->OW + j];
+        pad_image(s, X, xp);
+        for (int64_t i = 0; i < g->OH; i++) /* dyt[i Wp + j, o] := DY[o, i, j] */
+            transpose_f32(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og);
         s->direct_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
                      dwt + gi * s->Kc * ldd, ldd);
     }
@@ -474,18 +506,87 @@ static int panel_threads(const cv *s, int nt, int64_t panels)
                : 1;
 }
 
+/* The direct forward's operands, made once per call: wt [G, Kc, ldd] :=
+ * each group's W_g^T (row k = (c KH + p) KW + q, weight's own order; zero
+ * columns Og .. ldd - 1), off [Kc] := tap k's offset c Hp Wp + p Wp + q in
+ * xp. */
+static void pack_direct_fw(const cv *s, const float *w, float *wt, int64_t *off)
+{
+    const tn__conv_geom *g = s->g;
+    memset(wt, 0, (size_t)(g->G * s->Kc * s->ldd) * sizeof(float));
+    for (int64_t o = 0; o < g->O; o++)
+        for (int64_t k = 0; k < s->Kc; k++)
+            wt[(o / s->Og * s->Kc + k) * s->ldd + o % s->Og] = w[o * s->Kc + k];
+    for (int64_t k = 0; k < s->Kc; k++) {
+        int64_t c = k / (g->KH * g->KW), p = k / g->KW % g->KH, q = k % g->KW;
+        off[k] = (c * s->Hp + p) * s->Wp + q;
+    }
+}
+
+/* Bytes of fwd_image_direct's scratch: xp (and conv_fw's overrun of up to
+ * 6 positions), yt [nf, ldd]. */
+static int64_t fw_direct_bytes(const cv *s)
+{
+    return (s->Cg * s->Hp * s->Wp + 6 + s->nf * s->ldd) * (int64_t)sizeof(float);
+}
+
+/* One image's output, directly (float, stride 1, dilation 1:
+ * s->direct_fw), for each group: xp := the group's input zero-padded, yt
+ * [nf, ldd] := y_bg^T with output rows of Wp positions (the table's
+ * conv_fw, wt and off from pack_direct_fw), then y_bg [Og, OH, OW] := its
+ * rows' first OW positions, plus the bias. xp, yt: the thread's scratch
+ * (fw_direct_bytes), xp's padding zero. */
+static void fwd_image_direct(const cv *s, const char *xb, const float *wt, const int64_t *off,
+                             const tn_tensor *bias, char *yb, float *xp)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t ldd = s->ldd;
+    float *yt = xp + s->Cg * s->Hp * s->Wp + 6;
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        pad_image(s, (const float *)xb + gi * s->Cg * s->HW, xp);
+        s->direct_fw(s->Og, s->Kc, off, s->nf, xp, wt + gi * s->Kc * ldd, ldd, yt, ldd);
+        float *Y = (float *)yb + gi * s->Og * s->P;
+        for (int64_t i = 0; i < g->OH; i++) /* Y[o, i, j] := yt[i Wp + j, o] */
+            transpose_f32(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW);
+        for (int64_t o = 0; bias && o < s->Og; o++) {
+            float bo = TN_DATA(float, bias)[(gi * s->Og + o) * bias->stride[0]], *r = Y + o * s->P;
+            for (int64_t t = 0; t < s->P; t++)
+                r[t] += bo;
+        }
+    }
+}
+
 static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x,
                          const tn_tensor *w, const tn_tensor *bias, tn_tensor *y)
 {
     cv s = cv_of(g, x->dtype);
     int nt = image_threads(&s), pt = panel_threads(&s, nt, (s.P + s.fwd.pw - 1) / s.fwd.pw);
+    const char *X = x->data;
+    char *Y = y->data;
+    size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
+    if (s.direct_fw && !(nt == 1 && pt > 1)) { /* not: one image on every thread */
+        int64_t sb = fw_direct_bytes(&s);
+        float *wt = tn_tape_alloc(tp, (size_t)(g->G * s.Kc * s.ldd) * sizeof(float));
+        int64_t *off = tn_tape_alloc(tp, (size_t)s.Kc * sizeof(int64_t));
+        char *scr = scratch(tp, nt, sb);
+        if (!wt || !off || !scr)
+            return false;
+        pack_direct_fw(&s, w->data, wt, off);
+        memset(scr, 0, (size_t)(nt * sb));
+        TN_FTZ_SCOPE;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int k = omp_get_thread_num();
+            for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+                fwd_image_direct(&s, X + b * xs, wt, off, bias, Y + b * ys,
+                                 (float *)(scr + k * sb));
+        }
+        return true;
+    }
     char *left = scratch(tp, 1, g->G * s.fleft), *pan = scratch(tp, nt > pt ? nt : pt, s.fpan);
     if (!left || !pan)
         return false;
     pack_weights(&s, w->data, left, false);
-    const char *X = x->data;
-    char *Y = y->data;
-    size_t xs = (size_t)(g->C * s.HW) * s.es, ys = (size_t)(g->O * s.P) * s.es;
     TN_FTZ_SCOPE;
     if (nt == 1) {
         for (int64_t b = 0; b < g->B; b++)

@@ -137,6 +137,16 @@ typedef struct tn__rows {
      * (Cg - 1) ldx + (KH - 1) Wp + KW - 2 + n. */
     void (*conv_dw)(int64_t Og, int64_t Cg, int64_t KH, int64_t KW, int64_t n, const float *dy,
                     int64_t ldd, const float *xp, int64_t ldx, int64_t Wp, float *dw, int64_t ldw);
+    /* float tables only: a convolution's output as correlations,
+     * transposed, for output channels o < Og and positions m < n:
+     *   y[m ldy + o] = sum over taps k < Kc of x[off[k] + m] w[k ldw + o]
+     * (conv.c: x the zero-padded input, off[k] the tap's offset in it, w
+     * W^T). ldw and ldy are multiples of 16 >= Og, as for conv_dw
+     * (columns up to the vector width written in y, to be ignored); the
+     * positions go in blocks of 6, so n is rounded up to a multiple of 6
+     * (conv.c leaves room in x and y). */
+    void (*conv_fw)(int64_t Og, int64_t Kc, const int64_t *off, int64_t n, const float *x,
+                    const float *w, int64_t ldw, float *y, int64_t ldy);
 } tn__rows;
 
 extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic, tn__rows_f64;

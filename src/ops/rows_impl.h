@@ -615,10 +615,86 @@ static void conv_dw(int64_t Og, int64_t Cg, int64_t KH, int64_t KW, int64_t n,
     }
 }
 
-#define ROWS_FLOAT_ONLY \
-    .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy, .conv_dw = conv_dw
+/* conv_fw (rows.h): blocks of CONV_FW_MB positions by up to CONV_FW_OV
+ * vectors of output channels; per tap, the block's weight vectors are
+ * loaded once and each position's input value broadcast (BLIS's
+ * micro-kernel shape with the input read in place of a packed panel:
+ * 6 x 4 vectors = 24 accumulators with AVX-512's 32 registers, 6 x 2 with
+ * 16). The taps go in chunks whose weight rows fit in 32 KB (L1), the
+ * partial sums kept in y between chunks. */
+#if defined(__AVX512F__)
+#define CONV_FW_OV 4
 #else
-#define ROWS_FLOAT_ONLY .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL
+#define CONV_FW_OV 2
+#endif
+enum { CONV_FW_MB = 6 };
+
+/* y[t ldy + v CONV_VL + l] (+)= sum over k < kn of x[off[k] + t] w[k ldw
+ * + v CONV_VL + l], t < CONV_FW_MB, v < ov (a constant once inlined); :=
+ * when first. */
+static inline __attribute__((always_inline)) void conv_fw_block(const int ov, const int64_t *off,
+                                                                int64_t kn, const float *x,
+                                                                const float *w, int64_t ldw,
+                                                                float *y, int64_t ldy, bool first)
+{
+    conv_vf acc[CONV_FW_MB][CONV_FW_OV];
+    for (int t = 0; t < CONV_FW_MB; t++)
+        for (int v = 0; v < ov; v++)
+            acc[t][v] = first ? (conv_vf){0} : conv_load(y + t * ldy + v * CONV_VL);
+    for (int64_t k = 0; k < kn; k++) {
+        conv_vf wv[CONV_FW_OV];
+        for (int v = 0; v < ov; v++) {
+            wv[v] = conv_load(w + k * ldw + v * CONV_VL);
+            CONV_IN_REGISTER(wv[v]);
+        }
+        const float *xk = x + off[k];
+        for (int t = 0; t < CONV_FW_MB; t++) {
+            float b = xk[t];
+            for (int v = 0; v < ov; v++)
+                acc[t][v] += wv[v] * b;
+        }
+    }
+    for (int t = 0; t < CONV_FW_MB; t++)
+        for (int v = 0; v < ov; v++)
+            memcpy(y + t * ldy + v * CONV_VL, &acc[t][v], sizeof acc[t][v]);
+}
+
+static void conv_fw(int64_t Og, int64_t Kc, const int64_t *restrict off, int64_t n,
+                    const float *restrict x, const float *restrict w, int64_t ldw,
+                    float *restrict y, int64_t ldy)
+{
+    int64_t nv = (Og + CONV_VL - 1) / CONV_VL, nb = (nv + CONV_FW_OV - 1) / CONV_FW_OV;
+    int64_t kc = CONV_CHUNK_BYTES / (ldw * (int64_t)sizeof(float));
+    kc = kc < 16 ? 16 : kc;
+    for (int64_t k0 = 0; k0 < Kc; k0 += kc) {
+        int64_t kn = Kc - k0 < kc ? Kc - k0 : kc;
+        for (int64_t bk = 0, v0 = 0; bk < nb; bk++) {
+            int ov = (int)(nv / nb + (bk < nv % nb));
+            const float *wb = w + k0 * ldw + v0 * CONV_VL;
+            for (int64_t m0 = 0; m0 < n; m0 += CONV_FW_MB) {
+                float *yb = y + m0 * ldy + v0 * CONV_VL;
+                if (ov == 1)
+                    conv_fw_block(1, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
+                else if (ov == 2)
+                    conv_fw_block(2, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
+#if CONV_FW_OV >= 4
+                else if (ov == 3)
+                    conv_fw_block(3, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
+                else
+                    conv_fw_block(4, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
+#endif
+            }
+            v0 += ov;
+        }
+    }
+}
+
+#define ROWS_FLOAT_ONLY                                                                       \
+    .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy, .conv_dw = conv_dw, \
+    .conv_fw = conv_fw
+#else
+#define ROWS_FLOAT_ONLY \
+    .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL, .conv_fw = NULL
 #endif
 
 #define ROWS_TABLE                                                                                \
