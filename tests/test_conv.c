@@ -293,10 +293,13 @@ static void run_naive(void)
          "1x1 (no columns), images over threads"},
         {{2, 6, 7, 5, 6, 3, 3, 0, 0, 1, 2, 1, 0, 1, 1, 6}, "depthwise, non-square"},
         {{3, 4, 1, 13, 8, 1, 3, 0, 0, 1, 2, 0, 1, 1, 2, 2}, "conv1d shape"},
-        /* stride 1, dilation 1: float's weight gradient through the kernel
-         * table's conv_dw; short blocks of channels and taps, odd sizes */
-        {{2, 4, 7, 9, 6, 3, 5, 0, 0, 1, 1, 1, 2, 1, 1, 2}, "groups 2, 3x5 pad (1, 2), stride 1"},
-        {{3, 5, 6, 10, 37, 2, 4, 0, 0, 1, 1, 0, 0, 1, 1, 1}, "2x4 no padding, 37 channels"},
+        /* stride 1, dilation 1, at least 12 channels: float's forward, dx
+         * and dW through the kernel table's conv_fw and conv_dw; short
+         * blocks of channels and taps, odd sizes */
+        {{2, 26, 7, 9, 28, 3, 5, 0, 0, 1, 1, 1, 2, 1, 1, 2},
+         "groups 2 of 13 -> 14, 3x5 pad (1, 2)"},
+        {{3, 13, 6, 10, 37, 2, 4, 0, 0, 1, 1, 0, 0, 1, 1, 1}, "13 -> 37, 2x4 no padding"},
+        {{2, 12, 5, 5, 4, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}, "12 -> 4 (direct dx only)"},
     };
     for (int dti = 0; dti < 2; dti++) {
         tn_dtype dt = dti ? TN_F32 : TN_F64;

@@ -93,8 +93,18 @@ typedef struct cv {
      * kernel table's conv_fw) when not NULL: float, stride 1, dilation 1. */
     void (*direct_fw)(int64_t, int64_t, const int64_t *, int64_t, const float *, const float *,
                       int64_t, float *, int64_t);
-    int64_t nf; /* nd rounded up to conv_fw's blocks of 6 positions */
+    bool direct_dx; /* dx through conv_fw too (the table's, even when direct_fw is NULL) */
+    int64_t nf;     /* nd rounded up to conv_fw's blocks of 6 positions */
+    /* dx as the same correlations, of dy (each channel's plane dyq, Lq
+     * long: a margin of mq zeros, then its rows at stride Wp) with the
+     * flipped weights: ldc Cg rounded up to 16, nx the positions (from the
+     * first interior one of the padded input: (H - 1) Wp + W, rounded up
+     * to 6). */
+    int64_t ldc, mq, Lq, nx;
 } cv;
+
+/* Whether n channels fill at least 3/4 of their vectors of 16. */
+static bool wide(int64_t n) { return n >= 12 && 4 * n >= 3 * ((n + 15) / 16 * 16); }
 
 static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
 {
@@ -120,13 +130,24 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
      * about as much as its adds */
     int64_t pw = s.bdx.pw, rowp = (g->OW + pw - 1) / pw;
     s.dgrp = rowp < 1 ? 1 : rowp > 4 ? 4 : rowp;
+    s.direct_fw = NULL, s.direct_dw = NULL;
+    s.direct_dx = false;
     if (dt == TN_F32 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
-        s.direct_dw = tn__rows_get(dt)->conv_dw;
-        s.direct_fw = tn__rows_get(dt)->conv_fw;
+        /* the direct kernels run the channels of their output along
+         * vectors of up to 16: with fewer than 3/4 of the lanes used (a
+         * first layer's 3 input channels for dx: 2.3-5.1 against 0.7-0.9
+         * ms) the panels are faster */
+        if (wide(s.Og)) {
+            s.direct_dw = tn__rows_get(dt)->conv_dw;
+            s.direct_fw = tn__rows_get(dt)->conv_fw;
+        }
+        s.direct_dx = wide(s.Cg);
     }
     s.Hp = g->H + 2 * g->ph, s.Wp = g->W + 2 * g->pw;
     s.nd = (g->OH - 1) * s.Wp + g->OW, s.ldd = (s.Og + 15) / 16 * 16;
     s.nf = (s.nd + 5) / 6 * 6;
+    s.ldc = (s.Cg + 15) / 16 * 16, s.mq = (g->KH - 1) * s.Wp + g->KW - 1;
+    s.Lq = s.mq + s.Hp * s.Wp + 6, s.nx = ((g->H - 1) * s.Wp + g->W + 5) / 6 * 6;
     return s;
 }
 
@@ -414,10 +435,11 @@ static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, ch
     }
 }
 
-/* dst[r dr + c] := src[c sr + r], r < nr, c < nc: in 16 x 16 tiles through
- * a buffer, so that both sides are read and written in runs of 16. */
+/* dst[r dr + c] := src[c sr + r] (+= when add), r < nr, c < nc: in 16 x 16
+ * tiles through a buffer, so that both sides are read and written in runs
+ * of 16. */
 static void transpose_f32(const float *src, int64_t sr, float *dst, int64_t dr, int64_t nr,
-                          int64_t nc)
+                          int64_t nc, bool add)
 {
     enum { TILE = 16 };
     float t[TILE][TILE];
@@ -429,7 +451,7 @@ static void transpose_f32(const float *src, int64_t sr, float *dst, int64_t dr, 
                     t[r][c] = src[(c0 + c) * sr + r0 + r];
             for (int64_t r = 0; r < rn; r++)
                 for (int64_t c = 0; c < cn; c++)
-                    dst[(r0 + r) * dr + c0 + c] = t[r][c];
+                    dst[(r0 + r) * dr + c0 + c] = (add ? dst[(r0 + r) * dr + c0 + c] : 0) + t[r][c];
         }
 }
 
@@ -466,7 +488,7 @@ static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float 
         const float *DY = (const float *)dyb + gi * s->Og * s->P;
         pad_image(s, X, xp);
         for (int64_t i = 0; i < g->OH; i++) /* dyt[i Wp + j, o] := DY[o, i, j] */
-            transpose_f32(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og);
+            transpose_f32(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og, false);
         s->direct_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
                      dwt + gi * s->Kc * ldd, ldd);
     }
@@ -476,6 +498,61 @@ static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float 
 static int64_t dw_direct_bytes(const cv *s)
 {
     return (s->Cg * s->Hp * s->Wp + s->nd * s->ldd) * (int64_t)sizeof(float);
+}
+
+/* The direct dx's operands, made once per backward: wd [G, Og KH KW, ldc]
+ * := each group's weights with row k = (o KH + p) KW + q, column c
+ * (zero columns Cg .. ldc - 1); off [Og KH KW] := tap k's offset o Lq +
+ * (KH - 1 - p) Wp + KW - 1 - q in dyq (the kernel flipped). */
+static void pack_direct_dx(const cv *s, const float *w, float *wd, int64_t *off)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t KK = g->KH * g->KW, Kd = s->Og * KK;
+    memset(wd, 0, (size_t)(g->G * Kd * s->ldc) * sizeof(float));
+    for (int64_t o = 0; o < g->O; o++)
+        for (int64_t c = 0; c < s->Cg; c++)
+            for (int64_t pq = 0; pq < KK; pq++)
+                wd[(o / s->Og * Kd + o % s->Og * KK + pq) * s->ldc + c] =
+                    w[(o * s->Cg + c) * KK + pq];
+    for (int64_t k = 0; k < Kd; k++) {
+        int64_t o = k / KK, p = k / g->KW % g->KH, q = k % g->KW;
+        off[k] = o * s->Lq + (g->KH - 1 - p) * s->Wp + g->KW - 1 - q;
+    }
+}
+
+/* Bytes of dx_image_direct's scratch: dyq [Og, Lq], dxt [nx, ldc]. */
+static int64_t dx_direct_bytes(const cv *s)
+{
+    return (s->Og * s->Lq + s->nx * s->ldc) * (int64_t)sizeof(float);
+}
+
+/* One image's dx, directly (float, stride 1, dilation 1: s->direct_dx),
+ * for each group: dyq := dy_bg's planes, each row i at mq + i Wp (zeros
+ * elsewhere: cleared once per backward); dxt [nx, ldc] := the correlations
+ * with the flipped weights (the table's conv_fw) at the padded input's
+ * interior positions, from ph Wp + pw on: output (i, j) reaches padded
+ * position (i + p) Wp + j + q through tap (p, q), so that position reads
+ * dyq at mq + its offset - p Wp - q; then dx_bg [Cg, H, W] += dxt's rows
+ * of W positions, transposed. */
+static void dx_image_direct(const cv *s, const char *dyb, const float *wd, const int64_t *off,
+                            char *dxb, float *dyq)
+{
+    const tn__conv_geom *g = s->g;
+    int64_t Kd = s->Og * g->KH * g->KW;
+    float *dxt = dyq + s->Og * s->Lq;
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        const float *DY = (const float *)dyb + gi * s->Og * s->P;
+        for (int64_t o = 0; o < s->Og; o++)
+            for (int64_t i = 0; i < g->OH; i++)
+                memcpy(dyq + o * s->Lq + s->mq + i * s->Wp, DY + (o * g->OH + i) * g->OW,
+                       (size_t)g->OW * sizeof(float));
+        tn__rows_get(TN_F32)->conv_fw(s->Cg, Kd, off, s->nx, dyq + g->ph * s->Wp + g->pw,
+                                      wd + gi * Kd * s->ldc, s->ldc, dxt, s->ldc);
+        float *DX = (float *)dxb + gi * s->Cg * s->HW;
+        for (int64_t i = 0; i < g->H; i++) /* DX[c, i, j] += dxt[i Wp + j, c] */
+            transpose_f32(dxt + i * s->Wp * s->ldc, s->ldc, DX + i * g->W, s->HW, s->Cg, g->W,
+                          true);
+    }
 }
 
 /* Threads to split the images over: 1 (the images one after another) for
@@ -547,7 +624,7 @@ static void fwd_image_direct(const cv *s, const char *xb, const float *wt, const
         s->direct_fw(s->Og, s->Kc, off, s->nf, xp, wt + gi * s->Kc * ldd, ldd, yt, ldd);
         float *Y = (float *)yb + gi * s->Og * s->P;
         for (int64_t i = 0; i < g->OH; i++) /* Y[o, i, j] := yt[i Wp + j, o] */
-            transpose_f32(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW);
+            transpose_f32(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW, false);
         for (int64_t o = 0; bias && o < s->Og; o++) {
             float bo = TN_DATA(float, bias)[(gi * s->Og + o) * bias->stride[0]], *r = Y + o * s->P;
             for (int64_t t = 0; t < s->P; t++)
@@ -670,7 +747,9 @@ typedef struct bw_work {
     const char *X, *DY;
     char *DX;
     bool clear;
-    const char *left;              /* the packed W^T of every group (dx) */
+    const char *left; /* the packed W^T of every group (dx) */
+    const float *wd;  /* or pack_direct_dx's, with offd (s->direct_dx) */
+    const int64_t *offd;
     char *pan, *dcol, *xt, *wleft; /* per thread (xt: dw_image_direct's xp and dyp) */
     char *wpan;                    /* per thread, or one image's panel threads' */
     char *dwr;                     /* per thread [O, Kc] sums */
@@ -689,8 +768,12 @@ static void bw_image(const cv *s, const bw_work *c, int64_t b, int k, int nthrea
     if (c->DX) {
         if (c->clear)
             memset(c->DX + b * xs, 0, xs);
-        dx_image(s, dyb, c->left, c->DX + b * xs, c->pan + k * s->dpan,
-                 c->dcol + (size_t)(k * s->Kc * s->dgrp * s->bdx.pw) * s->es);
+        if (s->direct_dx)
+            dx_image_direct(s, dyb, c->wd, c->offd, c->DX + b * xs,
+                            (float *)(c->pan + k * dx_direct_bytes(s)));
+        else
+            dx_image(s, dyb, c->left, c->DX + b * xs, c->pan + k * s->dpan,
+                     c->dcol + (size_t)(k * s->Kc * s->dgrp * s->bdx.pw) * s->es);
     }
     if (c->dwr && s->direct_dw)
         dw_image_direct(s, c->X + b * xs, dyb, (float *)c->dwr + k * g->G * s->Kc * s->ldd,
@@ -716,31 +799,40 @@ void tn__bw_conv2d(tn_tensor *y)
     int pt = panel_threads(&s, nt, (s.Kc + s.bdw.pw - 1) / s.bdw.pw); /* dW's panels */
     if (nt == 1 && pt > 1)
         s.direct_dw = NULL; /* one image on every thread: its panels split */
-    bool direct = ww && s.direct_dw;
-    int64_t nw = direct ? g->G * s.Kc * s.ldd : g->O * s.Kc; /* per thread dwr */
-    char *left = wx ? scratch(tp, 1, g->G * s.dleft) : NULL;
-    char *pan = wx ? scratch(tp, nt, s.dpan) : NULL;
-    char *dcol = wx ? scratch(tp, nt, s.Kc * s.dgrp * s.bdx.pw * (int64_t)s.es) : NULL;
-    char *xt =
-        ww ? scratch(tp, nt, direct ? dw_direct_bytes(&s) : s.HW * s.Cg * (int64_t)s.es) : NULL;
-    char *wleft = ww && !direct ? scratch(tp, nt, s.wleft) : NULL;
-    char *wpan = ww && !direct ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
+    /* direct dx (s.direct_dx) and dW (s.direct_dw), or through panels */
+    bool ddx = wx && s.direct_dx, ddw = ww && s.direct_dw;
+    int64_t nw = ddw ? g->G * s.Kc * s.ldd : g->O * s.Kc; /* per thread dwr */
+    int64_t Kd = s.Og * g->KH * g->KW;
+    char *left = wx && !ddx ? scratch(tp, 1, g->G * s.dleft) : NULL;
+    float *wd = ddx ? tn_tape_alloc(tp, (size_t)(g->G * Kd * s.ldc) * sizeof(float)) : NULL;
+    int64_t *offd = ddx ? tn_tape_alloc(tp, (size_t)Kd * sizeof(int64_t)) : NULL;
+    char *pan = wx ? scratch(tp, nt, ddx ? dx_direct_bytes(&s) : s.dpan) : NULL;
+    char *dcol = wx && !ddx ? scratch(tp, nt, s.Kc * s.dgrp * s.bdx.pw * (int64_t)s.es) : NULL;
+    char *xt = ww ? scratch(tp, nt, ddw ? dw_direct_bytes(&s) : s.HW * s.Cg * (int64_t)s.es) : NULL;
+    char *wleft = ww && !ddw ? scratch(tp, nt, s.wleft) : NULL;
+    char *wpan = ww && !ddw ? scratch(tp, nt > pt ? nt : pt, s.wpan) : NULL;
     char *dwr = ww ? scratch(tp, nt, nw * (int64_t)s.es) : NULL; /* (p, q, c) order, or dW^T */
     double *bsum = wb ? tn_tape_alloc(tp, (size_t)(g->B * g->O) * sizeof(double)) : NULL;
-    if ((wx && (!left || !pan || !dcol)) || (ww && (!xt || !dwr)) ||
-        (ww && !direct && (!wleft || !wpan)) || (wb && !bsum))
+    if ((wx && !pan) || (wx && !ddx && (!left || !dcol)) || (ddx && (!wd || !offd)) ||
+        (ww && (!xt || !dwr)) || (ww && !ddw && (!wleft || !wpan)) || (wb && !bsum))
         return; /* out of arena memory: the tape has the error */
-    if (wx)
+    if (ddx) {
+        pack_direct_dx(&s, w->data, wd, offd);
+        memset(pan, 0, (size_t)(nt * dx_direct_bytes(&s)));
+    } else if (wx) {
         pack_weights(&s, w->data, left, true);
+    }
     if (dwr)
         memset(dwr, 0, (size_t)(nt * nw) * s.es);
-    if (direct)
+    if (ddw)
         memset(xt, 0, (size_t)(nt * dw_direct_bytes(&s)));
     bw_work c = {.X = x->data,
                  .DY = y->grad,
                  .DX = wx ? x->grad : NULL,
                  .clear = tn__fresh(y, 0),
                  .left = left,
+                 .wd = wd,
+                 .offd = offd,
                  .pan = pan,
                  .dcol = dcol,
                  .xt = xt,

@@ -673,16 +673,16 @@ static void conv_fw(int64_t Og, int64_t Kc, const int64_t *restrict off, int64_t
             const float *wb = w + k0 * ldw + v0 * CONV_VL;
             for (int64_t m0 = 0; m0 < n; m0 += CONV_FW_MB) {
                 float *yb = y + m0 * ldy + v0 * CONV_VL;
-                if (ov == 1)
-                    conv_fw_block(1, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
-                else if (ov == 2)
-                    conv_fw_block(2, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
-#if CONV_FW_OV >= 4
-                else if (ov == 3)
-                    conv_fw_block(3, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
-                else
-                    conv_fw_block(4, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0);
+                switch (ov) {
+                case 1: conv_fw_block(1, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0); break;
+                case 2: conv_fw_block(2, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0); break;
+#if CONV_FW_OV >= 3
+                case 3: conv_fw_block(3, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0); break;
 #endif
+#if CONV_FW_OV >= 4
+                case 4: conv_fw_block(4, off + k0, kn, x + m0, wb, ldw, yb, ldy, k0 == 0); break;
+#endif
+                }
             }
             v0 += ov;
         }
