@@ -515,6 +515,43 @@ static void test_conv_fw_rows(void)
     }
 }
 
+/* The float tables' transpose (conv.c's) against the definition, exactly
+ * (copies and one addition each): sizes with whole tiles of every path's
+ * width and edges in rows, columns or both, strides wider than the
+ * sizes, := and +=. */
+static void test_transpose_rows(void)
+{
+    static const int64_t shapes[][2] = {{16, 16}, {64, 32}, {37, 48}, {32, 21}, {5, 3}, {1, 17}};
+    for (size_t ti = 0; ti < sizeof tabs / sizeof tabs[0]; ti++) {
+        if (tabs[ti].dt != TN_F32 || tabs[ti].needs > tn_isa_cpu())
+            continue;
+        bool ok = true;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int add = 0; add < 2; add++) {
+                int64_t nr = shapes[si][0], nc = shapes[si][1], sr = nr + 3, dr = nc + 5;
+                double *r = malloc(sizeof(double) * (size_t)(nc * sr + nr * dr));
+                float *src = malloc(sizeof(float) * (size_t)(nc * sr));
+                float *dst = malloc(sizeof(float) * (size_t)(nr * dr));
+                float *old = malloc(sizeof(float) * (size_t)(nr * dr));
+                fill(r, nc * sr + nr * dr, -1, 1);
+                for (int64_t k = 0; k < nc * sr; k++)
+                    src[k] = (float)r[k];
+                for (int64_t k = 0; k < nr * dr; k++)
+                    old[k] = dst[k] = (float)r[nc * sr + k];
+                tabs[ti].t->transpose(src, sr, dst, dr, nr, nc, add);
+                for (int64_t i = 0; i < nr; i++)
+                    for (int64_t j = 0; j < dr; j++) {
+                        float want = j >= nc ? old[i * dr + j] /* outside: untouched */
+                                             : (add ? old[i * dr + j] : 0) + src[j * sr + i];
+                        ok = ok && dst[i * dr + j] == want;
+                    }
+                free(r), free(src), free(dst), free(old);
+            }
+        printf("transpose %s: %s\n", tabs[ti].name, ok ? "exact" : "WRONG");
+        CHECK(ok);
+    }
+}
+
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
  * product. Returns the max difference. */
@@ -596,6 +633,7 @@ int main(void)
     test_ce_rows();
     test_conv_dw_rows();
     test_conv_fw_rows();
+    test_transpose_rows();
     test_product();
     return check_report("test_kernels");
 }

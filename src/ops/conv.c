@@ -435,26 +435,6 @@ static void dw_image(const cv *s, const char *xb, const char *dyb, char *dwr, ch
     }
 }
 
-/* dst[r dr + c] := src[c sr + r] (+= when add), r < nr, c < nc: in 16 x 16
- * tiles through a buffer, so that both sides are read and written in runs
- * of 16. */
-static void transpose_f32(const float *src, int64_t sr, float *dst, int64_t dr, int64_t nr,
-                          int64_t nc, bool add)
-{
-    enum { TILE = 16 };
-    float t[TILE][TILE];
-    for (int64_t r0 = 0; r0 < nr; r0 += TILE)
-        for (int64_t c0 = 0; c0 < nc; c0 += TILE) {
-            int64_t rn = nr - r0 < TILE ? nr - r0 : TILE, cn = nc - c0 < TILE ? nc - c0 : TILE;
-            for (int64_t c = 0; c < cn; c++)
-                for (int64_t r = 0; r < rn; r++)
-                    t[r][c] = src[(c0 + c) * sr + r0 + r];
-            for (int64_t r = 0; r < rn; r++)
-                for (int64_t c = 0; c < cn; c++)
-                    dst[(r0 + r) * dr + c0 + c] = (add ? dst[(r0 + r) * dr + c0 + c] : 0) + t[r][c];
-        }
-}
-
 /* xp [Cg, Hp, Wp] := image group xg [Cg, H, W] inside its zero padding
  * (which xp already holds: cleared once per call). */
 static void pad_image(const cv *s, const float *xg, float *xp)
@@ -480,6 +460,7 @@ static void pad_image(const cv *s, const float *xg, float *xp)
  * backward). */
 static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float *dwt, float *xp)
 {
+    const tn__rows *kr = tn__rows_get(TN_F32);
     const tn__conv_geom *g = s->g;
     int64_t plane = s->Hp * s->Wp, ldd = s->ldd;
     float *dyt = xp + s->Cg * plane;
@@ -488,7 +469,7 @@ static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float 
         const float *DY = (const float *)dyb + gi * s->Og * s->P;
         pad_image(s, X, xp);
         for (int64_t i = 0; i < g->OH; i++) /* dyt[i Wp + j, o] := DY[o, i, j] */
-            transpose_f32(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og, false);
+            kr->transpose(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og, false);
         s->direct_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
                      dwt + gi * s->Kc * ldd, ldd);
     }
@@ -537,6 +518,7 @@ static int64_t dx_direct_bytes(const cv *s)
 static void dx_image_direct(const cv *s, const char *dyb, const float *wd, const int64_t *off,
                             char *dxb, float *dyq)
 {
+    const tn__rows *kr = tn__rows_get(TN_F32);
     const tn__conv_geom *g = s->g;
     int64_t Kd = s->Og * g->KH * g->KW;
     float *dxt = dyq + s->Og * s->Lq;
@@ -546,11 +528,11 @@ static void dx_image_direct(const cv *s, const char *dyb, const float *wd, const
             for (int64_t i = 0; i < g->OH; i++)
                 memcpy(dyq + o * s->Lq + s->mq + i * s->Wp, DY + (o * g->OH + i) * g->OW,
                        (size_t)g->OW * sizeof(float));
-        tn__rows_get(TN_F32)->conv_fw(s->Cg, Kd, off, s->nx, dyq + g->ph * s->Wp + g->pw,
-                                      wd + gi * Kd * s->ldc, s->ldc, dxt, s->ldc);
+        kr->conv_fw(s->Cg, Kd, off, s->nx, dyq + g->ph * s->Wp + g->pw, wd + gi * Kd * s->ldc,
+                    s->ldc, dxt, s->ldc);
         float *DX = (float *)dxb + gi * s->Cg * s->HW;
         for (int64_t i = 0; i < g->H; i++) /* DX[c, i, j] += dxt[i Wp + j, c] */
-            transpose_f32(dxt + i * s->Wp * s->ldc, s->ldc, DX + i * g->W, s->HW, s->Cg, g->W,
+            kr->transpose(dxt + i * s->Wp * s->ldc, s->ldc, DX + i * g->W, s->HW, s->Cg, g->W,
                           true);
     }
 }
@@ -616,6 +598,7 @@ static int64_t fw_direct_bytes(const cv *s)
 static void fwd_image_direct(const cv *s, const char *xb, const float *wt, const int64_t *off,
                              const tn_tensor *bias, char *yb, float *xp)
 {
+    const tn__rows *kr = tn__rows_get(TN_F32);
     const tn__conv_geom *g = s->g;
     int64_t ldd = s->ldd;
     float *yt = xp + s->Cg * s->Hp * s->Wp + 6;
@@ -624,7 +607,7 @@ static void fwd_image_direct(const cv *s, const char *xb, const float *wt, const
         s->direct_fw(s->Og, s->Kc, off, s->nf, xp, wt + gi * s->Kc * ldd, ldd, yt, ldd);
         float *Y = (float *)yb + gi * s->Og * s->P;
         for (int64_t i = 0; i < g->OH; i++) /* Y[o, i, j] := yt[i Wp + j, o] */
-            transpose_f32(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW, false);
+            kr->transpose(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW, false);
         for (int64_t o = 0; bias && o < s->Og; o++) {
             float bo = TN_DATA(float, bias)[(gi * s->Og + o) * bias->stride[0]], *r = Y + o * s->P;
             for (int64_t t = 0; t < s->P; t++)

@@ -147,6 +147,10 @@ typedef struct tn__rows {
      * (conv.c leaves room in x and y). */
     void (*conv_fw)(int64_t Og, int64_t Kc, const int64_t *off, int64_t n, const float *x,
                     const float *w, int64_t ldw, float *y, int64_t ldy);
+    /* float tables only: dst[r dr + c] := src[c sr + r] (+= when add), r <
+     * nr, c < nc (conv.c's transposes of dy, y and dx). */
+    void (*transpose)(const float *src, int64_t sr, float *dst, int64_t dr, int64_t nr, int64_t nc,
+                      bool add);
 } tn__rows;
 
 extern const tn__rows tn__rows_f32_avx512, tn__rows_f32_avx2, tn__rows_f32_generic, tn__rows_f64;

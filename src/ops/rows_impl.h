@@ -689,12 +689,69 @@ static void conv_fw(int64_t Og, int64_t Kc, const int64_t *restrict off, int64_t
     }
 }
 
+/* transpose (rows.h): CONV_VL x CONV_VL tiles in registers, in log2
+ * CONV_VL stages; stage b swaps the off-diagonal b x b blocks of each 2b x
+ * 2b block (vectors p and p + b, (p & b) == 0: lo takes x's elements j
+ * without bit b and y's before them, hi the rest). Edges one element at a
+ * time. */
+typedef int32_t conv_vi __attribute__((vector_size(CONV_VL * sizeof(int32_t))));
+#define CONV_TSTAGE(b, lo, hi)                        \
+    for (int p = 0; p < CONV_VL; p++)                 \
+        if (!(p & (b))) {                             \
+            conv_vf x = v[p], y = v[p + (b)];         \
+            v[p] = __builtin_shuffle(x, y, lo);       \
+            v[p + (b)] = __builtin_shuffle(x, y, hi); \
+        }
+
+static inline void conv_transpose_tile(conv_vf v[CONV_VL])
+{
+#if CONV_VL == 16
+    CONV_TSTAGE(1, ((conv_vi){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
+                ((conv_vi){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
+    CONV_TSTAGE(2, ((conv_vi){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
+                ((conv_vi){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
+    CONV_TSTAGE(4, ((conv_vi){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
+                ((conv_vi){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
+    CONV_TSTAGE(8, ((conv_vi){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
+                ((conv_vi){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
+#elif CONV_VL == 8
+    CONV_TSTAGE(1, ((conv_vi){0, 8, 2, 10, 4, 12, 6, 14}), ((conv_vi){1, 9, 3, 11, 5, 13, 7, 15}));
+    CONV_TSTAGE(2, ((conv_vi){0, 1, 8, 9, 4, 5, 12, 13}), ((conv_vi){2, 3, 10, 11, 6, 7, 14, 15}));
+    CONV_TSTAGE(4, ((conv_vi){0, 1, 2, 3, 8, 9, 10, 11}), ((conv_vi){4, 5, 6, 7, 12, 13, 14, 15}));
+#else
+    CONV_TSTAGE(1, ((conv_vi){0, 4, 2, 6}), ((conv_vi){1, 5, 3, 7}));
+    CONV_TSTAGE(2, ((conv_vi){0, 1, 4, 5}), ((conv_vi){2, 3, 6, 7}));
+#endif
+}
+
+static void transpose(const float *restrict src, int64_t sr, float *restrict dst, int64_t dr,
+                      int64_t nr, int64_t nc, bool add)
+{
+    int64_t rv = nr - nr % CONV_VL, cv = nc - nc % CONV_VL;
+    for (int64_t r0 = 0; r0 < rv; r0 += CONV_VL)
+        for (int64_t c0 = 0; c0 < cv; c0 += CONV_VL) {
+            conv_vf v[CONV_VL];
+            for (int c = 0; c < CONV_VL; c++)
+                v[c] = conv_load(src + (c0 + c) * sr + r0);
+            conv_transpose_tile(v);
+            for (int r = 0; r < CONV_VL; r++) {
+                float *d = dst + (r0 + r) * dr + c0;
+                conv_vf o = add ? conv_load(d) + v[r] : v[r];
+                memcpy(d, &o, sizeof o);
+            }
+        }
+    for (int64_t r = 0; r < nr; r++) /* the edges: columns from cv, then rows from rv */
+        for (int64_t c = r < rv ? cv : 0; c < nc; c++)
+            dst[r * dr + c] = (add ? dst[r * dr + c] : 0) + src[c * sr + r];
+}
+
 #define ROWS_FLOAT_ONLY                                                                       \
     .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy, .conv_dw = conv_dw, \
-    .conv_fw = conv_fw
+    .conv_fw = conv_fw, .transpose = transpose
 #else
-#define ROWS_FLOAT_ONLY \
-    .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL, .conv_fw = NULL
+#define ROWS_FLOAT_ONLY                                                                       \
+    .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL, .conv_fw = NULL, \
+    .transpose = NULL
 #endif
 
 #define ROWS_TABLE                                                                                \
