@@ -17,7 +17,8 @@
  *       image's after its dx and dW, while dy_b is in cache, then added in
  *       image order).
  *
- * All three products run on BLIS's micro-kernel directly (tn__packed_*,
+ * Panel products (where the direct ones below do not apply): all three
+ * run on BLIS's micro-kernel directly (tn__packed_*,
  * src/ops/matmul_packed.c), and neither col nor rows is ever made whole:
  * the left operand is packed into the kernel's panels once (W_g and W_g^T
  * per call, dy_bg per image), and the right one is packed one panel of pw
@@ -37,12 +38,21 @@
  * order, so dWr is permuted into weight's [Og, Cg, KH, KW] order once, at
  * the end.
  *
- * In float with stride 1 and dilation 1 the weight gradient skips rows:
- * the kernel table's conv_dw (rows.h, one loop per kernel path) correlates
- * dy_bg^T, its output rows padded to the padded input's row length, with
- * the zero-padded input xp itself (dw_image_direct): the taps are shifts
- * of xp, the output channels run along the vectors, and nothing but dy^T
- * and xp is copied. It accumulates dW_g^T, transposed back at the end.
+ * Direct products. In float with stride 1 and dilation 1, an output
+ * position (i, j) and tap (p, q) read the zero-padded input xp [Cg, Hp,
+ * Wp] at (i + p) Wp + j + q: with the output rows padded to Wp positions
+ * (flat index m = i Wp + j), every tap is a fixed offset into xp, and the
+ * products need no columns at all. The kernel table's conv_fw and conv_dw
+ * (rows.h: one loop per kernel path, channels along the vectors, the
+ * taps' input values broadcast) compute
+ *   y_bg^T [m, Og] = correlations of xp with W_g^T (fwd_image_direct),
+ *   dx_bg^T = the same of dy's planes (behind a margin of zeros) with the
+ *       flipped weights (dx_image_direct),
+ *   dW_g^T [Kc, Og] += correlations of dy_bg^T with xp (dw_image_direct),
+ * and the table's transpose turns y^T, dx^T and dy back and forth (16 x 16
+ * tiles in registers). Used when the channels that run along the vectors
+ * fill 3/4 of them (Og for the forward and dW, Cg for dx: wide()); a
+ * first layer's 3 input channels keep dx on the panels.
  *
  * Threads: with two images or more and enough work, the images are split
  * over the threads (static split), each thread with its own panels and
