@@ -743,9 +743,9 @@ typedef struct bw_work {
     const char *left; /* the packed W^T of every group (dx) */
     const float *wd;  /* or pack_direct_dx's, with offd (s->direct_dx) */
     const int64_t *offd;
-    char *pan, *dcol, *xt, *wleft; /* per thread (xt: dw_image_direct's xp and dyp) */
+    char *pan, *dcol, *xt, *wleft; /* per thread (direct: pan dyq and dxt, xt xp and dyt) */
     char *wpan;                    /* per thread, or one image's panel threads' */
-    char *dwr;                     /* per thread [O, Kc] sums */
+    char *dwr;                     /* per thread [O, Kc] sums (direct: [G, Kc, ldd]) */
     double *bsum;                  /* [B, O] the images' bias sums */
 } bw_work;
 
