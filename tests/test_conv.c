@@ -300,6 +300,8 @@ static void run_naive(void)
          "groups 2 of 13 -> 14, 3x5 pad (1, 2)"},
         {{3, 13, 6, 10, 37, 2, 4, 0, 0, 1, 1, 0, 0, 1, 1, 1}, "13 -> 37, 2x4 no padding"},
         {{2, 12, 5, 5, 4, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}, "12 -> 4 (direct dx only)"},
+        {{2, 16, 5, 7, 16, 3, 3, 0, 0, 1, 1, 2, 0, 1, 1, 1},
+         "16 -> 16, padding (2, 0): wider than the kernel's half"},
     };
     for (int dti = 0; dti < 2; dti++) {
         tn_dtype dt = dti ? TN_F32 : TN_F64;
@@ -536,8 +538,9 @@ static void test_oom(void)
         tn_tensor *x = rand_t(TN_F32, 4, (int64_t[]){16, 4, 32, 32}, true);
         tn_tensor *w1 = rand_t(TN_F32, 4, (int64_t[]){16, 2, 3, 3}, true);
         tn_tensor *b1 = rand_t(TN_F32, 1, (int64_t[]){16}, true);
-        tn_tensor *w2 = rand_t(TN_F32, 4, (int64_t[]){8, 16, 1, 1}, true);
-        tn_tensor *w3 = rand_t(TN_F32, 4, (int64_t[]){2, 8, 7, 7}, true);
+        /* 16 -> 16: the direct forward, dx and dW's scratch too */
+        tn_tensor *w2 = rand_t(TN_F32, 4, (int64_t[]){16, 16, 1, 1}, true);
+        tn_tensor *w3 = rand_t(TN_F32, 4, (int64_t[]){2, 16, 7, 7}, true);
         n_alloc = 0;
         fail_at = target;
         tn_tape *tp = tn_tape_new();
