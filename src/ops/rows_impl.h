@@ -694,33 +694,33 @@ static void conv_fw(int64_t Og, int64_t Kc, const int64_t *restrict off, int64_t
  * 2b block (vectors p and p + b, (p & b) == 0: lo takes x's elements j
  * without bit b and y's before them, hi the rest). Edges one element at a
  * time. */
-typedef int32_t conv_vi __attribute__((vector_size(CONV_VL * sizeof(int32_t))));
-#define CONV_TSTAGE(b, lo, hi)                        \
-    for (int p = 0; p < CONV_VL; p++)                 \
-        if (!(p & (b))) {                             \
-            conv_vf x = v[p], y = v[p + (b)];         \
-            v[p] = __builtin_shuffle(x, y, lo);       \
-            v[p + (b)] = __builtin_shuffle(x, y, hi); \
+#define CONV_UNPAREN(...) __VA_ARGS__
+#define CONV_TSTAGE(b, lo, hi)                                           \
+    for (int p = 0; p < CONV_VL; p++)                                    \
+        if (!(p & (b))) {                                                \
+            conv_vf x = v[p], y = v[p + (b)];                            \
+            v[p] = __builtin_shufflevector(x, y, CONV_UNPAREN lo);       \
+            v[p + (b)] = __builtin_shufflevector(x, y, CONV_UNPAREN hi); \
         }
 
 static inline void conv_transpose_tile(conv_vf v[CONV_VL])
 {
 #if CONV_VL == 16
-    CONV_TSTAGE(1, ((conv_vi){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
-                ((conv_vi){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
-    CONV_TSTAGE(2, ((conv_vi){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
-                ((conv_vi){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
-    CONV_TSTAGE(4, ((conv_vi){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
-                ((conv_vi){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
-    CONV_TSTAGE(8, ((conv_vi){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
-                ((conv_vi){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
+    CONV_TSTAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31));
+    CONV_TSTAGE(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31));
+    CONV_TSTAGE(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31));
+    CONV_TSTAGE(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
 #elif CONV_VL == 8
-    CONV_TSTAGE(1, ((conv_vi){0, 8, 2, 10, 4, 12, 6, 14}), ((conv_vi){1, 9, 3, 11, 5, 13, 7, 15}));
-    CONV_TSTAGE(2, ((conv_vi){0, 1, 8, 9, 4, 5, 12, 13}), ((conv_vi){2, 3, 10, 11, 6, 7, 14, 15}));
-    CONV_TSTAGE(4, ((conv_vi){0, 1, 2, 3, 8, 9, 10, 11}), ((conv_vi){4, 5, 6, 7, 12, 13, 14, 15}));
+    CONV_TSTAGE(1, (0, 8, 2, 10, 4, 12, 6, 14), (1, 9, 3, 11, 5, 13, 7, 15));
+    CONV_TSTAGE(2, (0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15));
+    CONV_TSTAGE(4, (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15));
 #else
-    CONV_TSTAGE(1, ((conv_vi){0, 4, 2, 6}), ((conv_vi){1, 5, 3, 7}));
-    CONV_TSTAGE(2, ((conv_vi){0, 1, 4, 5}), ((conv_vi){2, 3, 6, 7}));
+    CONV_TSTAGE(1, (0, 4, 2, 6), (1, 5, 3, 7));
+    CONV_TSTAGE(2, (0, 1, 4, 5), (2, 3, 6, 7));
 #endif
 }
 
