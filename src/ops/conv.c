@@ -94,16 +94,14 @@ typedef struct cv {
     /* The weight gradient straight from the zero-padded input xp [Cg, Hp,
      * Wp] (the kernel table's conv_dw) when not NULL: float, stride 1,
      * dilation 1. */
-    void (*direct_dw)(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t,
-                      const float *, int64_t, int64_t, float *, int64_t);
+    bool direct_dw; /* dW through the kernel table's conv_dw */
     int64_t Hp, Wp; /* the padded input's rows and columns */
     int64_t nd;     /* the correlations' length: (OH - 1) Wp + OW */
     int64_t ldd;    /* Og rounded up to 16: dy^T's, dW^T's, W^T's and y^T's row length */
     /* The forward as correlations of the zero-padded input with W^T (the
      * kernel table's conv_fw) when not NULL: float, stride 1, dilation 1. */
-    void (*direct_fw)(int64_t, int64_t, const int64_t *, int64_t, const float *, const float *,
-                      int64_t, float *, int64_t);
-    bool direct_dx; /* dx through conv_fw too (the table's, even when direct_fw is NULL) */
+    bool direct_fw; /* the forward through the kernel table's conv_fw */
+    bool direct_dx; /* dx through conv_fw too */
     int64_t nf;     /* nd rounded up to conv_fw's blocks of 6 positions */
     /* dx as the same correlations, of dy (each channel's plane dyq, Lq
      * long: a margin of mq zeros, then its rows at stride Wp) with the
@@ -140,17 +138,12 @@ static cv cv_of(const tn__conv_geom *g, tn_dtype dt)
      * about as much as its adds */
     int64_t pw = s.bdx.pw, rowp = (g->OW + pw - 1) / pw;
     s.dgrp = rowp < 1 ? 1 : rowp > 4 ? 4 : rowp;
-    s.direct_fw = NULL, s.direct_dw = NULL;
-    s.direct_dx = false;
     if (dt == TN_F32 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
         /* the direct kernels run the channels of their output along
          * vectors of up to 16: with fewer than 3/4 of the lanes used (a
          * first layer's 3 input channels for dx: 2.3-5.1 against 0.7-0.9
          * ms) the panels are faster */
-        if (wide(s.Og)) {
-            s.direct_dw = tn__rows_get(dt)->conv_dw;
-            s.direct_fw = tn__rows_get(dt)->conv_fw;
-        }
+        s.direct_fw = s.direct_dw = wide(s.Og);
         s.direct_dx = wide(s.Cg);
     }
     s.Hp = g->H + 2 * g->ph, s.Wp = g->W + 2 * g->pw;
@@ -480,8 +473,8 @@ static void dw_image_direct(const cv *s, const char *xb, const char *dyb, float 
         pad_image(s, X, xp);
         for (int64_t i = 0; i < g->OH; i++) /* dyt[i Wp + j, o] := DY[o, i, j] */
             kr->transpose(DY + i * g->OW, s->P, dyt + i * s->Wp * ldd, ldd, g->OW, s->Og, false);
-        s->direct_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
-                     dwt + gi * s->Kc * ldd, ldd);
+        kr->conv_dw(s->Og, s->Cg, g->KH, g->KW, s->nd, dyt, ldd, xp, plane, s->Wp,
+                    dwt + gi * s->Kc * ldd, ldd);
     }
 }
 
@@ -614,7 +607,7 @@ static void fwd_image_direct(const cv *s, const char *xb, const float *wt, const
     float *yt = xp + s->Cg * s->Hp * s->Wp + 6;
     for (int64_t gi = 0; gi < g->G; gi++) {
         pad_image(s, (const float *)xb + gi * s->Cg * s->HW, xp);
-        s->direct_fw(s->Og, s->Kc, off, s->nf, xp, wt + gi * s->Kc * ldd, ldd, yt, ldd);
+        kr->conv_fw(s->Og, s->Kc, off, s->nf, xp, wt + gi * s->Kc * ldd, ldd, yt, ldd);
         float *Y = (float *)yb + gi * s->Og * s->P;
         for (int64_t i = 0; i < g->OH; i++) /* Y[o, i, j] := yt[i Wp + j, o] */
             kr->transpose(yt + i * s->Wp * ldd, ldd, Y + i * g->OW, s->P, s->Og, g->OW, false);
@@ -791,7 +784,7 @@ void tn__bw_conv2d(tn_tensor *y)
     int nt = image_threads(&s);
     int pt = panel_threads(&s, nt, (s.Kc + s.bdw.pw - 1) / s.bdw.pw); /* dW's panels */
     if (nt == 1 && pt > 1)
-        s.direct_dw = NULL; /* one image on every thread: its panels split */
+        s.direct_dw = false; /* one image on every thread: its panels split */
     /* direct dx (s.direct_dx) and dW (s.direct_dw), or through panels */
     bool ddx = wx && s.direct_dx, ddw = ww && s.direct_dw;
     int64_t nw = ddw ? g->G * s.Kc * s.ldd : g->O * s.Kc; /* per thread dwr */
