@@ -554,8 +554,11 @@ static void test_transpose_rows(void)
 
 /* C [M, N] (+)= A [M, K] @ W, W packed from a strided source in two column
  * pieces (as the recurrent op packs gate blocks); compared with the naive
- * product. Returns the max difference. */
-static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool transposed, bool acc)
+ * product. step: the geometry of the time loops (tn__packed_geometry_step:
+ * the active path's step_mul where it has one), else BLIS's. Returns the
+ * max difference. */
+static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool transposed, bool acc,
+                          bool step)
 {
     int64_t lda = K + 2, ldc = N + 5;
     double *a = malloc(sizeof(double) * (size_t)(M * lda));
@@ -569,7 +572,10 @@ static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool tra
     /* W element (k, j): row-major [K, N], or stored transposed [N, K] */
     int64_t rs = transposed ? 1 : N, cs = transposed ? K : 1;
     tn__packed p;
-    tn__packed_geometry(&p, dt, K, N);
+    if (step)
+        tn__packed_geometry_step(&p, dt, K, N);
+    else
+        tn__packed_geometry(&p, dt, K, N);
     p.w = aligned_alloc(64, (size_t)tn__packed_bytes(&p));
     void *scratch = aligned_alloc(64, (size_t)tn__packed_scratch_bytes(&p, M));
     tn__packed_zero(&p);
@@ -588,13 +594,20 @@ static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool tra
     return worst;
 }
 
+/* Both geometries on float and double. The sizes cut every block: M
+ * around the step kernels' 8 and 4 rows (and BLIS's 6 and 12), N around
+ * their 48 (AVX-512) and 24 (AVX2) columns and 16 / 8 lanes. Tolerance
+ * 1e-6 K (1e-14 K for double) absolute: the terms are products of values
+ * in [-1, 1], so a sum of K of them rounds by far less; a wrong element
+ * or block is off by a whole term. Columns past N must stay as they were. */
 static void test_product(void)
 {
-    int64_t Ms[] = {1, 5, 6, 7, 12, 32, 33, 64};
+    int64_t Ms[] = {1, 5, 6, 7, 12, 15, 16, 32, 33, 64};
     int64_t Ks[] = {1, 16, 128, 130};
-    int64_t Ns[] = {1, 12, 16, 17, 100, 256};
-    for (int d = 0; d < 2; d++) {
-        tn_dtype dt = d ? TN_F64 : TN_F32;
+    int64_t Ns[] = {1, 12, 16, 17, 23, 47, 48, 49, 100, 256};
+    for (int d = 0; d < 4; d++) {
+        tn_dtype dt = d & 1 ? TN_F64 : TN_F32;
+        bool step = d & 2;
         int bad = 0, runs = 0;
         double worst_rel = 0;
         for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
@@ -602,19 +615,22 @@ static void test_product(void)
                 for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
                     for (int v = 0; v < 4; v++) {
                         int64_t K = Ks[ki];
-                        double e = run_product(dt, Ms[mi], K, Ns[ni], v & 1, v & 2);
+                        double e = run_product(dt, Ms[mi], K, Ns[ni], v & 1, v & 2, step);
                         double tol = (dt == TN_F32 ? 1e-6 : 1e-14) * (double)K;
                         worst_rel = fmax(worst_rel, e / tol);
                         runs++;
                         if (e > tol) {
                             bad++;
-                            fprintf(stderr, "product %s M %lld K %lld N %lld v %d: diff %.3g\n",
-                                    tn_dtype_name(dt), (long long)Ms[mi], (long long)K,
-                                    (long long)Ns[ni], v, e);
+                            fprintf(stderr, "product %s%s M %lld K %lld N %lld v %d: diff %.3g\n",
+                                    tn_dtype_name(dt), step ? " step" : "", (long long)Ms[mi],
+                                    (long long)K, (long long)Ns[ni], v, e);
                         }
                     }
-        printf("packed product %s (BLIS %s): %d shapes, worst diff %.3g of its tolerance\n",
-               tn_dtype_name(dt), tn_blis_config(), runs, worst_rel);
+        const tn__rows *kr = tn__rows_get(dt);
+        printf("packed product %s (%s): %d shapes, worst diff %.3g of its tolerance\n",
+               tn_dtype_name(dt),
+               step && kr->step_mul ? tn_isa_name(tn_isa_active()) : tn_blis_config(), runs,
+               worst_rel);
         CHECK(bad == 0);
     }
 }

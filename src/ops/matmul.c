@@ -174,7 +174,7 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
         if (!(w = tn_tape_alloc(tp, sizeof *w)))
             return NULL;
         memset(w, 0, sizeof *w);
-        tn__packed_geometry(&w->p, dt, B.m, B.n);
+        tn__packed_geometry_step(&w->p, dt, B.m, B.n);
         if (!(w->p.w = tn_tape_alloc(tp, (size_t)tn__packed_bytes(&w->p))))
             return NULL;
         tn__packed_zero(&w->p);

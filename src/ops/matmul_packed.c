@@ -1,5 +1,7 @@
 /* src/ops/matmul_packed.c - small products with a right operand packed
- * once and reused, on BLIS's native micro-kernel.
+ * once and reused, on BLIS's native micro-kernel or, for the products of
+ * the time loops on the AVX2 and AVX-512 paths, the kernel table's
+ * step_mul (tn__packed_geometry_step; see the end of this comment).
  *
  * The recurrent per-step products are small (e.g. [32, 128] @ [128, 256]
  * per thread per step) and their right operand, from W_hh, is the same at
@@ -16,8 +18,17 @@
  * C^T = W^T A^T, so W is packed in MR-wide panels and A in NR-row panels.
  * Either way W's panels are "pw columns, per k contiguous" and A's are "pa
  * rows, per k contiguous"; only the kernel's arguments are swapped.
+ *
+ * BLIS's micro-kernels are tiles of the left operand's rows: 6 on haswell,
+ * 12 on skx, so a thread's 16 batch rows cost skx's kernel 24 (measured:
+ * a [16, 128] @ [128, 512] product takes as long as [24, ...], at 70-100
+ * GFLOP/s on one core where the kernel reaches 150). The step kernels
+ * (rows.h step_mul) tile the rows by 8 (AVX-512) or 4 and read the left
+ * operand in place, so nothing is packed per call; their W panels have the
+ * same "pw columns, per k contiguous" layout with pw their own width.
  */
 #include "ops_internal.h"
+#include "rows.h"
 
 #include <blis.h>
 
@@ -45,7 +56,19 @@ void tn__packed_geometry(tn__packed *p, tn_dtype dt, int64_t K, int64_t N)
     p->pa = p->rows ? mr : nr;
     p->ukr = (void (*)(void))bli_cntx_get_l3_nat_ukr_dt(bt, BLIS_GEMM_UKR, cx);
     p->cntx = cx;
+    p->step = NULL;
     p->w = NULL;
+}
+
+void tn__packed_geometry_step(tn__packed *p, tn_dtype dt, int64_t K, int64_t N)
+{
+    tn__packed_geometry(p, dt, K, N);
+    const tn__rows *kr = tn__rows_get(dt);
+    if (kr->step_mul) {
+        p->step = kr->step_mul;
+        p->pw = kr->step_nb;
+        p->pa = 1; /* the left operand is read in place */
+    }
 }
 
 int64_t tn__packed_bytes(const tn__packed *p)
@@ -55,6 +78,8 @@ int64_t tn__packed_bytes(const tn__packed *p)
 
 int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M)
 {
+    if (p->step)
+        return 64;
     return (M + p->pa - 1) / p->pa * panel_bytes(p->K, p->pa, tn_dtype_size(p->dt)) + 64;
 }
 
@@ -161,6 +186,10 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
                     int64_t ldc, bool acc, void *scratch)
 {
     int64_t pbw = tn__packed_panel_bytes(p);
+    if (p->step) {
+        p->step(M, p->N, p->K, A, lda, p->w, pbw / (int64_t)sizeof(float), C, ldc, acc);
+        return;
+    }
     tn__packed_pack_left(p, M, A, lda, 1, scratch);
     for (int64_t c0 = 0; c0 < p->N; c0 += p->pw) {
         const char *w = (const char *)p->w + (c0 / p->pw) * pbw;

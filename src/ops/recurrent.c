@@ -5,7 +5,7 @@
  *   forward   A [B*T, G] = X [B*T, I] @ W_ih^T       one GEMM for all steps
  *             per step t, on every thread k for its hidden units:
  *                P_k [B, gates*n] = h_prev @ (W_hh^T's columns of the units),
- *                on BLIS's micro-kernel with the columns packed once
+ *                on a micro-kernel with the columns packed once
  *                gates of those units from A_t + P_k + bias in one pass,
  *                activations kept in A_t (GRU also q = p_n + b_hn in Q)
  *                one barrier
@@ -17,11 +17,11 @@
  *             then one GEMM each: dX += dA @ W_ih, dW_ih += dA^T @ X,
  *             dW_hh += dA^T @ Hprev, and column sums for the biases.
  *
- * The time loops are in recurrent_steps.c, the per-step products on BLIS's
- * micro-kernel in matmul_packed.c, the gate row kernels in rows_impl.h.
- * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
- * rows are T rows apart. The biases are added inside the gate kernels, not
- * by a separate pass. Memory kept for backward: A (G*H per row), the result
+ * The time loops are in recurrent_steps.c, the per-step products (the
+ * kernel path's step_mul, or BLIS's micro-kernel) in matmul_packed.c, the
+ * gate row kernels in rows_impl.h. A row of the [B*T, ...] buffers is
+ * (b, t), batch-major like x: step t's rows are T rows apart. The biases
+ * are added inside the gate kernels, not by a separate pass. Memory kept for backward: A (G*H per row), the result
  * (S*H per row) and for GRU Q (H per row): about half of what the same
  * layer built from per-step ops keeps, and no per-step tensors or
  * gradients.
@@ -121,8 +121,8 @@ static bool pack_plan(tn_tape *tp, rec *r)
     for (int k = 0; k < r->nt; k++) {
         int64_t j0, n, b0, b1;
         rec_part(r, k, &j0, &n, &b0, &b1);
-        tn__packed_geometry(&r->pf[k], r->dt, r->H, r->G / r->H * n);
-        tn__packed_geometry(&r->pb[k], r->dt, r->G, n);
+        tn__packed_geometry_step(&r->pf[k], r->dt, r->H, r->G / r->H * n);
+        tn__packed_geometry_step(&r->pb[k], r->dt, r->G, n);
         int64_t sf = tn__packed_scratch_bytes(&r->pf[k], r->B);
         int64_t sb = tn__packed_scratch_bytes(&r->pb[k], r->B);
         r->scratch_bytes = sf > r->scratch_bytes ? sf : r->scratch_bytes;

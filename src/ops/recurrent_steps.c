@@ -3,10 +3,10 @@
  *
  * They run on r->nt threads, thread k owning the hidden units [j0, j0 +
  * n) of the batch rows [b0, b1) (rec_part). Per step each thread makes
- * the recurrent product of its part on BLIS's micro-kernel
- * (tn__packed_mul; its right operand, from W_hh, packed by the thread
- * itself at the start) and applies the gate row kernels of the active
- * kernel path (rows.h) to it. Split by units (every row), the next step
+ * the recurrent product of its part (tn__packed_mul: the kernel path's
+ * step_mul, or BLIS's micro-kernel; its right operand, from W_hh, packed
+ * by the thread itself at the start) and applies the gate row kernels of
+ * the active kernel path (rows.h) to it. Split by units (every row), the next step
  * reads the whole state: one barrier per step. Split by rows (every unit),
  * a thread's rows depend on nothing the others make: no barrier at all.
  *

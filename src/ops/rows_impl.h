@@ -689,6 +689,108 @@ static void conv_fw(int64_t Og, int64_t Kc, const int64_t *restrict off, int64_t
     }
 }
 
+#if defined(__AVX__)
+/* step_mul (rows.h): blocks of STEP_MB rows by up to STEP_OV vectors of
+ * columns, one panel of W at a time; per k the block's panel vectors are
+ * loaded once and each row's A value broadcast (the shape of conv_fw and
+ * of BLIS's micro-kernels, but with the rows along the broadcasts, so a
+ * block is 8 rows (AVX-512) or 4 and a batch of 16 or 32 rows fills its
+ * blocks: BLIS's skx kernel has 12 there, and 16 rows cost it 24). A is
+ * read in place, not packed. 8 x 3 vectors = 24 accumulators with
+ * AVX-512's 32 registers, 4 x 3 with 16. Rows beyond the last full block
+ * go in blocks of 4, 2 and 1. */
+#if defined(__AVX512F__)
+#define STEP_MB 8
+#else
+#define STEP_MB 4
+#endif
+enum { STEP_OV = 3, STEP_NB = STEP_OV * CONV_VL };
+
+/* The first n (<= CONV_VL) floats of v to c, or of c + v when add. */
+static inline void step_put(float *c, conv_vf v, int n, bool add)
+{
+    if (n >= CONV_VL) {
+        if (add)
+            v += conv_load(c);
+        memcpy(c, &v, sizeof v);
+        return;
+    }
+    float t[CONV_VL];
+    memcpy(t, &v, sizeof v);
+    for (int l = 0; l < n; l++)
+        c[l] = (add ? c[l] : 0) + t[l];
+}
+
+/* C[i ldc + j] (+)= sum over k < K of A[i lda + k] w[k STEP_NB + j], i <
+ * mb, j < n, n <= ov CONV_VL (mb and ov constants once inlined). */
+static inline __attribute__((always_inline)) void step_block(const int mb, const int ov, int64_t K,
+                                                             const float *A, int64_t lda,
+                                                             const float *w, float *C, int64_t ldc,
+                                                             int64_t n, bool add)
+{
+    conv_vf acc[STEP_MB][STEP_OV] = {{{0}}};
+    for (int64_t k = 0; k < K; k++) {
+        conv_vf wv[STEP_OV];
+        for (int v = 0; v < ov; v++) {
+            wv[v] = conv_load(w + k * STEP_NB + v * CONV_VL);
+            CONV_IN_REGISTER(wv[v]);
+        }
+        for (int i = 0; i < mb; i++) {
+            float b = A[i * lda + k];
+            for (int v = 0; v < ov; v++)
+                acc[i][v] += wv[v] * b;
+        }
+    }
+    for (int i = 0; i < mb; i++)
+        for (int v = 0; v < ov; v++) {
+            int64_t left = n - v * CONV_VL;
+            step_put(C + i * ldc + v * CONV_VL, acc[i][v], left < CONV_VL ? (int)left : CONV_VL,
+                     add);
+        }
+}
+
+/* step_block for mb rows (STEP_MB, 4, 2 or 1) and ov vectors (1 .. 3). */
+static void step_any(int mb, int ov, int64_t K, const float *A, int64_t lda, const float *w,
+                     float *C, int64_t ldc, int64_t n, bool add)
+{
+    switch (mb * 4 + ov) {
+#if STEP_MB > 4
+    case STEP_MB * 4 + 1: step_block(STEP_MB, 1, K, A, lda, w, C, ldc, n, add); break;
+    case STEP_MB * 4 + 2: step_block(STEP_MB, 2, K, A, lda, w, C, ldc, n, add); break;
+    case STEP_MB * 4 + 3: step_block(STEP_MB, 3, K, A, lda, w, C, ldc, n, add); break;
+#endif
+    case 16 + 1: step_block(4, 1, K, A, lda, w, C, ldc, n, add); break;
+    case 16 + 2: step_block(4, 2, K, A, lda, w, C, ldc, n, add); break;
+    case 16 + 3: step_block(4, 3, K, A, lda, w, C, ldc, n, add); break;
+    case 8 + 1: step_block(2, 1, K, A, lda, w, C, ldc, n, add); break;
+    case 8 + 2: step_block(2, 2, K, A, lda, w, C, ldc, n, add); break;
+    case 8 + 3: step_block(2, 3, K, A, lda, w, C, ldc, n, add); break;
+    case 4 + 1: step_block(1, 1, K, A, lda, w, C, ldc, n, add); break;
+    case 4 + 2: step_block(1, 2, K, A, lda, w, C, ldc, n, add); break;
+    case 4 + 3: step_block(1, 3, K, A, lda, w, C, ldc, n, add); break;
+    }
+}
+
+static void step_mul(int64_t M, int64_t N, int64_t K, const float *restrict A, int64_t lda,
+                     const float *restrict w, int64_t pstride, float *restrict C, int64_t ldc,
+                     bool add)
+{
+    for (int64_t j0 = 0; j0 < N; j0 += STEP_NB) {
+        int64_t n = N - j0 < STEP_NB ? N - j0 : STEP_NB;
+        int ov = (int)((n + CONV_VL - 1) / CONV_VL);
+        const float *wp = w + j0 / STEP_NB * pstride;
+        int64_t i = 0;
+        for (; i + STEP_MB <= M; i += STEP_MB)
+            step_any(STEP_MB, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
+        for (int mb = STEP_MB / 2; mb >= 1; mb /= 2)
+            if (M - i >= mb) {
+                step_any(mb, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
+                i += mb;
+            }
+    }
+}
+#endif
+
 /* transpose (rows.h): CONV_VL x CONV_VL tiles in registers, in log2
  * CONV_VL stages; stage b swaps the off-diagonal b x b blocks of each 2b x
  * 2b block (vectors p and p + b, (p & b) == 0: lo takes x's elements j
@@ -747,11 +849,18 @@ static void transpose(const float *restrict src, int64_t sr, float *restrict dst
 
 #define ROWS_FLOAT_ONLY                                                                       \
     .row_max = row_max, .exp_sum = exp_sum, .softmax_axpy = softmax_axpy, .conv_dw = conv_dw, \
-    .conv_fw = conv_fw, .transpose = transpose
+    .conv_fw = conv_fw, .transpose = transpose, ROWS_STEP_MUL
+/* The generic path (any CPU, ARM too) keeps BLIS's micro-kernel for the
+ * recurrent products: tuned per CPU, where these blocks are not. */
+#if defined(__AVX__)
+#define ROWS_STEP_MUL .step_mul = step_mul, .step_nb = STEP_NB
+#else
+#define ROWS_STEP_MUL .step_mul = NULL, .step_nb = 0
+#endif
 #else
 #define ROWS_FLOAT_ONLY                                                                       \
     .row_max = NULL, .exp_sum = NULL, .softmax_axpy = NULL, .conv_dw = NULL, .conv_fw = NULL, \
-    .transpose = NULL
+    .transpose = NULL, .step_mul = NULL, .step_nb = 0
 #endif
 
 #define ROWS_TABLE                                                                                \
