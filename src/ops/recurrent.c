@@ -21,10 +21,10 @@
  * kernel path's step_mul, or BLIS's micro-kernel) in matmul_packed.c, the
  * gate row kernels in rows_impl.h. A row of the [B*T, ...] buffers is
  * (b, t), batch-major like x: step t's rows are T rows apart. The biases
- * are added inside the gate kernels, not by a separate pass. Memory kept for backward: A (G*H per row), the result
- * (S*H per row) and for GRU Q (H per row): about half of what the same
- * layer built from per-step ops keeps, and no per-step tensors or
- * gradients.
+ * are added inside the gate kernels, not by a separate pass. Memory kept
+ * for backward: A (G*H per row), the result (S*H per row) and for GRU Q
+ * (H per row): about half of what the same layer built from per-step ops
+ * keeps, and no per-step tensors or gradients.
  */
 #include "recurrent_internal.h"
 
