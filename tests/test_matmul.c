@@ -350,13 +350,18 @@ static void test_no_stale_read(tn_dtype dt)
  * A right operand that is a parameter (a heap tensor requiring grad, or a
  * view of one) is packed once per recording. Checked: the values in every
  * layout and size against the naive product (same tolerances as above);
- * 1 and 2 threads give bitwise the same result (the columns are split at
- * panel edges); a weight changed after a backward (an optimizer step) or a
- * tape reset is packed again, not read from the cache. */
+ * 1 and 2 threads give bitwise the same result (the rows are split at
+ * multiples of 8, or the columns at panel edges); a weight changed after a
+ * backward (an optimizer step) or a tape reset is packed again, not read
+ * from the cache. Beyond the common sizes, left operands of more than 256
+ * rows (taken by the packed path with the kernel path's step_mul, in
+ * chunks of 64 rows per thread, on float AVX2 and AVX-512). */
 static void test_weight_forward(tn_dtype dt)
 {
-    for (size_t s = 0; s < N_SIZES; s++) {
-        int64_t M = sizes[s][0], K = sizes[s][1], N = sizes[s][2];
+    static const int64_t more[][3] = {{300, 64, 65}, {517, 40, 100}};
+    for (size_t s = 0; s < N_SIZES + 2; s++) {
+        const int64_t *sz = s < N_SIZES ? sizes[s] : more[s - N_SIZES];
+        int64_t M = sz[0], K = sz[1], N = sz[2];
         for (int lb = 0; lb < 4; lb++) {
             tn_tape *tp = tn_tape_new();
             tn_tensor *a0 = rand_t(dt, 2, M, K, 1), *b0;

@@ -13,6 +13,7 @@
  * region): it runs its own threads, set by the runtime (src/core/runtime.c).
  */
 #include "ops_internal.h"
+#include "rows.h"
 
 #include <blis.h>
 #include <omp.h>
@@ -197,21 +198,37 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
     return w;
 }
 
+/* With the kernel path's step_mul (float, AVX2 and AVX-512), which reads
+ * the left operand in place, the packed path also takes left operands of
+ * more rows when the packed weight is at most this many bytes (it stays
+ * in L2 while each thread runs through its rows, TN_PACKED_ROW_CHUNK at a
+ * time, every panel against a chunk before the next chunk): an output
+ * layer's [B*T, H] @ [H, V] for a small V, an input projection. */
+#define TN_PACKED_ROWS_MAX_W (512 * 1024)
+#define TN_PACKED_ROW_CHUNK  64
+
 /* C [M, N] (row stride ldc, unit columns) := (or += when acc) A [M, K]
  * (row stride lda, unit columns) @ B, B a weight operand, on the packed
  * path when the shapes suit it. Returns false when they do not (the caller
- * uses BLIS) or the arena is out of memory. */
+ * uses BLIS) or the arena is out of memory. The threads split the rows
+ * (step_mul, at least 8 each, at multiples of 8) or else the columns (at
+ * panel edges); either way an element's sum is the same whatever the
+ * thread count. */
 bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc)
 {
     int64_t M = C.m, N = C.n, K = A.n;
-    if (M > TN_PACKED_MAX_M || K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) || (C.cs != 1 && N > 1))
+    bool step = tn__rows_get(dt)->step_mul != NULL;
+    if (K > TN_PACKED_MAX_K || (A.cs != 1 && K > 1) || (C.cs != 1 && N > 1))
+        return false;
+    if (M > TN_PACKED_MAX_M && (!step || K * N * (int64_t)tn_dtype_size(dt) > TN_PACKED_ROWS_MAX_W))
         return false;
     int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn__threads_now() : 1;
-    wpack *w = wpack_get(tp, dt, B, M, nt);
-    if (!w)
+    wpack *w = wpack_get(tp, dt, B, M, nt);        /* step_mul's scratch is 64 bytes */
+    if (!w || (M > TN_PACKED_MAX_M && !w->p.step)) /* packed before on another path */
         return false;
+    bool by_rows = w->p.step && M >= 8 * (int64_t)nt;
     int64_t panels = (N + w->p.pw - 1) / w->p.pw;
-    if (nt > panels)
+    if (!by_rows && nt > panels)
         nt = (int)panels;
     int64_t lda = M > 1 ? A.rs : K, ldc = M > 1 ? C.rs : N;
     size_t es = tn_dtype_size(dt);
@@ -219,12 +236,20 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int k = nt > 1 ? omp_get_thread_num() : 0;
-        /* thread k: panels [q0, q1), a contiguous run of w's panels */
-        int64_t q0 = panels * k / nt, q1 = panels * (k + 1) / nt;
-        tn__packed part = tn__packed_part(&w->p, q0, q1);
-        if (part.N > 0)
-            tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc, acc,
-                           w->scratch[k]);
+        if (by_rows) { /* thread k: rows [r0, r1), in chunks */
+            int64_t r0 = M / 8 * k / nt * 8, r1 = k == nt - 1 ? M : M / 8 * (k + 1) / nt * 8;
+            for (int64_t c0 = r0; c0 < r1; c0 += TN_PACKED_ROW_CHUNK) {
+                int64_t m = r1 - c0 < TN_PACKED_ROW_CHUNK ? r1 - c0 : TN_PACKED_ROW_CHUNK;
+                tn__packed_mul(&w->p, m, (const char *)A.p + (size_t)(c0 * lda) * es, lda,
+                               (char *)C.p + (size_t)(c0 * ldc) * es, ldc, acc, w->scratch[k]);
+            }
+        } else { /* thread k: panels [q0, q1), a contiguous run of w's panels */
+            int64_t q0 = panels * k / nt, q1 = panels * (k + 1) / nt;
+            tn__packed part = tn__packed_part(&w->p, q0, q1);
+            if (part.N > 0)
+                tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc,
+                               acc, w->scratch[k]);
+        }
     }
     return true;
 }
