@@ -304,10 +304,14 @@ tn_tensor *tn_recurrent(tn_tape *tp, tn_cell cell, const tn_rnn_weights *w, tn_t
         return NULL;
     tn__node(y)->aux = r;
 
-    /* The input projection of every step in one product, then the loop. */
+    /* The input projection of every step in one product (on the packed
+     * path when W_ih is a parameter whose packing stays small: the rows
+     * split between the threads on the step kernel), then the loop. */
     biases(r, w->b_ih, w->b_hh);
-    tn__gemm(r->dt, xm, tn__mat_t((tn__mat){w_ih->data, r->G, r->In, r->In, 1}), 0.0,
-             (tn__mat){r->A, r->B * r->T, r->G, r->G, 1});
+    tn__mat wt = tn__mat_t((tn__mat){w_ih->data, r->G, r->In, r->In, 1});
+    tn__mat am = {r->A, r->B * r->T, r->G, r->G, 1};
+    if (!tn__is_weight(w_ih) || !tn__packed_product(tp, r->dt, xm, wt, am, false))
+        tn__gemm(r->dt, xm, wt, 0.0, am);
     tn__rec_forward_steps(r, y->data);
     return tn__finish(tp, y);
 }
