@@ -235,16 +235,18 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
     TN_FTZ_SCOPE;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int k = nt > 1 ? omp_get_thread_num() : 0;
+        /* the team's own size: fewer threads than asked (nested in a
+         * parallel region, a thread limit) still cover every row/column */
+        int k = nt > 1 ? omp_get_thread_num() : 0, nk = nt > 1 ? omp_get_num_threads() : 1;
         if (by_rows) { /* thread k: rows [r0, r1), in chunks */
-            int64_t r0 = M / 8 * k / nt * 8, r1 = k == nt - 1 ? M : M / 8 * (k + 1) / nt * 8;
+            int64_t r0 = M / 8 * k / nk * 8, r1 = k == nk - 1 ? M : M / 8 * (k + 1) / nk * 8;
             for (int64_t c0 = r0; c0 < r1; c0 += TN_PACKED_ROW_CHUNK) {
                 int64_t m = r1 - c0 < TN_PACKED_ROW_CHUNK ? r1 - c0 : TN_PACKED_ROW_CHUNK;
                 tn__packed_mul(&w->p, m, (const char *)A.p + (size_t)(c0 * lda) * es, lda,
                                (char *)C.p + (size_t)(c0 * ldc) * es, ldc, acc, w->scratch[k]);
             }
         } else { /* thread k: panels [q0, q1), a contiguous run of w's panels */
-            int64_t q0 = panels * k / nt, q1 = panels * (k + 1) / nt;
+            int64_t q0 = panels * k / nk, q1 = panels * (k + 1) / nk;
             tn__packed part = tn__packed_part(&w->p, q0, q1);
             if (part.N > 0)
                 tn__packed_mul(&part, M, A.p, lda, (char *)C.p + (size_t)(q0 * w->p.pw) * es, ldc,
