@@ -222,7 +222,9 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
         return false;
     if (M > TN_PACKED_MAX_M && (!step || K * N * (int64_t)tn_dtype_size(dt) > TN_PACKED_ROWS_MAX_W))
         return false;
-    int nt = M * N * K >= TN_PACKED_PAR_MIN ? tn__threads_now() : 1;
+    /* inside a parallel region (the recurrent op's paired products), on
+     * the calling thread */
+    int nt = M * N * K >= TN_PACKED_PAR_MIN && !omp_in_parallel() ? tn__threads_now() : 1;
     wpack *w = wpack_get(tp, dt, B, M, nt);        /* step_mul's scratch is 64 bytes */
     if (!w || (M > TN_PACKED_MAX_M && !w->p.step)) /* packed before on another path */
         return false;
