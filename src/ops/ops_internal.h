@@ -129,9 +129,11 @@ void tn__gemm_naive(tn_dtype dt, int64_t M, int64_t N, int64_t K, const void *A,
 bool tn__is_weight(const tn_tensor *t);
 /* C [M, N] (row stride, unit columns) := (or += when acc) A [M, K] (row
  * stride, unit columns) @ B with B a weight operand packed once per
- * recording in tp's op cache, columns split over the threads; false when
- * the shapes do not suit the packed path (use tn__gemm) or the arena is
- * out of memory. Serial code only (src/ops/matmul.c). */
+ * recording in tp's op cache, rows (step_mul) or columns split over the
+ * threads; false when the shapes do not suit the packed path (use
+ * tn__gemm) or the arena is out of memory. Called inside a parallel region
+ * it runs on the calling thread; it allocates from tp, so one thread at a
+ * time (src/ops/matmul.c). */
 bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat C, bool acc);
 
 /* The packed operand of B [K, N], a weight operand, from tp's op cache
