@@ -595,14 +595,15 @@ static double run_product(tn_dtype dt, int64_t M, int64_t K, int64_t N, bool tra
 }
 
 /* Both geometries on float and double. The sizes cut every block: M
- * around the step kernels' 8 and 4 rows (and BLIS's 6 and 12), N around
- * their 48 (AVX-512) and 24 (AVX2) columns and 16 / 8 lanes. Tolerance
+ * around the step kernels' 8 and 4 rows (and BLIS's 6 and 12) and past
+ * their 64-row chunks, N around their 48 (AVX-512) and 24 (AVX2) columns
+ * and 16 / 8 lanes. Tolerance
  * 1e-6 K (1e-14 K for double) absolute: the terms are products of values
  * in [-1, 1], so a sum of K of them rounds by far less; a wrong element
  * or block is off by a whole term. Columns past N must stay as they were. */
 static void test_product(void)
 {
-    int64_t Ms[] = {1, 5, 6, 7, 12, 15, 16, 32, 33, 64};
+    int64_t Ms[] = {1, 5, 6, 7, 12, 15, 16, 32, 33, 64, 150};
     int64_t Ks[] = {1, 16, 128, 130};
     int64_t Ns[] = {1, 12, 16, 17, 23, 47, 48, 49, 100, 256};
     for (int d = 0; d < 4; d++) {

@@ -92,15 +92,15 @@ typedef struct cv {
     int64_t fleft, dleft, wleft; /* bytes of one group's packed left operand of each */
     int64_t dgrp;                /* dx's panels per col2im (dcol [Kc, dgrp pw]) */
     /* The weight gradient straight from the zero-padded input xp [Cg, Hp,
-     * Wp] (the kernel table's conv_dw) when not NULL: float, stride 1,
-     * dilation 1. */
-    bool direct_dw; /* dW through the kernel table's conv_dw */
+     * Wp] through the kernel table's conv_dw: float, stride 1, dilation 1,
+     * wide enough (cv_of). */
+    bool direct_dw;
     int64_t Hp, Wp; /* the padded input's rows and columns */
     int64_t nd;     /* the correlations' length: (OH - 1) Wp + OW */
     int64_t ldd;    /* Og rounded up to 16: dy^T's, dW^T's, W^T's and y^T's row length */
-    /* The forward as correlations of the zero-padded input with W^T (the
-     * kernel table's conv_fw) when not NULL: float, stride 1, dilation 1. */
-    bool direct_fw; /* the forward through the kernel table's conv_fw */
+    /* The forward as correlations of the zero-padded input with W^T through
+     * the kernel table's conv_fw: float, stride 1, dilation 1, wide enough. */
+    bool direct_fw;
     bool direct_dx; /* dx through conv_fw too */
     int64_t nf;     /* nd rounded up to conv_fw's blocks of 6 positions */
     /* dx as the same correlations, of dy (each channel's plane dyq, Lq

@@ -201,11 +201,10 @@ static wpack *wpack_get(tn_tape *tp, tn_dtype dt, tn__mat B, int64_t M, int nt)
 /* With the kernel path's step_mul (float, AVX2 and AVX-512), which reads
  * the left operand in place, the packed path also takes left operands of
  * more rows when the packed weight is at most this many bytes (it stays
- * in L2 while each thread runs through its rows, TN_PACKED_ROW_CHUNK at a
- * time, every panel against a chunk before the next chunk): an output
- * layer's [B*T, H] @ [H, V] for a small V, an input projection. */
+ * in L2 while step_mul runs each thread's rows through it, a chunk at a
+ * time): an output layer's [B*T, H] @ [H, V] for a small V, an input
+ * projection. */
 #define TN_PACKED_ROWS_MAX_W (512 * 1024)
-#define TN_PACKED_ROW_CHUNK  64
 
 /* C [M, N] (row stride ldc, unit columns) := (or += when acc) A [M, K]
  * (row stride lda, unit columns) @ B, B a weight operand, on the packed
@@ -240,13 +239,10 @@ bool tn__packed_product(tn_tape *tp, tn_dtype dt, tn__mat A, tn__mat B, tn__mat 
         /* the team's own size: fewer threads than asked (nested in a
          * parallel region, a thread limit) still cover every row/column */
         int k = nt > 1 ? omp_get_thread_num() : 0, nk = nt > 1 ? omp_get_num_threads() : 1;
-        if (by_rows) { /* thread k: rows [r0, r1), in chunks */
+        if (by_rows) { /* thread k: rows [r0, r1) */
             int64_t r0 = M / 8 * k / nk * 8, r1 = k == nk - 1 ? M : M / 8 * (k + 1) / nk * 8;
-            for (int64_t c0 = r0; c0 < r1; c0 += TN_PACKED_ROW_CHUNK) {
-                int64_t m = r1 - c0 < TN_PACKED_ROW_CHUNK ? r1 - c0 : TN_PACKED_ROW_CHUNK;
-                tn__packed_mul(&w->p, m, (const char *)A.p + (size_t)(c0 * lda) * es, lda,
-                               (char *)C.p + (size_t)(c0 * ldc) * es, ldc, acc, w->scratch[k]);
-            }
+            tn__packed_mul(&w->p, r1 - r0, (const char *)A.p + (size_t)(r0 * lda) * es, lda,
+                           (char *)C.p + (size_t)(r0 * ldc) * es, ldc, acc, w->scratch[k]);
         } else { /* thread k: panels [q0, q1), a contiguous run of w's panels */
             int64_t q0 = panels * k / nk, q1 = panels * (k + 1) / nk;
             tn__packed part = tn__packed_part(&w->p, q0, q1);

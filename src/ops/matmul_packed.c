@@ -65,7 +65,7 @@ void tn__packed_geometry_step(tn__packed *p, tn_dtype dt, int64_t K, int64_t N)
     tn__packed_geometry(p, dt, K, N);
     const tn__rows *kr = tn__rows_get(dt);
     if (kr->step_mul) {
-        p->step = kr->step_mul;
+        p->step = kr;
         p->pw = kr->step_nb;
         p->pa = 1; /* the left operand is read in place */
     }
@@ -187,7 +187,7 @@ void tn__packed_mul(const tn__packed *p, int64_t M, const void *A, int64_t lda, 
 {
     int64_t pbw = tn__packed_panel_bytes(p);
     if (p->step) {
-        p->step(M, p->N, p->K, A, lda, p->w, pbw / (int64_t)sizeof(float), C, ldc, acc);
+        p->step->step_mul(M, p->N, p->K, A, lda, p->w, pbw / (int64_t)sizeof(float), C, ldc, acc);
         return;
     }
     tn__packed_pack_left(p, M, A, lda, 1, scratch);

@@ -74,6 +74,7 @@ void tn__gemm_on(tn_dtype dt, tn__mat A, tn__mat B, double beta, tn__mat C, int 
  * tn__packed_set the columns; tn__packed_mul may then run on any thread
  * (one product per thread; it does not start threads), each with its own
  * scratch of tn__packed_scratch_bytes(p, M) (64-byte aligned). */
+struct tn__rows; /* rows.h: the kernel tables */
 typedef struct tn__packed {
     tn_dtype dt;
     int64_t K, N;
@@ -81,17 +82,17 @@ typedef struct tn__packed {
     bool rows;  /* the micro-kernel prefers row-stored C */
     void (*ukr)(void);
     void *cntx;
-    /* not NULL: tn__packed_mul runs this kernel of the path's table (rows.h
-     * step_mul) instead of BLIS's, with panels of pw = its step_nb */
-    void (*step)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *w,
-                 int64_t pstride, float *C, int64_t ldc, bool add);
+    /* not NULL: tn__packed_mul runs this kernel table's step_mul (rows.h)
+     * instead of BLIS's micro-kernel, with panels of pw = its step_nb */
+    const struct tn__rows *step;
     void *w; /* the packed panels */
 } tn__packed;
 void tn__packed_geometry(tn__packed *p, tn_dtype dt, int64_t K, int64_t N);
 /* The same for an operand used only through tn__packed_mul (the recurrent
- * time loops): on a path whose kernel table has step_mul (float, AVX2 and
- * AVX-512) the products run on it, else on BLIS's micro-kernel. The
- * table is the one active now; the operand keeps its kernel. */
+ * time loops, matmul's packed weights): on a path whose kernel table has
+ * step_mul (float, AVX2 and AVX-512) the products run on it, else on
+ * BLIS's micro-kernel. The table is the one active now; the operand keeps
+ * its kernel. */
 void tn__packed_geometry_step(tn__packed *p, tn_dtype dt, int64_t K, int64_t N);
 int64_t tn__packed_bytes(const tn__packed *p);
 int64_t tn__packed_scratch_bytes(const tn__packed *p, int64_t M);

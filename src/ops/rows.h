@@ -148,12 +148,14 @@ typedef struct tn__rows {
     void (*conv_fw)(int64_t Og, int64_t Kc, const int64_t *off, int64_t n, const float *x,
                     const float *w, int64_t ldw, float *y, int64_t ldy);
     /* float tables of the AVX2 and AVX-512 paths (NULL in the others,
-     * which keep BLIS's micro-kernel): the small products of the
-     * recurrent time loops (matmul_packed.c),
+     * which keep BLIS's micro-kernel): the products against a right
+     * operand packed once (matmul_packed.c: the recurrent time loops,
+     * matmul's packed weights),
      *   C[i ldc + j] := (+= when add) sum over k < K of A[i lda + k] W[k, j]
      * for i < M, j < N, with W [K, N] packed in panels of step_nb columns:
      * panel q at w + q pstride holds columns q step_nb .. + step_nb - 1 as
-     * [K, step_nb] rows (zero beyond N). Writes only j < N. */
+     * [K, step_nb] rows (zero beyond N). Writes only j < N. Any M: the
+     * rows go in chunks of 64 against every panel. */
     void (*step_mul)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *w,
                      int64_t pstride, float *C, int64_t ldc, bool add);
     int step_nb;

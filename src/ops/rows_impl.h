@@ -771,22 +771,30 @@ static void step_any(int mb, int ov, int64_t K, const float *A, int64_t lda, con
     }
 }
 
+/* Rows in chunks of STEP_CHUNK, every panel against a chunk before the
+ * next: a chunk's rows of A stay in L1 while the panels stream from L2
+ * (a few rows, one chunk: the time loops; thousands: an output layer). */
+enum { STEP_CHUNK = 64 };
+
 static void step_mul(int64_t M, int64_t N, int64_t K, const float *restrict A, int64_t lda,
                      const float *restrict w, int64_t pstride, float *restrict C, int64_t ldc,
                      bool add)
 {
-    for (int64_t j0 = 0; j0 < N; j0 += STEP_NB) {
-        int64_t n = N - j0 < STEP_NB ? N - j0 : STEP_NB;
-        int ov = (int)((n + CONV_VL - 1) / CONV_VL);
-        const float *wp = w + j0 / STEP_NB * pstride;
-        int64_t i = 0;
-        for (; i + STEP_MB <= M; i += STEP_MB)
-            step_any(STEP_MB, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
-        for (int mb = STEP_MB / 2; mb >= 1; mb /= 2)
-            if (M - i >= mb) {
-                step_any(mb, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
-                i += mb;
-            }
+    for (int64_t r0 = 0; r0 < M; r0 += STEP_CHUNK) {
+        int64_t r1 = M - r0 < STEP_CHUNK ? M : r0 + STEP_CHUNK;
+        for (int64_t j0 = 0; j0 < N; j0 += STEP_NB) {
+            int64_t n = N - j0 < STEP_NB ? N - j0 : STEP_NB;
+            int ov = (int)((n + CONV_VL - 1) / CONV_VL);
+            const float *wp = w + j0 / STEP_NB * pstride;
+            int64_t i = r0;
+            for (; i + STEP_MB <= r1; i += STEP_MB)
+                step_any(STEP_MB, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
+            for (int mb = STEP_MB / 2; mb >= 1; mb /= 2)
+                if (r1 - i >= mb) {
+                    step_any(mb, ov, K, A + i * lda, lda, wp, C + i * ldc + j0, ldc, n, add);
+                    i += mb;
+                }
+        }
     }
 }
 #endif
