@@ -37,6 +37,8 @@
 
 #include "../src/ops/ops_internal.h"
 
+#include <omp.h>
+
 static tn_rng rng;
 /* worst max |got - want| / (1 + |want|) by source */
 enum { PAR64, PAR32, NAIVE64, NAIVE32, NSRC };
@@ -308,6 +310,13 @@ static void run_naive(void)
         for (size_t k = 0; k < sizeof geo / sizeof geo[0]; k++)
             for (int nt = 1; nt <= 2; nt++)
                 test_naive(dt, geo[k].g, k % 2 == 0, k != 4, nt, geo[k].what);
+        /* from inside the caller's own parallel region: the library's
+         * nested teams have one thread where it asked for two, and every
+         * image must still be computed (the first and fourth split them) */
+        for (size_t k = 0; k < 4; k += 3)
+#pragma omp parallel num_threads(2)
+            if (omp_get_thread_num() == 0)
+                test_naive(dt, geo[k].g, true, true, 2, "in a parallel region");
     }
     tn_set_num_threads(2);
 }

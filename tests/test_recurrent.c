@@ -7,6 +7,7 @@
 #include "tensor/tensor.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 enum { T = 7, H = 40, BMAX = 40 }; /* H >= 32: the time loop uses 2 threads */
@@ -76,6 +77,18 @@ static int64_t run(net *n, tn_cell cell, int threads, float *out)
     return k;
 }
 
+/* Checks that a [na] and b [nb] are the same values bit for bit. */
+static void check_same(const char *what, const float *a, int64_t na, const float *b, int64_t nb)
+{
+    CHECK(na == nb && na > 0);
+    int64_t diff = 0;
+    for (int64_t i = 0; i < na && i < nb; i++)
+        diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+    CHECK(diff == 0);
+    if (diff)
+        fprintf(stderr, "%s: %lld of %lld values differ\n", what, (long long)diff, (long long)na);
+}
+
 /* The time loop splits the hidden units (B 5) or the batch rows (B 37)
  * between threads; every value must come out bit for bit the same as on
  * one thread. */
@@ -89,16 +102,10 @@ static void test_threads_exact(void)
         net n;
         net_init(&n, tn_cell_gates(cells[c % 4]), in);
         int64_t na = run(&n, cells[c % 4], 1, a), nb = run(&n, cells[c % 4], 2, b);
-        CHECK(na == nb && na > 0);
-        int64_t diff = 0;
-        for (int64_t i = 0; i < na && i < nb; i++)
-            diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
-        CHECK(diff == 0);
-        if (diff)
-            fprintf(stderr,
-                    "%s, I = %lld, B = %lld: %lld of %lld values differ between 1 and 2 threads\n",
-                    tn_cell_name(cells[c % 4]), (long long)in, (long long)B, (long long)diff,
-                    (long long)na);
+        char what[80];
+        snprintf(what, sizeof what, "%s, I = %lld, B = %lld, 1 vs 2 threads",
+                 tn_cell_name(cells[c % 4]), (long long)in, (long long)B);
+        check_same(what, a, na, b, nb);
         net_free(&n);
     }
     B = 5;
@@ -158,9 +165,36 @@ static void test_bad_args(void)
     net_free(&n);
 }
 
+/* Called from inside the user's own OpenMP parallel region (a thread per
+ * model, say), the op's time loops get a team of one thread (nested regions
+ * are inactive) where they asked for two: every row and unit must still be
+ * computed, bitwise as on one thread. */
+static void test_nested_team(void)
+{
+    static float a[400000], b[400000];
+    tn_cell cells[2] = {TN_CELL_LSTM, TN_CELL_GRU};
+    for (int c = 0; c < 4; c++) {
+        B = c < 2 ? 5 : 37; /* units split, rows split */
+        net n;
+        net_init(&n, tn_cell_gates(cells[c % 2]), 20);
+        int64_t na = run(&n, cells[c % 2], 1, a), nb = 0;
+        tn_set_num_threads(2);
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0)
+            nb = run(&n, cells[c % 2], 2, b);
+        char what[80];
+        snprintf(what, sizeof what, "%s, B = %lld, in a parallel region",
+                 tn_cell_name(cells[c % 2]), (long long)B);
+        check_same(what, a, na, b, nb);
+        net_free(&n);
+    }
+    B = 5;
+}
+
 int main(void)
 {
     test_threads_exact();
+    test_nested_team();
     test_second_backward();
     test_bad_args();
     return check_report("test_recurrent");

@@ -26,6 +26,7 @@
 #include "tensor/nn.h"
 
 #include <math.h>
+#include <omp.h>
 
 enum { T = 5, G = 7, H = 4 };
 /* Rows: 6, or 37 (at least 16 per thread on 2 threads: the captured
@@ -212,6 +213,16 @@ static void test_cell(tn_dtype dt, bool mgu, bool softmax)
     if (ref && got && one && n == n2 && n == n1) {
         compare(what, got, ref, n, dt == TN_F64 ? 1e-12 : 2e-5);
         CHECK(memcmp(got, one, sizeof(double) * (size_t)n) == 0); /* 1 vs 2 threads */
+        /* from inside the caller's own parallel region (nested teams of one
+         * thread where two were asked for): the same values */
+        double *nested = NULL;
+        int64_t nn = 0;
+        size_t ops_n;
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0)
+            nested = forward_backward(&m, false, 2, &nn, &ops_n);
+        CHECK(nested && nn == n && memcmp(nested, one, sizeof(double) * (size_t)n) == 0);
+        free(nested);
     } else {
         CHECK(false);
     }

@@ -639,10 +639,11 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
         TN_FTZ_SCOPE;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int k = omp_get_thread_num();
-            for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
-                fwd_image_direct(&s, X + b * xs, wt, off, bias, Y + b * ys,
-                                 (float *)(scr + k * sb));
+            /* part k: images [B k / nt, B (k + 1) / nt), on any team size */
+            for (int k = omp_get_thread_num(); k < nt; k += omp_get_num_threads())
+                for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+                    fwd_image_direct(&s, X + b * xs, wt, off, bias, Y + b * ys,
+                                     (float *)(scr + k * sb));
         }
         return true;
     }
@@ -658,9 +659,9 @@ static bool conv_forward(tn_tape *tp, const tn__conv_geom *g, const tn_tensor *x
     }
 #pragma omp parallel num_threads(nt)
     {
-        int k = omp_get_thread_num();
-        for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
-            fwd_image(&s, X + b * xs, left, bias, Y + b * ys, pan + k * s.fpan, 1);
+        for (int k = omp_get_thread_num(); k < nt; k += omp_get_num_threads()) /* as above */
+            for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+                fwd_image(&s, X + b * xs, left, bias, Y + b * ys, pan + k * s.fpan, 1);
     }
     return true;
 }
@@ -833,9 +834,11 @@ void tn__bw_conv2d(tn_tensor *y)
     } else {
 #pragma omp parallel num_threads(nt)
         {
-            int k = omp_get_thread_num();
-            for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
-                bw_image(&s, &c, b, k, 1);
+            /* part k: its images, its own dW sums (dw_reduce adds the nt
+             * of them in order), on any team size */
+            for (int k = omp_get_thread_num(); k < nt; k += omp_get_num_threads())
+                for (int64_t b = g->B * k / nt; b < g->B * (k + 1) / nt; b++)
+                    bw_image(&s, &c, b, k, 1);
         }
     }
     if (dwr)

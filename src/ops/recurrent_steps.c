@@ -1,14 +1,17 @@
 /* src/ops/recurrent_steps.c - the time loops of the recurrent op
  * (recurrent.c), forward and backward, for both dtypes.
  *
- * They run on r->nt threads, thread k owning the hidden units [j0, j0 +
- * n) of the batch rows [b0, b1) (rec_part). Per step each thread makes
- * the recurrent product of its part (tn__packed_mul: the kernel path's
- * step_mul, or BLIS's micro-kernel; its right operand, from W_hh, packed
- * by the thread itself at the start) and applies the gate row kernels of
- * the active kernel path (rows.h) to it. Split by units (every row), the next step
- * reads the whole state: one barrier per step. Split by rows (every unit),
- * a thread's rows depend on nothing the others make: no barrier at all.
+ * They run r->nt parts, part k being the hidden units [j0, j0 + n) of
+ * the batch rows [b0, b1) (rec_part), on a team of r->nt threads, one part
+ * each. A smaller team (inside the caller's own parallel region a nested
+ * one has one thread) runs every part all the same, thread i the parts i,
+ * i + team, ...: the results do not depend on the team. Per step a part
+ * makes its recurrent product (tn__packed_mul: the kernel path's step_mul,
+ * or BLIS's micro-kernel; its right operand, from W_hh, packed at the
+ * start) and applies the gate row kernels of the active kernel path
+ * (rows.h) to it. Split by units (every row), the next step reads the
+ * whole state: one barrier per step. Split by rows (every unit), a part's
+ * rows depend on nothing the others make: no barrier at all.
  *
  * A row of the [B*T, ...] buffers is (b, t), batch-major like x: step t's
  * rows are T rows apart, so they are prefetched while the product runs.
@@ -60,56 +63,59 @@ void tn__rec_forward_steps(rec *r, void *O)
     bool relu = r->cell == TN_CELL_RNN_RELU;
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
-        int k = r->nt > 1 ? omp_get_thread_num() : 0;
-        int64_t j0, n, b0, b1;
-        rec_part(r, k, &j0, &n, &b0, &b1);
-        void *Pk = rec_at(r, r->P, ng * j0);
-        void *scratch = (char *)r->scratch + k * r->scratch_bytes;
-        pack_forward(r, k);
+        int k0 = omp_get_thread_num(), nk = omp_get_num_threads();
+        for (int k = k0; k < r->nt; k += nk)
+            pack_forward(r, k);
         for (int64_t s = 0; s < T; s++) {
             int64_t t = r->reverse ? T - 1 - s : s;
-            for (int64_t b = b0; b < b1; b++) {
-                int64_t row = b * T + t;
-                for (int64_t g = 0; g < ng; g++)
-                    prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
-                prefetch_span(rec_at(r, Oh, row * H + j0), n * (int64_t)es);
-                if (r->cell == TN_CELL_LSTM)
-                    prefetch_span(rec_at(r, Oc, row * H + j0), n * (int64_t)es);
-            }
-            const void *hp = hc[s & 1], *cp = cc[s & 1];
-            void *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
-            if (s == 0 && !r->h0) /* zero state: no product */
-                for (int64_t b = b0; b < b1; b++)
-                    memset(rec_at(r, Pk, b * G), 0, (size_t)(ng * n) * es);
-            else
-                tn__packed_mul(&r->pf[k], b1 - b0, rec_at(r, hp, b0 * H), H, rec_at(r, Pk, b0 * G),
-                               G, false, scratch);
-            for (int64_t b = b0; b < b1; b++) {
-                int64_t row = b * T + t, u = b * H + j0;
-                void *a = rec_at(r, r->A, row * G + j0), *h = rec_at(r, Oh, row * H + j0);
-                const void *p = rec_at(r, Pk, b * G);
-                if (!rec_active(r, b, t)) { /* output 0, state kept */
-                    memset(h, 0, (size_t)n * es);
-                    memcpy(rec_at(r, hn, u), rec_at(r, hp, u), (size_t)n * es);
-                    if (cn) {
-                        memset(rec_at(r, Oc, row * H + j0), 0, (size_t)n * es);
-                        memcpy(rec_at(r, cn, u), rec_at(r, cp, u), (size_t)n * es);
+            for (int k = k0; k < r->nt; k += nk) { /* the parts of this thread */
+                int64_t j0, n, b0, b1;
+                rec_part(r, k, &j0, &n, &b0, &b1);
+                void *Pk = rec_at(r, r->P, ng * j0);
+                void *scratch = (char *)r->scratch + k * r->scratch_bytes;
+                for (int64_t b = b0; b < b1; b++) {
+                    int64_t row = b * T + t;
+                    for (int64_t g = 0; g < ng; g++)
+                        prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
+                    prefetch_span(rec_at(r, Oh, row * H + j0), n * (int64_t)es);
+                    if (r->cell == TN_CELL_LSTM)
+                        prefetch_span(rec_at(r, Oc, row * H + j0), n * (int64_t)es);
+                }
+                const void *hp = hc[s & 1], *cp = cc[s & 1];
+                void *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
+                if (s == 0 && !r->h0) /* zero state: no product */
+                    for (int64_t b = b0; b < b1; b++)
+                        memset(rec_at(r, Pk, b * G), 0, (size_t)(ng * n) * es);
+                else
+                    tn__packed_mul(&r->pf[k], b1 - b0, rec_at(r, hp, b0 * H), H,
+                                   rec_at(r, Pk, b0 * G), G, false, scratch);
+                for (int64_t b = b0; b < b1; b++) {
+                    int64_t row = b * T + t, u = b * H + j0;
+                    void *a = rec_at(r, r->A, row * G + j0), *h = rec_at(r, Oh, row * H + j0);
+                    const void *p = rec_at(r, Pk, b * G);
+                    if (!rec_active(r, b, t)) { /* output 0, state kept */
+                        memset(h, 0, (size_t)n * es);
+                        memcpy(rec_at(r, hn, u), rec_at(r, hp, u), (size_t)n * es);
+                        if (cn) {
+                            memset(rec_at(r, Oc, row * H + j0), 0, (size_t)n * es);
+                            memcpy(rec_at(r, cn, u), rec_at(r, cp, u), (size_t)n * es);
+                        }
+                        continue;
                     }
-                    continue;
+                    switch (r->cell) {
+                    case TN_CELL_LSTM:
+                        kr->lstm_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, cp, u), h,
+                                    rec_at(r, Oc, row * H + j0));
+                        memcpy(rec_at(r, cn, u), rec_at(r, Oc, row * H + j0), (size_t)n * es);
+                        break;
+                    case TN_CELL_GRU:
+                        kr->gru_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, r->bhn, j0),
+                                   rec_at(r, hp, u), rec_at(r, r->Q, row * H + j0), h);
+                        break;
+                    default: kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
+                    }
+                    memcpy(rec_at(r, hn, u), h, (size_t)n * es);
                 }
-                switch (r->cell) {
-                case TN_CELL_LSTM:
-                    kr->lstm_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, cp, u), h,
-                                rec_at(r, Oc, row * H + j0));
-                    memcpy(rec_at(r, cn, u), rec_at(r, Oc, row * H + j0), (size_t)n * es);
-                    break;
-                case TN_CELL_GRU:
-                    kr->gru_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, r->bhn, j0),
-                               rec_at(r, hp, u), rec_at(r, r->Q, row * H + j0), h);
-                    break;
-                default: kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
-                }
-                memcpy(rec_at(r, hn, u), h, (size_t)n * es);
             }
             if (!r->by_rows) { /* the next product reads every unit */
 #pragma omp barrier
@@ -136,58 +142,66 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
     bool lstm = r->cell == TN_CELL_LSTM;
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
-        int k = r->nt > 1 ? omp_get_thread_num() : 0;
-        int64_t j0, n, b0, b1;
-        rec_part(r, k, &j0, &n, &b0, &b1);
-        void *scratch = (char *)r->scratch + k * r->scratch_bytes;
-        pack_backward(r, k);
+        int k0 = omp_get_thread_num(), nk = omp_get_num_threads();
+        for (int k = k0; k < r->nt; k += nk)
+            pack_backward(r, k);
         for (int64_t s = T; s-- > 0;) {
             int64_t t = r->reverse ? T - 1 - s : s;
             void *dp = dP[s & 1];
-            for (int64_t b = b0; b < b1; b++) { /* as in forward */
-                int64_t row = b * T + t;
-                for (int64_t g = 0; g < ng; g++)
-                    prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
-                prefetch_span(rec_at(r, dOh, row * H + j0), n * (int64_t)es);
-                prefetch_span(rec_at(r, lstm ? Oc : Oh, row * H + j0), n * (int64_t)es);
-                if (lstm)
-                    prefetch_span(rec_at(r, dOc, row * H + j0), n * (int64_t)es);
-            }
-            for (int64_t b = b0; b < b1; b++) {
-                int64_t row = b * T + t, u = b * H + j0;
-                void *a = rec_at(r, r->A, row * G + j0);
-                const void *doh = rec_at(r, dOh, row * H + j0);
-                if (!rec_active(r, b, t)) { /* no gradient; the carry passes */
+            for (int k = k0; k < r->nt; k += nk) { /* the gates of this thread's parts */
+                int64_t j0, n, b0, b1;
+                rec_part(r, k, &j0, &n, &b0, &b1);
+                for (int64_t b = b0; b < b1; b++) { /* as in forward */
+                    int64_t row = b * T + t;
                     for (int64_t g = 0; g < ng; g++)
-                        memset(rec_at(r, a, g * H), 0, (size_t)n * es);
-                    if (gru) {
-                        memset(rec_at(r, r->Q, row * H + j0), 0, (size_t)n * es);
-                        for (int64_t g = 0; g < 3; g++)
-                            memset(rec_at(r, dp, b * G + g * H + j0), 0, (size_t)n * es);
-                    }
-                    continue;
+                        prefetch_span(rec_at(r, r->A, row * G + g * H + j0), n * (int64_t)es);
+                    prefetch_span(rec_at(r, dOh, row * H + j0), n * (int64_t)es);
+                    prefetch_span(rec_at(r, lstm ? Oc : Oh, row * H + j0), n * (int64_t)es);
+                    if (lstm)
+                        prefetch_span(rec_at(r, dOc, row * H + j0), n * (int64_t)es);
                 }
-                switch (r->cell) {
-                case TN_CELL_LSTM:
-                    kr->lstm_bw(n, H, a, rec_at(r, Oc, row * H + j0),
-                                rec_at(r, prev_row(r, Oc, r->c0, b, t), j0), doh,
-                                rec_at(r, dOc, row * H + j0), rec_at(r, gh, u), rec_at(r, gc, u));
-                    break;
-                case TN_CELL_GRU:
-                    kr->gru_bw(n, H, a, rec_at(r, r->Q, row * H + j0),
-                               rec_at(r, prev_row(r, Oh, r->h0, b, t), j0), doh, rec_at(r, gh, u),
-                               rec_at(r, dp, b * G + j0));
-                    break;
-                default: kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
+                for (int64_t b = b0; b < b1; b++) {
+                    int64_t row = b * T + t, u = b * H + j0;
+                    void *a = rec_at(r, r->A, row * G + j0);
+                    const void *doh = rec_at(r, dOh, row * H + j0);
+                    if (!rec_active(r, b, t)) { /* no gradient; the carry passes */
+                        for (int64_t g = 0; g < ng; g++)
+                            memset(rec_at(r, a, g * H), 0, (size_t)n * es);
+                        if (gru) {
+                            memset(rec_at(r, r->Q, row * H + j0), 0, (size_t)n * es);
+                            for (int64_t g = 0; g < 3; g++)
+                                memset(rec_at(r, dp, b * G + g * H + j0), 0, (size_t)n * es);
+                        }
+                        continue;
+                    }
+                    switch (r->cell) {
+                    case TN_CELL_LSTM:
+                        kr->lstm_bw(n, H, a, rec_at(r, Oc, row * H + j0),
+                                    rec_at(r, prev_row(r, Oc, r->c0, b, t), j0), doh,
+                                    rec_at(r, dOc, row * H + j0), rec_at(r, gh, u),
+                                    rec_at(r, gc, u));
+                        break;
+                    case TN_CELL_GRU:
+                        kr->gru_bw(n, H, a, rec_at(r, r->Q, row * H + j0),
+                                   rec_at(r, prev_row(r, Oh, r->h0, b, t), j0), doh,
+                                   rec_at(r, gh, u), rec_at(r, dp, b * G + j0));
+                        break;
+                    default:
+                        kr->rnn_bw(n, a, rec_at(r, Oh, row * H + j0), doh, relu, rec_at(r, gh, u));
+                    }
                 }
             }
             if (!r->by_rows) { /* the product reads every unit's dA_t */
 #pragma omp barrier
             }
-            if (s > 0 || need_h0)
+            for (int k = k0; k < r->nt && (s > 0 || need_h0); k += nk) { /* their products */
+                int64_t j0, n, b0, b1;
+                rec_part(r, k, &j0, &n, &b0, &b1);
                 tn__packed_mul(&r->pb[k], b1 - b0,
                                gru ? rec_at(r, dp, b0 * G) : rec_at(r, r->A, (b0 * T + t) * G),
-                               gru ? G : T * G, rec_at(r, gh, b0 * H + j0), H, true, scratch);
+                               gru ? G : T * G, rec_at(r, gh, b0 * H + j0), H, true,
+                               (char *)r->scratch + k * r->scratch_bytes);
+            }
         }
     }
 }

@@ -394,8 +394,8 @@ static void run_fw(tn_tape *tp, const scan *s, int64_t t, int64_t r0, int64_t r1
         TN_FTZ_SCOPE;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int q = nt > 1 ? omp_get_thread_num() : 0;
-            int64_t a = r0 + (r1 - r0) * q / nt, b = r0 + (r1 - r0) * (q + 1) / nt;
+            int q = omp_get_thread_num(), nq = omp_get_num_threads(); /* the team's own size */
+            int64_t a = r0 + (r1 - r0) * q / nq, b = r0 + (r1 - r0) * (q + 1) / nq;
             for (int64_t r = a; r < b; r++)
                 for (int i = i0; i < i1; i++)
                     node_row_fw(s, kr, &s->node[i], t, r);
@@ -552,8 +552,8 @@ static void bw_step(tn_tape *tp, const scan *s, const tn_tensor *y, sgrad *gb, c
             i0--;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int q = nt > 1 ? omp_get_thread_num() : 0;
-            int64_t a = r0 + m * q / nt, b = r0 + m * (q + 1) / nt;
+            int q = omp_get_thread_num(), nq = omp_get_num_threads(); /* the team's own size */
+            int64_t a = r0 + m * q / nq, b = r0 + m * (q + 1) / nq;
             for (int64_t r = a; r < b; r++)
                 for (int i = i1; i-- > i0;)
                     node_row_bw(s, gb, kr, &s->node[i], t, r);
