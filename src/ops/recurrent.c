@@ -108,9 +108,9 @@ static void biases(rec *r, const tn_tensor *b_ih, const tn_tensor *b_hh)
     });
 }
 
-/* The per-step products' geometry (each thread's packed operand, forward
- * [H, gates*n] and backward [G, n]) and the forward operands' and the
- * threads' scratch memory. The backward operands get theirs in backward. */
+/* The per-step products' geometry (each part's packed operand, forward
+ * [H, gates*n] and backward [G, n]; split by rows the parts share one) and
+ * the forward operands' and the threads' scratch memory. The backward operands get theirs in backward. */
 static bool pack_plan(tn_tape *tp, rec *r)
 {
     r->pf = tn_tape_alloc(tp, (size_t)r->nt * sizeof *r->pf);
@@ -127,7 +127,9 @@ static bool pack_plan(tn_tape *tp, rec *r)
         int64_t sb = tn__packed_scratch_bytes(&r->pb[k], r->B);
         r->scratch_bytes = sf > r->scratch_bytes ? sf : r->scratch_bytes;
         r->scratch_bytes = sb > r->scratch_bytes ? sb : r->scratch_bytes;
-        if (!(r->pf[k].w = arena(tp, tn__packed_bytes(&r->pf[k]), 1)))
+        r->pf[k].w = k > 0 && r->by_rows ? r->pf[0].w /* shared (recurrent_steps.c) */
+                                         : arena(tp, tn__packed_bytes(&r->pf[k]), 1);
+        if (!r->pf[k].w)
             return false;
     }
     return (r->scratch = arena(tp, r->nt * r->scratch_bytes, 1)) != NULL;
@@ -375,7 +377,8 @@ void tn__bw_recurrent(tn_tensor *y)
         memset(gc, 0, (size_t)(B * H) * es);
     bool need_h0 = tn__wants(h0) || tn__wants(c0);
     for (int k = 0; k < r->nt; k++)
-        if (!(r->pb[k].w = arena(tp, tn__packed_bytes(&r->pb[k]), 1)))
+        if (!(r->pb[k].w = k > 0 && r->by_rows ? r->pb[0].w /* as forward's */
+                                               : arena(tp, tn__packed_bytes(&r->pb[k]), 1)))
             return;
     tn__rec_backward_steps(r, y->data, y->grad, gh, gc, need_h0);
 

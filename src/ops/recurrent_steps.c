@@ -27,27 +27,58 @@ static inline void prefetch_span(const void *p, int64_t bytes)
         __builtin_prefetch((const char *)p + o);
 }
 
-/* Thread k's operands of the per-step products: forward, W_hh^T's columns
- * of its units gate by gate ([H, gates*n], column g*n + j is gate g of
- * unit j0 + j); backward, W_hh's columns j0 .. j0 + n ([G, n]). */
-static void pack_forward(rec *r, int k)
+/* Split by rows, every part multiplies by the whole of W_hh: the parts
+ * share one packed operand (r->pf[0], r->pb[0]), thread i of a team of ni
+ * packing its share of the panels (the caller waits at a barrier before
+ * using it). The packed columns are src's columns cs apart, rs between
+ * values of k. */
+static void pack_shared(tn__packed *p, int i, int ni, const void *src, int64_t rs, int64_t cs,
+                        size_t es)
 {
-    int64_t j0, n, b0, b1, H = r->H;
-    rec_part(r, k, &j0, &n, &b0, &b1);
-    tn__packed *p = &r->pf[k];
-    tn__packed_zero(p);
-    for (int64_t g = 0; g < r->G / H; g++)
-        tn__packed_set(p, g * n, n, rec_at(r, r->whh.p, (g * H + j0) * r->whh.rs), r->whh.cs,
-                       r->whh.rs);
+    int64_t panels = (p->N + p->pw - 1) / p->pw, pb = tn__packed_panel_bytes(p);
+    int64_t q0 = panels * i / ni, q1 = panels * (i + 1) / ni;
+    int64_t c0 = q0 * p->pw, c1 = q1 * p->pw < p->N ? q1 * p->pw : p->N;
+    int64_t end = q1 == panels ? tn__packed_bytes(p) : q1 * pb; /* the last: the slack too */
+    memset((char *)p->w + q0 * pb, 0, (size_t)(end - q0 * pb));
+    if (c1 > c0)
+        tn__packed_set(p, c0, c1 - c0, (const char *)src + (size_t)(c0 * cs) * es, rs, cs);
 }
 
-static void pack_backward(rec *r, int k)
+/* The operands of the per-step products, made by thread i of a team of ni:
+ * forward, part k's W_hh^T's columns of its units gate by gate ([H,
+ * gates*n], column g*n + j is gate g of unit j0 + j); backward, W_hh's
+ * columns j0 .. j0 + n ([G, n]). Split by rows that is all of W_hh^T (W_hh)
+ * for every part, packed once between the threads. */
+static void pack_forward(rec *r, int i, int ni)
 {
-    int64_t j0, n, b0, b1;
-    rec_part(r, k, &j0, &n, &b0, &b1);
-    tn__packed *p = &r->pb[k];
-    tn__packed_zero(p);
-    tn__packed_set(p, 0, n, rec_at(r, r->whh.p, j0 * r->whh.cs), r->whh.rs, r->whh.cs);
+    if (r->by_rows) {
+        pack_shared(&r->pf[0], i, ni, r->whh.p, r->whh.cs, r->whh.rs, rec_es(r));
+        return;
+    }
+    for (int k = i; k < r->nt; k += ni) {
+        int64_t j0, n, b0, b1, H = r->H;
+        rec_part(r, k, &j0, &n, &b0, &b1);
+        tn__packed *p = &r->pf[k];
+        tn__packed_zero(p);
+        for (int64_t g = 0; g < r->G / H; g++)
+            tn__packed_set(p, g * n, n, rec_at(r, r->whh.p, (g * H + j0) * r->whh.rs), r->whh.cs,
+                           r->whh.rs);
+    }
+}
+
+static void pack_backward(rec *r, int i, int ni)
+{
+    if (r->by_rows) {
+        pack_shared(&r->pb[0], i, ni, r->whh.p, r->whh.rs, r->whh.cs, rec_es(r));
+        return;
+    }
+    for (int k = i; k < r->nt; k += ni) {
+        int64_t j0, n, b0, b1;
+        rec_part(r, k, &j0, &n, &b0, &b1);
+        tn__packed *p = &r->pb[k];
+        tn__packed_zero(p);
+        tn__packed_set(p, 0, n, rec_at(r, r->whh.p, j0 * r->whh.cs), r->whh.rs, r->whh.cs);
+    }
 }
 
 /* Sequences that stopped keep their state (double-buffered in hcur/ccur);
@@ -64,8 +95,10 @@ void tn__rec_forward_steps(rec *r, void *O)
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
         int k0 = omp_get_thread_num(), nk = omp_get_num_threads();
-        for (int k = k0; k < r->nt; k += nk)
-            pack_forward(r, k);
+        pack_forward(r, k0, nk);
+        if (r->by_rows) { /* the shared operand is complete */
+#pragma omp barrier
+        }
         for (int64_t s = 0; s < T; s++) {
             int64_t t = r->reverse ? T - 1 - s : s;
             for (int k = k0; k < r->nt; k += nk) { /* the parts of this thread */
@@ -143,8 +176,10 @@ void tn__rec_backward_steps(rec *r, const void *O, const void *dO, void *gh, voi
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
     {
         int k0 = omp_get_thread_num(), nk = omp_get_num_threads();
-        for (int k = k0; k < r->nt; k += nk)
-            pack_backward(r, k);
+        pack_backward(r, k0, nk);
+        if (r->by_rows) { /* the shared operand is complete */
+#pragma omp barrier
+        }
         for (int64_t s = T; s-- > 0;) {
             int64_t t = r->reverse ? T - 1 - s : s;
             void *dp = dP[s & 1];
