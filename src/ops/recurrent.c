@@ -223,12 +223,11 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
     r->P = arena(tp, (gru ? 2 : 1) * B * G, es);
     r->bias = arena(tp, G, es);
     r->zero = arena(tp, H, es);
-    r->hcur = arena(tp, 2 * B * H, es);
-    if ((lengths && !len) || !r->A || !r->P || !r->bias || !r->zero || !r->hcur)
+    r->hcopy = reverse && lengths && h0;
+    r->hcur = r->hcopy ? arena(tp, 2 * B * H, es) : NULL;
+    if ((lengths && !len) || !r->A || !r->P || !r->bias || !r->zero || (r->hcopy && !r->hcur))
         return false;
     if (gru && (!(r->Q = arena(tp, B * T * H, es)) || !(r->bhn = arena(tp, H, es))))
-        return false;
-    if (cell == TN_CELL_LSTM && !(r->ccur = arena(tp, 2 * B * H, es)))
         return false;
     if (lengths)
         memcpy(len, lengths, (size_t)B * sizeof *len);
@@ -236,13 +235,8 @@ static bool recurrent_plan(tn_tape *tp, rec *r, tn_cell cell, bool reverse, tn_t
     memset(r->zero, 0, (size_t)H * es);
     r->h0 = h0 ? h0->data : NULL;
     r->c0 = c0 ? c0->data : NULL;
-    void *s0[2] = {r->hcur, r->ccur};
-    const void *init[2] = {r->h0, r->c0};
-    for (int i = 0; i < 2; i++)
-        if (s0[i] && init[i])
-            memcpy(s0[i], init[i], (size_t)(B * H) * es);
-        else if (s0[i])
-            memset(s0[i], 0, (size_t)(B * H) * es);
+    if (r->hcopy)
+        memcpy(r->hcur, r->h0, (size_t)(B * H) * es);
     /* Threads of the time loops. With at least 16 batch rows per thread
      * and H <= 256 they split the rows: each runs its rows through every
      * step with no barrier (a step's product there is a few microseconds,

@@ -28,7 +28,12 @@ typedef struct rec {
     int64_t scratch_bytes;
     const tn__rows *rows; /* the row kernels of dt on the active path */
     void *zero;           /* [H] zeros: a missing initial state */
-    void *hcur, *ccur;    /* 2 x [B, H]: the state before and after a step */
+    bool hcopy;           /* the product's state is not always the output
+                             of the step before (reversed sequences with
+                             lengths and h0 start from h0 after their zero
+                             outputs): it is kept in hcur */
+    void *hcur;           /* with hcopy, 2 x [B, H]: the state before and
+                             after a step (the first from h0); else NULL */
     int nt;               /* threads of the time loops */
     bool by_rows;         /* they split the batch rows, each running all
                              units with no barrier between steps; else

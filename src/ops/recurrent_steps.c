@@ -81,15 +81,16 @@ static void pack_backward(rec *r, int i, int ni)
     }
 }
 
-/* Sequences that stopped keep their state (double-buffered in hcur/ccur);
- * their outputs are zero. */
+/* Sequences that stopped output zeros. A step's state is the output of
+ * the step before it (prev_row): the gates read it there, and so does the
+ * product, T rows apart (h0 at the first step), unless r->hcopy (see
+ * rec), where the state is also kept in hcur for the product. */
 void tn__rec_forward_steps(rec *r, void *O)
 {
     int64_t B = r->B, T = r->T, H = r->H, G = r->G, ng = G / H;
     size_t es = rec_es(r);
     void *Oh = O, *Oc = rec_at(r, O, B * T * H);
-    void *hc[2] = {r->hcur, rec_at(r, r->hcur, B * H)};
-    void *cc[2] = {r->ccur, r->ccur ? rec_at(r, r->ccur, B * H) : NULL};
+    void *hc[2] = {r->hcur, r->hcur ? rec_at(r, r->hcur, B * H) : NULL};
     const tn__rows *kr = r->rows;
     bool relu = r->cell == TN_CELL_RNN_RELU;
 #pragma omp parallel num_threads(r->nt) if (r->nt > 1)
@@ -100,7 +101,7 @@ void tn__rec_forward_steps(rec *r, void *O)
 #pragma omp barrier
         }
         for (int64_t s = 0; s < T; s++) {
-            int64_t t = r->reverse ? T - 1 - s : s;
+            int64_t t = r->reverse ? T - 1 - s : s, tp = r->reverse ? t + 1 : t - 1;
             for (int k = k0; k < r->nt; k += nk) { /* the parts of this thread */
                 int64_t j0, n, b0, b1;
                 rec_part(r, k, &j0, &n, &b0, &b1);
@@ -114,40 +115,45 @@ void tn__rec_forward_steps(rec *r, void *O)
                     if (r->cell == TN_CELL_LSTM)
                         prefetch_span(rec_at(r, Oc, row * H + j0), n * (int64_t)es);
                 }
-                const void *hp = hc[s & 1], *cp = cc[s & 1];
-                void *hn = hc[(s + 1) & 1], *cn = cc[(s + 1) & 1];
-                if (s == 0 && !r->h0) /* zero state: no product */
+                void *hn = hc[(s + 1) & 1];
+                if (s == 0 && !r->h0) { /* zero state: no product */
                     for (int64_t b = b0; b < b1; b++)
                         memset(rec_at(r, Pk, b * G), 0, (size_t)(ng * n) * es);
-                else
-                    tn__packed_mul(&r->pf[k], b1 - b0, rec_at(r, hp, b0 * H), H,
-                                   rec_at(r, Pk, b0 * G), G, false, scratch);
+                } else { /* the state: h0, hcur or the output rows of step tp */
+                    bool in_o = s > 0 && !r->hcopy;
+                    const void *hp = s == 0     ? rec_at(r, r->h0, b0 * H)
+                                     : r->hcopy ? rec_at(r, hc[s & 1], b0 * H)
+                                                : rec_at(r, Oh, (b0 * T + tp) * H);
+                    tn__packed_mul(&r->pf[k], b1 - b0, hp, in_o ? T * H : H, rec_at(r, Pk, b0 * G),
+                                   G, false, scratch);
+                }
                 for (int64_t b = b0; b < b1; b++) {
                     int64_t row = b * T + t, u = b * H + j0;
                     void *a = rec_at(r, r->A, row * G + j0), *h = rec_at(r, Oh, row * H + j0);
                     const void *p = rec_at(r, Pk, b * G);
-                    if (!rec_active(r, b, t)) { /* output 0, state kept */
+                    if (!rec_active(r, b, t)) { /* output 0, hcopy's state kept */
                         memset(h, 0, (size_t)n * es);
-                        memcpy(rec_at(r, hn, u), rec_at(r, hp, u), (size_t)n * es);
-                        if (cn) {
+                        if (r->cell == TN_CELL_LSTM)
                             memset(rec_at(r, Oc, row * H + j0), 0, (size_t)n * es);
-                            memcpy(rec_at(r, cn, u), rec_at(r, cp, u), (size_t)n * es);
-                        }
+                        if (r->hcopy)
+                            memcpy(rec_at(r, hn, u), rec_at(r, hc[s & 1], u), (size_t)n * es);
                         continue;
                     }
                     switch (r->cell) {
                     case TN_CELL_LSTM:
-                        kr->lstm_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, cp, u), h,
+                        kr->lstm_fw(n, H, a, rec_at(r, r->bias, j0), p, n,
+                                    rec_at(r, prev_row(r, Oc, r->c0, b, t), j0), h,
                                     rec_at(r, Oc, row * H + j0));
-                        memcpy(rec_at(r, cn, u), rec_at(r, Oc, row * H + j0), (size_t)n * es);
                         break;
                     case TN_CELL_GRU:
                         kr->gru_fw(n, H, a, rec_at(r, r->bias, j0), p, n, rec_at(r, r->bhn, j0),
-                                   rec_at(r, hp, u), rec_at(r, r->Q, row * H + j0), h);
+                                   rec_at(r, prev_row(r, Oh, r->h0, b, t), j0),
+                                   rec_at(r, r->Q, row * H + j0), h);
                         break;
                     default: kr->rnn_fw(n, a, rec_at(r, r->bias, j0), p, relu, h);
                     }
-                    memcpy(rec_at(r, hn, u), h, (size_t)n * es);
+                    if (r->hcopy)
+                        memcpy(rec_at(r, hn, u), h, (size_t)n * es);
                 }
             }
             if (!r->by_rows) { /* the next product reads every unit */
