@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#define COL_BLOCK 16 /* columns per parallel block in the backward */
+#define COL_BLOCK 16 /* the backward's blocks of columns are multiples of this */
 
 /* "[i0, i1, ...]": the multi-index of row-major element i of t. */
 static char *index_str(const tn_tensor *t, int64_t i, char *buf, size_t cap)
@@ -66,12 +66,16 @@ void tn__bw_gather_rows(tn_tensor *y)
     for (int64_t i = 0; rs && i < m; i++)
         if (ids[i] != pad)
             tn__rowset_add(rs, ids[i]);
-    int64_t nblk = (e + COL_BLOCK - 1) / COL_BLOCK;
+    /* one block of columns per thread (whole vectors of COL_BLOCK), so that
+     * each thread reads its part of every dy row in one pass */
+    int nt = tn__threads_now();
+    int64_t blk = ((e + nt - 1) / nt + COL_BLOCK - 1) / COL_BLOCK * COL_BLOCK;
+    int64_t nblk = (e + blk - 1) / blk;
     TN_FOR_DTYPE(table->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DW = TN_GRAD(T, table);
         TN_PAR_FOR(nblk > 1 && m * e > TN_PAR_MIN, b, 0, nblk, {
-            int64_t j0 = b * COL_BLOCK, j1 = j0 + COL_BLOCK < e ? j0 + COL_BLOCK : e;
+            int64_t j0 = b * blk, j1 = j0 + blk < e ? j0 + blk : e;
             for (int64_t i = 0; i < m; i++) {
                 if (ids[i] == pad)
                     continue;
