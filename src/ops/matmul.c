@@ -574,12 +574,17 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
 }
 
 /* dbias += dy [M, N] summed over rows when bias repeats over them (row
- * stride 0), else element-wise. Columns are split into blocks so threads
- * never add into the same element. */
+ * stride 0: the kernel path's column sums, in row order whatever the
+ * thread count), else element-wise. Columns are split into blocks so
+ * threads never add into the same element. */
 static void bias_backward(tn_tensor *y, tn_tensor *bias)
 {
     int64_t M = y->shape[0], N = y->shape[1], rs, cs;
     bias_strides(bias, &rs, &cs);
+    if (rs == 0) {
+        tn__rows_get(y->dtype)->colsum(y->grad, M, N, N, bias->grad, cs);
+        return;
+    }
     const int64_t blk = 64;
     TN_FOR_DTYPE(y->dtype, T, {
         const T *DY = TN_GRAD(T, y);
