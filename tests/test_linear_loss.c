@@ -2,8 +2,10 @@
  * layer + cross-entropy):
  *   1. against the unfused ops (tn_addmm, then tn_cross_entropy_weighted;
  *      for label smoothing also log_softmax, mul, mask, sum) on N 300,
- *      H 64, V 1000 (blocks of 256 and a ragged 44 rows, gradient
- *      buffers) and V 50 (the gradient of the logits kept whole): loss and
+ *      H 64, V 1000 (gradient buffers; one block of all rows, then with
+ *      the block limit lowered blocks of 256 rows (float32) or 128
+ *      (float64) and a ragged 44) and V 50 (the gradient of the logits
+ *      kept whole): loss and
  *      the gradients of h, weight and bias, every reduction, float32 and
  *      float64, an upstream gradient other than 1, a frozen bias, no-grad
  *      mode; two backward passes through one result with other upstream
@@ -27,6 +29,7 @@
  */
 #include "check.h"
 #include "white_box.h"
+#include "../src/ops/ops_internal.h"
 #include "fixture_check.h"
 #include "tensor/ops.h"
 
@@ -413,6 +416,10 @@ static int run_parity(void)
 int main(void)
 {
     tn_rng_seed(&rng, 22);
+    test_unfused(); /* V 1000: one block of 300 rows */
+    /* the block loop's edges from these small shapes: 256 * 1000 floats
+     * a block, so at V 1000 blocks of 256 rows (float32) or 128 (float64) */
+    tn__lce_block_bytes = 256 * 1000 * 4;
     test_unfused();
     test_twice(6);   /* G kept: 20 x 6 <= (20 + 6) x 8 */
     test_twice(300); /* gradient buffers */

@@ -64,22 +64,26 @@ typedef struct lce {
     double gk;
 } lce;
 
-/* Rows per block. Each block streams W [V, H] through the logits GEMM
- * and dh's (BLIS packs it for both) and reads and writes dW [V, H] in
- * dW's: about 4 V H element moves per block against 6 R V H flops, so few
- * rows make the step memory-bound, and BLIS is slower on short operands.
- * Measured (float, a loaded 2-core machine, ms per forward + backward,
- * unfused in brackets): translate's layer N 640 H 256 V 11099 on 2
- * threads: 69 at R = 32, 64 at 64, 52 at 128, 49 at 256 (48); N 700 H 650
- * V 10000 on 1 thread: 261 at 128, 218 at 256, 198 as one block (200).
- * Hence up to 256 rows: the block (11 MB at V 11099) then lives in the
- * last-level cache rather than L2, while the row pass works on one row
- * (V es bytes, 44 KB there) at a time, which L2 holds. Fewer rows only
- * when the block would pass 32 MiB (V > 32768 floats), at least 16. */
+/* Rows per block: as many as 32 MiB of logits hold (tn__lce_block_bytes),
+ * at least 16. Each block streams W [V, H] through the logits GEMM and
+ * dh's and reads and writes dW [V, H] in dW's: about 4 V H element moves
+ * per block against 6 R V H flops, so longer blocks move less memory and
+ * give BLIS longer operands (dW's inner size is R), while the row pass
+ * works on one row (V es bytes, 44 KB at V 11099) at a time, which L2
+ * holds. Measured with bench/lce_bench (float, 2 threads, AMD EPYC Zen 5,
+ * ms per forward + backward of 'mean', two runs; up to 256 rows per block
+ * -> as many as fit): word_lm's N 700 H 200 V 9984 39.2-40.5 -> 32.1-33.8
+ * (AVX-512), 57.9-59.2 -> 54.5-54.7 (AVX2); translate's N 640 H 256
+ * V 11099 43.5-58.3 -> 41.4-41.9 (AVX-512), 80.9-83.2 -> 69.9-75.2
+ * (AVX2); N 4096 H 256 V 2000 47.9-48.7 -> 42.2-43.3; N 2048 H 512 V 8000
+ * 184.1-194.5 -> 158.5-182.7 (two blocks of 1024). The block costs tape
+ * memory (word_lm's op: 35 -> 44 MB, the unfused ops 71 MB). */
+int64_t tn__lce_block_bytes = (int64_t)32 << 20;
+
 static int64_t block_rows(int64_t n, int64_t v, size_t es)
 {
-    int64_t r = ((int64_t)32 << 20) / (v * (int64_t)es);
-    r = r < 16 ? 16 : r > 256 ? 256 : r;
+    int64_t r = tn__lce_block_bytes / (v * (int64_t)es);
+    r = r < 16 ? 16 : r;
     return r < n ? r : n;
 }
 

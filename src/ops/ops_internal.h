@@ -19,6 +19,11 @@ typedef struct tn_op_def {
 
 extern const tn_op_def tn__op_table[TN_OP_COUNT];
 
+/* linear_cross_entropy's largest block of logits, in bytes (32 MiB; see
+ * linear_loss.c). Tests lower it, before recording, to get several blocks
+ * from small shapes; nothing else writes it. */
+extern int64_t tn__lce_block_bytes;
+
 /* The backward of every op that has one, tn__bw_<name> in its family file
  * (tensor/op_list.h). */
 #define TN__OP_BACKWARD(id, name, backward) void backward(tn_tensor *y);
