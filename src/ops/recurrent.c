@@ -110,7 +110,8 @@ static void biases(rec *r, const tn_tensor *b_ih, const tn_tensor *b_hh)
 
 /* The per-step products' geometry (each part's packed operand, forward
  * [H, gates*n] and backward [G, n]; split by rows the parts share one) and
- * the forward operands' and the threads' scratch memory. The backward operands get theirs in backward. */
+ * the memory of the forward operands and of the threads' scratch; the
+ * backward operands get theirs in backward. */
 static bool pack_plan(tn_tape *tp, rec *r)
 {
     r->pf = tn_tape_alloc(tp, (size_t)r->nt * sizeof *r->pf);
