@@ -248,8 +248,9 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * tape memory) that the rest works on, and their gradient rows are added
  * back to h's, so a padded batch pays for its real rows only (N below
  * counts those).
- * The rows are processed in blocks of up to 256: one GEMM makes a block's
- * logits, then each row's log-sum-exp and loss. For 'mean'
+ * The rows are processed in blocks of as many as 32 MiB of logits hold
+ * (at least 16 rows): one GEMM makes a block's logits, then each row's
+ * log-sum-exp and loss. For 'mean'
  * and 'sum' with gradients recorded, the forward also turns the block into
  * d loss / d logits and adds its products into dh [N, H], dweight [V, H]
  * and dbias [V] kept in the op's tape memory, which backward scales by the
@@ -259,7 +260,7 @@ TN_API tn_tensor *tn_mse(tn_tape *tp, tn_tensor *a, tn_tensor *b, tn_reduction r
  * backward makes the products. 'none' recomputes each block's logits in
  * backward (its row gradients are only known then: 4 GEMMs). In no-grad
  * mode only the logits GEMM runs. Tape memory, in values of h's dtype: a
- * block of logits (up to 256 V); with the gradients of a scalar loss,
+ * block of logits (at most 32 MiB, or 16 V values); with the gradients of a scalar loss,
  * either the whole N V instead or (N + V) H + V more.
  * Result [1] (mean, sum) or [N] (none), a tape tensor; NULL on error (the
  * tape fails naming linear_cross_entropy and the shapes). */
