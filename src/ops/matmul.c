@@ -575,8 +575,7 @@ tn_tensor *tn_addmm(tn_tape *tp, tn_tensor *bias, tn_tensor *a, tn_tensor *b)
 
 /* dbias += dy [M, N] summed over rows when bias repeats over them (row
  * stride 0: the kernel path's column sums, in row order whatever the
- * thread count), else element-wise. Columns are split into blocks so
- * threads never add into the same element. */
+ * thread count), else element-wise, rows split over the threads. */
 static void bias_backward(tn_tensor *y, tn_tensor *bias)
 {
     int64_t M = y->shape[0], N = y->shape[1], rs, cs;
@@ -585,15 +584,12 @@ static void bias_backward(tn_tensor *y, tn_tensor *bias)
         tn__rows_get(y->dtype)->colsum(y->grad, M, N, N, bias->grad, cs);
         return;
     }
-    const int64_t blk = 64;
     TN_FOR_DTYPE(y->dtype, T, {
         const T *DY = TN_GRAD(T, y);
         T *DB = TN_GRAD(T, bias);
-        TN_PAR_FOR_STEP(M * N > TN_PAR_MIN, j0, 0, N, blk, {
-            int64_t j1 = j0 + blk < N ? j0 + blk : N;
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = j0; j < j1; j++)
-                    DB[i * rs + j * cs] += DY[i * N + j];
+        TN_PAR_FOR(M * N > TN_PAR_MIN, i, 0, M, {
+            for (int64_t j = 0; j < N; j++)
+                DB[i * rs + j * cs] += DY[i * N + j];
         });
     });
 }
