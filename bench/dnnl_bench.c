@@ -29,9 +29,32 @@
  *   config=... threads=... ms_per_step=... tokens_per_s=... gflops=...
  *   layers_only=1 ... isa=... (the level oneDNN's kernels run on: the CPU's,
  *   within $ONEDNN_MAX_CPU_ISA) isa_env=... impl_fwd=... impl_bwd=...
+ *
+ * --gemm times, instead of the recurrent primitives, the GEMMs beneath the
+ * two libraries on the config's large products: BLIS's bli_sgemm as the
+ * library calls it (the configuration tn_runtime_init chose, transposed
+ * operands as strides) against oneDNN's dnnl_sgemm, same operands, same
+ * threads, alternating calls, best of --reps calls each:
+ *   proj  [B*T, I] @ W_ih^T [I, G]   the input projection (W_ih [G, I])
+ *   dx    [B*T, G] @ W_ih [G, I]     the input gradient
+ *   dw    dG^T [G, B*T] @ [B*T, I]   the weight gradients (dG [B*T, G])
+ * for I = E (layer 0) and I = H (W_hh, and the layers after the first),
+ * G = gates * H, and the 1024^3 product of the SGEMM peak. Its last line:
+ * each product in two layouts of W: [G, I] (this library's and PyTorch's)
+ * and [I, G] (oneDNN's ldigo, which its RNN primitives use), so that each
+ * library is also timed in the orientation it computes in. Its last line:
+ *   gemm=1 config=... threads=... blis=... isa=... peak_blis=...
+ *   peak_onednn=... step_blis_ms=... step_onednn_ms=...
+ *   step_blis_ldigo_ms=... step_onednn_ldigo_ms=... blis_over_onednn=...
+ * where step_*_ms add up one training step's calls of these products
+ * (per step: proj and dx once for I = E and L - 1 times for I = H, dw once
+ * for I = E and 2L - 1 times for I = H; each line prints its count) and
+ * blis_over_onednn is oneDNN's faster layout's sum over BLIS's sum in this
+ * library's layout (below 1: BLIS slower on the step's products).
  */
 #include <tensor/tensor.h>
 
+#include <blis.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <math.h>
@@ -472,16 +495,162 @@ static const char *impl_name(const_dnnl_primitive_desc_t pd, char *buf, size_t n
     return buf;
 }
 
+/* ---- --gemm: BLIS's SGEMM against oneDNN's on the config's products ---- */
+
+/* One product C [m, n] := A [m, k] @ B [k, n], row-major, A or B given
+ * transposed (stored [k, m] or [n, k]) when ta or tb. */
+typedef struct gemm_shape {
+    const char *name;
+    long m, n, k, count; /* count: calls per training step */
+    bool ta, tb;
+} gemm_shape;
+
+/* Best of reps calls of each library (alternating, after one untimed call
+ * of each), in ms; -1 when oneDNN fails. */
+static int gemm_time(const gemm_shape *g, int reps, int threads, double *ms_blis, double *ms_dnnl)
+{
+    const long m = g->m, n = g->n, k = g->k;
+    float *a = malloc(sizeof(float) * (size_t)(m * k)),
+          *b = malloc(sizeof(float) * (size_t)(k * n));
+    float *c = malloc(sizeof(float) * (size_t)(m * n)),
+          *c2 = malloc(sizeof(float) * (size_t)(m * n));
+    if (!a || !b || !c || !c2) {
+        free(a), free(b), free(c), free(c2);
+        fprintf(stderr, "dnnl_bench: --gemm %s: out of memory\n", g->name);
+        return -1;
+    }
+    for (long i = 0; i < m * k; i++)
+        a[i] = (float)((i * 7) % 13) * 0.01f;
+    for (long i = 0; i < k * n; i++)
+        b[i] = (float)((i * 5) % 11) * 0.01f;
+    memset(c, 0, sizeof(float) * (size_t)(m * n));
+    /* BLIS: row and column strides of the stored matrices */
+    const inc_t ars = g->ta ? 1 : k, acs = g->ta ? m : 1, brs = g->tb ? 1 : n, bcs = g->tb ? k : 1;
+    rntm_t rntm; /* the library's rule (matmul.c): BLIS threads from 2^22 multiply-adds */
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads((double)m * n * k < 4194304.0 ? 1 : threads, &rntm);
+    float one = 1.0f, zero = 0.0f;
+    *ms_blis = *ms_dnnl = 1e30;
+    int rc = 0;
+    doing = g->name;
+    for (int r = 0; r <= reps && rc == 0; r++) {
+        double t0 = ex_seconds();
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, a, ars, acs, b, brs, bcs,
+                     &zero, c, n, 1, NULL, &rntm);
+        double t1 = ex_seconds();
+        dnnl_status_t st = dnnl_sgemm(g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', m, n, k, 1.0f, a,
+                                      g->ta ? m : k, b, g->tb ? k : n, 0.0f, c2, n);
+        double t2 = ex_seconds();
+        if (st != dnnl_success) {
+            fprintf(stderr, "dnnl_bench: --gemm %s: dnnl_sgemm failed: %s\n", g->name,
+                    dnnl_status2str(st));
+            rc = -1;
+        }
+        if (r > 0) { /* the first of each is a warm-up */
+            *ms_blis = fmin(*ms_blis, 1e3 * (t1 - t0));
+            *ms_dnnl = fmin(*ms_dnnl, 1e3 * (t2 - t1));
+        }
+    }
+    /* Both computed the same product: the largest difference within 1e-4
+     * of the largest |C| (float sums of up to k = B*T products of values in
+     * [0, 0.12] and [0, 0.1], the libraries summing in different orders:
+     * about k * 2^-24 relative at worst, 5e-4 at k 8192, typically far
+     * less as the rounding errors cancel; a wrong stride is off by O(1)). */
+    double dmax = 0, cmax = 0;
+    for (long i = 0; i < m * n; i++) {
+        dmax = fmax(dmax, fabs((double)c[i] - (double)c2[i]));
+        cmax = fmax(cmax, fabs((double)c[i]));
+    }
+    if (rc == 0 && !(dmax <= 1e-4 * cmax)) {
+        fprintf(stderr, "dnnl_bench: --gemm %s: BLIS and oneDNN differ by %g (largest |C| %g)\n",
+                g->name, dmax, cmax);
+        rc = -1;
+    }
+    free(a), free(b), free(c), free(c2);
+    return rc;
+}
+
+static int gemm_main(const bench_config *cfg, const char *name, int threads, int reps)
+{
+    if (tn_runtime_init() != TN_OK || tn_set_num_threads(threads) != TN_OK) {
+        fprintf(stderr, "dnnl_bench: --gemm: %s\n", tn_runtime_error());
+        return 1;
+    }
+    const long gates = strcmp(cfg->cell, "lstm") == 0 ? 4 : strcmp(cfg->cell, "gru") == 0 ? 3 : 1;
+    const long M = cfg->batch * cfg->seq, G = gates * cfg->hidden, H = cfg->hidden, E = BENCH_E;
+    const long L = cfg->layers;
+    /* layout 0: W [G, I] (this library's and PyTorch's); 1: W [I, G]
+     * (oneDNN's ldigo, the layout its RNN primitives asked for here) */
+    const gemm_shape shapes[2][7] = {
+        {
+            {"peak", 1024, 1024, 1024, 0, false, false},
+            {"proj_E", M, G, E, 1, false, true},
+            {"proj_H", M, G, H, L - 1, false, true},
+            {"dx_E", M, E, G, 1, false, false},
+            {"dx_H", M, H, G, L - 1, false, false},
+            {"dw_E", G, E, M, 1, true, false},
+            {"dw_H", G, H, M, 2 * L - 1, true, false},
+        },
+        {
+            {NULL, 0, 0, 0, 0, false, false},
+            {"proj_E", M, G, E, 1, false, false},
+            {"proj_H", M, G, H, L - 1, false, false},
+            {"dx_E", M, E, G, 1, false, true},
+            {"dx_H", M, H, G, L - 1, false, true},
+            {"dw_E", E, G, M, 1, true, false},
+            {"dw_H", H, G, M, 2 * L - 1, true, false},
+        },
+    };
+    fprintf(stderr,
+            "dnnl_bench --gemm: %s, %d threads, BLIS %s (%s), oneDNN isa %s; best of %d calls "
+            "each, alternating\n",
+            name, threads, tn_blis_config(), tn_blis_config_reason(), isa_name(isa_used()), reps);
+    double step_b[2] = {0, 0}, step_d[2] = {0, 0}, peak_b = 0, peak_d = 0;
+    for (int lay = 0; lay < 2; lay++) {
+        printf("W as %s:\n", lay == 0 ? "[G, I] (this library, PyTorch)" : "[I, G] (oneDNN ldigo)");
+        for (int s = 0; s < 7; s++) {
+            const gemm_shape *g = &shapes[lay][s];
+            if (!g->name || (s > 0 && g->count == 0))
+                continue;
+            double tb, td;
+            if (gemm_time(g, reps, threads, &tb, &td))
+                return 1;
+            const double gf = 2.0 * (double)g->m * g->n * g->k / 1e6;
+            printf(
+                "  %-7s m %5ld n %5ld k %5ld %-3s %-3s x%ld  BLIS %7.2f ms %6.1f GFLOP/s  oneDNN "
+                "%7.2f ms %6.1f GFLOP/s  BLIS/oneDNN %.3f\n",
+                g->name, g->m, g->n, g->k, g->ta ? "A^T" : "", g->tb ? "B^T" : "", g->count, tb,
+                gf / tb, td, gf / td, td / tb);
+            if (s == 0)
+                peak_b = gf / tb, peak_d = gf / td;
+            step_b[lay] += (double)g->count * tb;
+            step_d[lay] += (double)g->count * td;
+        }
+    }
+    const double best_d = fmin(step_d[0], step_d[1]);
+    printf("gemm=1 config=%s threads=%d blis=%s isa=%s peak_blis=%.1f peak_onednn=%.1f "
+           "step_blis_ms=%.2f step_onednn_ms=%.2f step_blis_ldigo_ms=%.2f "
+           "step_onednn_ldigo_ms=%.2f blis_over_onednn=%.3f\n",
+           name, threads, tn_blis_config(), isa_name(isa_used()), peak_b, peak_d, step_b[0],
+           step_d[0], step_b[1], step_d[1], best_d / step_b[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bench_shape_opts so = {.config = "lstm-s"};
-    int64_t threads = 0, warmup = 3;
+    int64_t threads = 0, warmup = 3, reps = 11;
     double seconds = 5.0;
+    bool gemm = false;
     const ex_opt table[] = {
         BENCH_SHAPE_OPTS(&so),
         {"--threads", EX_INT, &threads, "N", "OpenMP threads (omp_set_num_threads)", .imin = 0,
          .imax = 1024, .def = "$OMP_NUM_THREADS, else the cores"},
         BENCH_TIME_OPTS(&seconds, &warmup),
+        {"--gemm", EX_FLAG, &gemm, NULL,
+         "time BLIS's and oneDNN's SGEMM on the config's large products instead", .imin = 0},
+        {"--reps", EX_INT, &reps, "R", "--gemm: best of R calls per product", .imin = 1,
+         .imax = 1000},
     };
     const ex_spec spec = {
         .prog = "dnnl_bench",
@@ -492,7 +661,10 @@ int main(int argc, char **argv)
                  "-> L layers (RNN tanh, LSTM, GRU as lbr_gru) -> backward (data and\n"
                  "weights), float32, without rnn_bench's embedding, output layer, loss,\n"
                  "clipping and Adam. $ONEDNN_MAX_CPU_ISA limits oneDNN's CPU path. The last\n"
-                 "stdout line is key=value pairs (config=... tokens_per_s=...).\n",
+                 "stdout line is key=value pairs (config=... tokens_per_s=...).\n"
+                 "--gemm: BLIS's SGEMM (as the library calls it) against oneDNN's dnnl_sgemm\n"
+                 "on the config's input projections, input and weight gradients and the\n"
+                 "1024^3 peak product; the last line adds up one step's calls of them.\n",
     };
     int rc = ex_parse(&spec, argc, argv, NULL);
     if (rc != EX_OK)
@@ -502,6 +674,8 @@ int main(int argc, char **argv)
     if (threads > 0)
         omp_set_num_threads((int)threads);
     const int nthreads = omp_get_max_threads();
+    if (gemm)
+        return gemm_main(&cfg, name, nthreads, (int)reps);
 
     bench b;
     memset(&b, 0, sizeof b);
