@@ -2,7 +2,9 @@
  * (UTF-8 code points) -> embedding -> tn_rnn (gru|lstm|rnn, layers,
  * optionally bidirectional) over padded batches with each example's length
  * -> the last layer's final state (both directions concatenated) -> Linear
- * -> cross-entropy with class weights (tn_cross_entropy_weighted).
+ * -> cross-entropy with class weights: in training the Linear and the loss
+ * are one op (tn_linear_cross_entropy), in eval and predict the logits are
+ * kept (tn_linear_forward, tn_cross_entropy) for the predictions.
  *
  *   classify train   [--data DIR] [--cell gru|lstm|rnn] [--hidden H] [--embed E]
  *                    [--layers L] [--bidirectional] [--batch B] [--steps N] [--lr X]
@@ -512,7 +514,9 @@ static int model_build(model *m, uint64_t seed)
 }
 
 /* logits [B, C] of ids [B, T] with lengths [B]. NULL on error (tape). */
-static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
+/* The head's input [B, D*H]: the last layer's final state of each
+ * example (both directions); NULL on error (the tape has it). */
+static tn_tensor *model_features(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
 {
     int64_t B = ids->shape[0], D = m->bidirectional ? 2 : 1, L = m->layers;
     tn_rnn_out out;
@@ -522,9 +526,12 @@ static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, cons
     /* h_n [L*D, B, H]: the last layer's D rows -> [B, D*H] (forward first,
      * as torch.cat([h_n[-2], h_n[-1]], 1)) */
     tn_tensor *last = tn_narrow(tp, out.h_n, 0, (L - 1) * D, D);
-    tn_tensor *feat =
-        tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2, (int64_t[]){B, D * m->hidden});
-    return tn_linear_forward(tp, &m->head, feat);
+    return tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2, (int64_t[]){B, D * m->hidden});
+}
+
+static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
+{
+    return tn_linear_forward(tp, &m->head, model_features(tp, m, ids, len));
 }
 
 static char *join_lines(char *const *s, int n)
@@ -843,8 +850,10 @@ static tn_tensor *class_forward(void *ctx, tn_tape *tp, int64_t step)
     }
     tn_tensor *ids, *tg;
     make_batch(tp, r->m, r->d, r->idx + r->r0, r->b, &ids, &tg, r->len);
-    tn_tensor *logits = ids && tg ? model_logits(tp, r->m, ids, r->len) : NULL;
-    return logits ? tn_cross_entropy_weighted(tp, logits, tg, r->weight, -1, TN_REDUCE_MEAN) : NULL;
+    tn_tensor *feat = ids && tg ? model_features(tp, r->m, ids, r->len) : NULL;
+    return feat ? tn_linear_cross_entropy(tp, feat, r->m->head.weight, r->m->head.bias, tg,
+                                          r->weight, -1, 0.0, TN_REDUCE_MEAN)
+                : NULL;
 }
 
 static int class_evaluate(void *ctx, tn_tape *tp, double *values)
