@@ -39,10 +39,11 @@
  *   dx    [B*T, G] @ W_ih [G, I]     the input gradient
  *   dw    dG^T [G, B*T] @ [B*T, I]   the weight gradients (dG [B*T, G])
  * for I = E (layer 0) and I = H (W_hh, and the layers after the first),
- * G = gates * H, and the 1024^3 product of the SGEMM peak. Its last line:
- * each product in two layouts of W: [G, I] (this library's and PyTorch's)
- * and [I, G] (oneDNN's ldigo, which its RNN primitives use), so that each
- * library is also timed in the orientation it computes in. Its last line:
+ * G = gates * H, and the 1024^3 product of the SGEMM peak; each product in
+ * two layouts of W: [G, I] (this library's and PyTorch's) and [I, G]
+ * (oneDNN's ldigo, which its RNN primitives use), so that each library is
+ * also timed in the orientation it computes in. The two results must agree
+ * (else the program fails: a wrong stride). Its last line:
  *   gemm=1 config=... threads=... blis=... isa=... peak_blis=...
  *   peak_onednn=... step_blis_ms=... step_onednn_ms=...
  *   step_blis_ldigo_ms=... step_onednn_ldigo_ms=... blis_over_onednn=...
@@ -506,7 +507,8 @@ typedef struct gemm_shape {
 } gemm_shape;
 
 /* Best of reps calls of each library (alternating, after one untimed call
- * of each), in ms; -1 when oneDNN fails. */
+ * of each), in ms. Returns 0, or -1 (the reason printed) when out of
+ * memory, when oneDNN fails or when the two results differ. */
 static int gemm_time(const gemm_shape *g, int reps, int threads, double *ms_blis, double *ms_dnnl)
 {
     const long m = g->m, n = g->n, k = g->k;

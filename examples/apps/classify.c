@@ -513,7 +513,6 @@ static int model_build(model *m, uint64_t seed)
     return 0;
 }
 
-/* logits [B, C] of ids [B, T] with lengths [B]. NULL on error (tape). */
 /* The head's input [B, D*H]: the last layer's final state of each
  * example (both directions); NULL on error (the tape has it). */
 static tn_tensor *model_features(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
@@ -529,6 +528,7 @@ static tn_tensor *model_features(tn_tape *tp, const model *m, tn_tensor *ids, co
     return tn_reshape(tp, tn_transpose(tp, last, 0, 1), 2, (int64_t[]){B, D * m->hidden});
 }
 
+/* logits [B, C] of ids [B, T] with lengths [B]. NULL on error (tape). */
 static tn_tensor *model_logits(tn_tape *tp, const model *m, tn_tensor *ids, const int32_t *len)
 {
     return tn_linear_forward(tp, &m->head, model_features(tp, m, ids, len));
