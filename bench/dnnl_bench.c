@@ -504,7 +504,23 @@ typedef struct gemm_shape {
     const char *name;
     long m, n, k, count; /* count: calls per training step */
     bool ta, tb;
+    bool dw; /* C is a weight gradient (else W is the operand B) */
 } gemm_shape;
+
+/* Shape g with W stored [I, G] (oneDNN's ldigo) instead of [G, I]: W as
+ * the operand B is read transposed the other way; a weight gradient is
+ * computed transposed (dW^T = X^T dG: m and n swap, both operands still
+ * stored [B*T, ...], so A stays transposed). */
+static gemm_shape gemm_ldigo(gemm_shape g)
+{
+    if (g.dw) {
+        long m = g.m;
+        g.m = g.n, g.n = m;
+    } else {
+        g.tb = !g.tb;
+    }
+    return g;
+}
 
 /* Best of reps calls of each library (alternating, after one untimed call
  * of each), in ms. Returns 0, or -1 (the reason printed) when out of
@@ -525,16 +541,14 @@ static int gemm_time(const gemm_shape *g, int reps, int threads, double *ms_blis
         a[i] = (float)((i * 7) % 13) * 0.01f;
     for (long i = 0; i < k * n; i++)
         b[i] = (float)((i * 5) % 11) * 0.01f;
-    memset(c, 0, sizeof(float) * (size_t)(m * n));
     /* BLIS: row and column strides of the stored matrices */
     const inc_t ars = g->ta ? 1 : k, acs = g->ta ? m : 1, brs = g->tb ? 1 : n, bcs = g->tb ? k : 1;
     rntm_t rntm; /* the library's rule (matmul.c): BLIS threads from 2^22 multiply-adds */
     bli_rntm_init(&rntm);
-    bli_rntm_set_num_threads((double)m * n * k < 4194304.0 ? 1 : threads, &rntm);
+    bli_rntm_set_num_threads((double)m * n * k < (double)(1 << 22) ? 1 : threads, &rntm);
     float one = 1.0f, zero = 0.0f;
     *ms_blis = *ms_dnnl = 1e30;
     int rc = 0;
-    doing = g->name;
     for (int r = 0; r <= reps && rc == 0; r++) {
         double t0 = ex_seconds();
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, a, ars, acs, b, brs, bcs,
@@ -581,28 +595,14 @@ static int gemm_main(const bench_config *cfg, const char *name, int threads, int
     const long gates = strcmp(cfg->cell, "lstm") == 0 ? 4 : strcmp(cfg->cell, "gru") == 0 ? 3 : 1;
     const long M = cfg->batch * cfg->seq, G = gates * cfg->hidden, H = cfg->hidden, E = BENCH_E;
     const long L = cfg->layers;
-    /* layout 0: W [G, I] (this library's and PyTorch's); 1: W [I, G]
-     * (oneDNN's ldigo, the layout its RNN primitives asked for here) */
-    const gemm_shape shapes[2][7] = {
-        {
-            {"peak", 1024, 1024, 1024, 0, false, false},
-            {"proj_E", M, G, E, 1, false, true},
-            {"proj_H", M, G, H, L - 1, false, true},
-            {"dx_E", M, E, G, 1, false, false},
-            {"dx_H", M, H, G, L - 1, false, false},
-            {"dw_E", G, E, M, 1, true, false},
-            {"dw_H", G, H, M, 2 * L - 1, true, false},
-        },
-        {
-            {NULL, 0, 0, 0, 0, false, false},
-            {"proj_E", M, G, E, 1, false, false},
-            {"proj_H", M, G, H, L - 1, false, false},
-            {"dx_E", M, E, G, 1, false, true},
-            {"dx_H", M, H, G, L - 1, false, true},
-            {"dw_E", E, G, M, 1, true, false},
-            {"dw_H", H, G, M, 2 * L - 1, true, false},
-        },
+    /* W [G, I] (this library's and PyTorch's); gemm_ldigo gives each in
+     * oneDNN's layout, the one its RNN primitives asked for here */
+    const gemm_shape shapes[] = {
+        {"proj_E", M, G, E, 1, false, true, false}, {"proj_H", M, G, H, L - 1, false, true, false},
+        {"dx_E", M, E, G, 1, false, false, false},  {"dx_H", M, H, G, L - 1, false, false, false},
+        {"dw_E", G, E, M, 1, true, false, true},    {"dw_H", G, H, M, 2 * L - 1, true, false, true},
     };
+    const int n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
     fprintf(stderr,
             "dnnl_bench --gemm: %s, %d threads, BLIS %s (%s), oneDNN isa %s; best of %d calls "
             "each, alternating\n",
@@ -610,23 +610,26 @@ static int gemm_main(const bench_config *cfg, const char *name, int threads, int
     double step_b[2] = {0, 0}, step_d[2] = {0, 0}, peak_b = 0, peak_d = 0;
     for (int lay = 0; lay < 2; lay++) {
         printf("W as %s:\n", lay == 0 ? "[G, I] (this library, PyTorch)" : "[I, G] (oneDNN ldigo)");
-        for (int s = 0; s < 7; s++) {
-            const gemm_shape *g = &shapes[lay][s];
-            if (!g->name || (s > 0 && g->count == 0))
+        for (int s = lay == 0 ? -1 : 0; s < n_shapes; s++) { /* -1: the peak product, once */
+            const gemm_shape g =
+                s < 0      ? (gemm_shape){"peak", 1024, 1024, 1024, 0, false, false, false}
+                : lay == 0 ? shapes[s]
+                           : gemm_ldigo(shapes[s]);
+            if (s >= 0 && g.count == 0)
                 continue;
             double tb, td;
-            if (gemm_time(g, reps, threads, &tb, &td))
+            if (gemm_time(&g, reps, threads, &tb, &td))
                 return 1;
-            const double gf = 2.0 * (double)g->m * g->n * g->k / 1e6;
+            const double gf = 2.0 * (double)g.m * g.n * g.k / 1e6;
             printf(
                 "  %-7s m %5ld n %5ld k %5ld %-3s %-3s x%ld  BLIS %7.2f ms %6.1f GFLOP/s  oneDNN "
                 "%7.2f ms %6.1f GFLOP/s  BLIS/oneDNN %.3f\n",
-                g->name, g->m, g->n, g->k, g->ta ? "A^T" : "", g->tb ? "B^T" : "", g->count, tb,
-                gf / tb, td, gf / td, td / tb);
-            if (s == 0)
+                g.name, g.m, g.n, g.k, g.ta ? "A^T" : "", g.tb ? "B^T" : "", g.count, tb, gf / tb,
+                td, gf / td, td / tb);
+            if (s < 0)
                 peak_b = gf / tb, peak_d = gf / td;
-            step_b[lay] += (double)g->count * tb;
-            step_d[lay] += (double)g->count * td;
+            step_b[lay] += (double)g.count * tb;
+            step_d[lay] += (double)g.count * td;
         }
     }
     const double best_d = fmin(step_d[0], step_d[1]);
